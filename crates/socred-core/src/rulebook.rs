@@ -1,0 +1,307 @@
+//! The rulebook as the fold uses it: validated, references resolved to
+//! indices, CEL compiled. The human-readable TOML form lives in
+//! `socred-schema`, which lowers into these types.
+//!
+//! Architecture invariant: a `Rulebook` value is always valid. Every record
+//! type and measure has a legal basis, no record type is in a protected
+//! category, every reference resolves. Code that folds never re-checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::Program;
+use crate::id::SubjectKind;
+use crate::record::FieldType;
+use crate::time::Period;
+
+pub type RecordTypeIndex = u32;
+pub type ListIndex = u32;
+
+/// How serious a record type is. Serious records that put a subject on a
+/// black list go through the two-person review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Minor,
+    General,
+    Serious,
+}
+
+/// What happens to a disputed record's effects until the dispute is resolved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputePolicy {
+    /// Effects do not count while the dispute is open.
+    #[default]
+    Suspended,
+    /// Effects keep counting; the record is marked disputed.
+    Standing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    Black,
+    Red,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasureKind {
+    Reward,
+    Punishment,
+}
+
+/// A set of subject kinds (empty never happens after validation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct KindSet {
+    pub person: bool,
+    pub organisation: bool,
+}
+
+impl KindSet {
+    pub const ALL: KindSet = KindSet { person: true, organisation: true };
+
+    pub fn contains(&self, kind: SubjectKind) -> bool {
+        match kind {
+            SubjectKind::Person => self.person,
+            SubjectKind::Organisation => self.organisation,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldDef {
+    pub name: Arc<str>,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub required: bool,
+}
+
+/// A catalog entry: a kind of record that may exist at all.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordType {
+    pub id: Arc<str>,
+    pub title: String,
+    pub subject_kinds: KindSet,
+    pub category: String,
+    pub severity: Severity,
+    pub legal_basis: String,
+    pub fields: Vec<FieldDef>,
+    /// How long the record stays in the file after it was decided.
+    pub retention: Period,
+    /// How long the record is public after it was decided (None: never public).
+    pub publicity: Option<Period>,
+    /// Records of this type count only while the subject's consent is granted.
+    pub consent_required: bool,
+    /// A field whose value, when present, sets the subject's profession.
+    pub profession_field: Option<Arc<str>>,
+    /// Fields holding the identifier of a related subject, by relation name
+    /// (e.g. `legal_representative`).
+    pub relation_fields: Vec<Arc<str>>,
+    pub dispute_policy: DisputePolicy,
+}
+
+/// Points given by a rule: a constant or a CEL expression of the record.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Points {
+    Constant(i64),
+    Expression(Program),
+}
+
+/// Repeat conduct within `window` (counted by `occurred_at`, same rule) is
+/// multiplied from the `from_count`-th occurrence on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Escalation {
+    pub window: Period,
+    pub from_count: u32,
+    pub multiplier: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoreRule {
+    pub id: Arc<str>,
+    pub record_type: RecordTypeIndex,
+    pub condition: Option<Program>,
+    pub points: Points,
+    /// Bounds on the points one record can give (before escalation).
+    pub points_min: Option<i64>,
+    pub points_max: Option<i64>,
+    /// How long the points count after the record was decided.
+    pub validity: Period,
+    pub escalation: Option<Escalation>,
+    pub subject_kinds: KindSet,
+    /// When non-empty, the rule applies only to subjects with one of these professions.
+    pub professions: Vec<Arc<str>>,
+}
+
+/// Calendar period used to bucket caps and expectations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarPeriod {
+    Month,
+    Quarter,
+    Year,
+}
+
+/// Caps the points that records of one catalog category can give in one
+/// calendar period (by the day the points start).
+#[derive(Clone, Debug, Serialize)]
+pub struct Cap {
+    pub id: Arc<str>,
+    pub category: String,
+    pub per: CalendarPeriod,
+    /// Most points gained in one period (positive side).
+    pub gain_max: Option<i64>,
+    /// Most points lost in one period, as a positive number.
+    pub loss_max: Option<i64>,
+}
+
+/// "Gain at least `gain_min` points each `per`, or else `points`".
+#[derive(Clone, Debug, Serialize)]
+pub struct Expectation {
+    pub id: Arc<str>,
+    pub per: CalendarPeriod,
+    pub gain_min: i64,
+    pub points: i64,
+    pub validity: Period,
+    pub legal_basis: String,
+    pub subject_kinds: KindSet,
+}
+
+/// A grade band: scores at or above `points_min` get `grade` (bands are kept
+/// sorted from the highest).
+#[derive(Clone, Debug, Serialize)]
+pub struct GradeBand {
+    pub grade: Arc<str>,
+    pub points_min: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoringModel {
+    pub id: Arc<str>,
+    pub subject_kinds: KindSet,
+    pub base_points: i64,
+    /// Persons are scored only while they consent.
+    pub consent_required_for: KindSet,
+    pub grades: Vec<GradeBand>,
+    pub rules: Vec<ScoreRule>,
+    pub caps: Vec<Cap>,
+    pub expectations: Vec<Expectation>,
+    pub note: String,
+}
+
+/// How a record puts a subject on a list.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordEntry {
+    pub record_type: RecordTypeIndex,
+    pub condition: Option<Program>,
+}
+
+/// A later record that takes a subject off a list: a record of `record_type`
+/// whose `match_field` equals the entry record's (e.g. the same case number),
+/// effective `working_days` working days after it was decided.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordExit {
+    pub record_type: RecordTypeIndex,
+    pub match_field: Option<Arc<str>>,
+    pub working_days: u32,
+}
+
+/// Publication schedule of a list that is published periodically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Published each Monday; membership is decided by the grade on that day.
+    Weekly,
+    Monthly,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ListDef {
+    pub id: Arc<str>,
+    pub title: String,
+    pub kind: ListKind,
+    pub legal_basis: String,
+    pub subject_kinds: KindSet,
+    pub record_entries: Vec<RecordEntry>,
+    /// Grades that put a subject on the list (grade lists need a schedule).
+    pub grade_entries: Vec<Arc<str>>,
+    /// The scoring model whose grade `grade_entries` refers to.
+    pub grade_model: Option<u32>,
+    pub duration_min: Period,
+    pub duration_max: Option<Period>,
+    pub exits: Vec<RecordExit>,
+    pub exit_on_repair: bool,
+    pub public: bool,
+    pub schedule: Option<Schedule>,
+    /// Relations (names of catalog relation fields) whose subjects are
+    /// restricted too while an organisation is on this list.
+    pub reach: Vec<Arc<str>>,
+    /// Entries need a second person's approval before they take effect.
+    pub review_required: bool,
+}
+
+/// A trigger or an exception of a measure. All given parts must hold.
+#[derive(Clone, Debug, Serialize)]
+pub struct Condition {
+    pub id: Arc<str>,
+    /// On any of these lists.
+    pub lists: Vec<ListIndex>,
+    /// On any list of this kind.
+    pub list_kind: Option<ListKind>,
+    /// Graded one of these.
+    pub grades: Vec<Arc<str>>,
+    /// A CEL condition over the subject (`subject`, `score`, `grade`, `lists`).
+    pub when: Option<Program>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Measure {
+    pub id: Arc<str>,
+    pub title: String,
+    pub kind: MeasureKind,
+    pub legal_basis: String,
+    pub agencies: Vec<Arc<str>>,
+    pub subject_kinds: KindSet,
+    /// The measure applies when any of these holds …
+    pub applies: Vec<Condition>,
+    /// … unless any of these holds (an exception always wins).
+    pub exceptions: Vec<Condition>,
+    /// The scoring model whose grade the conditions refer to.
+    pub model: Option<u32>,
+    /// A punishment that follows from score or grade alone: refused at load
+    /// unless this is set, and shown in every decision it makes.
+    pub score_only_opt_in: bool,
+}
+
+/// A loaded, valid rulebook.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rulebook {
+    pub id: Arc<str>,
+    pub version: Arc<str>,
+    pub catalog: Vec<RecordType>,
+    pub models: Vec<ScoringModel>,
+    pub lists: Vec<ListDef>,
+    pub measures: Vec<Measure>,
+    #[serde(skip)]
+    pub catalog_index: BTreeMap<Arc<str>, RecordTypeIndex>,
+}
+
+impl Rulebook {
+    pub fn record_type(&self, id: &str) -> Option<RecordTypeIndex> {
+        self.catalog_index.get(id).copied()
+    }
+
+    pub fn measure(&self, id: &str) -> Option<&Measure> {
+        self.measures.iter().find(|m| &*m.id == id)
+    }
+
+    /// "id@version", as shown in every file and decision.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+}
