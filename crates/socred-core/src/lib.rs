@@ -15,3 +15,12 @@ pub use id::{SubjectId, SubjectKind};
 pub use record::{Fact, FactKind, Record, RecordKey, Value};
 pub use rulebook::Rulebook;
 pub use time::{Day, Period};
+pub mod evaluate;
+pub mod file;
+pub mod fold;
+pub mod state;
+
+pub use evaluate::{Decision, Standing};
+pub use file::{CreditFile, Detail};
+pub use fold::Engine;
+pub use state::SubjectState;

@@ -14,7 +14,7 @@ use crate::id::SubjectId;
 use crate::time::Day;
 
 /// A typed field value. Numbers keep their JSON shape: integers stay exact.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
@@ -41,7 +41,7 @@ pub type Fields = BTreeMap<Arc<str>, Value>;
 
 /// Identifies a record: the provider and the provider's own record id. This is
 /// the idempotency key of ingestion.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct RecordKey {
     pub provider: Arc<str>,
     pub id: Arc<str>,

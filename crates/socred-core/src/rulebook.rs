@@ -191,6 +191,9 @@ pub struct ScoringModel {
     pub rules: Vec<ScoreRule>,
     pub caps: Vec<Cap>,
     pub expectations: Vec<Expectation>,
+    /// Subjects with no record that the model counts are not scored (tax
+    /// credit grades only taxpayers that were evaluated).
+    pub requires_records: bool,
     pub note: String,
 }
 

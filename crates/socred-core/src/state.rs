@@ -1,0 +1,177 @@
+//! A subject's folded state: every record still known about it, what the
+//! later facts did to each, and the effects (points, list entries) that the
+//! rules made of them, each with its own interval.
+//!
+//! The state depends on what is *known* (records decided and facts dated up
+//! to `known_at`) but not on the day it is read: reading the file as of a
+//! day only filters intervals (see `evaluate`). This is what lets a store
+//! keep one state per subject and answer for any day without a batch job.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::SubjectId;
+use crate::record::{Fields, RecordKey};
+use crate::time::Day;
+
+/// A half-open span of days `[start, end)`; `end == Day::MAX` means open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Span {
+    pub start: Day,
+    pub end: Day,
+}
+
+impl Span {
+    pub fn contains(&self, day: Day) -> bool {
+        self.start <= day && day < self.end
+    }
+}
+
+/// A record as it stands in the file after its later facts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordState {
+    #[serde(flatten)]
+    pub key: RecordKey,
+    #[serde(rename = "type")]
+    pub type_id: Arc<str>,
+    pub occurred_at: Day,
+    pub decided_at: Day,
+    pub fields: Fields,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Arc<str>>,
+    /// The record leaves the file on this day (its retention ends).
+    pub retained_until: Day,
+    /// The record is public until this day (None: never public).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_until: Option<Day>,
+    /// Spans during which the record was disputed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputes: Vec<Span>,
+    /// Whether its effects pause while disputed (the record type's policy).
+    #[serde(default)]
+    pub suspend_when_disputed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_at: Option<Day>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired_at: Option<Day>,
+    /// Records of this type count only while the subject consents.
+    #[serde(default)]
+    pub consent_required: bool,
+}
+
+impl RecordState {
+    pub fn disputed_on(&self, day: Day) -> bool {
+        self.disputes.iter().any(|span| span.contains(day))
+    }
+
+    /// Whether the record's effects are suspended on `day` by a dispute.
+    pub fn suspended_on(&self, day: Day) -> bool {
+        self.suspend_when_disputed && self.disputed_on(day)
+    }
+
+    pub fn present_on(&self, day: Day) -> bool {
+        self.decided_at <= day && day < self.retained_until
+    }
+}
+
+/// What made an effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Source {
+    /// A scoring rule (`model`, `rule` are rulebook ids).
+    Rule { model: Arc<str>, rule: Arc<str> },
+    /// A list's entry rule.
+    ListEntry { list: Arc<str> },
+}
+
+/// Why a list entry ended before its maximum duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Expiry,
+    /// A later record (e.g. the judgment was fulfilled).
+    ExitRecord,
+    Repair,
+}
+
+/// One effect of one record: points, or a list entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// Index into [`SubjectState::records`].
+    pub record: u32,
+    #[serde(flatten)]
+    pub source: Source,
+    #[serde(flatten)]
+    pub span: Span,
+    /// Points, for a rule's effect (0 for list entries).
+    #[serde(default)]
+    pub points: i64,
+    /// Points the rule gave before escalation and caps.
+    #[serde(default)]
+    pub points_base: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped_by: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+/// A list entry that reaches this subject through another one (a company's
+/// legal representative while the company is a listed defaulter).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DerivedEntry {
+    pub list: Arc<str>,
+    pub via: SubjectId,
+    pub relation: Arc<str>,
+    pub record: RecordKey,
+    #[serde(flatten)]
+    pub span: Span,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<Span>,
+}
+
+/// A relation named by a record of this subject (`legal_representative` →
+/// a person), the latest of each name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relation {
+    pub name: Arc<str>,
+    pub subject: SubjectId,
+}
+
+/// A subject's folded state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectState {
+    pub subject: SubjectId,
+    pub known_at: Day,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profession: Option<Arc<str>>,
+    /// Consent changes in order: (day, granted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent: Vec<(Day, bool)>,
+    pub records: Vec<RecordState>,
+    pub effects: Vec<Effect>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedEntry>,
+    /// Facts that named a record this subject does not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphan_facts: Vec<RecordKey>,
+}
+
+impl SubjectState {
+    pub fn consent_on(&self, day: Day) -> bool {
+        let mut granted = false;
+        for &(at, value) in &self.consent {
+            if at > day {
+                break;
+            }
+            granted = value;
+        }
+        granted
+    }
+}
