@@ -1,1 +1,137 @@
-fn main() {}
+//! `socred`: the command line. Each subcommand parses its arguments and
+//! calls one library function; exit codes are documented in `exit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use socred_cli::{commands, exit};
+
+#[derive(Parser)]
+#[command(name = "socred", version, about = "An auditable social credit registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Identifiers of credit subjects.
+    Id {
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Rulebooks: check one, print the default, print the JSON Schema.
+    Rulebook {
+        #[command(subcommand)]
+        command: RulebookCommand,
+    },
+    /// Writes a seeded synthetic population's records as NDJSON on stdout.
+    Gen {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1000)]
+        subjects: u64,
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+        /// First day of the records.
+        #[arg(long, default_value = "2021-01-01")]
+        start: String,
+        /// Last day of the records.
+        #[arg(long, default_value = "2026-10-31")]
+        end: String,
+    },
+    /// Folds records into credit files, one JSON line per subject on stdout.
+    Score {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Also write every record, effect and list entry.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Decides whether measures apply to a subject, with the reasons.
+    Decide {
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long)]
+        subject: String,
+        /// A measure id; repeat for several. Without it, every measure for the subject's kind.
+        #[arg(long)]
+        measure: Vec<String>,
+    },
+    /// A subject's credit file as text for a person to read.
+    Explain {
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long)]
+        subject: String,
+        /// Write the full file as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdCommand {
+    /// Validates an identifier: exit 0 when valid (warnings are printed), 1 when not.
+    Check { id: String },
+}
+
+#[derive(Subcommand)]
+enum RulebookCommand {
+    /// Reports every problem of a rulebook file with its line and column.
+    Check { file: PathBuf },
+    /// Prints the built-in default rulebook.
+    Default,
+    /// Prints the JSON Schema of the rulebook format.
+    Schema,
+}
+
+#[derive(clap::Args)]
+struct InputArgs {
+    /// NDJSON file of records and later facts (`-` for stdin).
+    #[arg(long)]
+    records: PathBuf,
+    /// Rulebook file (TOML); the built-in default when absent.
+    #[arg(long)]
+    rulebook: Option<PathBuf>,
+    /// The day to read the files as of (YYYY-MM-DD); today in China Standard Time when absent.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+impl InputArgs {
+    fn into_input(self) -> commands::Input {
+        commands::Input { records: self.records, rulebook: self.rulebook, as_of: self.as_of }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Id { command: IdCommand::Check { id } } => commands::id_check(&id),
+        Command::Rulebook { command } => match command {
+            RulebookCommand::Check { file } => commands::rulebook_check(&file),
+            RulebookCommand::Default => commands::rulebook_default(),
+            RulebookCommand::Schema => commands::rulebook_schema(),
+        },
+        Command::Gen { seed, subjects, records, start, end } => {
+            commands::gen(seed, subjects, records, &start, &end)
+        }
+        Command::Score { input, full } => commands::score(input.into_input(), full),
+        Command::Decide { input, subject, measure } => {
+            commands::decide(input.into_input(), &subject, &measure)
+        }
+        Command::Explain { input, subject, json } => {
+            commands::explain(input.into_input(), &subject, json)
+        }
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit::FAILURE.into()
+        }
+    }
+}

@@ -1,12 +1,57 @@
-//! CEL conditions and point expressions, compiled once to closures.
+//! CEL conditions and point expressions, compiled once to a tree that is
+//! cheap to evaluate.
 //!
-//! STUB: the interface is fixed; the compiler is being written.
+//! Rulebooks write their conditions and point formulas in CEL, the Common
+//! Expression Language, so that they are a standard, documented language and
+//! not a home-made one. The `cel` crate parses; this module resolves names
+//! against a [`Scope`], checks kinds, folds constants and builds a tree that
+//! the fold evaluates millions of times per second without allocating (see
+//! `eval.rs`). Evaluation never panics: every failure is an error value.
+//!
+//! The supported subset of CEL, anything else being a compile error that
+//! names the construct and where it is:
+//!
+//! - literals: int, uint (as int), double, string, bool, `null`, list `[a, b]`;
+//! - names: in a record rule `fields.<name>` (typed by the record type's
+//!   schema; `date` and `subject` fields are strings), `record.type`,
+//!   `record.provider`, `subject.kind` (`"person"` or `"organisation"`),
+//!   `subject.profession` (`""` when unknown); in a subject condition
+//!   `subject.kind`, `subject.profession`, `score` (int, `null` when not
+//!   scored), `grade` (`""` when none) and `lists` (ids of the lists the
+//!   subject is on);
+//! - `+ - * / %` on ints (checked: overflow and division by zero are errors)
+//!   and doubles, `+` on strings, unary `-` and `!`, `== != < <= > >=`,
+//!   `&&` and `||` with CEL's short-circuit (a false operand of `&&` wins
+//!   over an error in the other), `? :`, `in` on a list literal or `lists`;
+//! - `has(fields.x)`, `size(x)` and `x.size()` on strings (code points) and
+//!   lists, `int(x)`, `double(x)`, `string(x)`, `s.startsWith(t)`,
+//!   `s.endsWith(t)`, `s.contains(t)`, and the socred extensions `min(a, b)`
+//!   and `max(a, b)` on numbers (the smaller or larger operand, as it is).
+//!
+//! Deviations from CEL, on purpose: arithmetic mixing int and double gives a
+//! double (fields such as `amount_yuan` arrive as JSON numbers, integral or
+//! not), comparisons and equality work across int and double, `%` works on
+//! doubles, and `uint` is not a separate type. Reading a field the record
+//! does not carry is an evaluation error, so a condition using it is false
+//! and a point expression gives nothing; `has()` guards optional fields.
+//!
+//! Typing is by kinds (null, bool, int, double, string, list): an operation is
+//! a compile error when no combination of its operands' possible kinds is
+//! defined, as in `fields.case_no > 5` on a text field, and otherwise checked
+//! again at run time.
+
+mod compile;
+mod eval;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::id::SubjectKind;
 use crate::record::{FieldType, Fields};
+
+use eval::{Kinds, Node, V};
 
 /// What an expression may refer to.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +89,17 @@ pub struct ExprError {
     pub offset: Option<usize>,
 }
 
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "{} (at byte {offset})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ExprError {}
+
 /// The result of an evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -55,39 +111,114 @@ pub enum Outcome {
     List(Vec<Outcome>),
 }
 
-/// A compiled CEL expression.
+/// A compiled CEL expression. Cloning shares the compiled tree.
 #[derive(Clone)]
 pub struct Program {
     source: Arc<str>,
+    tree: Arc<Tree>,
+}
+
+struct Tree {
+    root: Node,
+    /// The kinds the value may have.
+    kinds: Kinds,
+    /// The fields the expression reads, named by evaluation errors.
+    field_names: Vec<Arc<str>>,
 }
 
 impl Program {
-    pub fn compile(source: &str, _scope: Scope<'_>) -> Result<Program, Vec<ExprError>> {
-        Ok(Program { source: source.into() })
+    /// Parses and compiles `source` for `scope`, reporting every problem
+    /// found, each with its byte offset in `source` where known.
+    pub fn compile(source: &str, scope: Scope<'_>) -> Result<Program, Vec<ExprError>> {
+        let (ast, info) = match cel::parser::Parser::new().parse_with_source_info(source) {
+            Ok(parsed) => parsed,
+            Err(errors) => {
+                return Err(errors
+                    .errors
+                    .iter()
+                    .map(|e| ExprError {
+                        message: e.msg.clone(),
+                        offset: byte_offset(source, e.pos),
+                    })
+                    .collect())
+            }
+        };
+        let mut compiler = compile::Compiler::new(source, &info, scope);
+        let compiled = compiler.expr(&ast);
+        match compiled {
+            Some((root, kinds)) if compiler.errors.is_empty() => Ok(Program {
+                source: source.into(),
+                tree: Arc::new(Tree {
+                    root,
+                    kinds,
+                    field_names: compiler.field_names,
+                }),
+            }),
+            _ => {
+                let mut errors = compiler.errors;
+                errors.sort_by_key(|e| e.offset);
+                Err(errors)
+            }
+        }
     }
 
     pub fn source(&self) -> &str {
         &self.source
     }
 
-    pub fn eval(&self, _ctx: &Context<'_>) -> Result<Outcome, String> {
-        Ok(Outcome::Bool(true))
+    /// Whether the expression may give a bool: a condition that cannot is
+    /// never true.
+    pub fn may_give_bool(&self) -> bool {
+        self.tree.kinds.intersects(Kinds::BOOL)
+    }
+
+    /// Whether the expression may give a number: points that cannot are
+    /// never given.
+    pub fn may_give_number(&self) -> bool {
+        self.tree.kinds.intersects(Kinds::NUMBER)
+    }
+
+    pub fn eval(&self, ctx: &Context<'_>) -> Result<Outcome, String> {
+        match self.tree.root.eval(ctx) {
+            Ok(value) => Ok(value.to_outcome()),
+            Err(e) => Err(e.message(&self.tree.field_names)),
+        }
     }
 
     /// A condition: true only when the expression evaluates to `true`; an
     /// evaluation error (a missing optional field, say) counts as false.
     pub fn test(&self, ctx: &Context<'_>) -> bool {
-        matches!(self.eval(ctx), Ok(Outcome::Bool(true)))
+        matches!(self.tree.root.eval_bool(ctx), Ok(true))
     }
 
-    /// Points: an integer (doubles are truncated toward zero); None on error.
+    /// Points: an integer (doubles are truncated toward zero, saturating at
+    /// the int range); None on error or when the value is not a number.
     pub fn points(&self, ctx: &Context<'_>) -> Option<i64> {
-        match self.eval(ctx) {
-            Ok(Outcome::Int(n)) => Some(n),
-            Ok(Outcome::Double(x)) if x.is_finite() => Some(x.trunc() as i64),
+        match self.tree.root.eval(ctx) {
+            Ok(V::Int(n)) => Some(n),
+            Ok(V::Double(x)) if x.is_finite() => Some(x.trunc() as i64),
             _ => None,
         }
     }
+}
+
+/// The byte offset of a parser position: a 1-based line and a 1-based column
+/// counted in characters. Positions past the end of a line clamp to it.
+fn byte_offset(source: &str, (line, column): (isize, isize)) -> Option<usize> {
+    let line_index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let column_index = usize::try_from(column).ok()?.checked_sub(1)?;
+    let mut start = 0;
+    for (i, text) in source.split_inclusive('\n').enumerate() {
+        if i == line_index {
+            let within = text
+                .char_indices()
+                .nth(column_index)
+                .map_or(text.len(), |(at, _)| at);
+            return Some(start + within);
+        }
+        start += text.len();
+    }
+    Some(source.len())
 }
 
 impl fmt::Debug for Program {

@@ -166,6 +166,11 @@ impl Engine {
             effects: None,
             warnings,
         };
+        if detail == Detail::Summary {
+            for model in &mut file.models {
+                model.penalties.retain(|p| p.in_force);
+            }
+        }
         if detail == Detail::Full {
             file.profession = state.profession.clone();
             file.consent = Some(state.consent_on(day));
@@ -333,7 +338,7 @@ impl CreditFile {
                     effect.record_type,
                     effect.record.provider,
                     effect.record.id,
-                    status_word(effect.status),
+                    if model.score.is_none() { "not counted (not scored)" } else { status_word(effect.status) },
                     effect.start
                 );
                 if let Some(end) = effect.end {
@@ -378,6 +383,39 @@ impl CreditFile {
                 let _ = write!(line, ", by score {score} on the publication day");
             }
             let _ = writeln!(out, "{line}\n         legal basis: {}", entry.legal_basis);
+        }
+        let mut history = self
+            .effects
+            .iter()
+            .flatten()
+            .filter(|e| matches!(e.source, Source::ListEntry { .. }) && e.status != EffectStatus::InForce)
+            .peekable();
+        if history.peek().is_some() {
+            let _ = writeln!(out, "List entries not in force:");
+        }
+        for effect in history {
+            let Source::ListEntry { list } = &effect.source else { continue };
+            let mut line = format!(
+                "  {list} from record {}/{}, {} from {}",
+                effect.record.provider,
+                effect.record.id,
+                match effect.status {
+                    EffectStatus::Suspended => "suspended while disputed",
+                    EffectStatus::NotStarted => "to be listed",
+                    _ => "listed",
+                },
+                effect.start
+            );
+            if let Some(end) = effect.end {
+                let _ = write!(line, " to {end}");
+            }
+            match effect.end_reason {
+                Some(EndReason::ExitRecord) => line.push_str(" (ended by a later record)"),
+                Some(EndReason::Repair) => line.push_str(" (ended by repair)"),
+                Some(EndReason::Expiry) => line.push_str(" (ends at its maximum duration)"),
+                None => {}
+            }
+            let _ = writeln!(out, "{line}");
         }
         let _ = writeln!(out, "\nMeasures that apply: {}", if self.measures.is_empty() { "none".to_string() } else { self.measures.join(", ") });
         if let Some(records) = &self.records {

@@ -68,11 +68,22 @@ impl Engine {
         facts: &[Fact],
         known_at: Day,
     ) -> SubjectState {
-        let mut facts: Vec<&Fact> =
-            facts.iter().filter(|f| f.subject == subject && f.at <= known_at).collect();
+        let records: Vec<&Record> = records.iter().collect();
+        let facts: Vec<&Fact> = facts.iter().collect();
+        self.fold_refs(subject, records, facts, known_at)
+    }
+
+    /// [`Engine::fold`] over borrowed records and facts, in any order.
+    pub fn fold_refs(
+        &self,
+        subject: SubjectId,
+        mut records: Vec<&Record>,
+        mut facts: Vec<&Fact>,
+        known_at: Day,
+    ) -> SubjectState {
+        facts.retain(|f| f.subject == subject && f.at <= known_at);
         facts.sort_by(|a, b| fact_order(a, b));
-        let mut records: Vec<&Record> =
-            records.iter().filter(|r| r.subject == subject && r.decided_at <= known_at).collect();
+        records.retain(|r| r.subject == subject && r.decided_at <= known_at);
         records.sort_by(|a, b| record_order(a, b));
         records.dedup_by(|a, b| a.key == b.key);
 
@@ -489,8 +500,8 @@ impl Engine {
         fact_order.sort_unstable_by_key(|&i| facts[i as usize].subject);
 
         let mut states = Vec::new();
-        let mut group: Vec<Record> = Vec::new();
-        let mut group_facts: Vec<Fact> = Vec::new();
+        let mut group: Vec<&Record> = Vec::new();
+        let mut group_facts: Vec<&Fact> = Vec::new();
         let (mut r, mut f) = (0, 0);
         while r < record_order.len() || f < fact_order.len() {
             let next_r = record_order.get(r).map(|&i| records[i as usize].subject);
@@ -507,17 +518,17 @@ impl Engine {
                 if records[i as usize].subject != subject {
                     break;
                 }
-                group.push(records[i as usize].clone());
+                group.push(&records[i as usize]);
                 r += 1;
             }
             while let Some(&i) = fact_order.get(f) {
                 if facts[i as usize].subject != subject {
                     break;
                 }
-                group_facts.push(facts[i as usize].clone());
+                group_facts.push(&facts[i as usize]);
                 f += 1;
             }
-            states.push(self.fold(subject, &group, &group_facts, known_at));
+            states.push(self.fold_refs(subject, group.clone(), group_facts.clone(), known_at));
         }
         self.pass_on_reach(&mut states, known_at);
         states

@@ -1,1 +1,15 @@
-//! Wire and file formats (being written).
+//! socred's wire and file formats, and their lowering into `socred-core`
+//! types.
+//!
+//! Architecture invariant: this crate is where text becomes domain values.
+//! Everything it hands to `socred-core` has been checked, so the core never
+//! re-validates. Checking reports every problem of an input at once, each with
+//! where it is, because a person fixing a file wants the whole list.
+
+pub mod rulebook;
+
+pub use rulebook::{
+    default_rulebook, load_rulebook, rulebook_json_schema, Problem, RulebookErrors,
+    DEFAULT_RULEBOOK_TOML,
+};
+pub mod wire;

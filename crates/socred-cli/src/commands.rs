@@ -1,0 +1,288 @@
+//! One function per `socred` subcommand. They read and write files and
+//! standard streams (the caller does I/O, the libraries compute).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use socred_core::file::Detail;
+use socred_core::id::IdWarning;
+use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
+use socred_schema::wire::{self, Item};
+
+use crate::exit::{self, Code};
+
+/// Where records come from and how to read them.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub records: PathBuf,
+    pub rulebook: Option<PathBuf>,
+    pub as_of: Option<String>,
+}
+
+pub fn id_check(text: &str) -> anyhow::Result<Code> {
+    match SubjectId::parse(text) {
+        Ok(parsed) => {
+            println!("{}: valid {} identifier", parsed.id, parsed.id.kind().as_str());
+            if let Some(IdWarning::PilotCheckCharacter { expected, found }) = parsed.warning {
+                eprintln!(
+                    "warning: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(error) => {
+            eprintln!("error: {text}: {error}");
+            Ok(exit::FAILURE)
+        }
+    }
+}
+
+pub fn rulebook_check(path: &Path) -> anyhow::Result<Code> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read rulebook {}", path.display()))?;
+    match socred_schema::load_rulebook(&path.display().to_string(), &text) {
+        Ok(rulebook) => {
+            println!(
+                "{}: rulebook {} is valid: {} record types, {} models, {} lists, {} measures",
+                path.display(),
+                rulebook.label(),
+                rulebook.catalog.len(),
+                rulebook.models.len(),
+                rulebook.lists.len(),
+                rulebook.measures.len()
+            );
+            Ok(exit::OK)
+        }
+        Err(errors) => {
+            for problem in &errors.problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("{} problem(s) found", errors.problems.len());
+            Ok(exit::FAILURE)
+        }
+    }
+}
+
+pub fn rulebook_default() -> anyhow::Result<Code> {
+    print!("{}", socred_schema::DEFAULT_RULEBOOK_TOML);
+    Ok(exit::OK)
+}
+
+pub fn rulebook_schema() -> anyhow::Result<Code> {
+    let schema = socred_schema::rulebook_json_schema();
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(exit::OK)
+}
+
+pub fn gen(seed: u64, subjects: u64, records: u64, start: &str, end: &str) -> anyhow::Result<Code> {
+    let start = Day::parse(start).with_context(|| "--start")?;
+    let end = Day::parse(end).with_context(|| "--end")?;
+    if end < start {
+        bail!("--end {end} is before --start {start}");
+    }
+    if subjects == 0 {
+        bail!("--subjects must be at least 1");
+    }
+    let config = socred_sim::GenConfig { seed, subjects, records, start, end };
+    let progress = progress_bar(records, "records");
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut failed: Option<io::Error> = None;
+    let mut lines = 0u64;
+    socred_sim::generate(&config, &mut |line: &str| {
+        if failed.is_some() {
+            return;
+        }
+        if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")) {
+            failed = Some(e);
+        }
+        lines += 1;
+        if lines % 65_536 == 0 {
+            progress.set_position(lines.min(records));
+        }
+    });
+    progress.finish_and_clear();
+    if let Some(error) = failed {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(exit::OK);
+        }
+        return Err(error).context("cannot write to stdout");
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(exit::OK)
+}
+
+/// Records and facts read from a file, with what was rejected.
+struct Loaded {
+    engine: Engine,
+    records: Vec<Record>,
+    facts: Vec<Fact>,
+    rejected: u64,
+    as_of: Day,
+}
+
+fn load(input: &Input) -> anyhow::Result<Loaded> {
+    let rulebook = load_rulebook(input.rulebook.as_deref())?;
+    let as_of = match &input.as_of {
+        Some(text) => Day::parse(text).with_context(|| "--as-of")?,
+        None => today(),
+    };
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if input.records.as_os_str() == "-" {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let file = File::open(&input.records)
+            .with_context(|| format!("cannot open {}", input.records.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+    let progress = progress_bar(size.unwrap_or(0), "bytes");
+    let reader = BufReader::with_capacity(1 << 20, progress.wrap_read(reader));
+    let label = input.records.display().to_string();
+    let mut records = Vec::new();
+    let mut facts = Vec::new();
+    let mut rejected = 0u64;
+    let mut stderr = io::stderr().lock();
+    read_items(
+        &rulebook,
+        reader,
+        |item| match item {
+            Item::Record(record) => records.push(record),
+            Item::Fact { fact, .. } => facts.push(fact),
+        },
+        |rejection| {
+            rejected += 1;
+            let _ = writeln!(stderr, "{label}: {rejection}");
+        },
+    )
+    .with_context(|| format!("cannot read {label}"))?;
+    progress.finish_and_clear();
+    if rejected > 0 {
+        eprintln!("{rejected} line(s) rejected in {label}");
+    }
+    let engine = Engine::new(Arc::new(rulebook));
+    Ok(Loaded { engine, records, facts, rejected, as_of })
+}
+
+fn read_items(
+    rulebook: &Rulebook,
+    reader: impl BufRead,
+    on_item: impl FnMut(Item),
+    on_rejection: impl FnMut(wire::Rejection),
+) -> io::Result<()> {
+    let mut stderr = io::stderr();
+    wire::read_ndjson(rulebook, reader, on_item, on_rejection, |warning| {
+        let _ = writeln!(stderr, "warning: line {}: {}", warning.line, warning.message);
+    })?;
+    Ok(())
+}
+
+fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {
+    let Some(path) = path else { return Ok(socred_schema::default_rulebook()) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read rulebook {}", path.display()))?;
+    socred_schema::load_rulebook(&path.display().to_string(), &text)
+        .map_err(|errors| anyhow::anyhow!("rulebook has problems:\n{errors}"))
+}
+
+pub fn score(input: Input, full: bool) -> anyhow::Result<Code> {
+    let loaded = load(&input)?;
+    let detail = if full { Detail::Full } else { Detail::Summary };
+    let states = loaded.engine.fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    for state in &states {
+        let standing = loaded.engine.evaluate(state, loaded.as_of);
+        let file = loaded.engine.credit_file(&standing, detail);
+        let written = serde_json::to_writer(&mut out, &file)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"));
+        if let Err(error) = written {
+            if error.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(exit::OK);
+            }
+            return Err(error).context("cannot write to stdout");
+        }
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+}
+
+pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
+    let subject = parse_subject(subject)?;
+    let loaded = load(&input)?;
+    let engine = &loaded.engine;
+    let rulebook = &engine.rulebook;
+    for id in measures {
+        if rulebook.measure(id).is_none() {
+            let known: Vec<&str> = rulebook.measures.iter().map(|m| &*m.id).collect();
+            bail!("no measure `{id}` in rulebook {}; known: {}", rulebook.label(), known.join(", "));
+        }
+    }
+    let state = subject_state(&loaded, subject);
+    let standing = engine.evaluate(&state, loaded.as_of);
+    let mut out = io::stdout().lock();
+    for measure in &rulebook.measures {
+        let wanted = if measures.is_empty() {
+            measure.subject_kinds.contains(subject.kind())
+        } else {
+            measures.iter().any(|m| **m == *measure.id)
+        };
+        if wanted {
+            let decision = engine.decide(&standing, measure);
+            writeln!(out, "{}", serde_json::to_string(&decision)?)?;
+        }
+    }
+    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+}
+
+pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> {
+    let subject = parse_subject(subject)?;
+    let loaded = load(&input)?;
+    let state = subject_state(&loaded, subject);
+    let standing = loaded.engine.evaluate(&state, loaded.as_of);
+    let file = loaded.engine.credit_file(&standing, Detail::Full);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&file)?);
+    } else {
+        print!("{}", file.explain());
+    }
+    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+}
+
+/// The subject's state, with entries reaching it from related subjects.
+fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
+    let states = loaded.engine.fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+    match states.binary_search_by_key(&subject, |s| s.subject) {
+        Ok(pos) => states[pos].clone(),
+        Err(_) => loaded.engine.fold(subject, &[], &[], loaded.as_of),
+    }
+}
+
+fn parse_subject(text: &str) -> anyhow::Result<SubjectId> {
+    let parsed = SubjectId::parse(text).with_context(|| format!("--subject {text}"))?;
+    Ok(parsed.id)
+}
+
+/// Today in China Standard Time: the only place socred reads the clock for
+/// a default as-of day.
+fn today() -> Day {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    Day(((seconds + 8 * 3600).div_euclid(86_400)) as i32)
+}
+
+fn progress_bar(length: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    let template = format!("{{spinner}} {{bar:40}} {{pos}}/{{len}} {unit} ({{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,667 @@
+//! Tests of the expression compiler and evaluator: a table of expressions
+//! and their outcomes covering every operator and function, the rulebook's
+//! own expressions, compile errors with their offsets, and a property test
+//! that random expressions never panic and never give a value of a kind the
+//! compiler ruled out.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use expect_test::{expect, Expect};
+use proptest::prelude::*;
+
+use super::*;
+use crate::record::Value;
+
+/// The schema of the record type the tests' record rules are about.
+fn schema() -> Vec<(Arc<str>, FieldType)> {
+    [
+        ("amount_yuan", FieldType::Number),
+        ("ratio", FieldType::Number),
+        ("level", FieldType::Text),
+        ("cycles", FieldType::Int),
+        ("serious", FieldType::Bool),
+        ("case_no", FieldType::Text),
+        ("decided", FieldType::Date),
+        ("representative", FieldType::Subject),
+        // Optional: the test record does not carry it.
+        ("note", FieldType::Text),
+    ]
+    .into_iter()
+    .map(|(name, ty)| (Arc::from(name), ty))
+    .collect()
+}
+
+fn record_fields() -> Fields {
+    let text = |s: &str| Value::Text(s.into());
+    [
+        ("amount_yuan", Value::Int(150_000)),
+        ("ratio", Value::Number(2.5)),
+        ("level", text("provincial")),
+        ("cycles", Value::Int(3)),
+        ("serious", Value::Bool(true)),
+        ("case_no", text("(2026)京01执1号")),
+        ("decided", text("2026-03-01")),
+        ("representative", text("11010519491231002X")),
+    ]
+    .into_iter()
+    .map(|(name, value)| (Arc::from(name), value))
+    .collect()
+}
+
+fn record_context(fields: &Fields) -> Context<'_> {
+    Context {
+        fields: Some(fields),
+        record_type: "court.judgment_default",
+        provider: "court",
+        subject_kind: SubjectKind::Person,
+        profession: "lawyer",
+        score: None,
+        grade: "",
+        lists: &[],
+    }
+}
+
+fn subject_context<'a>(score: Option<i64>, lists: &'a [Arc<str>]) -> Context<'a> {
+    Context {
+        fields: None,
+        record_type: "",
+        provider: "",
+        subject_kind: SubjectKind::Organisation,
+        profession: "",
+        score,
+        grade: "AA",
+        lists,
+    }
+}
+
+fn show_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Bool(b) => b.to_string(),
+        Outcome::Int(n) => n.to_string(),
+        Outcome::Double(x) => format!("{x:?}"),
+        Outcome::Text(s) => format!("{s:?}"),
+        Outcome::Null => "null".to_string(),
+        Outcome::List(items) => {
+            let items: Vec<String> = items.iter().map(show_outcome).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+fn show(result: Result<Outcome, String>) -> String {
+    match result {
+        Ok(outcome) => show_outcome(&outcome),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+fn eval_record(source: &str) -> String {
+    let schema = schema();
+    let fields = record_fields();
+    match Program::compile(source, Scope::Record { fields: &schema }) {
+        Ok(program) => show(program.eval(&record_context(&fields))),
+        Err(errors) => format!("compile error: {errors:?}"),
+    }
+}
+
+fn eval_subject(source: &str, score: Option<i64>) -> String {
+    let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into(), "tax_a".into()];
+    match Program::compile(source, Scope::Subject) {
+        Ok(program) => show(program.eval(&subject_context(score, &lists))),
+        Err(errors) => format!("compile error: {errors:?}"),
+    }
+}
+
+#[test]
+fn record_expressions_evaluate_as_documented() {
+    let table: &[(&str, &str)] = &[
+        // literals
+        ("1", "1"),
+        ("10u", "10"),
+        ("2.5", "2.5"),
+        ("'a'", "\"a\""),
+        ("true", "true"),
+        ("null", "null"),
+        ("[1, 'a', fields.cycles]", "[1, \"a\", 3]"),
+        // arithmetic on ints, checked
+        ("1 + 2", "3"),
+        ("7 - 10", "-3"),
+        ("6 * 7", "42"),
+        ("7 / 2", "3"),
+        ("-7 / 2", "-3"),
+        ("7 % 3", "1"),
+        ("-7 % 3", "-1"),
+        ("9223372036854775807 + 1", "error: integer overflow in `+`"),
+        ("-9223372036854775807 - 2", "error: integer overflow in `-`"),
+        ("4611686018427387904 * 2", "error: integer overflow in `*`"),
+        ("-9223372036854775808 / -1", "error: integer overflow in `/`"),
+        ("fields.cycles / 0", "error: division by zero"),
+        ("fields.cycles % 0", "error: modulo by zero"),
+        // doubles, and int/double mixes promote
+        ("1.5 + 1", "2.5"),
+        ("1 - 0.5", "0.5"),
+        ("fields.ratio * 2", "5.0"),
+        ("1 / 2.0", "0.5"),
+        ("7.5 % 2", "1.5"),
+        ("1.0 / 0.0", "inf"),
+        // strings
+        ("'ab' + 'cd'", "\"abcd\""),
+        ("fields.level + '/' + record.provider", "\"provincial/court\""),
+        // unary
+        ("-fields.cycles", "-3"),
+        ("-fields.ratio", "-2.5"),
+        ("-(-9223372036854775807 - 1)", "error: integer overflow in `-`"),
+        ("!true", "false"),
+        ("!fields.serious", "false"),
+        // comparisons
+        ("1 < 2", "true"),
+        ("2 <= 2", "true"),
+        ("3 > 2.5", "true"),
+        ("2 >= 2.0", "true"),
+        ("'a' < 'b'", "true"),
+        ("'b' <= 'a'", "false"),
+        ("false < true", "true"),
+        ("1 == 1.0", "true"),
+        ("1 != 2", "true"),
+        ("'a' == 'a'", "true"),
+        ("fields.level == 'provincial'", "true"),
+        ("null == null", "true"),
+        ("[1, 2] == [1, 2.0]", "true"),
+        ("[1, 2] != [2, 1]", "true"),
+        ("true == 1", "compile error: [ExprError { message: \"`==` cannot compare bool with int\", offset: Some(5) }]"),
+        // exact across int and double, where `as f64` would round
+        ("9007199254740993 > 9007199254740992.0", "true"),
+        ("0.0 / 0.0 == 0.0 / 0.0", "false"),
+        ("0.0 / 0.0 < 1", "false"),
+        // logic, with CEL's commutative short-circuit
+        ("true && false", "false"),
+        ("true && true", "true"),
+        ("false || true", "true"),
+        ("false || false", "false"),
+        ("fields.note == 'x' && false", "false"),
+        ("false && fields.note == 'x'", "false"),
+        ("true && fields.note == 'x'", "error: the record has no field `note`"),
+        ("fields.note == 'x' || true", "true"),
+        ("fields.note == 'x' || false", "error: the record has no field `note`"),
+        ("fields.serious ? 'yes' : 'no'", "\"yes\""),
+        ("!fields.serious ? 1 : 2.5", "2.5"),
+        // membership
+        ("2 in [1, 2, 3]", "true"),
+        ("2.0 in [1, 2]", "true"),
+        ("'x' in ['a', 'b']", "false"),
+        ("fields.level in ['provincial', fields.case_no]", "true"),
+        ("fields.level in [fields.case_no, fields.note]", "error: the record has no field `note`"),
+        ("1 in []", "false"),
+        // functions
+        ("has(fields.amount_yuan)", "true"),
+        ("has(fields.note)", "false"),
+        ("fields.note", "error: the record has no field `note`"),
+        ("size('中国')", "2"),
+        ("'abc'.size()", "3"),
+        ("size([1, 2])", "2"),
+        ("size(fields.case_no)", "12"),
+        ("int(2.9)", "2"),
+        ("int(-2.9)", "-2"),
+        ("int('42')", "42"),
+        ("int(fields.level)", "error: `int()` cannot convert this string value"),
+        ("int(1e19)", "error: `int()` cannot convert this double value"),
+        ("double(3)", "3.0"),
+        ("double('2.5')", "2.5"),
+        ("double(fields.level)", "error: `double()` cannot convert this string value"),
+        ("string(42)", "\"42\""),
+        ("string(2.5)", "\"2.5\""),
+        ("string(true)", "\"true\""),
+        ("string(fields.level)", "\"provincial\""),
+        ("fields.case_no.startsWith('(2026)')", "true"),
+        ("fields.case_no.endsWith('号')", "true"),
+        ("fields.case_no.contains('京01')", "true"),
+        ("fields.case_no.contains('沪')", "false"),
+        ("min(3, 2.5)", "2.5"),
+        ("max(3, 2.5)", "3"),
+        ("min(fields.cycles, 10)", "3"),
+        ("max(-1, fields.cycles)", "3"),
+        // the record and its subject
+        ("record.type", "\"court.judgment_default\""),
+        ("record.provider", "\"court\""),
+        ("subject.kind", "\"person\""),
+        ("subject.profession", "\"lawyer\""),
+        ("fields.decided", "\"2026-03-01\""),
+        ("fields.representative.startsWith('110105')", "true"),
+    ];
+    let mut failures = String::new();
+    for (source, expected) in table {
+        let got = eval_record(source);
+        if got != *expected {
+            writeln!(failures, "{source}\n  expected {expected}\n  got      {got}").ok();
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
+#[test]
+fn subject_expressions_evaluate_as_documented() {
+    let table: &[(&str, Option<i64>, &str)] = &[
+        ("\"judgment_defaulters\" in lists", Some(1000), "true"),
+        ("'tax_b' in lists", Some(1000), "false"),
+        ("lists", None, "[\"judgment_defaulters\", \"tax_a\"]"),
+        ("size(lists)", None, "2"),
+        ("score != null && score >= 1050", Some(1060), "true"),
+        ("score != null && score >= 1050", Some(1000), "false"),
+        ("score != null && score >= 1050", None, "false"),
+        ("score >= 1050", None, "error: `>=` is not defined for null and int"),
+        ("score == null", None, "true"),
+        ("score + 1", Some(1060), "1061"),
+        ("grade", None, "\"AA\""),
+        ("grade in ['AAA', 'AA']", None, "true"),
+        ("subject.kind == 'organisation'", None, "true"),
+        ("subject.profession", None, "\"\""),
+    ];
+    let mut failures = String::new();
+    for (source, score, expected) in table {
+        let got = eval_subject(source, *score);
+        if got != *expected {
+            writeln!(failures, "{source} (score {score:?})\n  expected {expected}\n  got      {got}").ok();
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
+const HONOUR: &str = r#"fields.level == "national" ? 30 : fields.level == "provincial" ? 20 : fields.level == "municipal" ? 10 : fields.level == "county" ? 5 : fields.level == "township" ? 3 : 1"#;
+
+fn points_for(source: &str, fields: &Fields) -> Option<i64> {
+    let schema = schema();
+    let program = match Program::compile(source, Scope::Record { fields: &schema }) {
+        Ok(program) => program,
+        Err(errors) => panic!("{source}: {errors:?}"),
+    };
+    program.points(&record_context(fields))
+}
+
+fn with(changes: &[(&str, Value)]) -> Fields {
+    let mut fields = record_fields();
+    for (name, value) in changes {
+        fields.insert(Arc::from(*name), value.clone());
+    }
+    fields
+}
+
+#[test]
+fn the_rulebook_point_expressions_give_the_documented_points() {
+    let text = |s: &str| Value::Text(s.into());
+    for (level, points) in [
+        ("national", 30),
+        ("provincial", 20),
+        ("municipal", 10),
+        ("county", 5),
+        ("township", 3),
+        ("village", 1),
+    ] {
+        assert_eq!(points_for(HONOUR, &with(&[("level", text(level))])), Some(points), "{level}");
+    }
+    let mut no_level = record_fields();
+    no_level.remove("level");
+    assert_eq!(points_for(HONOUR, &no_level), None, "a missing field gives no points");
+
+    let per_thousand = "fields.amount_yuan / 1000";
+    assert_eq!(points_for(per_thousand, &with(&[("amount_yuan", Value::Int(15_999))])), Some(15));
+    assert_eq!(points_for(per_thousand, &with(&[("amount_yuan", Value::Number(15_999.5))])), Some(15));
+    let capped = "min(int(fields.amount_yuan / 1000), 10)";
+    assert_eq!(points_for(capped, &with(&[("amount_yuan", Value::Int(7_500))])), Some(7));
+    assert_eq!(points_for(capped, &with(&[("amount_yuan", Value::Number(250_000.0))])), Some(10));
+    assert_eq!(points_for("-10 * fields.cycles", &record_fields()), Some(-30));
+    assert_eq!(points_for("-2.9", &record_fields()), Some(-2), "doubles truncate toward zero");
+    assert_eq!(points_for("1.0 / 0.0", &record_fields()), None, "infinity is no points");
+    assert_eq!(points_for("fields.level", &record_fields()), None, "a string is no points");
+}
+
+#[test]
+fn the_rulebook_conditions_hold_when_documented() {
+    let schema = schema();
+    let condition = |source: &str, fields: &Fields| -> bool {
+        match Program::compile(source, Scope::Record { fields: &schema }) {
+            Ok(program) => program.test(&record_context(fields)),
+            Err(errors) => panic!("{source}: {errors:?}"),
+        }
+    };
+    let large = "has(fields.amount_yuan) && fields.amount_yuan >= 100000";
+    assert!(condition(large, &with(&[("amount_yuan", Value::Int(100_000))])));
+    assert!(!condition(large, &with(&[("amount_yuan", Value::Number(99_999.5))])));
+    let mut no_amount = record_fields();
+    no_amount.remove("amount_yuan");
+    assert!(!condition(large, &no_amount));
+    assert!(!condition("fields.amount_yuan >= 100000", &no_amount), "an error is not true");
+    assert!(condition("fields.serious", &record_fields()));
+    assert!(!condition("fields.serious", &with(&[("serious", Value::Bool(false))])));
+    assert!(!condition("fields.cycles", &record_fields()), "an int is not true");
+    assert!(condition("subject.profession in [\"lawyer\", \"teacher\"]", &record_fields()));
+
+    let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into()];
+    let measure = |source: &str, score: Option<i64>| -> bool {
+        match Program::compile(source, Scope::Subject) {
+            Ok(program) => program.test(&subject_context(score, &lists)),
+            Err(errors) => panic!("{source}: {errors:?}"),
+        }
+    };
+    assert!(measure("\"judgment_defaulters\" in lists", None));
+    assert!(measure("score != null && score >= 1050", Some(1050)));
+    assert!(!measure("score != null && score >= 1050", Some(1049)));
+    assert!(!measure("score != null && score >= 1050", None));
+}
+
+#[test]
+fn a_chain_of_equality_tests_on_one_field_reads_it_once() {
+    let schema = schema();
+    let program = Program::compile(HONOUR, Scope::Record { fields: &schema });
+    let Ok(program) = program else {
+        panic!("{program:?}");
+    };
+    let Node::Switch(switch) = &program.tree.root else {
+        panic!("not a switch: {:?}", program.tree.root);
+    };
+    let labels: Vec<&str> = switch.arms.iter().map(|(label, _)| &**label).collect();
+    assert_eq!(labels, ["national", "provincial", "municipal", "county", "township"]);
+}
+
+#[test]
+fn constant_subexpressions_are_folded() {
+    let schema = schema();
+    let program = Program::compile("fields.cycles * (60 * 60) > 1 + 2", Scope::Record { fields: &schema });
+    let Ok(program) = program else {
+        panic!("{program:?}");
+    };
+    expect![[r#"
+        Binary(
+            Gt,
+            [
+                Binary(
+                    Mul,
+                    [
+                        Field(
+                            "cycles",
+                            0,
+                        ),
+                        Const(
+                            Int(
+                                3600,
+                            ),
+                        ),
+                    ],
+                ),
+                Const(
+                    Int(
+                        3,
+                    ),
+                ),
+            ],
+        )
+    "#]]
+    .assert_debug_eq(&program.tree.root);
+}
+
+fn check_errors(scope: Scope<'_>, sources: &[&str], expect: Expect) {
+    let mut out = String::new();
+    for source in sources {
+        writeln!(out, "{source}").ok();
+        match Program::compile(source, scope) {
+            Ok(_) => writeln!(out, "  compiles").ok(),
+            Err(errors) => {
+                for e in errors {
+                    let at = e.offset.map_or("?".to_string(), |o| o.to_string());
+                    writeln!(out, "  @{at}: {}", e.message).ok();
+                }
+                Some(())
+            }
+        };
+    }
+    expect.assert_eq(&out);
+}
+
+#[test]
+fn record_rule_compile_errors_say_what_and_where() {
+    let schema = schema();
+    check_errors(
+        Scope::Record { fields: &schema },
+        &[
+            "fields.case_no > 5",
+            "fields.nope + 1",
+            "fields.case_no > 5 && has(fields.missing) || fields.el == 1",
+            "foo(1)",
+            "min(1)",
+            "'a'.int()",
+            "size(1, 2)",
+            "fields.level.startsWith(1)",
+            "startsWith('a', 'b')",
+            "[1].exists(x, x > 0)",
+            "{'a': 1}",
+            "fields['a']",
+            "b'abc'",
+            "18446744073709551615u",
+            "1 +",
+            "'中国' == 1 +",
+            "record.kind",
+            "subject.age",
+            "subject",
+            "score > 1",
+            "1 in fields.level",
+            "'a' in [1, 2]",
+            "fields.level == null",
+            "!1",
+            "-'a'",
+            "size(1)",
+            "int(true)",
+            "string(null)",
+            "1 && true",
+            "1 ? 2 : 3",
+            "has(record.type)",
+            "(1).x",
+            "fields.level.x",
+            "'中国' + 1",
+            "true ? 1 : 'a'",
+        ],
+        expect![[r#"
+            fields.case_no > 5
+              @15: `>` cannot compare string with int
+            fields.nope + 1
+              @7: record type has no field `nope`
+            fields.case_no > 5 && has(fields.missing) || fields.el == 1
+              @15: `>` cannot compare string with int
+              @33: record type has no field `missing`
+              @52: record type has no field `el`
+            foo(1)
+              @0: unknown function `foo`; supported: has, size, int, double, string, min, max, startsWith, endsWith, contains
+            min(1)
+              @0: `min` takes two arguments, got 1
+            'a'.int()
+              @4: `int` is a function, not a method: write `int(x)`
+            size(1, 2)
+              @0: `size` takes one argument, as in `size(x)` or `x.size()`; got 2
+            fields.level.startsWith(1)
+              @23: `startsWith` needs strings, got string and int
+            startsWith('a', 'b')
+              @0: `startsWith` is a method of a string: write `s.startsWith(t)`
+            [1].exists(x, x > 0)
+              @10: comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) are not supported
+            {'a': 1}
+              @0: map literals are not supported
+            fields['a']
+              @0: `fields` holds the record's fields: select one, as in `fields.amount_yuan`
+              @6: indexing with `[…]` is not supported
+            b'abc'
+              @0: bytes literals are not supported
+            18446744073709551615u
+              @0: `18446744073709551615u` is out of the int range
+            1 +
+              @3: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+            '中国' == 1 +
+              @15: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+            record.kind
+              @7: `record` has no member `kind`; it has `type` and `provider`
+            subject.age
+              @8: `subject` has no member `age`; it has `kind` and `profession`
+            subject
+              @0: `subject` is not a value: select `subject.kind` or `subject.profession`
+            score > 1
+              @0: unknown identifier `score`: a record rule may use `fields`, `record` and `subject`
+            1 in fields.level
+              @11: the right side of `in` must be a list literal `[…]` or `lists`
+            'a' in [1, 2]
+              @4: `in` looks for string in a list of int: it can never be found
+            fields.level == null
+              @13: `==` cannot compare string with null: a field is never null, test a missing one with `has(fields.<name>)`
+            !1
+              @0: `!` needs a bool, got int
+            -'a'
+              @0: unary `-` needs a number, got string
+            size(1)
+              @0: `size` needs a string or a list, got int
+            int(true)
+              @0: `int` cannot convert bool
+            string(null)
+              @0: `string` cannot convert null
+            1 && true
+              @2: `&&` needs bool operands, got int
+            1 ? 2 : 3
+              @2: the condition of `? :` must be a bool, got int
+            has(record.type)
+              @3: `has()` tests a record field: `has(fields.<name>)`
+            (1).x
+              @3: cannot select `.x` from int: only `fields`, `record` and `subject` have members
+            fields.level.x
+              @12: cannot select `.x` from string: only `fields`, `record` and `subject` have members
+            '中国' + 1
+              @9: `+` is not defined for string and int
+            true ? 1 : 'a'
+              compiles
+        "#]],
+    );
+}
+
+#[test]
+fn subject_condition_compile_errors_say_what_and_where() {
+    check_errors(
+        Scope::Subject,
+        &[
+            "fields.amount_yuan > 1",
+            "record.type == 'x'",
+            "grade > 1",
+            "1 in lists",
+            "lists.x",
+            "score.x",
+            "score >= 1050",
+        ],
+        expect![[r#"
+            fields.amount_yuan > 1
+              @0: unknown identifier `fields`: a subject condition may use `subject`, `score`, `grade` and `lists`
+            record.type == 'x'
+              @0: unknown identifier `record`: a subject condition may use `subject`, `score`, `grade` and `lists`
+            grade > 1
+              @6: `>` cannot compare string with int
+            1 in lists
+              @2: `in lists` needs a list id (a string), got int
+            lists.x
+              @5: cannot select `.x` from `lists` (list)
+            score.x
+              @5: cannot select `.x` from `score` (int or null)
+            score >= 1050
+              compiles
+        "#]],
+    );
+}
+
+#[test]
+fn expressions_nest_at_most_a_hundred_levels() {
+    let schema = schema();
+    let scope = Scope::Record { fields: &schema };
+    let sum = |terms: usize| vec!["fields.cycles"; terms].join(" + ");
+    assert!(Program::compile(&sum(100), scope).is_ok());
+    let Err(errors) = Program::compile(&sum(101), scope) else {
+        panic!("101 levels compiled");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].message, "expression nests deeper than 100 levels");
+}
+
+#[test]
+fn programs_are_shared_across_threads() {
+    fn assert_shareable<T: Clone + Send + Sync>() {}
+    assert_shareable::<Program>();
+}
+
+/// Random expressions over both scopes' names, all operators and functions,
+/// with operands of any kind.
+fn expression() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(vec![
+        "0", "1", "-3", "9223372036854775807", "2.5", "0.0", "1e300", "'a'", "''", "'中'",
+        "true", "false", "null", "fields.amount_yuan", "fields.ratio", "fields.level",
+        "fields.cycles", "fields.serious", "fields.case_no", "fields.note", "record.type",
+        "subject.kind", "subject.profession", "score", "grade", "lists", "has(fields.note)",
+        "fields.nope", "[]",
+    ])
+    .prop_map(str::to_string);
+    leaf.prop_recursive(5, 48, 3, |inner| {
+        let op = prop::sample::select(vec![
+            "+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in",
+        ]);
+        let unary = prop::sample::select(vec!["-", "!", "size", "int", "double", "string"]);
+        let binary_fn = prop::sample::select(vec!["min", "max"]);
+        let method = prop::sample::select(vec!["startsWith", "endsWith", "contains"]);
+        prop_oneof![
+            (inner.clone(), op, inner.clone()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (unary, inner.clone()).prop_map(|(f, x)| format!("{f}({x})")),
+            (binary_fn, inner.clone(), inner.clone()).prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
+            (inner.clone(), method, inner.clone()).prop_map(|(s, m, t)| format!("{s}.{m}({t})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, t, e)| format!("({c} ? {t} : {e})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(x, a, b)| format!("({x} in [{a}, {b}])")),
+            (inner.clone(), inner).prop_map(|(x, a)| format!("[{x}, {a}]")),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn random_expressions_never_panic_and_keep_their_kinds(source in expression()) {
+        let schema = schema();
+        let fields = record_fields();
+        let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into()];
+        let cases = [
+            (Scope::Record { fields: &schema }, record_context(&fields)),
+            (Scope::Subject, subject_context(Some(1000), &lists)),
+            (Scope::Subject, subject_context(None, &[])),
+        ];
+        for (scope, cx) in cases {
+            let Ok(program) = Program::compile(&source, scope) else { continue };
+            let value = program.tree.root.eval(&cx);
+            if let Ok(value) = &value {
+                prop_assert!(
+                    program.tree.kinds.contains(value.kind()),
+                    "{source} gave {value:?}, outside {}", program.tree.kinds
+                );
+            }
+            let outcome = program.eval(&cx);
+            prop_assert_eq!(program.test(&cx), outcome == Ok(Outcome::Bool(true)));
+            let points = match outcome {
+                Ok(Outcome::Int(n)) => Some(n),
+                Ok(Outcome::Double(x)) if x.is_finite() => Some(x.trunc() as i64),
+                _ => None,
+            };
+            prop_assert_eq!(program.points(&cx), points);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_compiler(source in "[a-z0-9 .,()\\[\\]'\"+*/%<>=!&|?:_-]{0,40}") {
+        let schema = schema();
+        let _ = Program::compile(&source, Scope::Record { fields: &schema });
+        let _ = Program::compile(&source, Scope::Subject);
+    }
+}
+
+#[test]
+fn an_evaluation_result_is_two_words() {
+    // Larger results are copied through the stack at every node, which
+    // measured three times slower.
+    assert_eq!(std::mem::size_of::<Result<V<'_>, eval::EvalError>>(), 16);
+}

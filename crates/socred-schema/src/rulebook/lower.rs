@@ -1,0 +1,1234 @@
+//! The semantic checks of a rulebook, and its lowering into the
+//! `socred-core` model: ids resolved to indices, periods parsed, CEL compiled.
+//!
+//! Checking and lowering are one pass so that each rule is written once. The
+//! pass goes on after a problem, to report every problem of the file; a
+//! `Rulebook` is only assembled when there was none. References to an
+//! element that exists in the file but was dropped for its shape (its
+//! problem is already reported) are not reported again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use socred_core::expr::Scope;
+use socred_core::record::FieldType;
+use socred_core::rulebook::{
+    CalendarPeriod, Cap, Condition, DisputePolicy, Escalation, Expectation, FieldDef, GradeBand,
+    KindSet, ListDef, ListKind, Measure, MeasureKind, Points, RecordEntry, RecordExit, RecordType,
+    Rulebook, Schedule, ScoreRule, ScoringModel, Severity,
+};
+use socred_core::time::{Day, Period};
+
+use super::cel::{self, ScopeFields};
+use super::protected;
+use super::raw::{self, Located};
+use super::shape::suggestion;
+use super::source::Diagnostics;
+
+/// The file's sections after the shape check, ready for the semantic checks.
+pub(crate) struct Sections {
+    pub header: Option<raw::Header>,
+    pub policy: Option<raw::Policy>,
+    pub record_types: Vec<Located<raw::RecordType>>,
+    pub models: Vec<Located<raw::Model>>,
+    pub lists: Vec<Located<raw::List>>,
+    pub measures: Vec<Located<raw::Measure>>,
+    pub declared: Declared,
+}
+
+/// Ids written in the file, including those of elements dropped for their
+/// shape: a reference to one of them is not "unknown".
+#[derive(Default)]
+pub(crate) struct Declared {
+    pub record_types: BTreeSet<String>,
+    pub models: BTreeSet<String>,
+    pub lists: BTreeSet<String>,
+}
+
+/// What the other sections need to know of a record type.
+struct TypeInfo {
+    kinds: Option<KindSet>,
+    fields: ScopeFields,
+}
+
+struct Catalog {
+    types: Vec<Option<RecordType>>,
+    info: Vec<TypeInfo>,
+    by_id: BTreeMap<String, usize>,
+    categories: BTreeSet<String>,
+    relation_fields: BTreeSet<String>,
+    has_profession_field: bool,
+}
+
+struct ModelInfo {
+    kinds: Option<KindSet>,
+    grades: Vec<String>,
+}
+
+struct Models {
+    lowered: Vec<Option<ScoringModel>>,
+    info: Vec<ModelInfo>,
+    by_id: BTreeMap<String, usize>,
+}
+
+struct ListInfo {
+    kind: ListKind,
+    /// Subjects get on the list by their grade.
+    by_grade: bool,
+}
+
+struct Lists {
+    lowered: Vec<Option<ListDef>>,
+    info: Vec<ListInfo>,
+    by_id: BTreeMap<String, usize>,
+}
+
+/// A day to compare periods on: any day does, these are whole-period rules.
+const REFERENCE_DAY: Day = Day(10_957); // 2000-01-01
+
+pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<Rulebook> {
+    let mut cx = Lowering { diag, declared: &sections.declared };
+    let header = sections.header.as_ref().and_then(|header| cx.header(header));
+    let allow_score_only = sections
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.allow_score_only_punishment.as_ref())
+        .is_some_and(|flag| flag.value);
+    let catalog = cx.catalog(&sections.record_types);
+    let models = cx.models(&sections.models, &catalog);
+    let lists = cx.lists(&sections.lists, &catalog, &models);
+    let measures: Vec<Option<Measure>> = sections
+        .measures
+        .iter()
+        .map(|measure| cx.measure(measure, &lists, &models, allow_score_only))
+        .collect();
+
+    let (id, version) = header?;
+    let catalog_types: Option<Vec<RecordType>> = catalog.types.into_iter().collect();
+    let catalog_types = catalog_types?;
+    let mut catalog_index = BTreeMap::new();
+    for (index, record_type) in catalog_types.iter().enumerate() {
+        catalog_index.insert(record_type.id.clone(), u32::try_from(index).ok()?);
+    }
+    Some(Rulebook {
+        id,
+        version,
+        catalog: catalog_types,
+        models: models.lowered.into_iter().collect::<Option<_>>()?,
+        lists: lists.lowered.into_iter().collect::<Option<_>>()?,
+        measures: measures.into_iter().collect::<Option<_>>()?,
+        catalog_index,
+    })
+}
+
+struct Lowering<'a, 'd, 't> {
+    diag: &'a mut Diagnostics<'t>,
+    declared: &'d Declared,
+}
+
+impl Lowering<'_, '_, '_> {
+    // ----- building blocks -------------------------------------------------
+
+    /// Ids are lower-case ASCII so that they are the same in URLs, files and
+    /// CEL everywhere: letters, digits, `_`, `.`, `-`, starting with a letter.
+    fn id(&mut self, id: &Located<String>, what: &str) -> Option<Arc<str>> {
+        let text = id.value.as_str();
+        let starts_well = text.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok =
+            text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if starts_well && rest_ok {
+            return Some(Arc::from(text));
+        }
+        self.diag.error(
+            &id.span,
+            format!(
+                "{what} id `{text}` must start with a lower-case letter and hold only lower-case \
+                 letters, digits, `_`, `.` and `-`"
+            ),
+        );
+        None
+    }
+
+    /// Reports every id that was used before in the same namespace.
+    fn unique_ids<'x>(&mut self, ids: impl Iterator<Item = &'x Located<String>>, what: &str) {
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in ids {
+            match first.get(id.value.as_str()) {
+                Some(&offset) => {
+                    let line = self.diag.line_of(offset);
+                    self.diag.error(
+                        &id.span,
+                        format!("duplicate {what} id `{}` (first defined on line {line})", id.value),
+                    );
+                }
+                None => {
+                    first.insert(id.value.as_str(), id.span.start);
+                }
+            }
+        }
+    }
+
+    fn text(&mut self, text: &Located<String>, key: &str, what: &str) -> Option<String> {
+        if text.value.trim().is_empty() {
+            self.diag.error(&text.span, format!("{what} has an empty `{key}`"));
+            return None;
+        }
+        Some(text.value.clone())
+    }
+
+    fn legal_basis(&mut self, basis: &Located<String>, what: &str) -> Option<String> {
+        if basis.value.trim().is_empty() {
+            self.diag.error(
+                &basis.span,
+                format!(
+                    "{what} has an empty `legal_basis`: every record type, list, measure and \
+                     expectation must name the law or published rule it rests on"
+                ),
+            );
+            return None;
+        }
+        Some(basis.value.clone())
+    }
+
+    fn period(&mut self, period: &Located<String>, key: &str, what: &str) -> Option<Period> {
+        match period.value.parse::<Period>() {
+            Ok(parsed) if parsed.is_zero() => {
+                self.diag.error(&period.span, format!("`{key}` of {what} is an empty period"));
+                None
+            }
+            Ok(parsed) => Some(parsed),
+            Err(error) => {
+                self.diag.error(&period.span, format!("`{key}` of {what}: {error}"));
+                None
+            }
+        }
+    }
+
+    fn kinds(&mut self, kinds: &Located<Vec<raw::SubjectKind>>, what: &str) -> Option<KindSet> {
+        let set = kind_set(&kinds.value);
+        if set.is_empty() {
+            self.diag.error(&kinds.span, format!("{what} has an empty `subject_kinds`"));
+            return None;
+        }
+        Some(set)
+    }
+
+    fn record_type(&mut self, catalog: &Catalog, name: &Located<String>, what: &str) -> Option<usize> {
+        if let Some(&index) = catalog.by_id.get(&name.value) {
+            return Some(index);
+        }
+        if !self.declared.record_types.contains(&name.value) {
+            let hint = suggestion(&name.value, catalog.by_id.keys().map(String::as_str));
+            self.diag.error(&name.span, format!("{what} names unknown record type `{}`{hint}", name.value));
+        }
+        None
+    }
+
+    fn model_ref(&mut self, models: &Models, name: &Located<String>, what: &str) -> Option<usize> {
+        if let Some(&index) = models.by_id.get(&name.value) {
+            return Some(index);
+        }
+        if !self.declared.models.contains(&name.value) {
+            let hint = suggestion(&name.value, models.by_id.keys().map(String::as_str));
+            self.diag.error(&name.span, format!("{what} names unknown model `{}`{hint}", name.value));
+        }
+        None
+    }
+
+    /// Checks grade names against the model's bands.
+    fn grades(&mut self, grades: &[Located<String>], model: Option<&ModelInfo>, model_id: &str, what: &str) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for grade in grades {
+            if let Some(model) = model {
+                if !model.grades.contains(&grade.value) {
+                    let known = model.grades.join(", ");
+                    self.diag.error(
+                        &grade.span,
+                        format!("{what} names grade `{}`, which model `{model_id}` does not define (its grades: {known})", grade.value),
+                    );
+                    continue;
+                }
+            }
+            out.push(Arc::from(grade.value.as_str()));
+        }
+        out
+    }
+
+    fn cel_record(&mut self, source: &Located<String>, fields: &ScopeFields, what: &str) -> Option<socred_core::expr::Program> {
+        cel::compile(self.diag, source, Scope::Record { fields }, what)
+    }
+
+    // ----- header ----------------------------------------------------------
+
+    fn header(&mut self, header: &raw::Header) -> Option<(Arc<str>, Arc<str>)> {
+        let id = self.id(&header.id, "rulebook");
+        let version = self.text(&header.version, "version", "the rulebook");
+        let title = self.text(&header.title, "title", "the rulebook");
+        if let Some(format) = &header.format {
+            if format.value != 1 {
+                self.diag.error(
+                    &format.span,
+                    format!("rulebook format {} is not known: this socred reads format 1", format.value),
+                );
+                return None;
+            }
+        }
+        title?;
+        Some((id?, Arc::from(version?.as_str())))
+    }
+
+    // ----- catalog ---------------------------------------------------------
+
+    fn catalog(&mut self, record_types: &[Located<raw::RecordType>]) -> Catalog {
+        let mut catalog = Catalog {
+            types: Vec::new(),
+            info: Vec::new(),
+            by_id: BTreeMap::new(),
+            categories: BTreeSet::new(),
+            relation_fields: BTreeSet::new(),
+            has_profession_field: false,
+        };
+        for (index, record_type) in record_types.iter().enumerate() {
+            let raw = &record_type.value;
+            catalog.by_id.entry(raw.id.value.clone()).or_insert(index);
+            catalog.categories.insert(raw.category.value.clone());
+            catalog.relation_fields.extend(raw.relation_fields.iter().map(|f| f.value.clone()));
+            catalog.has_profession_field |= raw.profession_field.is_some();
+            let fields: ScopeFields = raw
+                .fields
+                .iter()
+                .map(|(name, field)| (Arc::from(name.value.as_str()), field_type(field.field_type)))
+                .collect();
+            catalog.info.push(TypeInfo { kinds: Some(kind_set(&raw.subject_kinds.value)), fields });
+            let lowered = self.record_type_entry(record_type);
+            catalog.types.push(lowered);
+        }
+        catalog
+    }
+
+    fn record_type_entry(&mut self, record_type: &Located<raw::RecordType>) -> Option<RecordType> {
+        let raw = &record_type.value;
+        let what = format!("record type `{}`", raw.id.value);
+        let id = self.id(&raw.id, "record type");
+        let title = self.text(&raw.title, "title", &what);
+        let kinds = self.kinds(&raw.subject_kinds, &what);
+        let category = self.text(&raw.category, "category", &what);
+        let legal_basis = self.legal_basis(&raw.legal_basis, &what);
+        let retention = self.period(&raw.retention, "retention", &what);
+        let publicity = match &raw.publicity {
+            Some(publicity) => self.period(publicity, "publicity", &what).map(Some),
+            None => Some(None),
+        };
+        let protected_ok = self.not_protected(raw, &what);
+
+        let mut fields = Vec::new();
+        let mut fields_ok = true;
+        for (name, field) in &raw.fields {
+            if !is_field_name(&name.value) {
+                self.diag.error(
+                    &name.span,
+                    format!(
+                        "field `{}` of {what}: field names are lower-case letters, digits and `_`, \
+                         starting with a letter or `_`, so that CEL can say `fields.<name>`",
+                        name.value
+                    ),
+                );
+                fields_ok = false;
+            }
+            fields.push(FieldDef {
+                name: Arc::from(name.value.as_str()),
+                field_type: field_type(field.field_type),
+                required: field.required,
+            });
+        }
+        let field_of = |name: &str| raw.fields.iter().find(|(n, _)| n.value == name).map(|(_, f)| f.field_type);
+
+        let mut profession_field = None;
+        if let Some(profession) = &raw.profession_field {
+            match field_of(&profession.value) {
+                Some(raw::FieldType::Text) => profession_field = Some(Arc::from(profession.value.as_str())),
+                Some(_) => {
+                    self.diag.error(&profession.span, format!("profession_field `{}` of {what} must be a text field", profession.value));
+                    fields_ok = false;
+                }
+                None => {
+                    self.diag.error(&profession.span, format!("profession_field `{}` is not a field of {what}", profession.value));
+                    fields_ok = false;
+                }
+            }
+        }
+        let mut relation_fields = Vec::new();
+        for relation in &raw.relation_fields {
+            match field_of(&relation.value) {
+                Some(raw::FieldType::Subject) => relation_fields.push(Arc::from(relation.value.as_str())),
+                Some(_) => {
+                    self.diag.error(
+                        &relation.span,
+                        format!("relation field `{}` of {what} must be of type \"subject\"", relation.value),
+                    );
+                    fields_ok = false;
+                }
+                None => {
+                    self.diag.error(&relation.span, format!("relation field `{}` is not a field of {what}", relation.value));
+                    fields_ok = false;
+                }
+            }
+        }
+        if !(fields_ok && protected_ok) {
+            return None;
+        }
+        Some(RecordType {
+            id: id?,
+            title: title?,
+            subject_kinds: kinds?,
+            category: category?,
+            severity: severity(raw.severity),
+            legal_basis: legal_basis?,
+            fields,
+            retention: retention?,
+            publicity: publicity?,
+            consent_required: raw.consent_required,
+            profession_field,
+            relation_fields,
+            dispute_policy: match raw.dispute_policy {
+                Some(raw::DisputePolicy::Standing) => DisputePolicy::Standing,
+                Some(raw::DisputePolicy::Suspended) | None => DisputePolicy::Suspended,
+            },
+        })
+    }
+
+    /// Refuses a record type in a protected category; one problem per record
+    /// type, at the first place that reveals it.
+    fn not_protected(&mut self, raw: &raw::RecordType, what: &str) -> bool {
+        let mut places: Vec<(&Located<String>, &str)> = vec![
+            (&raw.category, "category"),
+            (&raw.id, "id"),
+            (&raw.title, "title"),
+        ];
+        places.extend(raw.fields.keys().map(|name| (name, "field name")));
+        let category_hit = protected::protected_category(&raw.category.value).map(|hit| (hit, &raw.category, "category"));
+        let word_hit = || {
+            places.iter().find_map(|(text, place)| protected::protected_word(&text.value).map(|hit| (hit, *text, *place)))
+        };
+        let Some((hit, located, place)) = category_hit.or_else(word_hit) else { return true };
+        self.diag.error(
+            &located.span,
+            format!(
+                "{what} is refused: `{}` in its {place} names {}, a protected category that socred \
+                 never collects (Credit Investigation Regulation art. 14, PIPL art. 28); see \
+                 \"Protected categories\" in docs/rulebook.md",
+                hit.found, hit.group
+            ),
+        );
+        false
+    }
+
+    // ----- models ----------------------------------------------------------
+
+    fn models(&mut self, models: &[Located<raw::Model>], catalog: &Catalog) -> Models {
+        let mut out = Models { lowered: Vec::new(), info: Vec::new(), by_id: BTreeMap::new() };
+        for (index, model) in models.iter().enumerate() {
+            let raw = &model.value;
+            out.by_id.entry(raw.id.value.clone()).or_insert(index);
+            out.info.push(ModelInfo {
+                kinds: Some(kind_set(&raw.subject_kinds.value)).filter(|k| !k.is_empty()),
+                grades: raw.grades.iter().map(|g| g.value.grade.value.clone()).collect(),
+            });
+            let lowered = self.model(raw, catalog);
+            out.lowered.push(lowered);
+        }
+        out
+    }
+
+    fn model(&mut self, raw: &raw::Model, catalog: &Catalog) -> Option<ScoringModel> {
+        let what = format!("model `{}`", raw.id.value);
+        let id = self.id(&raw.id, "model");
+        let title = self.text(&raw.title, "title", &what);
+        let kinds = self.kinds(&raw.subject_kinds, &what);
+        let grades = self.grade_bands(&raw.grades, &what);
+        // Rules, caps and expectations of one model share one namespace: an
+        // effect names the rule that made it.
+        let ids = raw
+            .rule
+            .iter()
+            .map(|r| &r.value.id)
+            .chain(raw.cap.iter().map(|c| &c.value.id))
+            .chain(raw.expectation.iter().map(|e| &e.value.id));
+        self.unique_ids(ids, &format!("rule, cap or expectation of {what}"));
+        let mut rules = Vec::new();
+        let mut rules_ok = true;
+        for rule in &raw.rule {
+            match self.rule(&rule.value, kinds, catalog, &what) {
+                Some(lowered) => rules.push(lowered),
+                None => rules_ok = false,
+            }
+        }
+        let mut caps = Vec::new();
+        for cap in &raw.cap {
+            match self.cap(&cap.value, catalog, &what) {
+                Some(lowered) => caps.push(lowered),
+                None => rules_ok = false,
+            }
+        }
+        let mut expectations = Vec::new();
+        for expectation in &raw.expectation {
+            match self.expectation(&expectation.value, kinds, &what) {
+                Some(lowered) => expectations.push(lowered),
+                None => rules_ok = false,
+            }
+        }
+        if !rules_ok {
+            return None;
+        }
+        title?;
+        Some(ScoringModel {
+            id: id?,
+            subject_kinds: kinds?,
+            base_points: raw.base_points,
+            consent_required_for: kind_set(&raw.consent_required_for),
+            grades: grades?,
+            rules,
+            caps,
+            expectations,
+            requires_records: raw.requires_records,
+            note: raw.note.clone(),
+        })
+    }
+
+    fn grade_bands(&mut self, grades: &[Located<raw::Grade>], what: &str) -> Option<Vec<GradeBand>> {
+        let mut bands: Vec<GradeBand> = Vec::new();
+        let mut ok = true;
+        let mut open_band: Option<&Located<raw::Grade>> = None;
+        let mut mins: BTreeMap<i64, &str> = BTreeMap::new();
+        self.unique_ids(grades.iter().map(|g| &g.value.grade), &format!("grade of {what}"));
+        for grade in grades {
+            let name = &grade.value.grade;
+            if name.value.trim().is_empty() {
+                self.diag.error(&name.span, format!("{what} has a grade with an empty name"));
+                ok = false;
+            }
+            let points_min = match &grade.value.min {
+                Some(min) => {
+                    if let Some(other) = mins.insert(min.value, &name.value) {
+                        self.diag.error(&min.span, format!("grades `{other}` and `{}` of {what} both start at {}", name.value, min.value));
+                        ok = false;
+                    }
+                    min.value
+                }
+                None => {
+                    if let Some(first) = open_band {
+                        self.diag.error(
+                            &grade.span,
+                            format!(
+                                "grades `{}` and `{}` of {what} both leave out `min`: only the lowest band may",
+                                first.value.grade.value, name.value
+                            ),
+                        );
+                        ok = false;
+                    }
+                    open_band = Some(grade);
+                    i64::MIN
+                }
+            };
+            bands.push(GradeBand { grade: Arc::from(name.value.as_str()), points_min });
+        }
+        bands.sort_by(|a, b| b.points_min.cmp(&a.points_min));
+        ok.then_some(bands)
+    }
+
+    fn rule(&mut self, rule: &raw::Rule, model_kinds: Option<KindSet>, catalog: &Catalog, model: &str) -> Option<ScoreRule> {
+        let what = format!("rule `{}` of {model}", rule.id.value);
+        let id = self.id(&rule.id, "rule");
+        let type_index = self.record_type(catalog, &rule.record_type, &what);
+        let info = type_index.and_then(|index| catalog.info.get(index));
+        let fields: &[(Arc<str>, FieldType)] = info.map_or(&[], |info| info.fields.as_slice());
+        let fields: ScopeFields = fields.to_vec();
+
+        let condition = match &rule.when {
+            Some(when) if info.is_some() => self.cel_record(when, &fields, &format!("`when` of {what}")).map(Some),
+            Some(_) => None,
+            None => Some(None),
+        };
+        let points = match &rule.points.value {
+            raw::Points::Constant(points) => Some(Points::Constant(*points)),
+            raw::Points::Expression(source) if info.is_some() => {
+                let located = Located { value: source.clone(), span: rule.points.span.clone() };
+                self.cel_record(&located, &fields, &format!("`points` of {what}")).map(Points::Expression)
+            }
+            raw::Points::Expression(_) => None,
+        };
+        let mut ok = true;
+        if let (Some(min), Some(max)) = (&rule.points_min, &rule.points_max) {
+            if min.value > max.value {
+                self.diag.error(&min.span, format!("{what} has points_min {} above points_max {}", min.value, max.value));
+                ok = false;
+            }
+        }
+        let validity = self.period(&rule.validity, "validity", &what);
+        let escalation = match &rule.escalation {
+            Some(escalation) => self.escalation(&escalation.value, &what).map(Some),
+            None => Some(None),
+        };
+        let kinds = self.rule_kinds(rule.subject_kinds.as_ref(), info.and_then(|i| i.kinds), model_kinds, &rule.record_type, &what);
+        let mut professions = Vec::new();
+        if let (false, Some(first)) = (catalog.has_profession_field, rule.professions.first()) {
+            self.diag.error(
+                &first.span,
+                format!("{what} is limited to professions, but no record type of the catalog sets a profession (`profession_field`)"),
+            );
+            ok = false;
+        }
+        for profession in &rule.professions {
+            match self.id(profession, "profession") {
+                Some(profession) => professions.push(profession),
+                None => ok = false,
+            }
+        }
+        ok.then_some(())?;
+        Some(ScoreRule {
+            id: id?,
+            record_type: u32::try_from(type_index?).ok()?,
+            condition: condition?,
+            points: points?,
+            points_min: rule.points_min.as_ref().map(|m| m.value),
+            points_max: rule.points_max.as_ref().map(|m| m.value),
+            validity: validity?,
+            escalation: escalation?,
+            subject_kinds: kinds?,
+            professions,
+        })
+    }
+
+    /// A rule's subject kinds: those given (which the record type and the
+    /// model must both allow), or else what both allow.
+    fn rule_kinds(
+        &mut self,
+        given: Option<&Located<Vec<raw::SubjectKind>>>,
+        type_kinds: Option<KindSet>,
+        model_kinds: Option<KindSet>,
+        record_type: &Located<String>,
+        what: &str,
+    ) -> Option<KindSet> {
+        let (type_kinds, model_kinds) = (type_kinds?, model_kinds?);
+        let allowed = intersect(type_kinds, model_kinds);
+        match given {
+            Some(given) => {
+                let kinds = self.kinds(given, what)?;
+                if !subset(kinds, allowed) {
+                    self.diag.error(
+                        &given.span,
+                        format!(
+                            "{what} is for {}, but this model scores `{}` records of {} only",
+                            describe_kinds(kinds),
+                            record_type.value,
+                            describe_kinds(allowed)
+                        ),
+                    );
+                    return None;
+                }
+                Some(kinds)
+            }
+            None if allowed.is_empty() => {
+                self.diag.error(
+                    &record_type.span,
+                    format!(
+                        "{what}: record type `{}` is about {} and the model scores {}: the rule could never apply",
+                        record_type.value,
+                        describe_kinds(type_kinds),
+                        describe_kinds(model_kinds)
+                    ),
+                );
+                None
+            }
+            None => Some(allowed),
+        }
+    }
+
+    fn escalation(&mut self, escalation: &raw::Escalation, what: &str) -> Option<Escalation> {
+        let window = self.period(&escalation.window, "escalation.window", what);
+        let mut ok = true;
+        if escalation.from_count.value < 2 {
+            self.diag.error(
+                &escalation.from_count.span,
+                format!("escalation.from_count of {what} must be 2 or more (the first occurrence is never a repeat)"),
+            );
+            ok = false;
+        }
+        if escalation.multiplier.value < 2 {
+            self.diag.error(&escalation.multiplier.span, format!("escalation.multiplier of {what} must be 2 or more"));
+            ok = false;
+        }
+        ok.then_some(())?;
+        Some(Escalation {
+            window: window?,
+            from_count: escalation.from_count.value,
+            multiplier: escalation.multiplier.value,
+        })
+    }
+
+    fn cap(&mut self, cap: &raw::Cap, catalog: &Catalog, model: &str) -> Option<Cap> {
+        let what = format!("cap `{}` of {model}", cap.id.value);
+        let id = self.id(&cap.id, "cap");
+        let mut ok = true;
+        if !catalog.categories.contains(&cap.category.value) {
+            let hint = suggestion(&cap.category.value, catalog.categories.iter().map(String::as_str));
+            self.diag.error(&cap.category.span, format!("{what} names category `{}`, which no record type has{hint}", cap.category.value));
+            ok = false;
+        }
+        for (bound, key) in [(&cap.gain_max, "gain_max"), (&cap.loss_max, "loss_max")] {
+            if let Some(bound) = bound {
+                if bound.value < 0 {
+                    self.diag.error(&bound.span, format!("`{key}` of {what} must not be negative (loss_max is a positive number of points)"));
+                    ok = false;
+                }
+            }
+        }
+        if cap.gain_max.is_none() && cap.loss_max.is_none() {
+            self.diag.error(&cap.id.span, format!("{what} sets neither gain_max nor loss_max"));
+            ok = false;
+        }
+        ok.then_some(())?;
+        Some(Cap {
+            id: id?,
+            category: cap.category.value.clone(),
+            per: calendar(cap.per),
+            gain_max: cap.gain_max.as_ref().map(|b| b.value),
+            loss_max: cap.loss_max.as_ref().map(|b| b.value),
+        })
+    }
+
+    fn expectation(&mut self, expectation: &raw::Expectation, model_kinds: Option<KindSet>, model: &str) -> Option<Expectation> {
+        let what = format!("expectation `{}` of {model}", expectation.id.value);
+        let id = self.id(&expectation.id, "expectation");
+        let validity = self.period(&expectation.validity, "validity", &what);
+        let legal_basis = self.legal_basis(&expectation.legal_basis, &what);
+        let mut ok = true;
+        if expectation.gain_min.value < 1 {
+            self.diag.error(&expectation.gain_min.span, format!("`gain_min` of {what} must be at least 1"));
+            ok = false;
+        }
+        let kinds = match (&expectation.subject_kinds, model_kinds) {
+            (Some(given), Some(model_kinds)) => {
+                let kinds = self.kinds(given, &what)?;
+                if !subset(kinds, model_kinds) {
+                    self.diag.error(&given.span, format!("{what} is for {}, whom the model does not score", describe_kinds(kinds)));
+                    return None;
+                }
+                Some(kinds)
+            }
+            (None, model_kinds) => model_kinds,
+            (Some(_), None) => None,
+        };
+        ok.then_some(())?;
+        Some(Expectation {
+            id: id?,
+            per: calendar(expectation.per),
+            gain_min: expectation.gain_min.value,
+            points: expectation.points,
+            validity: validity?,
+            legal_basis: legal_basis?,
+            subject_kinds: kinds?,
+        })
+    }
+
+    // ----- lists -----------------------------------------------------------
+
+    fn lists(&mut self, lists: &[Located<raw::List>], catalog: &Catalog, models: &Models) -> Lists {
+        let mut out = Lists { lowered: Vec::new(), info: Vec::new(), by_id: BTreeMap::new() };
+        for (index, list) in lists.iter().enumerate() {
+            let raw = &list.value;
+            out.by_id.entry(raw.id.value.clone()).or_insert(index);
+            out.info.push(ListInfo { kind: list_kind(raw.kind), by_grade: raw.grade_entry.is_some() });
+            let lowered = self.list(list, catalog, models);
+            out.lowered.push(lowered);
+        }
+        out
+    }
+
+    fn list(&mut self, list: &Located<raw::List>, catalog: &Catalog, models: &Models) -> Option<ListDef> {
+        let raw = &list.value;
+        let what = format!("list `{}`", raw.id.value);
+        let id = self.id(&raw.id, "list");
+        let title = self.text(&raw.title, "title", &what);
+        let legal_basis = self.legal_basis(&raw.legal_basis, &what);
+        let kinds = self.kinds(&raw.subject_kinds, &what);
+        let mut ok = true;
+
+        let mut record_entries = Vec::new();
+        let mut entry_types = Vec::new();
+        for entry in &raw.entry {
+            let entry_what = format!("entry of {what}");
+            let Some(index) = self.record_type(catalog, &entry.value.record_type, &entry_what) else {
+                ok = false;
+                continue;
+            };
+            entry_types.push((index, &entry.value.record_type));
+            let info = catalog.info.get(index);
+            if let (Some(list_kinds), Some(type_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
+                if intersect(list_kinds, type_kinds).is_empty() {
+                    self.diag.error(
+                        &entry.value.record_type.span,
+                        format!(
+                            "{entry_what}: record type `{}` is about {} but the list holds {}",
+                            entry.value.record_type.value,
+                            describe_kinds(type_kinds),
+                            describe_kinds(list_kinds)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let condition = match (&entry.value.when, info) {
+                (Some(when), Some(info)) => {
+                    match self.cel_record(when, &info.fields, &format!("`when` of the `{}` {entry_what}", entry.value.record_type.value)) {
+                        Some(program) => Some(program),
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            record_entries.push(RecordEntry { record_type: u32::try_from(index).ok()?, condition });
+        }
+
+        let (grade_entries, grade_model) = match &raw.grade_entry {
+            Some(grade_entry) => {
+                let entry = &grade_entry.value;
+                let model = self.model_ref(models, &entry.model, &format!("grade_entry of {what}"));
+                let info = model.and_then(|index| models.info.get(index));
+                if let (Some(list_kinds), Some(model_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
+                    if !subset(list_kinds, model_kinds) {
+                        self.diag.error(
+                            &entry.model.span,
+                            format!(
+                                "grade_entry of {what}: model `{}` scores {}, but the list holds {}",
+                                entry.model.value,
+                                describe_kinds(model_kinds),
+                                describe_kinds(list_kinds)
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                let grades = self.grades(&entry.grades, info, &entry.model.value, &format!("grade_entry of {what}"));
+                if grades.len() != entry.grades.len() || model.is_none() {
+                    ok = false;
+                }
+                if entry.grades.is_empty() {
+                    self.diag.error(&grade_entry.span, format!("grade_entry of {what} names no grades"));
+                    ok = false;
+                }
+                if raw.schedule.is_none() {
+                    self.diag.error(
+                        &grade_entry.span,
+                        format!(
+                            "{what} is entered by grade but has no `schedule`: a grade changes every day, \
+                             so membership is decided on publication days (weekly or monthly)"
+                        ),
+                    );
+                    ok = false;
+                }
+                (grades, model.and_then(|m| u32::try_from(m).ok()))
+            }
+            None => (Vec::new(), None),
+        };
+        if raw.entry.is_empty() && raw.grade_entry.is_none() {
+            self.diag.error(&list.span, format!("{what} has no way in: give `entry` records or a `grade_entry`"));
+            ok = false;
+        }
+
+        let duration_min = match &raw.duration_min {
+            Some(period) => self.period(period, "duration_min", &what),
+            None => Some(Period::default()),
+        };
+        let duration_max = match &raw.duration_max {
+            Some(period) => self.period(period, "duration_max", &what).map(Some),
+            None => Some(None),
+        };
+        if let (Some(min), Some(Some(max)), Some(max_text)) = (duration_min, duration_max, &raw.duration_max) {
+            if max.after(REFERENCE_DAY) < min.after(REFERENCE_DAY) {
+                self.diag.error(&max_text.span, format!("duration_max {max} of {what} is shorter than its duration_min {min}"));
+                ok = false;
+            }
+        }
+
+        let mut exits = Vec::new();
+        for exit in &raw.exit {
+            match self.exit(&exit.value, &entry_types, catalog, &what) {
+                Some(lowered) => exits.push(lowered),
+                None => ok = false,
+            }
+        }
+        let mut reach = Vec::new();
+        for relation in &raw.reach {
+            if !catalog.relation_fields.contains(&relation.value) {
+                let known: Vec<&str> = catalog.relation_fields.iter().map(String::as_str).collect();
+                let listing = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                self.diag.error(
+                    &relation.span,
+                    format!("{what} reaches `{}`, which is not a relation field of any record type (relation fields: {listing})", relation.value),
+                );
+                ok = false;
+                continue;
+            }
+            if kinds.is_some_and(|k| !k.organisation) {
+                self.diag.error(&relation.span, format!("{what} holds persons only, so `reach` (relations of an organisation) never applies"));
+                ok = false;
+                continue;
+            }
+            reach.push(Arc::from(relation.value.as_str()));
+        }
+        ok.then_some(())?;
+        Some(ListDef {
+            id: id?,
+            title: title?,
+            kind: list_kind(raw.kind),
+            legal_basis: legal_basis?,
+            subject_kinds: kinds?,
+            record_entries,
+            grade_entries,
+            grade_model,
+            duration_min: duration_min?,
+            duration_max: duration_max?,
+            exits,
+            exit_on_repair: raw.exit_on_repair,
+            public: raw.public,
+            schedule: raw.schedule.map(|s| match s {
+                raw::Schedule::Weekly => Schedule::Weekly,
+                raw::Schedule::Monthly => Schedule::Monthly,
+            }),
+            reach,
+            review_required: raw.review,
+        })
+    }
+
+    fn exit(&mut self, exit: &raw::Exit, entry_types: &[(usize, &Located<String>)], catalog: &Catalog, list: &str) -> Option<RecordExit> {
+        let what = format!("exit of {list}");
+        let index = self.record_type(catalog, &exit.record_type, &what)?;
+        let mut match_field = None;
+        if let Some(field) = &exit.match_field {
+            let type_of = |index: usize| {
+                catalog.info.get(index).and_then(|info| info.fields.iter().find(|(name, _)| name.as_ref() == field.value).map(|(_, t)| *t))
+            };
+            let exit_type = type_of(index);
+            let mut ok = true;
+            if exit_type.is_none() {
+                self.diag.error(
+                    &field.span,
+                    format!("match_field `{}` of {what} is not a field of exit record type `{}`", field.value, exit.record_type.value),
+                );
+                ok = false;
+            }
+            if entry_types.is_empty() {
+                self.diag.error(&field.span, format!("match_field `{}` of {what} needs entry records to match against", field.value));
+                ok = false;
+            }
+            for (entry_index, entry_name) in entry_types {
+                match type_of(*entry_index) {
+                    None => {
+                        self.diag.error(
+                            &field.span,
+                            format!("match_field `{}` of {what} is not a field of entry record type `{}`", field.value, entry_name.value),
+                        );
+                        ok = false;
+                    }
+                    Some(entry_type) if exit_type.is_some_and(|t| t != entry_type) => {
+                        self.diag.error(
+                            &field.span,
+                            format!(
+                                "match_field `{}` of {what} has different types in `{}` and `{}`",
+                                field.value, entry_name.value, exit.record_type.value
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(_) => {}
+                }
+            }
+            ok.then_some(())?;
+            match_field = Some(Arc::from(field.value.as_str()));
+        }
+        Some(RecordExit { record_type: u32::try_from(index).ok()?, match_field, working_days: exit.working_days })
+    }
+
+    // ----- measures --------------------------------------------------------
+
+    fn measure(&mut self, measure: &Located<raw::Measure>, lists: &Lists, models: &Models, allow_score_only: bool) -> Option<Measure> {
+        let raw = &measure.value;
+        let what = format!("measure `{}`", raw.id.value);
+        let id = self.id(&raw.id, "measure");
+        let title = self.text(&raw.title, "title", &what);
+        let legal_basis = self.legal_basis(&raw.legal_basis, &what);
+        let kinds = self.kinds(&raw.subject_kinds, &what);
+        let mut ok = true;
+
+        let mut agencies = Vec::new();
+        if raw.agencies.value.is_empty() {
+            self.diag.error(&raw.agencies.span, format!("{what} names no agency that implements it"));
+            ok = false;
+        }
+        for agency in &raw.agencies.value {
+            match self.id(agency, "agency") {
+                Some(agency) => agencies.push(agency),
+                None => ok = false,
+            }
+        }
+
+        let uses_grades = raw.applies.iter().chain(&raw.except).any(|c| !c.value.grades.is_empty());
+        let model = match &raw.model {
+            Some(model) => {
+                let index = self.model_ref(models, model, &what);
+                ok &= index.is_some();
+                index
+            }
+            // With one model there is nothing to choose.
+            None if uses_grades && models.info.len() == 1 => Some(0),
+            None if uses_grades => {
+                self.diag.error(&measure.span, format!("{what} uses grades but does not name the `model` whose grades they are"));
+                ok = false;
+                None
+            }
+            None => None,
+        };
+        let model_info = model.and_then(|index| models.info.get(index));
+        let model_id = raw.model.as_ref().map_or("", |m| m.value.as_str());
+
+        self.unique_ids(raw.applies.iter().chain(&raw.except).map(|c| &c.value.id), &format!("condition of {what}"));
+        if raw.applies.is_empty() {
+            self.diag.error(&measure.span, format!("{what} has no `applies` condition, so it would never apply"));
+            ok = false;
+        }
+        let mut applies = Vec::new();
+        for condition in &raw.applies {
+            match self.condition(condition, lists, model_info, model_id, &what) {
+                Some(lowered) => applies.push(lowered),
+                None => ok = false,
+            }
+        }
+        let mut exceptions = Vec::new();
+        for condition in &raw.except {
+            match self.condition(condition, lists, model_info, model_id, &what) {
+                Some(lowered) => exceptions.push(lowered),
+                None => ok = false,
+            }
+        }
+        ok &= self.score_only_rule(raw, lists, allow_score_only, &what);
+        ok.then_some(())?;
+        Some(Measure {
+            id: id?,
+            title: title?,
+            kind: match raw.kind {
+                raw::MeasureKind::Reward => MeasureKind::Reward,
+                raw::MeasureKind::Punishment => MeasureKind::Punishment,
+            },
+            legal_basis: legal_basis?,
+            agencies,
+            subject_kinds: kinds?,
+            applies,
+            exceptions,
+            model: model.and_then(|m| u32::try_from(m).ok()),
+            score_only_opt_in: raw.score_only_opt_in.as_ref().is_some_and(|flag| flag.value),
+        })
+    }
+
+    fn condition(
+        &mut self,
+        condition: &Located<raw::Condition>,
+        lists: &Lists,
+        model: Option<&ModelInfo>,
+        model_id: &str,
+        measure: &str,
+    ) -> Option<Condition> {
+        let raw = &condition.value;
+        let what = format!("condition `{}` of {measure}", raw.id.value);
+        let id = self.id(&raw.id, "condition");
+        let mut ok = true;
+        if raw.lists.is_empty() && raw.list_kind.is_none() && raw.grades.is_empty() && raw.when.is_none() {
+            self.diag.error(&condition.span, format!("{what} is empty: it would hold for every subject"));
+            ok = false;
+        }
+        let mut list_indices = Vec::new();
+        for list in &raw.lists {
+            match lists.by_id.get(&list.value) {
+                Some(&index) => list_indices.push(u32::try_from(index).ok()?),
+                None => {
+                    if !self.declared.lists.contains(&list.value) {
+                        let hint = suggestion(&list.value, lists.by_id.keys().map(String::as_str));
+                        self.diag.error(&list.span, format!("{what} names unknown list `{}`{hint}", list.value));
+                    }
+                    ok = false;
+                }
+            }
+        }
+        let grades = self.grades(&raw.grades, model, model_id, &what);
+        ok &= grades.len() == raw.grades.len();
+        let when = match &raw.when {
+            Some(when) => {
+                let program = cel::compile(self.diag, when, Scope::Subject, &format!("`when` of {what}"));
+                ok &= program.is_some();
+                program
+            }
+            None => None,
+        };
+        ok.then_some(())?;
+        Some(Condition {
+            id: id?,
+            lists: list_indices,
+            list_kind: raw.list_kind.map(list_kind),
+            grades,
+            when,
+        })
+    }
+
+    /// A punishment follows from a list entry grounded in records, never from
+    /// a score or grade alone, unless both the rulebook and the measure opt in.
+    fn score_only_rule(&mut self, measure: &raw::Measure, lists: &Lists, allow_score_only: bool, what: &str) -> bool {
+        let opt_in = measure.score_only_opt_in.as_ref().filter(|flag| flag.value);
+        let mut score_only: Vec<(&Located<raw::Condition>, String)> = Vec::new();
+        for condition in &measure.applies {
+            if let Some(reason) = rests_on_score(&condition.value, lists) {
+                score_only.push((condition, reason));
+            }
+        }
+        let punishment = measure.kind == raw::MeasureKind::Punishment;
+        match opt_in {
+            None if punishment => {
+                for (condition, reason) in &score_only {
+                    self.diag.error(
+                        &condition.span,
+                        format!(
+                            "punishment {what} would follow from score or grade alone: condition `{}` {reason}. \
+                             A punishment must follow from a list entry grounded in records; to opt in \
+                             explicitly and visibly, set `score_only_opt_in = true` on the measure and \
+                             `allow_score_only_punishment = true` under [policy]",
+                            condition.value.id.value
+                        ),
+                    );
+                }
+                score_only.is_empty()
+            }
+            None => true,
+            Some(flag) if !punishment => {
+                self.diag.error(&flag.span, format!("{what} is a reward: `score_only_opt_in` is for punishments only"));
+                false
+            }
+            Some(flag) if score_only.is_empty() => {
+                self.diag.error(
+                    &flag.span,
+                    format!("{what} sets `score_only_opt_in` but every condition rests on a list grounded in records: remove it"),
+                );
+                false
+            }
+            Some(flag) if !allow_score_only => {
+                self.diag.error(
+                    &flag.span,
+                    format!(
+                        "{what} opts in to punishment by score alone, but the rulebook does not: \
+                         set `allow_score_only_punishment = true` under [policy] as well"
+                    ),
+                );
+                false
+            }
+            Some(_) => true,
+        }
+    }
+}
+
+/// Why a condition rests on score or grade alone, if it does.
+fn rests_on_score(condition: &raw::Condition, lists: &Lists) -> Option<String> {
+    if condition.lists.is_empty() && condition.list_kind.is_none() {
+        return Some("names no list and no list kind".to_string());
+    }
+    for list in &condition.lists {
+        let by_grade = lists.by_id.get(&list.value).and_then(|&index| lists.info.get(index)).is_some_and(|info| info.by_grade);
+        if by_grade {
+            return Some(format!("names list `{}`, which subjects enter by grade", list.value));
+        }
+    }
+    if let Some(kind) = condition.list_kind {
+        let kind = list_kind(kind);
+        if lists.info.iter().any(|info| info.kind == kind && info.by_grade) {
+            let kind = match kind {
+                ListKind::Black => "black",
+                ListKind::Red => "red",
+            };
+            return Some(format!("names any {kind} list, and a {kind} list is entered by grade"));
+        }
+    }
+    None
+}
+
+fn is_field_name(name: &str) -> bool {
+    let starts_well = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    starts_well && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn kind_set(kinds: &[raw::SubjectKind]) -> KindSet {
+    KindSet {
+        person: kinds.contains(&raw::SubjectKind::Person),
+        organisation: kinds.contains(&raw::SubjectKind::Organisation),
+    }
+}
+
+trait KindSetExt {
+    fn is_empty(&self) -> bool;
+}
+
+impl KindSetExt for KindSet {
+    fn is_empty(&self) -> bool {
+        !self.person && !self.organisation
+    }
+}
+
+fn intersect(a: KindSet, b: KindSet) -> KindSet {
+    KindSet { person: a.person && b.person, organisation: a.organisation && b.organisation }
+}
+
+fn subset(a: KindSet, b: KindSet) -> bool {
+    (!a.person || b.person) && (!a.organisation || b.organisation)
+}
+
+fn describe_kinds(kinds: KindSet) -> &'static str {
+    match (kinds.person, kinds.organisation) {
+        (true, true) => "persons and organisations",
+        (true, false) => "persons",
+        (false, true) => "organisations",
+        (false, false) => "no subjects",
+    }
+}
+
+fn field_type(field_type: raw::FieldType) -> FieldType {
+    match field_type {
+        raw::FieldType::Bool => FieldType::Bool,
+        raw::FieldType::Int => FieldType::Int,
+        raw::FieldType::Number => FieldType::Number,
+        raw::FieldType::Text => FieldType::Text,
+        raw::FieldType::Date => FieldType::Date,
+        raw::FieldType::Subject => FieldType::Subject,
+    }
+}
+
+fn severity(severity: raw::Severity) -> Severity {
+    match severity {
+        raw::Severity::Minor => Severity::Minor,
+        raw::Severity::General => Severity::General,
+        raw::Severity::Serious => Severity::Serious,
+    }
+}
+
+fn calendar(period: raw::CalendarPeriod) -> CalendarPeriod {
+    match period {
+        raw::CalendarPeriod::Month => CalendarPeriod::Month,
+        raw::CalendarPeriod::Quarter => CalendarPeriod::Quarter,
+        raw::CalendarPeriod::Year => CalendarPeriod::Year,
+    }
+}
+
+fn list_kind(kind: raw::ListKind) -> ListKind {
+    match kind {
+        raw::ListKind::Black => ListKind::Black,
+        raw::ListKind::Red => ListKind::Red,
+    }
+}

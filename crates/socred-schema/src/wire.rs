@@ -1,0 +1,340 @@
+//! The record wire format: records and later facts as JSON objects, one a
+//! line in NDJSON files and the same over HTTP, and records as CSV rows.
+//! Parsing validates each item against the rulebook's catalog and lowers it
+//! into the core's [`Record`] and [`Fact`]; a bad line becomes a
+//! [`Rejection`] with its line number, the key or field at fault and a
+//! stable code, and never stops the good lines around it.
+//!
+//! `docs/records.md` is the reference for the format and the codes.
+//!
+//! Speed: a line is read in two passes over borrowed text. The first
+//! (`raw`) only splits the JSON into slots per known key without copying
+//! strings; the second (`lower`) judges and builds the record, sharing
+//! strings that repeat across millions of lines (record type ids come from
+//! the catalog, provider names from a per-reader interner).
+
+mod csv;
+mod lower;
+mod raw;
+mod write;
+
+use std::fmt;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+use serde::Serialize;
+use socred_core::{Fact, Record, Rulebook, SubjectId};
+
+pub use self::csv::{parse_csv, read_csv};
+pub use self::write::to_line;
+use lower::{Lowerer, Problem};
+use raw::{Body, Element};
+
+/// Longest line read, in bytes: a record is a few hundred bytes, and a
+/// limit keeps one broken file (no newlines at all) from filling memory.
+pub const LINE_BYTES_MAX: usize = 1 << 20;
+/// Longest provider name, record id, type id, `by` or date text, in bytes.
+pub const KEY_BYTES_MAX: usize = 128;
+/// Longest `document`, `statement` or text field, in bytes.
+pub const TEXT_BYTES_MAX: usize = 4096;
+
+/// One parsed line: a record, or a later fact about a record or a subject.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Record(Record),
+    Fact {
+        fact: Fact,
+        /// The catalog type that the fact's new fields were checked against
+        /// (the line's `type` key), for a correction and a dispute resolved
+        /// as corrected; None for other facts. A store should refuse the
+        /// fact when it differs from the type of the record it names.
+        record_type: Option<Arc<str>>,
+    },
+}
+
+impl Item {
+    pub fn subject(&self) -> SubjectId {
+        match self {
+            Item::Record(record) => record.subject,
+            Item::Fact { fact, .. } => fact.subject,
+        }
+    }
+}
+
+/// Why a line was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// 1-based line of an NDJSON text or CSV file (the header is line 1);
+    /// in a JSON array the element's 0-based index plus one, and 0 when the
+    /// body as a whole is not an array.
+    pub line: usize,
+    /// The key or field at fault, e.g. `subject` or `fields.amount_yuan`.
+    pub field: Option<String>,
+    /// Stable machine code, listed in `docs/records.md`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{} [{}]", self.message, self.code)
+    }
+}
+
+/// Something accepted but worth a look, e.g. an early pilot organisation
+/// code whose check character does not match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Everything parsed from one text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub items: Vec<Item>,
+    pub rejections: Vec<Rejection>,
+    pub warnings: Vec<Warning>,
+}
+
+/// What a streaming read saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Lines (or CSV rows) tried; blank lines are not counted.
+    pub lines: u64,
+    pub items: u64,
+    pub rejections: u64,
+    /// Lines accepted with a warning.
+    pub warnings: u64,
+}
+
+type LineResult = Result<(Item, Option<Warning>), Rejection>;
+
+/// Parses lines against one rulebook, sharing provider names across them.
+/// Use one per input stream.
+#[derive(Debug)]
+pub struct LineParser<'r> {
+    lowerer: Lowerer<'r>,
+    messages: Vec<String>,
+}
+
+impl<'r> LineParser<'r> {
+    pub fn new(rulebook: &'r Rulebook) -> Self {
+        LineParser {
+            lowerer: Lowerer::new(rulebook),
+            messages: Vec::new(),
+        }
+    }
+
+    /// Parses one JSON value (one NDJSON line) into an item.
+    pub fn parse(&mut self, line: usize, text: &str) -> LineResult {
+        match serde_json::from_str::<Element<'_>>(text) {
+            Ok(element) => self.element(line, element),
+            Err(error) => Err(Rejection {
+                line,
+                field: None,
+                code: "malformed_json",
+                message: json_error_message(&error),
+            }),
+        }
+    }
+
+    fn element(&mut self, line: usize, element: Element<'_>) -> LineResult {
+        let raw = match element {
+            Element::Line(raw) => raw,
+            Element::NotObject(kind) => {
+                return Err(Rejection {
+                    line,
+                    field: None,
+                    code: "not_an_object",
+                    message: format!("expected a JSON object, found {kind}"),
+                })
+            }
+        };
+        self.messages.clear();
+        match self.lowerer.lower(raw, &mut self.messages) {
+            Ok(item) => {
+                let warning = (!self.messages.is_empty()).then(|| Warning {
+                    line,
+                    message: self.messages.join("; "),
+                });
+                Ok((item, warning))
+            }
+            Err(Problem {
+                field,
+                code,
+                message,
+            }) => Err(Rejection {
+                line,
+                field,
+                code,
+                message,
+            }),
+        }
+    }
+
+    /// One physical NDJSON line, without its newline: None when blank.
+    fn ndjson_line(&mut self, line: usize, text: &str) -> Option<LineResult> {
+        let text = if line == 1 {
+            text.strip_prefix('\u{feff}').unwrap_or(text)
+        } else {
+            text
+        };
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim_ascii().is_empty() {
+            return None;
+        }
+        if text.len() > LINE_BYTES_MAX {
+            return Some(Err(too_long(line)));
+        }
+        Some(self.parse(line, text))
+    }
+}
+
+fn too_long(line: usize) -> Rejection {
+    Rejection {
+        line,
+        field: None,
+        code: "line_too_long",
+        message: format!("line is longer than {LINE_BYTES_MAX} bytes"),
+    }
+}
+
+/// serde_json's message without its "at line 1 column 9" tail, which is
+/// wrong for a line of a file; the column is kept.
+fn json_error_message(error: &serde_json::Error) -> String {
+    let full = error.to_string();
+    let reason = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(reason, _)| reason);
+    if error.line() > 1 {
+        format!(
+            "not valid JSON: {reason} (line {} column {} of the value)",
+            error.line(),
+            error.column()
+        )
+    } else {
+        format!("not valid JSON: {reason} (column {})", error.column())
+    }
+}
+
+/// Parses one NDJSON line (or one JSON value) into an item, validating it
+/// against the catalog.
+pub fn parse_line(rulebook: &Rulebook, line: usize, text: &str) -> LineResult {
+    LineParser::new(rulebook).parse(line, text)
+}
+
+/// Parses a whole NDJSON text: every line is tried; blank lines are skipped.
+pub fn parse_ndjson(rulebook: &Rulebook, text: &str) -> Parsed {
+    let mut parser = LineParser::new(rulebook);
+    let mut parsed = Parsed::default();
+    for (index, text) in text.split('\n').enumerate() {
+        if let Some(result) = parser.ndjson_line(index + 1, text) {
+            collect(&mut parsed, result);
+        }
+    }
+    parsed
+}
+
+fn collect(parsed: &mut Parsed, result: LineResult) {
+    match result {
+        Ok((item, warning)) => {
+            parsed.items.push(item);
+            parsed.warnings.extend(warning);
+        }
+        Err(rejection) => parsed.rejections.push(rejection),
+    }
+}
+
+/// Parses a JSON body holding an array of items (or a single one, taken as
+/// element 1). Elements are judged one by one; JSON that does not parse at
+/// all rejects the whole body as line 0.
+pub fn parse_json_array(rulebook: &Rulebook, text: &str) -> Parsed {
+    let mut parser = LineParser::new(rulebook);
+    let mut parsed = Parsed::default();
+    match serde_json::from_str::<Body<'_>>(text) {
+        Ok(Body::Many(elements)) => {
+            for (index, element) in elements.into_iter().enumerate() {
+                let result = parser.element(index + 1, element);
+                collect(&mut parsed, result);
+            }
+        }
+        Ok(Body::One(element)) => {
+            let result = parser.element(1, *element);
+            collect(&mut parsed, result);
+        }
+        Err(error) => parsed.rejections.push(Rejection {
+            line: 0,
+            field: None,
+            code: "malformed_json",
+            message: json_error_message(&error),
+        }),
+    }
+    parsed
+}
+
+/// Streams NDJSON from `reader`: good items go to `on_item`, bad lines to
+/// `on_rejection`. Memory stays bounded by the longest line
+/// ([`LINE_BYTES_MAX`]), whatever the file's size. Only I/O errors stop
+/// the reading.
+pub fn read_ndjson(
+    rulebook: &Rulebook,
+    mut reader: impl BufRead,
+    mut on_item: impl FnMut(Item),
+    mut on_rejection: impl FnMut(Rejection),
+    mut on_warning: impl FnMut(Warning),
+) -> io::Result<Counts> {
+    let mut parser = LineParser::new(rulebook);
+    let mut counts = Counts::default();
+    let mut buffer = Vec::with_capacity(4096);
+    let mut line = 0;
+    loop {
+        buffer.clear();
+        let limit = LINE_BYTES_MAX as u64 + 1;
+        if io::Read::take(&mut reader, limit).read_until(b'\n', &mut buffer)? == 0 {
+            return Ok(counts);
+        }
+        line += 1;
+        let result = if buffer.last() != Some(&b'\n') && buffer.len() > LINE_BYTES_MAX {
+            reader.skip_until(b'\n')?;
+            Some(Err(too_long(line)))
+        } else {
+            let bytes = buffer.strip_suffix(b"\n").unwrap_or(&buffer);
+            match std::str::from_utf8(bytes) {
+                Ok(text) => parser.ndjson_line(line, text),
+                Err(error) => Some(Err(Rejection {
+                    line,
+                    field: None,
+                    code: "malformed_json",
+                    message: format!("line is not valid UTF-8 (byte {})", error.valid_up_to() + 1),
+                })),
+            }
+        };
+        let Some(result) = result else { continue };
+        counts.lines += 1;
+        match result {
+            Ok((item, warning)) => {
+                counts.items += 1;
+                on_item(item);
+                if let Some(warning) = warning {
+                    counts.warnings += 1;
+                    on_warning(warning);
+                }
+            }
+            Err(rejection) => {
+                counts.rejections += 1;
+                on_rejection(rejection);
+            }
+        }
+    }
+}

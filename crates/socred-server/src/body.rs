@@ -1,0 +1,96 @@
+//! Reading requests: bodies with their size limit, JSON with unknown keys
+//! refused, query strings. Every failure becomes an [`ApiError`] with a
+//! stable code instead of the framework's plain-text rejection.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The raw body, refused with `body_too_large` (413) past the route's limit.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<RawBody, ApiError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this endpoint accepts (see docs/api.md for the limits)",
+            )),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_body",
+                format!("the request body could not be read: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// The media type of the body, lower case, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    Some(essence.to_ascii_lowercase())
+}
+
+/// Refuses a body that is not declared `application/json`.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers).as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) => Err(unsupported(other, "application/json")),
+        None => Err(unsupported("no Content-Type", "application/json")),
+    }
+}
+
+pub fn unsupported(found: &str, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("the body is `{found}`; this endpoint takes {expected}"),
+    )
+}
+
+/// Parses a JSON body into `T` (whose types refuse unknown keys).
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    require_json(headers)?;
+    serde_json::from_slice(body).map_err(|error| json_error(&error))
+}
+
+/// A JSON error as an API error: syntax is `malformed_json`, an unknown key
+/// `unknown_field`, anything else (a missing key, a wrong type)
+/// `invalid_body`.
+pub fn json_error(error: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {text}"))
+        }
+        Category::Data if text.starts_with("unknown field") => ApiError::bad_request("unknown_field", text),
+        Category::Data => ApiError::bad_request("invalid_body", text),
+    }
+}
+
+/// A query string parsed into `T` (whose types refuse unknown keys).
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Params<T>, ApiError> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
+        }
+    }
+}

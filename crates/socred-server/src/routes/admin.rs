@@ -1,0 +1,236 @@
+//! The operator's endpoints: principals and their tokens (which is how
+//! providers and agencies are registered), and the rulebook.
+//!
+//! A principal's scope is what its role is limited to: a provider's
+//! provider id (with the record types it may send), an agency's agency id
+//! (the measures naming it are the ones it may ask about), a subject's
+//! identifier. A token is shown once, when the principal is created or
+//! replaced; the store keeps only its SHA-256.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use socred_store::{hash_token, Principal, Role, RulebookVersion, StoreError};
+
+use crate::auth::Caller;
+use crate::body::{media_type, parse_json, unsupported, RawBody};
+use crate::error::ApiError;
+use crate::routes::{audit_draft, parse_subject};
+use crate::state::{AppState, Current};
+use crate::token::new_token;
+
+/// Longest principal id, provider id or agency id, in bytes.
+const ID_BYTES_MAX: usize = 128;
+/// Longest principal name, in bytes.
+const NAME_BYTES_MAX: usize = 256;
+
+#[derive(Serialize)]
+pub struct PrincipalList {
+    principals: Vec<Principal>,
+}
+
+pub async fn principals(State(state): State<AppState>, caller: Caller) -> Result<Json<PrincipalList>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(Json(PrincipalList { principals: state.store().principals().await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalBody {
+    id: String,
+    name: String,
+    role: Role,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    record_types: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct IssuedToken {
+    principal: Principal,
+    /// The bearer token. Shown this once: the registry keeps only its hash.
+    token: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("invalid_principal", message)
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= ID_BYTES_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if ok {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{what} `{id}` must be 1 to {ID_BYTES_MAX} characters of letters, digits, `.`, `_`, `-` and `:`"
+    )))
+}
+
+/// Checks a principal against the rulebook in force; returns it normalised
+/// with any warnings.
+fn checked_principal(current: &Current, body: PrincipalBody) -> Result<(Principal, Vec<String>), ApiError> {
+    check_id("principal id", &body.id)?;
+    if body.name.trim().is_empty() || body.name.len() > NAME_BYTES_MAX || body.name.chars().any(char::is_control) {
+        return Err(invalid(format!("`name` must be 1 to {NAME_BYTES_MAX} bytes without control characters")));
+    }
+    let mut warnings = Vec::new();
+    let scope = match (body.role, body.scope) {
+        (Role::Provider | Role::Agency, Some(scope)) => {
+            check_id("scope", &scope)?;
+            Some(scope)
+        }
+        (Role::Subject, Some(scope)) => Some(parse_subject(&scope)?.to_string()),
+        (Role::Provider | Role::Agency | Role::Subject, None) => {
+            return Err(invalid(format!(
+                "a {} principal needs a `scope`: the provider id, agency id or subject identifier it acts for",
+                body.role
+            )))
+        }
+        (role, Some(_)) => return Err(invalid(format!("a {role} principal has no scope"))),
+        (_, None) => None,
+    };
+    if body.role == Role::Provider {
+        if body.record_types.is_empty() {
+            return Err(invalid("a provider needs `record_types`: the record types it may send".into()));
+        }
+        let unknown: Vec<&str> =
+            body.record_types.iter().filter(|t| current.rulebook().record_type(t).is_none()).map(String::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(
+                "unknown_record_type",
+                format!("rulebook {} has no record type {}", current.label, unknown.join(", ")),
+            ));
+        }
+    } else if !body.record_types.is_empty() {
+        return Err(invalid(format!("only providers have `record_types`, not a {}", body.role)));
+    }
+    if let (Role::Agency, Some(agency)) = (body.role, &scope) {
+        let implements = current.rulebook().measures.iter().any(|m| m.agencies.iter().any(|a| **a == **agency));
+        if !implements {
+            warnings.push(format!("no measure of rulebook {} names agency `{agency}`: it can ask about nothing", current.label));
+        }
+    }
+    let mut record_types = body.record_types;
+    record_types.sort();
+    record_types.dedup();
+    let principal = Principal { id: body.id, name: body.name, role: body.role, scope, record_types, revoked: false };
+    Ok((principal, warnings))
+}
+
+/// Creates a principal, or replaces one (with a new token: the old one stops working).
+pub async fn put_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let request: PrincipalBody = parse_json(&headers, &body)?;
+    let (principal, warnings) = checked_principal(&state.current(), request)?;
+    let token = new_token().map_err(|error| ApiError::internal("issuing a token", &error))?;
+    let detail = format!(
+        "principal {} ({}, scope {}) issued a token",
+        principal.id,
+        principal.role,
+        principal.scope.as_deref().unwrap_or("none")
+    );
+    let audit = vec![audit_draft(&state, caller.actor(), "administration", "put_principal", None, detail)];
+    state.store().put_principal(&principal, &hash_token(&token), audit).await?;
+    state.inner.principals.clear();
+    Ok((StatusCode::CREATED, Json(IssuedToken { principal, token, warnings })))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let admin = caller.require(&[Role::Admin])?;
+    if admin.id == id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_revoke_self",
+            "an operator cannot revoke its own token; another admin must",
+        ));
+    }
+    let audit = vec![audit_draft(&state, caller.actor(), "administration", "revoke", None, format!("revoked principal {id}"))];
+    match state.store().revoke(&id, audit).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::not_found("unknown_principal", format!("there is no principal `{id}`")))
+        }
+        Err(other) => return Err(other.into()),
+    }
+    state.inner.principals.clear();
+    Ok(Json(json!({ "revoked": id })))
+}
+
+#[derive(Serialize)]
+pub struct RulebookVersions {
+    current: String,
+    versions: Vec<RulebookVersion>,
+}
+
+pub async fn rulebooks(State(state): State<AppState>, caller: Caller) -> Result<Json<RulebookVersions>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let versions = state.store().rulebooks().await?;
+    Ok(Json(RulebookVersions { current: state.current().label.clone(), versions }))
+}
+
+#[derive(Serialize)]
+pub struct Uploaded {
+    label: String,
+    /// Subjects whose files were recomputed with it.
+    recomputed: u64,
+}
+
+/// Validates and installs a rulebook: the previous versions stay stored,
+/// every file is recomputed, and the new rulebook takes over at once.
+pub async fn put_rulebook(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Uploaded>, ApiError> {
+    let admin = caller.require(&[Role::Admin])?;
+    match media_type(&headers).as_deref() {
+        Some("application/toml" | "text/plain" | "text/x-toml") => {}
+        Some(other) => return Err(unsupported(other, "application/toml (the rulebook file)")),
+        None => return Err(unsupported("no Content-Type", "application/toml (the rulebook file)")),
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|error| ApiError::bad_request("invalid_rulebook", format!("the rulebook is not UTF-8: {error}")))?;
+    let rulebook = socred_schema::load_rulebook("rulebook", text).map_err(|errors| {
+        let problems: Vec<_> = errors
+            .problems
+            .iter()
+            .map(|p| json!({ "line": p.line, "column": p.column, "message": p.message }))
+            .collect();
+        ApiError::bad_request("invalid_rulebook", format!("the rulebook does not load: {} problems", problems.len()))
+            .with_detail("problems", serde_json::Value::Array(problems))
+    })?;
+    let label = rulebook.label();
+    let current = Current::new(rulebook, text.into());
+    let engine = current.engine.clone();
+    let audit = vec![audit_draft(&state, caller.actor(), "administration", "put_rulebook", None, format!("installed rulebook {label}"))];
+    // Alone: no batch is folded while the files are recomputed and the engine swapped.
+    let _gate = state.inner.write_gate.write().await;
+    state.store().put_rulebook(&label, text, &admin.id, audit).await.map_err(|error| match error {
+        StoreError::Conflict(reason) => ApiError::new(StatusCode::CONFLICT, "rulebook_conflict", reason),
+        other => other.into(),
+    })?;
+    let recomputed = state.store().recompute_all(&engine).await;
+    // The store already names the new rulebook as current: serve it even if
+    // the recomputation failed half-way (uploading it again finishes it).
+    state.swap_current(current);
+    let recomputed = recomputed?;
+    Ok(Json(Uploaded { label, recomputed }))
+}

@@ -1,0 +1,63 @@
+//! The audit log for auditors: its entries in order, and a check of its
+//! hash chain from the first entry to the stored head.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use socred_store::{AuditEntry, Role};
+
+use crate::auth::Caller;
+use crate::body::Params;
+use crate::error::ApiError;
+use crate::routes::page_limit;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct AuditPage {
+    entries: Vec<AuditEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<u64>,
+}
+
+pub async fn entries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(&[Role::Auditor])?;
+    let limit = page_limit(query.limit);
+    let entries = state.store().audit(query.after.unwrap_or(0), limit).await?;
+    let next_after = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    Ok(Json(AuditPage { entries, next_after }))
+}
+
+#[derive(Serialize)]
+pub struct ChainReport {
+    /// Whether every entry and the head verify.
+    ok: bool,
+    /// Entries checked.
+    entries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broken: Option<Broken>,
+}
+
+/// Where the chain breaks first.
+#[derive(Serialize)]
+pub struct Broken {
+    seq: u64,
+    reason: String,
+}
+
+pub async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Json<ChainReport>, ApiError> {
+    caller.require(&[Role::Auditor])?;
+    let (entries, outcome) = crate::verify::check_chain(state.store().as_ref()).await?;
+    let broken = outcome.err().map(|b| Broken { seq: b.seq, reason: b.reason });
+    Ok(Json(ChainReport { ok: broken.is_none(), entries, broken }))
+}

@@ -1,0 +1,165 @@
+//! Decisions for consuming agencies: does measure M apply to subject X
+//! today, and why. An agency may ask only about the measures whose
+//! `agencies` name it, and learns the decision with its reasons, never the
+//! file. Each answer is a read of the subject's file: it is logged with the
+//! agency, its purpose and the measure, where the subject sees it, and the
+//! answer goes out only once that entry is durable.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use socred_core::{Decision, SubjectId};
+use socred_store::{empty_state, Principal, Role};
+
+use crate::auth::Caller;
+use crate::body::{parse_json, Params, RawBody};
+use crate::error::ApiError;
+use crate::routes::{audit_draft, parse_subject};
+use crate::state::AppState;
+
+/// Longest purpose, in bytes.
+const PURPOSE_BYTES_MAX: usize = 128;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Why the agency asks (e.g. `ticket_sale`); shown to the subject.
+    purpose: String,
+    queries: Vec<QueryBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    subject: String,
+    measure: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionParams {
+    subject: String,
+    measure: String,
+    purpose: String,
+}
+
+#[derive(Serialize)]
+pub struct DecisionsResponse {
+    decisions: Vec<Decision>,
+}
+
+pub async fn post_decisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<DecisionsResponse>, ApiError> {
+    let principal = caller.require(&[Role::Agency])?;
+    let request: DecisionRequest = parse_json(&headers, &body)?;
+    if request.queries.len() > state.limits().queries_max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_queries",
+            format!("{} queries in one request; at most {}", request.queries.len(), state.limits().queries_max),
+        ));
+    }
+    let queries: Vec<(&str, &str)> = request.queries.iter().map(|q| (q.subject.as_str(), q.measure.as_str())).collect();
+    let decisions = decide(&state, &caller, principal, &request.purpose, &queries).await?;
+    Ok(Json(DecisionsResponse { decisions }))
+}
+
+pub async fn get_decision(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(params): Params<DecisionParams>,
+) -> Result<Json<Decision>, ApiError> {
+    let principal = caller.require(&[Role::Agency])?;
+    let queries = [(params.subject.as_str(), params.measure.as_str())];
+    let decision = decide(&state, &caller, principal, &params.purpose, &queries).await?.pop();
+    decision.map(Json).ok_or_else(|| ApiError::internal("decide", &"no decision for one query"))
+}
+
+/// Checks every query first (so that a refused one leaves no trace but the
+/// error), then decides, logs and answers in query order.
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    purpose: &str,
+    queries: &[(&str, &str)],
+) -> Result<Vec<Decision>, ApiError> {
+    check_purpose(purpose)?;
+    let agency = Caller::scope(principal)?;
+    let current = state.current();
+    let rulebook = current.rulebook();
+    let mut checked = Vec::with_capacity(queries.len());
+    for (subject, measure_id) in queries {
+        let subject = parse_subject(subject)?;
+        let Some(measure) = rulebook.measure(measure_id) else {
+            return Err(ApiError::bad_request(
+                "unknown_measure",
+                format!("rulebook {} has no measure `{measure_id}`", current.label),
+            ));
+        };
+        if !measure.agencies.iter().any(|a| **a == *agency) {
+            return Err(ApiError::forbidden(
+                "measure_not_allowed",
+                format!("agency `{agency}` does not implement measure `{measure_id}`, so it may not ask about it"),
+            ));
+        }
+        checked.push((subject, measure));
+    }
+    let mut index: HashMap<SubjectId, usize> = HashMap::new();
+    let mut states = Vec::new();
+    for (subject, _) in &checked {
+        if index.contains_key(subject) {
+            continue;
+        }
+        let subject_state = state.store().state(*subject).await?.unwrap_or_else(|| empty_state(*subject));
+        index.insert(*subject, states.len());
+        states.push(subject_state);
+    }
+    let today = state.today();
+    let standings: Vec<_> = states.iter().map(|s| current.engine.evaluate(s, today)).collect();
+    let mut decisions = Vec::with_capacity(checked.len());
+    let mut audit = Vec::with_capacity(checked.len());
+    let (mut applies, mut not_applies) = (0, 0);
+    for (subject, measure) in checked {
+        let Some(standing) = index.get(&subject).and_then(|&i| standings.get(i)) else {
+            return Err(ApiError::internal("decide", &format!("no standing loaded for {subject}")));
+        };
+        let decision = current.engine.decide(standing, measure);
+        let verdict = if decision.applies {
+            applies += 1;
+            "applies"
+        } else {
+            not_applies += 1;
+            "does not apply"
+        };
+        let detail = format!("measure {}: {verdict} (rulebook {})", measure.id, decision.rulebook);
+        audit.push(audit_draft(state, caller.actor(), purpose, "decide", Some(subject), detail));
+        decisions.push(decision);
+    }
+    state.inner.audit.append(audit).await?;
+    state.inner.metrics.decisions(applies, not_applies);
+    Ok(decisions)
+}
+
+fn check_purpose(purpose: &str) -> Result<(), ApiError> {
+    let ok = !purpose.trim().is_empty()
+        && purpose.len() <= PURPOSE_BYTES_MAX
+        && purpose.chars().all(|c| !c.is_control());
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "invalid_purpose",
+        format!(
+            "`purpose` must say why the agency asks (shown to the subject): 1 to {PURPOSE_BYTES_MAX} bytes without \
+             control characters"
+        ),
+    ))
+}

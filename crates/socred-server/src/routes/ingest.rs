@@ -1,0 +1,421 @@
+//! `POST /v1/records`: records and later facts in bulk, as NDJSON (one item
+//! a line) or a JSON array.
+//!
+//! Every item gets a result, in order: the store's outcome, or why it was
+//! refused before storing (it does not parse, or the caller may not send
+//! it). All items that pass go to the store in one call and commit
+//! together, with the audit entry of the request. Refused items are
+//! reported, never dropped silently.
+//!
+//! Who may send what (least privilege):
+//! - a provider: records of its own provider id and registered record
+//!   types, and `retracted` / `corrected` facts about its own records;
+//! - a reviewer: `resolved` and `repaired` facts (the outcome of an
+//!   objection or a repair application), reported `by` itself.
+//!
+//! A record of a serious type that puts its subject on a list needing
+//! review waits for a second person; so does a reviewer's fact that would
+//! take such a record's entry away (a repair, a resolution that retracts or
+//! corrects).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use socred_core::record::Outcome as Resolution;
+use socred_core::{FactKind, SubjectId};
+use socred_schema::wire::{self, LineParser, Rejection, LINE_BYTES_MAX};
+use socred_store::{Item, Outcome, Principal, ReviewNeed, Role, Submission};
+
+use crate::auth::Caller;
+use crate::body::{json_error, media_type, unsupported, Params, RawBody};
+use crate::error::ApiError;
+use crate::metrics::INGEST_STATUSES;
+use crate::routes::audit_draft;
+use crate::state::{AppState, Current};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    /// A result for every item.
+    #[default]
+    All,
+    /// Results only for items that were not stored or already stored
+    /// (counts still cover everything): for large batches.
+    Problems,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestQuery {
+    #[serde(default)]
+    report: Report,
+}
+
+/// The result of one item.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    /// NDJSON: the 1-based line number. JSON: the 0-based array index.
+    index: usize,
+    /// stored, duplicate, conflict, pending_review, unknown_record, rejected.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    stored: u64,
+    duplicate: u64,
+    conflict: u64,
+    pending_review: u64,
+    unknown_record: u64,
+    rejected: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    counts: Counts,
+    results: Vec<ItemResult>,
+}
+
+/// One parsed item or its rejection, with its index.
+enum Slot {
+    Item { index: usize, item: wire::Item, warning: Option<String> },
+    Refused { index: usize, rejection: Rejection },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ndjson,
+    Json,
+}
+
+pub async fn post_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<IngestQuery>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let principal = caller.require(&[Role::Provider, Role::Reviewer])?.clone();
+    let format = match media_type(&headers).as_deref() {
+        Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => Format::Ndjson,
+        Some("application/json") => Format::Json,
+        Some(other) => return Err(unsupported(other, "application/x-ndjson or application/json")),
+        None => return Err(unsupported("no Content-Type", "application/x-ndjson or application/json")),
+    };
+    let scope = match principal.role {
+        Role::Provider => Some(Caller::scope(&principal)?.to_string()),
+        _ => None,
+    };
+    // Shared: a rulebook upload waits until this batch is stored (and the
+    // batch is parsed and folded with the rulebook that is current).
+    let _gate = state.inner.write_gate.read().await;
+    let current = state.current();
+    let parse_current = current.clone();
+    let slots = tokio::task::spawn_blocking(move || parse_body(&parse_current, &body, format))
+        .await
+        .map_err(|error| ApiError::internal("parsing a batch", &error))??;
+
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(slots.len());
+    let mut submissions = Vec::with_capacity(slots.len());
+    let mut positions = Vec::with_capacity(slots.len());
+    let mut lookups = ReviewLookups::default();
+    for slot in slots {
+        match slot {
+            Slot::Refused { index, rejection } => results.push(Some(rejected(index, rejection))),
+            Slot::Item { index, item, warning } => {
+                match admit(&state, &current, &principal, scope.as_deref(), item, &mut lookups).await? {
+                    Ok(submission) => {
+                        positions.push((results.len(), index, warning));
+                        results.push(None);
+                        submissions.push(submission);
+                    }
+                    Err(rejection) => {
+                        let mut result = rejected(index, rejection);
+                        result.warning = warning;
+                        results.push(Some(result));
+                    }
+                }
+            }
+        }
+    }
+    let refused = results.len() - submissions.len();
+    let detail = format!(
+        "{} items sent as {}, {} refused before storing",
+        results.len(),
+        if format == Format::Ndjson { "NDJSON" } else { "a JSON array" },
+        refused
+    );
+    let audit = vec![audit_draft(&state, caller.actor(), "ingest", "ingest", None, detail)];
+    let outcomes = if submissions.is_empty() {
+        Vec::new()
+    } else {
+        state.store().ingest(&current.engine, submissions, audit).await?
+    };
+    if outcomes.len() != positions.len() {
+        return Err(ApiError::internal(
+            "ingest",
+            &format!("the store answered {} outcomes for {} items", outcomes.len(), positions.len()),
+        ));
+    }
+    for ((slot, index, warning), outcome) in positions.into_iter().zip(outcomes) {
+        let mut result = stored(index, outcome);
+        result.warning = warning;
+        if let Some(place) = results.get_mut(slot) {
+            *place = Some(result);
+        }
+    }
+    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+    let counts = count(&state, &results);
+    let results = match query.report {
+        Report::All => results,
+        Report::Problems => results.into_iter().filter(|r| !matches!(r.status, "stored" | "duplicate")).collect(),
+    };
+    Ok(Json(IngestResponse { counts, results }))
+}
+
+fn count(state: &AppState, results: &[ItemResult]) -> Counts {
+    let mut counts = Counts::default();
+    for result in results {
+        let slot = match result.status {
+            "stored" => &mut counts.stored,
+            "duplicate" => &mut counts.duplicate,
+            "conflict" => &mut counts.conflict,
+            "pending_review" => &mut counts.pending_review,
+            "unknown_record" => &mut counts.unknown_record,
+            _ => &mut counts.rejected,
+        };
+        *slot += 1;
+    }
+    let values = [
+        counts.stored,
+        counts.duplicate,
+        counts.conflict,
+        counts.pending_review,
+        counts.unknown_record,
+        counts.rejected,
+    ];
+    for (status, value) in values.into_iter().enumerate().take(INGEST_STATUSES.len()) {
+        state.inner.metrics.ingest(status, value);
+    }
+    counts
+}
+
+fn rejected(index: usize, rejection: Rejection) -> ItemResult {
+    ItemResult {
+        index,
+        status: "rejected",
+        code: Some(rejection.code),
+        field: rejection.field,
+        message: Some(rejection.message),
+        warning: None,
+    }
+}
+
+fn stored(index: usize, outcome: Outcome) -> ItemResult {
+    let (status, code, message) = match outcome {
+        Outcome::Stored => ("stored", None, None),
+        Outcome::Duplicate => ("duplicate", None, None),
+        Outcome::PendingReview => ("pending_review", None, None),
+        Outcome::Conflict { reason } => ("conflict", Some("conflict"), Some(reason)),
+        Outcome::UnknownRecord => (
+            "unknown_record",
+            Some("unknown_record"),
+            Some("the fact names a record that is not in effect for this subject (unknown, another subject's, or waiting for review)".to_string()),
+        ),
+    };
+    ItemResult { index, status, code, field: None, message, warning: None }
+}
+
+/// Parses the whole body; a JSON body that is not JSON at all is a 400.
+fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid UTF-8 (byte {} is not)", error.valid_up_to() + 1),
+        )
+    })?;
+    let mut parser = LineParser::new(current.rulebook());
+    let mut slots = Vec::new();
+    match format {
+        Format::Ndjson => {
+            for (number, line) in text.split('\n').enumerate() {
+                let index = number + 1;
+                let line = if index == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if line.trim_ascii().is_empty() {
+                    continue;
+                }
+                if line.len() > LINE_BYTES_MAX {
+                    let message = format!("line is longer than {LINE_BYTES_MAX} bytes");
+                    let rejection = Rejection { line: index, field: None, code: "line_too_long", message };
+                    slots.push(Slot::Refused { index, rejection });
+                    continue;
+                }
+                slots.push(slot(&mut parser, index, index, line));
+            }
+        }
+        Format::Json => {
+            let trimmed = text.trim_ascii_start();
+            if trimmed.starts_with('{') {
+                slots.push(slot(&mut parser, 0, 1, text));
+            } else {
+                let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|error| {
+                    let mut api = json_error(&error);
+                    if api.code != "malformed_json" {
+                        api = ApiError::bad_request("malformed_json", format!("the body must be a JSON array of items: {error}"));
+                    }
+                    api
+                })?;
+                for (index, element) in elements.into_iter().enumerate() {
+                    slots.push(slot(&mut parser, index, index + 1, element.get()));
+                }
+            }
+        }
+    }
+    Ok(slots)
+}
+
+fn slot(parser: &mut LineParser<'_>, index: usize, line: usize, text: &str) -> Slot {
+    match parser.parse(line, text) {
+        Ok((item, warning)) => Slot::Item { index, item, warning: warning.map(|w| w.message) },
+        Err(rejection) => Slot::Refused { index, rejection },
+    }
+}
+
+fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
+    Rejection { line: 0, field: Some(field.to_string()), code, message }
+}
+
+/// Record types of subjects already looked up in this request, for the
+/// review need of reviewers' facts.
+#[derive(Default)]
+struct ReviewLookups {
+    types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
+}
+
+/// Checks that `principal` may send `item` and decides whether it waits
+/// for review. The outer error is the store failing; the inner one refuses
+/// the item.
+async fn admit(
+    state: &AppState,
+    current: &Current,
+    principal: &Principal,
+    scope: Option<&str>,
+    item: wire::Item,
+    lookups: &mut ReviewLookups,
+) -> Result<Result<Submission, Rejection>, ApiError> {
+    let submitted_by = principal.id.clone();
+    match (principal.role, item) {
+        (Role::Provider, wire::Item::Record(record)) => {
+            let provider = scope.unwrap_or_default();
+            if *record.key.provider != *provider {
+                return Ok(Err(refuse(
+                    "provider_mismatch",
+                    "provider",
+                    format!("this token sends records of provider `{provider}`, not `{}`", record.key.provider),
+                )));
+            }
+            if !principal.record_types.iter().any(|t| **t == *record.type_id) {
+                return Ok(Err(refuse(
+                    "record_type_not_allowed",
+                    "type",
+                    format!("provider `{provider}` is not registered for record type `{}`", record.type_id),
+                )));
+            }
+            let review = if current.needs_review(record.type_index) { ReviewNeed::Required } else { ReviewNeed::NotRequired };
+            Ok(Ok(Submission { item: Item::Record(record), submitted_by, review }))
+        }
+        (Role::Provider, wire::Item::Fact { fact, record_type }) => {
+            let provider = scope.unwrap_or_default();
+            if !matches!(fact.kind, FactKind::Retracted { .. } | FactKind::Corrected { .. }) {
+                return Ok(Err(refuse(
+                    "fact_not_allowed",
+                    "fact",
+                    "a provider may send records and retract or correct its own records; other facts come from \
+                     subjects and reviewers"
+                        .to_string(),
+                )));
+            }
+            if let Some(key) = fact.record() {
+                if *key.provider != *provider {
+                    return Ok(Err(refuse(
+                        "not_own_record",
+                        "provider",
+                        format!("record {}/{} belongs to another provider than `{provider}`", key.provider, key.id),
+                    )));
+                }
+            }
+            if *fact.by != *provider {
+                return Ok(Err(refuse("by_mismatch", "by", format!("this token reports as `{provider}`, not `{}`", fact.by))));
+            }
+            Ok(Ok(Submission { item: Item::Fact { fact, record_type }, submitted_by, review: ReviewNeed::NotRequired }))
+        }
+        (Role::Reviewer, wire::Item::Fact { fact, record_type }) => {
+            let takes_entry_away = match &fact.kind {
+                FactKind::Repaired { .. } => true,
+                FactKind::Resolved { outcome, .. } => *outcome != Resolution::Upheld,
+                _ => {
+                    return Ok(Err(refuse(
+                        "fact_not_allowed",
+                        "fact",
+                        "a reviewer sends `resolved` and `repaired` facts only".to_string(),
+                    )))
+                }
+            };
+            if *fact.by != *principal.id {
+                return Ok(Err(refuse(
+                    "by_mismatch",
+                    "by",
+                    format!("this token reports as `{}`, not `{}`: set `by` to it", principal.id, fact.by),
+                )));
+            }
+            let mut review = ReviewNeed::NotRequired;
+            if let (true, Some(key)) = (takes_entry_away, fact.record()) {
+                if let Some(type_index) = record_type_of(state, current, fact.subject, key, lookups).await? {
+                    if current.needs_review(type_index) {
+                        review = ReviewNeed::Required;
+                    }
+                }
+            }
+            Ok(Ok(Submission { item: Item::Fact { fact, record_type }, submitted_by, review }))
+        }
+        (_, wire::Item::Record(_)) => Ok(Err(refuse(
+            "record_not_allowed",
+            "type",
+            format!("principal `{}` ({}) may not send records; providers do", principal.id, principal.role),
+        ))),
+        (_, wire::Item::Fact { .. }) => Ok(Err(refuse(
+            "fact_not_allowed",
+            "fact",
+            format!("principal `{}` ({}) may not send this fact", principal.id, principal.role),
+        ))),
+    }
+}
+
+/// The record type index of a stored record in effect, or None.
+async fn record_type_of(
+    state: &AppState,
+    current: &Current,
+    subject: SubjectId,
+    key: &socred_core::RecordKey,
+    lookups: &mut ReviewLookups,
+) -> Result<Option<u32>, ApiError> {
+    if !lookups.types.contains_key(&subject) {
+        let (records, _) = state.store().records(current.rulebook(), subject).await?;
+        let types = records.into_iter().map(|r| (r.key, r.type_index)).collect();
+        lookups.types.insert(subject, types);
+    }
+    Ok(lookups.types.get(&subject).and_then(|types| types.get(key).copied()))
+}

@@ -1,0 +1,133 @@
+//! The router: every path, its method and its handler, in one table that
+//! also feeds [`route_table`] (the OpenAPI test checks that the
+//! description and the table agree, so no route goes undocumented).
+
+mod admin;
+mod audit;
+mod decisions;
+mod health;
+mod ingest;
+mod public;
+mod review;
+mod subjects;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{panic_response, ApiError};
+use crate::state::{AppState, Limits};
+
+/// Declares the routes once: builds the router and the table of
+/// (method, path) pairs from the same list.
+macro_rules! routes {
+    ($limits:ident; $( $method:ident $path:literal => $handler:path $([$layer:expr])? ),* $(,)?) => {
+        /// Every (method, path) the router serves, paths in axum's
+        /// `{param}` syntax (which is also OpenAPI's).
+        pub fn route_table() -> &'static [(&'static str, &'static str)] {
+            &[ $( (stringify!($method), $path) ),* ]
+        }
+
+        fn add_routes(router: Router<AppState>, $limits: Limits) -> Router<AppState> {
+            let mut router = router;
+            $( router = router.route($path, axum::routing::$method($handler) $(.layer($layer))?); )*
+            router
+        }
+    };
+}
+
+routes! { limits;
+    get "/healthz" => health::healthz,
+    get "/readyz" => health::readyz,
+    get "/metrics" => health::metrics,
+    get "/openapi.json" => health::openapi,
+
+    get "/v1/rulebook" => public::rulebook,
+    get "/v1/public/companies/{uscc}" => public::company,
+    get "/v1/public/lists" => public::lists,
+    get "/v1/public/lists/{id}" => public::list_members,
+
+    post "/v1/records" => ingest::post_records [DefaultBodyLimit::max(limits.ingest_body_bytes_max)],
+
+    get "/v1/review/pending" => review::pending,
+    post "/v1/review/approve" => review::approve,
+    post "/v1/review/reject" => review::reject,
+
+    post "/v1/decisions" => decisions::post_decisions,
+    get "/v1/decisions" => decisions::get_decision,
+
+    get "/v1/subjects/{id}" => subjects::file,
+    get "/v1/subjects/{id}/explanation" => subjects::explanation,
+    get "/v1/subjects/{id}/access-log" => subjects::access_log,
+    post "/v1/subjects/{id}/consent" => subjects::consent,
+
+    get "/v1/audit" => audit::entries,
+    get "/v1/audit/verify" => audit::verify,
+
+    get "/v1/admin/principals" => admin::principals,
+    post "/v1/admin/principals" => admin::put_principal,
+    delete "/v1/admin/principals/{id}" => admin::revoke,
+    get "/v1/admin/rulebooks" => admin::rulebooks,
+    put "/v1/admin/rulebook" => admin::put_rulebook,
+}
+
+/// The registry's HTTP API over `state`.
+pub fn app(state: AppState) -> Router {
+    let limits = state.limits();
+    add_routes(Router::new(), limits)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found("no_such_endpoint", format!("there is no endpoint at `{}`; see /openapi.json", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{}` does not take {method}; see /openapi.json", uri.path()),
+    )
+}
+
+/// Parses a subject identifier from a path or a body (`invalid_subject`, 400).
+pub(crate) fn parse_subject(text: &str) -> Result<socred_core::SubjectId, ApiError> {
+    socred_core::SubjectId::parse(text)
+        .map(|parsed| parsed.id)
+        .map_err(|error| ApiError::bad_request("invalid_subject", format!("`{text}` is not a valid subject identifier: {error}")))
+}
+
+/// An audit entry by `actor` (a principal id or `anonymous`) in `role`, now.
+pub(crate) fn audit_draft(
+    state: &AppState,
+    (actor, role): (&str, &str),
+    purpose: &str,
+    action: &str,
+    subject: Option<socred_core::SubjectId>,
+    detail: String,
+) -> socred_store::AuditDraft {
+    socred_store::AuditDraft {
+        at_ms: state.now_ms(),
+        actor: actor.to_string(),
+        role: role.to_string(),
+        purpose: purpose.to_string(),
+        action: action.to_string(),
+        subject,
+        detail,
+    }
+}
+
+/// Rows per page when the client does not say.
+pub(crate) const PAGE_DEFAULT: usize = 100;
+/// Most rows per page, whatever the client asks.
+pub(crate) const PAGE_MAX: usize = 1000;
+
+pub(crate) fn page_limit(limit: Option<usize>) -> usize {
+    limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX)
+}

@@ -1,0 +1,175 @@
+//! What anyone may see without a token: the rulebook, a company's public
+//! credit information, and the public lists. Persons' files are never
+//! disclosed here; a person appears only as an entry of a list the rulebook
+//! publishes, and only while the entry is in force.
+//!
+//! Public lookups are disclosures, not reads of a file: they show only what
+//! is published to everyone, so they are not written to the audit log (a
+//! company's log would otherwise fill with every consumer's lookup).
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use socred_core::file::{Detail, EntryView, RecordView};
+use socred_core::{Day, SubjectId, SubjectKind};
+use socred_core::rulebook::ListKind;
+
+use crate::auth::Caller;
+use crate::body::Params;
+use crate::error::ApiError;
+use crate::routes::{page_limit, parse_subject};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct RulebookView {
+    /// `id@version`.
+    label: String,
+    /// The rulebook file, TOML.
+    text: String,
+}
+
+/// The rulebook in force, as its TOML text.
+pub async fn rulebook(State(state): State<AppState>, _caller: Caller) -> Json<RulebookView> {
+    let current = state.current();
+    Json(RulebookView { label: current.label.clone(), text: current.text.to_string() })
+}
+
+#[derive(Serialize)]
+pub struct ModelGrade {
+    model: std::sync::Arc<str>,
+    grade: Option<std::sync::Arc<str>>,
+}
+
+#[derive(Serialize)]
+pub struct CompanyView {
+    subject: SubjectId,
+    as_of: Day,
+    rulebook: String,
+    /// The grade of the main scoring model (None when not graded).
+    grade: Option<std::sync::Arc<str>>,
+    /// The grade under every model that grades organisations.
+    grades: Vec<ModelGrade>,
+    /// Entries of public lists in force today.
+    list_entries: Vec<EntryView>,
+    /// Records inside their publicity window.
+    records: Vec<RecordView>,
+}
+
+/// A company's public credit information.
+pub async fn company(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(uscc): Path<String>,
+) -> Result<Json<CompanyView>, ApiError> {
+    let subject = parse_subject(&uscc)?;
+    if subject.kind() != SubjectKind::Organisation {
+        return Err(ApiError::bad_request(
+            "not_an_organisation",
+            format!("`{subject}` is a person's identifier; only organisations' credit information is public"),
+        ));
+    }
+    let Some(subject_state) = state.store().state(subject).await? else {
+        return Err(ApiError::not_found("unknown_subject", format!("the registry holds nothing about `{subject}`")));
+    };
+    let current = state.current();
+    let today = state.today();
+    let standing = current.engine.evaluate(&subject_state, today);
+    let file = current.engine.credit_file(&standing, Detail::Full);
+    let list_entries = file.list_entries.unwrap_or_default().into_iter().filter(|e| e.public).collect();
+    let records = file.records.unwrap_or_default().into_iter().filter(|r| r.public).collect();
+    let grades = file.models.iter().map(|m| ModelGrade { model: m.model.clone(), grade: m.grade.clone() }).collect();
+    Ok(Json(CompanyView {
+        subject,
+        as_of: today,
+        rulebook: file.rulebook,
+        grade: file.grade,
+        grades,
+        list_entries,
+        records,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct ListSummary {
+    id: std::sync::Arc<str>,
+    title: String,
+    kind: ListKind,
+    legal_basis: String,
+}
+
+#[derive(Serialize)]
+pub struct ListsView {
+    lists: Vec<ListSummary>,
+}
+
+/// The lists the rulebook publishes.
+pub async fn lists(State(state): State<AppState>, _caller: Caller) -> Json<ListsView> {
+    let current = state.current();
+    let lists = current
+        .rulebook()
+        .lists
+        .iter()
+        .filter(|list| list.public)
+        .map(|list| ListSummary {
+            id: list.id.clone(),
+            title: list.title.clone(),
+            kind: list.kind,
+            legal_basis: list.legal_basis.clone(),
+        })
+        .collect();
+    Json(ListsView { lists })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct MemberView {
+    subject: SubjectId,
+    since: Day,
+    /// The day the entry ends (absent: open-ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<Day>,
+}
+
+#[derive(Serialize)]
+pub struct MembersView {
+    list: std::sync::Arc<str>,
+    title: String,
+    as_of: Day,
+    entries: Vec<MemberView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<SubjectId>,
+}
+
+/// The entries of a public list in force today, in identifier order.
+pub async fn list_members(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Params(query): Params<PageQuery>,
+) -> Result<Json<MembersView>, ApiError> {
+    let current = state.current();
+    let Some(list) = current.rulebook().lists.iter().find(|list| *list.id == *id && list.public) else {
+        return Err(ApiError::not_found("unknown_list", format!("there is no public list `{id}`; see /v1/public/lists")));
+    };
+    let after = query.after.as_deref().map(parse_subject).transpose()?;
+    let limit = page_limit(query.limit);
+    let today = state.today();
+    let members = state.store().list_members(&list.id, today, after, limit).await?;
+    let next_after = (members.len() == limit).then(|| members.last().map(|(s, _)| *s)).flatten();
+    let entries = members
+        .into_iter()
+        .map(|(subject, span)| MemberView {
+            subject,
+            since: span.start,
+            until: (span.end != Day::MAX).then_some(span.end),
+        })
+        .collect();
+    Ok(Json(MembersView { list: list.id.clone(), title: list.title.clone(), as_of: today, entries, next_after }))
+}

@@ -1,0 +1,151 @@
+//! The two-person review: reviewers list what waits, and approve or reject
+//! it. The submitter of an item can never decide on it (the store refuses
+//! that too, whatever the caller).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use socred_core::SubjectId;
+use socred_store::{Item, ItemKey, PendingItem, Role, StoreError};
+
+use crate::auth::Caller;
+use crate::body::{parse_json, Params, RawBody};
+use crate::error::ApiError;
+use crate::routes::{audit_draft, page_limit};
+use crate::state::AppState;
+
+/// Longest rejection reason, in bytes.
+const REASON_BYTES_MAX: usize = 4096;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct PendingView {
+    /// Position in the queue (use as `after` to page).
+    seq: u64,
+    key: ItemKey,
+    subject: SubjectId,
+    /// The record or the later fact, in the wire shape.
+    item: Value,
+    submitted_by: String,
+    submitted_at_ms: i64,
+}
+
+#[derive(Serialize)]
+pub struct PendingList {
+    items: Vec<PendingView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<u64>,
+}
+
+fn item_json(item: &Item) -> Value {
+    let value = match item {
+        Item::Record(record) => serde_json::to_value(record),
+        Item::Fact { fact, .. } => serde_json::to_value(fact),
+    };
+    value.unwrap_or(Value::Null)
+}
+
+fn view(pending: PendingItem) -> PendingView {
+    PendingView {
+        seq: pending.seq,
+        subject: pending.item.subject(),
+        item: item_json(&pending.item),
+        key: pending.key,
+        submitted_by: pending.submitted_by,
+        submitted_at_ms: pending.submitted_at_ms,
+    }
+}
+
+/// Items waiting for review, oldest first.
+pub async fn pending(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<PendingQuery>,
+) -> Result<Json<PendingList>, ApiError> {
+    caller.require(&[Role::Reviewer])?;
+    let limit = page_limit(query.limit);
+    let current = state.current();
+    let items = state.store().pending(current.rulebook(), query.after, limit).await?;
+    let next_after = (items.len() == limit).then(|| items.last().map(|p| p.seq)).flatten();
+    Ok(Json(PendingList { items: items.into_iter().map(view).collect(), next_after }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    key: ItemKey,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    key: ItemKey,
+    reason: String,
+}
+
+#[derive(Serialize)]
+pub struct Reviewed {
+    /// `approved` or `rejected`.
+    status: &'static str,
+    #[serde(flatten)]
+    item: PendingView,
+}
+
+/// A store conflict in review says why (self-approval, not waiting).
+fn review_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Conflict(reason) => ApiError::new(StatusCode::CONFLICT, "review_refused", reason),
+        StoreError::NotFound(what) => ApiError::not_found("not_pending", format!("nothing waits for review under {what}")),
+        other => other.into(),
+    }
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Reviewed>, ApiError> {
+    let principal = caller.require(&[Role::Reviewer])?;
+    let request: ApproveBody = parse_json(&headers, &body)?;
+    let audit = vec![audit_draft(&state, caller.actor(), "review", "approve", None, format!("approved {}", request.key))];
+    let _gate = state.inner.write_gate.read().await;
+    let current = state.current();
+    let approved =
+        state.store().approve(&current.engine, &request.key, &principal.id, audit).await.map_err(review_error)?;
+    Ok(Json(Reviewed { status: "approved", item: view(approved) }))
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Reviewed>, ApiError> {
+    let principal = caller.require(&[Role::Reviewer])?;
+    let request: RejectBody = parse_json(&headers, &body)?;
+    if request.reason.trim().is_empty() || request.reason.len() > REASON_BYTES_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            format!("`reason` must say why the item is rejected, 1 to {REASON_BYTES_MAX} bytes"),
+        ));
+    }
+    let detail = format!("rejected {}: {}", request.key, request.reason);
+    let audit = vec![audit_draft(&state, caller.actor(), "review", "reject", None, detail)];
+    let _gate = state.inner.write_gate.read().await;
+    let current = state.current();
+    let rejected = state
+        .store()
+        .reject(&current.engine, &request.key, &principal.id, &request.reason, audit)
+        .await
+        .map_err(review_error)?;
+    Ok(Json(Reviewed { status: "rejected", item: view(rejected) }))
+}

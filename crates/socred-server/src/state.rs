@@ -1,0 +1,191 @@
+//! What every handler shares: the store, the rulebook in force (as an
+//! engine that is swapped whole when a new rulebook is uploaded), the
+//! clock, the principal cache, the metrics and the audit batcher.
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use socred_core::rulebook::Severity;
+use socred_core::{Engine, Rulebook};
+use socred_store::{AuditDraft, Store};
+
+use crate::audit_log::AuditLog;
+use crate::auth::PrincipalCache;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+
+/// Limits on what one request may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body of `POST /v1/records`, in bytes.
+    pub ingest_body_bytes_max: usize,
+    /// Largest body of every other request, in bytes (a rulebook upload
+    /// included).
+    pub body_bytes_max: usize,
+    /// Most (subject, measure) queries in one decision request.
+    pub queries_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { ingest_body_bytes_max: 64 << 20, body_bytes_max: 4 << 20, queries_max: 1000 }
+    }
+}
+
+/// The rulebook in force, with what the server derives from it once.
+#[derive(Debug)]
+pub struct Current {
+    pub engine: Arc<Engine>,
+    /// `id@version`.
+    pub label: String,
+    /// The TOML text as uploaded, served by `/v1/rulebook`.
+    pub text: Arc<str>,
+    /// By record type index: whether a record of the type waits for a
+    /// second person (a serious type that puts a subject on a list whose
+    /// entries need review).
+    review_by_type: Vec<bool>,
+}
+
+impl Current {
+    pub fn new(rulebook: Rulebook, text: Arc<str>) -> Current {
+        let review_by_type = review_by_type(&rulebook);
+        let label = rulebook.label();
+        Current { engine: Arc::new(Engine::new(Arc::new(rulebook))), label, text, review_by_type }
+    }
+
+    pub fn rulebook(&self) -> &Rulebook {
+        &self.engine.rulebook
+    }
+
+    /// Whether a record of the type at `type_index` needs review.
+    pub fn needs_review(&self, type_index: u32) -> bool {
+        self.review_by_type.get(type_index as usize).copied().unwrap_or(false)
+    }
+}
+
+fn review_by_type(rulebook: &Rulebook) -> Vec<bool> {
+    let mut review = vec![false; rulebook.catalog.len()];
+    for list in rulebook.lists.iter().filter(|list| list.review_required) {
+        for entry in &list.record_entries {
+            let index = entry.record_type as usize;
+            let serious = rulebook.catalog.get(index).is_some_and(|t| t.severity == Severity::Serious);
+            if let (true, Some(slot)) = (serious, review.get_mut(index)) {
+                *slot = true;
+            }
+        }
+    }
+    review
+}
+
+/// The server's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    current: RwLock<Arc<Current>>,
+    /// Writes that fold (ingest, review) hold it shared; a rulebook upload
+    /// holds it alone while it recomputes every file and swaps the engine,
+    /// so that no state is ever written with a rulebook that is not current.
+    pub write_gate: tokio::sync::RwLock<()>,
+    pub clock: Arc<dyn Clock>,
+    pub principals: PrincipalCache,
+    pub metrics: Metrics,
+    pub audit: AuditLog,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("rulebook", &self.current().label).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state over `store`, with the store's current rulebook in force.
+    /// A store without one gets the default rulebook first (a first start).
+    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>, limits: Limits) -> anyhow::Result<AppState> {
+        let (label, text) = match store.current_rulebook().await.context("cannot read the current rulebook")? {
+            Some(current) => current,
+            None => {
+                let rulebook = socred_schema::default_rulebook();
+                let label = rulebook.label();
+                let audit = vec![AuditDraft {
+                    at_ms: clock.now_ms(),
+                    actor: "socred".into(),
+                    role: "system".into(),
+                    purpose: "first_start".into(),
+                    action: "put_rulebook".into(),
+                    subject: None,
+                    detail: format!("installed the default rulebook {label}"),
+                }];
+                store
+                    .put_rulebook(&label, socred_schema::DEFAULT_RULEBOOK_TOML, "socred", audit)
+                    .await
+                    .context("cannot store the default rulebook")?;
+                (label, socred_schema::DEFAULT_RULEBOOK_TOML.to_string())
+            }
+        };
+        let rulebook = socred_schema::load_rulebook(&label, &text)
+            .map_err(|errors| anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}"))?;
+        let current = Arc::new(Current::new(rulebook, text.into()));
+        let audit = AuditLog::new(store.clone());
+        Ok(AppState {
+            inner: Arc::new(Shared {
+                store,
+                current: RwLock::new(current),
+                write_gate: tokio::sync::RwLock::new(()),
+                clock,
+                principals: PrincipalCache::default(),
+                metrics: Metrics::default(),
+                audit,
+                limits,
+            }),
+        })
+    }
+
+    /// The rulebook in force now. Hold on to the `Arc` for the whole
+    /// request: a concurrent upload swaps in a new one without disturbing it.
+    pub fn current(&self) -> Arc<Current> {
+        match self.inner.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn swap_current(&self, current: Current) {
+        let current = Arc::new(current);
+        match self.inner.current.write() {
+            Ok(mut guard) => *guard = current,
+            Err(poisoned) => *poisoned.into_inner() = current,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn today(&self) -> socred_core::Day {
+        self.inner.clock.today()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// How many request handlers have panicked (always 0 unless there is a bug).
+    pub fn panics(&self) -> u64 {
+        crate::metrics::panics()
+    }
+}

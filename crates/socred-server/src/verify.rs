@@ -1,0 +1,106 @@
+//! `socred verify`: checks a registry's data behind the server's back. The
+//! audit log's hash chain must hold from the first entry to the stored
+//! head, and every subject's stored state must equal a fresh fold of its
+//! records with the current rulebook. Every difference is reported.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use socred_core::Engine;
+use socred_store::{verify_states, ChainBreak, ChainVerifier, StateMismatch, Store, StoreError};
+
+/// Audit entries read per page.
+const PAGE: usize = 5000;
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub rulebook: String,
+    /// Audit entries whose chain verified.
+    pub audit_entries: u64,
+    /// The first break of the chain, if any.
+    pub chain_break: Option<ChainBreak>,
+    /// Subjects checked.
+    pub subjects: u64,
+    pub mismatches: Vec<StateMismatch>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.chain_break.is_none() && self.mismatches.is_empty()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.chain_break {
+            None => writeln!(f, "audit log: {} entries, hash chain intact", self.audit_entries)?,
+            Some(broken) => writeln!(f, "audit log: {broken}")?,
+        }
+        writeln!(f, "subjects: {} checked against a fresh fold with rulebook {}", self.subjects, self.rulebook)?;
+        for mismatch in &self.mismatches {
+            writeln!(f, "  subject {}: {}", mismatch.subject, mismatch.reason)?;
+        }
+        if self.is_ok() {
+            write!(f, "ok: the registry is consistent")
+        } else {
+            write!(
+                f,
+                "FAILED: {} problem(s)",
+                self.mismatches.len() + usize::from(self.chain_break.is_some())
+            )
+        }
+    }
+}
+
+/// Walks the audit log from entry 1 and compares its end with the stored
+/// head. Returns the entries checked and the first break.
+pub(crate) async fn check_chain(store: &dyn Store) -> Result<(u64, Result<(), ChainBreak>), StoreError> {
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for entry in &page {
+            if let Err(broken) = verifier.push(entry) {
+                return Ok((verifier.last_seq(), Err(broken)));
+            }
+        }
+    }
+    let head = store.audit_head().await?;
+    Ok((verifier.last_seq(), verifier.finish(head.as_ref())))
+}
+
+/// Verifies any store: the chain, then every subject's state.
+pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
+    let (label, text) = store
+        .current_rulebook()
+        .await
+        .context("cannot read the current rulebook")?
+        .ok_or_else(|| anyhow::anyhow!("the store holds no rulebook: it was never started"))?;
+    let rulebook = socred_schema::load_rulebook(&label, &text)
+        .map_err(|errors| anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}"))?;
+    let engine = Engine::new(Arc::new(rulebook));
+    let (audit_entries, chain) = check_chain(store).await.context("cannot read the audit log")?;
+    let mismatches = verify_states(store, &engine).await.context("cannot read the stored states")?;
+    let subjects = store.counts().await.context("cannot read the store's counts")?.subjects;
+    Ok(VerifyReport { rulebook: label, audit_entries, chain_break: chain.err(), subjects, mismatches })
+}
+
+/// `socred verify`: opens the registry in `data_dir` and verifies it.
+pub fn verify(data_dir: &Path) -> anyhow::Result<VerifyReport> {
+    if !data_dir.is_dir() {
+        anyhow::bail!("{} is not a socred data directory (it does not exist)", data_dir.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = crate::serve::open_store(data_dir).await?;
+        verify_store(store.as_ref()).await
+    })
+}

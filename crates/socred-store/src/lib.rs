@@ -1,0 +1,455 @@
+//! The storage seam of the socred registry: the [`Store`] trait that the
+//! server talks to, its error type, the rows every backend keeps, the
+//! hash-chained audit log, an in-memory fake ([`MemoryStore`]) and, behind
+//! the `conformance` feature, the test suite every backend must pass.
+//!
+//! Architecture invariant: a store never decides anything about credit. It
+//! keeps records and later facts, and after every write it stores what the
+//! core's fold makes of them ([`fold_subject`]), so that reading a file or
+//! deciding a measure never replays history. Writes and their audit entries
+//! commit in one transaction: they cannot diverge. Nothing is acknowledged
+//! before it is durable.
+//!
+//! `docs/storage.md` explains the design choices (keys, review, derived
+//! entries, list entries, the audit chain, durability).
+
+mod audit;
+mod error;
+mod memory;
+mod rows;
+mod verify;
+mod write;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use socred_core::record::RecordKey;
+use socred_core::state::{DerivedEntry, Span, SubjectState};
+use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
+
+pub use audit::{
+    audit_hash, chain_drafts, verify_chain, AuditDraft, AuditEntry, ChainBreak, ChainVerifier, GENESIS_HASH,
+};
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use rows::{FactRow, ItemMeta, RecordRow, Status};
+pub use verify::{verify_states, StateMismatch};
+pub use write::{
+    close_entry, close_open_ends, derived_by_target, fold_loaded, fold_subject, list_rows, normalise_state, reopen_entry, CountsDelta, Folded, ListRow, WriteTx,
+    Writer, KNOWN_AT,
+};
+
+/// The most rows one read returns, whatever the caller asks: a limit on
+/// everything keeps one request from holding a connection for long.
+pub const LIMIT_MAX: usize = 10_000;
+
+/// One item sent by a provider: a record, or a later fact about a record or
+/// a subject. The same shape as `socred_schema::wire::Item`, which the
+/// server converts field by field (the store does not depend on the wire
+/// format).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Record(Record),
+    Fact {
+        fact: Fact,
+        /// For a correction (or a dispute resolved as corrected): the record
+        /// type the new fields were checked against. The store refuses the
+        /// fact when it differs from the stored record's type.
+        record_type: Option<Arc<str>>,
+    },
+}
+
+impl Item {
+    pub fn subject(&self) -> SubjectId {
+        match self {
+            Item::Record(record) => record.subject,
+            Item::Fact { fact, .. } => fact.subject,
+        }
+    }
+
+    /// The idempotency key of this item.
+    pub fn key(&self) -> ItemKey {
+        match self {
+            Item::Record(record) => ItemKey::Record(record.key.clone()),
+            Item::Fact { fact, .. } => ItemKey::Fact(FactKey::of(fact)),
+        }
+    }
+}
+
+/// Whether an item must wait for a second person's approval. The server
+/// decides (e.g. serious records that put a subject on a black list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewNeed {
+    Required,
+    NotRequired,
+}
+
+/// An item with who sent it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submission {
+    pub item: Item,
+    /// The id of the principal that sent the item.
+    pub submitted_by: String,
+    pub review: ReviewNeed,
+}
+
+/// What ingesting one item did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored and in effect; the subject's state was recomputed.
+    Stored,
+    /// The same key was already stored with identical content: nothing
+    /// changed.
+    Duplicate,
+    /// The same key is already taken by different content (or the item
+    /// contradicts what is stored); nothing changed.
+    Conflict { reason: String },
+    /// Stored, waiting for a reviewer other than the submitter. A replay of
+    /// an item still waiting answers this again.
+    PendingReview,
+    /// A fact naming a record that is not in effect for that subject (it
+    /// does not exist, belongs to another subject, or still waits for
+    /// review); nothing changed.
+    UnknownRecord,
+}
+
+/// The idempotency key of a later fact. Replaying a fact line is a no-op;
+/// a second fact with the same key and other content is a conflict (two
+/// corrections of one record by one reporter on one day would otherwise be
+/// ordered by content, not by arrival).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FactKey {
+    pub subject: SubjectId,
+    /// The fact's wire name: `retracted`, `corrected`, `disputed`,
+    /// `resolved`, `repaired`, `consent_granted`, `consent_withdrawn`.
+    pub kind: String,
+    /// The record the fact is about (None for consent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordKey>,
+    pub at: Day,
+    pub by: Arc<str>,
+}
+
+impl FactKey {
+    pub fn of(fact: &Fact) -> FactKey {
+        FactKey {
+            subject: fact.subject,
+            kind: rows::fact_kind_name(&fact.kind).to_string(),
+            record: fact.record().cloned(),
+            at: fact.at,
+            by: fact.by.clone(),
+        }
+    }
+}
+
+/// The key of a record or of a later fact.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum ItemKey {
+    Record(RecordKey),
+    Fact(FactKey),
+}
+
+impl fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemKey::Record(key) => write!(f, "record {}/{}", key.provider, key.id),
+            ItemKey::Fact(key) => {
+                write!(f, "fact {} of {} on {} by {}", key.kind, key.subject, key.at, key.by)?;
+                if let Some(record) = &key.record {
+                    write!(f, " about {}/{}", record.provider, record.id)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An item waiting for review.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingItem {
+    /// Position in the review queue (for paging; increases with arrival).
+    pub seq: u64,
+    pub key: ItemKey,
+    pub item: Item,
+    pub submitted_by: String,
+    pub submitted_at_ms: i64,
+}
+
+/// What a principal may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Provider,
+    Reviewer,
+    Agency,
+    Subject,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] =
+        [Role::Admin, Role::Provider, Role::Reviewer, Role::Agency, Role::Subject, Role::Auditor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Provider => "provider",
+            Role::Reviewer => "reviewer",
+            Role::Agency => "agency",
+            Role::Subject => "subject",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Role, StoreError> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role `{text}`")))
+    }
+}
+
+/// Someone who holds a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// What the role is limited to: the provider id of a provider, the agency
+    /// id of an agency, the subject id of a subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The record types a provider may send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_types: Vec<String>,
+    /// A revoked principal keeps its row (the audit log names it) but its
+    /// token no longer authenticates.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// The SHA-256 of a bearer token, as hex: the only form in which tokens are
+/// stored.
+pub fn hash_token(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// One stored rulebook version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulebookVersion {
+    /// `id@version`, as the rulebook labels itself.
+    pub label: String,
+    pub uploaded_at_ms: i64,
+    pub uploaded_by: String,
+}
+
+/// Totals for the metrics endpoint, kept up to date by every write (no
+/// table scans).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Subjects with a stored state.
+    pub subjects: u64,
+    /// Records in effect.
+    pub records: u64,
+    /// Later facts in effect.
+    pub facts: u64,
+    /// Items waiting for review.
+    pub pending: u64,
+    pub audit_entries: u64,
+    pub principals: u64,
+    pub rulebooks: u64,
+}
+
+/// The storage of the registry. Every backend passes the conformance suite
+/// (`socred_store::conformance`, feature `conformance`).
+///
+/// Writes take the audit entries that describe them and commit both in one
+/// transaction. Batches are the base case: a single record is a batch of
+/// one. Reads clamp `limit` to [`LIMIT_MAX`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch. Every item gets an [`Outcome`], in order. All items
+    /// stored by one call commit in one transaction together with the
+    /// recomputed state of every subject they touch, the derived entries
+    /// those subjects pass on, their list entries and `audit`. An `Err`
+    /// means nothing of the batch was stored.
+    async fn ingest(
+        &self,
+        engine: &Arc<Engine>,
+        batch: Vec<Submission>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Vec<Outcome>, StoreError>;
+
+    /// Puts a pending item in effect and recomputes its subject, in one
+    /// transaction. `NotFound` when nothing waits under `key`; `Conflict`
+    /// when the reviewer is the submitter (two-person rule). Returns the
+    /// item approved.
+    async fn approve(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError>;
+
+    /// Refuses a pending item: it never takes effect and its key stays
+    /// taken. Same errors as [`Store::approve`].
+    async fn reject(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        reason: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError>;
+
+    /// Items waiting for review, oldest first, after queue position `after`.
+    /// A record whose type `rulebook` no longer has comes with `type_index`
+    /// `u32::MAX`.
+    async fn pending(
+        &self,
+        rulebook: &Rulebook,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError>;
+
+    /// The subject's stored state with the entries that reach it from
+    /// related subjects in `derived`. A subject with no records of its own
+    /// but reached by another has an empty state with those entries. None
+    /// when the registry knows nothing in effect about it.
+    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError>;
+
+    /// The records and later facts in effect about a subject (not pending,
+    /// not rejected), for explanations and verification. Records of types
+    /// the rulebook no longer has are left out: the fold cannot read them.
+    async fn records(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+    ) -> Result<(Vec<Record>, Vec<Fact>), StoreError>;
+
+    /// Subjects with a stored state, in identifier order, after `after`.
+    async fn subjects(&self, after: Option<SubjectId>, limit: usize) -> Result<Vec<SubjectId>, StoreError>;
+
+    /// Subjects on `list` on `day` (entries from their own records and
+    /// entries that reach them), in identifier order, after `after`, each
+    /// with the span of its entry (the latest ending one if several).
+    /// Entries of grade-based lists are not stored: the core computes them
+    /// when a file is read.
+    async fn list_members(
+        &self,
+        list: &str,
+        day: Day,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<(SubjectId, Span)>, StoreError>;
+
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Stores a rulebook version and makes it current; earlier versions are
+    /// kept. Uploading a label again with the same text makes it current
+    /// again; with other text it is a `Conflict` (bump the version).
+    async fn put_rulebook(
+        &self,
+        label: &str,
+        text: &str,
+        uploaded_by: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<RulebookVersion, StoreError>;
+
+    /// The current rulebook as (label, TOML text).
+    async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Every version uploaded, oldest first.
+    async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError>;
+
+    /// Refolds every subject with `engine` (after a rulebook upload), in
+    /// batches of their own transactions. Returns how many were refolded.
+    async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError>;
+
+    /// Creates or replaces a principal (and un-revokes it) with the hash of
+    /// its token ([`hash_token`]). `Conflict` when another principal holds
+    /// that hash.
+    async fn put_principal(
+        &self,
+        principal: &Principal,
+        token_hash: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<(), StoreError>;
+
+    /// The principal holding this token hash, unless revoked.
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError>;
+
+    /// All principals, revoked ones included, by id.
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError>;
+
+    /// Revokes a principal's token. `NotFound` when there is no such id.
+    async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError>;
+
+    /// Appends entries to the audit log in order; returns their `seq`.
+    async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError>;
+
+    /// Audit entries with `seq > after`, in order.
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Audit entries about one subject with `seq > after`, in order: a
+    /// subject sees who read its file and why.
+    async fn audit_for_subject(
+        &self,
+        subject: SubjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The chain head: the last entry's `seq` and hash (None when empty).
+    /// Checking it against the last entry detects a truncated log.
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
+}
+
+/// The derived entries that reach `target`, from rows stored by source, in
+/// the order the core's `pass_on_reach` gives them.
+pub fn sort_derived(entries: &mut [DerivedEntry]) {
+    entries.sort_by(|a, b| (&a.list, a.via, &a.record, a.span).cmp(&(&b.list, b.via, &b.record, b.span)));
+}
+
+/// An empty state of a subject that only other subjects' entries reach:
+/// what the core's fold gives for no records and no facts.
+pub fn empty_state(subject: SubjectId) -> SubjectState {
+    SubjectState {
+        subject,
+        known_at: KNOWN_AT,
+        profession: None,
+        consent: Vec::new(),
+        records: Vec::new(),
+        effects: Vec::new(),
+        relations: Vec::new(),
+        derived: Vec::new(),
+        orphan_facts: Vec::new(),
+    }
+}
+
+/// `limit` bounded by [`LIMIT_MAX`].
+pub fn clamp_limit(limit: usize) -> usize {
+    limit.min(LIMIT_MAX)
+}

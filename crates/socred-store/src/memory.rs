@@ -1,0 +1,434 @@
+//! An in-memory [`Store`] for tests: the same semantics as the real
+//! backends (it runs the shared write logic and passes the conformance
+//! suite), no durability. A write works on a copy of everything and swaps
+//! it in when it succeeds, which is how it keeps the all-or-nothing rule;
+//! that costs a copy per write and is fine for a fake.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use socred_core::state::{DerivedEntry, Span, SubjectState};
+use socred_core::{Day, Engine, Fact, Record, RecordKey, Rulebook, SubjectId};
+
+use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
+use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
+use crate::write::{normalise_state, CountsDelta, ListRow, WriteTx, Writer};
+use crate::{
+    clamp_limit, empty_state, sort_derived, Counts, FactKey, Item, ItemKey, Outcome, PendingItem, Principal,
+    RulebookVersion, Store, StoreError, Submission,
+};
+
+#[derive(Clone, Debug, Default)]
+struct Inner {
+    records: BTreeMap<RecordKey, RecordRow>,
+    facts: BTreeMap<FactKey, FactRow>,
+    records_by_subject: BTreeMap<SubjectId, BTreeSet<RecordKey>>,
+    pending_seq: u64,
+    states: BTreeMap<SubjectId, String>,
+    /// By source subject.
+    list_rows: BTreeMap<SubjectId, Vec<ListRow>>,
+    /// By source subject: (target, entry).
+    derived: BTreeMap<SubjectId, Vec<(SubjectId, DerivedEntry)>>,
+    /// id -> (principal, token hash).
+    principals: BTreeMap<String, (Principal, String)>,
+    rulebooks: Vec<(RulebookVersion, String)>,
+    audit: Vec<AuditEntry>,
+    head: Option<(u64, String)>,
+    counts: Counts,
+}
+
+/// The in-memory store. Cheap to create: one per test.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Unavailable("the in-memory store was poisoned by a panic".into()))
+    }
+
+    /// Runs `write` on a copy and keeps the copy only if it succeeds.
+    fn write<R>(&self, write: impl FnOnce(&mut Inner) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut guard = self.lock()?;
+        let mut copy = guard.clone();
+        let result = write(&mut copy)?;
+        *guard = copy;
+        Ok(result)
+    }
+
+    /// Changes an audit entry's detail behind the log's back, so that tests
+    /// can check that the chain catches it. Returns false when there is no
+    /// such entry.
+    pub fn alter_audit_entry_for_tests(&self, seq: u64, detail: &str) -> bool {
+        let Ok(mut inner) = self.lock() else { return false };
+        match inner.audit.iter_mut().find(|e| e.seq == seq) {
+            Some(entry) => {
+                entry.entry.detail = detail.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl WriteTx for Inner {
+    fn insert_record(&mut self, row: &RecordRow) -> Result<Option<RecordRow>, StoreError> {
+        if let Some(held) = self.records.get(&row.key) {
+            return Ok(Some(held.clone()));
+        }
+        self.records.insert(row.key.clone(), row.clone());
+        self.records_by_subject.entry(row.subject).or_default().insert(row.key.clone());
+        Ok(None)
+    }
+
+    fn insert_fact(&mut self, row: &FactRow) -> Result<Option<FactRow>, StoreError> {
+        if let Some(held) = self.facts.get(&row.key) {
+            return Ok(Some(held.clone()));
+        }
+        self.facts.insert(row.key.clone(), row.clone());
+        Ok(None)
+    }
+
+    fn record(&mut self, key: &RecordKey) -> Result<Option<RecordRow>, StoreError> {
+        Ok(self.records.get(key).cloned())
+    }
+
+    fn fact(&mut self, key: &FactKey) -> Result<Option<FactRow>, StoreError> {
+        Ok(self.facts.get(key).cloned())
+    }
+
+    fn set_meta(&mut self, key: &ItemKey, meta: &ItemMeta) -> Result<(), StoreError> {
+        let slot = match key {
+            ItemKey::Record(key) => self.records.get_mut(key).map(|row| &mut row.meta),
+            ItemKey::Fact(key) => self.facts.get_mut(key).map(|row| &mut row.meta),
+        };
+        let slot = slot.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        *slot = meta.clone();
+        Ok(())
+    }
+
+    fn next_pending_seq(&mut self) -> Result<u64, StoreError> {
+        self.pending_seq += 1;
+        Ok(self.pending_seq)
+    }
+
+    fn load_subject(&mut self, subject: SubjectId) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
+        let records = self
+            .records_by_subject
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.records.get(key))
+            .filter(|row| row.meta.status == Status::Effective)
+            .cloned()
+            .collect();
+        let facts = self
+            .facts
+            .range(fact_range(subject))
+            .map(|(_, row)| row)
+            .filter(|row| row.meta.status == Status::Effective)
+            .cloned()
+            .collect();
+        Ok((records, facts))
+    }
+
+    fn write_state(
+        &mut self,
+        subject: SubjectId,
+        state_json: &str,
+        rows: &[ListRow],
+        derived: &[(SubjectId, DerivedEntry)],
+    ) -> Result<bool, StoreError> {
+        let new = self.states.insert(subject, state_json.to_string()).is_none();
+        self.list_rows.insert(subject, rows.to_vec());
+        self.derived.insert(subject, derived.to_vec());
+        Ok(new)
+    }
+
+    fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {
+        let add = |total: &mut u64, change: i64| *total = total.saturating_add_signed(change);
+        add(&mut self.counts.subjects, delta.subjects);
+        add(&mut self.counts.records, delta.records);
+        add(&mut self.counts.facts, delta.facts);
+        add(&mut self.counts.pending, delta.pending);
+        Ok(())
+    }
+
+    fn append_audit(&mut self, drafts: &[AuditDraft]) -> Result<Vec<u64>, StoreError> {
+        let head = self.head.clone().unwrap_or((0, GENESIS_HASH.to_string()));
+        let (entries, new_head) = chain_drafts((head.0, &head.1), drafts);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs = entries.iter().map(|e| e.seq).collect();
+        self.counts.audit_entries += entries.len() as u64;
+        self.audit.extend(entries);
+        self.head = Some(new_head);
+        Ok(seqs)
+    }
+}
+
+/// All fact keys of one subject: keys order by subject first.
+fn fact_range(subject: SubjectId) -> std::ops::RangeInclusive<FactKey> {
+    let key = |kind: &str, at: Day| FactKey { subject, kind: kind.to_string(), record: None, at, by: Arc::from("") };
+    // Kinds are lower-case ASCII names; "~" sorts after all of them.
+    key("", Day::MIN)..=key("~", Day::MAX)
+}
+
+impl Inner {
+    fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+        let mut derived: Vec<DerivedEntry> = self
+            .derived
+            .values()
+            .flatten()
+            .filter(|(target, _)| *target == subject)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut state = match self.states.get(&subject) {
+            Some(json) => serde_json::from_str::<SubjectState>(json)
+                .map_err(|error| StoreError::Corrupt(format!("stored state of {subject} does not read back: {error}")))?,
+            None if derived.is_empty() => return Ok(None),
+            None => empty_state(subject),
+        };
+        sort_derived(&mut derived);
+        state.derived = derived;
+        normalise_state(&mut state);
+        Ok(Some(state))
+    }
+
+    fn pending_items(&self, rulebook: &Rulebook) -> Result<Vec<PendingItem>, StoreError> {
+        let mut items = Vec::new();
+        for row in self.records.values().filter(|r| r.meta.status == Status::Pending) {
+            items.push(pending_of(ItemKey::Record(row.key.clone()), row.to_item(rulebook)?, &row.meta));
+        }
+        for row in self.facts.values().filter(|r| r.meta.status == Status::Pending) {
+            let (fact, record_type) = row.to_fact()?;
+            items.push(pending_of(ItemKey::Fact(row.key.clone()), Item::Fact { fact, record_type }, &row.meta));
+        }
+        items.sort_by_key(|item| item.seq);
+        Ok(items)
+    }
+}
+
+fn pending_of(key: ItemKey, item: Item, meta: &ItemMeta) -> PendingItem {
+    PendingItem {
+        seq: meta.pending_seq,
+        key,
+        item,
+        submitted_by: meta.submitted_by.clone(),
+        submitted_at_ms: meta.submitted_at_ms,
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ingest(
+        &self,
+        engine: &Arc<Engine>,
+        batch: Vec<Submission>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.write(|inner| Writer::new(engine, now_ms()).ingest(inner, batch, &audit))
+    }
+
+    async fn approve(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        self.write(|inner| Writer::new(engine, now_ms()).approve(inner, key, reviewer, &audit))
+    }
+
+    async fn reject(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        reason: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        self.write(|inner| Writer::new(engine, now_ms()).reject(inner, key, reviewer, reason, &audit))
+    }
+
+    async fn pending(
+        &self,
+        rulebook: &Rulebook,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let items = self.lock()?.pending_items(rulebook)?;
+        let after = after.unwrap_or(0);
+        Ok(items.into_iter().filter(|item| item.seq > after).take(clamp_limit(limit)).collect())
+    }
+
+    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+        self.lock()?.state(subject)
+    }
+
+    async fn records(&self, rulebook: &Rulebook, subject: SubjectId) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
+        let (record_rows, fact_rows) = self.lock()?.load_subject(subject)?;
+        let mut records = Vec::new();
+        for row in &record_rows {
+            records.extend(row.to_record(rulebook)?);
+        }
+        let mut facts = Vec::new();
+        for row in &fact_rows {
+            facts.push(row.to_fact()?.0);
+        }
+        Ok((records, facts))
+    }
+
+    async fn subjects(&self, after: Option<SubjectId>, limit: usize) -> Result<Vec<SubjectId>, StoreError> {
+        let inner = self.lock()?;
+        let subjects = inner.states.keys().filter(|s| after.is_none_or(|a| **s > a));
+        Ok(subjects.take(clamp_limit(limit)).copied().collect())
+    }
+
+    async fn list_members(
+        &self,
+        list: &str,
+        day: Day,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<(SubjectId, Span)>, StoreError> {
+        let inner = self.lock()?;
+        let mut best: BTreeMap<SubjectId, Span> = BTreeMap::new();
+        for row in inner.list_rows.values().flatten() {
+            if &*row.list != list || !(row.start <= day && day < row.end) || after.is_some_and(|a| row.subject <= a) {
+                continue;
+            }
+            let slot = best.entry(row.subject).or_insert(row.entry);
+            if later_entry(row.entry, *slot) {
+                *slot = row.entry;
+            }
+        }
+        Ok(best.into_iter().take(clamp_limit(limit)).collect())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(self.lock()?.counts)
+    }
+
+    async fn put_rulebook(
+        &self,
+        label: &str,
+        text: &str,
+        uploaded_by: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<RulebookVersion, StoreError> {
+        self.write(|inner| {
+            if inner.rulebooks.iter().any(|(v, t)| v.label == label && t != text) {
+                return Err(StoreError::Conflict(format!(
+                    "rulebook {label} was uploaded before with other text: give the new text a new version"
+                )));
+            }
+            let version =
+                RulebookVersion { label: label.to_string(), uploaded_at_ms: now_ms(), uploaded_by: uploaded_by.to_string() };
+            inner.rulebooks.push((version.clone(), text.to_string()));
+            inner.counts.rulebooks += 1;
+            inner.append_audit(&audit)?;
+            Ok(version)
+        })
+    }
+
+    async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.lock()?.rulebooks.last().map(|(v, t)| (v.label.clone(), t.clone())))
+    }
+
+    async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {
+        Ok(self.lock()?.rulebooks.iter().map(|(v, _)| v.clone()).collect())
+    }
+
+    async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
+        self.write(|inner| {
+            let subjects: Vec<SubjectId> = inner.states.keys().copied().collect();
+            let count = subjects.len() as u64;
+            Writer::new(engine, now_ms()).recompute(inner, subjects)?;
+            Ok(count)
+        })
+    }
+
+    async fn put_principal(
+        &self,
+        principal: &Principal,
+        token_hash: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<(), StoreError> {
+        self.write(|inner| {
+            if let Some((other, _)) = inner.principals.values().find(|(p, h)| h == token_hash && p.id != principal.id) {
+                return Err(StoreError::Conflict(format!("principal `{}` already holds this token", other.id)));
+            }
+            let mut principal = principal.clone();
+            principal.revoked = false;
+            if inner.principals.insert(principal.id.clone(), (principal, token_hash.to_string())).is_none() {
+                inner.counts.principals += 1;
+            }
+            inner.append_audit(&audit)?;
+            Ok(())
+        })
+    }
+
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+        let inner = self.lock()?;
+        let found = inner.principals.values().find(|(p, h)| h == token_hash && !p.revoked);
+        Ok(found.map(|(p, _)| p.clone()))
+    }
+
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        Ok(self.lock()?.principals.values().map(|(p, _)| p.clone()).collect())
+    }
+
+    async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
+        self.write(|inner| {
+            let (principal, _) =
+                inner.principals.get_mut(id).ok_or_else(|| StoreError::NotFound(format!("principal `{id}`")))?;
+            principal.revoked = true;
+            inner.append_audit(&audit)?;
+            Ok(())
+        })
+    }
+
+    async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError> {
+        self.write(|inner| WriteTx::append_audit(inner, &entries))
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.audit.iter().filter(|e| e.seq > after).take(clamp_limit(limit)).cloned().collect())
+    }
+
+    async fn audit_for_subject(
+        &self,
+        subject: SubjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock()?;
+        let entries = inner.audit.iter().filter(|e| e.seq > after && e.entry.subject == Some(subject));
+        Ok(entries.take(clamp_limit(limit)).cloned().collect())
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self.lock()?.head.clone())
+    }
+}
+
+/// Which of two entries of one subject on one list to show: the one that
+/// ends last, then the one that started first.
+pub(crate) fn later_entry(candidate: Span, current: Span) -> bool {
+    (candidate.end, std::cmp::Reverse(candidate.start)) > (current.end, std::cmp::Reverse(current.start))
+}

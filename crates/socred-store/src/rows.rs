@@ -1,0 +1,248 @@
+//! The stored form of records and later facts, shared by every backend.
+//!
+//! The core's [`Record`] and [`Fact`] are not deserialisable (a record's
+//! catalog index only means something against one rulebook), so a store
+//! keeps rows of plain columns and rebuilds core values on load, resolving
+//! the record type against the rulebook in use. Field maps are kept as
+//! their canonical JSON (a `BTreeMap`, so keys are sorted): comparing two
+//! rows' text is comparing their content.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use socred_core::record::{Fields, Outcome};
+use socred_core::{Day, Fact, FactKind, Record, RecordKey, Rulebook, SubjectId};
+
+use crate::{FactKey, Item, StoreError};
+
+/// Where an item stands in review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In effect: folded into its subject's state.
+    Effective,
+    /// Waiting for a second person.
+    Pending,
+    /// Refused by a reviewer; kept, never in effect, its key stays taken.
+    Rejected,
+}
+
+impl Status {
+    pub fn code(self) -> i64 {
+        match self {
+            Status::Effective => 0,
+            Status::Pending => 1,
+            Status::Rejected => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Result<Status, StoreError> {
+        match code {
+            0 => Ok(Status::Effective),
+            1 => Ok(Status::Pending),
+            2 => Ok(Status::Rejected),
+            _ => Err(StoreError::Corrupt(format!("unknown item status code {code}"))),
+        }
+    }
+}
+
+/// Who sent an item and what review made of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemMeta {
+    pub status: Status,
+    pub submitted_by: String,
+    pub submitted_at_ms: i64,
+    /// Position in the review queue; 0 for items that never waited.
+    pub pending_seq: u64,
+    pub reviewed_by: Option<String>,
+    /// The reviewer's reason for a rejection.
+    pub review_note: Option<String>,
+}
+
+/// A stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRow {
+    pub key: RecordKey,
+    pub subject: SubjectId,
+    pub type_id: Arc<str>,
+    pub occurred_at: Day,
+    pub decided_at: Day,
+    /// Canonical JSON of the fields.
+    pub fields_json: String,
+    pub document: Option<Arc<str>>,
+    pub meta: ItemMeta,
+}
+
+impl RecordRow {
+    pub fn new(record: &Record, meta: ItemMeta) -> RecordRow {
+        RecordRow {
+            key: record.key.clone(),
+            subject: record.subject,
+            type_id: record.type_id.clone(),
+            occurred_at: record.occurred_at,
+            decided_at: record.decided_at,
+            fields_json: to_json(&record.fields),
+            document: record.document.clone(),
+            meta,
+        }
+    }
+
+    /// Whether two rows hold the same record (review state aside).
+    pub fn same_content(&self, other: &RecordRow) -> bool {
+        self.key == other.key
+            && self.subject == other.subject
+            && self.type_id == other.type_id
+            && self.occurred_at == other.occurred_at
+            && self.decided_at == other.decided_at
+            && self.fields_json == other.fields_json
+            && self.document == other.document
+    }
+
+    /// The core record, or None when `rulebook` has no such record type.
+    pub fn to_record(&self, rulebook: &Rulebook) -> Result<Option<Record>, StoreError> {
+        let Some(type_index) = rulebook.record_type(&self.type_id) else { return Ok(None) };
+        let fields: Fields = serde_json::from_str(&self.fields_json).map_err(|error| {
+            StoreError::Corrupt(format!(
+                "fields of record {}/{} do not read back: {error}",
+                self.key.provider, self.key.id
+            ))
+        })?;
+        Ok(Some(Record {
+            key: self.key.clone(),
+            subject: self.subject,
+            type_index,
+            // Share the catalog's string rather than one per record.
+            type_id: rulebook.catalog.get(type_index as usize).map_or(self.type_id.clone(), |t| t.id.clone()),
+            occurred_at: self.occurred_at,
+            decided_at: self.decided_at,
+            fields,
+            document: self.document.clone(),
+        }))
+    }
+
+    /// The record as an item, for the review queue (whatever the rulebook).
+    pub fn to_item(&self, rulebook: &Rulebook) -> Result<Item, StoreError> {
+        match self.to_record(rulebook)? {
+            Some(record) => Ok(Item::Record(record)),
+            None => {
+                let fields: Fields = serde_json::from_str(&self.fields_json).map_err(|error| {
+                    StoreError::Corrupt(format!(
+                        "fields of record {}/{} do not read back: {error}",
+                        self.key.provider, self.key.id
+                    ))
+                })?;
+                Ok(Item::Record(Record {
+                    key: self.key.clone(),
+                    subject: self.subject,
+                    type_index: u32::MAX,
+                    type_id: self.type_id.clone(),
+                    occurred_at: self.occurred_at,
+                    decided_at: self.decided_at,
+                    fields,
+                    document: self.document.clone(),
+                }))
+            }
+        }
+    }
+}
+
+/// What a fact says beyond its key, as stored JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FactBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fields: Option<Fields>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    occurred_at: Option<Day>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_at: Option<Day>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    statement: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record_type: Option<Arc<str>>,
+}
+
+/// A stored later fact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactRow {
+    pub key: FactKey,
+    /// Canonical JSON of the rest of the fact (`{}` for most kinds).
+    pub body_json: String,
+    pub meta: ItemMeta,
+}
+
+impl FactRow {
+    pub fn new(fact: &Fact, record_type: Option<&Arc<str>>, meta: ItemMeta) -> FactRow {
+        let mut body = FactBody { record_type: record_type.cloned(), ..FactBody::default() };
+        match &fact.kind {
+            FactKind::Corrected { fields, occurred_at, decided_at, .. } => {
+                body.fields = Some(fields.clone());
+                body.occurred_at = *occurred_at;
+                body.decided_at = *decided_at;
+            }
+            FactKind::Disputed { statement, .. } => body.statement = statement.clone(),
+            FactKind::Resolved { outcome, fields, .. } => {
+                body.outcome = Some(*outcome);
+                body.fields = fields.clone();
+            }
+            FactKind::Retracted { .. }
+            | FactKind::Repaired { .. }
+            | FactKind::ConsentGranted
+            | FactKind::ConsentWithdrawn => {}
+        }
+        FactRow { key: FactKey::of(fact), body_json: to_json(&body), meta }
+    }
+
+    pub fn same_content(&self, other: &FactRow) -> bool {
+        self.key == other.key && self.body_json == other.body_json
+    }
+
+    /// The core fact and the record type it was checked against.
+    pub fn to_fact(&self) -> Result<(Fact, Option<Arc<str>>), StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("fact {}: {what}", crate::ItemKey::Fact(self.key.clone())));
+        let body: FactBody =
+            serde_json::from_str(&self.body_json).map_err(|error| corrupt(&format!("body does not read back: {error}")))?;
+        let record = || self.key.record.clone().ok_or_else(|| corrupt("names no record"));
+        let kind = match self.key.kind.as_str() {
+            "retracted" => FactKind::Retracted { record: record()? },
+            "repaired" => FactKind::Repaired { record: record()? },
+            "corrected" => FactKind::Corrected {
+                record: record()?,
+                fields: body.fields.clone().ok_or_else(|| corrupt("a correction without fields"))?,
+                occurred_at: body.occurred_at,
+                decided_at: body.decided_at,
+            },
+            "disputed" => FactKind::Disputed { record: record()?, statement: body.statement.clone() },
+            "resolved" => FactKind::Resolved {
+                record: record()?,
+                outcome: body.outcome.ok_or_else(|| corrupt("a resolution without outcome"))?,
+                fields: body.fields.clone(),
+            },
+            "consent_granted" => FactKind::ConsentGranted,
+            "consent_withdrawn" => FactKind::ConsentWithdrawn,
+            other => return Err(corrupt(&format!("unknown kind `{other}`"))),
+        };
+        let fact = Fact { subject: self.key.subject, at: self.key.at, by: self.key.by.clone(), kind };
+        Ok((fact, body.record_type))
+    }
+}
+
+/// The wire name of a fact kind (also its part of the fact key).
+pub(crate) fn fact_kind_name(kind: &FactKind) -> &'static str {
+    match kind {
+        FactKind::Retracted { .. } => "retracted",
+        FactKind::Corrected { .. } => "corrected",
+        FactKind::Disputed { .. } => "disputed",
+        FactKind::Resolved { .. } => "resolved",
+        FactKind::Repaired { .. } => "repaired",
+        FactKind::ConsentGranted => "consent_granted",
+        FactKind::ConsentWithdrawn => "consent_withdrawn",
+    }
+}
+
+/// Serialises plain data (maps with string keys, finite numbers): cannot fail.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}

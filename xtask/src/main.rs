@@ -1,0 +1,177 @@
+//! `cargo xtask`: benchmark workloads. Benchmarks are not tests: they print
+//! figures (medians of several runs) for BENCHMARKS.md, with the machine.
+//!
+//! - `cargo xtask bench-fold --records 10000000` — the fold through the
+//!   default rulebook, records per second per core;
+//! - `cargo xtask bench-decide` — in-process decisions per second per core.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use socred_core::{Day, Engine, Fact, Record};
+use socred_schema::wire::{self, Item};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Folds generated records through the default rulebook.
+    BenchFold {
+        #[arg(long, default_value_t = 10_000_000)]
+        records: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        subjects: u64,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Decides every measure for generated subjects, in process.
+    BenchDecide {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        #[arg(long, default_value_t = 100_000)]
+        subjects: u64,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::BenchFold { records, subjects, runs, seed } => bench_fold(records, subjects, runs, seed),
+        Command::BenchDecide { records, subjects, runs, seed } => {
+            bench_decide(records, subjects, runs, seed)
+        }
+    }
+}
+
+/// The day every benchmark reads files as of.
+fn as_of() -> Day {
+    Day::parse("2026-11-01").unwrap_or(Day(20_758))
+}
+
+/// Generates and parses a population (not timed).
+fn population(records: u64, subjects: u64, seed: u64) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
+    let rulebook = socred_schema::default_rulebook();
+    let config = socred_sim::GenConfig {
+        seed,
+        subjects,
+        records,
+        start: Day::parse("2021-01-01").context("start")?,
+        end: Day::parse("2026-10-31").context("end")?,
+    };
+    let mut out_records = Vec::with_capacity(records as usize);
+    let mut out_facts = Vec::new();
+    let mut rejected = 0u64;
+    let mut line_no = 0usize;
+    let started = Instant::now();
+    socred_sim::generate(&config, &mut |line: &str| {
+        line_no += 1;
+        match wire::parse_line(&rulebook, line_no, line) {
+            Ok((Item::Record(record), _)) => out_records.push(record),
+            Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
+            Err(_) => rejected += 1,
+        }
+    });
+    anyhow::ensure!(rejected == 0, "{rejected} generated lines were rejected");
+    eprintln!(
+        "generated and parsed {} records and {} facts in {:.1}s",
+        out_records.len(),
+        out_facts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok((out_records, out_facts))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// Peak resident memory of this process, from /proc (Linux only).
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn bench_fold(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {
+    let (records_v, facts) = population(records, subjects, seed)?;
+    let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
+    let day = as_of();
+    let mut rates = Vec::new();
+    let mut states_len = 0;
+    for run in 0..runs.max(1) {
+        let started = Instant::now();
+        let states = engine.fold_all(&records_v, &facts, day);
+        let mut scored = 0usize;
+        for state in &states {
+            let standing = engine.evaluate(state, day);
+            scored += usize::from(standing.score().is_some());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = records_v.len() as f64 / seconds;
+        eprintln!("run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s", states.len());
+        states_len = states.len();
+        rates.push(rate);
+        drop(states);
+    }
+    println!(
+        "fold: {} records, {} facts, {} subjects, 1 thread: median {:.0} records/s over {} runs; peak memory {:.0} MiB",
+        records_v.len(),
+        facts.len(),
+        states_len,
+        median(rates),
+        runs.max(1),
+        peak_memory_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+fn bench_decide(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {
+    let (records_v, facts) = population(records, subjects, seed)?;
+    let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
+    let day = as_of();
+    let states = engine.fold_all(&records_v, &facts, day);
+    let standings: Vec<_> = states.iter().map(|s| engine.evaluate(s, day)).collect();
+    let measures = &engine.rulebook.measures;
+    let mut rates = Vec::new();
+    let mut applied = 0u64;
+    for run in 0..runs.max(1) {
+        let started = Instant::now();
+        let mut decisions = 0u64;
+        applied = 0;
+        for standing in &standings {
+            for measure in measures {
+                let decision = engine.decide(standing, measure);
+                applied += u64::from(decision.applies);
+                decisions += 1;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = decisions as f64 / seconds;
+        eprintln!("run {run}: {decisions} decisions ({applied} apply) in {seconds:.2}s = {rate:.0}/s");
+        rates.push(rate);
+    }
+    println!(
+        "decide: {} subjects x {} measures, 1 thread: median {:.0} decisions/s over {} runs ({} apply); peak memory {:.0} MiB",
+        standings.len(),
+        measures.len(),
+        median(rates),
+        runs.max(1),
+        applied,
+        peak_memory_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
