@@ -48,10 +48,18 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::BenchFold { records, subjects, runs, seed } => bench_fold(records, subjects, runs, seed),
-        Command::BenchDecide { records, subjects, runs, seed } => {
-            bench_decide(records, subjects, runs, seed)
-        }
+        Command::BenchFold {
+            records,
+            subjects,
+            runs,
+            seed,
+        } => bench_fold(records, subjects, runs, seed),
+        Command::BenchDecide {
+            records,
+            subjects,
+            runs,
+            seed,
+        } => bench_decide(records, subjects, runs, seed),
     }
 }
 
@@ -122,7 +130,10 @@ fn bench_fold(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Re
         }
         let seconds = started.elapsed().as_secs_f64();
         let rate = records_v.len() as f64 / seconds;
-        eprintln!("run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s", states.len());
+        eprintln!(
+            "run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s",
+            states.len()
+        );
         states_len = states.len();
         rates.push(rate);
         drop(states);
@@ -161,7 +172,9 @@ fn bench_decide(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::
         }
         let seconds = started.elapsed().as_secs_f64();
         let rate = decisions as f64 / seconds;
-        eprintln!("run {run}: {decisions} decisions ({applied} apply) in {seconds:.2}s = {rate:.0}/s");
+        eprintln!(
+            "run {run}: {decisions} decisions ({applied} apply) in {seconds:.2}s = {rate:.0}/s"
+        );
         rates.push(rate);
     }
     println!(

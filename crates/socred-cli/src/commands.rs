@@ -27,7 +27,11 @@ pub struct Input {
 pub fn id_check(text: &str) -> anyhow::Result<Code> {
     match SubjectId::parse(text) {
         Ok(parsed) => {
-            println!("{}: valid {} identifier", parsed.id, parsed.id.kind().as_str());
+            println!(
+                "{}: valid {} identifier",
+                parsed.id,
+                parsed.id.kind().as_str()
+            );
             if let Some(IdWarning::PilotCheckCharacter { expected, found }) = parsed.warning {
                 eprintln!(
                     "warning: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
@@ -88,7 +92,13 @@ pub fn gen(seed: u64, subjects: u64, records: u64, start: &str, end: &str) -> an
     if subjects == 0 {
         bail!("--subjects must be at least 1");
     }
-    let config = socred_sim::GenConfig { seed, subjects, records, start, end };
+    let config = socred_sim::GenConfig {
+        seed,
+        subjects,
+        records,
+        start,
+        end,
+    };
     let progress = progress_bar(records, "records");
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -98,11 +108,14 @@ pub fn gen(seed: u64, subjects: u64, records: u64, start: &str, end: &str) -> an
         if failed.is_some() {
             return;
         }
-        if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")) {
+        if let Err(e) = out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+        {
             failed = Some(e);
         }
         lines += 1;
-        if lines % 65_536 == 0 {
+        if lines.is_multiple_of(65_536) {
             progress.set_position(lines.min(records));
         }
     });
@@ -165,7 +178,13 @@ fn load(input: &Input) -> anyhow::Result<Loaded> {
         eprintln!("{rejected} line(s) rejected in {label}");
     }
     let engine = Engine::new(Arc::new(rulebook));
-    Ok(Loaded { engine, records, facts, rejected, as_of })
+    Ok(Loaded {
+        engine,
+        records,
+        facts,
+        rejected,
+        as_of,
+    })
 }
 
 fn read_items(
@@ -176,13 +195,19 @@ fn read_items(
 ) -> io::Result<()> {
     let mut stderr = io::stderr();
     wire::read_ndjson(rulebook, reader, on_item, on_rejection, |warning| {
-        let _ = writeln!(stderr, "warning: line {}: {}", warning.line, warning.message);
+        let _ = writeln!(
+            stderr,
+            "warning: line {}: {}",
+            warning.line, warning.message
+        );
     })?;
     Ok(())
 }
 
 fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {
-    let Some(path) = path else { return Ok(socred_schema::default_rulebook()) };
+    let Some(path) = path else {
+        return Ok(socred_schema::default_rulebook());
+    };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read rulebook {}", path.display()))?;
     socred_schema::load_rulebook(&path.display().to_string(), &text)
@@ -192,7 +217,9 @@ fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {
 pub fn score(input: Input, full: bool) -> anyhow::Result<Code> {
     let loaded = load(&input)?;
     let detail = if full { Detail::Full } else { Detail::Summary };
-    let states = loaded.engine.fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+    let states = loaded
+        .engine
+        .fold_all(&loaded.records, &loaded.facts, loaded.as_of);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     for state in &states {
@@ -209,7 +236,11 @@ pub fn score(input: Input, full: bool) -> anyhow::Result<Code> {
         }
     }
     out.flush().context("cannot write to stdout")?;
-    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+    Ok(if loaded.rejected > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
 }
 
 pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
@@ -220,7 +251,11 @@ pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Resul
     for id in measures {
         if rulebook.measure(id).is_none() {
             let known: Vec<&str> = rulebook.measures.iter().map(|m| &*m.id).collect();
-            bail!("no measure `{id}` in rulebook {}; known: {}", rulebook.label(), known.join(", "));
+            bail!(
+                "no measure `{id}` in rulebook {}; known: {}",
+                rulebook.label(),
+                known.join(", ")
+            );
         }
     }
     let state = subject_state(&loaded, subject);
@@ -237,7 +272,11 @@ pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Resul
             writeln!(out, "{}", serde_json::to_string(&decision)?)?;
         }
     }
-    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+    Ok(if loaded.rejected > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
 }
 
 pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> {
@@ -251,12 +290,18 @@ pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> 
     } else {
         print!("{}", file.explain());
     }
-    Ok(if loaded.rejected > 0 { exit::REJECTED } else { exit::OK })
+    Ok(if loaded.rejected > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
 }
 
 /// The subject's state, with entries reaching it from related subjects.
 fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
-    let states = loaded.engine.fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+    let states = loaded
+        .engine
+        .fold_all(&loaded.records, &loaded.facts, loaded.as_of);
     match states.binary_search_by_key(&subject, |s| s.subject) {
         Ok(pos) => states[pos].clone(),
         Err(_) => loaded.engine.fold(subject, &[], &[], loaded.as_of),
@@ -285,4 +330,29 @@ fn progress_bar(length: u64, unit: &str) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+pub fn serve(
+    data: PathBuf,
+    listen: String,
+    demo: bool,
+    store: Option<String>,
+) -> anyhow::Result<Code> {
+    socred_server::serve_blocking(socred_server::ServeConfig {
+        data_dir: data,
+        listen,
+        demo,
+        store,
+    })?;
+    Ok(exit::OK)
+}
+
+pub fn verify(data: &Path) -> anyhow::Result<Code> {
+    let report = socred_server::verify(data)?;
+    println!("{report}");
+    Ok(if report.is_ok() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use socred_cli::{commands, exit};
 
 #[derive(Parser)]
-#[command(name = "socred", version, about = "An auditable social credit registry")]
+#[command(
+    name = "socred",
+    version,
+    about = "An auditable social credit registry"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,6 +64,28 @@ enum Command {
         #[arg(long)]
         measure: Vec<String>,
     },
+    /// Runs the registry: the HTTP API over the embedded store in `--data`.
+    Serve {
+        /// Data directory of the embedded store (created on first start).
+        #[arg(long, default_value = "socred-data")]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Fill an empty store with a synthetic city and print a token per role.
+        #[arg(long)]
+        demo: bool,
+        /// Another store than the one in `--data`: `sqlite:DIR` or `memory:`.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Checks the audit log's hash chain and recomputes every subject's file
+    /// from its records: exit 0 when consistent, 1 on any problem.
+    Verify {
+        /// Data directory of the embedded store.
+        #[arg(long, default_value = "socred-data")]
+        data: PathBuf,
+    },
     /// A subject's credit file as text for a person to read.
     Explain {
         #[command(flatten)]
@@ -103,29 +129,50 @@ struct InputArgs {
 
 impl InputArgs {
     fn into_input(self) -> commands::Input {
-        commands::Input { records: self.records, rulebook: self.rulebook, as_of: self.as_of }
+        commands::Input {
+            records: self.records,
+            rulebook: self.rulebook,
+            as_of: self.as_of,
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Id { command: IdCommand::Check { id } } => commands::id_check(&id),
+        Command::Id {
+            command: IdCommand::Check { id },
+        } => commands::id_check(&id),
         Command::Rulebook { command } => match command {
             RulebookCommand::Check { file } => commands::rulebook_check(&file),
             RulebookCommand::Default => commands::rulebook_default(),
             RulebookCommand::Schema => commands::rulebook_schema(),
         },
-        Command::Gen { seed, subjects, records, start, end } => {
-            commands::gen(seed, subjects, records, &start, &end)
-        }
+        Command::Gen {
+            seed,
+            subjects,
+            records,
+            start,
+            end,
+        } => commands::gen(seed, subjects, records, &start, &end),
         Command::Score { input, full } => commands::score(input.into_input(), full),
-        Command::Decide { input, subject, measure } => {
-            commands::decide(input.into_input(), &subject, &measure)
-        }
-        Command::Explain { input, subject, json } => {
-            commands::explain(input.into_input(), &subject, json)
-        }
+        Command::Decide {
+            input,
+            subject,
+            measure,
+        } => commands::decide(input.into_input(), &subject, &measure),
+        Command::Serve {
+            data,
+            listen,
+            demo,
+            store,
+        } => commands::serve(data, listen, demo, store),
+        Command::Verify { data } => commands::verify(&data),
+        Command::Explain {
+            input,
+            subject,
+            json,
+        } => commands::explain(input.into_input(), &subject, json),
     };
     match result {
         Ok(code) => code.into(),

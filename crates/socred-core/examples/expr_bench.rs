@@ -14,6 +14,8 @@ use socred_core::expr::{Context, Program, Scope};
 use socred_core::record::{FieldType, Fields, Value};
 use socred_core::SubjectKind;
 
+/// Evaluations per round, unless a second argument says otherwise (a
+/// small count suits an instruction-counting profiler such as cachegrind).
 const ITERATIONS: usize = 5_000_000;
 const ROUNDS: usize = 5;
 
@@ -31,11 +33,22 @@ fn main() {
     .map(|(name, ty)| (Arc::from(name), ty))
     .collect();
     // Records that vary, so that branch prediction does not learn one path.
-    let levels = ["national", "provincial", "municipal", "county", "township", "village"];
+    let levels = [
+        "national",
+        "provincial",
+        "municipal",
+        "county",
+        "township",
+        "village",
+    ];
     let records: Vec<Fields> = (0..levels.len() * 2)
         .map(|i| {
             let mut fields = Fields::new();
-            let amount = if i % 2 == 0 { Value::Int(5_000 * i as i64) } else { Value::Number(12_500.5) };
+            let amount = if i % 2 == 0 {
+                Value::Int(5_000 * i as i64)
+            } else {
+                Value::Number(12_500.5)
+            };
             fields.insert("amount_yuan".into(), amount);
             fields.insert("level".into(), Value::Text(levels[i % levels.len()].into()));
             fields.insert("case_no".into(), Value::Text("(2026)京01执1号".into()));
@@ -68,7 +81,7 @@ fn main() {
 
     let closure_condition = closures::condition();
     let closure_honour = closures::honour();
-    let measurements: [(&str, &dyn Fn(&Context<'_>) -> i64); 4] = [
+    let measurements: [Measurement<'_>; 4] = [
         ("program  condition", &|cx| i64::from(condition.test(cx))),
         ("program  honour   ", &|cx| honour.points(cx).unwrap_or(0)),
         ("closures condition", &|cx| {
@@ -82,30 +95,42 @@ fn main() {
     // An argument keeps the measurements whose name contains it (for a
     // profiler). The best of several rounds resists a busy machine.
     let only = std::env::args().nth(1).unwrap_or_default();
+    let iterations = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ITERATIONS);
     println!("condition: {CONDITION}\nhonour: {HONOUR}");
-    println!("best of {ROUNDS} rounds of {ITERATIONS} evaluations over {} varied records", contexts.len());
+    println!(
+        "best of {ROUNDS} rounds of {iterations} evaluations over {} varied records",
+        contexts.len()
+    );
     for (name, f) in measurements {
         if !name.contains(only.as_str()) {
             continue;
         }
-        let best = (0..ROUNDS).map(|_| time(&contexts, f)).fold(f64::INFINITY, f64::min);
+        let best = (0..ROUNDS)
+            .map(|_| time(&contexts, f, iterations))
+            .fold(f64::INFINITY, f64::min);
         println!("{name}: {best:5.1} ns");
     }
 }
 
-/// Mean nanoseconds per call of `f` over `ITERATIONS` calls.
-fn time(contexts: &[Context<'_>], f: &dyn Fn(&Context<'_>) -> i64) -> f64 {
+/// A name and a function that evaluates one expression.
+type Measurement<'f> = (&'static str, &'f dyn Fn(&Context<'_>) -> i64);
+
+/// Mean nanoseconds per call of `f` over `iterations` calls.
+fn time(contexts: &[Context<'_>], f: &dyn Fn(&Context<'_>) -> i64, iterations: usize) -> f64 {
     let mut sum = 0i64;
-    for cx in contexts.iter().cycle().take(ITERATIONS / 10) {
+    for cx in contexts.iter().cycle().take(iterations / 10) {
         sum = sum.wrapping_add(f(black_box(cx)));
     }
     let start = Instant::now();
-    for cx in contexts.iter().cycle().take(ITERATIONS) {
+    for cx in contexts.iter().cycle().take(iterations) {
         sum = sum.wrapping_add(f(black_box(cx)));
     }
     let elapsed = start.elapsed();
     black_box(sum);
-    elapsed.as_nanos() as f64 / ITERATIONS as f64
+    elapsed.as_nanos() as f64 / iterations as f64
 }
 
 /// What a compiler to boxed closures would build for the two expressions:
@@ -206,8 +231,10 @@ mod closures {
             ("county", 5),
             ("township", 3),
         ];
-        arms.into_iter().rev().fold(int(1), |otherwise, (level, points)| {
-            cond(eq(field("level"), string(level)), int(points), otherwise)
-        })
+        arms.into_iter()
+            .rev()
+            .fold(int(1), |otherwise, (level, points)| {
+                cond(eq(field("level"), string(level)), int(points), otherwise)
+            })
     }
 }

@@ -116,11 +116,20 @@ impl Engine {
             }
         }
         let entries = self.entries_in_force(state, day);
-        let mut lists: Vec<Arc<str>> =
-            entries.iter().map(|e| self.list_ids[e.list as usize].clone()).collect();
+        let mut lists: Vec<Arc<str>> = entries
+            .iter()
+            .map(|e| self.list_ids[e.list as usize].clone())
+            .collect();
         lists.sort();
         lists.dedup();
-        Standing { state, day, kind, models, entries, lists }
+        Standing {
+            state,
+            day,
+            kind,
+            models,
+            entries,
+            lists,
+        }
     }
 
     fn model_standing(
@@ -147,8 +156,10 @@ impl Engine {
         let mut score = model.base_points;
         let mut counted_any = false;
         for effect in &state.effects {
-            let Source::Rule { model: id, .. } = &effect.source else { continue };
-            if *id != model.id {
+            let Source::Rule { model: id, .. } = &effect.source else {
+                continue;
+            };
+            if !same_id(id, &model.id) {
                 continue;
             }
             let record = &state.records[effect.record as usize];
@@ -175,7 +186,11 @@ impl Engine {
                 }
             }
         }
-        let grade = model.grades.iter().find(|band| score >= band.points_min).map(|b| b.grade.clone());
+        let grade = model
+            .grades
+            .iter()
+            .find(|band| score >= band.points_min)
+            .map(|b| b.grade.clone());
         ModelStanding {
             model: model.id.clone(),
             score: Some(score),
@@ -192,7 +207,9 @@ impl Engine {
         let model = &self.rulebook.models[index as usize];
         let kind = state.subject.kind();
         let mut out = Vec::new();
-        let Some(first) = state.records.iter().map(|r| r.decided_at).min() else { return out };
+        let Some(first) = state.records.iter().map(|r| r.decided_at).min() else {
+            return out;
+        };
         for expectation in &model.expectations {
             if !expectation.subject_kinds.contains(kind) {
                 continue;
@@ -208,13 +225,15 @@ impl Engine {
                 let gained: i64 = state
                     .effects
                     .iter()
-                    .filter(|e| matches!(&e.source, Source::Rule { model: m, .. } if *m == model.id))
+                    .filter(|e| matches!(&e.source, Source::Rule { model: m, .. } if same_id(m, &model.id)))
                     .filter(|e| e.points > 0 && bucket(per, e.span.start) == period)
                     .map(|e| e.points)
                     .sum();
                 if scored && gained < expectation.gain_min {
-                    let span =
-                        Span { start: period_end, end: expectation.validity.after(period_end) };
+                    let span = Span {
+                        start: period_end,
+                        end: expectation.validity.after(period_end),
+                    };
                     out.push(ExpectationPenalty {
                         expectation: expectation.id.clone(),
                         period_start,
@@ -235,7 +254,9 @@ impl Engine {
         let kind = state.subject.kind();
         let mut entries = Vec::new();
         for (index, effect) in state.effects.iter().enumerate() {
-            let Source::ListEntry { list } = &effect.source else { continue };
+            let Source::ListEntry { list } = &effect.source else {
+                continue;
+            };
             let record = &state.records[effect.record as usize];
             if !effect.span.contains(day) || !record.present_on(day) || record.suspended_on(day) {
                 continue;
@@ -261,20 +282,30 @@ impl Engine {
             }
         }
         for (index, list) in self.rulebook.lists.iter().enumerate() {
-            let (Some(schedule), Some(model)) = (list.schedule, list.grade_model) else { continue };
+            let (Some(schedule), Some(model)) = (list.schedule, list.grade_model) else {
+                continue;
+            };
             if list.grade_entries.is_empty() || !list.subject_kinds.contains(kind) {
                 continue;
             }
-            if !self.rulebook.models[model as usize].subject_kinds.contains(kind) {
+            if !self.rulebook.models[model as usize]
+                .subject_kinds
+                .contains(kind)
+            {
                 continue;
             }
             let (published, next) = publication(schedule, day);
             let standing = self.model_standing(state, model, published, true);
-            let (Some(score), Some(grade)) = (standing.score, &standing.grade) else { continue };
+            let (Some(score), Some(grade)) = (standing.score, &standing.grade) else {
+                continue;
+            };
             if list.grade_entries.contains(grade) {
                 entries.push(InForce {
                     list: index as u32,
-                    span: Span { start: published, end: next },
+                    span: Span {
+                        start: published,
+                        end: next,
+                    },
                     source: EntrySource::Grade { model, score },
                 });
             }
@@ -283,7 +314,10 @@ impl Engine {
     }
 
     fn list_index(&self, id: &str) -> Option<u32> {
-        self.list_ids.iter().position(|l| &**l == id).map(|i| i as u32)
+        self.list_ids
+            .iter()
+            .position(|l| &**l == id)
+            .map(|i| i as u32)
     }
 
     /// Decides whether `measure` applies to the subject of `standing`.
@@ -299,14 +333,19 @@ impl Engine {
             reasons: Vec::new(),
         };
         if !measure.subject_kinds.contains(standing.kind) {
-            decision.reasons.push(Reason::NotForSubjectKind { kind: standing.kind });
+            decision.reasons.push(Reason::NotForSubjectKind {
+                kind: standing.kind,
+            });
             return decision;
         }
         let mut held = Vec::new();
         for condition in &measure.applies {
             if let Some(grounds) = self.check(standing, measure, condition) {
                 held.push(condition.id.clone());
-                decision.reasons.push(Reason::Applies { condition: condition.id.clone(), grounds });
+                decision.reasons.push(Reason::Applies {
+                    condition: condition.id.clone(),
+                    grounds,
+                });
             }
         }
         if held.is_empty() {
@@ -376,7 +415,9 @@ impl Engine {
             if !when.test(&ctx) {
                 return None;
             }
-            grounds.push(Ground::Expression { when: when.source().into() });
+            grounds.push(Ground::Expression {
+                when: when.source().into(),
+            });
         }
         Some(grounds)
     }
@@ -410,6 +451,12 @@ impl Engine {
     }
 }
 
+/// Ids compare by pointer first: a freshly folded state shares the
+/// rulebook's `Arc`s, so most comparisons need no string compare.
+fn same_id(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 /// The first day of a calendar bucket (see [`bucket`]).
 fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {
     let (year, month) = match per {
@@ -417,8 +464,7 @@ fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {
         CalendarPeriod::Quarter => (bucket.div_euclid(4), bucket.rem_euclid(4) * 3 + 1),
         CalendarPeriod::Month => (bucket.div_euclid(12), bucket.rem_euclid(12) + 1),
     };
-    let year = i16::try_from(year).unwrap_or(i16::MAX);
-    Day::from_ymd(year, month as i8, 1).unwrap_or(Day::MAX)
+    Day::from_civil(year, month as u32, 1)
 }
 
 /// The last publication day on or before `day`, and the next one.
@@ -430,7 +476,10 @@ fn publication(schedule: Schedule, day: Day) -> (Day, Day) {
         }
         Schedule::Monthly => {
             let month = bucket(CalendarPeriod::Month, day);
-            (bucket_start(CalendarPeriod::Month, month), bucket_start(CalendarPeriod::Month, month + 1))
+            (
+                bucket_start(CalendarPeriod::Month, month),
+                bucket_start(CalendarPeriod::Month, month + 1),
+            )
         }
     }
 }
@@ -454,11 +503,18 @@ pub enum Reason {
     /// The measure is not for this kind of subject.
     NotForSubjectKind { kind: SubjectKind },
     /// A condition under which the measure applies holds.
-    Applies { condition: Arc<str>, grounds: Vec<Ground> },
+    Applies {
+        condition: Arc<str>,
+        grounds: Vec<Ground>,
+    },
     /// None of the measure's conditions holds.
     NoConditionHolds,
     /// An exception holds and overrides the conditions that held.
-    Exception { exception: Arc<str>, overrides: Vec<Arc<str>>, grounds: Vec<Ground> },
+    Exception {
+        exception: Arc<str>,
+        overrides: Vec<Arc<str>>,
+        grounds: Vec<Ground>,
+    },
 }
 
 /// A fact a condition rests on.
@@ -488,5 +544,7 @@ pub enum Ground {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         score_only: bool,
     },
-    Expression { when: Arc<str> },
+    Expression {
+        when: Arc<str>,
+    },
 }

@@ -4,9 +4,10 @@
 //! Rulebooks write their conditions and point formulas in CEL, the Common
 //! Expression Language, so that they are a standard, documented language and
 //! not a home-made one. The `cel` crate parses; this module resolves names
-//! against a [`Scope`], checks kinds, folds constants and builds a tree that
-//! the fold evaluates millions of times per second without allocating (see
-//! `eval.rs`). Evaluation never panics: every failure is an error value.
+//! against a [`Scope`], checks kinds, folds constants (`compile.rs`) and
+//! builds a tree that the fold evaluates tens of millions of times per
+//! second per core without allocating (`lower.rs`; `examples/expr_bench.rs`
+//! measures it). Evaluation never panics: every failure is an error value.
 //!
 //! The supported subset of CEL, anything else being a compile error that
 //! names the construct and where it is:
@@ -42,6 +43,8 @@
 
 mod compile;
 mod eval;
+mod ir;
+mod lower;
 #[cfg(test)]
 mod tests;
 
@@ -51,7 +54,8 @@ use std::sync::Arc;
 use crate::id::SubjectKind;
 use crate::record::{FieldType, Fields};
 
-use eval::{Kinds, Node, V};
+use eval::{Kinds, Role, V};
+use lower::{lower, Specialise, Tree};
 
 /// What an expression may refer to.
 #[derive(Clone, Copy, Debug)]
@@ -115,11 +119,11 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct Program {
     source: Arc<str>,
-    tree: Arc<Tree>,
+    tree: Arc<Compiled>,
 }
 
-struct Tree {
-    root: Node,
+struct Compiled {
+    root: Tree,
     /// The kinds the value may have.
     kinds: Kinds,
     /// The fields the expression reads, named by evaluation errors.
@@ -130,36 +134,15 @@ impl Program {
     /// Parses and compiles `source` for `scope`, reporting every problem
     /// found, each with its byte offset in `source` where known.
     pub fn compile(source: &str, scope: Scope<'_>) -> Result<Program, Vec<ExprError>> {
-        let (ast, info) = match cel::parser::Parser::new().parse_with_source_info(source) {
-            Ok(parsed) => parsed,
-            Err(errors) => {
-                return Err(errors
-                    .errors
-                    .iter()
-                    .map(|e| ExprError {
-                        message: e.msg.clone(),
-                        offset: byte_offset(source, e.pos),
-                    })
-                    .collect())
-            }
-        };
-        let mut compiler = compile::Compiler::new(source, &info, scope);
-        let compiled = compiler.expr(&ast);
-        match compiled {
-            Some((root, kinds)) if compiler.errors.is_empty() => Ok(Program {
-                source: source.into(),
-                tree: Arc::new(Tree {
-                    root,
-                    kinds,
-                    field_names: compiler.field_names,
-                }),
+        let checked = compile::check(source, scope)?;
+        Ok(Program {
+            source: source.into(),
+            tree: Arc::new(Compiled {
+                root: lower(&checked.node, Specialise::Yes),
+                kinds: checked.kinds,
+                field_names: checked.field_names,
             }),
-            _ => {
-                let mut errors = compiler.errors;
-                errors.sort_by_key(|e| e.offset);
-                Err(errors)
-            }
-        }
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -179,7 +162,7 @@ impl Program {
     }
 
     pub fn eval(&self, ctx: &Context<'_>) -> Result<Outcome, String> {
-        match self.tree.root.eval(ctx) {
+        match self.tree.root.value(ctx) {
             Ok(value) => Ok(value.to_outcome()),
             Err(e) => Err(e.message(&self.tree.field_names)),
         }
@@ -188,37 +171,19 @@ impl Program {
     /// A condition: true only when the expression evaluates to `true`; an
     /// evaluation error (a missing optional field, say) counts as false.
     pub fn test(&self, ctx: &Context<'_>) -> bool {
-        matches!(self.tree.root.eval_bool(ctx), Ok(true))
+        matches!(self.tree.root.test(ctx, Role::Result), Ok(true))
     }
 
     /// Points: an integer (doubles are truncated toward zero, saturating at
     /// the int range); None on error or when the value is not a number.
     pub fn points(&self, ctx: &Context<'_>) -> Option<i64> {
-        match self.tree.root.eval(ctx) {
+        match self.tree.root.value(ctx) {
             Ok(V::Int(n)) => Some(n),
-            Ok(V::Double(x)) if x.is_finite() => Some(x.trunc() as i64),
+            // `as` truncates toward zero and saturates, without a libm call.
+            Ok(V::Double(x)) if x.is_finite() => Some(x as i64),
             _ => None,
         }
     }
-}
-
-/// The byte offset of a parser position: a 1-based line and a 1-based column
-/// counted in characters. Positions past the end of a line clamp to it.
-fn byte_offset(source: &str, (line, column): (isize, isize)) -> Option<usize> {
-    let line_index = usize::try_from(line).ok()?.checked_sub(1)?;
-    let column_index = usize::try_from(column).ok()?.checked_sub(1)?;
-    let mut start = 0;
-    for (i, text) in source.split_inclusive('\n').enumerate() {
-        if i == line_index {
-            let within = text
-                .char_indices()
-                .nth(column_index)
-                .map_or(text.len(), |(at, _)| at);
-            return Some(start + within);
-        }
-        start += text.len();
-    }
-    Some(source.len())
 }
 
 impl fmt::Debug for Program {

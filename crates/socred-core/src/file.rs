@@ -189,7 +189,11 @@ impl Engine {
             let (record, via, grade_score) = match entry.source {
                 EntrySource::Effect(i) => {
                     let effect = &state.effects[i as usize];
-                    (Some(state.records[effect.record as usize].key.clone()), None, None)
+                    (
+                        Some(state.records[effect.record as usize].key.clone()),
+                        None,
+                        None,
+                    )
                 }
                 EntrySource::Derived(i) => {
                     let derived = &state.derived[i as usize];
@@ -219,12 +223,17 @@ impl Engine {
             if !record.present_on(day) {
                 continue;
             }
-            let record_type = self.rulebook.record_type(&record.type_id).map(|i| &self.rulebook.catalog[i as usize]);
+            let record_type = self
+                .rulebook
+                .record_type(&record.type_id)
+                .map(|i| &self.rulebook.catalog[i as usize]);
             views.push(RecordView {
                 key: record.key.clone(),
                 type_id: record.type_id.clone(),
                 title: record_type.map(|t| t.title.clone()).unwrap_or_default(),
-                legal_basis: record_type.map(|t| t.legal_basis.clone()).unwrap_or_default(),
+                legal_basis: record_type
+                    .map(|t| t.legal_basis.clone())
+                    .unwrap_or_default(),
                 occurred_at: record.occurred_at,
                 decided_at: record.decided_at,
                 fields: record.fields.clone(),
@@ -250,7 +259,12 @@ impl Engine {
             if !record.present_on(day) {
                 continue;
             }
-            let status = effect_status(effect.span, day, record.suspended_on(day), record.consent_required && !consent);
+            let status = effect_status(
+                effect.span,
+                day,
+                record.suspended_on(day),
+                record.consent_required && !consent,
+            );
             let legal_basis = match &effect.source {
                 Source::ListEntry { list } => self
                     .rulebook
@@ -273,7 +287,8 @@ impl Engine {
                 start: effect.span.start,
                 end: (effect.span.end != Day::MAX).then_some(effect.span.end),
                 points: is_rule.then_some(effect.points),
-                points_base: (is_rule && effect.points_base != effect.points).then_some(effect.points_base),
+                points_base: (is_rule && effect.points_base != effect.points)
+                    .then_some(effect.points_base),
                 escalation: effect.escalation,
                 capped_by: effect.capped_by.clone(),
                 end_reason: effect.end_reason,
@@ -316,19 +331,29 @@ impl CreditFile {
             match (model.score, &model.grade) {
                 (Some(score), grade) => {
                     let grade = grade.as_deref().unwrap_or("no grade");
-                    let _ = writeln!(out, "\nScore {score}, grade {grade}, under model {}", model.model);
+                    let _ = writeln!(
+                        out,
+                        "\nScore {score}, grade {grade}, under model {}",
+                        model.model
+                    );
                 }
                 (None, _) => {
                     let why = match model.not_scored {
-                        Some(crate::evaluate::NotScored::NoConsent) => "the subject has not consented to scoring",
-                        Some(crate::evaluate::NotScored::NoRecords) => "no record that this model counts",
+                        Some(crate::evaluate::NotScored::NoConsent) => {
+                            "the subject has not consented to scoring"
+                        }
+                        Some(crate::evaluate::NotScored::NoRecords) => {
+                            "no record that this model counts"
+                        }
                         None => "not scored",
                     };
                     let _ = writeln!(out, "\nNot scored under model {}: {why}", model.model);
                 }
             }
             for effect in self.effects.iter().flatten() {
-                let Source::Rule { model: m, rule } = &effect.source else { continue };
+                let Source::Rule { model: m, rule } = &effect.source else {
+                    continue;
+                };
                 if *m != model.model {
                     continue;
                 }
@@ -338,7 +363,11 @@ impl CreditFile {
                     effect.record_type,
                     effect.record.provider,
                     effect.record.id,
-                    if model.score.is_none() { "not counted (not scored)" } else { status_word(effect.status) },
+                    if model.score.is_none() {
+                        "not counted (not scored)"
+                    } else {
+                        status_word(effect.status)
+                    },
                     effect.start
                 );
                 if let Some(end) = effect.end {
@@ -367,9 +396,20 @@ impl CreditFile {
                 );
             }
         }
-        let _ = writeln!(out, "\nLists in force: {}", if self.lists.is_empty() { "none".to_string() } else { self.lists.join(", ") });
+        let _ = writeln!(
+            out,
+            "\nLists in force: {}",
+            if self.lists.is_empty() {
+                "none".to_string()
+            } else {
+                self.lists.join(", ")
+            }
+        );
         for entry in self.list_entries.iter().flatten() {
-            let mut line = format!("  {} ({:?} list) since {}", entry.list, entry.list_kind, entry.since);
+            let mut line = format!(
+                "  {} ({:?} list) since {}",
+                entry.list, entry.list_kind, entry.since
+            );
             if let Some(until) = entry.until {
                 let _ = write!(line, " until {until}");
             }
@@ -388,13 +428,17 @@ impl CreditFile {
             .effects
             .iter()
             .flatten()
-            .filter(|e| matches!(e.source, Source::ListEntry { .. }) && e.status != EffectStatus::InForce)
+            .filter(|e| {
+                matches!(e.source, Source::ListEntry { .. }) && e.status != EffectStatus::InForce
+            })
             .peekable();
         if history.peek().is_some() {
             let _ = writeln!(out, "List entries not in force:");
         }
         for effect in history {
-            let Source::ListEntry { list } = &effect.source else { continue };
+            let Source::ListEntry { list } = &effect.source else {
+                continue;
+            };
             let mut line = format!(
                 "  {list} from record {}/{}, {} from {}",
                 effect.record.provider,
@@ -417,7 +461,15 @@ impl CreditFile {
             }
             let _ = writeln!(out, "{line}");
         }
-        let _ = writeln!(out, "\nMeasures that apply: {}", if self.measures.is_empty() { "none".to_string() } else { self.measures.join(", ") });
+        let _ = writeln!(
+            out,
+            "\nMeasures that apply: {}",
+            if self.measures.is_empty() {
+                "none".to_string()
+            } else {
+                self.measures.join(", ")
+            }
+        );
         if let Some(records) = &self.records {
             let _ = writeln!(out, "\nRecords ({}):", records.len());
             for record in records {
@@ -444,7 +496,11 @@ impl CreditFile {
                     record.title,
                     record.occurred_at,
                     record.retained_until,
-                    if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) }
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", flags.join(", "))
+                    }
                 );
                 if let Some(statement) = &record.statement {
                     let _ = writeln!(out, "         subject's statement: {statement}");

@@ -56,7 +56,13 @@ impl Engine {
             }
         }
         let list_ids = rulebook.lists.iter().map(|list| list.id.clone()).collect();
-        Engine { rulebook, rules_by_type, entries_by_type, cap_by_type, list_ids }
+        Engine {
+            rulebook,
+            rules_by_type,
+            entries_by_type,
+            cap_by_type,
+            list_ids,
+        }
     }
 
     /// Folds one subject. `records` and `facts` must all be about `subject`
@@ -126,8 +132,9 @@ impl Engine {
             }
             let record_type = &rulebook.catalog[record.type_index as usize];
             let fields = later.fields.as_ref().unwrap_or(&record.fields);
-            let (occurred_at, decided_at) =
-                later.dates.unwrap_or((record.occurred_at, record.decided_at));
+            let (occurred_at, decided_at) = later
+                .dates
+                .unwrap_or((record.occurred_at, record.decided_at));
             if let Some(name) = &record_type.profession_field {
                 if let Some(Value::Text(p)) = fields.get(name) {
                     state.profession = Some(p.clone());
@@ -163,8 +170,10 @@ impl Engine {
             });
             kept.push((record, fields));
         }
-        state.relations =
-            relations.into_iter().map(|(name, subject)| Relation { name, subject }).collect();
+        state.relations = relations
+            .into_iter()
+            .map(|(name, subject)| Relation { name, subject })
+            .collect();
 
         let mut escalation: BTreeMap<(u32, u32), Vec<Day>> = BTreeMap::new();
         let mut caps: BTreeMap<(u32, u32, i32), (i64, i64)> = BTreeMap::new();
@@ -186,7 +195,9 @@ impl Engine {
                 if !model.subject_kinds.contains(kind) || !rule_applies(rule, kind, &ctx) {
                     continue;
                 }
-                let Some(points_base) = rule_points(rule, &ctx) else { continue };
+                let Some(points_base) = rule_points(rule, &ctx) else {
+                    continue;
+                };
                 let window = escalation.entry((m, r)).or_default();
                 let occurred_at = record_state.occurred_at;
                 let mut points = points_base;
@@ -228,7 +239,10 @@ impl Engine {
                 let end = rule.validity.after(start).min(record_state.retained_until);
                 state.effects.push(Effect {
                     record: index as u32,
-                    source: Source::Rule { model: model.id.clone(), rule: rule.id.clone() },
+                    source: Source::Rule {
+                        model: model.id.clone(),
+                        rule: rule.id.clone(),
+                    },
                     span: Span { start, end },
                     points,
                     points_base,
@@ -304,7 +318,9 @@ impl Engine {
         }
         Effect {
             record: index as u32,
-            source: Source::ListEntry { list: self.list_ids[list_index as usize].clone() },
+            source: Source::ListEntry {
+                list: self.list_ids[list_index as usize].clone(),
+            },
             span: Span { start, end },
             points: 0,
             points_base: 0,
@@ -319,15 +335,22 @@ impl Engine {
     pub fn reach(&self, state: &SubjectState) -> Vec<(SubjectId, DerivedEntry)> {
         let mut out = Vec::new();
         for effect in &state.effects {
-            let Source::ListEntry { list } = &effect.source else { continue };
-            let Some(def) = self.rulebook.lists.iter().find(|l| &l.id == list) else { continue };
+            let Source::ListEntry { list } = &effect.source else {
+                continue;
+            };
+            let Some(def) = self.rulebook.lists.iter().find(|l| &l.id == list) else {
+                continue;
+            };
             for relation in &state.relations {
                 if !def.reach.contains(&relation.name) || relation.subject == state.subject {
                     continue;
                 }
                 let record = &state.records[effect.record as usize];
-                let suspended =
-                    if record.suspend_when_disputed { record.disputes.clone() } else { Vec::new() };
+                let suspended = if record.suspend_when_disputed {
+                    record.disputes.clone()
+                } else {
+                    Vec::new()
+                };
                 out.push((
                     relation.subject,
                     DerivedEntry {
@@ -359,10 +382,17 @@ struct Later {
 
 fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -> Vec<Later> {
     let mut later = vec![Later::default(); records.len()];
-    // `records` is sorted by content, not by key: build a key index.
-    let mut by_key: Vec<(&RecordKey, usize)> =
-        records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
-    by_key.sort();
+    // `records` is sorted by content, not by key: build a key index, when
+    // some fact names a record (most subjects have none).
+    let mut by_key: Vec<(&RecordKey, usize)> = Vec::new();
+    if facts.iter().any(|f| f.record().is_some()) {
+        by_key = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.key, i))
+            .collect();
+        by_key.sort_unstable();
+    }
     for fact in facts {
         let Some(key) = fact.record() else {
             match fact.kind {
@@ -379,7 +409,12 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
         let entry = &mut later[by_key[pos].1];
         match &fact.kind {
             FactKind::Retracted { .. } => entry.retracted = true,
-            FactKind::Corrected { fields, occurred_at, decided_at, .. } => {
+            FactKind::Corrected {
+                fields,
+                occurred_at,
+                decided_at,
+                ..
+            } => {
                 entry.fields = Some(fields.clone());
                 let record = records[by_key[pos].1];
                 if occurred_at.is_some() || decided_at.is_some() {
@@ -391,14 +426,23 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
                 entry.corrected_at = Some(fact.at);
             }
             FactKind::Disputed { statement, .. } => {
-                if entry.disputes.last().is_none_or(|span| span.end != Day::MAX) {
-                    entry.disputes.push(Span { start: fact.at, end: Day::MAX });
+                if entry
+                    .disputes
+                    .last()
+                    .is_none_or(|span| span.end != Day::MAX)
+                {
+                    entry.disputes.push(Span {
+                        start: fact.at,
+                        end: Day::MAX,
+                    });
                 }
                 if statement.is_some() {
                     entry.statement = statement.clone();
                 }
             }
-            FactKind::Resolved { outcome, fields, .. } => {
+            FactKind::Resolved {
+                outcome, fields, ..
+            } => {
                 if let Some(span) = entry.disputes.last_mut() {
                     if span.end == Day::MAX {
                         span.end = fact.at;
@@ -455,12 +499,12 @@ fn rule_points(rule: &ScoreRule, ctx: &Context<'_>) -> Option<i64> {
 
 /// The calendar bucket a day falls in, for caps and expectations.
 pub(crate) fn bucket(per: CalendarPeriod, day: Day) -> i32 {
-    let date = day.to_date();
-    let year = i32::from(date.year());
+    let (year, month, _) = day.to_civil();
+    let month = month as i32;
     match per {
         CalendarPeriod::Year => year,
-        CalendarPeriod::Quarter => year * 4 + (i32::from(date.month()) - 1) / 3,
-        CalendarPeriod::Month => year * 12 + i32::from(date.month()) - 1,
+        CalendarPeriod::Quarter => year * 4 + (month - 1) / 3,
+        CalendarPeriod::Month => year * 12 + month - 1,
     }
 }
 
@@ -494,18 +538,28 @@ impl Engine {
     /// entries on to related subjects (see [`Engine::reach`]). The result is
     /// sorted by subject.
     pub fn fold_all(&self, records: &[Record], facts: &[Fact], known_at: Day) -> Vec<SubjectState> {
-        let mut record_order: Vec<u32> = (0..records.len() as u32).collect();
-        record_order.sort_unstable_by_key(|&i| records[i as usize].subject);
-        let mut fact_order: Vec<u32> = (0..facts.len() as u32).collect();
-        fact_order.sort_unstable_by_key(|&i| facts[i as usize].subject);
+        let mut record_order: Vec<(u128, u32)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.subject.sort_key(), i as u32))
+            .collect();
+        record_order.sort_unstable();
+        let mut fact_order: Vec<(u128, u32)> = facts
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.subject.sort_key(), i as u32))
+            .collect();
+        fact_order.sort_unstable();
 
         let mut states = Vec::new();
         let mut group: Vec<&Record> = Vec::new();
         let mut group_facts: Vec<&Fact> = Vec::new();
         let (mut r, mut f) = (0, 0);
         while r < record_order.len() || f < fact_order.len() {
-            let next_r = record_order.get(r).map(|&i| records[i as usize].subject);
-            let next_f = fact_order.get(f).map(|&i| facts[i as usize].subject);
+            let next_r = record_order
+                .get(r)
+                .map(|&(_, i)| records[i as usize].subject);
+            let next_f = fact_order.get(f).map(|&(_, i)| facts[i as usize].subject);
             let subject = match (next_r, next_f) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
@@ -514,14 +568,14 @@ impl Engine {
             };
             group.clear();
             group_facts.clear();
-            while let Some(&i) = record_order.get(r) {
+            while let Some(&(_, i)) = record_order.get(r) {
                 if records[i as usize].subject != subject {
                     break;
                 }
                 group.push(&records[i as usize]);
                 r += 1;
             }
-            while let Some(&i) = fact_order.get(f) {
+            while let Some(&(_, i)) = fact_order.get(f) {
                 if facts[i as usize].subject != subject {
                     break;
                 }
@@ -550,8 +604,13 @@ impl Engine {
             return;
         }
         passed.sort_by(|a, b| {
-            (a.0, &a.1.list, a.1.via, &a.1.record, a.1.span)
-                .cmp(&(b.0, &b.1.list, b.1.via, &b.1.record, b.1.span))
+            (a.0, &a.1.list, a.1.via, &a.1.record, a.1.span).cmp(&(
+                b.0,
+                &b.1.list,
+                b.1.via,
+                &b.1.record,
+                b.1.span,
+            ))
         });
         let mut extra: BTreeMap<SubjectId, SubjectState> = BTreeMap::new();
         for (target, entry) in passed {

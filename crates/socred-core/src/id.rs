@@ -85,7 +85,11 @@ pub enum IdError {
     #[error("identifier has {found} characters, expected 18")]
     Length { found: usize },
     #[error("character `{found}` at position {position} is not allowed here ({expected})")]
-    Character { position: usize, found: char, expected: &'static str },
+    Character {
+        position: usize,
+        found: char,
+        expected: &'static str,
+    },
     #[error("birth date {text} in positions 7-14 does not exist")]
     BirthDate { text: String },
     #[error("check character at position 18 is `{found}`, expected `{expected}`")]
@@ -109,7 +113,9 @@ const PERSON_CHECK: &[u8; 11] = b"10X98765432";
 /// The 31 characters of a USCC; a character's value is its index.
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// USCC weights: 3^(i-1) mod 31 for i = 1..17.
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 /// GB 11714 weights of the 8 body characters of an organisation code.
 const ORG_CODE_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 /// Registration authority codes of GB 32100 (position 1 of a USCC).
@@ -142,6 +148,24 @@ const EXPECTED_USCC: &str = "a USCC character (0-9 and A-Z without I, O, S, V, Z
 /// from reading as a real date.
 const BIRTH_YEAR_MIN: i16 = 1900;
 const BIRTH_YEAR_MAX: i16 = 2099;
+
+impl SubjectId {
+    /// A number that sorts like the identifier's bytes: each character in
+    /// base 36 (digits before letters, as in ASCII). Sorting millions of
+    /// subjects by a `u128` is several times faster than by 18-byte strings.
+    pub fn sort_key(&self) -> u128 {
+        let mut key = 0u128;
+        for &byte in &self.bytes {
+            let digit = match byte {
+                b'0'..=b'9' => byte - b'0',
+                b'A'..=b'Z' => byte - b'A' + 10,
+                _ => 35,
+            };
+            key = key * 36 + u128::from(digit);
+        }
+        key
+    }
+}
 
 impl SubjectId {
     /// Validates and normalises an identifier (see the module docs for how
@@ -181,7 +205,10 @@ impl SubjectId {
         write_digits(&mut bytes[12..14], day as u32);
         write_digits(&mut bytes[14..17], u32::from(sequence));
         bytes[17] = person_check(&bytes)?;
-        Some(SubjectId { bytes, kind: SubjectKind::Person })
+        Some(SubjectId {
+            bytes,
+            kind: SubjectKind::Person,
+        })
     }
 
     /// A Unified Social Credit Code from its parts: the registration
@@ -258,7 +285,11 @@ impl SubjectId {
 /// Checks the length, upper-cases ASCII letters and keeps the original
 /// characters so that errors can quote what was typed.
 fn normalise(text: &str) -> Result<([char; LEN], [u8; LEN]), IdError> {
-    let found = if text.is_ascii() { text.len() } else { text.chars().count() };
+    let found = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    };
     if found != LEN {
         return Err(IdError::Length { found });
     }
@@ -274,7 +305,11 @@ fn normalise(text: &str) -> Result<([char; LEN], [u8; LEN]), IdError> {
 }
 
 fn character_error(chars: &[char; LEN], index: usize, expected: &'static str) -> IdError {
-    IdError::Character { position: index + 1, found: chars[index], expected }
+    IdError::Character {
+        position: index + 1,
+        found: chars[index],
+        expected,
+    }
 }
 
 /// Seventeen digits starting 1-8: a person number, or a USCC that happens to
@@ -283,7 +318,13 @@ fn parse_person_shaped(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, 
     let date = birth_date(&bytes);
     let expected = person_check(&bytes);
     if date.is_some() && expected == Some(bytes[17]) {
-        return Ok(Parsed { id: SubjectId { bytes, kind: SubjectKind::Person }, warning: None });
+        return Ok(Parsed {
+            id: SubjectId {
+                bytes,
+                kind: SubjectKind::Person,
+            },
+            warning: None,
+        });
     }
     if is_full_uscc(&bytes) {
         return Ok(organisation_parsed(bytes, None));
@@ -297,7 +338,10 @@ fn parse_person_shaped(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, 
         return Err(character_error(chars, 17, EXPECTED_PERSON_CHECK));
     }
     let expected = char::from(expected.unwrap_or(b'?'));
-    Err(IdError::CheckCharacter { expected, found: chars[17].to_ascii_uppercase() })
+    Err(IdError::CheckCharacter {
+        expected,
+        found: chars[17].to_ascii_uppercase(),
+    })
 }
 
 /// Anything that does not look like a person number: a USCC, possibly an
@@ -312,7 +356,8 @@ fn parse_uscc(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, IdError> 
     }
     let expected = char::from(expected);
     let found = char::from(bytes[17]);
-    let well_formed = AUTHORITY_CODES.contains(&bytes[0]) && org_code_check(&bytes) == Some(bytes[16]);
+    let well_formed =
+        AUTHORITY_CODES.contains(&bytes[0]) && org_code_check(&bytes) == Some(bytes[16]);
     if well_formed {
         let warning = IdWarning::PilotCheckCharacter { expected, found };
         return Ok(organisation_parsed(bytes, Some(warning)));
@@ -321,7 +366,13 @@ fn parse_uscc(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, IdError> 
 }
 
 fn organisation_parsed(bytes: [u8; LEN], warning: Option<IdWarning>) -> Parsed {
-    Parsed { id: SubjectId { bytes, kind: SubjectKind::Organisation }, warning }
+    Parsed {
+        id: SubjectId {
+            bytes,
+            kind: SubjectKind::Organisation,
+        },
+        warning,
+    }
 }
 
 /// A USCC whose own check character and embedded organisation code check
@@ -463,7 +514,9 @@ impl serde::de::Visitor<'_> for SubjectIdVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SubjectId, E> {
-        SubjectId::parse(text).map(|parsed| parsed.id).map_err(E::custom)
+        SubjectId::parse(text)
+            .map(|parsed| parsed.id)
+            .map_err(E::custom)
     }
 }
 
@@ -657,7 +710,10 @@ mod tests {
         assert!(SubjectId::organisation(*b"91", 110105, *b"MA01ABCI").is_none());
         let org = SubjectId::organisation(*b"91", 350100, *b"M0001TGQ");
         // The pilot code's body with both check characters recomputed.
-        assert_eq!(org.map(|id| id.to_string()).as_deref(), Some("91350100M0001TGQX1"));
+        assert_eq!(
+            org.map(|id| id.to_string()).as_deref(),
+            Some("91350100M0001TGQX1")
+        );
     }
 
     #[test]
@@ -668,20 +724,28 @@ mod tests {
         assert_eq!(back, Ok(id));
         let bad = SubjectId::deserialize(StrDeserializer::<Error>::new("110105194912310021"));
         let message = bad.map_err(|error| error.to_string());
-        assert_eq!(message, Err("check character at position 18 is `1`, expected `X`".to_string()));
+        assert_eq!(
+            message,
+            Err("check character at position 18 is `1`, expected `X`".to_string())
+        );
     }
 
     fn valid_person() -> impl Strategy<Value = SubjectId> {
-        (100_000u32..=899_999, 1900i16..=2099, 1i8..=12, 1i8..=31, 0u16..=999).prop_filter_map(
-            "date must exist",
-            |(region, year, month, day, sequence)| {
-                SubjectId::person(region, year, month, day, sequence)
-            },
+        (
+            100_000u32..=899_999,
+            1900i16..=2099,
+            1i8..=12,
+            1i8..=31,
+            0u16..=999,
         )
+            .prop_filter_map("date must exist", |(region, year, month, day, sequence)| {
+                SubjectId::person(region, year, month, day, sequence)
+            })
     }
 
-    const REGISTRATIONS: [&[u8; 2]; 10] =
-        [b"91", b"92", b"93", b"11", b"12", b"13", b"51", b"52", b"53", b"Y1"];
+    const REGISTRATIONS: [&[u8; 2]; 10] = [
+        b"91", b"92", b"93", b"11", b"12", b"13", b"51", b"52", b"53", b"Y1",
+    ];
 
     fn valid_org() -> impl Strategy<Value = SubjectId> {
         let body_char = proptest::sample::select(USCC_ALPHABET.to_vec());
@@ -690,9 +754,10 @@ mod tests {
             100_000u32..=899_999,
             proptest::array::uniform8(body_char),
         )
-            .prop_filter_map("must not read as a person", |(registration, region, body)| {
-                SubjectId::organisation(*registration, region, body)
-            })
+            .prop_filter_map(
+                "must not read as a person",
+                |(registration, region, body)| SubjectId::organisation(*registration, region, body),
+            )
     }
 
     /// A replacement character: anything an operator might type.
@@ -703,6 +768,12 @@ mod tests {
             proptest::char::range('a', 'z'),
             proptest::sample::select(vec![' ', '-', '０', 'Ｘ', 'é', '一', '\0']),
         ]
+    }
+
+    /// Whether typing `ch` at `index` changes the identifier (lower case
+    /// letters are the same as upper case ones).
+    fn changes(id: &SubjectId, index: usize, ch: char) -> bool {
+        id.as_str().chars().nth(index) != Some(ch.to_ascii_uppercase())
     }
 
     fn replace(id: &SubjectId, index: usize, ch: char) -> String {
@@ -736,7 +807,7 @@ mod tests {
         fn a_mistyped_person_number_is_never_a_person(
             id in valid_person(), index in 0usize..18, ch in replacement()
         ) {
-            prop_assume!(ch.to_ascii_uppercase() as u32 != u32::from(id.as_str().as_bytes()[index]));
+            prop_assume!(changes(&id, index, ch));
             let text = replace(&id, index, ch);
             if let Ok(parsed) = SubjectId::parse(&text) {
                 prop_assert_eq!(parsed.id.kind(), SubjectKind::Organisation, "{}", text);
@@ -751,7 +822,7 @@ mod tests {
         fn a_mistyped_org_code_is_refused_or_flagged(
             id in valid_org(), index in 0usize..18, ch in replacement()
         ) {
-            prop_assume!(ch.to_ascii_uppercase() as u32 != u32::from(id.as_str().as_bytes()[index]));
+            prop_assume!(changes(&id, index, ch));
             let text = replace(&id, index, ch);
             if let Ok(parsed) = SubjectId::parse(&text) {
                 let silent_org = parsed.warning.is_none()

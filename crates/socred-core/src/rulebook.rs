@@ -62,7 +62,10 @@ pub struct KindSet {
 }
 
 impl KindSet {
-    pub const ALL: KindSet = KindSet { person: true, organisation: true };
+    pub const ALL: KindSet = KindSet {
+        person: true,
+        organisation: true,
+    };
 
     pub fn contains(&self, kind: SubjectKind) -> bool {
         match kind {

@@ -29,24 +29,56 @@ impl Day {
     }
 
     pub fn from_date(date: Date) -> Day {
-        let epoch = Date::constant(1970, 1, 1);
-        let days = date.since(epoch).map(|span| span.get_days()).unwrap_or_default();
-        Day(days)
+        Day::from_civil(
+            i32::from(date.year()),
+            date.month() as u32,
+            date.day() as u32,
+        )
     }
 
     pub fn to_date(self) -> Date {
-        let epoch = Date::constant(1970, 1, 1);
-        epoch
-            .checked_add(jiff::Span::new().days(i64::from(self.0)))
-            .unwrap_or(if self.0 < 0 { Date::MIN } else { Date::MAX })
+        let (year, month, day) = self.to_civil();
+        let year = year.clamp(i32::from(Date::MIN.year()), i32::from(Date::MAX.year()));
+        Date::new(year as i16, month as i8, day as i8).unwrap_or(if self.0 < 0 {
+            Date::MIN
+        } else {
+            Date::MAX
+        })
     }
 
-    pub fn year(self) -> i16 {
-        self.to_date().year()
+    /// Days since 1970-01-01 of a proleptic Gregorian date (the day must
+    /// exist). H. Hinnant's `days_from_civil`: plain arithmetic, no tables,
+    /// because the fold converts dates for every effect it makes.
+    pub fn from_civil(year: i32, month: u32, day: u32) -> Day {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400) as u32;
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Day(era * 146_097 + doe as i32 - 719_468)
     }
 
-    pub fn month(self) -> i8 {
-        self.to_date().month()
+    /// (year, month 1-12, day 1-31) of this day; the inverse of [`Day::from_civil`].
+    pub fn to_civil(self) -> (i32, u32, u32) {
+        let z = self.0 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097) as u32;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe as i32 + era * 400 + i32::from(month <= 2);
+        (year, month, day)
+    }
+
+    pub fn year(self) -> i32 {
+        self.to_civil().0
+    }
+
+    pub fn month(self) -> u32 {
+        self.to_civil().1
     }
 
     pub fn add_days(self, days: i32) -> Day {
@@ -74,10 +106,14 @@ impl Day {
     /// Parses `YYYY-MM-DD` or an RFC 3339 time (reduced to its day in UTC+08:00).
     pub fn parse(text: &str) -> Result<Day, TimeError> {
         if text.len() == 10 {
-            let date: Date = text.parse().map_err(|_| TimeError::BadDate(text.to_string()))?;
+            let date: Date = text
+                .parse()
+                .map_err(|_| TimeError::BadDate(text.to_string()))?;
             return Ok(Day::from_date(date));
         }
-        let ts: jiff::Timestamp = text.parse().map_err(|_| TimeError::BadDate(text.to_string()))?;
+        let ts: jiff::Timestamp = text
+            .parse()
+            .map_err(|_| TimeError::BadDate(text.to_string()))?;
         let days = (ts.as_second() + CST_OFFSET_S).div_euclid(86_400);
         Ok(Day(days as i32))
     }
@@ -121,11 +157,19 @@ pub struct Period {
 
 impl Period {
     pub const fn days(days: u32) -> Period {
-        Period { years: 0, months: 0, days }
+        Period {
+            years: 0,
+            months: 0,
+            days,
+        }
     }
 
     pub const fn years(years: u16) -> Period {
-        Period { years, months: 0, days: 0 }
+        Period {
+            years,
+            months: 0,
+            days: 0,
+        }
     }
 
     pub fn is_zero(&self) -> bool {
@@ -134,32 +178,44 @@ impl Period {
 
     /// `day` plus this period, by the calendar (2024-02-29 + P1Y = 2025-02-28).
     pub fn after(&self, day: Day) -> Day {
-        if self.years == 0 && self.months == 0 {
-            return day.add_days(self.days as i32);
-        }
-        let span = jiff::Span::new()
-            .years(i64::from(self.years))
-            .months(i64::from(self.months))
-            .days(i64::from(self.days));
-        match day.to_date().checked_add(span) {
-            Ok(date) => Day::from_date(date),
-            Err(_) => Day::MAX,
-        }
+        self.shift(day, 1)
     }
 
     /// `day` minus this period, by the calendar.
     pub fn before(&self, day: Day) -> Day {
-        if self.years == 0 && self.months == 0 {
-            return day.add_days(-(self.days as i32));
+        self.shift(day, -1)
+    }
+
+    /// Years and months first, clamping the day to the month's length (as
+    /// ISO 8601 and jiff do), then days.
+    fn shift(&self, day: Day, sign: i32) -> Day {
+        if day == Day::MAX || day == Day::MIN {
+            return day;
         }
-        let span = jiff::Span::new()
-            .years(-i64::from(self.years))
-            .months(-i64::from(self.months))
-            .days(-i64::from(self.days));
-        match day.to_date().checked_add(span) {
-            Ok(date) => Day::from_date(date),
-            Err(_) => Day::MIN,
+        let mut out = day;
+        if self.years > 0 || self.months > 0 {
+            let (year, month, dom) = day.to_civil();
+            let months = i64::from(year) * 12 + i64::from(month) - 1
+                + i64::from(sign) * (i64::from(self.years) * 12 + i64::from(self.months));
+            let new_year = months.div_euclid(12);
+            if new_year.abs() > 200_000 {
+                return if sign > 0 { Day::MAX } else { Day::MIN };
+            }
+            let new_month = (months.rem_euclid(12) + 1) as u32;
+            let dom = dom.min(days_in_month(new_year as i32, new_month));
+            out = Day::from_civil(new_year as i32, new_month, dom);
         }
+        let days = i64::from(out.0) + i64::from(sign) * i64::from(self.days);
+        Day(days.clamp(i64::from(Day::MIN.0), i64::from(Day::MAX.0)) as i32)
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
     }
 }
 
@@ -241,27 +297,86 @@ mod tests {
         assert_eq!(day.weekday_from_monday(), 6);
         assert_eq!(day.add_working_days(3).to_string(), "2026-03-04");
         // Friday + 1 working day is Monday.
-        assert_eq!(Day::parse("2026-03-06").unwrap().add_working_days(1).to_string(), "2026-03-09");
+        assert_eq!(
+            Day::parse("2026-03-06")
+                .unwrap()
+                .add_working_days(1)
+                .to_string(),
+            "2026-03-09"
+        );
     }
 
     #[test]
     fn rfc3339_times_fall_on_their_china_standard_day() {
-        assert_eq!(Day::parse("2026-03-01T20:00:00Z").unwrap().to_string(), "2026-03-02");
-        assert_eq!(Day::parse("2026-03-01T10:00:00+08:00").unwrap().to_string(), "2026-03-01");
+        assert_eq!(
+            Day::parse("2026-03-01T20:00:00Z").unwrap().to_string(),
+            "2026-03-02"
+        );
+        assert_eq!(
+            Day::parse("2026-03-01T10:00:00+08:00").unwrap().to_string(),
+            "2026-03-01"
+        );
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("yesterday").is_err());
     }
 
     #[test]
+    fn civil_conversions_agree_with_jiff() {
+        for n in (-800_000..800_000).step_by(997) {
+            let day = Day(n);
+            let (y, m, d) = day.to_civil();
+            let via_jiff = Date::constant(1970, 1, 1)
+                .checked_add(jiff::Span::new().days(i64::from(n)))
+                .unwrap();
+            let expected = (
+                i32::from(via_jiff.year()),
+                via_jiff.month() as u32,
+                via_jiff.day() as u32,
+            );
+            assert_eq!((y, m, d), expected);
+            assert_eq!(Day::from_civil(y, m, d), day);
+        }
+    }
+
+    #[test]
+    fn calendar_shifts_agree_with_jiff() {
+        let periods = [
+            "P1Y", "P2Y", "P5Y", "P6M", "P1M", "P1Y6M", "P180D", "P3M", "P1Y1M1D",
+        ];
+        for text in periods {
+            let period: Period = text.parse().unwrap();
+            for n in (15_000..25_000).step_by(13) {
+                let day = Day(n);
+                let span = jiff::Span::new()
+                    .years(i64::from(period.years))
+                    .months(i64::from(period.months))
+                    .days(i64::from(period.days));
+                let expected = Day::from_date(day.to_date().checked_add(span).unwrap());
+                assert_eq!(period.after(day), expected, "{day} + {text}");
+            }
+        }
+    }
+
+    #[test]
     fn periods_parse_and_add_by_the_calendar() {
         let p: Period = "P1Y6M".parse().unwrap();
-        assert_eq!(p, Period { years: 1, months: 6, days: 0 });
+        assert_eq!(
+            p,
+            Period {
+                years: 1,
+                months: 6,
+                days: 0
+            }
+        );
         assert_eq!("P2W".parse::<Period>().unwrap(), Period::days(14));
         assert!("PT5H".parse::<Period>().is_err());
         assert!("5Y".parse::<Period>().is_err());
         assert!("P".parse::<Period>().is_err());
         let leap = Day::parse("2024-02-29").unwrap();
         assert_eq!(Period::years(1).after(leap).to_string(), "2025-02-28");
-        assert_eq!(Period::days(180).before(Period::days(180).after(leap)), leap);
+        assert_eq!(
+            Period::days(180).before(Period::days(180).after(leap)),
+            leap
+        );
     }
 }

@@ -7,9 +7,9 @@
 //! where it is, because a person fixing a file wants the whole list.
 
 pub mod rulebook;
+pub mod wire;
 
 pub use rulebook::{
     default_rulebook, load_rulebook, rulebook_json_schema, Problem, RulebookErrors,
     DEFAULT_RULEBOOK_TOML,
 };
-pub mod wire;

@@ -50,7 +50,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -113,8 +117,9 @@ pub fn default_rulebook() -> Rulebook {
     static DEFAULT: OnceLock<Rulebook> = OnceLock::new();
     DEFAULT
         .get_or_init(|| {
-            load_rulebook(DEFAULT_RULEBOOK_LABEL, DEFAULT_RULEBOOK_TOML)
-                .unwrap_or_else(|errors| panic!("the shipped default rulebook does not load:\n{errors}"))
+            load_rulebook(DEFAULT_RULEBOOK_LABEL, DEFAULT_RULEBOOK_TOML).unwrap_or_else(|errors| {
+                panic!("the shipped default rulebook does not load:\n{errors}")
+            })
         })
         .clone()
 }
@@ -151,14 +156,24 @@ fn section_ids(
     diag: &mut Diagnostics<'_>,
 ) -> BTreeSet<String> {
     let mut first: BTreeMap<String, usize> = BTreeMap::new();
-    let items = document.get_ref().get(section).and_then(|value| value.get_ref().as_array());
+    let items = document
+        .get_ref()
+        .get(section)
+        .and_then(|value| value.get_ref().as_array());
     for item in items.into_iter().flat_map(|items| items.iter()) {
-        let Some(id) = item.get_ref().get("id") else { continue };
-        let Some(text) = id.get_ref().as_str() else { continue };
+        let Some(id) = item.get_ref().get("id") else {
+            continue;
+        };
+        let Some(text) = id.get_ref().as_str() else {
+            continue;
+        };
         match first.get(text) {
             Some(&offset) => {
                 let line = diag.line_of(offset);
-                diag.error(&id.span(), format!("duplicate {what} id `{text}` (first defined on line {line})"));
+                diag.error(
+                    &id.span(),
+                    format!("duplicate {what} id `{text}` (first defined on line {line})"),
+                );
             }
             None => {
                 first.insert(text.to_string(), id.span().start);
@@ -170,7 +185,11 @@ fn section_ids(
 
 /// Deserializes the sections of a shape-checked document, one element at a
 /// time so that one broken element does not hide the others.
-fn sections(document: Spanned<DeValue<'_>>, declared: Declared, diag: &mut Diagnostics<'_>) -> Sections {
+fn sections(
+    document: Spanned<DeValue<'_>>,
+    declared: Declared,
+    diag: &mut Diagnostics<'_>,
+) -> Sections {
     let mut sections = Sections {
         header: None,
         policy: None,
@@ -180,7 +199,9 @@ fn sections(document: Spanned<DeValue<'_>>, declared: Declared, diag: &mut Diagn
         measures: Vec::new(),
         declared,
     };
-    let DeValue::Table(root) = document.into_inner() else { return sections };
+    let DeValue::Table(root) = document.into_inner() else {
+        return sections;
+    };
     for (key, value) in root {
         match key.get_ref().as_ref() {
             "rulebook" => sections.header = element(value, diag),
@@ -196,12 +217,23 @@ fn sections(document: Spanned<DeValue<'_>>, declared: Declared, diag: &mut Diagn
     sections
 }
 
-fn elements<T: for<'de> Deserialize<'de>>(value: Spanned<DeValue<'_>>, diag: &mut Diagnostics<'_>) -> Vec<Located<T>> {
-    let DeValue::Array(items) = value.into_inner() else { return Vec::new() };
-    items.into_iter().filter_map(|item| element(item, diag)).collect()
+fn elements<T: for<'de> Deserialize<'de>>(
+    value: Spanned<DeValue<'_>>,
+    diag: &mut Diagnostics<'_>,
+) -> Vec<Located<T>> {
+    let DeValue::Array(items) = value.into_inner() else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| element(item, diag))
+        .collect()
 }
 
-fn element<'de, T: Deserialize<'de>>(value: Spanned<DeValue<'de>>, diag: &mut Diagnostics<'_>) -> Option<T> {
+fn element<'de, T: Deserialize<'de>>(
+    value: Spanned<DeValue<'de>>,
+    diag: &mut Diagnostics<'_>,
+) -> Option<T> {
     let fallback_offset = value.span().start;
     match T::deserialize(value.into_deserializer()) {
         Ok(parsed) => Some(parsed),

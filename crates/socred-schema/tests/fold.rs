@@ -62,12 +62,18 @@ fn render(directive: &Directive, rulebook: Rulebook, records: &[Record], facts: 
             out.push('\n');
             out.push_str(&file.explain());
             for id in &directive.decide {
-                let measure = engine.rulebook.measure(id).unwrap_or_else(|| panic!("no measure {id}"));
+                let measure = engine
+                    .rulebook
+                    .measure(id)
+                    .unwrap_or_else(|| panic!("no measure {id}"));
                 if !measure.subject_kinds.contains(state.subject.kind()) {
                     continue;
                 }
                 let decision = engine.decide(&standing, measure);
-                out.push_str(&format!("decision {}\n", serde_json::to_string(&decision).unwrap()));
+                out.push_str(&format!(
+                    "decision {}\n",
+                    serde_json::to_string(&decision).unwrap()
+                ));
             }
         }
     }
@@ -106,6 +112,11 @@ fn fixtures_do_not_depend_on_arrival_order() {
         let mut facts_rev = facts.clone();
         facts_rev.reverse();
         let backward = render(&directive, rulebook, &records_rev, &facts_rev);
-        assert_eq!(forward, backward, "{} depends on arrival order", path.display());
+        assert_eq!(
+            forward,
+            backward,
+            "{} depends on arrival order",
+            path.display()
+        );
     }
 }

@@ -11,8 +11,12 @@ use socred_core::file::Detail;
 use socred_core::{Day, Engine, Fact, Record};
 use socred_schema::wire::{self, Item};
 
-const SUBJECTS: [&str; 4] =
-    ["110105198001010016", "371082199007070037", "11010519491231002X", "91371082MA3C00001H"];
+const SUBJECTS: [&str; 4] = [
+    "110105198001010016",
+    "371082199007070037",
+    "11010519491231002X",
+    "91371082MA3C00001H",
+];
 
 /// One generated record: (subject, kind of record, day offset, magnitude).
 fn record_line(n: usize, subject: &str, kind: u8, offset: i32, magnitude: i64) -> String {
@@ -22,16 +26,28 @@ fn record_line(n: usize, subject: &str, kind: u8, offset: i32, magnitude: i64) -
     let person = !subject.starts_with('9');
     let (record_type, fields) = match (kind % 9, person) {
         (0, _) => ("commercial.contract_breach", json!({})),
-        (1, _) => ("commercial.bank_arrears", json!({"cycles": magnitude % 6 + 1})),
+        (1, _) => (
+            "commercial.bank_arrears",
+            json!({"cycles": magnitude % 6 + 1}),
+        ),
         (2, _) => (
             "judicial.judgment_default",
             json!({"case_no": format!("case-{}", magnitude % 3), "trigger": "ability_refused"}),
         ),
-        (3, _) => ("judicial.judgment_fulfilled", json!({"case_no": format!("case-{}", magnitude % 3)})),
-        (4, _) => ("positive.charitable_donation", json!({"amount_yuan": magnitude * 700})),
+        (3, _) => (
+            "judicial.judgment_fulfilled",
+            json!({"case_no": format!("case-{}", magnitude % 3)}),
+        ),
+        (4, _) => (
+            "positive.charitable_donation",
+            json!({"amount_yuan": magnitude * 700}),
+        ),
         (5, true) => ("social.public_fee_delay", json!({})),
         (6, true) => ("positive.volunteering", json!({"hours": magnitude % 80})),
-        (7, true) => ("transport.fare_evasion", json!({"train_no": "G1", "station": "Jinan"})),
+        (7, true) => (
+            "transport.fare_evasion",
+            json!({"train_no": "G1", "station": "Jinan"}),
+        ),
         (8, false) => (
             "registry.company_registration",
             json!({"name": "Co", "legal_representative": SUBJECTS[(magnitude % 2) as usize]}),
@@ -84,19 +100,23 @@ fn file_of(engine: &Engine, records: &[Record], facts: &[Fact], day: Day, subjec
 }
 
 fn history() -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec((0..SUBJECTS.len(), any::<u8>(), 0..900i32, 0..200i64), 1..40).prop_map(
-        |items| {
-            let mut lines: Vec<String> = SUBJECTS
-                .iter()
-                .filter(|s| !s.starts_with('9'))
-                .map(|s| json!({"fact": "consent_granted", "subject": s, "at": "2024-01-01"}).to_string())
-                .collect();
-            for (n, (s, kind, offset, magnitude)) in items.into_iter().enumerate() {
-                lines.push(record_line(n, SUBJECTS[s], kind, offset, magnitude));
-            }
-            lines
-        },
+    prop::collection::vec(
+        (0..SUBJECTS.len(), any::<u8>(), 0..900i32, 0..200i64),
+        1..40,
     )
+    .prop_map(|items| {
+        let mut lines: Vec<String> = SUBJECTS
+            .iter()
+            .filter(|s| !s.starts_with('9'))
+            .map(|s| {
+                json!({"fact": "consent_granted", "subject": s, "at": "2024-01-01"}).to_string()
+            })
+            .collect();
+        for (n, (s, kind, offset, magnitude)) in items.into_iter().enumerate() {
+            lines.push(record_line(n, SUBJECTS[s], kind, offset, magnitude));
+        }
+        lines
+    })
 }
 
 fn engine() -> Engine {

@@ -12,7 +12,9 @@ use std::path::Path;
 use expect_test::expect_file;
 use socred_core::record::FieldType;
 use socred_core::rulebook::{KindSet, ListKind, MeasureKind, Points};
-use socred_schema::{default_rulebook, load_rulebook, rulebook_json_schema, RulebookErrors, DEFAULT_RULEBOOK_TOML};
+use socred_schema::{
+    default_rulebook, load_rulebook, rulebook_json_schema, RulebookErrors, DEFAULT_RULEBOOK_TOML,
+};
 
 fn errors(label: &str, text: &str) -> RulebookErrors {
     match load_rulebook(label, text) {
@@ -64,25 +66,60 @@ fn default_rulebook_loads_with_the_record_types_providers_emit() {
     assert_eq!(ids, expected);
 
     let field = |record_type: &str, name: &str| {
-        let index = rulebook.record_type(record_type).unwrap_or_else(|| panic!("no {record_type}"));
+        let index = rulebook
+            .record_type(record_type)
+            .unwrap_or_else(|| panic!("no {record_type}"));
         let fields = &rulebook.catalog[index as usize].fields;
-        fields.iter().find(|f| f.name.as_ref() == name).map(|f| (f.field_type, f.required))
+        fields
+            .iter()
+            .find(|f| f.name.as_ref() == name)
+            .map(|f| (f.field_type, f.required))
     };
-    assert_eq!(field("judicial.judgment_default", "case_no"), Some((FieldType::Text, true)));
-    assert_eq!(field("judicial.judgment_default", "amount_yuan"), Some((FieldType::Number, false)));
-    assert_eq!(field("registry.company_registration", "legal_representative"), Some((FieldType::Subject, true)));
-    assert_eq!(field("registry.company_registration", "actual_controller"), Some((FieldType::Subject, false)));
-    assert_eq!(field("commercial.bank_arrears", "cycles"), Some((FieldType::Int, true)));
-    assert_eq!(field("market.food_safety_violation", "serious"), Some((FieldType::Bool, false)));
-    assert_eq!(field("positive.blood_donation", "millilitres"), Some((FieldType::Int, true)));
-    assert_eq!(field("tax.credit_evaluation", "points"), Some((FieldType::Int, true)));
+    assert_eq!(
+        field("judicial.judgment_default", "case_no"),
+        Some((FieldType::Text, true))
+    );
+    assert_eq!(
+        field("judicial.judgment_default", "amount_yuan"),
+        Some((FieldType::Number, false))
+    );
+    assert_eq!(
+        field("registry.company_registration", "legal_representative"),
+        Some((FieldType::Subject, true))
+    );
+    assert_eq!(
+        field("registry.company_registration", "actual_controller"),
+        Some((FieldType::Subject, false))
+    );
+    assert_eq!(
+        field("commercial.bank_arrears", "cycles"),
+        Some((FieldType::Int, true))
+    );
+    assert_eq!(
+        field("market.food_safety_violation", "serious"),
+        Some((FieldType::Bool, false))
+    );
+    assert_eq!(
+        field("positive.blood_donation", "millilitres"),
+        Some((FieldType::Int, true))
+    );
+    assert_eq!(
+        field("tax.credit_evaluation", "points"),
+        Some((FieldType::Int, true))
+    );
 
-    let company = &rulebook.catalog[rulebook.record_type("registry.company_registration").unwrap_or(0) as usize];
+    let company = &rulebook.catalog[rulebook
+        .record_type("registry.company_registration")
+        .unwrap_or(0) as usize];
     let relations: Vec<&str> = company.relation_fields.iter().map(|f| f.as_ref()).collect();
     assert_eq!(relations, ["legal_representative", "actual_controller"]);
-    let profession = &rulebook.catalog[rulebook.record_type("registry.profession").unwrap_or(0) as usize];
+    let profession =
+        &rulebook.catalog[rulebook.record_type("registry.profession").unwrap_or(0) as usize];
     assert_eq!(profession.profession_field.as_deref(), Some("profession"));
-    assert!(rulebook.catalog.iter().all(|t| !t.legal_basis.trim().is_empty()));
+    assert!(rulebook
+        .catalog
+        .iter()
+        .all(|t| !t.legal_basis.trim().is_empty()));
 }
 
 #[test]
@@ -94,44 +131,119 @@ fn default_rulebook_models_lists_and_measures_are_lowered() {
     let rongcheng = &rulebook.models[0];
     assert_eq!(rongcheng.base_points, 1000);
     assert_eq!(rongcheng.subject_kinds, KindSet::ALL);
-    assert_eq!(rongcheng.consent_required_for, KindSet { person: true, organisation: false });
-    let bands: Vec<(&str, i64)> = rongcheng.grades.iter().map(|g| (g.grade.as_ref(), g.points_min)).collect();
-    assert_eq!(bands, [("AAA", 1050), ("AA", 1030), ("A", 960), ("B", 850), ("C", 600), ("D", i64::MIN)]);
-    let rule = |id: &str| rongcheng.rules.iter().find(|r| r.id.as_ref() == id).unwrap_or_else(|| panic!("no rule {id}"));
+    assert_eq!(
+        rongcheng.consent_required_for,
+        KindSet {
+            person: true,
+            organisation: false
+        }
+    );
+    let bands: Vec<(&str, i64)> = rongcheng
+        .grades
+        .iter()
+        .map(|g| (g.grade.as_ref(), g.points_min))
+        .collect();
+    assert_eq!(
+        bands,
+        [
+            ("AAA", 1050),
+            ("AA", 1030),
+            ("A", 960),
+            ("B", 850),
+            ("C", 600),
+            ("D", i64::MIN)
+        ]
+    );
+    let rule = |id: &str| {
+        rongcheng
+            .rules
+            .iter()
+            .find(|r| r.id.as_ref() == id)
+            .unwrap_or_else(|| panic!("no rule {id}"))
+    };
     assert!(matches!(rule("bank_arrears").points, Points::Expression(_)));
-    assert!(matches!(rule("sued_in_breach").points, Points::Constant(-50)));
-    let fee = rule("public_fee_delay").escalation.as_ref().map(|e| (e.from_count, e.multiplier));
+    assert!(matches!(
+        rule("sued_in_breach").points,
+        Points::Constant(-50)
+    ));
+    let fee = rule("public_fee_delay")
+        .escalation
+        .as_ref()
+        .map(|e| (e.from_count, e.multiplier));
     assert_eq!(fee, Some((3, 2)));
     assert_eq!(rule("charitable_donation").points_max, Some(10));
-    let professions: Vec<&str> = rule("key_group_misconduct").professions.iter().map(|p| p.as_ref()).collect();
-    assert_eq!(professions, ["lawyer", "accountant", "teacher", "journalist", "doctor", "civil_servant"]);
+    let professions: Vec<&str> = rule("key_group_misconduct")
+        .professions
+        .iter()
+        .map(|p| p.as_ref())
+        .collect();
+    assert_eq!(
+        professions,
+        [
+            "lawyer",
+            "accountant",
+            "teacher",
+            "journalist",
+            "doctor",
+            "civil_servant"
+        ]
+    );
     // A rule's kinds default to what both its record type and the model allow.
-    assert_eq!(rule("blood_donation").subject_kinds, KindSet { person: true, organisation: false });
+    assert_eq!(
+        rule("blood_donation").subject_kinds,
+        KindSet {
+            person: true,
+            organisation: false
+        }
+    );
     assert_eq!(rongcheng.caps.len(), 1);
     assert_eq!(rongcheng.expectations.len(), 1);
 
     let tax = &rulebook.models[1];
     assert!(tax.requires_records);
     assert_eq!(tax.base_points, 0);
-    let bands: Vec<(&str, i64)> = tax.grades.iter().map(|g| (g.grade.as_ref(), g.points_min)).collect();
+    let bands: Vec<(&str, i64)> = tax
+        .grades
+        .iter()
+        .map(|g| (g.grade.as_ref(), g.points_min))
+        .collect();
     assert_eq!(bands, [("A", 90), ("B", 70), ("C", 40), ("D", i64::MIN)]);
 
-    let list = |id: &str| rulebook.lists.iter().find(|l| l.id.as_ref() == id).unwrap_or_else(|| panic!("no list {id}"));
+    let list = |id: &str| {
+        rulebook
+            .lists
+            .iter()
+            .find(|l| l.id.as_ref() == id)
+            .unwrap_or_else(|| panic!("no list {id}"))
+    };
     let defaulters = list("judgment_defaulters");
     assert_eq!(defaulters.kind, ListKind::Black);
     assert!(defaulters.public && defaulters.review_required && defaulters.exit_on_repair);
-    assert_eq!(defaulters.duration_max.map(|p| p.to_string()).as_deref(), Some("P2Y"));
+    assert_eq!(
+        defaulters.duration_max.map(|p| p.to_string()).as_deref(),
+        Some("P2Y")
+    );
     assert_eq!(defaulters.duration_min.to_string(), "P3M");
     let exit = &defaulters.exits[0];
-    assert_eq!(exit.record_type, rulebook.record_type("judicial.judgment_fulfilled").unwrap_or(u32::MAX));
+    assert_eq!(
+        exit.record_type,
+        rulebook
+            .record_type("judicial.judgment_fulfilled")
+            .unwrap_or(u32::MAX)
+    );
     assert_eq!(exit.match_field.as_deref(), Some("case_no"));
     assert_eq!(exit.working_days, 3);
     let reach: Vec<&str> = defaulters.reach.iter().map(|r| r.as_ref()).collect();
     assert_eq!(reach, ["legal_representative", "actual_controller"]);
     assert_eq!(list("rail_ticket_ban").record_entries.len(), 3);
-    assert!(list("serious_untrustworthy").record_entries[0].condition.is_some());
+    assert!(list("serious_untrustworthy").record_entries[0]
+        .condition
+        .is_some());
     let red = list("exemplary_residents");
-    assert_eq!((red.kind, red.grade_model, red.grade_entries.len()), (ListKind::Red, Some(0), 1));
+    assert_eq!(
+        (red.kind, red.grade_model, red.grade_entries.len()),
+        (ListKind::Red, Some(0), 1)
+    );
 
     let measure_ids: BTreeSet<&str> = rulebook.measures.iter().map(|m| m.id.as_ref()).collect();
     for id in [
@@ -157,10 +269,15 @@ fn default_rulebook_models_lists_and_measures_are_lowered() {
     for measure in &rulebook.measures {
         assert!(!measure.score_only_opt_in, "{} opts in", measure.id);
         if measure.kind == MeasureKind::Punishment {
-            assert!(measure.applies.iter().all(|c| !c.lists.is_empty() || c.list_kind.is_some()));
+            assert!(measure
+                .applies
+                .iter()
+                .all(|c| !c.lists.is_empty() || c.list_kind.is_some()));
         }
     }
-    let green = rulebook.measure("green_channel").map(|m| (m.applies.len(), m.exceptions.len(), m.model));
+    let green = rulebook
+        .measure("green_channel")
+        .map(|m| (m.applies.len(), m.exceptions.len(), m.model));
     assert_eq!(green, Some((2, 1, Some(0))));
 }
 
@@ -220,33 +337,102 @@ fn protected_categories_are_refused_one_by_one() {
     // must name; the line and column it must point at (line 7 is the id,
     // 8 the title, 9 the category, 10 the fields).
     let cases = [
-        ("social.petitioning", "Petitions", "social", "", "political opinion or expression", (7, 6)),
-        ("social.attendance", "Attendance", "religion", "", "religion or belief", (9, 12)),
-        ("registry.ethnic_group", "Group", "registration", "", "ethnicity", (7, 6)),
-        ("registry.person", "Person", "registration", "fingerprint_hash", "genetic or biometric data", (10, 12)),
-        ("social.diagnosis", "Diagnosis", "social", "", "health or medical history", (7, 6)),
-        ("social.partner", "Sexual orientation", "social", "", "sex life or orientation", (8, 9)),
-        ("labour.activity", "Trade union membership", "labour", "", "trade-union membership", (8, 9)),
-        ("health.blood_type", "Blood group", "civic", "", "health or medical history", (7, 6)),
-        ("social.conduct", "宗教活动", "social", "", "religion or belief", (8, 9)),
+        (
+            "social.petitioning",
+            "Petitions",
+            "social",
+            "",
+            "political opinion or expression",
+            (7, 6),
+        ),
+        (
+            "social.attendance",
+            "Attendance",
+            "religion",
+            "",
+            "religion or belief",
+            (9, 12),
+        ),
+        (
+            "registry.ethnic_group",
+            "Group",
+            "registration",
+            "",
+            "ethnicity",
+            (7, 6),
+        ),
+        (
+            "registry.person",
+            "Person",
+            "registration",
+            "fingerprint_hash",
+            "genetic or biometric data",
+            (10, 12),
+        ),
+        (
+            "social.diagnosis",
+            "Diagnosis",
+            "social",
+            "",
+            "health or medical history",
+            (7, 6),
+        ),
+        (
+            "social.partner",
+            "Sexual orientation",
+            "social",
+            "",
+            "sex life or orientation",
+            (8, 9),
+        ),
+        (
+            "labour.activity",
+            "Trade union membership",
+            "labour",
+            "",
+            "trade-union membership",
+            (8, 9),
+        ),
+        (
+            "health.blood_type",
+            "Blood group",
+            "civic",
+            "",
+            "health or medical history",
+            (7, 6),
+        ),
+        (
+            "social.conduct",
+            "宗教活动",
+            "social",
+            "",
+            "religion or belief",
+            (8, 9),
+        ),
     ];
     for (id, title, category, field, group, (line, column)) in cases {
-        let fields = if field.is_empty() { String::new() } else { format!(" {field} = {{ type = \"text\" }} ") };
+        let fields = if field.is_empty() {
+            String::new()
+        } else {
+            format!(" {field} = {{ type = \"text\" }} ")
+        };
         let text = minimal(&record_type_lines(id, title, category, &fields), "");
         let errors = errors("p.toml", &text);
         assert_eq!(errors.problems.len(), 1, "{id}: {errors}");
         let problem = &errors.problems[0];
         assert!(problem.message.contains(group), "{id}: {problem}");
         assert!(problem.message.contains("is refused"), "{id}: {problem}");
-        assert_eq!((problem.line, problem.column), (line, column), "{id}: {problem}");
+        assert_eq!(
+            (problem.line, problem.column),
+            (line, column),
+            "{id}: {problem}"
+        );
     }
 }
 
 /// The `id`, `title`, `category` and `fields` lines of a record type.
 fn record_type_lines(id: &str, title: &str, category: &str, fields: &str) -> String {
-    format!(
-        "id = \"{id}\"\ntitle = \"{title}\"\ncategory = \"{category}\"\nfields = {{{fields}}}"
-    )
+    format!("id = \"{id}\"\ntitle = \"{title}\"\ncategory = \"{category}\"\nfields = {{{fields}}}")
 }
 
 #[test]
@@ -283,25 +469,51 @@ fn punishment_by_score_alone_needs_both_opt_ins() {
     let refused = errors("score.toml", &minimal(&record_type, PUNISHMENT_BY_GRADE));
     assert_eq!(refused.problems.len(), 1, "{refused}");
     let message = &refused.problems[0].message;
-    assert!(message.contains("would follow from score or grade alone"), "{message}");
+    assert!(
+        message.contains("would follow from score or grade alone"),
+        "{message}"
+    );
     assert!(message.contains("score_only_opt_in = true"), "{message}");
 
     // The measure alone opting in is not enough…
-    let measure_only = PUNISHMENT_BY_GRADE.replace("model = \"score\"", "model = \"score\"\nscore_only_opt_in = true");
+    let measure_only = PUNISHMENT_BY_GRADE.replace(
+        "model = \"score\"",
+        "model = \"score\"\nscore_only_opt_in = true",
+    );
     let refused = errors("score.toml", &minimal(&record_type, &measure_only));
     assert_eq!(refused.problems.len(), 1, "{refused}");
-    assert!(refused.problems[0].message.contains("allow_score_only_punishment = true"), "{refused}");
+    assert!(
+        refused.problems[0]
+            .message
+            .contains("allow_score_only_punishment = true"),
+        "{refused}"
+    );
 
     // …nor the rulebook alone…
     let policy = "[policy]\nallow_score_only_punishment = true\n";
-    let text = minimal(&record_type, PUNISHMENT_BY_GRADE).replacen("[[record_type]]", &format!("{policy}\n[[record_type]]"), 1);
+    let text = minimal(&record_type, PUNISHMENT_BY_GRADE).replacen(
+        "[[record_type]]",
+        &format!("{policy}\n[[record_type]]"),
+        1,
+    );
     let refused = errors("score.toml", &text);
-    assert!(refused.problems[0].message.contains("would follow from score or grade alone"), "{refused}");
+    assert!(
+        refused.problems[0]
+            .message
+            .contains("would follow from score or grade alone"),
+        "{refused}"
+    );
 
     // …both together load, and the measure carries the opt-in.
-    let text = minimal(&record_type, &measure_only).replacen("[[record_type]]", &format!("{policy}\n[[record_type]]"), 1);
+    let text = minimal(&record_type, &measure_only).replacen(
+        "[[record_type]]",
+        &format!("{policy}\n[[record_type]]"),
+        1,
+    );
     let rulebook = loads("score.toml", &text);
-    assert!(rulebook.measure("no_flights_for_d").is_some_and(|m| m.score_only_opt_in));
+    assert!(rulebook
+        .measure("no_flights_for_d")
+        .is_some_and(|m| m.score_only_opt_in));
 
     // A list entered by grade is still a score: naming it does not help.
     let grade_list = r#"
@@ -315,17 +527,31 @@ grade_entry = { model = "score", grades = ["D"] }
 schedule = "monthly"
 "#;
     let via_list = PUNISHMENT_BY_GRADE.replace("grades = [\"D\"]\n", "lists = [\"low_scorers\"]\n");
-    let refused = errors("score.toml", &minimal(&record_type, &format!("{grade_list}{via_list}")));
-    assert!(refused.problems[0].message.contains("which subjects enter by grade"), "{refused}");
+    let refused = errors(
+        "score.toml",
+        &minimal(&record_type, &format!("{grade_list}{via_list}")),
+    );
+    assert!(
+        refused.problems[0]
+            .message
+            .contains("which subjects enter by grade"),
+        "{refused}"
+    );
 
     // A list grounded in records is what a punishment should rest on.
-    let via_records = PUNISHMENT_BY_GRADE.replace("grades = [\"D\"]\n", "lists = [\"defaulters\"]\n");
+    let via_records =
+        PUNISHMENT_BY_GRADE.replace("grades = [\"D\"]\n", "lists = [\"defaulters\"]\n");
     loads("score.toml", &minimal(&record_type, &via_records));
 }
 
 #[test]
 fn cel_errors_point_into_the_expression() {
-    let record_type = record_type_lines("court.other", "Other", "judicial", " amount_yuan = { type = \"number\" } ");
+    let record_type = record_type_lines(
+        "court.other",
+        "Other",
+        "judicial",
+        " amount_yuan = { type = \"number\" } ",
+    );
     let rule = "\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"fields.amount_yuan > 1000 && fields.amout > 1\"\npoints = -5\nvalidity = \"P1Y\"\n";
     let text = minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
     let errors = errors("cel.toml", &text);
@@ -333,13 +559,24 @@ fn cel_errors_point_into_the_expression() {
     let problem = &errors.problems[0];
     // `when = "` is 8 characters; `fields.amout` starts 29 characters into
     // the expression, and the problem points at the name, 7 further.
-    assert_eq!((problem.line, problem.column), (35, 8 + 29 + 7 + 1), "{problem}");
-    assert!(problem.message.contains("`fields.amout`") && problem.message.contains("did you mean `amount_yuan`"), "{problem}");
+    assert_eq!(
+        (problem.line, problem.column),
+        (35, 8 + 29 + 7 + 1),
+        "{problem}"
+    );
+    assert!(
+        problem.message.contains("`fields.amout`")
+            && problem.message.contains("did you mean `amount_yuan`"),
+        "{problem}"
+    );
 }
 
 #[test]
 fn problems_display_one_per_line_as_file_line_column_message() {
-    let errors = errors("x.toml", "[rulebook]\nid = \"x\"\nversion = \"1\"\n\n[nonsense]\n");
+    let errors = errors(
+        "x.toml",
+        "[rulebook]\nid = \"x\"\nversion = \"1\"\n\n[nonsense]\n",
+    );
     assert_eq!(
         errors.to_string(),
         "x.toml:1:1: rulebook `x` lacks the required key `title`\n\
@@ -348,18 +585,58 @@ fn problems_display_one_per_line_as_file_line_column_message() {
 }
 
 #[test]
+fn every_truncation_of_the_default_loads_or_points_inside_the_file() {
+    // Cut at every third line end and inside the line before it: no panic,
+    // and every problem is at a real position of the truncated text.
+    let text = DEFAULT_RULEBOOK_TOML;
+    let line_ends: Vec<usize> = text
+        .match_indices('\n')
+        .map(|(i, _)| i)
+        .step_by(3)
+        .collect();
+    let mut cuts = line_ends.clone();
+    cuts.extend(line_ends.iter().map(|i| i.saturating_sub(7)));
+    for cut in cuts {
+        let Some(prefix) = text.get(..cut) else {
+            continue;
+        };
+        let Err(errors) = load_rulebook("cut.toml", prefix) else {
+            continue;
+        };
+        let lines = prefix.lines().count().max(1);
+        assert!(!errors.problems.is_empty());
+        for problem in &errors.problems {
+            assert!(
+                problem.line >= 1 && problem.line <= lines + 1,
+                "cut at {cut}: {problem}"
+            );
+            assert!(problem.column >= 1, "cut at {cut}: {problem}");
+        }
+    }
+}
+
+#[test]
 fn json_schema_matches_the_published_file() {
     let schema = rulebook_json_schema();
     let pretty = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rulebook.schema.json");
     if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, &pretty).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+        std::fs::write(&path, &pretty)
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
     }
     let published = std::fs::read_to_string(&path).unwrap_or_default();
     // Compared as JSON: key order may follow serde_json's `preserve_order`,
     // which another crate of the workspace may switch on.
-    let published: serde_json::Value = serde_json::from_str(&published)
-        .unwrap_or_else(|error| panic!("{} is not JSON ({error}); rerun with UPDATE_EXPECT=1", path.display()));
-    assert!(published == schema, "{} is stale; rerun with UPDATE_EXPECT=1", path.display());
+    let published: serde_json::Value = serde_json::from_str(&published).unwrap_or_else(|error| {
+        panic!(
+            "{} is not JSON ({error}); rerun with UPDATE_EXPECT=1",
+            path.display()
+        )
+    });
+    assert!(
+        published == schema,
+        "{} is stale; rerun with UPDATE_EXPECT=1",
+        path.display()
+    );
     assert_eq!(schema["title"], "socred rulebook");
 }

@@ -35,7 +35,11 @@ pub(crate) struct AuditLog {
 impl AuditLog {
     pub fn new(store: Arc<dyn Store>) -> AuditLog {
         let (sender, receiver) = mpsc::unbounded_channel();
-        AuditLog { store, sender, receiver: Mutex::new(Some(receiver)) }
+        AuditLog {
+            store,
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
     }
 
     /// Appends `drafts` and returns once they are durable.
@@ -45,9 +49,14 @@ impl AuditLog {
         }
         self.start_worker();
         let (done, wait) = oneshot::channel();
-        let stopped =
-            || ApiError::from(StoreError::Unavailable("the audit log's writer has stopped".into()));
-        self.sender.send(Job { drafts, done }).map_err(|_| stopped())?;
+        let stopped = || {
+            ApiError::from(StoreError::Unavailable(
+                "the audit log's writer has stopped".into(),
+            ))
+        };
+        self.sender
+            .send(Job { drafts, done })
+            .map_err(|_| stopped())?;
         match wait.await {
             Ok(result) => result.map_err(ApiError::from),
             Err(_) => Err(stopped()),

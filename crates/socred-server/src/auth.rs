@@ -44,7 +44,9 @@ impl PrincipalCache {
     }
 
     fn put(&self, hash: String, principal: Option<Arc<Principal>>) {
-        let Ok(mut entries) = self.entries.lock() else { return };
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
         if entries.len() >= CACHE_ENTRIES_MAX {
             entries.clear();
         }
@@ -90,12 +92,19 @@ impl Caller {
 
     /// The principal's scope (provider id, agency id, subject id).
     pub fn scope(principal: &Principal) -> Result<&str, ApiError> {
-        principal.scope.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-            ApiError::forbidden(
-                "no_scope",
-                format!("principal `{}` ({}) has no scope registered; ask the operator", principal.id, principal.role),
-            )
-        })
+        principal
+            .scope
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::forbidden(
+                    "no_scope",
+                    format!(
+                        "principal `{}` ({}) has no scope registered; ask the operator",
+                        principal.id, principal.role
+                    ),
+                )
+            })
     }
 
     /// Who to name in the audit log.
@@ -111,9 +120,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let Some(header) = parts.headers.get(AUTHORIZATION) else { return Ok(Caller(None)) };
-        let bad = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", why.to_string());
-        let text = header.to_str().map_err(|_| bad("the Authorization header is not ASCII"))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(Caller(None));
+        };
+        let bad =
+            |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", why.to_string());
+        let text = header
+            .to_str()
+            .map_err(|_| bad("the Authorization header is not ASCII"))?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
@@ -127,7 +141,11 @@ impl FromRequestParts<AppState> for Caller {
         let principal = match cache.get(&hash) {
             Some(principal) => principal,
             None => {
-                let found = state.store().principal_by_token_hash(&hash).await?.map(Arc::new);
+                let found = state
+                    .store()
+                    .principal_by_token_hash(&hash)
+                    .await?
+                    .map(Arc::new);
                 cache.put(hash, found.clone());
                 found
             }

@@ -72,25 +72,44 @@ pub fn json_error(error: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     let text = error.to_string();
     match error.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {text}"))
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {text}"),
+        ),
+        Category::Data if text.starts_with("unknown field") => {
+            ApiError::bad_request("unknown_field", text)
         }
-        Category::Data if text.starts_with("unknown field") => ApiError::bad_request("unknown_field", text),
         Category::Data => ApiError::bad_request("invalid_body", text),
     }
 }
 
-/// A query string parsed into `T` (whose types refuse unknown keys).
+/// A query string parsed into `T` (whose types refuse unknown keys). The
+/// extraction itself never fails: the handler takes the result with
+/// [`Params::get`] after checking the caller, so that an anonymous caller
+/// learns that it needs a token before it learns what the query lacks.
 #[derive(Debug)]
-pub struct Params<T>(pub T);
+pub struct Params<T>(Result<T, ApiError>);
+
+impl<T> Params<T> {
+    pub fn get(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Params<T>, ApiError> {
-        match Query::<T>::try_from_uri(&parts.uri) {
-            Ok(Query(value)) => Ok(Params(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
-        }
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Params<T>, Self::Rejection> {
+        let parsed = match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(value)) => Ok(value),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_query",
+                rejection.body_text(),
+            )),
+        };
+        Ok(Params(parsed))
     }
 }

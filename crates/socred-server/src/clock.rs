@@ -53,7 +53,9 @@ impl FixedClock {
     /// Noon of `day` in China Standard Time.
     pub fn at_day(day: Day) -> FixedClock {
         let now_ms = i64::from(day.0) * DAY_MS - CST_OFFSET_MS + DAY_MS / 2;
-        FixedClock { now_ms: AtomicI64::new(now_ms) }
+        FixedClock {
+            now_ms: AtomicI64::new(now_ms),
+        }
     }
 
     /// Moves the clock to noon of `day`.

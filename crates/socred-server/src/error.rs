@@ -23,7 +23,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: Map::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -41,7 +46,11 @@ impl ApiError {
     /// Logs `what` with its cause and answers a 500 that says nothing of it.
     pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!("internal error: {what}: {cause}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server failed; the failure was logged")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed; the failure was logged",
+        )
     }
 
     pub fn with_detail(mut self, key: &str, value: Value) -> ApiError {
@@ -63,7 +72,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -76,7 +91,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::NotFound(what) => ApiError::not_found("not_found", format!("not found: {what}")),
+            StoreError::NotFound(what) => {
+                ApiError::not_found("not_found", format!("not found: {what}"))
+            }
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
             StoreError::Unavailable(what) => {
                 tracing::warn!("store unavailable: {what}");

@@ -34,7 +34,10 @@ pub use clock::{china_day, Clock, FixedClock, SystemClock};
 pub use error::ApiError;
 pub use openapi::openapi_json;
 pub use routes::{app, route_table};
-pub use serve::{demo_config, open_state, serve, serve_blocking, Demo, DemoPrincipal, DemoReport, ServeConfig};
+pub use serve::{
+    demo, demo_config, open_state, serve, serve_blocking, Demo, DemoPrincipal, DemoReport,
+    ServeConfig, FIRST_ADMIN_ID,
+};
 pub use state::{AppState, Limits};
 pub use token::new_token;
 pub use verify::{verify, verify_store, VerifyReport};

@@ -16,10 +16,19 @@ use axum::response::Response;
 use crate::state::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS_S: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Ingest outcomes, in the order of [`Metrics::ingest`]'s counters.
-pub const INGEST_STATUSES: [&str; 6] = ["stored", "duplicate", "conflict", "pending_review", "unknown_record", "rejected"];
+pub const INGEST_STATUSES: [&str; 6] = [
+    "stored",
+    "duplicate",
+    "conflict",
+    "pending_review",
+    "unknown_record",
+    "rejected",
+];
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
@@ -50,14 +59,21 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     fn record(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
-        let Ok(mut routes) = self.routes.lock() else { return };
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
         if !routes.contains_key(route) {
             routes.insert(route.to_string(), Route::default());
         }
-        let Some(entry) = routes.get_mut(route) else { return };
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
         *entry.by_status.entry((method, status)).or_default() += 1;
         let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS_S.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKETS_S.len());
+        let bucket = BUCKETS_S
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS_S.len());
         if let Some(slot) = entry.buckets.get_mut(bucket) {
             *slot += 1;
         }
@@ -74,7 +90,8 @@ impl Metrics {
 
     pub fn decisions(&self, applies: u64, not_applies: u64) {
         self.decisions_applies.fetch_add(applies, Ordering::Relaxed);
-        self.decisions_not_applies.fetch_add(not_applies, Ordering::Relaxed);
+        self.decisions_not_applies
+            .fetch_add(not_applies, Ordering::Relaxed);
     }
 
     /// Everything in the Prometheus text exposition format.
@@ -95,7 +112,9 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP socred_http_request_duration_seconds Time to answer a request, by route.\n");
+        out.push_str(
+            "# HELP socred_http_request_duration_seconds Time to answer a request, by route.\n",
+        );
         out.push_str("# TYPE socred_http_request_duration_seconds histogram\n");
         for (route, entry) in routes.iter() {
             let route = escape(route);
@@ -112,16 +131,32 @@ impl Metrics {
                 "socred_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 entry.count
             );
-            let _ = writeln!(out, "socred_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", entry.sum_s);
-            let _ = writeln!(out, "socred_http_request_duration_seconds_count{{route=\"{route}\"}} {}", entry.count);
+            let _ = writeln!(
+                out,
+                "socred_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                entry.sum_s
+            );
+            let _ = writeln!(
+                out,
+                "socred_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                entry.count
+            );
         }
         drop(routes);
-        out.push_str("# HELP socred_ingest_items_total Items sent to POST /v1/records, by outcome.\n");
+        out.push_str(
+            "# HELP socred_ingest_items_total Items sent to POST /v1/records, by outcome.\n",
+        );
         out.push_str("# TYPE socred_ingest_items_total counter\n");
         for (status, counter) in INGEST_STATUSES.iter().zip(self.ingest.iter()) {
-            let _ = writeln!(out, "socred_ingest_items_total{{status=\"{status}\"}} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "socred_ingest_items_total{{status=\"{status}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
-        out.push_str("# HELP socred_decisions_total Decisions answered, by whether the measure applies.\n");
+        out.push_str(
+            "# HELP socred_decisions_total Decisions answered, by whether the measure applies.\n",
+        );
         out.push_str("# TYPE socred_decisions_total counter\n");
         let _ = writeln!(
             out,
@@ -137,7 +172,10 @@ impl Metrics {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Middleware: times every request and counts it under its route template
@@ -151,7 +189,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     };
     let method = method_name(request.method());
     let response = next.run(request).await;
-    state.inner.metrics.record(&route, method, response.status().as_u16(), started.elapsed());
+    state.inner.metrics.record(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

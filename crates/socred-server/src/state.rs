@@ -28,7 +28,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { ingest_body_bytes_max: 64 << 20, body_bytes_max: 4 << 20, queries_max: 1000 }
+        Limits {
+            ingest_body_bytes_max: 64 << 20,
+            body_bytes_max: 4 << 20,
+            queries_max: 1000,
+        }
     }
 }
 
@@ -50,7 +54,12 @@ impl Current {
     pub fn new(rulebook: Rulebook, text: Arc<str>) -> Current {
         let review_by_type = review_by_type(&rulebook);
         let label = rulebook.label();
-        Current { engine: Arc::new(Engine::new(Arc::new(rulebook))), label, text, review_by_type }
+        Current {
+            engine: Arc::new(Engine::new(Arc::new(rulebook))),
+            label,
+            text,
+            review_by_type,
+        }
     }
 
     pub fn rulebook(&self) -> &Rulebook {
@@ -59,7 +68,10 @@ impl Current {
 
     /// Whether a record of the type at `type_index` needs review.
     pub fn needs_review(&self, type_index: u32) -> bool {
-        self.review_by_type.get(type_index as usize).copied().unwrap_or(false)
+        self.review_by_type
+            .get(type_index as usize)
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -68,7 +80,10 @@ fn review_by_type(rulebook: &Rulebook) -> Vec<bool> {
     for list in rulebook.lists.iter().filter(|list| list.review_required) {
         for entry in &list.record_entries {
             let index = entry.record_type as usize;
-            let serious = rulebook.catalog.get(index).is_some_and(|t| t.severity == Severity::Serious);
+            let serious = rulebook
+                .catalog
+                .get(index)
+                .is_some_and(|t| t.severity == Severity::Serious);
             if let (true, Some(slot)) = (serious, review.get_mut(index)) {
                 *slot = true;
             }
@@ -99,15 +114,25 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("rulebook", &self.current().label).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("rulebook", &self.current().label)
+            .finish_non_exhaustive()
     }
 }
 
 impl AppState {
     /// The state over `store`, with the store's current rulebook in force.
     /// A store without one gets the default rulebook first (a first start).
-    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>, limits: Limits) -> anyhow::Result<AppState> {
-        let (label, text) = match store.current_rulebook().await.context("cannot read the current rulebook")? {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> anyhow::Result<AppState> {
+        let (label, text) = match store
+            .current_rulebook()
+            .await
+            .context("cannot read the current rulebook")?
+        {
             Some(current) => current,
             None => {
                 let rulebook = socred_schema::default_rulebook();
@@ -122,14 +147,20 @@ impl AppState {
                     detail: format!("installed the default rulebook {label}"),
                 }];
                 store
-                    .put_rulebook(&label, socred_schema::DEFAULT_RULEBOOK_TOML, "socred", audit)
+                    .put_rulebook(
+                        &label,
+                        socred_schema::DEFAULT_RULEBOOK_TOML,
+                        "socred",
+                        audit,
+                    )
                     .await
                     .context("cannot store the default rulebook")?;
                 (label, socred_schema::DEFAULT_RULEBOOK_TOML.to_string())
             }
         };
-        let rulebook = socred_schema::load_rulebook(&label, &text)
-            .map_err(|errors| anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}"))?;
+        let rulebook = socred_schema::load_rulebook(&label, &text).map_err(|errors| {
+            anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}")
+        })?;
         let current = Arc::new(Current::new(rulebook, text.into()));
         let audit = AuditLog::new(store.clone());
         Ok(AppState {

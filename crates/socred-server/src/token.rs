@@ -8,7 +8,8 @@ const TOKEN_BYTES: usize = 32;
 /// A fresh token from the operating system's random source.
 pub fn new_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("cannot read the system's random source: {error}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("cannot read the system's random source: {error}"))?;
     let mut token = String::with_capacity(TOKEN_BYTES * 2);
     for byte in bytes {
         token.push(hex_digit(byte >> 4));

@@ -36,10 +36,18 @@ impl VerifyReport {
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.chain_break {
-            None => writeln!(f, "audit log: {} entries, hash chain intact", self.audit_entries)?,
+            None => writeln!(
+                f,
+                "audit log: {} entries, hash chain intact",
+                self.audit_entries
+            )?,
             Some(broken) => writeln!(f, "audit log: {broken}")?,
         }
-        writeln!(f, "subjects: {} checked against a fresh fold with rulebook {}", self.subjects, self.rulebook)?;
+        writeln!(
+            f,
+            "subjects: {} checked against a fresh fold with rulebook {}",
+            self.subjects, self.rulebook
+        )?;
         for mismatch in &self.mismatches {
             writeln!(f, "  subject {}: {}", mismatch.subject, mismatch.reason)?;
         }
@@ -57,7 +65,9 @@ impl fmt::Display for VerifyReport {
 
 /// Walks the audit log from entry 1 and compares its end with the stored
 /// head. Returns the entries checked and the first break.
-pub(crate) async fn check_chain(store: &dyn Store) -> Result<(u64, Result<(), ChainBreak>), StoreError> {
+pub(crate) async fn check_chain(
+    store: &dyn Store,
+) -> Result<(u64, Result<(), ChainBreak>), StoreError> {
     let mut verifier = ChainVerifier::new();
     let mut after = 0;
     loop {
@@ -81,19 +91,37 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
         .await
         .context("cannot read the current rulebook")?
         .ok_or_else(|| anyhow::anyhow!("the store holds no rulebook: it was never started"))?;
-    let rulebook = socred_schema::load_rulebook(&label, &text)
-        .map_err(|errors| anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}"))?;
+    let rulebook = socred_schema::load_rulebook(&label, &text).map_err(|errors| {
+        anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}")
+    })?;
     let engine = Engine::new(Arc::new(rulebook));
-    let (audit_entries, chain) = check_chain(store).await.context("cannot read the audit log")?;
-    let mismatches = verify_states(store, &engine).await.context("cannot read the stored states")?;
-    let subjects = store.counts().await.context("cannot read the store's counts")?.subjects;
-    Ok(VerifyReport { rulebook: label, audit_entries, chain_break: chain.err(), subjects, mismatches })
+    let (audit_entries, chain) = check_chain(store)
+        .await
+        .context("cannot read the audit log")?;
+    let mismatches = verify_states(store, &engine)
+        .await
+        .context("cannot read the stored states")?;
+    let subjects = store
+        .counts()
+        .await
+        .context("cannot read the store's counts")?
+        .subjects;
+    Ok(VerifyReport {
+        rulebook: label,
+        audit_entries,
+        chain_break: chain.err(),
+        subjects,
+        mismatches,
+    })
 }
 
 /// `socred verify`: opens the registry in `data_dir` and verifies it.
 pub fn verify(data_dir: &Path) -> anyhow::Result<VerifyReport> {
     if !data_dir.is_dir() {
-        anyhow::bail!("{} is not a socred data directory (it does not exist)", data_dir.display());
+        anyhow::bail!(
+            "{} is not a socred data directory (it does not exist)",
+            data_dir.display()
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -104,8 +104,9 @@ impl Line {
         if cents != 0 {
             self.buf.push('.');
             self.buf.push(char::from(b'0' + (cents / 10) as u8));
-            if cents % 10 != 0 {
-                self.buf.push(char::from(b'0' + (cents % 10) as u8));
+            let last_digit = cents % 10;
+            if last_digit != 0 {
+                self.buf.push(char::from(b'0' + last_digit as u8));
             }
         }
     }
@@ -114,9 +115,10 @@ impl Line {
     pub fn tenths(&mut self, key: &str, tenths: u64) {
         self.key(key);
         push_uint(&mut self.buf, tenths / 10);
-        if tenths % 10 != 0 {
+        let decimal = tenths % 10;
+        if decimal != 0 {
             self.buf.push('.');
-            self.buf.push(char::from(b'0' + (tenths % 10) as u8));
+            self.buf.push(char::from(b'0' + decimal as u8));
         }
     }
 

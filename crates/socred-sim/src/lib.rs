@@ -39,7 +39,8 @@ use socred_core::{Day, SubjectId};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenConfig {
     pub seed: u64,
-    /// Persons and organisations together.
+    /// Persons and organisations together (at most 2³², and in practice
+    /// what fits in memory at about 30 bytes each).
     pub subjects: u64,
     /// Record lines; later facts come in addition.
     pub records: u64,

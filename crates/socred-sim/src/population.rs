@@ -68,6 +68,9 @@ const PROFESSION_PER_MILLE: u32 = 850;
 /// generator from ever hanging.
 const DRAWS_MAX: u32 = 1000;
 
+/// The most subjects whose room is reserved before drawing them.
+const RESERVE_MAX: usize = 1 << 26;
+
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// One subject as the record stream needs it. Everything the stream looks up
@@ -105,7 +108,12 @@ impl Population {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(POPULATION_STREAM);
         let births = BirthRange::new(as_of);
-        let count = usize::try_from(subjects).unwrap_or(usize::MAX);
+        // Reserve up front, but never more than a sane amount: an absurd
+        // request should fail by running out of memory gradually, not by
+        // overflowing a capacity at once.
+        let count = usize::try_from(subjects)
+            .unwrap_or(usize::MAX)
+            .min(RESERVE_MAX);
         let mut population = Population {
             subjects: Vec::with_capacity(count),
             persons: Vec::new(),

@@ -979,43 +979,13 @@ fn write_conduct_fields(
             write_train(line, rng, record);
             "railway incident report"
         }
-        Type::ContractBreach | Type::IllegalFundraising | Type::CounterfeitGoods => {
-            let (low, high, optional) = match record.ty {
-                Type::ContractBreach => (5_000, 5_000_000, false),
-                Type::IllegalFundraising => (1_000_000, 500_000_000, false),
-                _ => (5_000, 2_000_000, rng.random_bool(0.5)),
-            };
-            let scale = if org { 10 } else { 1 };
-            if !optional {
-                let amount = log_uniform(rng, low * scale, high * scale);
-                line.uint("amount_yuan", round_to(amount, 100));
-            }
-            match record.ty {
-                Type::ContractBreach => "contract dispute mediation record",
-                Type::IllegalFundraising => "administrative decision on illegal fundraising",
-                _ => "administrative penalty decision",
-            }
-        }
-        Type::BankArrears => {
-            let cycles = 1 + pick_weighted(rng, [40u32, 25, 15, 10, 6, 4].into_iter()) as u64;
-            line.uint("cycles", cycles);
-            line.yuan_from_fen("amount_yuan", log_uniform(rng, 50_000, 20_000_000));
-            "bank overdue notice"
-        }
-        Type::PublicFeeDelay | Type::UtilityTheft | Type::PublicEquipmentDamage => {
-            let (present_per_10, low, high) = match record.ty {
-                Type::PublicFeeDelay => (8, 10_000, 500_000),
-                Type::UtilityTheft => (7, 20_000, 5_000_000),
-                _ => (5, 5_000, 1_000_000),
-            };
-            if rng.random_range(0..10) < present_per_10 {
-                line.yuan_from_fen("amount_yuan", log_uniform(rng, low, high));
-            }
-            match record.ty {
-                Type::UtilityTheft => "power supply inspection record",
-                _ => "residents' committee record",
-            }
-        }
+        Type::ContractBreach
+        | Type::IllegalFundraising
+        | Type::CounterfeitGoods
+        | Type::BankArrears
+        | Type::PublicFeeDelay
+        | Type::UtilityTheft
+        | Type::PublicEquipmentDamage => write_amount_fields(line, rng, record.ty, org),
         Type::ProfessionalMisconduct => {
             write_professional_body(line, pop, subject);
             "disciplinary decision"
@@ -1031,6 +1001,72 @@ fn write_conduct_fields(
             }
             "administrative penalty decision"
         }
+        Type::Volunteering | Type::BloodDonation | Type::CharitableDonation | Type::Honour => {
+            write_positive_fields(line, rng, record.ty, org)
+        }
+        _ => "record",
+    };
+    line.close_object();
+    line.open_text("document");
+    line.part(document);
+    line.part(" ");
+    write_record_id(line, record);
+    line.close_text();
+}
+
+/// Fields of commercial and social records: mostly an amount, sometimes
+/// absent. Returns the kind of document that records them.
+fn write_amount_fields(line: &mut Line, rng: &mut ChaCha8Rng, ty: Type, org: bool) -> &'static str {
+    match ty {
+        Type::ContractBreach | Type::IllegalFundraising | Type::CounterfeitGoods => {
+            let (low, high, optional) = match ty {
+                Type::ContractBreach => (5_000, 5_000_000, false),
+                Type::IllegalFundraising => (1_000_000, 500_000_000, false),
+                _ => (5_000, 2_000_000, rng.random_bool(0.5)),
+            };
+            let scale = if org { 10 } else { 1 };
+            if !optional {
+                let amount = log_uniform(rng, low * scale, high * scale);
+                line.uint("amount_yuan", round_to(amount, 100));
+            }
+            match ty {
+                Type::ContractBreach => "contract dispute mediation record",
+                Type::IllegalFundraising => "administrative decision on illegal fundraising",
+                _ => "administrative penalty decision",
+            }
+        }
+        Type::BankArrears => {
+            let cycles = 1 + pick_weighted(rng, [40u32, 25, 15, 10, 6, 4].into_iter()) as u64;
+            line.uint("cycles", cycles);
+            line.yuan_from_fen("amount_yuan", log_uniform(rng, 50_000, 20_000_000));
+            "bank overdue notice"
+        }
+        Type::PublicFeeDelay | Type::UtilityTheft | Type::PublicEquipmentDamage => {
+            let (present_per_10, low, high) = match ty {
+                Type::PublicFeeDelay => (8, 10_000, 500_000),
+                Type::UtilityTheft => (7, 20_000, 5_000_000),
+                _ => (5, 5_000, 1_000_000),
+            };
+            if rng.random_range(0..10) < present_per_10 {
+                line.yuan_from_fen("amount_yuan", log_uniform(rng, low, high));
+            }
+            match ty {
+                Type::UtilityTheft => "power supply inspection record",
+                _ => "residents' committee record",
+            }
+        }
+        _ => "record",
+    }
+}
+
+/// Fields of positive conduct. Returns the kind of document that records it.
+fn write_positive_fields(
+    line: &mut Line,
+    rng: &mut ChaCha8Rng,
+    ty: Type,
+    org: bool,
+) -> &'static str {
+    match ty {
         Type::Volunteering => {
             line.tenths("hours", log_uniform(rng, 10, 2_000) / 5 * 5);
             "volunteer service certificate"
@@ -1060,13 +1096,7 @@ fn write_conduct_fields(
             "commendation certificate"
         }
         _ => "record",
-    };
-    line.close_object();
-    line.open_text("document");
-    line.part(document);
-    line.part(" ");
-    write_record_id(line, record);
-    line.close_text();
+    }
 }
 
 fn write_train(line: &mut Line, rng: &mut ChaCha8Rng, record: RecordRef) {

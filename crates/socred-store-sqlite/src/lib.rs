@@ -1,2 +1,834 @@
 //! socred's embedded default store: bundled SQLite in WAL mode behind the
-//! `socred_store::Store` trait.
+//! [`Store`] trait, so that a fresh machine runs the registry with nothing
+//! installed.
+//!
+//! Durability: every write is one `BEGIN IMMEDIATE` transaction committed
+//! with `synchronous = FULL`, so a write is on disk (WAL fsynced) before the
+//! call returns, and a `kill -9` or power loss never loses an acknowledged
+//! write. Concurrency: one writer connection behind a mutex (SQLite allows
+//! one writer at a time anyway), a small pool of reader connections that
+//! never wait for the writer (WAL). Blocking work runs on tokio's blocking
+//! pool, except the two point reads on the hot path (a subject's state, a
+//! principal by token), which take microseconds and never wait on a lock.
+//!
+//! The write logic itself is `socred_store::Writer`, shared with every
+//! backend; this crate only says how rows are kept.
+
+mod schema;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use socred_core::state::{DerivedEntry, Span, SubjectState};
+use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
+use socred_store::{
+    clamp_limit, empty_state, normalise_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
+    Counts, Item, ItemKey, Outcome, PendingItem, Principal, Role, RulebookVersion, Store,
+    StoreError, Submission, WriteTx, Writer,
+};
+
+pub use schema::VERSION as SCHEMA_VERSION;
+use tx::{raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS, RECORD_COLUMNS};
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "socred.sqlite";
+/// Reader connections kept open between reads.
+const READERS_KEPT: usize = 8;
+/// How long a connection waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Subjects refolded per transaction by `recompute_all`.
+const RECOMPUTE_BATCH: usize = 2000;
+
+/// Wraps a driver error with what was being done.
+pub(crate) fn db(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |error| {
+        use rusqlite::ErrorCode;
+        let message = format!("sqlite: {context}: {error}");
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if matches!(
+                    failure.code,
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
+                ) =>
+            {
+                StoreError::Corrupt(message)
+            }
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(message),
+            _ => StoreError::Unavailable(message),
+        }
+    }
+}
+
+struct Shared {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The SQLite store. Cloning shares the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|error| {
+        StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(db("set the busy timeout"))?;
+    // FULL: the WAL is fsynced at every commit, so an acknowledged write
+    // survives power loss, not only a killed process.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;",
+    )
+    .map_err(db("configure the connection"))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/socred.sqlite` and brings its schema
+    /// up to date. Refuses a database written by a newer socred.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|error| {
+            StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+        })?;
+        let path = dir.join(FILE_NAME);
+        let mut writer = open_connection(&path, OpenFlags::default())?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .map_err(db("read the journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{} cannot use write-ahead logging (journal mode is {mode})",
+                path.display()
+            )));
+        }
+        schema::migrate(&mut writer)?;
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs `work` in one immediate write transaction on the blocking pool
+    /// and commits it; nothing is kept if `work` fails.
+    async fn write<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut SqliteTx<'_>) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let mut conn = lock(&shared.writer)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db("begin a write transaction"))?;
+            let mut tx = SqliteTx::new(tx);
+            let result = work(&mut tx)?;
+            tx.tx.commit().map_err(db("commit"))?;
+            Ok(result)
+        })
+        .await
+    }
+
+    /// Runs `work` on a reader connection on the blocking pool.
+    async fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let shared = self.shared.clone();
+        blocking(move || shared.with_reader(work)).await
+    }
+}
+
+impl Shared {
+    /// Runs `work` on a pooled reader connection, opening one if none is free.
+    fn with_reader<R>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let pooled = lock(&self.readers)?.pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+        };
+        let result = work(&conn);
+        let mut readers = lock(&self.readers)?;
+        if readers.len() < READERS_KEPT {
+            readers.push(conn);
+        }
+        result
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    mutex
+        .lock()
+        .map_err(|_| StoreError::Unavailable("a store connection was poisoned by a panic".into()))
+}
+
+async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("a store task failed: {error}")))?
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn limit_param(limit: usize) -> i64 {
+    clamp_limit(limit) as i64
+}
+
+/// The stored state of `subject` with the entries that reach it.
+fn read_state(conn: &Connection, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+    let key = subject.as_str();
+    let json: Option<String> = conn
+        .prepare_cached("SELECT state FROM states WHERE subject = ?1")
+        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+        .map_err(db("read a state"))?;
+    let entries: Vec<String> = conn
+        .prepare_cached("SELECT entry FROM derived WHERE target = ?1")
+        .and_then(|mut stmt| stmt.query_map([key], |row| row.get(0))?.collect())
+        .map_err(db("read the entries reaching a subject"))?;
+    let mut derived = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut entry: DerivedEntry = serde_json::from_str(&entry).map_err(|error| {
+            StoreError::Corrupt(format!(
+                "an entry reaching {subject} does not read back: {error}"
+            ))
+        })?;
+        reopen_entry(&mut entry);
+        derived.push(entry);
+    }
+    let mut state = match json {
+        Some(json) => serde_json::from_str::<SubjectState>(&json).map_err(|error| {
+            StoreError::Corrupt(format!(
+                "stored state of {subject} does not read back: {error}"
+            ))
+        })?,
+        None if derived.is_empty() => return Ok(None),
+        None => empty_state(subject),
+    };
+    normalise_state(&mut state);
+    sort_derived(&mut derived);
+    state.derived = derived;
+    Ok(Some(state))
+}
+
+fn read_principal(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, Option<String>, String, bool)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn principal_of(
+    (id, name, role, scope, record_types, revoked): (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        bool,
+    ),
+) -> Result<Principal, StoreError> {
+    let record_types: Vec<String> = serde_json::from_str(&record_types).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "record types of principal `{id}` do not read back: {error}"
+        ))
+    })?;
+    Ok(Principal {
+        role: role.parse::<Role>()?,
+        id,
+        name,
+        scope,
+        record_types,
+        revoked,
+    })
+}
+
+const PRINCIPAL_COLUMNS: &str = "id, name, role, scope, record_types, revoked";
+
+type RawAudit = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
+fn raw_audit(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawAudit> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn audit_of(
+    (seq, at_ms, actor, role, purpose, action, subject, detail, hash): RawAudit,
+) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        seq: u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("audit entry number {seq}")))?,
+        entry: AuditDraft {
+            at_ms,
+            actor,
+            role,
+            purpose,
+            action,
+            subject: subject.as_deref().map(subject_of).transpose()?,
+            detail,
+        },
+        hash,
+    })
+}
+
+const AUDIT_COLUMNS: &str = "seq, at_ms, actor, role, purpose, action, subject, detail, hash";
+
+fn read_audit(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let raw: Vec<RawAudit> = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_map(params, raw_audit)?.collect())
+        .map_err(db("read the audit log"))?;
+    raw.into_iter().map(audit_of).collect()
+}
+
+/// Pending rows after queue position `after`, at most `limit` of them.
+fn read_pending(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<socred_store::RecordRow>, Vec<socred_store::FactRow>), StoreError> {
+    let records = conn
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 1 AND pending_seq > ?1 ORDER BY pending_seq LIMIT ?2"
+        ))
+        .and_then(|mut stmt| stmt.query_map(params![after, limit], raw_record)?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("read pending records"))?;
+    let facts = conn
+        .prepare_cached(&format!(
+            "SELECT {FACT_COLUMNS} FROM facts WHERE status = 1 AND pending_seq > ?1 ORDER BY pending_seq LIMIT ?2"
+        ))
+        .and_then(|mut stmt| stmt.query_map(params![after, limit], raw_fact)?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("read pending facts"))?;
+    let records = records
+        .into_iter()
+        .map(|raw| raw.decode())
+        .collect::<Result<_, _>>()?;
+    let facts = facts
+        .into_iter()
+        .map(|raw| raw.decode())
+        .collect::<Result<_, _>>()?;
+    Ok((records, facts))
+}
+
+fn pending_of(key: ItemKey, item: Item, meta: &socred_store::ItemMeta) -> PendingItem {
+    PendingItem {
+        seq: meta.pending_seq,
+        key,
+        item,
+        submitted_by: meta.submitted_by.clone(),
+        submitted_at_ms: meta.submitted_at_ms,
+    }
+}
+
+/// Members of `list` on `day` after `after`: rows come ordered by subject,
+/// so each subject's rows are together; the latest-ending entry is shown.
+fn read_list_members(
+    conn: &Connection,
+    list: &str,
+    day: Day,
+    after: Option<SubjectId>,
+    limit: usize,
+) -> Result<Vec<(SubjectId, Span)>, StoreError> {
+    let after = after.map_or(String::new(), |s| s.as_str().to_string());
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT subject, entry_start, entry_end FROM list_entries \
+             WHERE list = ?1 AND subject > ?2 AND start <= ?3 AND end > ?3 ORDER BY subject",
+        )
+        .map_err(db("prepare a list query"))?;
+    let mut rows = stmt
+        .query(params![list, after, day.0])
+        .map_err(db("read a list"))?;
+    let mut members: Vec<(String, Span)> = Vec::new();
+    while let Some(row) = rows.next().map_err(db("read a list"))? {
+        let subject: String = row.get(0).map_err(db("read a list"))?;
+        let entry = Span {
+            start: Day(row.get(1).map_err(db("read a list"))?),
+            end: Day(row.get(2).map_err(db("read a list"))?),
+        };
+        let full = members.len() == limit;
+        match members.last_mut() {
+            Some((last, span)) if *last == subject => {
+                if (entry.end, std::cmp::Reverse(entry.start))
+                    > (span.end, std::cmp::Reverse(span.start))
+                {
+                    *span = entry;
+                }
+            }
+            _ if full => break,
+            _ => members.push((subject, entry)),
+        }
+    }
+    members
+        .into_iter()
+        .map(|(subject, span)| Ok((subject_of(&subject)?, span)))
+        .collect()
+}
+
+fn counter(conn: &Connection, name: &str) -> Result<u64, StoreError> {
+    let value: i64 = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
+        .map_err(db("read a counter"))?;
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(
+        &self,
+        engine: &Arc<Engine>,
+        batch: Vec<Submission>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let engine = engine.clone();
+        self.write(move |tx| Writer::new(&engine, now_ms()).ingest(tx, batch, &audit))
+            .await
+    }
+
+    async fn approve(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        let (engine, key, reviewer) = (engine.clone(), key.clone(), reviewer.to_string());
+        self.write(move |tx| Writer::new(&engine, now_ms()).approve(tx, &key, &reviewer, &audit))
+            .await
+    }
+
+    async fn reject(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        reason: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        let (engine, key) = (engine.clone(), key.clone());
+        let (reviewer, reason) = (reviewer.to_string(), reason.to_string());
+        self.write(move |tx| {
+            Writer::new(&engine, now_ms()).reject(tx, &key, &reviewer, &reason, &audit)
+        })
+        .await
+    }
+
+    async fn pending(
+        &self,
+        rulebook: &Rulebook,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let after = after.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
+        let limit = clamp_limit(limit);
+        let (records, facts) = self
+            .read(move |conn| read_pending(conn, after, limit as i64))
+            .await?;
+        let mut items = Vec::with_capacity(records.len() + facts.len());
+        for row in records {
+            let item = row.to_item(rulebook)?;
+            items.push(pending_of(
+                ItemKey::Record(row.key.clone()),
+                item,
+                &row.meta,
+            ));
+        }
+        for row in facts {
+            let (fact, record_type) = row.to_fact()?;
+            items.push(pending_of(
+                ItemKey::Fact(row.key.clone()),
+                Item::Fact { fact, record_type },
+                &row.meta,
+            ));
+        }
+        // Records and facts share one queue: merge them by position.
+        items.sort_by_key(|item| item.seq);
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+        self.shared.with_reader(|conn| read_state(conn, subject))
+    }
+
+    async fn records(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+    ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
+        let (record_rows, fact_rows) = self
+            .read(move |conn| tx::load_subject(conn, subject))
+            .await?;
+        let mut records = Vec::with_capacity(record_rows.len());
+        for row in &record_rows {
+            records.extend(row.to_record(rulebook)?);
+        }
+        let mut facts = Vec::with_capacity(fact_rows.len());
+        for row in &fact_rows {
+            facts.push(row.to_fact()?.0);
+        }
+        Ok((records, facts))
+    }
+
+    async fn subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
+        let limit = limit_param(limit);
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT subject FROM states WHERE subject > ?1 ORDER BY subject LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, limit], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(db("list subjects"))?;
+            texts.iter().map(|t| subject_of(t)).collect()
+        })
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        list: &str,
+        day: Day,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<(SubjectId, Span)>, StoreError> {
+        let list = list.to_string();
+        let limit = clamp_limit(limit);
+        self.read(move |conn| read_list_members(conn, &list, day, after, limit))
+            .await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(|conn| {
+            Ok(Counts {
+                subjects: counter(conn, "subjects")?,
+                records: counter(conn, "records")?,
+                facts: counter(conn, "facts")?,
+                pending: counter(conn, "pending")?,
+                audit_entries: counter(conn, "audit_entries")?,
+                principals: counter(conn, "principals")?,
+                rulebooks: counter(conn, "rulebooks")?,
+            })
+        })
+        .await
+    }
+
+    async fn put_rulebook(
+        &self,
+        label: &str,
+        text: &str,
+        uploaded_by: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<RulebookVersion, StoreError> {
+        let version = RulebookVersion {
+            label: label.to_string(),
+            uploaded_at_ms: now_ms(),
+            uploaded_by: uploaded_by.to_string(),
+        };
+        let text = text.to_string();
+        self.write(move |tx| {
+            let clash: Option<i64> = tx
+                .tx
+                .prepare_cached("SELECT 1 FROM rulebooks WHERE label = ?1 AND text <> ?2 LIMIT 1")
+                .and_then(|mut stmt| stmt.query_row(params![version.label, text], |row| row.get(0)).optional())
+                .map_err(db("read rulebook versions"))?;
+            if clash.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "rulebook {} was uploaded before with other text: give the new text a new version",
+                    version.label
+                )));
+            }
+            tx.tx
+                .prepare_cached(
+                    "INSERT INTO rulebooks (label, text, uploaded_at_ms, uploaded_by) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![version.label, text, version.uploaded_at_ms, version.uploaded_by])
+                })
+                .map_err(db("store a rulebook"))?;
+            tx.add("rulebooks", 1)?;
+            tx.append_audit(&audit)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT label, text FROM rulebooks ORDER BY seq DESC LIMIT 1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(db("read the current rulebook"))
+        })
+        .await
+    }
+
+    async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT label, uploaded_at_ms, uploaded_by FROM rulebooks ORDER BY seq",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    Ok(RulebookVersion {
+                        label: row.get(0)?,
+                        uploaded_at_ms: row.get(1)?,
+                        uploaded_by: row.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db("list rulebook versions"))
+        })
+        .await
+    }
+
+    async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut total = 0u64;
+        loop {
+            let engine = engine.clone();
+            let from = after.clone();
+            // Each batch is its own transaction, so ingestion goes on between them.
+            let last = self
+                .write(move |tx| {
+                    let texts: Vec<String> = tx
+                        .tx
+                        .prepare_cached("SELECT subject FROM states WHERE subject > ?1 ORDER BY subject LIMIT ?2")
+                        .and_then(|mut stmt| {
+                            stmt.query_map(params![from, RECOMPUTE_BATCH as i64], |row| row.get(0))?.collect()
+                        })
+                        .map_err(db("list subjects to recompute"))?;
+                    let subjects = texts.iter().map(|t| subject_of(t)).collect::<Result<Vec<_>, _>>()?;
+                    let count = subjects.len() as u64;
+                    Writer::new(&engine, now_ms()).recompute(tx, subjects)?;
+                    Ok((texts.last().cloned(), count))
+                })
+                .await?;
+            total += last.1;
+            match last.0 {
+                Some(subject) => after = subject,
+                None => return Ok(total),
+            }
+        }
+    }
+
+    async fn put_principal(
+        &self,
+        principal: &Principal,
+        token_hash: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<(), StoreError> {
+        let principal = principal.clone();
+        let token_hash = token_hash.to_string();
+        self.write(move |tx| {
+            let holder: Option<String> = tx
+                .tx
+                .prepare_cached("SELECT id FROM principals WHERE token_hash = ?1")
+                .and_then(|mut stmt| stmt.query_row([&token_hash], |row| row.get(0)).optional())
+                .map_err(db("look up a token hash"))?;
+            if let Some(holder) = holder.filter(|h| *h != principal.id) {
+                return Err(StoreError::Conflict(format!("principal `{holder}` already holds this token")));
+            }
+            let exists: Option<i64> = tx
+                .tx
+                .prepare_cached("SELECT 1 FROM principals WHERE id = ?1")
+                .and_then(|mut stmt| stmt.query_row([&principal.id], |row| row.get(0)).optional())
+                .map_err(db("look up a principal"))?;
+            let record_types = serde_json::to_string(&principal.record_types).unwrap_or_else(|_| "[]".into());
+            tx.tx
+                .prepare_cached(
+                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                     role = excluded.role, scope = excluded.scope, record_types = excluded.record_types, \
+                     token_hash = excluded.token_hash, revoked = 0",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        principal.id,
+                        principal.name,
+                        principal.role.as_str(),
+                        principal.scope,
+                        record_types,
+                        token_hash
+                    ])
+                })
+                .map_err(db("store a principal"))?;
+            if exists.is_none() {
+                tx.add("principals", 1)?;
+            }
+            tx.append_audit(&audit)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn principal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let raw = self.shared.with_reader(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE token_hash = ?1 AND revoked = 0"
+            ))
+            .and_then(|mut stmt| stmt.query_row([token_hash], read_principal).optional())
+            .map_err(db("look up a token hash"))
+        })?;
+        raw.map(principal_of).transpose()
+    }
+
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        let raw = self
+            .read(|conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY id"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map([], read_principal)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(db("list principals"))
+            })
+            .await?;
+        raw.into_iter().map(principal_of).collect()
+    }
+
+    async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let changed = tx
+                .tx
+                .prepare_cached("UPDATE principals SET revoked = 1 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute([&id]))
+                .map_err(db("revoke a principal"))?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("principal `{id}`")));
+            }
+            tx.append_audit(&audit)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError> {
+        self.write(move |tx| tx.append_audit(&entries)).await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = limit_param(limit);
+        self.read(move |conn| {
+            let sql =
+                format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+            read_audit(conn, &sql, params![after, limit])
+        })
+        .await
+    }
+
+    async fn audit_for_subject(
+        &self,
+        subject: SubjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = limit_param(limit);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            );
+            read_audit(conn, &sql, params![subject.as_str(), after, limit])
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(|conn| {
+            let head: Option<(i64, String)> = conn
+                .prepare_cached("SELECT seq, hash FROM audit_head WHERE one = 1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(db("read the audit chain head"))?;
+            Ok(head.map(|(seq, hash)| (u64::try_from(seq).unwrap_or(0), hash)))
+        })
+        .await
+    }
+}

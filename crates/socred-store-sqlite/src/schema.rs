@@ -62,11 +62,14 @@ CREATE INDEX facts_pending ON facts (pending_seq) WHERE status = 1;
 
 -- One folded state per subject (JSON, without the entries reaching it).
 -- `sources` is 1 when the subject is the source of list or derived rows,
--- so that rewriting a state deletes them only when there are some.
+-- so that rewriting a state deletes them only when there are some; `facts`
+-- counts its facts in effect, so that a subject without any is refolded
+-- without looking for them.
 CREATE TABLE states (
     subject TEXT PRIMARY KEY NOT NULL,
     state   TEXT NOT NULL,
-    sources INTEGER NOT NULL
+    sources INTEGER NOT NULL,
+    facts   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 -- Pieces of list entries outside suspensions: `subject` is on `list` on
@@ -161,7 +164,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
              knows: open it with the socred that wrote it, or a newer one"
         )));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         let version = index as i64 + 1;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -170,18 +177,26 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if current(&tx)? >= version {
             continue;
         }
-        tx.execute_batch(sql).map_err(db(&format!("apply schema migration {version}")))?;
-        tx.execute("DELETE FROM schema_version", []).map_err(db("record the schema version"))?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])
+        tx.execute_batch(sql)
+            .map_err(db(&format!("apply schema migration {version}")))?;
+        tx.execute("DELETE FROM schema_version", [])
             .map_err(db("record the schema version"))?;
-        tx.commit().map_err(db(&format!("commit schema migration {version}")))?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(db("record the schema version"))?;
+        tx.commit()
+            .map_err(db(&format!("commit schema migration {version}")))?;
     }
     Ok(())
 }
 
 fn current(conn: &Connection) -> Result<i64, StoreError> {
     let found: Option<i64> = conn
-        .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
+        .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(db("read schema_version"))?
         .flatten();

@@ -2,40 +2,59 @@
 //! the row codecs it and the reads share. Every statement is prepared once
 //! per connection and cached.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use socred_core::state::DerivedEntry;
 use socred_core::{Day, RecordKey, SubjectId};
 use socred_store::{
-    chain_drafts, close_entry, AuditDraft, CountsDelta, FactKey, FactRow, ItemKey, ItemMeta, ListRow, RecordRow,
-    Status, StoreError, WriteTx, GENESIS_HASH,
+    chain_drafts, close_entry, AuditDraft, CountsDelta, FactKey, FactRow, ItemKey, ItemMeta,
+    ListRow, RecordRow, Status, StoreError, WriteTx, GENESIS_HASH,
 };
 
 use crate::db;
 
 /// Columns of a record row, in the order [`record_row`] reads them.
-pub(crate) const RECORD_COLUMNS: &str = "subject, provider, id, type, occurred_at, decided_at, fields, document, \
+pub(crate) const RECORD_COLUMNS: &str =
+    "subject, provider, id, type, occurred_at, decided_at, fields, document, \
      status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note";
 /// Columns of a fact row, in the order [`fact_row`] reads them.
-pub(crate) const FACT_COLUMNS: &str = "subject, kind, provider, record, at, by, body, status, submitted_by, \
+pub(crate) const FACT_COLUMNS: &str =
+    "subject, kind, provider, record, at, by, body, status, submitted_by, \
      submitted_at_ms, pending_seq, reviewed_by, review_note";
 
 pub(crate) fn subject_of(text: &str) -> Result<SubjectId, StoreError> {
     SubjectId::parse(text)
         .map(|parsed| parsed.id)
-        .map_err(|error| StoreError::Corrupt(format!("stored subject `{text}` is not valid: {error}")))
+        .map_err(|error| {
+            StoreError::Corrupt(format!("stored subject `{text}` is not valid: {error}"))
+        })
 }
 
 fn day_of(value: i64) -> Result<Day, StoreError> {
-    i32::try_from(value).map(Day).map_err(|_| StoreError::Corrupt(format!("stored day {value} is out of range")))
+    i32::try_from(value)
+        .map(Day)
+        .map_err(|_| StoreError::Corrupt(format!("stored day {value} is out of range")))
 }
 
-fn meta_of(row: &Row<'_>, first: usize) -> rusqlite::Result<(i64, String, i64, i64, Option<String>, Option<String>)> {
-    Ok((row.get(first)?, row.get(first + 1)?, row.get(first + 2)?, row.get(first + 3)?, row.get(first + 4)?, row.get(first + 5)?))
+fn meta_of(
+    row: &Row<'_>,
+    first: usize,
+) -> rusqlite::Result<RawMeta> {
+    Ok((
+        row.get(first)?,
+        row.get(first + 1)?,
+        row.get(first + 2)?,
+        row.get(first + 3)?,
+        row.get(first + 4)?,
+        row.get(first + 5)?,
+    ))
 }
 
-fn meta((status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note): RawMeta) -> Result<ItemMeta, StoreError> {
+fn meta(
+    (status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note): RawMeta,
+) -> Result<ItemMeta, StoreError> {
     Ok(ItemMeta {
         status: Status::from_code(status)?,
         submitted_by,
@@ -78,7 +97,10 @@ pub(crate) fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
 impl RawRecord {
     pub(crate) fn decode(self) -> Result<RecordRow, StoreError> {
         Ok(RecordRow {
-            key: RecordKey { provider: Arc::from(self.provider), id: Arc::from(self.id) },
+            key: RecordKey {
+                provider: Arc::from(self.provider),
+                id: Arc::from(self.id),
+            },
             subject: subject_of(&self.subject)?,
             type_id: Arc::from(self.type_id),
             occurred_at: day_of(self.occurred_at)?,
@@ -121,8 +143,10 @@ fn names_record(kind: &str) -> bool {
 
 impl RawFact {
     pub(crate) fn decode(self) -> Result<FactRow, StoreError> {
-        let record = names_record(&self.kind)
-            .then(|| RecordKey { provider: Arc::from(self.provider), id: Arc::from(self.record) });
+        let record = names_record(&self.kind).then(|| RecordKey {
+            provider: Arc::from(self.provider),
+            id: Arc::from(self.record),
+        });
         Ok(FactRow {
             key: FactKey {
                 subject: subject_of(&self.subject)?,
@@ -146,11 +170,43 @@ pub(crate) fn fact_record(key: &FactKey) -> (&str, &str) {
 }
 
 /// A write transaction of the store.
-pub(crate) struct SqliteTx<'c> {
-    pub tx: Transaction<'c>,
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    /// The subject had a state.
+    existed: bool,
+    /// It was the source of list or derived rows.
+    sources: bool,
+    /// Facts in effect, as loaded.
+    facts: usize,
 }
 
-impl SqliteTx<'_> {
+/// A write transaction of the store. It remembers what it learnt about a
+/// subject's stored state when it loaded the subject, so that writing the
+/// new state needs no second look.
+pub(crate) struct SqliteTx<'c> {
+    pub tx: Transaction<'c>,
+    known: HashMap<SubjectId, Known>,
+    /// Subjects given a fact in effect by this transaction.
+    new_facts: HashSet<SubjectId>,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(crate) fn new(tx: Transaction<'c>) -> SqliteTx<'c> {
+        SqliteTx { tx, known: HashMap::new(), new_facts: HashSet::new() }
+    }
+
+    /// (sources, facts) of the subject's stored state, if it has one.
+    fn stored_meta(&self, subject: SubjectId) -> Result<Option<(bool, usize)>, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached("SELECT sources, facts FROM states WHERE subject = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([subject.as_str()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+            })
+            .map_err(db("read a state's bookkeeping"))?;
+        Ok(row.map(|(sources, facts)| (sources == 1, usize::try_from(facts).unwrap_or(usize::MAX))))
+    }
+
     fn counter_add(&mut self, name: &str, delta: i64) -> Result<(), StoreError> {
         if delta == 0 {
             return Ok(());
@@ -237,11 +293,17 @@ impl WriteTx for SqliteTx<'_> {
             })
             .map_err(db("insert a fact"))?;
         if inserted == 1 {
+            if meta.status == Status::Effective {
+                self.new_facts.insert(row.key.subject);
+            }
             return Ok(None);
         }
         match self.fact(&row.key)? {
             Some(held) => Ok(Some(held)),
-            None => Err(StoreError::Corrupt(format!("{} was refused as a duplicate but is not stored", ItemKey::Fact(row.key.clone())))),
+            None => Err(StoreError::Corrupt(format!(
+                "{} was refused as a duplicate but is not stored",
+                ItemKey::Fact(row.key.clone())
+            ))),
         }
     }
 
@@ -250,7 +312,10 @@ impl WriteTx for SqliteTx<'_> {
         let raw = self
             .tx
             .prepare_cached(&sql)
-            .and_then(|mut stmt| stmt.query_row(params![&*key.provider, &*key.id], raw_record).optional())
+            .and_then(|mut stmt| {
+                stmt.query_row(params![&*key.provider, &*key.id], raw_record)
+                    .optional()
+            })
             .map_err(db("read a record by key"))?;
         raw.map(RawRecord::decode).transpose()
     }
@@ -266,7 +331,14 @@ impl WriteTx for SqliteTx<'_> {
             .prepare_cached(&sql)
             .and_then(|mut stmt| {
                 stmt.query_row(
-                    params![key.subject.as_str(), key.kind, provider, record, key.at.0, &*key.by],
+                    params![
+                        key.subject.as_str(),
+                        key.kind,
+                        provider,
+                        record,
+                        key.at.0,
+                        &*key.by
+                    ],
                     raw_fact,
                 )
                 .optional()
@@ -285,6 +357,9 @@ impl WriteTx for SqliteTx<'_> {
                 )
                 .and_then(|mut stmt| stmt.execute(params![&*key.provider, &*key.id, values.0, values.1, values.2])),
             ItemKey::Fact(key) => {
+                if meta.status == Status::Effective {
+                    self.new_facts.insert(key.subject);
+                }
                 let (provider, record) = fact_record(key);
                 self.tx
                     .prepare_cached(
@@ -316,14 +391,29 @@ impl WriteTx for SqliteTx<'_> {
     fn next_pending_seq(&mut self) -> Result<u64, StoreError> {
         let seq: i64 = self
             .tx
-            .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'pending_seq' RETURNING value")
+            .prepare_cached(
+                "UPDATE counters SET value = value + 1 WHERE name = 'pending_seq' RETURNING value",
+            )
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
             .map_err(db("take a review queue position"))?;
         Ok(u64::try_from(seq).unwrap_or(0))
     }
 
-    fn load_subject(&mut self, subject: SubjectId) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
-        load_subject(&self.tx, subject)
+    fn load_subject(
+        &mut self,
+        subject: SubjectId,
+    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
+        let stored = self.stored_meta(subject)?;
+        let (sources, stored_facts) = stored.unwrap_or((false, 0));
+        let records = load_records(&self.tx, subject)?;
+        let facts = if stored_facts > 0 || self.new_facts.contains(&subject) {
+            load_facts(&self.tx, subject)?
+        } else {
+            Vec::new()
+        };
+        let known = Known { existed: stored.is_some(), sources, facts: facts.len() };
+        self.known.insert(subject, known);
+        Ok((records, facts))
     }
 
     fn write_state(
@@ -334,13 +424,20 @@ impl WriteTx for SqliteTx<'_> {
         derived: &[(SubjectId, DerivedEntry)],
     ) -> Result<bool, StoreError> {
         let key = subject.as_str();
-        let before: Option<i64> = self
-            .tx
-            .prepare_cached("SELECT sources FROM states WHERE subject = ?1")
-            .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
-            .map_err(db("read a state's sources"))?;
-        if before == Some(1) {
-            for sql in ["DELETE FROM list_entries WHERE source = ?1", "DELETE FROM derived WHERE source = ?1"] {
+        let known = match self.known.get(&subject) {
+            Some(known) => *known,
+            None => {
+                let stored = self.stored_meta(subject)?;
+                let facts = load_facts(&self.tx, subject)?.len();
+                let sources = stored.is_some_and(|(sources, _)| sources);
+                Known { existed: stored.is_some(), sources, facts }
+            }
+        };
+        if known.sources {
+            for sql in [
+                "DELETE FROM list_entries WHERE source = ?1",
+                "DELETE FROM derived WHERE source = ?1",
+            ] {
                 self.tx
                     .prepare_cached(sql)
                     .and_then(|mut stmt| stmt.execute([key]))
@@ -350,10 +447,13 @@ impl WriteTx for SqliteTx<'_> {
         let sources = i64::from(!rows.is_empty() || !derived.is_empty());
         self.tx
             .prepare_cached(
-                "INSERT INTO states (subject, state, sources) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (subject) DO UPDATE SET state = excluded.state, sources = excluded.sources",
+                "INSERT INTO states (subject, state, sources, facts) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (subject) DO UPDATE SET state = excluded.state, \
+                 sources = excluded.sources, facts = excluded.facts",
             )
-            .and_then(|mut stmt| stmt.execute(params![key, state_json, sources]))
+            .and_then(|mut stmt| {
+                stmt.execute(params![key, state_json, sources, known.facts as i64])
+            })
             .map_err(db("write a state"))?;
         if !rows.is_empty() {
             let mut stmt = self
@@ -379,18 +479,23 @@ impl WriteTx for SqliteTx<'_> {
         if !derived.is_empty() {
             let mut stmt = self
                 .tx
-                .prepare_cached("INSERT INTO derived (target, source, n, entry) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT INTO derived (target, source, n, entry) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(db("prepare derived entries"))?;
             for (n, (target, entry)) in derived.iter().enumerate() {
                 let mut entry = entry.clone();
                 close_entry(&mut entry);
                 let json = serde_json::to_string(&entry).map_err(|error| {
-                    StoreError::Corrupt(format!("an entry reaching {target} does not serialise: {error}"))
+                    StoreError::Corrupt(format!(
+                        "an entry reaching {target} does not serialise: {error}"
+                    ))
                 })?;
-                stmt.execute(params![target.as_str(), key, n as i64, json]).map_err(db("write a derived entry"))?;
+                stmt.execute(params![target.as_str(), key, n as i64, json])
+                    .map_err(db("write a derived entry"))?;
             }
         }
-        Ok(before.is_none())
+        Ok(!known.existed)
     }
 
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {
@@ -409,10 +514,14 @@ impl WriteTx for SqliteTx<'_> {
         let head: Option<(i64, String)> = self
             .tx
             .prepare_cached("SELECT seq, hash FROM audit_head WHERE one = 1")
-            .and_then(|mut stmt| stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+            .and_then(|mut stmt| {
+                stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
             .map_err(db("read the audit chain head"))?;
         let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
-        let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("audit chain head at entry {seq}")))?;
+        let seq = u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("audit chain head at entry {seq}")))?;
         let (entries, (last_seq, last_hash)) = chain_drafts((seq, &hash), drafts);
         {
             let mut stmt = self
@@ -455,16 +564,30 @@ pub(crate) fn load_subject(
     conn: &rusqlite::Connection,
     subject: SubjectId,
 ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
-    let key = subject.as_str();
-    let raw_records = conn
-        .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE subject = ?1 AND status = 0"))
-        .and_then(|mut stmt| stmt.query_map([key], raw_record)?.collect::<rusqlite::Result<Vec<_>>>())
+    Ok((load_records(conn, subject)?, load_facts(conn, subject)?))
+}
+
+fn load_records(
+    conn: &rusqlite::Connection,
+    subject: SubjectId,
+) -> Result<Vec<RecordRow>, StoreError> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE subject = ?1 AND status = 0");
+    let raw = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([subject.as_str()], raw_record)?.collect::<rusqlite::Result<Vec<_>>>()
+        })
         .map_err(db("load a subject's records"))?;
-    let raw_facts = conn
-        .prepare_cached(&format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND status = 0"))
-        .and_then(|mut stmt| stmt.query_map([key], raw_fact)?.collect::<rusqlite::Result<Vec<_>>>())
+    raw.into_iter().map(RawRecord::decode).collect()
+}
+
+fn load_facts(conn: &rusqlite::Connection, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
+    let sql = format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND status = 0");
+    let raw = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([subject.as_str()], raw_fact)?.collect::<rusqlite::Result<Vec<_>>>()
+        })
         .map_err(db("load a subject's facts"))?;
-    let records = raw_records.into_iter().map(RawRecord::decode).collect::<Result<_, _>>()?;
-    let facts = raw_facts.into_iter().map(RawFact::decode).collect::<Result<_, _>>()?;
-    Ok((records, facts))
+    raw.into_iter().map(RawFact::decode).collect()
 }

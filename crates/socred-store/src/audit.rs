@@ -94,12 +94,18 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// Starts before entry 1.
     pub fn new() -> ChainVerifier {
-        ChainVerifier { next_seq: 1, prev_hash: GENESIS_HASH.to_string() }
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+        }
     }
 
     /// The next entry must be the one after `seq`, whose hash was `hash`.
     pub fn resume(seq: u64, hash: &str) -> ChainVerifier {
-        ChainVerifier { next_seq: seq.saturating_add(1), prev_hash: hash.to_string() }
+        ChainVerifier {
+            next_seq: seq.saturating_add(1),
+            prev_hash: hash.to_string(),
+        }
     }
 
     /// Entries checked so far (the last `seq`).
@@ -112,9 +118,15 @@ impl ChainVerifier {
             let reason = if entry.seq > self.next_seq {
                 format!("entries {} to {} are missing", self.next_seq, entry.seq - 1)
             } else {
-                format!("expected entry {} next, found {} again or out of order", self.next_seq, entry.seq)
+                format!(
+                    "expected entry {} next, found {} again or out of order",
+                    self.next_seq, entry.seq
+                )
             };
-            return Err(ChainBreak { seq: self.next_seq, reason });
+            return Err(ChainBreak {
+                seq: self.next_seq,
+                reason,
+            });
         }
         let expected = audit_hash(&self.prev_hash, entry.seq, &entry.entry);
         if expected != entry.hash {
@@ -138,10 +150,15 @@ impl ChainVerifier {
         let last = self.last_seq();
         match head {
             None if last == 0 => Ok(()),
-            None => Err(ChainBreak { seq: last, reason: "the log has entries but no chain head".into() }),
+            None => Err(ChainBreak {
+                seq: last,
+                reason: "the log has entries but no chain head".into(),
+            }),
             Some((seq, _)) if *seq != last => Err(ChainBreak {
                 seq: last.min(*seq) + 1,
-                reason: format!("the chain head is at entry {seq} but the log ends at entry {last}"),
+                reason: format!(
+                    "the chain head is at entry {seq} but the log ends at entry {last}"
+                ),
             }),
             Some((_, hash)) if *hash != self.prev_hash => Err(ChainBreak {
                 seq: last,
@@ -172,7 +189,11 @@ pub fn chain_drafts(head: (u64, &str), drafts: &[AuditDraft]) -> (Vec<AuditEntry
         seq += 1;
         let hash = audit_hash(&prev, seq, draft);
         prev.clone_from(&hash);
-        entries.push(AuditEntry { seq, entry: draft.clone(), hash });
+        entries.push(AuditEntry {
+            seq,
+            entry: draft.clone(),
+            hash,
+        });
     }
     (entries, (seq, prev))
 }
@@ -197,7 +218,10 @@ mod tests {
     fn the_canonical_form_is_stable() {
         // A golden hash: changing the canonical form breaks every stored chain.
         let hash = audit_hash(GENESIS_HASH, 1, &draft("measure no_rail_ticket"));
-        assert_eq!(hash, audit_hash(GENESIS_HASH, 1, &draft("measure no_rail_ticket")));
+        assert_eq!(
+            hash,
+            audit_hash(GENESIS_HASH, 1, &draft("measure no_rail_ticket"))
+        );
         let mut hasher = Sha256::new();
         hasher.update(GENESIS_HASH.as_bytes());
         hasher.update(
@@ -222,7 +246,10 @@ mod tests {
         let mut deleted = entries.clone();
         deleted.remove(1);
         let error = verify_chain(&deleted).unwrap_err();
-        assert_eq!((error.seq, error.reason.as_str()), (2, "entries 2 to 2 are missing"));
+        assert_eq!(
+            (error.seq, error.reason.as_str()),
+            (2, "entries 2 to 2 are missing")
+        );
 
         let mut swapped = entries.clone();
         swapped.swap(1, 2);
@@ -230,7 +257,10 @@ mod tests {
 
         // Truncating the tail is invisible to the entries, not to the head.
         let mut verifier = ChainVerifier::new();
-        entries[..4].iter().try_for_each(|e| verifier.push(e)).unwrap();
+        entries[..4]
+            .iter()
+            .try_for_each(|e| verifier.push(e))
+            .unwrap();
         assert_eq!(verifier.finish(Some(&head)).map_err(|b| b.seq), Err(5));
     }
 
@@ -239,7 +269,10 @@ mod tests {
         let drafts: Vec<AuditDraft> = (0..4).map(|i| draft(&format!("read {i}"))).collect();
         let (entries, _) = chain_drafts((0, GENESIS_HASH), &drafts);
         let mut verifier = ChainVerifier::resume(entries[1].seq, &entries[1].hash);
-        assert_eq!(entries[2..].iter().try_for_each(|e| verifier.push(e)), Ok(()));
+        assert_eq!(
+            entries[2..].iter().try_for_each(|e| verifier.push(e)),
+            Ok(())
+        );
         assert_eq!(verifier.last_seq(), 4);
     }
 }

@@ -23,14 +23,16 @@ use std::sync::Arc;
 
 use socred_core::record::{FieldType, Fields, Value};
 use socred_core::rulebook::{
-    DisputePolicy, FieldDef, GradeBand, KindSet, ListDef, ListKind, Points, RecordEntry, RecordExit, RecordType,
-    ScoreRule, ScoringModel, Severity,
+    DisputePolicy, FieldDef, GradeBand, KindSet, ListDef, ListKind, Points, RecordEntry,
+    RecordExit, RecordType, ScoreRule, ScoringModel, Severity,
 };
-use socred_core::{Day, Engine, Fact, FactKind, Period, Record, RecordKey, Rulebook, SubjectId, SubjectKind};
+use socred_core::{
+    Day, Engine, Fact, FactKind, Period, Record, RecordKey, Rulebook, SubjectId, SubjectKind,
+};
 
 use crate::{
-    hash_token, verify_chain, verify_states, AuditDraft, ChainVerifier, Item, ItemKey, Outcome, Principal,
-    ReviewNeed, Role, Store, Submission,
+    hash_token, verify_chain, verify_states, AuditDraft, ChainVerifier, Item, ItemKey, Outcome,
+    Principal, ReviewNeed, Role, Store, Submission,
 };
 
 /// Generates one `#[tokio::test]` per check; see the module docs.
@@ -95,7 +97,9 @@ pub fn example_organisation() -> SubjectId {
 pub fn organisation(n: u32) -> SubjectId {
     for salt in 0..100u32 {
         let body = format!("MA{:06}", (n * 100 + salt) % 1_000_000);
-        let Ok(body) = <[u8; 8]>::try_from(body.as_bytes()) else { continue };
+        let Ok(body) = <[u8; 8]>::try_from(body.as_bytes()) else {
+            continue;
+        };
         if let Some(id) = SubjectId::organisation(*b"91", 110105, body) {
             return id;
         }
@@ -124,7 +128,12 @@ const REGISTRATION: &str = "market.registration";
 const FARE_EVASION: &str = "transport.fare_evasion";
 const VOLUNTEER: &str = "civic.volunteer_service";
 
-fn record_type(id: &str, kinds: KindSet, severity: Severity, fields: &[(&str, FieldType)]) -> RecordType {
+fn record_type(
+    id: &str,
+    kinds: KindSet,
+    severity: Severity,
+    fields: &[(&str, FieldType)],
+) -> RecordType {
     RecordType {
         id: Arc::from(id),
         title: id.to_string(),
@@ -134,7 +143,11 @@ fn record_type(id: &str, kinds: KindSet, severity: Severity, fields: &[(&str, Fi
         legal_basis: "conformance test".into(),
         fields: fields
             .iter()
-            .map(|(name, field_type)| FieldDef { name: Arc::from(*name), field_type: *field_type, required: false })
+            .map(|(name, field_type)| FieldDef {
+                name: Arc::from(*name),
+                field_type: *field_type,
+                required: false,
+            })
             .collect(),
         retention: Period::years(5),
         publicity: Some(Period::years(3)),
@@ -163,37 +176,84 @@ fn rule(id: &str, record_type: u32, points: i64) -> ScoreRule {
 /// The suite's rulebook; `fare_points` is what a fare evasion costs (the
 /// recompute check changes it).
 pub fn rulebook(fare_points: i64) -> Rulebook {
-    let orgs = KindSet { person: false, organisation: true };
-    let persons = KindSet { person: true, organisation: false };
+    let orgs = KindSet {
+        person: false,
+        organisation: true,
+    };
+    let persons = KindSet {
+        person: true,
+        organisation: false,
+    };
     let mut judgment = record_type(
         JUDGMENT,
         KindSet::ALL,
         Severity::Serious,
-        &[("case_no", FieldType::Text), ("amount_yuan", FieldType::Int)],
+        &[
+            ("case_no", FieldType::Text),
+            ("amount_yuan", FieldType::Int),
+        ],
     );
     judgment.publicity = Some(Period::years(3));
-    let fulfilled = record_type(FULFILLED, KindSet::ALL, Severity::General, &[("case_no", FieldType::Text)]);
-    let mut registration =
-        record_type(REGISTRATION, orgs, Severity::Minor, &[("legal_representative", FieldType::Subject)]);
+    let fulfilled = record_type(
+        FULFILLED,
+        KindSet::ALL,
+        Severity::General,
+        &[("case_no", FieldType::Text)],
+    );
+    let mut registration = record_type(
+        REGISTRATION,
+        orgs,
+        Severity::Minor,
+        &[("legal_representative", FieldType::Subject)],
+    );
     registration.relation_fields = vec![Arc::from("legal_representative")];
     registration.publicity = None;
-    let fare = record_type(FARE_EVASION, persons, Severity::Minor, &[("station", FieldType::Text)]);
-    let mut volunteer = record_type(VOLUNTEER, persons, Severity::Minor, &[("hours", FieldType::Int)]);
+    let fare = record_type(
+        FARE_EVASION,
+        persons,
+        Severity::Minor,
+        &[("station", FieldType::Text)],
+    );
+    let mut volunteer = record_type(
+        VOLUNTEER,
+        persons,
+        Severity::Minor,
+        &[("hours", FieldType::Int)],
+    );
     volunteer.consent_required = true;
     let catalog = vec![judgment, fulfilled, registration, fare, volunteer];
-    let catalog_index: BTreeMap<Arc<str>, u32> =
-        catalog.iter().enumerate().map(|(i, t)| (t.id.clone(), i as u32)).collect();
+    let catalog_index: BTreeMap<Arc<str>, u32> = catalog
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i as u32))
+        .collect();
     let model = ScoringModel {
         id: Arc::from("city"),
         subject_kinds: KindSet::ALL,
         base_points: 1000,
-        consent_required_for: KindSet { person: false, organisation: false },
+        consent_required_for: KindSet {
+            person: false,
+            organisation: false,
+        },
         grades: vec![
-            GradeBand { grade: Arc::from("A"), points_min: 1000 },
-            GradeBand { grade: Arc::from("B"), points_min: 900 },
-            GradeBand { grade: Arc::from("C"), points_min: i64::MIN },
+            GradeBand {
+                grade: Arc::from("A"),
+                points_min: 1000,
+            },
+            GradeBand {
+                grade: Arc::from("B"),
+                points_min: 900,
+            },
+            GradeBand {
+                grade: Arc::from("C"),
+                points_min: i64::MIN,
+            },
         ],
-        rules: vec![rule("judgment", 0, -100), rule("fare", 3, fare_points), rule("volunteer", 4, 3)],
+        rules: vec![
+            rule("judgment", 0, -100),
+            rule("fare", 3, fare_points),
+            rule("volunteer", 4, 3),
+        ],
         caps: Vec::new(),
         expectations: Vec::new(),
         requires_records: false,
@@ -205,12 +265,19 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         kind: ListKind::Black,
         legal_basis: "conformance test".into(),
         subject_kinds: KindSet::ALL,
-        record_entries: vec![RecordEntry { record_type: 0, condition: None }],
+        record_entries: vec![RecordEntry {
+            record_type: 0,
+            condition: None,
+        }],
         grade_entries: Vec::new(),
         grade_model: None,
         duration_min: Period::default(),
         duration_max: Some(Period::years(2)),
-        exits: vec![RecordExit { record_type: 1, match_field: Some(Arc::from("case_no")), working_days: 3 }],
+        exits: vec![RecordExit {
+            record_type: 1,
+            match_field: Some(Arc::from("case_no")),
+            working_days: 3,
+        }],
         exit_on_repair: true,
         public: true,
         schedule: None,
@@ -233,7 +300,10 @@ pub fn engine() -> Arc<Engine> {
 }
 
 fn fields(pairs: &[(&str, Value)]) -> Fields {
-    pairs.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (Arc::from(*k), v.clone()))
+        .collect()
 }
 
 fn text(value: &str) -> Value {
@@ -241,9 +311,23 @@ fn text(value: &str) -> Value {
 }
 
 /// A record of the suite's rulebook.
-pub fn record(engine: &Engine, id: &str, subject: SubjectId, type_id: &str, decided: &str, fields: Fields) -> Record {
-    let type_index = engine.rulebook.record_type(type_id).unwrap_or_else(|| panic!("no type {type_id}"));
-    let provider = if type_id.starts_with("judicial") { "court.beijing-1" } else { "provider.city" };
+pub fn record(
+    engine: &Engine,
+    id: &str,
+    subject: SubjectId,
+    type_id: &str,
+    decided: &str,
+    fields: Fields,
+) -> Record {
+    let type_index = engine
+        .rulebook
+        .record_type(type_id)
+        .unwrap_or_else(|| panic!("no type {type_id}"));
+    let provider = if type_id.starts_with("judicial") {
+        "court.beijing-1"
+    } else {
+        "provider.city"
+    };
     Record {
         key: record_key(provider, id),
         subject,
@@ -257,28 +341,56 @@ pub fn record(engine: &Engine, id: &str, subject: SubjectId, type_id: &str, deci
 }
 
 fn record_key(provider: &str, id: &str) -> RecordKey {
-    RecordKey { provider: Arc::from(provider), id: Arc::from(id) }
+    RecordKey {
+        provider: Arc::from(provider),
+        id: Arc::from(id),
+    }
 }
 
 fn fare(engine: &Engine, id: &str, subject: SubjectId, decided: &str) -> Record {
-    record(engine, id, subject, FARE_EVASION, decided, fields(&[("station", text("Beijing South"))]))
+    record(
+        engine,
+        id,
+        subject,
+        FARE_EVASION,
+        decided,
+        fields(&[("station", text("Beijing South"))]),
+    )
 }
 
 fn judgment(engine: &Engine, id: &str, subject: SubjectId, decided: &str, case_no: &str) -> Record {
-    let fields = fields(&[("case_no", text(case_no)), ("amount_yuan", Value::Int(52_000))]);
+    let fields = fields(&[
+        ("case_no", text(case_no)),
+        ("amount_yuan", Value::Int(52_000)),
+    ]);
     record(engine, id, subject, JUDGMENT, decided, fields)
 }
 
 fn submit(item: Item) -> Submission {
-    Submission { item, submitted_by: "provider.city".into(), review: ReviewNeed::NotRequired }
+    Submission {
+        item,
+        submitted_by: "provider.city".into(),
+        review: ReviewNeed::NotRequired,
+    }
 }
 
 fn records(records: &[&Record]) -> Vec<Submission> {
-    records.iter().map(|r| submit(Item::Record((*r).clone()))).collect()
+    records
+        .iter()
+        .map(|r| submit(Item::Record((*r).clone())))
+        .collect()
 }
 
 fn fact(subject: SubjectId, at: &str, by: &str, kind: FactKind) -> Item {
-    Item::Fact { fact: Fact { subject, at: day(at), by: Arc::from(by), kind }, record_type: None }
+    Item::Fact {
+        fact: Fact {
+            subject,
+            at: day(at),
+            by: Arc::from(by),
+            kind,
+        },
+        record_type: None,
+    }
 }
 
 fn audit(action: &str, subject: Option<SubjectId>) -> AuditDraft {
@@ -308,8 +420,14 @@ async fn state(store: &dyn Store, subject: SubjectId) -> Option<socred_core::Sub
 }
 
 async fn assert_consistent(store: &dyn Store, engine: &Engine) {
-    let mismatches = verify_states(store, engine).await.unwrap_or_else(|e| panic!("verify: {e}"));
-    assert_eq!(mismatches, Vec::new(), "stored states must equal a fresh fold of their records");
+    let mismatches = verify_states(store, engine)
+        .await
+        .unwrap_or_else(|e| panic!("verify: {e}"));
+    assert_eq!(
+        mismatches,
+        Vec::new(),
+        "stored states must equal a fresh fold of their records"
+    );
 }
 
 fn score(engine: &Engine, state: &socred_core::SubjectState, on: &str) -> Option<i64> {
@@ -329,7 +447,15 @@ pub async fn check_replay_is_idempotent(store: &dyn Store) {
     assert_eq!(before.records.len(), 2);
     assert_eq!(score(&engine, &before, "2026-05-01"), Some(990));
     let counts = store.counts().await.expect("counts");
-    assert_eq!((counts.records, counts.subjects, counts.facts, counts.pending), (3, 2, 0, 0));
+    assert_eq!(
+        (
+            counts.records,
+            counts.subjects,
+            counts.facts,
+            counts.pending
+        ),
+        (3, 2, 0, 0)
+    );
 
     let again = ingest(store, &engine, records(&[&a, &b, &c])).await;
     assert_eq!(again, vec![Outcome::Duplicate; 3]);
@@ -355,7 +481,10 @@ pub async fn check_same_key_other_content_conflicts(store: &dyn Store) {
     let engine = engine();
     let p = example_person();
     let original = fare(&engine, "fare-1", p, "2026-03-01");
-    assert_eq!(ingest(store, &engine, records(&[&original])).await, vec![Outcome::Stored]);
+    assert_eq!(
+        ingest(store, &engine, records(&[&original])).await,
+        vec![Outcome::Stored]
+    );
     let before = state(store, p).await;
 
     let mut other_fields = original.clone();
@@ -364,9 +493,17 @@ pub async fn check_same_key_other_content_conflicts(store: &dyn Store) {
     other_subject.subject = person(3);
     let mut other_day = original.clone();
     other_day.decided_at = day("2026-03-02");
-    let outcomes = ingest(store, &engine, records(&[&other_fields, &other_subject, &other_day])).await;
+    let outcomes = ingest(
+        store,
+        &engine,
+        records(&[&other_fields, &other_subject, &other_day]),
+    )
+    .await;
     for outcome in &outcomes {
-        assert!(matches!(outcome, Outcome::Conflict { reason } if reason.contains("fare-1")), "{outcome:?}");
+        assert!(
+            matches!(outcome, Outcome::Conflict { reason } if reason.contains("fare-1")),
+            "{outcome:?}"
+        );
     }
     assert_eq!(state(store, p).await, before);
     assert_eq!(state(store, person(3)).await, None);
@@ -385,13 +522,34 @@ pub async fn check_facts(store: &dyn Store) {
 
     let second = fare(&engine, "fare-2", p, "2026-02-10");
     ingest(store, &engine, records(&[&second])).await;
-    assert_eq!(score(&engine, &state(store, p).await.expect("state"), "2026-03-01"), Some(990));
+    assert_eq!(
+        score(
+            &engine,
+            &state(store, p).await.expect("state"),
+            "2026-03-01"
+        ),
+        Some(990)
+    );
 
-    let retraction = fact(p, "2026-02-20", "provider.city", FactKind::Retracted { record: second.key.clone() });
+    let retraction = fact(
+        p,
+        "2026-02-20",
+        "provider.city",
+        FactKind::Retracted {
+            record: second.key.clone(),
+        },
+    );
     let outcomes = ingest(store, &engine, vec![submit(retraction.clone())]).await;
     assert_eq!(outcomes, vec![Outcome::Stored]);
-    assert_eq!(state(store, p).await.as_ref(), Some(&earlier), "a retraction restores the earlier state");
-    assert_eq!(ingest(store, &engine, vec![submit(retraction)]).await, vec![Outcome::Duplicate]);
+    assert_eq!(
+        state(store, p).await.as_ref(),
+        Some(&earlier),
+        "a retraction restores the earlier state"
+    );
+    assert_eq!(
+        ingest(store, &engine, vec![submit(retraction)]).await,
+        vec![Outcome::Duplicate]
+    );
 
     // Same key (kind, record, day, reporter), other content: refused.
     let correction = |station: &str| {
@@ -407,39 +565,93 @@ pub async fn check_facts(store: &dyn Store) {
             },
         )
     };
-    assert_eq!(ingest(store, &engine, vec![submit(correction("Tianjin"))]).await, vec![Outcome::Stored]);
+    assert_eq!(
+        ingest(store, &engine, vec![submit(correction("Tianjin"))]).await,
+        vec![Outcome::Stored]
+    );
     let corrected = state(store, p).await.expect("state");
-    assert_eq!(corrected.records[0].fields.get("station"), Some(&text("Tianjin")));
+    assert_eq!(
+        corrected.records[0].fields.get("station"),
+        Some(&text("Tianjin"))
+    );
     let outcome = ingest(store, &engine, vec![submit(correction("Xiong'an"))]).await;
-    assert!(matches!(&outcome[..], [Outcome::Conflict { .. }]), "{outcome:?}");
+    assert!(
+        matches!(&outcome[..], [Outcome::Conflict { .. }]),
+        "{outcome:?}"
+    );
 
     // A correction checked against another type than the record's.
-    let Item::Fact { fact: wrong_type, .. } = correction("Tianjin") else { unreachable!() };
+    let Item::Fact {
+        fact: wrong_type, ..
+    } = correction("Tianjin")
+    else {
+        unreachable!()
+    };
     let mut wrong_type = wrong_type;
     wrong_type.at = day("2026-02-22");
-    let item = Item::Fact { fact: wrong_type, record_type: Some(Arc::from(JUDGMENT)) };
+    let item = Item::Fact {
+        fact: wrong_type,
+        record_type: Some(Arc::from(JUDGMENT)),
+    };
     let outcome = ingest(store, &engine, vec![submit(item)]).await;
-    assert!(matches!(&outcome[..], [Outcome::Conflict { reason }] if reason.contains(JUDGMENT)), "{outcome:?}");
+    assert!(
+        matches!(&outcome[..], [Outcome::Conflict { reason }] if reason.contains(JUDGMENT)),
+        "{outcome:?}"
+    );
 
     // Facts about records that do not exist, or exist for someone else.
-    let ghost = fact(p, "2026-02-20", "provider.city", FactKind::Retracted { record: record_key("provider.city", "ghost") });
-    let elsewhere =
-        fact(person(9), "2026-02-20", "provider.city", FactKind::Retracted { record: first.key.clone() });
+    let ghost = fact(
+        p,
+        "2026-02-20",
+        "provider.city",
+        FactKind::Retracted {
+            record: record_key("provider.city", "ghost"),
+        },
+    );
+    let elsewhere = fact(
+        person(9),
+        "2026-02-20",
+        "provider.city",
+        FactKind::Retracted {
+            record: first.key.clone(),
+        },
+    );
     let outcomes = ingest(store, &engine, vec![submit(ghost), submit(elsewhere)]).await;
-    assert_eq!(outcomes, vec![Outcome::UnknownRecord, Outcome::UnknownRecord]);
+    assert_eq!(
+        outcomes,
+        vec![Outcome::UnknownRecord, Outcome::UnknownRecord]
+    );
     assert_eq!(state(store, person(9)).await, None);
 
     // Consent: the volunteer record counts only while consent is granted.
-    let volunteer = record(&engine, "vol-1", p, VOLUNTEER, "2026-03-01", fields(&[("hours", Value::Int(8))]));
+    let volunteer = record(
+        &engine,
+        "vol-1",
+        p,
+        VOLUNTEER,
+        "2026-03-01",
+        fields(&[("hours", Value::Int(8))]),
+    );
     ingest(store, &engine, records(&[&volunteer])).await;
     let without = state(store, p).await.expect("state");
     let base = score(&engine, &without, "2026-03-10");
     let grant = fact(p, "2026-03-05", p.as_str(), FactKind::ConsentGranted);
     let withdraw = fact(p, "2026-04-05", p.as_str(), FactKind::ConsentWithdrawn);
-    assert_eq!(ingest(store, &engine, vec![submit(grant), submit(withdraw)]).await, vec![Outcome::Stored; 2]);
+    assert_eq!(
+        ingest(store, &engine, vec![submit(grant), submit(withdraw)]).await,
+        vec![Outcome::Stored; 2]
+    );
     let with = state(store, p).await.expect("state");
-    assert_eq!(score(&engine, &with, "2026-03-10"), base.map(|s| s + 3), "counts while consent is granted");
-    assert_eq!(score(&engine, &with, "2026-04-10"), base, "stops counting once consent is withdrawn");
+    assert_eq!(
+        score(&engine, &with, "2026-03-10"),
+        base.map(|s| s + 3),
+        "counts while consent is granted"
+    );
+    assert_eq!(
+        score(&engine, &with, "2026-04-10"),
+        base,
+        "stops counting once consent is withdrawn"
+    );
 
     let (_, facts) = store.records(&engine.rulebook, p).await.expect("records");
     assert_eq!(facts.len(), 4);
@@ -460,63 +672,144 @@ pub async fn check_review(store: &dyn Store) {
     };
     let outcomes = ingest(store, &engine, vec![submission.clone()]).await;
     assert_eq!(outcomes, vec![Outcome::PendingReview]);
-    assert_eq!(state(store, org).await, None, "a pending record does not count");
+    assert_eq!(
+        state(store, org).await,
+        None,
+        "a pending record does not count"
+    );
     assert_eq!(store.counts().await.expect("counts").pending, 1);
     // A replay says it is still waiting.
-    assert_eq!(ingest(store, &engine, vec![submission]).await, vec![Outcome::PendingReview]);
+    assert_eq!(
+        ingest(store, &engine, vec![submission]).await,
+        vec![Outcome::PendingReview]
+    );
     // A fact about it waits for it: the record is not in effect yet.
-    let early = fact(org, "2026-03-16", "court.beijing-1", FactKind::Repaired { record: serious.key.clone() });
-    assert_eq!(ingest(store, &engine, vec![submit(early)]).await, vec![Outcome::UnknownRecord]);
+    let early = fact(
+        org,
+        "2026-03-16",
+        "court.beijing-1",
+        FactKind::Repaired {
+            record: serious.key.clone(),
+        },
+    );
+    assert_eq!(
+        ingest(store, &engine, vec![submit(early)]).await,
+        vec![Outcome::UnknownRecord]
+    );
 
-    let pending = store.pending(&engine.rulebook, None, 10).await.expect("pending");
+    let pending = store
+        .pending(&engine.rulebook, None, 10)
+        .await
+        .expect("pending");
     assert_eq!(pending.len(), 1);
     let key = ItemKey::Record(serious.key.clone());
     assert_eq!(pending[0].key, key);
     assert_eq!(pending[0].item, Item::Record(serious.clone()));
     assert_eq!(pending[0].submitted_by, "court.clerk");
 
-    let own = store.approve(&engine, &key, "court.clerk", Vec::new()).await;
-    assert!(matches!(own, Err(crate::StoreError::Conflict(_))), "self-approval must be refused: {own:?}");
+    let own = store
+        .approve(&engine, &key, "court.clerk", Vec::new())
+        .await;
+    assert!(
+        matches!(own, Err(crate::StoreError::Conflict(_))),
+        "self-approval must be refused: {own:?}"
+    );
     assert_eq!(state(store, org).await, None);
 
-    let approved = store.approve(&engine, &key, "reviewer.wang", Vec::new()).await.expect("approval");
+    let approved = store
+        .approve(&engine, &key, "reviewer.wang", Vec::new())
+        .await
+        .expect("approval");
     assert_eq!(approved.key, key);
     let now = state(store, org).await.expect("a state once approved");
     let standing = engine.evaluate(&now, day("2026-04-01"));
     assert_eq!(standing.lists, vec![Arc::<str>::from(DEFAULTERS)]);
-    assert!(store.pending(&engine.rulebook, None, 10).await.expect("pending").is_empty());
-    let again = store.approve(&engine, &key, "reviewer.li", Vec::new()).await;
-    assert!(matches!(again, Err(crate::StoreError::Conflict(_))), "{again:?}");
+    assert!(store
+        .pending(&engine.rulebook, None, 10)
+        .await
+        .expect("pending")
+        .is_empty());
+    let again = store
+        .approve(&engine, &key, "reviewer.li", Vec::new())
+        .await;
+    assert!(
+        matches!(again, Err(crate::StoreError::Conflict(_))),
+        "{again:?}"
+    );
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.pending, counts.records), (0, 1));
 
     // Rejection: never counts, and the key stays taken.
     let second = judgment(&engine, "zhi-2", org, "2026-05-01", "(2026) Jing 01 Zhi 2");
-    let waiting =
-        Submission { item: Item::Record(second.clone()), submitted_by: "court.clerk".into(), review: ReviewNeed::Required };
+    let waiting = Submission {
+        item: Item::Record(second.clone()),
+        submitted_by: "court.clerk".into(),
+        review: ReviewNeed::Required,
+    };
     ingest(store, &engine, vec![waiting.clone()]).await;
     let second_key = ItemKey::Record(second.key.clone());
-    let page = store.pending(&engine.rulebook, Some(pending[0].seq), 10).await.expect("pending");
-    assert_eq!(page.iter().map(|p| &p.key).collect::<Vec<_>>(), vec![&second_key]);
-    let own = store.reject(&engine, &second_key, "court.clerk", "typo", Vec::new()).await;
-    assert!(matches!(own, Err(crate::StoreError::Conflict(_))), "{own:?}");
-    store.reject(&engine, &second_key, "reviewer.wang", "wrong case number", Vec::new()).await.expect("rejection");
+    let page = store
+        .pending(&engine.rulebook, Some(pending[0].seq), 10)
+        .await
+        .expect("pending");
+    assert_eq!(
+        page.iter().map(|p| &p.key).collect::<Vec<_>>(),
+        vec![&second_key]
+    );
+    let own = store
+        .reject(&engine, &second_key, "court.clerk", "typo", Vec::new())
+        .await;
+    assert!(
+        matches!(own, Err(crate::StoreError::Conflict(_))),
+        "{own:?}"
+    );
+    store
+        .reject(
+            &engine,
+            &second_key,
+            "reviewer.wang",
+            "wrong case number",
+            Vec::new(),
+        )
+        .await
+        .expect("rejection");
     assert_eq!(state(store, org).await.expect("state").records.len(), 1);
     let replay = ingest(store, &engine, vec![waiting]).await;
-    assert!(matches!(&replay[..], [Outcome::Conflict { reason }] if reason.contains("rejected")), "{replay:?}");
+    assert!(
+        matches!(&replay[..], [Outcome::Conflict { reason }] if reason.contains("rejected")),
+        "{replay:?}"
+    );
     let missing = ItemKey::Record(record_key("court.beijing-1", "never-sent"));
-    let result = store.approve(&engine, &missing, "reviewer.wang", Vec::new()).await;
-    assert!(matches!(result, Err(crate::StoreError::NotFound(_))), "{result:?}");
+    let result = store
+        .approve(&engine, &missing, "reviewer.wang", Vec::new())
+        .await;
+    assert!(
+        matches!(result, Err(crate::StoreError::NotFound(_))),
+        "{result:?}"
+    );
 
     // Facts can need review too.
     let repair = Submission {
-        item: fact(org, "2026-09-01", "reviewer.li", FactKind::Repaired { record: serious.key.clone() }),
+        item: fact(
+            org,
+            "2026-09-01",
+            "reviewer.li",
+            FactKind::Repaired {
+                record: serious.key.clone(),
+            },
+        ),
         submitted_by: "reviewer.li".into(),
         review: ReviewNeed::Required,
     };
-    assert_eq!(ingest(store, &engine, vec![repair.clone()]).await, vec![Outcome::PendingReview]);
+    assert_eq!(
+        ingest(store, &engine, vec![repair.clone()]).await,
+        vec![Outcome::PendingReview]
+    );
     let repair_key = repair.item.key();
-    store.approve(&engine, &repair_key, "reviewer.wang", Vec::new()).await.expect("approval of a fact");
+    store
+        .approve(&engine, &repair_key, "reviewer.wang", Vec::new())
+        .await
+        .expect("approval of a fact");
     let repaired = state(store, org).await.expect("state");
     assert_eq!(repaired.records[0].repaired_at, Some(day("2026-09-01")));
     assert_consistent(store, &engine).await;
@@ -540,23 +833,39 @@ pub async fn check_derived_entries(store: &dyn Store) {
     let entry = judgment(&engine, "zhi-123", org, "2026-03-16", case);
     ingest(store, &engine, records(&[&registration, &entry])).await;
 
-    let reached = state(store, rep).await.expect("the representative is reached");
+    let reached = state(store, rep)
+        .await
+        .expect("the representative is reached");
     assert_eq!(reached.derived.len(), 1);
     assert_eq!(reached.derived[0].via, org);
     assert!(reached.records.is_empty());
     let on = |d: &'static str| async move {
-        let members = store.list_members(DEFAULTERS, day(d), None, 100).await.expect("list members");
+        let members = store
+            .list_members(DEFAULTERS, day(d), None, 100)
+            .await
+            .expect("list members");
         members.into_iter().map(|(s, _)| s).collect::<Vec<_>>()
     };
     let mut both = vec![org, rep];
     both.sort();
     assert_eq!(on("2026-04-01").await, both);
-    assert_eq!(on("2026-03-15").await, Vec::<SubjectId>::new(), "not before the judgment");
+    assert_eq!(
+        on("2026-03-15").await,
+        Vec::<SubjectId>::new(),
+        "not before the judgment"
+    );
     let standing = engine.evaluate(&reached, day("2026-04-01"));
     assert_eq!(standing.lists, vec![Arc::<str>::from(DEFAULTERS)]);
 
     // Fulfilled on Friday 2026-05-01: off the list three working days later.
-    let fulfilled = record(&engine, "done-123", org, FULFILLED, "2026-05-01", fields(&[("case_no", text(case))]));
+    let fulfilled = record(
+        &engine,
+        "done-123",
+        org,
+        FULFILLED,
+        "2026-05-01",
+        fields(&[("case_no", text(case))]),
+    );
     ingest(store, &engine, records(&[&fulfilled])).await;
     let after = state(store, rep).await.expect("state");
     assert_eq!(after.derived[0].span.end, day("2026-05-06"));
@@ -565,15 +874,34 @@ pub async fn check_derived_entries(store: &dyn Store) {
     assert!(engine.evaluate(&after, day("2026-05-06")).lists.is_empty());
 
     // A disputed entry is suspended: off the list while the dispute is open.
-    let dispute = fact(org, "2026-04-10", org.as_str(), FactKind::Disputed { record: entry.key.clone(), statement: None });
+    let dispute = fact(
+        org,
+        "2026-04-10",
+        org.as_str(),
+        FactKind::Disputed {
+            record: entry.key.clone(),
+            statement: None,
+        },
+    );
     ingest(store, &engine, vec![submit(dispute)]).await;
     assert_eq!(on("2026-04-01").await, both);
     assert_eq!(on("2026-04-20").await, Vec::<SubjectId>::new());
 
     // Retracted: the entry vanishes from both files and the list.
-    let retraction = fact(org, "2026-06-01", "court.beijing-1", FactKind::Retracted { record: entry.key.clone() });
+    let retraction = fact(
+        org,
+        "2026-06-01",
+        "court.beijing-1",
+        FactKind::Retracted {
+            record: entry.key.clone(),
+        },
+    );
     ingest(store, &engine, vec![submit(retraction)]).await;
-    assert_eq!(state(store, rep).await, None, "nothing reaches the representative any more");
+    assert_eq!(
+        state(store, rep).await,
+        None,
+        "nothing reaches the representative any more"
+    );
     assert_eq!(on("2026-04-01").await, Vec::<SubjectId>::new());
     assert_consistent(store, &engine).await;
 }
@@ -585,24 +913,47 @@ pub async fn check_list_members(store: &dyn Store) {
     let batch: Vec<Record> = subjects
         .iter()
         .enumerate()
-        .map(|(i, s)| judgment(&engine, &format!("zhi-{i}"), *s, &format!("2026-0{}-01", i + 1), &format!("case {i}")))
+        .map(|(i, s)| {
+            judgment(
+                &engine,
+                &format!("zhi-{i}"),
+                *s,
+                &format!("2026-0{}-01", i + 1),
+                &format!("case {i}"),
+            )
+        })
         .collect();
     let outcomes = ingest(store, &engine, records(&batch.iter().collect::<Vec<_>>())).await;
     assert_eq!(outcomes, vec![Outcome::Stored; 5]);
     let mut sorted = subjects.clone();
     sorted.sort();
 
-    let members = store.list_members(DEFAULTERS, day("2026-03-15"), None, 100).await.expect("members");
+    let members = store
+        .list_members(DEFAULTERS, day("2026-03-15"), None, 100)
+        .await
+        .expect("members");
     let mut expected: Vec<SubjectId> = subjects[..3].to_vec();
     expected.sort();
-    assert_eq!(members.iter().map(|(s, _)| *s).collect::<Vec<_>>(), expected);
-    let (_, span) = members.iter().find(|(s, _)| *s == subjects[0]).expect("member");
-    assert_eq!((span.start, span.end), (day("2026-01-01"), day("2028-01-01")));
+    assert_eq!(
+        members.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        expected
+    );
+    let (_, span) = members
+        .iter()
+        .find(|(s, _)| *s == subjects[0])
+        .expect("member");
+    assert_eq!(
+        (span.start, span.end),
+        (day("2026-01-01"), day("2028-01-01"))
+    );
 
     let mut paged = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_members(DEFAULTERS, day("2026-12-01"), after, 2).await.expect("members");
+        let page = store
+            .list_members(DEFAULTERS, day("2026-12-01"), after, 2)
+            .await
+            .expect("members");
         assert!(page.len() <= 2);
         let Some((last, _)) = page.last() else { break };
         after = Some(*last);
@@ -610,17 +961,28 @@ pub async fn check_list_members(store: &dyn Store) {
     }
     assert_eq!(paged, sorted);
     // The two-year maximum ends the first entry on 2028-01-01.
-    let late = store.list_members(DEFAULTERS, day("2028-01-01"), None, 100).await.expect("members");
+    let late = store
+        .list_members(DEFAULTERS, day("2028-01-01"), None, 100)
+        .await
+        .expect("members");
     assert!(!late.iter().any(|(s, _)| *s == subjects[0]));
     assert_eq!(late.len(), 4);
-    assert!(store.list_members("no_such_list", day("2026-12-01"), None, 100).await.expect("members").is_empty());
+    assert!(store
+        .list_members("no_such_list", day("2026-12-01"), None, 100)
+        .await
+        .expect("members")
+        .is_empty());
 }
 
 /// `subjects` lists every subject with a state once, in order, by pages.
 pub async fn check_subjects_paging(store: &dyn Store) {
     let engine = engine();
     let mut all: Vec<SubjectId> = (0..25).map(person).collect();
-    let batch: Vec<Record> = all.iter().enumerate().map(|(i, s)| fare(&engine, &format!("f{i}"), *s, "2026-01-01")).collect();
+    let batch: Vec<Record> = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| fare(&engine, &format!("f{i}"), *s, "2026-01-01"))
+        .collect();
     ingest(store, &engine, records(&batch.iter().collect::<Vec<_>>())).await;
     all.sort();
     let mut seen = Vec::new();
@@ -656,44 +1018,121 @@ pub async fn check_principals(store: &dyn Store) {
     };
     let hash = hash_token("secret-court-token");
     assert_ne!(hash, "secret-court-token");
-    store.put_principal(&court, &hash, vec![audit("put_principal", None)]).await.expect("put");
-    store.put_principal(&auditor, &hash_token("auditor-token"), Vec::new()).await.expect("put");
-    assert_eq!(store.principal_by_token_hash(&hash).await.expect("lookup"), Some(court.clone()));
-    assert_eq!(store.principal_by_token_hash("secret-court-token").await.expect("lookup"), None);
-    assert_eq!(store.principal_by_token_hash(&hash_token("guess")).await.expect("lookup"), None);
+    store
+        .put_principal(&court, &hash, vec![audit("put_principal", None)])
+        .await
+        .expect("put");
+    store
+        .put_principal(&auditor, &hash_token("auditor-token"), Vec::new())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.principal_by_token_hash(&hash).await.expect("lookup"),
+        Some(court.clone())
+    );
+    assert_eq!(
+        store
+            .principal_by_token_hash("secret-court-token")
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(
+        store
+            .principal_by_token_hash(&hash_token("guess"))
+            .await
+            .expect("lookup"),
+        None
+    );
     let taken = store.put_principal(&auditor, &hash, Vec::new()).await;
-    assert!(matches!(taken, Err(crate::StoreError::Conflict(_))), "{taken:?}");
+    assert!(
+        matches!(taken, Err(crate::StoreError::Conflict(_))),
+        "{taken:?}"
+    );
 
-    store.revoke("court.beijing-1", Vec::new()).await.expect("revoke");
-    assert_eq!(store.principal_by_token_hash(&hash).await.expect("lookup"), None);
+    store
+        .revoke("court.beijing-1", Vec::new())
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.principal_by_token_hash(&hash).await.expect("lookup"),
+        None
+    );
     let all = store.principals().await.expect("principals");
-    assert_eq!(all.iter().map(|p| (p.id.as_str(), p.revoked)).collect::<Vec<_>>(), vec![
-        ("auditor.1", false),
-        ("court.beijing-1", true)
-    ]);
+    assert_eq!(
+        all.iter()
+            .map(|p| (p.id.as_str(), p.revoked))
+            .collect::<Vec<_>>(),
+        vec![("auditor.1", false), ("court.beijing-1", true)]
+    );
     let missing = store.revoke("nobody", Vec::new()).await;
-    assert!(matches!(missing, Err(crate::StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(crate::StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     // A new token for the same principal replaces the old one and un-revokes it.
     let new_hash = hash_token("new-court-token");
-    store.put_principal(&court, &new_hash, Vec::new()).await.expect("put");
-    assert_eq!(store.principal_by_token_hash(&new_hash).await.expect("lookup"), Some(court));
-    assert_eq!(store.principal_by_token_hash(&hash).await.expect("lookup"), None);
+    store
+        .put_principal(&court, &new_hash, Vec::new())
+        .await
+        .expect("put");
+    assert_eq!(
+        store
+            .principal_by_token_hash(&new_hash)
+            .await
+            .expect("lookup"),
+        Some(court)
+    );
+    assert_eq!(
+        store.principal_by_token_hash(&hash).await.expect("lookup"),
+        None
+    );
     assert_eq!(store.counts().await.expect("counts").principals, 2);
 }
 
 /// Every rulebook upload is kept; the last is current.
 pub async fn check_rulebooks(store: &dyn Store) {
     assert_eq!(store.current_rulebook().await.expect("current"), None);
-    store.put_rulebook("city@1", "text one", "admin", Vec::new()).await.expect("put");
-    store.put_rulebook("city@2", "text two", "admin", Vec::new()).await.expect("put");
-    assert_eq!(store.current_rulebook().await.expect("current"), Some(("city@2".into(), "text two".into())));
-    let clash = store.put_rulebook("city@1", "other text", "admin", Vec::new()).await;
-    assert!(matches!(clash, Err(crate::StoreError::Conflict(_))), "{clash:?}");
-    store.put_rulebook("city@1", "text one", "admin.2", Vec::new()).await.expect("roll back");
-    assert_eq!(store.current_rulebook().await.expect("current"), Some(("city@1".into(), "text one".into())));
+    store
+        .put_rulebook("city@1", "text one", "admin", Vec::new())
+        .await
+        .expect("put");
+    store
+        .put_rulebook("city@2", "text two", "admin", Vec::new())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.current_rulebook().await.expect("current"),
+        Some(("city@2".into(), "text two".into()))
+    );
+    let clash = store
+        .put_rulebook("city@1", "other text", "admin", Vec::new())
+        .await;
+    assert!(
+        matches!(clash, Err(crate::StoreError::Conflict(_))),
+        "{clash:?}"
+    );
+    store
+        .put_rulebook("city@1", "text one", "admin.2", Vec::new())
+        .await
+        .expect("roll back");
+    assert_eq!(
+        store.current_rulebook().await.expect("current"),
+        Some(("city@1".into(), "text one".into()))
+    );
     let versions = store.rulebooks().await.expect("versions");
-    let labels: Vec<(&str, &str)> = versions.iter().map(|v| (v.label.as_str(), v.uploaded_by.as_str())).collect();
-    assert_eq!(labels, vec![("city@1", "admin"), ("city@2", "admin"), ("city@1", "admin.2")]);
+    let labels: Vec<(&str, &str)> = versions
+        .iter()
+        .map(|v| (v.label.as_str(), v.uploaded_by.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            ("city@1", "admin"),
+            ("city@2", "admin"),
+            ("city@1", "admin.2")
+        ]
+    );
     assert!(versions.iter().all(|v| v.uploaded_at_ms > 0));
     assert_eq!(store.counts().await.expect("counts").rulebooks, 3);
 }
@@ -712,7 +1151,9 @@ pub async fn check_recompute_all(store: &dyn Store) {
         fields(&[("legal_representative", text(rep.as_str()))]),
     );
     let entry = judgment(&engine, "zhi-1", org, "2026-03-16", "case 1");
-    let batch: Vec<Record> = (0..30).map(|i| fare(&engine, &format!("f{i}"), person(i), "2026-01-01")).collect();
+    let batch: Vec<Record> = (0..30)
+        .map(|i| fare(&engine, &format!("f{i}"), person(i), "2026-01-01"))
+        .collect();
     let mut all: Vec<&Record> = batch.iter().collect();
     all.push(&registration);
     all.push(&entry);
@@ -721,14 +1162,25 @@ pub async fn check_recompute_all(store: &dyn Store) {
 
     let stricter = Arc::new(Engine::new(Arc::new(rulebook(-20))));
     let stale = verify_states(store, &stricter).await.expect("verify");
-    assert_eq!(stale.len(), 30, "every fare evader's state is stale under the new rulebook");
+    assert_eq!(
+        stale.len(),
+        30,
+        "every fare evader's state is stale under the new rulebook"
+    );
     let refolded = store.recompute_all(&stricter).await.expect("recompute");
     // Thirty fare evaders and the company; the representative has no state of its own.
     assert_eq!(refolded, 31);
     assert_consistent(store, &stricter).await;
     let evader = state(store, person(0)).await.expect("state");
     assert_eq!(score(&stricter, &evader, "2026-02-01"), Some(980));
-    assert_eq!(state(store, rep).await.expect("still reached").derived.len(), 1);
+    assert_eq!(
+        state(store, rep)
+            .await
+            .expect("still reached")
+            .derived
+            .len(),
+        1
+    );
 }
 
 /// The audit log chains, verifies page by page, and catches an entry
@@ -736,17 +1188,36 @@ pub async fn check_recompute_all(store: &dyn Store) {
 pub async fn check_audit_chain<S: Store>(store: &S, tamper: impl Fn(&S, u64)) {
     let p = example_person();
     let o = example_organisation();
-    let drafts: Vec<AuditDraft> =
-        (0..12).map(|i| audit(&format!("read_file {i}"), Some(if i % 3 == 0 { o } else { p }))).collect();
-    let seqs = store.append_audit(drafts[..5].to_vec()).await.expect("append");
+    let drafts: Vec<AuditDraft> = (0..12)
+        .map(|i| {
+            audit(
+                &format!("read_file {i}"),
+                Some(if i % 3 == 0 { o } else { p }),
+            )
+        })
+        .collect();
+    let seqs = store
+        .append_audit(drafts[..5].to_vec())
+        .await
+        .expect("append");
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
-    let seqs = store.append_audit(drafts[5..].to_vec()).await.expect("append");
+    let seqs = store
+        .append_audit(drafts[5..].to_vec())
+        .await
+        .expect("append");
     assert_eq!(seqs, (6..=12).collect::<Vec<u64>>());
-    assert!(store.append_audit(Vec::new()).await.expect("append nothing").is_empty());
+    assert!(store
+        .append_audit(Vec::new())
+        .await
+        .expect("append nothing")
+        .is_empty());
 
     let entries = store.audit(0, 100).await.expect("audit");
     assert_eq!(entries.len(), 12);
-    assert_eq!(entries.iter().map(|e| &e.entry).collect::<Vec<_>>(), drafts.iter().collect::<Vec<_>>());
+    assert_eq!(
+        entries.iter().map(|e| &e.entry).collect::<Vec<_>>(),
+        drafts.iter().collect::<Vec<_>>()
+    );
     assert_eq!(verify_chain(&entries), Ok(()));
     let head = store.audit_head().await.expect("head");
     assert_eq!(head, entries.last().map(|e| (e.seq, e.hash.clone())));
@@ -762,9 +1233,18 @@ pub async fn check_audit_chain<S: Store>(store: &S, tamper: impl Fn(&S, u64)) {
     }
     assert_eq!(verifier.finish(head.as_ref()), Ok(()));
 
-    let about_o = store.audit_for_subject(o, 0, 100).await.expect("audit for subject");
-    assert_eq!(about_o.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 4, 7, 10]);
-    let page = store.audit_for_subject(o, 4, 2).await.expect("audit for subject");
+    let about_o = store
+        .audit_for_subject(o, 0, 100)
+        .await
+        .expect("audit for subject");
+    assert_eq!(
+        about_o.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 4, 7, 10]
+    );
+    let page = store
+        .audit_for_subject(o, 4, 2)
+        .await
+        .expect("audit for subject");
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 10]);
 
     tamper(store, 7);
@@ -779,19 +1259,43 @@ pub async fn check_audit_with_writes(store: &dyn Store) {
     let engine = engine();
     let p = example_person();
     let r = fare(&engine, "fare-1", p, "2026-03-01");
-    store.ingest(&engine, records(&[&r]), vec![audit("ingest", Some(p))]).await.expect("ingest");
+    store
+        .ingest(&engine, records(&[&r]), vec![audit("ingest", Some(p))])
+        .await
+        .expect("ingest");
     let waiting = Submission {
         item: Item::Record(judgment(&engine, "zhi-1", p, "2026-03-02", "case 1")),
         submitted_by: "court.clerk".into(),
         review: ReviewNeed::Required,
     };
     let key = waiting.item.key();
-    store.ingest(&engine, vec![waiting], vec![audit("ingest", Some(p))]).await.expect("ingest");
+    store
+        .ingest(&engine, vec![waiting], vec![audit("ingest", Some(p))])
+        .await
+        .expect("ingest");
     // A refused approval writes nothing, its audit entry included.
-    let refused = store.approve(&engine, &key, "court.clerk", vec![audit("approve", Some(p))]).await;
+    let refused = store
+        .approve(
+            &engine,
+            &key,
+            "court.clerk",
+            vec![audit("approve", Some(p))],
+        )
+        .await;
     assert!(refused.is_err());
-    store.approve(&engine, &key, "reviewer.wang", vec![audit("approve", Some(p))]).await.expect("approve");
-    store.put_rulebook("city@1", "text", "admin", vec![audit("put_rulebook", None)]).await.expect("rulebook");
+    store
+        .approve(
+            &engine,
+            &key,
+            "reviewer.wang",
+            vec![audit("approve", Some(p))],
+        )
+        .await
+        .expect("approve");
+    store
+        .put_rulebook("city@1", "text", "admin", vec![audit("put_rulebook", None)])
+        .await
+        .expect("rulebook");
     let entries = store.audit(0, 100).await.expect("audit");
     let actions: Vec<&str> = entries.iter().map(|e| e.entry.action.as_str()).collect();
     assert_eq!(actions, vec!["ingest", "ingest", "approve", "put_rulebook"]);

@@ -34,15 +34,16 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 
 pub use audit::{
-    audit_hash, chain_drafts, verify_chain, AuditDraft, AuditEntry, ChainBreak, ChainVerifier, GENESIS_HASH,
+    audit_hash, chain_drafts, verify_chain, AuditDraft, AuditEntry, ChainBreak, ChainVerifier,
+    GENESIS_HASH,
 };
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use rows::{FactRow, ItemMeta, RecordRow, Status};
 pub use verify::{verify_states, StateMismatch};
 pub use write::{
-    close_entry, close_open_ends, derived_by_target, fold_loaded, fold_subject, list_rows, normalise_state, reopen_entry, CountsDelta, Folded, ListRow, WriteTx,
-    Writer, KNOWN_AT,
+    close_entry, close_open_ends, derived_by_target, fold_loaded, fold_subject, list_rows,
+    normalise_state, reopen_entry, CountsDelta, Folded, ListRow, WriteTx, Writer, KNOWN_AT,
 };
 
 /// The most rows one read returns, whatever the caller asks: a limit on
@@ -163,7 +164,11 @@ impl fmt::Display for ItemKey {
         match self {
             ItemKey::Record(key) => write!(f, "record {}/{}", key.provider, key.id),
             ItemKey::Fact(key) => {
-                write!(f, "fact {} of {} on {} by {}", key.kind, key.subject, key.at, key.by)?;
+                write!(
+                    f,
+                    "fact {} of {} on {} by {}",
+                    key.kind, key.subject, key.at, key.by
+                )?;
                 if let Some(record) = &key.record {
                     write!(f, " about {}/{}", record.provider, record.id)?;
                 }
@@ -197,8 +202,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Admin, Role::Provider, Role::Reviewer, Role::Agency, Role::Subject, Role::Auditor];
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Provider,
+        Role::Reviewer,
+        Role::Agency,
+        Role::Subject,
+        Role::Auditor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -350,7 +361,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<Record>, Vec<Fact>), StoreError>;
 
     /// Subjects with a stored state, in identifier order, after `after`.
-    async fn subjects(&self, after: Option<SubjectId>, limit: usize) -> Result<Vec<SubjectId>, StoreError>;
+    async fn subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError>;
 
     /// Subjects on `list` on `day` (entries from their own records and
     /// entries that reach them), in identifier order, after `after`, each
@@ -399,7 +414,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The principal holding this token hash, unless revoked.
-    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError>;
+    async fn principal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Principal>, StoreError>;
 
     /// All principals, revoked ones included, by id.
     async fn principals(&self) -> Result<Vec<Principal>, StoreError>;
@@ -430,7 +448,9 @@ pub trait Store: Send + Sync + 'static {
 /// The derived entries that reach `target`, from rows stored by source, in
 /// the order the core's `pass_on_reach` gives them.
 pub fn sort_derived(entries: &mut [DerivedEntry]) {
-    entries.sort_by(|a, b| (&a.list, a.via, &a.record, a.span).cmp(&(&b.list, b.via, &b.record, b.span)));
+    entries.sort_by(|a, b| {
+        (&a.list, a.via, &a.record, a.span).cmp(&(&b.list, b.via, &b.record, b.span))
+    });
 }
 
 /// An empty state of a subject that only other subjects' entries reach:

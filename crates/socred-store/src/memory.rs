@@ -15,8 +15,8 @@ use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
 use crate::write::{normalise_state, CountsDelta, ListRow, WriteTx, Writer};
 use crate::{
-    clamp_limit, empty_state, sort_derived, Counts, FactKey, Item, ItemKey, Outcome, PendingItem, Principal,
-    RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, empty_state, sort_derived, Counts, FactKey, Item, ItemKey, Outcome, PendingItem,
+    Principal, RulebookVersion, Store, StoreError, Submission,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -50,11 +50,16 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
-        self.inner.lock().map_err(|_| StoreError::Unavailable("the in-memory store was poisoned by a panic".into()))
+        self.inner.lock().map_err(|_| {
+            StoreError::Unavailable("the in-memory store was poisoned by a panic".into())
+        })
     }
 
     /// Runs `write` on a copy and keeps the copy only if it succeeds.
-    fn write<R>(&self, write: impl FnOnce(&mut Inner) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn write<R>(
+        &self,
+        write: impl FnOnce(&mut Inner) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let mut guard = self.lock()?;
         let mut copy = guard.clone();
         let result = write(&mut copy)?;
@@ -66,7 +71,9 @@ impl MemoryStore {
     /// can check that the chain catches it. Returns false when there is no
     /// such entry.
     pub fn alter_audit_entry_for_tests(&self, seq: u64, detail: &str) -> bool {
-        let Ok(mut inner) = self.lock() else { return false };
+        let Ok(mut inner) = self.lock() else {
+            return false;
+        };
         match inner.audit.iter_mut().find(|e| e.seq == seq) {
             Some(entry) => {
                 entry.entry.detail = detail.to_string();
@@ -89,7 +96,10 @@ impl WriteTx for Inner {
             return Ok(Some(held.clone()));
         }
         self.records.insert(row.key.clone(), row.clone());
-        self.records_by_subject.entry(row.subject).or_default().insert(row.key.clone());
+        self.records_by_subject
+            .entry(row.subject)
+            .or_default()
+            .insert(row.key.clone());
         Ok(None)
     }
 
@@ -124,7 +134,10 @@ impl WriteTx for Inner {
         Ok(self.pending_seq)
     }
 
-    fn load_subject(&mut self, subject: SubjectId) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
+    fn load_subject(
+        &mut self,
+        subject: SubjectId,
+    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
         let records = self
             .records_by_subject
             .get(&subject)
@@ -151,7 +164,10 @@ impl WriteTx for Inner {
         rows: &[ListRow],
         derived: &[(SubjectId, DerivedEntry)],
     ) -> Result<bool, StoreError> {
-        let new = self.states.insert(subject, state_json.to_string()).is_none();
+        let new = self
+            .states
+            .insert(subject, state_json.to_string())
+            .is_none();
         self.list_rows.insert(subject, rows.to_vec());
         self.derived.insert(subject, derived.to_vec());
         Ok(new)
@@ -182,7 +198,13 @@ impl WriteTx for Inner {
 
 /// All fact keys of one subject: keys order by subject first.
 fn fact_range(subject: SubjectId) -> std::ops::RangeInclusive<FactKey> {
-    let key = |kind: &str, at: Day| FactKey { subject, kind: kind.to_string(), record: None, at, by: Arc::from("") };
+    let key = |kind: &str, at: Day| FactKey {
+        subject,
+        kind: kind.to_string(),
+        record: None,
+        at,
+        by: Arc::from(""),
+    };
     // Kinds are lower-case ASCII names; "~" sorts after all of them.
     key("", Day::MIN)..=key("~", Day::MAX)
 }
@@ -197,8 +219,11 @@ impl Inner {
             .map(|(_, entry)| entry.clone())
             .collect();
         let mut state = match self.states.get(&subject) {
-            Some(json) => serde_json::from_str::<SubjectState>(json)
-                .map_err(|error| StoreError::Corrupt(format!("stored state of {subject} does not read back: {error}")))?,
+            Some(json) => serde_json::from_str::<SubjectState>(json).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "stored state of {subject} does not read back: {error}"
+                ))
+            })?,
             None if derived.is_empty() => return Ok(None),
             None => empty_state(subject),
         };
@@ -210,12 +235,28 @@ impl Inner {
 
     fn pending_items(&self, rulebook: &Rulebook) -> Result<Vec<PendingItem>, StoreError> {
         let mut items = Vec::new();
-        for row in self.records.values().filter(|r| r.meta.status == Status::Pending) {
-            items.push(pending_of(ItemKey::Record(row.key.clone()), row.to_item(rulebook)?, &row.meta));
+        for row in self
+            .records
+            .values()
+            .filter(|r| r.meta.status == Status::Pending)
+        {
+            items.push(pending_of(
+                ItemKey::Record(row.key.clone()),
+                row.to_item(rulebook)?,
+                &row.meta,
+            ));
         }
-        for row in self.facts.values().filter(|r| r.meta.status == Status::Pending) {
+        for row in self
+            .facts
+            .values()
+            .filter(|r| r.meta.status == Status::Pending)
+        {
             let (fact, record_type) = row.to_fact()?;
-            items.push(pending_of(ItemKey::Fact(row.key.clone()), Item::Fact { fact, record_type }, &row.meta));
+            items.push(pending_of(
+                ItemKey::Fact(row.key.clone()),
+                Item::Fact { fact, record_type },
+                &row.meta,
+            ));
         }
         items.sort_by_key(|item| item.seq);
         Ok(items)
@@ -261,7 +302,9 @@ impl Store for MemoryStore {
         reason: &str,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
-        self.write(|inner| Writer::new(engine, now_ms()).reject(inner, key, reviewer, reason, &audit))
+        self.write(|inner| {
+            Writer::new(engine, now_ms()).reject(inner, key, reviewer, reason, &audit)
+        })
     }
 
     async fn pending(
@@ -272,14 +315,22 @@ impl Store for MemoryStore {
     ) -> Result<Vec<PendingItem>, StoreError> {
         let items = self.lock()?.pending_items(rulebook)?;
         let after = after.unwrap_or(0);
-        Ok(items.into_iter().filter(|item| item.seq > after).take(clamp_limit(limit)).collect())
+        Ok(items
+            .into_iter()
+            .filter(|item| item.seq > after)
+            .take(clamp_limit(limit))
+            .collect())
     }
 
     async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
         self.lock()?.state(subject)
     }
 
-    async fn records(&self, rulebook: &Rulebook, subject: SubjectId) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
+    async fn records(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+    ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
         let (record_rows, fact_rows) = self.lock()?.load_subject(subject)?;
         let mut records = Vec::new();
         for row in &record_rows {
@@ -292,9 +343,16 @@ impl Store for MemoryStore {
         Ok((records, facts))
     }
 
-    async fn subjects(&self, after: Option<SubjectId>, limit: usize) -> Result<Vec<SubjectId>, StoreError> {
+    async fn subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
         let inner = self.lock()?;
-        let subjects = inner.states.keys().filter(|s| after.is_none_or(|a| **s > a));
+        let subjects = inner
+            .states
+            .keys()
+            .filter(|s| after.is_none_or(|a| **s > a));
         Ok(subjects.take(clamp_limit(limit)).copied().collect())
     }
 
@@ -308,7 +366,10 @@ impl Store for MemoryStore {
         let inner = self.lock()?;
         let mut best: BTreeMap<SubjectId, Span> = BTreeMap::new();
         for row in inner.list_rows.values().flatten() {
-            if &*row.list != list || !(row.start <= day && day < row.end) || after.is_some_and(|a| row.subject <= a) {
+            if &*row.list != list
+                || !(row.start <= day && day < row.end)
+                || after.is_some_and(|a| row.subject <= a)
+            {
                 continue;
             }
             let slot = best.entry(row.subject).or_insert(row.entry);
@@ -346,11 +407,20 @@ impl Store for MemoryStore {
     }
 
     async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self.lock()?.rulebooks.last().map(|(v, t)| (v.label.clone(), t.clone())))
+        Ok(self
+            .lock()?
+            .rulebooks
+            .last()
+            .map(|(v, t)| (v.label.clone(), t.clone())))
     }
 
     async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {
-        Ok(self.lock()?.rulebooks.iter().map(|(v, _)| v.clone()).collect())
+        Ok(self
+            .lock()?
+            .rulebooks
+            .iter()
+            .map(|(v, _)| v.clone())
+            .collect())
     }
 
     async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
@@ -369,12 +439,23 @@ impl Store for MemoryStore {
         audit: Vec<AuditDraft>,
     ) -> Result<(), StoreError> {
         self.write(|inner| {
-            if let Some((other, _)) = inner.principals.values().find(|(p, h)| h == token_hash && p.id != principal.id) {
-                return Err(StoreError::Conflict(format!("principal `{}` already holds this token", other.id)));
+            if let Some((other, _)) = inner
+                .principals
+                .values()
+                .find(|(p, h)| h == token_hash && p.id != principal.id)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "principal `{}` already holds this token",
+                    other.id
+                )));
             }
             let mut principal = principal.clone();
             principal.revoked = false;
-            if inner.principals.insert(principal.id.clone(), (principal, token_hash.to_string())).is_none() {
+            if inner
+                .principals
+                .insert(principal.id.clone(), (principal, token_hash.to_string()))
+                .is_none()
+            {
                 inner.counts.principals += 1;
             }
             inner.append_audit(&audit)?;
@@ -382,20 +463,33 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+    async fn principal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Principal>, StoreError> {
         let inner = self.lock()?;
-        let found = inner.principals.values().find(|(p, h)| h == token_hash && !p.revoked);
+        let found = inner
+            .principals
+            .values()
+            .find(|(p, h)| h == token_hash && !p.revoked);
         Ok(found.map(|(p, _)| p.clone()))
     }
 
     async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
-        Ok(self.lock()?.principals.values().map(|(p, _)| p.clone()).collect())
+        Ok(self
+            .lock()?
+            .principals
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect())
     }
 
     async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
         self.write(|inner| {
-            let (principal, _) =
-                inner.principals.get_mut(id).ok_or_else(|| StoreError::NotFound(format!("principal `{id}`")))?;
+            let (principal, _) = inner
+                .principals
+                .get_mut(id)
+                .ok_or_else(|| StoreError::NotFound(format!("principal `{id}`")))?;
             principal.revoked = true;
             inner.append_audit(&audit)?;
             Ok(())
@@ -408,7 +502,13 @@ impl Store for MemoryStore {
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let inner = self.lock()?;
-        Ok(inner.audit.iter().filter(|e| e.seq > after).take(clamp_limit(limit)).cloned().collect())
+        Ok(inner
+            .audit
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(clamp_limit(limit))
+            .cloned()
+            .collect())
     }
 
     async fn audit_for_subject(
@@ -418,7 +518,10 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let inner = self.lock()?;
-        let entries = inner.audit.iter().filter(|e| e.seq > after && e.entry.subject == Some(subject));
+        let entries = inner
+            .audit
+            .iter()
+            .filter(|e| e.seq > after && e.entry.subject == Some(subject));
         Ok(entries.take(clamp_limit(limit)).cloned().collect())
     }
 
@@ -430,5 +533,6 @@ impl Store for MemoryStore {
 /// Which of two entries of one subject on one list to show: the one that
 /// ends last, then the one that started first.
 pub(crate) fn later_entry(candidate: Span, current: Span) -> bool {
-    (candidate.end, std::cmp::Reverse(candidate.start)) > (current.end, std::cmp::Reverse(current.start))
+    (candidate.end, std::cmp::Reverse(candidate.start))
+        > (current.end, std::cmp::Reverse(current.start))
 }

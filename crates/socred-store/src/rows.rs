@@ -7,10 +7,11 @@
 //! their canonical JSON (a `BTreeMap`, so keys are sorted): comparing two
 //! rows' text is comparing their content.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use socred_core::record::{Fields, Outcome};
+use socred_core::record::{Fields, Outcome, Value};
 use socred_core::{Day, Fact, FactKind, Record, RecordKey, Rulebook, SubjectId};
 
 use crate::{FactKey, Item, StoreError};
@@ -41,7 +42,9 @@ impl Status {
             0 => Ok(Status::Effective),
             1 => Ok(Status::Pending),
             2 => Ok(Status::Rejected),
-            _ => Err(StoreError::Corrupt(format!("unknown item status code {code}"))),
+            _ => Err(StoreError::Corrupt(format!(
+                "unknown item status code {code}"
+            ))),
         }
     }
 }
@@ -98,21 +101,30 @@ impl RecordRow {
             && self.document == other.document
     }
 
-    /// The core record, or None when `rulebook` has no such record type.
-    pub fn to_record(&self, rulebook: &Rulebook) -> Result<Option<Record>, StoreError> {
-        let Some(type_index) = rulebook.record_type(&self.type_id) else { return Ok(None) };
-        let fields: Fields = serde_json::from_str(&self.fields_json).map_err(|error| {
+    fn fields(&self) -> Result<Fields, StoreError> {
+        decode_fields(&self.fields_json).map_err(|error| {
             StoreError::Corrupt(format!(
                 "fields of record {}/{} do not read back: {error}",
                 self.key.provider, self.key.id
             ))
-        })?;
+        })
+    }
+
+    /// The core record, or None when `rulebook` has no such record type.
+    pub fn to_record(&self, rulebook: &Rulebook) -> Result<Option<Record>, StoreError> {
+        let Some(type_index) = rulebook.record_type(&self.type_id) else {
+            return Ok(None);
+        };
+        let fields = self.fields()?;
         Ok(Some(Record {
             key: self.key.clone(),
             subject: self.subject,
             type_index,
             // Share the catalog's string rather than one per record.
-            type_id: rulebook.catalog.get(type_index as usize).map_or(self.type_id.clone(), |t| t.id.clone()),
+            type_id: rulebook
+                .catalog
+                .get(type_index as usize)
+                .map_or(self.type_id.clone(), |t| t.id.clone()),
             occurred_at: self.occurred_at,
             decided_at: self.decided_at,
             fields,
@@ -125,12 +137,7 @@ impl RecordRow {
         match self.to_record(rulebook)? {
             Some(record) => Ok(Item::Record(record)),
             None => {
-                let fields: Fields = serde_json::from_str(&self.fields_json).map_err(|error| {
-                    StoreError::Corrupt(format!(
-                        "fields of record {}/{} do not read back: {error}",
-                        self.key.provider, self.key.id
-                    ))
-                })?;
+                let fields = self.fields()?;
                 Ok(Item::Record(Record {
                     key: self.key.clone(),
                     subject: self.subject,
@@ -150,7 +157,11 @@ impl RecordRow {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FactBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_fields"
+    )]
     fields: Option<Fields>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     occurred_at: Option<Day>,
@@ -175,15 +186,25 @@ pub struct FactRow {
 
 impl FactRow {
     pub fn new(fact: &Fact, record_type: Option<&Arc<str>>, meta: ItemMeta) -> FactRow {
-        let mut body = FactBody { record_type: record_type.cloned(), ..FactBody::default() };
+        let mut body = FactBody {
+            record_type: record_type.cloned(),
+            ..FactBody::default()
+        };
         match &fact.kind {
-            FactKind::Corrected { fields, occurred_at, decided_at, .. } => {
+            FactKind::Corrected {
+                fields,
+                occurred_at,
+                decided_at,
+                ..
+            } => {
                 body.fields = Some(fields.clone());
                 body.occurred_at = *occurred_at;
                 body.decided_at = *decided_at;
             }
             FactKind::Disputed { statement, .. } => body.statement = statement.clone(),
-            FactKind::Resolved { outcome, fields, .. } => {
+            FactKind::Resolved {
+                outcome, fields, ..
+            } => {
                 body.outcome = Some(*outcome);
                 body.fields = fields.clone();
             }
@@ -192,7 +213,11 @@ impl FactRow {
             | FactKind::ConsentGranted
             | FactKind::ConsentWithdrawn => {}
         }
-        FactRow { key: FactKey::of(fact), body_json: to_json(&body), meta }
+        FactRow {
+            key: FactKey::of(fact),
+            body_json: to_json(&body),
+            meta,
+        }
     }
 
     pub fn same_content(&self, other: &FactRow) -> bool {
@@ -201,30 +226,53 @@ impl FactRow {
 
     /// The core fact and the record type it was checked against.
     pub fn to_fact(&self) -> Result<(Fact, Option<Arc<str>>), StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("fact {}: {what}", crate::ItemKey::Fact(self.key.clone())));
-        let body: FactBody =
-            serde_json::from_str(&self.body_json).map_err(|error| corrupt(&format!("body does not read back: {error}")))?;
-        let record = || self.key.record.clone().ok_or_else(|| corrupt("names no record"));
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "fact {}: {what}",
+                crate::ItemKey::Fact(self.key.clone())
+            ))
+        };
+        let body: FactBody = serde_json::from_str(&self.body_json)
+            .map_err(|error| corrupt(&format!("body does not read back: {error}")))?;
+        let record = || {
+            self.key
+                .record
+                .clone()
+                .ok_or_else(|| corrupt("names no record"))
+        };
         let kind = match self.key.kind.as_str() {
             "retracted" => FactKind::Retracted { record: record()? },
             "repaired" => FactKind::Repaired { record: record()? },
             "corrected" => FactKind::Corrected {
                 record: record()?,
-                fields: body.fields.clone().ok_or_else(|| corrupt("a correction without fields"))?,
+                fields: body
+                    .fields
+                    .clone()
+                    .ok_or_else(|| corrupt("a correction without fields"))?,
                 occurred_at: body.occurred_at,
                 decided_at: body.decided_at,
             },
-            "disputed" => FactKind::Disputed { record: record()?, statement: body.statement.clone() },
+            "disputed" => FactKind::Disputed {
+                record: record()?,
+                statement: body.statement.clone(),
+            },
             "resolved" => FactKind::Resolved {
                 record: record()?,
-                outcome: body.outcome.ok_or_else(|| corrupt("a resolution without outcome"))?,
+                outcome: body
+                    .outcome
+                    .ok_or_else(|| corrupt("a resolution without outcome"))?,
                 fields: body.fields.clone(),
             },
             "consent_granted" => FactKind::ConsentGranted,
             "consent_withdrawn" => FactKind::ConsentWithdrawn,
             other => return Err(corrupt(&format!("unknown kind `{other}`"))),
         };
-        let fact = Fact { subject: self.key.subject, at: self.key.at, by: self.key.by.clone(), kind };
+        let fact = Fact {
+            subject: self.key.subject,
+            at: self.key.at,
+            by: self.key.by.clone(),
+            kind,
+        };
         Ok((fact, body.record_type))
     }
 }
@@ -242,7 +290,82 @@ pub(crate) fn fact_kind_name(kind: &FactKind) -> &'static str {
     }
 }
 
+/// Reads a field map as the core's `Value` reads it (booleans, integers
+/// that fit an `i64`, other numbers, text), without the trial and error of
+/// its untagged derive: fields are decoded for every record of every
+/// subject a batch touches.
+pub fn decode_fields(json: &str) -> Result<Fields, serde_json::Error> {
+    let map: BTreeMap<Arc<str>, FieldValue> = serde_json::from_str(json)?;
+    Ok(map.into_iter().map(|(name, FieldValue(value))| (name, value)).collect())
+}
+
+struct FieldValue(Value);
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl serde::de::Visitor<'_> for FieldVisitor {
+    type Value = FieldValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a boolean, a number or a string")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<FieldValue, E> {
+        Ok(FieldValue(Value::Bool(value)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<FieldValue, E> {
+        Ok(FieldValue(Value::Int(value)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<FieldValue, E> {
+        Ok(FieldValue(match i64::try_from(value) {
+            Ok(value) => Value::Int(value),
+            Err(_) => Value::Number(value as f64),
+        }))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<FieldValue, E> {
+        Ok(FieldValue(Value::Number(value)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<FieldValue, E> {
+        Ok(FieldValue(Value::Text(Arc::from(value))))
+    }
+}
+
+fn optional_fields<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Fields>, D::Error> {
+    let map: Option<BTreeMap<Arc<str>, FieldValue>> = Option::deserialize(deserializer)?;
+    Ok(map.map(|map| map.into_iter().map(|(name, FieldValue(value))| (name, value)).collect()))
+}
+
 /// Serialises plain data (maps with string keys, finite numbers): cannot fail.
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast decoder must read exactly what the core's derive reads.
+    #[test]
+    fn fields_decode_like_the_core_value() {
+        let json = r#"{"a":true,"b":-3,"c":18446744073709551615,"d":2.5,"e":1.0,"f":"text","g":9007199254740993}"#;
+        let ours = decode_fields(json).expect("decode");
+        let core: Fields = serde_json::from_str(json).expect("decode with the core's derive");
+        assert_eq!(ours, core);
+        assert_eq!(ours.get("e"), Some(&Value::Number(1.0)));
+        assert_eq!(ours.get("g"), Some(&Value::Int(9_007_199_254_740_993)));
+        assert!(decode_fields(r#"{"a":[1]}"#).is_err());
+        assert!(decode_fields(r#"{"a":null}"#).is_err());
+    }
 }

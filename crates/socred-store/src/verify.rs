@@ -23,7 +23,10 @@ const PAGE: usize = 1000;
 /// Refolds every subject with a stored state and compares: its own state,
 /// then the entries that reach it from others. Returns every mismatch
 /// (empty when the store is consistent).
-pub async fn verify_states(store: &dyn Store, engine: &Engine) -> Result<Vec<StateMismatch>, StoreError> {
+pub async fn verify_states(
+    store: &dyn Store,
+    engine: &Engine,
+) -> Result<Vec<StateMismatch>, StoreError> {
     let mut mismatches = Vec::new();
     let mut expected_derived: BTreeMap<SubjectId, Vec<DerivedEntry>> = BTreeMap::new();
     let mut stored_derived: BTreeMap<SubjectId, Vec<DerivedEntry>> = BTreeMap::new();
@@ -40,19 +43,29 @@ pub async fn verify_states(store: &dyn Store, engine: &Engine) -> Result<Vec<Sta
                 expected_derived.entry(target).or_default().push(entry);
             }
             let Some(mut stored) = store.state(subject).await? else {
-                mismatches.push(StateMismatch { subject, reason: "listed but has no stored state".into() });
+                mismatches.push(StateMismatch {
+                    subject,
+                    reason: "listed but has no stored state".into(),
+                });
                 continue;
             };
             stored_derived.insert(subject, std::mem::take(&mut stored.derived));
             if stored != fresh {
-                mismatches.push(StateMismatch { subject, reason: describe(&stored, &fresh) });
+                mismatches.push(StateMismatch {
+                    subject,
+                    reason: describe(&stored, &fresh),
+                });
             }
         }
     }
     // Subjects reached by others but without records of their own.
     for target in expected_derived.keys() {
         if !stored_derived.contains_key(target) {
-            let derived = store.state(*target).await?.map(|s| s.derived).unwrap_or_default();
+            let derived = store
+                .state(*target)
+                .await?
+                .map(|s| s.derived)
+                .unwrap_or_default();
             stored_derived.insert(*target, derived);
         }
     }
@@ -75,7 +88,11 @@ pub async fn verify_states(store: &dyn Store, engine: &Engine) -> Result<Vec<Sta
 
 fn describe(stored: &socred_core::SubjectState, fresh: &socred_core::SubjectState) -> String {
     if stored.records.len() != fresh.records.len() {
-        return format!("stored state has {} records, its records give {}", stored.records.len(), fresh.records.len());
+        return format!(
+            "stored state has {} records, its records give {}",
+            stored.records.len(),
+            fresh.records.len()
+        );
     }
     if stored.effects != fresh.effects {
         return format!(

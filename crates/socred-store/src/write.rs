@@ -26,7 +26,12 @@ pub const KNOWN_AT: Day = Day::MAX;
 
 /// The fold a store keeps: the subject's records and facts in effect, all
 /// known. Every backend and `socred verify` use this one function.
-pub fn fold_subject(engine: &Engine, subject: SubjectId, records: &[Record], facts: &[Fact]) -> SubjectState {
+pub fn fold_subject(
+    engine: &Engine,
+    subject: SubjectId,
+    records: &[Record],
+    facts: &[Fact],
+) -> SubjectState {
     engine.fold(subject, records, facts, KNOWN_AT)
 }
 
@@ -50,14 +55,22 @@ pub struct ListRow {
 pub fn list_rows(state: &SubjectState, derived: &[(SubjectId, DerivedEntry)]) -> Vec<ListRow> {
     let mut rows = Vec::new();
     for effect in &state.effects {
-        let Source::ListEntry { list } = &effect.source else { continue };
-        let Some(record) = state.records.get(effect.record as usize) else { continue };
+        let Source::ListEntry { list } = &effect.source else {
+            continue;
+        };
+        let Some(record) = state.records.get(effect.record as usize) else {
+            continue;
+        };
         // An entry counts while the record is in the file.
         let live = Span {
             start: effect.span.start.max(record.decided_at),
             end: effect.span.end.min(record.retained_until),
         };
-        let holes: &[Span] = if record.suspend_when_disputed { &record.disputes } else { &[] };
+        let holes: &[Span] = if record.suspend_when_disputed {
+            &record.disputes
+        } else {
+            &[]
+        };
         for piece in subtract(live, holes) {
             rows.push(ListRow {
                 list: list.clone(),
@@ -97,10 +110,16 @@ fn subtract(span: Span, holes: &[Span]) -> Vec<Span> {
                 continue;
             }
             if piece.start < hole.start {
-                next.push(Span { start: piece.start, end: hole.start });
+                next.push(Span {
+                    start: piece.start,
+                    end: hole.start,
+                });
             }
             if hole.end < piece.end {
-                next.push(Span { start: hole.end, end: piece.end });
+                next.push(Span {
+                    start: hole.end,
+                    end: piece.end,
+                });
             }
         }
         pieces = next;
@@ -219,7 +238,10 @@ pub trait WriteTx {
     /// A queue position above every one given so far.
     fn next_pending_seq(&mut self) -> Result<u64, StoreError>;
     /// The records and facts in effect about `subject`.
-    fn load_subject(&mut self, subject: SubjectId) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError>;
+    fn load_subject(
+        &mut self,
+        subject: SubjectId,
+    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError>;
     /// Replaces the subject's state (JSON of a state with no `derived`), and
     /// every list row and derived entry whose source is `subject`. Returns
     /// whether the subject had no state before.
@@ -247,7 +269,11 @@ pub struct Writer<'e> {
 
 impl<'e> Writer<'e> {
     pub fn new(engine: &'e Engine, now_ms: i64) -> Writer<'e> {
-        Writer { engine, now_ms, delta: CountsDelta::default() }
+        Writer {
+            engine,
+            now_ms,
+            delta: CountsDelta::default(),
+        }
     }
 
     /// Stores a batch (see [`crate::Store::ingest`]), refolds the subjects it
@@ -289,7 +315,11 @@ impl<'e> Writer<'e> {
         })
     }
 
-    fn ingest_one(&mut self, tx: &mut impl WriteTx, submission: Submission) -> Result<Outcome, StoreError> {
+    fn ingest_one(
+        &mut self,
+        tx: &mut impl WriteTx,
+        submission: Submission,
+    ) -> Result<Outcome, StoreError> {
         match &submission.item {
             Item::Record(record) => {
                 let meta = self.meta(tx, &submission)?;
@@ -307,7 +337,9 @@ impl<'e> Writer<'e> {
             }
             Item::Fact { fact, record_type } => {
                 if let Some(key) = fact.record() {
-                    let Some(record) = tx.record(key)? else { return Ok(Outcome::UnknownRecord) };
+                    let Some(record) = tx.record(key)? else {
+                        return Ok(Outcome::UnknownRecord);
+                    };
                     if record.subject != fact.subject || record.meta.status != Status::Effective {
                         return Ok(Outcome::UnknownRecord);
                     }
@@ -328,7 +360,10 @@ impl<'e> Writer<'e> {
                 match tx.insert_fact(&row)? {
                     None => Ok(self.stored(row.meta.status, Kind::Fact)),
                     Some(held) if !held.same_content(&row) => Ok(Outcome::Conflict {
-                        reason: format!("{} is already stored with other content", ItemKey::Fact(row.key.clone())),
+                        reason: format!(
+                            "{} is already stored with other content",
+                            ItemKey::Fact(row.key.clone())
+                        ),
                     }),
                     Some(held) => Ok(replay(&held.meta, &ItemKey::Fact(held.key.clone()))),
                 }
@@ -364,7 +399,9 @@ impl<'e> Writer<'e> {
         }
         if let Item::Fact { fact, .. } = &item {
             if let Some(record) = fact.record() {
-                let live = tx.record(record)?.is_some_and(|r| r.meta.status == Status::Effective);
+                let live = tx
+                    .record(record)?
+                    .is_some_and(|r| r.meta.status == Status::Effective);
                 if !live {
                     return Err(StoreError::Conflict(format!(
                         "{key} names record {}/{}, which is not in effect",
@@ -426,27 +463,43 @@ impl<'e> Writer<'e> {
         Ok(pending)
     }
 
-    fn pending_item(&self, tx: &mut impl WriteTx, key: &ItemKey) -> Result<(Item, ItemMeta), StoreError> {
+    fn pending_item(
+        &self,
+        tx: &mut impl WriteTx,
+        key: &ItemKey,
+    ) -> Result<(Item, ItemMeta), StoreError> {
         let (item, meta) = match key {
             ItemKey::Record(record_key) => {
-                let row = tx.record(record_key)?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+                let row = tx
+                    .record(record_key)?
+                    .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
                 (row.to_item(&self.engine.rulebook)?, row.meta)
             }
             ItemKey::Fact(fact_key) => {
-                let row = tx.fact(fact_key)?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+                let row = tx
+                    .fact(fact_key)?
+                    .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
                 let (fact, record_type) = row.to_fact()?;
                 (Item::Fact { fact, record_type }, row.meta)
             }
         };
         match meta.status {
             Status::Pending => Ok((item, meta)),
-            Status::Effective => Err(StoreError::Conflict(format!("{key} is not waiting for review: it is in effect"))),
-            Status::Rejected => Err(StoreError::Conflict(format!("{key} is not waiting for review: it was rejected"))),
+            Status::Effective => Err(StoreError::Conflict(format!(
+                "{key} is not waiting for review: it is in effect"
+            ))),
+            Status::Rejected => Err(StoreError::Conflict(format!(
+                "{key} is not waiting for review: it was rejected"
+            ))),
         }
     }
 
     /// Refolds `subjects` (any order, repeats allowed) and writes their states.
-    pub fn refold(&mut self, tx: &mut impl WriteTx, mut subjects: Vec<SubjectId>) -> Result<(), StoreError> {
+    pub fn refold(
+        &mut self,
+        tx: &mut impl WriteTx,
+        mut subjects: Vec<SubjectId>,
+    ) -> Result<(), StoreError> {
         subjects.sort_unstable();
         subjects.dedup();
         let mut loaded = Vec::with_capacity(subjects.len());
@@ -465,7 +518,11 @@ impl<'e> Writer<'e> {
 
     /// Refolds subjects and adds the subjects' count change, for backends
     /// that recompute outside ingestion.
-    pub fn recompute(mut self, tx: &mut impl WriteTx, subjects: Vec<SubjectId>) -> Result<(), StoreError> {
+    pub fn recompute(
+        mut self,
+        tx: &mut impl WriteTx,
+        subjects: Vec<SubjectId>,
+    ) -> Result<(), StoreError> {
         self.refold(tx, subjects)?;
         tx.add_counts(self.delta)
     }
@@ -516,7 +573,11 @@ pub fn fold_loaded(engine: &Engine, loaded: Vec<Loaded>) -> Result<Vec<Folded>, 
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(StoreError::Corrupt("the fold of a subject panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StoreError::Corrupt("the fold of a subject panicked".into()))
+                })
+            })
             .collect()
     });
     let mut out = Vec::with_capacity(loaded.len());
@@ -526,7 +587,10 @@ pub fn fold_loaded(engine: &Engine, loaded: Vec<Loaded>) -> Result<Vec<Folded>, 
     Ok(out)
 }
 
-fn fold_one(engine: &Engine, (subject, record_rows, fact_rows): &Loaded) -> Result<Folded, StoreError> {
+fn fold_one(
+    engine: &Engine,
+    (subject, record_rows, fact_rows): &Loaded,
+) -> Result<Folded, StoreError> {
     let rulebook = &*engine.rulebook;
     let mut records = Vec::with_capacity(record_rows.len());
     for row in record_rows {
@@ -542,13 +606,21 @@ fn fold_one(engine: &Engine, (subject, record_rows, fact_rows): &Loaded) -> Resu
     let derived = engine.reach(&state);
     let rows = list_rows(&state, &derived);
     close_open_ends(&mut state);
-    let json = serde_json::to_string(&state)
-        .map_err(|error| StoreError::Corrupt(format!("state of {subject} does not serialise: {error}")))?;
-    Ok(Folded { subject: *subject, json, rows, derived })
+    let json = serde_json::to_string(&state).map_err(|error| {
+        StoreError::Corrupt(format!("state of {subject} does not serialise: {error}"))
+    })?;
+    Ok(Folded {
+        subject: *subject,
+        json,
+        rows,
+        derived,
+    })
 }
 
 /// Groups derived entries by the subject they reach, sorted as the core sorts them.
-pub fn derived_by_target(derived: Vec<(SubjectId, DerivedEntry)>) -> BTreeMap<SubjectId, Vec<DerivedEntry>> {
+pub fn derived_by_target(
+    derived: Vec<(SubjectId, DerivedEntry)>,
+) -> BTreeMap<SubjectId, Vec<DerivedEntry>> {
     let mut map: BTreeMap<SubjectId, Vec<DerivedEntry>> = BTreeMap::new();
     for (target, entry) in derived {
         map.entry(target).or_default().push(entry);

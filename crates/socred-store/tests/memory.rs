@@ -7,7 +7,10 @@ async fn make_store() -> (MemoryStore, ()) {
 }
 
 fn tamper(store: &MemoryStore, seq: u64) {
-    assert!(store.alter_audit_entry_for_tests(seq, "nothing happened here"), "no audit entry {seq}");
+    assert!(
+        store.alter_audit_entry_for_tests(seq, "nothing happened here"),
+        "no audit entry {seq}"
+    );
 }
 
 socred_store::conformance_tests!(make: make_store(), tamper: tamper);

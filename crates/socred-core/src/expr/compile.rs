@@ -8,11 +8,100 @@
 
 use std::sync::Arc;
 
-use cel::common::ast::{operators, CallExpr, Expr, IdedExpr, ListExpr, LiteralValue, SelectExpr, SourceInfo};
+use cel::common::ast::{
+    operators, CallExpr, Expr, IdedExpr, ListExpr, LiteralValue, SelectExpr, SourceInfo,
+};
 
-use super::eval::{Accessor, Const, Kinds, Node, Op1, Op2, Switch, EMPTY_CONTEXT};
-use super::{ExprError, Scope};
+use super::eval::{Accessor, Const, Kinds, Op1, Op2};
+use super::ir::{Node, Switch};
+use super::lower::{lower, Specialise};
+use super::{Context, ExprError, Scope};
+use crate::id::SubjectKind;
 use crate::record::FieldType;
+
+/// Sources are at most this long. The parser recurses once per nesting
+/// level, and a sum of a few thousand terms overflowed a thread's stack;
+/// rulebook expressions are a line or two.
+pub(super) const SOURCE_BYTES_MAX: usize = 4096;
+
+/// A compile reports at most this many problems, and then how many more.
+pub(super) const ERRORS_MAX: usize = 32;
+
+/// An expression checked against its scope, ready to be lowered.
+pub(super) struct Checked {
+    pub node: Node,
+    pub kinds: Kinds,
+    /// The fields read, in the order `Node::Field` indexes them.
+    pub field_names: Vec<Arc<str>>,
+}
+
+/// Parses and checks `source`, reporting every problem found, each with its
+/// byte offset in `source` where known.
+pub(super) fn check(source: &str, scope: Scope<'_>) -> Result<Checked, Vec<ExprError>> {
+    if source.len() > SOURCE_BYTES_MAX {
+        return Err(vec![ExprError {
+            message: format!(
+                "the expression is {} bytes long; the limit is {SOURCE_BYTES_MAX}",
+                source.len()
+            ),
+            offset: None,
+        }]);
+    }
+    let (ast, info) = match cel::parser::Parser::new().parse_with_source_info(source) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            return Err(errors
+                .errors
+                .iter()
+                .map(|e| ExprError {
+                    message: e.msg.clone(),
+                    offset: byte_offset(source, e.pos),
+                })
+                .collect())
+        }
+    };
+    let mut compiler = Compiler::new(source, &info, scope);
+    let compiled = compiler.expr(&ast);
+    match compiled {
+        Some((node, kinds)) if compiler.errors.is_empty() => Ok(Checked {
+            node,
+            kinds,
+            field_names: compiler.field_names,
+        }),
+        _ => {
+            let mut errors = compiler.errors;
+            errors.sort_by_key(|e| e.offset);
+            if errors.len() > ERRORS_MAX {
+                let more = errors.len() - ERRORS_MAX;
+                errors.truncate(ERRORS_MAX);
+                errors.push(ExprError {
+                    message: format!("and {more} more problems"),
+                    offset: None,
+                });
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// The byte offset of a parser position: a 1-based line and a 1-based column
+/// counted in characters. Positions past the end of a line clamp to it.
+fn byte_offset(source: &str, (line, column): (isize, isize)) -> Option<usize> {
+    let line_index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let column_index = usize::try_from(column).ok()?.checked_sub(1)?;
+    let mut start = 0;
+    for (i, text) in source.split_inclusive('\n').enumerate() {
+        if i == line_index {
+            let within = text
+                .char_indices()
+                .nth(column_index)
+                .map_or(text.len(), |(at, _)| at);
+            return Some(start + within);
+        }
+        start += text.len();
+    }
+    Some(source.len())
+}
 
 /// Expressions nest at most this deep; evaluation recurses once per level.
 const DEPTH_MAX: usize = 100;
@@ -21,7 +110,7 @@ const DEPTH_MAX: usize = 100;
 /// error was reported inside it.
 type Compiled = Option<(Node, Kinds)>;
 
-pub(super) struct Compiler<'s> {
+struct Compiler<'s> {
     source: &'s str,
     info: &'s SourceInfo,
     scope: Scope<'s>,
@@ -29,12 +118,12 @@ pub(super) struct Compiler<'s> {
     /// The depth limit is reported once, not once per node beyond it.
     too_deep: bool,
     /// The fields read, in the order `Node::Field` indexes them.
-    pub field_names: Vec<Arc<str>>,
-    pub errors: Vec<ExprError>,
+    field_names: Vec<Arc<str>>,
+    errors: Vec<ExprError>,
 }
 
 impl<'s> Compiler<'s> {
-    pub fn new(source: &'s str, info: &'s SourceInfo, scope: Scope<'s>) -> Self {
+    fn new(source: &'s str, info: &'s SourceInfo, scope: Scope<'s>) -> Self {
         Compiler {
             source,
             info,
@@ -62,13 +151,16 @@ impl<'s> Compiler<'s> {
         self.error(self.offset(id), message)
     }
 
-    pub fn expr(&mut self, e: &IdedExpr) -> Compiled {
+    fn expr(&mut self, e: &IdedExpr) -> Compiled {
         if self.depth >= DEPTH_MAX {
             if self.too_deep {
                 return None;
             }
             self.too_deep = true;
-            return self.error_at(e.id, format!("expression nests deeper than {DEPTH_MAX} levels"));
+            return self.error_at(
+                e.id,
+                format!("expression nests deeper than {DEPTH_MAX} levels"),
+            );
         }
         self.depth += 1;
         let compiled = self.expr_inner(e);
@@ -83,13 +175,16 @@ impl<'s> Compiler<'s> {
             Expr::Select(select) => self.select(e.id, select),
             Expr::List(list) => {
                 let (items, _) = self.list_items(e.id, list)?;
-                Some((Node::List(items.into_boxed_slice()), Kinds::LIST))
+                Some((Node::List(items), Kinds::LIST))
             }
             Expr::Call(call) => self.call(e.id, call),
             Expr::Map(_) => self.error_at(e.id, "map literals are not supported"),
             Expr::Struct(s) => self.error_at(
                 e.id,
-                format!("message construction `{}{{…}}` is not supported", s.type_name),
+                format!(
+                    "message construction `{}{{…}}` is not supported",
+                    s.type_name
+                ),
             ),
             Expr::Comprehension(_) => self.error_at(
                 e.id,
@@ -157,7 +252,11 @@ impl<'s> Compiler<'s> {
     fn field_offset(&self, select_id: u64, select: &SelectExpr) -> Option<usize> {
         if let Some((_, operand_end)) = self.info.offset_for(select.operand.id) {
             let after = operand_end as usize + 1;
-            if let Some(found) = self.source.get(after..).and_then(|rest| rest.find(select.field.as_str())) {
+            if let Some(found) = self
+                .source
+                .get(after..)
+                .and_then(|rest| rest.find(select.field.as_str()))
+            {
                 return Some(after + found);
             }
         }
@@ -216,7 +315,10 @@ impl<'s> Compiler<'s> {
             }
             _ => {
                 let (_, kinds) = self.ident(select.operand.id, root)?;
-                return self.error_at(id, format!("cannot select `.{field}` from `{root}` ({kinds})"));
+                return self.error_at(
+                    id,
+                    format!("cannot select `.{field}` from `{root}` ({kinds})"),
+                );
             }
         };
         if select.test {
@@ -286,7 +388,9 @@ impl<'s> Compiler<'s> {
                 self.args(&call.args.iter().collect::<Vec<_>>());
                 self.error_at(id, "indexing with `[…]` is not supported")
             }
-            (operators::OPT_SELECT, ..) => self.error_at(id, "optional selection `.?` is not supported"),
+            (operators::OPT_SELECT, ..) => {
+                self.error_at(id, "optional selection `.?` is not supported")
+            }
             ("size", None, [x]) | ("size", Some(x), []) => self.unary(id, Op1::Size, x, "`size`"),
             ("int", None, [x]) => self.unary(id, Op1::Int, x, "`int`"),
             ("double", None, [x]) => self.unary(id, Op1::Double, x, "`double`"),
@@ -329,7 +433,9 @@ impl<'s> Compiler<'s> {
 
     fn unary(&mut self, id: u64, op: Op1, x: &IdedExpr, what: &str) -> Compiled {
         let (x, kinds) = self.expr(x)?;
-        let result = kinds.each().fold(Kinds::NONE, |acc, k| acc.union(op.rule(k)));
+        let result = kinds
+            .each()
+            .fold(Kinds::NONE, |acc, k| acc.union(op.rule(k)));
         if result.is_empty() {
             let message = match op {
                 Op1::Not => format!("`!` needs a bool, got {kinds}"),
@@ -416,7 +522,10 @@ impl<'s> Compiler<'s> {
         let compiled = self.args(&[c, t, e])?;
         let [(c, kc), (t, kt), (e, ke)]: [(Node, Kinds); 3] = compiled.try_into().ok()?;
         if !kc.intersects(Kinds::BOOL) {
-            return self.error_at(id, format!("the condition of `? :` must be a bool, got {kc}"));
+            return self.error_at(
+                id,
+                format!("the condition of `? :` must be a bool, got {kc}"),
+            );
         }
         Some((conditional(c, t, e), kt.union(ke)))
     }
@@ -428,7 +537,10 @@ impl<'s> Compiler<'s> {
             (Expr::Ident(name), Scope::Subject) if name == "lists" => {
                 let (needle, kinds) = compiled_needle?;
                 if !kinds.intersects(Kinds::STRING) {
-                    return self.error_at(id, format!("`in lists` needs a list id (a string), got {kinds}"));
+                    return self.error_at(
+                        id,
+                        format!("`in lists` needs a list id (a string), got {kinds}"),
+                    );
                 }
                 return Some((Node::InLists(Box::new(needle)), Kinds::BOOL));
             }
@@ -447,12 +559,7 @@ impl<'s> Compiler<'s> {
                 format!("`in` looks for {kinds} in a list of {item_kinds}: it can never be found"),
             );
         }
-        let consts: Option<Vec<Const>> = items.iter().map(|item| item.as_const().cloned()).collect();
-        let node = match consts {
-            Some(consts) => Node::InConsts(Box::new(needle), consts.into_boxed_slice()),
-            None => Node::InNodes(Box::new(needle), items.into_boxed_slice()),
-        };
-        Some((fold(node), Kinds::BOOL))
+        Some((fold(Node::In(Box::new(needle), items)), Kinds::BOOL))
     }
 }
 
@@ -483,20 +590,34 @@ fn binary_operator(name: &str) -> Option<Op2> {
     })
 }
 
+/// A context for folding constants: constant subtrees never read it.
+const EMPTY_CONTEXT: Context<'static> = Context {
+    fields: None,
+    record_type: "",
+    provider: "",
+    subject_kind: SubjectKind::Person,
+    profession: "",
+    score: None,
+    grade: "",
+    lists: &[],
+};
+
 /// Replaces a node whose operands are all constants by its value, when it
 /// evaluates without error (an error stays for run time to report).
 fn fold(node: Node) -> Node {
+    let is_const = |x: &Node| x.as_const().is_some();
     let constant = match &node {
-        Node::Unary(_, x) => x.as_const().is_some(),
-        Node::Binary(_, xs) | Node::And(xs) | Node::Or(xs) => xs.iter().all(|x| x.as_const().is_some()),
-        Node::Cond(xs) => xs.iter().all(|x| x.as_const().is_some()),
-        Node::InConsts(needle, _) => needle.as_const().is_some(),
+        Node::Unary(_, x) => is_const(x),
+        Node::Binary(_, xs) | Node::And(xs) | Node::Or(xs) => xs.iter().all(is_const),
+        Node::Cond(xs) => xs.iter().all(is_const),
+        Node::In(needle, items) => is_const(needle) && items.iter().all(is_const),
         _ => false,
     };
     if !constant {
         return node;
     }
-    let folded = node.eval(&EMPTY_CONTEXT).ok().and_then(|v| v.to_const());
+    let tree = lower(&node, Specialise::Yes);
+    let folded = tree.value(&EMPTY_CONTEXT).ok().and_then(|v| v.to_const());
     match folded {
         Some(c) => Node::Const(c),
         None => node,

@@ -1,16 +1,16 @@
-//! The compiled form of an expression, a tree of [`Node`]s, and its
-//! evaluation.
+//! Values, errors and the semantics of the operators, shared by the
+//! compiler (kinds, constant folding) and the executable tree.
 //!
-//! The tree is walked with one `match` per node and no allocation in the
-//! common cases: field values and strings are borrowed from the [`Context`]
-//! or from the tree itself (`V<'a>` lives as long as both), and the few
-//! operations that must build something (string concatenation, `string(x)`,
-//! a list literal used as a value) are the only ones that allocate. A value
-//! and an error are each at most two words, so that `Result<V, EvalError>` is
-//! returned in registers: with a larger value, evaluation spent most of its
-//! time copying results through the stack. The static kinds the compiler
-//! computes are a superset of what evaluation can produce (a property test
-//! checks this), so the two halves share the operator tables below.
+//! Nothing here allocates in the common cases: field values and strings are
+//! borrowed from the [`Context`] or from the tree (`V<'a>` lives as long as
+//! both), and only the operations that must build something (string
+//! concatenation, `string(x)`, a list literal used as a value) allocate. A
+//! value and an error are each one tag and one word, laid out so that a
+//! `Result<V, EvalError>` is copied as two whole words: with narrower pieces
+//! in the padding, each copy of a result stalled on store forwarding and
+//! evaluation took twice as long. The static kinds the compiler computes
+//! (the `rule` tables) are a superset of what evaluation produces here, which
+//! a property test checks.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -114,6 +114,13 @@ pub(super) enum Const {
 }
 
 impl Const {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Const::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn value(&self) -> V<'_> {
         match self {
             Const::Null => V::Null,
@@ -140,11 +147,21 @@ pub(super) enum V<'a> {
     Str(&'a &'a str),
     /// A string of a record's fields or of the tree.
     Shared(&'a Arc<str>),
-    /// A string built during evaluation (concatenation, `string(x)`).
-    Owned(Box<String>),
-    List(Box<Vec<V<'a>>>),
     /// The ids of the lists the subject is on.
     Lists(&'a &'a [Arc<str>]),
+    /// A value built during evaluation. Everything that owns memory is
+    /// behind this one variant, so that dropping a value is one tag test
+    /// before any call: with two owning variants the drop glue was a call at
+    /// every node and cost as much as the comparison it followed.
+    Owned(Box<Owned<'a>>),
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Owned<'a> {
+    /// Concatenation, `string(x)`.
+    Str(String),
+    /// A list literal used as a value.
+    List(Vec<V<'a>>),
 }
 
 impl<'a> V<'a> {
@@ -154,23 +171,42 @@ impl<'a> V<'a> {
             V::Bool(_) => Kinds::BOOL,
             V::Int(_) => Kinds::INT,
             V::Double(_) => Kinds::DOUBLE,
-            V::Str(_) | V::Shared(_) | V::Owned(_) => Kinds::STRING,
-            V::List(_) | V::Lists(_) => Kinds::LIST,
+            V::Str(_) | V::Shared(_) => Kinds::STRING,
+            V::Lists(_) => Kinds::LIST,
+            V::Owned(owned) => match **owned {
+                Owned::Str(_) => Kinds::STRING,
+                Owned::List(_) => Kinds::LIST,
+            },
         }
     }
 
-    fn as_str(&self) -> Option<&str> {
+    pub fn string(s: String) -> V<'a> {
+        V::Owned(Box::new(Owned::Str(s)))
+    }
+
+    pub fn list(items: Vec<V<'a>>) -> V<'a> {
+        V::Owned(Box::new(Owned::List(items)))
+    }
+
+    #[inline]
+    pub fn as_str(&self) -> Option<&str> {
         match self {
             V::Str(s) => Some(s),
             V::Shared(s) => Some(s),
-            V::Owned(s) => Some(s),
+            V::Owned(owned) => match &**owned {
+                Owned::Str(s) => Some(s),
+                Owned::List(_) => None,
+            },
             _ => None,
         }
     }
 
     fn len(&self) -> Option<usize> {
         match self {
-            V::List(items) => Some(items.len()),
+            V::Owned(owned) => match &**owned {
+                Owned::List(items) => Some(items.len()),
+                Owned::Str(_) => None,
+            },
             V::Lists(ids) => Some(ids.len()),
             _ => None,
         }
@@ -179,7 +215,10 @@ impl<'a> V<'a> {
     /// The `i`-th element of a list.
     fn item(&self, i: usize) -> Option<V<'_>> {
         match self {
-            V::List(items) => items.get(i).cloned(),
+            V::Owned(owned) => match &**owned {
+                Owned::List(items) => items.get(i).cloned(),
+                Owned::Str(_) => None,
+            },
             V::Lists(ids) => ids.get(i).map(V::Shared),
             _ => None,
         }
@@ -193,9 +232,13 @@ impl<'a> V<'a> {
             V::Double(x) => Outcome::Double(*x),
             V::Str(s) => Outcome::Text((**s).into()),
             V::Shared(s) => Outcome::Text(Arc::clone(s)),
-            V::Owned(s) => Outcome::Text(s.as_str().into()),
-            V::List(items) => Outcome::List(items.iter().map(V::to_outcome).collect()),
-            V::Lists(ids) => Outcome::List(ids.iter().map(|id| Outcome::Text(id.clone())).collect()),
+            V::Owned(owned) => match &**owned {
+                Owned::Str(s) => Outcome::Text(s.as_str().into()),
+                Owned::List(items) => Outcome::List(items.iter().map(V::to_outcome).collect()),
+            },
+            V::Lists(ids) => {
+                Outcome::List(ids.iter().map(|id| Outcome::Text(id.clone())).collect())
+            }
         }
     }
 
@@ -208,8 +251,11 @@ impl<'a> V<'a> {
             V::Double(x) => Some(Const::Double(*x)),
             V::Str(s) => Some(Const::Str((**s).into())),
             V::Shared(s) => Some(Const::Str(Arc::clone(s))),
-            V::Owned(s) => Some(Const::Str(s.as_str().into())),
-            V::List(_) | V::Lists(_) => None,
+            V::Owned(owned) => match &**owned {
+                Owned::Str(s) => Some(Const::Str(s.as_str().into())),
+                Owned::List(_) => None,
+            },
+            V::Lists(_) => None,
         }
     }
 }
@@ -242,14 +288,24 @@ pub(super) enum EvalError {
     MissingField(u32),
     /// An operator or function applied to kinds it is not defined for
     /// (`right` is NONE for a unary one).
-    NoOverload { op: Op, left: Kinds, right: Kinds },
+    NoOverload {
+        op: Op,
+        left: Kinds,
+        right: Kinds,
+    },
     /// A value that must be a bool (an operand of `&&`, a condition) is not.
-    NotBool { role: Role, got: Kinds },
+    NotBool {
+        role: Role,
+        got: Kinds,
+    },
     Overflow(Op2),
     NegationOverflow,
     DivisionByZero,
     ModuloByZero,
-    Conversion { to: Op1, from: Kinds },
+    Conversion {
+        to: Op1,
+        from: Kinds,
+    },
 }
 
 impl EvalError {
@@ -294,7 +350,7 @@ impl EvalError {
     }
 }
 
-pub(super) type Eval<'a> = Result<V<'a>, EvalError>;
+pub(super) type Evaluated<'a> = Result<V<'a>, EvalError>;
 
 /// A value read from the context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +365,20 @@ pub(super) enum Accessor {
 }
 
 impl Accessor {
+    /// The accessor's string, without building a value; None for `score`
+    /// and `lists`.
+    #[inline]
+    pub fn str<'a>(self, cx: &'a Context<'a>) -> Option<&'a str> {
+        match self {
+            Accessor::RecordType => Some(cx.record_type),
+            Accessor::Provider => Some(cx.provider),
+            Accessor::SubjectKind => Some(cx.subject_kind.as_str()),
+            Accessor::Profession => Some(cx.profession),
+            Accessor::Grade => Some(cx.grade),
+            Accessor::Score | Accessor::Lists => None,
+        }
+    }
+
     pub fn get<'a>(self, cx: &'a Context<'a>) -> V<'a> {
         match self {
             Accessor::RecordType => V::Str(&cx.record_type),
@@ -391,7 +461,10 @@ pub(super) enum Op2 {
 
 impl Op2 {
     pub fn is_comparison(self) -> bool {
-        matches!(self, Op2::Eq | Op2::Ne | Op2::Lt | Op2::Le | Op2::Gt | Op2::Ge)
+        matches!(
+            self,
+            Op2::Eq | Op2::Ne | Op2::Lt | Op2::Le | Op2::Gt | Op2::Ge
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -443,7 +516,7 @@ impl Op2 {
 }
 
 #[inline]
-pub(super) fn field<'a>(cx: &'a Context<'a>, name: &str, index: u32) -> Eval<'a> {
+pub(super) fn field<'a>(cx: &'a Context<'a>, name: &str, index: u32) -> Evaluated<'a> {
     match cx.fields.and_then(|fields| fields.get(name)) {
         Some(Value::Bool(b)) => Ok(V::Bool(*b)),
         Some(Value::Int(n)) => Ok(V::Int(*n)),
@@ -455,8 +528,32 @@ pub(super) fn field<'a>(cx: &'a Context<'a>, name: &str, index: u32) -> Eval<'a>
 
 /// String equality that skips the byte comparison when both sides are the
 /// same allocation (interned names from the rulebook).
+#[inline]
 pub(super) fn str_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+    a.len() == b.len()
+        && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || same_bytes(a.as_bytes(), b.as_bytes()))
+}
+
+/// Compares slices of equal length. Names and labels are short, and for
+/// 4 to 16 bytes two overlapping word loads beat a call of `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn words<const N: usize>(x: &[u8]) -> Option<(&[u8; N], &[u8; N])> {
+        Some((x.first_chunk::<N>()?, x.last_chunk::<N>()?))
+    }
+    if (8..=16).contains(&a.len()) {
+        if let (Some((a0, a1)), Some((b0, b1))) = (words::<8>(a), words::<8>(b)) {
+            return u64::from_ne_bytes(*a0) == u64::from_ne_bytes(*b0)
+                && u64::from_ne_bytes(*a1) == u64::from_ne_bytes(*b1);
+        }
+    }
+    if (4..8).contains(&a.len()) {
+        if let (Some((a0, a1)), Some((b0, b1))) = (words::<4>(a), words::<4>(b)) {
+            return u32::from_ne_bytes(*a0) == u32::from_ne_bytes(*b0)
+                && u32::from_ne_bytes(*a1) == u32::from_ne_bytes(*b1);
+        }
+    }
+    a == b
 }
 
 /// CEL equality: numbers compare across int and double, values of different
@@ -469,7 +566,7 @@ pub(super) fn equal(a: &V<'_>, b: &V<'_>) -> bool {
         (V::Int(_) | V::Double(_), V::Int(_) | V::Double(_)) => {
             compare_numbers(a, b) == Some(Ordering::Equal)
         }
-        (V::List(_) | V::Lists(_), V::List(_) | V::Lists(_)) => {
+        (V::Owned(_) | V::Lists(_), V::Owned(_) | V::Lists(_)) if a.len().is_some() => {
             let (Some(n), Some(m)) = (a.len(), b.len()) else {
                 return false;
             };
@@ -487,7 +584,7 @@ pub(super) fn equal(a: &V<'_>, b: &V<'_>) -> bool {
 }
 
 #[inline]
-fn compare_numbers(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
+pub(super) fn compare_numbers(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
     match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(y)),
         (V::Int(x), V::Double(y)) => compare_int_double(*x, *y),
@@ -498,7 +595,7 @@ fn compare_numbers(a: &V<'_>, b: &V<'_>) -> Option<Ordering> {
 }
 
 /// Compares exactly, where `i as f64` would round integers above 2^53.
-fn compare_int_double(i: i64, d: f64) -> Option<Ordering> {
+pub(super) fn compare_int_double(i: i64, d: f64) -> Option<Ordering> {
     if d.is_nan() {
         return None;
     }
@@ -509,10 +606,10 @@ fn compare_int_double(i: i64, d: f64) -> Option<Ordering> {
     if d < -9_223_372_036_854_775_808.0 {
         return Some(Ordering::Greater);
     }
-    let whole = d.trunc();
-    // In range, so the cast is exact.
-    match i.cmp(&(whole as i64)) {
-        Ordering::Equal => 0.0f64.partial_cmp(&(d - whole)),
+    // In range, so the cast truncates exactly (and needs no libm `trunc`).
+    let whole = d as i64;
+    match i.cmp(&whole) {
+        Ordering::Equal => 0.0f64.partial_cmp(&(d - whole as f64)),
         other => Some(other),
     }
 }
@@ -525,15 +622,16 @@ fn no_overload(op: Op, a: &V<'_>, b: Option<&V<'_>>) -> EvalError {
     }
 }
 
-pub(super) fn unary(op: Op1, x: V<'_>) -> Eval<'_> {
+pub(super) fn unary(op: Op1, x: V<'_>) -> Evaluated<'_> {
     match (op, x) {
-        (Op1::Neg, V::Int(n)) => n.checked_neg().map(V::Int).ok_or(EvalError::NegationOverflow),
+        (Op1::Neg, V::Int(n)) => n
+            .checked_neg()
+            .map(V::Int)
+            .ok_or(EvalError::NegationOverflow),
         (Op1::Neg, V::Double(d)) => Ok(V::Double(-d)),
         (Op1::Not, V::Bool(b)) => Ok(V::Bool(!b)),
-        (Op1::Size, x @ (V::Str(_) | V::Shared(_) | V::Owned(_))) => {
-            Ok(V::Int(char_count(x.as_str().unwrap_or(""))))
-        }
-        (Op1::Size, x @ (V::List(_) | V::Lists(_))) => {
+        (Op1::Size, x) if x.as_str().is_some() => Ok(V::Int(char_count(x.as_str().unwrap_or("")))),
+        (Op1::Size, x) if x.len().is_some() => {
             let n = x.len().unwrap_or(0);
             Ok(V::Int(i64::try_from(n).unwrap_or(i64::MAX)))
         }
@@ -542,7 +640,7 @@ pub(super) fn unary(op: Op1, x: V<'_>) -> Eval<'_> {
             to: Op1::Int,
             from: Kinds::DOUBLE,
         }),
-        (Op1::Int, x @ (V::Str(_) | V::Shared(_) | V::Owned(_))) => x
+        (Op1::Int, x) if x.as_str().is_some() => x
             .as_str()
             .and_then(|s| s.parse::<i64>().ok())
             .map(V::Int)
@@ -552,7 +650,7 @@ pub(super) fn unary(op: Op1, x: V<'_>) -> Eval<'_> {
             }),
         (Op1::Double, V::Int(n)) => Ok(V::Double(n as f64)),
         (Op1::Double, V::Double(d)) => Ok(V::Double(d)),
-        (Op1::Double, x @ (V::Str(_) | V::Shared(_) | V::Owned(_))) => x
+        (Op1::Double, x) if x.as_str().is_some() => x
             .as_str()
             .and_then(|s| s.parse::<f64>().ok())
             .map(V::Double)
@@ -560,9 +658,9 @@ pub(super) fn unary(op: Op1, x: V<'_>) -> Eval<'_> {
                 to: Op1::Double,
                 from: Kinds::STRING,
             }),
-        (Op1::String, x @ (V::Str(_) | V::Shared(_) | V::Owned(_))) => Ok(x),
-        (Op1::String, V::Int(n)) => Ok(V::Owned(Box::new(n.to_string()))),
-        (Op1::String, V::Double(d)) => Ok(V::Owned(Box::new(d.to_string()))),
+        (Op1::String, x) if x.as_str().is_some() => Ok(x),
+        (Op1::String, V::Int(n)) => Ok(V::string(n.to_string())),
+        (Op1::String, V::Double(d)) => Ok(V::string(d.to_string())),
         (Op1::String, V::Bool(b)) => Ok(V::Str(if b { &"true" } else { &"false" })),
         (op, x) => Err(no_overload(Op::Unary(op), &x, None)),
     }
@@ -575,13 +673,13 @@ fn char_count(s: &str) -> i64 {
 /// Truncates toward zero; None when out of the int range or not a number.
 fn double_to_int(d: f64) -> Option<V<'static>> {
     if d.is_finite() && d > -9_223_372_036_854_775_809.0 && d < 9_223_372_036_854_775_808.0 {
-        Some(V::Int(d.trunc() as i64))
+        Some(V::Int(d as i64))
     } else {
         None
     }
 }
 
-pub(super) fn binary<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Eval<'a> {
+pub(super) fn binary<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Evaluated<'a> {
     match op {
         Op2::Add | Op2::Sub | Op2::Mul | Op2::Div | Op2::Rem => arithmetic(op, a, b),
         Op2::Eq | Op2::Ne | Op2::Lt | Op2::Le | Op2::Gt | Op2::Ge => compare(op, a, b).map(V::Bool),
@@ -631,7 +729,7 @@ pub(super) fn compare(op: Op2, a: &V<'_>, b: &V<'_>) -> Result<bool, EvalError> 
     }))
 }
 
-fn arithmetic<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Eval<'a> {
+fn arithmetic<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Evaluated<'a> {
     match (a, b) {
         (V::Int(x), V::Int(y)) => int_arithmetic(op, *x, *y),
         // Mixed int and double promote to double: fields such as amounts
@@ -644,14 +742,14 @@ fn arithmetic<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Eval<'a> {
                 let mut joined = String::with_capacity(s.len() + t.len());
                 joined.push_str(s);
                 joined.push_str(t);
-                Ok(V::Owned(Box::new(joined)))
+                Ok(V::string(joined))
             }
             _ => Err(no_overload(Op::Binary(op), a, Some(b))),
         },
     }
 }
 
-fn int_arithmetic(op: Op2, x: i64, y: i64) -> Eval<'static> {
+fn int_arithmetic(op: Op2, x: i64, y: i64) -> Evaluated<'static> {
     let result = match op {
         Op2::Add => x.checked_add(y),
         Op2::Sub => x.checked_sub(y),

@@ -5,20 +5,23 @@
 //! Why not walk the [`Node`] enum: an interpreter's single `match` is one
 //! indirect branch that every node goes through, which the processor cannot
 //! predict, and its arms share one large stack frame. Measured on the
-//! rulebook's conditions (see `examples/expr_bench.rs`), walking the enum
-//! took about three times as long as this tree, where each parent calls its
-//! children from its own code. Operands that are constants or context reads
-//! are held inline ([`Operand`]) and comparisons against a constant have
-//! their own types, so the common conditions make one or two virtual calls.
-//! Trait objects rather than closures, because a method borrowing `self`
-//! can hand out the tree's own strings without copying them.
+//! rulebook's conditions (`examples/expr_bench.rs`), walking the enum took
+//! about three times as long as this tree, in which each parent calls its
+//! children from its own code, as a tree of closures would (the example
+//! times one of those too: this tree is as fast on plain conditions and
+//! faster where it specialises). Operands that are constants or context
+//! reads are held inline ([`Operand`]), and comparisons against a literal
+//! have their own types that read a field without building a value, so a
+//! common condition makes one virtual call per comparison. Trait objects
+//! rather than closures because a method borrowing `self` can hand out the
+//! tree's own strings without copying them.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::eval::{
-    binary, compare, equal, field, str_eq, unary, Accessor, Const, Eval as Result_, EvalError, Op1, Op2,
-    Role, V,
+    binary, compare, compare_int_double, equal, field, str_eq, unary, Accessor, Const, EvalError,
+    Evaluated, Kinds, Op, Op1, Op2, Role, V,
 };
 use super::ir::{Node, Switch};
 use super::Context;
@@ -26,7 +29,7 @@ use crate::record::Value;
 
 /// A node of the executable tree.
 pub(super) trait Eval: Send + Sync {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a>;
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a>;
 
     /// The value as a bool; `role` says what it is in the error when it is
     /// not one.
@@ -38,7 +41,7 @@ pub(super) trait Eval: Send + Sync {
 pub(super) type Tree = Box<dyn Eval>;
 
 #[inline]
-fn as_bool(value: Result_<'_>, role: Role) -> Result<bool, EvalError> {
+fn as_bool(value: Evaluated<'_>, role: Role) -> Result<bool, EvalError> {
     match value {
         Ok(V::Bool(b)) => Ok(b),
         Ok(other) => Err(EvalError::NotBool {
@@ -54,6 +57,7 @@ fn as_bool(value: Result_<'_>, role: Role) -> Result<bool, EvalError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Specialise {
     Yes,
+    #[cfg_attr(not(test), allow(dead_code))]
     No,
 }
 
@@ -69,13 +73,18 @@ pub(super) fn lower(node: &Node, mode: Specialise) -> Tree {
             x: operand(x, mode),
         }),
         Node::Binary(op, xs) => lower_binary(*op, xs, mode),
-        Node::And(xs) => Box::new(AndTree(lower(&xs[0], mode), lower(&xs[1], mode))),
-        Node::Or(xs) => Box::new(OrTree(lower(&xs[0], mode), lower(&xs[1], mode))),
-        Node::Cond(xs) => Box::new(CondTree(
-            lower(&xs[0], mode),
-            lower(&xs[1], mode),
-            lower(&xs[2], mode),
-        )),
+        Node::And(xs) => {
+            let [a, b] = &**xs;
+            Box::new(AndTree(lower(a, mode), lower(b, mode)))
+        }
+        Node::Or(xs) => {
+            let [a, b] = &**xs;
+            Box::new(OrTree(lower(a, mode), lower(b, mode)))
+        }
+        Node::Cond(xs) => {
+            let [c, t, e] = &**xs;
+            Box::new(CondTree(lower(c, mode), lower(t, mode), lower(e, mode)))
+        }
         Node::In(needle, items) => {
             let consts: Option<Vec<Const>> = items.iter().map(|x| x.as_const().cloned()).collect();
             match consts {
@@ -106,10 +115,17 @@ fn lower_binary(op: Op2, xs: &[Node; 2], mode: Specialise) -> Tree {
                 })
             }
             (_, Some(Const::Int(n))) if op.is_comparison() => {
-                return Box::new(IntCmpConst {
+                return Box::new(NumCmpConst {
                     op,
                     a: operand(a, mode),
-                    literal: *n,
+                    literal: Num::Int(*n),
+                })
+            }
+            (_, Some(Const::Double(x))) if op.is_comparison() => {
+                return Box::new(NumCmpConst {
+                    op,
+                    a: operand(a, mode),
+                    literal: Num::Double(*x),
                 })
             }
             _ => {}
@@ -128,9 +144,9 @@ fn lower_switch(switch: &Switch, mode: Specialise) -> Tree {
         arms: switch
             .arms
             .iter()
-            .map(|(label, node)| (label.clone(), lower(node, mode)))
+            .map(|(label, node)| (label.clone(), operand(node, mode)))
             .collect(),
-        default: lower(&switch.default, mode),
+        default: operand(&switch.default, mode),
     })
 }
 
@@ -152,9 +168,36 @@ fn operand(node: &Node, mode: Specialise) -> Operand {
     }
 }
 
+/// A number, or the kind of a value that is not one: what a comparison with
+/// a numeric literal needs, without building (and dropping) a value.
+#[derive(Clone, Copy, Debug)]
+enum Num {
+    Int(i64),
+    Double(f64),
+    Other(Kinds),
+}
+
+impl Num {
+    fn of(value: &V<'_>) -> Num {
+        match value {
+            V::Int(n) => Num::Int(*n),
+            V::Double(x) => Num::Double(*x),
+            other => Num::Other(other.kind()),
+        }
+    }
+
+    fn kind(self) -> Kinds {
+        match self {
+            Num::Int(_) => Kinds::INT,
+            Num::Double(_) => Kinds::DOUBLE,
+            Num::Other(kind) => kind,
+        }
+    }
+}
+
 impl Operand {
     #[inline(always)]
-    fn get<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn get<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         match self {
             Operand::Const(c) => Ok(c.value()),
             Operand::Field(name, index) => field(cx, name, *index),
@@ -162,12 +205,61 @@ impl Operand {
             Operand::Tree(tree) => tree.value(cx),
         }
     }
+
+    #[inline(always)]
+    fn test<'a>(&'a self, cx: &'a Context<'a>, role: Role) -> Result<bool, EvalError> {
+        match self {
+            Operand::Tree(tree) => tree.test(cx, role),
+            _ => as_bool(self.get(cx), role),
+        }
+    }
+
+    /// The operand as a number, reading fields in place.
+    #[inline(always)]
+    fn number(&self, cx: &Context<'_>) -> Result<Num, EvalError> {
+        match self {
+            Operand::Field(name, index) => match cx.fields.and_then(|fields| fields.get(&**name)) {
+                Some(Value::Int(n)) => Ok(Num::Int(*n)),
+                Some(Value::Number(x)) => Ok(Num::Double(*x)),
+                Some(Value::Bool(_)) => Ok(Num::Other(Kinds::BOOL)),
+                Some(Value::Text(_)) => Ok(Num::Other(Kinds::STRING)),
+                None => Err(EvalError::MissingField(*index)),
+            },
+            Operand::Const(Const::Int(n)) => Ok(Num::Int(*n)),
+            Operand::Const(Const::Double(x)) => Ok(Num::Double(*x)),
+            Operand::Const(c) => Ok(Num::Other(c.value().kind())),
+            Operand::Ctx(Accessor::Score) => Ok(cx.score.map_or(Num::Other(Kinds::NULL), Num::Int)),
+            Operand::Ctx(Accessor::Lists) => Ok(Num::Other(Kinds::LIST)),
+            Operand::Ctx(_) => Ok(Num::Other(Kinds::STRING)),
+            Operand::Tree(tree) => Ok(Num::of(&tree.value(cx)?)),
+        }
+    }
+
+    /// Applies `f` to the operand's string, or to None when it is not one,
+    /// reading fields in place.
+    #[inline(always)]
+    fn with_str<T>(
+        &self,
+        cx: &Context<'_>,
+        f: impl FnOnce(Option<&str>) -> T,
+    ) -> Result<T, EvalError> {
+        match self {
+            Operand::Field(name, index) => match cx.fields.and_then(|fields| fields.get(&**name)) {
+                Some(Value::Text(s)) => Ok(f(Some(s))),
+                Some(_) => Ok(f(None)),
+                None => Err(EvalError::MissingField(*index)),
+            },
+            Operand::Const(c) => Ok(f(c.as_str())),
+            Operand::Ctx(accessor) => Ok(f(accessor.str(cx))),
+            Operand::Tree(tree) => Ok(f(tree.value(cx)?.as_str())),
+        }
+    }
 }
 
 struct ConstLeaf(Const);
 
 impl Eval for ConstLeaf {
-    fn value<'a>(&'a self, _: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, _: &'a Context<'a>) -> Evaluated<'a> {
         Ok(self.0.value())
     }
 }
@@ -175,7 +267,7 @@ impl Eval for ConstLeaf {
 struct FieldLeaf(Arc<str>, u32);
 
 impl Eval for FieldLeaf {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         field(cx, &self.0, self.1)
     }
 
@@ -190,19 +282,21 @@ impl Eval for FieldLeaf {
 struct HasLeaf(Arc<str>);
 
 impl Eval for HasLeaf {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, _: Role) -> Result<bool, EvalError> {
-        Ok(cx.fields.is_some_and(|fields| fields.contains_key(&*self.0)))
+        Ok(cx
+            .fields
+            .is_some_and(|fields| fields.contains_key(&*self.0)))
     }
 }
 
 struct CtxLeaf(Accessor);
 
 impl Eval for CtxLeaf {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         Ok(self.0.get(cx))
     }
 }
@@ -210,12 +304,12 @@ impl Eval for CtxLeaf {
 struct ListTree(Vec<Tree>);
 
 impl Eval for ListTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         let mut values = Vec::with_capacity(self.0.len());
         for item in &self.0 {
             values.push(item.value(cx)?);
         }
-        Ok(V::List(Box::new(values)))
+        Ok(V::list(values))
     }
 }
 
@@ -225,7 +319,7 @@ struct UnaryTree {
 }
 
 impl Eval for UnaryTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         unary(self.op, self.x.get(cx)?)
     }
 }
@@ -237,7 +331,7 @@ struct BinaryTree {
 }
 
 impl Eval for BinaryTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         // Both operands are evaluated before either error is looked at, as
         // the operands are matched in place: moving a value out of its
         // `Result` costs more than the operation.
@@ -266,39 +360,58 @@ struct StrEqConst {
 }
 
 impl Eval for StrEqConst {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, _: Role) -> Result<bool, EvalError> {
-        let equal = match self.a.get(cx)? {
-            V::Str(s) => str_eq(s, &self.literal),
-            V::Shared(s) => str_eq(s, &self.literal),
-            V::Owned(s) => str_eq(&s, &self.literal),
-            // Values of other kinds never equal a string.
-            _ => false,
-        };
-        Ok(equal != self.negate)
+        let literal = &*self.literal;
+        let negate = self.negate;
+        // Values of other kinds never equal a string.
+        self.a
+            .with_str(cx, |s| s.is_some_and(|s| str_eq(s, literal)) != negate)
     }
 }
 
-/// `a <op> integer literal`, with a fast path for an int `a`.
-struct IntCmpConst {
+/// `a <op> numeric literal`: the comparisons of the rulebook's conditions.
+/// Must agree with [`compare`].
+struct NumCmpConst {
     op: Op2,
     a: Operand,
-    literal: i64,
+    literal: Num,
 }
 
-impl Eval for IntCmpConst {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+impl Eval for NumCmpConst {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, _: Role) -> Result<bool, EvalError> {
-        match self.a.get(cx)? {
-            V::Int(n) => Ok(holds(self.op, n.cmp(&self.literal))),
-            other => compare(self.op, &other, &V::Int(self.literal)),
-        }
+        let ordering = match (self.a.number(cx)?, self.literal) {
+            (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
+            (Num::Other(kind), _) => {
+                return match self.op {
+                    // Values of other kinds never equal a number.
+                    Op2::Eq => Ok(false),
+                    Op2::Ne => Ok(true),
+                    _ => Err(EvalError::NoOverload {
+                        op: Op::Binary(self.op),
+                        left: kind,
+                        right: self.literal.kind(),
+                    }),
+                };
+            }
+            (Num::Int(i), Num::Double(d)) => compare_int_double(i, d),
+            (Num::Double(d), Num::Int(i)) => compare_int_double(i, d).map(Ordering::reverse),
+            (Num::Double(x), Num::Double(y)) => x.partial_cmp(&y),
+            // The literal is a number.
+            (_, Num::Other(_)) => None,
+        };
+        // NaN is unordered: only `!=` holds.
+        Ok(match ordering {
+            Some(ordering) => holds(self.op, ordering),
+            None => self.op == Op2::Ne,
+        })
     }
 }
 
@@ -316,7 +429,7 @@ fn holds(op: Op2, ordering: Ordering) -> bool {
 struct AndTree(Tree, Tree);
 
 impl Eval for AndTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
@@ -338,7 +451,7 @@ impl Eval for AndTree {
 struct OrTree(Tree, Tree);
 
 impl Eval for OrTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
@@ -358,7 +471,7 @@ impl Eval for OrTree {
 struct CondTree(Tree, Tree, Tree);
 
 impl Eval for CondTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         if self.0.test(cx, Role::Condition)? {
             self.1.value(cx)
         } else {
@@ -377,32 +490,30 @@ impl Eval for CondTree {
 
 struct SwitchTree {
     scrutinee: Operand,
-    arms: Vec<(Arc<str>, Tree)>,
-    default: Tree,
+    arms: Vec<(Arc<str>, Operand)>,
+    default: Operand,
 }
 
 impl SwitchTree {
     #[inline]
-    fn arm<'a>(&'a self, cx: &'a Context<'a>) -> Result<&'a Tree, EvalError> {
-        let value = self.scrutinee.get(cx)?;
-        let s: &str = match &value {
-            V::Str(s) => s,
-            V::Shared(s) => s,
-            V::Owned(s) => s,
-            _ => return Ok(&self.default),
-        };
-        for (label, tree) in &self.arms {
-            if str_eq(label, s) {
-                return Ok(tree);
+    fn arm<'a>(&'a self, cx: &'a Context<'a>) -> Result<&'a Operand, EvalError> {
+        self.scrutinee.with_str(cx, |s| {
+            let Some(s) = s else {
+                return &self.default;
+            };
+            for (label, arm) in &self.arms {
+                if str_eq(label, s) {
+                    return arm;
+                }
             }
-        }
-        Ok(&self.default)
+            &self.default
+        })
     }
 }
 
 impl Eval for SwitchTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
-        self.arm(cx)?.value(cx)
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
+        self.arm(cx)?.get(cx)
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, role: Role) -> Result<bool, EvalError> {
@@ -416,7 +527,7 @@ struct InConstsTree {
 }
 
 impl Eval for InConstsTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
@@ -432,7 +543,7 @@ struct InTree {
 }
 
 impl Eval for InTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
@@ -451,18 +562,15 @@ impl Eval for InTree {
 struct InListsTree(Operand);
 
 impl Eval for InListsTree {
-    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Result_<'a> {
+    fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
         self.test(cx, Role::Result).map(V::Bool)
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, _: Role) -> Result<bool, EvalError> {
         let needle = self.0.get(cx)?;
-        let s: &str = match &needle {
-            V::Str(s) => s,
-            V::Shared(s) => s,
-            V::Owned(s) => s,
-            // Only strings name lists.
-            _ => return Ok(false),
+        // Only strings name lists.
+        let Some(s) = needle.as_str() else {
+            return Ok(false);
         };
         Ok(cx.lists.iter().any(|id| str_eq(id, s)))
     }

@@ -67,7 +67,10 @@ pub(crate) fn compile(
                     (Some(start), Some(offset)) if offset <= source.value.len() => start + offset,
                     _ => source.span.start,
                 };
-                diag.error_at(position, format!("{what} is not valid CEL: {}", error.message));
+                diag.error_at(
+                    position,
+                    format!("{what} is not valid CEL: {}", error.message),
+                );
             }
             None
         }
@@ -132,7 +135,11 @@ fn field_references(source: &str) -> Vec<(usize, &str)> {
             || bytes
                 .get(index - 1)
                 .is_some_and(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'));
-        if at_word_start && source.get(index..).is_some_and(|rest| rest.starts_with("fields.")) {
+        if at_word_start
+            && source
+                .get(index..)
+                .is_some_and(|rest| rest.starts_with("fields."))
+        {
             let name_start = index + "fields.".len();
             let name_end = source
                 .get(name_start..)
@@ -157,7 +164,8 @@ mod tests {
 
     #[test]
     fn field_references_skip_string_literals_and_longer_names() {
-        let found = field_references(r#"fields.a > 1 && "fields.b" != myfields.c && has(fields.d_2)"#);
+        let found =
+            field_references(r#"fields.a > 1 && "fields.b" != myfields.c && has(fields.d_2)"#);
         assert_eq!(found, vec![(7, "a"), (55, "d_2")]);
     }
 

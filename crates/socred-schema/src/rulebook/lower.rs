@@ -61,6 +61,7 @@ struct Catalog {
 }
 
 struct ModelInfo {
+    id: String,
     kinds: Option<KindSet>,
     grades: Vec<String>,
 }
@@ -83,12 +84,21 @@ struct Lists {
     by_id: BTreeMap<String, usize>,
 }
 
+/// The record types of a list's entries (catalog index, as written).
+type EntryTypes<'r> = Vec<(usize, &'r Located<String>)>;
+
 /// A day to compare periods on: any day does, these are whole-period rules.
 const REFERENCE_DAY: Day = Day(10_957); // 2000-01-01
 
 pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<Rulebook> {
-    let mut cx = Lowering { diag, declared: &sections.declared };
-    let header = sections.header.as_ref().and_then(|header| cx.header(header));
+    let mut cx = Lowering {
+        diag,
+        declared: &sections.declared,
+    };
+    let header = sections
+        .header
+        .as_ref()
+        .and_then(|header| cx.header(header));
     let allow_score_only = sections
         .policy
         .as_ref()
@@ -134,8 +144,9 @@ impl Lowering<'_, '_, '_> {
     fn id(&mut self, id: &Located<String>, what: &str) -> Option<Arc<str>> {
         let text = id.value.as_str();
         let starts_well = text.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok =
-            text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        let rest_ok = text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
         if starts_well && rest_ok {
             return Some(Arc::from(text));
         }
@@ -158,7 +169,10 @@ impl Lowering<'_, '_, '_> {
                     let line = self.diag.line_of(offset);
                     self.diag.error(
                         &id.span,
-                        format!("duplicate {what} id `{}` (first defined on line {line})", id.value),
+                        format!(
+                            "duplicate {what} id `{}` (first defined on line {line})",
+                            id.value
+                        ),
                     );
                 }
                 None => {
@@ -170,7 +184,8 @@ impl Lowering<'_, '_, '_> {
 
     fn text(&mut self, text: &Located<String>, key: &str, what: &str) -> Option<String> {
         if text.value.trim().is_empty() {
-            self.diag.error(&text.span, format!("{what} has an empty `{key}`"));
+            self.diag
+                .error(&text.span, format!("{what} has an empty `{key}`"));
             return None;
         }
         Some(text.value.clone())
@@ -193,12 +208,16 @@ impl Lowering<'_, '_, '_> {
     fn period(&mut self, period: &Located<String>, key: &str, what: &str) -> Option<Period> {
         match period.value.parse::<Period>() {
             Ok(parsed) if parsed.is_zero() => {
-                self.diag.error(&period.span, format!("`{key}` of {what} is an empty period"));
+                self.diag.error(
+                    &period.span,
+                    format!("`{key}` of {what} is an empty period"),
+                );
                 None
             }
             Ok(parsed) => Some(parsed),
             Err(error) => {
-                self.diag.error(&period.span, format!("`{key}` of {what}: {error}"));
+                self.diag
+                    .error(&period.span, format!("`{key}` of {what}: {error}"));
                 None
             }
         }
@@ -207,19 +226,28 @@ impl Lowering<'_, '_, '_> {
     fn kinds(&mut self, kinds: &Located<Vec<raw::SubjectKind>>, what: &str) -> Option<KindSet> {
         let set = kind_set(&kinds.value);
         if set.is_empty() {
-            self.diag.error(&kinds.span, format!("{what} has an empty `subject_kinds`"));
+            self.diag
+                .error(&kinds.span, format!("{what} has an empty `subject_kinds`"));
             return None;
         }
         Some(set)
     }
 
-    fn record_type(&mut self, catalog: &Catalog, name: &Located<String>, what: &str) -> Option<usize> {
+    fn record_type(
+        &mut self,
+        catalog: &Catalog,
+        name: &Located<String>,
+        what: &str,
+    ) -> Option<usize> {
         if let Some(&index) = catalog.by_id.get(&name.value) {
             return Some(index);
         }
         if !self.declared.record_types.contains(&name.value) {
             let hint = suggestion(&name.value, catalog.by_id.keys().map(String::as_str));
-            self.diag.error(&name.span, format!("{what} names unknown record type `{}`{hint}", name.value));
+            self.diag.error(
+                &name.span,
+                format!("{what} names unknown record type `{}`{hint}", name.value),
+            );
         }
         None
     }
@@ -230,31 +258,49 @@ impl Lowering<'_, '_, '_> {
         }
         if !self.declared.models.contains(&name.value) {
             let hint = suggestion(&name.value, models.by_id.keys().map(String::as_str));
-            self.diag.error(&name.span, format!("{what} names unknown model `{}`{hint}", name.value));
+            self.diag.error(
+                &name.span,
+                format!("{what} names unknown model `{}`{hint}", name.value),
+            );
         }
         None
     }
 
-    /// Checks grade names against the model's bands.
-    fn grades(&mut self, grades: &[Located<String>], model: Option<&ModelInfo>, model_id: &str, what: &str) -> Vec<Arc<str>> {
+    /// Checks grade names against the model's bands (when the model is
+    /// known: an unknown model is reported where it is named).
+    fn grades(
+        &mut self,
+        grades: &[Located<String>],
+        model: Option<&ModelInfo>,
+        what: &str,
+    ) -> Option<Vec<Arc<str>>> {
+        let mut ok = true;
         let mut out = Vec::new();
         for grade in grades {
             if let Some(model) = model {
                 if !model.grades.contains(&grade.value) {
-                    let known = model.grades.join(", ");
-                    self.diag.error(
-                        &grade.span,
-                        format!("{what} names grade `{}`, which model `{model_id}` does not define (its grades: {known})", grade.value),
+                    let message = format!(
+                        "{what} names grade `{}`, which model `{}` does not define (its grades: {})",
+                        grade.value,
+                        model.id,
+                        model.grades.join(", ")
                     );
+                    self.diag.error(&grade.span, message);
+                    ok = false;
                     continue;
                 }
             }
             out.push(Arc::from(grade.value.as_str()));
         }
-        out
+        ok.then_some(out)
     }
 
-    fn cel_record(&mut self, source: &Located<String>, fields: &ScopeFields, what: &str) -> Option<socred_core::expr::Program> {
+    fn cel_record(
+        &mut self,
+        source: &Located<String>,
+        fields: &ScopeFields,
+        what: &str,
+    ) -> Option<socred_core::expr::Program> {
         cel::compile(self.diag, source, Scope::Record { fields }, what)
     }
 
@@ -268,7 +314,10 @@ impl Lowering<'_, '_, '_> {
             if format.value != 1 {
                 self.diag.error(
                     &format.span,
-                    format!("rulebook format {} is not known: this socred reads format 1", format.value),
+                    format!(
+                        "rulebook format {} is not known: this socred reads format 1",
+                        format.value
+                    ),
                 );
                 return None;
             }
@@ -292,14 +341,19 @@ impl Lowering<'_, '_, '_> {
             let raw = &record_type.value;
             catalog.by_id.entry(raw.id.value.clone()).or_insert(index);
             catalog.categories.insert(raw.category.value.clone());
-            catalog.relation_fields.extend(raw.relation_fields.iter().map(|f| f.value.clone()));
+            catalog
+                .relation_fields
+                .extend(raw.relation_fields.iter().map(|f| f.value.clone()));
             catalog.has_profession_field |= raw.profession_field.is_some();
             let fields: ScopeFields = raw
                 .fields
                 .iter()
                 .map(|(name, field)| (Arc::from(name.value.as_str()), field_type(field.field_type)))
                 .collect();
-            catalog.info.push(TypeInfo { kinds: Some(kind_set(&raw.subject_kinds.value)), fields });
+            catalog.info.push(TypeInfo {
+                kinds: Some(kind_set(&raw.subject_kinds.value)),
+                fields,
+            });
             let lowered = self.record_type_entry(record_type);
             catalog.types.push(lowered);
         }
@@ -320,9 +374,49 @@ impl Lowering<'_, '_, '_> {
             None => Some(None),
         };
         let protected_ok = self.not_protected(raw, &what);
+        let fields = self.field_defs(raw, &what);
+        let profession_field = match &raw.profession_field {
+            Some(name) => {
+                let wanted = (raw::FieldType::Text, "a text field");
+                self.typed_field(raw, name, wanted, "profession_field", &what)
+                    .map(Some)
+            }
+            None => Some(None),
+        };
+        let mut relation_fields = Vec::new();
+        let mut relations_ok = true;
+        for name in &raw.relation_fields {
+            let wanted = (raw::FieldType::Subject, "of type \"subject\"");
+            match self.typed_field(raw, name, wanted, "relation field", &what) {
+                Some(name) => relation_fields.push(name),
+                None => relations_ok = false,
+            }
+        }
+        (protected_ok && relations_ok).then_some(())?;
+        Some(RecordType {
+            id: id?,
+            title: title?,
+            subject_kinds: kinds?,
+            category: category?,
+            severity: severity(raw.severity),
+            legal_basis: legal_basis?,
+            fields: fields?,
+            retention: retention?,
+            publicity: publicity?,
+            consent_required: raw.consent_required,
+            profession_field: profession_field?,
+            relation_fields,
+            dispute_policy: match raw.dispute_policy {
+                Some(raw::DisputePolicy::Standing) => DisputePolicy::Standing,
+                Some(raw::DisputePolicy::Suspended) | None => DisputePolicy::Suspended,
+            },
+        })
+    }
 
+    /// The fields of a record type; None when a name is not a CEL identifier.
+    fn field_defs(&mut self, raw: &raw::RecordType, what: &str) -> Option<Vec<FieldDef>> {
+        let mut ok = true;
         let mut fields = Vec::new();
-        let mut fields_ok = true;
         for (name, field) in &raw.fields {
             if !is_field_name(&name.value) {
                 self.diag.error(
@@ -333,7 +427,7 @@ impl Lowering<'_, '_, '_> {
                         name.value
                     ),
                 );
-                fields_ok = false;
+                ok = false;
             }
             fields.push(FieldDef {
                 name: Arc::from(name.value.as_str()),
@@ -341,60 +435,36 @@ impl Lowering<'_, '_, '_> {
                 required: field.required,
             });
         }
-        let field_of = |name: &str| raw.fields.iter().find(|(n, _)| n.value == name).map(|(_, f)| f.field_type);
+        ok.then_some(fields)
+    }
 
-        let mut profession_field = None;
-        if let Some(profession) = &raw.profession_field {
-            match field_of(&profession.value) {
-                Some(raw::FieldType::Text) => profession_field = Some(Arc::from(profession.value.as_str())),
-                Some(_) => {
-                    self.diag.error(&profession.span, format!("profession_field `{}` of {what} must be a text field", profession.value));
-                    fields_ok = false;
-                }
-                None => {
-                    self.diag.error(&profession.span, format!("profession_field `{}` is not a field of {what}", profession.value));
-                    fields_ok = false;
-                }
+    /// A field of the record type named by `key`, which must have the
+    /// wanted type.
+    fn typed_field(
+        &mut self,
+        raw: &raw::RecordType,
+        name: &Located<String>,
+        (wanted, wanted_text): (raw::FieldType, &str),
+        key: &str,
+        what: &str,
+    ) -> Option<Arc<str>> {
+        let found = raw
+            .fields
+            .iter()
+            .find(|(field, _)| field.value == name.value);
+        match found.map(|(_, field)| field.field_type) {
+            Some(field_type) if field_type == wanted => Some(Arc::from(name.value.as_str())),
+            Some(_) => {
+                let message = format!("{key} `{}` of {what} must be {wanted_text}", name.value);
+                self.diag.error(&name.span, message);
+                None
+            }
+            None => {
+                let message = format!("{key} `{}` is not a field of {what}", name.value);
+                self.diag.error(&name.span, message);
+                None
             }
         }
-        let mut relation_fields = Vec::new();
-        for relation in &raw.relation_fields {
-            match field_of(&relation.value) {
-                Some(raw::FieldType::Subject) => relation_fields.push(Arc::from(relation.value.as_str())),
-                Some(_) => {
-                    self.diag.error(
-                        &relation.span,
-                        format!("relation field `{}` of {what} must be of type \"subject\"", relation.value),
-                    );
-                    fields_ok = false;
-                }
-                None => {
-                    self.diag.error(&relation.span, format!("relation field `{}` is not a field of {what}", relation.value));
-                    fields_ok = false;
-                }
-            }
-        }
-        if !(fields_ok && protected_ok) {
-            return None;
-        }
-        Some(RecordType {
-            id: id?,
-            title: title?,
-            subject_kinds: kinds?,
-            category: category?,
-            severity: severity(raw.severity),
-            legal_basis: legal_basis?,
-            fields,
-            retention: retention?,
-            publicity: publicity?,
-            consent_required: raw.consent_required,
-            profession_field,
-            relation_fields,
-            dispute_policy: match raw.dispute_policy {
-                Some(raw::DisputePolicy::Standing) => DisputePolicy::Standing,
-                Some(raw::DisputePolicy::Suspended) | None => DisputePolicy::Suspended,
-            },
-        })
     }
 
     /// Refuses a record type in a protected category; one problem per record
@@ -406,11 +476,16 @@ impl Lowering<'_, '_, '_> {
             (&raw.title, "title"),
         ];
         places.extend(raw.fields.keys().map(|name| (name, "field name")));
-        let category_hit = protected::protected_category(&raw.category.value).map(|hit| (hit, &raw.category, "category"));
+        let category_hit = protected::protected_category(&raw.category.value)
+            .map(|hit| (hit, &raw.category, "category"));
         let word_hit = || {
-            places.iter().find_map(|(text, place)| protected::protected_word(&text.value).map(|hit| (hit, *text, *place)))
+            places.iter().find_map(|(text, place)| {
+                protected::protected_word(&text.value).map(|hit| (hit, *text, *place))
+            })
         };
-        let Some((hit, located, place)) = category_hit.or_else(word_hit) else { return true };
+        let Some((hit, located, place)) = category_hit.or_else(word_hit) else {
+            return true;
+        };
         self.diag.error(
             &located.span,
             format!(
@@ -426,13 +501,22 @@ impl Lowering<'_, '_, '_> {
     // ----- models ----------------------------------------------------------
 
     fn models(&mut self, models: &[Located<raw::Model>], catalog: &Catalog) -> Models {
-        let mut out = Models { lowered: Vec::new(), info: Vec::new(), by_id: BTreeMap::new() };
+        let mut out = Models {
+            lowered: Vec::new(),
+            info: Vec::new(),
+            by_id: BTreeMap::new(),
+        };
         for (index, model) in models.iter().enumerate() {
             let raw = &model.value;
             out.by_id.entry(raw.id.value.clone()).or_insert(index);
             out.info.push(ModelInfo {
+                id: raw.id.value.clone(),
                 kinds: Some(kind_set(&raw.subject_kinds.value)).filter(|k| !k.is_empty()),
-                grades: raw.grades.iter().map(|g| g.value.grade.value.clone()).collect(),
+                grades: raw
+                    .grades
+                    .iter()
+                    .map(|g| g.value.grade.value.clone())
+                    .collect(),
             });
             let lowered = self.model(raw, catalog);
             out.lowered.push(lowered);
@@ -495,22 +579,36 @@ impl Lowering<'_, '_, '_> {
         })
     }
 
-    fn grade_bands(&mut self, grades: &[Located<raw::Grade>], what: &str) -> Option<Vec<GradeBand>> {
+    fn grade_bands(
+        &mut self,
+        grades: &[Located<raw::Grade>],
+        what: &str,
+    ) -> Option<Vec<GradeBand>> {
         let mut bands: Vec<GradeBand> = Vec::new();
         let mut ok = true;
         let mut open_band: Option<&Located<raw::Grade>> = None;
         let mut mins: BTreeMap<i64, &str> = BTreeMap::new();
-        self.unique_ids(grades.iter().map(|g| &g.value.grade), &format!("grade of {what}"));
+        self.unique_ids(
+            grades.iter().map(|g| &g.value.grade),
+            &format!("grade of {what}"),
+        );
         for grade in grades {
             let name = &grade.value.grade;
             if name.value.trim().is_empty() {
-                self.diag.error(&name.span, format!("{what} has a grade with an empty name"));
+                self.diag
+                    .error(&name.span, format!("{what} has a grade with an empty name"));
                 ok = false;
             }
             let points_min = match &grade.value.min {
                 Some(min) => {
                     if let Some(other) = mins.insert(min.value, &name.value) {
-                        self.diag.error(&min.span, format!("grades `{other}` and `{}` of {what} both start at {}", name.value, min.value));
+                        self.diag.error(
+                            &min.span,
+                            format!(
+                                "grades `{other}` and `{}` of {what} both start at {}",
+                                name.value, min.value
+                            ),
+                        );
                         ok = false;
                     }
                     min.value
@@ -530,13 +628,22 @@ impl Lowering<'_, '_, '_> {
                     i64::MIN
                 }
             };
-            bands.push(GradeBand { grade: Arc::from(name.value.as_str()), points_min });
+            bands.push(GradeBand {
+                grade: Arc::from(name.value.as_str()),
+                points_min,
+            });
         }
-        bands.sort_by(|a, b| b.points_min.cmp(&a.points_min));
+        bands.sort_by_key(|band| std::cmp::Reverse(band.points_min));
         ok.then_some(bands)
     }
 
-    fn rule(&mut self, rule: &raw::Rule, model_kinds: Option<KindSet>, catalog: &Catalog, model: &str) -> Option<ScoreRule> {
+    fn rule(
+        &mut self,
+        rule: &raw::Rule,
+        model_kinds: Option<KindSet>,
+        catalog: &Catalog,
+        model: &str,
+    ) -> Option<ScoreRule> {
         let what = format!("rule `{}` of {model}", rule.id.value);
         let id = self.id(&rule.id, "rule");
         let type_index = self.record_type(catalog, &rule.record_type, &what);
@@ -545,22 +652,34 @@ impl Lowering<'_, '_, '_> {
         let fields: ScopeFields = fields.to_vec();
 
         let condition = match &rule.when {
-            Some(when) if info.is_some() => self.cel_record(when, &fields, &format!("`when` of {what}")).map(Some),
+            Some(when) if info.is_some() => self
+                .cel_record(when, &fields, &format!("`when` of {what}"))
+                .map(Some),
             Some(_) => None,
             None => Some(None),
         };
         let points = match &rule.points.value {
             raw::Points::Constant(points) => Some(Points::Constant(*points)),
             raw::Points::Expression(source) if info.is_some() => {
-                let located = Located { value: source.clone(), span: rule.points.span.clone() };
-                self.cel_record(&located, &fields, &format!("`points` of {what}")).map(Points::Expression)
+                let located = Located {
+                    value: source.clone(),
+                    span: rule.points.span.clone(),
+                };
+                self.cel_record(&located, &fields, &format!("`points` of {what}"))
+                    .map(Points::Expression)
             }
             raw::Points::Expression(_) => None,
         };
         let mut ok = true;
         if let (Some(min), Some(max)) = (&rule.points_min, &rule.points_max) {
             if min.value > max.value {
-                self.diag.error(&min.span, format!("{what} has points_min {} above points_max {}", min.value, max.value));
+                self.diag.error(
+                    &min.span,
+                    format!(
+                        "{what} has points_min {} above points_max {}",
+                        min.value, max.value
+                    ),
+                );
                 ok = false;
             }
         }
@@ -569,7 +688,13 @@ impl Lowering<'_, '_, '_> {
             Some(escalation) => self.escalation(&escalation.value, &what).map(Some),
             None => Some(None),
         };
-        let kinds = self.rule_kinds(rule.subject_kinds.as_ref(), info.and_then(|i| i.kinds), model_kinds, &rule.record_type, &what);
+        let kinds = self.rule_kinds(
+            rule.subject_kinds.as_ref(),
+            info.and_then(|i| i.kinds),
+            model_kinds,
+            &rule.record_type,
+            &what,
+        );
         let mut professions = Vec::new();
         if let (false, Some(first)) = (catalog.has_profession_field, rule.professions.first()) {
             self.diag.error(
@@ -655,7 +780,10 @@ impl Lowering<'_, '_, '_> {
             ok = false;
         }
         if escalation.multiplier.value < 2 {
-            self.diag.error(&escalation.multiplier.span, format!("escalation.multiplier of {what} must be 2 or more"));
+            self.diag.error(
+                &escalation.multiplier.span,
+                format!("escalation.multiplier of {what} must be 2 or more"),
+            );
             ok = false;
         }
         ok.then_some(())?;
@@ -671,8 +799,17 @@ impl Lowering<'_, '_, '_> {
         let id = self.id(&cap.id, "cap");
         let mut ok = true;
         if !catalog.categories.contains(&cap.category.value) {
-            let hint = suggestion(&cap.category.value, catalog.categories.iter().map(String::as_str));
-            self.diag.error(&cap.category.span, format!("{what} names category `{}`, which no record type has{hint}", cap.category.value));
+            let hint = suggestion(
+                &cap.category.value,
+                catalog.categories.iter().map(String::as_str),
+            );
+            self.diag.error(
+                &cap.category.span,
+                format!(
+                    "{what} names category `{}`, which no record type has{hint}",
+                    cap.category.value
+                ),
+            );
             ok = false;
         }
         for (bound, key) in [(&cap.gain_max, "gain_max"), (&cap.loss_max, "loss_max")] {
@@ -684,7 +821,10 @@ impl Lowering<'_, '_, '_> {
             }
         }
         if cap.gain_max.is_none() && cap.loss_max.is_none() {
-            self.diag.error(&cap.id.span, format!("{what} sets neither gain_max nor loss_max"));
+            self.diag.error(
+                &cap.id.span,
+                format!("{what} sets neither gain_max nor loss_max"),
+            );
             ok = false;
         }
         ok.then_some(())?;
@@ -697,21 +837,35 @@ impl Lowering<'_, '_, '_> {
         })
     }
 
-    fn expectation(&mut self, expectation: &raw::Expectation, model_kinds: Option<KindSet>, model: &str) -> Option<Expectation> {
+    fn expectation(
+        &mut self,
+        expectation: &raw::Expectation,
+        model_kinds: Option<KindSet>,
+        model: &str,
+    ) -> Option<Expectation> {
         let what = format!("expectation `{}` of {model}", expectation.id.value);
         let id = self.id(&expectation.id, "expectation");
         let validity = self.period(&expectation.validity, "validity", &what);
         let legal_basis = self.legal_basis(&expectation.legal_basis, &what);
         let mut ok = true;
         if expectation.gain_min.value < 1 {
-            self.diag.error(&expectation.gain_min.span, format!("`gain_min` of {what} must be at least 1"));
+            self.diag.error(
+                &expectation.gain_min.span,
+                format!("`gain_min` of {what} must be at least 1"),
+            );
             ok = false;
         }
         let kinds = match (&expectation.subject_kinds, model_kinds) {
             (Some(given), Some(model_kinds)) => {
                 let kinds = self.kinds(given, &what)?;
                 if !subset(kinds, model_kinds) {
-                    self.diag.error(&given.span, format!("{what} is for {}, whom the model does not score", describe_kinds(kinds)));
+                    self.diag.error(
+                        &given.span,
+                        format!(
+                            "{what} is for {}, whom the model does not score",
+                            describe_kinds(kinds)
+                        ),
+                    );
                     return None;
                 }
                 Some(kinds)
@@ -734,164 +888,72 @@ impl Lowering<'_, '_, '_> {
     // ----- lists -----------------------------------------------------------
 
     fn lists(&mut self, lists: &[Located<raw::List>], catalog: &Catalog, models: &Models) -> Lists {
-        let mut out = Lists { lowered: Vec::new(), info: Vec::new(), by_id: BTreeMap::new() };
+        let mut out = Lists {
+            lowered: Vec::new(),
+            info: Vec::new(),
+            by_id: BTreeMap::new(),
+        };
         for (index, list) in lists.iter().enumerate() {
             let raw = &list.value;
             out.by_id.entry(raw.id.value.clone()).or_insert(index);
-            out.info.push(ListInfo { kind: list_kind(raw.kind), by_grade: raw.grade_entry.is_some() });
+            out.info.push(ListInfo {
+                kind: list_kind(raw.kind),
+                by_grade: raw.grade_entry.is_some(),
+            });
             let lowered = self.list(list, catalog, models);
             out.lowered.push(lowered);
         }
         out
     }
 
-    fn list(&mut self, list: &Located<raw::List>, catalog: &Catalog, models: &Models) -> Option<ListDef> {
+    fn list(
+        &mut self,
+        list: &Located<raw::List>,
+        catalog: &Catalog,
+        models: &Models,
+    ) -> Option<ListDef> {
         let raw = &list.value;
         let what = format!("list `{}`", raw.id.value);
         let id = self.id(&raw.id, "list");
         let title = self.text(&raw.title, "title", &what);
         let legal_basis = self.legal_basis(&raw.legal_basis, &what);
         let kinds = self.kinds(&raw.subject_kinds, &what);
-        let mut ok = true;
-
-        let mut record_entries = Vec::new();
-        let mut entry_types = Vec::new();
-        for entry in &raw.entry {
-            let entry_what = format!("entry of {what}");
-            let Some(index) = self.record_type(catalog, &entry.value.record_type, &entry_what) else {
-                ok = false;
-                continue;
-            };
-            entry_types.push((index, &entry.value.record_type));
-            let info = catalog.info.get(index);
-            if let (Some(list_kinds), Some(type_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
-                if intersect(list_kinds, type_kinds).is_empty() {
-                    self.diag.error(
-                        &entry.value.record_type.span,
-                        format!(
-                            "{entry_what}: record type `{}` is about {} but the list holds {}",
-                            entry.value.record_type.value,
-                            describe_kinds(type_kinds),
-                            describe_kinds(list_kinds)
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-            let condition = match (&entry.value.when, info) {
-                (Some(when), Some(info)) => {
-                    match self.cel_record(when, &info.fields, &format!("`when` of the `{}` {entry_what}", entry.value.record_type.value)) {
-                        Some(program) => Some(program),
-                        None => {
-                            ok = false;
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            record_entries.push(RecordEntry { record_type: u32::try_from(index).ok()?, condition });
-        }
-
-        let (grade_entries, grade_model) = match &raw.grade_entry {
-            Some(grade_entry) => {
-                let entry = &grade_entry.value;
-                let model = self.model_ref(models, &entry.model, &format!("grade_entry of {what}"));
-                let info = model.and_then(|index| models.info.get(index));
-                if let (Some(list_kinds), Some(model_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
-                    if !subset(list_kinds, model_kinds) {
-                        self.diag.error(
-                            &entry.model.span,
-                            format!(
-                                "grade_entry of {what}: model `{}` scores {}, but the list holds {}",
-                                entry.model.value,
-                                describe_kinds(model_kinds),
-                                describe_kinds(list_kinds)
-                            ),
-                        );
-                        ok = false;
-                    }
-                }
-                let grades = self.grades(&entry.grades, info, &entry.model.value, &format!("grade_entry of {what}"));
-                if grades.len() != entry.grades.len() || model.is_none() {
-                    ok = false;
-                }
-                if entry.grades.is_empty() {
-                    self.diag.error(&grade_entry.span, format!("grade_entry of {what} names no grades"));
-                    ok = false;
-                }
-                if raw.schedule.is_none() {
-                    self.diag.error(
-                        &grade_entry.span,
-                        format!(
-                            "{what} is entered by grade but has no `schedule`: a grade changes every day, \
-                             so membership is decided on publication days (weekly or monthly)"
-                        ),
-                    );
-                    ok = false;
-                }
-                (grades, model.and_then(|m| u32::try_from(m).ok()))
-            }
-            None => (Vec::new(), None),
-        };
         if raw.entry.is_empty() && raw.grade_entry.is_none() {
-            self.diag.error(&list.span, format!("{what} has no way in: give `entry` records or a `grade_entry`"));
-            ok = false;
+            self.diag.error(
+                &list.span,
+                format!("{what} has no way in: give `entry` records or a `grade_entry`"),
+            );
         }
-
-        let duration_min = match &raw.duration_min {
-            Some(period) => self.period(period, "duration_min", &what),
-            None => Some(Period::default()),
+        let has_entry = !(raw.entry.is_empty() && raw.grade_entry.is_none());
+        let (record_entries, entry_types) = self.list_entries(raw, kinds, catalog, &what);
+        let grade_entry = match &raw.grade_entry {
+            Some(grade_entry) => self.grade_entry(grade_entry, raw, kinds, models, &what),
+            None => Some((Vec::new(), None)),
         };
-        let duration_max = match &raw.duration_max {
-            Some(period) => self.period(period, "duration_max", &what).map(Some),
-            None => Some(None),
-        };
-        if let (Some(min), Some(Some(max)), Some(max_text)) = (duration_min, duration_max, &raw.duration_max) {
-            if max.after(REFERENCE_DAY) < min.after(REFERENCE_DAY) {
-                self.diag.error(&max_text.span, format!("duration_max {max} of {what} is shorter than its duration_min {min}"));
-                ok = false;
-            }
-        }
-
+        let durations = self.durations(raw, &what);
+        let mut exits_ok = true;
         let mut exits = Vec::new();
         for exit in &raw.exit {
             match self.exit(&exit.value, &entry_types, catalog, &what) {
                 Some(lowered) => exits.push(lowered),
-                None => ok = false,
+                None => exits_ok = false,
             }
         }
-        let mut reach = Vec::new();
-        for relation in &raw.reach {
-            if !catalog.relation_fields.contains(&relation.value) {
-                let known: Vec<&str> = catalog.relation_fields.iter().map(String::as_str).collect();
-                let listing = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-                self.diag.error(
-                    &relation.span,
-                    format!("{what} reaches `{}`, which is not a relation field of any record type (relation fields: {listing})", relation.value),
-                );
-                ok = false;
-                continue;
-            }
-            if kinds.is_some_and(|k| !k.organisation) {
-                self.diag.error(&relation.span, format!("{what} holds persons only, so `reach` (relations of an organisation) never applies"));
-                ok = false;
-                continue;
-            }
-            reach.push(Arc::from(relation.value.as_str()));
-        }
-        ok.then_some(())?;
+        let reach = self.reach(raw, kinds, catalog, &what);
+        let (grade_entries, grade_model) = grade_entry?;
+        let (duration_min, duration_max) = durations?;
+        (exits_ok && has_entry).then_some(())?;
         Some(ListDef {
             id: id?,
             title: title?,
             kind: list_kind(raw.kind),
             legal_basis: legal_basis?,
             subject_kinds: kinds?,
-            record_entries,
+            record_entries: record_entries?,
             grade_entries,
             grade_model,
-            duration_min: duration_min?,
-            duration_max: duration_max?,
+            duration_min,
+            duration_max,
             exits,
             exit_on_repair: raw.exit_on_repair,
             public: raw.public,
@@ -899,30 +961,215 @@ impl Lowering<'_, '_, '_> {
                 raw::Schedule::Weekly => Schedule::Weekly,
                 raw::Schedule::Monthly => Schedule::Monthly,
             }),
-            reach,
+            reach: reach?,
             review_required: raw.review,
         })
     }
 
-    fn exit(&mut self, exit: &raw::Exit, entry_types: &[(usize, &Located<String>)], catalog: &Catalog, list: &str) -> Option<RecordExit> {
+    /// The record entries of a list (None when one is wrong), and the
+    /// resolved entry record types that exits match against.
+    fn list_entries<'r>(
+        &mut self,
+        raw: &'r raw::List,
+        kinds: Option<KindSet>,
+        catalog: &Catalog,
+        what: &str,
+    ) -> (Option<Vec<RecordEntry>>, EntryTypes<'r>) {
+        let mut ok = true;
+        let mut entries = Vec::new();
+        let mut entry_types = Vec::new();
+        for entry in &raw.entry {
+            let record_type = &entry.value.record_type;
+            let entry_what = format!("entry of {what}");
+            let Some(index) = self.record_type(catalog, record_type, &entry_what) else {
+                ok = false;
+                continue;
+            };
+            entry_types.push((index, record_type));
+            let info = catalog.info.get(index);
+            if let (Some(list_kinds), Some(type_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
+                if intersect(list_kinds, type_kinds).is_empty() {
+                    self.diag.error(
+                        &record_type.span,
+                        format!(
+                            "{entry_what}: record type `{}` is about {} but the list holds {}",
+                            record_type.value,
+                            describe_kinds(type_kinds),
+                            describe_kinds(list_kinds)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let mut condition = None;
+            if let (Some(when), Some(info)) = (&entry.value.when, info) {
+                let label = format!("`when` of the `{}` {entry_what}", record_type.value);
+                condition = self.cel_record(when, &info.fields, &label);
+                ok &= condition.is_some();
+            }
+            match u32::try_from(index) {
+                Ok(record_type) => entries.push(RecordEntry {
+                    record_type,
+                    condition,
+                }),
+                Err(_) => ok = false,
+            }
+        }
+        (ok.then_some(entries), entry_types)
+    }
+
+    /// The grades of a model that put a subject on a list, and the model.
+    fn grade_entry(
+        &mut self,
+        grade_entry: &Located<raw::GradeEntry>,
+        list: &raw::List,
+        kinds: Option<KindSet>,
+        models: &Models,
+        what: &str,
+    ) -> Option<(Vec<Arc<str>>, Option<u32>)> {
+        let entry = &grade_entry.value;
+        let entry_what = format!("grade_entry of {what}");
+        let mut ok = true;
+        let model = self.model_ref(models, &entry.model, &entry_what);
+        let info = model.and_then(|index| models.info.get(index));
+        if let (Some(list_kinds), Some(model_kinds)) = (kinds, info.and_then(|i| i.kinds)) {
+            if !subset(list_kinds, model_kinds) {
+                self.diag.error(
+                    &entry.model.span,
+                    format!(
+                        "{entry_what}: model `{}` scores {}, but the list holds {}",
+                        entry.model.value,
+                        describe_kinds(model_kinds),
+                        describe_kinds(list_kinds)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let grades = self.grades(&entry.grades, info, &entry_what);
+        if entry.grades.is_empty() {
+            self.diag
+                .error(&grade_entry.span, format!("{entry_what} names no grades"));
+            ok = false;
+        }
+        if list.schedule.is_none() {
+            self.diag.error(
+                &grade_entry.span,
+                format!(
+                    "{what} is entered by grade but has no `schedule`: a grade changes every \
+                     day, so membership is decided on publication days (weekly or monthly)"
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(())?;
+        Some((grades?, Some(u32::try_from(model?).ok()?)))
+    }
+
+    /// `duration_min` (default: none) and `duration_max` of a list.
+    fn durations(&mut self, list: &raw::List, what: &str) -> Option<(Period, Option<Period>)> {
+        let min = match &list.duration_min {
+            Some(period) => self.period(period, "duration_min", what),
+            None => Some(Period::default()),
+        };
+        let Some(max_text) = &list.duration_max else {
+            return Some((min?, None));
+        };
+        let max = self.period(max_text, "duration_max", what);
+        let (min, max) = (min?, max?);
+        if max.after(REFERENCE_DAY) < min.after(REFERENCE_DAY) {
+            self.diag.error(
+                &max_text.span,
+                format!("duration_max {max} of {what} is shorter than its duration_min {min}"),
+            );
+            return None;
+        }
+        Some((min, Some(max)))
+    }
+
+    /// The relations a list reaches: relation fields of the catalog, on a
+    /// list that holds organisations.
+    fn reach(
+        &mut self,
+        list: &raw::List,
+        kinds: Option<KindSet>,
+        catalog: &Catalog,
+        what: &str,
+    ) -> Option<Vec<Arc<str>>> {
+        let mut ok = true;
+        let mut reach = Vec::new();
+        for relation in &list.reach {
+            if !catalog.relation_fields.contains(&relation.value) {
+                let known: Vec<&str> = catalog.relation_fields.iter().map(String::as_str).collect();
+                let listing = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                self.diag.error(
+                    &relation.span,
+                    format!(
+                        "{what} reaches `{}`, which is not a relation field of any record type \
+                         (relation fields: {listing})",
+                        relation.value
+                    ),
+                );
+                ok = false;
+            } else if kinds.is_some_and(|k| !k.organisation) {
+                self.diag.error(
+                    &relation.span,
+                    format!(
+                        "{what} holds persons only, so `reach` (relations of an organisation) \
+                         never applies"
+                    ),
+                );
+                ok = false;
+            } else {
+                reach.push(Arc::from(relation.value.as_str()));
+            }
+        }
+        ok.then_some(reach)
+    }
+
+    fn exit(
+        &mut self,
+        exit: &raw::Exit,
+        entry_types: &[(usize, &Located<String>)],
+        catalog: &Catalog,
+        list: &str,
+    ) -> Option<RecordExit> {
         let what = format!("exit of {list}");
         let index = self.record_type(catalog, &exit.record_type, &what)?;
         let mut match_field = None;
         if let Some(field) = &exit.match_field {
             let type_of = |index: usize| {
-                catalog.info.get(index).and_then(|info| info.fields.iter().find(|(name, _)| name.as_ref() == field.value).map(|(_, t)| *t))
+                catalog.info.get(index).and_then(|info| {
+                    info.fields
+                        .iter()
+                        .find(|(name, _)| name.as_ref() == field.value)
+                        .map(|(_, t)| *t)
+                })
             };
             let exit_type = type_of(index);
             let mut ok = true;
             if exit_type.is_none() {
                 self.diag.error(
                     &field.span,
-                    format!("match_field `{}` of {what} is not a field of exit record type `{}`", field.value, exit.record_type.value),
+                    format!(
+                        "match_field `{}` of {what} is not a field of exit record type `{}`",
+                        field.value, exit.record_type.value
+                    ),
                 );
                 ok = false;
             }
             if entry_types.is_empty() {
-                self.diag.error(&field.span, format!("match_field `{}` of {what} needs entry records to match against", field.value));
+                self.diag.error(
+                    &field.span,
+                    format!(
+                        "match_field `{}` of {what} needs entry records to match against",
+                        field.value
+                    ),
+                );
                 ok = false;
             }
             for (entry_index, entry_name) in entry_types {
@@ -950,72 +1197,45 @@ impl Lowering<'_, '_, '_> {
             ok.then_some(())?;
             match_field = Some(Arc::from(field.value.as_str()));
         }
-        Some(RecordExit { record_type: u32::try_from(index).ok()?, match_field, working_days: exit.working_days })
+        Some(RecordExit {
+            record_type: u32::try_from(index).ok()?,
+            match_field,
+            working_days: exit.working_days,
+        })
     }
 
     // ----- measures --------------------------------------------------------
 
-    fn measure(&mut self, measure: &Located<raw::Measure>, lists: &Lists, models: &Models, allow_score_only: bool) -> Option<Measure> {
+    fn measure(
+        &mut self,
+        measure: &Located<raw::Measure>,
+        lists: &Lists,
+        models: &Models,
+        allow_score_only: bool,
+    ) -> Option<Measure> {
         let raw = &measure.value;
         let what = format!("measure `{}`", raw.id.value);
         let id = self.id(&raw.id, "measure");
         let title = self.text(&raw.title, "title", &what);
         let legal_basis = self.legal_basis(&raw.legal_basis, &what);
         let kinds = self.kinds(&raw.subject_kinds, &what);
-        let mut ok = true;
-
-        let mut agencies = Vec::new();
-        if raw.agencies.value.is_empty() {
-            self.diag.error(&raw.agencies.span, format!("{what} names no agency that implements it"));
-            ok = false;
-        }
-        for agency in &raw.agencies.value {
-            match self.id(agency, "agency") {
-                Some(agency) => agencies.push(agency),
-                None => ok = false,
-            }
-        }
-
-        let uses_grades = raw.applies.iter().chain(&raw.except).any(|c| !c.value.grades.is_empty());
-        let model = match &raw.model {
-            Some(model) => {
-                let index = self.model_ref(models, model, &what);
-                ok &= index.is_some();
-                index
-            }
-            // With one model there is nothing to choose.
-            None if uses_grades && models.info.len() == 1 => Some(0),
-            None if uses_grades => {
-                self.diag.error(&measure.span, format!("{what} uses grades but does not name the `model` whose grades they are"));
-                ok = false;
-                None
-            }
-            None => None,
-        };
-        let model_info = model.and_then(|index| models.info.get(index));
-        let model_id = raw.model.as_ref().map_or("", |m| m.value.as_str());
-
-        self.unique_ids(raw.applies.iter().chain(&raw.except).map(|c| &c.value.id), &format!("condition of {what}"));
+        let agencies = self.agencies(&raw.agencies, &what);
+        let model = self.measure_model(measure, models, &what);
+        let model_info = model.flatten().and_then(|index| models.info.get(index));
+        self.unique_ids(
+            raw.applies.iter().chain(&raw.except).map(|c| &c.value.id),
+            &format!("condition of {what}"),
+        );
         if raw.applies.is_empty() {
-            self.diag.error(&measure.span, format!("{what} has no `applies` condition, so it would never apply"));
-            ok = false;
+            self.diag.error(
+                &measure.span,
+                format!("{what} has no `applies` condition, so it would never apply"),
+            );
         }
-        let mut applies = Vec::new();
-        for condition in &raw.applies {
-            match self.condition(condition, lists, model_info, model_id, &what) {
-                Some(lowered) => applies.push(lowered),
-                None => ok = false,
-            }
-        }
-        let mut exceptions = Vec::new();
-        for condition in &raw.except {
-            match self.condition(condition, lists, model_info, model_id, &what) {
-                Some(lowered) => exceptions.push(lowered),
-                None => ok = false,
-            }
-        }
-        ok &= self.score_only_rule(raw, lists, allow_score_only, &what);
-        ok.then_some(())?;
+        let applies = self.conditions(&raw.applies, lists, model_info, &what);
+        let exceptions = self.conditions(&raw.except, lists, model_info, &what);
+        let score_only_ok = self.score_only_rule(raw, lists, allow_score_only, &what);
+        (score_only_ok && !raw.applies.is_empty()).then_some(())?;
         Some(Measure {
             id: id?,
             title: title?,
@@ -1024,13 +1244,91 @@ impl Lowering<'_, '_, '_> {
                 raw::MeasureKind::Punishment => MeasureKind::Punishment,
             },
             legal_basis: legal_basis?,
-            agencies,
+            agencies: agencies?,
             subject_kinds: kinds?,
-            applies,
-            exceptions,
-            model: model.and_then(|m| u32::try_from(m).ok()),
-            score_only_opt_in: raw.score_only_opt_in.as_ref().is_some_and(|flag| flag.value),
+            applies: applies?,
+            exceptions: exceptions?,
+            model: match model? {
+                Some(index) => Some(u32::try_from(index).ok()?),
+                None => None,
+            },
+            score_only_opt_in: raw
+                .score_only_opt_in
+                .as_ref()
+                .is_some_and(|flag| flag.value),
         })
+    }
+
+    /// The agencies that implement a measure: at least one, each a valid id.
+    fn agencies(
+        &mut self,
+        agencies: &Located<Vec<Located<String>>>,
+        what: &str,
+    ) -> Option<Vec<Arc<str>>> {
+        let mut ok = true;
+        if agencies.value.is_empty() {
+            let message = format!("{what} names no agency that implements it");
+            self.diag.error(&agencies.span, message);
+            ok = false;
+        }
+        let mut out = Vec::new();
+        for agency in &agencies.value {
+            match self.id(agency, "agency") {
+                Some(agency) => out.push(agency),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// The model whose grades a measure's conditions name: the one given,
+    /// or the only model of the rulebook. None when it cannot be resolved;
+    /// `Some(None)` when the measure needs none.
+    fn measure_model(
+        &mut self,
+        measure: &Located<raw::Measure>,
+        models: &Models,
+        what: &str,
+    ) -> Option<Option<usize>> {
+        let raw = &measure.value;
+        let uses_grades = raw
+            .applies
+            .iter()
+            .chain(&raw.except)
+            .any(|c| !c.value.grades.is_empty());
+        match &raw.model {
+            Some(model) => self.model_ref(models, model, what).map(Some),
+            // With one model there is nothing to choose.
+            None if uses_grades && models.info.len() == 1 => Some(Some(0)),
+            None if uses_grades => {
+                self.diag.error(
+                    &measure.span,
+                    format!(
+                        "{what} uses grades but does not name the `model` whose grades they are"
+                    ),
+                );
+                None
+            }
+            None => Some(None),
+        }
+    }
+
+    fn conditions(
+        &mut self,
+        conditions: &[Located<raw::Condition>],
+        lists: &Lists,
+        model: Option<&ModelInfo>,
+        measure: &str,
+    ) -> Option<Vec<Condition>> {
+        let mut ok = true;
+        let mut out = Vec::new();
+        for condition in conditions {
+            match self.condition(condition, lists, model, measure) {
+                Some(lowered) => out.push(lowered),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     fn condition(
@@ -1038,15 +1336,21 @@ impl Lowering<'_, '_, '_> {
         condition: &Located<raw::Condition>,
         lists: &Lists,
         model: Option<&ModelInfo>,
-        model_id: &str,
         measure: &str,
     ) -> Option<Condition> {
         let raw = &condition.value;
         let what = format!("condition `{}` of {measure}", raw.id.value);
         let id = self.id(&raw.id, "condition");
         let mut ok = true;
-        if raw.lists.is_empty() && raw.list_kind.is_none() && raw.grades.is_empty() && raw.when.is_none() {
-            self.diag.error(&condition.span, format!("{what} is empty: it would hold for every subject"));
+        if raw.lists.is_empty()
+            && raw.list_kind.is_none()
+            && raw.grades.is_empty()
+            && raw.when.is_none()
+        {
+            self.diag.error(
+                &condition.span,
+                format!("{what} is empty: it would hold for every subject"),
+            );
             ok = false;
         }
         let mut list_indices = Vec::new();
@@ -1056,17 +1360,24 @@ impl Lowering<'_, '_, '_> {
                 None => {
                     if !self.declared.lists.contains(&list.value) {
                         let hint = suggestion(&list.value, lists.by_id.keys().map(String::as_str));
-                        self.diag.error(&list.span, format!("{what} names unknown list `{}`{hint}", list.value));
+                        self.diag.error(
+                            &list.span,
+                            format!("{what} names unknown list `{}`{hint}", list.value),
+                        );
                     }
                     ok = false;
                 }
             }
         }
-        let grades = self.grades(&raw.grades, model, model_id, &what);
-        ok &= grades.len() == raw.grades.len();
+        let grades = self.grades(&raw.grades, model, &what);
         let when = match &raw.when {
             Some(when) => {
-                let program = cel::compile(self.diag, when, Scope::Subject, &format!("`when` of {what}"));
+                let program = cel::compile(
+                    self.diag,
+                    when,
+                    Scope::Subject,
+                    &format!("`when` of {what}"),
+                );
                 ok &= program.is_some();
                 program
             }
@@ -1077,14 +1388,20 @@ impl Lowering<'_, '_, '_> {
             id: id?,
             lists: list_indices,
             list_kind: raw.list_kind.map(list_kind),
-            grades,
+            grades: grades?,
             when,
         })
     }
 
     /// A punishment follows from a list entry grounded in records, never from
     /// a score or grade alone, unless both the rulebook and the measure opt in.
-    fn score_only_rule(&mut self, measure: &raw::Measure, lists: &Lists, allow_score_only: bool, what: &str) -> bool {
+    fn score_only_rule(
+        &mut self,
+        measure: &raw::Measure,
+        lists: &Lists,
+        allow_score_only: bool,
+        what: &str,
+    ) -> bool {
         let opt_in = measure.score_only_opt_in.as_ref().filter(|flag| flag.value);
         let mut score_only: Vec<(&Located<raw::Condition>, String)> = Vec::new();
         for condition in &measure.applies {
@@ -1111,7 +1428,10 @@ impl Lowering<'_, '_, '_> {
             }
             None => true,
             Some(flag) if !punishment => {
-                self.diag.error(&flag.span, format!("{what} is a reward: `score_only_opt_in` is for punishments only"));
+                self.diag.error(
+                    &flag.span,
+                    format!("{what} is a reward: `score_only_opt_in` is for punishments only"),
+                );
                 false
             }
             Some(flag) if score_only.is_empty() => {
@@ -1142,27 +1462,46 @@ fn rests_on_score(condition: &raw::Condition, lists: &Lists) -> Option<String> {
         return Some("names no list and no list kind".to_string());
     }
     for list in &condition.lists {
-        let by_grade = lists.by_id.get(&list.value).and_then(|&index| lists.info.get(index)).is_some_and(|info| info.by_grade);
+        let by_grade = lists
+            .by_id
+            .get(&list.value)
+            .and_then(|&index| lists.info.get(index))
+            .is_some_and(|info| info.by_grade);
         if by_grade {
-            return Some(format!("names list `{}`, which subjects enter by grade", list.value));
+            return Some(format!(
+                "names list `{}`, which subjects enter by grade",
+                list.value
+            ));
         }
     }
     if let Some(kind) = condition.list_kind {
         let kind = list_kind(kind);
-        if lists.info.iter().any(|info| info.kind == kind && info.by_grade) {
+        if lists
+            .info
+            .iter()
+            .any(|info| info.kind == kind && info.by_grade)
+        {
             let kind = match kind {
                 ListKind::Black => "black",
                 ListKind::Red => "red",
             };
-            return Some(format!("names any {kind} list, and a {kind} list is entered by grade"));
+            return Some(format!(
+                "names any {kind} list, and a {kind} list is entered by grade"
+            ));
         }
     }
     None
 }
 
 fn is_field_name(name: &str) -> bool {
-    let starts_well = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    starts_well && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    starts_well
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn kind_set(kinds: &[raw::SubjectKind]) -> KindSet {
@@ -1183,7 +1522,10 @@ impl KindSetExt for KindSet {
 }
 
 fn intersect(a: KindSet, b: KindSet) -> KindSet {
-    KindSet { person: a.person && b.person, organisation: a.organisation && b.organisation }
+    KindSet {
+        person: a.person && b.person,
+        organisation: a.organisation && b.organisation,
+    }
 }
 
 fn subset(a: KindSet, b: KindSet) -> bool {

@@ -52,20 +52,39 @@ const GROUPS: &[Group] = &[
         ],
         words: &["dissent", "dissident", "protest", "protester", "protests"],
         stems: &["politic", "petition"],
-        phrases: &[&["party", "member"], &["party", "membership"], &["free", "speech"]],
+        phrases: &[
+            &["party", "member"],
+            &["party", "membership"],
+            &["free", "speech"],
+        ],
         hanzi: &["政治", "言论", "上访", "信访"],
     },
     Group {
         name: "religion or belief",
-        categories: &["religion", "religious", "belief", "beliefs", "faith", "religion_or_belief"],
-        words: &["faith", "church", "mosque", "temple", "worship", "prayer", "sect"],
+        categories: &[
+            "religion",
+            "religious",
+            "belief",
+            "beliefs",
+            "faith",
+            "religion_or_belief",
+        ],
+        words: &[
+            "faith", "church", "mosque", "temple", "worship", "prayer", "sect",
+        ],
         stems: &["religio", "belief", "atheis"],
         phrases: &[],
         hanzi: &["宗教", "信仰", "教会", "礼拜"],
     },
     Group {
         name: "ethnicity",
-        categories: &["ethnicity", "ethnic", "ethnic_origin", "race", "racial_origin"],
+        categories: &[
+            "ethnicity",
+            "ethnic",
+            "ethnic_origin",
+            "race",
+            "racial_origin",
+        ],
         words: &["race", "races"],
         stems: &["ethnic", "racial"],
         phrases: &[],
@@ -73,17 +92,50 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "genetic or biometric data",
-        categories: &["genetic", "genetic_data", "biometric", "biometric_data", "biometrics"],
-        words: &["gene", "genes", "dna", "face", "faces", "iris", "voice", "retina", "gait"],
-        stems: &["genetic", "genom", "biometric", "fingerprint", "facial", "voiceprint", "palmprint"],
+        categories: &[
+            "genetic",
+            "genetic_data",
+            "biometric",
+            "biometric_data",
+            "biometrics",
+        ],
+        words: &[
+            "gene", "genes", "dna", "face", "faces", "iris", "voice", "retina", "gait",
+        ],
+        stems: &[
+            "genetic",
+            "genom",
+            "biometric",
+            "fingerprint",
+            "facial",
+            "voiceprint",
+            "palmprint",
+        ],
         phrases: &[],
-        hanzi: &["基因", "指纹", "人脸", "面部", "虹膜", "声纹", "生物识别", "步态"],
+        hanzi: &[
+            "基因",
+            "指纹",
+            "人脸",
+            "面部",
+            "虹膜",
+            "声纹",
+            "生物识别",
+            "步态",
+        ],
     },
     Group {
         name: "health or medical history",
         categories: &["health", "medical", "medical_history", "health_data"],
         words: &["health", "blood", "hiv"],
-        stems: &["medical", "disease", "diagnos", "illness", "pregnan", "psychiatr", "disabilit"],
+        stems: &[
+            "medical",
+            "disease",
+            "diagnos",
+            "illness",
+            "pregnan",
+            "psychiatr",
+            "disabilit",
+        ],
         phrases: &[],
         hanzi: &["健康", "病史", "疾病", "血型", "医疗", "诊断"],
     },
@@ -135,7 +187,10 @@ pub(crate) fn protected_category(category: &str) -> Option<Hit> {
     let normalised = words(category).join("_");
     for group in GROUPS {
         if group.categories.contains(&normalised.as_str()) {
-            return Some(Hit { group: group.name, found: normalised });
+            return Some(Hit {
+                group: group.name,
+                found: normalised,
+            });
         }
     }
     None
@@ -154,17 +209,26 @@ pub(crate) fn protected_word(text: &str) -> Option<Hit> {
             let hit = group.words.contains(&word.as_str())
                 || group.stems.iter().any(|stem| word.starts_with(stem));
             if hit {
-                return Some(Hit { group: group.name, found: word.clone() });
+                return Some(Hit {
+                    group: group.name,
+                    found: word.clone(),
+                });
             }
             for phrase in group.phrases {
                 if starts_phrase(&words, index, phrase) {
-                    return Some(Hit { group: group.name, found: phrase.join(" ") });
+                    return Some(Hit {
+                        group: group.name,
+                        found: phrase.join(" "),
+                    });
                 }
             }
         }
         for term in group.hanzi {
             if text.contains(term) {
-                return Some(Hit { group: group.name, found: (*term).to_string() });
+                return Some(Hit {
+                    group: group.name,
+                    found: (*term).to_string(),
+                });
             }
         }
     }
@@ -181,8 +245,12 @@ fn words(text: &str) -> Vec<String> {
 }
 
 fn starts_phrase(words: &[String], index: usize, phrase: &[&str]) -> bool {
-    let Some(run) = words.get(index..index + phrase.len()) else { return false };
-    run.iter().zip(phrase).all(|(word, expected)| word == expected)
+    let Some(run) = words.get(index..index + phrase.len()) else {
+        return false;
+    };
+    run.iter()
+        .zip(phrase)
+        .all(|(word, expected)| word == expected)
 }
 
 /// For each word, whether it is part of an exempt phrase.
@@ -210,12 +278,21 @@ mod tests {
 
     #[test]
     fn whole_words_and_stems_fire_but_substrings_do_not() {
-        assert_eq!(group("social.religious_activity"), Some("religion or belief"));
-        assert_eq!(group("biometric.face_scan"), Some("genetic or biometric data"));
+        assert_eq!(
+            group("social.religious_activity"),
+            Some("religion or belief")
+        );
+        assert_eq!(
+            group("biometric.face_scan"),
+            Some("genetic or biometric data")
+        );
         assert_eq!(group("severity general"), None);
         assert_eq!(group("tax.invoice_fraud"), None);
         assert_eq!(group("surface_damage"), None);
-        assert_eq!(group("trade.union_member_dues"), Some("trade-union membership"));
+        assert_eq!(
+            group("trade.union_member_dues"),
+            Some("trade-union membership")
+        );
         assert_eq!(group("trade_license"), None);
         assert_eq!(group("宗教活动"), Some("religion or belief"));
     }
@@ -225,8 +302,14 @@ mod tests {
         assert_eq!(group("positive.blood_donation"), None);
         assert_eq!(group("Voluntary blood donation"), None);
         assert_eq!(group("judicial.bad_faith_litigation"), None);
-        assert_eq!(group("health.blood_type"), Some("health or medical history"));
-        assert_eq!(group("blood_test after blood donation"), Some("health or medical history"));
+        assert_eq!(
+            group("health.blood_type"),
+            Some("health or medical history")
+        );
+        assert_eq!(
+            group("blood_test after blood donation"),
+            Some("health or medical history")
+        );
         assert_eq!(group("religious faith"), Some("religion or belief"));
     }
 

@@ -27,7 +27,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = toml::Spanned::<T>::deserialize(deserializer)?;
         let span = spanned.span();
-        Ok(Located { value: spanned.into_inner(), span })
+        Ok(Located {
+            value: spanned.into_inner(),
+            span,
+        })
     }
 }
 
@@ -147,7 +150,7 @@ pub enum DisputePolicy {
 }
 
 /// The type of a record field.
-#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Bool,

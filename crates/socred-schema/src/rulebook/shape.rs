@@ -32,7 +32,12 @@ pub(crate) struct ShapeCheck<'s, 'd, 't> {
 
 impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
     pub(crate) fn new(root: &'s Value, diag: &'d mut Diagnostics<'t>) -> ShapeCheck<'s, 'd, 't> {
-        ShapeCheck { root, diag, quiet: false, mismatches: 0 }
+        ShapeCheck {
+            root,
+            diag,
+            quiet: false,
+            mismatches: 0,
+        }
     }
 
     /// Checks the whole document against the root schema.
@@ -50,7 +55,13 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
 
     /// Checks one value; false when it does not fit (what it contains that
     /// does not fit is removed either way).
-    fn check(&mut self, value: &mut Spanned<DeValue<'_>>, schema: &Value, path: &str, key: &str) -> bool {
+    fn check(
+        &mut self,
+        value: &mut Spanned<DeValue<'_>>,
+        schema: &Value,
+        path: &str,
+        key: &str,
+    ) -> bool {
         let schema = self.resolve(schema);
         let alternatives = schema.get("anyOf").or_else(|| schema.get("oneOf"));
         if let Some(alternatives) = alternatives.and_then(Value::as_array) {
@@ -61,16 +72,25 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
         }
         let types = schema_types(schema);
         if !types.is_empty() && !types.iter().any(|t| kind_fits(value.get_ref(), t)) {
-            let expected = types.iter().map(|t| describe_type(t)).collect::<Vec<_>>().join(" or ");
+            let expected = types
+                .iter()
+                .map(|t| describe_type(t))
+                .collect::<Vec<_>>()
+                .join(" or ");
             let found = describe_value(value.get_ref());
-            self.report(value.span().start, format!("{} must be {expected}, found {found}", name(key)));
+            self.report(
+                value.span().start,
+                format!("{} must be {expected}, found {found}", name(key)),
+            );
             return false;
         }
         let span = value.span();
         match value.get_mut() {
             DeValue::Table(table) => self.check_table(table, span.start, schema, path),
             DeValue::Array(array) => {
-                let Some(items) = schema.get("items") else { return true };
+                let Some(items) = schema.get("items") else {
+                    return true;
+                };
                 let item_key = format!("{key}[]");
                 let mut keep = Vec::with_capacity(array.len());
                 for item in array.iter_mut() {
@@ -95,8 +115,12 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
         let mut schema = schema;
         // A chain of references longer than this is a cycle: stop there.
         for _ in 0..16 {
-            let Some(target) = schema.get("$ref").and_then(Value::as_str) else { break };
-            let Some(name) = target.strip_prefix("#/$defs/") else { break };
+            let Some(target) = schema.get("$ref").and_then(Value::as_str) else {
+                break;
+            };
+            let Some(name) = target.strip_prefix("#/$defs/") else {
+                break;
+            };
             match self.root.get("$defs").and_then(|defs| defs.get(name)) {
                 Some(found) => schema = found,
                 None => break,
@@ -143,7 +167,11 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
         // complaint is the most precise one.
         let same_kind: Vec<&&Value> = options
             .iter()
-            .filter(|option| schema_types(option).iter().any(|t| kind_fits(value.get_ref(), t)))
+            .filter(|option| {
+                schema_types(option)
+                    .iter()
+                    .any(|t| kind_fits(value.get_ref(), t))
+            })
             .collect();
         if let [only] = same_kind.as_slice() {
             return self.check(value, only, path, key);
@@ -154,11 +182,24 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
             .map(|t| describe_type(&t).to_string())
             .collect();
         let found = describe_value(value.get_ref());
-        self.report(value.span().start, format!("{} must be {}, found {found}", name(key), expected.join(" or ")));
+        self.report(
+            value.span().start,
+            format!(
+                "{} must be {}, found {found}",
+                name(key),
+                expected.join(" or ")
+            ),
+        );
         false
     }
 
-    fn fits_quietly(&mut self, value: &Spanned<DeValue<'_>>, schema: &Value, path: &str, key: &str) -> bool {
+    fn fits_quietly(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        schema: &Value,
+        path: &str,
+        key: &str,
+    ) -> bool {
         let mut trial = value.clone();
         let (quiet, mismatches) = (self.quiet, self.mismatches);
         self.quiet = true;
@@ -169,45 +210,82 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
     }
 
     fn check_choice(&mut self, value: &Spanned<DeValue<'_>>, words: &[String], key: &str) -> bool {
-        let choices = words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ");
+        let choices = words
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         match value.get_ref() {
             DeValue::String(text) if words.iter().any(|w| w == text.as_ref()) => true,
             DeValue::String(text) => {
                 let hint = suggestion(text, words.iter().map(String::as_str));
-                self.report(value.span().start, format!("{} must be one of {choices}, found `{text}`{hint}", name(key)));
+                self.report(
+                    value.span().start,
+                    format!(
+                        "{} must be one of {choices}, found `{text}`{hint}",
+                        name(key)
+                    ),
+                );
                 false
             }
             other => {
                 let found = describe_value(other);
-                self.report(value.span().start, format!("{} must be one of {choices}, found {found}", name(key)));
+                self.report(
+                    value.span().start,
+                    format!("{} must be one of {choices}, found {found}", name(key)),
+                );
                 false
             }
         }
     }
 
-    fn check_integer(&mut self, number: Option<i128>, schema: &Value, offset: usize, key: &str) -> bool {
+    fn check_integer(
+        &mut self,
+        number: Option<i128>,
+        schema: &Value,
+        offset: usize,
+        key: &str,
+    ) -> bool {
         let (format_min, format_max) = match schema.get("format").and_then(Value::as_str) {
             Some("uint32") => (0, i128::from(u32::MAX)),
             Some("uint64") | Some("uint") => (0, i128::from(u64::MAX)),
             Some("int32") => (i128::from(i32::MIN), i128::from(i32::MAX)),
             _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
         };
-        let minimum = schema.get("minimum").and_then(Value::as_i64).map(i128::from);
-        let maximum = schema.get("maximum").and_then(Value::as_i64).map(i128::from);
+        let minimum = schema
+            .get("minimum")
+            .and_then(Value::as_i64)
+            .map(i128::from);
+        let maximum = schema
+            .get("maximum")
+            .and_then(Value::as_i64)
+            .map(i128::from);
         let low = minimum.map_or(format_min, |m| m.max(format_min));
         let high = maximum.map_or(format_max, |m| m.min(format_max));
         match number {
             Some(n) if n >= low && n <= high => true,
             _ => {
-                self.report(offset, format!("{} must be a whole number from {low} to {high}", name(key)));
+                self.report(
+                    offset,
+                    format!("{} must be a whole number from {low} to {high}", name(key)),
+                );
                 false
             }
         }
     }
 
-    fn check_table(&mut self, table: &mut DeTable<'_>, offset: usize, schema: &Value, path: &str) -> bool {
+    fn check_table(
+        &mut self,
+        table: &mut DeTable<'_>,
+        offset: usize,
+        schema: &Value,
+        path: &str,
+    ) -> bool {
         let empty = serde_json::Map::new();
-        let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let required: Vec<&str> = schema
             .get("required")
             .and_then(Value::as_array)
@@ -219,7 +297,11 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
         let mut cut: Vec<String> = Vec::new();
         for (key, value) in table.iter_mut() {
             let key_text: &str = key.get_ref();
-            let child_path = if path.is_empty() { key_text.to_string() } else { format!("{path}.{key_text}") };
+            let child_path = if path.is_empty() {
+                key_text.to_string()
+            } else {
+                format!("{path}.{key_text}")
+            };
             let value_schema = match properties.get(key_text) {
                 Some(property) => property,
                 None => match additional {
@@ -231,7 +313,10 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
                         } else {
                             hint
                         };
-                        self.report(key.span().start, format!("unknown key `{key_text}` in {label}{hint}"));
+                        self.report(
+                            key.span().start,
+                            format!("unknown key `{key_text}` in {label}{hint}"),
+                        );
                         cut.push(key_text.to_string());
                         continue;
                     }
@@ -269,7 +354,10 @@ impl<'s, 'd, 't> ShapeCheck<'s, 'd, 't> {
 }
 
 /// Removes the items for which `keep` says false.
-fn array_retain(array: &mut toml::de::DeArray<'_>, mut keep: impl FnMut(&Spanned<DeValue<'_>>) -> bool) {
+fn array_retain(
+    array: &mut toml::de::DeArray<'_>,
+    mut keep: impl FnMut(&Spanned<DeValue<'_>>) -> bool,
+) {
     let mut kept = toml::de::DeArray::new();
     for item in std::mem::replace(array, toml::de::DeArray::new()) {
         if keep(&item) {
@@ -281,7 +369,11 @@ fn array_retain(array: &mut toml::de::DeArray<'_>, mut keep: impl FnMut(&Spanned
 
 /// `record_type `judicial.x``, `model.rule `r1``, `rulebook`, …
 fn table_label(table: &DeTable<'_>, path: &str) -> String {
-    let path = if path.is_empty() { "the rulebook file" } else { path };
+    let path = if path.is_empty() {
+        "the rulebook file"
+    } else {
+        path
+    };
     match table.get("id").map(|id| id.get_ref()) {
         Some(DeValue::String(id)) => format!("{path} `{id}`"),
         _ => path.to_string(),
@@ -302,7 +394,10 @@ fn string_choices(schema: &Value) -> Option<Vec<String>> {
         return Some(vec![word.clone()]);
     }
     let words = schema.get("enum")?.as_array()?;
-    words.iter().map(|w| w.as_str().map(str::to_string)).collect()
+    words
+        .iter()
+        .map(|w| w.as_str().map(str::to_string))
+        .collect()
 }
 
 fn schema_types(schema: &Value) -> Vec<String> {
@@ -403,11 +498,20 @@ mod tests {
     #[test]
     fn suggestions_need_a_close_word() {
         let known = ["legal_basis", "retention", "title"];
-        assert_eq!(suggestion("legal_basi", known.into_iter()), " (did you mean `legal_basis`?)");
-        assert_eq!(suggestion("retension", known.into_iter()), " (did you mean `retention`?)");
+        assert_eq!(
+            suggestion("legal_basi", known.into_iter()),
+            " (did you mean `legal_basis`?)"
+        );
+        assert_eq!(
+            suggestion("retension", known.into_iter()),
+            " (did you mean `retention`?)"
+        );
         assert_eq!(suggestion("colour", known.into_iter()), "");
         let fields = ["amount_yuan", "case_no"];
-        assert_eq!(suggestion("amout", fields.into_iter()), " (did you mean `amount_yuan`?)");
+        assert_eq!(
+            suggestion("amout", fields.into_iter()),
+            " (did you mean `amount_yuan`?)"
+        );
         assert_eq!(suggestion("cas", fields.into_iter()), "");
     }
 }

@@ -25,7 +25,12 @@ impl<'t> Diagnostics<'t> {
                 line_starts.push(offset + 1);
             }
         }
-        Diagnostics { file, text, line_starts, problems: Vec::new() }
+        Diagnostics {
+            file,
+            text,
+            line_starts,
+            problems: Vec::new(),
+        }
     }
 
     pub(crate) fn text(&self) -> &'t str {
@@ -50,9 +55,8 @@ impl<'t> Diagnostics<'t> {
 
     /// The problems, sorted by position (then message, for a stable report).
     pub(crate) fn into_problems(mut self) -> Vec<Problem> {
-        self.problems.sort_by(|a, b| {
-            (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message))
-        });
+        self.problems
+            .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
         self.problems.dedup();
         self.problems
     }
@@ -97,7 +101,11 @@ mod tests {
         let lines: Vec<String> = diag.into_problems().iter().map(|p| p.to_string()).collect();
         assert_eq!(
             lines,
-            ["f.toml:1:1: first", "f.toml:2:14: after chinese", "f.toml:3:1: end"]
+            [
+                "f.toml:1:1: first",
+                "f.toml:2:14: after chinese",
+                "f.toml:3:1: end"
+            ]
         );
     }
 }

@@ -32,9 +32,14 @@ pub struct PrincipalList {
     principals: Vec<Principal>,
 }
 
-pub async fn principals(State(state): State<AppState>, caller: Caller) -> Result<Json<PrincipalList>, ApiError> {
+pub async fn principals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PrincipalList>, ApiError> {
     caller.require(&[Role::Admin])?;
-    Ok(Json(PrincipalList { principals: state.store().principals().await? }))
+    Ok(Json(PrincipalList {
+        principals: state.store().principals().await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -65,7 +70,9 @@ fn invalid(message: String) -> ApiError {
 fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= ID_BYTES_MAX
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
     if ok {
         return Ok(());
     }
@@ -76,10 +83,18 @@ fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
 
 /// Checks a principal against the rulebook in force; returns it normalised
 /// with any warnings.
-fn checked_principal(current: &Current, body: PrincipalBody) -> Result<(Principal, Vec<String>), ApiError> {
+fn checked_principal(
+    current: &Current,
+    body: PrincipalBody,
+) -> Result<(Principal, Vec<String>), ApiError> {
     check_id("principal id", &body.id)?;
-    if body.name.trim().is_empty() || body.name.len() > NAME_BYTES_MAX || body.name.chars().any(char::is_control) {
-        return Err(invalid(format!("`name` must be 1 to {NAME_BYTES_MAX} bytes without control characters")));
+    if body.name.trim().is_empty()
+        || body.name.len() > NAME_BYTES_MAX
+        || body.name.chars().any(char::is_control)
+    {
+        return Err(invalid(format!(
+            "`name` must be 1 to {NAME_BYTES_MAX} bytes without control characters"
+        )));
     }
     let mut warnings = Vec::new();
     let scope = match (body.role, body.scope) {
@@ -99,29 +114,56 @@ fn checked_principal(current: &Current, body: PrincipalBody) -> Result<(Principa
     };
     if body.role == Role::Provider {
         if body.record_types.is_empty() {
-            return Err(invalid("a provider needs `record_types`: the record types it may send".into()));
+            return Err(invalid(
+                "a provider needs `record_types`: the record types it may send".into(),
+            ));
         }
-        let unknown: Vec<&str> =
-            body.record_types.iter().filter(|t| current.rulebook().record_type(t).is_none()).map(String::as_str).collect();
+        let unknown: Vec<&str> = body
+            .record_types
+            .iter()
+            .filter(|t| current.rulebook().record_type(t).is_none())
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
             return Err(ApiError::bad_request(
                 "unknown_record_type",
-                format!("rulebook {} has no record type {}", current.label, unknown.join(", ")),
+                format!(
+                    "rulebook {} has no record type {}",
+                    current.label,
+                    unknown.join(", ")
+                ),
             ));
         }
     } else if !body.record_types.is_empty() {
-        return Err(invalid(format!("only providers have `record_types`, not a {}", body.role)));
+        return Err(invalid(format!(
+            "only providers have `record_types`, not a {}",
+            body.role
+        )));
     }
     if let (Role::Agency, Some(agency)) = (body.role, &scope) {
-        let implements = current.rulebook().measures.iter().any(|m| m.agencies.iter().any(|a| **a == **agency));
+        let implements = current
+            .rulebook()
+            .measures
+            .iter()
+            .any(|m| m.agencies.iter().any(|a| **a == **agency));
         if !implements {
-            warnings.push(format!("no measure of rulebook {} names agency `{agency}`: it can ask about nothing", current.label));
+            warnings.push(format!(
+                "no measure of rulebook {} names agency `{agency}`: it can ask about nothing",
+                current.label
+            ));
         }
     }
     let mut record_types = body.record_types;
     record_types.sort();
     record_types.dedup();
-    let principal = Principal { id: body.id, name: body.name, role: body.role, scope, record_types, revoked: false };
+    let principal = Principal {
+        id: body.id,
+        name: body.name,
+        role: body.role,
+        scope,
+        record_types,
+        revoked: false,
+    };
     Ok((principal, warnings))
 }
 
@@ -142,10 +184,27 @@ pub async fn put_principal(
         principal.role,
         principal.scope.as_deref().unwrap_or("none")
     );
-    let audit = vec![audit_draft(&state, caller.actor(), "administration", "put_principal", None, detail)];
-    state.store().put_principal(&principal, &hash_token(&token), audit).await?;
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "administration",
+        "put_principal",
+        None,
+        detail,
+    )];
+    state
+        .store()
+        .put_principal(&principal, &hash_token(&token), audit)
+        .await?;
     state.inner.principals.clear();
-    Ok((StatusCode::CREATED, Json(IssuedToken { principal, token, warnings })))
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            principal,
+            token,
+            warnings,
+        }),
+    ))
 }
 
 pub async fn revoke(
@@ -161,11 +220,21 @@ pub async fn revoke(
             "an operator cannot revoke its own token; another admin must",
         ));
     }
-    let audit = vec![audit_draft(&state, caller.actor(), "administration", "revoke", None, format!("revoked principal {id}"))];
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "administration",
+        "revoke",
+        None,
+        format!("revoked principal {id}"),
+    )];
     match state.store().revoke(&id, audit).await {
         Ok(()) => {}
         Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::not_found("unknown_principal", format!("there is no principal `{id}`")))
+            return Err(ApiError::not_found(
+                "unknown_principal",
+                format!("there is no principal `{id}`"),
+            ))
         }
         Err(other) => return Err(other.into()),
     }
@@ -179,10 +248,16 @@ pub struct RulebookVersions {
     versions: Vec<RulebookVersion>,
 }
 
-pub async fn rulebooks(State(state): State<AppState>, caller: Caller) -> Result<Json<RulebookVersions>, ApiError> {
+pub async fn rulebooks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<RulebookVersions>, ApiError> {
     caller.require(&[Role::Admin])?;
     let versions = state.store().rulebooks().await?;
-    Ok(Json(RulebookVersions { current: state.current().label.clone(), versions }))
+    Ok(Json(RulebookVersions {
+        current: state.current().label.clone(),
+        versions,
+    }))
 }
 
 #[derive(Serialize)]
@@ -204,29 +279,54 @@ pub async fn put_rulebook(
     match media_type(&headers).as_deref() {
         Some("application/toml" | "text/plain" | "text/x-toml") => {}
         Some(other) => return Err(unsupported(other, "application/toml (the rulebook file)")),
-        None => return Err(unsupported("no Content-Type", "application/toml (the rulebook file)")),
+        None => {
+            return Err(unsupported(
+                "no Content-Type",
+                "application/toml (the rulebook file)",
+            ))
+        }
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|error| ApiError::bad_request("invalid_rulebook", format!("the rulebook is not UTF-8: {error}")))?;
+    let text = std::str::from_utf8(&body).map_err(|error| {
+        ApiError::bad_request(
+            "invalid_rulebook",
+            format!("the rulebook is not UTF-8: {error}"),
+        )
+    })?;
     let rulebook = socred_schema::load_rulebook("rulebook", text).map_err(|errors| {
         let problems: Vec<_> = errors
             .problems
             .iter()
             .map(|p| json!({ "line": p.line, "column": p.column, "message": p.message }))
             .collect();
-        ApiError::bad_request("invalid_rulebook", format!("the rulebook does not load: {} problems", problems.len()))
-            .with_detail("problems", serde_json::Value::Array(problems))
+        ApiError::bad_request(
+            "invalid_rulebook",
+            format!("the rulebook does not load: {} problems", problems.len()),
+        )
+        .with_detail("problems", serde_json::Value::Array(problems))
     })?;
     let label = rulebook.label();
     let current = Current::new(rulebook, text.into());
     let engine = current.engine.clone();
-    let audit = vec![audit_draft(&state, caller.actor(), "administration", "put_rulebook", None, format!("installed rulebook {label}"))];
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "administration",
+        "put_rulebook",
+        None,
+        format!("installed rulebook {label}"),
+    )];
     // Alone: no batch is folded while the files are recomputed and the engine swapped.
     let _gate = state.inner.write_gate.write().await;
-    state.store().put_rulebook(&label, text, &admin.id, audit).await.map_err(|error| match error {
-        StoreError::Conflict(reason) => ApiError::new(StatusCode::CONFLICT, "rulebook_conflict", reason),
-        other => other.into(),
-    })?;
+    state
+        .store()
+        .put_rulebook(&label, text, &admin.id, audit)
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(reason) => {
+                ApiError::new(StatusCode::CONFLICT, "rulebook_conflict", reason)
+            }
+            other => other.into(),
+        })?;
     let recomputed = state.store().recompute_all(&engine).await;
     // The store already names the new rulebook as current: serve it even if
     // the recomputation failed half-way (uploading it again finishes it).

@@ -29,13 +29,19 @@ pub struct AuditPage {
 pub async fn entries(
     State(state): State<AppState>,
     caller: Caller,
-    Params(query): Params<AuditQuery>,
+    query: Params<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require(&[Role::Auditor])?;
+    let query = query.get()?;
     let limit = page_limit(query.limit);
     let entries = state.store().audit(query.after.unwrap_or(0), limit).await?;
-    let next_after = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
-    Ok(Json(AuditPage { entries, next_after }))
+    let next_after = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_after,
+    }))
 }
 
 #[derive(Serialize)]
@@ -55,9 +61,19 @@ pub struct Broken {
     reason: String,
 }
 
-pub async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Json<ChainReport>, ApiError> {
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ChainReport>, ApiError> {
     caller.require(&[Role::Auditor])?;
     let (entries, outcome) = crate::verify::check_chain(state.store().as_ref()).await?;
-    let broken = outcome.err().map(|b| Broken { seq: b.seq, reason: b.reason });
-    Ok(Json(ChainReport { ok: broken.is_none(), entries, broken }))
+    let broken = outcome.err().map(|b| Broken {
+        seq: b.seq,
+        reason: b.reason,
+    });
+    Ok(Json(ChainReport {
+        ok: broken.is_none(),
+        entries,
+        broken,
+    }))
 }

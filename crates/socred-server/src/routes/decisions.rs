@@ -63,10 +63,18 @@ pub async fn post_decisions(
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_queries",
-            format!("{} queries in one request; at most {}", request.queries.len(), state.limits().queries_max),
+            format!(
+                "{} queries in one request; at most {}",
+                request.queries.len(),
+                state.limits().queries_max
+            ),
         ));
     }
-    let queries: Vec<(&str, &str)> = request.queries.iter().map(|q| (q.subject.as_str(), q.measure.as_str())).collect();
+    let queries: Vec<(&str, &str)> = request
+        .queries
+        .iter()
+        .map(|q| (q.subject.as_str(), q.measure.as_str()))
+        .collect();
     let decisions = decide(&state, &caller, principal, &request.purpose, &queries).await?;
     Ok(Json(DecisionsResponse { decisions }))
 }
@@ -74,12 +82,17 @@ pub async fn post_decisions(
 pub async fn get_decision(
     State(state): State<AppState>,
     caller: Caller,
-    Params(params): Params<DecisionParams>,
+    params: Params<DecisionParams>,
 ) -> Result<Json<Decision>, ApiError> {
     let principal = caller.require(&[Role::Agency])?;
+    let params = params.get()?;
     let queries = [(params.subject.as_str(), params.measure.as_str())];
-    let decision = decide(&state, &caller, principal, &params.purpose, &queries).await?.pop();
-    decision.map(Json).ok_or_else(|| ApiError::internal("decide", &"no decision for one query"))
+    let decision = decide(&state, &caller, principal, &params.purpose, &queries)
+        .await?
+        .pop();
+    decision
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("decide", &"no decision for one query"))
 }
 
 /// Checks every query first (so that a refused one leaves no trace but the
@@ -118,18 +131,28 @@ async fn decide(
         if index.contains_key(subject) {
             continue;
         }
-        let subject_state = state.store().state(*subject).await?.unwrap_or_else(|| empty_state(*subject));
+        let subject_state = state
+            .store()
+            .state(*subject)
+            .await?
+            .unwrap_or_else(|| empty_state(*subject));
         index.insert(*subject, states.len());
         states.push(subject_state);
     }
     let today = state.today();
-    let standings: Vec<_> = states.iter().map(|s| current.engine.evaluate(s, today)).collect();
+    let standings: Vec<_> = states
+        .iter()
+        .map(|s| current.engine.evaluate(s, today))
+        .collect();
     let mut decisions = Vec::with_capacity(checked.len());
     let mut audit = Vec::with_capacity(checked.len());
     let (mut applies, mut not_applies) = (0, 0);
     for (subject, measure) in checked {
         let Some(standing) = index.get(&subject).and_then(|&i| standings.get(i)) else {
-            return Err(ApiError::internal("decide", &format!("no standing loaded for {subject}")));
+            return Err(ApiError::internal(
+                "decide",
+                &format!("no standing loaded for {subject}"),
+            ));
         };
         let decision = current.engine.decide(standing, measure);
         let verdict = if decision.applies {
@@ -139,8 +162,18 @@ async fn decide(
             not_applies += 1;
             "does not apply"
         };
-        let detail = format!("measure {}: {verdict} (rulebook {})", measure.id, decision.rulebook);
-        audit.push(audit_draft(state, caller.actor(), purpose, "decide", Some(subject), detail));
+        let detail = format!(
+            "measure {}: {verdict} (rulebook {})",
+            measure.id, decision.rulebook
+        );
+        audit.push(audit_draft(
+            state,
+            caller.actor(),
+            purpose,
+            "decide",
+            Some(subject),
+            detail,
+        ));
         decisions.push(decision);
     }
     state.inner.audit.append(audit).await?;

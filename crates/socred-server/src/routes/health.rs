@@ -20,7 +20,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The store answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let counts = state.store().counts().await?;
-    Ok(Json(json!({ "status": "ready", "rulebook": state.current().label, "subjects": counts.subjects })))
+    Ok(Json(
+        json!({ "status": "ready", "rulebook": state.current().label, "subjects": counts.subjects }),
+    ))
 }
 
 /// Prometheus metrics, for the operator.
@@ -29,20 +31,47 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
     let mut text = state.metrics_text();
     let counts = state.store().counts().await?;
     let gauges = [
-        ("socred_subjects", "Subjects with a stored state.", counts.subjects),
+        (
+            "socred_subjects",
+            "Subjects with a stored state.",
+            counts.subjects,
+        ),
         ("socred_records", "Records in effect.", counts.records),
         ("socred_facts", "Later facts in effect.", counts.facts),
-        ("socred_pending_items", "Items waiting for review.", counts.pending),
-        ("socred_audit_entries", "Entries in the audit log.", counts.audit_entries),
-        ("socred_principals", "Principals, revoked ones included.", counts.principals),
+        (
+            "socred_pending_items",
+            "Items waiting for review.",
+            counts.pending,
+        ),
+        (
+            "socred_audit_entries",
+            "Entries in the audit log.",
+            counts.audit_entries,
+        ),
+        (
+            "socred_principals",
+            "Principals, revoked ones included.",
+            counts.principals,
+        ),
     ];
     for (name, help, value) in gauges {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
     }
-    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }
 
 /// The OpenAPI 3.1 description of this API.
 pub async fn openapi() -> Response {
-    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], crate::openapi::openapi_json()).into_response()
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/json")],
+        crate::openapi::openapi_json(),
+    )
+        .into_response()
 }

@@ -18,6 +18,7 @@
 //! take such a record's entry away (a repair, a resolution that retracts or
 //! corrects).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -90,8 +91,15 @@ pub struct IngestResponse {
 
 /// One parsed item or its rejection, with its index.
 enum Slot {
-    Item { index: usize, item: wire::Item, warning: Option<String> },
-    Refused { index: usize, rejection: Rejection },
+    Item {
+        index: usize,
+        item: wire::Item,
+        warning: Option<String>,
+    },
+    Refused {
+        index: usize,
+        rejection: Rejection,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -103,16 +111,27 @@ enum Format {
 pub async fn post_records(
     State(state): State<AppState>,
     caller: Caller,
-    Params(query): Params<IngestQuery>,
+    query: Params<IngestQuery>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let principal = caller.require(&[Role::Provider, Role::Reviewer])?.clone();
+    let query = query.get()?;
     let format = match media_type(&headers).as_deref() {
         Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => Format::Ndjson,
         Some("application/json") => Format::Json,
-        Some(other) => return Err(unsupported(other, "application/x-ndjson or application/json")),
-        None => return Err(unsupported("no Content-Type", "application/x-ndjson or application/json")),
+        Some(other) => {
+            return Err(unsupported(
+                other,
+                "application/x-ndjson or application/json",
+            ))
+        }
+        None => {
+            return Err(unsupported(
+                "no Content-Type",
+                "application/x-ndjson or application/json",
+            ))
+        }
     };
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),
@@ -134,8 +153,21 @@ pub async fn post_records(
     for slot in slots {
         match slot {
             Slot::Refused { index, rejection } => results.push(Some(rejected(index, rejection))),
-            Slot::Item { index, item, warning } => {
-                match admit(&state, &current, &principal, scope.as_deref(), item, &mut lookups).await? {
+            Slot::Item {
+                index,
+                item,
+                warning,
+            } => {
+                match admit(
+                    &state,
+                    &current,
+                    &principal,
+                    scope.as_deref(),
+                    item,
+                    &mut lookups,
+                )
+                .await?
+                {
                     Ok(submission) => {
                         positions.push((results.len(), index, warning));
                         results.push(None);
@@ -154,19 +186,37 @@ pub async fn post_records(
     let detail = format!(
         "{} items sent as {}, {} refused before storing",
         results.len(),
-        if format == Format::Ndjson { "NDJSON" } else { "a JSON array" },
+        if format == Format::Ndjson {
+            "NDJSON"
+        } else {
+            "a JSON array"
+        },
         refused
     );
-    let audit = vec![audit_draft(&state, caller.actor(), "ingest", "ingest", None, detail)];
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "ingest",
+        "ingest",
+        None,
+        detail,
+    )];
     let outcomes = if submissions.is_empty() {
         Vec::new()
     } else {
-        state.store().ingest(&current.engine, submissions, audit).await?
+        state
+            .store()
+            .ingest(&current.engine, submissions, audit)
+            .await?
     };
     if outcomes.len() != positions.len() {
         return Err(ApiError::internal(
             "ingest",
-            &format!("the store answered {} outcomes for {} items", outcomes.len(), positions.len()),
+            &format!(
+                "the store answered {} outcomes for {} items",
+                outcomes.len(),
+                positions.len()
+            ),
         ));
     }
     for ((slot, index, warning), outcome) in positions.into_iter().zip(outcomes) {
@@ -180,7 +230,10 @@ pub async fn post_records(
     let counts = count(&state, &results);
     let results = match query.report {
         Report::All => results,
-        Report::Problems => results.into_iter().filter(|r| !matches!(r.status, "stored" | "duplicate")).collect(),
+        Report::Problems => results
+            .into_iter()
+            .filter(|r| !matches!(r.status, "stored" | "duplicate"))
+            .collect(),
     };
     Ok(Json(IngestResponse { counts, results }))
 }
@@ -235,7 +288,14 @@ fn stored(index: usize, outcome: Outcome) -> ItemResult {
             Some("the fact names a record that is not in effect for this subject (unknown, another subject's, or waiting for review)".to_string()),
         ),
     };
-    ItemResult { index, status, code, field: None, message, warning: None }
+    ItemResult {
+        index,
+        status,
+        code,
+        field: None,
+        message,
+        warning: None,
+    }
 }
 
 /// Parses the whole body; a JSON body that is not JSON at all is a 400.
@@ -243,7 +303,10 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
     let text = std::str::from_utf8(body).map_err(|error| {
         ApiError::bad_request(
             "malformed_json",
-            format!("the body is not valid UTF-8 (byte {} is not)", error.valid_up_to() + 1),
+            format!(
+                "the body is not valid UTF-8 (byte {} is not)",
+                error.valid_up_to() + 1
+            ),
         )
     })?;
     let mut parser = LineParser::new(current.rulebook());
@@ -252,14 +315,23 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
         Format::Ndjson => {
             for (number, line) in text.split('\n').enumerate() {
                 let index = number + 1;
-                let line = if index == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
+                let line = if index == 1 {
+                    line.strip_prefix('\u{feff}').unwrap_or(line)
+                } else {
+                    line
+                };
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 if line.trim_ascii().is_empty() {
                     continue;
                 }
                 if line.len() > LINE_BYTES_MAX {
                     let message = format!("line is longer than {LINE_BYTES_MAX} bytes");
-                    let rejection = Rejection { line: index, field: None, code: "line_too_long", message };
+                    let rejection = Rejection {
+                        line: index,
+                        field: None,
+                        code: "line_too_long",
+                        message,
+                    };
                     slots.push(Slot::Refused { index, rejection });
                     continue;
                 }
@@ -274,7 +346,10 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
                 let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|error| {
                     let mut api = json_error(&error);
                     if api.code != "malformed_json" {
-                        api = ApiError::bad_request("malformed_json", format!("the body must be a JSON array of items: {error}"));
+                        api = ApiError::bad_request(
+                            "malformed_json",
+                            format!("the body must be a JSON array of items: {error}"),
+                        );
                     }
                     api
                 })?;
@@ -289,13 +364,22 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
 
 fn slot(parser: &mut LineParser<'_>, index: usize, line: usize, text: &str) -> Slot {
     match parser.parse(line, text) {
-        Ok((item, warning)) => Slot::Item { index, item, warning: warning.map(|w| w.message) },
+        Ok((item, warning)) => Slot::Item {
+            index,
+            item,
+            warning: warning.map(|w| w.message),
+        },
         Err(rejection) => Slot::Refused { index, rejection },
     }
 }
 
 fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
-    Rejection { line: 0, field: Some(field.to_string()), code, message }
+    Rejection {
+        line: 0,
+        field: Some(field.to_string()),
+        code,
+        message,
+    }
 }
 
 /// Record types of subjects already looked up in this request, for the
@@ -324,22 +408,43 @@ async fn admit(
                 return Ok(Err(refuse(
                     "provider_mismatch",
                     "provider",
-                    format!("this token sends records of provider `{provider}`, not `{}`", record.key.provider),
+                    format!(
+                        "this token sends records of provider `{provider}`, not `{}`",
+                        record.key.provider
+                    ),
                 )));
             }
-            if !principal.record_types.iter().any(|t| **t == *record.type_id) {
+            if !principal
+                .record_types
+                .iter()
+                .any(|t| **t == *record.type_id)
+            {
                 return Ok(Err(refuse(
                     "record_type_not_allowed",
                     "type",
-                    format!("provider `{provider}` is not registered for record type `{}`", record.type_id),
+                    format!(
+                        "provider `{provider}` is not registered for record type `{}`",
+                        record.type_id
+                    ),
                 )));
             }
-            let review = if current.needs_review(record.type_index) { ReviewNeed::Required } else { ReviewNeed::NotRequired };
-            Ok(Ok(Submission { item: Item::Record(record), submitted_by, review }))
+            let review = if current.needs_review(record.type_index) {
+                ReviewNeed::Required
+            } else {
+                ReviewNeed::NotRequired
+            };
+            Ok(Ok(Submission {
+                item: Item::Record(record),
+                submitted_by,
+                review,
+            }))
         }
         (Role::Provider, wire::Item::Fact { fact, record_type }) => {
             let provider = scope.unwrap_or_default();
-            if !matches!(fact.kind, FactKind::Retracted { .. } | FactKind::Corrected { .. }) {
+            if !matches!(
+                fact.kind,
+                FactKind::Retracted { .. } | FactKind::Corrected { .. }
+            ) {
                 return Ok(Err(refuse(
                     "fact_not_allowed",
                     "fact",
@@ -353,14 +458,25 @@ async fn admit(
                     return Ok(Err(refuse(
                         "not_own_record",
                         "provider",
-                        format!("record {}/{} belongs to another provider than `{provider}`", key.provider, key.id),
+                        format!(
+                            "record {}/{} belongs to another provider than `{provider}`",
+                            key.provider, key.id
+                        ),
                     )));
                 }
             }
             if *fact.by != *provider {
-                return Ok(Err(refuse("by_mismatch", "by", format!("this token reports as `{provider}`, not `{}`", fact.by))));
+                return Ok(Err(refuse(
+                    "by_mismatch",
+                    "by",
+                    format!("this token reports as `{provider}`, not `{}`", fact.by),
+                )));
             }
-            Ok(Ok(Submission { item: Item::Fact { fact, record_type }, submitted_by, review: ReviewNeed::NotRequired }))
+            Ok(Ok(Submission {
+                item: Item::Fact { fact, record_type },
+                submitted_by,
+                review: ReviewNeed::NotRequired,
+            }))
         }
         (Role::Reviewer, wire::Item::Fact { fact, record_type }) => {
             let takes_entry_away = match &fact.kind {
@@ -378,28 +494,43 @@ async fn admit(
                 return Ok(Err(refuse(
                     "by_mismatch",
                     "by",
-                    format!("this token reports as `{}`, not `{}`: set `by` to it", principal.id, fact.by),
+                    format!(
+                        "this token reports as `{}`, not `{}`: set `by` to it",
+                        principal.id, fact.by
+                    ),
                 )));
             }
             let mut review = ReviewNeed::NotRequired;
             if let (true, Some(key)) = (takes_entry_away, fact.record()) {
-                if let Some(type_index) = record_type_of(state, current, fact.subject, key, lookups).await? {
+                if let Some(type_index) =
+                    record_type_of(state, current, fact.subject, key, lookups).await?
+                {
                     if current.needs_review(type_index) {
                         review = ReviewNeed::Required;
                     }
                 }
             }
-            Ok(Ok(Submission { item: Item::Fact { fact, record_type }, submitted_by, review }))
+            Ok(Ok(Submission {
+                item: Item::Fact { fact, record_type },
+                submitted_by,
+                review,
+            }))
         }
         (_, wire::Item::Record(_)) => Ok(Err(refuse(
             "record_not_allowed",
             "type",
-            format!("principal `{}` ({}) may not send records; providers do", principal.id, principal.role),
+            format!(
+                "principal `{}` ({}) may not send records; providers do",
+                principal.id, principal.role
+            ),
         ))),
         (_, wire::Item::Fact { .. }) => Ok(Err(refuse(
             "fact_not_allowed",
             "fact",
-            format!("principal `{}` ({}) may not send this fact", principal.id, principal.role),
+            format!(
+                "principal `{}` ({}) may not send this fact",
+                principal.id, principal.role
+            ),
         ))),
     }
 }
@@ -412,10 +543,12 @@ async fn record_type_of(
     key: &socred_core::RecordKey,
     lookups: &mut ReviewLookups,
 ) -> Result<Option<u32>, ApiError> {
-    if !lookups.types.contains_key(&subject) {
+    if let Entry::Vacant(slot) = lookups.types.entry(subject) {
         let (records, _) = state.store().records(current.rulebook(), subject).await?;
-        let types = records.into_iter().map(|r| (r.key, r.type_index)).collect();
-        lookups.types.insert(subject, types);
+        slot.insert(records.into_iter().map(|r| (r.key, r.type_index)).collect());
     }
-    Ok(lookups.types.get(&subject).and_then(|types| types.get(key).copied()))
+    Ok(lookups
+        .types
+        .get(&subject)
+        .and_then(|types| types.get(key).copied()))
 }

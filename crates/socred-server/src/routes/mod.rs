@@ -76,7 +76,10 @@ routes! { limits;
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     add_routes(Router::new(), limits)
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
@@ -85,7 +88,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found("no_such_endpoint", format!("there is no endpoint at `{}`; see /openapi.json", uri.path()))
+    ApiError::not_found(
+        "no_such_endpoint",
+        format!(
+            "there is no endpoint at `{}`; see /openapi.json",
+            uri.path()
+        ),
+    )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
@@ -100,7 +109,12 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 pub(crate) fn parse_subject(text: &str) -> Result<socred_core::SubjectId, ApiError> {
     socred_core::SubjectId::parse(text)
         .map(|parsed| parsed.id)
-        .map_err(|error| ApiError::bad_request("invalid_subject", format!("`{text}` is not a valid subject identifier: {error}")))
+        .map_err(|error| {
+            ApiError::bad_request(
+                "invalid_subject",
+                format!("`{text}` is not a valid subject identifier: {error}"),
+            )
+        })
 }
 
 /// An audit entry by `actor` (a principal id or `anonymous`) in `role`, now.

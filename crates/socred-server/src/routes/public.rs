@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{Detail, EntryView, RecordView};
-use socred_core::{Day, SubjectId, SubjectKind};
 use socred_core::rulebook::ListKind;
+use socred_core::{Day, SubjectId, SubjectKind};
 
 use crate::auth::Caller;
 use crate::body::Params;
@@ -31,7 +31,10 @@ pub struct RulebookView {
 /// The rulebook in force, as its TOML text.
 pub async fn rulebook(State(state): State<AppState>, _caller: Caller) -> Json<RulebookView> {
     let current = state.current();
-    Json(RulebookView { label: current.label.clone(), text: current.text.to_string() })
+    Json(RulebookView {
+        label: current.label.clone(),
+        text: current.text.to_string(),
+    })
 }
 
 #[derive(Serialize)]
@@ -69,15 +72,35 @@ pub async fn company(
         ));
     }
     let Some(subject_state) = state.store().state(subject).await? else {
-        return Err(ApiError::not_found("unknown_subject", format!("the registry holds nothing about `{subject}`")));
+        return Err(ApiError::not_found(
+            "unknown_subject",
+            format!("the registry holds nothing about `{subject}`"),
+        ));
     };
     let current = state.current();
     let today = state.today();
     let standing = current.engine.evaluate(&subject_state, today);
     let file = current.engine.credit_file(&standing, Detail::Full);
-    let list_entries = file.list_entries.unwrap_or_default().into_iter().filter(|e| e.public).collect();
-    let records = file.records.unwrap_or_default().into_iter().filter(|r| r.public).collect();
-    let grades = file.models.iter().map(|m| ModelGrade { model: m.model.clone(), grade: m.grade.clone() }).collect();
+    let list_entries = file
+        .list_entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.public)
+        .collect();
+    let records = file
+        .records
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.public)
+        .collect();
+    let grades = file
+        .models
+        .iter()
+        .map(|m| ModelGrade {
+            model: m.model.clone(),
+            grade: m.grade.clone(),
+        })
+        .collect();
     Ok(Json(CompanyView {
         subject,
         as_of: today,
@@ -152,17 +175,31 @@ pub async fn list_members(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
-    Params(query): Params<PageQuery>,
+    query: Params<PageQuery>,
 ) -> Result<Json<MembersView>, ApiError> {
+    let query = query.get()?;
     let current = state.current();
-    let Some(list) = current.rulebook().lists.iter().find(|list| *list.id == *id && list.public) else {
-        return Err(ApiError::not_found("unknown_list", format!("there is no public list `{id}`; see /v1/public/lists")));
+    let Some(list) = current
+        .rulebook()
+        .lists
+        .iter()
+        .find(|list| *list.id == *id && list.public)
+    else {
+        return Err(ApiError::not_found(
+            "unknown_list",
+            format!("there is no public list `{id}`; see /v1/public/lists"),
+        ));
     };
     let after = query.after.as_deref().map(parse_subject).transpose()?;
     let limit = page_limit(query.limit);
     let today = state.today();
-    let members = state.store().list_members(&list.id, today, after, limit).await?;
-    let next_after = (members.len() == limit).then(|| members.last().map(|(s, _)| *s)).flatten();
+    let members = state
+        .store()
+        .list_members(&list.id, today, after, limit)
+        .await?;
+    let next_after = (members.len() == limit)
+        .then(|| members.last().map(|(s, _)| *s))
+        .flatten();
     let entries = members
         .into_iter()
         .map(|(subject, span)| MemberView {
@@ -171,5 +208,11 @@ pub async fn list_members(
             until: (span.end != Day::MAX).then_some(span.end),
         })
         .collect();
-    Ok(Json(MembersView { list: list.id.clone(), title: list.title.clone(), as_of: today, entries, next_after }))
+    Ok(Json(MembersView {
+        list: list.id.clone(),
+        title: list.title.clone(),
+        as_of: today,
+        entries,
+        next_after,
+    }))
 }

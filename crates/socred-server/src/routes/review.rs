@@ -68,14 +68,23 @@ fn view(pending: PendingItem) -> PendingView {
 pub async fn pending(
     State(state): State<AppState>,
     caller: Caller,
-    Params(query): Params<PendingQuery>,
+    query: Params<PendingQuery>,
 ) -> Result<Json<PendingList>, ApiError> {
     caller.require(&[Role::Reviewer])?;
+    let query = query.get()?;
     let limit = page_limit(query.limit);
     let current = state.current();
-    let items = state.store().pending(current.rulebook(), query.after, limit).await?;
-    let next_after = (items.len() == limit).then(|| items.last().map(|p| p.seq)).flatten();
-    Ok(Json(PendingList { items: items.into_iter().map(view).collect(), next_after }))
+    let items = state
+        .store()
+        .pending(current.rulebook(), query.after, limit)
+        .await?;
+    let next_after = (items.len() == limit)
+        .then(|| items.last().map(|p| p.seq))
+        .flatten();
+    Ok(Json(PendingList {
+        items: items.into_iter().map(view).collect(),
+        next_after,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -102,8 +111,13 @@ pub struct Reviewed {
 /// A store conflict in review says why (self-approval, not waiting).
 fn review_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::Conflict(reason) => ApiError::new(StatusCode::CONFLICT, "review_refused", reason),
-        StoreError::NotFound(what) => ApiError::not_found("not_pending", format!("nothing waits for review under {what}")),
+        StoreError::Conflict(reason) => {
+            ApiError::new(StatusCode::CONFLICT, "review_refused", reason)
+        }
+        StoreError::NotFound(what) => ApiError::not_found(
+            "not_pending",
+            format!("nothing waits for review under {what}"),
+        ),
         other => other.into(),
     }
 }
@@ -116,12 +130,25 @@ pub async fn approve(
 ) -> Result<Json<Reviewed>, ApiError> {
     let principal = caller.require(&[Role::Reviewer])?;
     let request: ApproveBody = parse_json(&headers, &body)?;
-    let audit = vec![audit_draft(&state, caller.actor(), "review", "approve", None, format!("approved {}", request.key))];
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "review",
+        "approve",
+        None,
+        format!("approved {}", request.key),
+    )];
     let _gate = state.inner.write_gate.read().await;
     let current = state.current();
-    let approved =
-        state.store().approve(&current.engine, &request.key, &principal.id, audit).await.map_err(review_error)?;
-    Ok(Json(Reviewed { status: "approved", item: view(approved) }))
+    let approved = state
+        .store()
+        .approve(&current.engine, &request.key, &principal.id, audit)
+        .await
+        .map_err(review_error)?;
+    Ok(Json(Reviewed {
+        status: "approved",
+        item: view(approved),
+    }))
 }
 
 pub async fn reject(
@@ -139,13 +166,29 @@ pub async fn reject(
         ));
     }
     let detail = format!("rejected {}: {}", request.key, request.reason);
-    let audit = vec![audit_draft(&state, caller.actor(), "review", "reject", None, detail)];
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "review",
+        "reject",
+        None,
+        detail,
+    )];
     let _gate = state.inner.write_gate.read().await;
     let current = state.current();
     let rejected = state
         .store()
-        .reject(&current.engine, &request.key, &principal.id, &request.reason, audit)
+        .reject(
+            &current.engine,
+            &request.key,
+            &principal.id,
+            &request.reason,
+            audit,
+        )
         .await
         .map_err(review_error)?;
-    Ok(Json(Reviewed { status: "rejected", item: view(rejected) }))
+    Ok(Json(Reviewed {
+        status: "rejected",
+        item: view(rejected),
+    }))
 }

@@ -14,7 +14,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{CreditFile, Detail};
 use socred_core::{Day, Fact, FactKind, RecordKey, SubjectId, SubjectState};
-use socred_store::{empty_state, AuditEntry, Item, Outcome, Principal, ReviewNeed, Role, Submission};
+use socred_store::{
+    empty_state, AuditEntry, Item, Outcome, Principal, ReviewNeed, Role, Submission,
+};
 
 use crate::auth::Caller;
 use crate::body::{parse_json, Params, RawBody};
@@ -37,7 +39,11 @@ fn own_subject<'c>(caller: &'c Caller, id: &str) -> Result<(&'c Principal, Subje
 }
 
 async fn load(state: &AppState, subject: SubjectId) -> Result<SubjectState, ApiError> {
-    Ok(state.store().state(subject).await?.unwrap_or_else(|| empty_state(subject)))
+    Ok(state
+        .store()
+        .state(subject)
+        .await?
+        .unwrap_or_else(|| empty_state(subject)))
 }
 
 /// Something about the file that is still open.
@@ -76,7 +82,12 @@ fn open_items(state: &SubjectState, today: Day) -> Vec<OpenItem> {
 }
 
 /// Reads the caller's own file as of today, logging the read.
-async fn read_file(state: &AppState, caller: &Caller, id: &str, action: &str) -> Result<(CreditFile, Vec<OpenItem>), ApiError> {
+async fn read_file(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<(CreditFile, Vec<OpenItem>), ApiError> {
     let (_, subject) = own_subject(caller, id)?;
     let subject_state = load(state, subject).await?;
     let current = state.current();
@@ -85,19 +96,38 @@ async fn read_file(state: &AppState, caller: &Caller, id: &str, action: &str) ->
     let file = current.engine.credit_file(&standing, Detail::Full);
     let open = open_items(&subject_state, today);
     let detail = format!("full file as of {today} (rulebook {})", current.label);
-    let audit = vec![audit_draft(state, caller.actor(), "own_file", action, Some(subject), detail)];
+    let audit = vec![audit_draft(
+        state,
+        caller.actor(),
+        "own_file",
+        action,
+        Some(subject),
+        detail,
+    )];
     state.inner.audit.append(audit).await?;
     Ok((file, open))
 }
 
-pub async fn file(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<FileView>, ApiError> {
+pub async fn file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FileView>, ApiError> {
     let (file, open_items) = read_file(&state, &caller, &id, "read_file").await?;
     Ok(Json(FileView { file, open_items }))
 }
 
-pub async fn explanation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn explanation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let (file, _) = read_file(&state, &caller, &id, "read_explanation").await?;
-    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], file.explain()).into_response())
+    Ok((
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        file.explain(),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -122,13 +152,23 @@ pub async fn access_log(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Params(query): Params<LogQuery>,
+    query: Params<LogQuery>,
 ) -> Result<Json<AccessLog>, ApiError> {
     let (_, subject) = own_subject(&caller, &id)?;
+    let query = query.get()?;
     let limit = page_limit(query.limit);
-    let entries = state.store().audit_for_subject(subject, query.after.unwrap_or(0), limit).await?;
-    let next_after = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
-    Ok(Json(AccessLog { subject, entries, next_after }))
+    let entries = state
+        .store()
+        .audit_for_subject(subject, query.after.unwrap_or(0), limit)
+        .await?;
+    let next_after = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(AccessLog {
+        subject,
+        entries,
+        next_after,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -159,18 +199,44 @@ pub async fn consent(
     let (principal, subject) = own_subject(&caller, &id)?;
     let request: ConsentBody = parse_json(&headers, &body)?;
     let today = state.today();
-    let kind = if request.granted { FactKind::ConsentGranted } else { FactKind::ConsentWithdrawn };
-    let fact = Fact { subject, at: today, by: principal.id.as_str().into(), kind };
+    let kind = if request.granted {
+        FactKind::ConsentGranted
+    } else {
+        FactKind::ConsentWithdrawn
+    };
+    let fact = Fact {
+        subject,
+        at: today,
+        by: principal.id.as_str().into(),
+        kind,
+    };
     let submission = Submission {
-        item: Item::Fact { fact, record_type: None },
+        item: Item::Fact {
+            fact,
+            record_type: None,
+        },
         submitted_by: principal.id.clone(),
         review: ReviewNeed::NotRequired,
     };
-    let word = if request.granted { "granted" } else { "withdrawn" };
-    let audit = vec![audit_draft(&state, caller.actor(), "own_file", "consent", Some(subject), format!("consent {word} from {today}"))];
+    let word = if request.granted {
+        "granted"
+    } else {
+        "withdrawn"
+    };
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "own_file",
+        "consent",
+        Some(subject),
+        format!("consent {word} from {today}"),
+    )];
     let _gate = state.inner.write_gate.read().await;
     let current = state.current();
-    let outcomes = state.store().ingest(&current.engine, vec![submission], audit).await?;
+    let outcomes = state
+        .store()
+        .ingest(&current.engine, vec![submission], audit)
+        .await?;
     let outcome = match outcomes.first() {
         Some(Outcome::Stored) => "stored",
         Some(Outcome::Duplicate) => "duplicate",
@@ -181,8 +247,18 @@ pub async fn consent(
                 format!("the consent change was not recorded: {other:?}"),
             ))
         }
-        None => return Err(ApiError::internal("consent", &"the store answered no outcome")),
+        None => {
+            return Err(ApiError::internal(
+                "consent",
+                &"the store answered no outcome",
+            ))
+        }
     };
     let consent = load(&state, subject).await?.consent_on(today);
-    Ok(Json(ConsentView { subject, granted: request.granted, outcome, consent }))
+    Ok(Json(ConsentView {
+        subject,
+        granted: request.granted,
+        outcome,
+        consent,
+    }))
 }

@@ -1,1 +1,18 @@
-//! Integration tests of the socred server.
+//! Integration tests of the socred server: most go through the router
+//! (`app(state).oneshot(request)`) on the in-memory store with the clock
+//! fixed; `socket` talks to a real listener, `tamper` edits a SQLite file
+//! behind the server's back. Every response is checked not to be a 500 and
+//! the panic counter to stay at zero: the catch-panic layer must never fire.
+
+mod admin;
+mod audit;
+mod decisions;
+mod errors;
+mod harness;
+mod ingest;
+mod openapi;
+mod public;
+mod review;
+mod socket;
+mod subjects;
+mod tamper;

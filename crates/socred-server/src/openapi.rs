@@ -1,0 +1,534 @@
+//! The OpenAPI 3.1 description served at `/openapi.json`, written by hand
+//! from small helpers. A derive-based generator would tie every response
+//! type to a proc-macro crate; instead a test checks that the paths and
+//! methods here are exactly those of the router (`route_table`), so the
+//! description cannot silently fall behind.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+/// The description as JSON text, built once.
+pub fn openapi_json() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| serde_json::to_string_pretty(&document()).unwrap_or_default())
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn query_param(name: &str, required: bool, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": required, "description": description, "schema": schema })
+}
+
+fn paging(after_description: &str) -> Vec<Value> {
+    vec![
+        query_param(
+            "after",
+            false,
+            after_description,
+            json!({ "type": "string" }),
+        ),
+        query_param(
+            "limit",
+            false,
+            "Rows per page: default 100, at most 1000.",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ),
+    ]
+}
+
+fn seq_paging() -> Vec<Value> {
+    vec![
+        query_param(
+            "after",
+            false,
+            "Entries after this sequence number (`next_after` of the previous page).",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
+        query_param(
+            "limit",
+            false,
+            "Rows per page: default 100, at most 1000.",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ),
+    ]
+}
+
+/// One operation. `roles` empty: public (no token needed).
+struct Op<'a> {
+    summary: &'a str,
+    description: &'a str,
+    roles: &'a [&'a str],
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok_status: &'a str,
+    ok: Value,
+}
+
+impl Op<'_> {
+    fn to_json(&self) -> Value {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(self.summary));
+        let mut description = self.description.to_string();
+        if self.roles.is_empty() {
+            op.insert("security".into(), json!([]));
+        } else {
+            op.insert("security".into(), json!([{ "bearer": [] }]));
+            op.insert("x-roles".into(), json!(self.roles));
+            description.push_str(&format!("\n\nRoles: {}.", self.roles.join(", ")));
+        }
+        op.insert("description".into(), json!(description));
+        if !self.params.is_empty() {
+            op.insert("parameters".into(), Value::Array(self.params.clone()));
+        }
+        if let Some(body) = &self.body {
+            op.insert("requestBody".into(), body.clone());
+        }
+        let mut responses = Map::new();
+        responses.insert(self.ok_status.to_string(), self.ok.clone());
+        for status in [
+            "400", "401", "403", "404", "409", "413", "415", "500", "503",
+        ] {
+            responses.insert(
+                status.into(),
+                json!({ "$ref": "#/components/responses/Error" }),
+            );
+        }
+        op.insert("responses".into(), Value::Object(responses));
+        Value::Object(op)
+    }
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn json_ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn text_ok(description: &str, media: &str) -> Value {
+    json!({ "description": description, "content": { media: { "schema": { "type": "string" } } } })
+}
+
+fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    let mut add = |method: &str, path: &str, op: Op<'_>| {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        if let Some(methods) = entry.as_object_mut() {
+            methods.insert(method.to_string(), op.to_json());
+        }
+    };
+    let subject_param = || {
+        path_param("id", "The subject's identifier (Resident Identity Card number or Unified Social Credit Code).")
+    };
+
+    add(
+        "get",
+        "/healthz",
+        Op {
+            summary: "Liveness",
+            description: "The process is up. Does not touch the store.",
+            roles: &[],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("Up.", json!({ "type": "object" })),
+        },
+    );
+    add(
+        "get",
+        "/readyz",
+        Op {
+            summary: "Readiness",
+            description: "The store answers; 503 when it does not.",
+            roles: &[],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("Ready.", json!({ "type": "object" })),
+        },
+    );
+    add("get", "/metrics", Op {
+        summary: "Prometheus metrics",
+        description: "Requests by route, method and status; latency histograms; ingest outcomes; decisions; store totals.",
+        roles: &["admin"], params: vec![], body: None, ok_status: "200",
+        ok: text_ok("Prometheus text exposition format 0.0.4.", "text/plain"),
+    });
+    add(
+        "get",
+        "/openapi.json",
+        Op {
+            summary: "This description",
+            description: "OpenAPI 3.1.",
+            roles: &[],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("The description.", json!({ "type": "object" })),
+        },
+    );
+    add("get", "/v1/rulebook", Op {
+        summary: "The rulebook in force",
+        description: "Its label (`id@version`) and its TOML text: the catalog, scoring models, lists and measures with their legal bases.",
+        roles: &[], params: vec![], body: None, ok_status: "200", ok: json_ok("The rulebook.", schema_ref("Rulebook")),
+    });
+    add("get", "/v1/public/companies/{uscc}", Op {
+        summary: "A company's public credit information",
+        description: "Grade, entries of public lists in force, and records inside their publicity window. Organisations only: a person's identifier is refused with `not_an_organisation`.",
+        roles: &[], params: vec![path_param("uscc", "Unified Social Credit Code.")], body: None, ok_status: "200",
+        ok: json_ok("The public view.", schema_ref("Company")),
+    });
+    add(
+        "get",
+        "/v1/public/lists",
+        Op {
+            summary: "Public lists",
+            description: "The lists the rulebook publishes.",
+            roles: &[],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok(
+                "The lists.",
+                json!({ "type": "object", "properties": { "lists": { "type": "array", "items": schema_ref("ListSummary") } } }),
+            ),
+        },
+    );
+    add("get", "/v1/public/lists/{id}", Op {
+        summary: "Entries of a public list",
+        description: "Entries in force today, in identifier order, paginated. A list that is not public is `unknown_list` (404).",
+        roles: &[], params: [vec![path_param("id", "List id.")], paging("Subject identifier to start after (`next_after` of the previous page).")].concat(),
+        body: None, ok_status: "200", ok: json_ok("A page of entries.", schema_ref("ListPage")),
+    });
+    add("post", "/v1/records", Op {
+        summary: "Ingest records and later facts",
+        description: "NDJSON (`application/x-ndjson`, one item a line) or JSON (`application/json`, an array of items or one item), in the wire format of docs/records.md. Every item gets a result: `index` is the 1-based line number for NDJSON and the 0-based array index for JSON. Valid items commit together in one transaction; invalid or unauthorised ones are reported with a code and never stored. Idempotent on (provider, id): a replay answers `duplicate`. Body limit 64 MiB.",
+        roles: &["provider", "reviewer"],
+        params: vec![query_param("report", false, "`all` (default): a result per item; `problems`: only items not stored or duplicate.", json!({ "enum": ["all", "problems"] }))],
+        body: Some(json!({ "required": true, "content": {
+            "application/x-ndjson": { "schema": { "type": "string" } },
+            "application/json": { "schema": { "oneOf": [ { "type": "array", "items": schema_ref("Item") }, schema_ref("Item") ] } }
+        } })),
+        ok_status: "200", ok: json_ok("Per-item results.", schema_ref("IngestResponse")),
+    });
+    add(
+        "get",
+        "/v1/review/pending",
+        Op {
+            summary: "Items waiting for review",
+            description: "Oldest first.",
+            roles: &["reviewer"],
+            params: seq_paging(),
+            body: None,
+            ok_status: "200",
+            ok: json_ok("A page of pending items.", schema_ref("PendingPage")),
+        },
+    );
+    add("post", "/v1/review/approve", Op {
+        summary: "Approve a pending item",
+        description: "The item takes effect and its subject's file is recomputed. The submitter may not approve its own item (`review_refused`, 409).",
+        roles: &["reviewer"], params: vec![], body: Some(json_body(schema_ref("ReviewRequest"))), ok_status: "200",
+        ok: json_ok("The item approved.", schema_ref("Reviewed")),
+    });
+    add(
+        "post",
+        "/v1/review/reject",
+        Op {
+            summary: "Reject a pending item",
+            description: "The item never takes effect; its key stays taken. Needs a `reason`.",
+            roles: &["reviewer"],
+            params: vec![],
+            body: Some(json_body(schema_ref("RejectRequest"))),
+            ok_status: "200",
+            ok: json_ok("The item rejected.", schema_ref("Reviewed")),
+        },
+    );
+    add("post", "/v1/decisions", Op {
+        summary: "Decisions for many (subject, measure) pairs",
+        description: "Each answer says whether the measure applies today, with its reasons, legal basis and rulebook version. An agency may ask only about the measures naming it (`measure_not_allowed`, 403). Each answer is logged with the purpose, where the subject sees it. At most 1000 queries.",
+        roles: &["agency"], params: vec![], body: Some(json_body(schema_ref("DecisionRequest"))), ok_status: "200",
+        ok: json_ok("The decisions, in query order.", json!({ "type": "object", "properties": { "decisions": { "type": "array", "items": schema_ref("Decision") } } })),
+    });
+    add(
+        "get",
+        "/v1/decisions",
+        Op {
+            summary: "One decision",
+            description: "As POST /v1/decisions, for one pair.",
+            roles: &["agency"],
+            params: vec![
+                query_param(
+                    "subject",
+                    true,
+                    "Subject identifier.",
+                    json!({ "type": "string" }),
+                ),
+                query_param("measure", true, "Measure id.", json!({ "type": "string" })),
+                query_param(
+                    "purpose",
+                    true,
+                    "Why the agency asks; shown to the subject.",
+                    json!({ "type": "string" }),
+                ),
+            ],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("The decision.", schema_ref("Decision")),
+        },
+    );
+    add("get", "/v1/subjects/{id}", Op {
+        summary: "The subject's own credit file",
+        description: "Everything as of today: score, grade, lists, measures, records, effects with legal bases, and open items. A subject token reads only its own file (`not_your_file`, 403). The read is logged.",
+        roles: &["subject"], params: vec![subject_param()], body: None, ok_status: "200", ok: json_ok("The file.", schema_ref("CreditFile")),
+    });
+    add("get", "/v1/subjects/{id}/explanation", Op {
+        summary: "The file explained", description: "Every point and list entry with the record, rule and legal basis behind it, as text. The read is logged.",
+        roles: &["subject"], params: vec![subject_param()], body: None, ok_status: "200", ok: text_ok("The explanation.", "text/plain"),
+    });
+    add(
+        "get",
+        "/v1/subjects/{id}/access-log",
+        Op {
+            summary: "Who read the file and why",
+            description: "Every audit entry about the subject, oldest first.",
+            roles: &["subject"],
+            params: [vec![subject_param()], seq_paging()].concat(),
+            body: None,
+            ok_status: "200",
+            ok: json_ok("A page of the access log.", schema_ref("AccessLog")),
+        },
+    );
+    add(
+        "post",
+        "/v1/subjects/{id}/consent",
+        Op {
+            summary: "Grant or withdraw consent",
+            description:
+                "From today on. Records of types needing consent count only while it is granted.",
+            roles: &["subject"],
+            params: vec![subject_param()],
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["granted"], "additionalProperties": false, "properties": { "granted": { "type": "boolean" } } }),
+            )),
+            ok_status: "200",
+            ok: json_ok("The consent now.", schema_ref("Consent")),
+        },
+    );
+    add(
+        "get",
+        "/v1/audit",
+        Op {
+            summary: "The audit log",
+            description: "Entries in order, each with its hash.",
+            roles: &["auditor"],
+            params: seq_paging(),
+            body: None,
+            ok_status: "200",
+            ok: json_ok(
+                "A page of entries.",
+                json!({ "type": "object", "properties": { "entries": { "type": "array", "items": schema_ref("AuditEntry") }, "next_after": { "type": "integer" } } }),
+            ),
+        },
+    );
+    add(
+        "get",
+        "/v1/audit/verify",
+        Op {
+            summary: "Verify the audit log's hash chain",
+            description: "From entry 1 to the stored head; reports the first break.",
+            roles: &["auditor"],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok(
+                "The verdict.",
+                json!({ "type": "object", "required": ["ok", "entries"], "properties": { "ok": { "type": "boolean" }, "entries": { "type": "integer" }, "broken": { "type": "object", "properties": { "seq": { "type": "integer" }, "reason": { "type": "string" } } } } }),
+            ),
+        },
+    );
+    add(
+        "get",
+        "/v1/admin/principals",
+        Op {
+            summary: "Principals",
+            description: "Every principal, revoked ones included (never a token).",
+            roles: &["admin"],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok(
+                "The principals.",
+                json!({ "type": "object", "properties": { "principals": { "type": "array", "items": schema_ref("Principal") } } }),
+            ),
+        },
+    );
+    add("post", "/v1/admin/principals", Op {
+        summary: "Create or replace a principal",
+        description: "Registers a provider (scope = provider id, with its record types), an agency (scope = agency id), a subject (scope = its identifier), or an admin, reviewer or auditor. Issues a new token, shown once; a replaced principal's old token stops working.",
+        roles: &["admin"], params: vec![], body: Some(json_body(schema_ref("PrincipalRequest"))), ok_status: "201",
+        ok: json_ok("The principal and its token.", schema_ref("IssuedToken")),
+    });
+    add(
+        "delete",
+        "/v1/admin/principals/{id}",
+        Op {
+            summary: "Revoke a principal's token",
+            description:
+                "The principal stays (the audit log names it); its token no longer authenticates.",
+            roles: &["admin"],
+            params: vec![path_param("id", "Principal id.")],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("Revoked.", json!({ "type": "object" })),
+        },
+    );
+    add(
+        "get",
+        "/v1/admin/rulebooks",
+        Op {
+            summary: "Rulebook versions",
+            description: "Every version uploaded, oldest first, and the current label.",
+            roles: &["admin"],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("The versions.", json!({ "type": "object" })),
+        },
+    );
+    add("put", "/v1/admin/rulebook", Op {
+        summary: "Upload a rulebook",
+        description: "Validated first: every problem is returned with its line and column (`invalid_rulebook`). Earlier versions stay stored; every file is recomputed with the new rulebook, which then takes over at once. Reusing a label with other text is `rulebook_conflict` (409).",
+        roles: &["admin"], params: vec![],
+        body: Some(json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string" } } } })),
+        ok_status: "200",
+        ok: json_ok("Installed.", json!({ "type": "object", "properties": { "label": { "type": "string" }, "recomputed": { "type": "integer" } } })),
+    });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "socred registry API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "An auditable social credit registry. Errors are `{\"error\": {\"code\", \"message\"}}` with stable codes (docs/api.md). Every read of a credit file is logged where its subject sees it.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+fn components() -> Value {
+    let string = json!({ "type": "string" });
+    json!({
+        "securitySchemes": {
+            "bearer": { "type": "http", "scheme": "bearer", "description": "A token issued by the operator (64 hex characters). Roles: admin, provider, reviewer, agency, subject, auditor." }
+        },
+        "responses": {
+            "Error": { "description": "An error with a stable code.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object", "required": ["error"],
+                "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                    "code": { "type": "string", "description": "Stable snake_case machine code (docs/api.md)." },
+                    "message": { "type": "string" },
+                    "problems": { "type": "array", "items": { "type": "object", "properties": { "line": { "type": "integer" }, "column": { "type": "integer" }, "message": string } } }
+                } } }
+            },
+            "Rulebook": { "type": "object", "required": ["label", "text"], "properties": { "label": string, "text": string } },
+            "Item": {
+                "type": "object",
+                "description": "A record or a later fact in the wire format of docs/records.md (`provider`, `id`, `subject`, `type`, `occurred_at`, `decided_at`, `fields`, `document`; or `fact`, `provider`, `record`, `subject`, `at`, `by`, ...)."
+            },
+            "ItemResult": {
+                "type": "object", "required": ["index", "status"],
+                "properties": {
+                    "index": { "type": "integer", "description": "NDJSON: 1-based line number. JSON: 0-based array index." },
+                    "status": { "enum": ["stored", "duplicate", "conflict", "pending_review", "unknown_record", "rejected"] },
+                    "code": string, "field": string, "message": string, "warning": string
+                }
+            },
+            "IngestResponse": {
+                "type": "object", "required": ["counts", "results"],
+                "properties": {
+                    "counts": { "type": "object", "properties": {
+                        "stored": { "type": "integer" }, "duplicate": { "type": "integer" }, "conflict": { "type": "integer" },
+                        "pending_review": { "type": "integer" }, "unknown_record": { "type": "integer" }, "rejected": { "type": "integer" } } },
+                    "results": { "type": "array", "items": { "$ref": "#/components/schemas/ItemResult" } }
+                }
+            },
+            "ItemKey": {
+                "type": "object", "required": ["item"],
+                "description": "`{\"item\": \"record\", \"provider\", \"id\"}` or `{\"item\": \"fact\", \"subject\", \"kind\", \"record\", \"at\", \"by\"}`.",
+                "properties": { "item": { "enum": ["record", "fact"] } }
+            },
+            "PendingItem": {
+                "type": "object",
+                "properties": { "seq": { "type": "integer" }, "key": { "$ref": "#/components/schemas/ItemKey" }, "subject": string,
+                    "item": { "$ref": "#/components/schemas/Item" }, "submitted_by": string, "submitted_at_ms": { "type": "integer" } }
+            },
+            "PendingPage": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/PendingItem" } }, "next_after": { "type": "integer" } } },
+            "ReviewRequest": { "type": "object", "required": ["key"], "additionalProperties": false, "properties": { "key": { "$ref": "#/components/schemas/ItemKey" } } },
+            "RejectRequest": { "type": "object", "required": ["key", "reason"], "additionalProperties": false, "properties": { "key": { "$ref": "#/components/schemas/ItemKey" }, "reason": string } },
+            "Reviewed": { "allOf": [ { "$ref": "#/components/schemas/PendingItem" }, { "type": "object", "properties": { "status": { "enum": ["approved", "rejected"] } } } ] },
+            "DecisionRequest": {
+                "type": "object", "required": ["purpose", "queries"], "additionalProperties": false,
+                "properties": {
+                    "purpose": { "type": "string", "description": "Why the agency asks (e.g. ticket_sale); shown to the subject." },
+                    "queries": { "type": "array", "maxItems": 1000, "items": { "type": "object", "required": ["subject", "measure"], "additionalProperties": false, "properties": { "subject": string, "measure": string } } }
+                }
+            },
+            "Decision": {
+                "type": "object", "required": ["subject", "measure", "kind", "applies", "as_of", "rulebook", "legal_basis", "reasons"],
+                "properties": {
+                    "subject": string, "measure": string, "kind": { "enum": ["reward", "punishment"] }, "applies": { "type": "boolean" },
+                    "as_of": { "type": "string", "format": "date" }, "rulebook": string, "legal_basis": string,
+                    "reasons": { "type": "array", "items": { "type": "object", "required": ["reason"], "properties": { "reason": { "enum": ["not_for_subject_kind", "applies", "no_condition_holds", "exception"] } } } }
+                }
+            },
+            "CreditFile": {
+                "type": "object",
+                "description": "The full credit file (subject, kind, as_of, rulebook, score, grade, lists, measures, models, profession, consent, list_entries, records, effects, warnings) and `open_items`.",
+                "properties": { "subject": string, "as_of": { "type": "string", "format": "date" }, "score": { "type": ["integer", "null"] }, "grade": { "type": ["string", "null"] },
+                    "open_items": { "type": "array", "items": { "type": "object" } } }
+            },
+            "Company": {
+                "type": "object",
+                "properties": { "subject": string, "as_of": { "type": "string", "format": "date" }, "rulebook": string, "grade": { "type": ["string", "null"] },
+                    "grades": { "type": "array", "items": { "type": "object" } }, "list_entries": { "type": "array", "items": { "type": "object" } }, "records": { "type": "array", "items": { "type": "object" } } }
+            },
+            "ListSummary": { "type": "object", "properties": { "id": string, "title": string, "kind": { "enum": ["black", "red"] }, "legal_basis": string } },
+            "ListPage": {
+                "type": "object",
+                "properties": { "list": string, "title": string, "as_of": { "type": "string", "format": "date" },
+                    "entries": { "type": "array", "items": { "type": "object", "properties": { "subject": string, "since": { "type": "string", "format": "date" }, "until": { "type": "string", "format": "date" } } } },
+                    "next_after": string }
+            },
+            "AuditEntry": {
+                "type": "object",
+                "properties": { "seq": { "type": "integer" }, "at_ms": { "type": "integer" }, "actor": string, "role": string, "purpose": string,
+                    "action": string, "subject": string, "detail": string, "hash": string }
+            },
+            "AccessLog": { "type": "object", "properties": { "subject": string, "entries": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } }, "next_after": { "type": "integer" } } },
+            "Consent": { "type": "object", "properties": { "subject": string, "granted": { "type": "boolean" }, "outcome": { "enum": ["stored", "duplicate"] }, "consent": { "type": "boolean" } } },
+            "Principal": {
+                "type": "object", "required": ["id", "name", "role"],
+                "properties": { "id": string, "name": string, "role": { "enum": ["admin", "provider", "reviewer", "agency", "subject", "auditor"] },
+                    "scope": string, "record_types": { "type": "array", "items": string }, "revoked": { "type": "boolean" } }
+            },
+            "PrincipalRequest": {
+                "type": "object", "required": ["id", "name", "role"], "additionalProperties": false,
+                "properties": { "id": string, "name": string, "role": { "enum": ["admin", "provider", "reviewer", "agency", "subject", "auditor"] },
+                    "scope": string, "record_types": { "type": "array", "items": string } }
+            },
+            "IssuedToken": { "type": "object", "properties": { "principal": { "$ref": "#/components/schemas/Principal" }, "token": string, "warnings": { "type": "array", "items": string } } }
+        }
+    })
+}

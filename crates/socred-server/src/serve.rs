@@ -1,0 +1,587 @@
+//! `socred serve`: opens the registry's data directory (the embedded SQLite
+//! store, created on first start with the default rulebook), listens, and
+//! shuts down gracefully on SIGINT or SIGTERM: requests in flight finish,
+//! and every acknowledged write is already durable.
+//!
+//! `--demo` fills an empty store with a synthetic city from `socred-sim`
+//! and issues one token per role, printed with ready-to-run `curl` lines,
+//! so that a newcomer can try every part of the API at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use socred_core::rulebook::ListKind;
+use socred_core::{Day, SubjectId, SubjectKind};
+use socred_schema::wire::{self, LineParser};
+use socred_sim::GenConfig;
+use socred_store::{
+    hash_token, AuditDraft, Item, MemoryStore, Principal, ReviewNeed, Role, Store, Submission,
+};
+use tokio::sync::mpsc;
+
+use crate::clock::SystemClock;
+use crate::state::{AppState, Limits};
+use crate::token::new_token;
+
+/// How `socred serve` runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Where the embedded store keeps its files (created when missing).
+    pub data_dir: PathBuf,
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0: any free port).
+    pub listen: String,
+    /// Fill an empty store with a synthetic city and issue a token per role.
+    pub demo: bool,
+    /// Another store than the embedded one in `data_dir`: `sqlite:DIR`, or
+    /// `memory:` (nothing kept).
+    pub store: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            data_dir: PathBuf::from("socred-data"),
+            listen: "127.0.0.1:8080".into(),
+            demo: false,
+            store: None,
+        }
+    }
+}
+
+/// Opens (creating if needed) the embedded store in `dir`.
+pub(crate) async fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let dir = dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || socred_store_sqlite::SqliteStore::open(&dir))
+        .await
+        .context("opening the store stopped unexpectedly")?
+        .context("cannot open the store")?;
+    Ok(Arc::new(store))
+}
+
+async fn open_configured_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    match config.store.as_deref() {
+        None => open_store(&config.data_dir).await,
+        Some(url) => {
+            if let Some(dir) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                return open_store(Path::new(dir)).await;
+            }
+            if url == "memory:" {
+                return Ok(Arc::new(MemoryStore::new()));
+            }
+            anyhow::bail!("unsupported store `{url}`: use sqlite:DIR or memory:")
+        }
+    }
+}
+
+/// Opens the configured store and the server state over it.
+pub async fn open_state(config: &ServeConfig) -> anyhow::Result<AppState> {
+    let store = open_configured_store(config).await?;
+    AppState::open(store, Arc::new(SystemClock), Limits::default()).await
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let state = open_state(&config).await?;
+    let demo_report = if config.demo {
+        Some(demo(&state, &demo_config(state.today())).await?)
+    } else {
+        None
+    };
+    let first_admin = match demo_report {
+        Some(_) => None,
+        None => first_operator(&state).await?,
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the address listened on")?;
+    println!(
+        "socred {} listening on http://{addr} (rulebook {})",
+        env!("CARGO_PKG_VERSION"),
+        state.current().label
+    );
+    if let Some(report) = demo_report {
+        print!("{}", report.instructions(addr));
+    }
+    if let Some(token) = first_admin {
+        println!(
+            "first start: operator token of principal `{FIRST_ADMIN_ID}` (shown once): {token}"
+        );
+        println!(
+            "  register principals with: curl -s -H 'Authorization: Bearer {token}' \\
+    \
+             -H 'content-type: application/json' -d '{{...}}' http://{addr}/v1/admin/principals  (see docs/api.md)"
+        );
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, crate::routes::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("socred stopped");
+    Ok(())
+}
+
+/// The principal issued on a first start, so that someone can administer.
+pub const FIRST_ADMIN_ID: &str = "admin";
+
+/// On a store without any principal, issues an operator token: without
+/// it nobody could register the first provider or agency. Returns it.
+async fn first_operator(state: &AppState) -> anyhow::Result<Option<String>> {
+    let principals = state
+        .store()
+        .principals()
+        .await
+        .context("cannot read the principals")?;
+    if !principals.is_empty() {
+        return Ok(None);
+    }
+    let token = new_token()?;
+    let principal = Principal {
+        id: FIRST_ADMIN_ID.into(),
+        name: "Operator (issued on first start)".into(),
+        role: Role::Admin,
+        scope: None,
+        record_types: Vec::new(),
+        revoked: false,
+    };
+    let audit = vec![AuditDraft {
+        at_ms: state.now_ms(),
+        actor: "socred".into(),
+        role: "system".into(),
+        purpose: "first_start".into(),
+        action: "put_principal".into(),
+        subject: None,
+        detail: format!("principal {FIRST_ADMIN_ID} (admin) issued a token on first start"),
+    }];
+    state
+        .store()
+        .put_principal(&principal, &hash_token(&token), audit)
+        .await
+        .context("cannot store the first operator")?;
+    Ok(Some(token))
+}
+
+/// [`serve`] on a runtime of its own, for the command line.
+pub fn serve_blocking(config: ServeConfig) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(config))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// The synthetic city of `--demo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Demo {
+    pub generate: GenConfig,
+    /// Items per store call.
+    pub batch_items: usize,
+}
+
+/// The demo city: 30,000 subjects and 300,000 records over the five years
+/// up to `today`.
+pub fn demo_config(today: Day) -> Demo {
+    Demo {
+        generate: GenConfig {
+            seed: 2026,
+            subjects: 30_000,
+            records: 300_000,
+            start: today.add_days(-5 * 365),
+            end: today,
+        },
+        batch_items: 100_000,
+    }
+}
+
+/// A principal issued by the demo, with its token.
+#[derive(Clone, Debug)]
+pub struct DemoPrincipal {
+    pub principal: Principal,
+    pub token: String,
+}
+
+/// What the demo did and the tokens it issued.
+#[derive(Clone, Debug)]
+pub struct DemoReport {
+    /// Items stored by this start (0 when the store already held data).
+    pub items_loaded: u64,
+    pub principals: Vec<DemoPrincipal>,
+    /// A person with an interesting file (on a black list when there is one).
+    pub subject: Option<SubjectId>,
+    /// A measure the first agency implements, for the example decision.
+    pub measure: Option<(String, String)>,
+}
+
+impl DemoReport {
+    fn token(&self, role: Role) -> Option<&DemoPrincipal> {
+        self.principals.iter().find(|p| p.principal.role == role)
+    }
+
+    /// What to print for a newcomer.
+    pub fn instructions(&self, addr: SocketAddr) -> String {
+        use std::fmt::Write as _;
+        let url = format!("http://{addr}");
+        let mut out =
+            String::from("\nDemo tokens (each shown once; a new --demo start issues new ones):\n");
+        for issued in &self.principals {
+            let scope = issued
+                .principal
+                .scope
+                .as_deref()
+                .map(|s| format!(" scope {s}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<18}{scope}\n            {}",
+                issued.principal.role.as_str(),
+                issued.principal.id,
+                issued.token
+            );
+        }
+        out.push_str("\nTry:\n");
+        let _ = writeln!(out, "  curl -s {url}/v1/public/lists");
+        if let (Some(agency), Some(subject), Some((measure, _))) =
+            (self.token(Role::Agency), self.subject, &self.measure)
+        {
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' '{url}/v1/decisions?subject={subject}&measure={measure}&purpose=ticket_sale'",
+                agency.token
+            );
+        }
+        if let (Some(person), Some(subject)) = (self.token(Role::Subject), self.subject) {
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' {url}/v1/subjects/{subject}/explanation",
+                person.token
+            );
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' {url}/v1/subjects/{subject}/access-log",
+                person.token
+            );
+        }
+        if let Some(reviewer) = self.token(Role::Reviewer) {
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' {url}/v1/review/pending",
+                reviewer.token
+            );
+        }
+        if let Some(auditor) = self.token(Role::Auditor) {
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' {url}/v1/audit/verify",
+                auditor.token
+            );
+        }
+        if let Some(admin) = self.token(Role::Admin) {
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' {url}/metrics",
+                admin.token
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nThe API is described at {url}/openapi.json and in docs/api.md."
+        );
+        out
+    }
+}
+
+/// Fills an empty store with the demo city, then issues a token per role.
+pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
+    let counts = state
+        .store()
+        .counts()
+        .await
+        .context("cannot read the store's counts")?;
+    let items_loaded = if counts.records == 0 {
+        load_city(state, demo).await?
+    } else {
+        0
+    };
+    let subject = interesting_person(state).await?;
+    let mut principals = Vec::new();
+    for principal in demo_principals(state, subject) {
+        let token = new_token()?;
+        let audit = vec![AuditDraft {
+            at_ms: state.now_ms(),
+            actor: "socred".into(),
+            role: "system".into(),
+            purpose: "demo".into(),
+            action: "put_principal".into(),
+            subject: None,
+            detail: format!(
+                "demo principal {} ({}) issued a token",
+                principal.id, principal.role
+            ),
+        }];
+        state
+            .store()
+            .put_principal(&principal, &hash_token(&token), audit)
+            .await
+            .with_context(|| format!("cannot store demo principal {}", principal.id))?;
+        principals.push(DemoPrincipal { principal, token });
+    }
+    state.inner.principals.clear();
+    let measure = principals
+        .iter()
+        .find(|p| p.principal.role == Role::Agency)
+        .and_then(|p| p.principal.scope.clone())
+        .and_then(|agency| {
+            let current = state.current();
+            let measure = current.rulebook().measures.iter().find(|m| {
+                m.agencies.iter().any(|a| **a == *agency)
+                    && m.subject_kinds.contains(SubjectKind::Person)
+            })?;
+            Some((measure.id.to_string(), agency))
+        });
+    Ok(DemoReport {
+        items_loaded,
+        principals,
+        subject,
+        measure,
+    })
+}
+
+fn demo_principals(state: &AppState, subject: Option<SubjectId>) -> Vec<Principal> {
+    let current = state.current();
+    let rulebook = current.rulebook();
+    let principal = |id: &str, name: &str, role: Role, scope: Option<String>| Principal {
+        id: id.into(),
+        name: name.into(),
+        role,
+        scope,
+        record_types: Vec::new(),
+        revoked: false,
+    };
+    let mut principals = vec![principal("demo-admin", "Demo operator", Role::Admin, None)];
+    let mut provider = principal(
+        "demo-provider",
+        "Demo data provider",
+        Role::Provider,
+        Some("demo.registry".into()),
+    );
+    provider.record_types = rulebook.catalog.iter().map(|t| t.id.to_string()).collect();
+    principals.push(provider);
+    principals.push(principal(
+        "demo-reviewer-1",
+        "Demo reviewer 1",
+        Role::Reviewer,
+        None,
+    ));
+    principals.push(principal(
+        "demo-reviewer-2",
+        "Demo reviewer 2",
+        Role::Reviewer,
+        None,
+    ));
+    let mut agencies: Vec<String> = Vec::new();
+    for measure in &rulebook.measures {
+        for agency in &measure.agencies {
+            if !agencies.iter().any(|a| **a == **agency) {
+                agencies.push(agency.to_string());
+            }
+        }
+    }
+    // Airline and rail when the rulebook has them (they ask the most), else the first two.
+    let preferred: Vec<String> = ["airline", "rail"]
+        .iter()
+        .filter(|a| agencies.iter().any(|b| b == *a))
+        .map(|a| a.to_string())
+        .collect();
+    let chosen = if preferred.is_empty() {
+        agencies.into_iter().take(2).collect()
+    } else {
+        preferred
+    };
+    for agency in chosen {
+        principals.push(principal(
+            &format!("demo-{agency}"),
+            &format!("Demo agency {agency}"),
+            Role::Agency,
+            Some(agency),
+        ));
+    }
+    if let Some(subject) = subject {
+        principals.push(principal(
+            "demo-subject",
+            "Demo subject",
+            Role::Subject,
+            Some(subject.to_string()),
+        ));
+    }
+    principals.push(principal(
+        "demo-auditor",
+        "Demo auditor",
+        Role::Auditor,
+        None,
+    ));
+    principals
+}
+
+/// A person on a black list today, or else any subject with a file.
+async fn interesting_person(state: &AppState) -> anyhow::Result<Option<SubjectId>> {
+    let current = state.current();
+    let today = state.today();
+    for list in current
+        .rulebook()
+        .lists
+        .iter()
+        .filter(|l| l.kind == ListKind::Black)
+    {
+        let mut after = None;
+        for _ in 0..20 {
+            let page = state
+                .store()
+                .list_members(&list.id, today, after, 500)
+                .await?;
+            if let Some((person, _)) = page.iter().find(|(s, _)| s.kind() == SubjectKind::Person) {
+                return Ok(Some(*person));
+            }
+            let Some((last, _)) = page.last() else { break };
+            after = Some(*last);
+        }
+    }
+    let subjects = state.store().subjects(None, 100).await?;
+    Ok(subjects
+        .iter()
+        .find(|s| s.kind() == SubjectKind::Person)
+        .or(subjects.first())
+        .copied())
+}
+
+/// Generates the city and stores it in batches; returns the items stored.
+async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let current = state.current();
+    let (sender, mut receiver) = mpsc::channel::<Vec<Submission>>(2);
+    let generate = demo.generate.clone();
+    let batch_items = demo.batch_items.max(1);
+    let parse_current = current.clone();
+    eprintln!(
+        "demo: generating a city of {} subjects and {} records from {} to {}",
+        generate.subjects, generate.records, generate.start, generate.end
+    );
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut parser = LineParser::new(parse_current.rulebook());
+        let mut batch = Vec::with_capacity(batch_items);
+        let mut line_no = 0usize;
+        let mut refused = 0u64;
+        let mut closed = false;
+        socred_sim::generate(&generate, &mut |line: &str| {
+            line_no += 1;
+            if closed {
+                return;
+            }
+            match parser.parse(line_no, line) {
+                Ok((item, _)) => batch.push(demo_submission(item)),
+                Err(_) => refused += 1,
+            }
+            if batch.len() >= batch_items {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_items));
+                closed = sender.blocking_send(full).is_err();
+            }
+        });
+        if !batch.is_empty() && !closed {
+            let _ = sender.blocking_send(batch);
+        }
+        refused
+    });
+    let mut stored = 0u64;
+    let mut batches = 0u64;
+    while let Some(batch) = receiver.recv().await {
+        batches += 1;
+        let items = batch.len();
+        let audit = vec![AuditDraft {
+            at_ms: state.now_ms(),
+            actor: "socred".into(),
+            role: "system".into(),
+            purpose: "demo".into(),
+            action: "ingest".into(),
+            subject: None,
+            detail: format!("demo city batch {batches}: {items} generated items"),
+        }];
+        let outcomes = state
+            .store()
+            .ingest(&current.engine, batch, audit)
+            .await
+            .context("cannot store the demo city")?;
+        stored += outcomes
+            .iter()
+            .filter(|o| matches!(o, socred_store::Outcome::Stored))
+            .count() as u64;
+        eprintln!(
+            "demo: {stored} items stored ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let refused = producer
+        .await
+        .context("the demo generator stopped unexpectedly")?;
+    if refused > 0 {
+        eprintln!(
+            "demo: {refused} generated lines did not parse against the rulebook and were left out"
+        );
+    }
+    eprintln!(
+        "demo: city stored in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(stored)
+}
+
+/// The demo's history is loaded as the operator's import of reviewed
+/// records: nothing in it waits for review (records sent later do).
+fn demo_submission(item: wire::Item) -> Submission {
+    let item = match item {
+        wire::Item::Record(record) => Item::Record(record),
+        wire::Item::Fact { fact, record_type } => Item::Fact { fact, record_type },
+    };
+    Submission {
+        item,
+        submitted_by: "socred-demo".into(),
+        review: ReviewNeed::NotRequired,
+    }
+}

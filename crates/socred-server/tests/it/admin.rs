@@ -1,0 +1,245 @@
+//! The operator: principals and tokens, registrations, rulebook upload.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn the_admin_registers_a_provider_whose_token_then_works() {
+    let h = Harness::new().await;
+    let body = json!({"id": "bank", "name": "National bank", "role": "provider", "scope": "bank.national",
+        "record_types": ["commercial.bank_arrears"]});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let token = reply["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    assert_eq!(reply["principal"]["scope"], "bank.national");
+    let line = json!({"provider": "bank.national", "id": "a-1", "subject": alice().to_string(), "type": "commercial.bank_arrears",
+        "occurred_at": "2026-05-01", "decided_at": "2026-05-02", "fields": {"cycles": 3}})
+    .to_string();
+    let reply = h.ingest(&token, &[&line]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"], "{}", reply.text);
+
+    // Listed without any token.
+    let list = h
+        .get("/v1/admin/principals", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK);
+    assert!(list.text.contains("\"bank\"") && !list.text.contains(&token));
+
+    // Replacing the principal issues a new token; the old one stops at once.
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let new_token = reply["token"].as_str().unwrap().to_string();
+    assert_ne!(new_token, token);
+    h.ingest(&token, &[&line])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let reply = h.ingest(&new_token, &[&line]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["duplicate"]);
+
+    // Revoked: the token no longer authenticates.
+    h.send(
+        Method::DELETE,
+        "/v1/admin/principals/bank",
+        Some(ADMIN),
+        None,
+        "",
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.ingest(&new_token, &[line])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    h.send(
+        Method::DELETE,
+        "/v1/admin/principals/nobody",
+        Some(ADMIN),
+        None,
+        "",
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "unknown_principal");
+    h.send(
+        Method::DELETE,
+        "/v1/admin/principals/admin",
+        Some(ADMIN),
+        None,
+        "",
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "cannot_revoke_self");
+}
+
+#[tokio::test]
+async fn registrations_are_checked_against_the_rulebook() {
+    let h = Harness::new().await;
+    let cases = [
+        (
+            json!({"id": "p", "name": "P", "role": "provider", "scope": "p.1", "record_types": ["no.such_type"]}),
+            "unknown_record_type",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "provider", "scope": "p.1"}),
+            "invalid_principal",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "agency"}),
+            "invalid_principal",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "auditor", "scope": "x"}),
+            "invalid_principal",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "subject", "scope": "12345"}),
+            "invalid_subject",
+        ),
+        (
+            json!({"id": "has space", "name": "P", "role": "auditor"}),
+            "invalid_principal",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "emperor"}),
+            "invalid_body",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "auditor", "token": "mine"}),
+            "unknown_field",
+        ),
+    ];
+    for (body, code) in cases {
+        h.post_json("/v1/admin/principals", Some(ADMIN), &body)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, code);
+    }
+    // An agency no measure names can ask about nothing: accepted with a warning.
+    let body = json!({"id": "zoo", "name": "Zoo", "role": "agency", "scope": "zoo"});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    assert!(reply["warnings"][0].as_str().unwrap().contains("zoo"));
+    // Subject scopes are normalised to upper case.
+    let lower = alice().to_string().to_lowercase();
+    let body = json!({"id": "alice2", "name": "Alice", "role": "subject", "scope": lower});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    assert_eq!(reply["principal"]["scope"], alice().to_string());
+    for token in [COURT, AUDITOR, ALICE] {
+        h.post_json("/v1/admin/principals", Some(token), &body)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+}
+
+#[tokio::test]
+async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    let original = h.get("/v1/rulebook", None).await.json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Broken: every problem with its line and column.
+    let broken = original.replace(
+        "[[measure]]\nid = \"no_air_travel\"",
+        "[[measure]]\nid = \"no_air_travel\"\nbogus = 1",
+    );
+    let reply = h
+        .send(
+            Method::PUT,
+            "/v1/admin/rulebook",
+            Some(ADMIN),
+            Some("application/toml"),
+            broken,
+        )
+        .await;
+    let reply = reply.expect_error(StatusCode::BAD_REQUEST, "invalid_rulebook");
+    let problem = &reply.json()["error"]["problems"][0];
+    assert!(
+        problem["line"].as_u64().unwrap() > 1 && problem["column"].as_u64().unwrap() >= 1,
+        "{problem}"
+    );
+
+    // A new version where fare evasion bans for 7 days only: Alice's entry of 2026-05-20 is over.
+    let version = original
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap()
+        .to_string();
+    let shorter = original
+        .replacen(&version, "version = \"test.2\"", 1)
+        .replace("duration_max = \"P180D\"", "duration_max = \"P7D\"");
+    assert_ne!(shorter, original);
+    let reply = h
+        .send(
+            Method::PUT,
+            "/v1/admin/rulebook",
+            Some(ADMIN),
+            Some("application/toml"),
+            shorter.clone(),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["label"], "socred-default@test.2");
+    assert!(reply["recomputed"].as_u64().unwrap() >= 1);
+    assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+    assert_eq!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@test.2"
+    );
+    let versions = h
+        .get("/v1/admin/rulebooks", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(versions["current"], "socred-default@test.2");
+
+    // The same label with other text is a conflict.
+    let clash = shorter.replace("duration_max = \"P7D\"", "duration_max = \"P8D\"");
+    h.send(
+        Method::PUT,
+        "/v1/admin/rulebook",
+        Some(ADMIN),
+        Some("application/toml"),
+        clash,
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "rulebook_conflict");
+    h.send(
+        Method::PUT,
+        "/v1/admin/rulebook",
+        Some(ADMIN),
+        Some("application/json"),
+        "{}",
+    )
+    .await
+    .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    h.send(
+        Method::PUT,
+        "/v1/admin/rulebook",
+        Some(COURT),
+        Some("application/toml"),
+        original,
+    )
+    .await
+    .expect_error(StatusCode::FORBIDDEN, "forbidden");
+}

@@ -1,0 +1,181 @@
+//! Decisions for agencies: only their measures, the decision and its
+//! reasons, never the file; refused queries leave nothing behind.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use socred_server::Limits;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_batch_answers_in_query_order_with_reasons() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let body = json!({"purpose": "ticket_sale", "queries": [
+        {"subject": alice().to_string(), "measure": "no_rail_tickets"},
+        {"subject": bob().to_string(), "measure": "no_rail_tickets"},
+        {"subject": alice().to_string(), "measure": "no_g_train_or_emu_first_class"},
+    ]});
+    let reply = h
+        .post_json("/v1/decisions", Some(RAIL), &body)
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    let decisions = json["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 3);
+    let first = &decisions[0];
+    assert_eq!(first["subject"], alice().to_string());
+    assert_eq!(first["applies"], true);
+    assert_eq!(first["as_of"], TODAY);
+    assert!(first["rulebook"]
+        .as_str()
+        .unwrap()
+        .starts_with("socred-default@"));
+    assert_eq!(first["reasons"][0]["reason"], "applies");
+    let ground = &first["reasons"][0]["grounds"][0];
+    assert_eq!(ground["list"], "rail_ticket_ban");
+    assert_eq!(
+        ground["record"],
+        json!({"provider": METRO_ID, "id": "fe-1"})
+    );
+    assert_eq!(decisions[1]["applies"], false);
+    assert_eq!(decisions[1]["reasons"][0]["reason"], "no_condition_holds");
+    assert_eq!(decisions[2]["measure"], "no_g_train_or_emu_first_class");
+    assert_eq!(decisions[2]["applies"], false);
+    // The decision, not the file.
+    for key in ["records", "effects", "score", "list_entries"] {
+        assert!(first.get(key).is_none(), "a decision carries `{key}`");
+    }
+    let metrics = h.get("/metrics", Some(ADMIN)).await.expect(StatusCode::OK);
+    assert!(
+        metrics
+            .text
+            .contains("socred_decisions_total{applies=\"true\"} 1"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics
+        .text
+        .contains("socred_decisions_total{applies=\"false\"} 2"));
+}
+
+#[tokio::test]
+async fn an_agency_asks_only_about_the_measures_it_implements() {
+    let h = Harness::new().await;
+    let uri = format!(
+        "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
+        alice()
+    );
+    let reply = h
+        .get(&uri, Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "measure_not_allowed");
+    assert!(reply.text.contains("airline"), "{}", reply.text);
+    // One forbidden query refuses the whole batch, and nothing is logged about anyone.
+    let body = json!({"purpose": "ticket_sale", "queries": [
+        {"subject": alice().to_string(), "measure": "no_air_travel"},
+        {"subject": bob().to_string(), "measure": "no_rail_tickets"},
+    ]});
+    h.post_json("/v1/decisions", Some(AIRLINE), &body)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "measure_not_allowed");
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(log.json()["entries"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_decision_requests_are_4xx_with_codes() {
+    let h = Harness::with_limits(Limits {
+        queries_max: 2,
+        ..Limits::default()
+    })
+    .await;
+    let a = alice().to_string();
+    let cases = [
+        (
+            json!({"purpose": "t", "queries": [{"subject": a, "measure": "no_such_measure"}]}),
+            StatusCode::BAD_REQUEST,
+            "unknown_measure",
+        ),
+        (
+            json!({"purpose": "t", "queries": [{"subject": "12345", "measure": "no_air_travel"}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_subject",
+        ),
+        (
+            json!({"purpose": "", "queries": [{"subject": a, "measure": "no_air_travel"}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_purpose",
+        ),
+        (
+            json!({"queries": [{"subject": a, "measure": "no_air_travel"}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"purpose": "t", "queries": [{"subject": a, "measure": "no_air_travel", "as_of": "2020-01-01"}]}),
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+        ),
+        (
+            json!({"purpose": "t", "queries": "all"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"purpose": "t", "queries": [{"subject": a, "measure": "no_air_travel"}, {"subject": a, "measure": "no_air_travel"}, {"subject": a, "measure": "no_air_travel"}]}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_queries",
+        ),
+    ];
+    for (body, status, code) in cases {
+        h.post_json("/v1/decisions", Some(AIRLINE), &body)
+            .await
+            .expect_error(status, code);
+    }
+    let reply = h
+        .send(
+            axum::http::Method::POST,
+            "/v1/decisions",
+            Some(AIRLINE),
+            Some("application/json"),
+            "{\"purpose\": \"t\",",
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    h.get("/v1/decisions?subject=x", Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    let uri = format!("/v1/decisions?subject={a}&measure=no_air_travel&purpose=t&extra=1");
+    h.get(&uri, Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[tokio::test]
+async fn only_agencies_decide() {
+    let h = Harness::new().await;
+    let uri = format!(
+        "/v1/decisions?subject={}&measure=no_air_travel&purpose=curiosity",
+        alice()
+    );
+    h.get(&uri, None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    for token in [ADMIN, COURT, REVIEWER_1, ALICE, AUDITOR] {
+        h.get(&uri, Some(token))
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    h.get(&uri, Some("not-a-real-token-at-all-000"))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    h.get(&uri, Some("x"))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}

@@ -1,0 +1,333 @@
+//! `POST /v1/records`: formats, per-item results, idempotency, and what a
+//! provider may send.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use socred_server::Limits;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_replay_says_duplicate_and_other_content_under_the_same_key_is_a_conflict() {
+    let h = Harness::new().await;
+    let line = fare_evasion("fe-1", alice(), "2026-05-20");
+    let reply = h.ingest(METRO, &[&line]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+    assert_eq!(reply.json()["counts"]["stored"], 1);
+
+    let reply = h.ingest(METRO, &[line]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["duplicate"]);
+
+    let changed = fare_evasion("fe-1", alice(), "2026-05-21");
+    let reply = h.ingest(METRO, &[changed]).await.expect(StatusCode::OK);
+    let result = &reply.json()["results"][0];
+    assert_eq!(result["status"], "conflict");
+    assert!(
+        result["message"].as_str().unwrap().contains("fe-1"),
+        "{result}"
+    );
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+}
+
+#[tokio::test]
+async fn every_item_gets_a_result_and_bad_ones_are_reported_with_their_index() {
+    let h = Harness::new().await;
+    let good = fare_evasion("fe-1", alice(), "2026-05-20");
+    let bad_subject = fare_evasion("fe-2", alice(), "2026-05-20")
+        .replace(&alice().to_string(), "11010519850714123Y");
+    let unknown_type = fare_evasion("fe-3", bob(), "2026-05-20")
+        .replace("transport.fare_evasion", "transport.jaywalking");
+    let unknown_key = fare_evasion("fe-4", bob(), "2026-05-20")
+        .replace("\"fields\"", "\"severity\": \"high\", \"fields\"");
+
+    // NDJSON: the index is the 1-based line number; blank lines count.
+    let body = [
+        good.clone(),
+        String::new(),
+        bad_subject.clone(),
+        "{not json".into(),
+        unknown_type.clone(),
+    ]
+    .join("\n");
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/x-ndjson"),
+            body,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    let results = json["results"].as_array().unwrap();
+    let seen: Vec<(u64, &str, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "stored", ""),
+            (3, "rejected", "invalid_subject"),
+            (4, "rejected", "malformed_json"),
+            (5, "rejected", "unknown_record_type")
+        ]
+    );
+    assert_eq!(results[1]["field"], "subject");
+    assert_eq!(json["counts"]["rejected"], 3);
+
+    // JSON array: the index is 0-based.
+    let body = format!("[{good},{unknown_key},{bad_subject}]");
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/json"),
+            body,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    let seen: Vec<(u64, &str, &str)> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, "duplicate", ""),
+            (1, "rejected", "unknown_key"),
+            (2, "rejected", "invalid_subject")
+        ]
+    );
+
+    // `report=problems` leaves out what went in.
+    let body = format!("[{good},{unknown_key}]");
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records?report=problems",
+            Some(METRO),
+            Some("application/json"),
+            body,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["results"].as_array().unwrap().len(), 1);
+    assert_eq!(json["counts"]["duplicate"], 1);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_at_all_is_a_400() {
+    let h = Harness::new().await;
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/json"),
+            "[{\"provider\": ",
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/json"),
+            "42",
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    let reply = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/x-ndjson"),
+            vec![0xff, 0xfe],
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+}
+
+#[tokio::test]
+async fn a_provider_sends_only_its_registered_types_under_its_own_name() {
+    let h = Harness::new().await;
+    // The metro is not registered for judgment defaults …
+    let other_type = judgment_default("j-1", alice(), "2026-05-20").replace(COURT_ID, METRO_ID);
+    // … and may not send records in the court's name.
+    let other_name = fare_evasion("fe-1", alice(), "2026-05-20").replace(METRO_ID, COURT_ID);
+    let reply = h
+        .ingest(METRO, &[other_type, other_name])
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["results"][0]["code"], "record_type_not_allowed");
+    assert_eq!(json["results"][0]["field"], "type");
+    assert_eq!(json["results"][1]["code"], "provider_mismatch");
+    assert_eq!(json["counts"]["rejected"], 2);
+    assert_eq!(h.store.counts().await.unwrap().records, 0);
+}
+
+#[tokio::test]
+async fn a_provider_retracts_only_its_own_records() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    let retraction = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-05-25"})
+    .to_string();
+
+    // The court names the metro's record: refused, whatever `by` says.
+    let reply = h.ingest(COURT, &[&retraction]).await.expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "not_own_record");
+    let spoofed = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-05-25", "by": "court.beijing-1"})
+    .to_string();
+    let reply = h.ingest(COURT, &[spoofed]).await.expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "not_own_record");
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+
+    // Facts that are not the provider's to send.
+    let repair = json!({"fact": "repaired", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-05-25"})
+    .to_string();
+    let reply = h.ingest(METRO, &[repair]).await.expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "fact_not_allowed");
+
+    // A fact about a record that does not exist.
+    let unknown = retraction.replace("fe-1", "fe-404");
+    let reply = h.ingest(METRO, &[unknown]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["unknown_record"]);
+
+    let reply = h.ingest(METRO, &[retraction]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+    assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+}
+
+#[tokio::test]
+async fn only_providers_and_reviewers_ingest() {
+    let h = Harness::new().await;
+    let line = fare_evasion("fe-1", alice(), "2026-05-20");
+    h.send(
+        Method::POST,
+        "/v1/records",
+        None,
+        Some("application/x-ndjson"),
+        line.clone(),
+    )
+    .await
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    for token in [ADMIN, RAIL, ALICE, AUDITOR] {
+        h.send(
+            Method::POST,
+            "/v1/records",
+            Some(token),
+            Some("application/x-ndjson"),
+            line.clone(),
+        )
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // A reviewer sends decisions on objections and repairs, not records.
+    let reply = h.ingest(REVIEWER_1, &[line]).await.expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "record_not_allowed");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_an_unknown_media_type_415() {
+    let limits = Limits {
+        ingest_body_bytes_max: 2048,
+        body_bytes_max: 512,
+        ..Limits::default()
+    };
+    let h = Harness::with_limits(limits).await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| fare_evasion(&format!("fe-{i}"), alice(), "2026-05-20"))
+        .collect();
+    h.ingest(METRO, &lines)
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    h.ingest(METRO, &lines[..2]).await.expect(StatusCode::OK);
+    // Other endpoints have their own, smaller limit.
+    let queries: Vec<_> = (0..40)
+        .map(|_| json!({"subject": alice().to_string(), "measure": "no_air_travel"}))
+        .collect();
+    h.post_json(
+        "/v1/decisions",
+        Some(AIRLINE),
+        &json!({"purpose": "ticket_sale", "queries": queries}),
+    )
+    .await
+    .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+
+    h.send(
+        Method::POST,
+        "/v1/records",
+        Some(METRO),
+        Some("text/csv"),
+        "provider,id\n",
+    )
+    .await
+    .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    h.send(Method::POST, "/v1/records", Some(METRO), None, "{}")
+        .await
+        .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn ingest_is_counted_in_the_metrics() {
+    let h = Harness::new().await;
+    h.ingest(
+        METRO,
+        &[fare_evasion("fe-1", alice(), "2026-05-20"), "{}".into()],
+    )
+    .await
+    .expect(StatusCode::OK);
+    let metrics = h.get("/metrics", Some(ADMIN)).await.expect(StatusCode::OK);
+    assert!(metrics.content_type.starts_with("text/plain"));
+    assert!(
+        metrics
+            .text
+            .contains("socred_ingest_items_total{status=\"stored\"} 1"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics
+        .text
+        .contains("socred_ingest_items_total{status=\"rejected\"} 1"));
+    assert!(metrics.text.contains(
+        "socred_http_requests_total{route=\"/v1/records\",method=\"POST\",status=\"200\"} 1"
+    ));
+    assert!(metrics
+        .text
+        .contains("socred_http_request_duration_seconds_count{route=\"/v1/records\"} 1"));
+    assert!(metrics.text.contains("socred_records 1"));
+    h.get("/metrics", Some(AUDITOR))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    h.get("/metrics", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}

@@ -1,0 +1,169 @@
+//! What anyone may see: the rulebook, public lists inside their window, a
+//! company's public information, and never a person's file.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn the_rulebook_is_public() {
+    let h = Harness::new().await;
+    let reply = h
+        .get("/v1/rulebook", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(reply["label"]
+        .as_str()
+        .unwrap()
+        .starts_with("socred-default@"));
+    assert!(reply["text"].as_str().unwrap().contains("[[measure]]"));
+}
+
+#[tokio::test]
+async fn only_public_lists_are_listed_and_paged() {
+    let h = Harness::new().await;
+    let lists = h
+        .get("/v1/public/lists", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let ids: Vec<&str> = lists["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"judgment_defaulters") && ids.contains(&"rail_ticket_ban"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"tax_grade_d"),
+        "a list that is not public is listed: {ids:?}"
+    );
+    h.get("/v1/public/lists/tax_grade_d", None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_list");
+    h.get("/v1/public/lists/nope", None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_list");
+
+    // Three current entries, and one whose 180 days are over.
+    let lines = [
+        fare_evasion("fe-1", alice(), "2026-05-20"),
+        fare_evasion("fe-2", bob(), "2026-05-21"),
+        fare_evasion("fe-3", carol(), "2026-05-22"),
+        fare_evasion("fe-old", SubjectIdExt::dave(), "2025-10-01"),
+    ];
+    h.ingest(METRO, &lines).await.expect(StatusCode::OK);
+    let page = h
+        .get("/v1/public/lists/rail_ticket_ban?limit=2", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(page["as_of"], TODAY);
+    let after = page["next_after"].as_str().unwrap().to_string();
+    let page = h
+        .get(
+            &format!("/v1/public/lists/rail_ticket_ban?limit=2&after={after}"),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let rest = page["entries"].as_array().unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(page.get("next_after").is_none());
+    let mut all: Vec<String> = entries
+        .iter()
+        .chain(rest)
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect();
+    all.sort();
+    let mut expected = vec![alice().to_string(), bob().to_string(), carol().to_string()];
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(entries[0]["until"].as_str().map(str::len), Some(10));
+
+    h.get("/v1/public/lists/rail_ticket_ban?after=junk", None)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
+    h.get("/v1/public/lists/rail_ticket_ban?limit=-1", None)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+/// Another person, for the expired entry.
+struct SubjectIdExt;
+
+impl SubjectIdExt {
+    fn dave() -> socred_core::SubjectId {
+        socred_core::SubjectId::person(320102, 1968, 4, 5, 77).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_company_shows_its_grade_public_records_and_public_entries_only() {
+    let h = Harness::new().await;
+    let lines = [
+        admin_penalty("p-1", acme(), "2026-03-01"),
+        grade_d("d-1", acme(), "2026-04-01"),
+    ];
+    let reply = h.ingest(COURT, &lines).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored", "stored"]);
+    let view = h
+        .get(&format!("/v1/public/companies/{}", acme()), None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(view["subject"], acme().to_string());
+    assert!(
+        view.get("score").is_none(),
+        "the score is not published: {view}"
+    );
+    assert!(view["grade"].is_string(), "{view}");
+    // Both records are inside their publicity windows; the tax_grade_d list is not public.
+    let records: Vec<&str> = view["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(records, ["p-1", "d-1"]);
+    assert_eq!(view["list_entries"], json!([]));
+
+    // A person is never looked up here, and an unknown company is 404.
+    let person = format!("/v1/public/companies/{}", alice());
+    h.get(&person, None)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "not_an_organisation");
+    let unknown = socred_core::SubjectId::organisation(*b"91", 310101, *b"MA02XY3W").unwrap();
+    h.get(&format!("/v1/public/companies/{unknown}"), None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_subject");
+    h.get("/v1/public/companies/91110105MA01BC2D0X", None)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
+}
+
+#[tokio::test]
+async fn a_company_on_a_public_list_shows_the_entry() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[judgment_default("j-9", acme(), "2026-05-01")])
+        .await
+        .expect(StatusCode::OK);
+    approve(&h, REVIEWER_1, COURT_ID, "j-9")
+        .await
+        .expect(StatusCode::OK);
+    let view = h
+        .get(&format!("/v1/public/companies/{}", acme()), None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(view["list_entries"][0]["list"], "judgment_defaulters");
+    assert_eq!(view["list_entries"][0]["public"], true);
+}

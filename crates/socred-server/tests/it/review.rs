@@ -1,0 +1,166 @@
+//! The two-person rule: a serious record that puts its subject on the
+//! judgment defaulters list waits for a reviewer, and a reviewer's repair
+//! that takes the entry away waits for another reviewer.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::*;
+
+async fn public_defaulters(h: &Harness) -> usize {
+    let reply = h
+        .get("/v1/public/lists/judgment_defaulters", None)
+        .await
+        .expect(StatusCode::OK);
+    reply.json()["entries"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_serious_record_takes_effect_only_when_a_reviewer_approves_it() {
+    let h = Harness::new().await;
+    let reply = h
+        .ingest(COURT, &[judgment_default("j-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["pending_review"]);
+    // A replay while it waits says so again.
+    let reply = h
+        .ingest(COURT, &[judgment_default("j-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["pending_review"]);
+    assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
+    assert_eq!(public_defaulters(&h).await, 0);
+
+    let pending = h
+        .get("/v1/review/pending", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["key"],
+        json!({"item": "record", "provider": COURT_ID, "id": "j-1"})
+    );
+    assert_eq!(items[0]["submitted_by"], "court");
+    assert_eq!(items[0]["item"]["type"], "judicial.judgment_default");
+    h.get("/v1/review/pending", Some(COURT))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    // A provider cannot approve, even someone else's record.
+    approve(&h, COURT, COURT_ID, "j-1")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let reply = approve(&h, REVIEWER_1, COURT_ID, "j-1")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["status"], "approved");
+    assert!(h.applies(AIRLINE, alice(), "no_air_travel").await);
+    assert_eq!(public_defaulters(&h).await, 1);
+    // Approved once is approved.
+    approve(&h, REVIEWER_2, COURT_ID, "j-1")
+        .await
+        .expect_error(StatusCode::CONFLICT, "review_refused");
+    approve(&h, REVIEWER_2, COURT_ID, "j-404")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_pending");
+    let reply = h
+        .ingest(COURT, &[judgment_default("j-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["duplicate"]);
+}
+
+#[tokio::test]
+async fn a_reviewer_cannot_approve_its_own_repair_and_a_second_one_can() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[judgment_default("j-1", alice(), "2025-11-03")])
+        .await
+        .expect(StatusCode::OK);
+    approve(&h, REVIEWER_2, COURT_ID, "j-1")
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(AIRLINE, alice(), "no_air_travel").await);
+
+    // Reviewer 1 grants the repair application: ending a reviewed entry needs a second person.
+    let repair = json!({"fact": "repaired", "provider": COURT_ID, "record": "j-1", "subject": alice().to_string(),
+        "at": TODAY, "by": "reviewer-1"})
+    .to_string();
+    let reply = h
+        .ingest(REVIEWER_1, &[&repair])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["pending_review"]);
+    // `by` must be the reviewer itself.
+    let spoofed = repair.replace("reviewer-1", "reviewer-2");
+    let reply = h
+        .ingest(REVIEWER_1, &[spoofed])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "by_mismatch");
+
+    let pending = h
+        .get("/v1/review/pending", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let key = pending["items"][0]["key"].clone();
+    assert_eq!(key["item"], "fact");
+    let reply = h
+        .post_json("/v1/review/approve", Some(REVIEWER_1), &json!({"key": key}))
+        .await;
+    let reply = reply.expect_error(StatusCode::CONFLICT, "review_refused");
+    assert!(reply.text.contains("second person"), "{}", reply.text);
+    assert!(h.applies(AIRLINE, alice(), "no_air_travel").await);
+    assert_eq!(public_defaulters(&h).await, 1);
+
+    h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
+    assert_eq!(public_defaulters(&h).await, 0);
+}
+
+#[tokio::test]
+async fn a_rejected_record_never_takes_effect_and_its_key_stays_taken() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[judgment_default("j-1", bob(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let key = json!({"item": "record", "provider": COURT_ID, "id": "j-1"});
+    h.post_json(
+        "/v1/review/reject",
+        Some(REVIEWER_1),
+        &json!({"key": key, "reason": " "}),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_reason");
+    h.post_json("/v1/review/reject", Some(REVIEWER_1), &json!({"key": key}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body");
+    let reply = h
+        .post_json(
+            "/v1/review/reject",
+            Some(REVIEWER_1),
+            &json!({"key": key, "reason": "wrong case number"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["status"], "rejected");
+    assert!(!h.applies(AIRLINE, bob(), "no_air_travel").await);
+    let reply = h
+        .ingest(COURT, &[judgment_default("j-1", bob(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let result = &reply.json()["results"][0];
+    assert_eq!(result["status"], "conflict");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong case number"),
+        "{result}"
+    );
+}

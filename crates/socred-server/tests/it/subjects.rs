@@ -1,0 +1,209 @@
+//! A subject's own file, explanation, access log and consent.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_subject_reads_its_own_file_and_no_other() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let uri = format!("/v1/subjects/{}", alice());
+    let file = h.get(&uri, Some(ALICE)).await.expect(StatusCode::OK).json();
+    assert_eq!(file["subject"], alice().to_string());
+    assert_eq!(file["as_of"], TODAY);
+    assert_eq!(file["lists"], json!(["rail_ticket_ban"]));
+    assert_eq!(file["records"][0]["id"], "fe-1");
+    assert_eq!(file["effects"][0]["status"], "in_force");
+    assert_eq!(file["open_items"], json!([]));
+
+    h.get(&uri, Some(BOB))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+    h.get(&format!("{uri}/explanation"), Some(BOB))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+    h.get(&format!("{uri}/access-log"), Some(BOB))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+    h.get(&uri, None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    for token in [ADMIN, METRO, REVIEWER_1, AIRLINE, AUDITOR] {
+        h.get(&uri, Some(token))
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    h.get("/v1/subjects/11010519850714123Y", Some(ALICE))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
+
+    // A subject the registry knows nothing about has an empty file.
+    let file = h
+        .get(&format!("/v1/subjects/{}", bob()), Some(BOB))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(file["records"], json!([]));
+}
+
+#[tokio::test]
+async fn the_explanation_is_text_for_a_person() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let reply = h
+        .get(
+            &format!("/v1/subjects/{}/explanation", alice()),
+            Some(ALICE),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(reply.content_type.starts_with("text/plain"));
+    assert!(
+        reply
+            .text
+            .starts_with(&format!("Credit file of {}", alice())),
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("rail_ticket_ban"));
+    assert!(reply.text.contains("metro.shanghai/fe-1"));
+}
+
+#[tokio::test]
+async fn the_access_log_shows_who_read_the_file_and_why() {
+    let h = Harness::new().await;
+    let decision = format!(
+        "/v1/decisions?subject={}&measure=no_air_travel&purpose=ticket_sale",
+        alice()
+    );
+    h.get(&decision, Some(AIRLINE)).await.expect(StatusCode::OK);
+    h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK);
+    // Bob's file is read too; it must not show in Alice's log.
+    h.get(
+        &format!(
+            "/v1/decisions?subject={}&measure=no_air_travel&purpose=ticket_sale",
+            bob()
+        ),
+        Some(AIRLINE),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let entries = log["entries"].as_array().unwrap();
+    let seen: Vec<(&str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["role"].as_str().unwrap(),
+                e["purpose"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("airline", "agency", "ticket_sale", "decide"),
+            ("alice", "subject", "own_file", "read_file")
+        ]
+    );
+    assert!(entries[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no_air_travel"));
+    assert!(entries[0]["at_ms"].as_i64().unwrap() > 0);
+
+    // Paging.
+    let uri = format!("/v1/subjects/{}/access-log?limit=1", alice());
+    let page = h.get(&uri, Some(ALICE)).await.expect(StatusCode::OK).json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    let after = page["next_after"].as_u64().unwrap();
+    let uri = format!("/v1/subjects/{}/access-log?after={after}", alice());
+    let page = h.get(&uri, Some(ALICE)).await.expect(StatusCode::OK).json();
+    assert_eq!(page["entries"][0]["action"], "read_file");
+}
+
+#[tokio::test]
+async fn consent_is_granted_and_withdrawn_by_the_subject() {
+    let h = Harness::new().await;
+    let uri = format!("/v1/subjects/{}/consent", alice());
+    let reply = h
+        .post_json(&uri, Some(ALICE), &json!({"granted": true}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        reply,
+        json!({"subject": alice().to_string(), "granted": true, "outcome": "stored", "consent": true})
+    );
+    let reply = h
+        .post_json(&uri, Some(ALICE), &json!({"granted": true}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["outcome"], "duplicate");
+    let file = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(file["consent"], true);
+    assert!(
+        file["score"].is_i64(),
+        "a consenting person is scored: {file}"
+    );
+
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-02").unwrap());
+    let reply = h
+        .post_json(&uri, Some(ALICE), &json!({"granted": false}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["consent"], false);
+    let file = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(file["score"].is_null(), "{file}");
+
+    h.post_json(&uri, Some(BOB), &json!({"granted": true}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+    h.post_json(&uri, Some(ALICE), &json!({"granted": "yes"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body");
+    h.post_json(&uri, Some(ALICE), &json!({"granted": true, "scope": "all"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "unknown_field");
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["consent", "consent", "read_file", "consent", "read_file"]
+    );
+}

@@ -1,0 +1,103 @@
+//! Edits a SQLite store behind the server's back and checks that
+//! `socred verify` catches each edit: an audit entry changed, an entry
+//! deleted (in the middle, and at the end), a stored record altered.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use socred_server::{verify, Limits};
+use socred_store::Store;
+use socred_store_sqlite::SqliteStore;
+
+use crate::harness::*;
+
+/// A registry in `dir` with records, a decision and a file read.
+fn populate(dir: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let h = Harness::over(store, Limits::default()).await;
+        let lines = [
+            fare_evasion("fe-1", alice(), "2026-05-20"),
+            fare_evasion("fe-2", bob(), "2026-05-21"),
+        ];
+        h.ingest(METRO, &lines).await.expect(StatusCode::OK);
+        let decision = format!(
+            "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
+            alice()
+        );
+        h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
+        h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+            .await
+            .expect(StatusCode::OK);
+    });
+}
+
+fn edit(dir: &Path, sql: &str) {
+    let connection = rusqlite::Connection::open(dir.join("socred.sqlite")).unwrap();
+    let changed = connection.execute(sql, []).unwrap();
+    assert_eq!(changed, 1, "{sql} changed {changed} rows");
+}
+
+fn registry() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path());
+    let report = verify(dir.path()).unwrap();
+    assert!(
+        report.is_ok(),
+        "an untouched registry fails verification:\n{report}"
+    );
+    assert_eq!(report.audit_entries, 4);
+    dir
+}
+
+#[test]
+fn an_edited_audit_entry_is_caught() {
+    let dir = registry();
+    edit(
+        dir.path(),
+        "UPDATE audit SET detail = 'nothing to see' WHERE seq = 3",
+    );
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(
+        report.chain_break.as_ref().map(|b| b.seq),
+        Some(3),
+        "{report}"
+    );
+    assert!(report.to_string().contains("FAILED"));
+}
+
+#[test]
+fn a_deleted_audit_entry_is_caught() {
+    let dir = registry();
+    edit(dir.path(), "DELETE FROM audit WHERE seq = 2");
+    let report = verify(dir.path()).unwrap();
+    let broken = report.chain_break.expect("a gap in the log verifies");
+    assert_eq!(broken.seq, 2);
+    assert!(broken.reason.contains("missing"), "{}", broken.reason);
+
+    // The last entry: no gap, but the head no longer matches.
+    let dir = registry();
+    edit(dir.path(), "DELETE FROM audit WHERE seq = 4");
+    let report = verify(dir.path()).unwrap();
+    assert!(
+        report.chain_break.is_some(),
+        "a truncated log verifies: {report}"
+    );
+}
+
+#[test]
+fn an_altered_record_is_caught() {
+    let dir = registry();
+    let sql = "UPDATE records SET decided_at = decided_at - 400 WHERE provider = 'metro.shanghai' AND id = 'fe-2'";
+    edit(dir.path(), sql);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.chain_break.is_none(), "{report}");
+    let subjects: Vec<String> = report
+        .mismatches
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert_eq!(subjects, [bob().to_string()], "{report}");
+}

@@ -1,0 +1,30 @@
+//! The shared conformance suite against the SQLite store, each test in a
+//! fresh temporary directory.
+
+use socred_store_sqlite::SqliteStore;
+use tempfile::TempDir;
+
+async fn make_store() -> (SqliteStore, TempDir) {
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => panic!("no temporary directory: {error}"),
+    };
+    match SqliteStore::open(dir.path()) {
+        Ok(store) => (store, dir),
+        Err(error) => panic!("cannot open a store in {}: {error}", dir.path().display()),
+    }
+}
+
+/// Edits an audit entry with a separate connection, behind the store's back.
+fn tamper(store: &SqliteStore, seq: u64) {
+    let conn = rusqlite::Connection::open(store.path()).expect("open the database file");
+    let changed = conn
+        .execute(
+            "UPDATE audit SET detail = 'nothing happened here' WHERE seq = ?1",
+            [seq as i64],
+        )
+        .expect("edit the audit table");
+    assert_eq!(changed, 1, "no audit entry {seq}");
+}
+
+socred_store::conformance_tests!(make: make_store(), tamper: tamper);

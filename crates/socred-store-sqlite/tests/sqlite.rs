@@ -1,0 +1,218 @@
+//! What only the SQLite store can show: schema versions, reopening, and
+//! damage done to the file behind the store's back being caught.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use socred_core::record::Value;
+use socred_core::{Record, RecordKey, SubjectId};
+use socred_store::conformance::{day, engine, example_person, person};
+use socred_store::{
+    verify_states, AuditDraft, ChainVerifier, Item, Outcome, ReviewNeed, Store, StoreError,
+    Submission,
+};
+use socred_store_sqlite::{SqliteStore, SCHEMA_VERSION};
+use tempfile::TempDir;
+
+fn temp() -> TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+fn fare(id: &str, subject: SubjectId) -> Submission {
+    let engine = engine();
+    let type_index = engine
+        .rulebook
+        .record_type("transport.fare_evasion")
+        .expect("fare type");
+    let record = Record {
+        key: RecordKey {
+            provider: Arc::from("transport.rail"),
+            id: Arc::from(id),
+        },
+        subject,
+        type_index,
+        type_id: Arc::from("transport.fare_evasion"),
+        occurred_at: day("2026-03-01"),
+        decided_at: day("2026-03-02"),
+        fields: [(
+            Arc::from("station"),
+            Value::Text(Arc::from("Beijing South")),
+        )]
+        .into_iter()
+        .collect(),
+        document: None,
+    };
+    Submission {
+        item: Item::Record(record),
+        submitted_by: "transport.rail".into(),
+        review: ReviewNeed::NotRequired,
+    }
+}
+
+fn draft(detail: &str) -> AuditDraft {
+    AuditDraft {
+        at_ms: 1_772_000_000_000,
+        actor: "agency.rail".into(),
+        role: "agency".into(),
+        purpose: "ticket_sale".into(),
+        action: "decide".into(),
+        subject: Some(example_person()),
+        detail: detail.into(),
+    }
+}
+
+fn edit(store: &SqliteStore, sql: &str) -> usize {
+    let conn = Connection::open(store.path()).expect("open the database file");
+    conn.execute(sql, []).expect("edit the database")
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrations_run_once() {
+    let dir = temp();
+    let engine = engine();
+    {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let outcomes = store
+            .ingest(
+                &engine,
+                vec![fare("r1", example_person())],
+                vec![draft("one")],
+            )
+            .await;
+        assert_eq!(outcomes, Ok(vec![Outcome::Stored]));
+    }
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    let state = store
+        .state(example_person())
+        .await
+        .expect("state")
+        .expect("a stored state");
+    assert_eq!(state.records.len(), 1);
+    assert_eq!(store.counts().await.expect("counts").audit_entries, 1);
+    assert_eq!(
+        store
+            .ingest(&engine, vec![fare("r1", example_person())], Vec::new())
+            .await,
+        Ok(vec![Outcome::Duplicate])
+    );
+    let conn = Connection::open(store.path()).expect("open the file");
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+        .expect("versions");
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!((versions, version), (1, SCHEMA_VERSION));
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    edit(
+        &store,
+        &format!("UPDATE schema_version SET version = {}", SCHEMA_VERSION + 1),
+    );
+    drop(store);
+    let error = SqliteStore::open(dir.path()).expect_err("a newer schema must be refused");
+    let StoreError::Corrupt(message) = error else {
+        panic!("expected Corrupt, got {error:?}")
+    };
+    assert!(
+        message.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+        "{message}"
+    );
+    assert!(message.contains("newer"), "{message}");
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let engine = engine();
+    store
+        .ingest(&engine, vec![fare("r1", person(2))], Vec::new())
+        .await
+        .expect("ingest");
+    // Damage a stored record so that refolding its subject fails.
+    assert_eq!(
+        edit(
+            &store,
+            "UPDATE records SET fields = 'not json' WHERE id = 'r1'"
+        ),
+        1
+    );
+    let before = store.counts().await.expect("counts");
+    let result = store
+        .ingest(
+            &engine,
+            vec![fare("r2", person(1)), fare("r3", person(2))],
+            vec![draft("x")],
+        )
+        .await;
+    assert!(
+        matches!(&result, Err(StoreError::Corrupt(m)) if m.contains("r1")),
+        "{result:?}"
+    );
+    assert_eq!(store.counts().await.expect("counts"), before);
+    assert_eq!(
+        store.state(person(1)).await.expect("state"),
+        None,
+        "the good record must not be kept either"
+    );
+    assert_eq!(store.audit(0, 10).await.expect("audit"), Vec::new());
+}
+
+#[tokio::test]
+async fn edits_behind_the_stores_back_are_caught() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let engine = engine();
+    let batch = vec![
+        fare("r1", example_person()),
+        fare("r2", person(1)),
+        fare("r3", person(3)),
+    ];
+    let outcomes = store
+        .ingest(&engine, batch, vec![draft("a"), draft("b"), draft("c")])
+        .await
+        .expect("ingest");
+    assert_eq!(outcomes[0], Outcome::Stored);
+    assert_eq!(
+        verify_states(&store, &engine).await.expect("verify"),
+        Vec::new()
+    );
+
+    // A record changed without refolding: its subject's state no longer matches.
+    edit(
+        &store,
+        "UPDATE records SET decided_at = decided_at - 400 WHERE id = 'r1'",
+    );
+    // A state changed directly.
+    let subject = person(1);
+    edit(
+        &store,
+        &format!("UPDATE states SET state = replace(state, '\"points\":-5', '\"points\":50') WHERE subject = '{subject}'"),
+    );
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    let mut expected = vec![example_person(), subject];
+    expected.sort();
+    assert_eq!(caught, expected, "{mismatches:?}");
+
+    // Deleting the last audit entry leaves a chain that the head exposes.
+    edit(&store, "DELETE FROM audit WHERE seq = 3");
+    let entries = store.audit(0, 10).await.expect("audit");
+    let mut verifier = ChainVerifier::new();
+    for entry in &entries {
+        verifier
+            .push(entry)
+            .expect("the remaining entries still chain");
+    }
+    let head = store.audit_head().await.expect("head");
+    assert_eq!(verifier.finish(head.as_ref()).map_err(|b| b.seq), Err(3));
+}
