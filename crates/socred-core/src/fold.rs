@@ -147,8 +147,9 @@ impl Engine {
                     }
                 }
             }
+            let civil = decided_at.to_civil();
             let public_until = record_type.publicity.map(|p| {
-                let end = p.after(decided_at);
+                let end = p.after_civil(decided_at, civil);
                 later.repaired_at.map_or(end, |r| r.min(end))
             });
             state.records.push(RecordState {
@@ -158,7 +159,7 @@ impl Engine {
                 decided_at,
                 fields: fields.clone(),
                 document: record.document.clone(),
-                retained_until: record_type.retention.after(decided_at),
+                retained_until: record_type.retention.after_civil(decided_at, civil),
                 public_until,
                 disputes: later.disputes.clone(),
                 suspend_when_disputed: record_type.dispute_policy
@@ -179,6 +180,7 @@ impl Engine {
         let mut caps: BTreeMap<(u32, u32, i32), (i64, i64)> = BTreeMap::new();
         for (index, (record, fields)) in kept.iter().enumerate() {
             let record_state = &state.records[index];
+            let civil = record_state.decided_at.to_civil();
             let ctx = Context {
                 fields: Some(fields),
                 record_type: &record.type_id,
@@ -236,7 +238,10 @@ impl Engine {
                         capped_by = Some(cap.id.clone());
                     }
                 }
-                let end = rule.validity.after(start).min(record_state.retained_until);
+                let end = rule
+                    .validity
+                    .after_civil(start, civil)
+                    .min(record_state.retained_until);
                 state.effects.push(Effect {
                     record: index as u32,
                     source: Source::Rule {
@@ -538,13 +543,13 @@ impl Engine {
     /// entries on to related subjects (see [`Engine::reach`]). The result is
     /// sorted by subject.
     pub fn fold_all(&self, records: &[Record], facts: &[Fact], known_at: Day) -> Vec<SubjectState> {
-        let mut record_order: Vec<(u128, u32)> = records
+        let mut record_order: Vec<((u128, u16), u32)> = records
             .iter()
             .enumerate()
             .map(|(i, r)| (r.subject.sort_key(), i as u32))
             .collect();
         record_order.sort_unstable();
-        let mut fact_order: Vec<(u128, u32)> = facts
+        let mut fact_order: Vec<((u128, u16), u32)> = facts
             .iter()
             .enumerate()
             .map(|(i, f)| (f.subject.sort_key(), i as u32))

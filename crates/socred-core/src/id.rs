@@ -150,20 +150,16 @@ const BIRTH_YEAR_MIN: i16 = 1900;
 const BIRTH_YEAR_MAX: i16 = 2099;
 
 impl SubjectId {
-    /// A number that sorts like the identifier's bytes: each character in
-    /// base 36 (digits before letters, as in ASCII). Sorting millions of
-    /// subjects by a `u128` is several times faster than by 18-byte strings.
-    pub fn sort_key(&self) -> u128 {
-        let mut key = 0u128;
-        for &byte in &self.bytes {
-            let digit = match byte {
-                b'0'..=b'9' => byte - b'0',
-                b'A'..=b'Z' => byte - b'A' + 10,
-                _ => 35,
-            };
-            key = key * 36 + u128::from(digit);
-        }
-        key
+    /// A key that sorts like the identifier's bytes: the first sixteen
+    /// bytes as a big-endian number, then the last two. Sorting millions of
+    /// subjects by integers is several times faster than by 18-byte strings.
+    pub fn sort_key(&self) -> (u128, u16) {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&self.bytes[..16]);
+        (
+            u128::from_be_bytes(head),
+            u16::from_be_bytes([self.bytes[16], self.bytes[17]]),
+        )
     }
 }
 

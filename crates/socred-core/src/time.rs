@@ -192,9 +192,25 @@ impl Period {
         if day == Day::MAX || day == Day::MIN {
             return day;
         }
+        if self.years == 0 && self.months == 0 {
+            let days = i64::from(day.0) + i64::from(sign) * i64::from(self.days);
+            return Day(days.clamp(i64::from(Day::MIN.0), i64::from(Day::MAX.0)) as i32);
+        }
+        self.shift_civil(day, day.to_civil(), sign)
+    }
+
+    /// `day` plus this period when the caller already has `day`'s civil
+    /// date: the fold adds several periods to each decision day.
+    pub fn after_civil(&self, day: Day, civil: (i32, u32, u32)) -> Day {
+        if day == Day::MAX || day == Day::MIN {
+            return day;
+        }
+        self.shift_civil(day, civil, 1)
+    }
+
+    fn shift_civil(&self, day: Day, (year, month, dom): (i32, u32, u32), sign: i32) -> Day {
         let mut out = day;
         if self.years > 0 || self.months > 0 {
-            let (year, month, dom) = day.to_civil();
             let months = i64::from(year) * 12 + i64::from(month) - 1
                 + i64::from(sign) * (i64::from(self.years) * 12 + i64::from(self.months));
             let new_year = months.div_euclid(12);

@@ -18,6 +18,7 @@ mod schema;
 mod tx;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub const FILE_NAME: &str = "socred.sqlite";
 const READERS_KEPT: usize = 8;
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two checkpoints.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(250);
 /// Subjects refolded per transaction by `recompute_all`.
 const RECOMPUTE_BATCH: usize = 2000;
 
@@ -69,6 +72,8 @@ struct Shared {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Wakes the checkpointer after a commit.
+    checkpoint: SyncSender<()>,
 }
 
 /// The SQLite store. Cloning shares the connections.
@@ -92,10 +97,13 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(db("set the busy timeout"))?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged write
-    // survives power loss, not only a killed process.
+    // survives power loss, not only a killed process. Checkpoints run on
+    // their own thread (see `start_checkpointer`); the automatic one is
+    // only a backstop should that thread fall behind.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;",
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
+         PRAGMA wal_autocheckpoint = 262144; PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(db("configure the connection"))?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -121,11 +129,13 @@ impl SqliteStore {
             )));
         }
         schema::migrate(&mut writer)?;
+        let checkpoint = start_checkpointer(&path)?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                checkpoint,
             }),
         })
     }
@@ -150,6 +160,8 @@ impl SqliteStore {
             let mut tx = SqliteTx::new(tx);
             let result = work(&mut tx)?;
             tx.tx.commit().map_err(db("commit"))?;
+            // Full: a checkpoint is already due, which will copy this commit too.
+            let _ = shared.checkpoint.try_send(());
             Ok(result)
         })
         .await
@@ -186,6 +198,29 @@ impl Shared {
         }
         result
     }
+}
+
+/// Starts the thread that copies committed WAL frames into the database
+/// file (a passive checkpoint after each commit), so that a write does not
+/// wait for the copy and the copy runs on another core. The thread ends
+/// when the store is dropped. A failed checkpoint is retried at the next
+/// commit; the WAL keeps every committed frame until then, so nothing is
+/// at risk.
+fn start_checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
+    let conn = open_connection(path, OpenFlags::default())?;
+    let (nudge, wake) = sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("socred-sqlite-checkpoint".into())
+        .spawn(move || {
+            while wake.recv().is_ok() {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                // Commits meanwhile wait for the next round: a page written
+                // by several of them is copied once.
+                std::thread::sleep(CHECKPOINT_PAUSE);
+            }
+        })
+        .map_err(|error| StoreError::Unavailable(format!("cannot start the checkpointer: {error}")))?;
+    Ok(nudge)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
