@@ -328,8 +328,14 @@ impl Engine {
             kind: measure.kind,
             applies: false,
             as_of: standing.day,
-            rulebook: self.rulebook.label(),
-            legal_basis: measure.legal_basis.clone(),
+            rulebook: self.label.clone(),
+            legal_basis: self
+                .rulebook
+                .measures
+                .iter()
+                .position(|m| Arc::ptr_eq(&m.id, &measure.id))
+                .and_then(|i| self.measure_bases.get(i).cloned())
+                .unwrap_or_else(|| measure.legal_basis.as_str().into()),
             reasons: Vec::new(),
         };
         if !measure.subject_kinds.contains(standing.kind) {
@@ -441,7 +447,7 @@ impl Engine {
         Ground::ListEntry {
             list: list.id.clone(),
             list_kind: list.kind,
-            legal_basis: list.legal_basis.clone(),
+            legal_basis: self.list_bases[entry.list as usize].clone(),
             since: entry.span.start,
             until,
             record,
@@ -492,8 +498,8 @@ pub struct Decision {
     pub kind: MeasureKind,
     pub applies: bool,
     pub as_of: Day,
-    pub rulebook: String,
-    pub legal_basis: String,
+    pub rulebook: Arc<str>,
+    pub legal_basis: Arc<str>,
     pub reasons: Vec<Reason>,
 }
 
@@ -524,7 +530,7 @@ pub enum Ground {
     ListEntry {
         list: Arc<str>,
         list_kind: ListKind,
-        legal_basis: String,
+        legal_basis: Arc<str>,
         since: Day,
         #[serde(skip_serializing_if = "Option::is_none")]
         until: Option<Day>,

@@ -30,6 +30,11 @@ pub struct Engine {
     cap_by_type: Vec<Vec<(u32, u32)>>,
     /// Ids of the lists, as `Arc<str>` for cheap cloning into files.
     pub(crate) list_ids: Vec<Arc<str>>,
+    /// Shared strings that every decision carries: the rulebook's label and
+    /// the legal bases of measures and lists (no allocation per decision).
+    pub(crate) label: Arc<str>,
+    pub(crate) measure_bases: Vec<Arc<str>>,
+    pub(crate) list_bases: Vec<Arc<str>>,
 }
 
 impl Engine {
@@ -56,12 +61,26 @@ impl Engine {
             }
         }
         let list_ids = rulebook.lists.iter().map(|list| list.id.clone()).collect();
+        let label = rulebook.label().into();
+        let measure_bases = rulebook
+            .measures
+            .iter()
+            .map(|m| m.legal_basis.as_str().into())
+            .collect();
+        let list_bases = rulebook
+            .lists
+            .iter()
+            .map(|l| l.legal_basis.as_str().into())
+            .collect();
         Engine {
             rulebook,
             rules_by_type,
             entries_by_type,
             cap_by_type,
             list_ids,
+            label,
+            measure_bases,
+            list_bases,
         }
     }
 

@@ -219,7 +219,9 @@ fn start_checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
                 std::thread::sleep(CHECKPOINT_PAUSE);
             }
         })
-        .map_err(|error| StoreError::Unavailable(format!("cannot start the checkpointer: {error}")))?;
+        .map_err(|error| {
+            StoreError::Unavailable(format!("cannot start the checkpointer: {error}"))
+        })?;
     Ok(nudge)
 }
 

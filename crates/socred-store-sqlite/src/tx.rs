@@ -38,10 +38,7 @@ fn day_of(value: i64) -> Result<Day, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("stored day {value} is out of range")))
 }
 
-fn meta_of(
-    row: &Row<'_>,
-    first: usize,
-) -> rusqlite::Result<RawMeta> {
+fn meta_of(row: &Row<'_>, first: usize) -> rusqlite::Result<RawMeta> {
     Ok((
         row.get(first)?,
         row.get(first + 1)?,
@@ -192,7 +189,11 @@ pub(crate) struct SqliteTx<'c> {
 
 impl<'c> SqliteTx<'c> {
     pub(crate) fn new(tx: Transaction<'c>) -> SqliteTx<'c> {
-        SqliteTx { tx, known: HashMap::new(), new_facts: HashSet::new() }
+        SqliteTx {
+            tx,
+            known: HashMap::new(),
+            new_facts: HashSet::new(),
+        }
     }
 
     /// (sources, facts) of the subject's stored state, if it has one.
@@ -201,10 +202,15 @@ impl<'c> SqliteTx<'c> {
             .tx
             .prepare_cached("SELECT sources, facts FROM states WHERE subject = ?1")
             .and_then(|mut stmt| {
-                stmt.query_row([subject.as_str()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+                stmt.query_row([subject.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
             })
             .map_err(db("read a state's bookkeeping"))?;
-        Ok(row.map(|(sources, facts)| (sources == 1, usize::try_from(facts).unwrap_or(usize::MAX))))
+        Ok(
+            row.map(|(sources, facts)| {
+                (sources == 1, usize::try_from(facts).unwrap_or(usize::MAX))
+            }),
+        )
     }
 
     fn counter_add(&mut self, name: &str, delta: i64) -> Result<(), StoreError> {
@@ -411,7 +417,11 @@ impl WriteTx for SqliteTx<'_> {
         } else {
             Vec::new()
         };
-        let known = Known { existed: stored.is_some(), sources, facts: facts.len() };
+        let known = Known {
+            existed: stored.is_some(),
+            sources,
+            facts: facts.len(),
+        };
         self.known.insert(subject, known);
         Ok((records, facts))
     }
@@ -430,7 +440,11 @@ impl WriteTx for SqliteTx<'_> {
                 let stored = self.stored_meta(subject)?;
                 let facts = load_facts(&self.tx, subject)?.len();
                 let sources = stored.is_some_and(|(sources, _)| sources);
-                Known { existed: stored.is_some(), sources, facts }
+                Known {
+                    existed: stored.is_some(),
+                    sources,
+                    facts,
+                }
             }
         };
         if known.sources {
@@ -575,7 +589,8 @@ fn load_records(
     let raw = conn
         .prepare_cached(&sql)
         .and_then(|mut stmt| {
-            stmt.query_map([subject.as_str()], raw_record)?.collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map([subject.as_str()], raw_record)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("load a subject's records"))?;
     raw.into_iter().map(RawRecord::decode).collect()
@@ -586,7 +601,8 @@ fn load_facts(conn: &rusqlite::Connection, subject: SubjectId) -> Result<Vec<Fac
     let raw = conn
         .prepare_cached(&sql)
         .and_then(|mut stmt| {
-            stmt.query_map([subject.as_str()], raw_fact)?.collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map([subject.as_str()], raw_fact)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("load a subject's facts"))?;
     raw.into_iter().map(RawFact::decode).collect()

@@ -296,7 +296,10 @@ pub(crate) fn fact_kind_name(kind: &FactKind) -> &'static str {
 /// subject a batch touches.
 pub fn decode_fields(json: &str) -> Result<Fields, serde_json::Error> {
     let map: BTreeMap<Arc<str>, FieldValue> = serde_json::from_str(json)?;
-    Ok(map.into_iter().map(|(name, FieldValue(value))| (name, value)).collect())
+    Ok(map
+        .into_iter()
+        .map(|(name, FieldValue(value))| (name, value))
+        .collect())
 }
 
 struct FieldValue(Value);
@@ -344,7 +347,11 @@ fn optional_fields<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Fields>, D::Error> {
     let map: Option<BTreeMap<Arc<str>, FieldValue>> = Option::deserialize(deserializer)?;
-    Ok(map.map(|map| map.into_iter().map(|(name, FieldValue(value))| (name, value)).collect()))
+    Ok(map.map(|map| {
+        map.into_iter()
+            .map(|(name, FieldValue(value))| (name, value))
+            .collect()
+    }))
 }
 
 /// Serialises plain data (maps with string keys, finite numbers): cannot fail.

@@ -1,0 +1,396 @@
+//! The PostgreSQL schema as numbered migrations, applied in order when a
+//! store connects, and the Citus statements that distribute it.
+//!
+//! Each migration has two parts: the plain SQL, applied everywhere, and the
+//! Citus statements (`create_distributed_table`, `create_reference_table`)
+//! that spread its tables over a cluster. The second part runs only when
+//! the store is asked to distribute ([`crate::Distribution::Citus`]) and the
+//! `citus` extension is installed in the database; `socred_schema` records,
+//! per migration, whether it ran, so that turning distribution on later
+//! distributes every table made so far. Migrations are append-only: never
+//! edit one that has shipped, add the next.
+//!
+//! Design rules, all for Citus (docs/citus.md):
+//! - every table read by subject has the subject as the first column of its
+//!   primary key and is distributed on it, co-located with `records`, so
+//!   that everything a single-subject request reads or writes is on one
+//!   shard;
+//! - a unique constraint on a distributed table includes its distribution
+//!   column (Citus refuses others): the record key (provider, id) is unique
+//!   through `record_keys`, distributed on the record id;
+//! - no sequences and no foreign keys between subject tables: numbers that
+//!   must grow (audit `seq`, review queue positions, rulebook versions) are
+//!   counted in rows updated inside the transaction that uses them;
+//! - small shared tables (principals, rulebooks) are reference tables; the
+//!   audit chain, its head and the counters stay ordinary tables on the
+//!   coordinator: one chain has one head.
+//!
+//! Text keys use the "C" collation: byte order is identifier order whatever
+//! the database's locale, and comparisons are cheaper.
+
+use socred_store::StoreError;
+use tokio_postgres::Client;
+
+use crate::pool::{describe, Fault};
+
+/// One migration: its SQL, and the Citus statements for the tables it made.
+struct Migration {
+    sql: &'static str,
+    citus: &'static [&'static str],
+}
+
+/// Version 1: records and their key claims, facts, states, list entries,
+/// derived entries, principals, rulebooks, the audit chain and the counters.
+const V1_SQL: &str = r#"
+-- Days are integers (days since 1970-01-01), subjects their 18 characters.
+CREATE TABLE records (
+    subject         text COLLATE "C" NOT NULL,
+    provider        text COLLATE "C" NOT NULL,
+    id              text COLLATE "C" NOT NULL,
+    type            text NOT NULL,
+    occurred_at     integer NOT NULL,
+    decided_at      integer NOT NULL,
+    fields          text NOT NULL,
+    document        text,
+    status          smallint NOT NULL,
+    submitted_by    text NOT NULL,
+    submitted_at_ms bigint NOT NULL,
+    pending_seq     bigint NOT NULL,
+    reviewed_by     text,
+    review_note     text,
+    PRIMARY KEY (subject, provider, id)
+);
+-- The review queue: pending records by queue position.
+CREATE INDEX records_pending ON records (pending_seq) WHERE status = 1;
+
+-- Which subject holds each record key. The key (provider, id) is unique
+-- whatever the subject; Citus accepts that constraint only on a table
+-- distributed on one of its columns, hence this table, distributed on the id.
+CREATE TABLE record_keys (
+    id       text COLLATE "C" NOT NULL,
+    provider text COLLATE "C" NOT NULL,
+    subject  text COLLATE "C" NOT NULL,
+    PRIMARY KEY (id, provider)
+);
+
+-- A fact's key is (subject, kind, record, day, reporter); consent facts name
+-- no record and keep '' in record_provider and record_id.
+CREATE TABLE facts (
+    subject         text COLLATE "C" NOT NULL,
+    kind            text COLLATE "C" NOT NULL,
+    record_provider text COLLATE "C" NOT NULL,
+    record_id       text COLLATE "C" NOT NULL,
+    day             integer NOT NULL,
+    reporter        text COLLATE "C" NOT NULL,
+    body            text NOT NULL,
+    status          smallint NOT NULL,
+    submitted_by    text NOT NULL,
+    submitted_at_ms bigint NOT NULL,
+    pending_seq     bigint NOT NULL,
+    reviewed_by     text,
+    review_note     text,
+    PRIMARY KEY (subject, kind, record_provider, record_id, day, reporter)
+);
+CREATE INDEX facts_pending ON facts (pending_seq) WHERE status = 1;
+
+-- One folded state per subject (JSON, without the entries reaching it).
+-- A row with a NULL state is a lock taken by a write in progress for a
+-- subject that has none yet; it never outlives that write. `sources` says
+-- the subject is the source of list or derived rows; `targets` lists the
+-- other subjects those rows are about (space-separated), so that rewriting
+-- them touches only the shards they are on.
+CREATE TABLE states (
+    subject text COLLATE "C" NOT NULL PRIMARY KEY,
+    state   text,
+    sources boolean NOT NULL DEFAULT false,
+    targets text NOT NULL DEFAULT ''
+);
+
+-- Pieces of list entries outside suspensions: `subject` is on `list` on the
+-- days [from_day, until_day); `source` made the entry (itself, or the
+-- company whose entry reaches it); entry_* is the whole entry.
+CREATE TABLE list_entries (
+    subject     text COLLATE "C" NOT NULL,
+    list        text COLLATE "C" NOT NULL,
+    source      text COLLATE "C" NOT NULL,
+    from_day    integer NOT NULL,
+    until_day   integer NOT NULL,
+    entry_from  integer NOT NULL,
+    entry_until integer NOT NULL,
+    PRIMARY KEY (subject, list, source, from_day, until_day, entry_from, entry_until)
+);
+CREATE INDEX list_entries_by_list ON list_entries (list, subject);
+
+-- Entries that `source` passes on to `target` (JSON of a DerivedEntry).
+CREATE TABLE derived (
+    target text COLLATE "C" NOT NULL,
+    source text COLLATE "C" NOT NULL,
+    n      integer NOT NULL,
+    entry  text NOT NULL,
+    PRIMARY KEY (target, source, n)
+);
+
+CREATE TABLE principals (
+    id           text COLLATE "C" NOT NULL PRIMARY KEY,
+    name         text NOT NULL,
+    role         text NOT NULL,
+    scope        text,
+    record_types text NOT NULL,
+    token_hash   text COLLATE "C" NOT NULL UNIQUE,
+    revoked      boolean NOT NULL
+);
+
+CREATE TABLE rulebooks (
+    seq            bigint NOT NULL PRIMARY KEY,
+    label          text COLLATE "C" NOT NULL,
+    body           text NOT NULL,
+    uploaded_at_ms bigint NOT NULL,
+    uploaded_by    text NOT NULL
+);
+CREATE INDEX rulebooks_by_label ON rulebooks (label);
+
+-- The audit chain: one table, one head.
+CREATE TABLE audit (
+    seq     bigint NOT NULL PRIMARY KEY,
+    at_ms   bigint NOT NULL,
+    actor   text NOT NULL,
+    role    text NOT NULL,
+    purpose text NOT NULL,
+    action  text NOT NULL,
+    subject text COLLATE "C",
+    detail  text NOT NULL,
+    hash    text NOT NULL
+);
+
+-- The chain head, locked and moved by every appending transaction. Seq 0
+-- is the empty chain.
+CREATE TABLE audit_head (
+    one  smallint NOT NULL PRIMARY KEY CHECK (one = 1),
+    seq  bigint NOT NULL,
+    hash text NOT NULL
+);
+INSERT INTO audit_head (one, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- The subject side of the audit log: which entries are about a subject, on
+-- that subject's shard.
+CREATE TABLE audit_subjects (
+    subject text COLLATE "C" NOT NULL,
+    seq     bigint NOT NULL,
+    PRIMARY KEY (subject, seq)
+);
+
+-- Totals for metrics, striped so that concurrent writers do not queue on
+-- one row (a total is the sum of its stripes), and the single-row counters
+-- that hand out review queue positions and rulebook numbers.
+CREATE TABLE counters (
+    name   text COLLATE "C" NOT NULL,
+    stripe smallint NOT NULL,
+    value  bigint NOT NULL,
+    PRIMARY KEY (name, stripe)
+);
+INSERT INTO counters (name, stripe, value)
+SELECT name, stripe, 0
+FROM unnest(ARRAY['subjects', 'records', 'facts', 'pending', 'audit_entries', 'principals',
+                  'rulebooks']) AS name,
+     generate_series(0, 15) AS stripe;
+INSERT INTO counters (name, stripe, value) VALUES ('pending_seq', 0, 0), ('rulebook_seq', 0, 0);
+"#;
+
+/// Distributes version 1 on Citus: subject tables on the subject, all
+/// co-located with `records`; the key claims on the record id; principals
+/// and rulebooks copied to every node. The audit chain, its head and the
+/// counters stay on the coordinator.
+const V1_CITUS: &[&str] = &[
+    "SELECT create_distributed_table('records', 'subject')",
+    "SELECT create_distributed_table('facts', 'subject', colocate_with => 'records')",
+    "SELECT create_distributed_table('states', 'subject', colocate_with => 'records')",
+    "SELECT create_distributed_table('list_entries', 'subject', colocate_with => 'records')",
+    "SELECT create_distributed_table('derived', 'target', colocate_with => 'records')",
+    "SELECT create_distributed_table('audit_subjects', 'subject', colocate_with => 'records')",
+    "SELECT create_distributed_table('record_keys', 'id', colocate_with => 'none')",
+    "SELECT create_reference_table('principals')",
+    "SELECT create_reference_table('rulebooks')",
+];
+
+/// Every migration, in order: migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[Migration] = &[Migration {
+    sql: V1_SQL,
+    citus: V1_CITUS,
+}];
+
+/// The schema version this code writes.
+pub const VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Every Citus statement of every migration, in order (for docs and tests).
+pub fn citus_statements() -> Vec<&'static str> {
+    MIGRATIONS.iter().flat_map(|m| m.citus.iter().copied()).collect()
+}
+
+/// Serialises migrations of several processes starting at once (any
+/// constant: the key of an advisory lock).
+const MIGRATION_LOCK: i64 = 0x736f_6372_6564_0001;
+
+fn failed(context: &str) -> impl Fn(tokio_postgres::Error) -> Fault + '_ {
+    move |error| {
+        Fault::Store(StoreError::Unavailable(format!(
+            "{context}: {}",
+            describe(&error)
+        )))
+    }
+}
+
+/// How the migrations left the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// The Citus statements of every migration have run.
+    pub distributed: bool,
+    /// The option was on but the `citus` extension is not installed.
+    pub citus_missing: bool,
+}
+
+/// Brings the database to [`VERSION`], each migration in its own
+/// transaction, and runs the Citus statements not run yet when
+/// `distribute` is set and the extension is there. Refuses a database
+/// written by a newer socred.
+pub(crate) async fn migrate(client: &mut Client, distribute: bool) -> Result<Applied, Fault> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS socred_schema (\
+                 version integer NOT NULL PRIMARY KEY, \
+                 distributed boolean NOT NULL DEFAULT false)",
+        )
+        .await
+        .map_err(failed("create the socred_schema table"))?;
+    let found = current(client).await?;
+    if found > VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {found}, newer than version {VERSION} that this socred \
+             knows: connect with the socred that wrote it, or a newer one"
+        ))
+        .into());
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
+        let version = index as i32 + 1;
+        if version <= found {
+            continue;
+        }
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("begin a migration"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed("wait for other migrations"))?;
+        // Another process may have migrated meanwhile: check under the lock.
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM socred_schema WHERE version = $1",
+                &[&version],
+            )
+            .await
+            .map_err(failed("read socred_schema"))?;
+        if done.is_some() {
+            continue;
+        }
+        tx.batch_execute(migration.sql)
+            .await
+            .map_err(|error| {
+                Fault::Store(StoreError::Unavailable(format!(
+                    "apply schema migration {version}: {}",
+                    describe(&error)
+                )))
+            })?;
+        tx.execute(
+            "INSERT INTO socred_schema (version, distributed) VALUES ($1, false)",
+            &[&version],
+        )
+        .await
+        .map_err(failed("record the schema version"))?;
+        tx.commit()
+            .await
+            .map_err(failed("commit a schema migration"))?;
+    }
+    if !distribute {
+        return Ok(Applied {
+            distributed: all_distributed(client).await?,
+            citus_missing: false,
+        });
+    }
+    let citus = client
+        .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'citus'", &[])
+        .await
+        .map_err(failed("look for the citus extension"))?;
+    if citus.is_none() {
+        return Ok(Applied {
+            distributed: false,
+            citus_missing: true,
+        });
+    }
+    distribute_all(client).await?;
+    Ok(Applied {
+        distributed: true,
+        citus_missing: false,
+    })
+}
+
+/// Runs the Citus statements of every migration not distributed yet, each
+/// migration in one transaction with its mark.
+async fn distribute_all(client: &mut Client) -> Result<(), Fault> {
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
+        let version = index as i32 + 1;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("begin distributing the schema"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed("wait for other migrations"))?;
+        let row = tx
+            .query_one(
+                "SELECT distributed FROM socred_schema WHERE version = $1",
+                &[&version],
+            )
+            .await
+            .map_err(failed("read socred_schema"))?;
+        let distributed: bool = row.try_get(0).map_err(failed("read socred_schema"))?;
+        if distributed {
+            continue;
+        }
+        for statement in migration.citus {
+            tx.batch_execute(statement).await.map_err(|error| {
+                Fault::Store(StoreError::Unavailable(format!(
+                    "distribute schema version {version} on Citus (`{statement}`): {}",
+                    describe(&error)
+                )))
+            })?;
+        }
+        tx.execute(
+            "UPDATE socred_schema SET distributed = true WHERE version = $1",
+            &[&version],
+        )
+        .await
+        .map_err(failed("record the distribution"))?;
+        tx.commit()
+            .await
+            .map_err(failed("commit the distribution"))?;
+    }
+    Ok(())
+}
+
+async fn current(client: &Client) -> Result<i32, Fault> {
+    let row = client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM socred_schema", &[])
+        .await
+        .map_err(failed("read socred_schema"))?;
+    row.try_get(0).map_err(failed("read socred_schema"))
+}
+
+async fn all_distributed(client: &Client) -> Result<bool, Fault> {
+    let row = client
+        .query_one("SELECT bool_and(distributed) FROM socred_schema", &[])
+        .await
+        .map_err(failed("read socred_schema"))?;
+    let all: Option<bool> = row.try_get(0).map_err(failed("read socred_schema"))?;
+    Ok(all.unwrap_or(false))
+}
