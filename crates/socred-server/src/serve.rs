@@ -95,6 +95,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let state = open_state(&config).await?;
+    // Bind before issuing any token: a second start on a busy port must
+    // fail without replacing the tokens of the server already running.
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let demo_report = if config.demo {
         Some(demo(&state, &demo_config(state.today())).await?)
     } else {
@@ -104,9 +109,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Some(_) => None,
         None => first_operator(&state).await?,
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener
         .local_addr()
         .context("cannot read the address listened on")?;
@@ -239,6 +241,9 @@ pub struct DemoPrincipal {
     pub token: String,
 }
 
+/// The record type of the printed example that waits for review.
+const REVIEW_EXAMPLE_TYPE: &str = "judicial.judgment_default";
+
 /// What the demo did and the tokens it issued.
 #[derive(Clone, Debug)]
 pub struct DemoReport {
@@ -249,6 +254,11 @@ pub struct DemoReport {
     pub subject: Option<SubjectId>,
     /// A measure the first agency implements, for the example decision.
     pub measure: Option<(String, String)>,
+    /// The day the demo started, for the example record.
+    pub today: Day,
+    /// Whether the rulebook has judgment defaults that wait for review, for
+    /// the example of the two-person rule.
+    pub review_example: bool,
 }
 
 impl DemoReport {
@@ -298,6 +308,22 @@ impl DemoReport {
                 out,
                 "  curl -s -H 'Authorization: Bearer {}' {url}/v1/subjects/{subject}/access-log",
                 person.token
+            );
+        }
+        if let (true, Some(provider), Some(subject)) = (
+            self.review_example,
+            self.token(Role::Provider),
+            self.subject,
+        ) {
+            let scope = provider.principal.scope.as_deref().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d \\\n    \
+                 '{{\"provider\": \"{scope}\", \"id\": \"try-1\", \"subject\": \"{subject}\", \
+                 \"type\": \"{REVIEW_EXAMPLE_TYPE}\", \"occurred_at\": \"{today}\", \"decided_at\": \"{today}\", \
+                 \"fields\": {{\"case_no\": \"(demo) 1\"}}}}' {url}/v1/records",
+                provider.token,
+                today = self.today
             );
         }
         if let Some(reviewer) = self.token(Role::Reviewer) {
@@ -377,11 +403,20 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
             })?;
             Some((measure.id.to_string(), agency))
         });
+    let review_example = {
+        let current = state.current();
+        current
+            .rulebook()
+            .record_type(REVIEW_EXAMPLE_TYPE)
+            .is_some_and(|t| current.needs_review(t))
+    };
     Ok(DemoReport {
         items_loaded,
         principals,
         subject,
         measure,
+        today: state.today(),
+        review_example,
     })
 }
 
@@ -583,5 +618,59 @@ fn demo_submission(item: wire::Item) -> Submission {
         item,
         submitted_by: "socred-demo".into(),
         review: ReviewNeed::NotRequired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(id: &str, role: Role, scope: Option<&str>) -> DemoPrincipal {
+        DemoPrincipal {
+            principal: Principal {
+                id: id.into(),
+                name: id.into(),
+                role,
+                scope: scope.map(str::to_string),
+                record_types: Vec::new(),
+                revoked: false,
+            },
+            token: format!("token-of-{id}"),
+        }
+    }
+
+    #[test]
+    fn the_printed_example_record_is_valid_and_waits_for_review() {
+        let subject = SubjectId::person(110105, 1985, 7, 14, 123).unwrap();
+        let today = Day::parse("2026-06-01").unwrap();
+        let report = DemoReport {
+            items_loaded: 0,
+            principals: vec![
+                issued("demo-provider", Role::Provider, Some("demo.registry")),
+                issued("demo-airline", Role::Agency, Some("airline")),
+                issued("demo-subject", Role::Subject, Some(subject.as_str())),
+            ],
+            subject: Some(subject),
+            measure: Some(("no_air_travel".into(), "airline".into())),
+            today,
+            review_example: true,
+        };
+        let text = report.instructions("127.0.0.1:8080".parse().unwrap());
+        assert!(text.contains(&format!(
+            "subject={subject}&measure=no_air_travel&purpose=ticket_sale"
+        )));
+        let body = text
+            .split("-d \\\n    '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap();
+        let rulebook = socred_schema::default_rulebook();
+        let (item, _) = wire::parse_line(&rulebook, 1, body).unwrap();
+        let wire::Item::Record(record) = item else {
+            panic!("not a record: {body}")
+        };
+        assert_eq!(&*record.key.provider, "demo.registry");
+        let current = crate::state::Current::new(rulebook, "".into());
+        assert!(current.needs_review(record.type_index));
     }
 }

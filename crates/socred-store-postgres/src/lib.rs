@@ -1,1 +1,975 @@
-//! placeholder
+//! socred's PostgreSQL store, for a registry larger than one machine's
+//! embedded database, or several `socred serve` processes sharing one
+//! database; its schema is made to be distributed by subject on Citus
+//! (docs/citus.md).
+//!
+//! Semantics are the embedded store's, by construction: the write logic is
+//! `socred_store::Writer`, run in memory against rows fetched in a few
+//! multi-row statements ([`overlay`]), and the same conformance suite runs
+//! against both.
+//!
+//! Several processes may share one database; nothing that must be unique
+//! relies on in-process state:
+//! - idempotency: a record key is claimed in `record_keys` (unique on
+//!   provider and id) in the transaction that stores the record, and the
+//!   subject's row is locked before its items are read, so two writers
+//!   sending one key get one `Stored` and one `Duplicate` (or `Conflict`);
+//! - refolds: a write locks the state rows of its subjects (identifier
+//!   order) before loading their records, so two refolds of one subject
+//!   take turns and the second sees the first's records;
+//! - audit chain: the head row is locked (`SELECT … FOR UPDATE`) by every
+//!   appending transaction, so entries are numbered and chained in commit
+//!   order whichever process appends;
+//! - review: approving or rejecting locks the item's subject and checks
+//!   the item still waits, so one item is decided once.
+//!
+//! Durability: every write is one transaction; the store turns
+//! `synchronous_commit` on for its connections if the server has it off,
+//! so an acknowledged write is on disk. Faults: a broken connection is
+//! dropped and the call answers [`StoreError::Unavailable`] at once (the
+//! server maps it to 503); the next call connects again, so the store works
+//! again as soon as the database does. A transaction that met a deadlock or
+//! a concurrent claim of the same key runs again, a few times at most.
+
+mod codec;
+mod ops;
+mod overlay;
+mod pool;
+mod schema;
+mod write;
+
+#[cfg(feature = "cluster")]
+pub mod cluster;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use socred_core::state::Span;
+use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
+use socred_store::{
+    clamp_limit, AuditDraft, AuditEntry, Counts, Item, ItemKey, Outcome, PendingItem, Principal,
+    RulebookVersion, Store, StoreError, Submission,
+};
+use tokio_postgres::Config;
+
+use codec::{
+    audit_columns, audit_entry, fact_columns, fact_row, principal, principal_columns,
+    record_columns, record_row, subject_of, to_i64,
+};
+use overlay::Overlay;
+use pool::{decode, pg, Fault, Pool, Session};
+pub use pool::Target;
+pub use schema::{citus_statements, VERSION as SCHEMA_VERSION};
+
+/// Whether to distribute the schema on Citus.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Distribution {
+    /// One PostgreSQL server (or Citus, with socred's tables left local).
+    #[default]
+    Single,
+    /// Run the migrations' Citus statements when the `citus` extension is
+    /// installed in the database (a warning is logged when it is not).
+    Citus,
+}
+
+/// How the store connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresOptions {
+    pub distribution: Distribution,
+    /// Most connections open at once.
+    pub connections_max: usize,
+    /// How long connecting may take before the database counts as down.
+    pub connect_timeout: Duration,
+    /// How long a call waits for a free connection when all are busy.
+    pub checkout_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> PostgresOptions {
+        PostgresOptions {
+            distribution: Distribution::Single,
+            connections_max: 16,
+            connect_timeout: Duration::from_secs(5),
+            checkout_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The environment variable that turns distribution on (`1`, `true`, `on`).
+pub const CITUS_ENV: &str = "SOCRED_CITUS";
+/// The connection string parameter that does the same (`socred_citus=1`).
+pub const CITUS_PARAM: &str = "socred_citus";
+
+impl PostgresOptions {
+    /// The defaults, with distribution on when `SOCRED_CITUS` says so.
+    pub fn from_env() -> PostgresOptions {
+        let citus = std::env::var(CITUS_ENV)
+            .ok()
+            .and_then(|value| flag(&value))
+            .unwrap_or(false);
+        PostgresOptions {
+            distribution: if citus {
+                Distribution::Citus
+            } else {
+                Distribution::Single
+            },
+            ..PostgresOptions::default()
+        }
+    }
+}
+
+fn flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Takes socred's own parameter out of a connection string (the driver
+/// refuses parameters it does not know), in URL or `key=value` form.
+fn split_params(url: &str) -> Result<(String, Option<bool>), StoreError> {
+    let bad = |value: &str| {
+        StoreError::Unavailable(format!(
+            "`{CITUS_PARAM}={value}` in the PostgreSQL connection string: use 1 or 0"
+        ))
+    };
+    let mut citus = None;
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if is_url {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_string(), None));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some((key, value)) if key == CITUS_PARAM => {
+                    citus = Some(flag(value).ok_or_else(|| bad(value))?);
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let rebuilt = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return Ok((rebuilt, citus));
+    }
+    let mut kept = Vec::new();
+    for word in url.split_whitespace() {
+        match word.split_once('=') {
+            Some((key, value)) if key == CITUS_PARAM => {
+                citus = Some(flag(value).ok_or_else(|| bad(value))?);
+            }
+            _ => kept.push(word),
+        }
+    }
+    Ok((kept.join(" "), citus))
+}
+
+/// Attempts of a transaction that met a deadlock or a concurrent claim.
+const RETRIES_MAX: u32 = 8;
+/// Subjects refolded per transaction by `recompute_all`.
+const RECOMPUTE_BATCH: usize = 1000;
+
+/// Whether a failed attempt may run again on a fresh connection when its
+/// connection broke.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Reads change nothing: always.
+    Read,
+    /// Writes: only when the connection broke before anything was sent.
+    Write,
+}
+
+struct Shared {
+    pool: Pool,
+    distributed: bool,
+}
+
+/// The PostgreSQL store. Cloning shares the connections.
+#[derive(Clone)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.shared.pool.target)
+            .field("distributed", &self.shared.distributed)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database` or
+    /// `host=… user=… dbname=…`) with [`PostgresOptions::from_env`] and
+    /// brings the schema up to date. A wrong connection string, a refused
+    /// connection or a refused login fails here, naming host, port,
+    /// database and user, never the password.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, PostgresOptions::from_env()).await
+    }
+
+    /// [`PostgresStore::connect`] with explicit options; `socred_citus=1`
+    /// in the connection string turns distribution on as well.
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        let (url, citus_param) = split_params(url)?;
+        let mut config: Config = url.parse().map_err(|error| {
+            StoreError::Unavailable(format!(
+                "the PostgreSQL connection string is not valid: {}",
+                pool::describe(&error)
+            ))
+        })?;
+        if config.get_user().is_none() {
+            return Err(StoreError::Unavailable(
+                "the PostgreSQL connection string names no user".into(),
+            ));
+        }
+        config
+            .application_name("socred")
+            .connect_timeout(options.connect_timeout)
+            .keepalives_idle(Duration::from_secs(30));
+        let distribution = match citus_param {
+            Some(true) => Distribution::Citus,
+            Some(false) => Distribution::Single,
+            None => options.distribution,
+        };
+        let pool = Pool::new(config, options.connections_max, options.checkout_timeout);
+        let target = pool.target.clone();
+        let at = |fault: Fault| match fault {
+            Fault::Store(error) => prefix(&target, error),
+            Fault::Retry(message) | Fault::Connection { message, .. } => {
+                StoreError::Unavailable(format!("PostgreSQL at {target}: {message}"))
+            }
+        };
+        let mut conn = pool.connect().await.map_err(at)?;
+        let applied = schema::migrate(conn.client_mut(), distribution == Distribution::Citus)
+            .await
+            .map_err(at)?;
+        if applied.citus_missing {
+            tracing::warn!(
+                "distribution on Citus was asked for, but the citus extension is not installed in \
+                 database `{}`: the tables stay local",
+                target.database
+            );
+        }
+        let fsync = conn
+            .client_mut()
+            .query_one("SHOW fsync", &[])
+            .await
+            .map_err(pg("read fsync"))
+            .map_err(at)?;
+        if fsync.try_get::<_, &str>(0).ok() == Some("off") {
+            tracing::warn!(
+                "PostgreSQL at {target} runs with fsync off: acknowledged writes may be lost in a crash"
+            );
+        }
+        pool.release(conn);
+        Ok(PostgresStore {
+            shared: Arc::new(Shared {
+                pool,
+                distributed: applied.distributed,
+            }),
+        })
+    }
+
+    /// Where the store connects (no password).
+    pub fn target(&self) -> &Target {
+        &self.shared.pool.target
+    }
+
+    /// Whether the schema is distributed on Citus.
+    pub fn distributed(&self) -> bool {
+        self.shared.distributed
+    }
+
+    /// Runs `attempt` until it succeeds, gives a final error, or has met
+    /// conflicts [`RETRIES_MAX`] times. A broken connection drops every
+    /// idle one and, when nothing can have been changed, the attempt runs
+    /// once more on a fresh connection (the common case after the database
+    /// restarted: the pooled connections are all dead).
+    async fn run<T, F, Fut>(&self, kind: Kind, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Fault>>,
+    {
+        let target = &self.shared.pool.target;
+        let mut conflicts = 0;
+        let mut replayed = false;
+        loop {
+            let fault = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(fault) => fault,
+            };
+            match fault {
+                Fault::Store(error) => return Err(prefix(target, error)),
+                Fault::Retry(message) => {
+                    conflicts += 1;
+                    if conflicts >= RETRIES_MAX {
+                        return Err(StoreError::Unavailable(format!(
+                            "PostgreSQL at {target}: gave up after {conflicts} attempts: {message}"
+                        )));
+                    }
+                    tracing::debug!("retrying a transaction: {message}");
+                    tokio::time::sleep(backoff(conflicts)).await;
+                }
+                Fault::Connection {
+                    message,
+                    replayable,
+                } => {
+                    self.shared.pool.drop_idle();
+                    if replayed || !(replayable || kind == Kind::Read) {
+                        return Err(StoreError::Unavailable(format!(
+                            "PostgreSQL at {target}: {message}"
+                        )));
+                    }
+                    replayed = true;
+                }
+            }
+        }
+    }
+
+    /// Runs a read on a pooled connection.
+    async fn read<'s, T, F, Fut>(&'s self, work: F) -> Result<T, StoreError>
+    where
+        F: Fn(pool::Lease<'s>) -> Fut,
+        Fut: Future<Output = Result<T, Fault>>,
+    {
+        let pool = &self.shared.pool;
+        let work = &work;
+        self.run(Kind::Read, move || async move { work(pool.get().await?).await })
+            .await
+    }
+}
+
+/// Puts where the store connects in front of an unavailability message.
+fn prefix(target: &Target, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(message) if !message.starts_with("PostgreSQL at") => {
+            StoreError::Unavailable(format!("PostgreSQL at {target}: {message}"))
+        }
+        other => other,
+    }
+}
+
+/// A few milliseconds, more after each conflict, varied so that two
+/// writers that collided do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 5_000_000);
+    Duration::from_millis(u64::from(attempt) * 5) + Duration::from_nanos(u64::from(jitter))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn limit_param(limit: usize) -> i64 {
+    clamp_limit(limit) as i64
+}
+
+/// Runs the writer against `overlay` on the blocking pool (the fold of a
+/// large batch takes every core for a while) and gives the overlay back.
+async fn in_memory<R: Send + 'static>(
+    mut overlay: Overlay,
+    work: impl FnOnce(&mut Overlay) -> Result<R, StoreError> + Send + 'static,
+) -> Result<(Overlay, R), Fault> {
+    let result = tokio::task::spawn_blocking(move || {
+        let result = work(&mut overlay);
+        result.map(|value| (overlay, value))
+    })
+    .await
+    .map_err(|error| StoreError::Unavailable(format!("a store task failed: {error}")))?;
+    Ok(result?)
+}
+
+fn pending_of(key: ItemKey, item: Item, meta: &socred_store::ItemMeta) -> PendingItem {
+    PendingItem {
+        seq: meta.pending_seq,
+        key,
+        item,
+        submitted_by: meta.submitted_by.clone(),
+        submitted_at_ms: meta.submitted_at_ms,
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ingest(
+        &self,
+        engine: &Arc<Engine>,
+        batch: Vec<Submission>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let (batch, audit) = (&batch, &audit);
+        self.run(Kind::Write, move || self.try_ingest(engine, batch, audit))
+            .await
+    }
+
+    async fn approve(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        let audit = &audit;
+        self.run(Kind::Write, move || {
+            self.try_review(engine, key, reviewer, &ops::Decision::Approve, audit)
+        })
+        .await
+    }
+
+    async fn reject(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        reason: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<PendingItem, StoreError> {
+        let decision = ops::Decision::Reject(reason.to_string());
+        let (audit, decision) = (&audit, &decision);
+        self.run(Kind::Write, move || {
+            self.try_review(engine, key, reviewer, decision, audit)
+        })
+        .await
+    }
+
+    async fn pending(
+        &self,
+        rulebook: &Rulebook,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let after = to_i64(after.unwrap_or(0));
+        let limit = clamp_limit(limit);
+        let limit_sql = limit as i64;
+        let (records, facts) = self
+            .read(|mut lease| async move {
+                let (client, cache) = lease.parts()?;
+                let mut s = Session::new(&*client, cache);
+                let records = s
+                    .query(
+                        "read pending records",
+                        concat!(
+                            "SELECT ",
+                            record_columns!(),
+                            " FROM records WHERE status = 1 AND pending_seq > $1 \
+                             ORDER BY pending_seq LIMIT $2"
+                        ),
+                        &[&after, &limit_sql],
+                    )
+                    .await?;
+                let facts = s
+                    .query(
+                        "read pending facts",
+                        concat!(
+                            "SELECT ",
+                            fact_columns!(),
+                            " FROM facts WHERE status = 1 AND pending_seq > $1 \
+                             ORDER BY pending_seq LIMIT $2"
+                        ),
+                        &[&after, &limit_sql],
+                    )
+                    .await?;
+                let records = records.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
+                let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
+                Ok((records, facts))
+            })
+            .await?;
+        let mut items = Vec::with_capacity(records.len() + facts.len());
+        for row in records {
+            let item = row.to_item(rulebook)?;
+            items.push(pending_of(ItemKey::Record(row.key.clone()), item, &row.meta));
+        }
+        for row in facts {
+            let (fact, record_type) = row.to_fact()?;
+            items.push(pending_of(
+                ItemKey::Fact(row.key.clone()),
+                Item::Fact { fact, record_type },
+                &row.meta,
+            ));
+        }
+        // Records and facts share one queue: merge them by position.
+        items.sort_by_key(|item| item.seq);
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+        let key = subject.as_str();
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            // One statement, one shard: the state and the entries reaching it.
+            let row = s
+                .query_opt(
+                    "read a state",
+                    "SELECT (SELECT state FROM states WHERE subject = $1), \
+                     ARRAY(SELECT entry FROM derived WHERE target = $1)",
+                    &[&key],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("a state read returned no row".into()))?;
+            let get = decode("read a state");
+            let json: Option<&str> = row.try_get(0).map_err(&get)?;
+            let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
+            Ok(codec::state(subject, json, &entries)?)
+        })
+        .await
+    }
+
+    async fn records(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+    ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
+        let key = subject.as_str();
+        let (record_rows, fact_rows) = self
+            .read(|mut lease| async move {
+                let (client, cache) = lease.parts()?;
+                let mut s = Session::new(&*client, cache);
+                let records = s
+                    .query(
+                        "load a subject's records",
+                        concat!(
+                            "SELECT ",
+                            record_columns!(),
+                            " FROM records WHERE subject = $1 AND status = 0 ORDER BY provider, id"
+                        ),
+                        &[&key],
+                    )
+                    .await?;
+                let facts = s
+                    .query(
+                        "load a subject's facts",
+                        concat!(
+                            "SELECT ",
+                            fact_columns!(),
+                            " FROM facts WHERE subject = $1 AND status = 0 \
+                             ORDER BY kind, record_provider, record_id, day, reporter"
+                        ),
+                        &[&key],
+                    )
+                    .await?;
+                let records = records.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
+                let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
+                Ok((records, facts))
+            })
+            .await?;
+        let mut records = Vec::with_capacity(record_rows.len());
+        for row in &record_rows {
+            records.extend(row.to_record(rulebook)?);
+        }
+        let mut facts = Vec::with_capacity(fact_rows.len());
+        for row in &fact_rows {
+            facts.push(row.to_fact()?.0);
+        }
+        Ok((records, facts))
+    }
+
+    async fn subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
+        let after = after.as_str();
+        let limit = limit_param(limit);
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let rows = s
+                .query(
+                    "list subjects",
+                    "SELECT subject FROM states WHERE subject > $1 AND state IS NOT NULL \
+                     ORDER BY subject LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await?;
+            let get = decode("read a subject");
+            let mut subjects = Vec::with_capacity(rows.len());
+            for row in &rows {
+                subjects.push(subject_of(row.try_get(0).map_err(&get)?)?);
+            }
+            Ok(subjects)
+        })
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        list: &str,
+        day: Day,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<(SubjectId, Span)>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
+        let after = after.as_str();
+        let limit = limit_param(limit);
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            // One row per member: its latest-ending entry, the earliest
+            // starting of those.
+            let rows = s
+                .query(
+                    "read a list",
+                    "SELECT DISTINCT ON (subject) subject, entry_from, entry_until FROM list_entries \
+                     WHERE list = $1 AND subject > $2 AND from_day <= $3 AND until_day > $3 \
+                     ORDER BY subject, entry_until DESC, entry_from ASC LIMIT $4",
+                    &[&list, &after, &day.0, &limit],
+                )
+                .await?;
+            let get = decode("read a list member");
+            let mut members = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let subject = subject_of(row.try_get(0).map_err(&get)?)?;
+                let span = Span {
+                    start: Day(row.try_get(1).map_err(&get)?),
+                    end: Day(row.try_get(2).map_err(&get)?),
+                };
+                members.push((subject, span));
+            }
+            Ok(members)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let row = s
+                .query_opt(
+                    "read the totals",
+                    "SELECT SUM(subjects)::int8, SUM(records)::int8, SUM(facts)::int8, \
+                     SUM(pending)::int8, SUM(audit_entries)::int8, SUM(principals)::int8, \
+                     SUM(rulebooks)::int8 FROM totals",
+                    &[],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("the totals returned no row".into()))?;
+            let get = decode("read the totals");
+            let total = |index: usize| -> Result<u64, Fault> {
+                let value: Option<i64> = row.try_get(index).map_err(&get)?;
+                Ok(u64::try_from(value.unwrap_or(0)).unwrap_or(0))
+            };
+            Ok(Counts {
+                subjects: total(0)?,
+                records: total(1)?,
+                facts: total(2)?,
+                pending: total(3)?,
+                audit_entries: total(4)?,
+                principals: total(5)?,
+                rulebooks: total(6)?,
+            })
+        })
+        .await
+    }
+
+    async fn put_rulebook(
+        &self,
+        label: &str,
+        text: &str,
+        uploaded_by: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<RulebookVersion, StoreError> {
+        let version = RulebookVersion {
+            label: label.to_string(),
+            uploaded_at_ms: now_ms(),
+            uploaded_by: uploaded_by.to_string(),
+        };
+        let (version, audit) = (&version, &audit);
+        self.run(Kind::Write, move || {
+            self.try_put_rulebook(version, text, audit)
+        })
+        .await
+    }
+
+    async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let row = s
+                .query_opt(
+                    "read the current rulebook",
+                    "SELECT label, body FROM rulebooks ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )
+                .await?;
+            let get = decode("read the current rulebook");
+            match row {
+                Some(row) => Ok(Some((
+                    row.try_get(0).map_err(&get)?,
+                    row.try_get(1).map_err(&get)?,
+                ))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let rows = s
+                .query(
+                    "list rulebook versions",
+                    "SELECT label, uploaded_at_ms, uploaded_by FROM rulebooks ORDER BY seq",
+                    &[],
+                )
+                .await?;
+            let get = decode("read a rulebook version");
+            let mut versions = Vec::with_capacity(rows.len());
+            for row in &rows {
+                versions.push(RulebookVersion {
+                    label: row.try_get(0).map_err(&get)?,
+                    uploaded_at_ms: row.try_get(1).map_err(&get)?,
+                    uploaded_by: row.try_get(2).map_err(&get)?,
+                });
+            }
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut total = 0u64;
+        loop {
+            // Each page is its own transaction, so ingestion goes on between them.
+            let from = after.as_str();
+            let (last, count) = self
+                .run(Kind::Write, move || self.try_recompute_page(engine, from))
+                .await?;
+            total += count;
+            match last {
+                Some(subject) => after = subject,
+                None => return Ok(total),
+            }
+        }
+    }
+
+    async fn put_principal(
+        &self,
+        principal: &Principal,
+        token_hash: &str,
+        audit: Vec<AuditDraft>,
+    ) -> Result<(), StoreError> {
+        let audit = &audit;
+        self.run(Kind::Write, move || {
+            self.try_put_principal(principal, token_hash, audit)
+        })
+        .await
+    }
+
+    async fn principal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let row = s
+                .query_opt(
+                    "look up a token hash",
+                    concat!(
+                        "SELECT ",
+                        principal_columns!(),
+                        " FROM principals WHERE token_hash = $1 AND NOT revoked"
+                    ),
+                    &[&token_hash],
+                )
+                .await?;
+            row.as_ref().map(principal).transpose()
+        })
+        .await
+    }
+
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let rows = s
+                .query(
+                    "list principals",
+                    concat!("SELECT ", principal_columns!(), " FROM principals ORDER BY id"),
+                    &[],
+                )
+                .await?;
+            rows.iter().map(principal).collect()
+        })
+        .await
+    }
+
+    async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
+        let audit = &audit;
+        self.run(Kind::Write, move || self.try_revoke(id, audit))
+            .await
+    }
+
+    async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries = &entries;
+        self.run(Kind::Write, move || self.try_append_audit(entries))
+            .await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let after = to_i64(after);
+        let limit = limit_param(limit);
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let rows = s
+                .query(
+                    "read the audit log",
+                    concat!(
+                        "SELECT ",
+                        audit_columns!(),
+                        " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ),
+                    &[&after, &limit],
+                )
+                .await?;
+            rows.iter().map(audit_entry).collect()
+        })
+        .await
+    }
+
+    async fn audit_for_subject(
+        &self,
+        subject: SubjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let key = subject.as_str();
+        let after = to_i64(after);
+        let limit = limit_param(limit);
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            // The subject's shard says which entries; the chain has them.
+            let rows = s
+                .query(
+                    "read a subject's audit index",
+                    "SELECT seq FROM audit_subjects WHERE subject = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                    &[&key, &after, &limit],
+                )
+                .await?;
+            let get = decode("read a subject's audit index");
+            let seqs = rows
+                .iter()
+                .map(|row| row.try_get::<_, i64>(0).map_err(&get))
+                .collect::<Result<Vec<i64>, _>>()?;
+            if seqs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = s
+                .query(
+                    "read a subject's audit entries",
+                    concat!(
+                        "SELECT ",
+                        audit_columns!(),
+                        " FROM audit WHERE seq = ANY($1::int8[]) ORDER BY seq"
+                    ),
+                    &[&seqs],
+                )
+                .await?;
+            rows.iter().map(audit_entry).collect()
+        })
+        .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(|mut lease| async move {
+            let (client, cache) = lease.parts()?;
+            let mut s = Session::new(&*client, cache);
+            let row = s
+                .query_opt(
+                    "read the audit chain head",
+                    "SELECT seq, hash FROM audit_head WHERE one = 1",
+                    &[],
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let get = decode("read the audit chain head");
+            let seq: i64 = row.try_get(0).map_err(&get)?;
+            let hash: String = row.try_get(1).map_err(&get)?;
+            // Entry 0 is the empty chain.
+            match u64::try_from(seq) {
+                Ok(0) => Ok(None),
+                Ok(seq) => Ok(Some((seq, hash))),
+                Err(_) => {
+                    Err(StoreError::Corrupt(format!("audit chain head at entry {seq}")).into())
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socred_parameters_leave_the_connection_string() {
+        let (url, citus) =
+            split_params("postgres://u:p@h:5/db?sslmode=disable&socred_citus=1").expect("parse");
+        assert_eq!(
+            (url.as_str(), citus),
+            ("postgres://u:p@h:5/db?sslmode=disable", Some(true))
+        );
+        let (url, citus) = split_params("postgresql://u@h/db?socred_citus=off").expect("parse");
+        assert_eq!((url.as_str(), citus), ("postgresql://u@h/db", Some(false)));
+        let (url, citus) =
+            split_params("host=h user=u socred_citus=true dbname=db").expect("parse");
+        assert_eq!((url.as_str(), citus), ("host=h user=u dbname=db", Some(true)));
+        assert_eq!(
+            split_params("postgres://u@h/db").expect("parse"),
+            ("postgres://u@h/db".to_string(), None)
+        );
+        let bad = split_params("postgres://u@h/db?socred_citus=maybe");
+        assert!(
+            matches!(&bad, Err(StoreError::Unavailable(m)) if m.contains("socred_citus=maybe")),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn every_citus_statement_distributes_or_replicates_a_table() {
+        let statements = citus_statements();
+        assert!(statements.contains(&"SELECT create_distributed_table('records', 'subject')"));
+        for statement in &statements {
+            assert!(
+                statement.contains("create_distributed_table(")
+                    || statement.contains("create_reference_table("),
+                "{statement}"
+            );
+            // Every subject table is co-located with records.
+            if statement.contains("'subject'") && !statement.contains("'records', 'subject'") {
+                assert!(statement.contains("colocate_with => 'records'"), "{statement}");
+            }
+        }
+    }
+}

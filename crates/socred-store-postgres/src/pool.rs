@@ -120,6 +120,12 @@ pub(crate) struct Conn {
     cache: Cache,
 }
 
+impl Conn {
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
 /// Where the store connects, without the password: for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -193,6 +199,13 @@ impl Pool {
     /// fail one request before being noticed.
     pub(crate) fn drop_idle(&self) {
         self.idle().clear();
+    }
+
+    /// Keeps a connection opened outside a lease (the one that migrated).
+    pub(crate) fn release(&self, conn: Conn) {
+        if !conn.client.is_closed() {
+            self.idle().push(conn);
+        }
     }
 
     /// A connection: an idle one that is still open, or a new one.

@@ -22,8 +22,8 @@
 //!   must grow (audit `seq`, review queue positions, rulebook versions) are
 //!   counted in rows updated inside the transaction that uses them;
 //! - small shared tables (principals, rulebooks) are reference tables; the
-//!   audit chain, its head and the counters stay ordinary tables on the
-//!   coordinator: one chain has one head.
+//!   audit chain, its head, the totals and the numbering stay ordinary
+//!   tables on the coordinator: one chain has one head.
 //!
 //! Text keys use the "C" collation: byte order is identifier order whatever
 //! the database's locale, and comparisons are cheaper.
@@ -40,7 +40,7 @@ struct Migration {
 }
 
 /// Version 1: records and their key claims, facts, states, list entries,
-/// derived entries, principals, rulebooks, the audit chain and the counters.
+/// derived entries, principals, rulebooks, the audit chain, totals and numbering.
 const V1_SQL: &str = r#"
 -- Days are integers (days since 1970-01-01), subjects their 18 characters.
 CREATE TABLE records (
@@ -181,26 +181,34 @@ CREATE TABLE audit_subjects (
 );
 
 -- Totals for metrics, striped so that concurrent writers do not queue on
--- one row (a total is the sum of its stripes), and the single-row counters
--- that hand out review queue positions and rulebook numbers.
-CREATE TABLE counters (
-    name   text COLLATE "C" NOT NULL,
-    stripe smallint NOT NULL,
-    value  bigint NOT NULL,
-    PRIMARY KEY (name, stripe)
+-- one row: a transaction adds to the stripe of its connection (one row, so
+-- no lock-order deadlock), a total is the sum of the stripes.
+CREATE TABLE totals (
+    stripe        smallint NOT NULL PRIMARY KEY,
+    subjects      bigint NOT NULL DEFAULT 0,
+    records       bigint NOT NULL DEFAULT 0,
+    facts         bigint NOT NULL DEFAULT 0,
+    pending       bigint NOT NULL DEFAULT 0,
+    audit_entries bigint NOT NULL DEFAULT 0,
+    principals    bigint NOT NULL DEFAULT 0,
+    rulebooks     bigint NOT NULL DEFAULT 0
 );
-INSERT INTO counters (name, stripe, value)
-SELECT name, stripe, 0
-FROM unnest(ARRAY['subjects', 'records', 'facts', 'pending', 'audit_entries', 'principals',
-                  'rulebooks']) AS name,
-     generate_series(0, 15) AS stripe;
-INSERT INTO counters (name, stripe, value) VALUES ('pending_seq', 0, 0), ('rulebook_seq', 0, 0);
+INSERT INTO totals (stripe) SELECT generate_series(0, 15);
+
+-- Numbers handed out in order (review queue positions, rulebook versions):
+-- the row stays locked until the transaction that took a number commits,
+-- so numbers become visible in the order they were given.
+CREATE TABLE numbering (
+    name  text COLLATE "C" NOT NULL PRIMARY KEY,
+    value bigint NOT NULL
+);
+INSERT INTO numbering (name, value) VALUES ('pending_seq', 0), ('rulebook_seq', 0);
 "#;
 
 /// Distributes version 1 on Citus: subject tables on the subject, all
 /// co-located with `records`; the key claims on the record id; principals
-/// and rulebooks copied to every node. The audit chain, its head and the
-/// counters stay on the coordinator.
+/// and rulebooks copied to every node. The audit chain, its head, the
+/// totals and the numbering stay on the coordinator.
 const V1_CITUS: &[&str] = &[
     "SELECT create_distributed_table('records', 'subject')",
     "SELECT create_distributed_table('facts', 'subject', colocate_with => 'records')",

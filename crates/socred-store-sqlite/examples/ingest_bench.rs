@@ -42,6 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
+    if subjects.is_empty() {
+        return Err("the population must hold at least one subject".into());
+    }
     let station: Arc<str> = Arc::from("Beijing South");
     let provider: Arc<str> = Arc::from("transport.rail");
     let mut rng = 0x2545_f491_4f6c_dd1du64;

@@ -1,0 +1,367 @@
+//! One attempt at each write of the store, in one transaction. The store
+//! runs an attempt again when it met a conflict ([`crate::PostgresStore`]'s
+//! `run`); an attempt that fails leaves nothing behind (the transaction is
+//! rolled back when dropped).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use socred_core::{Engine, RecordKey, SubjectId};
+use socred_store::{
+    AuditDraft, FactKey, Item, ItemKey, Outcome, PendingItem, Principal, ReviewNeed,
+    RulebookVersion, StoreError, Submission, Writer,
+};
+
+use crate::codec::subject_of;
+use crate::overlay::Overlay;
+use crate::pool::{decode, pg, Fault, Session};
+use crate::write::{self, Totals, Tx};
+use crate::{in_memory, now_ms, PostgresStore, RECOMPUTE_BATCH};
+
+/// Runs `$body` with `$s`, a session in a new transaction on a pooled
+/// connection, and commits; `?` in the body returns at once, which rolls
+/// the transaction back. A connection that breaks at `BEGIN` has changed
+/// nothing, so that failure may be replayed.
+macro_rules! in_transaction {
+    ($store:expr, $what:literal, |$s:ident| $body:block) => {{
+        let mut lease = $store.shared.pool.get().await?;
+        let (client, cache) = lease.parts()?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg(concat!("begin ", $what)))
+            .map_err(Fault::replayable)?;
+        let mut session: Tx<'_, '_> = Session::new(&tx, cache);
+        let value = {
+            let $s = &mut session;
+            $body
+        };
+        drop(session);
+        tx.commit().await.map_err(pg(concat!("commit ", $what)))?;
+        value
+    }};
+}
+
+/// The keys an item makes the writer ask about: its own, and the record a
+/// fact names.
+fn keys_of<'a>(items: impl Iterator<Item = &'a Item>) -> (BTreeSet<RecordKey>, BTreeSet<FactKey>) {
+    let mut records = BTreeSet::new();
+    let mut facts = BTreeSet::new();
+    for item in items {
+        match item {
+            Item::Record(record) => {
+                records.insert(record.key.clone());
+            }
+            Item::Fact { fact, .. } => {
+                if let Some(key) = fact.record() {
+                    records.insert(key.clone());
+                }
+                facts.insert(FactKey::of(fact));
+            }
+        }
+    }
+    (records, facts)
+}
+
+/// How a review ends.
+#[derive(Clone, Debug)]
+pub(crate) enum Decision {
+    Approve,
+    Reject(String),
+}
+
+impl PostgresStore {
+    /// Locks the batch's subjects, fetches what the writer will ask about,
+    /// runs the writer in memory and flushes what it wrote.
+    pub(crate) async fn try_ingest(
+        &self,
+        engine: &Arc<Engine>,
+        batch: &[Submission],
+        audit: &[AuditDraft],
+    ) -> Result<Vec<Outcome>, Fault> {
+        Ok(in_transaction!(self, "a write", |s| {
+            let subjects: BTreeSet<SubjectId> = batch.iter().map(|s| s.item.subject()).collect();
+            let mut overlay = Overlay {
+                subjects: write::lock_subjects(s, &subjects).await?,
+                ..Overlay::default()
+            };
+            let (record_keys, fact_keys) = keys_of(batch.iter().map(|s| &s.item));
+            write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
+            let reviews = batch
+                .iter()
+                .filter(|s| s.review == ReviewNeed::Required)
+                .count();
+            if reviews > 0 {
+                overlay.set_pending_seqs(write::take_pending_seqs(s, reviews).await?);
+            }
+            let engine = engine.clone();
+            let batch = batch.to_vec();
+            let (overlay, outcomes) = in_memory(overlay, move |overlay| {
+                Writer::new(&engine, now_ms()).ingest(overlay, batch, &[])
+            })
+            .await?;
+            let totals = Totals::of(overlay.delta, audit.len());
+            write::flush(s, &overlay, totals, audit).await?;
+            outcomes
+        }))
+    }
+
+    /// Approves or rejects a pending item under its subject's lock.
+    pub(crate) async fn try_review(
+        &self,
+        engine: &Arc<Engine>,
+        key: &ItemKey,
+        reviewer: &str,
+        decision: &Decision,
+        audit: &[AuditDraft],
+    ) -> Result<PendingItem, Fault> {
+        Ok(in_transaction!(self, "a review", |s| {
+            let mut record_keys = BTreeSet::new();
+            let mut fact_keys = BTreeSet::new();
+            let subject = match key {
+                ItemKey::Record(record) => {
+                    record_keys.insert(record.clone());
+                    let held = write::claims(s, &record_keys).await?;
+                    *held
+                        .get(record)
+                        .ok_or_else(|| StoreError::NotFound(key.to_string()))?
+                }
+                ItemKey::Fact(fact) => {
+                    fact_keys.insert(fact.clone());
+                    fact.subject
+                }
+            };
+            let mut overlay = Overlay {
+                subjects: write::lock_subjects(s, &BTreeSet::from([subject])).await?,
+                ..Overlay::default()
+            };
+            write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
+            // Approving a fact checks the record it names: fetch that one too.
+            if let ItemKey::Fact(fact) = key {
+                let named = overlay.fact_row(fact).and_then(|row| row.key.record.clone());
+                if let Some(named) = named {
+                    write::fetch(s, &mut overlay, &BTreeSet::from([named]), &BTreeSet::new())
+                        .await?;
+                }
+            }
+            let engine = engine.clone();
+            let (key, reviewer, decision) = (key.clone(), reviewer.to_string(), decision.clone());
+            let (overlay, item) = in_memory(overlay, move |overlay| {
+                let writer = Writer::new(&engine, now_ms());
+                match &decision {
+                    Decision::Approve => writer.approve(overlay, &key, &reviewer, &[]),
+                    Decision::Reject(reason) => {
+                        writer.reject(overlay, &key, &reviewer, reason, &[])
+                    }
+                }
+            })
+            .await?;
+            let totals = Totals::of(overlay.delta, audit.len());
+            write::flush(s, &overlay, totals, audit).await?;
+            item
+        }))
+    }
+
+    /// Refolds one page of subjects after `after`; returns the last one and
+    /// how many there were.
+    pub(crate) async fn try_recompute_page(
+        &self,
+        engine: &Arc<Engine>,
+        after: &str,
+    ) -> Result<(Option<String>, u64), Fault> {
+        Ok(in_transaction!(self, "a recompute", |s| {
+            let rows = s
+                .query(
+                    "list subjects to recompute",
+                    "SELECT subject FROM states WHERE subject > $1 AND state IS NOT NULL \
+                     ORDER BY subject LIMIT $2",
+                    &[&after, &(RECOMPUTE_BATCH as i64)],
+                )
+                .await?;
+            let get = decode("read a subject");
+            let mut subjects = BTreeSet::new();
+            let mut last = None;
+            for row in &rows {
+                let text: &str = row.try_get(0).map_err(&get)?;
+                subjects.insert(subject_of(text)?);
+                last = Some(text.to_string());
+            }
+            let count = subjects.len() as u64;
+            if !subjects.is_empty() {
+                let mut overlay = Overlay {
+                    subjects: write::lock_subjects(s, &subjects).await?,
+                    ..Overlay::default()
+                };
+                write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
+                let engine = engine.clone();
+                let list: Vec<SubjectId> = subjects.into_iter().collect();
+                let (overlay, ()) = in_memory(overlay, move |overlay| {
+                    Writer::new(&engine, now_ms()).recompute(overlay, list)
+                })
+                .await?;
+                write::flush(s, &overlay, Totals::of(overlay.delta, 0), &[]).await?;
+            }
+            (last, count)
+        }))
+    }
+
+    pub(crate) async fn try_put_rulebook(
+        &self,
+        version: &RulebookVersion,
+        text: &str,
+        audit: &[AuditDraft],
+    ) -> Result<RulebookVersion, Fault> {
+        Ok(in_transaction!(self, "a rulebook upload", |s| {
+            // The numbering row first: two uploads of one label take turns,
+            // so the second sees the first's text.
+            let seq = s
+                .query_opt(
+                    "number a rulebook",
+                    "UPDATE numbering SET value = value + 1 WHERE name = 'rulebook_seq' RETURNING value",
+                    &[],
+                )
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("the numbering table has no rulebook_seq row".into())
+                })?;
+            let seq: i64 = seq.try_get(0).map_err(decode("number a rulebook"))?;
+            let clash = s
+                .query_opt(
+                    "read rulebook versions",
+                    "SELECT 1 FROM rulebooks WHERE label = $1 AND body <> $2 LIMIT 1",
+                    &[&version.label, &text],
+                )
+                .await?;
+            if clash.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "rulebook {} was uploaded before with other text: give the new text a new version",
+                    version.label
+                ))
+                .into());
+            }
+            s.execute(
+                "store a rulebook",
+                "INSERT INTO rulebooks (seq, label, body, uploaded_at_ms, uploaded_by) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &seq,
+                    &version.label,
+                    &text,
+                    &version.uploaded_at_ms,
+                    &version.uploaded_by,
+                ],
+            )
+            .await?;
+            let totals = Totals {
+                rulebooks: 1,
+                audit_entries: audit.len() as i64,
+                ..Totals::default()
+            };
+            write::bump_totals(s, totals).await?;
+            write::append_audit(s, audit).await?;
+            version.clone()
+        }))
+    }
+
+    pub(crate) async fn try_put_principal(
+        &self,
+        principal: &Principal,
+        token_hash: &str,
+        audit: &[AuditDraft],
+    ) -> Result<(), Fault> {
+        let record_types =
+            serde_json::to_string(&principal.record_types).unwrap_or_else(|_| "[]".into());
+        in_transaction!(self, "a principal change", |s| {
+            let holder = s
+                .query_opt(
+                    "look up a token hash",
+                    "SELECT id FROM principals WHERE token_hash = $1",
+                    &[&token_hash],
+                )
+                .await?;
+            if let Some(row) = holder {
+                let holder: String = row.try_get(0).map_err(decode("look up a token hash"))?;
+                if holder != principal.id {
+                    return Err(StoreError::Conflict(format!(
+                        "principal `{holder}` already holds this token"
+                    ))
+                    .into());
+                }
+            }
+            // A token hash taken meanwhile fails the unique index: the
+            // transaction runs again and finds the holder.
+            let inserted = s
+                .execute(
+                    "store a principal",
+                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked) \
+                     VALUES ($1, $2, $3, $4, $5, $6, false) ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &principal.id,
+                        &principal.name,
+                        &principal.role.as_str(),
+                        &principal.scope,
+                        &record_types,
+                        &token_hash,
+                    ],
+                )
+                .await?;
+            if inserted == 0 {
+                s.execute(
+                    "store a principal",
+                    "UPDATE principals SET name = $2, role = $3, scope = $4, record_types = $5, \
+                     token_hash = $6, revoked = false WHERE id = $1",
+                    &[
+                        &principal.id,
+                        &principal.name,
+                        &principal.role.as_str(),
+                        &principal.scope,
+                        &record_types,
+                        &token_hash,
+                    ],
+                )
+                .await?;
+            }
+            let totals = Totals {
+                principals: i64::try_from(inserted).unwrap_or(0),
+                audit_entries: audit.len() as i64,
+                ..Totals::default()
+            };
+            write::bump_totals(s, totals).await?;
+            write::append_audit(s, audit).await?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn try_revoke(&self, id: &str, audit: &[AuditDraft]) -> Result<(), Fault> {
+        in_transaction!(self, "a revocation", |s| {
+            let changed = s
+                .execute(
+                    "revoke a principal",
+                    "UPDATE principals SET revoked = true WHERE id = $1",
+                    &[&id],
+                )
+                .await?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("principal `{id}`")).into());
+            }
+            let totals = Totals {
+                audit_entries: audit.len() as i64,
+                ..Totals::default()
+            };
+            write::bump_totals(s, totals).await?;
+            write::append_audit(s, audit).await?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn try_append_audit(&self, entries: &[AuditDraft]) -> Result<Vec<u64>, Fault> {
+        Ok(in_transaction!(self, "an audit append", |s| {
+            let totals = Totals {
+                audit_entries: entries.len() as i64,
+                ..Totals::default()
+            };
+            write::bump_totals(s, totals).await?;
+            write::append_audit(s, entries).await?
+        }))
+    }
+}
