@@ -81,10 +81,7 @@ impl PostgresStore {
     ) -> Result<Vec<Outcome>, Fault> {
         Ok(in_transaction!(self, "a write", |s| {
             let subjects: BTreeSet<SubjectId> = batch.iter().map(|s| s.item.subject()).collect();
-            let mut overlay = Overlay {
-                subjects: write::lock_subjects(s, &subjects).await?,
-                ..Overlay::default()
-            };
+            let mut overlay = Overlay::new(write::lock_subjects(s, &subjects).await?);
             let (record_keys, fact_keys) = keys_of(batch.iter().map(|s| &s.item));
             write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
             let reviews = batch
@@ -131,10 +128,7 @@ impl PostgresStore {
                     fact.subject
                 }
             };
-            let mut overlay = Overlay {
-                subjects: write::lock_subjects(s, &BTreeSet::from([subject])).await?,
-                ..Overlay::default()
-            };
+            let mut overlay = Overlay::new(write::lock_subjects(s, &BTreeSet::from([subject])).await?);
             write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
             // Approving a fact checks the record it names: fetch that one too.
             if let ItemKey::Fact(fact) = key {
@@ -188,10 +182,7 @@ impl PostgresStore {
             }
             let count = subjects.len() as u64;
             if !subjects.is_empty() {
-                let mut overlay = Overlay {
-                    subjects: write::lock_subjects(s, &subjects).await?,
-                    ..Overlay::default()
-                };
+                let mut overlay = Overlay::new(write::lock_subjects(s, &subjects).await?);
                 write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
                 let engine = engine.clone();
                 let list: Vec<SubjectId> = subjects.into_iter().collect();

@@ -71,6 +71,14 @@ pub(crate) struct Overlay {
 }
 
 impl Overlay {
+    /// An overlay over the locked `subjects`.
+    pub fn new(subjects: BTreeMap<SubjectId, Slot>) -> Overlay {
+        Overlay {
+            subjects,
+            ..Overlay::default()
+        }
+    }
+
     /// Records that the record `key` is held by `row` (None: free).
     pub fn fetched_record(&mut self, key: RecordKey, row: Option<RecordRow>) {
         self.records.insert(key, row);
