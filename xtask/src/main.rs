@@ -3,7 +3,11 @@
 //!
 //! - `cargo xtask bench-fold --records 10000000` — the fold through the
 //!   default rulebook, records per second per core;
-//! - `cargo xtask bench-decide` — in-process decisions per second per core.
+//! - `cargo xtask bench-decide` — in-process decisions per second per core;
+//! - `cargo xtask bench-http-decide` / `bench-http-ingest` — load tests of
+//!   `socred serve` over HTTP on 127.0.0.1 (see `http.rs`).
+
+mod http;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +24,8 @@ struct Cli {
     command: Command,
 }
 
+// Every workload is a benchmark, and the subcommands say so (`bench-…`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum Command {
     /// Folds generated records through the default rulebook.
@@ -44,6 +50,10 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Single decisions over HTTP against `socred serve` on 127.0.0.1.
+    BenchHttpDecide(http::DecideArgs),
+    /// Durable NDJSON batch ingest over HTTP against `socred serve` on 127.0.0.1.
+    BenchHttpIngest(http::IngestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +70,8 @@ fn main() -> anyhow::Result<()> {
             runs,
             seed,
         } => bench_decide(records, subjects, runs, seed),
+        Command::BenchHttpDecide(args) => http::bench_http_decide(&args),
+        Command::BenchHttpIngest(args) => http::bench_http_ingest(&args),
     }
 }
 

@@ -125,8 +125,15 @@ impl fmt::Display for Day {
     }
 }
 
+/// The last day a date can name; written for an open end (`Day::MAX`) and
+/// read back as one, so that states survive a JSON round trip.
+const LAST_DATE: &str = "9999-12-31";
+
 impl Serialize for Day {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if *self >= Day::from_civil(9999, 12, 31) {
+            return serializer.serialize_str(LAST_DATE);
+        }
         serializer.collect_str(self)
     }
 }
@@ -134,6 +141,9 @@ impl Serialize for Day {
 impl<'de> Deserialize<'de> for Day {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        if text == LAST_DATE {
+            return Ok(Day::MAX);
+        }
         Day::parse(&text).map_err(serde::de::Error::custom)
     }
 }
@@ -371,6 +381,18 @@ mod tests {
                 assert_eq!(period.after(day), expected, "{day} + {text}");
             }
         }
+    }
+
+    #[test]
+    fn open_ends_survive_a_json_round_trip() {
+        let text = serde_json::to_string(&Day::MAX).unwrap();
+        assert_eq!(text, "\"9999-12-31\"");
+        assert_eq!(serde_json::from_str::<Day>(&text).unwrap(), Day::MAX);
+        let day = Day::parse("2026-03-01").unwrap();
+        assert_eq!(
+            serde_json::from_str::<Day>(&serde_json::to_string(&day).unwrap()).unwrap(),
+            day
+        );
     }
 
     #[test]

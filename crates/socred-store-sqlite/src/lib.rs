@@ -252,9 +252,22 @@ fn limit_param(limit: usize) -> i64 {
 /// The stored state of `subject` with the entries that reach it.
 fn read_state(conn: &Connection, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
     let key = subject.as_str();
-    let json: Option<String> = conn
+    // The state is decoded while the row is current: a blob is borrowed
+    // from SQLite, not copied first.
+    let stored: Option<Result<SubjectState, StoreError>> = conn
         .prepare_cached("SELECT state FROM states WHERE subject = ?1")
-        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+        .and_then(|mut stmt| {
+            stmt.query_row([key], |row| {
+                Ok(tx::state_json(subject, row.get_ref(0)?).and_then(|json| {
+                    serde_json::from_slice::<SubjectState>(&json).map_err(|error| {
+                        StoreError::Corrupt(format!(
+                            "stored state of {subject} does not read back: {error}"
+                        ))
+                    })
+                }))
+            })
+            .optional()
+        })
         .map_err(db("read a state"))?;
     let entries: Vec<String> = conn
         .prepare_cached("SELECT entry FROM derived WHERE target = ?1")
@@ -270,12 +283,8 @@ fn read_state(conn: &Connection, subject: SubjectId) -> Result<Option<SubjectSta
         reopen_entry(&mut entry);
         derived.push(entry);
     }
-    let mut state = match json {
-        Some(json) => serde_json::from_str::<SubjectState>(&json).map_err(|error| {
-            StoreError::Corrupt(format!(
-                "stored state of {subject} does not read back: {error}"
-            ))
-        })?,
+    let mut state = match stored {
+        Some(state) => state?,
         None if derived.is_empty() => return Ok(None),
         None => empty_state(subject),
     };

@@ -192,12 +192,27 @@ async fn edits_behind_the_stores_back_are_caught() {
         &store,
         "UPDATE records SET decided_at = decided_at - 400 WHERE id = 'r1'",
     );
-    // A state changed directly.
+    // A state changed directly (written back as plain JSON, which reads as
+    // well as the compressed form).
     let subject = person(1);
-    edit(
-        &store,
-        &format!("UPDATE states SET state = replace(state, '\"points\":-5', '\"points\":50') WHERE subject = '{subject}'"),
-    );
+    let mut state = store
+        .state(subject)
+        .await
+        .expect("read the state")
+        .expect("a state");
+    let effect = state.effects.first_mut().expect("an effect");
+    assert_eq!(effect.points, -5);
+    effect.points = 50;
+    socred_store::close_open_ends(&mut state);
+    let json = serde_json::to_string(&state).expect("serialise the state");
+    let conn = Connection::open(store.path()).expect("open the database file");
+    let changed = conn
+        .execute(
+            "UPDATE states SET state = ?1 WHERE subject = ?2",
+            [json.as_str(), subject.as_str()],
+        )
+        .expect("edit the database");
+    assert_eq!(changed, 1);
     let mismatches = verify_states(&store, &engine).await.expect("verify");
     let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
     let mut expected = vec![example_person(), subject];

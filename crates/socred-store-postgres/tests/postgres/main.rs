@@ -1,0 +1,13 @@
+//! The PostgreSQL store against throwaway clusters started from the server
+//! binaries: the shared conformance suite, two stores (as two servers)
+//! sharing one database, PostgreSQL restarting under a store, and
+//! connection strings that are wrong.
+//!
+//! Without the binaries every test that needs a server skips with a loud
+//! message, unless `SOCRED_REQUIRE_POSTGRES=1`, which makes it fail.
+
+mod concurrent;
+mod connect;
+mod harness;
+mod restart;
+mod suite;
