@@ -190,11 +190,16 @@ pub fn bench_http_ingest(args: &IngestArgs) -> anyhow::Result<()> {
         drop(server);
         let rate = result.acknowledged as f64 / result.elapsed.as_secs_f64();
         eprintln!(
-            "run {run}: {rate:.0} records/s ({} acknowledged in {:.2} s, {} in review; refused: {:?})",
+            "run {run}: {rate:.0} records/s ({} acknowledged in {:.2} s, {} of them waiting for review; \
+             not acknowledged: {} duplicate, {} conflict, {} rejected, {} unknown record, {} failed requests)",
             result.acknowledged,
             result.elapsed.as_secs_f64(),
             result.pending_review,
-            result
+            result.duplicate,
+            result.conflict,
+            result.rejected,
+            result.unknown_record,
+            result.failed_requests,
         );
         failures += result.failures();
         rates.push(rate);

@@ -75,8 +75,9 @@ enum Command {
         /// Fill an empty store with a synthetic city and print a token per role.
         #[arg(long)]
         demo: bool,
-        /// Another store than the one in `--data`: `sqlite:DIR` or `memory:`.
-        #[arg(long)]
+        /// Another store than the one in `--data`: `sqlite:DIR`, `memory:`, or
+        /// `postgres://user@host:port/db` (or the `SOCRED_STORE` environment variable).
+        #[arg(long, env = "SOCRED_STORE")]
         store: Option<String>,
     },
     /// Checks the audit log's hash chain and recomputes every subject's file

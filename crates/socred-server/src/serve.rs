@@ -76,7 +76,15 @@ async fn open_configured_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn S
             if url == "memory:" {
                 return Ok(Arc::new(MemoryStore::new()));
             }
-            anyhow::bail!("unsupported store `{url}`: use sqlite:DIR or memory:")
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                let store = socred_store_postgres::PostgresStore::connect(url)
+                    .await
+                    .context("cannot open the PostgreSQL store")?;
+                return Ok(Arc::new(store));
+            }
+            anyhow::bail!(
+                "unsupported store `{url}`: use sqlite:DIR, memory: or postgres://user@host:port/db"
+            )
         }
     }
 }

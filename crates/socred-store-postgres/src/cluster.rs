@@ -56,7 +56,11 @@ pub fn find_binaries() -> Option<PathBuf> {
         })
         .collect();
     versions.sort();
-    versions.into_iter().rev().map(|(_, dir)| dir).find(|dir| complete(dir))
+    versions
+        .into_iter()
+        .rev()
+        .map(|(_, dir)| dir)
+        .find(|dir| complete(dir))
 }
 
 /// The uid and gid of `user`, from /etc/passwd.
@@ -65,7 +69,9 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
         match fields.as_slice() {
-            [name, _, uid, gid, ..] if *name == user => Some((uid.parse().ok()?, gid.parse().ok()?)),
+            [name, _, uid, gid, ..] if *name == user => {
+                Some((uid.parse().ok()?, gid.parse().ok()?))
+            }
             _ => None,
         }
     })
@@ -159,7 +165,11 @@ impl Cluster {
         let path = self.bin.join(tool);
         match self.run_as {
             Some(user) => {
-                let mut command = Command::new("runuser");
+                let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+                    .into_iter()
+                    .find(|path| Path::new(path).is_file())
+                    .unwrap_or("runuser");
+                let mut command = Command::new(runuser);
                 command.args(["-u", user, "--"]).arg(path);
                 command
             }
@@ -173,7 +183,10 @@ impl Cluster {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run {tool}: {e}"))?;
+            .map_err(|e| match self.run_as {
+                Some(user) => format!("cannot run {tool} as {user} with runuser: {e}"),
+                None => format!("cannot run {tool}: {e}"),
+            })?;
         if output.status.success() {
             return Ok(());
         }
@@ -239,7 +252,35 @@ impl Cluster {
     pub fn stop(&self) -> Result<(), String> {
         self.tool(
             "pg_ctl",
-            &["-D", &self.data_dir(), "-w", "-t", "60", "-m", "fast", "stop"],
+            &[
+                "-D",
+                &self.data_dir(),
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "fast",
+                "stop",
+            ],
+        )
+    }
+
+    /// Stops the server as a crash would (`-m immediate`): every process
+    /// exits at once, nothing is cleaned up, the next start recovers from
+    /// the write-ahead log.
+    pub fn kill(&self) -> Result<(), String> {
+        self.tool(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir(),
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "immediate",
+                "stop",
+            ],
         )
     }
 
@@ -254,14 +295,20 @@ impl Cluster {
 
     /// Creates an empty database; returns its connection string.
     pub async fn create_database(&self, name: &str) -> Result<String, String> {
-        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("cannot connect to the throwaway cluster: {e}"))?;
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("cannot connect to the throwaway cluster: {e}"))?;
         let connection = tokio::spawn(connection);
         let created = client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
-            .map_err(|e| format!("cannot create database {name}: {}", crate::pool::describe(&e)));
+            .map_err(|e| {
+                format!(
+                    "cannot create database {name}: {}",
+                    crate::pool::describe(&e)
+                )
+            });
         drop(client);
         let _ = connection.await;
         created.map(|()| self.url(name))

@@ -5,8 +5,8 @@
 //!
 //! Semantics are the embedded store's, by construction: the write logic is
 //! `socred_store::Writer`, run in memory against rows fetched in a few
-//! multi-row statements ([`overlay`]), and the same conformance suite runs
-//! against both.
+//! multi-row statements (the `overlay` module), and the same conformance
+//! suite runs against both.
 //!
 //! Several processes may share one database; nothing that must be unique
 //! relies on in-process state:
@@ -59,8 +59,8 @@ use codec::{
     record_columns, record_row, subject_of, to_i64,
 };
 use overlay::Overlay;
-use pool::{decode, pg, Fault, Pool, Session};
 pub use pool::Target;
+use pool::{decode, pg, Fault, Pool, Session};
 pub use schema::{citus_statements, VERSION as SCHEMA_VERSION};
 
 /// Whether to distribute the schema on Citus.
@@ -345,8 +345,11 @@ impl PostgresStore {
     {
         let pool = &self.shared.pool;
         let work = &work;
-        self.run(Kind::Read, move || async move { work(pool.get().await?).await })
-            .await
+        self.run(
+            Kind::Read,
+            move || async move { work(pool.get().await?).await },
+        )
+        .await
     }
 }
 
@@ -484,7 +487,10 @@ impl Store for PostgresStore {
                         &[&after, &limit_sql],
                     )
                     .await?;
-                let records = records.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
+                let records = records
+                    .iter()
+                    .map(record_row)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
                 Ok((records, facts))
             })
@@ -492,7 +498,11 @@ impl Store for PostgresStore {
         let mut items = Vec::with_capacity(records.len() + facts.len());
         for row in records {
             let item = row.to_item(rulebook)?;
-            items.push(pending_of(ItemKey::Record(row.key.clone()), item, &row.meta));
+            items.push(pending_of(
+                ItemKey::Record(row.key.clone()),
+                item,
+                &row.meta,
+            ));
         }
         for row in facts {
             let (fact, record_type) = row.to_fact()?;
@@ -564,7 +574,10 @@ impl Store for PostgresStore {
                         &[&key],
                     )
                     .await?;
-                let records = records.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
+                let records = records
+                    .iter()
+                    .map(record_row)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
                 Ok((records, facts))
             })
@@ -807,7 +820,11 @@ impl Store for PostgresStore {
             let rows = s
                 .query(
                     "list principals",
-                    concat!("SELECT ", principal_columns!(), " FROM principals ORDER BY id"),
+                    concat!(
+                        "SELECT ",
+                        principal_columns!(),
+                        " FROM principals ORDER BY id"
+                    ),
                     &[],
                 )
                 .await?;
@@ -944,7 +961,10 @@ mod tests {
         assert_eq!((url.as_str(), citus), ("postgresql://u@h/db", Some(false)));
         let (url, citus) =
             split_params("host=h user=u socred_citus=true dbname=db").expect("parse");
-        assert_eq!((url.as_str(), citus), ("host=h user=u dbname=db", Some(true)));
+        assert_eq!(
+            (url.as_str(), citus),
+            ("host=h user=u dbname=db", Some(true))
+        );
         assert_eq!(
             split_params("postgres://u@h/db").expect("parse"),
             ("postgres://u@h/db".to_string(), None)
@@ -968,7 +988,10 @@ mod tests {
             );
             // Every subject table is co-located with records.
             if statement.contains("'subject'") && !statement.contains("'records', 'subject'") {
-                assert!(statement.contains("colocate_with => 'records'"), "{statement}");
+                assert!(
+                    statement.contains("colocate_with => 'records'"),
+                    "{statement}"
+                );
             }
         }
     }

@@ -36,7 +36,6 @@ macro_rules! in_transaction {
             let $s = &mut session;
             $body
         };
-        drop(session);
         tx.commit().await.map_err(pg(concat!("commit ", $what)))?;
         value
     }};
@@ -128,11 +127,14 @@ impl PostgresStore {
                     fact.subject
                 }
             };
-            let mut overlay = Overlay::new(write::lock_subjects(s, &BTreeSet::from([subject])).await?);
+            let mut overlay =
+                Overlay::new(write::lock_subjects(s, &BTreeSet::from([subject])).await?);
             write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
             // Approving a fact checks the record it names: fetch that one too.
             if let ItemKey::Fact(fact) = key {
-                let named = overlay.fact_row(fact).and_then(|row| row.key.record.clone());
+                let named = overlay
+                    .fact_row(fact)
+                    .and_then(|row| row.key.record.clone());
                 if let Some(named) = named {
                     write::fetch(s, &mut overlay, &BTreeSet::from([named]), &BTreeSet::new())
                         .await?;

@@ -62,6 +62,8 @@ pub(crate) struct Overlay {
     pub subjects: BTreeMap<SubjectId, Slot>,
     /// Review queue positions taken for this write.
     pending_seqs: Range<u64>,
+    /// The keys of items inserted or reviewed, by subject.
+    added: HashMap<SubjectId, Vec<ItemKey>>,
     /// What the writer did, in order.
     pub inserted_records: Vec<RecordKey>,
     pub inserted_facts: Vec<FactKey>,
@@ -121,27 +123,28 @@ impl Overlay {
     fn added_for(&self, subject: SubjectId) -> (Vec<RecordRow>, Vec<FactRow>) {
         let mut records = Vec::new();
         let mut facts = Vec::new();
-        let live_record = |key: &RecordKey| {
-            self.record_row(key)
-                .filter(|row| row.subject == subject && row.meta.status == Status::Effective)
-        };
-        let live_fact = |key: &FactKey| {
-            self.fact_row(key)
-                .filter(|row| row.key.subject == subject && row.meta.status == Status::Effective)
-        };
-        for key in &self.inserted_records {
-            records.extend(live_record(key).cloned());
-        }
-        for key in &self.inserted_facts {
-            facts.extend(live_fact(key).cloned());
-        }
-        for key in &self.reviewed {
+        for key in self.added.get(&subject).into_iter().flatten() {
             match key {
-                ItemKey::Record(key) => records.extend(live_record(key).cloned()),
-                ItemKey::Fact(key) => facts.extend(live_fact(key).cloned()),
+                ItemKey::Record(key) => records.extend(
+                    self.record_row(key)
+                        .filter(|row| row.meta.status == Status::Effective)
+                        .cloned(),
+                ),
+                ItemKey::Fact(key) => facts.extend(
+                    self.fact_row(key)
+                        .filter(|row| row.meta.status == Status::Effective)
+                        .cloned(),
+                ),
             }
         }
         (records, facts)
+    }
+
+    fn note_added(&mut self, subject: SubjectId, key: ItemKey) {
+        let keys = self.added.entry(subject).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
     }
 }
 
@@ -158,6 +161,7 @@ impl WriteTx for Overlay {
             Some(None) => {
                 self.records.insert(row.key.clone(), Some(row.clone()));
                 self.inserted_records.push(row.key.clone());
+                self.note_added(row.subject, ItemKey::Record(row.key.clone()));
                 Ok(None)
             }
             None => Err(not_fetched(format!(
@@ -173,6 +177,7 @@ impl WriteTx for Overlay {
             Some(None) => {
                 self.facts.insert(row.key.clone(), Some(row.clone()));
                 self.inserted_facts.push(row.key.clone());
+                self.note_added(row.key.subject, ItemKey::Fact(row.key.clone()));
                 Ok(None)
             }
             None => Err(not_fetched(ItemKey::Fact(row.key.clone()).to_string())),
@@ -194,34 +199,37 @@ impl WriteTx for Overlay {
     }
 
     fn set_meta(&mut self, key: &ItemKey, meta: &ItemMeta) -> Result<(), StoreError> {
-        let found = match key {
+        let subject = match key {
             ItemKey::Record(record) => match self.records.get_mut(record) {
                 Some(Some(row)) => {
                     row.meta = meta.clone();
-                    true
+                    Some(row.subject)
                 }
-                _ => false,
+                _ => None,
             },
             ItemKey::Fact(fact) => match self.facts.get_mut(fact) {
                 Some(Some(row)) => {
                     row.meta = meta.clone();
-                    true
+                    Some(row.key.subject)
                 }
-                _ => false,
+                _ => None,
             },
         };
-        if !found {
+        let Some(subject) = subject else {
             return Err(StoreError::NotFound(key.to_string()));
-        }
+        };
         if !self.reviewed.contains(key) {
             self.reviewed.push(key.clone());
         }
+        self.note_added(subject, key.clone());
         Ok(())
     }
 
     fn next_pending_seq(&mut self) -> Result<u64, StoreError> {
         self.pending_seqs.next().ok_or_else(|| {
-            StoreError::Corrupt("the write took more review queue positions than it reserved".into())
+            StoreError::Corrupt(
+                "the write took more review queue positions than it reserved".into(),
+            )
         })
     }
 
@@ -231,11 +239,10 @@ impl WriteTx for Overlay {
     ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
         let (added_records, added_facts) = self.added_for(subject);
         let slot = self.slot(subject)?;
-        let Some((records, facts)) = &slot.loaded else {
+        // Each subject is loaded once per refold: hand over the rows.
+        let Some((mut records, mut facts)) = slot.loaded.take() else {
             return Err(not_fetched(format!("the rows of subject {subject}")));
         };
-        let mut records = records.clone();
-        let mut facts = facts.clone();
         records.extend(added_records);
         facts.extend(added_facts);
         // The order the SQLite store loads in (by key): the fold does not
@@ -279,7 +286,8 @@ impl WriteTx for Overlay {
             return Ok(Vec::new());
         }
         Err(StoreError::Corrupt(
-            "audit entries were handed to the writer; the store appends them when it flushes".into(),
+            "audit entries were handed to the writer; the store appends them when it flushes"
+                .into(),
         ))
     }
 }

@@ -108,7 +108,12 @@ pub(crate) fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Fau
 /// Maps an error reading a column of a returned row: stored data that does
 /// not read back.
 pub(crate) fn decode(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Fault {
-    move |error| Fault::Store(StoreError::Corrupt(format!("{context}: {}", describe(&error))))
+    move |error| {
+        Fault::Store(StoreError::Corrupt(format!(
+            "{context}: {}",
+            describe(&error)
+        )))
+    }
 }
 
 /// Prepared statements of one connection, by their text.

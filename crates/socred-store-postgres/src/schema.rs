@@ -232,7 +232,10 @@ pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Every Citus statement of every migration, in order (for docs and tests).
 pub fn citus_statements() -> Vec<&'static str> {
-    MIGRATIONS.iter().flat_map(|m| m.citus.iter().copied()).collect()
+    MIGRATIONS
+        .iter()
+        .flat_map(|m| m.citus.iter().copied())
+        .collect()
 }
 
 /// Serialises migrations of several processes starting at once (any
@@ -301,14 +304,12 @@ pub(crate) async fn migrate(client: &mut Client, distribute: bool) -> Result<App
         if done.is_some() {
             continue;
         }
-        tx.batch_execute(migration.sql)
-            .await
-            .map_err(|error| {
-                Fault::Store(StoreError::Unavailable(format!(
-                    "apply schema migration {version}: {}",
-                    describe(&error)
-                )))
-            })?;
+        tx.batch_execute(migration.sql).await.map_err(|error| {
+            Fault::Store(StoreError::Unavailable(format!(
+                "apply schema migration {version}: {}",
+                describe(&error)
+            )))
+        })?;
         tx.execute(
             "INSERT INTO socred_schema (version, distributed) VALUES ($1, false)",
             &[&version],

@@ -22,7 +22,9 @@ use socred_store::{
 };
 use tokio_postgres::Transaction;
 
-use crate::codec::{fact_columns, fact_record, fact_row, record_columns, record_row, subject_of, to_i64};
+use crate::codec::{
+    fact_columns, fact_record, fact_row, record_columns, record_row, subject_of, to_i64,
+};
 use crate::overlay::{Before, Overlay, Slot};
 use crate::pool::{decode, pg, Fault, Session};
 
@@ -379,7 +381,12 @@ pub(crate) async fn append_audit(
     let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();
     let mut about: Vec<(&str, i64)> = entries
         .iter()
-        .filter_map(|e| e.entry.subject.as_ref().map(|s| (s.as_str(), to_i64(e.seq))))
+        .filter_map(|e| {
+            e.entry
+                .subject
+                .as_ref()
+                .map(|s| (s.as_str(), to_i64(e.seq)))
+        })
         .collect();
     about.sort_unstable();
     let about_subjects: Vec<&str> = about.iter().map(|(s, _)| *s).collect();
@@ -521,9 +528,19 @@ async fn insert_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
                 .execute(
                     &insert_records,
                     &[
-                        &r.subjects, &r.providers, &r.ids, &r.types, &r.occurred, &r.decided,
-                        &r.fields, &r.documents, &r.meta.status, &r.meta.submitted_by,
-                        &r.meta.submitted_at, &r.meta.pending_seq, &r.meta.reviewed_by,
+                        &r.subjects,
+                        &r.providers,
+                        &r.ids,
+                        &r.types,
+                        &r.occurred,
+                        &r.decided,
+                        &r.fields,
+                        &r.documents,
+                        &r.meta.status,
+                        &r.meta.submitted_by,
+                        &r.meta.submitted_at,
+                        &r.meta.pending_seq,
+                        &r.meta.reviewed_by,
                         &r.meta.review_note,
                     ],
                 )
@@ -538,9 +555,19 @@ async fn insert_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
                 .execute(
                     &insert_facts,
                     &[
-                        &f.subjects, &f.kinds, &f.providers, &f.ids, &f.days, &f.reporters,
-                        &f.bodies, &f.meta.status, &f.meta.submitted_by, &f.meta.submitted_at,
-                        &f.meta.pending_seq, &f.meta.reviewed_by, &f.meta.review_note,
+                        &f.subjects,
+                        &f.kinds,
+                        &f.providers,
+                        &f.ids,
+                        &f.days,
+                        &f.reporters,
+                        &f.bodies,
+                        &f.meta.status,
+                        &f.meta.submitted_by,
+                        &f.meta.submitted_at,
+                        &f.meta.pending_seq,
+                        &f.meta.reviewed_by,
+                        &f.meta.review_note,
                     ],
                 )
                 .await
@@ -738,7 +765,9 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
             )
             .await?;
         let delete_derived = s
-            .prepare("DELETE FROM derived WHERE target = ANY($1::text[]) AND source = ANY($2::text[])")
+            .prepare(
+                "DELETE FROM derived WHERE target = ANY($1::text[]) AND source = ANY($2::text[])",
+            )
             .await?;
         let client = s.client;
         tokio::try_join!(
@@ -815,7 +844,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
              SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[])",
         )
         .await?;
-    let drop = s
+    let unplace = s
         .prepare("DELETE FROM states WHERE subject = ANY($1::text[]) AND state IS NULL")
         .await?;
     let client = s.client;
@@ -856,7 +885,12 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
             client
                 .execute(
                     &insert_derived,
-                    &[&derived.targets, &derived.sources, &derived.n, &derived.entries],
+                    &[
+                        &derived.targets,
+                        &derived.sources,
+                        &derived.n,
+                        &derived.entries,
+                    ],
                 )
                 .await
                 .map_err(pg("write derived entries"))
@@ -866,7 +900,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
                 return Ok(0);
             }
             client
-                .execute(&drop, &[&placeholder_keys])
+                .execute(&unplace, &[&placeholder_keys])
                 .await
                 .map_err(pg("drop subject placeholders"))
         },

@@ -2,6 +2,7 @@
 //! evasion records spread over a population, each batch one transaction.
 //!
 //! `cargo run --release -p socred-store-sqlite --example ingest_bench -- [records] [batch] [subjects]`
+//! (set `SOCRED_BENCH_DIR` to keep the database there).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = arg(1, 500_000);
     let batch_size = arg(2, 5_000);
     let population = arg(3, 100_000);
-    let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(dir.path())?;
+    // SOCRED_BENCH_DIR keeps the database for a look afterwards (it must
+    // not hold one yet); otherwise a temporary directory is used.
+    let kept = std::env::var_os("SOCRED_BENCH_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir()?;
+    let store = SqliteStore::open(kept.as_deref().unwrap_or(temp.path()))?;
     let engine = engine();
     let fare = engine
         .rulebook

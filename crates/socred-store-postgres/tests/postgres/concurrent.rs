@@ -24,9 +24,12 @@ const BATCH: usize = 50;
 const WRITERS: usize = 3;
 
 fn fare(id: &str, subject: u16) -> Record {
-    let fields = [(Arc::from("station"), Value::Text(Arc::from("Beijing South")))]
-        .into_iter()
-        .collect();
+    let fields = [(
+        Arc::from("station"),
+        Value::Text(Arc::from("Beijing South")),
+    )]
+    .into_iter()
+    .collect();
     record(
         &engine(),
         id,
@@ -118,7 +121,11 @@ async fn two_servers_ingesting_one_database_store_each_key_once() {
         (&second, &backward, clash(200), "second"),
     ] {
         for (n, writer) in batches(&shared, order, side).into_iter().enumerate() {
-            tasks.push(tokio::spawn(send(store.clone(), writer, format!("{name}.{n}"))));
+            tasks.push(tokio::spawn(send(
+                store.clone(),
+                writer,
+                format!("{name}.{n}"),
+            )));
         }
     }
     let mut by_key: BTreeMap<RecordKey, Vec<Outcome>> = BTreeMap::new();
@@ -164,6 +171,103 @@ async fn two_servers_ingesting_one_database_store_each_key_once() {
         let mismatches = verify_states(store, &engine).await.expect("verify");
         assert_eq!(mismatches, Vec::new());
     }
-    let evader = first.state(person(0)).await.expect("state").expect("a state");
+    let evader = first
+        .state(person(0))
+        .await
+        .expect("state")
+        .expect("a state");
     assert_eq!(evader.records.len(), RECORDS / SUBJECTS);
+}
+
+/// Waits until `count` backends of this database wait for a lock (other
+/// tests use other databases of the shared cluster).
+async fn until_waiting(client: &tokio_postgres::Client, count: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("read pg_stat_activity");
+        if row.get::<_, i64>(0) >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} writers never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Two servers send one key at the same moment, forced to overlap: the
+/// first holds the audit chain head while the second reads the key as
+/// free. For one subject, the second waits for the subject's lock and then
+/// sees a duplicate; for two subjects, its claim of the key fails, it runs
+/// again and sees the conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_by_two_servers_at_once_is_stored_once() {
+    let Some((first, url)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let second = PostgresStore::connect_with(&url, PostgresOptions::default())
+        .await
+        .expect("a second store on the same database");
+    let (blocker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a blocking connection");
+    tokio::spawn(connection);
+    let engine = engine();
+    for (case, other_subject) in [("same", 1u16), ("other", 2u16)] {
+        let submit = |subject: u16| Submission {
+            item: Item::Record(fare(&format!("{case}-key"), subject)),
+            submitted_by: "provider.city".into(),
+            review: ReviewNeed::NotRequired,
+        };
+        blocker
+            .batch_execute("BEGIN; SELECT * FROM audit_head FOR UPDATE")
+            .await
+            .expect("hold the chain head");
+        let early = {
+            let (store, engine, batch) = (first.clone(), engine.clone(), vec![submit(1)]);
+            tokio::spawn(async move {
+                store
+                    .ingest(&engine, batch, vec![audit(format!("{case} early"))])
+                    .await
+            })
+        };
+        until_waiting(&blocker, 1).await;
+        let late = {
+            let (store, engine) = (second.clone(), engine.clone());
+            let batch = vec![submit(other_subject)];
+            tokio::spawn(async move {
+                store
+                    .ingest(&engine, batch, vec![audit(format!("{case} late"))])
+                    .await
+            })
+        };
+        until_waiting(&blocker, 2).await;
+        blocker.batch_execute("COMMIT").await.expect("release");
+        let early = early.await.expect("task").expect("early ingest");
+        let late = late.await.expect("task").expect("late ingest");
+        assert_eq!(early, vec![Outcome::Stored], "{case}");
+        match case {
+            "same" => assert_eq!(late, vec![Outcome::Duplicate]),
+            _ => assert!(
+                matches!(&late[..], [Outcome::Conflict { reason }] if reason.contains("other-key")),
+                "{late:?}"
+            ),
+        }
+    }
+    assert_eq!(first.counts().await.expect("counts").records, 2);
+    let entries = second.audit(0, 100).await.expect("audit");
+    assert_eq!(entries.len(), 4);
+    assert_eq!(verify_chain(&entries), Ok(()));
+    assert_eq!(
+        verify_states(&first, &engine).await.expect("verify"),
+        Vec::new()
+    );
 }

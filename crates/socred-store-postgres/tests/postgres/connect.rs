@@ -1,7 +1,7 @@
 //! A wrong connection string fails when the store connects, with a
 //! message that names where it tried and never the password.
 
-use socred_store::StoreError;
+use socred_store::{Store, StoreError};
 use socred_store_postgres::{PostgresOptions, PostgresStore};
 
 const PASSWORD: &str = "hunter2-do-not-print";
@@ -10,7 +10,10 @@ async fn refused(url: &str) -> String {
     match PostgresStore::connect_with(url, PostgresOptions::default()).await {
         Ok(store) => panic!("connected to {url}: {store:?}"),
         Err(StoreError::Unavailable(message)) => {
-            assert!(!message.contains(PASSWORD), "the password leaked: {message}");
+            assert!(
+                !message.contains(PASSWORD),
+                "the password leaked: {message}"
+            );
             message
         }
         Err(other) => panic!("{url}: expected unavailability, got {other:?}"),

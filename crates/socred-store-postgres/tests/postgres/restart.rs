@@ -1,7 +1,7 @@
 //! PostgreSQL going away under a store: a write caught in flight fails
-//! with `Unavailable` and leaves nothing behind, calls fail promptly while
-//! the server is down, and the same store object works again once the
-//! server is back, without being recreated.
+//! with `Unavailable` and leaves nothing behind (after crash recovery),
+//! calls fail promptly while the server is down, and the same store object
+//! works again once the server is back, without being recreated.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +16,12 @@ use socred_store_postgres::cluster::Cluster;
 use socred_store_postgres::{PostgresOptions, PostgresStore};
 
 fn fare(id: &str, subject: u16) -> Submission {
-    let fields = [(Arc::from("station"), Value::Text(Arc::from("Beijing South")))]
-        .into_iter()
-        .collect();
+    let fields = [(
+        Arc::from("station"),
+        Value::Text(Arc::from("Beijing South")),
+    )]
+    .into_iter()
+    .collect();
     let record: Record = record(
         &engine(),
         id,
@@ -52,7 +55,8 @@ async fn until_blocked(client: &tokio_postgres::Client) {
     loop {
         let row = client
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
                 &[],
             )
             .await
@@ -60,7 +64,10 @@ async fn until_blocked(client: &tokio_postgres::Client) {
         if row.get::<_, i64>(0) > 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "the write never reached the chain head");
+        assert!(
+            Instant::now() < deadline,
+            "the write never reached the chain head"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -82,7 +89,10 @@ async fn the_store_survives_a_postgres_restart() {
             return;
         }
     };
-    let url = cluster.create_database("restart").await.expect("a database");
+    let url = cluster
+        .create_database("restart")
+        .await
+        .expect("a database");
     let store = PostgresStore::connect_with(&url, PostgresOptions::default())
         .await
         .expect("connect");
@@ -113,11 +123,10 @@ async fn the_store_survives_a_postgres_restart() {
     };
     until_blocked(&blocker).await;
 
-    let stop = tokio::task::spawn_blocking({
-        let started = Instant::now();
-        move || (cluster.stop(), cluster, started)
-    });
-    let (stopped, cluster, _) = stop.await.expect("stop task");
+    // An immediate stop, as in a crash: no backend gets to finish (a fast
+    // stop could end the blocker first and let the write commit).
+    let stop = tokio::task::spawn_blocking(move || (cluster.kill(), cluster));
+    let (stopped, cluster) = stop.await.expect("stop task");
     stopped.expect("stop the cluster");
     let result = tokio::time::timeout(Duration::from_secs(10), in_flight)
         .await
@@ -128,9 +137,14 @@ async fn the_store_survives_a_postgres_restart() {
     // While the server is down, every call fails at once.
     let started = Instant::now();
     let message = unavailable(store.state(person(1)).await, "a read while down");
-    assert!(message.contains(&format!("127.0.0.1:{}", cluster.port())), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", cluster.port())),
+        "{message}"
+    );
     unavailable(
-        store.ingest(&engine, vec![fare("while-down", 3)], Vec::new()).await,
+        store
+            .ingest(&engine, vec![fare("while-down", 3)], Vec::new())
+            .await,
         "a write while down",
     );
     assert!(
@@ -139,18 +153,19 @@ async fn the_store_survives_a_postgres_restart() {
         started.elapsed()
     );
 
-    let cluster = tokio::task::spawn_blocking(move || {
-        cluster.start_again().map(|()| cluster)
-    })
-    .await
-    .expect("start task")
-    .expect("start the cluster again");
+    let cluster = tokio::task::spawn_blocking(move || cluster.start_again().map(|()| cluster))
+        .await
+        .expect("start task")
+        .expect("start the cluster again");
 
     // The same store object works again; the interrupted write left nothing.
     assert!(store.state(person(1)).await.expect("read").is_some());
     assert_eq!(store.state(person(2)).await.expect("read"), None);
     let counts = store.counts().await.expect("counts");
-    assert_eq!((counts.records, counts.subjects, counts.audit_entries), (1, 1, 1));
+    assert_eq!(
+        (counts.records, counts.subjects, counts.audit_entries),
+        (1, 1, 1)
+    );
     let again = store
         .ingest(&engine, vec![fare("in-flight", 2)], audit("after"))
         .await
