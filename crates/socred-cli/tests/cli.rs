@@ -5,7 +5,10 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn socred(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_socred")).args(args).output().expect("socred runs")
+    Command::new(env!("CARGO_BIN_EXE_socred"))
+        .args(args)
+        .output()
+        .expect("socred runs")
 }
 
 fn socred_stdin(args: &[&str], input: &str) -> Output {
@@ -16,7 +19,12 @@ fn socred_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("socred runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -32,7 +40,10 @@ fn id_check_exit_codes_and_messages() {
 
     let lower_x = socred(&["id", "check", "11010519491231002x"]);
     assert_eq!(lower_x.status.code(), Some(0));
-    assert!(text(&lower_x.stdout).starts_with("11010519491231002X"), "normalised to upper case");
+    assert!(
+        text(&lower_x.stdout).starts_with("11010519491231002X"),
+        "normalised to upper case"
+    );
 
     let company = socred(&["id", "check", "91110000600037341L"]);
     assert_eq!(company.status.code(), Some(0));
@@ -40,24 +51,44 @@ fn id_check_exit_codes_and_messages() {
 
     let pilot = socred(&["id", "check", "91350100M0001TGQXM"]);
     assert_eq!(pilot.status.code(), Some(0), "pilot codes are accepted");
-    assert!(text(&pilot.stderr).contains("warning"), "never silently: {}", text(&pilot.stderr));
+    assert!(
+        text(&pilot.stderr).contains("warning"),
+        "never silently: {}",
+        text(&pilot.stderr)
+    );
 
     let bad_check = socred(&["id", "check", "110105194912310021"]);
     assert_eq!(bad_check.status.code(), Some(1));
-    assert!(text(&bad_check.stderr).contains("check character"), "{}", text(&bad_check.stderr));
+    assert!(
+        text(&bad_check.stderr).contains("check character"),
+        "{}",
+        text(&bad_check.stderr)
+    );
 
     let short = socred(&["id", "check", "1101051949"]);
     assert_eq!(short.status.code(), Some(1));
-    assert!(text(&short.stderr).contains("10 characters"), "{}", text(&short.stderr));
+    assert!(
+        text(&short.stderr).contains("10 characters"),
+        "{}",
+        text(&short.stderr)
+    );
 
     let bad_date = socred(&["id", "check", "110105194902300021"]);
     assert_eq!(bad_date.status.code(), Some(1));
-    assert!(text(&bad_date.stderr).contains("birth date"), "{}", text(&bad_date.stderr));
+    assert!(
+        text(&bad_date.stderr).contains("birth date"),
+        "{}",
+        text(&bad_date.stderr)
+    );
 }
 
 #[test]
 fn rulebook_check_reports_every_problem_with_line_and_column() {
-    let good = socred(&["rulebook", "check", concat!(env!("CARGO_MANIFEST_DIR"), "/../../rulebooks/default.toml")]);
+    let good = socred(&[
+        "rulebook",
+        "check",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../rulebooks/default.toml"),
+    ]);
     assert_eq!(good.status.code(), Some(0), "{}", text(&good.stderr));
 
     let dir = tempdir();
@@ -83,8 +114,14 @@ retention = "P5Y"
     let bad = socred(&["rulebook", "check", path.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
     let report = text(&bad.stderr);
-    assert!(report.contains("bad.toml:12:"), "legal basis problem located: {report}");
-    assert!(report.to_lowercase().contains("religio"), "protected category named: {report}");
+    assert!(
+        report.contains("bad.toml:12:"),
+        "legal basis problem located: {report}"
+    );
+    assert!(
+        report.to_lowercase().contains("religio"),
+        "protected category named: {report}"
+    );
     assert!(report.contains("problem(s) found"), "{report}");
 }
 
@@ -97,19 +134,34 @@ fn gen_is_seeded_and_score_folds_it() {
     let lines = text(&first.stdout);
     assert!(lines.lines().count() >= 800);
 
-    let scored = socred_stdin(&["score", "--records", "-", "--as-of", "2026-11-01"], &lines);
+    let scored = socred_stdin(
+        &["score", "--records", "-", "--as-of", "2026-11-01"],
+        &lines,
+    );
     assert_eq!(scored.status.code(), Some(0), "{}", text(&scored.stderr));
-    let files: Vec<serde_json::Value> =
-        text(&scored.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(files.len() >= 50, "one file per subject, got {}", files.len());
+    let files: Vec<serde_json::Value> = text(&scored.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        files.len() >= 50,
+        "one file per subject, got {}",
+        files.len()
+    );
     for file in &files {
         for key in ["subject", "score", "grade", "lists"] {
             assert!(file.get(key).is_some(), "missing {key} in {file}");
         }
     }
-    assert!(files.iter().any(|f| f["score"].is_null()), "persons without consent are not scored");
+    assert!(
+        files.iter().any(|f| f["score"].is_null()),
+        "persons without consent are not scored"
+    );
     assert!(files.iter().any(|f| f["score"].is_i64()));
-    let again = socred_stdin(&["score", "--records", "-", "--as-of", "2026-11-01"], &lines);
+    let again = socred_stdin(
+        &["score", "--records", "-", "--as-of", "2026-11-01"],
+        &lines,
+    );
     assert_eq!(scored.stdout, again.stdout, "byte-identical across runs");
 }
 
@@ -127,14 +179,22 @@ fn bad_lines_are_reported_with_their_number_and_the_rest_is_scored() {
         "\n",
     );
     let out = socred_stdin(&["score", "--records", "-", "--as-of", "2026-04-01"], input);
-    assert_eq!(out.status.code(), Some(3), "exit code says something was rejected");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code says something was rejected"
+    );
     let errors = text(&out.stderr);
     for line in ["line 2", "line 3", "line 4", "line 5"] {
         assert!(errors.contains(line), "{line} reported: {errors}");
     }
     assert!(errors.contains("4 line(s) rejected"), "{errors}");
     let file: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
-    assert_eq!(file["lists"], serde_json::json!(["judgment_defaulters"]), "the valid line still counts");
+    assert_eq!(
+        file["lists"],
+        serde_json::json!(["judgment_defaulters"]),
+        "the valid line still counts"
+    );
 }
 
 #[test]
@@ -148,34 +208,67 @@ fn decide_and_explain_give_reasons() {
     std::fs::write(&path, input).unwrap();
     let path = path.to_str().unwrap();
     let decided = socred(&[
-        "decide", "--records", path, "--as-of", "2026-04-01", "--subject", "11010519491231002X",
-        "--measure", "no_air_travel",
+        "decide",
+        "--records",
+        path,
+        "--as-of",
+        "2026-04-01",
+        "--subject",
+        "11010519491231002X",
+        "--measure",
+        "no_air_travel",
     ]);
     assert_eq!(decided.status.code(), Some(0), "{}", text(&decided.stderr));
     let decision: serde_json::Value = serde_json::from_str(text(&decided.stdout).trim()).unwrap();
     assert_eq!(decision["applies"], true);
-    assert_eq!(decision["reasons"][0]["grounds"][0]["list"], "judgment_defaulters");
-    assert!(decision["rulebook"].as_str().unwrap().starts_with("socred-default@"));
+    assert_eq!(
+        decision["reasons"][0]["grounds"][0]["list"],
+        "judgment_defaulters"
+    );
+    assert!(decision["rulebook"]
+        .as_str()
+        .unwrap()
+        .starts_with("socred-default@"));
 
     let unknown = socred(&[
-        "decide", "--records", path, "--subject", "11010519491231002X", "--measure", "no_such",
+        "decide",
+        "--records",
+        path,
+        "--subject",
+        "11010519491231002X",
+        "--measure",
+        "no_such",
     ]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("no measure `no_such`"));
 
-    let explained = socred(&["explain", "--records", path, "--as-of", "2026-04-01", "--subject", "11010519491231002X"]);
+    let explained = socred(&[
+        "explain",
+        "--records",
+        path,
+        "--as-of",
+        "2026-04-01",
+        "--subject",
+        "11010519491231002X",
+    ]);
     assert_eq!(explained.status.code(), Some(0));
     let explanation = text(&explained.stdout);
     assert!(explanation.contains("judgment_defaulters"), "{explanation}");
     assert!(explanation.contains("legal basis"), "{explanation}");
-    assert!(explanation.contains("Not scored"), "no consent, no score: {explanation}");
+    assert!(
+        explanation.contains("Not scored"),
+        "no consent, no score: {explanation}"
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "socred-cli-test-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
