@@ -102,7 +102,7 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     // only a backstop should that thread fall behind.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA mmap_size = 0; \
          PRAGMA wal_autocheckpoint = 262144; PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(db("configure the connection"))?;
