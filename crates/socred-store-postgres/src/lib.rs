@@ -49,7 +49,7 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, Item, ItemKey, Outcome, PendingItem, Principal,
+    clamp_limit, AuditDraft, AuditEntry, Counts, ItemKey, Outcome, PendingItem, Principal,
     RulebookVersion, Store, StoreError, Submission,
 };
 use tokio_postgres::Config;
@@ -397,16 +397,6 @@ async fn in_memory<R: Send + 'static>(
     Ok(result?)
 }
 
-fn pending_of(key: ItemKey, item: Item, meta: &socred_store::ItemMeta) -> PendingItem {
-    PendingItem {
-        seq: meta.pending_seq,
-        key,
-        item,
-        submitted_by: meta.submitted_by.clone(),
-        submitted_at_ms: meta.submitted_at_ms,
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn ingest(
@@ -495,27 +485,7 @@ impl Store for PostgresStore {
                 Ok((records, facts))
             })
             .await?;
-        let mut items = Vec::with_capacity(records.len() + facts.len());
-        for row in records {
-            let item = row.to_item(rulebook)?;
-            items.push(pending_of(
-                ItemKey::Record(row.key.clone()),
-                item,
-                &row.meta,
-            ));
-        }
-        for row in facts {
-            let (fact, record_type) = row.to_fact()?;
-            items.push(pending_of(
-                ItemKey::Fact(row.key.clone()),
-                Item::Fact { fact, record_type },
-                &row.meta,
-            ));
-        }
-        // Records and facts share one queue: merge them by position.
-        items.sort_by_key(|item| item.seq);
-        items.truncate(limit);
-        Ok(items)
+        socred_store::pending_items(rulebook, records, facts, limit)
     }
 
     async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {

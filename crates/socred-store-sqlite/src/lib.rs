@@ -28,8 +28,8 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, empty_state, normalise_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    Counts, Item, ItemKey, Outcome, PendingItem, Principal, Role, RulebookVersion, Store,
-    StoreError, Submission, WriteTx, Writer,
+    Counts, ItemKey, Outcome, PendingItem, Principal, Role, RulebookVersion, Store, StoreError,
+    Submission, WriteTx, Writer,
 };
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -422,16 +422,6 @@ fn read_pending(
     Ok((records, facts))
 }
 
-fn pending_of(key: ItemKey, item: Item, meta: &socred_store::ItemMeta) -> PendingItem {
-    PendingItem {
-        seq: meta.pending_seq,
-        key,
-        item,
-        submitted_by: meta.submitted_by.clone(),
-        submitted_at_ms: meta.submitted_at_ms,
-    }
-}
-
 /// Members of `list` on `day` after `after`: rows come ordered by subject,
 /// so each subject's rows are together; the latest-ending entry is shown.
 fn read_list_members(
@@ -537,27 +527,7 @@ impl Store for SqliteStore {
         let (records, facts) = self
             .read(move |conn| read_pending(conn, after, limit as i64))
             .await?;
-        let mut items = Vec::with_capacity(records.len() + facts.len());
-        for row in records {
-            let item = row.to_item(rulebook)?;
-            items.push(pending_of(
-                ItemKey::Record(row.key.clone()),
-                item,
-                &row.meta,
-            ));
-        }
-        for row in facts {
-            let (fact, record_type) = row.to_fact()?;
-            items.push(pending_of(
-                ItemKey::Fact(row.key.clone()),
-                Item::Fact { fact, record_type },
-                &row.meta,
-            ));
-        }
-        // Records and facts share one queue: merge them by position.
-        items.sort_by_key(|item| item.seq);
-        items.truncate(limit);
-        Ok(items)
+        socred_store::pending_items(rulebook, records, facts, limit)
     }
 
     async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {

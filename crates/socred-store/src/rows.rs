@@ -359,6 +359,47 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// The review queue from its stored rows: records and facts waiting for a
+/// second person, merged by their place in the queue, at most `limit`.
+/// Every backend reads the two kinds of rows its own way and shares this.
+pub fn pending_items(
+    rulebook: &Rulebook,
+    records: Vec<RecordRow>,
+    facts: Vec<FactRow>,
+    limit: usize,
+) -> Result<Vec<crate::PendingItem>, StoreError> {
+    let mut items = Vec::with_capacity(records.len() + facts.len());
+    for row in records {
+        let item = row.to_item(rulebook)?;
+        items.push(pending_of(
+            crate::ItemKey::Record(row.key.clone()),
+            item,
+            &row.meta,
+        ));
+    }
+    for row in facts {
+        let (fact, record_type) = row.to_fact()?;
+        items.push(pending_of(
+            crate::ItemKey::Fact(row.key.clone()),
+            Item::Fact { fact, record_type },
+            &row.meta,
+        ));
+    }
+    items.sort_by_key(|item| item.seq);
+    items.truncate(limit);
+    Ok(items)
+}
+
+fn pending_of(key: crate::ItemKey, item: Item, meta: &ItemMeta) -> crate::PendingItem {
+    crate::PendingItem {
+        seq: meta.pending_seq,
+        key,
+        item,
+        submitted_by: meta.submitted_by.clone(),
+        submitted_at_ms: meta.submitted_at_ms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
