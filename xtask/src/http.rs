@@ -158,8 +158,9 @@ pub fn bench_http_decide(args: &DecideArgs) -> anyhow::Result<()> {
     println!(
         "HTTP decisions: {rate:.0} single decisions/s, p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, \
          {errors} errors (median of {} runs of {} s, {} keep-alive connections, GET /v1/decisions, \
-         {} subjects from {} records; server a child process `socred serve` with SQLite, load generator one thread)",
-        args.runs, args.seconds, args.connections, batches.subjects.len(), loaded.acknowledged
+         {} subjects from {} records; server a child process `socred serve` with {}, load generator one thread)",
+        args.runs, args.seconds, args.connections, batches.subjects.len(), loaded.acknowledged,
+        store_label()
     );
     println!("{}", machine());
     println!(
@@ -917,5 +918,14 @@ mod tests {
     #[test]
     fn median_is_the_middle_value() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+}
+
+/// Which store the server runs on: the child inherits `SOCRED_STORE`.
+fn store_label() -> &'static str {
+    match std::env::var("SOCRED_STORE") {
+        Ok(url) if url.starts_with("postgres") => "PostgreSQL (SOCRED_STORE)",
+        Ok(_) => "the store in SOCRED_STORE",
+        Err(_) => "SQLite",
     }
 }
