@@ -872,6 +872,15 @@ fn machine() -> String {
     )
 }
 
+/// Which store the server runs on: the child inherits `SOCRED_STORE`.
+fn store_label() -> &'static str {
+    match std::env::var("SOCRED_STORE") {
+        Ok(url) if url.starts_with("postgres") => "PostgreSQL (SOCRED_STORE)",
+        Ok(_) => "the store in SOCRED_STORE",
+        Err(_) => "SQLite",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,14 +927,5 @@ mod tests {
     #[test]
     fn median_is_the_middle_value() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-    }
-}
-
-/// Which store the server runs on: the child inherits `SOCRED_STORE`.
-fn store_label() -> &'static str {
-    match std::env::var("SOCRED_STORE") {
-        Ok(url) if url.starts_with("postgres") => "PostgreSQL (SOCRED_STORE)",
-        Ok(_) => "the store in SOCRED_STORE",
-        Err(_) => "SQLite",
     }
 }
