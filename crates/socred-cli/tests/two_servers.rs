@@ -1,0 +1,178 @@
+//! Two `socred serve` processes on one PostgreSQL database ingest
+//! overlapping batches at the same time. Nothing unique lives in a server's
+//! memory, so every record is stored exactly once (the other server answers
+//! `duplicate`), the audit chain stays one valid chain, and every subject's
+//! state equals a fresh fold of its records.
+//!
+//! Needs the PostgreSQL server binaries; without them the test says so
+//! loudly and passes, unless `SOCRED_REQUIRE_POSTGRES=1` (as in CI).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+use socred_server::client::{request, Connection};
+use socred_store_postgres::cluster::Cluster;
+
+const BATCHES: usize = 12;
+const BATCH_RECORDS: usize = 100;
+
+struct Server(Child, SocketAddr, Option<String>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(url: &str, first: bool) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_socred"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start socred serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.next().unwrap().unwrap();
+    let addr = listening
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let token = first.then(|| {
+        let line = lines.next().unwrap().unwrap();
+        line.split("(shown once): ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string()
+    });
+    std::thread::spawn(move || for _ in lines {});
+    Server(child, addr.parse().unwrap(), token)
+}
+
+fn batch(number: usize) -> String {
+    (0..BATCH_RECORDS)
+        .map(|i| {
+            let subject = socred_core::SubjectId::person(110105, 1970, 1 + (i % 12) as i8, 1 + (i % 28) as i8, (number * 7 + i) as u16 % 500 + 1)
+                .unwrap();
+            json!({"provider": "metro.two", "id": format!("b{number}-{i}"), "subject": subject.to_string(),
+                "type": "transport.fare_evasion", "occurred_at": "2026-03-01", "decided_at": "2026-03-02",
+                "fields": {"station": "Two"}})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sends batches `range` to `addr`; returns (stored, duplicate) counts.
+fn ingest(addr: SocketAddr, token: String, range: std::ops::Range<usize>) -> (u64, u64) {
+    let mut connection = Connection::open(addr).unwrap();
+    let auth = format!("Bearer {token}");
+    let (mut stored, mut duplicate) = (0, 0);
+    for number in range {
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ];
+        let response = connection
+            .send("POST", "/v1/records", &headers, batch(number).as_bytes())
+            .unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+        let reply = response.json().unwrap();
+        stored += reply["counts"]["stored"].as_u64().unwrap();
+        duplicate += reply["counts"]["duplicate"].as_u64().unwrap();
+    }
+    (stored, duplicate)
+}
+
+#[test]
+fn two_servers_share_one_database() {
+    let cluster = match Cluster::start() {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            assert!(
+                std::env::var_os("SOCRED_REQUIRE_POSTGRES").is_none(),
+                "PostgreSQL required: {why}"
+            );
+            eprintln!("\n########## SKIPPED: no PostgreSQL server binaries ({why}) ##########\n");
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = runtime
+        .block_on(cluster.create_database("two_servers"))
+        .unwrap();
+    let a = start(&url, true);
+    let b = start(&url, false);
+    assert!(
+        b.2.is_none(),
+        "the second server finds the principals of the first"
+    );
+    let body = json!({"id": "two-provider", "name": "Two servers", "role": "provider", "scope": "metro.two",
+        "record_types": ["transport.fare_evasion"]})
+    .to_string();
+    let auth = format!("Bearer {}", a.2.as_deref().unwrap());
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let response = request(
+        a.1,
+        "POST",
+        "/v1/admin/principals",
+        &headers,
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(response.status, 201, "{}", response.text());
+    let token = response.json().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Batches 4..8 go to both servers at once.
+    let (addr_a, addr_b, token_b) = (a.1, b.1, token.clone());
+    let first = std::thread::spawn(move || ingest(addr_a, token, 0..8));
+    let second = std::thread::spawn(move || ingest(addr_b, token_b, 4..BATCHES));
+    let (stored_a, duplicate_a) = first.join().unwrap();
+    let (stored_b, duplicate_b) = second.join().unwrap();
+    let records = (BATCHES * BATCH_RECORDS) as u64;
+    let overlap = (4 * BATCH_RECORDS) as u64;
+    assert_eq!(
+        stored_a + stored_b,
+        records,
+        "every record stored exactly once"
+    );
+    assert_eq!(
+        duplicate_a + duplicate_b,
+        overlap,
+        "the other server said duplicate"
+    );
+    drop((a, b));
+
+    let report = runtime
+        .block_on(async {
+            let store = socred_store_postgres::PostgresStore::connect(&url).await?;
+            socred_server::verify_store(&store).await
+        })
+        .unwrap();
+    assert!(
+        report.chain_break.is_none(),
+        "one valid audit chain: {:?}",
+        report.chain_break
+    );
+    assert!(
+        report.mismatches.is_empty(),
+        "states equal their folds: {:?}",
+        report.mismatches
+    );
+    assert!(report.subjects > 0 && report.audit_entries > 0);
+}
