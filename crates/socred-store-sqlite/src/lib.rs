@@ -542,15 +542,7 @@ impl Store for SqliteStore {
         let (record_rows, fact_rows) = self
             .read(move |conn| tx::load_subject(conn, subject))
             .await?;
-        let mut records = Vec::with_capacity(record_rows.len());
-        for row in &record_rows {
-            records.extend(row.to_record(rulebook)?);
-        }
-        let mut facts = Vec::with_capacity(fact_rows.len());
-        for row in &fact_rows {
-            facts.push(row.to_fact()?.0);
-        }
-        Ok((records, facts))
+        socred_store::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 
     async fn subjects(

@@ -39,7 +39,7 @@ pub use audit::{
 };
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use rows::{pending_items, FactRow, ItemMeta, RecordRow, Status};
+pub use rows::{decode_subject, pending_items, FactRow, ItemMeta, RecordRow, Status};
 pub use verify::{verify_states, StateMismatch};
 pub use write::{
     close_entry, close_open_ends, derived_by_target, fold_loaded, fold_subject, list_rows,

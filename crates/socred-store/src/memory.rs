@@ -15,7 +15,7 @@ use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
 use crate::write::{normalise_state, CountsDelta, ListRow, WriteTx, Writer};
 use crate::{
-    clamp_limit, empty_state, sort_derived, Counts, FactKey, Item, ItemKey, Outcome, PendingItem,
+    clamp_limit, empty_state, sort_derived, Counts, FactKey, ItemKey, Outcome, PendingItem,
     Principal, RulebookVersion, Store, StoreError, Submission,
 };
 
@@ -234,42 +234,19 @@ impl Inner {
     }
 
     fn pending_items(&self, rulebook: &Rulebook) -> Result<Vec<PendingItem>, StoreError> {
-        let mut items = Vec::new();
-        for row in self
+        let records: Vec<_> = self
             .records
             .values()
             .filter(|r| r.meta.status == Status::Pending)
-        {
-            items.push(pending_of(
-                ItemKey::Record(row.key.clone()),
-                row.to_item(rulebook)?,
-                &row.meta,
-            ));
-        }
-        for row in self
+            .cloned()
+            .collect();
+        let facts: Vec<_> = self
             .facts
             .values()
             .filter(|r| r.meta.status == Status::Pending)
-        {
-            let (fact, record_type) = row.to_fact()?;
-            items.push(pending_of(
-                ItemKey::Fact(row.key.clone()),
-                Item::Fact { fact, record_type },
-                &row.meta,
-            ));
-        }
-        items.sort_by_key(|item| item.seq);
-        Ok(items)
-    }
-}
-
-fn pending_of(key: ItemKey, item: Item, meta: &ItemMeta) -> PendingItem {
-    PendingItem {
-        seq: meta.pending_seq,
-        key,
-        item,
-        submitted_by: meta.submitted_by.clone(),
-        submitted_at_ms: meta.submitted_at_ms,
+            .cloned()
+            .collect();
+        crate::pending_items(rulebook, records, facts, usize::MAX)
     }
 }
 
@@ -332,15 +309,7 @@ impl Store for MemoryStore {
         subject: SubjectId,
     ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
         let (record_rows, fact_rows) = self.lock()?.load_subject(subject)?;
-        let mut records = Vec::new();
-        for row in &record_rows {
-            records.extend(row.to_record(rulebook)?);
-        }
-        let mut facts = Vec::new();
-        for row in &fact_rows {
-            facts.push(row.to_fact()?.0);
-        }
-        Ok((records, facts))
+        crate::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 
     async fn subjects(

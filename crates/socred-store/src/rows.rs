@@ -359,6 +359,25 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// A subject's effective records and facts from their stored rows (rows of
+/// a record type the rulebook no longer has are left out). Every backend
+/// reads the rows its own way and shares this.
+pub fn decode_subject(
+    rulebook: &Rulebook,
+    record_rows: &[RecordRow],
+    fact_rows: &[FactRow],
+) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
+    let mut records = Vec::with_capacity(record_rows.len());
+    for row in record_rows {
+        records.extend(row.to_record(rulebook)?);
+    }
+    let mut facts = Vec::with_capacity(fact_rows.len());
+    for row in fact_rows {
+        facts.push(row.to_fact()?.0);
+    }
+    Ok((records, facts))
+}
+
 /// The review queue from its stored rows: records and facts waiting for a
 /// second person, merged by their place in the queue, at most `limit`.
 /// Every backend reads the two kinds of rows its own way and shares this.
