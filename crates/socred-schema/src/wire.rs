@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use socred_core::{Fact, Record, Rulebook, SubjectId};
 
-pub use self::csv::{parse_csv, read_csv};
+pub use self::csv::{parse_csv, read_csv, read_csv_rows};
 pub use self::write::to_line;
 use lower::{Lowerer, Problem};
 use raw::{Body, Element};
@@ -118,7 +118,9 @@ pub struct Counts {
     pub warnings: u64,
 }
 
-type LineResult = Result<(Item, Option<Warning>), Rejection>;
+/// One line's outcome: the item (with a warning worth a look), or why it
+/// was refused.
+pub type LineResult = Result<(Item, Option<Warning>), Rejection>;
 
 /// Parses lines against one rulebook, sharing provider names across them.
 /// Use one per input stream.
@@ -183,8 +185,9 @@ impl<'r> LineParser<'r> {
         }
     }
 
-    /// One physical NDJSON line, without its newline: None when blank.
-    fn ndjson_line(&mut self, line: usize, text: &str) -> Option<LineResult> {
+    /// One physical NDJSON line, without its newline (a leading byte-order
+    /// mark on line 1 and a trailing `\r` are dropped): None when blank.
+    pub fn ndjson_line(&mut self, line: usize, text: &str) -> Option<LineResult> {
         let text = if line == 1 {
             text.strip_prefix('\u{feff}').unwrap_or(text)
         } else {

@@ -16,8 +16,8 @@ use socred_core::rulebook::{FieldDef, KindSet, RecordType, Severity};
 use socred_core::time::Period;
 use socred_core::{Day, FactKind, Rulebook};
 use socred_schema::wire::{
-    parse_csv, parse_json_array, parse_line, parse_ndjson, read_csv, read_ndjson, to_line, Counts,
-    Item, Parsed, Rejection, LINE_BYTES_MAX,
+    parse_csv, parse_json_array, parse_line, parse_ndjson, read_csv, read_csv_rows, read_ndjson,
+    to_line, Counts, Item, Parsed, Rejection, LINE_BYTES_MAX,
 };
 
 const PERSON: &str = "11010519491231002X";
@@ -725,4 +725,29 @@ proptest! {
         let parsed = parse_csv(&rulebook, &text);
         prop_assert!(parsed.items.len() + parsed.rejections.len() <= text.lines().count());
     }
+}
+
+#[test]
+fn csv_rows_of_a_windows_file_keep_their_line_numbers() {
+    let rulebook = rulebook();
+    let text = "provider,id,subject,type,occurred_at,decided_at,fields.station\r\n\
+                metro.shanghai,r-1,11010519491231002X,transport.fare_evasion,2026-03-01,2026-03-01,\"Line 2\r\nexit B\"\r\n\
+                metro.shanghai,r-2,1101051949123100,transport.fare_evasion,2026-03-01,2026-03-01,Xujiahui\r\n";
+    let mut rows = Vec::new();
+    read_csv_rows(&rulebook, text.as_bytes(), |line, row| {
+        rows.push((line, row.map(|(item, _)| item)));
+    })
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, 2);
+    let Ok(Item::Record(record)) = &rows[0].1 else {
+        panic!("row 2 should be a record: {:?}", rows[0].1);
+    };
+    assert_eq!(
+        record.fields.get("station"),
+        Some(&socred_core::record::Value::Text("Line 2\nexit B".into()))
+    );
+    // The quoted cell spans lines 2 and 3, so the next row is line 4.
+    assert_eq!(rows[1].0, 4);
+    assert_eq!(rows[1].1.as_ref().unwrap_err().line, 4);
 }

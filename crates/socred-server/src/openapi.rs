@@ -209,11 +209,12 @@ fn document() -> Value {
     });
     add("post", "/v1/records", Op {
         summary: "Ingest records and later facts",
-        description: "NDJSON (`application/x-ndjson`, one item a line) or JSON (`application/json`, an array of items or one item), in the wire format of docs/records.md. Every item gets a result: `index` is the 1-based line number for NDJSON and the 0-based array index for JSON. Valid items commit together in one transaction; invalid or unauthorised ones are reported with a code and never stored. Idempotent on (provider, id): a replay answers `duplicate`. Body limit 64 MiB.",
+        description: "NDJSON (`application/x-ndjson`, one item a line), JSON (`application/json`, an array of items or one item), or CSV (`text/csv`, records only, one a row under a header), in the wire format of docs/records.md. Every item gets a result: `index` is the 1-based line number for NDJSON and CSV (the CSV header is line 1) and the 0-based array index for JSON. Valid items commit together in one transaction; invalid or unauthorised ones are reported with a code and never stored. Idempotent on (provider, id): a replay answers `duplicate`. Body limit 64 MiB.",
         roles: &["provider", "reviewer"],
         params: vec![query_param("report", false, "`all` (default): a result per item; `problems`: only items not stored or duplicate.", json!({ "enum": ["all", "problems"] }))],
         body: Some(json!({ "required": true, "content": {
             "application/x-ndjson": { "schema": { "type": "string" } },
+            "text/csv": { "schema": { "type": "string" } },
             "application/json": { "schema": { "oneOf": [ { "type": "array", "items": schema_ref("Item") }, schema_ref("Item") ] } }
         } })),
         ok_status: "200", ok: json_ok("Per-item results.", schema_ref("IngestResponse")),

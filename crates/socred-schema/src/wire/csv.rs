@@ -12,7 +12,7 @@ use socred_core::Rulebook;
 
 use super::lower::Lowerer;
 use super::raw::{FieldInput, FieldsValue, Key, RawLine, Scalar};
-use super::{Counts, Item, Parsed, Rejection, Warning};
+use super::{Counts, Item, LineResult, Parsed, Rejection, Warning};
 
 /// What a header column holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,10 +60,31 @@ pub fn read_csv(
     mut on_rejection: impl FnMut(Rejection),
     mut on_warning: impl FnMut(Warning),
 ) -> io::Result<Counts> {
+    read_csv_rows(rulebook, reader, |_, row| match row {
+        Ok((item, warning)) => {
+            on_item(item);
+            if let Some(warning) = warning {
+                on_warning(warning);
+            }
+        }
+        Err(rejection) => on_rejection(rejection),
+    })
+}
+
+/// Reads CSV records from `reader`, calling `on_row` with the line number
+/// (the header is line 1) and the outcome of every row, in order: for
+/// callers that answer row by row, such as the HTTP ingest endpoint. A bad
+/// header is a rejection of line 1 and nothing else is read. Only I/O
+/// errors stop the reading.
+pub fn read_csv_rows(
+    rulebook: &Rulebook,
+    reader: impl Read,
+    mut on_row: impl FnMut(usize, LineResult),
+) -> io::Result<Counts> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(reader);
+        .from_reader(CrlfToLf::new(reader));
     let mut counts = Counts::default();
     let mut row = csv::ByteRecord::new();
     if !csv.read_byte_record(&mut row).map_err(into_io)? {
@@ -73,12 +94,13 @@ pub fn read_csv(
         Ok(columns) => columns,
         Err((code, message)) => {
             counts.rejections += 1;
-            on_rejection(Rejection {
+            let rejection = Rejection {
                 line: 1,
                 field: None,
                 code,
                 message,
-            });
+            };
+            on_row(1, Err(rejection));
             return Ok(counts);
         }
     };
@@ -97,27 +119,126 @@ pub fn read_csv(
         match lowered {
             Ok(record) => {
                 counts.items += 1;
-                on_item(Item::Record(record));
-                if !messages.is_empty() {
+                let warning = (!messages.is_empty()).then(|| {
                     counts.warnings += 1;
-                    on_warning(Warning {
+                    Warning {
                         line,
                         message: messages.join("; "),
-                    });
-                }
+                    }
+                });
+                on_row(line, Ok((Item::Record(record), warning)));
             }
             Err((code, field, message)) => {
                 counts.rejections += 1;
-                on_rejection(Rejection {
+                let rejection = Rejection {
                     line,
                     field,
                     code,
                     message,
-                });
+                };
+                on_row(line, Err(rejection));
             }
         }
     }
     Ok(counts)
+}
+
+/// Turns every CRLF into LF before the CSV reader sees it. The reader
+/// treats CRLF as one terminator, but it stops after the CR and counts the
+/// LF as the start of the next row, so every row of a file exported on
+/// Windows would be reported one line early. A lone CR is passed through.
+struct CrlfToLf<R> {
+    inner: R,
+    /// A CR ended the last chunk read: whether it is dropped depends on the
+    /// next byte.
+    pending_cr: bool,
+    /// A normalised byte that did not fit a one-byte read.
+    spill: Option<u8>,
+}
+
+impl<R> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            pending_cr: false,
+            spill: None,
+        }
+    }
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.len() >= 2 && self.spill.is_none() {
+            return self.read_normalised(buf);
+        }
+        let Some(first) = buf.first_mut() else {
+            return Ok(0);
+        };
+        if let Some(byte) = self.spill.take() {
+            *first = byte;
+            return Ok(1);
+        }
+        // The normalising read needs room for a held-back CR and a byte.
+        let mut two = [0; 2];
+        let read = self.read_normalised(&mut two)?;
+        if read == 2 {
+            self.spill = Some(two[1]);
+        }
+        if read > 0 {
+            *first = two[0];
+        }
+        Ok(read.min(1))
+    }
+}
+
+impl<R: Read> CrlfToLf<R> {
+    /// One read into `buf` (at least 2 bytes long), CRLF turned into LF.
+    fn read_normalised(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let offset = usize::from(self.pending_cr);
+            let read = self.inner.read(&mut buf[offset..])?;
+            if read == 0 {
+                // End of input: a held-back CR was a lone one.
+                if self.pending_cr {
+                    buf[0] = b'\r';
+                    self.pending_cr = false;
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            if self.pending_cr {
+                buf[0] = b'\r';
+                self.pending_cr = false;
+            }
+            let end = offset + read;
+            let mut out = 0;
+            let mut at = 0;
+            while at < end {
+                let byte = buf[at];
+                if byte == b'\r' {
+                    match buf.get(at + 1).filter(|_| at + 1 < end) {
+                        Some(b'\n') => {
+                            at += 1;
+                            continue;
+                        }
+                        None => {
+                            self.pending_cr = true;
+                            at += 1;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                buf[out] = byte;
+                out += 1;
+                at += 1;
+            }
+            if out > 0 {
+                return Ok(out);
+            }
+            // Only a held-back CR came out of this chunk: read on.
+        }
+    }
 }
 
 fn into_io(error: csv::Error) -> io::Error {
@@ -227,4 +348,53 @@ fn row_to_raw<'a>(
     }
     raw.fields = Some(FieldsValue::Object(fields));
     Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `step` bytes a call, to cross every
+    /// chunk boundary.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn normalised(input: &[u8], step: usize, buf_len: usize) -> Vec<u8> {
+        let mut reader = CrlfToLf::new(Trickle { bytes: input, step });
+        let mut out = Vec::new();
+        let mut buf = vec![0; buf_len];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_chunk_boundaries_and_lone_crs_stay() {
+        let input = b"a,b\r\nc,\"d\r\ne\"\r\n\rf\r\r\ng\r";
+        let expected = b"a,b\nc,\"d\ne\"\n\rf\r\ng\r".to_vec();
+        for step in 1..=input.len() {
+            for buf_len in [1, 2, 3, 64] {
+                assert_eq!(
+                    normalised(input, step, buf_len),
+                    expected,
+                    "step {step}, buffer {buf_len}"
+                );
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `POST /v1/records`: records and later facts in bulk, as NDJSON (one item
-//! a line) or a JSON array.
+//! a line) or a JSON array, and records alone as CSV (one a row under a
+//! header, as providers export them from spreadsheets and databases).
 //!
 //! Every item gets a result, in order: the store's outcome, or why it was
 //! refused before storing (it does not parse, or the caller may not send
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use socred_core::record::Outcome as Resolution;
 use socred_core::{FactKind, SubjectId};
-use socred_schema::wire::{self, LineParser, Rejection, LINE_BYTES_MAX};
+use socred_schema::wire::{self, LineParser, LineResult, Rejection};
 use socred_store::{Item, Outcome, Principal, ReviewNeed, Role, Submission};
 
 use crate::auth::Caller;
@@ -59,7 +60,8 @@ pub struct IngestQuery {
 /// The result of one item.
 #[derive(Debug, Serialize)]
 pub struct ItemResult {
-    /// NDJSON: the 1-based line number. JSON: the 0-based array index.
+    /// NDJSON: the 1-based line number. CSV: the 1-based line number (the
+    /// header is line 1). JSON: the 0-based array index.
     index: usize,
     /// stored, duplicate, conflict, pending_review, unknown_record, rejected.
     status: &'static str,
@@ -106,7 +108,22 @@ enum Slot {
 enum Format {
     Ndjson,
     Json,
+    /// Records only, one a row under a header (`docs/records.md`).
+    Csv,
 }
+
+impl Format {
+    fn describe(self) -> &'static str {
+        match self {
+            Format::Ndjson => "NDJSON",
+            Format::Json => "a JSON array",
+            Format::Csv => "CSV",
+        }
+    }
+}
+
+/// The media types `POST /v1/records` takes, for error messages.
+const INGEST_MEDIA_TYPES: &str = "application/x-ndjson, application/json or text/csv";
 
 pub async fn post_records(
     State(state): State<AppState>,
@@ -120,18 +137,9 @@ pub async fn post_records(
     let format = match media_type(&headers).as_deref() {
         Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => Format::Ndjson,
         Some("application/json") => Format::Json,
-        Some(other) => {
-            return Err(unsupported(
-                other,
-                "application/x-ndjson or application/json",
-            ))
-        }
-        None => {
-            return Err(unsupported(
-                "no Content-Type",
-                "application/x-ndjson or application/json",
-            ))
-        }
+        Some("text/csv") => Format::Csv,
+        Some(other) => return Err(unsupported(other, INGEST_MEDIA_TYPES)),
+        None => return Err(unsupported("no Content-Type", INGEST_MEDIA_TYPES)),
     };
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),
@@ -186,11 +194,7 @@ pub async fn post_records(
     let detail = format!(
         "{} items sent as {}, {} refused before storing",
         results.len(),
-        if format == Format::Ndjson {
-            "NDJSON"
-        } else {
-            "a JSON array"
-        },
+        format.describe(),
         refused
     );
     let audit = vec![audit_draft(
@@ -315,33 +319,21 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
         Format::Ndjson => {
             for (number, line) in text.split('\n').enumerate() {
                 let index = number + 1;
-                let line = if index == 1 {
-                    line.strip_prefix('\u{feff}').unwrap_or(line)
-                } else {
-                    line
-                };
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.trim_ascii().is_empty() {
-                    continue;
+                if let Some(result) = parser.ndjson_line(index, line) {
+                    slots.push(slot(index, result));
                 }
-                if line.len() > LINE_BYTES_MAX {
-                    let message = format!("line is longer than {LINE_BYTES_MAX} bytes");
-                    let rejection = Rejection {
-                        line: index,
-                        field: None,
-                        code: "line_too_long",
-                        message,
-                    };
-                    slots.push(Slot::Refused { index, rejection });
-                    continue;
-                }
-                slots.push(slot(&mut parser, index, index, line));
             }
+        }
+        Format::Csv => {
+            // Reading from a byte slice cannot fail with an I/O error.
+            let _ = wire::read_csv_rows(current.rulebook(), text.as_bytes(), |line, result| {
+                slots.push(slot(line, result))
+            });
         }
         Format::Json => {
             let trimmed = text.trim_ascii_start();
             if trimmed.starts_with('{') {
-                slots.push(slot(&mut parser, 0, 1, text));
+                slots.push(slot(0, parser.parse(1, text)));
             } else {
                 let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|error| {
                     let mut api = json_error(&error);
@@ -354,7 +346,7 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
                     api
                 })?;
                 for (index, element) in elements.into_iter().enumerate() {
-                    slots.push(slot(&mut parser, index, index + 1, element.get()));
+                    slots.push(slot(index, parser.parse(index + 1, element.get())));
                 }
             }
         }
@@ -362,8 +354,8 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
     Ok(slots)
 }
 
-fn slot(parser: &mut LineParser<'_>, index: usize, line: usize, text: &str) -> Slot {
-    match parser.parse(line, text) {
+fn slot(index: usize, result: LineResult) -> Slot {
+    match result {
         Ok((item, warning)) => Slot::Item {
             index,
             item,

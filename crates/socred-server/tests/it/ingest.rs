@@ -7,6 +7,30 @@ use socred_server::Limits;
 
 use crate::harness::*;
 
+/// Posts `body` to `uri` as the metro provider; the answer must be 200.
+async fn post_records(h: &Harness, uri: &str, media_type: &str, body: String) -> serde_json::Value {
+    h.send(Method::POST, uri, Some(METRO), Some(media_type), body)
+        .await
+        .expect(StatusCode::OK)
+        .json()
+}
+
+/// (index, status, code) of every result of an ingest answer.
+fn seen(json: &serde_json::Value) -> Vec<(u64, &str, &str)> {
+    json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_replay_says_duplicate_and_other_content_under_the_same_key_is_a_conflict() {
     let h = Harness::new().await;
@@ -49,30 +73,10 @@ async fn every_item_gets_a_result_and_bad_ones_are_reported_with_their_index() {
         unknown_type.clone(),
     ]
     .join("\n");
-    let reply = h
-        .send(
-            Method::POST,
-            "/v1/records",
-            Some(METRO),
-            Some("application/x-ndjson"),
-            body,
-        )
-        .await
-        .expect(StatusCode::OK);
-    let json = reply.json();
+    let json = post_records(&h, "/v1/records", "application/x-ndjson", body).await;
     let results = json["results"].as_array().unwrap();
-    let seen: Vec<(u64, &str, &str)> = results
-        .iter()
-        .map(|r| {
-            (
-                r["index"].as_u64().unwrap(),
-                r["status"].as_str().unwrap(),
-                r["code"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
     assert_eq!(
-        seen,
+        seen(&json),
         [
             (1, "stored", ""),
             (3, "rejected", "invalid_subject"),
@@ -85,31 +89,9 @@ async fn every_item_gets_a_result_and_bad_ones_are_reported_with_their_index() {
 
     // JSON array: the index is 0-based.
     let body = format!("[{good},{unknown_key},{bad_subject}]");
-    let reply = h
-        .send(
-            Method::POST,
-            "/v1/records",
-            Some(METRO),
-            Some("application/json"),
-            body,
-        )
-        .await
-        .expect(StatusCode::OK);
-    let json = reply.json();
-    let seen: Vec<(u64, &str, &str)> = json["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["index"].as_u64().unwrap(),
-                r["status"].as_str().unwrap(),
-                r["code"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let json = post_records(&h, "/v1/records", "application/json", body).await;
     assert_eq!(
-        seen,
+        seen(&json),
         [
             (0, "duplicate", ""),
             (1, "rejected", "unknown_key"),
@@ -119,19 +101,52 @@ async fn every_item_gets_a_result_and_bad_ones_are_reported_with_their_index() {
 
     // `report=problems` leaves out what went in.
     let body = format!("[{good},{unknown_key}]");
+    let json = post_records(&h, "/v1/records?report=problems", "application/json", body).await;
+    assert_eq!(json["results"].as_array().unwrap().len(), 1);
+    assert_eq!(json["counts"]["duplicate"], 1);
+}
+
+#[tokio::test]
+async fn csv_records_get_a_result_per_row_by_line_number() {
+    let h = Harness::new().await;
+    let body = format!(
+        "provider,id,subject,type,occurred_at,decided_at,fields.station\r\n\
+         {METRO_ID},fe-1,{alice},transport.fare_evasion,2026-05-20,2026-05-20,\"People's Square \"\"Line 2\"\"\"\r\n\
+         {METRO_ID},fe-2,11010519850714123Y,transport.fare_evasion,2026-05-20,2026-05-20,Xujiahui\r\n\
+         {METRO_ID},fe-3,{bob},transport.fare_evasion,2026-05-20\r\n\
+         court.beijing-1,fe-4,{bob},transport.fare_evasion,2026-05-20,2026-05-20,Xujiahui\r\n",
+        alice = alice(),
+        bob = bob(),
+    );
+    let json = post_records(&h, "/v1/records", "text/csv; charset=utf-8", body).await;
+    // The header is line 1; the good row went in beside the bad ones.
+    assert_eq!(
+        seen(&json),
+        [
+            (2, "stored", ""),
+            (3, "rejected", "invalid_subject"),
+            (4, "rejected", "malformed_csv"),
+            (5, "rejected", "provider_mismatch"),
+        ]
+    );
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+
+    // A header naming a column no record type has rejects line 1 alone.
     let reply = h
         .send(
             Method::POST,
-            "/v1/records?report=problems",
+            "/v1/records",
             Some(METRO),
-            Some("application/json"),
-            body,
+            Some("text/csv"),
+            format!("provider,id,subject,type,occurred_at,decided_at,fields.colour\n{METRO_ID},fe-9,{},transport.fare_evasion,2026-05-20,2026-05-20,red\n", bob()),
         )
         .await
         .expect(StatusCode::OK);
     let json = reply.json();
-    assert_eq!(json["results"].as_array().unwrap().len(), 1);
-    assert_eq!(json["counts"]["duplicate"], 1);
+    assert_eq!(json["results"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["results"][0]["index"], 1);
+    assert_eq!(json["results"][0]["status"], "rejected");
+    assert!(!h.applies(RAIL, bob(), "no_rail_tickets").await);
 }
 
 #[tokio::test]
@@ -286,7 +301,7 @@ async fn an_oversized_body_is_413_and_an_unknown_media_type_415() {
         Method::POST,
         "/v1/records",
         Some(METRO),
-        Some("text/csv"),
+        Some("text/plain"),
         "provider,id\n",
     )
     .await
