@@ -140,6 +140,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    // Answers are small and written whole: send them at once rather than
+    // let Nagle's algorithm hold them for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a connection: {error}");
+        }
+    });
     axum::serve(listener, crate::routes::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
