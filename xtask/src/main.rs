@@ -15,7 +15,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use socred_core::{Day, Engine, Fact, Record};
+use socred_core::record::Fields;
+use socred_core::{Day, Engine, Fact, Record, RecordKey, SubjectId, Value};
 use socred_schema::wire::{self, Item};
 
 #[derive(Parser)]
@@ -38,6 +39,11 @@ enum Command {
         runs: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also time the fold of the same records handed over subject by
+        /// subject, each subject's records together in memory, as a store
+        /// reads them (a second figure; holds a second copy of the records).
+        #[arg(long)]
+        grouped: bool,
     },
     /// Decides every measure for generated subjects, in process.
     BenchDecide {
@@ -63,7 +69,8 @@ fn main() -> anyhow::Result<()> {
             subjects,
             runs,
             seed,
-        } => bench_fold(records, subjects, runs, seed),
+            grouped,
+        } => bench_fold(records, subjects, runs, seed, grouped),
         Command::BenchDecide {
             records,
             subjects,
@@ -80,7 +87,9 @@ fn as_of() -> Day {
     Day::parse("2026-11-01").unwrap_or(Day(20_758))
 }
 
-/// Generates and parses a population (not timed).
+/// Generates and parses a population (not timed), with one parser for the
+/// whole stream as `socred` reads a file: provider names are shared
+/// between records, as they are in the CLI and the server.
 fn population(records: u64, subjects: u64, seed: u64) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
     let rulebook = socred_schema::default_rulebook();
     let config = socred_sim::GenConfig {
@@ -95,9 +104,10 @@ fn population(records: u64, subjects: u64, seed: u64) -> anyhow::Result<(Vec<Rec
     let mut rejected = 0u64;
     let mut line_no = 0usize;
     let started = Instant::now();
+    let mut parser = wire::LineParser::new(&rulebook);
     socred_sim::generate(&config, &mut |line: &str| {
         line_no += 1;
-        match wire::parse_line(&rulebook, line_no, line) {
+        match parser.parse(line_no, line) {
             Ok((Item::Record(record), _)) => out_records.push(record),
             Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
             Err(_) => rejected += 1,
@@ -126,7 +136,18 @@ fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn bench_fold(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {
+/// The fold end to end: from the parsed records and facts of a whole batch
+/// to the evaluated file of every subject (`Engine::fold_all`, then
+/// `Engine::evaluate` of each state). With `grouped`, a second figure: the
+/// same work when the records come subject by subject, each subject's
+/// records together in memory, as a store hands them over.
+fn bench_fold(
+    records: u64,
+    subjects: u64,
+    runs: usize,
+    seed: u64,
+    grouped: bool,
+) -> anyhow::Result<()> {
     let (records_v, facts) = population(records, subjects, seed)?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
@@ -159,7 +180,101 @@ fn bench_fold(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Re
         runs.max(1),
         peak_memory_mib().unwrap_or(f64::NAN)
     );
+    if grouped {
+        bench_fold_grouped(&engine, &records_v, &facts, runs, day);
+    }
     Ok(())
+}
+
+/// The second figure of [`bench_fold`]: the records copied subject by
+/// subject (fresh allocations, so that each subject's records, ids and
+/// fields lie together, as when a store decodes them), then, timed,
+/// `Engine::fold` of each subject, `Engine::pass_on_reach` and
+/// `Engine::evaluate` of every state: the same work as `fold_all` without
+/// the grouping.
+fn bench_fold_grouped(engine: &Engine, records: &[Record], facts: &[Fact], runs: usize, day: Day) {
+    let mut order: Vec<&Record> = records.iter().collect();
+    order.sort_by_key(|r| r.subject);
+    let copied: Vec<Record> = order.into_iter().map(deep_copy).collect();
+    let mut facts_sorted: Vec<Fact> = facts.to_vec();
+    facts_sorted.sort_by_key(|f| f.subject);
+    // Each subject's records and facts, as ranges of the sorted copies.
+    let mut groups: Vec<(SubjectId, std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
+    let (mut r, mut f) = (0, 0);
+    while r < copied.len() || f < facts_sorted.len() {
+        let subject = match (copied.get(r), facts_sorted.get(f)) {
+            (Some(a), Some(b)) => a.subject.min(b.subject),
+            (Some(a), None) => a.subject,
+            (None, Some(b)) => b.subject,
+            (None, None) => break,
+        };
+        let (r0, f0) = (r, f);
+        while copied.get(r).is_some_and(|x| x.subject == subject) {
+            r += 1;
+        }
+        while facts_sorted.get(f).is_some_and(|x| x.subject == subject) {
+            f += 1;
+        }
+        groups.push((subject, r0..r, f0..f));
+    }
+    let mut rates = Vec::new();
+    for run in 0..runs.max(1) {
+        let started = Instant::now();
+        let mut states = Vec::with_capacity(groups.len());
+        for (subject, records, facts) in &groups {
+            let records = copied.get(records.clone()).unwrap_or(&[]);
+            let facts = facts_sorted.get(facts.clone()).unwrap_or(&[]);
+            states.push(engine.fold(*subject, records, facts, day));
+        }
+        engine.pass_on_reach(&mut states, day);
+        let mut scored = 0usize;
+        for state in &states {
+            scored += usize::from(engine.evaluate(state, day).score().is_some());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = copied.len() as f64 / seconds;
+        eprintln!(
+            "grouped run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s",
+            states.len()
+        );
+        rates.push(rate);
+    }
+    println!(
+        "fold of records grouped by subject (as a store hands them over), 1 thread: median {:.0} records/s over {} runs; peak memory {:.0} MiB (with both copies)",
+        median(rates),
+        runs.max(1),
+        peak_memory_mib().unwrap_or(f64::NAN)
+    );
+}
+
+/// A record in fresh allocations (its id, fields and field values), so
+/// that records copied one after another lie together in memory. Names
+/// shared by every record (provider, type, field names) stay shared.
+fn deep_copy(record: &Record) -> Record {
+    let fields: Fields = record
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Value::Text(text) => Value::Text(Arc::from(&**text)),
+                other => other.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    Record {
+        key: RecordKey {
+            provider: record.key.provider.clone(),
+            id: Arc::from(&*record.key.id),
+        },
+        subject: record.subject,
+        type_index: record.type_index,
+        type_id: record.type_id.clone(),
+        occurred_at: record.occurred_at,
+        decided_at: record.decided_at,
+        fields,
+        document: record.document.as_deref().map(Arc::from),
+    }
 }
 
 fn bench_decide(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {

@@ -109,13 +109,13 @@ impl Engine {
     /// Reads `state` as of `day`.
     pub fn evaluate<'s>(&self, state: &'s SubjectState, day: Day) -> Standing<'s> {
         let kind = state.subject.kind();
-        let mut models = Vec::new();
+        let mut models = Vec::with_capacity(self.rulebook.models.len());
         for (index, model) in self.rulebook.models.iter().enumerate() {
             if model.subject_kinds.contains(kind) {
-                models.push(self.model_standing(state, index as u32, day, true));
+                models.push(self.model_standing(state, index as u32, day));
             }
         }
-        let entries = self.entries_in_force(state, day);
+        let entries = self.entries_in_force(state, day, &models);
         let mut lists: Vec<Arc<str>> = entries
             .iter()
             .map(|e| self.list_ids[e.list as usize].clone())
@@ -132,26 +132,50 @@ impl Engine {
         }
     }
 
-    fn model_standing(
-        &self,
-        state: &SubjectState,
-        index: u32,
-        day: Day,
-        with_penalties: bool,
-    ) -> ModelStanding {
+    fn model_standing(&self, state: &SubjectState, index: u32, day: Day) -> ModelStanding {
+        let model = &self.rulebook.models[index as usize];
+        let mut score = match self.points_on(state, index, day) {
+            Ok(points) => points,
+            Err(reason) => {
+                return ModelStanding {
+                    model: model.id.clone(),
+                    score: None,
+                    grade: None,
+                    not_scored: Some(reason),
+                    penalties: Vec::new(),
+                    index,
+                }
+            }
+        };
+        let penalties = self.penalties(state, index, day);
+        for penalty in &penalties {
+            if penalty.in_force {
+                score = score.saturating_add(penalty.points);
+            }
+        }
+        let grade = model
+            .grades
+            .iter()
+            .find(|band| score >= band.points_min)
+            .map(|b| b.grade.clone());
+        ModelStanding {
+            model: model.id.clone(),
+            score: Some(score),
+            grade,
+            not_scored: None,
+            penalties,
+            index,
+        }
+    }
+
+    /// The points of model `index` on `day` before expectation penalties:
+    /// its base points and the effects in force, or why it gives no score.
+    fn points_on(&self, state: &SubjectState, index: u32, day: Day) -> Result<i64, NotScored> {
         let model = &self.rulebook.models[index as usize];
         let kind = state.subject.kind();
-        let unscored = |reason| ModelStanding {
-            model: model.id.clone(),
-            score: None,
-            grade: None,
-            not_scored: Some(reason),
-            penalties: Vec::new(),
-            index,
-        };
         let consent = state.consent_on(day);
         if model.consent_required_for.contains(kind) && !consent {
-            return unscored(NotScored::NoConsent);
+            return Err(NotScored::NoConsent);
         }
         let mut score = model.base_points;
         let mut counted_any = false;
@@ -175,30 +199,48 @@ impl Engine {
             }
         }
         if model.requires_records && !counted_any {
-            return unscored(NotScored::NoRecords);
+            return Err(NotScored::NoRecords);
         }
-        let mut penalties = Vec::new();
-        if with_penalties {
-            penalties = self.penalties(state, index, day);
-            for penalty in &penalties {
-                if penalty.in_force {
-                    score = score.saturating_add(penalty.points);
+        Ok(score)
+    }
+
+    /// Score and grade of model `index` on `published`, a day not after
+    /// `day`, reusing the model's standing on `day` from `models`: the
+    /// penalties of `published` are those of `day` in force on it.
+    fn grade_on<'a>(
+        &'a self,
+        state: &SubjectState,
+        index: u32,
+        published: Day,
+        day: Day,
+        models: &'a [ModelStanding],
+    ) -> Option<(i64, &'a Arc<str>)> {
+        let on_day = models.iter().find(|m| m.index == index);
+        if published == day {
+            if let Some(standing) = on_day {
+                return Some((standing.score?, standing.grade.as_ref()?));
+            }
+        }
+        let mut score = self.points_on(state, index, published).ok()?;
+        match on_day {
+            Some(standing) if standing.not_scored.is_none() && published <= day => {
+                for penalty in &standing.penalties {
+                    if penalty.span.contains(published) {
+                        score = score.saturating_add(penalty.points);
+                    }
+                }
+            }
+            _ => {
+                for penalty in self.penalties(state, index, published) {
+                    if penalty.in_force {
+                        score = score.saturating_add(penalty.points);
+                    }
                 }
             }
         }
-        let grade = model
-            .grades
-            .iter()
-            .find(|band| score >= band.points_min)
-            .map(|b| b.grade.clone());
-        ModelStanding {
-            model: model.id.clone(),
-            score: Some(score),
-            grade,
-            not_scored: None,
-            penalties,
-            index,
-        }
+        let model = &self.rulebook.models[index as usize];
+        let band = model.grades.iter().find(|band| score >= band.points_min)?;
+        Some((score, &band.grade))
     }
 
     /// Penalties for every full period, from the subject's first record to
@@ -207,32 +249,59 @@ impl Engine {
         let model = &self.rulebook.models[index as usize];
         let kind = state.subject.kind();
         let mut out = Vec::new();
+        if !model
+            .expectations
+            .iter()
+            .any(|e| e.subject_kinds.contains(kind))
+        {
+            return out;
+        }
         let Some(first) = state.records.iter().map(|r| r.decided_at).min() else {
             return out;
         };
+        // Points gained per calendar bucket, summed once per period length
+        // rather than once per period.
+        let mut gains: Vec<(i32, i64)> = Vec::new();
+        let mut gains_per = None;
         for expectation in &model.expectations {
             if !expectation.subject_kinds.contains(kind) {
                 continue;
             }
             let per = expectation.per;
+            if gains_per != Some(per) {
+                gains_per = Some(per);
+                gains.clear();
+                for effect in &state.effects {
+                    let Source::Rule { model: m, .. } = &effect.source else {
+                        continue;
+                    };
+                    if effect.points <= 0 || !same_id(m, &model.id) {
+                        continue;
+                    }
+                    let bucket = bucket(per, effect.span.start);
+                    match gains.iter_mut().find(|(b, _)| *b == bucket) {
+                        Some((_, sum)) => *sum += effect.points,
+                        None => gains.push((bucket, effect.points)),
+                    }
+                }
+            }
             let mut period = bucket(per, first);
             let last = bucket(per, day);
+            let mut period_start = bucket_start(per, period);
             while period < last {
-                let period_end = bucket_start(per, period + 1);
-                let period_start = bucket_start(per, period);
+                let end_civil = bucket_start_civil(per, period + 1);
+                let period_end = Day::from_civil(end_civil.0, end_civil.1, end_civil.2);
                 let scored = !model.consent_required_for.contains(kind)
                     || state.consent_on(period_end.add_days(-1));
-                let gained: i64 = state
-                    .effects
+                let gained: i64 = gains
                     .iter()
-                    .filter(|e| matches!(&e.source, Source::Rule { model: m, .. } if same_id(m, &model.id)))
-                    .filter(|e| e.points > 0 && bucket(per, e.span.start) == period)
-                    .map(|e| e.points)
+                    .filter(|(b, _)| *b == period)
+                    .map(|(_, sum)| sum)
                     .sum();
                 if scored && gained < expectation.gain_min {
                     let span = Span {
                         start: period_end,
-                        end: expectation.validity.after(period_end),
+                        end: expectation.validity.after_civil(period_end, end_civil),
                     };
                     out.push(ExpectationPenalty {
                         expectation: expectation.id.clone(),
@@ -245,12 +314,18 @@ impl Engine {
                     });
                 }
                 period += 1;
+                period_start = period_end;
             }
         }
         out
     }
 
-    fn entries_in_force(&self, state: &SubjectState, day: Day) -> Vec<InForce> {
+    fn entries_in_force(
+        &self,
+        state: &SubjectState,
+        day: Day,
+        models: &[ModelStanding],
+    ) -> Vec<InForce> {
         let kind = state.subject.kind();
         let mut entries = Vec::new();
         for (index, effect) in state.effects.iter().enumerate() {
@@ -295,8 +370,7 @@ impl Engine {
                 continue;
             }
             let (published, next) = publication(schedule, day);
-            let standing = self.model_standing(state, model, published, true);
-            let (Some(score), Some(grade)) = (standing.score, &standing.grade) else {
+            let Some((score, grade)) = self.grade_on(state, model, published, day, models) else {
                 continue;
             };
             if list.grade_entries.contains(grade) {
@@ -313,63 +387,100 @@ impl Engine {
         entries
     }
 
-    fn list_index(&self, id: &str) -> Option<u32> {
+    fn list_index(&self, id: &Arc<str>) -> Option<u32> {
         self.list_ids
             .iter()
-            .position(|l| &**l == id)
+            .position(|l| same_id(l, id))
             .map(|i| i as u32)
     }
 
     /// Decides whether `measure` applies to the subject of `standing`.
     pub fn decide(&self, standing: &Standing<'_>, measure: &Measure) -> Decision {
-        let mut decision = Decision {
+        let (applies, reasons) = self.reasons(standing, measure);
+        let legal_basis = match self.measure_index(measure) {
+            Some(index) => self.measure_bases[index].clone(),
+            None => measure.legal_basis.as_str().into(),
+        };
+        Decision {
             subject: standing.state.subject,
             measure: measure.id.clone(),
             kind: measure.kind,
-            applies: false,
+            applies,
             as_of: standing.day,
             rulebook: self.label.clone(),
-            legal_basis: self
-                .rulebook
-                .measures
-                .iter()
-                .position(|m| Arc::ptr_eq(&m.id, &measure.id))
-                .and_then(|i| self.measure_bases.get(i).cloned())
-                .unwrap_or_else(|| measure.legal_basis.as_str().into()),
-            reasons: Vec::new(),
-        };
-        if !measure.subject_kinds.contains(standing.kind) {
-            decision.reasons.push(Reason::NotForSubjectKind {
-                kind: standing.kind,
-            });
-            return decision;
+            legal_basis,
+            reasons,
         }
-        let mut held = Vec::new();
+    }
+
+    /// Whether `measure` applies, and why. Every decision carries at least
+    /// one reason: the reasons are allocated once, at the size the measure
+    /// can need, rather than grown.
+    fn reasons(&self, standing: &Standing<'_>, measure: &Measure) -> (bool, Vec<Reason>) {
+        if !measure.subject_kinds.contains(standing.kind) {
+            let kind = standing.kind;
+            return (false, vec![Reason::NotForSubjectKind { kind }]);
+        }
+        let mut reasons = Vec::new();
         for condition in &measure.applies {
             if let Some(grounds) = self.check(standing, measure, condition) {
-                held.push(condition.id.clone());
-                decision.reasons.push(Reason::Applies {
+                if reasons.capacity() == 0 {
+                    reasons = Vec::with_capacity(measure.applies.len() + measure.exceptions.len());
+                }
+                reasons.push(Reason::Applies {
                     condition: condition.id.clone(),
                     grounds,
                 });
             }
         }
-        if held.is_empty() {
-            decision.reasons.push(Reason::NoConditionHolds);
-            return decision;
+        if reasons.is_empty() {
+            return (false, vec![Reason::NoConditionHolds]);
         }
-        decision.applies = true;
+        let mut applies = true;
+        let mut held: Option<Vec<Arc<str>>> = None;
         for exception in &measure.exceptions {
             if let Some(grounds) = self.check(standing, measure, exception) {
-                decision.applies = false;
-                decision.reasons.push(Reason::Exception {
+                applies = false;
+                // The conditions that held, named in every exception.
+                let overrides = held
+                    .get_or_insert_with(|| {
+                        reasons
+                            .iter()
+                            .filter_map(|reason| match reason {
+                                Reason::Applies { condition, .. } => Some(condition.clone()),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .clone();
+                reasons.push(Reason::Exception {
                     exception: exception.id.clone(),
-                    overrides: held.clone(),
+                    overrides,
                     grounds,
                 });
             }
         }
-        decision
+        (applies, reasons)
+    }
+
+    /// Where `measure` is in the rulebook: found by its address when it is
+    /// one of the rulebook's own (the usual case, and no search), else by
+    /// the identity of its id.
+    fn measure_index(&self, measure: &Measure) -> Option<usize> {
+        let measures = &self.rulebook.measures;
+        let size = std::mem::size_of::<Measure>().max(1);
+        let offset = (measure as *const Measure as usize).wrapping_sub(measures.as_ptr() as usize);
+        let index = offset / size;
+        if measures
+            .get(index)
+            .is_some_and(|m| std::ptr::eq(m, measure))
+        {
+            return Some(index).filter(|&i| i < self.measure_bases.len());
+        }
+        measures
+            .iter()
+            .position(|m| Arc::ptr_eq(&m.id, &measure.id))
+            .filter(|&i| i < self.measure_bases.len())
     }
 
     /// The grounds on which `condition` holds, or None when it does not.
@@ -465,12 +576,18 @@ fn same_id(a: &Arc<str>, b: &Arc<str>) -> bool {
 
 /// The first day of a calendar bucket (see [`bucket`]).
 fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {
+    let (year, month, day) = bucket_start_civil(per, bucket);
+    Day::from_civil(year, month, day)
+}
+
+/// [`bucket_start`] as a civil date.
+fn bucket_start_civil(per: CalendarPeriod, bucket: i32) -> (i32, u32, u32) {
     let (year, month) = match per {
         CalendarPeriod::Year => (bucket, 1),
         CalendarPeriod::Quarter => (bucket.div_euclid(4), bucket.rem_euclid(4) * 3 + 1),
         CalendarPeriod::Month => (bucket.div_euclid(12), bucket.rem_euclid(12) + 1),
     };
-    Day::from_civil(year, month as u32, 1)
+    (year, month as u32, 1)
 }
 
 /// The last publication day on or before `day`, and the next one.

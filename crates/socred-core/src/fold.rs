@@ -4,12 +4,21 @@
 //! Records and facts may arrive in any order: both are sorted by content
 //! before anything is computed, so a late record gives the same state as if
 //! it had arrived in order.
+//!
+//! Speed: a batch ([`Engine::fold_all`]) is grouped by subject without
+//! sorting its records (see `group`), and each subject is folded with
+//! buffers reused from the subject before (escalation windows, cap use,
+//! effects), so that a subject allocates only what its state keeps. In a
+//! batch of millions each record, its id and its fields are cache misses:
+//! the records of the next subject are read ahead in a tight loop (`touch`)
+//! so that those misses overlap.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::expr::Context;
+use crate::group::Groups;
 use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
 use crate::rulebook::{CalendarPeriod, Points, Rulebook, ScoreRule};
@@ -22,12 +31,10 @@ use crate::time::Day;
 #[derive(Debug)]
 pub struct Engine {
     pub rulebook: Arc<Rulebook>,
-    /// For each record type: (model, rule) pairs that match it.
-    rules_by_type: Vec<Vec<(u32, u32)>>,
+    /// For each record type: the rules that match it, with their caps.
+    rules_by_type: Vec<Vec<RuleRef>>,
     /// For each record type: (list, entry) pairs that match it.
     entries_by_type: Vec<Vec<(u32, u32)>>,
-    /// For each model and cap: the record types of the cap's category.
-    cap_by_type: Vec<Vec<(u32, u32)>>,
     /// Ids of the lists, as `Arc<str>` for cheap cloning into files.
     pub(crate) list_ids: Vec<Arc<str>>,
     /// Shared strings that every decision carries: the rulebook's label and
@@ -40,18 +47,20 @@ pub struct Engine {
 impl Engine {
     pub fn new(rulebook: Arc<Rulebook>) -> Engine {
         let types = rulebook.catalog.len();
-        let mut rules_by_type = vec![Vec::new(); types];
-        let mut cap_by_type = vec![Vec::new(); types];
+        let mut rules_by_type: Vec<Vec<RuleRef>> = vec![Vec::new(); types];
         for (m, model) in rulebook.models.iter().enumerate() {
             for (r, rule) in model.rules.iter().enumerate() {
-                rules_by_type[rule.record_type as usize].push((m as u32, r as u32));
-            }
-            for (c, cap) in model.caps.iter().enumerate() {
-                for (t, record_type) in rulebook.catalog.iter().enumerate() {
-                    if record_type.category == cap.category {
-                        cap_by_type[t].push((m as u32, c as u32));
-                    }
-                }
+                let Some(record_type) = rulebook.catalog.get(rule.record_type as usize) else {
+                    continue;
+                };
+                let caps = (0..model.caps.len() as u32)
+                    .filter(|&c| model.caps[c as usize].category == record_type.category)
+                    .collect();
+                rules_by_type[rule.record_type as usize].push(RuleRef {
+                    model: m as u32,
+                    rule: r as u32,
+                    caps,
+                });
             }
         }
         let mut entries_by_type = vec![Vec::new(); types];
@@ -76,7 +85,6 @@ impl Engine {
             rulebook,
             rules_by_type,
             entries_by_type,
-            cap_by_type,
             list_ids,
             label,
             measure_bases,
@@ -106,11 +114,25 @@ impl Engine {
         mut facts: Vec<&Fact>,
         known_at: Day,
     ) -> SubjectState {
+        let mut scratch = Scratch::default();
+        self.fold_group(subject, &mut records, &mut facts, known_at, &mut scratch)
+    }
+
+    /// The fold of one subject, with buffers the caller may reuse across
+    /// subjects. `records` and `facts` are filtered and sorted in place.
+    fn fold_group(
+        &self,
+        subject: SubjectId,
+        records: &mut Vec<&Record>,
+        facts: &mut Vec<&Fact>,
+        known_at: Day,
+        scratch: &mut Scratch,
+    ) -> SubjectState {
         facts.retain(|f| f.subject == subject && f.at <= known_at);
         facts.sort_by(|a, b| fact_order(a, b));
         records.retain(|r| r.subject == subject && r.decided_at <= known_at);
         records.sort_by(|a, b| record_order(a, b));
-        records.dedup_by(|a, b| a.key == b.key);
+        records.dedup_by(|a, b| same_key(&a.key, &b.key));
 
         let mut state = SubjectState {
             subject,
@@ -123,29 +145,52 @@ impl Engine {
             derived: Vec::new(),
             orphan_facts: Vec::new(),
         };
-        let mut later = apply_facts(&facts, &records, &mut state);
+        // Most subjects have no fact about a record: `later` stays empty and
+        // every record reads as untouched.
+        let mut later = apply_facts(facts, records, &mut state);
         // Corrections may change dates: restore the content order.
         if later.iter().any(|l| l.dates.is_some()) {
-            let mut paired: Vec<(&Record, Later)> = records.into_iter().zip(later).collect();
+            let mut paired: Vec<(&Record, Later)> = records.drain(..).zip(later).collect();
             paired.sort_by(|(a, la), (b, lb)| {
                 let ka = la.dates.unwrap_or((a.occurred_at, a.decided_at));
                 let kb = lb.dates.unwrap_or((b.occurred_at, b.decided_at));
                 ka.cmp(&kb).then_with(|| a.key.cmp(&b.key))
             });
-            (records, later) = paired.into_iter().unzip();
+            let (sorted, sorted_later): (Vec<&Record>, Vec<Later>) = paired.into_iter().unzip();
+            *records = sorted;
+            later = sorted_later;
         }
-        self.fold_records(&records, &later, &mut state);
+        let folding = Folding {
+            records,
+            later: &later,
+        };
+        self.fold_records(&folding, &mut state, scratch);
         state
     }
 
-    fn fold_records(&self, records: &[&Record], later: &[Later], state: &mut SubjectState) {
+    fn fold_records(
+        &self,
+        folding: &Folding<'_, '_>,
+        state: &mut SubjectState,
+        scratch: &mut Scratch,
+    ) {
         let rulebook = &*self.rulebook;
         let kind = state.subject.kind();
+        let Scratch {
+            kept,
+            windows,
+            caps,
+            effects,
+        } = scratch;
+        kept.clear();
+        windows.clear();
+        caps.clear();
+        effects.clear();
         // First pass: the record states, the profession and the relations,
         // so that every rule sees the subject's attributes.
-        let mut kept: Vec<(&Record, &Fields)> = Vec::with_capacity(records.len());
         let mut relations: BTreeMap<Arc<str>, SubjectId> = BTreeMap::new();
-        for (record, later) in records.iter().zip(later) {
+        for (pos, record) in folding.records.iter().enumerate() {
+            let later = folding.later(pos);
             if later.retracted || later.dates.is_some_and(|(_, d)| d > state.known_at) {
                 continue;
             }
@@ -188,18 +233,21 @@ impl Engine {
                 repaired_at: later.repaired_at,
                 consent_required: record_type.consent_required,
             });
-            kept.push((record, fields));
+            kept.push(Kept {
+                pos: pos as u32,
+                civil,
+            });
         }
         state.relations = relations
             .into_iter()
             .map(|(name, subject)| Relation { name, subject })
             .collect();
 
-        let mut escalation: BTreeMap<(u32, u32), Vec<Day>> = BTreeMap::new();
-        let mut caps: BTreeMap<(u32, u32, i32), (i64, i64)> = BTreeMap::new();
-        for (index, (record, fields)) in kept.iter().enumerate() {
+        for (index, one) in kept.iter().enumerate() {
+            let record = folding.records[one.pos as usize];
+            let fields = folding.fields(one.pos as usize);
             let record_state = &state.records[index];
-            let civil = record_state.decided_at.to_civil();
+            let civil = one.civil;
             let ctx = Context {
                 fields: Some(fields),
                 record_type: &record.type_id,
@@ -210,7 +258,8 @@ impl Engine {
                 grade: "",
                 lists: &[],
             };
-            for &(m, r) in &self.rules_by_type[record.type_index as usize] {
+            for rule_ref in &self.rules_by_type[record.type_index as usize] {
+                let (m, r) = (rule_ref.model, rule_ref.rule);
                 let model = &rulebook.models[m as usize];
                 let rule = &model.rules[r as usize];
                 if !model.subject_kinds.contains(kind) || !rule_applies(rule, kind, &ctx) {
@@ -219,39 +268,59 @@ impl Engine {
                 let Some(points_base) = rule_points(rule, &ctx) else {
                     continue;
                 };
-                let window = escalation.entry((m, r)).or_default();
                 let occurred_at = record_state.occurred_at;
                 let mut points = points_base;
                 let mut escalated = None;
                 if let Some(esc) = &rule.escalation {
                     let since = esc.window.before(occurred_at);
-                    let count = 1 + window.iter().filter(|&&d| d > since).count() as u32;
+                    let earlier = windows
+                        .iter()
+                        .filter(|w| w.model == m && w.rule == r && w.occurred_at > since)
+                        .count();
+                    let count = 1 + earlier as u32;
                     if count >= esc.from_count {
                         points = points.saturating_mul(esc.multiplier);
                         escalated = Some(count);
                     }
+                    windows.push(Window {
+                        model: m,
+                        rule: r,
+                        occurred_at,
+                    });
                 }
-                window.push(occurred_at);
                 let start = record_state.decided_at;
                 let mut capped_by = None;
-                for &(cm, c) in &self.cap_by_type[record.type_index as usize] {
-                    if cm != m {
-                        continue;
-                    }
+                for &c in &rule_ref.caps {
                     let cap = &model.caps[c as usize];
-                    let (gained, lost) =
-                        caps.entry((m, c, bucket(cap.per, start))).or_insert((0, 0));
+                    let bucket = bucket_civil(cap.per, civil);
+                    let slot = match caps
+                        .iter()
+                        .position(|u| u.model == m && u.cap == c && u.bucket == bucket)
+                    {
+                        Some(slot) => slot,
+                        None => {
+                            caps.push(CapUse {
+                                model: m,
+                                cap: c,
+                                bucket,
+                                gained: 0,
+                                lost: 0,
+                            });
+                            caps.len() - 1
+                        }
+                    };
+                    let used = &mut caps[slot];
                     let before = points;
                     if points > 0 {
                         if let Some(max) = cap.gain_max {
-                            points = points.min((max - *gained).max(0));
+                            points = points.min((max - used.gained).max(0));
                         }
-                        *gained += points;
+                        used.gained += points;
                     } else if points < 0 {
                         if let Some(max) = cap.loss_max {
-                            points = points.max(-(max - *lost).max(0));
+                            points = points.max(-(max - used.lost).max(0));
                         }
-                        *lost += -points;
+                        used.lost += -points;
                     }
                     if points != before {
                         capped_by = Some(cap.id.clone());
@@ -261,7 +330,7 @@ impl Engine {
                     .validity
                     .after_civil(start, civil)
                     .min(record_state.retained_until);
-                state.effects.push(Effect {
+                effects.push(Effect {
                     record: index as u32,
                     source: Source::Rule {
                         model: model.id.clone(),
@@ -286,10 +355,13 @@ impl Engine {
                         continue;
                     }
                 }
-                let effect = self.list_entry(l, index, &kept, state);
-                state.effects.push(effect);
+                effects.push(self.list_entry(l, index, kept, folding, state));
             }
         }
+        // One allocation of the exact size: the state may live long (a
+        // store keeps it, a batch holds millions).
+        state.effects = Vec::with_capacity(effects.len());
+        state.effects.append(effects);
     }
 
     /// A list entry made by record `index`, with its end: the earliest of
@@ -298,22 +370,27 @@ impl Engine {
         &self,
         list_index: u32,
         index: usize,
-        kept: &[(&Record, &Fields)],
+        kept: &[Kept],
+        folding: &Folding<'_, '_>,
         state: &SubjectState,
     ) -> Effect {
         let list = &self.rulebook.lists[list_index as usize];
         let record_state = &state.records[index];
-        let (_, fields) = kept[index];
+        let fields = folding.fields(kept[index].pos as usize);
         let start = record_state.decided_at;
-        let mut end = list.duration_max.map_or(Day::MAX, |p| p.after(start));
+        let mut end = list
+            .duration_max
+            .map_or(Day::MAX, |p| p.after_civil(start, kept[index].civil));
         let mut end_reason = Some(EndReason::Expiry);
         for exit in &list.exits {
-            for (other, (record, other_fields)) in kept.iter().enumerate() {
+            for (other, one) in kept.iter().enumerate() {
+                let record = folding.records[one.pos as usize];
                 let other_state = &state.records[other];
                 if record.type_index != exit.record_type || other_state.decided_at < start {
                     continue;
                 }
                 if let Some(field) = &exit.match_field {
+                    let other_fields = folding.fields(one.pos as usize);
                     match (fields.get(field), other_fields.get(field)) {
                         (Some(a), Some(b)) if a == b => {}
                         _ => continue,
@@ -353,7 +430,6 @@ impl Engine {
             end_reason,
         }
     }
-
     /// The entries that `state` (an organisation) passes on to related
     /// subjects through lists that reach them, as (related subject, entry).
     pub fn reach(&self, state: &SubjectState) -> Vec<(SubjectId, DerivedEntry)> {
@@ -392,6 +468,100 @@ impl Engine {
     }
 }
 
+/// Reads the memory that folding the records at `indices` reads first:
+/// each record, its id, its document and its fields' first node (all
+/// separate allocations). In a large batch each of them is a cache miss;
+/// touched in a tight loop the misses overlap, where the fold would take
+/// them one by one (every `Arc` clone is an atomic operation that waits for
+/// its cache line). Returns a value only so that the reads cannot be
+/// optimised away.
+fn touch(records: &[Record], indices: &[u32]) -> u64 {
+    let mut sum = 0u64;
+    for record in indices.iter().filter_map(|&i| records.get(i as usize)) {
+        let id = record.key.id.as_bytes().first().copied().unwrap_or(0);
+        let document = record
+            .document
+            .as_ref()
+            .and_then(|d| d.as_bytes().first().copied())
+            .unwrap_or(0);
+        let first_field = match record.fields.first_key_value() {
+            Some((_, Value::Int(n))) => *n as u64,
+            Some(_) => 1,
+            None => 0,
+        };
+        sum = sum
+            .wrapping_add(u64::from(id) + u64::from(document))
+            .wrapping_add(first_field);
+    }
+    sum
+}
+
+/// A scoring rule that matches a record type, with the caps of its model
+/// that count records of that type (in the model's order).
+#[derive(Clone, Debug)]
+struct RuleRef {
+    model: u32,
+    rule: u32,
+    caps: Vec<u32>,
+}
+
+/// Buffers that the fold reuses from one subject to the next, so that
+/// [`Engine::fold_all`] allocates little beyond the states it returns.
+#[derive(Debug, Default)]
+struct Scratch {
+    kept: Vec<Kept>,
+    windows: Vec<Window>,
+    caps: Vec<CapUse>,
+    effects: Vec<Effect>,
+}
+
+/// A record that counts: its position in content order and its decision
+/// day as a civil date (the periods added to it need one).
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    pos: u32,
+    civil: (i32, u32, u32),
+}
+
+/// An earlier occurrence counted by an escalating rule.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    model: u32,
+    rule: u32,
+    occurred_at: Day,
+}
+
+/// Points a cap has let through in one calendar bucket.
+#[derive(Clone, Copy, Debug)]
+struct CapUse {
+    model: u32,
+    cap: u32,
+    bucket: i32,
+    gained: i64,
+    lost: i64,
+}
+
+/// One subject's records in content order and what the later facts did to
+/// each (empty when no fact names a record).
+struct Folding<'a, 'r> {
+    records: &'a [&'r Record],
+    later: &'a [Later],
+}
+
+impl Folding<'_, '_> {
+    fn later(&self, pos: usize) -> &Later {
+        self.later.get(pos).unwrap_or(&UNTOUCHED)
+    }
+
+    /// The record's fields after corrections.
+    fn fields(&self, pos: usize) -> &Fields {
+        match self.later.get(pos).and_then(|l| l.fields.as_ref()) {
+            Some(fields) => fields,
+            None => &self.records[pos].fields,
+        }
+    }
+}
+
 /// What the later facts did to one record.
 #[derive(Clone, Debug, Default)]
 struct Later {
@@ -404,19 +574,26 @@ struct Later {
     repaired_at: Option<Day>,
 }
 
+/// A record no later fact names.
+static UNTOUCHED: Later = Later {
+    retracted: false,
+    fields: None,
+    dates: None,
+    corrected_at: None,
+    disputes: Vec::new(),
+    statement: None,
+    repaired_at: None,
+};
+
+/// What `facts` (sorted) did to each of `records` (in content order), or
+/// nothing at all when no fact names a record; consent and orphan facts go
+/// straight into `state`.
 fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -> Vec<Later> {
-    let mut later = vec![Later::default(); records.len()];
-    // `records` is sorted by content, not by key: build a key index, when
-    // some fact names a record (most subjects have none).
-    let mut by_key: Vec<(&RecordKey, usize)> = Vec::new();
+    let mut later = Vec::new();
     if facts.iter().any(|f| f.record().is_some()) {
-        by_key = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (&r.key, i))
-            .collect();
-        by_key.sort_unstable();
+        later = vec![Later::default(); records.len()];
     }
+    let mut by_key = None;
     for fact in facts {
         let Some(key) = fact.record() else {
             match fact.kind {
@@ -426,11 +603,11 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
             }
             continue;
         };
-        let Ok(pos) = by_key.binary_search_by(|(k, _)| (*k).cmp(key)) else {
+        let Some(index) = find_record(records, key, &mut by_key) else {
             state.orphan_facts.push(key.clone());
             continue;
         };
-        let entry = &mut later[by_key[pos].1];
+        let entry = &mut later[index];
         match &fact.kind {
             FactKind::Retracted { .. } => entry.retracted = true,
             FactKind::Corrected {
@@ -440,7 +617,7 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
                 ..
             } => {
                 entry.fields = Some(fields.clone());
-                let record = records[by_key[pos].1];
+                let record = records[index];
                 if occurred_at.is_some() || decided_at.is_some() {
                     entry.dates = Some((
                         occurred_at.unwrap_or(record.occurred_at),
@@ -494,6 +671,51 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
     later
 }
 
+/// Where the record named `key` is in `records` (sorted by content, not
+/// by key). A subject has few records and fewer facts, so a scan beats
+/// sorting the keys; only when a key occurs twice (a provider resent a
+/// record with other dates) is the sorted key index built, so that which
+/// of them the fact names stays as it always was.
+fn find_record<'r>(
+    records: &[&'r Record],
+    key: &RecordKey,
+    by_key: &mut Option<Vec<(&'r RecordKey, usize)>>,
+) -> Option<usize> {
+    if by_key.is_none() {
+        let mut found = None;
+        let mut twice = false;
+        for (i, record) in records.iter().enumerate() {
+            if same_key(&record.key, key) {
+                twice = found.is_some();
+                if twice {
+                    break;
+                }
+                found = Some(i);
+            }
+        }
+        if !twice {
+            return found;
+        }
+        let mut index: Vec<(&RecordKey, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.key, i))
+            .collect();
+        index.sort_unstable();
+        *by_key = Some(index);
+    }
+    let index = by_key.as_ref()?;
+    let pos = index.binary_search_by(|(k, _)| (*k).cmp(key)).ok()?;
+    index.get(pos).map(|&(_, i)| i)
+}
+
+/// `a == b`, faster: ids differ far more often than providers, and ids of
+/// one provider mostly in their last character, so that is compared first.
+fn same_key(a: &RecordKey, b: &RecordKey) -> bool {
+    let (x, y) = (a.id.as_bytes(), b.id.as_bytes());
+    x.len() == y.len() && x.last() == y.last() && x == y && a.provider == b.provider
+}
+
 fn rule_applies(rule: &ScoreRule, kind: SubjectKind, ctx: &Context<'_>) -> bool {
     if !rule.subject_kinds.contains(kind) {
         return false;
@@ -523,7 +745,11 @@ fn rule_points(rule: &ScoreRule, ctx: &Context<'_>) -> Option<i64> {
 
 /// The calendar bucket a day falls in, for caps and expectations.
 pub(crate) fn bucket(per: CalendarPeriod, day: Day) -> i32 {
-    let (year, month, _) = day.to_civil();
+    bucket_civil(per, day.to_civil())
+}
+
+/// [`bucket`] of a day given as a civil date.
+pub(crate) fn bucket_civil(per: CalendarPeriod, (year, month, _): (i32, u32, u32)) -> i32 {
     let month = month as i32;
     match per {
         CalendarPeriod::Year => year,
@@ -562,51 +788,73 @@ impl Engine {
     /// entries on to related subjects (see [`Engine::reach`]). The result is
     /// sorted by subject.
     pub fn fold_all(&self, records: &[Record], facts: &[Fact], known_at: Day) -> Vec<SubjectState> {
-        let mut record_order: Vec<((u128, u16), u32)> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.subject.sort_key(), i as u32))
-            .collect();
-        record_order.sort_unstable();
-        let mut fact_order: Vec<((u128, u16), u32)> = facts
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.subject.sort_key(), i as u32))
-            .collect();
-        fact_order.sort_unstable();
+        let groups = Groups::new(records, facts);
+        self.fold_groups(&groups, records, facts, known_at)
+    }
 
-        let mut states = Vec::new();
+    /// [`Engine::fold_all`] over the batch grouped by subject.
+    fn fold_groups(
+        &self,
+        groups: &Groups,
+        records: &[Record],
+        facts: &[Fact],
+        known_at: Day,
+    ) -> Vec<SubjectState> {
+        let runs = groups.runs();
+        let mut states = Vec::with_capacity(runs.len());
+        let mut scratch = Scratch::default();
         let mut group: Vec<&Record> = Vec::new();
         let mut group_facts: Vec<&Fact> = Vec::new();
-        let (mut r, mut f) = (0, 0);
-        while r < record_order.len() || f < fact_order.len() {
-            let next_r = record_order
-                .get(r)
-                .map(|&(_, i)| records[i as usize].subject);
-            let next_f = fact_order.get(f).map(|&(_, i)| facts[i as usize].subject);
-            let subject = match (next_r, next_f) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => break,
-            };
+        // Items of subjects that share their hash with the subject of the
+        // run they are in: folded at the end.
+        let mut others: BTreeMap<SubjectId, (Vec<&Record>, Vec<&Fact>)> = BTreeMap::new();
+        for (r, run) in runs.iter().enumerate() {
+            if let Some(ahead) = runs.get(r + 1) {
+                std::hint::black_box(touch(records, groups.records(ahead)));
+            }
             group.clear();
             group_facts.clear();
-            while let Some(&(_, i)) = record_order.get(r) {
-                if records[i as usize].subject != subject {
-                    break;
+            for record in groups
+                .records(run)
+                .iter()
+                .filter_map(|&i| records.get(i as usize))
+            {
+                if record.subject == run.subject {
+                    group.push(record);
+                } else {
+                    others.entry(record.subject).or_default().0.push(record);
                 }
-                group.push(&records[i as usize]);
-                r += 1;
             }
-            while let Some(&(_, i)) = fact_order.get(f) {
-                if facts[i as usize].subject != subject {
-                    break;
+            for fact in groups
+                .facts(run)
+                .iter()
+                .filter_map(|&i| facts.get(i as usize))
+            {
+                if fact.subject == run.subject {
+                    group_facts.push(fact);
+                } else {
+                    others.entry(fact.subject).or_default().1.push(fact);
                 }
-                group_facts.push(&facts[i as usize]);
-                f += 1;
             }
-            states.push(self.fold_refs(subject, group.clone(), group_facts.clone(), known_at));
+            states.push(self.fold_group(
+                run.subject,
+                &mut group,
+                &mut group_facts,
+                known_at,
+                &mut scratch,
+            ));
+        }
+        if !others.is_empty() {
+            for (subject, (mut group, mut group_facts)) in others {
+                states.push(self.fold_group(
+                    subject,
+                    &mut group,
+                    &mut group_facts,
+                    known_at,
+                    &mut scratch,
+                ));
+            }
+            states.sort_by_key(|state| state.subject);
         }
         self.pass_on_reach(&mut states, known_at);
         states
@@ -650,6 +898,211 @@ impl Engine {
         if !extra.is_empty() {
             states.extend(extra.into_values());
             states.sort_by_key(|s| s.subject);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rulebook::{
+        Cap, DisputePolicy, Escalation, GradeBand, KindSet, ListDef, ListKind, RecordEntry,
+        RecordExit, RecordType, ScoringModel, Severity,
+    };
+    use crate::time::Period;
+
+    /// One record type, scored with escalation and a cap, that also enters
+    /// a list left by a later record with the same case.
+    fn engine() -> Engine {
+        let record_type = RecordType {
+            id: "t".into(),
+            title: String::new(),
+            subject_kinds: KindSet::ALL,
+            category: "c".into(),
+            severity: Severity::General,
+            legal_basis: "l".into(),
+            fields: Vec::new(),
+            retention: Period::years(5),
+            publicity: Some(Period::years(1)),
+            consent_required: false,
+            profession_field: None,
+            relation_fields: Vec::new(),
+            dispute_policy: DisputePolicy::Suspended,
+        };
+        let rule = ScoreRule {
+            id: "r".into(),
+            record_type: 0,
+            condition: None,
+            points: Points::Constant(-20),
+            points_min: None,
+            points_max: None,
+            validity: Period::years(2),
+            escalation: Some(Escalation {
+                window: Period::years(1),
+                from_count: 2,
+                multiplier: 2,
+            }),
+            subject_kinds: KindSet::ALL,
+            professions: Vec::new(),
+        };
+        let model = ScoringModel {
+            id: "m".into(),
+            subject_kinds: KindSet::ALL,
+            base_points: 1000,
+            consent_required_for: KindSet::default(),
+            grades: vec![GradeBand {
+                grade: "A".into(),
+                points_min: 0,
+            }],
+            rules: vec![rule],
+            caps: vec![Cap {
+                id: "cap".into(),
+                category: "c".into(),
+                per: CalendarPeriod::Year,
+                gain_max: None,
+                loss_max: Some(70),
+            }],
+            expectations: Vec::new(),
+            requires_records: false,
+            note: String::new(),
+        };
+        let list = ListDef {
+            id: "black".into(),
+            title: String::new(),
+            kind: ListKind::Black,
+            legal_basis: "l".into(),
+            subject_kinds: KindSet::ALL,
+            record_entries: vec![RecordEntry {
+                record_type: 0,
+                condition: None,
+            }],
+            grade_entries: Vec::new(),
+            grade_model: None,
+            duration_min: Period::days(30),
+            duration_max: Some(Period::years(2)),
+            exits: vec![RecordExit {
+                record_type: 0,
+                match_field: Some("case".into()),
+                working_days: 3,
+            }],
+            exit_on_repair: true,
+            public: true,
+            schedule: None,
+            reach: Vec::new(),
+            review_required: false,
+        };
+        Engine::new(Arc::new(Rulebook {
+            id: "test".into(),
+            version: "1".into(),
+            catalog: vec![record_type],
+            models: vec![model],
+            lists: vec![list],
+            measures: Vec::new(),
+            catalog_index: [("t".into(), 0)].into_iter().collect(),
+        }))
+    }
+
+    fn person(n: u16) -> SubjectId {
+        SubjectId::person(110_101, 1980, 3, 1 + (n % 28) as i8, n / 28).unwrap()
+    }
+
+    fn record(subject: SubjectId, id: &str, day: i32, case: &str) -> Record {
+        Record {
+            key: RecordKey {
+                provider: "p".into(),
+                id: id.into(),
+            },
+            subject,
+            type_index: 0,
+            type_id: "t".into(),
+            occurred_at: Day(day),
+            decided_at: Day(day + 3),
+            fields: [("case".into(), Value::Text(case.into()))]
+                .into_iter()
+                .collect(),
+            document: None,
+        }
+    }
+
+    /// Forty subjects, a few records each over two years, some facts.
+    fn batch() -> (Vec<Record>, Vec<Fact>) {
+        let mut records = Vec::new();
+        for i in 0..200u16 {
+            let day = 19_000 + i32::from(i) * 37 % 700;
+            let case = format!("case-{}", i % 3);
+            records.push(record(person(i % 40), &format!("r{i}"), day, &case));
+        }
+        let facts = (0..40u16)
+            .step_by(3)
+            .map(|i| Fact {
+                subject: person(i),
+                at: Day(19_400),
+                by: "p".into(),
+                kind: FactKind::Retracted {
+                    record: RecordKey {
+                        provider: "p".into(),
+                        id: format!("r{i}").into(),
+                    },
+                },
+            })
+            .collect();
+        (records, facts)
+    }
+
+    #[test]
+    fn subjects_sharing_a_hash_fold_as_if_they_did_not() {
+        let engine = engine();
+        let (records, facts) = batch();
+        let known_at = Day(20_000);
+        let expected = engine.fold_all(&records, &facts, known_at);
+        assert_eq!(expected.len(), 40);
+        for hash in [
+            |_: &SubjectId| 0,
+            |s: &SubjectId| crate::group::subject_hash(s) & 3,
+        ] {
+            let groups = Groups::with_hash(&records, &facts, hash);
+            assert_eq!(
+                engine.fold_groups(&groups, &records, &facts, known_at),
+                expected
+            );
+        }
+        // And each state is what folding its subject alone gives.
+        for state in &expected {
+            let alone = engine.fold(state.subject, &records, &facts, known_at);
+            assert_eq!(&alone, state);
+        }
+        assert!(expected
+            .iter()
+            .any(|s| s.effects.iter().any(|e| e.escalation.is_some())));
+        assert!(expected
+            .iter()
+            .any(|s| s.effects.iter().any(|e| e.capped_by.is_some())));
+    }
+
+    #[test]
+    fn a_fact_names_the_same_copy_of_a_resent_record_as_the_sorted_key_index() {
+        let subject = person(1);
+        // "a" twice with other dates, apart in content order.
+        let records = [
+            record(subject, "a", 100, "x"),
+            record(subject, "b", 150, "x"),
+            record(subject, "a", 200, "x"),
+            record(subject, "c", 250, "x"),
+        ];
+        let refs: Vec<&Record> = records.iter().collect();
+        let mut sorted: Vec<(&RecordKey, usize)> =
+            refs.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
+        sorted.sort_unstable();
+        for id in ["a", "b", "c", "d"] {
+            let key = RecordKey {
+                provider: "p".into(),
+                id: id.into(),
+            };
+            let reference = sorted
+                .binary_search_by(|(k, _)| (*k).cmp(&key))
+                .ok()
+                .map(|pos| sorted[pos].1);
+            assert_eq!(find_record(&refs, &key, &mut None), reference, "{id}");
         }
     }
 }

@@ -18,6 +18,7 @@ pub use time::{Day, Period};
 pub mod evaluate;
 pub mod file;
 pub mod fold;
+mod group;
 pub mod state;
 
 pub use evaluate::{Decision, Standing};

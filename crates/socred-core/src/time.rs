@@ -19,6 +19,13 @@ pub struct Day(pub i32);
 /// Offset of China Standard Time from UTC, in seconds.
 const CST_OFFSET_S: i64 = 8 * 3600;
 
+/// The civil conversions count from 1 March of year `-CIVIL_YEAR_SHIFT`
+/// (a multiple of 400 years before 1970) so that every `i32` day is a
+/// non-negative number of days from there.
+const CIVIL_YEAR_SHIFT: i64 = 400 * 14_700;
+/// Days from that origin to 1970-01-01.
+const CIVIL_DAY_SHIFT: i64 = 719_468 + 146_097 * 14_700;
+
 impl Day {
     pub const MIN: Day = Day(i32::MIN / 2);
     pub const MAX: Day = Day(i32::MAX / 2);
@@ -47,29 +54,44 @@ impl Day {
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (the day must
-    /// exist). H. Hinnant's `days_from_civil`: plain arithmetic, no tables,
-    /// because the fold converts dates for every effect it makes.
+    /// exist, the year be within ±5 million). Neri and Schneider's
+    /// Euclidean affine form ("Euclidean affine functions and their
+    /// application to calendar algorithms", 2022): a few multiplications,
+    /// no tables and no signed division, because the fold converts dates
+    /// for every record and effect.
     pub fn from_civil(year: i32, month: u32, day: u32) -> Day {
-        let y = if month <= 2 { year - 1 } else { year };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400) as u32;
-        let mp = (month + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        Day(era * 146_097 + doe as i32 - 719_468)
+        let before_march = u64::from(month <= 2);
+        let y = ((i64::from(year) + CIVIL_YEAR_SHIFT) as u64).wrapping_sub(before_march);
+        let m = if month <= 2 { month + 12 } else { month };
+        let century = y / 100;
+        let days_of_years = 1461 * y / 4 - century + century / 4;
+        let days_of_months = u64::from((979 * m - 2919) / 32);
+        let n = days_of_years + days_of_months + u64::from(day) - 1;
+        Day((n as i64 - CIVIL_DAY_SHIFT) as i32)
     }
 
-    /// (year, month 1-12, day 1-31) of this day; the inverse of [`Day::from_civil`].
+    /// (year, month 1-12, day 1-31) of this day; the inverse of
+    /// [`Day::from_civil`], by the same method.
     pub fn to_civil(self) -> (i32, u32, u32) {
-        let z = self.0 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097) as u32;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe as i32 + era * 400 + i32::from(month <= 2);
+        let n = (i64::from(self.0) + CIVIL_DAY_SHIFT) as u64;
+        let n1 = 4 * n + 3;
+        let century = n1 / 146_097;
+        let of_century = (n1 % 146_097 / 4) as u32;
+        let n2 = 4 * u64::from(of_century) + 3;
+        let p2 = 2_939_745 * n2;
+        let year_of_century = (p2 >> 32) as u32;
+        let day_of_year = (p2 as u32) / 2_939_745 / 4;
+        let n3 = 2141 * day_of_year + 197_913;
+        let month = n3 >> 16;
+        let day = (n3 & 0xffff) / 2141 + 1;
+        let january_or_february = day_of_year >= 306;
+        let year = (100 * century as i64 + i64::from(year_of_century) - CIVIL_YEAR_SHIFT
+            + i64::from(january_or_february)) as i32;
+        let month = if january_or_february {
+            month - 12
+        } else {
+            month
+        };
         (year, month, day)
     }
 
@@ -215,20 +237,42 @@ impl Period {
         if day == Day::MAX || day == Day::MIN {
             return day;
         }
+        // Whole years (retention, validity) keep month and day, but for
+        // 29 February in a common year.
+        let (year, month, dom) = civil;
+        let new_year = year + i32::from(self.years);
+        if self.months == 0 && self.days == 0 && (-200_000..=200_000).contains(&new_year) {
+            let dom = if month == 2 && dom == 29 {
+                dom.min(days_in_month(new_year, month))
+            } else {
+                dom
+            };
+            return Day::from_civil(new_year, month, dom);
+        }
         self.shift_civil(day, civil, 1)
     }
 
     fn shift_civil(&self, day: Day, (year, month, dom): (i32, u32, u32), sign: i32) -> Day {
         let mut out = day;
         if self.years > 0 || self.months > 0 {
-            let months = i64::from(year) * 12 + i64::from(month) - 1
-                + i64::from(sign) * (i64::from(self.years) * 12 + i64::from(self.months));
-            let new_year = months.div_euclid(12);
+            // Whole years (the usual retention and validity) keep the month:
+            // no division needed.
+            let (new_year, new_month) = if self.months == 0 {
+                let year = i64::from(year) + i64::from(sign) * i64::from(self.years);
+                (year, month)
+            } else {
+                let months = i64::from(year) * 12 + i64::from(month) - 1
+                    + i64::from(sign) * (i64::from(self.years) * 12 + i64::from(self.months));
+                (months.div_euclid(12), (months.rem_euclid(12) + 1) as u32)
+            };
             if new_year.abs() > 200_000 {
                 return if sign > 0 { Day::MAX } else { Day::MIN };
             }
-            let new_month = (months.rem_euclid(12) + 1) as u32;
-            let dom = dom.min(days_in_month(new_year as i32, new_month));
+            let dom = if dom <= 28 {
+                dom
+            } else {
+                dom.min(days_in_month(new_year as i32, new_month))
+            };
             out = Day::from_civil(new_year as i32, new_month, dom);
         }
         let days = i64::from(out.0) + i64::from(sign) * i64::from(self.days);
@@ -364,6 +408,59 @@ mod tests {
         }
     }
 
+    /// H. Hinnant's `days_from_civil` and `civil_from_days`, in i64: the
+    /// plain-arithmetic reference for the faster conversions.
+    fn reference_from_civil(year: i64, month: i64, day: i64) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn reference_to_civil(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    #[test]
+    fn civil_conversions_agree_with_the_reference_over_every_day() {
+        let every_day = -1_000_000..1_000_000;
+        let strided = (i32::MIN..=i32::MAX).step_by(9_973);
+        let ends = [
+            i32::MIN,
+            i32::MIN + 1,
+            Day::MIN.0,
+            Day::MAX.0,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        for n in every_day.chain(strided).chain(ends) {
+            let (y, m, d) = Day(n).to_civil();
+            let expected = reference_to_civil(i64::from(n));
+            assert_eq!(
+                (i64::from(y), i64::from(m), i64::from(d)),
+                expected,
+                "day {n}"
+            );
+            if y.abs() <= 5_000_000 {
+                let back = Day::from_civil(y, m, d);
+                assert_eq!(back, Day(n), "{y}-{m}-{d}");
+                let reference = reference_from_civil(i64::from(y), i64::from(m), i64::from(d));
+                assert_eq!(i64::from(back.0), reference, "{y}-{m}-{d}");
+            }
+        }
+    }
+
     #[test]
     fn calendar_shifts_agree_with_jiff() {
         let periods = [
@@ -379,6 +476,26 @@ mod tests {
                     .days(i64::from(period.days));
                 let expected = Day::from_date(day.to_date().checked_add(span).unwrap());
                 assert_eq!(period.after(day), expected, "{day} + {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn adding_to_a_civil_date_agrees_with_adding_to_a_day() {
+        let periods = [
+            "P1Y", "P2Y", "P5Y", "P0D", "P6M", "P180D", "P1Y1M1D", "P65535Y",
+        ];
+        let far = [Day::MIN, Day::MAX, Day(-80_000_000), Day(80_000_000)];
+        for text in periods {
+            let period: Period = text.parse().unwrap();
+            // Every day of 1999-2005 (two 29 Februaries) and a few far ones.
+            for day in (10_000..13_000).map(Day).chain(far) {
+                let civil = day.to_civil();
+                assert_eq!(
+                    period.after_civil(day, civil),
+                    period.after(day),
+                    "{day:?} + {text}"
+                );
             }
         }
     }

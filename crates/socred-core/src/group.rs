@@ -1,0 +1,289 @@
+//! Grouping a batch of records and facts by subject, for
+//! [`Engine::fold_all`](crate::fold::Engine::fold_all).
+//!
+//! A batch holds millions of records about a tenth as many subjects, in no
+//! useful order. Sorting every record by its 18-byte subject costs more
+//! than folding it, and a hash map from subject to group misses the cache
+//! on nearly every record once the batch is large. So each item gets a
+//! 64-bit hash of its subject in one streaming pass; one counting-sort
+//! scatter by the top bits of the hash (and a small sort inside a bucket
+//! when it holds several hashes) brings each hash's items together, in
+//! input order; and only the runs, one per hash, are sorted by subject.
+//!
+//! Two subjects with the same hash share a run. The run is named after the
+//! subject of its first item; the fold sets the items of any other subject
+//! aside and groups them exactly afterwards (see `Engine::fold_all`). Hash
+//! order never shows: runs come out sorted by subject.
+
+use crate::id::SubjectId;
+use crate::record::{Fact, Record};
+
+/// Most bits of the hash that pick a bucket: 16 M buckets of `u32`.
+const BUCKET_BITS_MAX: u32 = 24;
+
+/// A batch's records and facts, run after run.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    /// The runs in subject order.
+    runs: Vec<Run>,
+    /// Record indices, run after run, in input order within a run.
+    record_items: Vec<u32>,
+    /// Fact indices, likewise.
+    fact_items: Vec<u32>,
+}
+
+/// The records and facts of one hash, named after the subject of the first
+/// of them (records first, then facts, in input order).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
+    pub subject: SubjectId,
+    records: (u32, u32),
+    facts: (u32, u32),
+}
+
+impl Groups {
+    /// Groups `records` and `facts` by subject. Indices are `u32`: a batch
+    /// of four billion records would not fit in memory anyway.
+    pub fn new(records: &[Record], facts: &[Fact]) -> Groups {
+        Groups::with_hash(records, facts, subject_hash)
+    }
+
+    /// [`Groups::new`] with another hash (tests use a poor one to make
+    /// subjects share runs).
+    pub fn with_hash(records: &[Record], facts: &[Fact], hash: fn(&SubjectId) -> u64) -> Groups {
+        let count = records.len() + facts.len();
+        // About four items per bucket: most buckets hold one subject.
+        let bits = (usize::BITS - (count / 4).leading_zeros()).min(BUCKET_BITS_MAX);
+        let bucket = |key: u64| {
+            if bits == 0 {
+                0
+            } else {
+                (key >> (64 - bits)) as usize
+            }
+        };
+        let mut keys: Vec<u64> = Vec::with_capacity(count);
+        keys.extend(records.iter().map(|r| hash(&r.subject)));
+        keys.extend(facts.iter().map(|f| hash(&f.subject)));
+
+        // A counting sort by the top bits of the hash, in one scatter.
+        let mut next = vec![0u32; 1 << bits];
+        for &key in &keys {
+            next[bucket(key)] += 1;
+        }
+        let mut total = 0;
+        for slot in next.iter_mut() {
+            let size = *slot;
+            *slot = total;
+            total += size;
+        }
+        let mut sorted: Vec<(u64, u32)> = vec![(0, 0); count];
+        for (item, &key) in keys.iter().enumerate() {
+            let slot = &mut next[bucket(key)];
+            sorted[*slot as usize] = (key, item as u32);
+            *slot += 1;
+        }
+        drop(keys);
+
+        let mut groups = Groups {
+            runs: Vec::new(),
+            record_items: Vec::with_capacity(records.len()),
+            fact_items: Vec::with_capacity(facts.len()),
+        };
+        let mut start = 0;
+        for &end in &next {
+            let end = end as usize;
+            let Some(bucket) = sorted.get_mut(start..end) else {
+                break;
+            };
+            // Items came in input order: a stable sort by hash keeps it.
+            if bucket.windows(2).any(|w| w[0].0 > w[1].0) {
+                bucket.sort_by_key(|&(key, _)| key);
+            }
+            groups.add_runs(bucket, records, facts);
+            start = end;
+        }
+        groups
+            .runs
+            .sort_unstable_by_key(|run| run.subject.sort_key());
+        groups
+    }
+
+    /// Adds the runs of one bucket (sorted by hash): one per distinct hash.
+    fn add_runs(&mut self, bucket: &[(u64, u32)], records: &[Record], facts: &[Fact]) {
+        let mut start = 0;
+        while let Some(&(key, first)) = bucket.get(start) {
+            let mut end = start + 1;
+            while bucket.get(end).is_some_and(|&(k, _)| k == key) {
+                end += 1;
+            }
+            let first = first as usize;
+            let subject = match first.checked_sub(records.len()) {
+                None => records.get(first).map(|r| r.subject),
+                Some(fact) => facts.get(fact).map(|f| f.subject),
+            };
+            let records_start = self.record_items.len() as u32;
+            let facts_start = self.fact_items.len() as u32;
+            for &(_, item) in &bucket[start..end] {
+                match (item as usize).checked_sub(records.len()) {
+                    None => self.record_items.push(item),
+                    Some(fact) => self.fact_items.push(fact as u32),
+                }
+            }
+            if let Some(subject) = subject {
+                self.runs.push(Run {
+                    subject,
+                    records: (records_start, self.record_items.len() as u32),
+                    facts: (facts_start, self.fact_items.len() as u32),
+                });
+            }
+            start = end;
+        }
+    }
+
+    /// The runs, sorted by subject.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// Indices of the records of `run`, in input order.
+    pub fn records(&self, run: &Run) -> &[u32] {
+        let (start, end) = run.records;
+        self.record_items
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Indices of the facts of `run`, in input order.
+    pub fn facts(&self, run: &Run) -> &[u32] {
+        let (start, end) = run.facts;
+        self.fact_items
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
+    }
+}
+
+/// A 64-bit hash of a subject identifier: a folded multiply per eight
+/// bytes. Collisions only cost time (see the module docs), and nothing an
+/// adversary sends can make the output depend on them.
+pub(crate) fn subject_hash(subject: &SubjectId) -> u64 {
+    let (head, tail) = subject.sort_key();
+    let mut hash = 0x243F_6A88_85A3_08D3_u64;
+    for word in [head as u64, (head >> 64) as u64, u64::from(tail)] {
+        let product = u128::from(hash ^ word) * u128::from(0x9E37_79B9_7F4A_7C15_u64);
+        hash = (product as u64) ^ ((product >> 64) as u64);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::record::{FactKind, RecordKey};
+    use crate::time::Day;
+
+    fn person(n: u16) -> SubjectId {
+        SubjectId::person(110_101, 1990, 1, 1 + (n / 900) as i8, n % 900).unwrap()
+    }
+
+    fn record(subject: SubjectId, id: usize) -> Record {
+        Record {
+            key: RecordKey {
+                provider: "p".into(),
+                id: id.to_string().into(),
+            },
+            subject,
+            type_index: 0,
+            type_id: "t".into(),
+            occurred_at: Day(0),
+            decided_at: Day(0),
+            fields: Default::default(),
+            document: None,
+        }
+    }
+
+    /// What each run holds: its records, then its facts, in input order.
+    fn grouped(groups: &Groups, records: &[Record], facts: &[Fact]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for run in groups.runs() {
+            let mut names = Vec::new();
+            for &i in groups.records(run) {
+                let r = &records[i as usize];
+                names.push(format!("{} r{}", r.subject.as_str(), r.key.id));
+            }
+            for &i in groups.facts(run) {
+                let f = &facts[i as usize];
+                names.push(format!("{} f{}", f.subject.as_str(), f.by));
+            }
+            out.push(names);
+        }
+        out
+    }
+
+    fn batch(count: usize) -> (Vec<Record>, Vec<Fact>) {
+        // Subjects repeat in a scrambled order; every fifth has a fact.
+        let records: Vec<Record> = (0..count)
+            .map(|i| record(person(((i * 7919) % 1201) as u16), i))
+            .collect();
+        let facts = (0..count / 5)
+            .map(|i| Fact {
+                subject: person(((i * 104_729) % 1400) as u16),
+                at: Day(1),
+                by: Arc::from(i.to_string()),
+                kind: FactKind::ConsentGranted,
+            })
+            .collect();
+        (records, facts)
+    }
+
+    #[test]
+    fn runs_hold_each_subject_once_in_order_with_items_in_input_order() {
+        let (records, facts) = batch(20_000);
+        let groups = Groups::new(&records, &facts);
+        let mut expected: BTreeMap<SubjectId, Vec<String>> = BTreeMap::new();
+        for r in &records {
+            let names = expected.entry(r.subject).or_default();
+            names.push(format!("{} r{}", r.subject.as_str(), r.key.id));
+        }
+        for f in &facts {
+            let names = expected.entry(f.subject).or_default();
+            names.push(format!("{} f{}", f.subject.as_str(), f.by));
+        }
+        let subjects: Vec<SubjectId> = groups.runs().iter().map(|r| r.subject).collect();
+        assert_eq!(subjects, expected.keys().copied().collect::<Vec<_>>());
+        assert_eq!(
+            grouped(&groups, &records, &facts),
+            expected.into_values().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn subjects_that_share_a_hash_share_a_run_named_after_the_first_item() {
+        let (records, facts) = batch(50);
+        let groups = Groups::with_hash(&records, &facts, |_| 7);
+        assert_eq!(groups.runs().len(), 1);
+        assert_eq!(groups.runs()[0].subject, records[0].subject);
+        let items: Vec<String> = grouped(&groups, &records, &facts).concat();
+        assert_eq!(items.len(), records.len() + facts.len());
+        assert!(items[0].ends_with(" r0") && items[49].ends_with(" r49"));
+        assert!(items[50].ends_with(" f0"));
+    }
+
+    #[test]
+    fn hashes_that_agree_on_their_top_bits_still_get_runs_of_their_own() {
+        let (records, facts) = batch(3_000);
+        // Only the low byte differs: every item lands in one radix bucket.
+        let low_byte = |s: &SubjectId| subject_hash(s) & 0xff;
+        let groups = Groups::with_hash(&records, &facts, low_byte);
+        let distinct: std::collections::BTreeSet<u64> = records
+            .iter()
+            .map(|r| low_byte(&r.subject))
+            .chain(facts.iter().map(|f| low_byte(&f.subject)))
+            .collect();
+        assert_eq!(groups.runs().len(), distinct.len());
+        let subjects: Vec<SubjectId> = groups.runs().iter().map(|r| r.subject).collect();
+        assert!(subjects.windows(2).all(|w| w[0] < w[1]));
+    }
+}
