@@ -74,6 +74,15 @@ pub struct InForce {
     pub source: EntrySource,
 }
 
+/// A list the subject would be on but is left off, because it is on a list
+/// that excludes it (`excluded_by`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeftOff {
+    pub list: u32,
+    /// The excluding lists the subject is on that day, in rulebook order.
+    pub by: Vec<u32>,
+}
+
 /// A subject as of a day.
 #[derive(Clone, Debug)]
 pub struct Standing<'s> {
@@ -86,6 +95,8 @@ pub struct Standing<'s> {
     pub entries: Vec<InForce>,
     /// Ids of the lists in force, sorted and unique.
     pub lists: Vec<Arc<str>>,
+    /// Lists whose entries were dropped because an excluding list is in force.
+    pub left_off: Vec<LeftOff>,
 }
 
 impl Standing<'_> {
@@ -115,7 +126,8 @@ impl Engine {
                 models.push(self.model_standing(state, index as u32, day));
             }
         }
-        let entries = self.entries_in_force(state, day, &models);
+        let mut entries = self.entries_in_force(state, day, &models);
+        let left_off = self.exclude(&mut entries);
         let mut lists: Vec<Arc<str>> = entries
             .iter()
             .map(|e| self.list_ids[e.list as usize].clone())
@@ -129,7 +141,35 @@ impl Engine {
             models,
             entries,
             lists,
+            left_off,
         }
+    }
+
+    /// Drops the entries of every list that another list in force excludes,
+    /// and says which. Lists are settled in `exclusion_order`, so a list
+    /// that is itself left off excludes nothing.
+    fn exclude(&self, entries: &mut Vec<InForce>) -> Vec<LeftOff> {
+        let mut left_off = Vec::new();
+        for &list in &self.exclusion_order {
+            if !entries.iter().any(|e| e.list == list) {
+                continue;
+            }
+            let Some(def) = self.rulebook.lists.get(list as usize) else {
+                continue;
+            };
+            let by: Vec<u32> = def
+                .excluded_by
+                .iter()
+                .copied()
+                .filter(|&by| entries.iter().any(|e| e.list == by))
+                .collect();
+            if by.is_empty() {
+                continue;
+            }
+            entries.retain(|e| e.list != list);
+            left_off.push(LeftOff { list, by });
+        }
+        left_off
     }
 
     fn model_standing(&self, state: &SubjectState, index: u32, day: Day) -> ModelStanding {

@@ -100,6 +100,15 @@ pub struct EntryView {
     pub grade_score: Option<i64>,
 }
 
+/// A list the subject is left off because it is on a list that excludes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeftOffView {
+    pub list: Arc<str>,
+    pub list_kind: ListKind,
+    /// The excluding lists the subject is on.
+    pub excluded_by: Vec<Arc<str>>,
+}
+
 /// One subject's credit file as of a day.
 #[derive(Clone, Debug, Serialize)]
 pub struct CreditFile {
@@ -112,6 +121,9 @@ pub struct CreditFile {
     pub grade: Option<Arc<str>>,
     /// Ids of the lists the subject is on.
     pub lists: Vec<Arc<str>>,
+    /// Lists the subject would be on but for a list that excludes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_off: Vec<LeftOffView>,
     /// Ids of the measures that apply.
     pub measures: Vec<Arc<str>>,
     pub models: Vec<ModelStanding>,
@@ -157,6 +169,7 @@ impl Engine {
             score: standing.score(),
             grade: standing.grade().cloned(),
             lists: standing.lists.clone(),
+            left_off: self.left_off_views(standing),
             measures,
             models: standing.models.clone(),
             profession: None,
@@ -179,6 +192,25 @@ impl Engine {
             file.effects = Some(self.effect_views(standing));
         }
         file
+    }
+
+    fn left_off_views(&self, standing: &Standing<'_>) -> Vec<LeftOffView> {
+        let mut views = Vec::with_capacity(standing.left_off.len());
+        for left_off in &standing.left_off {
+            let Some(list) = self.rulebook.lists.get(left_off.list as usize) else {
+                continue;
+            };
+            views.push(LeftOffView {
+                list: list.id.clone(),
+                list_kind: list.kind,
+                excluded_by: left_off
+                    .by
+                    .iter()
+                    .filter_map(|&by| self.list_ids.get(by as usize).cloned())
+                    .collect(),
+            });
+        }
+        views
     }
 
     fn entry_views(&self, standing: &Standing<'_>) -> Vec<EntryView> {
@@ -423,6 +455,15 @@ impl CreditFile {
                 let _ = write!(line, ", by score {score} on the publication day");
             }
             let _ = writeln!(out, "{line}\n         legal basis: {}", entry.legal_basis);
+        }
+        for left_off in &self.left_off {
+            let _ = writeln!(
+                out,
+                "  {} ({:?} list): left off while on {}, which excludes it",
+                left_off.list,
+                left_off.list_kind,
+                left_off.excluded_by.join(", ")
+            );
         }
         let mut history = self
             .effects

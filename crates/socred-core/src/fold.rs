@@ -42,6 +42,9 @@ pub struct Engine {
     pub(crate) label: Arc<str>,
     pub(crate) measure_bases: Vec<Arc<str>>,
     pub(crate) list_bases: Vec<Arc<str>>,
+    /// The lists that other lists exclude (`excluded_by`), each after every
+    /// list that can exclude it, so that one pass settles them all.
+    pub(crate) exclusion_order: Vec<u32>,
 }
 
 impl Engine {
@@ -81,6 +84,7 @@ impl Engine {
             .iter()
             .map(|l| l.legal_basis.as_str().into())
             .collect();
+        let exclusion_order = exclusion_order(&rulebook);
         Engine {
             rulebook,
             rules_by_type,
@@ -89,6 +93,7 @@ impl Engine {
             label,
             measure_bases,
             list_bases,
+            exclusion_order,
         }
     }
 
@@ -396,7 +401,10 @@ impl Engine {
                         _ => continue,
                     }
                 }
-                let exit_day = other_state.decided_at.add_working_days(exit.working_days);
+                let exit_day = self
+                    .rulebook
+                    .calendar
+                    .add_working_days(other_state.decided_at, exit.working_days);
                 if exit_day < end {
                     end = exit_day;
                     end_reason = Some(EndReason::ExitRecord);
@@ -902,6 +910,39 @@ impl Engine {
     }
 }
 
+/// The lists with an `excluded_by`, ordered so that each comes after the
+/// excluded lists it names: whether a subject is on a list must be settled
+/// before that list can exclude another. A valid rulebook has no cycle; a
+/// hand-built one with a cycle gets its remaining lists in index order
+/// rather than a loop.
+fn exclusion_order(rulebook: &Rulebook) -> Vec<u32> {
+    let lists = &rulebook.lists;
+    let mut pending: Vec<u32> = (0..lists.len() as u32)
+        .filter(|&l| !lists[l as usize].excluded_by.is_empty())
+        .collect();
+    let mut order = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut index = 0;
+        while index < pending.len() {
+            let list = &lists[pending[index] as usize];
+            let waits = list
+                .excluded_by
+                .iter()
+                .any(|by| pending.contains(by) && *by != pending[index]);
+            if waits {
+                index += 1;
+            } else {
+                order.push(pending.remove(index));
+            }
+        }
+        if pending.len() == before {
+            order.append(&mut pending);
+        }
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -990,6 +1031,7 @@ mod tests {
             schedule: None,
             reach: Vec::new(),
             review_required: false,
+            excluded_by: Vec::new(),
         };
         Engine::new(Arc::new(Rulebook {
             id: "test".into(),
@@ -998,6 +1040,7 @@ mod tests {
             models: vec![model],
             lists: vec![list],
             measures: Vec::new(),
+            calendar: Default::default(),
             catalog_index: [("t".into(), 0)].into_iter().collect(),
         }))
     }

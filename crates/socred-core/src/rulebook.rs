@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::Program;
 use crate::id::SubjectKind;
 use crate::record::FieldType;
-use crate::time::Period;
+use crate::time::{Calendar, Period};
 
 pub type RecordTypeIndex = u32;
 pub type ListIndex = u32;
@@ -249,6 +249,12 @@ pub struct ListDef {
     pub reach: Vec<Arc<str>>,
     /// Entries need a second person's approval before they take effect.
     pub review_required: bool,
+    /// Lists that exclude this one: a subject with an entry in force on any
+    /// of them on a day is not on this list that day (a red list never
+    /// names a subject who is black-listed at the same time). Acyclic, and
+    /// never the list itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded_by: Vec<ListIndex>,
 }
 
 /// A trigger or an exception of a measure. All given parts must hold.
@@ -293,6 +299,10 @@ pub struct Rulebook {
     pub models: Vec<ScoringModel>,
     pub lists: Vec<ListDef>,
     pub measures: Vec<Measure>,
+    /// Working days for list exits: weekends, holidays and adjusted
+    /// working weekends. Empty unless the rulebook has a `[calendar]`.
+    #[serde(skip_serializing_if = "Calendar::is_empty")]
+    pub calendar: Calendar,
     #[serde(skip)]
     pub catalog_index: BTreeMap<Arc<str>, RecordTypeIndex>,
 }

@@ -125,6 +125,17 @@ impl Day {
         day
     }
 
+    /// Parses a plain `YYYY-MM-DD` date, and nothing else.
+    pub fn parse_date(text: &str) -> Result<Day, TimeError> {
+        if text.len() != 10 {
+            return Err(TimeError::BadDate(text.to_string()));
+        }
+        let date: Date = text
+            .parse()
+            .map_err(|_| TimeError::BadDate(text.to_string()))?;
+        Ok(Day::from_date(date))
+    }
+
     /// Parses `YYYY-MM-DD` or an RFC 3339 time (reduced to its day in UTC+08:00).
     pub fn parse(text: &str) -> Result<Day, TimeError> {
         if text.len() == 10 {
@@ -167,6 +178,72 @@ impl<'de> Deserialize<'de> for Day {
             return Ok(Day::MAX);
         }
         Day::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which days are working days where the rulebook applies: Monday to
+/// Friday, less public holidays, plus the weekend days made working days to
+/// make up for them (调休). Empty, it is Monday to Friday.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Calendar {
+    /// Sorted, unique.
+    holidays: Vec<Day>,
+    /// Sorted, unique, none of them a holiday.
+    working_weekends: Vec<Day>,
+}
+
+impl Calendar {
+    /// A calendar from its holidays and working weekend days (in any order,
+    /// repeats ignored). A day in both counts as a holiday: the rulebook
+    /// checker refuses that before it gets here.
+    pub fn new(holidays: Vec<Day>, working_weekends: Vec<Day>) -> Calendar {
+        let mut holidays = holidays;
+        holidays.sort();
+        holidays.dedup();
+        let mut working_weekends = working_weekends;
+        working_weekends.retain(|day| holidays.binary_search(day).is_err());
+        working_weekends.sort();
+        working_weekends.dedup();
+        Calendar {
+            holidays,
+            working_weekends,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.holidays.is_empty() && self.working_weekends.is_empty()
+    }
+
+    pub fn holidays(&self) -> &[Day] {
+        &self.holidays
+    }
+
+    pub fn working_weekends(&self) -> &[Day] {
+        &self.working_weekends
+    }
+
+    pub fn is_working_day(&self, day: Day) -> bool {
+        if self.holidays.binary_search(&day).is_ok() {
+            return false;
+        }
+        day.weekday_from_monday() < 5 || self.working_weekends.binary_search(&day).is_ok()
+    }
+
+    /// The day `n` working days after `day`. Terminates: holidays are finite,
+    /// so past the last one every week has five working days.
+    pub fn add_working_days(&self, day: Day, n: u32) -> Day {
+        if self.is_empty() {
+            return day.add_working_days(n);
+        }
+        let mut day = day;
+        let mut left = n;
+        while left > 0 && day < Day::MAX {
+            day = day.add_days(1);
+            if self.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        day
     }
 }
 
@@ -374,6 +451,33 @@ mod tests {
                 .to_string(),
             "2026-03-09"
         );
+    }
+
+    #[test]
+    fn calendar_skips_holidays_and_counts_working_weekends() {
+        let day = |text: &str| Day::parse_date(text).unwrap();
+        // National Day 2025: 1-8 October off, Sunday 28 September and
+        // Saturday 11 October worked.
+        let holidays = (1..=8).map(|d| day(&format!("2025-10-0{d}"))).collect();
+        let calendar = Calendar::new(holidays, vec![day("2025-09-28"), day("2025-10-11")]);
+        let tuesday = day("2025-09-30");
+        assert_eq!(tuesday.add_working_days(3).to_string(), "2025-10-03");
+        // Thursday 9, Friday 10, and the working Saturday 11.
+        assert_eq!(
+            calendar.add_working_days(tuesday, 3).to_string(),
+            "2025-10-11"
+        );
+        // From Friday 26 September: the working Sunday counts.
+        assert_eq!(
+            calendar.add_working_days(day("2025-09-26"), 1).to_string(),
+            "2025-09-28"
+        );
+        // An empty calendar is Monday to Friday.
+        assert_eq!(
+            Calendar::default().add_working_days(tuesday, 3),
+            day("2025-10-03")
+        );
+        assert!(Day::parse_date("2025-10-01T00:00:00+08:00").is_err());
     }
 
     #[test]

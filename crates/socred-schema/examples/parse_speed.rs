@@ -74,6 +74,7 @@ fn rulebook() -> Rulebook {
         models: Vec::new(),
         lists: Vec::new(),
         measures: Vec::new(),
+        calendar: Default::default(),
         catalog_index,
     }
 }

@@ -193,6 +193,7 @@ fn sections(
     let mut sections = Sections {
         header: None,
         policy: None,
+        calendar: None,
         record_types: Vec::new(),
         models: Vec::new(),
         lists: Vec::new(),
@@ -206,6 +207,7 @@ fn sections(
         match key.get_ref().as_ref() {
             "rulebook" => sections.header = element(value, diag),
             "policy" => sections.policy = element(value, diag),
+            "calendar" => sections.calendar = element(value, diag),
             "record_type" => sections.record_types = elements(value, diag),
             "model" => sections.models = elements(value, diag),
             "list" => sections.lists = elements(value, diag),

@@ -2,7 +2,8 @@
 //! directive line (rulebook, as-of days, measures to decide) and records and
 //! facts; the credit files it gives, explained, and the decisions are
 //! compared with `fixtures/fold/*.expected`. Run with `UPDATE_EXPECT=1` to
-//! rewrite the expectations, then read the diff.
+//! rewrite the expectations, then read the diff. Focused tests below fold
+//! a small inline rulebook: list exclusions and the working-day calendar.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,4 +120,162 @@ fn fixtures_do_not_depend_on_arrival_order() {
             path.display()
         );
     }
+}
+
+/// A rulebook where every person is graded A (and so on the weekly red
+/// list), a judgment black-lists until three working days after it is
+/// fulfilled, and the red list is excluded by the black list. `extra` is
+/// appended (a `[calendar]`).
+fn exclusion_rulebook(extra: &str) -> Rulebook {
+    let text = format!(
+        r#"[rulebook]
+id = "focused"
+version = "1"
+title = "focused"
+
+[[record_type]]
+id = "court.judgment"
+title = "Judgment"
+subject_kinds = ["person"]
+category = "judicial"
+severity = "serious"
+legal_basis = "a law"
+retention = "P5Y"
+fields = {{ case_no = {{ type = "text", required = true }} }}
+
+[[record_type]]
+id = "court.fulfilled"
+title = "Judgment fulfilled"
+subject_kinds = ["person"]
+category = "judicial"
+severity = "minor"
+legal_basis = "a law"
+retention = "P5Y"
+fields = {{ case_no = {{ type = "text", required = true }} }}
+
+[[model]]
+id = "score"
+title = "Score"
+subject_kinds = ["person"]
+base_points = 1000
+grades = [{{ grade = "A", min = 1000 }}, {{ grade = "D" }}]
+
+[[list]]
+id = "defaulters"
+title = "Defaulters"
+kind = "black"
+legal_basis = "a law"
+subject_kinds = ["person"]
+entry = [{{ record_type = "court.judgment" }}]
+exit = [{{ record_type = "court.fulfilled", match_field = "case_no", working_days = 3 }}]
+
+[[list]]
+id = "exemplary"
+title = "Exemplary"
+kind = "red"
+legal_basis = "a law"
+subject_kinds = ["person"]
+grade_entry = {{ model = "score", grades = ["A"] }}
+schedule = "weekly"
+excluded_by = ["defaulters"]
+{extra}"#
+    );
+    socred_schema::load_rulebook("focused.toml", &text)
+        .unwrap_or_else(|errors| panic!("the focused rulebook does not load:\n{errors}"))
+}
+
+/// A judgment decided on `judged` and fulfilled on `fulfilled`.
+fn judgment(rulebook: &Rulebook, judged: &str, fulfilled: &str) -> Vec<Record> {
+    let lines = [
+        format!(
+            r#"{{"provider": "court", "id": "j-1", "subject": "110105198001010016", "type": "court.judgment", "occurred_at": "{judged}", "decided_at": "{judged}", "fields": {{"case_no": "c-1"}}}}"#
+        ),
+        format!(
+            r#"{{"provider": "court", "id": "f-1", "subject": "110105198001010016", "type": "court.fulfilled", "occurred_at": "{fulfilled}", "decided_at": "{fulfilled}", "fields": {{"case_no": "c-1"}}}}"#
+        ),
+    ];
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match wire::parse_line(rulebook, i + 1, line) {
+            Ok((Item::Record(record), _)) => records.push(record),
+            other => panic!("line {}: {other:?}", i + 1),
+        }
+    }
+    records
+}
+
+/// The lists the subject is on, the lists it is left off, and its
+/// explained file, on `day`.
+fn lists_on(engine: &Engine, records: &[Record], day: &str) -> (Vec<String>, Vec<String>, String) {
+    let day = Day::parse(day).unwrap();
+    let states = engine.fold_all(records, &[], day);
+    assert_eq!(states.len(), 1);
+    let standing = engine.evaluate(&states[0], day);
+    let file = engine.credit_file(&standing, Detail::Full);
+    let on = file.lists.iter().map(|l| l.to_string()).collect();
+    let left_off = file.left_off.iter().map(|l| l.list.to_string()).collect();
+    (on, left_off, file.explain())
+}
+
+#[test]
+fn a_black_listed_subject_is_left_off_the_red_list_until_the_entry_ends() {
+    let rulebook = exclusion_rulebook("");
+    let records = judgment(&rulebook, "2026-03-02", "2026-03-10");
+    let engine = Engine::new(Arc::new(rulebook));
+    // Before the judgment: graded A, on the red list.
+    let (on, left_off, _) = lists_on(&engine, &records, "2026-03-01");
+    assert_eq!((on, left_off), (vec!["exemplary".to_string()], Vec::new()));
+    // Listed as a defaulter (still graded A): off the red list, and the file
+    // says why.
+    let (on, left_off, explained) = lists_on(&engine, &records, "2026-03-12");
+    assert_eq!(on, vec!["defaulters".to_string()]);
+    assert_eq!(left_off, vec!["exemplary".to_string()]);
+    assert!(
+        explained.contains("exemplary (Red list): left off while on defaulters"),
+        "{explained}"
+    );
+    // Fulfilled on Tuesday 03-10: off the black list three working days
+    // later, Friday 03-13, and on the red list again that day.
+    let (on, left_off, explained) = lists_on(&engine, &records, "2026-03-13");
+    assert_eq!((on, left_off), (vec!["exemplary".to_string()], Vec::new()));
+    assert!(!explained.contains("left off"), "{explained}");
+}
+
+/// National Day 2025: 1 to 8 October off; Sunday 28 September and Saturday
+/// 11 October worked.
+const NATIONAL_DAY_2025: &str = r#"
+[calendar]
+holidays = ["2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04", "2025-10-05", "2025-10-06", "2025-10-07", "2025-10-08"]
+working_weekends = ["2025-09-28", "2025-10-11"]
+"#;
+
+/// The day the subject's black-list entry ends under `rulebook`.
+fn exit_day(rulebook: Rulebook, fulfilled: &str) -> String {
+    let records = judgment(&rulebook, "2025-09-01", fulfilled);
+    let engine = Engine::new(Arc::new(rulebook));
+    let day = Day::parse("2025-12-31").unwrap();
+    let states = engine.fold_all(&records, &[], day);
+    let file = engine.credit_file(&engine.evaluate(&states[0], day), Detail::Full);
+    let ends: Vec<String> = file
+        .effects
+        .iter()
+        .flatten()
+        .filter_map(|e| e.end.map(|end| end.to_string()))
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    ends[0].clone()
+}
+
+#[test]
+fn list_exits_skip_holidays_and_count_adjusted_working_weekends() {
+    // Fulfilled on Tuesday 30 September: three working days later is
+    // Friday 3 October by weekdays alone, but 1-8 October are holidays, so
+    // Thursday 9, Friday 10 and the adjusted working Saturday 11 count.
+    assert_eq!(exit_day(exclusion_rulebook(""), "2025-09-30"), "2025-10-03");
+    let calendar = exclusion_rulebook(NATIONAL_DAY_2025);
+    assert_eq!(exit_day(calendar.clone(), "2025-09-30"), "2025-10-11");
+    // Fulfilled on Friday 26 September: the working Sunday 28 counts, then
+    // Monday 29 and Tuesday 30.
+    assert_eq!(exit_day(calendar, "2025-09-26"), "2025-09-30");
+    assert_eq!(exit_day(exclusion_rulebook(""), "2025-09-26"), "2025-10-01");
 }

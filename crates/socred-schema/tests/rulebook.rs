@@ -580,7 +580,7 @@ fn problems_display_one_per_line_as_file_line_column_message() {
     assert_eq!(
         errors.to_string(),
         "x.toml:1:1: rulebook `x` lacks the required key `title`\n\
-         x.toml:5:2: unknown key `nonsense` in the rulebook file (known keys: list, measure, model, policy, record_type, rulebook)"
+         x.toml:5:2: unknown key `nonsense` in the rulebook file (known keys: calendar, list, measure, model, policy, record_type, rulebook)"
     );
 }
 
@@ -639,4 +639,131 @@ fn json_schema_matches_the_published_file() {
         path.display()
     );
     assert_eq!(schema["title"], "socred rulebook");
+}
+
+/// A weekly red list by grade, excluded by the lists given.
+fn red_list(excluded_by: &str) -> String {
+    format!(
+        r#"
+[[list]]
+id = "exemplary"
+title = "Exemplary"
+kind = "red"
+legal_basis = "a law"
+subject_kinds = ["person"]
+grade_entry = {{ model = "score", grades = ["A"] }}
+schedule = "weekly"
+excluded_by = [{excluded_by}]
+"#
+    )
+}
+
+#[test]
+fn excluded_by_resolves_to_the_excluding_lists() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    let rulebook = loads(
+        "excluded.toml",
+        &minimal(&record_type, &red_list("\"defaulters\"")),
+    );
+    let red = &rulebook.lists[1];
+    assert_eq!(red.excluded_by, vec![0]);
+    assert!(rulebook.lists[0].excluded_by.is_empty());
+    // The default rulebook's red list is excluded by every black list.
+    let default = default_rulebook();
+    for list in &default.lists {
+        let expected: Vec<u32> = match list.kind {
+            ListKind::Red => (0..default.lists.len() as u32)
+                .filter(|&i| default.lists[i as usize].kind == ListKind::Black)
+                .collect(),
+            ListKind::Black => Vec::new(),
+        };
+        assert_eq!(list.excluded_by, expected, "list {}", list.id);
+    }
+}
+
+#[test]
+fn excluded_by_refuses_unknown_lists_itself_and_cycles_with_positions() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    // An unknown id, with its position and a suggestion.
+    let text = minimal(&record_type, &red_list("\"defaulter\""));
+    let unknown = errors("unknown.toml", &text);
+    assert_eq!(unknown.problems.len(), 1, "{unknown}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("excluded_by"))
+        .unwrap_or(0)
+        + 1;
+    let problem = &unknown.problems[0];
+    // `excluded_by = [` is 15 characters: the id's string starts after it.
+    assert_eq!((problem.line, problem.column), (line, 16), "{problem}");
+    assert!(
+        problem.message.contains("unknown list `defaulter`")
+            && problem.message.contains("did you mean `defaulters`"),
+        "{problem}"
+    );
+
+    // The list itself.
+    let itself = errors(
+        "self.toml",
+        &minimal(&record_type, &red_list("\"exemplary\"")),
+    );
+    assert_eq!(itself.problems.len(), 1, "{itself}");
+    assert!(
+        itself.problems[0].message.contains("cannot exclude itself"),
+        "{itself}"
+    );
+
+    // A cycle through two lists is reported once, naming both.
+    let cycle = format!(
+        "excluded_by = [\"exemplary\"]\n{}",
+        red_list("\"defaulters\"")
+    );
+    let cyclic = errors("cycle.toml", &minimal(&record_type, &cycle));
+    assert_eq!(cyclic.problems.len(), 1, "{cyclic}");
+    assert!(
+        cyclic.problems[0]
+            .message
+            .contains("(defaulters is excluded by exemplary is excluded by defaulters)"),
+        "{cyclic}"
+    );
+}
+
+#[test]
+fn calendar_dates_are_checked_with_positions() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    let good = "\n[calendar]\nholidays = [\"2025-10-01\"]\nworking_weekends = [\"2025-10-11\"]\n";
+    let rulebook = loads("calendar.toml", &minimal(&record_type, good));
+    assert_eq!(rulebook.calendar.holidays().len(), 1);
+    assert_eq!(rulebook.calendar.working_weekends().len(), 1);
+
+    let bad = "\n[calendar]\nholidays = [\"2025-10-01\", \"2025-13-01\"]\nworking_weekends = [\"2025-10-01\"]\n";
+    let text = minimal(&record_type, bad);
+    let problems = errors("calendar.toml", &text);
+    let line = |key: &str| text.lines().position(|l| l.starts_with(key)).unwrap_or(0) + 1;
+    let found: Vec<(usize, usize, bool)> = problems
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column, p.message.contains("2025-")))
+        .collect();
+    // `holidays = [` is 12 characters and `"2025-10-01", ` 14 more;
+    // `working_weekends = [` is 20.
+    assert_eq!(
+        found,
+        vec![
+            (line("holidays"), 27, true),
+            (line("working_weekends"), 21, true),
+            (line("working_weekends"), 21, true),
+        ],
+        "{problems}"
+    );
+    let messages = problems.to_string();
+    assert!(
+        messages.contains("`2025-13-01` is not a date"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("2025-10-01 is in both `holidays` and `working_weekends`"),
+        "{messages}"
+    );
+    assert!(messages.contains("not a Saturday or Sunday"), "{messages}");
 }

@@ -97,6 +97,7 @@ fn rulebook() -> Rulebook {
         models: Vec::new(),
         lists: Vec::new(),
         measures: Vec::new(),
+        calendar: Default::default(),
         catalog_index,
     }
 }

@@ -283,6 +283,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         schedule: None,
         reach: vec![Arc::from("legal_representative")],
         review_required: true,
+        excluded_by: Vec::new(),
     };
     Rulebook {
         id: Arc::from("conformance"),
@@ -291,6 +292,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         models: vec![model],
         lists: vec![defaulters],
         measures: Vec::new(),
+        calendar: Default::default(),
         catalog_index,
     }
 }

@@ -17,7 +17,7 @@ use socred_core::rulebook::{
     KindSet, ListDef, ListKind, Measure, MeasureKind, Points, RecordEntry, RecordExit, RecordType,
     Rulebook, Schedule, ScoreRule, ScoringModel, Severity,
 };
-use socred_core::time::{Day, Period};
+use socred_core::time::{Calendar, Day, Period};
 
 use super::cel::{self, ScopeFields};
 use super::protected;
@@ -29,6 +29,7 @@ use super::source::Diagnostics;
 pub(crate) struct Sections {
     pub header: Option<raw::Header>,
     pub policy: Option<raw::Policy>,
+    pub calendar: Option<raw::Calendar>,
     pub record_types: Vec<Located<raw::RecordType>>,
     pub models: Vec<Located<raw::Model>>,
     pub lists: Vec<Located<raw::List>>,
@@ -104,6 +105,10 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         .as_ref()
         .and_then(|policy| policy.allow_score_only_punishment.as_ref())
         .is_some_and(|flag| flag.value);
+    let calendar = match &sections.calendar {
+        Some(calendar) => cx.calendar(calendar),
+        None => Some(Calendar::default()),
+    };
     let catalog = cx.catalog(&sections.record_types);
     let models = cx.models(&sections.models, &catalog);
     let lists = cx.lists(&sections.lists, &catalog, &models);
@@ -127,6 +132,7 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         models: models.lowered.into_iter().collect::<Option<_>>()?,
         lists: lists.lowered.into_iter().collect::<Option<_>>()?,
         measures: measures.into_iter().collect::<Option<_>>()?,
+        calendar: calendar?,
         catalog_index,
     })
 }
@@ -885,6 +891,73 @@ impl Lowering<'_, '_, '_> {
         })
     }
 
+    // ----- calendar --------------------------------------------------------
+
+    /// Holidays and working weekend days: plain dates, working weekend days
+    /// on a Saturday or Sunday, and no day both.
+    fn calendar(&mut self, calendar: &raw::Calendar) -> Option<Calendar> {
+        // The dates that parse are checked further even when one does not,
+        // so that every problem is reported at once.
+        let (holidays, holidays_ok) = self.dates(&calendar.holidays, "holidays");
+        let (working_weekends, weekends_ok) =
+            self.dates(&calendar.working_weekends, "working_weekends");
+        let mut ok = holidays_ok && weekends_ok;
+        for (day, text) in &working_weekends {
+            if day.weekday_from_monday() < 5 {
+                self.diag.error(
+                    &text.span,
+                    format!(
+                        "`working_weekends` of `[calendar]` names {}, which is not a Saturday \
+                         or Sunday: weekdays are working days already",
+                        text.value
+                    ),
+                );
+                ok = false;
+            }
+            if holidays.iter().any(|(holiday, _)| holiday == day) {
+                self.diag.error(
+                    &text.span,
+                    format!(
+                        "{} is in both `holidays` and `working_weekends` of `[calendar]`",
+                        text.value
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(())?;
+        Some(Calendar::new(
+            holidays.into_iter().map(|(day, _)| day).collect(),
+            working_weekends.into_iter().map(|(day, _)| day).collect(),
+        ))
+    }
+
+    /// The dates that parse, and whether all did.
+    fn dates<'r>(
+        &mut self,
+        dates: &'r [Located<String>],
+        key: &str,
+    ) -> (Vec<(Day, &'r Located<String>)>, bool) {
+        let mut ok = true;
+        let mut out = Vec::with_capacity(dates.len());
+        for text in dates {
+            match Day::parse_date(&text.value) {
+                Ok(day) => out.push((day, text)),
+                Err(_) => {
+                    self.diag.error(
+                        &text.span,
+                        format!(
+                            "`{key}` of `[calendar]`: `{}` is not a date (YYYY-MM-DD)",
+                            text.value
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        (out, ok)
+    }
+
     // ----- lists -----------------------------------------------------------
 
     fn lists(&mut self, lists: &[Located<raw::List>], catalog: &Catalog, models: &Models) -> Lists {
@@ -903,7 +976,130 @@ impl Lowering<'_, '_, '_> {
             let lowered = self.list(list, catalog, models);
             out.lowered.push(lowered);
         }
+        let excluded_by = self.exclusions(lists, &out.by_id);
+        for (lowered, excluded_by) in out.lowered.iter_mut().zip(excluded_by) {
+            match (lowered.as_mut(), excluded_by) {
+                (Some(list), Some(excluded_by)) => list.excluded_by = excluded_by,
+                (Some(_), None) => *lowered = None,
+                (None, _) => {}
+            }
+        }
         out
+    }
+
+    /// Resolves every list's `excluded_by` (None for a list where one is
+    /// wrong): the ids must name other lists, and no list may end up
+    /// excluding itself through others, or no day would settle who is on it.
+    fn exclusions(
+        &mut self,
+        lists: &[Located<raw::List>],
+        by_id: &BTreeMap<String, usize>,
+    ) -> Vec<Option<Vec<u32>>> {
+        let mut resolved: Vec<Option<Vec<u32>>> = Vec::with_capacity(lists.len());
+        for (index, list) in lists.iter().enumerate() {
+            let raw = &list.value;
+            let what = format!("`excluded_by` of list `{}`", raw.id.value);
+            let mut ok = true;
+            let mut indices = Vec::new();
+            for other in &raw.excluded_by {
+                match by_id.get(&other.value) {
+                    Some(&other_index) if other_index == index => {
+                        self.diag.error(
+                            &other.span,
+                            format!("{what} names the list itself: a list cannot exclude itself"),
+                        );
+                        ok = false;
+                    }
+                    Some(&other_index) => match u32::try_from(other_index) {
+                        Ok(other_index) if !indices.contains(&other_index) => {
+                            indices.push(other_index)
+                        }
+                        Ok(_) => {}
+                        Err(_) => ok = false,
+                    },
+                    None => {
+                        if !self.declared.lists.contains(&other.value) {
+                            let hint = suggestion(&other.value, by_id.keys().map(String::as_str));
+                            self.diag.error(
+                                &other.span,
+                                format!("{what} names unknown list `{}`{hint}", other.value),
+                            );
+                        }
+                        ok = false;
+                    }
+                }
+            }
+            resolved.push(ok.then_some(indices));
+        }
+        self.exclusion_cycles(lists, &mut resolved);
+        resolved
+    }
+
+    /// Reports each cycle of exclusions once, at the reference that closes
+    /// it, and drops the lists on it.
+    fn exclusion_cycles(
+        &mut self,
+        lists: &[Located<raw::List>],
+        resolved: &mut [Option<Vec<u32>>],
+    ) {
+        // Depth-first search: 0 unvisited, 1 on the current path, 2 done.
+        let mut mark = vec![0u8; resolved.len()];
+        let mut on_cycle = vec![false; resolved.len()];
+        for start in 0..resolved.len() {
+            if mark[start] != 0 {
+                continue;
+            }
+            // (list, next position in its excluded_by)
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            mark[start] = 1;
+            while let Some(&mut (list, ref mut next)) = path.last_mut() {
+                let targets = resolved[list].as_deref().unwrap_or(&[]);
+                let Some(&target) = targets.get(*next) else {
+                    mark[list] = 2;
+                    path.pop();
+                    continue;
+                };
+                *next += 1;
+                let target = target as usize;
+                match mark.get(target) {
+                    Some(0) => {
+                        mark[target] = 1;
+                        path.push((target, 0));
+                    }
+                    Some(1) => {
+                        let from = path.iter().position(|&(l, _)| l == target).unwrap_or(0);
+                        let names: Vec<&str> = path[from..]
+                            .iter()
+                            .map(|&(l, _)| lists[l].value.id.value.as_str())
+                            .chain(std::iter::once(lists[target].value.id.value.as_str()))
+                            .collect();
+                        for &(l, _) in &path[from..] {
+                            on_cycle[l] = true;
+                        }
+                        let reference = lists[list]
+                            .value
+                            .excluded_by
+                            .iter()
+                            .find(|r| r.value == lists[target].value.id.value);
+                        let span = reference.map_or(&lists[list].span, |r| &r.span);
+                        self.diag.error(
+                            span,
+                            format!(
+                                "`excluded_by` forms a cycle ({}): lists that exclude each \
+                                 other leave no way to tell who is on them",
+                                names.join(" is excluded by ")
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (list, cyclic) in on_cycle.into_iter().enumerate() {
+            if cyclic {
+                resolved[list] = None;
+            }
+        }
     }
 
     fn list(
@@ -963,6 +1159,8 @@ impl Lowering<'_, '_, '_> {
             }),
             reach: reach?,
             review_required: raw.review,
+            // Resolved once every list's id is known (see `exclusions`).
+            excluded_by: Vec::new(),
         })
     }
 

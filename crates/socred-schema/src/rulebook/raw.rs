@@ -90,6 +90,24 @@ pub struct RulebookFile {
     /// Joint rewards and punishments that agencies apply.
     #[serde(default)]
     pub measure: Vec<Measure>,
+    /// Public holidays and adjusted working weekend days, for counting
+    /// working days (list exits).
+    #[serde(default)]
+    pub calendar: Option<Calendar>,
+}
+
+/// Working days where the rulebook applies. Working days are Monday to
+/// Friday, less `holidays`, plus `working_weekends`. Operators fill in their
+/// jurisdiction's published arrangements.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    /// Public holidays (`YYYY-MM-DD`): not working days.
+    #[serde(default)]
+    pub holidays: Vec<Located<String>>,
+    /// Saturdays or Sundays worked to make up for a holiday (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub working_weekends: Vec<Located<String>>,
 }
 
 /// Names and versions the rulebook.
@@ -412,6 +430,11 @@ pub struct List {
     /// restricted too while an organisation is on the list.
     #[serde(default)]
     pub reach: Vec<Located<String>>,
+    /// Ids of lists that exclude this one: a subject with an entry in force
+    /// on any of them on a day is not on this list that day (e.g. a red
+    /// list excluded by the black lists). Not the list itself, and no cycles.
+    #[serde(default)]
+    pub excluded_by: Vec<Located<String>>,
 }
 
 /// A record type that puts a subject on a list.
