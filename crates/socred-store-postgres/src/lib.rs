@@ -488,7 +488,7 @@ impl Store for PostgresStore {
         socred_store::pending_items(rulebook, records, facts, limit)
     }
 
-    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
+    async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
         let key = subject.as_str();
         self.read(|mut lease| async move {
             let (client, cache) = lease.parts()?;
@@ -506,7 +506,7 @@ impl Store for PostgresStore {
             let get = decode("read a state");
             let json: Option<&str> = row.try_get(0).map_err(&get)?;
             let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
-            Ok(codec::state(subject, json, &entries)?)
+            Ok(codec::state(subject, json, &entries)?.map(Arc::new))
         })
         .await
     }

@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use socred_core::state::DerivedEntry;
-use socred_core::{RecordKey, SubjectId};
+use socred_core::{Record, RecordKey, SubjectId};
 use socred_store::{
-    AuditDraft, CountsDelta, FactKey, FactRow, ItemKey, ItemMeta, ListRow, RecordRow, Status,
-    StoreError, WriteTx,
+    AuditDraft, CountsDelta, EncodedState, FactKey, FactRow, Folded, History, ItemKey, ItemMeta,
+    ListRow, RecordRow, Status, StoreError, WriteTx,
 };
 
 /// What a subject looked like when its row was locked.
@@ -155,7 +155,11 @@ fn not_fetched(what: String) -> StoreError {
 }
 
 impl WriteTx for Overlay {
-    fn insert_record(&mut self, row: &RecordRow) -> Result<Option<RecordRow>, StoreError> {
+    fn insert_record(
+        &mut self,
+        row: &RecordRow,
+        _record: &Record,
+    ) -> Result<Option<RecordRow>, StoreError> {
         match self.records.get(&row.key) {
             Some(Some(held)) => Ok(Some(held.clone())),
             Some(None) => {
@@ -233,10 +237,7 @@ impl WriteTx for Overlay {
         })
     }
 
-    fn load_subject(
-        &mut self,
-        subject: SubjectId,
-    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
+    fn load_subject(&mut self, subject: SubjectId) -> Result<History, StoreError> {
         let (added_records, added_facts) = self.added_for(subject);
         let slot = self.slot(subject)?;
         // Each subject is loaded once per refold: hand over the rows.
@@ -249,24 +250,24 @@ impl WriteTx for Overlay {
         // depend on it, but equal inputs should look equal.
         records.sort_by(|a, b| a.key.cmp(&b.key));
         facts.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok((records, facts))
+        Ok(History::Rows { records, facts })
     }
 
-    fn write_state(
-        &mut self,
-        subject: SubjectId,
-        state_json: &str,
-        rows: &[ListRow],
-        derived: &[(SubjectId, DerivedEntry)],
-    ) -> Result<bool, StoreError> {
+    fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
+        let subject = folded.subject;
+        let EncodedState::Json(json) = folded.encoded else {
+            return Err(StoreError::Corrupt(format!(
+                "the state of {subject} came encoded for another store (PostgreSQL keeps JSON)"
+            )));
+        };
         let slot = self.slot(subject)?;
         let new = !slot.before.had_state && !slot.written;
         slot.written = true;
         self.states.push(StateWrite {
             subject,
-            json: state_json.to_string(),
-            rows: rows.to_vec(),
-            derived: derived.to_vec(),
+            json,
+            rows: folded.rows,
+            derived: folded.derived,
         });
         Ok(new)
     }

@@ -12,8 +12,11 @@
 //! principal by token), which take microseconds and never wait on a lock.
 //!
 //! The write logic itself is `socred_store::Writer`, shared with every
-//! backend; this crate only says how rows are kept.
+//! backend; this crate only says how rows are kept, and keeps decoded
+//! histories and states in memory where that provably changes no answer
+//! (see `cache.rs`).
 
+mod cache;
 mod schema;
 mod tx;
 
@@ -23,17 +26,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
-    clamp_limit, empty_state, normalise_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
+    clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
     Counts, ItemKey, Outcome, PendingItem, Principal, Role, RulebookVersion, Store, StoreError,
     Submission, WriteTx, Writer,
 };
 
+use cache::{StateCache, SubjectCache};
 pub use schema::VERSION as SCHEMA_VERSION;
-use tx::{raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS, RECORD_COLUMNS};
+use tx::{
+    decode_stored_state, raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS, RECORD_COLUMNS,
+};
 
 /// The database file inside the data directory.
 pub const FILE_NAME: &str = "socred.sqlite";
@@ -70,10 +77,19 @@ pub(crate) fn db(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 struct Shared {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<WriterSide>,
     readers: Mutex<Vec<Connection>>,
+    /// Decoded states, shared by the readers (see `cache.rs`).
+    states: StateCache,
     /// Wakes the checkpointer after a commit.
     checkpoint: SyncSender<()>,
+}
+
+/// The writer connection and what only the writer may use.
+struct WriterSide {
+    conn: Connection,
+    /// Decoded histories of recently folded subjects (see `cache.rs`).
+    cache: SubjectCache,
 }
 
 /// The SQLite store. Cloning shares the connections.
@@ -106,6 +122,16 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
          PRAGMA wal_autocheckpoint = 262144; PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(db("configure the connection"))?;
+    if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        // A writer's commit that split a b-tree page walks its whole page
+        // cache (SQLite renumbers pages through a temporary number past the
+        // end, and truncating the cache back scans every entry): with 64 MB
+        // cached that took about a millisecond per commit, which the small
+        // commits of the audit log's group commit cannot afford. 16 MB
+        // still holds the pages a batch touches.
+        conn.execute_batch("PRAGMA cache_size = -16384")
+            .map_err(db("size the writer's page cache"))?;
+    }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -133,8 +159,12 @@ impl SqliteStore {
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 path,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(WriterSide {
+                    conn: writer,
+                    cache: SubjectCache::default(),
+                }),
                 readers: Mutex::new(Vec::new()),
+                states: StateCache::default(),
                 checkpoint,
             }),
         })
@@ -146,20 +176,44 @@ impl SqliteStore {
     }
 
     /// Runs `work` in one immediate write transaction on the blocking pool
-    /// and commits it; nothing is kept if `work` fails.
+    /// and commits it; nothing is kept if `work` fails. A write that folds
+    /// passes its `engine`: the transaction then uses the writer's cache of
+    /// decoded histories, and the caches learn what it wrote once it has
+    /// committed.
     async fn write<R: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut SqliteTx<'_>) -> Result<R, StoreError> + Send + 'static,
+        engine: Option<Arc<Engine>>,
+        work: impl FnOnce(&mut SqliteTx<'_, '_>) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let shared = self.shared.clone();
         blocking(move || {
-            let mut conn = lock(&shared.writer)?;
+            let mut side = lock(&shared.writer)?;
+            let WriterSide { conn, cache } = &mut *side;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db("begin a write transaction"))?;
-            let mut tx = SqliteTx::new(tx);
+            // Changes when another connection (another process, a hand
+            // edit) committed since this one last looked: what the cache
+            // holds may then be stale.
+            let data_version: i64 = tx
+                .prepare_cached("PRAGMA data_version")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+                .map_err(db("read the data version"))?;
+            cache.check(data_version);
+            let rulebook = engine.map(|engine| engine.rulebook.clone());
+            if let Some(rulebook) = &rulebook {
+                cache.use_rulebook(rulebook);
+            }
+            let mut tx = SqliteTx::new(tx, rulebook.map(|rulebook| (&mut *cache, rulebook)));
             let result = work(&mut tx)?;
-            tx.tx.commit().map_err(db("commit"))?;
+            let (tx, staged) = tx.into_parts();
+            if let Err(error) = tx.commit() {
+                // Whether it committed is unknown: trust nothing held.
+                cache.clear();
+                return Err(db("commit")(error));
+            }
+            cache.apply(staged.subjects);
+            drop(side);
             // Full: a checkpoint is already due, which will copy this commit too.
             let _ = shared.checkpoint.try_send(());
             Ok(result)
@@ -249,30 +303,50 @@ fn limit_param(limit: usize) -> i64 {
     clamp_limit(limit) as i64
 }
 
-/// The stored state of `subject` with the entries that reach it.
-fn read_state(conn: &Connection, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
-    let key = subject.as_str();
-    // The state is decoded while the row is current: a blob is borrowed
-    // from SQLite, not copied first.
-    let stored: Option<Result<SubjectState, StoreError>> = conn
-        .prepare_cached("SELECT state FROM states WHERE subject = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([key], |row| {
-                Ok(tx::state_json(subject, row.get_ref(0)?).and_then(|json| {
-                    serde_json::from_slice::<SubjectState>(&json).map_err(|error| {
-                        StoreError::Corrupt(format!(
-                            "stored state of {subject} does not read back: {error}"
-                        ))
-                    })
-                }))
-            })
-            .optional()
-        })
+/// The stored state of `subject` with the entries that reach it. The
+/// stored bytes are always read; decoding is skipped when `cache` holds the
+/// state decoded from exactly these bytes. One statement reads both, so
+/// that the read is one read transaction: beginning and ending one costs
+/// file locks on the shared WAL index, more than the lookups themselves.
+fn read_state(
+    conn: &Connection,
+    cache: &StateCache,
+    subject: SubjectId,
+) -> Result<Option<Arc<SubjectState>>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT 0, state FROM states WHERE subject = ?1 \
+             UNION ALL SELECT 1, entry FROM derived WHERE target = ?1",
+        )
         .map_err(db("read a state"))?;
-    let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM derived WHERE target = ?1")
-        .and_then(|mut stmt| stmt.query_map([key], |row| row.get(0))?.collect())
-        .map_err(db("read the entries reaching a subject"))?;
+    let mut rows = stmt.query([subject.as_str()]).map_err(db("read a state"))?;
+    let mut own = None;
+    let mut entries: Vec<String> = Vec::new();
+    while let Some(row) = rows.next().map_err(db("read a state"))? {
+        let derived: i64 = row.get(0).map_err(db("read a state"))?;
+        if derived == 1 {
+            entries.push(
+                row.get(1)
+                    .map_err(db("read the entries reaching a subject"))?,
+            );
+            continue;
+        }
+        // The bytes are borrowed from SQLite while the row is current.
+        own = Some(match row.get_ref(1).map_err(db("read a state"))? {
+            ValueRef::Blob(stored) => match cache.get(&subject, stored) {
+                Some(state) => state,
+                None => {
+                    let state = Arc::new(decode_state(subject, stored)?);
+                    cache.put(subject, stored, state.clone());
+                    state
+                }
+            },
+            other => Arc::new(decode_stored_state(subject, other)?),
+        });
+    }
+    if entries.is_empty() {
+        return Ok(own);
+    }
     let mut derived = Vec::with_capacity(entries.len());
     for entry in entries {
         let mut entry: DerivedEntry = serde_json::from_str(&entry).map_err(|error| {
@@ -283,15 +357,13 @@ fn read_state(conn: &Connection, subject: SubjectId) -> Result<Option<SubjectSta
         reopen_entry(&mut entry);
         derived.push(entry);
     }
-    let mut state = match stored {
-        Some(state) => state?,
-        None if derived.is_empty() => return Ok(None),
+    sort_derived(&mut derived);
+    let mut state = match own {
+        Some(state) => Arc::unwrap_or_clone(state),
         None => empty_state(subject),
     };
-    normalise_state(&mut state);
-    sort_derived(&mut derived);
     state.derived = derived;
-    Ok(Some(state))
+    Ok(Some(Arc::new(state)))
 }
 
 fn read_principal(
@@ -484,8 +556,10 @@ impl Store for SqliteStore {
         audit: Vec<AuditDraft>,
     ) -> Result<Vec<Outcome>, StoreError> {
         let engine = engine.clone();
-        self.write(move |tx| Writer::new(&engine, now_ms()).ingest(tx, batch, &audit))
-            .await
+        self.write(Some(engine.clone()), move |tx| {
+            Writer::new(&engine, now_ms()).ingest(tx, batch, &audit)
+        })
+        .await
     }
 
     async fn approve(
@@ -496,8 +570,10 @@ impl Store for SqliteStore {
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
         let (engine, key, reviewer) = (engine.clone(), key.clone(), reviewer.to_string());
-        self.write(move |tx| Writer::new(&engine, now_ms()).approve(tx, &key, &reviewer, &audit))
-            .await
+        self.write(Some(engine.clone()), move |tx| {
+            Writer::new(&engine, now_ms()).approve(tx, &key, &reviewer, &audit)
+        })
+        .await
     }
 
     async fn reject(
@@ -510,7 +586,7 @@ impl Store for SqliteStore {
     ) -> Result<PendingItem, StoreError> {
         let (engine, key) = (engine.clone(), key.clone());
         let (reviewer, reason) = (reviewer.to_string(), reason.to_string());
-        self.write(move |tx| {
+        self.write(Some(engine.clone()), move |tx| {
             Writer::new(&engine, now_ms()).reject(tx, &key, &reviewer, &reason, &audit)
         })
         .await
@@ -530,8 +606,9 @@ impl Store for SqliteStore {
         socred_store::pending_items(rulebook, records, facts, limit)
     }
 
-    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
-        self.shared.with_reader(|conn| read_state(conn, subject))
+    async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
+        let shared = &self.shared;
+        shared.with_reader(|conn| read_state(conn, &shared.states, subject))
     }
 
     async fn records(
@@ -608,7 +685,7 @@ impl Store for SqliteStore {
             uploaded_by: uploaded_by.to_string(),
         };
         let text = text.to_string();
-        self.write(move |tx| {
+        self.write(None, move |tx| {
             let clash: Option<i64> = tx
                 .tx
                 .prepare_cached("SELECT 1 FROM rulebooks WHERE label = ?1 AND text <> ?2 LIMIT 1")
@@ -675,7 +752,7 @@ impl Store for SqliteStore {
             let from = after.clone();
             // Each batch is its own transaction, so ingestion goes on between them.
             let last = self
-                .write(move |tx| {
+                .write(Some(engine.clone()), move |tx| {
                     let texts: Vec<String> = tx
                         .tx
                         .prepare_cached("SELECT subject FROM states WHERE subject > ?1 ORDER BY subject LIMIT ?2")
@@ -705,7 +782,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let principal = principal.clone();
         let token_hash = token_hash.to_string();
-        self.write(move |tx| {
+        self.write(None, move |tx| {
             let holder: Option<String> = tx
                 .tx
                 .prepare_cached("SELECT id FROM principals WHERE token_hash = ?1")
@@ -779,7 +856,7 @@ impl Store for SqliteStore {
 
     async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write(None, move |tx| {
             let changed = tx
                 .tx
                 .prepare_cached("UPDATE principals SET revoked = 1 WHERE id = ?1")
@@ -795,7 +872,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError> {
-        self.write(move |tx| tx.append_audit(&entries)).await
+        self.write(None, move |tx| tx.append_audit(&entries)).await
     }
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

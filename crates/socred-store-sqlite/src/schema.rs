@@ -6,10 +6,13 @@
 //! Migrations are append-only: never edit one that has shipped, add the
 //! next.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use socred_store::StoreError;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use socred_core::state::SubjectState;
+use socred_store::{encode_state, normalise_state, StoreError};
 
 use crate::db;
+use crate::tx::{encode_rowids, subject_of};
 
 /// Version 1: records, facts, states, list entries, derived entries,
 /// principals, rulebooks, the audit chain and the counters.
@@ -185,8 +188,156 @@ CREATE INDEX records_by_subject ON records (subject);
 CREATE INDEX records_pending ON records (pending_seq) WHERE status = 1;
 "#;
 
+/// Version 3, part one: states in the binary form of
+/// `socred_store::encode_state`, each with the row numbers of its
+/// subject's records in effect (`records`, see `tx::encode_rowids`).
+///
+/// Why: a state is rewritten for every subject a batch touches and read
+/// for every decision; the binary form is a fraction of the compressed
+/// JSON's cost to write and to read. And with the records of a subject
+/// found through its state row, the index of records by subject goes: it
+/// cost a random page per record stored. The states are converted by
+/// [`v3_states`]; part two rebuilds the records table.
+const V3_STATES: &str = r#"
+CREATE TABLE states_v3 (
+    subject TEXT PRIMARY KEY NOT NULL,
+    state   BLOB NOT NULL,
+    sources INTEGER NOT NULL,
+    facts   INTEGER NOT NULL,
+    records BLOB NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Version 3, part two: records get an explicit row number (`seq`), the
+/// one they had, so that `VACUUM` cannot renumber them behind the lists in
+/// the states; the index by subject goes.
+const V3_RECORDS: &str = r#"
+DROP TABLE states;
+ALTER TABLE states_v3 RENAME TO states;
+CREATE TABLE records_v3 (
+    seq             INTEGER PRIMARY KEY,
+    subject         TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    decided_at      INTEGER NOT NULL,
+    fields          TEXT NOT NULL,
+    document        TEXT,
+    status          INTEGER NOT NULL,
+    submitted_by    TEXT NOT NULL,
+    submitted_at_ms INTEGER NOT NULL,
+    pending_seq     INTEGER NOT NULL,
+    reviewed_by     TEXT,
+    review_note     TEXT
+);
+INSERT INTO records_v3
+    SELECT rowid, subject, provider, id, type, occurred_at, decided_at, fields, document, status,
+           submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note
+    FROM records;
+DROP TABLE records;
+ALTER TABLE records_v3 RENAME TO records;
+-- The idempotency key: (provider, id) is unique whatever the subject.
+CREATE UNIQUE INDEX records_by_key ON records (provider, id);
+CREATE INDEX records_pending ON records (pending_seq) WHERE status = 1;
+"#;
+
+/// Converts every state of schema 2 (JSON compressed with LZ4, or JSON
+/// text) into `states_v3` with the row numbers of its records.
+fn v3_states(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(V3_STATES)
+        .map_err(db("create the states of schema 3"))?;
+    let mut read = tx
+        .prepare(
+            "SELECT s.subject, s.state, s.sources, s.facts,              (SELECT group_concat(r.rowid) FROM records r WHERE r.subject = s.subject AND r.status = 0)              FROM states s",
+        )
+        .map_err(db("read the states of schema 2"))?;
+    let mut write = tx
+        .prepare(
+            "INSERT INTO states_v3 (subject, state, sources, facts, records) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(db("write the states of schema 3"))?;
+    let mut rows = read.query([]).map_err(db("read the states of schema 2"))?;
+    while let Some(row) = rows.next().map_err(db("read the states of schema 2"))? {
+        let key: String = row.get(0).map_err(db("read a state of schema 2"))?;
+        let subject = subject_of(&key)?;
+        let value = row.get_ref(1).map_err(db("read a state of schema 2"))?;
+        let mut state: SubjectState = serde_json::from_slice(&v2_state_json(&key, value)?)
+            .map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "stored state of {subject} does not read back: {error}"
+                ))
+            })?;
+        normalise_state(&mut state);
+        let sources: i64 = row.get(2).map_err(db("read a state of schema 2"))?;
+        let facts: i64 = row.get(3).map_err(db("read a state of schema 2"))?;
+        let list: Option<String> = row.get(4).map_err(db("read a state of schema 2"))?;
+        let mut rowids = Vec::new();
+        for number in list
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|n| !n.is_empty())
+        {
+            rowids.push(number.parse::<i64>().map_err(|_| {
+                StoreError::Corrupt(format!("record row number `{number}` of {subject}"))
+            })?);
+        }
+        rowids.sort_unstable();
+        write
+            .execute(params![
+                key,
+                encode_state(&state),
+                sources,
+                facts,
+                encode_rowids(&rowids)
+            ])
+            .map_err(db("write a state of schema 3"))?;
+    }
+    Ok(())
+}
+
+/// The JSON of a state of schema 2: text as it is, or a blob of JSON
+/// compressed with LZ4 (a block preceded by its length) against
+/// [`V2_STATE_DICTIONARY`].
+fn v2_state_json(subject: &str, value: ValueRef<'_>) -> Result<Vec<u8>, StoreError> {
+    match value {
+        ValueRef::Text(text) => Ok(text.to_vec()),
+        ValueRef::Blob(blob) => {
+            lz4_flex::block::decompress_size_prepended_with_dict(blob, V2_STATE_DICTIONARY).map_err(
+                |error| {
+                    StoreError::Corrupt(format!(
+                        "stored state of {subject} does not decompress: {error}"
+                    ))
+                },
+            )
+        }
+        other => Err(StoreError::Corrupt(format!(
+            "stored state of {subject} is neither text nor a blob ({:?})",
+            other.data_type()
+        ))),
+    }
+}
+
+/// What schema 2 compressed states against: the state's JSON keys in the
+/// order the core writes them. Part of that stored format, byte for byte.
+const V2_STATE_DICTIONARY: &[u8] = br#"{"orphan_facts":[],"relations":[{"name":"","subject":""}],"profession":"","consent":[["",true]],"document":"","public_until":"","disputes":[{"start":"","end":""}],"statement":"","corrected_at":"","repaired_at":"","escalation":1,"capped_by":"","end_reason":"expiry","end_reason":"exit_record","end_reason":"repair","by":"list_entry","list":"","suspend_when_disputed":true,"consent_required":true,"subject":"","known_at":"9999-12-31","records":[{"provider":"","id":"","type":"","occurred_at":"20","decided_at":"20","fields":{},"retained_until":"20","suspend_when_disputed":false,"consent_required":false}],"effects":[{"record":0,"by":"rule","model":"","rule":"","start":"20","end":"20","points":-1,"points_base":-1}]}"#;
+
+/// One step of the schema: SQL, or code for what SQL cannot do.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> Result<(), StoreError>),
+}
+
+/// Version 3 in one step: both parts run in one transaction.
+fn v3(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    v3_states(tx)?;
+    tx.execute_batch(V3_RECORDS)
+        .map_err(db("rebuild the records table"))
+}
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Sql(V2), Migration::Code(v3)];
 
 /// The schema version this code writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -203,7 +354,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
              knows: open it with the socred that wrote it, or a newer one"
         )));
     }
-    for (index, sql) in MIGRATIONS
+    for (index, migration) in MIGRATIONS
         .iter()
         .enumerate()
         .skip(usize::try_from(found).unwrap_or(0))
@@ -216,8 +367,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if current(&tx)? >= version {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(db(&format!("apply schema migration {version}")))?;
+        match migration {
+            Migration::Sql(sql) => tx
+                .execute_batch(sql)
+                .map_err(db(&format!("apply schema migration {version}")))?,
+            Migration::Code(step) => step(&tx)?,
+        }
         tx.execute("DELETE FROM schema_version", [])
             .map_err(db("record the schema version"))?;
         tx.execute(
@@ -286,10 +441,113 @@ mod tests {
             ]
         );
         let again = conn.execute(
-            "INSERT INTO records VALUES ('110101198001010037', 'p', 'r1', 't', 1, 2, '{}', NULL, 0, 'p', 5, 0, NULL, NULL) \
+            "INSERT INTO records (subject, provider, id, type, occurred_at, decided_at, fields, document, \
+             status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note) \
+             VALUES ('110101198001010037', 'p', 'r1', 't', 1, 2, '{}', NULL, 0, 'p', 5, 0, NULL, NULL) \
              ON CONFLICT DO NOTHING",
             [],
         );
         assert_eq!(again.expect("insert"), 0, "(provider, id) must stay unique");
+    }
+
+    /// A database of schema 2 (states as JSON compressed with LZ4, or as
+    /// JSON text) comes out of migration 3 with every state in the binary
+    /// form, equal to what it read before, each listing the row numbers of
+    /// its records in effect, and records keeping their row numbers.
+    #[test]
+    fn migration_3_converts_states_and_lists_records() {
+        use socred_store::conformance::{engine, person, record};
+        use socred_store::{close_open_ends, decode_state, fold_subject};
+
+        use crate::tx::decode_rowids;
+
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(V1).expect("schema 1");
+        conn.execute_batch(V2).expect("schema 2");
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);")
+            .expect("version 2");
+        let engine = engine();
+        let fare = engine.rulebook.catalog[0].id.clone();
+        let (a, b) = (person(1), person(2));
+        let insert = |subject: socred_core::SubjectId, id: &str, status: i64| {
+            conn.execute(
+                "INSERT INTO records VALUES (?1, 'p', ?2, ?3, 19000, 19001, '{}', NULL, ?4, 'p', 5, 0, NULL, NULL)",
+                params![subject.as_str(), id, &*fare, status],
+            )
+            .expect("insert a record");
+            conn.last_insert_rowid()
+        };
+        let padding = insert(person(3), "r0", 0);
+        conn.execute("DELETE FROM records WHERE rowid = ?1", [padding])
+            .expect("leave a gap in the row numbers");
+        let a1 = insert(a, "r1", 0);
+        insert(a, "r2", 1);
+        let b1 = insert(b, "r3", 0);
+        let a3 = insert(a, "r4", 0);
+        let folded = |subject, ids: &[&str]| {
+            let records: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    record(
+                        &engine,
+                        id,
+                        subject,
+                        &fare,
+                        "2022-01-02",
+                        Default::default(),
+                    )
+                })
+                .collect();
+            let mut state = fold_subject(&engine, subject, &records, &[]);
+            close_open_ends(&mut state);
+            let json = serde_json::to_string(&state).expect("serialise");
+            normalise_state(&mut state);
+            (state, json)
+        };
+        let (state_a, json_a) = folded(a, &["r1", "r4"]);
+        let (state_b, json_b) = folded(b, &["r3"]);
+        let compressed = lz4_flex::block::compress_prepend_size_with_dict(
+            json_a.as_bytes(),
+            V2_STATE_DICTIONARY,
+        );
+        conn.execute(
+            "INSERT INTO states VALUES (?1, ?2, 0, 0)",
+            params![a.as_str(), compressed],
+        )
+        .expect("a compressed state");
+        conn.execute(
+            "INSERT INTO states VALUES (?1, ?2, 0, 0)",
+            params![b.as_str(), json_b],
+        )
+        .expect("a state as text");
+
+        migrate(&mut conn).expect("migrate");
+        assert_eq!(current(&conn).expect("version"), VERSION);
+        for (subject, state, rowids) in [(a, state_a, vec![a1, a3]), (b, state_b, vec![b1])] {
+            let (stored, list): (Vec<u8>, Vec<u8>) = conn
+                .query_row(
+                    "SELECT state, records FROM states WHERE subject = ?1",
+                    [subject.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .expect("a state of schema 3");
+            assert_eq!(decode_state(subject, &stored).expect("binary"), state);
+            assert_eq!(decode_rowids(subject, &list).expect("row numbers"), rowids);
+        }
+        let seq: i64 = conn
+            .query_row("SELECT seq FROM records WHERE id = 'r4'", [], |row| {
+                row.get(0)
+            })
+            .expect("record r4");
+        assert_eq!(seq, a3, "records keep their row numbers");
+        let by_subject: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE name = 'records_by_subject'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .expect("read the schema");
+        assert_eq!(by_subject, None, "the index by subject is gone");
     }
 }

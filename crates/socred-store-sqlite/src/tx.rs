@@ -2,17 +2,19 @@
 //! the row codecs it and the reads share. Every statement is prepared once
 //! per connection and cached.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use socred_core::state::DerivedEntry;
-use socred_core::{Day, RecordKey, SubjectId};
+use socred_core::{Day, Record, RecordKey, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    chain_drafts, close_entry, AuditDraft, CountsDelta, FactKey, FactRow, ItemKey, ItemMeta,
-    ListRow, RecordRow, Status, StoreError, WriteTx, GENESIS_HASH,
+    chain_hashes, close_entry, decode_state, normalise_state, readback, AuditDraft, CountsDelta,
+    EncodedState, FactKey, FactRow, Folded, History, ItemKey, ItemMeta, Readback, RecordRow,
+    StateFormat, Status, StoreError, WriteTx, GENESIS_HASH,
 };
 
+use crate::cache::{CachedSubject, SubjectCache};
 use crate::db;
 
 /// Columns of a record row, in the order [`record_row`] reads them.
@@ -158,49 +160,6 @@ impl RawFact {
     }
 }
 
-/// The stored form of a state: its JSON compressed with LZ4 (a block
-/// preceded by its length) against [`STATE_DICTIONARY`], as a blob. A
-/// state's JSON repeats the same keys for every record and effect; with the
-/// dictionary even a state of one record finds them, and a state shrinks
-/// about fourfold. A smaller row means fewer pages written per batch, which
-/// is what durable ingestion spends its time on (every touched subject's
-/// row is rewritten, and a random subject is a random page). Text in the
-/// column is a state written as plain JSON (edited by hand, say) and still
-/// reads.
-pub(crate) fn compress_state(json: &str) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size_with_dict(json.as_bytes(), STATE_DICTIONARY)
-}
-
-/// What a state's JSON is compressed against: its keys in the order the
-/// core writes them. Part of the stored format: changing a byte of it makes
-/// every stored state unreadable, so it never changes (a block compressed
-/// without it, as the first stored form was, reads the same with it).
-const STATE_DICTIONARY: &[u8] = br#"{"orphan_facts":[],"relations":[{"name":"","subject":""}],"profession":"","consent":[["",true]],"document":"","public_until":"","disputes":[{"start":"","end":""}],"statement":"","corrected_at":"","repaired_at":"","escalation":1,"capped_by":"","end_reason":"expiry","end_reason":"exit_record","end_reason":"repair","by":"list_entry","list":"","suspend_when_disputed":true,"consent_required":true,"subject":"","known_at":"9999-12-31","records":[{"provider":"","id":"","type":"","occurred_at":"20","decided_at":"20","fields":{},"retained_until":"20","suspend_when_disputed":false,"consent_required":false}],"effects":[{"record":0,"by":"rule","model":"","rule":"","start":"20","end":"20","points":-1,"points_base":-1}]}"#;
-
-/// A stored state's JSON, from either stored form (see [`compress_state`]).
-pub(crate) fn state_json(
-    subject: SubjectId,
-    value: rusqlite::types::ValueRef<'_>,
-) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
-    use rusqlite::types::ValueRef;
-    match value {
-        ValueRef::Text(text) => Ok(std::borrow::Cow::Borrowed(text)),
-        ValueRef::Blob(blob) => {
-            lz4_flex::block::decompress_size_prepended_with_dict(blob, STATE_DICTIONARY)
-                .map(std::borrow::Cow::Owned)
-                .map_err(|error| {
-                    StoreError::Corrupt(format!(
-                        "stored state of {subject} does not decompress: {error}"
-                    ))
-                })
-        }
-        other => Err(StoreError::Corrupt(format!(
-            "stored state of {subject} is neither text nor a blob ({:?})",
-            other.data_type()
-        ))),
-    }
-}
-
 /// The record part of a fact key as stored ('' for none).
 pub(crate) fn fact_record(key: &FactKey) -> (&str, &str) {
     match &key.record {
@@ -209,51 +168,159 @@ pub(crate) fn fact_record(key: &FactKey) -> (&str, &str) {
     }
 }
 
-/// A write transaction of the store.
-#[derive(Clone, Copy, Debug)]
-struct Known {
+/// A stored state, from either form the `state` column holds: a blob in
+/// the binary form of `socred_store::encode_state` (what the store
+/// writes), or text holding the core's JSON (a state written by hand still
+/// reads).
+pub(crate) fn decode_stored_state(
+    subject: SubjectId,
+    value: ValueRef<'_>,
+) -> Result<SubjectState, StoreError> {
+    match value {
+        ValueRef::Blob(bytes) => decode_state(subject, bytes),
+        ValueRef::Text(json) => {
+            let mut state: SubjectState = serde_json::from_slice(json).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "stored state of {subject} does not read back: {error}"
+                ))
+            })?;
+            normalise_state(&mut state);
+            Ok(state)
+        }
+        other => Err(StoreError::Corrupt(format!(
+            "stored state of {subject} is neither a blob nor text ({:?})",
+            other.data_type()
+        ))),
+    }
+}
+
+/// The row numbers of a subject's records in effect as the `records`
+/// column of its state keeps them: ascending, each as its difference from
+/// the one before, in LEB128. A subject's records are found through its
+/// state rather than an index by subject, which would cost a random page
+/// per record stored.
+pub(crate) fn encode_rowids(rowids: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rowids.len() * 3);
+    let mut previous = 0i64;
+    for &rowid in rowids {
+        let mut delta = rowid.wrapping_sub(previous) as u64;
+        previous = rowid;
+        while delta >= 0x80 {
+            out.push((delta as u8) | 0x80);
+            delta >>= 7;
+        }
+        out.push(delta as u8);
+    }
+    out
+}
+
+/// Reads [`encode_rowids`]' form back.
+pub(crate) fn decode_rowids(subject: SubjectId, bytes: &[u8]) -> Result<Vec<i64>, StoreError> {
+    let corrupt = || {
+        StoreError::Corrupt(format!(
+            "the list of records of {subject} in its state row does not read back"
+        ))
+    };
+    let mut rowids = Vec::with_capacity(bytes.len());
+    let mut previous = 0i64;
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    for &byte in bytes {
+        if shift > 63 {
+            return Err(corrupt());
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            previous = previous.wrapping_add(value as i64);
+            rowids.push(previous);
+            value = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    if shift != 0 {
+        return Err(corrupt());
+    }
+    Ok(rowids)
+}
+
+/// Columns of an audit row, in the order the inserts below bind them.
+const AUDIT_COLUMNS: usize = 9;
+/// Audit rows per multi-row insert.
+const AUDIT_ROWS: usize = 32;
+const AUDIT_INSERT_ONE: &str =
+    "INSERT INTO audit (seq, at_ms, actor, role, purpose, action, subject, detail, hash) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// [`AUDIT_INSERT_ONE`] for [`AUDIT_ROWS`] rows.
+static AUDIT_INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    format!(
+        "INSERT INTO audit (seq, at_ms, actor, role, purpose, action, subject, detail, hash) VALUES {}",
+        vec![row; AUDIT_ROWS].join(", ")
+    )
+});
+
+/// What a transaction learnt about a subject's stored state when it
+/// loaded the subject, so that writing the new state needs no second look.
+#[derive(Clone, Debug)]
+struct Loaded {
     /// The subject had a state.
     existed: bool,
     /// It was the source of list or derived rows.
     sources: bool,
-    /// Facts in effect, as loaded.
-    facts: usize,
+    /// Its records in effect, with those this transaction added.
+    rowids: Vec<i64>,
 }
 
-/// A write transaction of the store. It remembers what it learnt about a
-/// subject's stored state when it loaded the subject, so that writing the
-/// new state needs no second look.
-pub(crate) struct SqliteTx<'c> {
+/// What a transaction did to one subject.
+#[derive(Debug, Default)]
+struct TxSubject {
+    /// Records put in effect: row number, and what reading the row back
+    /// gives, when that is known without reading it.
+    added: Vec<(i64, Readback)>,
+    /// A fact was put in effect.
+    facts_changed: bool,
+    loaded: Option<Loaded>,
+}
+
+/// What a committed transaction hands to the writer's cache.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    pub subjects: Vec<(SubjectId, CachedSubject)>,
+}
+
+/// A write transaction of the store, with the writer's cache of decoded
+/// histories when the write folds (see [`crate::cache`]).
+pub(crate) struct SqliteTx<'c, 'k> {
     pub tx: Transaction<'c>,
-    known: HashMap<SubjectId, Known>,
-    /// Subjects given a fact in effect by this transaction.
-    new_facts: HashSet<SubjectId>,
+    /// The cache, valid for `rulebook`; None when the write folds nothing.
+    cache: Option<(&'k mut SubjectCache, Arc<Rulebook>)>,
+    subjects: HashMap<SubjectId, TxSubject>,
+    staged: Staged,
 }
 
-impl<'c> SqliteTx<'c> {
-    pub(crate) fn new(tx: Transaction<'c>) -> SqliteTx<'c> {
+impl<'c, 'k> SqliteTx<'c, 'k> {
+    pub(crate) fn new(
+        tx: Transaction<'c>,
+        cache: Option<(&'k mut SubjectCache, Arc<Rulebook>)>,
+    ) -> SqliteTx<'c, 'k> {
         SqliteTx {
             tx,
-            known: HashMap::new(),
-            new_facts: HashSet::new(),
+            cache,
+            subjects: HashMap::new(),
+            staged: Staged::default(),
         }
     }
 
-    /// (sources, facts) of the subject's stored state, if it has one.
-    fn stored_meta(&self, subject: SubjectId) -> Result<Option<(bool, usize)>, StoreError> {
-        let row: Option<(i64, i64)> = self
-            .tx
-            .prepare_cached("SELECT sources, facts FROM states WHERE subject = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([subject.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(db("read a state's bookkeeping"))?;
-        Ok(
-            row.map(|(sources, facts)| {
-                (sources == 1, usize::try_from(facts).unwrap_or(usize::MAX))
-            }),
-        )
+    /// The transaction and what the caches learn once it commits.
+    pub(crate) fn into_parts(self) -> (Transaction<'c>, Staged) {
+        (self.tx, self.staged)
+    }
+
+    /// (sources, facts, record row numbers) of the subject's stored state.
+    fn stored(&self, subject: SubjectId) -> Result<Option<(bool, usize, Vec<i64>)>, StoreError> {
+        stored_state_meta(&self.tx, subject)
     }
 
     fn counter_add(&mut self, name: &str, delta: i64) -> Result<(), StoreError> {
@@ -270,10 +337,124 @@ impl<'c> SqliteTx<'c> {
     pub(crate) fn add(&mut self, name: &str, delta: i64) -> Result<(), StoreError> {
         self.counter_add(name, delta)
     }
+
+    /// The history from the cache, when it holds the subject and every
+    /// record this transaction added is known without reading its row.
+    fn cached_history(
+        &mut self,
+        subject: SubjectId,
+        changes: &mut TxSubject,
+    ) -> Result<Option<(History, Loaded)>, StoreError> {
+        let Some((cache, _)) = &mut self.cache else {
+            return Ok(None);
+        };
+        if changes
+            .added
+            .iter()
+            .any(|(_, back)| *back == Readback::ReadTheRow)
+        {
+            return Ok(None);
+        }
+        let Some(cached) = cache.take(&subject) else {
+            return Ok(None);
+        };
+        let CachedSubject {
+            mut rowids,
+            mut records,
+            facts,
+            sources,
+        } = cached;
+        records.reserve(changes.added.len());
+        rowids.reserve(changes.added.len());
+        for (rowid, back) in std::mem::take(&mut changes.added) {
+            rowids.push(rowid);
+            if let Readback::Record(record) = back {
+                records.push(record);
+            }
+        }
+        rowids.sort_unstable();
+        rowids.dedup();
+        let facts = if changes.facts_changed {
+            let rows = load_facts(&self.tx, subject)?;
+            let mut facts = Vec::with_capacity(rows.len());
+            for row in &rows {
+                facts.push(row.to_fact()?.0);
+            }
+            facts
+        } else {
+            facts
+        };
+        let loaded = Loaded {
+            existed: true,
+            sources,
+            rowids,
+        };
+        Ok(Some((History::Decoded { records, facts }, loaded)))
+    }
+
+    /// The history of a subject without a stored state: what this
+    /// transaction added. Its records are read back from their rows only
+    /// when that is the only way to know what they read as.
+    fn new_subject(
+        &mut self,
+        subject: SubjectId,
+        mut changes: TxSubject,
+    ) -> Result<History, StoreError> {
+        let mut rowids: Vec<i64> = changes.added.iter().map(|(rowid, _)| *rowid).collect();
+        rowids.sort_unstable();
+        rowids.dedup();
+        let facts = if changes.facts_changed {
+            load_facts(&self.tx, subject)?
+        } else {
+            Vec::new()
+        };
+        let read_rows = changes
+            .added
+            .iter()
+            .any(|(_, back)| *back == Readback::ReadTheRow);
+        let history = if read_rows {
+            History::Rows {
+                records: load_records(&self.tx, subject, &rowids)?,
+                facts,
+            }
+        } else {
+            let mut decoded = Vec::with_capacity(facts.len());
+            for row in &facts {
+                decoded.push(row.to_fact()?.0);
+            }
+            let records = std::mem::take(&mut changes.added)
+                .into_iter()
+                .filter_map(|(_, back)| match back {
+                    Readback::Record(record) => Some(record),
+                    Readback::UnknownType | Readback::ReadTheRow => None,
+                })
+                .collect();
+            History::Decoded {
+                records,
+                facts: decoded,
+            }
+        };
+        self.subjects.insert(
+            subject,
+            TxSubject {
+                loaded: Some(Loaded {
+                    existed: false,
+                    sources: false,
+                    rowids,
+                }),
+                ..changes
+            },
+        );
+        Ok(history)
+    }
 }
 
-impl WriteTx for SqliteTx<'_> {
-    fn insert_record(&mut self, row: &RecordRow) -> Result<Option<RecordRow>, StoreError> {
+impl WriteTx for SqliteTx<'_, '_> {
+    fn insert_record(
+        &mut self,
+        row: &RecordRow,
+        record: &Record,
+    ) -> Result<Option<RecordRow>, StoreError> {
         let meta = &row.meta;
         let inserted = self
             .tx
@@ -302,6 +483,18 @@ impl WriteTx for SqliteTx<'_> {
             })
             .map_err(db("insert a record"))?;
         if inserted == 1 {
+            if meta.status == Status::Effective {
+                let rowid = self.tx.last_insert_rowid();
+                let back = match &self.cache {
+                    Some((_, rulebook)) => readback(rulebook, record),
+                    None => Readback::ReadTheRow,
+                };
+                self.subjects
+                    .entry(row.subject)
+                    .or_default()
+                    .added
+                    .push((rowid, back));
+            }
             return Ok(None);
         }
         match self.record(&row.key)? {
@@ -343,7 +536,10 @@ impl WriteTx for SqliteTx<'_> {
             .map_err(db("insert a fact"))?;
         if inserted == 1 {
             if meta.status == Status::Effective {
-                self.new_facts.insert(row.key.subject);
+                self.subjects
+                    .entry(row.key.subject)
+                    .or_default()
+                    .facts_changed = true;
             }
             return Ok(None);
         }
@@ -398,41 +594,65 @@ impl WriteTx for SqliteTx<'_> {
 
     fn set_meta(&mut self, key: &ItemKey, meta: &ItemMeta) -> Result<(), StoreError> {
         let values = (meta.status.code(), &meta.reviewed_by, &meta.review_note);
-        let changed = match key {
-            ItemKey::Record(key) => self
-                .tx
-                .prepare_cached(
-                    "UPDATE records SET status = ?3, reviewed_by = ?4, review_note = ?5 WHERE provider = ?1 AND id = ?2",
-                )
-                .and_then(|mut stmt| stmt.execute(params![&*key.provider, &*key.id, values.0, values.1, values.2])),
-            ItemKey::Fact(key) => {
+        match key {
+            ItemKey::Record(key) => {
+                let changed: Option<(i64, String)> = self
+                    .tx
+                    .prepare_cached(
+                        "UPDATE records SET status = ?3, reviewed_by = ?4, review_note = ?5 \
+                         WHERE provider = ?1 AND id = ?2 RETURNING seq, subject",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row(
+                            params![&*key.provider, &*key.id, values.0, values.1, values.2],
+                            |row| Ok((row.get(0)?, row.get(1)?)),
+                        )
+                        .optional()
+                    })
+                    .map_err(db("update a review"))?;
+                let Some((rowid, subject)) = changed else {
+                    return Err(StoreError::NotFound(
+                        ItemKey::Record(key.clone()).to_string(),
+                    ));
+                };
                 if meta.status == Status::Effective {
-                    self.new_facts.insert(key.subject);
+                    // Rare: the subject's records are read back from the file.
+                    self.subjects
+                        .entry(subject_of(&subject)?)
+                        .or_default()
+                        .added
+                        .push((rowid, Readback::ReadTheRow));
                 }
-                let (provider, record) = fact_record(key);
-                self.tx
+            }
+            ItemKey::Fact(fact) => {
+                let (provider, record) = fact_record(fact);
+                let changed = self
+                    .tx
                     .prepare_cached(
                         "UPDATE facts SET status = ?7, reviewed_by = ?8, review_note = ?9 WHERE subject = ?1 \
                          AND kind = ?2 AND provider = ?3 AND record = ?4 AND at = ?5 AND by = ?6",
                     )
                     .and_then(|mut stmt| {
                         stmt.execute(params![
-                            key.subject.as_str(),
-                            key.kind,
+                            fact.subject.as_str(),
+                            fact.kind,
                             provider,
                             record,
-                            key.at.0,
-                            &*key.by,
+                            fact.at.0,
+                            &*fact.by,
                             values.0,
                             values.1,
                             values.2
                         ])
                     })
+                    .map_err(db("update a review"))?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound(key.to_string()));
+                }
+                if meta.status == Status::Effective {
+                    self.subjects.entry(fact.subject).or_default().facts_changed = true;
+                }
             }
-        }
-        .map_err(db("update a review"))?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(key.to_string()));
         }
         Ok(())
     }
@@ -448,49 +668,66 @@ impl WriteTx for SqliteTx<'_> {
         Ok(u64::try_from(seq).unwrap_or(0))
     }
 
-    fn load_subject(
-        &mut self,
-        subject: SubjectId,
-    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
-        let stored = self.stored_meta(subject)?;
-        let (sources, stored_facts) = stored.unwrap_or((false, 0));
-        let records = load_records(&self.tx, subject)?;
-        let facts = if stored_facts > 0 || self.new_facts.contains(&subject) {
+    fn load_subject(&mut self, subject: SubjectId) -> Result<History, StoreError> {
+        let mut changes = self.subjects.remove(&subject).unwrap_or_default();
+        if let Some((history, loaded)) = self.cached_history(subject, &mut changes)? {
+            self.subjects.insert(
+                subject,
+                TxSubject {
+                    loaded: Some(loaded),
+                    ..changes
+                },
+            );
+            return Ok(history);
+        }
+        let stored = self.stored(subject)?;
+        let Some((sources, stored_facts, mut rowids)) = stored else {
+            return self.new_subject(subject, changes);
+        };
+        rowids.extend(changes.added.iter().map(|(rowid, _)| *rowid));
+        rowids.sort_unstable();
+        rowids.dedup();
+        let records = load_records(&self.tx, subject, &rowids)?;
+        let facts = if stored_facts > 0 || changes.facts_changed {
             load_facts(&self.tx, subject)?
         } else {
             Vec::new()
         };
-        let known = Known {
-            existed: stored.is_some(),
-            sources,
-            facts: facts.len(),
-        };
-        self.known.insert(subject, known);
-        Ok((records, facts))
+        self.subjects.insert(
+            subject,
+            TxSubject {
+                loaded: Some(Loaded {
+                    existed: true,
+                    sources,
+                    rowids,
+                }),
+                ..changes
+            },
+        );
+        Ok(History::Rows { records, facts })
     }
 
-    fn write_state(
-        &mut self,
-        subject: SubjectId,
-        state_json: &str,
-        rows: &[ListRow],
-        derived: &[(SubjectId, DerivedEntry)],
-    ) -> Result<bool, StoreError> {
+    fn state_format(&self) -> StateFormat {
+        StateFormat::Binary
+    }
+
+    fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
+        let subject = folded.subject;
         let key = subject.as_str();
-        let known = match self.known.get(&subject) {
-            Some(known) => *known,
+        let loaded = match self.subjects.get(&subject).and_then(|s| s.loaded.clone()) {
+            Some(loaded) => loaded,
             None => {
-                let stored = self.stored_meta(subject)?;
-                let facts = load_facts(&self.tx, subject)?.len();
-                let sources = stored.is_some_and(|(sources, _)| sources);
-                Known {
-                    existed: stored.is_some(),
+                let stored = self.stored(subject)?;
+                let existed = stored.is_some();
+                let (sources, _, rowids) = stored.unwrap_or((false, 0, Vec::new()));
+                Loaded {
+                    existed,
                     sources,
-                    facts,
+                    rowids,
                 }
             }
         };
-        if known.sources {
+        if loaded.sources {
             for sql in [
                 "DELETE FROM list_entries WHERE source = ?1",
                 "DELETE FROM derived WHERE source = ?1",
@@ -501,23 +738,38 @@ impl WriteTx for SqliteTx<'_> {
                     .map_err(db("clear a subject's list entries"))?;
             }
         }
-        let sources = i64::from(!rows.is_empty() || !derived.is_empty());
-        self.tx
-            .prepare_cached(
-                "INSERT INTO states (subject, state, sources, facts) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (subject) DO UPDATE SET state = excluded.state, \
-                 sources = excluded.sources, facts = excluded.facts",
-            )
+        let sources = !folded.rows.is_empty() || !folded.derived.is_empty();
+        let rowids = encode_rowids(&loaded.rowids);
+        let state: &dyn rusqlite::ToSql = match &folded.encoded {
+            EncodedState::Binary(bytes) => bytes,
+            EncodedState::Json(json) => json,
+        };
+        // The subject is known to have a row or not: one b-tree descent
+        // either way, where an upsert of an existing row takes two.
+        let sql = if loaded.existed {
+            "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5 WHERE subject = ?1"
+        } else {
+            "INSERT INTO states (subject, state, sources, facts, records) VALUES (?1, ?2, ?3, ?4, ?5)"
+        };
+        let written = self
+            .tx
+            .prepare_cached(sql)
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     key,
-                    compress_state(state_json),
-                    sources,
-                    known.facts as i64
+                    state,
+                    i64::from(sources),
+                    folded.facts.len() as i64,
+                    rowids
                 ])
             })
             .map_err(db("write a state"))?;
-        if !rows.is_empty() {
+        if written != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "the state row of {subject} vanished while the write held the lock"
+            )));
+        }
+        if !folded.rows.is_empty() {
             let mut stmt = self
                 .tx
                 .prepare_cached(
@@ -525,7 +777,7 @@ impl WriteTx for SqliteTx<'_> {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(db("prepare list entries"))?;
-            for row in rows {
+            for row in &folded.rows {
                 stmt.execute(params![
                     &*row.list,
                     row.subject.as_str(),
@@ -538,14 +790,14 @@ impl WriteTx for SqliteTx<'_> {
                 .map_err(db("write a list entry"))?;
             }
         }
-        if !derived.is_empty() {
+        if !folded.derived.is_empty() {
             let mut stmt = self
                 .tx
                 .prepare_cached(
                     "INSERT INTO derived (target, source, n, entry) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(db("prepare derived entries"))?;
-            for (n, (target, entry)) in derived.iter().enumerate() {
+            for (n, (target, entry)) in folded.derived.iter().enumerate() {
                 let mut entry = entry.clone();
                 close_entry(&mut entry);
                 let json = serde_json::to_string(&entry).map_err(|error| {
@@ -557,7 +809,18 @@ impl WriteTx for SqliteTx<'_> {
                     .map_err(db("write a derived entry"))?;
             }
         }
-        Ok(!known.existed)
+        if self.cache.is_some() {
+            self.staged.subjects.push((
+                subject,
+                CachedSubject {
+                    rowids: loaded.rowids,
+                    records: folded.records,
+                    facts: folded.facts,
+                    sources,
+                },
+            ));
+        }
+        Ok(!loaded.existed)
     }
 
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {
@@ -584,41 +847,92 @@ impl WriteTx for SqliteTx<'_> {
         let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         let seq = u64::try_from(seq)
             .map_err(|_| StoreError::Corrupt(format!("audit chain head at entry {seq}")))?;
-        let (entries, (last_seq, last_hash)) = chain_drafts((seq, &hash), drafts);
-        {
+        let hashes = chain_hashes((seq, &hash), drafts);
+        // Full chunks go in as one statement of AUDIT_ROWS rows, which saves
+        // a statement's round per row; the rest one by one.
+        let mut next = seq;
+        for (drafts, hashes) in drafts.chunks(AUDIT_ROWS).zip(hashes.chunks(AUDIT_ROWS)) {
+            let many = drafts.len() == AUDIT_ROWS;
             let mut stmt = self
                 .tx
-                .prepare_cached(
-                    "INSERT INTO audit (seq, at_ms, actor, role, purpose, action, subject, detail, hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
+                .prepare_cached(if many {
+                    &AUDIT_INSERT_MANY
+                } else {
+                    AUDIT_INSERT_ONE
+                })
                 .map_err(db("prepare audit entries"))?;
-            for entry in &entries {
-                let e = &entry.entry;
-                stmt.execute(params![
-                    entry.seq as i64,
-                    e.at_ms,
-                    e.actor,
-                    e.role,
-                    e.purpose,
-                    e.action,
-                    e.subject.as_ref().map(SubjectId::as_str),
-                    e.detail,
-                    entry.hash
-                ])
-                .map_err(db("append an audit entry"))?;
+            for (row, (draft, hash)) in drafts.iter().zip(hashes).enumerate() {
+                next += 1;
+                let seq = next as i64;
+                let subject = draft.subject.as_ref().map(SubjectId::as_str);
+                let values: [&dyn rusqlite::ToSql; AUDIT_COLUMNS] = [
+                    &seq,
+                    &draft.at_ms,
+                    &draft.actor,
+                    &draft.role,
+                    &draft.purpose,
+                    &draft.action,
+                    &subject,
+                    &draft.detail,
+                    hash,
+                ];
+                let first = if many { row * AUDIT_COLUMNS } else { 0 };
+                for (column, value) in values.into_iter().enumerate() {
+                    stmt.raw_bind_parameter(first + column + 1, value)
+                        .map_err(db("bind an audit entry"))?;
+                }
+                if !many {
+                    stmt.raw_execute().map_err(db("append an audit entry"))?;
+                }
+            }
+            if many {
+                stmt.raw_execute().map_err(db("append audit entries"))?;
             }
         }
+        let last_hash = hashes.last().map_or(hash.as_str(), String::as_str);
         self.tx
             .prepare_cached(
                 "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?1, ?2) \
                  ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             )
-            .and_then(|mut stmt| stmt.execute(params![last_seq as i64, last_hash]))
+            .and_then(|mut stmt| stmt.execute(params![next as i64, last_hash]))
             .map_err(db("move the audit chain head"))?;
-        self.counter_add("audit_entries", entries.len() as i64)?;
-        Ok(entries.iter().map(|e| e.seq).collect())
+        self.counter_add("audit_entries", drafts.len() as i64)?;
+        Ok((seq + 1..=next).collect())
     }
+}
+
+/// (sources, facts, record row numbers) of a subject's stored state, on
+/// any connection.
+fn stored_state_meta(
+    conn: &rusqlite::Connection,
+    subject: SubjectId,
+) -> Result<Option<(bool, usize, Vec<i64>)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT sources, facts, records FROM states WHERE subject = ?1")
+        .map_err(db("read a state's bookkeeping"))?;
+    let mut rows = stmt
+        .query([subject.as_str()])
+        .map_err(db("read a state's bookkeeping"))?;
+    let Some(row) = rows.next().map_err(db("read a state's bookkeeping"))? else {
+        return Ok(None);
+    };
+    let sources: i64 = row.get(0).map_err(db("read a state's bookkeeping"))?;
+    let facts: i64 = row.get(1).map_err(db("read a state's bookkeeping"))?;
+    let rowids = match row.get_ref(2).map_err(db("read a state's bookkeeping"))? {
+        ValueRef::Blob(bytes) => decode_rowids(subject, bytes)?,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "the list of records of {subject} is not a blob ({:?})",
+                other.data_type()
+            )))
+        }
+    };
+    Ok(Some((
+        sources == 1,
+        usize::try_from(facts).unwrap_or(usize::MAX),
+        rowids,
+    )))
 }
 
 /// The records and facts in effect about `subject`, on any connection.
@@ -626,26 +940,49 @@ pub(crate) fn load_subject(
     conn: &rusqlite::Connection,
     subject: SubjectId,
 ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
-    Ok((load_records(conn, subject)?, load_facts(conn, subject)?))
+    let rowids = stored_state_meta(conn, subject)?
+        .map(|(_, _, rowids)| rowids)
+        .unwrap_or_default();
+    Ok((
+        load_records(conn, subject, &rowids)?,
+        load_facts(conn, subject)?,
+    ))
 }
 
+/// The records under `rowids` that are in effect, ordered by key.
 fn load_records(
     conn: &rusqlite::Connection,
     subject: SubjectId,
+    rowids: &[i64],
 ) -> Result<Vec<RecordRow>, StoreError> {
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE subject = ?1 AND status = 0");
-    let mut raw = conn
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE seq = ?1 AND status = 0");
+    let mut stmt = conn
         .prepare_cached(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map([subject.as_str()], raw_record)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
         .map_err(db("load a subject's records"))?;
-    // Ordered by key, as SQLite's binary collation would order them: a
-    // subject has a few rows, and sorting them here spares SQLite a sorter
-    // per subject (the index by subject gives them in arrival order).
+    let mut raw = Vec::with_capacity(rowids.len());
+    for rowid in rowids {
+        if let Some(row) = stmt
+            .query_row([rowid], raw_record)
+            .optional()
+            .map_err(db("load a subject's records"))?
+        {
+            raw.push(row);
+        }
+    }
+    // Ordered by key, as an index by key would give them: the fold does not
+    // depend on the order, but equal inputs should look equal.
     raw.sort_unstable_by(|a, b| (&a.provider, &a.id).cmp(&(&b.provider, &b.id)));
-    raw.into_iter().map(RawRecord::decode).collect()
+    let rows = raw
+        .into_iter()
+        .map(RawRecord::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(other) = rows.iter().find(|row| row.subject != subject) {
+        return Err(StoreError::Corrupt(format!(
+            "the list of records of {subject} names record {}/{}, which is about {}",
+            other.key.provider, other.key.id, other.subject
+        )));
+    }
+    Ok(rows)
 }
 
 fn load_facts(conn: &rusqlite::Connection, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
@@ -658,4 +995,28 @@ fn load_facts(conn: &rusqlite::Connection, subject: SubjectId) -> Result<Vec<Fac
         })
         .map_err(db("load a subject's facts"))?;
     raw.into_iter().map(RawFact::decode).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_number_lists_read_back() {
+        let subject = socred_store::conformance::example_person();
+        for rowids in [
+            vec![],
+            vec![1],
+            vec![1, 2, 3, 127, 128, 300, 1 << 40],
+            vec![i64::MAX],
+        ] {
+            let bytes = encode_rowids(&rowids);
+            assert_eq!(decode_rowids(subject, &bytes).expect("decode"), rowids);
+        }
+        assert!(decode_rowids(subject, &[0x80]).is_err(), "a cut number");
+        assert!(
+            decode_rowids(subject, &[0xff; 11]).is_err(),
+            "an overlong number"
+        );
+    }
 }

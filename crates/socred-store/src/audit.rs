@@ -56,6 +56,13 @@ pub struct ChainBreak {
 
 /// The hash of the entry `seq` holding `draft`, following `prev_hash`.
 pub fn audit_hash(prev_hash: &str, seq: u64, draft: &AuditDraft) -> String {
+    let mut text = Vec::with_capacity(256);
+    hash_into(&mut text, prev_hash, seq, draft)
+}
+
+/// [`audit_hash`] writing the canonical form into `text` (cleared first),
+/// so that a caller hashing many entries reuses one buffer.
+fn hash_into(text: &mut Vec<u8>, prev_hash: &str, seq: u64, draft: &AuditDraft) -> String {
     let canonical = (
         seq,
         draft.at_ms,
@@ -66,11 +73,12 @@ pub fn audit_hash(prev_hash: &str, seq: u64, draft: &AuditDraft) -> String {
         draft.subject.as_ref().map(SubjectId::as_str),
         &draft.detail,
     );
+    text.clear();
     // A tuple of integers, strings and an option always serialises.
-    let text = serde_json::to_string(&canonical).unwrap_or_default();
+    let _ = serde_json::to_writer(&mut *text, &canonical);
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(text.as_bytes());
+    hasher.update(&text[..]);
     hex::encode(hasher.finalize())
 }
 
@@ -182,20 +190,41 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainBreak> {
 /// entries and the new head. Backends call this inside the transaction that
 /// stores the entries, with the head read in that transaction.
 pub fn chain_drafts(head: (u64, &str), drafts: &[AuditDraft]) -> (Vec<AuditEntry>, (u64, String)) {
-    let (mut seq, prev) = head;
-    let mut prev = prev.to_string();
-    let mut entries = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        seq += 1;
-        let hash = audit_hash(&prev, seq, draft);
-        prev.clone_from(&hash);
-        entries.push(AuditEntry {
-            seq,
+    let hashes = chain_hashes(head, drafts);
+    let (seq, prev) = head;
+    let new_head = (
+        seq + drafts.len() as u64,
+        hashes
+            .last()
+            .map_or_else(|| prev.to_string(), String::clone),
+    );
+    let entries = drafts
+        .iter()
+        .zip(hashes)
+        .enumerate()
+        .map(|(i, (draft, hash))| AuditEntry {
+            seq: seq + 1 + i as u64,
             entry: draft.clone(),
             hash,
-        });
+        })
+        .collect();
+    (entries, new_head)
+}
+
+/// The hashes of `drafts` appended after the head (`seq`, `hash`): entry
+/// `seq + 1 + i` holds `drafts[i]` and `hashes[i]`. What [`chain_drafts`]
+/// computes, for a backend that stores the drafts without copying them.
+pub fn chain_hashes(head: (u64, &str), drafts: &[AuditDraft]) -> Vec<String> {
+    let (mut seq, first) = head;
+    let mut hashes: Vec<String> = Vec::with_capacity(drafts.len());
+    let mut text = Vec::with_capacity(256);
+    for draft in drafts {
+        seq += 1;
+        let prev = hashes.last().map_or(first, String::as_str);
+        let hash = hash_into(&mut text, prev, seq, draft);
+        hashes.push(hash);
     }
-    (entries, (seq, prev))
+    hashes
 }
 
 #[cfg(test)]
@@ -262,6 +291,26 @@ mod tests {
             .try_for_each(|e| verifier.push(e))
             .unwrap();
         assert_eq!(verifier.finish(Some(&head)).map_err(|b| b.seq), Err(5));
+    }
+
+    /// Hashing without copying the drafts gives the chain that numbering
+    /// and chaining them gives, from any head.
+    #[test]
+    fn chain_hashes_are_the_chain() {
+        let drafts: Vec<AuditDraft> = (0..4).map(|i| draft(&format!("read {i}"))).collect();
+        let (entries, head) = chain_drafts((7, "ab"), &drafts);
+        let hashes = chain_hashes((7, "ab"), &drafts);
+        assert_eq!(
+            hashes,
+            entries.iter().map(|e| e.hash.clone()).collect::<Vec<_>>()
+        );
+        assert_eq!(entries[0].hash, audit_hash("ab", 8, &drafts[0]));
+        assert_eq!(
+            entries[3].hash,
+            audit_hash(&entries[2].hash, 11, &drafts[3])
+        );
+        assert_eq!(head, (11, entries[3].hash.clone()));
+        assert_eq!(chain_drafts((7, "ab"), &[]).1, (7, "ab".to_string()));
     }
 
     #[test]

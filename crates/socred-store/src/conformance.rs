@@ -416,7 +416,7 @@ async fn ingest(store: &dyn Store, engine: &Arc<Engine>, batch: Vec<Submission>)
 
 async fn state(store: &dyn Store, subject: SubjectId) -> Option<socred_core::SubjectState> {
     match store.state(subject).await {
-        Ok(state) => state,
+        Ok(state) => state.map(Arc::unwrap_or_clone),
         Err(error) => panic!("state of {subject}: {error}"),
     }
 }

@@ -14,6 +14,7 @@
 //! entries, list entries, the audit chain, durability).
 
 mod audit;
+mod codec;
 mod error;
 mod memory;
 mod rows;
@@ -34,16 +35,20 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 
 pub use audit::{
-    audit_hash, chain_drafts, verify_chain, AuditDraft, AuditEntry, ChainBreak, ChainVerifier,
-    GENESIS_HASH,
+    audit_hash, chain_drafts, chain_hashes, verify_chain, AuditDraft, AuditEntry, ChainBreak,
+    ChainVerifier, GENESIS_HASH,
 };
+pub use codec::{decode_state, encode_state, FORMAT as STATE_FORMAT};
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use rows::{decode_subject, pending_items, FactRow, ItemMeta, RecordRow, Status};
+pub use rows::{
+    decode_subject, pending_items, readback, FactRow, ItemMeta, Readback, RecordRow, Status,
+};
 pub use verify::{verify_states, StateMismatch};
 pub use write::{
-    close_entry, close_open_ends, derived_by_target, fold_loaded, fold_subject, list_rows,
-    normalise_state, reopen_entry, CountsDelta, Folded, ListRow, WriteTx, Writer, KNOWN_AT,
+    close_entry, close_open_ends, derived_by_target, fold_into, fold_loaded, fold_subject,
+    list_rows, normalise_state, reopen_entry, CountsDelta, EncodedState, Folded, History, ListRow,
+    StateFormat, WriteTx, Writer, KNOWN_AT,
 };
 
 /// The most rows one read returns, whatever the caller asks: a limit on
@@ -348,8 +353,9 @@ pub trait Store: Send + Sync + 'static {
     /// The subject's stored state with the entries that reach it from
     /// related subjects in `derived`. A subject with no records of its own
     /// but reached by another has an empty state with those entries. None
-    /// when the registry knows nothing in effect about it.
-    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError>;
+    /// when the registry knows nothing in effect about it. Shared: a backend
+    /// may hand out the state it keeps decoded without copying it.
+    async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError>;
 
     /// The records and later facts in effect about a subject (not pending,
     /// not rejected), for explanations and verification. Records of types

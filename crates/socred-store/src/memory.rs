@@ -12,8 +12,12 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, RecordKey, Rulebook, SubjectId};
 
 use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
+use crate::codec::decode_state;
 use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
-use crate::write::{normalise_state, CountsDelta, ListRow, WriteTx, Writer};
+use crate::write::{
+    normalise_state, CountsDelta, EncodedState, Folded, History, ListRow, StateFormat, WriteTx,
+    Writer,
+};
 use crate::{
     clamp_limit, empty_state, sort_derived, Counts, FactKey, ItemKey, Outcome, PendingItem,
     Principal, RulebookVersion, Store, StoreError, Submission,
@@ -25,7 +29,9 @@ struct Inner {
     facts: BTreeMap<FactKey, FactRow>,
     records_by_subject: BTreeMap<SubjectId, BTreeSet<RecordKey>>,
     pending_seq: u64,
-    states: BTreeMap<SubjectId, String>,
+    /// Encoded as the store keeps them (binary, or JSON written by hand
+    /// in tests), decoded on every read like a real backend's rows.
+    states: BTreeMap<SubjectId, EncodedState>,
     /// By source subject.
     list_rows: BTreeMap<SubjectId, Vec<ListRow>>,
     /// By source subject: (target, entry).
@@ -91,7 +97,11 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl WriteTx for Inner {
-    fn insert_record(&mut self, row: &RecordRow) -> Result<Option<RecordRow>, StoreError> {
+    fn insert_record(
+        &mut self,
+        row: &RecordRow,
+        _record: &Record,
+    ) -> Result<Option<RecordRow>, StoreError> {
         if let Some(held) = self.records.get(&row.key) {
             return Ok(Some(held.clone()));
         }
@@ -134,42 +144,20 @@ impl WriteTx for Inner {
         Ok(self.pending_seq)
     }
 
-    fn load_subject(
-        &mut self,
-        subject: SubjectId,
-    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
-        let records = self
-            .records_by_subject
-            .get(&subject)
-            .into_iter()
-            .flatten()
-            .filter_map(|key| self.records.get(key))
-            .filter(|row| row.meta.status == Status::Effective)
-            .cloned()
-            .collect();
-        let facts = self
-            .facts
-            .range(fact_range(subject))
-            .map(|(_, row)| row)
-            .filter(|row| row.meta.status == Status::Effective)
-            .cloned()
-            .collect();
-        Ok((records, facts))
+    fn load_subject(&mut self, subject: SubjectId) -> Result<History, StoreError> {
+        let (records, facts) = self.rows_of(subject);
+        Ok(History::Rows { records, facts })
     }
 
-    fn write_state(
-        &mut self,
-        subject: SubjectId,
-        state_json: &str,
-        rows: &[ListRow],
-        derived: &[(SubjectId, DerivedEntry)],
-    ) -> Result<bool, StoreError> {
-        let new = self
-            .states
-            .insert(subject, state_json.to_string())
-            .is_none();
-        self.list_rows.insert(subject, rows.to_vec());
-        self.derived.insert(subject, derived.to_vec());
+    fn state_format(&self) -> StateFormat {
+        StateFormat::Binary
+    }
+
+    fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
+        let subject = folded.subject;
+        let new = self.states.insert(subject, folded.encoded).is_none();
+        self.list_rows.insert(subject, folded.rows);
+        self.derived.insert(subject, folded.derived);
         Ok(new)
     }
 
@@ -210,6 +198,27 @@ fn fact_range(subject: SubjectId) -> std::ops::RangeInclusive<FactKey> {
 }
 
 impl Inner {
+    /// The rows in effect about `subject`.
+    fn rows_of(&self, subject: SubjectId) -> (Vec<RecordRow>, Vec<FactRow>) {
+        let records = self
+            .records_by_subject
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.records.get(key))
+            .filter(|row| row.meta.status == Status::Effective)
+            .cloned()
+            .collect();
+        let facts = self
+            .facts
+            .range(fact_range(subject))
+            .map(|(_, row)| row)
+            .filter(|row| row.meta.status == Status::Effective)
+            .cloned()
+            .collect();
+        (records, facts)
+    }
+
     fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
         let mut derived: Vec<DerivedEntry> = self
             .derived
@@ -219,11 +228,14 @@ impl Inner {
             .map(|(_, entry)| entry.clone())
             .collect();
         let mut state = match self.states.get(&subject) {
-            Some(json) => serde_json::from_str::<SubjectState>(json).map_err(|error| {
-                StoreError::Corrupt(format!(
-                    "stored state of {subject} does not read back: {error}"
-                ))
-            })?,
+            Some(EncodedState::Binary(bytes)) => decode_state(subject, bytes)?,
+            Some(EncodedState::Json(json)) => {
+                serde_json::from_str::<SubjectState>(json).map_err(|error| {
+                    StoreError::Corrupt(format!(
+                        "stored state of {subject} does not read back: {error}"
+                    ))
+                })?
+            }
             None if derived.is_empty() => return Ok(None),
             None => empty_state(subject),
         };
@@ -299,8 +311,8 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn state(&self, subject: SubjectId) -> Result<Option<SubjectState>, StoreError> {
-        self.lock()?.state(subject)
+    async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
+        Ok(self.lock()?.state(subject)?.map(Arc::new))
     }
 
     async fn records(
@@ -308,7 +320,7 @@ impl Store for MemoryStore {
         rulebook: &Rulebook,
         subject: SubjectId,
     ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
-        let (record_rows, fact_rows) = self.lock()?.load_subject(subject)?;
+        let (record_rows, fact_rows) = self.lock()?.rows_of(subject);
         crate::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 

@@ -153,6 +153,48 @@ impl RecordRow {
     }
 }
 
+/// What reading back the row stored for a record gives under a rulebook,
+/// told without the trip through the row's JSON (see [`readback`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Readback {
+    /// The record as [`RecordRow::to_record`] would give it.
+    Record(Record),
+    /// The rulebook has no such record type: the fold leaves it out.
+    UnknownType,
+    /// Its fields hold a number JSON cannot write (NaN or infinite): only
+    /// the stored row says what reading it gives.
+    ReadTheRow,
+}
+
+/// What `RecordRow::new(record, _).to_record(rulebook)` gives, without
+/// writing and parsing the fields' JSON: a backend that keeps decoded
+/// histories adds a newly stored record to one with this.
+pub fn readback(rulebook: &Rulebook, record: &Record) -> Readback {
+    let exact = record.fields.values().all(|value| match value {
+        Value::Number(number) => number.is_finite(),
+        Value::Bool(_) | Value::Int(_) | Value::Text(_) => true,
+    });
+    if !exact {
+        return Readback::ReadTheRow;
+    }
+    let Some(type_index) = rulebook.record_type(&record.type_id) else {
+        return Readback::UnknownType;
+    };
+    Readback::Record(Record {
+        key: record.key.clone(),
+        subject: record.subject,
+        type_index,
+        type_id: rulebook
+            .catalog
+            .get(type_index as usize)
+            .map_or(record.type_id.clone(), |t| t.id.clone()),
+        occurred_at: record.occurred_at,
+        decided_at: record.decided_at,
+        fields: record.fields.clone(),
+        document: record.document.clone(),
+    })
+}
+
 /// What a fact says beyond its key, as stored JSON.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -422,6 +464,66 @@ fn pending_of(key: crate::ItemKey, item: Item, meta: &ItemMeta) -> crate::Pendin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(id: &str) -> socred_core::RecordKey {
+        socred_core::RecordKey {
+            provider: Arc::from("p"),
+            id: Arc::from(id),
+        }
+    }
+
+    /// A record read back from its row and the readback without the row
+    /// are the same value, whatever the field values.
+    #[test]
+    fn readback_is_what_the_row_reads_back_as() {
+        let engine = crate::conformance::engine();
+        let rulebook = &engine.rulebook;
+        let type_id = rulebook.catalog[0].id.clone();
+        let fields: Fields = [
+            (Arc::from("a"), Value::Number(0.1 + 0.2)),
+            (Arc::from("b"), Value::Number(1e300)),
+            (Arc::from("c"), Value::Int(i64::MIN)),
+            (Arc::from("d"), Value::Text(Arc::from("\"quoted\" 北京"))),
+            (Arc::from("e"), Value::Bool(false)),
+        ]
+        .into_iter()
+        .collect();
+        let record = Record {
+            key: key("r1"),
+            subject: crate::conformance::example_person(),
+            // A stale index: the readback takes the rulebook's.
+            type_index: 99,
+            type_id: Arc::from(&*type_id),
+            occurred_at: Day(19_000),
+            decided_at: Day(19_001),
+            fields,
+            document: Some(Arc::from("doc")),
+        };
+        let meta = ItemMeta {
+            status: Status::Effective,
+            submitted_by: "p".into(),
+            submitted_at_ms: 0,
+            pending_seq: 0,
+            reviewed_by: None,
+            review_note: None,
+        };
+        let row = RecordRow::new(&record, meta.clone());
+        let from_row = row.to_record(rulebook).expect("reads").expect("known type");
+        assert_eq!(readback(rulebook, &record), Readback::Record(from_row));
+
+        let unknown = Record {
+            type_id: Arc::from("no.such.type"),
+            ..record.clone()
+        };
+        assert_eq!(readback(rulebook, &unknown), Readback::UnknownType);
+        let nan = Record {
+            fields: [(Arc::from("x"), Value::Number(f64::NAN))]
+                .into_iter()
+                .collect(),
+            ..record
+        };
+        assert_eq!(readback(rulebook, &nan), Readback::ReadTheRow);
+    }
 
     /// The fast decoder must read exactly what the core's derive reads.
     #[test]

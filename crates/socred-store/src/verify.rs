@@ -42,13 +42,14 @@ pub async fn verify_states(
             for (target, entry) in engine.reach(&fresh) {
                 expected_derived.entry(target).or_default().push(entry);
             }
-            let Some(mut stored) = store.state(subject).await? else {
+            let Some(stored) = store.state(subject).await? else {
                 mismatches.push(StateMismatch {
                     subject,
                     reason: "listed but has no stored state".into(),
                 });
                 continue;
             };
+            let mut stored = std::sync::Arc::unwrap_or_clone(stored);
             stored_derived.insert(subject, std::mem::take(&mut stored.derived));
             if stored != fresh {
                 mismatches.push(StateMismatch {
@@ -64,7 +65,7 @@ pub async fn verify_states(
             let derived = store
                 .state(*target)
                 .await?
-                .map(|s| s.derived)
+                .map(|s| s.derived.clone())
                 .unwrap_or_default();
             stored_derived.insert(*target, derived);
         }

@@ -5,8 +5,11 @@
 //! (the conformance suite checks the parts each backend writes itself).
 //!
 //! Refolding a batch is split in three so that the transaction spends no
-//! time in the fold: load every touched subject's rows, fold them on all
-//! cores, then write the states.
+//! time in the fold: load every touched subject's history, fold them on all
+//! cores (decoding rows and encoding states there too), then write the
+//! states. A backend may hand over a history it already holds decoded (a
+//! cache of recently folded subjects) and gets the decoded history back
+//! with the new state, to keep for the next write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +18,8 @@ use socred_core::state::{DerivedEntry, Source, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, RecordKey, SubjectId};
 
 use crate::audit::AuditDraft;
-use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
+use crate::codec::encode_state;
+use crate::rows::{decode_subject, FactRow, ItemMeta, RecordRow, Status};
 use crate::{FactKey, Item, ItemKey, Outcome, PendingItem, ReviewNeed, StoreError, Submission};
 
 /// The `known_at` of every stored state: everything stored is known. A
@@ -221,12 +225,51 @@ pub struct CountsDelta {
     pub pending: i64,
 }
 
+/// How a backend keeps a state: the fold's threads encode it so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateFormat {
+    /// The core's JSON, open ends closed at 9999-12-31 ([`close_open_ends`]).
+    Json,
+    /// The compact binary form of [`crate::encode_state`].
+    Binary,
+}
+
+/// A state encoded for storage, in the backend's [`StateFormat`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncodedState {
+    Json(String),
+    Binary(Vec<u8>),
+}
+
+/// A subject's records and facts in effect, as a backend has them at hand.
+#[derive(Clone, Debug)]
+pub enum History {
+    /// Stored rows; the fold's threads decode them.
+    Rows {
+        records: Vec<RecordRow>,
+        facts: Vec<FactRow>,
+    },
+    /// Already decoded for the rulebook of the write's engine, as
+    /// [`decode_subject`] decodes rows: records of types the rulebook lacks
+    /// are left out.
+    Decoded {
+        records: Vec<Record>,
+        facts: Vec<Fact>,
+    },
+}
+
 /// What a backend does inside one open write transaction. Every method
 /// works on the transaction's view (it sees what earlier calls wrote).
 pub trait WriteTx {
     /// Inserts a record unless its key (provider, id) is taken; returns the
-    /// row that holds the key when it is.
-    fn insert_record(&mut self, row: &RecordRow) -> Result<Option<RecordRow>, StoreError>;
+    /// row that holds the key when it is. `record` is the core record the
+    /// row was made from (a backend that keeps decoded histories uses it
+    /// instead of decoding the row again, see [`crate::readback`]).
+    fn insert_record(
+        &mut self,
+        row: &RecordRow,
+        record: &Record,
+    ) -> Result<Option<RecordRow>, StoreError>;
     /// Inserts a fact unless its key is taken; returns the holder if it is.
     fn insert_fact(&mut self, row: &FactRow) -> Result<Option<FactRow>, StoreError>;
     /// The record under `key`, whatever its status.
@@ -238,20 +281,16 @@ pub trait WriteTx {
     /// A queue position above every one given so far.
     fn next_pending_seq(&mut self) -> Result<u64, StoreError>;
     /// The records and facts in effect about `subject`.
-    fn load_subject(
-        &mut self,
-        subject: SubjectId,
-    ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError>;
-    /// Replaces the subject's state (JSON of a state with no `derived`), and
-    /// every list row and derived entry whose source is `subject`. Returns
-    /// whether the subject had no state before.
-    fn write_state(
-        &mut self,
-        subject: SubjectId,
-        state_json: &str,
-        rows: &[ListRow],
-        derived: &[(SubjectId, DerivedEntry)],
-    ) -> Result<bool, StoreError>;
+    fn load_subject(&mut self, subject: SubjectId) -> Result<History, StoreError>;
+    /// How this backend keeps states.
+    fn state_format(&self) -> StateFormat {
+        StateFormat::Json
+    }
+    /// Replaces the subject's state (one with no `derived`, encoded in
+    /// [`WriteTx::state_format`]), and every list row and derived entry
+    /// whose source is the subject. Returns whether the subject had no
+    /// state before.
+    fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError>;
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError>;
     /// Appends audit entries after the chain head read in this transaction.
     fn append_audit(&mut self, drafts: &[AuditDraft]) -> Result<Vec<u64>, StoreError>;
@@ -324,7 +363,7 @@ impl<'e> Writer<'e> {
             Item::Record(record) => {
                 let meta = self.meta(tx, &submission)?;
                 let row = RecordRow::new(record, meta);
-                match tx.insert_record(&row)? {
+                match tx.insert_record(&row, record)? {
                     None => Ok(self.stored(row.meta.status, Kind::Record)),
                     Some(held) if !held.same_content(&row) => Ok(Outcome::Conflict {
                         reason: format!(
@@ -504,15 +543,17 @@ impl<'e> Writer<'e> {
         subjects.dedup();
         let mut loaded = Vec::with_capacity(subjects.len());
         for subject in subjects {
-            let (records, facts) = tx.load_subject(subject)?;
-            loaded.push((subject, records, facts));
+            loaded.push((subject, tx.load_subject(subject)?));
         }
-        let folded = fold_loaded(self.engine, loaded)?;
-        for folded in folded {
-            if tx.write_state(folded.subject, &folded.json, &folded.rows, &folded.derived)? {
-                self.delta.subjects += 1;
+        let format = tx.state_format();
+        let mut new_subjects = 0;
+        fold_into(self.engine, loaded, format, |folded| {
+            if tx.write_state(folded)? {
+                new_subjects += 1;
             }
-        }
+            Ok(())
+        })?;
+        self.delta.subjects += new_subjects;
         Ok(())
     }
 
@@ -548,72 +589,154 @@ fn replay(meta: &ItemMeta, key: &ItemKey) -> Outcome {
     }
 }
 
-/// A subject's new state, ready to write.
+/// A subject's new state, ready to write, with what it was folded from.
+#[derive(Clone, Debug)]
 pub struct Folded {
     pub subject: SubjectId,
-    pub json: String,
+    /// The state as a store keeps it (open ends normalised by
+    /// [`normalise_state`], no `derived`), in the backend's format. The
+    /// decoded state itself is let go on the fold's threads.
+    pub encoded: EncodedState,
     pub rows: Vec<ListRow>,
     pub derived: Vec<(SubjectId, DerivedEntry)>,
+    /// The history folded, decoded for the engine's rulebook.
+    pub records: Vec<Record>,
+    pub facts: Vec<Fact>,
 }
 
-type Loaded = (SubjectId, Vec<RecordRow>, Vec<FactRow>);
+type Loaded = (SubjectId, History);
 
-/// Folds loaded subjects on all available cores; the result keeps the order.
-pub fn fold_loaded(engine: &Engine, loaded: Vec<Loaded>) -> Result<Vec<Folded>, StoreError> {
+/// Folds loaded subjects on all available cores, encoding each state in
+/// `format`; the result keeps the order.
+pub fn fold_loaded(
+    engine: &Engine,
+    loaded: Vec<Loaded>,
+    format: StateFormat,
+) -> Result<Vec<Folded>, StoreError> {
+    let mut index: BTreeMap<SubjectId, usize> = BTreeMap::new();
+    for (i, (subject, _)) in loaded.iter().enumerate() {
+        index.entry(*subject).or_insert(i);
+    }
+    let mut out: Vec<Option<Folded>> = (0..loaded.len()).map(|_| None).collect();
+    fold_into(engine, loaded, format, |folded| {
+        if let Some(slot) = index.remove(&folded.subject).and_then(|i| out.get_mut(i)) {
+            *slot = Some(folded);
+        }
+        Ok(())
+    })?;
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Subjects a fold thread takes at a time.
+const FOLD_CHUNK: usize = 16;
+/// Folded subjects waiting for `sink`, at most.
+const FOLDED_WAITING: usize = 256;
+
+/// Folds loaded subjects on all available cores, encoding each state in
+/// `format`, and hands each to `sink` on the calling thread as soon as it
+/// is ready, in no particular order: the caller writes states while the
+/// rest are still folding. Stops at the first error (of a fold or of
+/// `sink`) and returns it.
+pub fn fold_into(
+    engine: &Engine,
+    loaded: Vec<Loaded>,
+    format: StateFormat,
+    mut sink: impl FnMut(Folded) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = threads.min(loaded.len() / FOLD_CHUNK_MIN).max(1);
     if threads == 1 {
-        return loaded.iter().map(|l| fold_one(engine, l)).collect();
+        for one in loaded {
+            sink(fold_one(engine, one, format)?)?;
+        }
+        return Ok(());
     }
-    let chunk = loaded.len().div_ceil(threads);
-    let results: Vec<Result<Vec<Folded>, StoreError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = loaded
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|l| fold_one(engine, l)).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(StoreError::Corrupt("the fold of a subject panicked".into()))
+    let total = loaded.len();
+    let mut chunks = Vec::with_capacity(total.div_ceil(FOLD_CHUNK));
+    let mut rest = loaded.into_iter();
+    loop {
+        let chunk: Vec<Loaded> = rest.by_ref().take(FOLD_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let work = std::sync::Mutex::new(chunks.into_iter());
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel(FOLDED_WAITING);
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (send, work) = (send.clone(), &work);
+                scope.spawn(move || loop {
+                    let chunk = match work.lock() {
+                        Ok(mut work) => work.next(),
+                        Err(_) => None,
+                    };
+                    let Some(chunk) = chunk else { return };
+                    for one in chunk {
+                        // A closed channel: the caller stopped at an error.
+                        if send.send(fold_one(engine, one, format)).is_err() {
+                            return;
+                        }
+                    }
                 })
             })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(loaded.len());
-    for part in results {
-        out.extend(part?);
-    }
-    Ok(out)
+            .collect();
+        drop(send);
+        let mut received = 0usize;
+        let mut result = Ok(());
+        for folded in receive.iter() {
+            received += 1;
+            if let Err(error) = folded.and_then(&mut sink) {
+                result = Err(error);
+                break;
+            }
+        }
+        drop(receive);
+        let panicked = workers.into_iter().any(|worker| worker.join().is_err());
+        result?;
+        if panicked || received != total {
+            return Err(StoreError::Corrupt("the fold of a subject panicked".into()));
+        }
+        Ok(())
+    })
 }
 
 fn fold_one(
     engine: &Engine,
-    (subject, record_rows, fact_rows): &Loaded,
+    (subject, history): Loaded,
+    format: StateFormat,
 ) -> Result<Folded, StoreError> {
-    let rulebook = &*engine.rulebook;
-    let mut records = Vec::with_capacity(record_rows.len());
-    for row in record_rows {
-        if let Some(record) = row.to_record(rulebook)? {
-            records.push(record);
-        }
-    }
-    let mut facts = Vec::with_capacity(fact_rows.len());
-    for row in fact_rows {
-        facts.push(row.to_fact()?.0);
-    }
-    let mut state = fold_subject(engine, *subject, &records, &facts);
+    let (records, facts) = match history {
+        History::Rows { records, facts } => decode_subject(&engine.rulebook, &records, &facts)?,
+        History::Decoded { records, facts } => (records, facts),
+    };
+    let mut state = fold_subject(engine, subject, &records, &facts);
     let derived = engine.reach(&state);
     let rows = list_rows(&state, &derived);
-    close_open_ends(&mut state);
-    let json = serde_json::to_string(&state).map_err(|error| {
-        StoreError::Corrupt(format!("state of {subject} does not serialise: {error}"))
-    })?;
+    let encoded = match format {
+        StateFormat::Json => {
+            // Closing and then reopening the ends is what reading the JSON
+            // back does: the state kept equals the state read.
+            close_open_ends(&mut state);
+            let json = serde_json::to_string(&state).map_err(|error| {
+                StoreError::Corrupt(format!("state of {subject} does not serialise: {error}"))
+            })?;
+            normalise_state(&mut state);
+            EncodedState::Json(json)
+        }
+        StateFormat::Binary => {
+            normalise_state(&mut state);
+            EncodedState::Binary(encode_state(&state))
+        }
+    };
     Ok(Folded {
-        subject: *subject,
-        json,
+        subject,
+        encoded,
         rows,
         derived,
+        records,
+        facts,
     })
 }
 
@@ -629,4 +752,77 @@ pub fn derived_by_target(
         crate::sort_derived(entries);
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{engine, person, record};
+
+    fn loaded(engine: &Engine, subjects: u16) -> Vec<Loaded> {
+        let fare = engine.rulebook.catalog[0].id.clone();
+        (0..subjects)
+            .map(|n| {
+                let subject = person(n);
+                let records = vec![record(
+                    engine,
+                    &format!("r{n}"),
+                    subject,
+                    &fare,
+                    "2026-01-05",
+                    Default::default(),
+                )];
+                let history = History::Decoded {
+                    records,
+                    facts: Vec::new(),
+                };
+                (subject, history)
+            })
+            .collect()
+    }
+
+    /// Every subject reaches the sink once, folded as a fold of its own
+    /// records gives it, on several threads or one.
+    #[test]
+    fn every_subject_is_folded_once() {
+        let engine = engine();
+        for subjects in [3, 500] {
+            let mut seen = BTreeMap::new();
+            fold_into(
+                &engine,
+                loaded(&engine, subjects),
+                StateFormat::Binary,
+                |folded| {
+                    let EncodedState::Binary(bytes) = &folded.encoded else {
+                        panic!("asked for the binary form");
+                    };
+                    let state = crate::decode_state(folded.subject, bytes).expect("decode");
+                    let mut fresh = fold_subject(&engine, folded.subject, &folded.records, &[]);
+                    normalise_state(&mut fresh);
+                    assert_eq!(state, fresh);
+                    *seen.entry(folded.subject).or_insert(0) += 1;
+                    Ok(())
+                },
+            )
+            .expect("fold");
+            assert_eq!(seen.len(), usize::from(subjects));
+            assert!(seen.values().all(|&n| n == 1));
+        }
+    }
+
+    /// The first error of the sink stops the fold and is what it returns.
+    #[test]
+    fn an_error_of_the_sink_stops_the_fold() {
+        let engine = engine();
+        let mut calls = 0;
+        let result = fold_into(&engine, loaded(&engine, 500), StateFormat::Json, |_| {
+            calls += 1;
+            if calls == 10 {
+                return Err(StoreError::Unavailable("disk full".into()));
+            }
+            Ok(())
+        });
+        assert_eq!(result, Err(StoreError::Unavailable("disk full".into())));
+        assert_eq!(calls, 10);
+    }
 }

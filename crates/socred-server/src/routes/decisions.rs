@@ -135,7 +135,7 @@ async fn decide(
             .store()
             .state(*subject)
             .await?
-            .unwrap_or_else(|| empty_state(*subject));
+            .unwrap_or_else(|| empty_state(*subject).into());
         index.insert(*subject, states.len());
         states.push(subject_state);
     }

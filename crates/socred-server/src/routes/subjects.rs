@@ -38,12 +38,12 @@ fn own_subject<'c>(caller: &'c Caller, id: &str) -> Result<(&'c Principal, Subje
     Ok((principal, subject))
 }
 
-async fn load(state: &AppState, subject: SubjectId) -> Result<SubjectState, ApiError> {
+async fn load(state: &AppState, subject: SubjectId) -> Result<Arc<SubjectState>, ApiError> {
     Ok(state
         .store()
         .state(subject)
         .await?
-        .unwrap_or_else(|| empty_state(subject)))
+        .unwrap_or_else(|| empty_state(subject).into()))
 }
 
 /// Something about the file that is still open.

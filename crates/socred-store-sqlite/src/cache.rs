@@ -1,0 +1,208 @@
+//! What the SQLite store keeps in memory between calls, and why it can
+//! never answer differently from the file.
+//!
+//! - [`SubjectCache`] (writer side): the decoded history of recently folded
+//!   subjects (records and facts in effect, and where their records are
+//!   stored), so that a batch refolds a subject without reading and
+//!   decoding its records again. It lives behind the writer's lock and is
+//!   trusted only while nothing else wrote to the file: every write
+//!   transaction first reads `PRAGMA data_version`, which changes when
+//!   another connection (another process, a hand edit) commits, and drops
+//!   everything when it moved. It is also dropped when the rulebook changes
+//!   (a decoded record's type index belongs to one rulebook). What a
+//!   transaction learns goes in only after it commits.
+//! - [`StateCache`] (reader side): decoded states next to the exact bytes
+//!   they were decoded from. A read still fetches the stored bytes (one
+//!   point query) and uses the decoded state only when they are identical,
+//!   so a state changed by anyone, in any way, is decoded afresh; what the
+//!   cache saves is the decoding and the copy.
+//!
+//! Both are bounded; when one grows past its budget, entries are dropped
+//! in no particular order (a dropped entry costs one decode).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use socred_core::{Fact, Record, Rulebook, SubjectId, SubjectState};
+
+/// Records held decoded by the writer side, at most: each costs a few
+/// hundred bytes (its key, its field map), so this is about 200 MB at most.
+const RECORDS_CACHED_MAX: usize = 500_000;
+/// Decoded states held by the reader side, at most, by an estimate of
+/// their size in memory.
+const STATE_BYTES_CACHED_MAX: usize = 256 << 20;
+/// Shards of the reader side's map: readers on several threads rarely wait
+/// for one another.
+const SHARDS: usize = 16;
+
+/// A subject as the last committed write left it.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedSubject {
+    /// Row numbers (`records.seq`) of its records in effect, ascending.
+    pub rowids: Vec<i64>,
+    /// Its records in effect, decoded for the cache's rulebook (records of
+    /// types it lacks are left out, as the fold leaves them out).
+    pub records: Vec<Record>,
+    /// Its facts in effect.
+    pub facts: Vec<Fact>,
+    /// Whether it is the source of list or derived rows.
+    pub sources: bool,
+}
+
+/// The writer side's decoded histories (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct SubjectCache {
+    /// The writer connection's `PRAGMA data_version` when the cache was
+    /// last known to match the file.
+    data_version: Option<i64>,
+    /// The rulebook the records are decoded for; kept alive so that its
+    /// address cannot be reused by another rulebook.
+    rulebook: Option<Arc<Rulebook>>,
+    subjects: HashMap<SubjectId, CachedSubject>,
+    /// Records held, for the budget.
+    records: usize,
+}
+
+impl SubjectCache {
+    /// Drops everything unless nothing else wrote since the last check.
+    pub fn check(&mut self, data_version: i64) {
+        if self.data_version != Some(data_version) {
+            self.drop_subjects();
+            self.data_version = Some(data_version);
+        }
+    }
+
+    /// Drops everything unless it is decoded for `rulebook`.
+    pub fn use_rulebook(&mut self, rulebook: &Arc<Rulebook>) {
+        let same = self
+            .rulebook
+            .as_ref()
+            .is_some_and(|kept| Arc::ptr_eq(kept, rulebook));
+        if !same {
+            self.drop_subjects();
+            self.rulebook = Some(rulebook.clone());
+        }
+    }
+
+    /// Takes the subject out, for a transaction to fold it and hand back
+    /// its new history once committed (a transaction that fails leaves it
+    /// out: it is read from the file next time).
+    pub fn take(&mut self, subject: &SubjectId) -> Option<CachedSubject> {
+        let entry = self.subjects.remove(subject)?;
+        self.records -= entry.records.len();
+        Some(entry)
+    }
+
+    /// Forgets everything, including that it matched the file (after a
+    /// failed commit, whose outcome is unknown).
+    pub fn clear(&mut self) {
+        self.drop_subjects();
+        self.data_version = None;
+    }
+
+    fn drop_subjects(&mut self) {
+        self.subjects.clear();
+        self.records = 0;
+    }
+
+    /// Takes in what a committed transaction wrote.
+    pub fn apply(&mut self, staged: Vec<(SubjectId, CachedSubject)>) {
+        for (subject, entry) in staged {
+            self.records += entry.records.len();
+            if let Some(old) = self.subjects.insert(subject, entry) {
+                self.records -= old.records.len();
+            }
+        }
+        if self.records > RECORDS_CACHED_MAX {
+            let keep = RECORDS_CACHED_MAX / 4 * 3;
+            let mut records = self.records;
+            self.subjects.retain(|_, entry| {
+                if records <= keep {
+                    return true;
+                }
+                records -= entry.records.len();
+                false
+            });
+            self.records = records;
+        }
+    }
+}
+
+/// A decoded state and the bytes it was decoded from.
+struct StateEntry {
+    stored: Box<[u8]>,
+    state: Arc<SubjectState>,
+    weight: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    states: HashMap<SubjectId, StateEntry>,
+    weight: usize,
+}
+
+/// The reader side's decoded states (see the module docs).
+pub(crate) struct StateCache {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl std::fmt::Debug for StateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateCache").finish_non_exhaustive()
+    }
+}
+
+impl Default for StateCache {
+    fn default() -> StateCache {
+        StateCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl StateCache {
+    fn shard(&self, subject: &SubjectId) -> Option<&Mutex<Shard>> {
+        let (head, tail) = subject.sort_key();
+        // The last characters of an identifier vary the most.
+        let mix = (head as usize) ^ usize::from(tail);
+        self.shards.get(mix % SHARDS)
+    }
+
+    /// The state decoded from exactly `stored`, if it is held.
+    pub fn get(&self, subject: &SubjectId, stored: &[u8]) -> Option<Arc<SubjectState>> {
+        let shard = self.shard(subject)?.lock().ok()?;
+        let entry = shard.states.get(subject)?;
+        (*entry.stored == *stored).then(|| entry.state.clone())
+    }
+
+    /// Keeps `state`, decoded from `stored`.
+    pub fn put(&self, subject: SubjectId, stored: &[u8], state: Arc<SubjectState>) {
+        let Some(Ok(mut shard)) = self.shard(&subject).map(Mutex::lock) else {
+            return;
+        };
+        // Decoded, a state takes several times its stored size.
+        let weight = stored.len() * 6 + 256;
+        let entry = StateEntry {
+            stored: stored.into(),
+            state,
+            weight,
+        };
+        shard.weight += weight;
+        if let Some(old) = shard.states.insert(subject, entry) {
+            shard.weight -= old.weight;
+        }
+        let budget = STATE_BYTES_CACHED_MAX / SHARDS;
+        if shard.weight > budget {
+            let keep = budget / 4 * 3;
+            let mut weight = shard.weight;
+            shard.states.retain(|_, entry| {
+                if weight <= keep {
+                    return true;
+                }
+                weight -= entry.weight;
+                false
+            });
+            shard.weight = weight;
+        }
+    }
+}
