@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use socred_core::record::Value;
 use socred_core::{Day, Engine, Record, RecordKey, SubjectId};
-use socred_store::conformance::engine;
+use socred_store::conformance::{engine, read_concurrently};
 use socred_store::{Item, ReviewNeed, Store, Submission};
 use socred_store_postgres::cluster::Cluster;
 use socred_store_postgres::{PostgresOptions, PostgresStore};
@@ -142,21 +142,7 @@ async fn measure<S: Store + Clone>(
         return Err("no subject read has a state".into());
     }
 
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for part in work.reads.chunks(work.reads.len().div_ceil(READERS)) {
-        let (store, part) = (store.clone(), part.to_vec());
-        tasks.push(tokio::spawn(async move {
-            for subject in part {
-                store.state(subject).await?;
-            }
-            Ok::<_, socred_store::StoreError>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let concurrent = start.elapsed();
+    let concurrent = read_concurrently(&store, &work.reads, READERS).await?;
     let reads = work.reads.len() as f64;
     Ok(Measure {
         ingest_records_per_s: records as f64 / ingest.as_secs_f64(),

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use socred_core::record::Value;
 use socred_core::{Day, Record, RecordKey, SubjectId};
-use socred_store::conformance::engine;
+use socred_store::conformance::{engine, read_concurrently};
 use socred_store::{AuditDraft, Item, ReviewNeed, Store, Submission};
 use socred_store_sqlite::SqliteStore;
 
@@ -159,21 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let again = start.elapsed();
 
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for part in read_subjects.chunks(read_subjects.len().div_ceil(READERS).max(1)) {
-            let (store, part) = (store.clone(), part.to_vec());
-            tasks.push(tokio::spawn(async move {
-                for subject in part {
-                    store.state(subject).await?;
-                }
-                Ok::<_, socred_store::StoreError>(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        let concurrent = start.elapsed();
+        let concurrent = read_concurrently(&store, &read_subjects, READERS).await?;
 
         let start = Instant::now();
         for n in 0..audit_appends {

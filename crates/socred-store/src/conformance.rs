@@ -1304,3 +1304,31 @@ pub async fn check_audit_with_writes(store: &dyn Store) {
     assert_eq!(verify_chain(&entries), Ok(()));
     assert_eq!(store.counts().await.expect("counts").audit_entries, 4);
 }
+
+/// Reads the state of every subject of `subjects` from `tasks` tasks at
+/// once and returns how long that took: the concurrent-read figure of the
+/// store benchmarks (`store_bench`, `compare`), measured the same way for
+/// every backend.
+pub async fn read_concurrently<S: Store + Clone>(
+    store: &S,
+    subjects: &[SubjectId],
+    tasks: usize,
+) -> Result<std::time::Duration, crate::StoreError> {
+    let start = std::time::Instant::now();
+    let mut running = Vec::new();
+    for part in subjects.chunks(subjects.len().div_ceil(tasks.max(1)).max(1)) {
+        let (store, part) = (store.clone(), part.to_vec());
+        running.push(tokio::spawn(async move {
+            for subject in part {
+                store.state(subject).await?;
+            }
+            Ok::<_, crate::StoreError>(())
+        }));
+    }
+    for task in running {
+        task.await.map_err(|error| {
+            crate::StoreError::Unavailable(format!("a reader task stopped: {error}"))
+        })??;
+    }
+    Ok(start.elapsed())
+}
