@@ -5,7 +5,10 @@
 //! PostgreSQL is a throwaway cluster started from the server binaries
 //! (fsync on, over TCP on 127.0.0.1); SQLite is the embedded store in a
 //! temporary directory (WAL, synchronous = FULL). Both acknowledge a batch
-//! only once it is on disk.
+//! only once it is on disk. After each PostgreSQL run it also prints the
+//! mean size of a stored state next to the mean size of its JSON (what
+//! schema 1 stored), which unlike the timings does not depend on the load
+//! of the machine.
 //!
 //! `cargo run --release -p socred-store-postgres --example compare -- [records] [batch] [subjects] [reads] [runs]`
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use socred_core::record::Value;
 use socred_core::{Day, Engine, Record, RecordKey, SubjectId};
 use socred_store::conformance::{engine, read_concurrently};
-use socred_store::{Item, ReviewNeed, Store, Submission};
+use socred_store::{close_open_ends, Item, ReviewNeed, Store, Submission};
 use socred_store_postgres::cluster::Cluster;
 use socred_store_postgres::{PostgresOptions, PostgresStore};
 use socred_store_sqlite::SqliteStore;
@@ -151,6 +154,40 @@ async fn measure<S: Store + Clone>(
     })
 }
 
+/// Mean bytes of a stored state, and of the same states as JSON, over
+/// every subject of the workload that has one.
+async fn state_sizes(
+    url: &str,
+    store: &PostgresStore,
+    work: &Workload,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*), COALESCE(sum(octet_length(state)), 0)::int8 FROM states \
+             WHERE state IS NOT NULL",
+            &[],
+        )
+        .await?;
+    let (count, stored): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let (mut states, mut json) = (0usize, 0usize);
+    for subject in &work.subjects {
+        if let Some(state) = store.state(*subject).await? {
+            // As schema 1 stored it: without the entries reaching it.
+            let mut state = (*state).clone();
+            state.derived.clear();
+            close_open_ends(&mut state);
+            json += serde_json::to_string(&state)?.len();
+            states += 1;
+        }
+    }
+    if count == 0 || states == 0 {
+        return Err("no subject has a stored state".into());
+    }
+    Ok((stored as f64 / count as f64, json as f64 / states as f64))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -184,8 +221,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 let url = cluster.create_database(&format!("compare_{run}")).await?;
                 let store = PostgresStore::connect_with(&url, PostgresOptions::default()).await?;
-                let m = measure(store, &engine, &work).await?;
+                let m = measure(store.clone(), &engine, &work).await?;
                 println!("run {run} postgres: {m:?}");
+                let (stored, json) = state_sizes(&url, &store, &work).await?;
+                println!(
+                    "run {run} postgres: a stored state is {stored:.0} bytes on average, \
+                     its JSON {json:.0} bytes ({:.2} of it)",
+                    stored / json
+                );
                 postgres.push(m);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use socred_core::state::DerivedEntry;
 use socred_core::{Day, RecordKey, SubjectId, SubjectState};
 use socred_store::{
-    empty_state, normalise_state, reopen_entry, sort_derived, AuditDraft, AuditEntry, FactKey,
-    FactRow, ItemMeta, Principal, RecordRow, Role, Status, StoreError,
+    decode_state, empty_state, normalise_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
+    FactKey, FactRow, ItemMeta, Principal, RecordRow, Role, Status, StoreError,
 };
 use tokio_postgres::Row;
 
@@ -180,11 +180,33 @@ pub(crate) fn principal(row: &Row) -> Result<Principal, Fault> {
     })
 }
 
-/// A subject's state from its stored JSON and the entries reaching it
-/// (JSON of each), as the trait returns it; None when both are missing.
+/// A stored state as the `state` column keeps it: the binary form of
+/// `socred_store::codec` (first byte 1 or 2), or the JSON that schema 1
+/// kept, as its UTF-8 bytes (first byte `{`, after any white space). The
+/// schema 2 migration left existing states as they were; each becomes
+/// binary when its subject is next refolded, so both must read.
+pub(crate) fn stored_state(subject: SubjectId, bytes: &[u8]) -> Result<SubjectState, StoreError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Binary, or neither: the decoder names the format it does not know.
+        return decode_state(subject, bytes);
+    }
+    let mut state = serde_json::from_slice::<SubjectState>(bytes).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "stored state of {subject} (JSON) does not read back: {error}"
+        ))
+    })?;
+    // JSON closes open ends at 9999-12-31: reopen them.
+    normalise_state(&mut state);
+    Ok(state)
+}
+
+/// A subject's state from its stored bytes ([`stored_state`]) and the
+/// entries reaching it (JSON of each), as the trait returns it; None when
+/// both are missing.
 pub(crate) fn state(
     subject: SubjectId,
-    json: Option<&str>,
+    stored: Option<&[u8]>,
     entries: &[&str],
 ) -> Result<Option<SubjectState>, StoreError> {
     let mut derived = Vec::with_capacity(entries.len());
@@ -197,16 +219,11 @@ pub(crate) fn state(
         reopen_entry(&mut entry);
         derived.push(entry);
     }
-    let mut state = match json {
-        Some(json) => serde_json::from_str::<SubjectState>(json).map_err(|error| {
-            StoreError::Corrupt(format!(
-                "stored state of {subject} does not read back: {error}"
-            ))
-        })?,
+    let mut state = match stored {
+        Some(bytes) => stored_state(subject, bytes)?,
         None if derived.is_empty() => return Ok(None),
         None => empty_state(subject),
     };
-    normalise_state(&mut state);
     sort_derived(&mut derived);
     state.derived = derived;
     Ok(Some(state))

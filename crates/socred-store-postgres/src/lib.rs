@@ -52,7 +52,8 @@ use socred_store::{
     clamp_limit, AuditDraft, AuditEntry, Counts, ItemKey, Outcome, PendingItem, Principal,
     RulebookVersion, Store, StoreError, Submission,
 };
-use tokio_postgres::Config;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, Row};
 
 use codec::{
     audit_columns, audit_entry, fact_columns, fact_row, principal, principal_columns,
@@ -337,19 +338,52 @@ impl PostgresStore {
         }
     }
 
-    /// Runs a read on a pooled connection.
-    async fn read<'s, T, F, Fut>(&'s self, work: F) -> Result<T, StoreError>
+    /// Runs one read statement on a pooled connection (again on a fresh
+    /// one when the connection broke) and decodes each row it returns with
+    /// `each`: every read of the store is one or two of these.
+    async fn read_rows<T, E>(
+        &self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        each: E,
+    ) -> Result<Vec<T>, StoreError>
     where
-        F: Fn(pool::Lease<'s>) -> Fut,
-        Fut: Future<Output = Result<T, Fault>>,
+        E: Fn(&Row) -> Result<T, Fault> + Sync,
     {
         let pool = &self.shared.pool;
-        let work = &work;
-        self.run(
-            Kind::Read,
-            move || async move { work(pool.get().await?).await },
-        )
+        let each = &each;
+        self.run(Kind::Read, move || async move {
+            let mut lease = pool.get().await?;
+            let (client, cache) = lease.parts()?;
+            let rows = Session::new(&*client, cache)
+                .query(context, sql, params)
+                .await?;
+            rows.iter().map(each).collect()
+        })
         .await
+    }
+
+    /// [`PostgresStore::read_rows`] for a statement that returns at most
+    /// one row.
+    async fn read_opt<T, E>(
+        &self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        each: E,
+    ) -> Result<Option<T>, StoreError>
+    where
+        E: Fn(&Row) -> Result<T, Fault> + Sync,
+    {
+        let mut rows = self.read_rows(context, sql, params, each).await?;
+        if rows.len() > 1 {
+            return Err(StoreError::Corrupt(format!(
+                "{context}: {} rows where one at most was expected",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
     }
 }
 
@@ -449,66 +483,51 @@ impl Store for PostgresStore {
         let after = to_i64(after.unwrap_or(0));
         let limit = clamp_limit(limit);
         let limit_sql = limit as i64;
-        let (records, facts) = self
-            .read(|mut lease| async move {
-                let (client, cache) = lease.parts()?;
-                let mut s = Session::new(&*client, cache);
-                let records = s
-                    .query(
-                        "read pending records",
-                        concat!(
-                            "SELECT ",
-                            record_columns!(),
-                            " FROM records WHERE status = 1 AND pending_seq > $1 \
-                             ORDER BY pending_seq LIMIT $2"
-                        ),
-                        &[&after, &limit_sql],
-                    )
-                    .await?;
-                let facts = s
-                    .query(
-                        "read pending facts",
-                        concat!(
-                            "SELECT ",
-                            fact_columns!(),
-                            " FROM facts WHERE status = 1 AND pending_seq > $1 \
-                             ORDER BY pending_seq LIMIT $2"
-                        ),
-                        &[&after, &limit_sql],
-                    )
-                    .await?;
-                let records = records
-                    .iter()
-                    .map(record_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
-                Ok((records, facts))
-            })
-            .await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&after, &limit_sql];
+        let (records, facts) = tokio::try_join!(
+            self.read_rows(
+                "read pending records",
+                concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE status = 1 AND pending_seq > $1 \
+                     ORDER BY pending_seq LIMIT $2"
+                ),
+                &params,
+                record_row,
+            ),
+            self.read_rows(
+                "read pending facts",
+                concat!(
+                    "SELECT ",
+                    fact_columns!(),
+                    " FROM facts WHERE status = 1 AND pending_seq > $1 \
+                     ORDER BY pending_seq LIMIT $2"
+                ),
+                &params,
+                fact_row,
+            ),
+        )?;
         socred_store::pending_items(rulebook, records, facts, limit)
     }
 
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
         let key = subject.as_str();
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            // One statement, one shard: the state and the entries reaching it.
-            let row = s
-                .query_opt(
-                    "read a state",
-                    "SELECT (SELECT state FROM states WHERE subject = $1), \
-                     ARRAY(SELECT entry FROM derived WHERE target = $1)",
-                    &[&key],
-                )
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("a state read returned no row".into()))?;
-            let get = decode("read a state");
-            let json: Option<&str> = row.try_get(0).map_err(&get)?;
-            let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
-            Ok(codec::state(subject, json, &entries)?.map(Arc::new))
-        })
-        .await
+        // One statement, one shard: the state and the entries reaching it.
+        self.read_opt(
+            "read a state",
+            "SELECT (SELECT state FROM states WHERE subject = $1), \
+             ARRAY(SELECT entry FROM derived WHERE target = $1)",
+            &[&key],
+            |row| {
+                let get = decode("read a state");
+                let stored: Option<&[u8]> = row.try_get(0).map_err(&get)?;
+                let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
+                Ok(codec::state(subject, stored, &entries)?.map(Arc::new))
+            },
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a state read returned no row".into()))
     }
 
     async fn records(
@@ -517,41 +536,30 @@ impl Store for PostgresStore {
         subject: SubjectId,
     ) -> Result<(Vec<Record>, Vec<Fact>), StoreError> {
         let key = subject.as_str();
-        let (record_rows, fact_rows) = self
-            .read(|mut lease| async move {
-                let (client, cache) = lease.parts()?;
-                let mut s = Session::new(&*client, cache);
-                let records = s
-                    .query(
-                        "load a subject's records",
-                        concat!(
-                            "SELECT ",
-                            record_columns!(),
-                            " FROM records WHERE subject = $1 AND status = 0 ORDER BY provider, id"
-                        ),
-                        &[&key],
-                    )
-                    .await?;
-                let facts = s
-                    .query(
-                        "load a subject's facts",
-                        concat!(
-                            "SELECT ",
-                            fact_columns!(),
-                            " FROM facts WHERE subject = $1 AND status = 0 \
-                             ORDER BY kind, record_provider, record_id, day, reporter"
-                        ),
-                        &[&key],
-                    )
-                    .await?;
-                let records = records
-                    .iter()
-                    .map(record_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let facts = facts.iter().map(fact_row).collect::<Result<Vec<_>, _>>()?;
-                Ok((records, facts))
-            })
-            .await?;
+        let params: [&(dyn ToSql + Sync); 1] = [&key];
+        let (record_rows, fact_rows) = tokio::try_join!(
+            self.read_rows(
+                "load a subject's records",
+                concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE subject = $1 AND status = 0 ORDER BY provider, id"
+                ),
+                &params,
+                record_row,
+            ),
+            self.read_rows(
+                "load a subject's facts",
+                concat!(
+                    "SELECT ",
+                    fact_columns!(),
+                    " FROM facts WHERE subject = $1 AND status = 0 \
+                     ORDER BY kind, record_provider, record_id, day, reporter"
+                ),
+                &params,
+                fact_row,
+            ),
+        )?;
         socred_store::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 
@@ -561,26 +569,17 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
         let after = after.map_or(String::new(), |s| s.as_str().to_string());
-        let after = after.as_str();
-        let limit = limit_param(limit);
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let rows = s
-                .query(
-                    "list subjects",
-                    "SELECT subject FROM states WHERE subject > $1 AND state IS NOT NULL \
-                     ORDER BY subject LIMIT $2",
-                    &[&after, &limit],
-                )
-                .await?;
-            let get = decode("read a subject");
-            let mut subjects = Vec::with_capacity(rows.len());
-            for row in &rows {
-                subjects.push(subject_of(row.try_get(0).map_err(&get)?)?);
-            }
-            Ok(subjects)
-        })
+        self.read_rows(
+            "list subjects",
+            "SELECT subject FROM states WHERE subject > $1 AND state IS NOT NULL \
+             ORDER BY subject LIMIT $2",
+            &[&after.as_str(), &limit_param(limit)],
+            |row| {
+                Ok(subject_of(
+                    row.try_get(0).map_err(decode("read a subject"))?,
+                )?)
+            },
+        )
         .await
     }
 
@@ -592,67 +591,53 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<(SubjectId, Span)>, StoreError> {
         let after = after.map_or(String::new(), |s| s.as_str().to_string());
-        let after = after.as_str();
-        let limit = limit_param(limit);
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            // One row per member: its latest-ending entry, the earliest
-            // starting of those.
-            let rows = s
-                .query(
-                    "read a list",
-                    "SELECT DISTINCT ON (subject) subject, entry_from, entry_until FROM list_entries \
-                     WHERE list = $1 AND subject > $2 AND from_day <= $3 AND until_day > $3 \
-                     ORDER BY subject, entry_until DESC, entry_from ASC LIMIT $4",
-                    &[&list, &after, &day.0, &limit],
-                )
-                .await?;
-            let get = decode("read a list member");
-            let mut members = Vec::with_capacity(rows.len());
-            for row in &rows {
+        // One row per member: its latest-ending entry, the earliest
+        // starting of those.
+        self.read_rows(
+            "read a list",
+            "SELECT DISTINCT ON (subject) subject, entry_from, entry_until FROM list_entries \
+             WHERE list = $1 AND subject > $2 AND from_day <= $3 AND until_day > $3 \
+             ORDER BY subject, entry_until DESC, entry_from ASC LIMIT $4",
+            &[&list, &after.as_str(), &day.0, &limit_param(limit)],
+            |row| {
+                let get = decode("read a list member");
                 let subject = subject_of(row.try_get(0).map_err(&get)?)?;
                 let span = Span {
                     start: Day(row.try_get(1).map_err(&get)?),
                     end: Day(row.try_get(2).map_err(&get)?),
                 };
-                members.push((subject, span));
-            }
-            Ok(members)
-        })
+                Ok((subject, span))
+            },
+        )
         .await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let row = s
-                .query_opt(
-                    "read the totals",
-                    "SELECT SUM(subjects)::int8, SUM(records)::int8, SUM(facts)::int8, \
-                     SUM(pending)::int8, SUM(audit_entries)::int8, SUM(principals)::int8, \
-                     SUM(rulebooks)::int8 FROM totals",
-                    &[],
-                )
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("the totals returned no row".into()))?;
-            let get = decode("read the totals");
-            let total = |index: usize| -> Result<u64, Fault> {
-                let value: Option<i64> = row.try_get(index).map_err(&get)?;
-                Ok(u64::try_from(value.unwrap_or(0)).unwrap_or(0))
-            };
-            Ok(Counts {
-                subjects: total(0)?,
-                records: total(1)?,
-                facts: total(2)?,
-                pending: total(3)?,
-                audit_entries: total(4)?,
-                principals: total(5)?,
-                rulebooks: total(6)?,
-            })
-        })
-        .await
+        self.read_opt(
+            "read the totals",
+            "SELECT SUM(subjects)::int8, SUM(records)::int8, SUM(facts)::int8, \
+             SUM(pending)::int8, SUM(audit_entries)::int8, SUM(principals)::int8, \
+             SUM(rulebooks)::int8 FROM totals",
+            &[],
+            |row| {
+                let get = decode("read the totals");
+                let total = |index: usize| -> Result<u64, Fault> {
+                    let value: Option<i64> = row.try_get(index).map_err(&get)?;
+                    Ok(u64::try_from(value.unwrap_or(0)).unwrap_or(0))
+                };
+                Ok(Counts {
+                    subjects: total(0)?,
+                    records: total(1)?,
+                    facts: total(2)?,
+                    pending: total(3)?,
+                    audit_entries: total(4)?,
+                    principals: total(5)?,
+                    rulebooks: total(6)?,
+                })
+            },
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the totals returned no row".into()))
     }
 
     async fn put_rulebook(
@@ -675,50 +660,32 @@ impl Store for PostgresStore {
     }
 
     async fn current_rulebook(&self) -> Result<Option<(String, String)>, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let row = s
-                .query_opt(
-                    "read the current rulebook",
-                    "SELECT label, body FROM rulebooks ORDER BY seq DESC LIMIT 1",
-                    &[],
-                )
-                .await?;
-            let get = decode("read the current rulebook");
-            match row {
-                Some(row) => Ok(Some((
-                    row.try_get(0).map_err(&get)?,
-                    row.try_get(1).map_err(&get)?,
-                ))),
-                None => Ok(None),
-            }
-        })
+        self.read_opt(
+            "read the current rulebook",
+            "SELECT label, body FROM rulebooks ORDER BY seq DESC LIMIT 1",
+            &[],
+            |row| {
+                let get = decode("read the current rulebook");
+                Ok((row.try_get(0).map_err(&get)?, row.try_get(1).map_err(&get)?))
+            },
+        )
         .await
     }
 
     async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let rows = s
-                .query(
-                    "list rulebook versions",
-                    "SELECT label, uploaded_at_ms, uploaded_by FROM rulebooks ORDER BY seq",
-                    &[],
-                )
-                .await?;
-            let get = decode("read a rulebook version");
-            let mut versions = Vec::with_capacity(rows.len());
-            for row in &rows {
-                versions.push(RulebookVersion {
+        self.read_rows(
+            "list rulebook versions",
+            "SELECT label, uploaded_at_ms, uploaded_by FROM rulebooks ORDER BY seq",
+            &[],
+            |row| {
+                let get = decode("read a rulebook version");
+                Ok(RulebookVersion {
                     label: row.try_get(0).map_err(&get)?,
                     uploaded_at_ms: row.try_get(1).map_err(&get)?,
                     uploaded_by: row.try_get(2).map_err(&get)?,
-                });
-            }
-            Ok(versions)
-        })
+                })
+            },
+        )
         .await
     }
 
@@ -756,42 +723,30 @@ impl Store for PostgresStore {
         &self,
         token_hash: &str,
     ) -> Result<Option<Principal>, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let row = s
-                .query_opt(
-                    "look up a token hash",
-                    concat!(
-                        "SELECT ",
-                        principal_columns!(),
-                        " FROM principals WHERE token_hash = $1 AND NOT revoked"
-                    ),
-                    &[&token_hash],
-                )
-                .await?;
-            row.as_ref().map(principal).transpose()
-        })
+        self.read_opt(
+            "look up a token hash",
+            concat!(
+                "SELECT ",
+                principal_columns!(),
+                " FROM principals WHERE token_hash = $1 AND NOT revoked"
+            ),
+            &[&token_hash],
+            principal,
+        )
         .await
     }
 
     async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let rows = s
-                .query(
-                    "list principals",
-                    concat!(
-                        "SELECT ",
-                        principal_columns!(),
-                        " FROM principals ORDER BY id"
-                    ),
-                    &[],
-                )
-                .await?;
-            rows.iter().map(principal).collect()
-        })
+        self.read_rows(
+            "list principals",
+            concat!(
+                "SELECT ",
+                principal_columns!(),
+                " FROM principals ORDER BY id"
+            ),
+            &[],
+            principal,
+        )
         .await
     }
 
@@ -811,24 +766,16 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let after = to_i64(after);
-        let limit = limit_param(limit);
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let rows = s
-                .query(
-                    "read the audit log",
-                    concat!(
-                        "SELECT ",
-                        audit_columns!(),
-                        " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
-                    ),
-                    &[&after, &limit],
-                )
-                .await?;
-            rows.iter().map(audit_entry).collect()
-        })
+        self.read_rows(
+            "read the audit log",
+            concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
+            &[&to_i64(after), &limit_param(limit)],
+            audit_entry,
+        )
         .await
     }
 
@@ -838,72 +785,60 @@ impl Store for PostgresStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let key = subject.as_str();
-        let after = to_i64(after);
-        let limit = limit_param(limit);
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            // The subject's shard says which entries; the chain has them.
-            let rows = s
-                .query(
-                    "read a subject's audit index",
-                    "SELECT seq FROM audit_subjects WHERE subject = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
-                    &[&key, &after, &limit],
-                )
-                .await?;
-            let get = decode("read a subject's audit index");
-            let seqs = rows
-                .iter()
-                .map(|row| row.try_get::<_, i64>(0).map_err(&get))
-                .collect::<Result<Vec<i64>, _>>()?;
-            if seqs.is_empty() {
-                return Ok(Vec::new());
-            }
-            let rows = s
-                .query(
-                    "read a subject's audit entries",
-                    concat!(
-                        "SELECT ",
-                        audit_columns!(),
-                        " FROM audit WHERE seq = ANY($1::int8[]) ORDER BY seq"
-                    ),
-                    &[&seqs],
-                )
-                .await?;
-            rows.iter().map(audit_entry).collect()
-        })
+        // The subject's shard says which entries; the chain has them.
+        let seqs = self
+            .read_rows(
+                "read a subject's audit index",
+                "SELECT seq FROM audit_subjects WHERE subject = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+                &[&subject.as_str(), &to_i64(after), &limit_param(limit)],
+                |row| {
+                    row.try_get::<_, i64>(0)
+                        .map_err(decode("read a subject's audit index"))
+                },
+            )
+            .await?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_rows(
+            "read a subject's audit entries",
+            concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit WHERE seq = ANY($1::int8[]) ORDER BY seq"
+            ),
+            &[&seqs],
+            audit_entry,
+        )
         .await
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        self.read(|mut lease| async move {
-            let (client, cache) = lease.parts()?;
-            let mut s = Session::new(&*client, cache);
-            let row = s
-                .query_opt(
-                    "read the audit chain head",
-                    "SELECT seq, hash FROM audit_head WHERE one = 1",
-                    &[],
-                )
-                .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let get = decode("read the audit chain head");
-            let seq: i64 = row.try_get(0).map_err(&get)?;
-            let hash: String = row.try_get(1).map_err(&get)?;
-            // Entry 0 is the empty chain.
-            match u64::try_from(seq) {
+        let head = self
+            .read_opt(
+                "read the audit chain head",
+                "SELECT seq, hash FROM audit_head WHERE one = 1",
+                &[],
+                |row| {
+                    let get = decode("read the audit chain head");
+                    let seq: i64 = row.try_get(0).map_err(&get)?;
+                    let hash: String = row.try_get(1).map_err(&get)?;
+                    Ok((seq, hash))
+                },
+            )
+            .await?;
+        // Entry 0 is the empty chain.
+        match head {
+            None => Ok(None),
+            Some((seq, hash)) => match u64::try_from(seq) {
                 Ok(0) => Ok(None),
                 Ok(seq) => Ok(Some((seq, hash))),
-                Err(_) => {
-                    Err(StoreError::Corrupt(format!("audit chain head at entry {seq}")).into())
-                }
-            }
-        })
-        .await
+                Err(_) => Err(StoreError::Corrupt(format!(
+                    "audit chain head at entry {seq}"
+                ))),
+            },
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use socred_core::state::DerivedEntry;
 use socred_core::{Record, RecordKey, SubjectId};
 use socred_store::{
     AuditDraft, CountsDelta, EncodedState, FactKey, FactRow, Folded, History, ItemKey, ItemMeta,
-    ListRow, RecordRow, Status, StoreError, WriteTx,
+    ListRow, RecordRow, StateFormat, Status, StoreError, WriteTx,
 };
 
 /// What a subject looked like when its row was locked.
@@ -43,12 +43,12 @@ pub(crate) struct Slot {
     pub written: bool,
 }
 
-/// A state to write: the subject's new state JSON and the rows it is the
-/// source of.
+/// A state to write: the subject's new state in the binary form of
+/// `socred_store::codec`, and the rows it is the source of.
 #[derive(Debug)]
 pub(crate) struct StateWrite {
     pub subject: SubjectId,
-    pub json: String,
+    pub bytes: Vec<u8>,
     pub rows: Vec<ListRow>,
     pub derived: Vec<(SubjectId, DerivedEntry)>,
 }
@@ -253,11 +253,19 @@ impl WriteTx for Overlay {
         Ok(History::Rows { records, facts })
     }
 
+    /// The binary form: an eighth to a third of the JSON's size, so less
+    /// to send, to write to the table and its log, and no JSON to parse on
+    /// every read.
+    fn state_format(&self) -> StateFormat {
+        StateFormat::Binary
+    }
+
     fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
         let subject = folded.subject;
-        let EncodedState::Json(json) = folded.encoded else {
+        let EncodedState::Binary(bytes) = folded.encoded else {
             return Err(StoreError::Corrupt(format!(
-                "the state of {subject} came encoded for another store (PostgreSQL keeps JSON)"
+                "the state of {subject} came encoded as JSON; the PostgreSQL store writes the \
+                 binary form"
             )));
         };
         let slot = self.slot(subject)?;
@@ -265,7 +273,7 @@ impl WriteTx for Overlay {
         slot.written = true;
         self.states.push(StateWrite {
             subject,
-            json,
+            bytes,
             rows: folded.rows,
             derived: folded.derived,
         });

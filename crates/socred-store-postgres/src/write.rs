@@ -787,7 +787,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
     }
 
     let mut state_subjects: Vec<&str> = Vec::new();
-    let mut state_json: Vec<&str> = Vec::new();
+    let mut state_bytes: Vec<&[u8]> = Vec::new();
     let mut state_sources: Vec<bool> = Vec::new();
     let mut state_targets: Vec<String> = Vec::new();
     let mut list = ListArrays::default();
@@ -818,7 +818,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
             derived.entries.push(json);
         }
         state_subjects.push(key);
-        state_json.push(&write.json);
+        state_bytes.push(&write.bytes);
         state_sources.push(!write.rows.is_empty() || !write.derived.is_empty());
         state_targets.push(targets.into_iter().collect::<Vec<_>>().join(" "));
     }
@@ -826,7 +826,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
     let upsert = s
         .prepare(
             "INSERT INTO states (subject, state, sources, targets) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[]) \
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bool[], $4::text[]) \
              ON CONFLICT (subject) DO UPDATE SET state = EXCLUDED.state, sources = EXCLUDED.sources, \
              targets = EXCLUDED.targets",
         )
@@ -853,7 +853,12 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
             client
                 .execute(
                     &upsert,
-                    &[&state_subjects, &state_json, &state_sources, &state_targets],
+                    &[
+                        &state_subjects,
+                        &state_bytes,
+                        &state_sources,
+                        &state_targets,
+                    ],
                 )
                 .await
                 .map_err(pg("write states"))

@@ -1,7 +1,7 @@
 //! The PostgreSQL store against throwaway clusters started from the server
 //! binaries: the shared conformance suite, two stores (as two servers)
-//! sharing one database, PostgreSQL restarting under a store, and
-//! connection strings that are wrong.
+//! sharing one database, PostgreSQL restarting under a store, connection
+//! strings that are wrong, and states across schema versions.
 //!
 //! Without the binaries every test that needs a server skips with a loud
 //! message, unless `SOCRED_REQUIRE_POSTGRES=1`, which makes it fail.
@@ -9,5 +9,6 @@
 mod concurrent;
 mod connect;
 mod harness;
+mod migrate;
 mod restart;
 mod suite;

@@ -1,0 +1,241 @@
+//! How states are kept across schema versions: schema 2 writes the binary
+//! form of `socred_store::codec` into a `bytea` column; a schema 1
+//! database (JSON text) is migrated when a store connects, its JSON states
+//! still read, equal to a fresh fold, and each becomes binary when its
+//! subject is written again. A state in neither form is refused, naming
+//! its subject.
+
+use std::sync::Arc;
+
+use socred_core::record::Value;
+use socred_core::{Record, SubjectId, SubjectState};
+use socred_store::conformance::{engine, person, record};
+use socred_store::{
+    close_open_ends, verify_states, Item, ReviewNeed, Store, StoreError, Submission, STATE_FORMAT,
+};
+use socred_store_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
+use tokio_postgres::Client;
+
+/// The first byte of a compressed binary state (`socred_store::codec`
+/// writes `STATE_FORMAT` for a plain one and this from 512 bytes on).
+const COMPRESSED: u8 = STATE_FORMAT + 1;
+
+fn is_binary(first: Option<u8>) -> bool {
+    first == Some(STATE_FORMAT) || first == Some(COMPRESSED)
+}
+
+fn fare(id: &str, subject: SubjectId, decided: &str) -> Record {
+    let fields = [(
+        Arc::from("station"),
+        Value::Text(Arc::from("Beijing South")),
+    )]
+    .into_iter()
+    .collect();
+    record(
+        &engine(),
+        id,
+        subject,
+        "transport.fare_evasion",
+        decided,
+        fields,
+    )
+}
+
+async fn ingest(store: &PostgresStore, records: Vec<Record>) {
+    let batch = records
+        .into_iter()
+        .map(|record| Submission {
+            item: Item::Record(record),
+            submitted_by: "provider.city".into(),
+            review: ReviewNeed::NotRequired,
+        })
+        .collect();
+    store
+        .ingest(&engine(), batch, Vec::new())
+        .await
+        .expect("ingest");
+}
+
+/// A plain connection to the store's database, behind the store's back.
+async fn raw(store: &PostgresStore) -> Client {
+    let Some(cluster) = crate::harness::cluster() else {
+        panic!("no cluster");
+    };
+    let url = cluster.url(&store.target().database);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// The bytes stored for `subject`.
+async fn stored(client: &Client, subject: SubjectId) -> Vec<u8> {
+    let row = client
+        .query_one(
+            "SELECT state FROM states WHERE subject = $1",
+            &[&subject.as_str()],
+        )
+        .await
+        .expect("read a stored state");
+    row.get(0)
+}
+
+/// Subjects with one record, and one with enough records that its binary
+/// state is compressed.
+fn population() -> (Vec<SubjectId>, Vec<Record>) {
+    let subjects: Vec<SubjectId> = (0..6).map(person).collect();
+    let mut records = Vec::new();
+    for (n, subject) in subjects.iter().enumerate() {
+        records.push(fare(&format!("r{n}"), *subject, "2026-03-01"));
+    }
+    for n in 0..30 {
+        let day = format!("2025-{:02}-{:02}", 1 + n % 12, 1 + n / 12);
+        records.push(fare(&format!("many-{n}"), person(0), &day));
+    }
+    (subjects, records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_are_written_in_the_binary_form() {
+    let Some((store, _)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let (subjects, records) = population();
+    ingest(&store, records).await;
+    let client = raw(&store).await;
+    let mut compressed = 0;
+    for subject in &subjects {
+        let bytes = stored(&client, *subject).await;
+        let first = bytes.first().copied();
+        assert!(
+            is_binary(first),
+            "the state of {subject} starts with {first:?}, not a binary format byte"
+        );
+        compressed += usize::from(first == Some(COMPRESSED));
+    }
+    assert_eq!(
+        compressed, 1,
+        "only the subject with many records passes the compression threshold"
+    );
+    assert!(verify_states(&store, &engine())
+        .await
+        .expect("verify")
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
+    let Some((store, url)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let (subjects, records) = population();
+    ingest(&store, records).await;
+    let mut expected: Vec<Arc<SubjectState>> = Vec::new();
+    for subject in &subjects {
+        expected.push(store.state(*subject).await.expect("read").expect("a state"));
+    }
+
+    // Put the database back as schema 1 left it: states as JSON text, open
+    // ends closed at 9999-12-31, no entry for migration 2.
+    let client = raw(&store).await;
+    client
+        .batch_execute(
+            "ALTER TABLE states ALTER COLUMN state TYPE text USING NULL; \
+             DELETE FROM socred_schema WHERE version = 2",
+        )
+        .await
+        .expect("go back to schema 1");
+    for state in &expected {
+        let mut old = SubjectState::clone(state);
+        close_open_ends(&mut old);
+        let json = serde_json::to_string(&old).expect("JSON");
+        let changed = client
+            .execute(
+                "UPDATE states SET state = $2 WHERE subject = $1",
+                &[&state.subject.as_str(), &json],
+            )
+            .await
+            .expect("write a schema 1 state");
+        assert_eq!(changed, 1);
+    }
+    drop(store);
+
+    let store = PostgresStore::connect_with(&url, PostgresOptions::default())
+        .await
+        .expect("connect to a schema 1 database");
+    let version: i32 = client
+        .query_one("SELECT MAX(version) FROM socred_schema", &[])
+        .await
+        .expect("read the schema version")
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    for state in &expected {
+        assert_eq!(
+            stored(&client, state.subject).await.first(),
+            Some(&b'{'),
+            "the migration keeps the JSON of {}",
+            state.subject
+        );
+        let read = store
+            .state(state.subject)
+            .await
+            .expect("read")
+            .expect("a state");
+        assert_eq!(read, *state, "{} reads back as before", state.subject);
+    }
+    assert!(verify_states(&store, &engine())
+        .await
+        .expect("verify")
+        .is_empty());
+
+    // A write about one subject turns its state binary; the others stay JSON.
+    let [first, second, ..] = subjects[..] else {
+        panic!("too few subjects");
+    };
+    ingest(&store, vec![fare("later", second, "2026-04-01")]).await;
+    assert_eq!(stored(&client, second).await.first(), Some(&STATE_FORMAT));
+    assert_eq!(stored(&client, first).await.first(), Some(&b'{'));
+    let after = store.state(second).await.expect("read").expect("a state");
+    assert_eq!(after.records.len(), 2);
+    assert!(verify_states(&store, &engine())
+        .await
+        .expect("verify")
+        .is_empty());
+
+    // recompute_all turns the rest binary.
+    store.recompute_all(&engine()).await.expect("recompute");
+    for subject in &subjects {
+        let first = stored(&client, *subject).await.first().copied();
+        assert!(
+            is_binary(first),
+            "{subject} is still {first:?} after recompute_all"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_in_an_unknown_form_is_refused_naming_its_subject() {
+    let Some((store, _)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let subject = person(3);
+    ingest(&store, vec![fare("r1", subject, "2026-03-01")]).await;
+    let client = raw(&store).await;
+    for bytes in [&b"\x07garbage"[..], &b"{\"not\": \"a state\"}"[..], &[][..]] {
+        client
+            .execute(
+                "UPDATE states SET state = $2 WHERE subject = $1",
+                &[&subject.as_str(), &bytes],
+            )
+            .await
+            .expect("tamper");
+        match store.state(subject).await {
+            Err(StoreError::Corrupt(message)) => {
+                assert!(message.contains(subject.as_str()), "{message}")
+            }
+            other => panic!("{bytes:?} read as {other:?}"),
+        }
+    }
+}
