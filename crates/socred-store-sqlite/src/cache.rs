@@ -1,5 +1,6 @@
 //! What the SQLite store keeps in memory between calls, and why it can
-//! never answer differently from the file.
+//! never answer differently from the file (or, for the third, why no such
+//! answer leaves the server).
 //!
 //! - [`SubjectCache`] (writer side): the decoded history of recently folded
 //!   subjects (records and facts in effect, and where their records are
@@ -17,8 +18,13 @@
 //!   so a state changed by anyone, in any way, is decoded afresh; what the
 //!   cache saves is the decoding and the copy.
 //!
-//! Both are bounded; when one grows past its budget, entries are dropped
-//! in no particular order (a dropped entry costs one decode).
+//! - [`CoherentStates`] (for answers that are audited): whole states kept
+//!   in step with this store's own writes and answered without a look at
+//!   the file; another writer is noticed by the audit append that follows
+//!   every such answer, which then refuses it (see the type's docs).
+//!
+//! All are bounded; when one grows past its budget, entries are dropped
+//! in no particular order (a dropped entry costs one read or decode).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
