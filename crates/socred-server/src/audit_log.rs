@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use socred_store::{AuditDraft, Store, StoreError};
+use socred_store::{AuditDraft, ReadMark, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -21,7 +21,10 @@ const GROUP_ENTRIES_MAX: usize = 4096;
 
 struct Job {
     drafts: Vec<AuditDraft>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    /// The reads the request's answer rests on (`Store::state_marked`).
+    mark: ReadMark,
+    /// Whether the entries were appended (false: the mark was refused).
+    done: oneshot::Sender<Result<bool, StoreError>>,
 }
 
 pub(crate) struct AuditLog {
@@ -44,8 +47,26 @@ impl AuditLog {
 
     /// Appends `drafts` and returns once they are durable.
     pub async fn append(&self, drafts: Vec<AuditDraft>) -> Result<(), ApiError> {
-        if drafts.is_empty() {
+        if self.append_marked(drafts, ReadMark::FRESH).await? {
             return Ok(());
+        }
+        Err(ApiError::internal(
+            "append audit entries",
+            &"the store refused entries of fresh reads",
+        ))
+    }
+
+    /// Appends the entries of an answer resting on reads marked `mark` and
+    /// returns once they are durable: true, or false when the store refused
+    /// the mark (it noticed another writer since) and appended nothing. The
+    /// answer must then be worked out again before it leaves.
+    pub async fn append_marked(
+        &self,
+        drafts: Vec<AuditDraft>,
+        mark: ReadMark,
+    ) -> Result<bool, ApiError> {
+        if drafts.is_empty() {
+            return Ok(true);
         }
         self.start_worker();
         let (done, wait) = oneshot::channel();
@@ -55,7 +76,7 @@ impl AuditLog {
             ))
         };
         self.sender
-            .send(Job { drafts, done })
+            .send(Job { drafts, mark, done })
             .map_err(|_| stopped())?;
         match wait.await {
             Ok(result) => result.map_err(ApiError::from),
@@ -76,17 +97,27 @@ impl AuditLog {
 
 async fn worker(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = receiver.recv().await {
-        let mut drafts = first.drafts;
+        let mut entries = first.drafts.len();
+        let mut groups = vec![(first.drafts, first.mark)];
         let mut waiting = vec![first.done];
-        while drafts.len() < GROUP_ENTRIES_MAX {
+        while entries < GROUP_ENTRIES_MAX {
             let Ok(job) = receiver.try_recv() else { break };
-            drafts.extend(job.drafts);
+            entries += job.drafts.len();
+            groups.push((job.drafts, job.mark));
             waiting.push(job.done);
         }
-        let result = store.append_audit(drafts).await.map(|_| ());
-        for done in waiting {
-            // A request that went away no longer waits; its entries are stored all the same.
-            let _ = done.send(result.clone());
+        match store.append_audit_marked(groups).await {
+            Ok(appended) => {
+                for (done, appended) in waiting.into_iter().zip(appended) {
+                    // A request that went away no longer waits; its entries are stored all the same.
+                    let _ = done.send(Ok(appended));
+                }
+            }
+            Err(error) => {
+                for done in waiting {
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What the SQLite store keeps in memory between calls, and why it can
-//! never answer differently from the file.
+//! never answer differently from the file (or, for the third, why no such
+//! answer leaves the server).
 //!
 //! - [`SubjectCache`] (writer side): the decoded history of recently folded
 //!   subjects (records and facts in effect, and where their records are
@@ -17,10 +18,16 @@
 //!   so a state changed by anyone, in any way, is decoded afresh; what the
 //!   cache saves is the decoding and the copy.
 //!
-//! Both are bounded; when one grows past its budget, entries are dropped
-//! in no particular order (a dropped entry costs one decode).
+//! - [`CoherentStates`] (for answers that are audited): whole states kept
+//!   in step with this store's own writes and answered without a look at
+//!   the file; another writer is noticed by the audit append that follows
+//!   every such answer, which then refuses it (see the type's docs).
+//!
+//! All are bounded; when one grows past its budget, entries are dropped
+//! in no particular order (a dropped entry costs one read or decode).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use socred_core::{Fact, Record, Rulebook, SubjectId, SubjectState};
@@ -65,11 +72,14 @@ pub(crate) struct SubjectCache {
 
 impl SubjectCache {
     /// Drops everything unless nothing else wrote since the last check.
-    pub fn check(&mut self, data_version: i64) {
-        if self.data_version != Some(data_version) {
-            self.drop_subjects();
-            self.data_version = Some(data_version);
+    /// Returns whether it moved (always, the first time).
+    pub fn check(&mut self, data_version: i64) -> bool {
+        if self.data_version == Some(data_version) {
+            return false;
         }
+        self.drop_subjects();
+        self.data_version = Some(data_version);
+        true
     }
 
     /// Drops everything unless it is decoded for `rulebook`.
@@ -162,10 +172,7 @@ impl Default for StateCache {
 
 impl StateCache {
     fn shard(&self, subject: &SubjectId) -> Option<&Mutex<Shard>> {
-        let (head, tail) = subject.sort_key();
-        // The last characters of an identifier vary the most.
-        let mix = (head as usize) ^ usize::from(tail);
-        self.shards.get(mix % SHARDS)
+        self.shards.get(shard_index(subject))
     }
 
     /// The state decoded from exactly `stored`, if it is held.
@@ -205,4 +212,149 @@ impl StateCache {
             shard.weight = weight;
         }
     }
+}
+
+/// Whole states (with the entries reaching them) as the last write of this
+/// store left them, for [`socred_store::Store::state_marked`]: answered
+/// from memory without a look at the file.
+///
+/// Kept in step with this store's own writes: a committed write removes
+/// the subjects it changed before it returns, and a reader puts a state in
+/// only if no write removed anything from its shard since the reader began
+/// reading the file (each shard counts its removals), so an entry is never
+/// older than a write acknowledged before it was put in.
+///
+/// What memory cannot see (another process's commit, a hand edit) is
+/// noticed by the next write transaction of this store, through `PRAGMA
+/// data_version`: the whole map is dropped and a new epoch begins. A read
+/// from memory is marked with the epoch it was made in; the audit append
+/// that must follow it is itself a write transaction, and refuses the
+/// marks of an earlier epoch once it has looked.
+pub(crate) struct CoherentStates {
+    shards: Vec<Mutex<CoherentShard>>,
+    epoch: AtomicU64,
+}
+
+#[derive(Default)]
+struct CoherentShard {
+    /// None: the registry knows nothing in effect about the subject.
+    states: HashMap<SubjectId, Option<Arc<SubjectState>>>,
+    /// Removals so far (see the type's docs).
+    removals: u64,
+    weight: usize,
+}
+
+impl std::fmt::Debug for CoherentStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoherentStates")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CoherentStates {
+    fn default() -> CoherentStates {
+        CoherentStates {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Where a reader stood when it began reading the file (see `put`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    removals: u64,
+}
+
+impl CoherentStates {
+    fn shard(&self, subject: &SubjectId) -> Option<&Mutex<CoherentShard>> {
+        self.shards.get(shard_index(subject))
+    }
+
+    /// The current epoch. Read it before looking the subject up: a lookup
+    /// that raced with the end of the epoch then carries the old one.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The state held for `subject` (Some(None): known to have none).
+    pub fn get(&self, subject: &SubjectId) -> Option<Option<Arc<SubjectState>>> {
+        let shard = self.shard(subject)?.lock().ok()?;
+        shard.states.get(subject).cloned()
+    }
+
+    /// To take before reading `subject` from the file.
+    pub fn ticket(&self, subject: &SubjectId) -> Option<Ticket> {
+        let shard = self.shard(subject)?.lock().ok()?;
+        Some(Ticket {
+            removals: shard.removals,
+        })
+    }
+
+    /// Keeps what a reader read from the file, unless a write removed
+    /// anything from the subject's shard since it took `ticket`.
+    pub fn put(&self, subject: SubjectId, ticket: Ticket, state: Option<Arc<SubjectState>>) {
+        let Some(Ok(mut shard)) = self.shard(&subject).map(Mutex::lock) else {
+            return;
+        };
+        if shard.removals != ticket.removals {
+            return;
+        }
+        let weight = state.as_ref().map_or(64, |state| weight_of(state));
+        shard.weight += weight;
+        if let Some(old) = shard.states.insert(subject, state) {
+            shard.weight -= old.as_ref().map_or(64, |state| weight_of(state));
+        }
+        if shard.weight > STATE_BYTES_CACHED_MAX / SHARDS {
+            // Dropping entries needs no removal count: a reader's entry
+            // that goes in later is as fresh as its ticket says.
+            shard.states.clear();
+            shard.weight = 0;
+        }
+    }
+
+    /// Forgets `subjects` (a write changed them); before the write returns.
+    pub fn remove(&self, subjects: &[SubjectId]) {
+        for subject in subjects {
+            if let Some(Ok(mut shard)) = self.shard(subject).map(Mutex::lock) {
+                shard.removals += 1;
+                if let Some(old) = shard.states.remove(subject) {
+                    shard.weight -= old.as_ref().map_or(64, |state| weight_of(state));
+                }
+            }
+        }
+    }
+
+    /// Forgets everything (a write of unknown extent) without ending the epoch.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = match shard.lock() {
+                Ok(shard) => shard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            shard.removals += 1;
+            shard.states.clear();
+            shard.weight = 0;
+        }
+    }
+
+    /// Someone else wrote to the file: forgets everything, then ends the
+    /// epoch, so that a mark taken before the end is refused.
+    pub fn foreign_write(&self) {
+        self.clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// An estimate of a decoded state's size in memory.
+fn weight_of(state: &SubjectState) -> usize {
+    512 + state.records.len() * 256 + state.effects.len() * 96 + state.derived.len() * 128
+}
+
+fn shard_index(subject: &SubjectId) -> usize {
+    let (head, tail) = subject.sort_key();
+    // The last characters of an identifier vary the most.
+    let mix = (head as usize) ^ usize::from(tail);
+    mix % SHARDS
 }

@@ -32,11 +32,11 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    Counts, ItemKey, Outcome, PendingItem, Principal, Role, RulebookVersion, Store, StoreError,
-    Submission, WriteTx, Writer,
+    Counts, ItemKey, Outcome, PendingItem, Principal, ReadMark, Role, RulebookVersion, Store,
+    StoreError, Submission, WriteTx, Writer,
 };
 
-use cache::{StateCache, SubjectCache};
+use cache::{CoherentStates, StateCache, SubjectCache};
 pub use schema::VERSION as SCHEMA_VERSION;
 use tx::{
     decode_stored_state, raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS, RECORD_COLUMNS,
@@ -81,6 +81,8 @@ struct Shared {
     readers: Mutex<Vec<Connection>>,
     /// Decoded states, shared by the readers (see `cache.rs`).
     states: StateCache,
+    /// Whole states kept in step with this store's writes (see `cache.rs`).
+    coherent: CoherentStates,
     /// Wakes the checkpointer after a commit.
     checkpoint: SyncSender<()>,
 }
@@ -165,6 +167,7 @@ impl SqliteStore {
                 }),
                 readers: Mutex::new(Vec::new()),
                 states: StateCache::default(),
+                coherent: CoherentStates::default(),
                 checkpoint,
             }),
         })
@@ -199,7 +202,9 @@ impl SqliteStore {
                 .prepare_cached("PRAGMA data_version")
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
                 .map_err(db("read the data version"))?;
-            cache.check(data_version);
+            if cache.check(data_version) {
+                shared.coherent.foreign_write();
+            }
             let rulebook = engine.map(|engine| engine.rulebook.clone());
             if let Some(rulebook) = &rulebook {
                 cache.use_rulebook(rulebook);
@@ -210,8 +215,10 @@ impl SqliteStore {
             if let Err(error) = tx.commit() {
                 // Whether it committed is unknown: trust nothing held.
                 cache.clear();
+                shared.coherent.clear();
                 return Err(db("commit")(error));
             }
+            shared.coherent.remove(&staged.changed);
             cache.apply(staged.subjects);
             drop(side);
             // Full: a checkpoint is already due, which will copy this commit too.
@@ -611,6 +618,24 @@ impl Store for SqliteStore {
         shared.with_reader(|conn| read_state(conn, &shared.states, subject))
     }
 
+    async fn state_marked(
+        &self,
+        subject: SubjectId,
+    ) -> Result<(Option<Arc<SubjectState>>, ReadMark), StoreError> {
+        let shared = &self.shared;
+        // The epoch first: a lookup that races with its end keeps the old one.
+        let epoch = shared.coherent.epoch();
+        if let Some(state) = shared.coherent.get(&subject) {
+            return Ok((state, ReadMark::epoch(epoch)));
+        }
+        let ticket = shared.coherent.ticket(&subject);
+        let state = shared.with_reader(|conn| read_state(conn, &shared.states, subject))?;
+        if let Some(ticket) = ticket {
+            shared.coherent.put(subject, ticket, state.clone());
+        }
+        Ok((state, ReadMark::FRESH))
+    }
+
     async fn records(
         &self,
         rulebook: &Rulebook,
@@ -873,6 +898,31 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError> {
         self.write(None, move |tx| tx.append_audit(&entries)).await
+    }
+
+    async fn append_audit_marked(
+        &self,
+        groups: Vec<(Vec<AuditDraft>, ReadMark)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let shared = self.shared.clone();
+        self.write(None, move |tx| {
+            // The transaction has looked for other writers by now: a mark
+            // of an earlier epoch may rest on a state they changed.
+            let epoch = shared.coherent.epoch();
+            let appended: Vec<bool> = groups
+                .iter()
+                .map(|(_, mark)| mark.memory_epoch().is_none_or(|at| at == epoch))
+                .collect();
+            let drafts: Vec<AuditDraft> = groups
+                .into_iter()
+                .zip(&appended)
+                .filter(|(_, appended)| **appended)
+                .flat_map(|((group, _), _)| group)
+                .collect();
+            tx.append_audit(&drafts)?;
+            Ok(appended)
+        })
+        .await
     }
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

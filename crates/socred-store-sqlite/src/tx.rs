@@ -288,6 +288,9 @@ struct TxSubject {
 #[derive(Debug, Default)]
 pub(crate) struct Staged {
     pub subjects: Vec<(SubjectId, CachedSubject)>,
+    /// Subjects whose state, or entries reaching them, the transaction
+    /// changed (for [`crate::cache::CoherentStates`]).
+    pub changed: Vec<SubjectId>,
 }
 
 /// A write transaction of the store, with the writer's cache of decoded
@@ -727,15 +730,23 @@ impl WriteTx for SqliteTx<'_, '_> {
                 }
             }
         };
+        self.staged.changed.push(subject);
         if loaded.sources {
-            for sql in [
-                "DELETE FROM list_entries WHERE source = ?1",
-                "DELETE FROM derived WHERE source = ?1",
-            ] {
-                self.tx
-                    .prepare_cached(sql)
-                    .and_then(|mut stmt| stmt.execute([key]))
-                    .map_err(db("clear a subject's list entries"))?;
+            self.tx
+                .prepare_cached("DELETE FROM list_entries WHERE source = ?1")
+                .and_then(|mut stmt| stmt.execute([key]))
+                .map_err(db("clear a subject's list entries"))?;
+            // The subjects its entries reached change too.
+            let reached: Vec<String> = self
+                .tx
+                .prepare_cached("DELETE FROM derived WHERE source = ?1 RETURNING target")
+                .and_then(|mut stmt| {
+                    stmt.query_map([key], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db("clear a subject's derived entries"))?;
+            for target in reached {
+                self.staged.changed.push(subject_of(&target)?);
             }
         }
         let sources = !folded.rows.is_empty() || !folded.derived.is_empty();
@@ -797,6 +808,9 @@ impl WriteTx for SqliteTx<'_, '_> {
                     "INSERT INTO derived (target, source, n, entry) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(db("prepare derived entries"))?;
+            self.staged
+                .changed
+                .extend(folded.derived.iter().map(|(target, _)| *target));
             for (n, (target, entry)) in folded.derived.iter().enumerate() {
                 let mut entry = entry.clone();
                 close_entry(&mut entry);

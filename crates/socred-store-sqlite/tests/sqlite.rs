@@ -9,8 +9,8 @@ use socred_core::record::Value;
 use socred_core::{Record, RecordKey, SubjectId};
 use socred_store::conformance::{day, engine, example_person, person};
 use socred_store::{
-    verify_states, AuditDraft, ChainVerifier, Item, Outcome, ReviewNeed, Store, StoreError,
-    Submission,
+    verify_states, AuditDraft, ChainVerifier, Item, Outcome, ReadMark, ReviewNeed, Store,
+    StoreError, Submission,
 };
 use socred_store_sqlite::{SqliteStore, SCHEMA_VERSION};
 use tempfile::TempDir;
@@ -282,6 +282,66 @@ async fn a_store_sees_what_another_process_wrote() {
         Vec::new()
     );
     assert_eq!(first.counts().await.expect("counts").records, 3);
+}
+
+/// A state handed out from memory (`state_marked`) cannot see another
+/// process's write; the audit append that must follow it notices the write
+/// and refuses the answer, which is then worked out from the file. Marks of
+/// this store's own reads, and fresh ones, are appended.
+#[tokio::test]
+async fn an_answer_from_memory_is_refused_after_another_process_wrote() {
+    let dir = temp();
+    let engine = engine();
+    let first = SqliteStore::open(dir.path()).expect("open");
+    let second = SqliteStore::open(dir.path()).expect("open again");
+    let subject = person(1);
+    first
+        .ingest(&engine, vec![fare("r1", subject)], Vec::new())
+        .await
+        .expect("ingest r1");
+    let (state, mark) = first.state_marked(subject).await.expect("marked read");
+    assert_eq!(state.expect("a state").records.len(), 1);
+    assert_eq!(mark, ReadMark::FRESH, "the first read goes to the file");
+    let (held, mark) = first.state_marked(subject).await.expect("marked read");
+    assert_eq!(held.expect("a state").records.len(), 1);
+    assert_ne!(mark, ReadMark::FRESH, "the second comes from memory");
+
+    second
+        .ingest(&engine, vec![fare("r2", subject)], Vec::new())
+        .await
+        .expect("ingest r2 through the other store");
+    // Memory has not looked yet: the answer it gives is stale ...
+    let (stale, stale_mark) = first.state_marked(subject).await.expect("marked read");
+    assert_eq!(stale.expect("a state").records.len(), 1);
+    // ... and its audit entries are refused, those of a fresh read kept.
+    let appended = first
+        .append_audit_marked(vec![
+            (vec![draft("stale")], stale_mark),
+            (vec![draft("fresh")], ReadMark::FRESH),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(appended, [false, true]);
+    let details: Vec<String> = first
+        .audit(0, 10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|entry| entry.entry.detail)
+        .collect();
+    assert_eq!(details, ["fresh"]);
+    // Asked again, memory has been dropped: the file answers.
+    let (state, mark) = first.state_marked(subject).await.expect("marked read");
+    assert_eq!(state.expect("a state").records.len(), 2);
+    assert_eq!(mark, ReadMark::FRESH);
+    let (_, mark) = first.state_marked(subject).await.expect("marked read");
+    assert_eq!(
+        first
+            .append_audit_marked(vec![(vec![draft("again")], mark)])
+            .await
+            .expect("append"),
+        [true]
+    );
 }
 
 /// A state read twice is decoded once, and what is handed out the second

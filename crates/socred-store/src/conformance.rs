@@ -32,7 +32,7 @@ use socred_core::{
 
 use crate::{
     hash_token, verify_chain, verify_states, AuditDraft, ChainVerifier, Item, ItemKey, Outcome,
-    Principal, ReviewNeed, Role, Store, Submission,
+    Principal, ReadMark, ReviewNeed, Role, Store, Submission,
 };
 
 /// Generates one `#[tokio::test]` per check; see the module docs.
@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
                 rulebook_versions_are_kept => check_rulebooks,
                 recompute_all_refolds_with_the_new_rulebook => check_recompute_all,
                 writes_and_audit_commit_together => check_audit_with_writes,
+                marked_reads_follow_every_write => check_marked_reads,
             );
 
             #[tokio::test]
@@ -815,6 +816,92 @@ pub async fn check_review(store: &dyn Store) {
     let repaired = state(store, org).await.expect("state");
     assert_eq!(repaired.records[0].repaired_at, Some(day("2026-09-01")));
     assert_consistent(store, &engine).await;
+}
+
+/// What [`Store::state_marked`] hands out (from memory, perhaps) is what
+/// [`Store::state`] reads after every write: a subject's own records, and
+/// the entries that reach it from a company, which leave the old legal
+/// representative and reach the new one when a new registration names
+/// another. Groups resting on this store's own marks are appended.
+pub async fn check_marked_reads(store: &dyn Store) {
+    let engine = engine();
+    let org = example_organisation();
+    let (rep, next_rep) = (example_person(), person(2));
+    let same = |subject: SubjectId| async move {
+        let (marked, mark) = store.state_marked(subject).await.expect("marked read");
+        let read = store.state(subject).await.expect("read");
+        assert_eq!(
+            marked.as_deref(),
+            read.as_deref(),
+            "{subject}: a marked read differs from a read"
+        );
+        let again = store.state_marked(subject).await.expect("marked read").0;
+        assert_eq!(again.as_deref(), read.as_deref(), "{subject}, read again");
+        (marked, mark)
+    };
+    for subject in [org, rep, next_rep] {
+        assert_eq!(same(subject).await.0, None, "{subject} before any record");
+    }
+    let registration = record(
+        &engine,
+        "reg-1",
+        org,
+        REGISTRATION,
+        "2020-01-01",
+        fields(&[("legal_representative", text(rep.as_str()))]),
+    );
+    let entry = judgment(&engine, "zhi-9", org, "2026-03-16", "(2026) Jing 01 Zhi 9");
+    ingest(store, &engine, records(&[&registration, &entry])).await;
+    let (reached, rep_mark) = same(rep).await;
+    assert_eq!(reached.expect("reached").derived.len(), 1);
+    assert_eq!(same(next_rep).await.0, None);
+
+    let handover = record(
+        &engine,
+        "reg-2",
+        org,
+        REGISTRATION,
+        "2026-04-01",
+        fields(&[("legal_representative", text(next_rep.as_str()))]),
+    );
+    ingest(store, &engine, records(&[&handover])).await;
+    let (now_reached, _) = same(next_rep).await;
+    assert_eq!(now_reached.expect("reached").derived.len(), 1);
+    assert_eq!(
+        same(rep).await.0,
+        None,
+        "the company no longer reaches its old representative"
+    );
+    let (org_state, org_mark) = same(org).await;
+    assert_eq!(org_state.expect("the company").records.len(), 3);
+
+    let mut draft = AuditDraft {
+        at_ms: 1_772_000_000_000,
+        actor: "agency.rail".into(),
+        role: "agency".into(),
+        purpose: "ticket_sale".into(),
+        action: "decide".into(),
+        subject: Some(rep),
+        detail: "first".into(),
+    };
+    let first = draft.clone();
+    draft.detail = "second".into();
+    let appended = store
+        .append_audit_marked(vec![
+            (vec![first], rep_mark),
+            (vec![draft], ReadMark::oldest([org_mark, ReadMark::FRESH])),
+        ])
+        .await
+        .expect("append marked groups");
+    assert_eq!(appended, vec![true, true], "nothing else wrote meanwhile");
+    let details: Vec<String> = store
+        .audit(0, 10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|entry| entry.entry.detail)
+        .collect();
+    assert_eq!(details, ["first", "second"]);
 }
 
 /// A company's list entry reaches its legal representative while it

@@ -51,6 +51,33 @@ pub use write::{
     StateFormat, WriteTx, Writer, KNOWN_AT,
 };
 
+/// When a state handed out by [`Store::state_marked`] was known to match
+/// the database: fresh (read from it during the call), or as of an epoch of
+/// the backend's memory, which ends whenever the backend notices a write
+/// that it did not make itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadMark(u64);
+
+impl ReadMark {
+    /// Read from the database during the call: always good.
+    pub const FRESH: ReadMark = ReadMark(u64::MAX);
+
+    /// Taken from memory during `epoch`.
+    pub fn epoch(epoch: u64) -> ReadMark {
+        ReadMark(epoch.min(u64::MAX - 1))
+    }
+
+    /// The epoch, for a mark taken from memory.
+    pub fn memory_epoch(self) -> Option<u64> {
+        (self != ReadMark::FRESH).then_some(self.0)
+    }
+
+    /// The mark of an answer resting on several reads: its oldest.
+    pub fn oldest(marks: impl IntoIterator<Item = ReadMark>) -> ReadMark {
+        marks.into_iter().min().unwrap_or(ReadMark::FRESH)
+    }
+}
+
 /// The most rows one read returns, whatever the caller asks: a limit on
 /// everything keeps one request from holding a connection for long.
 pub const LIMIT_MAX: usize = 10_000;
@@ -357,6 +384,21 @@ pub trait Store: Send + Sync + 'static {
     /// may hand out the state it keeps decoded without copying it.
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError>;
 
+    /// [`Store::state`] for an answer whose audit entries then go through
+    /// [`Store::append_audit_marked`] with the returned mark. A backend may
+    /// answer from memory that it keeps in step with its own writes without
+    /// looking at the database; what it cannot see from memory (another
+    /// process's write, a hand edit) it notices by the time the answer's
+    /// audit entries are appended, and refuses them, so that no answer
+    /// leaves on a state older than a write that was acknowledged before
+    /// the question came. By default: a read of the database, always fresh.
+    async fn state_marked(
+        &self,
+        subject: SubjectId,
+    ) -> Result<(Option<Arc<SubjectState>>, ReadMark), StoreError> {
+        Ok((self.state(subject).await?, ReadMark::FRESH))
+    }
+
     /// The records and later facts in effect about a subject (not pending,
     /// not rejected), for explanations and verification. Records of types
     /// the rulebook no longer has are left out: the fold cannot read them.
@@ -433,6 +475,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends entries to the audit log in order; returns their `seq`.
     async fn append_audit(&self, entries: Vec<AuditDraft>) -> Result<Vec<u64>, StoreError>;
+
+    /// Appends the entries of several answers in order, each group with the
+    /// mark of the reads its answer rests on (the oldest, see
+    /// [`ReadMark::oldest`]). A group whose mark the store can no longer
+    /// vouch for is left out and comes back `false`: its answer must be
+    /// worked out again from a fresh read. The others are appended together
+    /// and come back `true`. By default every mark is fresh.
+    async fn append_audit_marked(
+        &self,
+        groups: Vec<(Vec<AuditDraft>, ReadMark)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let appended = vec![true; groups.len()];
+        let drafts: Vec<AuditDraft> = groups.into_iter().flat_map(|(group, _)| group).collect();
+        if !drafts.is_empty() {
+            self.append_audit(drafts).await?;
+        }
+        Ok(appended)
+    }
 
     /// Audit entries with `seq > after`, in order.
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;

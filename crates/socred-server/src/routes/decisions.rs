@@ -11,14 +11,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use socred_core::rulebook::Measure;
 use socred_core::{Decision, SubjectId};
-use socred_store::{empty_state, Principal, Role};
+use socred_store::{empty_state, AuditDraft, Principal, ReadMark, Role, StoreError};
 
 use crate::auth::Caller;
 use crate::body::{parse_json, Params, RawBody};
 use crate::error::ApiError;
 use crate::routes::{audit_draft, parse_subject};
-use crate::state::AppState;
+use crate::state::{AppState, Current};
 
 /// Longest purpose, in bytes.
 const PURPOSE_BYTES_MAX: usize = 128;
@@ -125,19 +126,49 @@ async fn decide(
         }
         checked.push((subject, measure));
     }
+    // Decided from states the store may hold in memory; should it notice
+    // meanwhile that another process wrote (its audit append refuses the
+    // answer), the answer is worked out again from fresh reads.
+    for _ in 0..DECIDE_ATTEMPTS {
+        let (decisions, audit, counts, mark) =
+            decide_once(state, caller, purpose, &current, &checked).await?;
+        if state.inner.audit.append_marked(audit, mark).await? {
+            state.inner.metrics.decisions(counts.0, counts.1);
+            return Ok(decisions);
+        }
+    }
+    Err(ApiError::from(StoreError::Unavailable(format!(
+        "the registry changed under {DECIDE_ATTEMPTS} attempts at this answer; ask again"
+    ))))
+}
+
+/// Times a decision is worked out at most when the store keeps noticing
+/// other writers (each attempt after the first reads afresh).
+const DECIDE_ATTEMPTS: usize = 3;
+
+/// Decisions with their audit drafts, (applies, does not apply) counts and
+/// the mark of the reads they rest on.
+type Decided = (Vec<Decision>, Vec<AuditDraft>, (u64, u64), ReadMark);
+
+async fn decide_once(
+    state: &AppState,
+    caller: &Caller,
+    purpose: &str,
+    current: &Current,
+    checked: &[(SubjectId, &Measure)],
+) -> Result<Decided, ApiError> {
     let mut index: HashMap<SubjectId, usize> = HashMap::new();
     let mut states = Vec::new();
-    for (subject, _) in &checked {
+    let mut marks = Vec::new();
+    for (subject, _) in checked {
         if index.contains_key(subject) {
             continue;
         }
-        let subject_state = state
-            .store()
-            .state(*subject)
-            .await?
-            .unwrap_or_else(|| empty_state(*subject).into());
+        let (subject_state, mark) = state.store().state_marked(*subject).await?;
+        let subject_state = subject_state.unwrap_or_else(|| empty_state(*subject).into());
         index.insert(*subject, states.len());
         states.push(subject_state);
+        marks.push(mark);
     }
     let today = state.today();
     let standings: Vec<_> = states
@@ -147,7 +178,7 @@ async fn decide(
     let mut decisions = Vec::with_capacity(checked.len());
     let mut audit = Vec::with_capacity(checked.len());
     let (mut applies, mut not_applies) = (0, 0);
-    for (subject, measure) in checked {
+    for &(subject, measure) in checked {
         let Some(standing) = index.get(&subject).and_then(|&i| standings.get(i)) else {
             return Err(ApiError::internal(
                 "decide",
@@ -176,9 +207,12 @@ async fn decide(
         ));
         decisions.push(decision);
     }
-    state.inner.audit.append(audit).await?;
-    state.inner.metrics.decisions(applies, not_applies);
-    Ok(decisions)
+    Ok((
+        decisions,
+        audit,
+        (applies, not_applies),
+        ReadMark::oldest(marks),
+    ))
 }
 
 fn check_purpose(purpose: &str) -> Result<(), ApiError> {

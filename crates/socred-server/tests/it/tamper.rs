@@ -101,3 +101,43 @@ fn an_altered_record_is_caught() {
         .collect();
     assert_eq!(subjects, [bob().to_string()], "{report}");
 }
+
+/// A second server process on the same registry records a fare evasion:
+/// the first, which holds the subject's state in memory from its earlier
+/// answers, must not answer from that memory any more (its audit append
+/// notices the other writer, and the decision is worked out afresh).
+#[test]
+fn a_decision_sees_what_another_process_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let first: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let h = Harness::over(first, Limits::default()).await;
+        let decision = format!(
+            "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
+            alice()
+        );
+        for _ in 0..2 {
+            let reply = h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
+            assert_eq!(reply.json()["applies"], false, "{:?}", reply.json());
+        }
+        let second: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let other = Harness::over(second, Limits::default()).await;
+        other
+            .ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+            .await
+            .expect(StatusCode::OK);
+        let reply = h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
+        assert_eq!(reply.json()["applies"], true, "{:?}", reply.json());
+        // Every answer left exactly one entry: the refused one left none.
+        let decided = other
+            .get("/v1/audit?limit=100", Some(AUDITOR))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        let count = decided["entries"].as_array().map_or(0, |entries| {
+            entries.iter().filter(|e| e["action"] == "decide").count()
+        });
+        assert_eq!(count, 3, "{decided}");
+    });
+}
