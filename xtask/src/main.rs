@@ -44,6 +44,11 @@ enum Command {
         /// reads them (a second figure; holds a second copy of the records).
         #[arg(long)]
         grouped: bool,
+        /// Also print a digest of what the fold gives (every state as JSON,
+        /// its standing, its full credit file and every decision), to check
+        /// that a change to the fold leaves its output byte for byte alike.
+        #[arg(long)]
+        digest: bool,
     },
     /// Decides every measure for generated subjects, in process.
     BenchDecide {
@@ -70,7 +75,8 @@ fn main() -> anyhow::Result<()> {
             runs,
             seed,
             grouped,
-        } => bench_fold(records, subjects, runs, seed, grouped),
+            digest,
+        } => bench_fold(records, subjects, runs, seed, grouped, digest),
         Command::BenchDecide {
             records,
             subjects,
@@ -128,6 +134,23 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// Time this thread has run on a processor, in seconds, from
+/// /proc/thread-self/schedstat (Linux only). On a shared machine the wall
+/// clock also counts the time other processes held the cores; this does not.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos / 1e9)
+}
+
+/// Processor seconds since `started` (NaN when /proc cannot say).
+fn cpu_seconds_since(started: Option<f64>) -> f64 {
+    match (started, thread_cpu_seconds()) {
+        (Some(started), Some(now)) => now - started,
+        _ => f64::NAN,
+    }
+}
+
 /// Peak resident memory of this process, from /proc (Linux only).
 fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -147,14 +170,23 @@ fn bench_fold(
     runs: usize,
     seed: u64,
     grouped: bool,
+    digest: bool,
 ) -> anyhow::Result<()> {
     let (records_v, facts) = population(records, subjects, seed)?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
+    if digest {
+        println!(
+            "digest of the fold, standings, files and decisions: {:016x}",
+            fold_digest(&engine, &records_v, &facts, day)?
+        );
+    }
     let mut rates = Vec::new();
+    let mut cpu_rates = Vec::new();
     let mut states_len = 0;
     for run in 0..runs.max(1) {
         let started = Instant::now();
+        let cpu_started = thread_cpu_seconds();
         let states = engine.fold_all(&records_v, &facts, day);
         let mut scored = 0usize;
         for state in &states {
@@ -162,28 +194,56 @@ fn bench_fold(
             scored += usize::from(standing.score().is_some());
         }
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds_since(cpu_started);
         let rate = records_v.len() as f64 / seconds;
+        let cpu_rate = records_v.len() as f64 / cpu;
         eprintln!(
-            "run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s",
+            "run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s ({cpu:.2}s on a core = {cpu_rate:.0} records/s)",
             states.len()
         );
         states_len = states.len();
         rates.push(rate);
+        cpu_rates.push(cpu_rate);
         drop(states);
     }
     println!(
-        "fold: {} records, {} facts, {} subjects, 1 thread: median {:.0} records/s over {} runs; peak memory {:.0} MiB",
+        "fold: {} records, {} facts, {} subjects, 1 thread: median {:.0} records/s over {} runs ({:.0} records/s of processor time); peak memory {:.0} MiB",
         records_v.len(),
         facts.len(),
         states_len,
         median(rates),
         runs.max(1),
+        median(cpu_rates),
         peak_memory_mib().unwrap_or(f64::NAN)
     );
     if grouped {
         bench_fold_grouped(&engine, &records_v, &facts, runs, day);
     }
     Ok(())
+}
+
+/// A hash of everything the fold of `records` and `facts` gives: each
+/// state as JSON, its standing, its full credit file and each decision (as
+/// their debug text), in subject order. `DefaultHasher::new` has fixed keys,
+/// so the digest is the same from run to run and build to build.
+fn fold_digest(
+    engine: &Engine,
+    records: &[Record],
+    facts: &[Fact],
+    day: Day,
+) -> anyhow::Result<u64> {
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::DefaultHasher::new();
+    for state in engine.fold_all(records, facts, day) {
+        hasher.write(&serde_json::to_vec(&state)?);
+        let standing = engine.evaluate(&state, day);
+        let file = engine.credit_file(&standing, socred_core::Detail::Full);
+        hasher.write(format!("{standing:?}{file:?}").as_bytes());
+        for measure in &engine.rulebook.measures {
+            hasher.write(format!("{:?}", engine.decide(&standing, measure)).as_bytes());
+        }
+    }
+    Ok(hasher.finish())
 }
 
 /// The second figure of [`bench_fold`]: the records copied subject by
@@ -218,8 +278,10 @@ fn bench_fold_grouped(engine: &Engine, records: &[Record], facts: &[Fact], runs:
         groups.push((subject, r0..r, f0..f));
     }
     let mut rates = Vec::new();
+    let mut cpu_rates = Vec::new();
     for run in 0..runs.max(1) {
         let started = Instant::now();
+        let cpu_started = thread_cpu_seconds();
         let mut states = Vec::with_capacity(groups.len());
         for (subject, records, facts) in &groups {
             let records = copied.get(records.clone()).unwrap_or(&[]);
@@ -232,17 +294,21 @@ fn bench_fold_grouped(engine: &Engine, records: &[Record], facts: &[Fact], runs:
             scored += usize::from(engine.evaluate(state, day).score().is_some());
         }
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds_since(cpu_started);
         let rate = copied.len() as f64 / seconds;
+        let cpu_rate = copied.len() as f64 / cpu;
         eprintln!(
-            "grouped run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s",
+            "grouped run {run}: {} subjects ({scored} scored) in {seconds:.2}s = {rate:.0} records/s ({cpu:.2}s on a core = {cpu_rate:.0} records/s)",
             states.len()
         );
         rates.push(rate);
+        cpu_rates.push(cpu_rate);
     }
     println!(
-        "fold of records grouped by subject (as a store hands them over), 1 thread: median {:.0} records/s over {} runs; peak memory {:.0} MiB (with both copies)",
+        "fold of records grouped by subject (as a store hands them over), 1 thread: median {:.0} records/s over {} runs ({:.0} records/s of processor time); peak memory {:.0} MiB (with both copies)",
         median(rates),
         runs.max(1),
+        median(cpu_rates),
         peak_memory_mib().unwrap_or(f64::NAN)
     );
 }

@@ -299,18 +299,32 @@ impl Engine {
         let Some(first) = state.records.iter().map(|r| r.decided_at).min() else {
             return out;
         };
-        // Points gained per calendar bucket, summed once per period length
-        // rather than once per period.
-        let mut gains: Vec<(i32, i64)> = Vec::new();
+        // Points gained per calendar bucket from the first record's bucket,
+        // summed once per period length rather than once per period: on the
+        // stack for the usual few years (or months), on the heap beyond.
+        let mut gains_small = [0i64; GAINS_ON_STACK];
+        let mut gains_large: Vec<i64> = Vec::new();
         let mut gains_per = None;
         for expectation in &model.expectations {
             if !expectation.subject_kinds.contains(kind) {
                 continue;
             }
             let per = expectation.per;
+            let first_period = bucket(per, first);
+            let last = bucket(per, day);
+            let periods = usize::try_from(i64::from(last) - i64::from(first_period)).unwrap_or(0);
+            let gains: &mut [i64] = if periods <= GAINS_ON_STACK {
+                &mut gains_small[..periods]
+            } else {
+                if gains_large.len() < periods {
+                    gains_large.resize(periods, 0);
+                    gains_per = None;
+                }
+                &mut gains_large[..periods]
+            };
             if gains_per != Some(per) {
                 gains_per = Some(per);
-                gains.clear();
+                gains.fill(0);
                 for effect in &state.effects {
                     let Source::Rule { model: m, .. } = &effect.source else {
                         continue;
@@ -318,31 +332,27 @@ impl Engine {
                     if effect.points <= 0 || !same_id(m, &model.id) {
                         continue;
                     }
-                    let bucket = bucket(per, effect.span.start);
-                    match gains.iter_mut().find(|(b, _)| *b == bucket) {
-                        Some((_, sum)) => *sum += effect.points,
-                        None => gains.push((bucket, effect.points)),
+                    let offset =
+                        i64::from(bucket(per, effect.span.start)) - i64::from(first_period);
+                    if let Some(sum) = usize::try_from(offset).ok().and_then(|o| gains.get_mut(o)) {
+                        *sum += effect.points;
                     }
                 }
             }
-            let mut period = bucket(per, first);
-            let last = bucket(per, day);
-            let mut period_start = bucket_start(per, period);
-            while period < last {
+            let mut period_start = bucket_start(per, first_period);
+            for (period, &gained) in (first_period..).zip(gains.iter()) {
                 let end_civil = bucket_start_civil(per, period + 1);
                 let period_end = Day::from_civil(end_civil.0, end_civil.1, end_civil.2);
                 let scored = !model.consent_required_for.contains(kind)
                     || state.consent_on(period_end.add_days(-1));
-                let gained: i64 = gains
-                    .iter()
-                    .filter(|(b, _)| *b == period)
-                    .map(|(_, sum)| sum)
-                    .sum();
                 if scored && gained < expectation.gain_min {
                     let span = Span {
                         start: period_end,
                         end: expectation.validity.after_civil(period_end, end_civil),
                     };
+                    if out.capacity() == 0 {
+                        out.reserve_exact(periods);
+                    }
                     out.push(ExpectationPenalty {
                         expectation: expectation.id.clone(),
                         period_start,
@@ -353,7 +363,6 @@ impl Engine {
                         span,
                     });
                 }
-                period += 1;
                 period_start = period_end;
             }
         }
@@ -613,6 +622,10 @@ impl Engine {
 fn same_id(a: &Arc<str>, b: &Arc<str>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
+
+/// Periods of expectation gains counted in an array on the stack: 16 years,
+/// 4 years of quarters or 16 months (beyond, on the heap).
+const GAINS_ON_STACK: usize = 16;
 
 /// The first day of a calendar bucket (see [`bucket`]).
 fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {

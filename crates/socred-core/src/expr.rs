@@ -54,6 +54,7 @@ use std::sync::Arc;
 use crate::id::SubjectKind;
 use crate::record::{FieldType, Fields};
 
+pub(crate) use eval::lookup as field_value;
 use eval::{Kinds, Role, V};
 use lower::{lower, Specialise, Tree};
 

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::expr::Context;
+use crate::expr::{field_value, Context};
 use crate::group::Groups;
 use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
@@ -205,12 +205,12 @@ impl Engine {
                 .dates
                 .unwrap_or((record.occurred_at, record.decided_at));
             if let Some(name) = &record_type.profession_field {
-                if let Some(Value::Text(p)) = fields.get(name) {
+                if let Some(Value::Text(p)) = field_value(fields, name) {
                     state.profession = Some(p.clone());
                 }
             }
             for name in &record_type.relation_fields {
-                if let Some(Value::Text(text)) = fields.get(name) {
+                if let Some(Value::Text(text)) = field_value(fields, name) {
                     if let Ok(parsed) = SubjectId::parse(text) {
                         relations.insert(name.clone(), parsed.id);
                     }
@@ -230,7 +230,12 @@ impl Engine {
                 document: record.document.clone(),
                 retained_until: record_type.retention.after_civil(decided_at, civil),
                 public_until,
-                disputes: later.disputes.clone(),
+                // Most records have none: an empty list without a call.
+                disputes: if later.disputes.is_empty() {
+                    Vec::new()
+                } else {
+                    later.disputes.clone()
+                },
                 suspend_when_disputed: record_type.dispute_policy
                     == crate::rulebook::DisputePolicy::Suspended,
                 statement: later.statement.clone(),
@@ -243,10 +248,12 @@ impl Engine {
                 civil,
             });
         }
-        state.relations = relations
-            .into_iter()
-            .map(|(name, subject)| Relation { name, subject })
-            .collect();
+        if !relations.is_empty() {
+            state.relations = relations
+                .into_iter()
+                .map(|(name, subject)| Relation { name, subject })
+                .collect();
+        }
 
         for (index, one) in kept.iter().enumerate() {
             let record = folding.records[one.pos as usize];
@@ -360,7 +367,7 @@ impl Engine {
                         continue;
                     }
                 }
-                effects.push(self.list_entry(l, index, kept, folding, state));
+                effects.push(self.list_entry(l, index, kept, folding, &state.records));
             }
         }
         // One allocation of the exact size: the state may live long (a
@@ -377,10 +384,10 @@ impl Engine {
         index: usize,
         kept: &[Kept],
         folding: &Folding<'_, '_>,
-        state: &SubjectState,
+        record_states: &[RecordState],
     ) -> Effect {
         let list = &self.rulebook.lists[list_index as usize];
-        let record_state = &state.records[index];
+        let record_state = &record_states[index];
         let fields = folding.fields(kept[index].pos as usize);
         let start = record_state.decided_at;
         let mut end = list
@@ -390,13 +397,13 @@ impl Engine {
         for exit in &list.exits {
             for (other, one) in kept.iter().enumerate() {
                 let record = folding.records[one.pos as usize];
-                let other_state = &state.records[other];
+                let other_state = &record_states[other];
                 if record.type_index != exit.record_type || other_state.decided_at < start {
                     continue;
                 }
                 if let Some(field) = &exit.match_field {
                     let other_fields = folding.fields(one.pos as usize);
-                    match (fields.get(field), other_fields.get(field)) {
+                    match (field_value(fields, field), field_value(other_fields, field)) {
                         (Some(a), Some(b)) if a == b => {}
                         _ => continue,
                     }

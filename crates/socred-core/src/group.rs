@@ -5,10 +5,12 @@
 //! useful order. Sorting every record by its 18-byte subject costs more
 //! than folding it, and a hash map from subject to group misses the cache
 //! on nearly every record once the batch is large. So each item gets a
-//! 64-bit hash of its subject in one streaming pass; one counting-sort
-//! scatter by the top bits of the hash (and a small sort inside a bucket
-//! when it holds several hashes) brings each hash's items together, in
-//! input order; and only the runs, one per hash, are sorted by subject.
+//! 64-bit hash of its subject in one streaming pass; a radix sort by the
+//! top bits of the hash (one counting-sort scatter for a small batch, two
+//! or three of 2,048 buckets each for a large one, so that the scattered
+//! writes stay in cache) and a small sort inside a bucket when it holds
+//! several hashes bring each hash's items together, in input order; and
+//! only the runs, one per hash, are sorted by subject.
 //!
 //! Two subjects with the same hash share a run. The run is named after the
 //! subject of its first item; the fold sets the items of any other subject
@@ -18,7 +20,7 @@
 use crate::id::SubjectId;
 use crate::record::{Fact, Record};
 
-/// Most bits of the hash that pick a bucket: 16 M buckets of `u32`.
+/// Most bits of the hash that pick a bucket: 16 M buckets.
 const BUCKET_BITS_MAX: u32 = 24;
 
 /// A batch's records and facts, run after run.
@@ -61,28 +63,15 @@ impl Groups {
                 (key >> (64 - bits)) as usize
             }
         };
-        let mut keys: Vec<u64> = Vec::with_capacity(count);
-        keys.extend(records.iter().map(|r| hash(&r.subject)));
-        keys.extend(facts.iter().map(|f| hash(&f.subject)));
-
-        // A counting sort by the top bits of the hash, in one scatter.
-        let mut next = vec![0u32; 1 << bits];
-        for &key in &keys {
-            next[bucket(key)] += 1;
-        }
-        let mut total = 0;
-        for slot in next.iter_mut() {
-            let size = *slot;
-            *slot = total;
-            total += size;
-        }
-        let mut sorted: Vec<(u64, u32)> = vec![(0, 0); count];
-        for (item, &key) in keys.iter().enumerate() {
-            let slot = &mut next[bucket(key)];
-            sorted[*slot as usize] = (key, item as u32);
-            *slot += 1;
-        }
-        drop(keys);
+        let mut sorted: Vec<(u64, u32)> = Vec::with_capacity(count);
+        sorted.extend(records.iter().map(|r| hash(&r.subject)).zip(0..));
+        sorted.extend(
+            facts
+                .iter()
+                .map(|f| hash(&f.subject))
+                .zip(records.len() as u32..),
+        );
+        sort_by_top_bits(&mut sorted, bits);
 
         let mut groups = Groups {
             runs: Vec::new(),
@@ -90,8 +79,14 @@ impl Groups {
             fact_items: Vec::with_capacity(facts.len()),
         };
         let mut start = 0;
-        for &end in &next {
-            let end = end as usize;
+        while let Some(&(first, _)) = sorted.get(start) {
+            let mut end = start + 1;
+            while sorted
+                .get(end)
+                .is_some_and(|&(key, _)| bucket(key) == bucket(first))
+            {
+                end += 1;
+            }
             let Some(bucket) = sorted.get_mut(start..end) else {
                 break;
             };
@@ -159,6 +154,70 @@ impl Groups {
         self.fact_items
             .get(start as usize..end as usize)
             .unwrap_or(&[])
+    }
+}
+
+/// Most bits of the hash a batch is sorted by in a single counting-sort
+/// pass: up to 64 K counters, which stay in cache with what they point to.
+const ONE_PASS_BITS_MAX: u32 = 16;
+
+/// Most bits of the hash one pass orders by when a batch needs several:
+/// 2,048 counters and as many places written to, which stay in cache. One
+/// pass by all the bits at once (millions of counters) makes nearly every
+/// write a cache and TLB miss in a batch of millions.
+const PASS_BITS_MAX: u32 = 11;
+
+/// Sorts `items` (hash, item) by the top `bits` bits of the hash, stably
+/// (items with the same top bits stay in input order): a least significant
+/// digit radix sort, in one pass for a small batch, else in passes of at
+/// most [`PASS_BITS_MAX`] bits.
+fn sort_by_top_bits(items: &mut Vec<(u64, u32)>, bits: u32) {
+    if bits == 0 || items.len() < 2 {
+        return;
+    }
+    let passes = if bits <= ONE_PASS_BITS_MAX {
+        1
+    } else {
+        bits.div_ceil(PASS_BITS_MAX)
+    };
+    let mut spare: Vec<(u64, u32)> = vec![(0, 0); items.len()];
+    // The lowest of the top bits first: each stable pass keeps the order
+    // of the one before among items that agree on its digit.
+    let mut shift = 64 - bits;
+    let mut left = bits;
+    for pass in 0..passes {
+        let width = left / (passes - pass);
+        radix_pass(items, &mut spare, shift, width);
+        std::mem::swap(items, &mut spare);
+        shift += width;
+        left -= width;
+    }
+}
+
+/// One stable counting-sort pass of `from` into `to` by the `width` bits of
+/// the hash from bit `shift` up.
+fn radix_pass(from: &[(u64, u32)], to: &mut [(u64, u32)], shift: u32, width: u32) {
+    let mask = (1u64 << width) - 1;
+    let digit = |key: u64| ((key >> shift) & mask) as usize;
+    let mut next = vec![0usize; 1 << width];
+    for &(key, _) in from {
+        if let Some(count) = next.get_mut(digit(key)) {
+            *count += 1;
+        }
+    }
+    let mut total = 0;
+    for slot in next.iter_mut() {
+        let size = *slot;
+        *slot = total;
+        total += size;
+    }
+    for &item in from {
+        if let Some(slot) = next.get_mut(digit(item.0)) {
+            if let Some(place) = to.get_mut(*slot) {
+                *place = item;
+            }
+            *slot += 1;
+        }
     }
 }
 
@@ -269,6 +328,33 @@ mod tests {
         assert_eq!(items.len(), records.len() + facts.len());
         assert!(items[0].ends_with(" r0") && items[49].ends_with(" r49"));
         assert!(items[50].ends_with(" f0"));
+    }
+
+    #[test]
+    fn sorting_by_the_top_bits_in_several_passes_keeps_input_order_on_ties() {
+        // A few dozen random prefixes for the top bits (many ties), random
+        // lower bits, items in a known input order.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut random = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state
+        };
+        let prefixes: Vec<u64> = (0..40).map(|_| random() & !((1 << 40) - 1)).collect();
+        let items: Vec<(u64, u32)> = (0..6_000u32)
+            .map(|item| {
+                let r = random();
+                (prefixes[(r % 40) as usize] | (r >> 24), item)
+            })
+            .collect();
+        for bits in [1, 11, 16, 17, 19, 22, 24] {
+            let mut sorted = items.clone();
+            sort_by_top_bits(&mut sorted, bits);
+            let mut expected = items.clone();
+            expected.sort_by_key(|&(key, _)| key >> (64 - bits));
+            assert_eq!(sorted, expected, "{bits} bits");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::{Context, Outcome};
 use crate::id::SubjectKind;
-use crate::record::Value;
+use crate::record::{Fields, Value};
 
 /// A set of value kinds. An expression's static type is the set of kinds its
 /// value may have at run time; an operation is a compile error only when no
@@ -517,13 +517,38 @@ impl Op2 {
 
 #[inline]
 pub(super) fn field<'a>(cx: &'a Context<'a>, name: &str, index: u32) -> Evaluated<'a> {
-    match cx.fields.and_then(|fields| fields.get(name)) {
+    match cx.fields.and_then(|fields| lookup(fields, name)) {
         Some(Value::Bool(b)) => Ok(V::Bool(*b)),
         Some(Value::Int(n)) => Ok(V::Int(*n)),
         Some(Value::Number(x)) => Ok(V::Double(*x)),
         Some(Value::Text(s)) => Ok(V::Shared(s)),
         None => Err(EvalError::MissingField(index)),
     }
+}
+
+/// The value of the field `name`. A record has a handful of fields: a scan
+/// that compares lengths first and short names as words beats the map's
+/// search, which calls `memcmp` for every key it passes. Larger maps are
+/// searched.
+#[inline]
+pub(crate) fn lookup<'f>(fields: &'f Fields, name: &str) -> Option<&'f Value> {
+    if fields.len() <= FIELDS_SCANNED {
+        fields
+            .iter()
+            .find(|(key, _)| str_eq(key, name))
+            .map(|(_, value)| value)
+    } else {
+        fields.get(name)
+    }
+}
+
+/// Most fields [`lookup`] scans rather than searches.
+const FIELDS_SCANNED: usize = 8;
+
+/// Whether `op` is `+`, `-`, `*`, `/` or `%`.
+#[inline]
+pub(super) fn is_arithmetic(op: Op2) -> bool {
+    matches!(op, Op2::Add | Op2::Sub | Op2::Mul | Op2::Div | Op2::Rem)
 }
 
 /// String equality that skips the byte comparison when both sides are the
@@ -749,7 +774,7 @@ fn arithmetic<'a>(op: Op2, a: &V<'a>, b: &V<'a>) -> Evaluated<'a> {
     }
 }
 
-fn int_arithmetic(op: Op2, x: i64, y: i64) -> Evaluated<'static> {
+pub(super) fn int_arithmetic(op: Op2, x: i64, y: i64) -> Evaluated<'static> {
     let result = match op {
         Op2::Add => x.checked_add(y),
         Op2::Sub => x.checked_sub(y),
@@ -763,7 +788,7 @@ fn int_arithmetic(op: Op2, x: i64, y: i64) -> Evaluated<'static> {
     result.map(V::Int).ok_or(EvalError::Overflow(op))
 }
 
-fn double_arithmetic(op: Op2, x: f64, y: f64) -> f64 {
+pub(super) fn double_arithmetic(op: Op2, x: f64, y: f64) -> f64 {
     match op {
         Op2::Add => x + y,
         Op2::Sub => x - y,

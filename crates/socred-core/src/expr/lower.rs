@@ -20,8 +20,9 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::eval::{
-    binary, compare, compare_int_double, equal, field, str_eq, unary, Accessor, Const, EvalError,
-    Evaluated, Kinds, Op, Op1, Op2, Role, V,
+    binary, compare, compare_int_double, double_arithmetic, equal, field, int_arithmetic,
+    is_arithmetic, lookup, str_eq, unary, Accessor, Const, EvalError, Evaluated, Kinds, Op, Op1,
+    Op2, Role, V,
 };
 use super::ir::{Node, Switch};
 use super::Context;
@@ -218,13 +219,15 @@ impl Operand {
     #[inline(always)]
     fn number(&self, cx: &Context<'_>) -> Result<Num, EvalError> {
         match self {
-            Operand::Field(name, index) => match cx.fields.and_then(|fields| fields.get(&**name)) {
-                Some(Value::Int(n)) => Ok(Num::Int(*n)),
-                Some(Value::Number(x)) => Ok(Num::Double(*x)),
-                Some(Value::Bool(_)) => Ok(Num::Other(Kinds::BOOL)),
-                Some(Value::Text(_)) => Ok(Num::Other(Kinds::STRING)),
-                None => Err(EvalError::MissingField(*index)),
-            },
+            Operand::Field(name, index) => {
+                match cx.fields.and_then(|fields| lookup(fields, name)) {
+                    Some(Value::Int(n)) => Ok(Num::Int(*n)),
+                    Some(Value::Number(x)) => Ok(Num::Double(*x)),
+                    Some(Value::Bool(_)) => Ok(Num::Other(Kinds::BOOL)),
+                    Some(Value::Text(_)) => Ok(Num::Other(Kinds::STRING)),
+                    None => Err(EvalError::MissingField(*index)),
+                }
+            }
             Operand::Const(Const::Int(n)) => Ok(Num::Int(*n)),
             Operand::Const(Const::Double(x)) => Ok(Num::Double(*x)),
             Operand::Const(c) => Ok(Num::Other(c.value().kind())),
@@ -244,11 +247,13 @@ impl Operand {
         f: impl FnOnce(Option<&str>) -> T,
     ) -> Result<T, EvalError> {
         match self {
-            Operand::Field(name, index) => match cx.fields.and_then(|fields| fields.get(&**name)) {
-                Some(Value::Text(s)) => Ok(f(Some(s))),
-                Some(_) => Ok(f(None)),
-                None => Err(EvalError::MissingField(*index)),
-            },
+            Operand::Field(name, index) => {
+                match cx.fields.and_then(|fields| lookup(fields, name)) {
+                    Some(Value::Text(s)) => Ok(f(Some(s))),
+                    Some(_) => Ok(f(None)),
+                    None => Err(EvalError::MissingField(*index)),
+                }
+            }
             Operand::Const(c) => Ok(f(c.as_str())),
             Operand::Ctx(accessor) => Ok(f(accessor.str(cx))),
             Operand::Tree(tree) => Ok(f(tree.value(cx)?.as_str())),
@@ -272,7 +277,7 @@ impl Eval for FieldLeaf {
     }
 
     fn test<'a>(&'a self, cx: &'a Context<'a>, role: Role) -> Result<bool, EvalError> {
-        match cx.fields.and_then(|fields| fields.get(&*self.0)) {
+        match cx.fields.and_then(|fields| lookup(fields, &self.0)) {
             Some(Value::Bool(b)) => Ok(*b),
             _ => as_bool(self.value(cx), role),
         }
@@ -289,7 +294,7 @@ impl Eval for HasLeaf {
     fn test<'a>(&'a self, cx: &'a Context<'a>, _: Role) -> Result<bool, EvalError> {
         Ok(cx
             .fields
-            .is_some_and(|fields| fields.contains_key(&*self.0)))
+            .is_some_and(|fields| lookup(fields, &self.0).is_some()))
     }
 }
 
@@ -332,6 +337,25 @@ struct BinaryTree {
 
 impl Eval for BinaryTree {
     fn value<'a>(&'a self, cx: &'a Context<'a>) -> Evaluated<'a> {
+        // Arithmetic on two numbers (`fields.hours / 10.0`) reads them in
+        // place; anything else (errors included) takes the general path.
+        if is_arithmetic(self.op) {
+            if let (Ok(a), Ok(b)) = (self.a.number(cx), self.b.number(cx)) {
+                match (a, b) {
+                    (Num::Int(x), Num::Int(y)) => return int_arithmetic(self.op, x, y),
+                    (Num::Int(x), Num::Double(y)) => {
+                        return Ok(V::Double(double_arithmetic(self.op, x as f64, y)))
+                    }
+                    (Num::Double(x), Num::Int(y)) => {
+                        return Ok(V::Double(double_arithmetic(self.op, x, y as f64)))
+                    }
+                    (Num::Double(x), Num::Double(y)) => {
+                        return Ok(V::Double(double_arithmetic(self.op, x, y)))
+                    }
+                    _ => {}
+                }
+            }
+        }
         // Both operands are evaluated before either error is looked at, as
         // the operands are matched in place: moving a value out of its
         // `Result` costs more than the operation.

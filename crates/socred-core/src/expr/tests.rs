@@ -952,3 +952,40 @@ fn a_compile_reports_at_most_a_screenful_of_problems() {
         Some("and 18 more problems")
     );
 }
+
+#[test]
+fn arithmetic_on_fields_keeps_its_rules_when_read_in_place() {
+    for (source, expected) in [
+        ("fields.cycles * 7", "21"),
+        ("fields.amount_yuan / 1000", "150"),
+        ("fields.amount_yuan / 1000.0", "150.0"),
+        ("fields.ratio * fields.cycles", "7.5"),
+        ("fields.cycles - fields.ratio", "0.5"),
+        ("fields.amount_yuan % 7", "4"),
+        ("fields.cycles / 0", "error: division by zero"),
+        ("fields.cycles % 0", "error: modulo by zero"),
+        (
+            "fields.amount_yuan * 9223372036854775807",
+            "error: integer overflow in `*`",
+        ),
+        ("fields.level + \"-x\"", "\"provincial-x\""),
+    ] {
+        assert_eq!(eval_record(source), expected, "{source}");
+    }
+}
+
+#[test]
+fn a_record_with_many_fields_is_read_by_name_too() {
+    // More fields than are scanned one by one: the map is searched.
+    let filler: Vec<(String, Value)> = (0..6).map(|i| (format!("z{i}"), Value::Int(i))).collect();
+    let changes: Vec<(&str, Value)> = filler
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    let mut many = with(&changes);
+    assert!(many.len() > 8);
+    assert_eq!(points_for("fields.cycles * 2", &many), Some(6));
+    assert_eq!(points_for("-10 * fields.cycles", &many), Some(-30));
+    many.remove("cycles");
+    assert_eq!(points_for("fields.cycles * 2", &many), None);
+}
