@@ -16,6 +16,7 @@
 //! histories and states in memory where that provably changes no answer
 //! (see `cache.rs`).
 
+mod audit_index;
 mod cache;
 mod schema;
 mod tx;
@@ -36,6 +37,8 @@ use socred_store::{
     StoreError, Submission, WriteTx, Writer,
 };
 
+use audit_index::AuditIndex;
+pub use audit_index::INDEX_FILE_NAME;
 use cache::{CoherentStates, StateCache, SubjectCache};
 pub use schema::VERSION as SCHEMA_VERSION;
 use tx::{
@@ -85,6 +88,8 @@ struct Shared {
     coherent: CoherentStates,
     /// Wakes the checkpointer after a commit.
     checkpoint: SyncSender<()>,
+    /// The audit log by subject (see `audit_index.rs`).
+    audit_index: AuditIndex,
 }
 
 /// The writer connection and what only the writer may use.
@@ -158,6 +163,7 @@ impl SqliteStore {
         }
         schema::migrate(&mut writer)?;
         let checkpoint = start_checkpointer(&path)?;
+        let audit_index = AuditIndex::start(dir, &path)?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 path,
@@ -169,6 +175,7 @@ impl SqliteStore {
                 states: StateCache::default(),
                 coherent: CoherentStates::default(),
                 checkpoint,
+                audit_index,
             }),
         })
     }
@@ -176,6 +183,14 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// Brings the audit log by subject up to date now rather than at the
+    /// indexing thread's next round; returns the entries it indexed. Answers
+    /// are the same either way (what the index lacks is scanned): this is
+    /// for tests, and for tools that want the index complete.
+    pub fn index_audit_now(&self) -> Result<usize, StoreError> {
+        self.shared.audit_index.index_now(&self.shared.path)
     }
 
     /// Runs `work` in one immediate write transaction on the blocking pool
@@ -944,11 +959,28 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = limit_param(limit);
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-            );
-            read_audit(conn, &sql, params![subject.as_str(), after, limit])
+        let shared = self.shared.clone();
+        blocking(move || {
+            // What the index names (each entry checked to be about the
+            // subject still), then what it does not cover yet.
+            let (seqs, upto) = shared.audit_index.entries_of(subject, after, limit)?;
+            shared.with_reader(|conn| {
+                let one = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq = ?1 AND subject = ?2");
+                let mut entries = Vec::with_capacity(seqs.len());
+                for seq in seqs {
+                    entries.extend(read_audit(conn, &one, params![seq, subject.as_str()])?);
+                }
+                let rest = limit - entries.len() as i64;
+                if rest > 0 {
+                    let tail = format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 AND subject = ?2 ORDER BY seq LIMIT ?3"
+                    );
+                    // Whatever the index named is at or before `upto`.
+                    let from = after.max(upto);
+                    entries.extend(read_audit(conn, &tail, params![from, subject.as_str(), rest])?);
+                }
+                Ok(entries)
+            })
         })
         .await
     }

@@ -344,6 +344,82 @@ async fn an_answer_from_memory_is_refused_after_another_process_wrote() {
     );
 }
 
+/// The audit log by subject comes from an index kept in a file of its own
+/// plus a scan of what the index does not cover yet: a subject's entries
+/// are the same, page by page, whether the index covers none, some or all
+/// of them, after the index file is deleted, and after it is found not to
+/// match the database (its last entry changed).
+#[tokio::test]
+async fn the_access_log_is_the_same_however_much_is_indexed() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let about = |n: usize, subject: SubjectId| {
+        let mut entry = draft(&format!("entry {n}"));
+        entry.subject = Some(subject);
+        entry
+    };
+    let (alice, bob) = (person(1), person(2));
+    let first: Vec<AuditDraft> = (0..30)
+        .map(|n| about(n, if n % 3 == 0 { bob } else { alice }))
+        .collect();
+    store.append_audit(first).await.expect("append");
+    let pages = |store: SqliteStore| async move {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store
+                .audit_for_subject(person(1), after, 4)
+                .await
+                .expect("a page of the access log");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            seen.extend(page.into_iter().map(|e| (e.seq, e.entry.detail)));
+        }
+        seen
+    };
+    let expected: Vec<(u64, String)> = (0..30u64)
+        .filter(|n| n % 3 != 0)
+        .map(|n| (n + 1, format!("entry {n}")))
+        .collect();
+    // Whatever the indexing thread has done so far, then all of it.
+    assert_eq!(pages(store.clone()).await, expected);
+    store.index_audit_now().expect("index");
+    assert_eq!(pages(store.clone()).await, expected);
+    // Some indexed, some not.
+    let more: Vec<AuditDraft> = (30..40).map(|n| about(n, alice)).collect();
+    store.append_audit(more).await.expect("append more");
+    let mut all = expected.clone();
+    all.extend((30..40u64).map(|n| (n + 1, format!("entry {n}"))));
+    assert_eq!(pages(store.clone()).await, all);
+    store.index_audit_now().expect("index");
+    assert_eq!(pages(store.clone()).await, all);
+    drop(store);
+
+    // Deleted: rebuilt.
+    std::fs::remove_file(dir.path().join(socred_store_sqlite::INDEX_FILE_NAME))
+        .expect("delete the index");
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    assert_eq!(pages(store.clone()).await, all);
+    drop(store);
+
+    // The database's last entry no longer matches what the index saw (as
+    // after restoring another database): the index starts over. Entry 1,
+    // bob's, now reads as alice's, which only a rebuilt index knows.
+    let conn = Connection::open(dir.path().join(socred_store_sqlite::FILE_NAME))
+        .expect("open the database file");
+    for sql in [
+        "UPDATE audit SET subject = (SELECT subject FROM audit WHERE seq = 2) WHERE seq = 1",
+        "UPDATE audit SET hash = 'restored' WHERE seq = 40",
+    ] {
+        assert_eq!(conn.execute(sql, []).expect("edit the database"), 1);
+    }
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    store.index_audit_now().expect("index");
+    let mut restored = vec![(1, "entry 0".to_string())];
+    restored.extend(all.iter().cloned());
+    assert_eq!(pages(store.clone()).await, restored);
+}
+
 /// A state read twice is decoded once, and what is handed out the second
 /// time is the very same value, not a copy.
 #[tokio::test]
