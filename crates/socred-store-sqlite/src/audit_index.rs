@@ -7,9 +7,9 @@
 //! So the index is derived data in a file of its own,
 //! `DIR/socred-audit-index.sqlite`: a thread reads the entries appended
 //! since the last round (`upto`), sorts them by subject and adds them in one
-//! transaction of that file, about twice a second, so that each index page
-//! is written once a round rather than once a commit, and never while an
-//! answer waits.
+//! transaction of that file every few seconds, at a lower scheduling
+//! priority, so that each index page is written once a round rather than
+//! once a commit, and never while an answer waits.
 //!
 //! A subject's entries are then those the index names, each read back from
 //! the audit table and checked to still be about the subject, followed by
@@ -32,8 +32,16 @@ use crate::db;
 
 /// The index file inside the data directory.
 pub const INDEX_FILE_NAME: &str = "socred-audit-index.sqlite";
-/// Pause between two rounds of the indexing thread.
-const ROUND_PAUSE: Duration = Duration::from_millis(500);
+/// Pause between two rounds of the indexing thread. Longer rounds share
+/// index pages between more entries (one page write for all of a page's
+/// new entries) and leave the cores to the answers for longer; what a
+/// round has not indexed yet is scanned by the readers of the access log.
+const ROUND_PAUSE: Duration = Duration::from_secs(5);
+/// The indexing thread's scheduling priority (`nice`): it yields the cores
+/// to the threads that answer decisions, which it otherwise slowed by a
+/// third.
+#[cfg(target_os = "linux")]
+const NICE: i32 = 10;
 /// Entries indexed in one transaction at most.
 const ROUND_ENTRIES_MAX: i64 = 200_000;
 
@@ -174,16 +182,29 @@ impl AuditIndex {
 }
 
 fn run(source: Connection, mut index: Connection, stopped: Receiver<()>) {
+    lower_priority();
+    let mut pause = ROUND_PAUSE;
     loop {
-        match stopped.recv_timeout(ROUND_PAUSE) {
+        match stopped.recv_timeout(pause) {
             Err(RecvTimeoutError::Timeout) => {}
             // The store is gone.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         // A failed round is tried again at the next; readers scan what the
         // index does not cover, so nothing is missed meanwhile.
-        let _ = round(&source, &mut index);
+        // A full round leaves more behind: the next starts at once.
+        pause = match round(&source, &mut index) {
+            Ok(entries) if entries as i64 >= ROUND_ENTRIES_MAX => Duration::ZERO,
+            _ => ROUND_PAUSE,
+        };
     }
+}
+
+/// Lowers this thread's priority (Linux: the priority of a thread id is
+/// the thread's alone). Left as it is where that fails.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
 }
 
 /// Indexes the entries appended since the last round (all of them, from the
