@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand};
 
 use socred_cli::{commands, exit};
 
+/// mimalloc instead of the C library's allocator: the server allocates and
+/// frees many small values per request on several threads, where glibc's
+/// allocator took about a tenth of its processor time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "socred",
