@@ -164,8 +164,8 @@ pub fn bench_http_decide(args: &DecideArgs) -> anyhow::Result<()> {
     );
     println!("{}", machine());
     println!(
-        "reproduce: cargo xtask bench-http-decide --seconds {} --connections {} --runs {}",
-        args.seconds, args.connections, args.runs
+        "reproduce: cargo xtask bench-http-decide --seconds {} --warmup {} --connections {} --runs {}",
+        args.seconds, args.warmup, args.connections, args.runs
     );
     anyhow::ensure!(errors == 0, "{errors} decision requests failed");
     Ok(())
