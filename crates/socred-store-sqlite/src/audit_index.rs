@@ -64,7 +64,21 @@ pub(crate) struct AuditIndex {
     path: PathBuf,
     reader: Mutex<Option<Connection>>,
     /// Dropped with the store, which ends the indexing thread.
-    _stop: SyncSender<()>,
+    stop: Option<SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for AuditIndex {
+    /// Ends the indexing thread and waits for it, so that its connections
+    /// to the index file are closed when the store is: a connection left
+    /// open could otherwise checkpoint into, or delete the log of, a file
+    /// that a store opened next uses.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for AuditIndex {
@@ -113,7 +127,7 @@ impl AuditIndex {
         // A round now, so that a rebuild after a restore starts at once.
         round(&source, &mut index)?;
         let (stop, stopped) = sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("socred-audit-index".into())
             .spawn(move || run(source, index, stopped))
             .map_err(|error| {
@@ -122,7 +136,8 @@ impl AuditIndex {
         Ok(AuditIndex {
             path: path.clone(),
             reader: Mutex::new(Some(open_index(&path)?)),
-            _stop: stop,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -218,6 +233,9 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
         .optional()
         .map_err(db("read the audit index"))?;
     let mut upto = 0;
+    // The index does not match the database: emptied in the transaction
+    // that indexes anew, so that no reader sees it half emptied.
+    let mut clear = false;
     if let Some((seq, hash)) = mark {
         let found: Option<String> = source
             .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |row| {
@@ -228,9 +246,7 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
         if found.as_deref() == Some(hash.as_str()) {
             upto = seq;
         } else {
-            index
-                .execute_batch("DELETE FROM audit_subjects; DELETE FROM indexed;")
-                .map_err(db("clear the audit index"))?;
+            clear = true;
         }
     }
     let mut rows: Vec<(String, i64)> = Vec::new();
@@ -256,14 +272,18 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
             last = Some((seq, hash));
         }
     }
-    let Some((last_seq, last_hash)) = last else {
+    if last.is_none() && !clear {
         return Ok(0);
-    };
+    }
     // In key order, each page of the index is written once.
     rows.sort_unstable();
     let tx = index
         .transaction()
         .map_err(db("begin indexing the audit log"))?;
+    if clear {
+        tx.execute_batch("DELETE FROM audit_subjects; DELETE FROM indexed;")
+            .map_err(db("clear the audit index"))?;
+    }
     {
         let mut insert = tx
             .prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, seq) VALUES (?1, ?2)")
@@ -273,12 +293,14 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
                 .execute(params![subject, seq])
                 .map_err(db("index the audit log"))?;
         }
-        tx.execute(
-            "INSERT INTO indexed (one, upto, hash) VALUES (1, ?1, ?2) \
-             ON CONFLICT (one) DO UPDATE SET upto = excluded.upto, hash = excluded.hash",
-            params![last_seq, last_hash],
-        )
-        .map_err(db("move the audit index's mark"))?;
+        if let Some((last_seq, last_hash)) = &last {
+            tx.execute(
+                "INSERT INTO indexed (one, upto, hash) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (one) DO UPDATE SET upto = excluded.upto, hash = excluded.hash",
+                params![last_seq, last_hash],
+            )
+            .map_err(db("move the audit index's mark"))?;
+        }
     }
     tx.commit().map_err(db("commit the audit index"))?;
     Ok(scanned)

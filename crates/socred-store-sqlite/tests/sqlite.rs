@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use socred_core::record::Value;
 use socred_core::{Record, RecordKey, SubjectId};
-use socred_store::conformance::{day, engine, example_person, person};
+use socred_store::conformance::{audit_details, day, engine, example_person, person};
 use socred_store::{
     verify_states, AuditDraft, ChainVerifier, Item, Outcome, ReadMark, ReviewNeed, Store,
     StoreError, Submission,
@@ -234,20 +234,26 @@ async fn edits_behind_the_stores_back_are_caught() {
     assert_eq!(verifier.finish(head.as_ref()).map_err(|b| b.seq), Err(3));
 }
 
+/// Two stores on one file (two processes), the first having stored r1 about `person(1)`.
+async fn two_stores_with_r1() -> (TempDir, Arc<socred_core::Engine>, SqliteStore, SqliteStore) {
+    let dir = temp();
+    let engine = engine();
+    let first = SqliteStore::open(dir.path()).expect("open");
+    let second = SqliteStore::open(dir.path()).expect("open again");
+    first
+        .ingest(&engine, vec![fare("r1", person(1))], Vec::new())
+        .await
+        .expect("ingest r1");
+    (dir, engine, first, second)
+}
+
 /// Two stores on one file stand for two processes. What one keeps in memory
 /// (decoded histories on the writer side, decoded states on the reader
 /// side) must never hide what the other wrote.
 #[tokio::test]
 async fn a_store_sees_what_another_process_wrote() {
-    let dir = temp();
-    let engine = engine();
-    let first = SqliteStore::open(dir.path()).expect("open");
-    let second = SqliteStore::open(dir.path()).expect("open again");
+    let (_dir, engine, first, second) = two_stores_with_r1().await;
     let subject = person(1);
-    first
-        .ingest(&engine, vec![fare("r1", subject)], Vec::new())
-        .await
-        .expect("ingest r1");
     let read = |store: &SqliteStore| {
         let store = store.clone();
         async move {
@@ -290,15 +296,8 @@ async fn a_store_sees_what_another_process_wrote() {
 /// this store's own reads, and fresh ones, are appended.
 #[tokio::test]
 async fn an_answer_from_memory_is_refused_after_another_process_wrote() {
-    let dir = temp();
-    let engine = engine();
-    let first = SqliteStore::open(dir.path()).expect("open");
-    let second = SqliteStore::open(dir.path()).expect("open again");
+    let (_dir, engine, first, second) = two_stores_with_r1().await;
     let subject = person(1);
-    first
-        .ingest(&engine, vec![fare("r1", subject)], Vec::new())
-        .await
-        .expect("ingest r1");
     let (state, mark) = first.state_marked(subject).await.expect("marked read");
     assert_eq!(state.expect("a state").records.len(), 1);
     assert_eq!(mark, ReadMark::FRESH, "the first read goes to the file");
@@ -322,14 +321,7 @@ async fn an_answer_from_memory_is_refused_after_another_process_wrote() {
         .await
         .expect("append");
     assert_eq!(appended, [false, true]);
-    let details: Vec<String> = first
-        .audit(0, 10)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|entry| entry.entry.detail)
-        .collect();
-    assert_eq!(details, ["fresh"]);
+    assert_eq!(audit_details(&first).await, ["fresh"]);
     // Asked again, memory has been dropped: the file answers.
     let (state, mark) = first.state_marked(subject).await.expect("marked read");
     assert_eq!(state.expect("a state").records.len(), 2);
@@ -396,8 +388,14 @@ async fn the_access_log_is_the_same_however_much_is_indexed() {
     drop(store);
 
     // Deleted: rebuilt.
-    std::fs::remove_file(dir.path().join(socred_store_sqlite::INDEX_FILE_NAME))
-        .expect("delete the index");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", socred_store_sqlite::INDEX_FILE_NAME);
+        match std::fs::remove_file(dir.path().join(file)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => panic!("delete the index: {error}"),
+        }
+    }
     let store = SqliteStore::open(dir.path()).expect("reopen");
     assert_eq!(pages(store.clone()).await, all);
     drop(store);

@@ -894,14 +894,18 @@ pub async fn check_marked_reads(store: &dyn Store) {
         .await
         .expect("append marked groups");
     assert_eq!(appended, vec![true, true], "nothing else wrote meanwhile");
-    let details: Vec<String> = store
-        .audit(0, 10)
+    assert_eq!(audit_details(store).await, ["first", "second"]);
+}
+
+/// The details of the first audit entries, in order.
+pub async fn audit_details(store: &dyn Store) -> Vec<String> {
+    store
+        .audit(0, 100)
         .await
         .expect("audit")
         .into_iter()
         .map(|entry| entry.entry.detail)
-        .collect();
-    assert_eq!(details, ["first", "second"]);
+        .collect()
 }
 
 /// A company's list entry reaches its legal representative while it
