@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::evaluate::{EntrySource, ModelStanding, Standing};
+use crate::evaluate::{EntrySource, GradeAssignment, ModelStanding, Standing};
 use crate::fold::Engine;
 use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fields, RecordKey};
@@ -232,6 +232,12 @@ impl Engine {
                     (Some(derived.record.clone()), Some(derived.via), None)
                 }
                 EntrySource::Grade { score, .. } => (None, None, Some(score)),
+                // A grade assigned by a record names that record.
+                EntrySource::AssignedGrade { record, .. } => (
+                    state.records.get(record as usize).map(|r| r.key.clone()),
+                    None,
+                    None,
+                ),
             };
             views.push(EntryView {
                 list: list.id.clone(),
@@ -360,6 +366,13 @@ impl CreditFile {
             self.rulebook
         );
         for model in &self.models {
+            let why = match model.not_scored {
+                Some(crate::evaluate::NotScored::NoConsent) => {
+                    "the subject has not consented to scoring"
+                }
+                Some(crate::evaluate::NotScored::NoRecords) => "no record that this model counts",
+                None => "not scored",
+            };
             match (model.score, &model.grade) {
                 (Some(score), grade) => {
                     let grade = grade.as_deref().unwrap_or("no grade");
@@ -369,18 +382,19 @@ impl CreditFile {
                         model.model
                     );
                 }
-                (None, _) => {
-                    let why = match model.not_scored {
-                        Some(crate::evaluate::NotScored::NoConsent) => {
-                            "the subject has not consented to scoring"
-                        }
-                        Some(crate::evaluate::NotScored::NoRecords) => {
-                            "no record that this model counts"
-                        }
-                        None => "not scored",
-                    };
+                (None, Some(grade)) => {
+                    let _ = writeln!(
+                        out,
+                        "\nGrade {grade}, no score, under model {}: {why}",
+                        model.model
+                    );
+                }
+                (None, None) => {
                     let _ = writeln!(out, "\nNot scored under model {}: {why}", model.model);
                 }
+            }
+            if let Some(assigned) = &model.assigned {
+                explain_assignment(&mut out, assigned);
             }
             for effect in self.effects.iter().flatten() {
                 let Source::Rule { model: m, rule } = &effect.source else {
@@ -553,6 +567,41 @@ impl CreditFile {
         }
         out
     }
+}
+
+/// Why a model's grade is the one a record assigned: the record, the
+/// model's entry for its type and that entry's legal basis.
+fn explain_assignment(out: &mut String, assigned: &GradeAssignment) {
+    let mut line = format!(
+        "  grade {} assigned by record {}/{} ({}) from {}",
+        assigned.grade,
+        assigned.record.provider,
+        assigned.record.id,
+        assigned.record_type,
+        assigned.since
+    );
+    if let Some(until) = assigned.until {
+        let _ = write!(line, " to {until}");
+    }
+    if !assigned.ends_with.is_empty() {
+        let _ = write!(
+            line,
+            ", or until a later record of {}",
+            assigned.ends_with.join(", ")
+        );
+    }
+    match &assigned.points_grade {
+        Some(grade) if *grade != assigned.grade => {
+            let _ = write!(line, "; it replaces grade {grade} by points");
+        }
+        Some(_) => line.push_str("; the points give the same grade"),
+        None => {}
+    }
+    let _ = writeln!(
+        out,
+        "{line}\n         (the model's assigned grade for {} records, whatever the points)\n         legal basis: {}",
+        assigned.record_type, assigned.legal_basis
+    );
 }
 
 fn status_word(status: EffectStatus) -> &'static str {

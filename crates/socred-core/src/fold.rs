@@ -1012,6 +1012,7 @@ mod tests {
             }],
             expectations: Vec::new(),
             requires_records: false,
+            assigned_grades: Vec::new(),
             note: String::new(),
         };
         let list = ListDef {

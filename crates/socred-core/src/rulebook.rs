@@ -183,6 +183,39 @@ pub struct GradeBand {
     pub points_min: i64,
 }
 
+/// A grade that records of one type assign, whatever the points: tax
+/// credit grade M while a taxpayer is new, grade D assigned directly for a
+/// serious violation.
+///
+/// An assignment starts on the day its record was decided and is in force
+/// while that record is in the file, counts (not retracted, not suspended by
+/// a dispute, consented to where its type needs consent), and has not ended:
+/// by `validity`, by a record of an `until` type decided on or after that
+/// day (while that record counts), or by a repair when `exit_on_repair`.
+/// When several are in force, the one whose record type is the most severe
+/// wins, then the one from the latest decided record, then the one from the
+/// record later in content order: a grade D assigned for a serious
+/// violation beats a grade M for a new taxpayer.
+#[derive(Clone, Debug, Serialize)]
+pub struct AssignedGrade {
+    /// The record type whose records assign the grade.
+    pub record_type: RecordTypeIndex,
+    /// One of the model's band labels or a label of its own (`M`).
+    pub grade: Arc<str>,
+    /// A record of one of these types ends the assignment (the first full
+    /// evaluation ends grade M).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub until: Vec<RecordTypeIndex>,
+    /// Longest the assignment lasts after its record was decided; None:
+    /// while the record is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity: Option<Period>,
+    /// An approved repair of the record ends the assignment.
+    pub exit_on_repair: bool,
+    /// The entry's own legal basis, or else its record type's.
+    pub legal_basis: Arc<str>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoringModel {
     pub id: Arc<str>,
@@ -197,6 +230,11 @@ pub struct ScoringModel {
     /// Subjects with no record that the model counts are not scored (tax
     /// credit grades only taxpayers that were evaluated).
     pub requires_records: bool,
+    /// Grades assigned by records, which replace the points' grade while in
+    /// force (and give a grade to a subject the model does not score for
+    /// want of records). Most models have none, and pay nothing for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assigned_grades: Vec<AssignedGrade>,
     pub note: String,
 }
 

@@ -767,3 +767,220 @@ fn calendar_dates_are_checked_with_positions() {
     );
     assert!(messages.contains("not a Saturday or Sunday"), "{messages}");
 }
+
+/// A tax model for organisations with the assigned grades given, and a
+/// record type about persons only.
+fn tax_model(assigned: &str) -> String {
+    format!(
+        r#"
+[[record_type]]
+id = "person.only"
+title = "About persons"
+subject_kinds = ["person"]
+category = "civic"
+severity = "minor"
+legal_basis = "a law"
+retention = "P5Y"
+
+[[model]]
+id = "tax"
+title = "Tax"
+subject_kinds = ["organisation"]
+base_points = 0
+requires_records = true
+grades = [{{ grade = "A", min = 90 }}, {{ grade = "D" }}]
+{assigned}
+[[measure]]
+id = "new_taxpayer_help"
+title = "Help for new taxpayers"
+kind = "reward"
+legal_basis = "a law"
+agencies = ["tax_office"]
+subject_kinds = ["organisation"]
+model = "tax"
+[[measure.applies]]
+id = "graded_m"
+grades = ["M"]
+"#
+    )
+}
+
+const ASSIGNED_M_AND_D: &str = r#"
+[[model.assigned_grade]]
+record_type = "tax.new"
+grade = "M"
+until = ["court.judgment", "court.judgment"]
+validity = "P1Y"
+legal_basis = "SAT Announcement 2018 No. 8"
+
+[[model.assigned_grade]]
+record_type = "court.judgment"
+grade = "D"
+exit_on_repair = true
+"#;
+
+#[test]
+fn assigned_grades_are_lowered_and_their_labels_usable_by_measures() {
+    let record_type = record_type_lines("tax.new", "New taxpayer", "tax", "");
+    let rulebook = loads(
+        "assigned.toml",
+        &minimal(&record_type, &tax_model(ASSIGNED_M_AND_D)),
+    );
+    let tax = &rulebook.models[1];
+    let lowered: Vec<_> = tax
+        .assigned_grades
+        .iter()
+        .map(|a| {
+            (
+                a.record_type,
+                a.grade.as_ref(),
+                a.until.clone(),
+                a.validity.map(|v| v.to_string()),
+                a.exit_on_repair,
+                a.legal_basis.as_ref(),
+            )
+        })
+        .collect();
+    let judgment = rulebook.record_type("court.judgment").unwrap_or(u32::MAX);
+    assert_eq!(
+        lowered,
+        [
+            (
+                rulebook.record_type("tax.new").unwrap_or(u32::MAX),
+                "M",
+                vec![judgment],
+                Some("P1Y".to_string()),
+                false,
+                "SAT Announcement 2018 No. 8"
+            ),
+            // Without its own, the record type's legal basis.
+            (judgment, "D", Vec::new(), None, true, "a law"),
+        ]
+    );
+    // The measure names grade M, which no band has.
+    let measure = rulebook.measure("new_taxpayer_help").map(|m| m.model);
+    assert_eq!(measure, Some(Some(1)));
+    assert!(rulebook.models[0].assigned_grades.is_empty());
+
+    // The shipped tax credit model: M until the first evaluation, D for two years.
+    let default = default_rulebook();
+    let tax = &default.models[1];
+    let assigned: Vec<(&str, &str, Vec<&str>, Option<String>)> = tax
+        .assigned_grades
+        .iter()
+        .map(|a| {
+            (
+                default.catalog[a.record_type as usize].id.as_ref(),
+                a.grade.as_ref(),
+                a.until
+                    .iter()
+                    .map(|&t| default.catalog[t as usize].id.as_ref())
+                    .collect(),
+                a.validity.map(|v| v.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        assigned,
+        [
+            ("tax.new_taxpayer", "M", vec!["tax.credit_evaluation"], None),
+            (
+                "tax.grade_d_assignment",
+                "D",
+                Vec::new(),
+                Some("P2Y".to_string())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn assigned_grades_refuse_unknown_and_unfit_record_types_with_positions() {
+    let record_type = record_type_lines("tax.new", "New taxpayer", "tax", "");
+    let assigned = r#"
+[[model.assigned_grade]]
+record_type = "tax.nwe"
+grade = "M"
+until = ["tax.evaluation"]
+
+[[model.assigned_grade]]
+record_type = "person.only"
+grade = "D"
+validity = "P0D"
+legal_basis = " "
+
+[[model.assigned_grade]]
+record_type = "court.judgment"
+grade = "D"
+
+[[model.assigned_grade]]
+record_type = "court.judgment"
+grade = ""
+"#;
+    let text = minimal(&record_type, &tax_model(assigned));
+    let problems = errors("assigned.toml", &text);
+    // The n-th line that starts with `key`, 1-based.
+    let line = |key: &str, nth: usize| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(key))
+            .nth(nth)
+            .map_or(0, |(i, _)| i + 1)
+    };
+    let found: Vec<(usize, usize, &str)> = problems
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str()))
+        .collect();
+    // `record_type = ` is 14 characters, `until = [` 9, `validity = ` 11,
+    // `legal_basis = ` 14, `grade = ` 8.
+    let expected = [
+        (
+            line("record_type = ", 0),
+            15,
+            "assigned grade `M` (by `tax.nwe`) of model `tax` names unknown record type \
+             `tax.nwe` (did you mean `tax.new`?)",
+        ),
+        (
+            line("until", 0),
+            10,
+            "`until` of assigned grade `M` (by `tax.nwe`) of model `tax` names unknown record \
+             type `tax.evaluation`",
+        ),
+        (
+            line("record_type = ", 1),
+            15,
+            "assigned grade `D` (by `person.only`) of model `tax`: record type `person.only` is \
+             about persons and the model grades organisations: it could never assign the grade",
+        ),
+        (
+            line("validity", 0),
+            12,
+            "`validity` of assigned grade `D` (by `person.only`) of model `tax` is an empty \
+             period",
+        ),
+        (
+            line("legal_basis = \" \"", 0),
+            15,
+            "has an empty `legal_basis`",
+        ),
+        (
+            line("record_type = ", 3),
+            15,
+            "model `tax` assigns a grade by record type `court.judgment` twice",
+        ),
+        (
+            line("grade = \"\"", 0),
+            9,
+            "assigned grade `` (by `court.judgment`) of model `tax` has an empty `grade`",
+        ),
+    ];
+    assert_eq!(found.len(), expected.len(), "{problems}");
+    for ((line, column, message), (want_line, want_column, want)) in found.iter().zip(expected) {
+        assert_eq!((*line, *column), (want_line, want_column), "{message}");
+        assert!(
+            message.contains(want),
+            "{message}\ndoes not contain\n{want}"
+        );
+    }
+}

@@ -258,6 +258,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         caps: Vec::new(),
         expectations: Vec::new(),
         requires_records: false,
+        assigned_grades: Vec::new(),
         note: String::new(),
     };
     let defaulters = ListDef {

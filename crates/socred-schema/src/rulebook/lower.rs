@@ -13,9 +13,9 @@ use std::sync::Arc;
 use socred_core::expr::Scope;
 use socred_core::record::FieldType;
 use socred_core::rulebook::{
-    CalendarPeriod, Cap, Condition, DisputePolicy, Escalation, Expectation, FieldDef, GradeBand,
-    KindSet, ListDef, ListKind, Measure, MeasureKind, Points, RecordEntry, RecordExit, RecordType,
-    Rulebook, Schedule, ScoreRule, ScoringModel, Severity,
+    AssignedGrade, CalendarPeriod, Cap, Condition, DisputePolicy, Escalation, Expectation,
+    FieldDef, GradeBand, KindSet, ListDef, ListKind, Measure, MeasureKind, Points, RecordEntry,
+    RecordExit, RecordType, Rulebook, Schedule, ScoreRule, ScoringModel, Severity,
 };
 use socred_core::time::{Calendar, Day, Period};
 
@@ -515,14 +515,22 @@ impl Lowering<'_, '_, '_> {
         for (index, model) in models.iter().enumerate() {
             let raw = &model.value;
             out.by_id.entry(raw.id.value.clone()).or_insert(index);
+            // Measures and lists may name an assigned grade's own label
+            // (M) as they name a band's.
+            let mut grades: Vec<String> = raw
+                .grades
+                .iter()
+                .map(|g| g.value.grade.value.clone())
+                .collect();
+            for assigned in &raw.assigned_grade {
+                if !grades.contains(&assigned.value.grade.value) {
+                    grades.push(assigned.value.grade.value.clone());
+                }
+            }
             out.info.push(ModelInfo {
                 id: raw.id.value.clone(),
                 kinds: Some(kind_set(&raw.subject_kinds.value)).filter(|k| !k.is_empty()),
-                grades: raw
-                    .grades
-                    .iter()
-                    .map(|g| g.value.grade.value.clone())
-                    .collect(),
+                grades,
             });
             let lowered = self.model(raw, catalog);
             out.lowered.push(lowered);
@@ -567,6 +575,8 @@ impl Lowering<'_, '_, '_> {
                 None => rules_ok = false,
             }
         }
+        let assigned_grades = self.assigned_grades(&raw.assigned_grade, kinds, catalog, &what);
+        rules_ok &= assigned_grades.is_some();
         if !rules_ok {
             return None;
         }
@@ -581,7 +591,116 @@ impl Lowering<'_, '_, '_> {
             caps,
             expectations,
             requires_records: raw.requires_records,
+            assigned_grades: assigned_grades?,
             note: raw.note.clone(),
+        })
+    }
+
+    /// The grades a model's records assign; None when one is wrong. One
+    /// entry per record type: two would leave no rule to choose between
+    /// them.
+    fn assigned_grades(
+        &mut self,
+        assigned: &[Located<raw::AssignedGrade>],
+        model_kinds: Option<KindSet>,
+        catalog: &Catalog,
+        model: &str,
+    ) -> Option<Vec<AssignedGrade>> {
+        let mut ok = true;
+        let mut out = Vec::with_capacity(assigned.len());
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in assigned {
+            let record_type = &entry.value.record_type;
+            match first.get(record_type.value.as_str()) {
+                Some(&offset) => {
+                    let line = self.diag.line_of(offset);
+                    self.diag.error(
+                        &record_type.span,
+                        format!(
+                            "{model} assigns a grade by record type `{}` twice (first on line \
+                             {line}): give one `assigned_grade` per record type",
+                            record_type.value
+                        ),
+                    );
+                    ok = false;
+                }
+                None => {
+                    first.insert(record_type.value.as_str(), record_type.span.start);
+                }
+            }
+            match self.assigned_grade(&entry.value, model_kinds, catalog, model) {
+                Some(lowered) => out.push(lowered),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn assigned_grade(
+        &mut self,
+        assigned: &raw::AssignedGrade,
+        model_kinds: Option<KindSet>,
+        catalog: &Catalog,
+        model: &str,
+    ) -> Option<AssignedGrade> {
+        let what = format!(
+            "assigned grade `{}` (by `{}`) of {model}",
+            assigned.grade.value, assigned.record_type.value
+        );
+        let grade = self.text(&assigned.grade, "grade", &what);
+        let index = self.record_type(catalog, &assigned.record_type, &what);
+        let mut ok = true;
+        let type_kinds = index
+            .and_then(|i| catalog.info.get(i))
+            .and_then(|i| i.kinds);
+        if let (Some(type_kinds), Some(model_kinds)) = (type_kinds, model_kinds) {
+            if intersect(type_kinds, model_kinds).is_empty() {
+                self.diag.error(
+                    &assigned.record_type.span,
+                    format!(
+                        "{what}: record type `{}` is about {} and the model grades {}: it could \
+                         never assign the grade",
+                        assigned.record_type.value,
+                        describe_kinds(type_kinds),
+                        describe_kinds(model_kinds)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let mut until = Vec::with_capacity(assigned.until.len());
+        let until_what = format!("`until` of {what}");
+        for name in &assigned.until {
+            match self.record_type(catalog, name, &until_what) {
+                Some(index) => match u32::try_from(index) {
+                    Ok(index) if !until.contains(&index) => until.push(index),
+                    Ok(_) => {}
+                    Err(_) => ok = false,
+                },
+                None => ok = false,
+            }
+        }
+        let validity = match &assigned.validity {
+            Some(validity) => self.period(validity, "validity", &what).map(Some),
+            None => Some(None),
+        };
+        // The record type's own basis, when it loaded (its problems are
+        // reported where it is defined).
+        let legal_basis = match &assigned.legal_basis {
+            Some(basis) => self.legal_basis(basis, &what),
+            None => index
+                .and_then(|i| catalog.types.get(i))
+                .and_then(Option::as_ref)
+                .map(|t| t.legal_basis.clone()),
+        };
+        ok.then_some(())?;
+        Some(AssignedGrade {
+            record_type: u32::try_from(index?).ok()?,
+            grade: Arc::from(grade?.as_str()),
+            until,
+            validity: validity?,
+            exit_on_repair: assigned.exit_on_repair,
+            legal_basis: Arc::from(legal_basis?.as_str()),
         })
     }
 

@@ -268,6 +268,40 @@ pub struct Model {
     /// "Gain at least so many points each period, or else".
     #[serde(default)]
     pub expectation: Vec<Located<Expectation>>,
+    /// Grades that records assign whatever the points (tax credit grade M
+    /// for a new taxpayer, grade D assigned directly).
+    #[serde(default)]
+    pub assigned_grade: Vec<Located<AssignedGrade>>,
+}
+
+/// A grade that records of one type assign, whatever the points. It is in
+/// force from the day the record was decided while the record counts, until
+/// its validity ends or a later record of an `until` type is decided; when
+/// several are in force, the most severe record type wins, then the latest
+/// record. A subject the model does not score for want of records is
+/// graded too (with no score).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignedGrade {
+    /// The record type whose records assign the grade; one entry per record
+    /// type in a model.
+    pub record_type: Located<String>,
+    /// One of the model's grades, or a label of its own (e.g. `M`).
+    pub grade: Located<String>,
+    /// Record types of which a record decided on or after the assigning one
+    /// ends the assignment (e.g. the first annual evaluation ends grade M).
+    #[serde(default)]
+    pub until: Vec<Located<String>>,
+    /// ISO 8601 period the assignment lasts at most after its record was
+    /// decided; omitted: as long as the record is kept.
+    #[serde(default)]
+    pub validity: Option<Located<String>>,
+    /// An approved repair of the record ends the assignment.
+    #[serde(default)]
+    pub exit_on_repair: bool,
+    /// The rule the assignment rests on; omitted: the record type's.
+    #[serde(default)]
+    pub legal_basis: Option<Located<String>>,
 }
 
 /// A grade band: scores at or above `min` get `grade`.
