@@ -31,8 +31,27 @@ pub(crate) struct AuditLog {
     store: Arc<dyn Store>,
     sender: mpsc::UnboundedSender<Job>,
     /// Taken by the first append, which starts the worker on the runtime
-    /// that serves requests.
+    /// that serves requests (or on a thread of its own).
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    /// The worker's own thread, joined when the log is dropped so that the
+    /// store it holds is gone by then (a next store may open the same files).
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has appended what
+        // is queued.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.sender, closed));
+        let thread = match self.thread.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl AuditLog {
@@ -42,6 +61,7 @@ impl AuditLog {
             store,
             sender,
             receiver: Mutex::new(Some(receiver)),
+            thread: Mutex::new(None),
         }
     }
 
@@ -89,35 +109,80 @@ impl AuditLog {
             Ok(mut slot) => slot.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
-        if let Some(receiver) = receiver {
-            tokio::spawn(worker(self.store.clone(), receiver));
+        let Some(receiver) = receiver else { return };
+        if self.store.blocking_audit().is_some() {
+            let store = self.store.clone();
+            let spawned = std::thread::Builder::new()
+                .name("socred-audit-log".into())
+                .spawn(move || thread_worker(store, receiver));
+            match spawned {
+                Ok(thread) => match self.thread.lock() {
+                    Ok(mut slot) => *slot = Some(thread),
+                    Err(poisoned) => *poisoned.into_inner() = Some(thread),
+                },
+                // Appends then fail with "stopped": no answer leaves unlogged.
+                Err(error) => tracing::error!(%error, "cannot start the audit log's thread"),
+            }
+            return;
+        }
+        tokio::spawn(worker(self.store.clone(), receiver));
+    }
+}
+
+/// The entries of `first` and of every job queued behind it, up to
+/// [`GROUP_ENTRIES_MAX`] entries, with who waits for them.
+fn gather(first: Job, receiver: &mut mpsc::UnboundedReceiver<Job>) -> (Groups, Waiting) {
+    let mut entries = first.drafts.len();
+    let mut groups = vec![(first.drafts, first.mark)];
+    let mut waiting = vec![first.done];
+    while entries < GROUP_ENTRIES_MAX {
+        let Ok(job) = receiver.try_recv() else { break };
+        entries += job.drafts.len();
+        groups.push((job.drafts, job.mark));
+        waiting.push(job.done);
+    }
+    (groups, waiting)
+}
+
+/// Tells each waiting request whether its entries were appended.
+fn answer(waiting: Waiting, result: Result<Vec<bool>, StoreError>) {
+    match result {
+        Ok(appended) => {
+            for (done, appended) in waiting.into_iter().zip(appended) {
+                // A request that went away no longer waits; its entries are stored all the same.
+                let _ = done.send(Ok(appended));
+            }
+        }
+        Err(error) => {
+            for done in waiting {
+                let _ = done.send(Err(error.clone()));
+            }
         }
     }
 }
 
+type Groups = Vec<(Vec<AuditDraft>, ReadMark)>;
+type Waiting = Vec<oneshot::Sender<Result<bool, StoreError>>>;
+
+/// The group commit through the store's asynchronous call.
 async fn worker(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = receiver.recv().await {
-        let mut entries = first.drafts.len();
-        let mut groups = vec![(first.drafts, first.mark)];
-        let mut waiting = vec![first.done];
-        while entries < GROUP_ENTRIES_MAX {
-            let Ok(job) = receiver.try_recv() else { break };
-            entries += job.drafts.len();
-            groups.push((job.drafts, job.mark));
-            waiting.push(job.done);
-        }
-        match store.append_audit_marked(groups).await {
-            Ok(appended) => {
-                for (done, appended) in waiting.into_iter().zip(appended) {
-                    // A request that went away no longer waits; its entries are stored all the same.
-                    let _ = done.send(Ok(appended));
-                }
-            }
-            Err(error) => {
-                for done in waiting {
-                    let _ = done.send(Err(error.clone()));
-                }
-            }
-        }
+        let (groups, waiting) = gather(first, &mut receiver);
+        answer(waiting, store.append_audit_marked(groups).await);
+    }
+}
+
+/// The group commit on a thread of its own, for a store that appends on
+/// the calling thread. Ends when the log is dropped.
+fn thread_worker(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let (groups, waiting) = gather(first, &mut receiver);
+        let result = match store.blocking_audit() {
+            Some(log) => log.append_audit_marked_now(groups),
+            None => Err(StoreError::Unavailable(
+                "the store no longer appends on the audit log's thread".into(),
+            )),
+        };
+        answer(waiting, result);
     }
 }

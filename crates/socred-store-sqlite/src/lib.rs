@@ -33,8 +33,8 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    Counts, ItemKey, Outcome, PendingItem, Principal, ReadMark, Role, RulebookVersion, Store,
-    StoreError, Submission, WriteTx, Writer,
+    BlockingAudit, Counts, ItemKey, Outcome, PendingItem, Principal, ReadMark, Role,
+    RulebookVersion, Store, StoreError, Submission, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -204,43 +204,7 @@ impl SqliteStore {
         work: impl FnOnce(&mut SqliteTx<'_, '_>) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let shared = self.shared.clone();
-        blocking(move || {
-            let mut side = lock(&shared.writer)?;
-            let WriterSide { conn, cache } = &mut *side;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db("begin a write transaction"))?;
-            // Changes when another connection (another process, a hand
-            // edit) committed since this one last looked: what the cache
-            // holds may then be stale.
-            let data_version: i64 = tx
-                .prepare_cached("PRAGMA data_version")
-                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-                .map_err(db("read the data version"))?;
-            if cache.check(data_version) {
-                shared.coherent.foreign_write();
-            }
-            let rulebook = engine.map(|engine| engine.rulebook.clone());
-            if let Some(rulebook) = &rulebook {
-                cache.use_rulebook(rulebook);
-            }
-            let mut tx = SqliteTx::new(tx, rulebook.map(|rulebook| (&mut *cache, rulebook)));
-            let result = work(&mut tx)?;
-            let (tx, staged) = tx.into_parts();
-            if let Err(error) = tx.commit() {
-                // Whether it committed is unknown: trust nothing held.
-                cache.clear();
-                shared.coherent.clear();
-                return Err(db("commit")(error));
-            }
-            shared.coherent.remove(&staged.changed);
-            cache.apply(staged.subjects);
-            drop(side);
-            // Full: a checkpoint is already due, which will copy this commit too.
-            let _ = shared.checkpoint.try_send(());
-            Ok(result)
-        })
-        .await
+        blocking(move || shared.write_now(engine, work)).await
     }
 
     /// Runs `work` on a reader connection on the blocking pool.
@@ -254,6 +218,74 @@ impl SqliteStore {
 }
 
 impl Shared {
+    /// What [`SqliteStore::write`] runs, on the calling thread.
+    fn write_now<R>(
+        &self,
+        engine: Option<Arc<Engine>>,
+        work: impl FnOnce(&mut SqliteTx<'_, '_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut side = lock(&self.writer)?;
+        let WriterSide { conn, cache } = &mut *side;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db("begin a write transaction"))?;
+        // Changes when another connection (another process, a hand
+        // edit) committed since this one last looked: what the cache
+        // holds may then be stale.
+        let data_version: i64 = tx
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(db("read the data version"))?;
+        if cache.check(data_version) {
+            self.coherent.foreign_write();
+        }
+        let rulebook = engine.map(|engine| engine.rulebook.clone());
+        if let Some(rulebook) = &rulebook {
+            cache.use_rulebook(rulebook);
+        }
+        let mut tx = SqliteTx::new(tx, rulebook.map(|rulebook| (&mut *cache, rulebook)));
+        let result = work(&mut tx)?;
+        let (tx, staged) = tx.into_parts();
+        if let Err(error) = tx.commit() {
+            // Whether it committed is unknown: trust nothing held.
+            cache.clear();
+            self.coherent.clear();
+            return Err(db("commit")(error));
+        }
+        self.coherent.remove(&staged.changed);
+        cache.apply(staged.subjects);
+        drop(side);
+        // Full: a checkpoint is already due, which will copy this commit too.
+        let _ = self.checkpoint.try_send(());
+        Ok(result)
+    }
+
+    /// Appends the entries of several answers, each group with the mark
+    /// of its reads (see [`Store::append_audit_marked`]), on the calling
+    /// thread.
+    fn append_audit_marked_now(
+        &self,
+        groups: Vec<(Vec<AuditDraft>, ReadMark)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.write_now(None, |tx| {
+            // The transaction has looked for other writers by now: a mark
+            // of an earlier epoch may rest on a state they changed.
+            let epoch = self.coherent.epoch();
+            let appended: Vec<bool> = groups
+                .iter()
+                .map(|(_, mark)| mark.memory_epoch().is_none_or(|at| at == epoch))
+                .collect();
+            let drafts: Vec<AuditDraft> = groups
+                .into_iter()
+                .zip(&appended)
+                .filter(|(_, appended)| **appended)
+                .flat_map(|((group, _), _)| group)
+                .collect();
+            tx.append_audit(&drafts)?;
+            Ok(appended)
+        })
+    }
+
     /// Runs `work` on a pooled reader connection, opening one if none is free.
     fn with_reader<R>(
         &self,
@@ -567,6 +599,18 @@ fn counter(conn: &Connection, name: &str) -> Result<u64, StoreError> {
         .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
         .map_err(db("read a counter"))?;
     Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// A SQLite write blocks a thread whichever thread runs it: the audit log's
+/// own thread runs its appends itself and goes from one commit straight to
+/// the next, with no hand-over to the blocking pool in between.
+impl BlockingAudit for SqliteStore {
+    fn append_audit_marked_now(
+        &self,
+        groups: Vec<(Vec<AuditDraft>, ReadMark)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.shared.append_audit_marked_now(groups)
+    }
 }
 
 #[async_trait]
@@ -920,24 +964,11 @@ impl Store for SqliteStore {
         groups: Vec<(Vec<AuditDraft>, ReadMark)>,
     ) -> Result<Vec<bool>, StoreError> {
         let shared = self.shared.clone();
-        self.write(None, move |tx| {
-            // The transaction has looked for other writers by now: a mark
-            // of an earlier epoch may rest on a state they changed.
-            let epoch = shared.coherent.epoch();
-            let appended: Vec<bool> = groups
-                .iter()
-                .map(|(_, mark)| mark.memory_epoch().is_none_or(|at| at == epoch))
-                .collect();
-            let drafts: Vec<AuditDraft> = groups
-                .into_iter()
-                .zip(&appended)
-                .filter(|(_, appended)| **appended)
-                .flat_map(|((group, _), _)| group)
-                .collect();
-            tx.append_audit(&drafts)?;
-            Ok(appended)
-        })
-        .await
+        blocking(move || shared.append_audit_marked_now(groups)).await
+    }
+
+    fn blocking_audit(&self) -> Option<&dyn BlockingAudit> {
+        Some(self)
     }
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -330,6 +330,18 @@ pub struct Counts {
 /// Writes take the audit entries that describe them and commit both in one
 /// transaction. Batches are the base case: a single record is a batch of
 /// one. Reads clamp `limit` to [`LIMIT_MAX`].
+/// Appending audit entries on the calling thread (see
+/// [`Store::blocking_audit`]): for a thread of its own that does nothing
+/// else, never for an asynchronous runtime's worker.
+pub trait BlockingAudit: Send + Sync {
+    /// [`Store::append_audit_marked`], blocking until the entries are
+    /// durable.
+    fn append_audit_marked_now(
+        &self,
+        groups: Vec<(Vec<AuditDraft>, ReadMark)>,
+    ) -> Result<Vec<bool>, StoreError>;
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch. Every item gets an [`Outcome`], in order. All items
@@ -492,6 +504,13 @@ pub trait Store: Send + Sync + 'static {
             self.append_audit(drafts).await?;
         }
         Ok(appended)
+    }
+
+    /// The store's way to append audit entries while blocking the calling
+    /// thread, when it has one that costs less than the asynchronous call
+    /// (a backend whose writes block a thread anyway). None by default.
+    fn blocking_audit(&self) -> Option<&dyn BlockingAudit> {
+        None
     }
 
     /// Audit entries with `seq > after`, in order.
