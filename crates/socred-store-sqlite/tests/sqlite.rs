@@ -215,11 +215,29 @@ async fn edits_behind_the_stores_back_are_caught() {
         )
         .expect("edit the database");
     assert_eq!(changed, 1);
+    // A record moved to another subject: the state that lists it names it.
+    let moved = edit(
+        &store,
+        &format!(
+            "UPDATE records SET subject = '{}' WHERE id = 'r3'",
+            person(4).as_str()
+        ),
+    );
+    assert_eq!(moved, 1);
     let mismatches = verify_states(&store, &engine).await.expect("verify");
     let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
-    let mut expected = vec![example_person(), subject];
+    let mut expected = vec![example_person(), subject, person(3)];
     expected.sort();
     assert_eq!(caught, expected, "{mismatches:?}");
+    let moved = mismatches
+        .iter()
+        .find(|m| m.subject == person(3))
+        .expect("the subject whose record moved");
+    assert!(
+        moved.reason.contains("r3") && moved.reason.contains(person(4).as_str()),
+        "{}",
+        moved.reason
+    );
 
     // Deleting the last audit entry leaves a chain that the head exposes.
     edit(&store, "DELETE FROM audit WHERE seq = 3");
