@@ -1016,6 +1016,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
+        self.read(move |conn| {
+            // Every row number the states list, then every record in
+            // effect against them: one pass over each table.
+            let mut listed = Vec::new();
+            let mut states = conn
+                .prepare("SELECT subject, records FROM states")
+                .map_err(db("read the states' lists of records"))?;
+            let mut rows = states
+                .query([])
+                .map_err(db("read the states' lists of records"))?;
+            while let Some(row) = rows.next().map_err(db("read the states' lists of records"))? {
+                let subject: String = row.get(0).map_err(db("read a state's subject"))?;
+                let bytes: Vec<u8> = row.get(1).map_err(db("read a state's list of records"))?;
+                listed.extend(tx::decode_rowids(subject_of(&subject)?, &bytes)?);
+            }
+            listed.sort_unstable();
+            let mut records = conn
+                .prepare("SELECT seq, subject, provider, id FROM records WHERE status = 0")
+                .map_err(db("read the records in effect"))?;
+            let mut rows = records
+                .query([])
+                .map_err(db("read the records in effect"))?;
+            let mut unlisted = Vec::new();
+            while let Some(row) = rows.next().map_err(db("read the records in effect"))? {
+                if unlisted.len() >= limit {
+                    break;
+                }
+                let seq: i64 = row.get(0).map_err(db("read a record's row number"))?;
+                if listed.binary_search(&seq).is_ok() {
+                    continue;
+                }
+                let subject: String = row.get(1).map_err(db("read a record's subject"))?;
+                let provider: String = row.get(2).map_err(db("read a record's provider"))?;
+                let id: String = row.get(3).map_err(db("read a record's id"))?;
+                unlisted.push((
+                    subject_of(&subject)?,
+                    format!(
+                        "record {provider}/{id} (row {seq}) is in effect but its subject's state does not list it: it was added behind the store's back"
+                    ),
+                ));
+            }
+            Ok(unlisted)
+        })
+        .await
+    }
+
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
         self.read(|conn| {
             let head: Option<(i64, String)> = conn

@@ -224,9 +224,21 @@ async fn edits_behind_the_stores_back_are_caught() {
         ),
     );
     assert_eq!(moved, 1);
+    // A record planted about person(5), who has no state: nothing lists it.
+    let planted = edit(
+        &store,
+        &format!(
+            "INSERT INTO records (subject, provider, id, type, occurred_at, decided_at, fields, \
+             document, status, submitted_by, submitted_at_ms, pending_seq) \
+             SELECT '{}', provider, 'planted', type, occurred_at, decided_at, fields, document, \
+             status, submitted_by, submitted_at_ms, pending_seq FROM records WHERE id = 'r2'",
+            person(5).as_str()
+        ),
+    );
+    assert_eq!(planted, 1);
     let mismatches = verify_states(&store, &engine).await.expect("verify");
     let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
-    let mut expected = vec![example_person(), subject, person(3)];
+    let mut expected = vec![example_person(), subject, person(3), person(5)];
     expected.sort();
     assert_eq!(caught, expected, "{mismatches:?}");
     let moved = mismatches
@@ -238,6 +250,11 @@ async fn edits_behind_the_stores_back_are_caught() {
         "{}",
         moved.reason
     );
+    let planted = mismatches
+        .iter()
+        .find(|m| m.subject == person(5))
+        .expect("the planted record's subject");
+    assert!(planted.reason.contains("planted"), "{}", planted.reason);
 
     // Deleting the last audit entry leaves a chain that the head exposes.
     edit(&store, "DELETE FROM audit WHERE seq = 3");

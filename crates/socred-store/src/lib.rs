@@ -528,6 +528,17 @@ pub trait Store: Send + Sync + 'static {
     /// The chain head: the last entry's `seq` and hash (None when empty).
     /// Checking it against the last entry detects a truncated log.
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// Records in effect that no subject's stored history reaches (a row
+    /// added behind the store's back), as (subject, what is wrong), at most
+    /// `limit`. Only a backend that finds a subject's records through a
+    /// list kept with its state can have such records; one that finds them
+    /// by subject (the default) refolds them in, and `verify` sees the
+    /// difference there.
+    async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
 }
 
 /// The derived entries that reach `target`, from rows stored by source, in

@@ -94,8 +94,14 @@ pub async fn verify_states(
             });
         }
     }
+    for (subject, reason) in store.unlisted_records(UNLISTED_REPORTED).await? {
+        mismatches.push(StateMismatch { subject, reason });
+    }
     Ok(mismatches)
 }
+
+/// Records in effect that no state lists, reported at most.
+const UNLISTED_REPORTED: usize = 1000;
 
 fn describe(stored: &socred_core::SubjectState, fresh: &socred_core::SubjectState) -> String {
     if stored.records.len() != fresh.records.len() {
