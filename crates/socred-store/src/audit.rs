@@ -79,7 +79,18 @@ fn hash_into(text: &mut Vec<u8>, prev_hash: &str, seq: u64, draft: &AuditDraft) 
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(&text[..]);
-    hex::encode(hasher.finalize())
+    sha256_hex(hasher)
+}
+
+/// The digest of `hasher` as lower-case hex. `hex::encode` builds its
+/// string a character at a time; one of these is made for every audit
+/// entry and every request's token, so the 64 bytes are written at once.
+pub(crate) fn sha256_hex(hasher: Sha256) -> String {
+    let digest = hasher.finalize();
+    let mut out = [0u8; 64];
+    // 32 bytes always fit in 64 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Checks a chain page by page: feed entries in order with [`push`], then
@@ -230,6 +241,15 @@ pub fn chain_hashes(head: (u64, &str), drafts: &[AuditDraft]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_are_lower_case_hex() {
+        // FIPS 180-2's example: SHA-256 of "abc".
+        assert_eq!(
+            crate::hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     fn draft(detail: &str) -> AuditDraft {
         AuditDraft {

@@ -295,7 +295,9 @@ pub struct Principal {
 /// stored.
 pub fn hash_token(token: &str) -> String {
     use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let mut hasher = Sha256::new();
+    hasher.update(token.as_bytes());
+    audit::sha256_hex(hasher)
 }
 
 /// One stored rulebook version.
