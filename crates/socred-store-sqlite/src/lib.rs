@@ -1019,7 +1019,12 @@ impl Store for SqliteStore {
     async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
         self.read(move |conn| {
             // Every row number the states list, then every record in
-            // effect against them: one pass over each table.
+            // effect against them: one pass over each table, both in one
+            // read transaction so that a write between the two passes
+            // cannot look like a planted record.
+            let conn = conn
+                .unchecked_transaction()
+                .map_err(db("begin a read transaction"))?;
             let mut listed = Vec::new();
             let mut states = conn
                 .prepare("SELECT subject, records FROM states")
