@@ -332,18 +332,8 @@ fn progress_bar(length: u64, unit: &str) -> ProgressBar {
     bar
 }
 
-pub fn serve(
-    data: PathBuf,
-    listen: String,
-    demo: bool,
-    store: Option<String>,
-) -> anyhow::Result<Code> {
-    socred_server::serve_blocking(socred_server::ServeConfig {
-        data_dir: data,
-        listen,
-        demo,
-        store,
-    })?;
+pub fn serve(config: socred_server::ServeConfig) -> anyhow::Result<Code> {
+    socred_server::serve_blocking(config)?;
     Ok(exit::OK)
 }
 

@@ -85,6 +85,11 @@ enum Command {
         /// `postgres://user@host:port/db` (or the `SOCRED_STORE` environment variable).
         #[arg(long, env = "SOCRED_STORE")]
         store: Option<String>,
+        /// Records the embedded store keeps decoded for refolding subjects
+        /// on ingest (a few hundred bytes each); past it, a subject's history
+        /// is read back from the file.
+        #[arg(long, value_name = "RECORDS", default_value_t = socred_server::HISTORY_RECORDS_DEFAULT)]
+        history_cache: usize,
     },
     /// Checks the audit log's hash chain and recomputes every subject's file
     /// from its records: exit 0 when consistent, 1 on any problem.
@@ -173,7 +178,14 @@ fn main() -> ExitCode {
             listen,
             demo,
             store,
-        } => commands::serve(data, listen, demo, store),
+            history_cache,
+        } => commands::serve(socred_server::ServeConfig {
+            data_dir: data,
+            listen,
+            demo,
+            store,
+            history_cache,
+        }),
         Command::Verify { data } => commands::verify(&data),
         Command::Explain {
             input,

@@ -38,6 +38,7 @@ pub use serve::{
     demo, demo_config, open_state, serve, serve_blocking, Demo, DemoPrincipal, DemoReport,
     ServeConfig, FIRST_ADMIN_ID,
 };
+pub use socred_store_sqlite::HISTORY_RECORDS_DEFAULT;
 pub use state::{AppState, Limits};
 pub use token::new_token;
 pub use verify::{verify, verify_store, VerifyReport};

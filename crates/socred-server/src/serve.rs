@@ -38,6 +38,9 @@ pub struct ServeConfig {
     /// Another store than the embedded one in `data_dir`: `sqlite:DIR`, or
     /// `memory:` (nothing kept).
     pub store: Option<String>,
+    /// Records the embedded store's writer keeps decoded (see
+    /// [`socred_store_sqlite::SqliteOptions`]).
+    pub history_cache: usize,
 }
 
 impl Default for ServeConfig {
@@ -47,31 +50,40 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:8080".into(),
             demo: false,
             store: None,
+            history_cache: socred_store_sqlite::HISTORY_RECORDS_DEFAULT,
         }
     }
 }
 
 /// Opens (creating if needed) the embedded store in `dir`.
-pub(crate) async fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(
+    dir: &Path,
+    options: socred_store_sqlite::SqliteOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let dir = dir.to_path_buf();
-    let store = tokio::task::spawn_blocking(move || socred_store_sqlite::SqliteStore::open(&dir))
-        .await
-        .context("opening the store stopped unexpectedly")?
-        .context("cannot open the store")?;
+    let store = tokio::task::spawn_blocking(move || {
+        socred_store_sqlite::SqliteStore::open_with(&dir, options)
+    })
+    .await
+    .context("opening the store stopped unexpectedly")?
+    .context("cannot open the store")?;
     Ok(Arc::new(store))
 }
 
 async fn open_configured_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let options = socred_store_sqlite::SqliteOptions {
+        history_records: config.history_cache,
+    };
     match config.store.as_deref() {
-        None => open_store(&config.data_dir).await,
+        None => open_store(&config.data_dir, options).await,
         Some(url) => {
             if let Some(dir) = url
                 .strip_prefix("sqlite://")
                 .or_else(|| url.strip_prefix("sqlite:"))
             {
-                return open_store(Path::new(dir)).await;
+                return open_store(Path::new(dir), options).await;
             }
             if url == "memory:" {
                 return Ok(Arc::new(MemoryStore::new()));

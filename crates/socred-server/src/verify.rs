@@ -128,7 +128,7 @@ pub fn verify(data_dir: &Path) -> anyhow::Result<VerifyReport> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = crate::serve::open_store(data_dir).await?;
+        let store = crate::serve::open_store(data_dir, Default::default()).await?;
         verify_store(store.as_ref()).await
     })
 }

@@ -32,9 +32,10 @@ use std::sync::{Arc, Mutex};
 
 use socred_core::{Fact, Record, Rulebook, SubjectId, SubjectState};
 
-/// Records held decoded by the writer side, at most: each costs a few
-/// hundred bytes (its key, its field map), so this is about 200 MB at most.
-const RECORDS_CACHED_MAX: usize = 500_000;
+/// Records held decoded by the writer side, at most, unless the store is
+/// opened with another figure ([`crate::SqliteOptions`]): each costs a few
+/// hundred bytes (its key, its field map).
+pub const HISTORY_RECORDS_DEFAULT: usize = 2_000_000;
 /// Decoded states held by the reader side, at most, by an estimate of
 /// their size in memory.
 const STATE_BYTES_CACHED_MAX: usize = 256 << 20;
@@ -57,8 +58,10 @@ pub(crate) struct CachedSubject {
 }
 
 /// The writer side's decoded histories (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SubjectCache {
+    /// Records held at most.
+    records_max: usize,
     /// The writer connection's `PRAGMA data_version` when the cache was
     /// last known to match the file.
     data_version: Option<i64>,
@@ -71,6 +74,17 @@ pub(crate) struct SubjectCache {
 }
 
 impl SubjectCache {
+    /// An empty cache that holds at most `records_max` records.
+    pub fn new(records_max: usize) -> SubjectCache {
+        SubjectCache {
+            records_max,
+            data_version: None,
+            rulebook: None,
+            subjects: HashMap::new(),
+            records: 0,
+        }
+    }
+
     /// Drops everything unless nothing else wrote since the last check.
     /// Returns whether it moved (always, the first time).
     pub fn check(&mut self, data_version: i64) -> bool {
@@ -123,8 +137,8 @@ impl SubjectCache {
                 self.records -= old.records.len();
             }
         }
-        if self.records > RECORDS_CACHED_MAX {
-            let keep = RECORDS_CACHED_MAX / 4 * 3;
+        if self.records > self.records_max {
+            let keep = self.records_max / 4 * 3;
             let mut records = self.records;
             self.subjects.retain(|_, entry| {
                 if records <= keep {
@@ -357,4 +371,58 @@ fn shard_index(subject: &SubjectId) -> usize {
     // The last characters of an identifier vary the most.
     let mix = (head as usize) ^ usize::from(tail);
     mix % SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socred_core::RecordKey;
+    use socred_store::conformance::{day, person};
+
+    fn history(subject: SubjectId, records: usize) -> (SubjectId, CachedSubject) {
+        let records = (0..records)
+            .map(|n| Record {
+                key: RecordKey {
+                    provider: Arc::from("transport.rail"),
+                    id: Arc::from(format!("{subject}-{n}")),
+                },
+                subject,
+                type_index: 0,
+                type_id: Arc::from("transport.fare_evasion"),
+                occurred_at: day("2026-03-01"),
+                decided_at: day("2026-03-02"),
+                fields: Default::default(),
+                document: None,
+            })
+            .collect::<Vec<_>>();
+        let entry = CachedSubject {
+            rowids: (1..=records.len() as i64).collect(),
+            records,
+            facts: Vec::new(),
+            sources: false,
+        };
+        (subject, entry)
+    }
+
+    /// The cache holds what it is given up to its size, and past it drops
+    /// subjects until a quarter of the room is free again.
+    #[test]
+    fn the_writers_cache_keeps_to_its_size() {
+        let mut cache = SubjectCache::new(8);
+        cache.apply(vec![history(person(1), 4), history(person(2), 4)]);
+        assert_eq!(cache.records, 8);
+        assert_eq!(cache.subjects.len(), 2);
+        cache.apply(vec![history(person(3), 4)]);
+        assert!(cache.records <= 6, "{} records kept", cache.records);
+        assert_eq!(
+            cache.records,
+            cache.subjects.values().map(|s| s.records.len()).sum::<usize>()
+        );
+        let mut big = SubjectCache::new(HISTORY_RECORDS_DEFAULT);
+        big.apply((1..=3).map(|n| history(person(n), 4)).collect());
+        assert_eq!(big.records, 12);
+        let taken = big.take(&person(2)).expect("a cached subject");
+        assert_eq!(taken.records.len(), 4);
+        assert_eq!(big.records, 8);
+    }
 }

@@ -40,6 +40,7 @@ use socred_store::{
 
 use audit_index::AuditIndex;
 pub use audit_index::INDEX_FILE_NAME;
+pub use cache::HISTORY_RECORDS_DEFAULT;
 use cache::{CoherentStates, StateCache, SubjectCache};
 pub use schema::VERSION as SCHEMA_VERSION;
 use tx::{
@@ -149,10 +150,32 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
+/// How a [`SqliteStore`] uses memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Records the writer keeps decoded, at most, so that a write about a
+    /// subject refolds its history without reading it back from the file
+    /// (a few hundred bytes each).
+    pub history_records: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            history_records: HISTORY_RECORDS_DEFAULT,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `dir/socred.sqlite` and brings its schema
     /// up to date. Refuses a database written by a newer socred.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with other options than the defaults.
+    pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|error| {
             StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
@@ -176,7 +199,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(WriterSide {
                     conn: writer,
-                    cache: SubjectCache::default(),
+                    cache: SubjectCache::new(options.history_records),
                 }),
                 readers: Mutex::new(Vec::new()),
                 states: StateCache::default(),

@@ -1,15 +1,19 @@
 //! The shared conformance suite against the SQLite store, each test in a
 //! fresh temporary directory.
 
-use socred_store_sqlite::SqliteStore;
+use socred_store_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 
 async fn make_store() -> (SqliteStore, TempDir) {
+    open(SqliteOptions::default())
+}
+
+fn open(options: SqliteOptions) -> (SqliteStore, TempDir) {
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(error) => panic!("no temporary directory: {error}"),
     };
-    match SqliteStore::open(dir.path()) {
+    match SqliteStore::open_with(dir.path(), options) {
         Ok(store) => (store, dir),
         Err(error) => panic!("cannot open a store in {}: {error}", dir.path().display()),
     }
@@ -28,3 +32,15 @@ fn tamper(store: &SqliteStore, seq: u64) {
 }
 
 socred_store::conformance_tests!(make: make_store(), tamper: tamper);
+
+/// The same suite with no decoded history kept by the writer: every write
+/// reads the histories it refolds back from the file.
+mod without_history_cache {
+    use super::*;
+
+    async fn make_store() -> (SqliteStore, TempDir) {
+        open(SqliteOptions { history_records: 0 })
+    }
+
+    socred_store::conformance_tests!(make: make_store(), tamper: tamper);
+}
