@@ -659,6 +659,17 @@ fn read_list_members(
         .collect()
 }
 
+/// Entries in the audit log: the chain head's number (the `audit_entries`
+/// counter row is no longer moved).
+fn audit_entries(conn: &Connection) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .query_row("SELECT seq FROM audit_head WHERE one = 1", [], |row| row.get(0))
+        .optional()
+        .map_err(db("read the audit chain head"))?;
+    u64::try_from(seq.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt(format!("audit chain head at entry {seq:?}")))
+}
+
 fn counter(conn: &Connection, name: &str) -> Result<u64, StoreError> {
     let value: i64 = conn
         .prepare_cached("SELECT value FROM counters WHERE name = ?1")
@@ -814,7 +825,7 @@ impl Store for SqliteStore {
                 records: counter(conn, "records")?,
                 facts: counter(conn, "facts")?,
                 pending: counter(conn, "pending")?,
-                audit_entries: counter(conn, "audit_entries")?,
+                audit_entries: audit_entries(conn)?,
                 principals: counter(conn, "principals")?,
                 rulebooks: counter(conn, "rulebooks")?,
             })
