@@ -427,14 +427,16 @@ impl Engine {
                 continue;
             }
             let record = &state.records[effect.record as usize];
-            if !record.present_on(day) {
-                continue;
-            }
-            counted_any = true;
-            if effect.span.contains(day)
+            // Only an effect in force counts, for the score and for
+            // `requires_records`: a taxpayer whose only evaluation has
+            // lapsed, or is suspended by a dispute, has no evaluation
+            // to be scored on (not a score of 0 and grade D).
+            if record.present_on(day)
+                && effect.span.contains(day)
                 && !record.suspended_on(day)
                 && (!record.consent_required || consent)
             {
+                counted_any = true;
                 score = score.saturating_add(effect.points);
             }
         }
@@ -1292,13 +1294,20 @@ mod tests {
         assert_eq!(evaluated.score, Some(85));
         assert_eq!(evaluated.grade.as_deref(), Some("B"));
         assert_eq!(evaluated.assigned, None);
-        // When the evaluation lapses, the model still counts it (not M again).
+        // When the evaluation lapses without a next one, the taxpayer has
+        // no evaluation in force: not scored, and not M again either.
         let lapsed = standing(&engine, &records, &[], "2027-06-01");
-        assert_eq!(
-            (lapsed.score, lapsed.grade.as_deref()),
-            (Some(0), Some("D"))
-        );
+        assert_eq!((lapsed.score, lapsed.grade.as_deref()), (None, None));
+        assert_eq!(lapsed.not_scored, Some(NotScored::NoRecords));
         assert_eq!(lapsed.assigned, None);
+        // The next evaluation scores it again.
+        let next = [
+            records[0].clone(),
+            records[1].clone(),
+            record(company(), "eval2", EVALUATION, day("2027-09-01"), 35),
+        ];
+        let again = standing(&engine, &next, &[], "2027-09-02");
+        assert_eq!((again.score, again.grade.as_deref()), (Some(35), Some("D")));
         // An evaluation decided before the registration does not end M.
         let earlier = [
             record(company(), "eval", EVALUATION, day("2024-04-15"), 85),
@@ -1306,7 +1315,9 @@ mod tests {
         ];
         let model = standing(&engine, &earlier, &[], "2025-06-01");
         assert_eq!(model.grade.as_deref(), Some("M"));
-        assert_eq!(model.score, Some(0));
+        assert_eq!(model.score, None);
+        let both = standing(&engine, &earlier, &[], "2025-04-01");
+        assert_eq!((both.score, both.grade.as_deref()), (Some(85), Some("M")));
     }
 
     #[test]
@@ -1327,6 +1338,8 @@ mod tests {
         )];
         let open = standing(&engine, &records, &disputed, "2026-06-01");
         assert_eq!(open.grade.as_deref(), Some("M"));
+        // The suspended evaluation gives no score (not 0).
+        assert_eq!(open.score, None);
         assert_eq!(assigned_record(&open), Some("new"));
         let before = standing(&engine, &records, &disputed, "2026-04-20");
         assert_eq!(before.grade.as_deref(), Some("B"));
