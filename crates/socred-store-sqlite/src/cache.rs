@@ -416,7 +416,11 @@ mod tests {
         assert!(cache.records <= 6, "{} records kept", cache.records);
         assert_eq!(
             cache.records,
-            cache.subjects.values().map(|s| s.records.len()).sum::<usize>()
+            cache
+                .subjects
+                .values()
+                .map(|s| s.records.len())
+                .sum::<usize>()
         );
         let mut big = SubjectCache::new(HISTORY_RECORDS_DEFAULT);
         big.apply((1..=3).map(|n| history(person(n), 4)).collect());

@@ -663,7 +663,9 @@ fn read_list_members(
 /// counter row is no longer moved).
 fn audit_entries(conn: &Connection) -> Result<u64, StoreError> {
     let seq: Option<i64> = conn
-        .query_row("SELECT seq FROM audit_head WHERE one = 1", [], |row| row.get(0))
+        .query_row("SELECT seq FROM audit_head WHERE one = 1", [], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(db("read the audit chain head"))?;
     u64::try_from(seq.unwrap_or(0))
