@@ -300,7 +300,7 @@ impl Shared {
     /// Under steady writes the checkpointer never catches the writer
     /// between two commits, so the log grew without end (half a gigabyte
     /// in twenty seconds of decisions), and every commit lengthened the
-    /// file: `fdatasync` then has to write the file system's journal too,
+    /// file: `fdatasync` then has to write the file's inode too,
     /// which took 190 µs against 120 µs for a write over blocks the file
     /// already has (`dd oflag=dsync`, 4 KiB). So the writer copies the
     /// log itself, just before it begins; the transaction then starts at
