@@ -6,7 +6,8 @@
 //! waits for: about a third of a decision's processor time when measured.
 //! So the index is derived data in a file of its own,
 //! `DIR/socred-audit-index.sqlite`: a thread reads the entries appended
-//! since the last round (`upto`), sorts them by subject and adds them in one
+//! since the last round (`upto`), sorts them by bucket of consecutive
+//! entries and subject ([`BUCKET_ENTRIES`]) and adds them in one
 //! transaction of that file every few seconds, at a lower scheduling
 //! priority, so that each index page is written once a round rather than
 //! once a commit, and never while an answer waits.
@@ -44,13 +45,27 @@ const ROUND_PAUSE: Duration = Duration::from_secs(5);
 const NICE: i32 = 10;
 /// Entries indexed in one transaction at most.
 const ROUND_ENTRIES_MAX: i64 = 200_000;
+/// Audit entries per bucket of the index: the index is ordered by bucket
+/// first, so a round's entries (the newest) all land in the last bucket or
+/// two, and a round rewrites at most a bucket's pages (about 9,000 of them)
+/// however long the log has grown. Ordered by subject alone, a round of
+/// entries about as many subjects rewrote a page per entry once the index
+/// outgrew them, and the indexer fell further behind the longer the
+/// registry ran. A subject's access log reads one range per bucket.
+const BUCKET_ENTRIES: i64 = 1 << 20;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit_subjects (
+CREATE TABLE IF NOT EXISTS audit_by_subject (
+    bucket  INTEGER NOT NULL,
     subject TEXT NOT NULL,
     seq     INTEGER NOT NULL,
-    PRIMARY KEY (subject, seq)
+    PRIMARY KEY (bucket, subject, seq)
 ) WITHOUT ROWID;
+-- The bucket size the index was built with.
+CREATE TABLE IF NOT EXISTS layout (
+    one    INTEGER PRIMARY KEY CHECK (one = 1),
+    bucket INTEGER NOT NULL
+);
 -- The last audit entry indexed, and its hash (to tell another database).
 CREATE TABLE IF NOT EXISTS indexed (
     one  INTEGER PRIMARY KEY CHECK (one = 1),
@@ -62,6 +77,8 @@ CREATE TABLE IF NOT EXISTS indexed (
 /// looking at their access log).
 pub(crate) struct AuditIndex {
     path: PathBuf,
+    /// Entries per bucket.
+    bucket: i64,
     reader: Mutex<Option<Connection>>,
     /// Dropped with the store, which ends the indexing thread.
     stop: Option<SyncSender<()>>,
@@ -89,8 +106,8 @@ impl std::fmt::Debug for AuditIndex {
     }
 }
 
-fn open_index(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|error| {
+fn open_index(path: &Path, bucket: i64) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|error| {
         StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
     })?;
     conn.busy_timeout(Duration::from_secs(10))
@@ -99,6 +116,30 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
         .map_err(db("configure the audit index"))?;
     conn.execute_batch(SCHEMA)
         .map_err(db("create the audit index"))?;
+    // Built by an earlier socred (ordered by subject alone) or with
+    // another bucket size: emptied, to be built again from the log.
+    let tx = conn
+        .transaction()
+        .map_err(db("check the audit index's layout"))?;
+    let built: Option<i64> = tx
+        .query_row("SELECT bucket FROM layout WHERE one = 1", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db("check the audit index's layout"))?;
+    if built != Some(bucket) {
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS audit_subjects; DELETE FROM audit_by_subject; DELETE FROM indexed;",
+        )
+        .map_err(db("empty the audit index"))?;
+        tx.execute(
+            "INSERT INTO layout (one, bucket) VALUES (1, ?1) \
+             ON CONFLICT (one) DO UPDATE SET bucket = excluded.bucket",
+            [bucket],
+        )
+        .map_err(db("record the audit index's layout"))?;
+    }
+    tx.commit().map_err(db("check the audit index's layout"))?;
     Ok(conn)
 }
 
@@ -121,21 +162,27 @@ impl AuditIndex {
     /// Opens (creating if needed) the index beside `database` and starts the
     /// thread that keeps it up to date.
     pub fn start(dir: &Path, database: &Path) -> Result<AuditIndex, StoreError> {
+        AuditIndex::start_with(dir, database, BUCKET_ENTRIES)
+    }
+
+    /// [`AuditIndex::start`] with `bucket` entries per bucket.
+    fn start_with(dir: &Path, database: &Path, bucket: i64) -> Result<AuditIndex, StoreError> {
         let path = dir.join(INDEX_FILE_NAME);
-        let mut index = open_index(&path)?;
+        let mut index = open_index(&path, bucket)?;
         let source = open_source(database)?;
         // A round now, so that a rebuild after a restore starts at once.
-        round(&source, &mut index)?;
+        round(&source, &mut index, bucket)?;
         let (stop, stopped) = sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("socred-audit-index".into())
-            .spawn(move || run(source, index, stopped))
+            .spawn(move || run(source, index, stopped, bucket))
             .map_err(|error| {
                 StoreError::Unavailable(format!("cannot start the audit indexer: {error}"))
             })?;
         Ok(AuditIndex {
             path: path.clone(),
-            reader: Mutex::new(Some(open_index(&path)?)),
+            bucket,
+            reader: Mutex::new(Some(open_index(&path, bucket)?)),
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -144,10 +191,10 @@ impl AuditIndex {
     /// Indexes every entry not indexed yet, on connections of its own.
     pub fn index_now(&self, database: &Path) -> Result<usize, StoreError> {
         let source = open_source(database)?;
-        let mut index = open_index(&self.path)?;
+        let mut index = open_index(&self.path, self.bucket)?;
         let mut total = 0;
         loop {
-            let indexed = round(&source, &mut index)?;
+            let indexed = round(&source, &mut index, self.bucket)?;
             if indexed == 0 {
                 return Ok(total);
             }
@@ -168,7 +215,7 @@ impl AuditIndex {
             .lock()
             .map_err(|_| StoreError::Unavailable("the audit index was poisoned".into()))?;
         if slot.is_none() {
-            *slot = Some(open_index(&self.path)?);
+            *slot = Some(open_index(&self.path, self.bucket)?);
         }
         let Some(conn) = slot.as_mut() else {
             return Err(StoreError::Unavailable("the audit index is closed".into()));
@@ -182,21 +229,35 @@ impl AuditIndex {
             .optional()
             .map_err(db("read the audit index"))?
             .unwrap_or(0);
-        let seqs = tx
-            .prepare_cached(
-                "SELECT seq FROM audit_subjects WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![subject.as_str(), after, limit], |row| row.get(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()
-            })
-            .map_err(db("read the audit index"))?;
+        let mut seqs: Vec<i64> = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT seq FROM audit_by_subject WHERE bucket = ?1 AND subject = ?2 AND seq > ?3 \
+                     ORDER BY seq LIMIT ?4",
+                )
+                .map_err(db("read the audit index"))?;
+            // Buckets hold consecutive entries: read in bucket order, the
+            // seqs come in order.
+            let mut bucket = after.saturating_add(1).max(0) / self.bucket;
+            while bucket <= upto / self.bucket && (seqs.len() as i64) < limit {
+                let rest = limit - seqs.len() as i64;
+                let found = stmt
+                    .query_map(params![bucket, subject.as_str(), after, rest], |row| {
+                        row.get(0)
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+                    .map_err(db("read the audit index"))?;
+                seqs.extend(found);
+                bucket += 1;
+            }
+        }
         drop(tx);
         Ok((seqs, upto))
     }
 }
 
-fn run(source: Connection, mut index: Connection, stopped: Receiver<()>) {
+fn run(source: Connection, mut index: Connection, stopped: Receiver<()>, bucket: i64) {
     lower_priority();
     let mut pause = ROUND_PAUSE;
     loop {
@@ -208,7 +269,7 @@ fn run(source: Connection, mut index: Connection, stopped: Receiver<()>) {
         // A failed round is tried again at the next; readers scan what the
         // index does not cover, so nothing is missed meanwhile.
         // A full round leaves more behind: the next starts at once.
-        pause = match round(&source, &mut index) {
+        pause = match round(&source, &mut index, bucket) {
             Ok(entries) if entries as i64 >= ROUND_ENTRIES_MAX => Duration::ZERO,
             _ => ROUND_PAUSE,
         };
@@ -225,7 +286,11 @@ fn lower_priority() {
 /// Indexes the entries appended since the last round (all of them, from the
 /// start, when the index does not match the database); returns how many
 /// entries it went through.
-pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize, StoreError> {
+pub(crate) fn round(
+    source: &Connection,
+    index: &mut Connection,
+    bucket: i64,
+) -> Result<usize, StoreError> {
     let mark: Option<(i64, String)> = index
         .query_row("SELECT upto, hash FROM indexed WHERE one = 1", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -249,7 +314,7 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
             clear = true;
         }
     }
-    let mut rows: Vec<(String, i64)> = Vec::new();
+    let mut rows: Vec<(i64, String, i64)> = Vec::new();
     let mut last: Option<(i64, String)> = None;
     let mut scanned = 0;
     {
@@ -267,7 +332,7 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
             let hash: String = row.get(2).map_err(db("read the audit log"))?;
             scanned += 1;
             if let Some(subject) = subject {
-                rows.push((subject, seq));
+                rows.push((seq / bucket, subject, seq));
             }
             last = Some((seq, hash));
         }
@@ -281,16 +346,18 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
         .transaction()
         .map_err(db("begin indexing the audit log"))?;
     if clear {
-        tx.execute_batch("DELETE FROM audit_subjects; DELETE FROM indexed;")
+        tx.execute_batch("DELETE FROM audit_by_subject; DELETE FROM indexed;")
             .map_err(db("clear the audit index"))?;
     }
     {
         let mut insert = tx
-            .prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, seq) VALUES (?1, ?2)")
+            .prepare_cached(
+                "INSERT OR IGNORE INTO audit_by_subject (bucket, subject, seq) VALUES (?1, ?2, ?3)",
+            )
             .map_err(db("index the audit log"))?;
-        for (subject, seq) in &rows {
+        for (bucket, subject, seq) in &rows {
             insert
-                .execute(params![subject, seq])
+                .execute(params![bucket, subject, seq])
                 .map_err(db("index the audit log"))?;
         }
         if let Some((last_seq, last_hash)) = &last {
@@ -304,4 +371,63 @@ pub(crate) fn round(source: &Connection, index: &mut Connection) -> Result<usize
     }
     tx.commit().map_err(db("commit the audit index"))?;
     Ok(scanned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+    use socred_store::conformance::person;
+    use socred_store::{AuditDraft, Store};
+
+    /// An access log read through an index of buckets of seven entries
+    /// gives what a scan of the log gives, page by page, from any point.
+    #[tokio::test]
+    async fn a_subjects_entries_read_across_buckets_in_order() {
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(data.path()).expect("open");
+        let drafts: Vec<AuditDraft> = (0..60u16)
+            .map(|n| AuditDraft {
+                at_ms: 1_772_000_000_000,
+                actor: "agency.rail".into(),
+                role: "agency".into(),
+                purpose: "ticket_sale".into(),
+                action: "decide".into(),
+                // Subject 1 in runs, with gaps of whole buckets.
+                subject: (n % 5 != 0).then(|| person(u16::from(n % 20 < 8) + n % 3)),
+                detail: format!("decision {n}"),
+            })
+            .collect();
+        store.append_audit(drafts).await.expect("append");
+        let all = store.audit(0, 100).await.expect("the log");
+        let elsewhere = tempfile::tempdir().expect("a temporary directory");
+        let index = AuditIndex::start_with(elsewhere.path(), store.path(), 7).expect("an index");
+        index.index_now(store.path()).expect("index everything");
+        for subject in [person(0), person(1), person(2), person(3)] {
+            let expected: Vec<i64> = all
+                .iter()
+                .filter(|entry| entry.entry.subject == Some(subject))
+                .map(|entry| entry.seq as i64)
+                .collect();
+            for after in [0, 6, 7, 13, 30, 59, 60] {
+                let from: Vec<i64> = expected.iter().copied().filter(|&s| s > after).collect();
+                for limit in [1, 3, 100] {
+                    let (seqs, upto) = index.entries_of(subject, after, limit).expect("read");
+                    assert_eq!(upto, 60);
+                    let want: Vec<i64> = from.iter().copied().take(limit as usize).collect();
+                    assert_eq!(seqs, want, "{subject} after {after}, {limit} at most");
+                }
+            }
+        }
+        // Opened with another bucket size, the index is built again.
+        drop(index);
+        let rebuilt = AuditIndex::start_with(elsewhere.path(), store.path(), 11).expect("reopen");
+        let (seqs, _) = rebuilt.entries_of(person(1), 0, 100).expect("read");
+        let expected: Vec<i64> = all
+            .iter()
+            .filter(|entry| entry.entry.subject == Some(person(1)))
+            .map(|entry| entry.seq as i64)
+            .collect();
+        assert_eq!(seqs, expected);
+    }
 }
