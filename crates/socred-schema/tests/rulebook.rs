@@ -984,3 +984,42 @@ grade = ""
         );
     }
 }
+
+/// A punishment by a grade that only records assign (M, which no band
+/// gives) rests on those records and needs no opt-in; a grade that points
+/// can give, or a `when` beside the grades, still does.
+#[test]
+fn punishment_by_a_grade_only_records_assign_needs_no_opt_in() {
+    let record_type = record_type_lines("tax.new", "New taxpayer", "tax", "");
+    let punishment =
+        tax_model(ASSIGNED_M_AND_D).replace("kind = \"reward\"", "kind = \"punishment\"");
+    let rulebook = loads("assigned.toml", &minimal(&record_type, &punishment));
+    assert!(rulebook
+        .measure("new_taxpayer_help")
+        .is_some_and(|m| !m.score_only_opt_in));
+
+    // D is also a band: the points can give it.
+    let by_d = punishment.replace("grades = [\"M\"]", "grades = [\"M\", \"D\"]");
+    let refused = errors("assigned.toml", &minimal(&record_type, &by_d));
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    assert!(
+        refused.problems[0]
+            .message
+            .contains("would follow from score or grade alone"),
+        "{refused}"
+    );
+
+    // A condition over the subject could read the score.
+    let with_when = punishment.replace(
+        "grades = [\"M\"]",
+        "grades = [\"M\"]\nwhen = \"score == null\"",
+    );
+    let refused = errors("assigned.toml", &minimal(&record_type, &with_when));
+    assert!(
+        refused
+            .problems
+            .iter()
+            .any(|p| p.message.contains("would follow from score or grade alone")),
+        "{refused}"
+    );
+}

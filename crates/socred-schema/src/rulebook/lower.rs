@@ -64,7 +64,11 @@ struct Catalog {
 struct ModelInfo {
     id: String,
     kinds: Option<KindSet>,
+    /// Every grade the model gives: its bands', then those only records
+    /// assign (M).
     grades: Vec<String>,
+    /// How many of `grades` are bands, which points can give.
+    bands: usize,
 }
 
 struct Models {
@@ -522,6 +526,7 @@ impl Lowering<'_, '_, '_> {
                 .iter()
                 .map(|g| g.value.grade.value.clone())
                 .collect();
+            let bands = grades.len();
             for assigned in &raw.assigned_grade {
                 if !grades.contains(&assigned.value.grade.value) {
                     grades.push(assigned.value.grade.value.clone());
@@ -531,6 +536,7 @@ impl Lowering<'_, '_, '_> {
                 id: raw.id.value.clone(),
                 kinds: Some(kind_set(&raw.subject_kinds.value)).filter(|k| !k.is_empty()),
                 grades,
+                bands,
             });
             let lowered = self.model(raw, catalog);
             out.lowered.push(lowered);
@@ -1551,7 +1557,7 @@ impl Lowering<'_, '_, '_> {
         }
         let applies = self.conditions(&raw.applies, lists, model_info, &what);
         let exceptions = self.conditions(&raw.except, lists, model_info, &what);
-        let score_only_ok = self.score_only_rule(raw, lists, allow_score_only, &what);
+        let score_only_ok = self.score_only_rule(raw, lists, model_info, allow_score_only, &what);
         (score_only_ok && !raw.applies.is_empty()).then_some(())?;
         Some(Measure {
             id: id?,
@@ -1716,13 +1722,14 @@ impl Lowering<'_, '_, '_> {
         &mut self,
         measure: &raw::Measure,
         lists: &Lists,
+        model: Option<&ModelInfo>,
         allow_score_only: bool,
         what: &str,
     ) -> bool {
         let opt_in = measure.score_only_opt_in.as_ref().filter(|flag| flag.value);
         let mut score_only: Vec<(&Located<raw::Condition>, String)> = Vec::new();
         for condition in &measure.applies {
-            if let Some(reason) = rests_on_score(&condition.value, lists) {
+            if let Some(reason) = rests_on_score(&condition.value, lists, model) {
                 score_only.push((condition, reason));
             }
         }
@@ -1774,8 +1781,26 @@ impl Lowering<'_, '_, '_> {
 }
 
 /// Why a condition rests on score or grade alone, if it does.
-fn rests_on_score(condition: &raw::Condition, lists: &Lists) -> Option<String> {
+fn rests_on_score(
+    condition: &raw::Condition,
+    lists: &Lists,
+    model: Option<&ModelInfo>,
+) -> Option<String> {
     if condition.lists.is_empty() && condition.list_kind.is_none() {
+        // Grades that no band gives (M) come only from the records that
+        // assign them, and a `when` could read the score.
+        let assigned_only = model.is_some_and(|model| {
+            let bands = model.grades.get(..model.bands).unwrap_or_default();
+            condition.when.is_none()
+                && !condition.grades.is_empty()
+                && condition
+                    .grades
+                    .iter()
+                    .all(|grade| !bands.contains(&grade.value))
+        });
+        if assigned_only {
+            return None;
+        }
         return Some("names no list and no list kind".to_string());
     }
     for list in &condition.lists {
