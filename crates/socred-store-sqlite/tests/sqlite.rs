@@ -269,6 +269,42 @@ async fn edits_behind_the_stores_back_are_caught() {
     assert_eq!(verifier.finish(head.as_ref()).map_err(|b| b.seq), Err(3));
 }
 
+/// A company whose records no longer read is reported, and the entry it
+/// passes to its legal representative, which cannot be recomputed, is not
+/// held against the representative as well.
+#[tokio::test]
+async fn an_unreadable_subject_is_reported_without_knock_on_findings() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let engine = engine();
+    let (org, rep, _) =
+        socred_store::conformance::company_reaching_its_representative(&store).await;
+    // The representative has a file of its own too.
+    store
+        .ingest(&engine, vec![fare("own", rep)], vec![draft("own")])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        verify_states(&store, &engine).await.expect("verify"),
+        Vec::new()
+    );
+    let moved = edit(
+        &store,
+        &format!(
+            "UPDATE records SET subject = '{}' WHERE id = 'reg-1'",
+            person(7).as_str()
+        ),
+    );
+    assert_eq!(moved, 1);
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    assert_eq!(caught, vec![org], "{mismatches:?}");
+    assert!(
+        !caught.contains(&rep),
+        "the representative is not blamed: {mismatches:?}"
+    );
+}
+
 /// Two stores on one file (two processes), the first having stored r1 about `person(1)`.
 async fn two_stores_with_r1() -> (TempDir, Arc<socred_core::Engine>, SqliteStore, SqliteStore) {
     let dir = temp();

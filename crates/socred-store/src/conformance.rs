@@ -909,9 +909,18 @@ pub async fn audit_details(store: &dyn Store) -> Vec<String> {
         .collect()
 }
 
-/// A company's list entry reaches its legal representative while it
-/// lasts, and the representative's entry goes when the company's does.
-pub async fn check_derived_entries(store: &dyn Store) {
+/// The case of the judgment that lists the company of
+/// [`company_reaching_its_representative`].
+const REACHING_CASE: &str = "(2026) Jing 01 Zhi 123";
+
+/// Stores a company (`example_organisation`) registered with
+/// `example_person` as its legal representative and on the defaulter list
+/// by record `zhi-123`, so that its entry reaches the representative;
+/// returns (company, representative, the listing record's key). For
+/// backends' own tests too.
+pub async fn company_reaching_its_representative(
+    store: &dyn Store,
+) -> (SubjectId, SubjectId, RecordKey) {
     let engine = engine();
     let org = example_organisation();
     let rep = example_person();
@@ -923,9 +932,17 @@ pub async fn check_derived_entries(store: &dyn Store) {
         "2020-01-01",
         fields(&[("legal_representative", text(rep.as_str()))]),
     );
-    let case = "(2026) Jing 01 Zhi 123";
-    let entry = judgment(&engine, "zhi-123", org, "2026-03-16", case);
+    let entry = judgment(&engine, "zhi-123", org, "2026-03-16", REACHING_CASE);
     ingest(store, &engine, records(&[&registration, &entry])).await;
+    (org, rep, entry.key)
+}
+
+/// A company's list entry reaches its legal representative while it
+/// lasts, and the representative's entry goes when the company's does.
+pub async fn check_derived_entries(store: &dyn Store) {
+    let engine = engine();
+    let (org, rep, entry) = company_reaching_its_representative(store).await;
+    let case = REACHING_CASE;
 
     let reached = state(store, rep)
         .await
@@ -973,7 +990,7 @@ pub async fn check_derived_entries(store: &dyn Store) {
         "2026-04-10",
         org.as_str(),
         FactKind::Disputed {
-            record: entry.key.clone(),
+            record: entry.clone(),
             statement: None,
         },
     );
@@ -987,7 +1004,7 @@ pub async fn check_derived_entries(store: &dyn Store) {
         "2026-06-01",
         "court.beijing-1",
         FactKind::Retracted {
-            record: entry.key.clone(),
+            record: entry.clone(),
         },
     );
     ingest(store, &engine, vec![submit(retraction)]).await;
