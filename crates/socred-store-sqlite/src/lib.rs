@@ -34,7 +34,7 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    BlockingAudit, Counts, ItemKey, Outcome, PendingItem, Principal, ReadMark, Role,
+    BlockingAudit, Counts, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, Role,
     RulebookVersion, Store, StoreError, Submission, WriteTx, Writer,
 };
 
@@ -1142,7 +1142,76 @@ impl Store for SqliteStore {
                     ),
                 ));
             }
+            drop(rows);
+            // List rows whose source has no state: no fold accounts for them.
+            let mut orphans = conn
+                .prepare(
+                    "SELECT DISTINCT list, subject, source FROM list_entries \
+                     WHERE source NOT IN (SELECT subject FROM states) LIMIT ?1",
+                )
+                .map_err(db("read the list rows' sources"))?;
+            let found = orphans
+                .query_map([limit_param(limit)], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db("read the list rows' sources"))?;
+            for (list, subject, source) in found {
+                if unlisted.len() >= limit {
+                    break;
+                }
+                unlisted.push((
+                    subject_of(&subject)?,
+                    format!(
+                        "on list {list} by a row from {source}, which has no state: the row was added behind the store's back"
+                    ),
+                ));
+            }
             Ok(unlisted)
+        })
+        .await
+    }
+
+    async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT list, subject, start, end, entry_start, entry_end FROM list_entries \
+                     WHERE source = ?1 ORDER BY list, subject, start, end, entry_start, entry_end",
+                )
+                .map_err(db("read a subject's list rows"))?;
+            let raw = stmt
+                .query_map([source.as_str()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        [row.get::<_, i64>(2)?, row.get(3)?, row.get(4)?, row.get(5)?],
+                    ))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db("read a subject's list rows"))?;
+            let day = |value: i64| {
+                i32::try_from(value).map(Day).map_err(|_| {
+                    StoreError::Corrupt(format!("a list row of {source} has day {value}"))
+                })
+            };
+            let mut rows = Vec::with_capacity(raw.len());
+            for (list, subject, [start, end, entry_start, entry_end]) in raw {
+                rows.push(ListRow {
+                    list: Arc::from(list),
+                    subject: subject_of(&subject)?,
+                    source,
+                    start: day(start)?,
+                    end: day(end)?,
+                    entry: Span {
+                        start: day(entry_start)?,
+                        end: day(entry_end)?,
+                    },
+                });
+            }
+            // In the order of `ListRow`, which compares subjects as text does.
+            rows.sort();
+            Ok(Some(rows))
         })
         .await
     }

@@ -305,6 +305,57 @@ async fn an_unreadable_subject_is_reported_without_knock_on_findings() {
     );
 }
 
+/// The rows public lists are answered from are checked too: a row
+/// deleted behind the store's back is reported against its source, and a
+/// row planted from a subject that has no state against the subject it
+/// lists.
+#[tokio::test]
+async fn list_rows_edited_behind_the_stores_back_are_caught() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let engine = engine();
+    let (org, rep, _) =
+        socred_store::conformance::company_reaching_its_representative(&store).await;
+    assert_eq!(
+        verify_states(&store, &engine).await.expect("verify"),
+        Vec::new()
+    );
+    // The representative taken off the list: the company's rows differ.
+    let deleted = edit(
+        &store,
+        &format!(
+            "DELETE FROM list_entries WHERE subject = '{}'",
+            rep.as_str()
+        ),
+    );
+    assert_eq!(deleted, 1);
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    assert_eq!(caught, vec![org], "{mismatches:?}");
+    assert!(mismatches[0].reason.contains("list rows"), "{mismatches:?}");
+    // Someone put on the list by a row from a subject with no state.
+    let planted = edit(
+        &store,
+        &format!(
+            "INSERT INTO list_entries (list, subject, source, start, end, entry_start, entry_end) \
+             SELECT list, '{0}', '{0}', start, end, entry_start, entry_end FROM list_entries LIMIT 1",
+            person(9).as_str()
+        ),
+    );
+    assert_eq!(planted, 1);
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let mut caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    caught.sort();
+    let mut expected = vec![org, person(9)];
+    expected.sort();
+    assert_eq!(caught, expected, "{mismatches:?}");
+    let found = mismatches
+        .iter()
+        .find(|m| m.subject == person(9))
+        .expect("the planted row");
+    assert!(found.reason.contains("no state"), "{}", found.reason);
+}
+
 /// Two stores on one file (two processes), the first having stored r1 about `person(1)`.
 async fn two_stores_with_r1() -> (TempDir, Arc<socred_core::Engine>, SqliteStore, SqliteStore) {
     let dir = temp();

@@ -532,14 +532,22 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
 
     /// Records in effect that no subject's stored history reaches (a row
-    /// added behind the store's back), as (subject, what is wrong), at most
-    /// `limit`. Only a backend that finds a subject's records through a
+    /// added behind the store's back), and list rows whose source has no
+    /// state, as (subject, what is wrong), at most `limit`. Only a backend that finds a subject's records through a
     /// list kept with its state can have such records; one that finds them
     /// by subject (the default) refolds them in, and `verify` sees the
     /// difference there.
     async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
         let _ = limit;
         Ok(Vec::new())
+    }
+
+    /// The list rows stored with `source` as their source, in order, for
+    /// `verify` to compare with a fresh fold; `None` from a backend that
+    /// does not say (its list rows are then not checked).
+    async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
+        let _ = source;
+        Ok(None)
     }
 }
 

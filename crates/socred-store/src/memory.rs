@@ -509,6 +509,17 @@ impl Store for MemoryStore {
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self.lock()?.head.clone())
     }
+
+    async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
+        let mut rows = self
+            .lock()?
+            .list_rows
+            .get(&source)
+            .cloned()
+            .unwrap_or_default();
+        rows.sort();
+        Ok(Some(rows))
+    }
 }
 
 /// Which of two entries of one subject on one list to show: the one that

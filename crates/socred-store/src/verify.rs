@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use socred_core::state::DerivedEntry;
 use socred_core::{Engine, SubjectId};
 
-use crate::write::{fold_subject, normalise_state};
+use crate::write::{fold_subject, list_rows, normalise_state};
 use crate::{sort_derived, Store, StoreError};
 
 /// A subject whose stored state differs from a fresh fold of its records.
@@ -52,8 +52,24 @@ pub async fn verify_states(
                 Err(error) => return Err(error),
             };
             let mut fresh = fold_subject(engine, subject, &records, &facts);
+            let reached = engine.reach(&fresh);
+            // The rows public lists are answered from, as the write path
+            // derives them.
+            if let Some(stored_rows) = store.list_rows_of(subject).await? {
+                let rows = list_rows(&fresh, &reached);
+                if stored_rows != rows {
+                    mismatches.push(StateMismatch {
+                        subject,
+                        reason: format!(
+                            "{} list rows stored from it, a fresh fold gives {} (or they differ)",
+                            stored_rows.len(),
+                            rows.len()
+                        ),
+                    });
+                }
+            }
             normalise_state(&mut fresh);
-            for (target, entry) in engine.reach(&fresh) {
+            for (target, entry) in reached {
                 expected_derived.entry(target).or_default().push(entry);
             }
             let Some(stored) = store.state(subject).await? else {
