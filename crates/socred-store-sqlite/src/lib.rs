@@ -1172,6 +1172,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        self.read(|conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached("SELECT DISTINCT target FROM derived ORDER BY target")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db("list the subjects derived entries reach"))?;
+            texts
+                .iter()
+                .map(|t| subject_of(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+        .await
+    }
+
     async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn

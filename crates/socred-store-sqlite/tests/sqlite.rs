@@ -354,6 +354,22 @@ async fn list_rows_edited_behind_the_stores_back_are_caught() {
         .find(|m| m.subject == person(9))
         .expect("the planted row");
     assert!(found.reason.contains("no state"), "{}", found.reason);
+    // An entry passed on to someone no fresh fold reaches, who has no state.
+    let planted = edit(
+        &store,
+        &format!(
+            "INSERT INTO derived (target, source, n, entry) \
+             SELECT '{}', source, n, entry FROM derived LIMIT 1",
+            person(8).as_str()
+        ),
+    );
+    assert_eq!(planted, 1);
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let found = mismatches
+        .iter()
+        .find(|m| m.subject == person(8))
+        .unwrap_or_else(|| panic!("the planted entry is caught: {mismatches:?}"));
+    assert!(found.reason.contains("reach it"), "{}", found.reason);
 }
 
 /// Two stores on one file (two processes), the first having stored r1 about `person(1)`.

@@ -549,6 +549,13 @@ pub trait Store: Send + Sync + 'static {
         let _ = source;
         Ok(None)
     }
+
+    /// Every subject that stored entries from related subjects reach, for
+    /// `verify` to check those no fresh fold reaches any more; `None` from
+    /// a backend that does not say.
+    async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// The derived entries that reach `target`, from rows stored by source, in

@@ -510,6 +510,17 @@ impl Store for MemoryStore {
         Ok(self.lock()?.head.clone())
     }
 
+    async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        let targets: BTreeSet<SubjectId> = self
+            .lock()?
+            .derived
+            .values()
+            .flatten()
+            .map(|(target, _)| *target)
+            .collect();
+        Ok(Some(targets.into_iter().collect()))
+    }
+
     async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
         let mut rows = self
             .lock()?
