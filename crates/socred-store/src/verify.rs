@@ -55,36 +55,36 @@ pub async fn verify_states(
             let reached = engine.reach(&fresh);
             // The rows public lists are answered from, as the write path
             // derives them.
+            let mut problems = Vec::new();
             if let Some(stored_rows) = store.list_rows_of(subject).await? {
                 let rows = list_rows(&fresh, &reached);
                 if stored_rows != rows {
-                    mismatches.push(StateMismatch {
-                        subject,
-                        reason: format!(
-                            "{} list rows stored from it, a fresh fold gives {} (or they differ)",
-                            stored_rows.len(),
-                            rows.len()
-                        ),
-                    });
+                    problems.push(format!(
+                        "{} list rows stored from it, a fresh fold gives {} (or they differ)",
+                        stored_rows.len(),
+                        rows.len()
+                    ));
                 }
             }
             normalise_state(&mut fresh);
             for (target, entry) in reached {
                 expected_derived.entry(target).or_default().push(entry);
             }
-            let Some(stored) = store.state(subject).await? else {
+            match store.state(subject).await? {
+                None => problems.insert(0, "listed but has no stored state".into()),
+                Some(stored) => {
+                    let mut stored = std::sync::Arc::unwrap_or_clone(stored);
+                    stored_derived.insert(subject, std::mem::take(&mut stored.derived));
+                    if stored != fresh {
+                        problems.insert(0, describe(&stored, &fresh));
+                    }
+                }
+            }
+            // One finding per subject, naming all that differs.
+            if !problems.is_empty() {
                 mismatches.push(StateMismatch {
                     subject,
-                    reason: "listed but has no stored state".into(),
-                });
-                continue;
-            };
-            let mut stored = std::sync::Arc::unwrap_or_clone(stored);
-            stored_derived.insert(subject, std::mem::take(&mut stored.derived));
-            if stored != fresh {
-                mismatches.push(StateMismatch {
-                    subject,
-                    reason: describe(&stored, &fresh),
+                    reason: problems.join("; "),
                 });
             }
         }
