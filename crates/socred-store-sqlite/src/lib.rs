@@ -1195,7 +1195,7 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT list, subject, start, end, entry_start, entry_end FROM list_entries \
-                     WHERE source = ?1 ORDER BY list, subject, start, end, entry_start, entry_end",
+                     WHERE source = ?1",
                 )
                 .map_err(db("read a subject's list rows"))?;
             let raw = stmt
@@ -1227,7 +1227,7 @@ impl Store for SqliteStore {
                     },
                 });
             }
-            // In the order of `ListRow`, which compares subjects as text does.
+            // In the order of `ListRow`, as `list_rows` gives them.
             rows.sort();
             Ok(Some(rows))
         })

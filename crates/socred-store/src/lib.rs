@@ -326,12 +326,6 @@ pub struct Counts {
     pub rulebooks: u64,
 }
 
-/// The storage of the registry. Every backend passes the conformance suite
-/// (`socred_store::conformance`, feature `conformance`).
-///
-/// Writes take the audit entries that describe them and commit both in one
-/// transaction. Batches are the base case: a single record is a batch of
-/// one. Reads clamp `limit` to [`LIMIT_MAX`].
 /// Appending audit entries on the calling thread (see
 /// [`Store::blocking_audit`]): for a thread of its own that does nothing
 /// else, never for an asynchronous runtime's worker.
@@ -344,6 +338,12 @@ pub trait BlockingAudit: Send + Sync {
     ) -> Result<Vec<bool>, StoreError>;
 }
 
+/// The storage of the registry. Every backend passes the conformance suite
+/// (`socred_store::conformance`, feature `conformance`).
+///
+/// Writes take the audit entries that describe them and commit both in one
+/// transaction. Batches are the base case: a single record is a batch of
+/// one. Reads clamp `limit` to [`LIMIT_MAX`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch. Every item gets an [`Outcome`], in order. All items
@@ -533,10 +533,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records in effect that no subject's stored history reaches (a row
     /// added behind the store's back), and list rows whose source has no
-    /// state, as (subject, what is wrong), at most `limit`. Only a backend that finds a subject's records through a
-    /// list kept with its state can have such records; one that finds them
-    /// by subject (the default) refolds them in, and `verify` sees the
-    /// difference there.
+    /// state, as (subject, what is wrong), at most `limit`. Only a backend
+    /// that finds a subject's records through a list kept with its state
+    /// can have such records; one that finds them by subject (the default)
+    /// refolds them in, and `verify` sees the difference there.
     async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
         let _ = limit;
         Ok(Vec::new())

@@ -2,6 +2,7 @@
 //! difference: the check behind `socred verify` and the crash tests. It
 //! only uses the [`Store`] trait, so it checks any backend the same way.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use socred_core::state::DerivedEntry;
@@ -89,28 +90,19 @@ pub async fn verify_states(
             }
         }
     }
-    // Subjects that stored entries reach but no fresh fold does (a row
-    // added behind the store's back), where the store can list them.
-    for target in store.derived_targets().await?.unwrap_or_default() {
-        if !stored_derived.contains_key(&target) && !expected_derived.contains_key(&target) {
-            let mut derived = store
+    // Subjects reached by others without a state of their own, and (where
+    // the store can list them) subjects that stored entries reach but no
+    // fresh fold does: a row added behind the store's back.
+    let mut targets: BTreeSet<SubjectId> = expected_derived.keys().copied().collect();
+    targets.extend(store.derived_targets().await?.unwrap_or_default());
+    for target in targets {
+        if let Entry::Vacant(slot) = stored_derived.entry(target) {
+            let derived = store
                 .state(target)
                 .await?
                 .map(|s| s.derived.clone())
                 .unwrap_or_default();
-            derived.retain(|entry| !unreadable.contains(&entry.via));
-            stored_derived.insert(target, derived);
-        }
-    }
-    // Subjects reached by others but without records of their own.
-    for target in expected_derived.keys() {
-        if !stored_derived.contains_key(target) {
-            let derived = store
-                .state(*target)
-                .await?
-                .map(|s| s.derived.clone())
-                .unwrap_or_default();
-            stored_derived.insert(*target, derived);
+            slot.insert(derived);
         }
     }
     for (subject, mut stored) in stored_derived {
