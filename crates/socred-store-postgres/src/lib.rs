@@ -49,7 +49,7 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, ItemKey, Outcome, PendingItem, Principal,
+    clamp_limit, AuditDraft, AuditEntry, Counts, ItemKey, ListRow, Outcome, PendingItem, Principal,
     RulebookVersion, Store, StoreError, Submission,
 };
 use tokio_postgres::types::ToSql;
@@ -175,6 +175,9 @@ fn split_params(url: &str) -> Result<(String, Option<bool>), StoreError> {
 const RETRIES_MAX: u32 = 8;
 /// Subjects refolded per transaction by `recompute_all`.
 const RECOMPUTE_BATCH: usize = 1000;
+/// Sources looked up per statement when `verify` looks for list rows from
+/// subjects with no state: a bounded array parameter.
+const SOURCES_PER_STATEMENT: usize = 10_000;
 
 /// Whether a failed attempt may run again on a fresh connection when its
 /// connection broke.
@@ -839,6 +842,142 @@ impl Store for PostgresStore {
                 ))),
             },
         }
+    }
+
+    /// The record part is empty: a subject's records are read by subject,
+    /// so a record planted for a subject with a state is refolded in and
+    /// `verify` sees the state differ. (One planted for a subject with no
+    /// state is not seen: `verify` refolds the subjects with a state, and
+    /// finding it would take a pass over every record.) List rows whose
+    /// source has no state are reported, found in three steps rather than
+    /// one anti-join so that each reads one table (on Citus, `list_entries`
+    /// and `states` are distributed on the subject, and `source` is not a
+    /// subject column).
+    async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
+        let limit = clamp_limit(limit);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sources = self
+            .read_rows(
+                "read the list rows' sources",
+                "SELECT DISTINCT source FROM list_entries ORDER BY source",
+                &[],
+                |row| {
+                    row.try_get::<_, String>(0)
+                        .map_err(decode("read a list row's source"))
+                },
+            )
+            .await?;
+        // A state is never deleted and a source's rows commit with its
+        // state, so a source whose rows the first read saw has its state
+        // visible to this later one unless the rows were added by hand.
+        let mut orphans: Vec<String> = Vec::new();
+        for chunk in sources.chunks(SOURCES_PER_STATEMENT) {
+            let with_state = self
+                .read_rows(
+                    "look up the states of list rows' sources",
+                    "SELECT subject FROM states WHERE subject = ANY($1::text[]) \
+                     AND state IS NOT NULL ORDER BY subject",
+                    &[&chunk],
+                    |row| {
+                        row.try_get::<_, String>(0)
+                            .map_err(decode("read a source's subject"))
+                    },
+                )
+                .await?;
+            orphans.extend(
+                chunk
+                    .iter()
+                    .filter(|source| with_state.binary_search(source).is_err())
+                    .cloned(),
+            );
+            // Each source has a row at least: enough to report `limit`.
+            if orphans.len() >= limit {
+                break;
+            }
+        }
+        if orphans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .read_rows(
+                "read list rows from sources with no state",
+                "SELECT DISTINCT subject, list, source FROM list_entries \
+                 WHERE source = ANY($1::text[]) ORDER BY subject, list, source LIMIT $2",
+                &[&orphans, &limit_param(limit)],
+                |row| {
+                    let get = decode("read a list row from a source with no state");
+                    let subject: String = row.try_get(0).map_err(&get)?;
+                    let list: String = row.try_get(1).map_err(&get)?;
+                    let source: String = row.try_get(2).map_err(&get)?;
+                    Ok((subject_of(&subject)?, list, source))
+                },
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(subject, list, source)| {
+                (
+                    subject,
+                    format!(
+                        "on list {list} by a row from {source}, which has no state: the row was \
+                         added behind the store's back"
+                    ),
+                )
+            })
+            .collect())
+    }
+
+    async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        self.read_rows(
+            "list the subjects derived entries reach",
+            "SELECT DISTINCT target FROM derived ORDER BY target",
+            &[],
+            |row| {
+                Ok(subject_of(
+                    row.try_get(0)
+                        .map_err(decode("read a derived entry's target"))?,
+                )?)
+            },
+        )
+        .await
+        .map(Some)
+    }
+
+    /// By the `list_entries_by_source` index (schema 3). On Citus the
+    /// source is not the distribution column, so this asks every shard.
+    async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
+        let mut rows = self
+            .read_rows(
+                "read a subject's list rows",
+                "SELECT list, subject, from_day, until_day, entry_from, entry_until \
+                 FROM list_entries WHERE source = $1",
+                &[&source.as_str()],
+                |row| {
+                    let get = decode("read a list row");
+                    let list: String = row.try_get(0).map_err(&get)?;
+                    let subject: &str = row.try_get(1).map_err(&get)?;
+                    let day = |index: usize| -> Result<Day, Fault> {
+                        Ok(Day(row.try_get(index).map_err(&get)?))
+                    };
+                    Ok(ListRow {
+                        list: Arc::from(list),
+                        subject: subject_of(subject)?,
+                        source,
+                        start: day(2)?,
+                        end: day(3)?,
+                        entry: Span {
+                            start: day(4)?,
+                            end: day(5)?,
+                        },
+                    })
+                },
+            )
+            .await?;
+        // In the order of `ListRow`, as `socred_store::list_rows` gives them.
+        rows.sort();
+        Ok(Some(rows))
     }
 }
 

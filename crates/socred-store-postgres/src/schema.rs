@@ -237,6 +237,20 @@ const V2_SQL: &str = r#"
 ALTER TABLE states ALTER COLUMN state TYPE bytea USING convert_to(state, 'UTF8');
 "#;
 
+/// Version 3: list rows by their source, for `socred verify`, which
+/// compares the rows stored from each subject with those a fresh fold
+/// gives (`Store::list_rows_of`): without it, one full scan of
+/// `list_entries` per subject. The write path needs none (it deletes a
+/// source's rows by subject and source, on the primary key).
+///
+/// `IF NOT EXISTS`: on a large registry the index may be built beforehand
+/// with `CREATE INDEX CONCURRENTLY list_entries_by_source ON list_entries
+/// (source)`, which does not hold writes off while it runs (this migration
+/// does: it runs in a transaction, where `CONCURRENTLY` is refused).
+const V3_SQL: &str = r#"
+CREATE INDEX IF NOT EXISTS list_entries_by_source ON list_entries (source);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -246,6 +260,13 @@ const MIGRATIONS: &[Migration] = &[
     // Citus changes the column on every shard of the distributed table.
     Migration {
         sql: V2_SQL,
+        citus: &[],
+    },
+    // No Citus statement: CREATE INDEX on a distributed table is propagated
+    // by Citus to every shard, and a table distributed later takes its
+    // indexes to its shards with `create_distributed_table`.
+    Migration {
+        sql: V3_SQL,
         citus: &[],
     },
 ];

@@ -87,3 +87,17 @@ pub fn execute(database: &str, sql: &'static str, param: i64) -> u64 {
         Err(_) => panic!("`{sql}` failed"),
     }
 }
+
+/// A plain connection to `store`'s database, for edits behind the store's
+/// back. The connection's task runs on the caller's runtime.
+pub async fn raw(store: &PostgresStore) -> tokio_postgres::Client {
+    let Some(cluster) = cluster() else {
+        panic!("no cluster");
+    };
+    let url = cluster.url(&store.target().database);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    tokio::spawn(connection);
+    client
+}

@@ -1,8 +1,9 @@
 //! How states are kept across schema versions: schema 2 writes the binary
 //! form of `socred_store::codec` into a `bytea` column; a schema 1
-//! database (JSON text) is migrated when a store connects, its JSON states
-//! still read, equal to a fresh fold, and each becomes binary when its
-//! subject is written again. A state in neither form is refused, naming
+//! database (JSON text) is migrated through to the current version when a
+//! store connects (schema 3 adds an index of list rows by source), its JSON
+//! states still read, equal to a fresh fold, and each becomes binary when
+//! its subject is written again. A state in neither form is refused, naming
 //! its subject.
 
 use std::sync::Arc;
@@ -56,19 +57,6 @@ async fn ingest(store: &PostgresStore, records: Vec<Record>) {
         .expect("ingest");
 }
 
-/// A plain connection to the store's database, behind the store's back.
-async fn raw(store: &PostgresStore) -> Client {
-    let Some(cluster) = crate::harness::cluster() else {
-        panic!("no cluster");
-    };
-    let url = cluster.url(&store.target().database);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-}
-
 /// The bytes stored for `subject`.
 async fn stored(client: &Client, subject: SubjectId) -> Vec<u8> {
     let row = client
@@ -103,7 +91,7 @@ async fn states_are_written_in_the_binary_form() {
     };
     let (subjects, records) = population();
     ingest(&store, records).await;
-    let client = raw(&store).await;
+    let client = crate::harness::raw(&store).await;
     let mut compressed = 0;
     for subject in &subjects {
         let bytes = stored(&client, *subject).await;
@@ -137,12 +125,14 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
     }
 
     // Put the database back as schema 1 left it: states as JSON text, open
-    // ends closed at 9999-12-31, no entry for migration 2.
-    let client = raw(&store).await;
+    // ends closed at 9999-12-31, no index of list rows by source, no entry
+    // for migrations 2 and later.
+    let client = crate::harness::raw(&store).await;
     client
         .batch_execute(
             "ALTER TABLE states ALTER COLUMN state TYPE text USING NULL; \
-             DELETE FROM socred_schema WHERE version = 2",
+             DROP INDEX list_entries_by_source; \
+             DELETE FROM socred_schema WHERE version >= 2",
         )
         .await
         .expect("go back to schema 1");
@@ -170,7 +160,22 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+    let index = client
+        .query_opt(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'list_entries' \
+             AND indexname = 'list_entries_by_source'",
+            &[],
+        )
+        .await
+        .expect("look up the index of list rows by source");
+    let definition: Option<String> = index.map(|row| row.get(0));
+    assert!(
+        definition
+            .as_deref()
+            .is_some_and(|d| d.ends_with("(source)")),
+        "migration 3 indexes list rows by source: {definition:?}"
+    );
     for state in &expected {
         assert_eq!(
             stored(&client, state.subject).await.first(),
@@ -222,7 +227,7 @@ async fn a_state_in_an_unknown_form_is_refused_naming_its_subject() {
     };
     let subject = person(3);
     ingest(&store, vec![fare("r1", subject, "2026-03-01")]).await;
-    let client = raw(&store).await;
+    let client = crate::harness::raw(&store).await;
     for bytes in [&b"\x07garbage"[..], &b"{\"not\": \"a state\"}"[..], &[][..]] {
         client
             .execute(

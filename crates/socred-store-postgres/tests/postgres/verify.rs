@@ -1,0 +1,109 @@
+//! `socred verify` on PostgreSQL sees what is kept beside the states: list
+//! rows (which public lists and list members are answered from) and
+//! entries passed on to related subjects, edited behind the store's back
+//! with plain SQL.
+
+use socred_core::SubjectId;
+use socred_store::conformance::{company_reaching_its_representative, engine, person};
+use socred_store::{verify_states, StateMismatch, Store};
+use socred_store_postgres::PostgresStore;
+use tokio_postgres::Client;
+
+async fn edit(client: &Client, sql: &str, subject: SubjectId) -> u64 {
+    client
+        .execute(sql, &[&subject.as_str()])
+        .await
+        .unwrap_or_else(|error| panic!("`{sql}` for {subject}: {error}"))
+}
+
+async fn verify(store: &PostgresStore) -> Vec<StateMismatch> {
+    verify_states(store, &engine()).await.expect("verify")
+}
+
+/// What `verify` compares: the rows stored from a source, in the order of
+/// `ListRow` (its own row and the one its entry gives the subject it
+/// reaches), and the subjects stored entries reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_says_which_list_rows_and_targets_it_keeps() {
+    let Some((store, _)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let (org, rep, _) = company_reaching_its_representative(&store).await;
+    let stored = store
+        .list_rows_of(org)
+        .await
+        .expect("read the company's list rows")
+        .expect("the store says which rows it keeps");
+    let subjects: Vec<SubjectId> = stored.iter().map(|row| row.subject).collect();
+    let mut expected = vec![org, rep];
+    expected.sort();
+    assert_eq!(subjects, expected, "{stored:?}");
+    assert!(stored.iter().all(|row| row.source == org), "{stored:?}");
+    let rep_rows = store
+        .list_rows_of(rep)
+        .await
+        .expect("read the representative's list rows");
+    assert_eq!(rep_rows, Some(Vec::new()), "nothing is listed from {rep}");
+    assert_eq!(
+        store.derived_targets().await.expect("read the targets"),
+        Some(vec![rep])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_rows_edited_behind_the_stores_back_are_caught() {
+    let Some((store, _)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let (org, rep, _) = company_reaching_its_representative(&store).await;
+    assert_eq!(verify(&store).await, Vec::new());
+    let client = crate::harness::raw(&store).await;
+
+    // The representative taken off the list: the company's rows differ.
+    let deleted = edit(&client, "DELETE FROM list_entries WHERE subject = $1", rep).await;
+    assert_eq!(deleted, 1);
+    let mismatches = verify(&store).await;
+    let caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    assert_eq!(caught, vec![org], "{mismatches:?}");
+    assert!(
+        mismatches.iter().all(|m| m.reason.contains("list rows")),
+        "{mismatches:?}"
+    );
+
+    // Someone put on the list by a row from a subject with no state.
+    let planted = edit(
+        &client,
+        "INSERT INTO list_entries (subject, list, source, from_day, until_day, entry_from, entry_until) \
+         SELECT $1, list, $1, from_day, until_day, entry_from, entry_until FROM list_entries LIMIT 1",
+        person(9),
+    )
+    .await;
+    assert_eq!(planted, 1);
+    let mismatches = verify(&store).await;
+    let mut caught: Vec<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    caught.sort();
+    let mut expected = vec![org, person(9)];
+    expected.sort();
+    assert_eq!(caught, expected, "{mismatches:?}");
+    let found = mismatches
+        .iter()
+        .find(|m| m.subject == person(9))
+        .unwrap_or_else(|| panic!("the planted row is caught: {mismatches:?}"));
+    assert!(found.reason.contains("no state"), "{}", found.reason);
+
+    // An entry passed on to someone no fresh fold reaches, who has no state.
+    let planted = edit(
+        &client,
+        "INSERT INTO derived (target, source, n, entry) \
+         SELECT $1, source, n, entry FROM derived LIMIT 1",
+        person(8),
+    )
+    .await;
+    assert_eq!(planted, 1);
+    let mismatches = verify(&store).await;
+    let found = mismatches
+        .iter()
+        .find(|m| m.subject == person(8))
+        .unwrap_or_else(|| panic!("the planted entry is caught: {mismatches:?}"));
+    assert!(found.reason.contains("reach it"), "{}", found.reason);
+}
