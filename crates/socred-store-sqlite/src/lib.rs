@@ -49,6 +49,15 @@ use tx::{
 
 /// The database file inside the data directory.
 pub const FILE_NAME: &str = "socred.sqlite";
+/// The page size of a database this store creates. A state row is about
+/// 850 bytes on average and up to several KiB; a table clustered by
+/// subject (`WITHOUT ROWID`) keeps at most about a quarter of a page in
+/// its leaf, so with SQLite's default of 4 KiB a seventh of the states of
+/// a demo city spilled into overflow pages (5,339 of the states table's
+/// 11,522 pages), and rewriting such a state frees one page and takes
+/// another. With 16 KiB none spills below 4 KiB, and ingest into a store
+/// of a million records is about 15 % faster (BENCHMARKS.md).
+const PAGE_SIZE: u32 = 16384;
 /// Reader connections kept open between reads.
 const READERS_KEPT: usize = 8;
 /// How long a connection waits for another process's lock before giving up.
@@ -56,8 +65,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Least time between two checkpoints.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(250);
 /// Frames in the write-ahead log past which the writer brings it back to
-/// its start (see [`Shared::restart_log`]): 4,096 pages of 4 KiB, 16 MiB.
-const LOG_RESTART_FRAMES: i64 = 4096;
+/// its start (see [`Shared::restart_log`]): 16 MiB, 1,024 pages of
+/// [`PAGE_SIZE`] (4,096 of a database made with 4 KiB pages).
+const LOG_RESTART_BYTES: i64 = 16 << 20;
 /// Subjects refolded per transaction by `recompute_all`.
 const RECOMPUTE_BATCH: usize = 2000;
 
@@ -93,8 +103,9 @@ struct Shared {
     coherent: CoherentStates,
     /// Wakes the checkpointer after a commit.
     checkpoint: SyncSender<()>,
-    /// Frames in the write-ahead log at the checkpointer's last round.
-    log_frames: Arc<AtomicI64>,
+    /// Bytes of frames in the write-ahead log at the checkpointer's last
+    /// round.
+    log_bytes: Arc<AtomicI64>,
     /// The audit log by subject (see `audit_index.rs`).
     audit_index: AuditIndex,
 }
@@ -126,15 +137,18 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(db("set the busy timeout"))?;
+    // The page size counts only for a database not created yet, and must
+    // come before the switch to WAL, which writes the first page (see
+    // [`PAGE_SIZE`]); a database of another page size keeps its own.
     // FULL: the WAL is fsynced at every commit, so an acknowledged write
     // survives power loss, not only a killed process. Checkpoints run on
     // their own thread (see `start_checkpointer`); the automatic one is
     // only a backstop should that thread fall behind.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA mmap_size = 0; \
          PRAGMA wal_autocheckpoint = 262144; PRAGMA journal_size_limit = 67108864;",
-    )
+    ))
     .map_err(db("configure the connection"))?;
     if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
         // A writer's commit that split a b-tree page walks its whole page
@@ -191,8 +205,8 @@ impl SqliteStore {
             )));
         }
         schema::migrate(&mut writer)?;
-        let log_frames = Arc::new(AtomicI64::new(0));
-        let checkpoint = start_checkpointer(&path, log_frames.clone())?;
+        let log_bytes = Arc::new(AtomicI64::new(0));
+        let checkpoint = start_checkpointer(&path, log_bytes.clone())?;
         let audit_index = AuditIndex::start(dir, &path)?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
@@ -205,7 +219,7 @@ impl SqliteStore {
                 states: StateCache::default(),
                 coherent: CoherentStates::default(),
                 checkpoint,
-                log_frames,
+                log_bytes,
                 audit_index,
             }),
         })
@@ -293,7 +307,7 @@ impl Shared {
     }
 
     /// Lets the next transaction write the write-ahead log from its start
-    /// again once the log has grown past [`LOG_RESTART_FRAMES`].
+    /// again once the log has grown past [`LOG_RESTART_BYTES`].
     ///
     /// SQLite rewinds the log only when a writer begins with every frame
     /// already copied into the database and no reader inside the log.
@@ -309,11 +323,11 @@ impl Shared {
     /// never waits for a lock, so this costs one copy and one sync of the
     /// database file per 16 MiB of log.
     fn restart_log(&self, conn: &Connection) {
-        if self.log_frames.load(Ordering::Relaxed) < LOG_RESTART_FRAMES {
+        if self.log_bytes.load(Ordering::Relaxed) < LOG_RESTART_BYTES {
             return;
         }
         // Until the checkpointer's next round says how long the log is.
-        self.log_frames.store(0, Ordering::Relaxed);
+        self.log_bytes.store(0, Ordering::Relaxed);
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 
@@ -370,13 +384,16 @@ impl Shared {
 /// wait for the copy and the copy runs on another core. The thread ends
 /// when the store is dropped. A failed checkpoint is retried at the next
 /// commit; the WAL keeps every committed frame until then, so nothing is
-/// at risk. Each round records how long the log is in `log_frames`, for
+/// at risk. Each round records how long the log is in `log_bytes`, for
 /// the writer's rewind (see [`Shared::restart_log`]).
 fn start_checkpointer(
     path: &Path,
-    log_frames: Arc<AtomicI64>,
+    log_bytes: Arc<AtomicI64>,
 ) -> Result<SyncSender<()>, StoreError> {
     let conn = open_connection(path, OpenFlags::default())?;
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(db("read the page size"))?;
     let (nudge, wake) = sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("socred-sqlite-checkpoint".into())
@@ -386,7 +403,7 @@ fn start_checkpointer(
                 if let Ok(frames) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
                     row.get::<_, i64>(1)
                 }) {
-                    log_frames.store(frames, Ordering::Relaxed);
+                    log_bytes.store(frames.saturating_mul(page_size), Ordering::Relaxed);
                 }
                 // Commits meanwhile wait for the next round: a page written
                 // by several of them is copied once.
@@ -1272,6 +1289,51 @@ mod tests {
             .expect("checkpoint")
     }
 
+    fn page_size(path: &Path) -> i64 {
+        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+        conn.query_row("PRAGMA page_size", [], |row| row.get(0))
+            .expect("page size")
+    }
+
+    #[test]
+    fn a_new_store_has_pages_of_the_chosen_size() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        assert_eq!(page_size(store.path()), i64::from(PAGE_SIZE));
+    }
+
+    /// A database made with SQLite's default pages (an earlier socred)
+    /// keeps them, and its log is measured in its own pages.
+    #[test]
+    fn a_store_made_with_smaller_pages_keeps_them() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join(FILE_NAME);
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;")
+                .expect("an empty database of 4 KiB pages");
+        }
+        let store = SqliteStore::open(dir.path()).expect("open");
+        assert_eq!(page_size(&path), 4096);
+        let group: Vec<AuditDraft> = (0..10).map(draft).collect();
+        store
+            .shared
+            .append_audit_marked_now(vec![(group, ReadMark::FRESH)])
+            .expect("entries");
+        let mut polls = 0;
+        let bytes = loop {
+            let bytes = store.shared.log_bytes.load(Ordering::Relaxed);
+            if bytes > 0 {
+                break bytes;
+            }
+            polls += 1;
+            assert!(polls < 1000, "the checkpointer never measured the log");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(bytes, frames_in_log(&path) * 4096);
+        assert_eq!(page_size(&path), 4096);
+    }
+
     /// A reader holding an old snapshot keeps the checkpointer from
     /// copying the log, as steady writes do; once it has gone, the next
     /// write starts the log over instead of lengthening it.
@@ -1297,13 +1359,16 @@ mod tests {
         }
         // The checkpointer's round after the last commit measures the log.
         let mut polls = 0;
-        while shared.log_frames.load(Ordering::Relaxed) < LOG_RESTART_FRAMES {
+        while shared.log_bytes.load(Ordering::Relaxed) < LOG_RESTART_BYTES {
             polls += 1;
             assert!(polls < 1000, "the checkpointer never measured the log");
             std::thread::sleep(Duration::from_millis(10));
         }
         let long = frames_in_log(&shared.path);
-        assert!(long >= LOG_RESTART_FRAMES, "{long} frames");
+        assert!(
+            long * i64::from(PAGE_SIZE) >= LOG_RESTART_BYTES,
+            "{long} frames"
+        );
         reader.execute_batch("COMMIT").expect("end the read");
         shared
             .append_audit_marked_now(vec![(vec![draft(9)], ReadMark::FRESH)])
