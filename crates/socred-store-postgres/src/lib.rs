@@ -844,19 +844,49 @@ impl Store for PostgresStore {
         }
     }
 
-    /// The record part is empty: a subject's records are read by subject,
-    /// so a record planted for a subject with a state is refolded in and
-    /// `verify` sees the state differ. (One planted for a subject with no
-    /// state is not seen: `verify` refolds the subjects with a state, and
-    /// finding it would take a pass over every record.) List rows whose
-    /// source has no state are reported, found in three steps rather than
-    /// one anti-join so that each reads one table (on Citus, `list_entries`
-    /// and `states` are distributed on the subject, and `source` is not a
-    /// subject column).
+    /// Records in effect whose subject has no state, then list rows whose
+    /// source has none. A record planted for a subject that has a state is
+    /// refolded in (records are read by subject), so `verify` sees that
+    /// state differ; one planted for a subject without a state is found
+    /// here, by one pass over the records (`records` and `states` are
+    /// co-located by subject on Citus, so the anti-join runs on each shard).
+    /// List rows are found in three steps rather than one anti-join so that
+    /// each reads one table (on Citus, `list_entries` and `states` are
+    /// distributed on the subject, and `source` is not a subject column).
     async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
         let limit = clamp_limit(limit);
         if limit == 0 {
             return Ok(Vec::new());
+        }
+        // A lock row (NULL state) is not a state, but it never outlives the
+        // write that took it, and that write commits the subject's records
+        // with its state: in one snapshot they come together.
+        let mut unlisted = self
+            .read_rows(
+                "read the records of subjects with no state",
+                "SELECT r.subject, r.provider, r.id FROM records r \
+                 WHERE r.status = 0 AND NOT EXISTS \
+                 (SELECT 1 FROM states s WHERE s.subject = r.subject AND s.state IS NOT NULL) \
+                 ORDER BY r.subject, r.provider, r.id LIMIT $1",
+                &[&limit_param(limit)],
+                |row| {
+                    let get = decode("read a record of a subject with no state");
+                    let subject: String = row.try_get(0).map_err(&get)?;
+                    let provider: String = row.try_get(1).map_err(&get)?;
+                    let id: String = row.try_get(2).map_err(&get)?;
+                    Ok((
+                        subject_of(&subject)?,
+                        format!(
+                            "record {provider}/{id} is in effect but its subject has no state: it \
+                             was added behind the store's back"
+                        ),
+                    ))
+                },
+            )
+            .await?;
+        let limit = limit - unlisted.len().min(limit);
+        if limit == 0 {
+            return Ok(unlisted);
         }
         let sources = self
             .read_rows(
@@ -898,7 +928,7 @@ impl Store for PostgresStore {
             }
         }
         if orphans.is_empty() {
-            return Ok(Vec::new());
+            return Ok(unlisted);
         }
         let rows = self
             .read_rows(
@@ -915,18 +945,16 @@ impl Store for PostgresStore {
                 },
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(subject, list, source)| {
-                (
-                    subject,
-                    format!(
-                        "on list {list} by a row from {source}, which has no state: the row was \
-                         added behind the store's back"
-                    ),
-                )
-            })
-            .collect())
+        unlisted.extend(rows.into_iter().map(|(subject, list, source)| {
+            (
+                subject,
+                format!(
+                    "on list {list} by a row from {source}, which has no state: the row was \
+                     added behind the store's back"
+                ),
+            )
+        }));
+        Ok(unlisted)
     }
 
     async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {

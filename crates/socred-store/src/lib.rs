@@ -533,10 +533,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records in effect that no subject's stored history reaches (a row
     /// added behind the store's back), and list rows whose source has no
-    /// state, as (subject, what is wrong), at most `limit`. Only a backend
-    /// that finds a subject's records through a list kept with its state
-    /// can have such records; one that finds them by subject (the default)
-    /// refolds them in, and `verify` sees the difference there.
+    /// state, as (subject, what is wrong), at most `limit`. A backend that
+    /// finds a subject's records by subject refolds a record planted for a
+    /// subject with a state in, and `verify` sees that state differ; it
+    /// reports here those of subjects with no state, which `verify` does
+    /// not refold.
     async fn unlisted_records(&self, limit: usize) -> Result<Vec<(SubjectId, String)>, StoreError> {
         let _ = limit;
         Ok(Vec::new())

@@ -20,6 +20,27 @@ async fn verify(store: &PostgresStore) -> Vec<StateMismatch> {
     verify_states(store, &engine()).await.expect("verify")
 }
 
+/// Plants a row for `subject` with `sql`, then returns what `verify` says
+/// about that subject.
+async fn plant_and_verify(
+    store: &PostgresStore,
+    client: &Client,
+    sql: &str,
+    subject: SubjectId,
+) -> String {
+    assert_eq!(
+        edit(client, sql, subject).await,
+        1,
+        "`{sql}` planted one row"
+    );
+    let mismatches = verify(store).await;
+    mismatches
+        .into_iter()
+        .find(|m| m.subject == subject)
+        .unwrap_or_else(|| panic!("what `{sql}` planted for {subject} is caught"))
+        .reason
+}
+
 /// What `verify` compares: the rows stored from a source, in the order of
 /// `ListRow` (its own row and the one its entry gives the subject it
 /// reaches), and the subjects stored entries reach.
@@ -51,7 +72,7 @@ async fn the_store_says_which_list_rows_and_targets_it_keeps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_rows_edited_behind_the_stores_back_are_caught() {
+async fn rows_edited_behind_the_stores_back_are_caught() {
     let Some((store, _)) = crate::harness::fresh_store().await else {
         return;
     };
@@ -92,18 +113,30 @@ async fn list_rows_edited_behind_the_stores_back_are_caught() {
     assert!(found.reason.contains("no state"), "{}", found.reason);
 
     // An entry passed on to someone no fresh fold reaches, who has no state.
-    let planted = edit(
+    let reason = plant_and_verify(
+        &store,
         &client,
         "INSERT INTO derived (target, source, n, entry) \
          SELECT $1, source, n, entry FROM derived LIMIT 1",
         person(8),
     )
     .await;
-    assert_eq!(planted, 1);
-    let mismatches = verify(&store).await;
-    let found = mismatches
-        .iter()
-        .find(|m| m.subject == person(8))
-        .unwrap_or_else(|| panic!("the planted entry is caught: {mismatches:?}"));
-    assert!(found.reason.contains("reach it"), "{}", found.reason);
+    assert!(reason.contains("reach it"), "{reason}");
+
+    // A record in effect about someone with no state: no fold reads it.
+    let reason = plant_and_verify(
+        &store,
+        &client,
+        "INSERT INTO records (subject, provider, id, type, occurred_at, decided_at, fields, document, \
+         status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note) \
+         SELECT $1, provider, id || '-planted', type, occurred_at, decided_at, fields, document, \
+         status, submitted_by, submitted_at_ms, pending_seq, reviewed_by, review_note \
+         FROM records WHERE status = 0 LIMIT 1",
+        person(7),
+    )
+    .await;
+    assert!(
+        reason.contains("in effect but its subject has no state"),
+        "{reason}"
+    );
 }
