@@ -55,8 +55,8 @@ pub const FILE_NAME: &str = "socred.sqlite";
 /// its leaf, so with SQLite's default of 4 KiB a seventh of the states of
 /// a demo city spilled into overflow pages (5,339 of the states table's
 /// 11,522 pages), and rewriting such a state frees one page and takes
-/// another. With 16 KiB none spills below 4 KiB, and ingest into a store
-/// of a million records is about 15 % faster (BENCHMARKS.md).
+/// another. With 16 KiB none spills below 4 KiB, and ingest is about a
+/// fifth faster (BENCHMARKS.md).
 const PAGE_SIZE: u32 = 16384;
 /// Reader connections kept open between reads.
 const READERS_KEPT: usize = 8;
