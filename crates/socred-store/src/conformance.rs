@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
                 recompute_all_refolds_with_the_new_rulebook => check_recompute_all,
                 writes_and_audit_commit_together => check_audit_with_writes,
                 marked_reads_follow_every_write => check_marked_reads,
+                large_batches_answer_item_by_item => check_large_batches,
             );
 
             #[tokio::test]
@@ -477,6 +478,119 @@ pub async fn check_replay_is_idempotent(store: &dyn Store) {
     let mut stored = state(store, p).await.expect("state");
     crate::normalise_state(&mut stored);
     assert_eq!(stored, in_order);
+    assert_consistent(store, &engine).await;
+}
+
+/// A batch of many records (more than a backend may insert in one
+/// statement) answers each item as if it came alone: replays, conflicts
+/// with stored records and with records earlier in the same batch, items
+/// waiting for review, and a fact about a record stored earlier in the
+/// same batch.
+pub async fn check_large_batches(store: &dyn Store) {
+    let engine = engine();
+    let first: Vec<Record> = (0..100)
+        .map(|n| fare(&engine, &format!("fare-{n}"), person(n % 10), "2026-03-01"))
+        .collect();
+    let refs: Vec<&Record> = first.iter().collect();
+    assert_eq!(
+        ingest(store, &engine, records(&refs)).await,
+        vec![Outcome::Stored; 100]
+    );
+
+    let elsewhere = |mut record: Record| {
+        record.fields = fields(&[("station", text("Shanghai Hongqiao"))]);
+        record
+    };
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for k in 0..30u16 {
+        let new = fare(&engine, &format!("new-{k}"), person(k % 10), "2026-04-01");
+        let review = if k % 4 == 0 {
+            ReviewNeed::Required
+        } else {
+            ReviewNeed::NotRequired
+        };
+        let first_answer = if review == ReviewNeed::Required {
+            Outcome::PendingReview
+        } else {
+            Outcome::Stored
+        };
+        let replay = if review == ReviewNeed::Required {
+            Outcome::PendingReview
+        } else {
+            Outcome::Duplicate
+        };
+        let conflict = Outcome::Conflict {
+            reason: String::new(),
+        };
+        let items = [
+            (
+                first[k as usize].clone(),
+                ReviewNeed::NotRequired,
+                Outcome::Duplicate,
+            ),
+            (
+                elsewhere(first[k as usize + 50].clone()),
+                ReviewNeed::NotRequired,
+                conflict.clone(),
+            ),
+            (new.clone(), review, first_answer),
+            (new.clone(), review, replay),
+            (elsewhere(new.clone()), review, conflict),
+        ];
+        for (record, review, outcome) in items {
+            batch.push(Submission {
+                item: Item::Record(record),
+                submitted_by: "provider.city".into(),
+                review,
+            });
+            expected.push(outcome);
+        }
+        if k == 14 {
+            // Retracts `new-14`, stored a moment ago in this same batch.
+            batch.push(submit(fact(
+                new.subject,
+                "2026-04-02",
+                "provider.city",
+                FactKind::Retracted {
+                    record: new.key.clone(),
+                },
+            )));
+            expected.push(Outcome::Stored);
+        }
+    }
+    let outcomes = ingest(store, &engine, batch).await;
+    assert_eq!(outcomes.len(), expected.len());
+    for (n, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+        match (outcome, expected) {
+            (Outcome::Conflict { reason }, Outcome::Conflict { .. }) => {
+                assert!(reason.contains("other content"), "item {n}: {reason}");
+            }
+            _ => assert_eq!(outcome, expected, "item {n}"),
+        }
+    }
+    let counts = store.counts().await.expect("counts");
+    // 22 new records in effect (every fourth of 30 waits for review).
+    assert_eq!((counts.records, counts.facts, counts.pending), (122, 1, 8));
+    let ids = |state: socred_core::SubjectState| -> Vec<String> {
+        let mut ids: Vec<String> = state
+            .records
+            .iter()
+            .filter(|r| r.key.id.starts_with("new-"))
+            .map(|r| r.key.id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Person 4: new-14 retracted in its own batch, new-4 and new-24 waiting.
+    assert_eq!(
+        ids(state(store, person(4)).await.expect("a state")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(state(store, person(3)).await.expect("a state")),
+        ["new-13", "new-23", "new-3"]
+    );
     assert_consistent(store, &engine).await;
 }
 
