@@ -22,6 +22,26 @@ pub struct Input {
     pub records: PathBuf,
     pub rulebook: Option<PathBuf>,
     pub as_of: Option<String>,
+    /// Threads that parse and fold; every core when None.
+    pub threads: Option<std::num::NonZeroUsize>,
+}
+
+impl Input {
+    /// Runs `work` on a pool of the threads asked for, on which parsing
+    /// (`wire::read_ndjson`), the fold (`Engine::fold_all_parallel`) and
+    /// writing credit files spread their work.
+    fn on_threads<R: Send>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<R> + Send,
+    ) -> anyhow::Result<R> {
+        let mut pool = rayon::ThreadPoolBuilder::new();
+        if let Some(threads) = self.threads {
+            pool = pool.num_threads(threads.get());
+        }
+        pool.build()
+            .context("cannot start the threads")?
+            .install(work)
+    }
 }
 
 pub fn id_check(text: &str) -> anyhow::Result<Code> {
@@ -214,28 +234,52 @@ fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {
         .map_err(|errors| anyhow::anyhow!("rulebook has problems:\n{errors}"))
 }
 
+/// Credit files written per task: each thread evaluates and serialises a
+/// slice of the states, and the slices go out in subject order.
+const FILES_PER_TASK: usize = 1024;
+
 pub fn score(input: Input, full: bool) -> anyhow::Result<Code> {
-    let loaded = load(&input)?;
+    input.on_threads(|| score_on_threads(&input, full))
+}
+
+fn score_on_threads(input: &Input, full: bool) -> anyhow::Result<Code> {
+    use rayon::prelude::*;
+    let loaded = load(input)?;
+    let engine = &loaded.engine;
     let detail = if full { Detail::Full } else { Detail::Summary };
-    let states = loaded
-        .engine
-        .fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+    let states = engine.fold_all_parallel(&loaded.records, &loaded.facts, loaded.as_of);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    for state in &states {
-        let standing = loaded.engine.evaluate(state, loaded.as_of);
-        let file = loaded.engine.credit_file(&standing, detail);
-        let written = serde_json::to_writer(&mut out, &file)
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"));
-        if let Err(error) = written {
-            if error.kind() == io::ErrorKind::BrokenPipe {
-                return Ok(exit::OK);
+    // A few slices for each thread at a time: memory stays bounded by them.
+    let wave = FILES_PER_TASK * rayon::current_num_threads().saturating_mul(4).max(1);
+    for states in states.chunks(wave) {
+        let written: Vec<Vec<u8>> = states
+            .par_chunks(FILES_PER_TASK)
+            .map(|states| {
+                let mut bytes = Vec::new();
+                for state in states {
+                    let standing = engine.evaluate(state, loaded.as_of);
+                    let file = engine.credit_file(&standing, detail);
+                    serde_json::to_writer(&mut bytes, &file)?;
+                    bytes.push(b'\n');
+                }
+                Ok(bytes)
+            })
+            .collect::<Result<_, serde_json::Error>>()
+            .context("cannot write a credit file as JSON")?;
+        for bytes in written {
+            if let Err(error) = out.write_all(&bytes) {
+                if error.kind() == io::ErrorKind::BrokenPipe {
+                    return Ok(exit::OK);
+                }
+                return Err(error).context("cannot write to stdout");
             }
-            return Err(error).context("cannot write to stdout");
         }
     }
-    out.flush().context("cannot write to stdout")?;
+    match out.flush() {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+        flushed => flushed.context("cannot write to stdout")?,
+    }
     Ok(if loaded.rejected > 0 {
         exit::REJECTED
     } else {
@@ -244,8 +288,12 @@ pub fn score(input: Input, full: bool) -> anyhow::Result<Code> {
 }
 
 pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
+    input.on_threads(|| decide_on_threads(&input, subject, measures))
+}
+
+fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
     let subject = parse_subject(subject)?;
-    let loaded = load(&input)?;
+    let loaded = load(input)?;
     let engine = &loaded.engine;
     let rulebook = &engine.rulebook;
     for id in measures {
@@ -280,8 +328,12 @@ pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Resul
 }
 
 pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> {
+    input.on_threads(|| explain_on_threads(&input, subject, json))
+}
+
+fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Result<Code> {
     let subject = parse_subject(subject)?;
-    let loaded = load(&input)?;
+    let loaded = load(input)?;
     let state = subject_state(&loaded, subject);
     let standing = loaded.engine.evaluate(&state, loaded.as_of);
     let file = loaded.engine.credit_file(&standing, Detail::Full);
@@ -301,7 +353,7 @@ pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> 
 fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
     let states = loaded
         .engine
-        .fold_all(&loaded.records, &loaded.facts, loaded.as_of);
+        .fold_all_parallel(&loaded.records, &loaded.facts, loaded.as_of);
     match states.binary_search_by_key(&subject, |s| s.subject) {
         Ok(pos) => states[pos].clone(),
         Err(_) => loaded.engine.fold(subject, &[], &[], loaded.as_of),

@@ -137,6 +137,10 @@ struct InputArgs {
     /// The day to read the files as of (YYYY-MM-DD); today in China Standard Time when absent.
     #[arg(long)]
     as_of: Option<String>,
+    /// Threads that parse the records and fold them; every core when absent.
+    /// The output is the same, byte for byte, whatever the number.
+    #[arg(long)]
+    threads: Option<std::num::NonZeroUsize>,
 }
 
 impl InputArgs {
@@ -145,6 +149,7 @@ impl InputArgs {
             records: self.records,
             rulebook: self.rulebook,
             as_of: self.as_of,
+            threads: self.threads,
         }
     }
 }

@@ -165,6 +165,61 @@ fn gen_is_seeded_and_score_folds_it() {
     assert_eq!(scored.stdout, again.stdout, "byte-identical across runs");
 }
 
+/// Several megabytes of records, with bad lines spread through them, give
+/// the same files, messages and exit code on one thread as on three.
+#[test]
+fn score_is_the_same_on_any_number_of_threads() {
+    let population = socred(&[
+        "gen",
+        "--seed",
+        "9",
+        "--subjects",
+        "2000",
+        "--records",
+        "20000",
+    ]);
+    assert_eq!(population.status.code(), Some(0));
+    let mut input = String::new();
+    let mut bad = 0;
+    for (n, line) in text(&population.stdout).lines().enumerate() {
+        input.push_str(line);
+        input.push('\n');
+        if n % 3001 == 7 {
+            input.push_str("{not json\n");
+            bad += 1;
+        }
+    }
+    assert!(input.len() > 4 << 20, "more than a few blocks of lines");
+    let run = |threads: &str| {
+        socred_stdin(
+            &[
+                "score",
+                "--records",
+                "-",
+                "--as-of",
+                "2026-11-01",
+                "--full",
+                "--threads",
+                threads,
+            ],
+            &input,
+        )
+    };
+    let one = run("1");
+    assert_eq!(one.status.code(), Some(3), "{}", text(&one.stderr));
+    let errors = text(&one.stderr);
+    assert!(
+        errors.contains(&format!("{bad} line(s) rejected")),
+        "{errors}"
+    );
+    assert!(errors.contains("-: line 9:"), "{errors}");
+    assert!(text(&one.stdout).lines().count() > 1500);
+    let three = run("3");
+    assert_eq!(three.status.code(), one.status.code());
+    assert!(three.stdout == one.stdout, "the same files, byte for byte");
+    assert_eq!(text(&three.stderr), errors);
+}
+
 #[test]
 fn bad_lines_are_reported_with_their_number_and_the_rest_is_scored() {
     let input = concat!(

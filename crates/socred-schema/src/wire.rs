@@ -286,57 +286,225 @@ pub fn parse_json_array(rulebook: &Rulebook, text: &str) -> Parsed {
     parsed
 }
 
+/// Bytes of lines read before they are handed to a thread to parse.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Lines read and not parsed yet: their text, one after another, and where
+/// each lies in it.
+#[derive(Default)]
+struct Block {
+    text: Vec<u8>,
+    lines: Vec<BlockLine>,
+}
+
+enum BlockLine {
+    /// Line `number` is `text[start..end]`, without its newline.
+    Text {
+        number: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Line `number` is longer than [`LINE_BYTES_MAX`]; it was skipped.
+    TooLong { number: usize },
+}
+
+impl Block {
+    /// Each line's outcome, in order (None for a blank line).
+    fn parse(&self, parser: &mut LineParser<'_>) -> Vec<Option<LineResult>> {
+        self.lines
+            .iter()
+            .map(|line| match *line {
+                BlockLine::TooLong { number } => Some(Err(too_long(number))),
+                BlockLine::Text { number, start, end } => {
+                    let bytes = self.text.get(start..end).unwrap_or_default();
+                    match std::str::from_utf8(bytes) {
+                        Ok(text) => parser.ndjson_line(number, text),
+                        Err(error) => Some(Err(not_utf8(number, &error))),
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+fn not_utf8(line: usize, error: &std::str::Utf8Error) -> Rejection {
+    Rejection {
+        line,
+        field: None,
+        code: "malformed_json",
+        message: format!("line is not valid UTF-8 (byte {})", error.valid_up_to() + 1),
+    }
+}
+
 /// Streams NDJSON from `reader`: good items go to `on_item`, bad lines to
-/// `on_rejection`. Memory stays bounded by the longest line
-/// ([`LINE_BYTES_MAX`]), whatever the file's size. Only I/O errors stop
-/// the reading.
+/// `on_rejection`, in line order. Only I/O errors stop the reading.
+///
+/// The lines are parsed on the threads of the current rayon pool (all
+/// cores unless the caller installs a smaller one): this thread reads
+/// blocks of lines, the pool parses a few blocks at a time, one parser a
+/// thread, and the callbacks run here. Memory stays bounded by a few
+/// blocks a thread and the longest line ([`LINE_BYTES_MAX`]), whatever the
+/// file's size.
 pub fn read_ndjson(
     rulebook: &Rulebook,
+    reader: impl BufRead,
+    on_item: impl FnMut(Item),
+    on_rejection: impl FnMut(Rejection),
+    on_warning: impl FnMut(Warning),
+) -> io::Result<Counts> {
+    read_ndjson_in_blocks(
+        rulebook,
+        reader,
+        BLOCK_BYTES,
+        on_item,
+        on_rejection,
+        on_warning,
+    )
+}
+
+/// [`read_ndjson`] with blocks of `block_bytes` (tests use small ones).
+fn read_ndjson_in_blocks(
+    rulebook: &Rulebook,
     mut reader: impl BufRead,
+    block_bytes: usize,
     mut on_item: impl FnMut(Item),
     mut on_rejection: impl FnMut(Rejection),
     mut on_warning: impl FnMut(Warning),
 ) -> io::Result<Counts> {
-    let mut parser = LineParser::new(rulebook);
+    use rayon::prelude::*;
+    let wave = rayon::current_num_threads().saturating_mul(2).max(1);
     let mut counts = Counts::default();
-    let mut buffer = Vec::with_capacity(4096);
+    let mut blocks: Vec<Block> = Vec::with_capacity(wave);
+    let mut block = Block::default();
     let mut line = 0;
     loop {
-        buffer.clear();
+        let start = block.text.len();
         let limit = LINE_BYTES_MAX as u64 + 1;
-        if io::Read::take(&mut reader, limit).read_until(b'\n', &mut buffer)? == 0 {
-            return Ok(counts);
-        }
-        line += 1;
-        let result = if buffer.last() != Some(&b'\n') && buffer.len() > LINE_BYTES_MAX {
-            reader.skip_until(b'\n')?;
-            Some(Err(too_long(line)))
-        } else {
-            let bytes = buffer.strip_suffix(b"\n").unwrap_or(&buffer);
-            match std::str::from_utf8(bytes) {
-                Ok(text) => parser.ndjson_line(line, text),
-                Err(error) => Some(Err(Rejection {
-                    line,
-                    field: None,
-                    code: "malformed_json",
-                    message: format!("line is not valid UTF-8 (byte {})", error.valid_up_to() + 1),
-                })),
+        let read = io::Read::take(&mut reader, limit).read_until(b'\n', &mut block.text)?;
+        if read > 0 {
+            line += 1;
+            if block.text.last() != Some(&b'\n') && read > LINE_BYTES_MAX {
+                reader.skip_until(b'\n')?;
+                block.text.truncate(start);
+                block.lines.push(BlockLine::TooLong { number: line });
+            } else {
+                let end = block.text.len() - usize::from(block.text.last() == Some(&b'\n'));
+                block.lines.push(BlockLine::Text {
+                    number: line,
+                    start,
+                    end,
+                });
             }
-        };
-        let Some(result) = result else { continue };
-        counts.lines += 1;
-        match result {
-            Ok((item, warning)) => {
-                counts.items += 1;
-                on_item(item);
-                if let Some(warning) = warning {
-                    counts.warnings += 1;
-                    on_warning(warning);
+            if block.text.len() >= block_bytes {
+                blocks.push(std::mem::take(&mut block));
+            }
+        } else if !block.lines.is_empty() {
+            blocks.push(std::mem::take(&mut block));
+        }
+        if blocks.len() == wave || (read == 0 && !blocks.is_empty()) {
+            let parsed: Vec<Vec<Option<LineResult>>> = blocks
+                .par_iter()
+                .map_init(
+                    || LineParser::new(rulebook),
+                    |parser, block| block.parse(parser),
+                )
+                .collect();
+            blocks.clear();
+            for result in parsed.into_iter().flatten().flatten() {
+                counts.lines += 1;
+                match result {
+                    Ok((item, warning)) => {
+                        counts.items += 1;
+                        on_item(item);
+                        if let Some(warning) = warning {
+                            counts.warnings += 1;
+                            on_warning(warning);
+                        }
+                    }
+                    Err(rejection) => {
+                        counts.rejections += 1;
+                        on_rejection(rejection);
+                    }
                 }
             }
-            Err(rejection) => {
-                counts.rejections += 1;
-                on_rejection(rejection);
+        }
+        if read == 0 {
+            return Ok(counts);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Read = (Vec<Item>, Vec<Rejection>, Vec<Warning>, Counts);
+
+    fn read(text: &[u8], block_bytes: usize, threads: usize) -> Read {
+        let rulebook = crate::default_rulebook();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        let (mut items, mut rejections, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+        let counts = pool
+            .install(|| {
+                read_ndjson_in_blocks(
+                    &rulebook,
+                    text,
+                    block_bytes,
+                    |item| items.push(item),
+                    |rejection| rejections.push(rejection),
+                    |warning| warnings.push(warning),
+                )
+            })
+            .expect("reading from memory");
+        (items, rejections, warnings, counts)
+    }
+
+    /// Whatever the block size and the number of threads, every line is
+    /// answered as when the whole text is one block read on one thread, in
+    /// line order: items, rejections (bad JSON, bad UTF-8, a line too
+    /// long), warnings, blank lines, CRLF and a byte-order mark.
+    #[test]
+    fn blocks_on_several_threads_answer_in_line_order() {
+        let record = |n: usize, subject: &str| {
+            format!(
+                r#"{{"provider": "court.beijing-{}", "id": "r-{n}", "subject": "{subject}", "type": "judicial.judgment_default", "occurred_at": "2026-03-01", "decided_at": "2026-03-15", "fields": {{"case_no": "c-{n}"}}}}"#,
+                n % 3
+            )
+        };
+        let mut text = "\u{feff}".as_bytes().to_vec();
+        for n in 0..60 {
+            let line = match n % 10 {
+                1 => record(n, "91350100M0001TGQXM"),
+                3 => "{\"provider\": ".to_string(),
+                4 => String::new(),
+                6 => format!("{}\r", record(n, "310101198507141234")),
+                7 => format!(r#"{{"provider": "{}"}}"#, "p".repeat(LINE_BYTES_MAX)),
+                _ => record(n, "11010519491231002X"),
+            };
+            text.extend_from_slice(line.as_bytes());
+            if n % 10 == 8 {
+                text.extend_from_slice(b" \xff");
+            }
+            text.push(b'\n');
+        }
+        text.extend_from_slice(record(99, "11010519491231002X").as_bytes());
+        let whole = read(&text, usize::MAX, 1);
+        let (items, rejections, warnings, counts) = &whole;
+        assert_eq!(items.len(), 37);
+        assert_eq!(warnings.len(), 6);
+        assert_eq!(rejections.len(), 18);
+        assert_eq!(counts.lines, 55);
+        let lines: Vec<usize> = rejections.iter().map(|r| r.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+        for block_bytes in [1, 100, 4096] {
+            for threads in [1, 3] {
+                assert!(
+                    read(&text, block_bytes, threads) == whole,
+                    "blocks of {block_bytes} bytes on {threads} threads"
+                );
             }
         }
     }

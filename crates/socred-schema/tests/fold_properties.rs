@@ -169,6 +169,19 @@ proptest! {
     }
 
     #[test]
+    fn the_fold_on_several_threads_equals_the_fold_on_one(lines in history()) {
+        let engine = engine();
+        let day = Day::parse("2026-09-01").unwrap();
+        let (records, facts) = parse(&lines);
+        let expected = engine.fold_all(&records, &facts, day);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let parallel = pool.install(|| engine.fold_all_parallel(&records, &facts, day));
+            prop_assert_eq!(&parallel, &expected, "{} threads", threads);
+        }
+    }
+
+    #[test]
     fn output_is_byte_identical_across_runs(lines in history()) {
         let day = Day::parse("2026-09-01").unwrap();
         let (records, facts) = parse(&lines);
