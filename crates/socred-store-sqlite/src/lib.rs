@@ -35,7 +35,7 @@ use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
     BlockingAudit, Counts, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, Role,
-    RulebookVersion, Store, StoreError, Submission, WriteTx, Writer,
+    RulebookVersion, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -438,6 +438,49 @@ fn now_ms() -> i64 {
 
 fn limit_param(limit: usize) -> i64 {
     clamp_limit(limit) as i64
+}
+
+/// The list rows stored with `source` as their source, in the order of
+/// [`ListRow`] (as `list_rows` gives them).
+fn read_list_rows(conn: &Connection, source: SubjectId) -> Result<Vec<ListRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT list, subject, start, end, entry_start, entry_end FROM list_entries \
+             WHERE source = ?1",
+        )
+        .map_err(db("read a subject's list rows"))?;
+    let raw = stmt
+        .query_map([source.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                [row.get::<_, i64>(2)?, row.get(3)?, row.get(4)?, row.get(5)?],
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("read a subject's list rows"))?;
+    let day = |value: i64| {
+        i32::try_from(value)
+            .map(Day)
+            .map_err(|_| StoreError::Corrupt(format!("a list row of {source} has day {value}")))
+    };
+    let mut rows = Vec::with_capacity(raw.len());
+    for (list, subject, [start, end, entry_start, entry_end]) in raw {
+        rows.push(ListRow {
+            list: Arc::from(list),
+            subject: subject_of(&subject)?,
+            source,
+            start: day(start)?,
+            end: day(end)?,
+            entry: Span {
+                start: day(entry_start)?,
+                end: day(entry_end)?,
+            },
+        });
+    }
+    // In the order of `ListRow`, as `list_rows` gives them.
+    rows.sort();
+    Ok(rows)
 }
 
 /// The stored state of `subject` with the entries that reach it. The
@@ -1208,45 +1251,43 @@ impl Store for SqliteStore {
     }
 
     async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT list, subject, start, end, entry_start, entry_end FROM list_entries \
-                     WHERE source = ?1",
-                )
-                .map_err(db("read a subject's list rows"))?;
-            let raw = stmt
-                .query_map([source.as_str()], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        [row.get::<_, i64>(2)?, row.get(3)?, row.get(4)?, row.get(5)?],
-                    ))
-                })
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db("read a subject's list rows"))?;
-            let day = |value: i64| {
-                i32::try_from(value).map(Day).map_err(|_| {
-                    StoreError::Corrupt(format!("a list row of {source} has day {value}"))
-                })
-            };
-            let mut rows = Vec::with_capacity(raw.len());
-            for (list, subject, [start, end, entry_start, entry_end]) in raw {
-                rows.push(ListRow {
-                    list: Arc::from(list),
-                    subject: subject_of(&subject)?,
-                    source,
-                    start: day(start)?,
-                    end: day(end)?,
-                    entry: Span {
-                        start: day(entry_start)?,
-                        end: day(entry_end)?,
-                    },
-                });
-            }
-            // In the order of `ListRow`, as `list_rows` gives them.
-            rows.sort();
-            Ok(Some(rows))
+        self.read(move |conn| read_list_rows(conn, source).map(Some))
+            .await
+    }
+
+    /// One hand-over to the blocking pool and one reader connection for a
+    /// page of subjects, where reading them one by one took two hand-overs
+    /// a subject (about a third of `socred verify`'s time, BENCHMARKS.md).
+    async fn verify_reads(
+        &self,
+        rulebook: &Arc<Rulebook>,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<VerifyReads>, StoreError> {
+        let (rulebook, subjects) = (rulebook.clone(), subjects.to_vec());
+        let shared = self.shared.clone();
+        blocking(move || {
+            shared.with_reader(|conn| {
+                let mut reads = Vec::with_capacity(subjects.len());
+                for subject in subjects {
+                    let history = tx::load_subject(conn, subject).and_then(|(records, facts)| {
+                        socred_store::decode_subject(&rulebook, &records, &facts)
+                    });
+                    let history = match history {
+                        Ok(history) => history,
+                        Err(StoreError::Corrupt(reason)) => {
+                            reads.push(VerifyReads::Unreadable(reason));
+                            continue;
+                        }
+                        Err(error) => return Err(error),
+                    };
+                    reads.push(VerifyReads::Read {
+                        history,
+                        list_rows: Some(read_list_rows(conn, subject)?),
+                        state: read_state(conn, &shared.states, subject)?,
+                    });
+                }
+                Ok(reads)
+            })
         })
         .await
     }

@@ -124,6 +124,21 @@ pub enum ReviewNeed {
     NotRequired,
 }
 
+/// What [`Store::verify_reads`] read about one subject.
+#[derive(Clone, Debug)]
+pub enum VerifyReads {
+    /// Its records do not read (edited behind the store's back): why.
+    Unreadable(String),
+    Read {
+        /// Its records and facts in effect.
+        history: (Vec<Record>, Vec<Fact>),
+        /// The list rows stored from it, where the backend says.
+        list_rows: Option<Vec<ListRow>>,
+        /// Its stored state.
+        state: Option<Arc<SubjectState>>,
+    },
+}
+
 /// An item with who sent it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Submission {
@@ -549,6 +564,39 @@ pub trait Store: Send + Sync + 'static {
     async fn list_rows_of(&self, source: SubjectId) -> Result<Option<Vec<ListRow>>, StoreError> {
         let _ = source;
         Ok(None)
+    }
+
+    /// What `verify` reads about each of `subjects`, in order: its history
+    /// ([`Store::records`]; a [`StoreError::Corrupt`] one is a finding about
+    /// the subject, and then nothing more is read about it), the list rows
+    /// stored from it ([`Store::list_rows_of`]) and its stored state
+    /// ([`Store::state`]). Any other error ends the call. A backend that
+    /// pays for each call (a hand-over to another thread, a round trip)
+    /// reads a whole page in one go; this default asks one by one.
+    async fn verify_reads(
+        &self,
+        rulebook: &Arc<Rulebook>,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<VerifyReads>, StoreError> {
+        let mut reads = Vec::with_capacity(subjects.len());
+        for &subject in subjects {
+            let history = match self.records(rulebook, subject).await {
+                Ok(history) => history,
+                Err(StoreError::Corrupt(reason)) => {
+                    reads.push(VerifyReads::Unreadable(reason));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let list_rows = self.list_rows_of(subject).await?;
+            let state = self.state(subject).await?;
+            reads.push(VerifyReads::Read {
+                history,
+                list_rows,
+                state,
+            });
+        }
+        Ok(reads)
     }
 
     /// Every subject that stored entries from related subjects reach, for

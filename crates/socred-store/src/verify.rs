@@ -9,7 +9,7 @@ use socred_core::state::DerivedEntry;
 use socred_core::{Engine, SubjectId};
 
 use crate::write::{fold_subject, list_rows, normalise_state};
-use crate::{sort_derived, Store, StoreError};
+use crate::{sort_derived, Store, StoreError, VerifyReads};
 
 /// A subject whose stored state differs from a fresh fold of its records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,25 +39,36 @@ pub async fn verify_states(
         let page = store.subjects(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some(*last);
-        for subject in page {
+        let reads = store.verify_reads(&engine.rulebook, &page).await?;
+        if reads.len() != page.len() {
+            return Err(StoreError::Unavailable(format!(
+                "asked about {} subjects, the store answered for {}",
+                page.len(),
+                reads.len()
+            )));
+        }
+        for (subject, read) in page.into_iter().zip(reads) {
             // A record that no longer reads, or that names another subject
             // than the state listing it (edited behind the store's back),
             // is a finding about this subject; the check goes on.
-            let (records, facts) = match store.records(&engine.rulebook, subject).await {
-                Ok(history) => history,
-                Err(StoreError::Corrupt(reason)) => {
+            let ((records, facts), stored_rows, stored) = match read {
+                VerifyReads::Read {
+                    history,
+                    list_rows,
+                    state,
+                } => (history, list_rows, state),
+                VerifyReads::Unreadable(reason) => {
                     mismatches.push(StateMismatch { subject, reason });
                     unreadable.insert(subject);
                     continue;
                 }
-                Err(error) => return Err(error),
             };
             let mut fresh = fold_subject(engine, subject, &records, &facts);
             let reached = engine.reach(&fresh);
             // The rows public lists are answered from, as the write path
             // derives them.
             let mut problems = Vec::new();
-            if let Some(stored_rows) = store.list_rows_of(subject).await? {
+            if let Some(stored_rows) = stored_rows {
                 let rows = list_rows(&fresh, &reached);
                 if stored_rows != rows {
                     problems.push(format!(
@@ -71,7 +82,7 @@ pub async fn verify_states(
             for (target, entry) in reached {
                 expected_derived.entry(target).or_default().push(entry);
             }
-            match store.state(subject).await? {
+            match stored {
                 None => problems.insert(0, "listed but has no stored state".into()),
                 Some(stored) => {
                     let mut stored = std::sync::Arc::unwrap_or_clone(stored);
