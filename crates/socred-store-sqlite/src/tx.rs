@@ -971,20 +971,28 @@ fn load_records(
     subject: SubjectId,
     rowids: &[i64],
 ) -> Result<Vec<RecordRow>, StoreError> {
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE seq = ?1 AND status = 0");
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(db("load a subject's records"))?;
-    let mut raw = Vec::with_capacity(rowids.len());
-    for rowid in rowids {
-        if let Some(row) = stmt
-            .query_row([rowid], raw_record)
-            .optional()
-            .map_err(db("load a subject's records"))?
-        {
-            raw.push(row);
+    // One statement for all of them, the row numbers as a JSON array: a
+    // statement per record cost a statement's round each.
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE seq IN (SELECT value FROM json_each(?1)) \
+         AND status = 0"
+    );
+    let mut list = String::with_capacity(rowids.len() * 8 + 2);
+    list.push('[');
+    for (n, rowid) in rowids.iter().enumerate() {
+        if n > 0 {
+            list.push(',');
         }
+        list.push_str(&rowid.to_string());
     }
+    list.push(']');
+    let mut raw: Vec<RawRecord> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([list], raw_record)?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(db("load a subject's records"))?;
     // Ordered by key, as an index by key would give them: the fold does not
     // depend on the order, but equal inputs should look equal.
     raw.sort_unstable_by(|a, b| (&a.provider, &a.id).cmp(&(&b.provider, &b.id)));
