@@ -349,15 +349,13 @@ fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Resul
     })
 }
 
-/// The subject's state, with entries reaching it from related subjects.
+/// The subject's state, with entries reaching it from related subjects:
+/// folded from its own records and those of the subjects that name it, not
+/// from every subject in the file (`Engine::fold_subject_of`).
 fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
-    let states = loaded
+    loaded
         .engine
-        .fold_all_parallel(&loaded.records, &loaded.facts, loaded.as_of);
-    match states.binary_search_by_key(&subject, |s| s.subject) {
-        Ok(pos) => states[pos].clone(),
-        Err(_) => loaded.engine.fold(subject, &[], &[], loaded.as_of),
-    }
+        .fold_subject_of(subject, &loaded.records, &loaded.facts, loaded.as_of)
 }
 
 fn parse_subject(text: &str) -> anyhow::Result<SubjectId> {

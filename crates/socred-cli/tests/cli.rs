@@ -220,6 +220,61 @@ fn score_is_the_same_on_any_number_of_threads() {
     assert_eq!(text(&three.stderr), errors);
 }
 
+/// `explain` folds only the subject and those that name it; its file is
+/// the one `score` gives the subject from the whole file, entries reaching
+/// it from a listed company included.
+#[test]
+fn explain_gives_the_file_score_gives() {
+    let population = socred(&[
+        "gen",
+        "--seed",
+        "9",
+        "--subjects",
+        "2000",
+        "--records",
+        "20000",
+    ]);
+    assert_eq!(population.status.code(), Some(0));
+    let input = text(&population.stdout);
+    let scored = socred_stdin(
+        &["score", "--records", "-", "--as-of", "2026-11-01", "--full"],
+        &input,
+    );
+    assert_eq!(scored.status.code(), Some(0), "{}", text(&scored.stderr));
+    let files: Vec<serde_json::Value> = text(&scored.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reached = files
+        .iter()
+        .find(|f| text(&serde_json::to_vec(f).unwrap()).contains("\"via\""))
+        .expect("a subject reached by a listed company");
+    for file in [reached, &files[0]] {
+        let subject = file["subject"].as_str().unwrap();
+        let explained = socred_stdin(
+            &[
+                "explain",
+                "--records",
+                "-",
+                "--as-of",
+                "2026-11-01",
+                "--json",
+                "--subject",
+                subject,
+            ],
+            &input,
+        );
+        assert_eq!(
+            explained.status.code(),
+            Some(0),
+            "{}",
+            text(&explained.stderr)
+        );
+        let explained: serde_json::Value = serde_json::from_slice(&explained.stdout).unwrap();
+        assert_eq!(&explained, file, "{subject}");
+    }
+}
+
 #[test]
 fn bad_lines_are_reported_with_their_number_and_the_rest_is_scored() {
     let input = concat!(

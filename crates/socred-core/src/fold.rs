@@ -14,7 +14,7 @@
 //! so that those misses overlap.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::expr::{field_value, Context};
@@ -932,6 +932,84 @@ impl Engine {
             ));
         }
         Folded { states, others }
+    }
+
+    /// The state [`Engine::fold_all`] gives `subject`, from a batch in which
+    /// most subjects are others: only its own records and facts are folded,
+    /// and those of the subjects whose records (or corrections) name it in
+    /// a relation field, since only their list entries can reach it.
+    pub fn fold_subject_of(
+        &self,
+        subject: SubjectId,
+        records: &[Record],
+        facts: &[Fact],
+        known_at: Day,
+    ) -> SubjectState {
+        let catalog = &self.rulebook.catalog;
+        let names_it = |type_index: u32, fields: &Fields| {
+            catalog.get(type_index as usize).is_some_and(|record_type| {
+                record_type.relation_fields.iter().any(|name| {
+                    matches!(field_value(fields, name), Some(Value::Text(text))
+                        if SubjectId::parse(text).is_ok_and(|parsed| parsed.id == subject))
+                })
+            })
+        };
+        let mut wanted: BTreeSet<SubjectId> = records
+            .iter()
+            .filter(|r| names_it(r.type_index, &r.fields))
+            .map(|r| r.subject)
+            .collect();
+        // A correction may name it where the record did not.
+        let type_of: BTreeMap<&RecordKey, u32> = if facts.is_empty() {
+            BTreeMap::new()
+        } else {
+            records.iter().map(|r| (&r.key, r.type_index)).collect()
+        };
+        for fact in facts {
+            let corrected = match &fact.kind {
+                FactKind::Corrected { record, fields, .. } => Some((record, fields)),
+                FactKind::Resolved {
+                    record,
+                    fields: Some(fields),
+                    ..
+                } => Some((record, fields)),
+                _ => None,
+            };
+            if let Some((record, fields)) = corrected {
+                if type_of
+                    .get(record)
+                    .is_some_and(|&type_index| names_it(type_index, fields))
+                {
+                    wanted.insert(fact.subject);
+                }
+            }
+        }
+        wanted.insert(subject);
+        let records: Vec<&Record> = records
+            .iter()
+            .filter(|r| wanted.contains(&r.subject))
+            .collect();
+        let facts: Vec<&Fact> = facts
+            .iter()
+            .filter(|f| wanted.contains(&f.subject))
+            .collect();
+        let mut states: Vec<SubjectState> = Vec::with_capacity(wanted.len());
+        let mut scratch = Scratch::default();
+        for &one in &wanted {
+            let mut group: Vec<&Record> = records
+                .iter()
+                .copied()
+                .filter(|r| r.subject == one)
+                .collect();
+            let mut group_facts: Vec<&Fact> =
+                facts.iter().copied().filter(|f| f.subject == one).collect();
+            states.push(self.fold_group(one, &mut group, &mut group_facts, known_at, &mut scratch));
+        }
+        self.pass_on_reach(&mut states, known_at);
+        match states.binary_search_by_key(&subject, |s| s.subject) {
+            Ok(pos) => states.swap_remove(pos),
+            Err(_) => self.fold(subject, &[], &[], known_at),
+        }
     }
 
     /// Adds to each subject the entries that reach it from related subjects;

@@ -123,6 +123,44 @@ fn engine() -> Engine {
     Engine::new(Arc::new(socred_schema::default_rulebook()))
 }
 
+/// A correction that names another legal representative makes the company's
+/// listing reach that person: folding the person alone still finds it.
+#[test]
+fn a_correction_naming_a_representative_is_followed_for_one_subject() {
+    let engine = engine();
+    let day = Day::parse("2026-09-01").unwrap();
+    let company = SUBJECTS[3];
+    let registration = |id: &str, representative: &str| {
+        json!({
+            "provider": "prov.test", "id": id, "subject": company, "type": "registry.company_registration",
+            "occurred_at": "2024-01-01", "decided_at": "2024-01-02",
+            "fields": {"name": "Co", "legal_representative": representative},
+        })
+    };
+    let lines = vec![
+        registration("reg", SUBJECTS[0]).to_string(),
+        record_line(1, company, 2, 100, 3),
+        json!({
+            "fact": "corrected", "provider": "prov.test", "record": "reg", "subject": company,
+            "at": "2024-06-01", "type": "registry.company_registration",
+            "fields": {"name": "Co", "legal_representative": SUBJECTS[1]},
+        })
+        .to_string(),
+    ];
+    let (records, facts) = parse(&lines);
+    let all = engine.fold_all(&records, &facts, day);
+    let person = socred_core::SubjectId::parse(SUBJECTS[1]).unwrap().id;
+    let expected = all.iter().find(|s| s.subject == person).expect("reached");
+    assert!(
+        !expected.derived.is_empty(),
+        "the listing reaches the new representative"
+    );
+    assert_eq!(
+        &engine.fold_subject_of(person, &records, &facts, day),
+        expected
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -178,6 +216,22 @@ proptest! {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let parallel = pool.install(|| engine.fold_all_parallel(&records, &facts, day));
             prop_assert_eq!(&parallel, &expected, "{} threads", threads);
+        }
+    }
+
+    #[test]
+    fn one_subject_folds_as_in_the_whole_batch(lines in history()) {
+        let engine = engine();
+        let day = Day::parse("2026-09-01").unwrap();
+        let (records, facts) = parse(&lines);
+        let all = engine.fold_all(&records, &facts, day);
+        for subject in SUBJECTS {
+            let subject = socred_core::SubjectId::parse(subject).unwrap().id;
+            let expected = match all.iter().find(|s| s.subject == subject) {
+                Some(state) => state.clone(),
+                None => engine.fold(subject, &[], &[], day),
+            };
+            prop_assert_eq!(engine.fold_subject_of(subject, &records, &facts, day), expected);
         }
     }
 
