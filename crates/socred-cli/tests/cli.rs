@@ -165,10 +165,8 @@ fn gen_is_seeded_and_score_folds_it() {
     assert_eq!(scored.stdout, again.stdout, "byte-identical across runs");
 }
 
-/// Several megabytes of records, with bad lines spread through them, give
-/// the same files, messages and exit code on one thread as on three.
-#[test]
-fn score_is_the_same_on_any_number_of_threads() {
+/// A generated city of 2,000 subjects and 20,000 records (about 5 MB).
+fn city() -> String {
     let population = socred(&[
         "gen",
         "--seed",
@@ -179,9 +177,16 @@ fn score_is_the_same_on_any_number_of_threads() {
         "20000",
     ]);
     assert_eq!(population.status.code(), Some(0));
+    text(&population.stdout)
+}
+
+/// Several megabytes of records, with bad lines spread through them, give
+/// the same files, messages and exit code on one thread as on three.
+#[test]
+fn score_is_the_same_on_any_number_of_threads() {
     let mut input = String::new();
     let mut bad = 0;
-    for (n, line) in text(&population.stdout).lines().enumerate() {
+    for (n, line) in city().lines().enumerate() {
         input.push_str(line);
         input.push('\n');
         if n % 3001 == 7 {
@@ -225,17 +230,7 @@ fn score_is_the_same_on_any_number_of_threads() {
 /// it from a listed company included.
 #[test]
 fn explain_gives_the_file_score_gives() {
-    let population = socred(&[
-        "gen",
-        "--seed",
-        "9",
-        "--subjects",
-        "2000",
-        "--records",
-        "20000",
-    ]);
-    assert_eq!(population.status.code(), Some(0));
-    let input = text(&population.stdout);
+    let input = city();
     let scored = socred_stdin(
         &["score", "--records", "-", "--as-of", "2026-11-01", "--full"],
         &input,
