@@ -21,7 +21,7 @@ use crate::expr::{field_value, Context};
 use crate::group::{Groups, Run};
 use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
-use crate::rulebook::{CalendarPeriod, Points, Rulebook, ScoreRule};
+use crate::rulebook::{CalendarPeriod, Points, RecordType, Rulebook, ScoreRule};
 use crate::state::{
     DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
 };
@@ -209,12 +209,8 @@ impl Engine {
                     state.profession = Some(p.clone());
                 }
             }
-            for name in &record_type.relation_fields {
-                if let Some(Value::Text(text)) = field_value(fields, name) {
-                    if let Ok(parsed) = SubjectId::parse(text) {
-                        relations.insert(name.clone(), parsed.id);
-                    }
-                }
+            for (name, related) in relations_named(record_type, fields) {
+                relations.insert(name.clone(), related);
             }
             let civil = decided_at.to_civil();
             let public_until = record_type.publicity.map(|p| {
@@ -518,6 +514,21 @@ struct RuleRef {
     model: u32,
     rule: u32,
     caps: Vec<u32>,
+}
+
+/// The subjects a record's relation fields name, with the field's name
+/// (a legal representative, an actual controller).
+fn relations_named<'f>(
+    record_type: &'f RecordType,
+    fields: &'f Fields,
+) -> impl Iterator<Item = (&'f Arc<str>, SubjectId)> + 'f {
+    record_type
+        .relation_fields
+        .iter()
+        .filter_map(move |name| match field_value(fields, name) {
+            Some(Value::Text(text)) => SubjectId::parse(text).ok().map(|parsed| (name, parsed.id)),
+            _ => None,
+        })
 }
 
 /// Items of subjects that share their hash with the subject of the run
@@ -948,10 +959,7 @@ impl Engine {
         let catalog = &self.rulebook.catalog;
         let names_it = |type_index: u32, fields: &Fields| {
             catalog.get(type_index as usize).is_some_and(|record_type| {
-                record_type.relation_fields.iter().any(|name| {
-                    matches!(field_value(fields, name), Some(Value::Text(text))
-                        if SubjectId::parse(text).is_ok_and(|parsed| parsed.id == subject))
-                })
+                relations_named(record_type, fields).any(|(_, related)| related == subject)
             })
         };
         let mut wanted: BTreeSet<SubjectId> = records

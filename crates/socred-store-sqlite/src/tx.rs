@@ -977,15 +977,11 @@ fn load_records(
         "SELECT {RECORD_COLUMNS} FROM records WHERE seq IN (SELECT value FROM json_each(?1)) \
          AND status = 0"
     );
-    let mut list = String::with_capacity(rowids.len() * 8 + 2);
-    list.push('[');
-    for (n, rowid) in rowids.iter().enumerate() {
-        if n > 0 {
-            list.push(',');
-        }
-        list.push_str(&rowid.to_string());
-    }
-    list.push(']');
+    let list = serde_json::to_string(rowids).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "the record numbers of {subject} do not write: {error}"
+        ))
+    })?;
     let mut raw: Vec<RawRecord> = conn
         .prepare_cached(&sql)
         .and_then(|mut stmt| {
