@@ -36,48 +36,161 @@ pub enum FieldType {
     Subject,
 }
 
-/// A record's fields in a stable order. Shared on clone: the fold copies
-/// every record into its subject's state, and copying a map per record cost
-/// more than the rest of the fold.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Fields(Arc<BTreeMap<Arc<str>, Value>>);
+/// A record's fields, sorted by name, each name once. Shared on clone:
+/// the fold copies every record into its subject's state, and copying the
+/// fields per record cost more than the rest of the fold.
+///
+/// One allocation holds them all, side by side: a record has a handful of
+/// fields, and the fold reads some of every record's in a batch of
+/// millions, where each further allocation (a map's node, say) is a
+/// further cache miss.
+#[derive(Clone, PartialEq)]
+pub struct Fields(Arc<[(Arc<str>, Value)]>);
+
+/// As a map inside `Fields(…)`.
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct AsMap<'a>(&'a Fields);
+        impl std::fmt::Debug for AsMap<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_tuple("Fields").field(&AsMap(self)).finish()
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields(Arc::new([]))
+    }
+}
 
 impl Fields {
     pub fn new() -> Fields {
         Fields::default()
     }
 
-    /// Inserts a field, copying the map first if it is shared.
+    /// Inserts a field, copying the others to a new allocation; returns
+    /// the value it replaced. Building fields one by one is for tests and
+    /// tools: collect them instead.
     pub fn insert(&mut self, name: Arc<str>, value: Value) -> Option<Value> {
-        Arc::make_mut(&mut self.0).insert(name, value)
+        let mut entries = self.0.to_vec();
+        let replaced = match entries.binary_search_by(|(key, _)| (**key).cmp(&*name)) {
+            Ok(at) => Some(std::mem::replace(&mut entries[at].1, value)),
+            Err(at) => {
+                entries.insert(at, (name, value));
+                None
+            }
+        };
+        self.0 = entries.into();
+        replaced
     }
 
+    /// Removes a field, copying the others to a new allocation.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        Arc::make_mut(&mut self.0).remove(name)
+        let at = self.position(name)?;
+        let mut entries = self.0.to_vec();
+        let (_, value) = entries.remove(at);
+        self.0 = entries.into();
+        Some(value)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name).map(|at| &self.0[at].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields in name order.
+    pub fn iter(&self) -> FieldsIter<'_> {
+        FieldsIter(self.0.iter())
+    }
+
+    /// The field first in name order.
+    pub fn first_key_value(&self) -> Option<(&Arc<str>, &Value)> {
+        self.0.first().map(|(key, value)| (key, value))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter().map(|(key, _)| key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, value)| value)
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.binary_search_by(|(key, _)| (**key).cmp(name)).ok()
     }
 }
 
-impl std::ops::Deref for Fields {
-    type Target = BTreeMap<Arc<str>, Value>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
+/// Collects fields; a name given twice keeps its last value, as a map's
+/// `insert` would.
 impl FromIterator<(Arc<str>, Value)> for Fields {
     fn from_iter<I: IntoIterator<Item = (Arc<str>, Value)>>(iter: I) -> Fields {
-        Fields(Arc::new(iter.into_iter().collect()))
+        let mut entries: Vec<(Arc<str>, Value)> = iter.into_iter().collect();
+        // Stable: of equal names, the last given stays last.
+        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut kept: Vec<(Arc<str>, Value)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        Fields(kept.into())
     }
 }
+
+/// The fields of [`Fields::iter`], as a map's iterator gives them.
+#[derive(Clone, Debug)]
+pub struct FieldsIter<'a>(std::slice::Iter<'a, (Arc<str>, Value)>);
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = (&'a Arc<str>, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FieldsIter<'_> {}
 
 impl<'a> IntoIterator for &'a Fields {
     type Item = (&'a Arc<str>, &'a Value);
-    type IntoIter = std::collections::btree_map::Iter<'a, Arc<str>, Value>;
+    type IntoIter = FieldsIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
+    }
+}
+
+/// A JSON object, as a map.
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+        let map = BTreeMap::<Arc<str>, Value>::deserialize(deserializer)?;
+        Ok(map.into_iter().collect())
     }
 }
 
@@ -176,5 +289,73 @@ impl Fact {
             | FactKind::Repaired { record } => Some(record),
             FactKind::ConsentGranted | FactKind::ConsentWithdrawn => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            "[a-z]{0,3}".prop_map(|text| Value::Text(text.into())),
+        ]
+    }
+
+    proptest! {
+        /// Fields answer as the ordered map they replaced: the same
+        /// order, the last value of a name given twice, the same JSON.
+        #[test]
+        fn fields_behave_as_an_ordered_map(
+            given in prop::collection::vec(("[a-e]{1,2}", value()), 0..12),
+            removed in "[a-e]{1,2}",
+        ) {
+            let given: Vec<(Arc<str>, Value)> =
+                given.into_iter().map(|(name, value)| (Arc::from(name), value)).collect();
+            let map: BTreeMap<Arc<str>, Value> = given.iter().cloned().collect();
+            let collected: Fields = given.iter().cloned().collect();
+            let mut inserted = Fields::new();
+            for (name, value) in &given {
+                inserted.insert(name.clone(), value.clone());
+            }
+            prop_assert_eq!(&collected, &inserted);
+            prop_assert_eq!(collected.len(), map.len());
+            let pairs: Vec<(&Arc<str>, &Value)> = collected.iter().collect();
+            let expected: Vec<(&Arc<str>, &Value)> = map.iter().collect();
+            prop_assert_eq!(pairs, expected);
+            for name in map.keys() {
+                prop_assert_eq!(collected.get(name), map.get(name));
+            }
+            prop_assert_eq!(collected.get(&removed), map.get(removed.as_str()));
+            prop_assert_eq!(
+                serde_json::to_string(&collected).unwrap(),
+                serde_json::to_string(&map).unwrap()
+            );
+            let back: Fields = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
+            prop_assert_eq!(&back, &collected);
+            let mut less = collected.clone();
+            let mut map_less = map.clone();
+            prop_assert_eq!(less.remove(&removed), map_less.remove(removed.as_str()));
+            prop_assert_eq!(less.iter().collect::<Vec<_>>(), map_less.iter().collect::<Vec<_>>());
+            // A copy changed leaves the original as it was.
+            prop_assert_eq!(collected.len(), map.len());
+        }
+    }
+
+    #[test]
+    fn fields_print_as_a_map() {
+        let fields: Fields = [
+            (Arc::from("b"), Value::Int(2)),
+            (Arc::from("a"), Value::Bool(true)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            format!("{fields:?}"),
+            r#"Fields({"a": Bool(true), "b": Int(2)})"#
+        );
     }
 }

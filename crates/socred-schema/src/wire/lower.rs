@@ -540,7 +540,7 @@ pub(crate) fn lower_fields(
     entries: Vec<(Cow<'_, str>, FieldInput<'_>)>,
     warnings: &mut Vec<String>,
 ) -> Result<Fields> {
-    let mut fields = Fields::new();
+    let mut fields: Vec<(Arc<str>, Value)> = Vec::with_capacity(entries.len());
     for (name, input) in entries {
         let Some(def) = record_type.fields.iter().find(|def| *def.name == *name) else {
             let declared: Vec<&str> = record_type.fields.iter().map(|def| &*def.name).collect();
@@ -562,16 +562,24 @@ pub(crate) fn lower_fields(
         let Some(value) = field_value(def, &input, warnings)? else {
             continue;
         };
-        if fields.insert(Arc::clone(&def.name), value).is_some() {
+        if fields
+            .iter()
+            .any(|(given, _)| Arc::ptr_eq(given, &def.name))
+        {
             return Err(problem(
                 "duplicate_key",
                 field_path(&name),
                 format!("field `{name}` is given twice"),
             ));
         }
+        fields.push((Arc::clone(&def.name), value));
     }
     for def in &record_type.fields {
-        if def.required && !fields.contains_key(&def.name) {
+        if def.required
+            && !fields
+                .iter()
+                .any(|(given, _)| Arc::ptr_eq(given, &def.name))
+        {
             return Err(problem(
                 "missing_field",
                 field_path(&def.name),
@@ -582,7 +590,7 @@ pub(crate) fn lower_fields(
             ));
         }
     }
-    Ok(fields)
+    Ok(fields.into_iter().collect())
 }
 
 fn type_name(field_type: FieldType) -> &'static str {
