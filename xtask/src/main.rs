@@ -331,7 +331,7 @@ fn deep_copy(record: &Record) -> Record {
     Record {
         key: RecordKey {
             provider: record.key.provider.clone(),
-            id: Arc::from(&*record.key.id),
+            id: socred_core::RecordId::from(&*record.key.id),
         },
         subject: record.subject,
         type_index: record.type_index,

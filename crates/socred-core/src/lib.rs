@@ -12,7 +12,7 @@ pub mod rulebook;
 pub mod time;
 
 pub use id::{SubjectId, SubjectKind};
-pub use record::{Fact, FactKind, Record, RecordKey, Value};
+pub use record::{Fact, FactKind, Record, RecordId, RecordKey, Value};
 pub use rulebook::Rulebook;
 pub use time::{Day, Period};
 pub mod evaluate;

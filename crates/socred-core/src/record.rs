@@ -199,8 +199,14 @@ impl<'de> serde::Deserialize<'de> for Fields {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct RecordKey {
     pub provider: Arc<str>,
-    pub id: Arc<str>,
+    pub id: RecordId,
 }
+
+/// A provider's own record id. Most are short (a case number, a decision
+/// number) and are kept inline, without an allocation of their own: the
+/// fold compares and copies the key of every record of a batch of
+/// millions, where each allocation is a cache miss.
+pub type RecordId = smol_str::SmolStr;
 
 /// One immutable fact reported by a provider.
 #[derive(Clone, Debug, PartialEq, Serialize)]

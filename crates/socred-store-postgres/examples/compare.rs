@@ -84,7 +84,7 @@ fn workload(
             let record = Record {
                 key: RecordKey {
                     provider: provider.clone(),
-                    id: Arc::from(format!("r{sent}")),
+                    id: format!("r{sent}").into(),
                 },
                 subject: subjects[(r % subjects.len() as u64) as usize],
                 type_index: fare,

@@ -89,7 +89,7 @@ pub(crate) fn record_row(row: &Row) -> Result<RecordRow, Fault> {
     Ok(RecordRow {
         key: RecordKey {
             provider: Arc::from(provider),
-            id: Arc::from(id),
+            id: id.into(),
         },
         subject: subject_of(subject)?,
         type_id: Arc::from(type_id),
@@ -116,7 +116,7 @@ pub(crate) fn fact_row(row: &Row) -> Result<FactRow, Fault> {
     let by: &str = row.try_get(5).map_err(&get)?;
     let record = names_record(&kind).then(|| RecordKey {
         provider: Arc::from(provider),
-        id: Arc::from(record),
+        id: record.into(),
     });
     Ok(FactRow {
         key: FactKey {

@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 item: Item::Record(Record {
                     key: RecordKey {
                         provider: provider.clone(),
-                        id: Arc::from(format!("r{sent}")),
+                        id: format!("r{sent}").into(),
                     },
                     subject: pick(r),
                     type_index: fare,

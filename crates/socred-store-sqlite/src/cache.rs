@@ -384,7 +384,7 @@ mod tests {
             .map(|n| Record {
                 key: RecordKey {
                     provider: Arc::from("transport.rail"),
-                    id: Arc::from(format!("{subject}-{n}")),
+                    id: format!("{subject}-{n}").into(),
                 },
                 subject,
                 type_index: 0,

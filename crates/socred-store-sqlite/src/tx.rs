@@ -98,7 +98,7 @@ impl RawRecord {
         Ok(RecordRow {
             key: RecordKey {
                 provider: Arc::from(self.provider),
-                id: Arc::from(self.id),
+                id: self.id.into(),
             },
             subject: subject_of(&self.subject)?,
             type_id: Arc::from(self.type_id),
@@ -144,7 +144,7 @@ impl RawFact {
     pub(crate) fn decode(self) -> Result<FactRow, StoreError> {
         let record = names_record(&self.kind).then(|| RecordKey {
             provider: Arc::from(self.provider),
-            id: Arc::from(self.record),
+            id: self.record.into(),
         });
         Ok(FactRow {
             key: FactKey {

@@ -42,7 +42,7 @@ fn record(
     Record {
         key: RecordKey {
             provider: Arc::from("crash.provider"),
-            id: Arc::from(id),
+            id: id.into(),
         },
         subject,
         type_index,
@@ -110,7 +110,7 @@ fn batch(engine: &Engine, n: u64) -> Vec<Submission> {
         let kind = FactKind::Retracted {
             record: RecordKey {
                 provider: Arc::from("crash.provider"),
-                id: Arc::from(previous),
+                id: previous.into(),
             },
         };
         let fact = Fact {

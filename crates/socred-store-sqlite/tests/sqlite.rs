@@ -28,7 +28,7 @@ fn fare(id: &str, subject: SubjectId) -> Submission {
     let record = Record {
         key: RecordKey {
             provider: Arc::from("transport.rail"),
-            id: Arc::from(id),
+            id: id.into(),
         },
         subject,
         type_index,

@@ -59,7 +59,7 @@ use socred_core::record::{Fields, Value};
 use socred_core::state::{
     DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
 };
-use socred_core::{Day, RecordKey, SubjectId};
+use socred_core::{Day, RecordId, RecordKey, SubjectId};
 
 use crate::StoreError;
 
@@ -255,7 +255,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
         let via = r.subject()?;
         let relation = names.get(r)?;
         let provider = names.get(r)?;
-        let id = r.text()?;
+        let id = r.record_id()?;
         let span = r.span()?;
         let suspended = r.spans()?;
         derived.push(DerivedEntry {
@@ -273,7 +273,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
         let provider = names.get(r)?;
         orphan_facts.push(RecordKey {
             provider,
-            id: r.text()?,
+            id: r.record_id()?,
         });
     }
     if r.at != r.bytes.len() {
@@ -295,7 +295,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
 fn read_record(r: &mut Reader<'_>, names: &Names) -> Result<RecordState, String> {
     let flags = r.byte()?;
     let provider = names.get(r)?;
-    let id = r.text()?;
+    let id = r.record_id()?;
     let type_id = names.get(r)?;
     let occurred_at = r.day()?;
     let decided_at = r.day()?;
@@ -768,6 +768,10 @@ impl<'b> Reader<'b> {
         self.str().map(Arc::from)
     }
 
+    fn record_id(&mut self) -> Result<RecordId, String> {
+        self.str().map(RecordId::from)
+    }
+
     fn subject(&mut self) -> Result<SubjectId, String> {
         let text = self.str()?;
         SubjectId::parse(text)
@@ -805,7 +809,7 @@ mod tests {
         .collect();
         let key = |id: &str| RecordKey {
             provider: Arc::from("court.beijing"),
-            id: Arc::from(id),
+            id: id.into(),
         };
         let plain = RecordState {
             key: key("r1"),
@@ -957,7 +961,7 @@ mod tests {
         let one = state.records[0].clone();
         for n in 0..20 {
             let mut record = one.clone();
-            record.key.id = Arc::from(format!("r{n}").as_str());
+            record.key.id = format!("r{n}").into();
             state.records.push(record);
         }
         let binary = encode_state(&state).len();
@@ -973,7 +977,7 @@ mod tests {
         let one = state.records[0].clone();
         for n in 0..100 {
             let mut record = one.clone();
-            record.key.id = Arc::from(format!("r{n}").as_str());
+            record.key.id = format!("r{n}").into();
             record.fields = [
                 (
                     Arc::from("station"),
@@ -1035,7 +1039,7 @@ mod tests {
         let one = state.records[0].clone();
         for n in 0..40 {
             let mut record = one.clone();
-            record.key.id = Arc::from(format!("(2026)京01执{n}号").as_str());
+            record.key.id = format!("(2026)京01执{n}号").into();
             state.records.push(record);
         }
         let bytes = encode_state(&state);

@@ -137,7 +137,7 @@ fn record_type(
     fields: &[(&str, FieldType)],
 ) -> RecordType {
     RecordType {
-        id: Arc::from(id),
+        id: id.into(),
         title: id.to_string(),
         subject_kinds: kinds,
         category: id.split('.').next().unwrap_or(id).to_string(),
@@ -348,7 +348,7 @@ pub fn record(
 fn record_key(provider: &str, id: &str) -> RecordKey {
     RecordKey {
         provider: Arc::from(provider),
-        id: Arc::from(id),
+        id: id.into(),
     }
 }
 

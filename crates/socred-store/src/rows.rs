@@ -468,7 +468,7 @@ mod tests {
     fn key(id: &str) -> socred_core::RecordKey {
         socred_core::RecordKey {
             provider: Arc::from("p"),
-            id: Arc::from(id),
+            id: id.into(),
         }
     }
 

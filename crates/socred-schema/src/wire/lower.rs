@@ -13,7 +13,7 @@ use socred_core::id::{SubjectId, SubjectKind};
 use socred_core::record::{FieldType, Fields, Outcome, Value};
 use socred_core::rulebook::{FieldDef, RecordType};
 use socred_core::time::{Day, TimeError};
-use socred_core::{Fact, FactKind, Record, RecordKey, Rulebook};
+use socred_core::{Fact, FactKind, Record, RecordId, RecordKey, Rulebook};
 
 use super::raw::{FieldInput, FieldsValue, Key, RawLine, Scalar};
 use super::{Item, KEY_BYTES_MAX, TEXT_BYTES_MAX};
@@ -141,7 +141,7 @@ impl<'r> Lowerer<'r> {
         let provider = self
             .interner
             .intern(&required_str(&mut raw, Key::Provider, KEY_BYTES_MAX)?);
-        let id: Arc<str> = Arc::from(&*required_str(&mut raw, Key::Id, KEY_BYTES_MAX)?);
+        let id = RecordId::from(&*required_str(&mut raw, Key::Id, KEY_BYTES_MAX)?);
         let subject = subject(&mut raw, warnings)?;
         let (type_index, record_type) = self.record_type(&mut raw)?;
         let occurred_at = required_day(&mut raw, Key::OccurredAt)?;
@@ -218,7 +218,7 @@ impl<'r> Lowerer<'r> {
         let provider = self
             .interner
             .intern(&required_str(&mut raw, Key::Provider, KEY_BYTES_MAX)?);
-        let record_id: Arc<str> = Arc::from(&*required_str(&mut raw, Key::Record, KEY_BYTES_MAX)?);
+        let record_id = RecordId::from(&*required_str(&mut raw, Key::Record, KEY_BYTES_MAX)?);
         let subject = subject(&mut raw, warnings)?;
         let at = required_day(&mut raw, Key::At)?;
         let by = match optional_str(&mut raw, Key::By, KEY_BYTES_MAX)? {
