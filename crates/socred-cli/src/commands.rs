@@ -159,6 +159,24 @@ struct Loaded {
     as_of: Day,
 }
 
+impl Loaded {
+    /// The exit code once the work is done: whether a line was rejected.
+    fn code(&self) -> Code {
+        if self.rejected > 0 {
+            exit::REJECTED
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// [`Loaded::code`], with the batch freed on the way out (see [`free_later`]).
+fn finish(loaded: Loaded) -> Code {
+    let code = loaded.code();
+    free_later(loaded);
+    code
+}
+
 fn load(input: &Input) -> anyhow::Result<Loaded> {
     let rulebook = load_rulebook(input.rulebook.as_deref())?;
     let as_of = match &input.as_of {
@@ -304,11 +322,7 @@ fn write_files(
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(exit::OK),
         flushed => flushed.context("cannot write to stdout")?,
     }
-    Ok(if loaded.rejected > 0 {
-        exit::REJECTED
-    } else {
-        exit::OK
-    })
+    Ok(loaded.code())
 }
 
 pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
@@ -344,11 +358,7 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
             writeln!(out, "{}", serde_json::to_string(&decision)?)?;
         }
     }
-    Ok(if loaded.rejected > 0 {
-        exit::REJECTED
-    } else {
-        exit::OK
-    })
+    Ok(finish(loaded))
 }
 
 pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> {
@@ -366,11 +376,7 @@ fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Resul
     } else {
         print!("{}", file.explain());
     }
-    Ok(if loaded.rejected > 0 {
-        exit::REJECTED
-    } else {
-        exit::OK
-    })
+    Ok(finish(loaded))
 }
 
 /// The subject's state, with entries reaching it from related subjects:
