@@ -271,9 +271,10 @@ fn score_on_threads(input: &Input, full: bool) -> anyhow::Result<Code> {
 }
 
 /// Frees `value` on a thread of its own. The command line exits right
-/// after: freeing every parsed record and folded state one by one would
-/// only delay the exit (about 5 % of `socred score`'s time), and exiting
-/// does not wait for this thread.
+/// after: freeing every parsed record and folded state one by one only
+/// delayed the exit (a sixth of `socred score`'s time at a million
+/// records, a quarter at ten million; BENCHMARKS.md), and exiting does
+/// not wait for this thread.
 fn free_later<T: Send + 'static>(value: T) {
     // Should the thread not start, the closure and `value` drop here.
     let _ = std::thread::Builder::new()
