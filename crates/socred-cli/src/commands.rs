@@ -394,14 +394,11 @@ fn parse_subject(text: &str) -> anyhow::Result<SubjectId> {
     Ok(parsed.id)
 }
 
-/// Today in China Standard Time: the only place socred reads the clock for
-/// a default as-of day.
+/// Today in China Standard Time, as the server reads it: the only place
+/// the command line reads the clock, for a default as-of day.
 fn today() -> Day {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    Day(((seconds + 8 * 3600).div_euclid(86_400)) as i32)
+    use socred_server::Clock;
+    socred_server::SystemClock.today()
 }
 
 fn progress_bar(length: u64, unit: &str) -> ProgressBar {
