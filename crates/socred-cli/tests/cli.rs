@@ -92,7 +92,7 @@ fn rulebook_check_reports_every_problem_with_line_and_column() {
     assert_eq!(good.status.code(), Some(0), "{}", text(&good.stderr));
 
     let dir = tempdir();
-    let path = dir.join("bad.toml");
+    let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
         r#"[rulebook]
@@ -309,7 +309,7 @@ fn decide_and_explain_give_reasons() {
         "\n"
     );
     let dir = tempdir();
-    let path = dir.join("records.ndjson");
+    let path = dir.path().join("records.ndjson");
     std::fs::write(&path, input).unwrap();
     let path = path.to_str().unwrap();
     let decided = socred(&[
@@ -366,15 +366,7 @@ fn decide_and_explain_give_reasons() {
     );
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "socred-cli-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of the test's own, removed when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
