@@ -419,7 +419,6 @@ fn read_effect(r: &mut Reader<'_>, names: &Names) -> Result<Effect, String> {
 }
 
 /// The body being written and the names it refers to.
-#[derive(Default)]
 struct Writer<'s> {
     out: Vec<u8>,
     names: Vec<&'s str>,
