@@ -23,6 +23,7 @@ mod clock;
 mod error;
 mod metrics;
 mod openapi;
+pub mod portal;
 mod routes;
 mod serve;
 mod state;

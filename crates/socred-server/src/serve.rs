@@ -378,6 +378,11 @@ impl DemoReport {
             out,
             "\nThe API is described at {url}/openapi.json and in docs/api.md."
         );
+        let _ = writeln!(
+            out,
+            "The web portal is at {url}/ (public lists, company lookup; under \"My file\" the \
+             subject's identifier and token above open its file)."
+        );
         out
     }
 }

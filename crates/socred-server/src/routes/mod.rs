@@ -76,6 +76,7 @@ routes! { limits;
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     add_routes(Router::new(), limits)
+        .merge(crate::portal::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,

@@ -6,11 +6,13 @@
 
 mod admin;
 mod audit;
+mod browser;
 mod decisions;
 mod errors;
 mod harness;
 mod ingest;
 mod openapi;
+mod portal;
 mod public;
 mod review;
 mod socket;

@@ -1,0 +1,406 @@
+// socred's web portal: a client of the registry's JSON API, nothing more.
+// Every value from the API is written as text (textContent), never as
+// markup. A subject's token stays in this tab's sessionStorage and is sent
+// only in the Authorization header of requests to this origin.
+"use strict";
+
+const PAGE = 50;
+const KEY_SUBJECT = "socred.subject";
+const KEY_TOKEN = "socred.token";
+
+// ---- the API ---------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function signedIn() {
+  const subject = sessionStorage.getItem(KEY_SUBJECT);
+  const token = sessionStorage.getItem(KEY_TOKEN);
+  return subject && token ? { subject, token } : null;
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_SUBJECT);
+  sessionStorage.removeItem(KEY_TOKEN);
+}
+
+// GET or POST `path`; answers the parsed JSON (or the text, for text/plain),
+// or throws ApiError with the API's own code and message.
+async function api(path, { method = "GET", token = null, body = null } = {}) {
+  const headers = {};
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== null) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === null ? null : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, "unreachable", "the registry did not answer: " + error.message);
+  }
+  const type = response.headers.get("content-type") || "";
+  if (!response.ok) {
+    let code = "http_" + response.status;
+    let message = "the registry answered " + response.status;
+    if (type.startsWith("application/json")) {
+      const answer = await response.json().catch(() => null);
+      if (answer && answer.error) {
+        code = answer.error.code;
+        message = answer.error.message;
+      }
+    }
+    throw new ApiError(response.status, code, message);
+  }
+  return type.startsWith("application/json") ? response.json() : response.text();
+}
+
+// ---- building the page -----------------------------------------------------
+
+// An element with attributes and children (strings become text nodes).
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "onclick" || name === "onsubmit") node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function table(id, headings, rows, empty) {
+  if (rows.length === 0) return el("p", { id, class: "muted" }, empty);
+  return el(
+    "table",
+    { id },
+    el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows),
+  );
+}
+
+function errorBox(error) {
+  const code = error.code ? " (" + error.code + ")" : "";
+  return el("div", { class: "error", role: "alert" }, error.message + code);
+}
+
+function kindLabel(kind) {
+  return el("span", { class: "kind-" + kind }, kind === "black" ? "black list" : kind === "red" ? "red list" : kind);
+}
+
+function fieldsText(fields) {
+  return Object.entries(fields || {})
+    .map(([name, value]) => name + ": " + (typeof value === "string" ? value : JSON.stringify(value)))
+    .join("; ");
+}
+
+function recordKey(key) {
+  return key ? key.provider + "/" + key.id : "";
+}
+
+function show(...nodes) {
+  const view = document.getElementById("view");
+  view.replaceChildren(...nodes);
+}
+
+function markNav(active) {
+  for (const id of ["nav-lists", "nav-company", "nav-me"]) {
+    const link = document.getElementById(id);
+    if (id === active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+// ---- views -----------------------------------------------------------------
+
+function home() {
+  markNav(null);
+  show(
+    el("h2", {}, "What you can do here"),
+    el("ul", {},
+      el("li", {}, el("a", { href: "#/lists" }, "Public lists"), ": black and red lists, only entries inside their publicity window."),
+      el("li", {}, el("a", { href: "#/company" }, "Company lookup"), ": a company's grade and its public list entries, by Unified Social Credit Code."),
+      el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, and your consent."),
+    ),
+  );
+}
+
+async function lists() {
+  markNav("nav-lists");
+  show(el("p", { class: "muted" }, "Loading the public lists…"));
+  const answer = await api("/v1/public/lists");
+  const rows = answer.lists.map((list) =>
+    el("tr", {},
+      el("td", {}, el("a", { href: "#/lists/" + encodeURIComponent(list.id) }, list.title)),
+      el("td", {}, kindLabel(list.kind)),
+      el("td", {}, list.legal_basis),
+    ),
+  );
+  show(
+    el("h2", {}, "Public lists"),
+    table("lists", ["List", "Kind", "Legal basis"], rows, "No list is public under the rulebook in force."),
+  );
+}
+
+async function listMembers(id) {
+  markNav("nav-lists");
+  show(el("p", { class: "muted" }, "Loading the list…"));
+  const first = await api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE);
+  const body = el("tbody", {});
+  const more = el("button", { id: "more", class: "secondary" }, "More entries");
+  const append = (page) => {
+    for (const entry of page.entries) {
+      body.append(el("tr", {}, el("td", {}, entry.subject), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until)));
+    }
+    more.hidden = !page.next_after;
+    more.dataset.after = page.next_after || "";
+  };
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      append(await api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE + "&after=" + encodeURIComponent(more.dataset.after)));
+    } catch (error) {
+      more.after(errorBox(error));
+    }
+    more.disabled = false;
+  });
+  append(first);
+  const entries =
+    first.entries.length === 0
+      ? el("p", { id: "members", class: "muted" }, "Nobody is on this list as of " + first.as_of + ".")
+      : el("table", { id: "members" },
+          el("thead", {}, el("tr", {}, el("th", {}, "Subject"), el("th", {}, "Since"), el("th", {}, "Until"))),
+          body);
+  show(
+    el("h2", {}, first.title),
+    el("p", { class: "muted" }, "Entries in their publicity window as of " + first.as_of + "."),
+    entries,
+    el("div", { class: "actions" }, more),
+  );
+}
+
+function companyForm(value) {
+  const input = el("input", { id: "uscc", name: "uscc", value: value || "", required: true, autocomplete: "off", spellcheck: "false", placeholder: "e.g. 91110000600037341L" });
+  return el("form", {
+      id: "company-form",
+      onsubmit: (event) => {
+        event.preventDefault();
+        location.hash = "#/company/" + encodeURIComponent(input.value.trim());
+      },
+    },
+    el("label", {}, "Unified Social Credit Code", input),
+    el("button", { type: "submit" }, "Look up"),
+  );
+}
+
+async function company(code) {
+  markNav("nav-company");
+  const form = companyForm(code);
+  if (!code) {
+    show(el("h2", {}, "Company lookup"), form);
+    return;
+  }
+  show(el("h2", {}, "Company lookup"), form, el("p", { class: "muted" }, "Looking the company up…"));
+  let answer;
+  try {
+    answer = await api("/v1/public/companies/" + encodeURIComponent(code));
+  } catch (error) {
+    show(el("h2", {}, "Company lookup"), form, errorBox(error));
+    return;
+  }
+  const name = (answer.records || []).map((r) => r.fields && r.fields.name).find((n) => typeof n === "string");
+  const entries = answer.list_entries.map((entry) =>
+    el("tr", {}, el("td", {}, entry.list), el("td", {}, kindLabel(entry.list_kind)), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until), el("td", {}, entry.legal_basis)),
+  );
+  const records = (answer.records || []).map((record) =>
+    el("tr", {}, el("td", { class: "date" }, record.decided_at), el("td", {}, record.title), el("td", {}, fieldsText(record.fields)), el("td", {}, record.legal_basis)),
+  );
+  show(
+    el("h2", {}, "Company lookup"),
+    form,
+    el("dl", { class: "summary", id: "company" },
+      el("dt", {}, "Code"), el("dd", {}, answer.subject),
+      name ? [el("dt", {}, "Name"), el("dd", {}, name)] : null,
+      el("dt", {}, "Grade"), el("dd", { id: "company-grade" }, answer.grade || "not graded"),
+      el("dt", {}, "Grades by model"), el("dd", {}, (answer.grades || []).map((g) => g.model + " " + (g.grade || "–")).join(", ") || "none"),
+      el("dt", {}, "As of"), el("dd", {}, answer.as_of + " (rulebook " + answer.rulebook + ")"),
+    ),
+    el("h3", {}, "Public list entries"),
+    table("company-lists", ["List", "Kind", "Since", "Until", "Legal basis"], entries, "On no public list."),
+    el("h3", {}, "Public records"),
+    table("company-records", ["Decided", "Record", "Fields", "Legal basis"], records, "No public record."),
+  );
+}
+
+function signInForm(problem) {
+  const identity = el("input", { id: "identity", name: "identity", required: true, autocomplete: "username", spellcheck: "false", placeholder: "18 characters" });
+  const token = el("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "current-password" });
+  return [
+    el("h2", {}, "My file"),
+    problem ? errorBox(problem) : null,
+    el("p", {}, "Sign in with your identity number (or your organisation's Unified Social Credit Code) and the token the registry issued you. The token stays in this browser tab and is forgotten when you close it or sign out."),
+    el("form", {
+        id: "sign-in",
+        onsubmit: (event) => {
+          event.preventDefault();
+          sessionStorage.setItem(KEY_SUBJECT, identity.value.trim().toUpperCase());
+          sessionStorage.setItem(KEY_TOKEN, token.value.trim());
+          render();
+        },
+      },
+      el("label", {}, "Identity number", identity),
+      el("label", {}, "Token", token),
+      el("button", { type: "submit", id: "sign-in-submit" }, "Sign in"),
+    ),
+  ];
+}
+
+async function myFile() {
+  markNav("nav-me");
+  const who = signedIn();
+  if (!who) {
+    show(...signInForm(null));
+    return;
+  }
+  show(el("p", { class: "muted" }, "Reading your file…"));
+  const base = "/v1/subjects/" + encodeURIComponent(who.subject);
+  let file;
+  let log;
+  try {
+    file = await api(base, { token: who.token });
+    log = await api(base + "/access-log?limit=" + PAGE, { token: who.token });
+  } catch (error) {
+    if (error.status === 401 || error.status === 403 || error.code === "invalid_subject") {
+      signOut();
+      show(...signInForm(error));
+    } else {
+      show(el("h2", {}, "My file"), errorBox(error));
+    }
+    return;
+  }
+
+  const consentButton = el("button", { id: "consent-toggle", class: "secondary" }, file.consent ? "Withdraw my consent to scoring" : "Grant my consent to scoring");
+  consentButton.addEventListener("click", async () => {
+    consentButton.disabled = true;
+    try {
+      await api(base + "/consent", { method: "POST", token: who.token, body: { granted: !file.consent } });
+      await myFile();
+    } catch (error) {
+      consentButton.after(errorBox(error));
+      consentButton.disabled = false;
+    }
+  });
+  const explanation = el("pre", { id: "explanation", class: "explanation", hidden: true });
+  const explain = el("button", { id: "explain", class: "secondary" }, "Explain every point");
+  explain.addEventListener("click", async () => {
+    explain.disabled = true;
+    try {
+      explanation.textContent = await api(base + "/explanation", { token: who.token });
+      explanation.hidden = false;
+    } catch (error) {
+      explain.after(errorBox(error));
+    }
+    explain.disabled = false;
+  });
+  const signOutButton = el("button", { id: "sign-out", class: "secondary" }, "Sign out");
+  signOutButton.addEventListener("click", () => {
+    signOut();
+    render();
+  });
+
+  const entries = file.list_entries.map((entry) =>
+    el("tr", {}, el("td", {}, entry.list), el("td", {}, kindLabel(entry.list_kind)), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until), el("td", {}, entry.public ? "yes" : "no"), el("td", {}, recordKey(entry.record)), el("td", {}, entry.legal_basis)),
+  );
+  const records = file.records.map((record) =>
+    el("tr", {}, el("td", {}, recordKey(record)), el("td", {}, record.title), el("td", { class: "date" }, record.decided_at), el("td", {}, fieldsText(record.fields)), el("td", { class: "date" }, record.retained_until), el("td", {}, record.disputed ? "disputed" : ""), el("td", {}, record.legal_basis)),
+  );
+  const effects = file.effects.map((effect) =>
+    el("tr", {},
+      el("td", {}, recordKey(effect.record)),
+      el("td", {}, effect.by === "rule" ? effect.model + " / " + effect.rule : effect.by === "list_entry" ? "list " + effect.list : effect.by),
+      el("td", { class: "num" }, effect.points === undefined ? "" : String(effect.points)),
+      el("td", { class: "date" }, effect.start + " – " + effect.end),
+      el("td", {}, effect.status),
+      el("td", {}, effect.legal_basis),
+    ),
+  );
+  const reads = log.entries.map((entry) =>
+    el("tr", {}, el("td", {}, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail)),
+  );
+
+  show(
+    el("h2", {}, "My file"),
+    el("dl", { class: "summary", id: "summary" },
+      el("dt", {}, "Subject"), el("dd", { id: "subject" }, file.subject + " (" + file.kind + ")"),
+      el("dt", {}, "Score"), el("dd", { id: "score" }, file.score === null ? "not scored" : String(file.score)),
+      el("dt", {}, "Grade"), el("dd", { id: "grade" }, file.grade || "none"),
+      el("dt", {}, "Lists"), el("dd", { id: "lists" }, file.lists.join(", ") || "none"),
+      el("dt", {}, "Measures that apply"), el("dd", { id: "measures" }, file.measures.join(", ") || "none"),
+      el("dt", {}, "Consent to scoring"), el("dd", { id: "consent" }, file.consent ? "granted" : "not granted"),
+      el("dt", {}, "As of"), el("dd", {}, file.as_of + " (rulebook " + file.rulebook + ")"),
+    ),
+    el("div", { class: "actions" }, explain, consentButton, signOutButton),
+    explanation,
+    el("h3", {}, "List entries"),
+    table("list-entries", ["List", "Kind", "Since", "Until", "Public", "Record", "Legal basis"], entries, "You are on no list."),
+    el("h3", {}, "Records"),
+    table("records", ["Record", "Type", "Decided", "Fields", "Kept until", "Dispute", "Legal basis"], records, "The registry holds no record about you."),
+    el("h3", {}, "Points and list entries, with their rules"),
+    table("effects", ["Record", "Rule or list", "Points", "Counted", "Status", "Legal basis"], effects, "No record has an effect."),
+    el("h3", {}, "Who read your file, and why"),
+    el("p", { class: "muted" }, "The oldest " + PAGE + " entries first; this page's own reads are among them."),
+    table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], reads, "Nobody has read your file yet."),
+  );
+}
+
+// ---- routing ---------------------------------------------------------------
+
+async function render() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  try {
+    switch (parts[0]) {
+      case "lists":
+        if (parts[1]) await listMembers(parts[1]);
+        else await lists();
+        break;
+      case "company":
+        await company(parts[1] || "");
+        break;
+      case "me":
+        await myFile();
+        break;
+      default:
+        home();
+    }
+  } catch (error) {
+    show(errorBox(error instanceof ApiError ? error : new ApiError(0, "portal", String(error))));
+  }
+}
+
+async function footer() {
+  try {
+    const rulebook = await api("/v1/rulebook");
+    const label = rulebook.label;
+    if (label) document.getElementById("rulebook").textContent = "Rulebook in force: " + label + ".";
+  } catch (_) {
+    // The footer is a courtesy; the views report their own errors.
+  }
+}
+
+window.addEventListener("hashchange", render);
+window.addEventListener("DOMContentLoaded", () => {
+  render();
+  footer();
+});

@@ -1,0 +1,408 @@
+//! The web portal in a real browser: Debian's `chromium`, headless, driven
+//! through `chromedriver` (W3C WebDriver) against the server on a real
+//! socket over a SQLite store. The public reads the lists and a company's
+//! credit; a subject signs in, reads its file, the explanation and its
+//! access log (which shows the portal's own reads), withdraws consent and
+//! signs out; a token for another subject is refused; text a provider sent
+//! is shown as text, never run as markup.
+//!
+//! Needs `chromium` and `chromedriver` (`scripts/ensure-browser` installs
+//! them); without them each test says so loudly and passes, unless
+//! `SOCRED_REQUIRE_BROWSER=1` (as in CI).
+//!
+//! The WebDriver calls are a handful of JSON requests, made with the
+//! server's own minimal client: a WebDriver client crate would bring some
+//! sixty crates (URL parsing, Unicode tables, cookies) into the build for
+//! them.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use socred_server::client::Connection;
+use socred_server::Limits;
+use socred_store::Store;
+use socred_store_sqlite::SqliteStore;
+
+use crate::harness::*;
+
+/// How long a page may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A `chromedriver` process on a free loopback port.
+struct Driver {
+    process: Child,
+    addr: SocketAddr,
+    browser: PathBuf,
+    profile: tempfile::TempDir,
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+impl Driver {
+    /// Starts chromedriver, or says why it cannot.
+    fn start() -> Result<Driver, String> {
+        let browser = on_path(&["chromium", "chromium-browser", "google-chrome"])
+            .ok_or("no chromium on PATH")?;
+        let driver = on_path(&["chromedriver"]).ok_or("no chromedriver on PATH")?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let process = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("chromedriver does not start: {e}"))?;
+        let mut driver = Driver {
+            process,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            browser,
+            profile: tempfile::tempdir().map_err(|e| e.to_string())?,
+        };
+        let started = Instant::now();
+        loop {
+            let ready = Connection::open(driver.addr)
+                .and_then(|mut c| c.send("GET", "/status", &[], b""))
+                .ok()
+                .and_then(|r| r.json().ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                return Ok(driver);
+            }
+            if started.elapsed() > WAIT {
+                let _ = driver.process.kill();
+                return Err("chromedriver never became ready".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A new headless browser session.
+    fn session(&self) -> Session<'_> {
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.browser,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ]
+            }
+        }}});
+        let reply = call(self.addr, "POST", "/session", Some(&capabilities));
+        let id = reply["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {reply}"))
+            .to_string();
+        let session = Session { driver: self, id };
+        session.post("timeouts", &json!({"implicit": WAIT.as_millis() as u64}));
+        session
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// One WebDriver command; panics with the driver's own message on error.
+fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let headers = [("content-type", "application/json")];
+    let response = Connection::open(addr)
+        .and_then(|mut c| c.send(method, path, &headers, body.as_bytes()))
+        .unwrap_or_else(|e| panic!("chromedriver: {method} {path}: {e}"));
+    let reply = response.json().unwrap_or(Value::Null);
+    assert_eq!(
+        response.status, 200,
+        "chromedriver refused {method} {path}: {reply}"
+    );
+    reply["value"].clone()
+}
+
+/// The key under which WebDriver names an element.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Session<'d> {
+    driver: &'d Driver,
+    id: String,
+}
+
+impl Session<'_> {
+    fn post(&self, command: &str, body: &Value) -> Value {
+        let path = format!("/session/{}/{command}", self.id);
+        call(self.driver.addr, "POST", &path, Some(body))
+    }
+
+    fn get(&self, command: &str) -> Value {
+        let path = format!("/session/{}/{command}", self.id);
+        call(self.driver.addr, "GET", &path, None)
+    }
+
+    fn open(&self, url: &str) {
+        self.post("url", &json!({ "url": url }));
+    }
+
+    /// The element `css` selects, waiting for it to appear.
+    fn find(&self, css: &str) -> String {
+        let found = self.post("element", &json!({"using": "css selector", "value": css}));
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element for `{css}`: {found}"))
+            .to_string()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.get(&format!("element/{element}/text"))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the text of `css` satisfies `ok`, and returns it.
+    fn text_when(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.script(&format!(
+                "const e = document.querySelector({}); return e ? e.innerText : null;",
+                Value::from(css)
+            ));
+            if let Some(text) = text.as_str() {
+                if ok(text) {
+                    return text.to_string();
+                }
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "`{css}` never showed {what}; it shows {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.post(
+            &format!("element/{element}/value"),
+            &json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.post(&format!("element/{element}/click"), &json!({}));
+    }
+
+    fn script(&self, body: &str) -> Value {
+        self.post("execute/sync", &json!({"script": body, "args": []}))
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let path = format!("/session/{}", self.id);
+        let _ =
+            Connection::open(self.driver.addr).and_then(|mut c| c.send("DELETE", &path, &[], b""));
+    }
+}
+
+/// Starts chromedriver, or returns None after saying why the test cannot run.
+fn driver_or_skip() -> Option<Driver> {
+    match Driver::start() {
+        Ok(driver) => Some(driver),
+        Err(why) => {
+            assert!(
+                std::env::var_os("SOCRED_REQUIRE_BROWSER").is_none(),
+                "a browser is required: {why}"
+            );
+            eprintln!("\n########## SKIPPED: no headless browser ({why}) ##########\n");
+            None
+        }
+    }
+}
+
+/// A registry over SQLite, served on a real loopback socket, with alice a
+/// judgment defaulter (approved), the company acme penalised, and bob
+/// holding a record whose text looks like markup.
+async fn served_registry(
+    dir: &std::path::Path,
+) -> (Harness, SocketAddr, tokio::task::JoinHandle<()>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+    let h = Harness::over(store, Limits::default()).await;
+    h.ingest(
+        COURT,
+        &[
+            judgment_default("jd-1", alice(), "2026-05-02"),
+            admin_penalty("pen-1", acme(), "2026-04-10"),
+        ],
+    )
+    .await
+    .expect(StatusCode::OK);
+    approve(&h, REVIEWER_1, COURT_ID, "jd-1")
+        .await
+        .expect(StatusCode::OK);
+    let markup = json!({
+        "provider": METRO_ID, "id": "fe-markup", "subject": bob().to_string(),
+        "type": "transport.fare_evasion", "occurred_at": "2026-05-20", "decided_at": "2026-05-20",
+        "fields": {"station": "<img src=x onerror=\"document.title='pwned'\">"}
+    })
+    .to_string();
+    h.ingest(METRO, &[markup]).await.expect(StatusCode::OK);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (h, addr, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_reads_lists_and_a_company_in_a_browser() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, addr, server) = served_registry(dir.path()).await;
+    let (alice, acme) = (alice().to_string(), acme().to_string());
+    tokio::task::spawn_blocking(move || {
+        let browser = driver.session();
+        let base = format!("http://{addr}/");
+
+        browser.open(&base);
+        browser.click("#nav-lists");
+        let lists = browser.text_when("#lists", "the public lists", |t| {
+            t.contains("List of dishonest judgment defaulters")
+        });
+        assert!(!lists.contains("tax_grade_d"), "{lists}");
+
+        browser.click("#lists a[href='#/lists/judgment_defaulters']");
+        let members = browser.text_when("#members", "alice", |t| t.contains(&alice));
+        assert!(members.contains("2026-05-02"), "{members}");
+
+        browser.click("#nav-company");
+        browser.type_into("#uscc", &acme);
+        browser.click("#company-form button");
+        let company = browser.text_when("#company", "acme's grade", |t| t.contains(&acme));
+        assert!(company.contains("Grade"), "{company}");
+        let records = browser.text("#company-records");
+        assert!(records.contains("penalty pen-1"), "{records}");
+
+        // A person's identifier is not a company: the API's refusal shows.
+        browser.open(&format!("{base}#/company/{alice}"));
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("not_an_organisation"), "{refused}");
+        drop(browser);
+        drop(driver);
+    })
+    .await
+    .unwrap();
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_reads_its_own_file_in_a_browser() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (h, addr, server) = served_registry(dir.path()).await;
+    let (alice_id, bob_id) = (alice().to_string(), bob().to_string());
+    tokio::task::spawn_blocking(move || {
+        let browser = driver.session();
+        browser.open(&format!("http://{addr}/#/me"));
+
+        // Bob's token does not open alice's file: the form comes back
+        // with the API's reason.
+        browser.type_into("#identity", &alice_id);
+        browser.type_into("#token", BOB);
+        browser.click("#sign-in-submit");
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("not_your_file"), "{refused}");
+        browser.find("#sign-in");
+
+        browser.type_into("#identity", &alice_id.to_lowercase());
+        browser.type_into("#token", ALICE);
+        browser.click("#sign-in-submit");
+        let lists = browser.text_when("#lists", "the defaulter list", |t| {
+            t.contains("judgment_defaulters")
+        });
+        assert_eq!(lists, "judgment_defaulters");
+        assert!(browser.text("#measures").contains("no_air_travel"));
+        // Alice never consented to scoring: no score, until she grants it.
+        assert_eq!(browser.text("#consent"), "not granted");
+        assert_eq!(browser.text("#score"), "not scored");
+        let entries = browser.text("#list-entries");
+        assert!(entries.contains("court.beijing-1/jd-1"), "{entries}");
+        let log = browser.text_when("#access-log", "the portal's read", |t| {
+            t.contains("read_file")
+        });
+        assert!(log.contains("own_file"), "{log}");
+
+        browser.click("#explain");
+        let explanation = browser.text_when("#explanation", "the explanation", |t| {
+            t.contains("Credit file of")
+        });
+        assert!(explanation.contains(&alice_id), "{explanation}");
+
+        browser.click("#consent-toggle");
+        browser.text_when("#consent", "her consent", |t| t == "granted");
+        let score = browser.text("#score");
+        assert!(
+            score.parse::<i64>().is_ok(),
+            "scored once she consents: {score}"
+        );
+
+        browser.click("#sign-out");
+        browser.find("#sign-in");
+        let stored = browser.script("return sessionStorage.length;");
+        assert_eq!(stored, json!(0), "signing out forgets the token");
+
+        // Bob's file holds text that looks like markup: it shows as text.
+        browser.type_into("#identity", &bob_id);
+        browser.type_into("#token", BOB);
+        browser.click("#sign-in-submit");
+        let records = browser.text_when("#records", "bob's record", |t| t.contains("fe-markup"));
+        assert!(records.contains("<img src=x"), "{records}");
+        let images = browser.script("return document.querySelectorAll('img').length;");
+        assert_eq!(images, json!(0), "a field's text became markup");
+        let title = browser.script("return document.title;");
+        assert_eq!(title, json!("socred — credit registry"));
+        drop(browser);
+        drop(driver);
+    })
+    .await
+    .unwrap();
+    // Every read the page made is in the audit log, by alice as herself.
+    let log = h.store.audit(0, 1000).await.unwrap();
+    let reads: Vec<_> = log
+        .iter()
+        .filter(|e| e.entry.actor == "alice" && e.entry.subject == Some(alice()))
+        .map(|e| e.entry.action.as_str())
+        .collect();
+    assert!(reads.contains(&"read_file"), "{reads:?}");
+    assert!(reads.contains(&"read_explanation"), "{reads:?}");
+    assert!(reads.contains(&"consent"), "{reads:?}");
+    server.abort();
+}
