@@ -336,9 +336,23 @@ async function myFile() {
       el("td", {}, effect.legal_basis),
     ),
   );
-  const reads = log.entries.map((entry) =>
-    el("tr", {}, el("td", {}, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail)),
-  );
+  const logRow = (entry) =>
+    el("tr", {}, el("td", { class: "date" }, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail));
+  const logTable = table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], log.entries.map(logRow), "Nobody has read your file yet.");
+  const moreLog = el("button", { id: "more-log", class: "secondary", hidden: !log.next_after }, "Later entries");
+  moreLog.dataset.after = log.next_after || "";
+  moreLog.addEventListener("click", async () => {
+    moreLog.disabled = true;
+    try {
+      const page = await api(base + "/access-log?limit=" + PAGE + "&after=" + encodeURIComponent(moreLog.dataset.after), { token: who.token });
+      logTable.querySelector("tbody").append(...page.entries.map(logRow));
+      moreLog.dataset.after = page.next_after || "";
+      moreLog.hidden = !page.next_after;
+    } catch (error) {
+      moreLog.after(errorBox(error));
+    }
+    moreLog.disabled = false;
+  });
 
   show(
     el("h2", {}, "My file"),
@@ -360,8 +374,9 @@ async function myFile() {
     el("h3", {}, "Points and list entries, with their rules"),
     table("effects", ["Record", "Rule or list", "Points", "Counted", "Status", "Legal basis"], effects, "No record has an effect."),
     el("h3", {}, "Who read your file, and why"),
-    el("p", { class: "muted" }, "The oldest " + PAGE + " entries first; this page's own reads are among them."),
-    table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], reads, "Nobody has read your file yet."),
+    el("p", { class: "muted" }, "Every read and change of your file, oldest first; this page's own reads are among them."),
+    logTable,
+    el("div", { class: "actions" }, moreLog),
   );
 }
 

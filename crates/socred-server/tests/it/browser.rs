@@ -23,12 +23,16 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
+use socred_core::SubjectId;
 use socred_server::client::Connection;
 use socred_server::Limits;
 use socred_store::Store;
 use socred_store_sqlite::SqliteStore;
 
 use crate::harness::*;
+
+/// Riders put on the rail ban, past the portal's page of 50.
+const RIDERS: u16 = 60;
 
 /// How long a page may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(15);
@@ -201,6 +205,22 @@ impl Session<'_> {
         }
     }
 
+    /// Waits until `script` returns `expected`.
+    fn until(&self, what: &str, script: &str, expected: Value) {
+        let started = Instant::now();
+        loop {
+            let got = self.script(script);
+            if got == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "never saw {what}: {got} where {expected} was awaited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css);
         self.post(
@@ -269,6 +289,14 @@ async fn served_registry(
     })
     .to_string();
     h.ingest(METRO, &[markup]).await.expect(StatusCode::OK);
+    // More riders on the rail ban than one page of the list shows.
+    let riders: Vec<String> = (1..=RIDERS)
+        .map(|n| {
+            let rider = SubjectId::person(310104, 1985, 3, 1, n).unwrap();
+            fare_evasion(&format!("fe-rider-{n}"), rider, "2026-05-25")
+        })
+        .collect();
+    h.ingest(METRO, &riders).await.expect(StatusCode::OK);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = h.app.clone();
@@ -285,7 +313,7 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (_h, addr, server) = served_registry(dir.path()).await;
-    let (alice, acme) = (alice().to_string(), acme().to_string());
+    let (alice, acme, bob_id) = (alice().to_string(), acme().to_string(), bob().to_string());
     tokio::task::spawn_blocking(move || {
         let browser = driver.session();
         let base = format!("http://{addr}/");
@@ -300,6 +328,20 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
         browser.click("#lists a[href='#/lists/judgment_defaulters']");
         let members = browser.text_when("#members", "alice", |t| t.contains(&alice));
         assert!(members.contains("2026-05-02"), "{members}");
+
+        // The rail ban has bob and the riders: one page, then the rest.
+        browser.open(&format!("{base}#/lists/rail_ticket_ban"));
+        let rows = "return document.querySelectorAll('#members tbody tr').length;";
+        // (The defaulters' table stays until the new list has loaded.)
+        browser.until("the first page", rows, json!(50));
+        browser.click("#more");
+        browser.until("the second page", rows, json!(usize::from(RIDERS) + 1));
+        let members = browser.text("#members");
+        assert!(members.contains(&bob_id), "{members}");
+        assert_eq!(
+            browser.script("return document.getElementById('more').hidden;"),
+            json!(true)
+        );
 
         browser.click("#nav-company");
         browser.type_into("#uscc", &acme);
