@@ -29,8 +29,13 @@ function signOut() {
   sessionStorage.removeItem(KEY_TOKEN);
 }
 
+// The requests of the view on screen: moving to another view cancels them,
+// so that a slow answer for an earlier view never replaces a later one.
+let viewRequests = new AbortController();
+
 // GET or POST `path`; answers the parsed JSON (or the text, for text/plain),
-// or throws ApiError with the API's own code and message.
+// or throws ApiError with the API's own code and message (or the
+// AbortError of a request the view no longer wants).
 async function api(path, { method = "GET", token = null, body = null } = {}) {
   const headers = {};
   if (token) headers["Authorization"] = "Bearer " + token;
@@ -43,8 +48,10 @@ async function api(path, { method = "GET", token = null, body = null } = {}) {
       body: body === null ? null : JSON.stringify(body),
       credentials: "omit",
       cache: "no-store",
+      signal: viewRequests.signal,
     });
   } catch (error) {
+    if (error.name === "AbortError") throw error;
     throw new ApiError(0, "unreachable", "the registry did not answer: " + error.message);
   }
   const type = response.headers.get("content-type") || "";
@@ -217,6 +224,7 @@ async function company(code) {
   try {
     answer = await api("/v1/public/companies/" + encodeURIComponent(code));
   } catch (error) {
+    if (error.name === "AbortError") throw error;
     show(el("h2", {}, "Company lookup"), form, errorBox(error));
     return;
   }
@@ -267,6 +275,41 @@ function signInForm(problem) {
   ];
 }
 
+// The form to object to one of `records` (those not already disputed).
+function objectForm(base, token, records) {
+  if (records.length === 0) return el("p", { class: "muted" }, "Every record is already disputed, or there is none.");
+  const choice = el("select", { id: "objection-record", name: "record" },
+    records.map((record) => el("option", { value: recordKey(record) }, recordKey(record) + " — " + record.title + " (" + record.decided_at + ")")));
+  const statement = el("textarea", { id: "objection-statement", name: "statement", rows: 3, maxlength: 4096, placeholder: "Why the record is wrong (optional; it travels with the record)" });
+  const submit = el("button", { type: "submit", id: "objection-submit" }, "Object");
+  const form = el("form", { id: "objection-form" },
+    el("label", {}, "Record", choice),
+    el("label", {}, "Statement", statement),
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const record = records.find((r) => recordKey(r) === choice.value);
+    submit.disabled = true;
+    try {
+      await api(base + "/objections", {
+        method: "POST",
+        token,
+        body: { record: { provider: record.provider, id: record.id }, statement: statement.value },
+      });
+      await myFile();
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      form.after(errorBox(error));
+      submit.disabled = false;
+    }
+  });
+  return el("div", {},
+    el("p", { class: "muted" }, "The record counts as disputed from today, and its effects follow the rulebook's policy for disputes, until a reviewer decides, within 20 days."),
+    form,
+  );
+}
+
 async function myFile() {
   markNav("nav-me");
   const who = signedIn();
@@ -282,6 +325,7 @@ async function myFile() {
     file = await api(base, { token: who.token });
     log = await api(base + "/access-log?limit=" + PAGE, { token: who.token });
   } catch (error) {
+    if (error.name === "AbortError") throw error;
     if (error.status === 401 || error.status === 403 || error.code === "invalid_subject") {
       signOut();
       show(...signInForm(error));
@@ -323,6 +367,16 @@ async function myFile() {
   const entries = file.list_entries.map((entry) =>
     el("tr", {}, el("td", {}, entry.list), el("td", {}, kindLabel(entry.list_kind)), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until), el("td", {}, entry.public ? "yes" : "no"), el("td", {}, recordKey(entry.record)), el("td", {}, entry.legal_basis)),
   );
+  const openItems = (file.open_items || []).map((item) =>
+    el("tr", {},
+      el("td", {}, recordKey(item.record)),
+      el("td", { class: "date" }, item.since),
+      el("td", { class: "date" }, item.resolve_by),
+      el("td", {}, item.overdue ? "overdue" : "within time"),
+      el("td", {}, item.statement || ""),
+    ),
+  );
+  const objectionForm = objectForm(base, who.token, file.records.filter((record) => !record.disputed));
   const records = file.records.map((record) =>
     el("tr", {}, el("td", {}, recordKey(record)), el("td", {}, record.title), el("td", { class: "date" }, record.decided_at), el("td", {}, fieldsText(record.fields)), el("td", { class: "date" }, record.retained_until), el("td", {}, record.disputed ? "disputed" : ""), el("td", {}, record.legal_basis)),
   );
@@ -371,6 +425,10 @@ async function myFile() {
     table("list-entries", ["List", "Kind", "Since", "Until", "Public", "Record", "Legal basis"], entries, "You are on no list."),
     el("h3", {}, "Records"),
     table("records", ["Record", "Type", "Decided", "Fields", "Kept until", "Dispute", "Legal basis"], records, "The registry holds no record about you."),
+    el("h3", {}, "Object to a record"),
+    objectionForm,
+    el("h3", {}, "Open objections"),
+    table("open-items", ["Record", "Since", "Resolve by", "", "Your statement"], openItems, "No objection of yours is open."),
     el("h3", {}, "Points and list entries, with their rules"),
     table("effects", ["Record", "Rule or list", "Points", "Counted", "Status", "Legal basis"], effects, "No record has an effect."),
     el("h3", {}, "Who read your file, and why"),
@@ -383,6 +441,8 @@ async function myFile() {
 // ---- routing ---------------------------------------------------------------
 
 async function render() {
+  viewRequests.abort();
+  viewRequests = new AbortController();
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
     switch (parts[0]) {
@@ -400,6 +460,7 @@ async function render() {
         home();
     }
   } catch (error) {
+    if (error.name === "AbortError") return; // another view took over
     show(errorBox(error instanceof ApiError ? error : new ApiError(0, "portal", String(error))));
   }
 }

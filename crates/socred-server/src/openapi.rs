@@ -232,6 +232,12 @@ fn document() -> Value {
             ok: json_ok("A page of pending items.", schema_ref("PendingPage")),
         },
     );
+    add("get", "/v1/review/objections", Op {
+        summary: "Open objections",
+        description: "Subjects' objections to their records that no reviewer has resolved yet, as of today: a page of subjects in identifier order, each with the records it disputes, since when, the day a resolution is due (20 days on) and whether it is overdue. Resolve one with a `resolved` fact through `POST /v1/records`. Each subject listed is logged as a read of its file (`read_objection`, purpose `review`).",
+        roles: &["reviewer"], params: paging("Subject identifier to start after (`next_after` of the previous page)."),
+        body: None, ok_status: "200", ok: json_ok("A page of open objections.", schema_ref("ObjectionPage")),
+    });
     add("post", "/v1/review/approve", Op {
         summary: "Approve a pending item",
         description: "The item takes effect and its subject's file is recomputed. The submitter may not approve its own item (`review_refused`, 409).",
@@ -320,6 +326,23 @@ fn document() -> Value {
             )),
             ok_status: "200",
             ok: json_ok("The consent now.", schema_ref("Consent")),
+        },
+    );
+    add(
+        "post",
+        "/v1/subjects/{id}/objections",
+        Op {
+            summary: "Object to a record",
+            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within 20 days; the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open.",
+            roles: &["subject"],
+            params: vec![subject_param()],
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["record"], "additionalProperties": false, "properties": {
+                    "record": { "type": "object", "required": ["provider", "id"], "properties": { "provider": { "type": "string" }, "id": { "type": "string" } } },
+                    "statement": { "type": "string", "maxLength": 4096 } } }),
+            )),
+            ok_status: "200",
+            ok: json_ok("The objection as recorded.", schema_ref("Objection")),
         },
     );
     add(
@@ -518,6 +541,10 @@ fn components() -> Value {
                     "action": string, "subject": string, "detail": string, "hash": string }
             },
             "AccessLog": { "type": "object", "properties": { "subject": string, "entries": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } }, "next_after": { "type": "integer" } } },
+            "ObjectionPage": { "type": "object", "properties": { "as_of": { "type": "string", "format": "date" }, "next_after": string,
+                "objections": { "type": "array", "items": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } },
+                    "record_type": string, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" }, "overdue": { "type": "boolean" }, "statement": string } } } } },
+            "Objection": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["stored", "duplicate"] }, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" } } },
             "Consent": { "type": "object", "properties": { "subject": string, "granted": { "type": "boolean" }, "outcome": { "enum": ["stored", "duplicate"] }, "consent": { "type": "boolean" } } },
             "Principal": {
                 "type": "object", "required": ["id", "name", "role"],

@@ -957,6 +957,35 @@ impl Store for PostgresStore {
         Ok(unlisted)
     }
 
+    /// By the partial index `facts_disputed` (schema 4). On Citus each
+    /// shard answers for its subjects and the coordinator merges them in
+    /// order; the resolutions are looked up on the same shard.
+    async fn disputed_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = clamp_limit(limit) as i64;
+        self.read_rows(
+            "list the subjects with open objections",
+            "SELECT DISTINCT d.subject FROM facts d \
+             WHERE d.kind = 'disputed' AND d.status = 0 AND d.subject > $1 \
+             AND NOT EXISTS (SELECT 1 FROM facts r WHERE r.subject = d.subject \
+                 AND r.kind = 'resolved' AND r.record_provider = d.record_provider \
+                 AND r.record_id = d.record_id AND r.day >= d.day AND r.status = 0) \
+             ORDER BY d.subject LIMIT $2",
+            &[&after.as_str(), &limit],
+            |row| {
+                Ok(subject_of(
+                    row.try_get(0)
+                        .map_err(decode("read a subject with an objection"))?,
+                )?)
+            },
+        )
+        .await
+    }
+
     async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {
         self.read_rows(
             "list the subjects derived entries reach",

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
                 writes_and_audit_commit_together => check_audit_with_writes,
                 marked_reads_follow_every_write => check_marked_reads,
                 large_batches_answer_item_by_item => check_large_batches,
+                open_objections_list_their_subjects => check_open_objections,
             );
 
             #[tokio::test]
@@ -595,6 +596,97 @@ pub async fn check_large_batches(store: &dyn Store) {
 }
 
 /// The same key with other content is refused and changes nothing.
+/// Subjects with an objection in effect and no resolution dated on or
+/// after it are listed in identifier order, paged; a resolved objection,
+/// one waiting for review and one about another subject are not.
+pub async fn check_open_objections(store: &dyn Store) {
+    use socred_core::record::Outcome as Resolution;
+
+    let engine = engine();
+    let (open, resolved, reopened, pending) = (person(1), person(2), person(3), person(4));
+    let fares: Vec<Record> = [open, resolved, reopened, pending]
+        .iter()
+        .enumerate()
+        .map(|(n, &p)| fare(&engine, &format!("fare-{n}"), p, "2026-01-10"))
+        .collect();
+    ingest(store, &engine, records(&fares.iter().collect::<Vec<_>>())).await;
+    let dispute = |record: &Record, at: &str| {
+        fact(
+            record.subject,
+            at,
+            record.subject.as_str(),
+            FactKind::Disputed {
+                record: record.key.clone(),
+                statement: Some(Arc::from("not me")),
+            },
+        )
+    };
+    let resolution = |record: &Record, at: &str| {
+        fact(
+            record.subject,
+            at,
+            "reviewer.li",
+            FactKind::Resolved {
+                record: record.key.clone(),
+                outcome: Resolution::Upheld,
+                fields: None,
+            },
+        )
+    };
+    assert_eq!(
+        store.disputed_subjects(None, 10).await.expect("list"),
+        Vec::<SubjectId>::new(),
+        "no objection yet"
+    );
+    let batch = vec![
+        submit(dispute(&fares[0], "2026-02-01")),
+        submit(dispute(&fares[1], "2026-02-01")),
+        submit(resolution(&fares[1], "2026-02-05")),
+        submit(dispute(&fares[2], "2026-02-01")),
+        submit(resolution(&fares[2], "2026-02-05")),
+        submit(dispute(&fares[2], "2026-03-01")),
+        Submission {
+            item: dispute(&fares[3], "2026-02-01"),
+            submitted_by: "provider.city".into(),
+            review: ReviewNeed::Required,
+        },
+    ];
+    let outcomes = ingest(store, &engine, batch).await;
+    assert_eq!(outcomes.len(), 7, "{outcomes:?}");
+    let mut expected = vec![open, reopened];
+    expected.sort();
+    assert_eq!(
+        store.disputed_subjects(None, 10).await.expect("list"),
+        expected
+    );
+    let first = store.disputed_subjects(None, 1).await.expect("page 1");
+    assert_eq!(first, expected[..1]);
+    let second = store
+        .disputed_subjects(Some(first[0]), 1)
+        .await
+        .expect("page 2");
+    assert_eq!(second, expected[1..]);
+    assert_eq!(
+        store
+            .disputed_subjects(Some(expected[1]), 10)
+            .await
+            .expect("past the end"),
+        Vec::<SubjectId>::new()
+    );
+    // The states agree: the open ones have a dispute without an end.
+    for subject in [open, reopened] {
+        let state = state(store, subject).await.expect("state");
+        assert!(
+            state.records[0]
+                .disputes
+                .iter()
+                .any(|span| span.contains(day("2026-06-01"))),
+            "{subject}: {:?}",
+            state.records[0].disputes
+        );
+    }
+}
+
 pub async fn check_same_key_other_content_conflicts(store: &dyn Store) {
     let engine = engine();
     let p = example_person();

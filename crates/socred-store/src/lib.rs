@@ -406,6 +406,18 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<PendingItem>, StoreError>;
 
+    /// Subjects after `after`, in identifier order, at most `limit`, with
+    /// an objection that may still be open: a `disputed` fact in effect and
+    /// no `resolved` fact in effect about the same record dated on or after
+    /// it. The reviewers' queue reads each one's state for what is open as
+    /// of a day; a record retracted while disputed leaves its subject here
+    /// with nothing open.
+    async fn disputed_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError>;
+
     /// The subject's stored state with the entries that reach it from
     /// related subjects in `derived`. A subject with no records of its own
     /// but reached by another has an empty state with those entries. None

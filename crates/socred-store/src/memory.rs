@@ -311,6 +311,39 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn disputed_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let inner = self.lock()?;
+        let effective = |row: &FactRow| row.meta.status == Status::Effective;
+        let mut subjects: Vec<SubjectId> = Vec::new();
+        for (key, row) in &inner.facts {
+            if key.kind != "disputed"
+                || !effective(row)
+                || after.is_some_and(|after| key.subject <= after)
+                || subjects.last() == Some(&key.subject)
+            {
+                continue;
+            }
+            let resolved = inner.facts.iter().any(|(other, row)| {
+                other.subject == key.subject
+                    && other.kind == "resolved"
+                    && other.record == key.record
+                    && other.at >= key.at
+                    && effective(row)
+            });
+            if !resolved {
+                subjects.push(key.subject);
+                if subjects.len() == clamp_limit(limit) {
+                    break;
+                }
+            }
+        }
+        Ok(subjects)
+    }
+
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
         Ok(self.lock()?.state(subject)?.map(Arc::new))
     }

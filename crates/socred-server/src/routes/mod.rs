@@ -9,7 +9,7 @@ mod health;
 mod ingest;
 mod public;
 mod review;
-mod subjects;
+pub(crate) mod subjects;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -53,6 +53,7 @@ routes! { limits;
     get "/v1/review/pending" => review::pending,
     post "/v1/review/approve" => review::approve,
     post "/v1/review/reject" => review::reject,
+    get "/v1/review/objections" => review::objections,
 
     post "/v1/decisions" => decisions::post_decisions,
     get "/v1/decisions" => decisions::get_decision,
@@ -61,6 +62,7 @@ routes! { limits;
     get "/v1/subjects/{id}/explanation" => subjects::explanation,
     get "/v1/subjects/{id}/access-log" => subjects::access_log,
     post "/v1/subjects/{id}/consent" => subjects::consent,
+    post "/v1/subjects/{id}/objections" => subjects::object,
 
     get "/v1/audit" => audit::entries,
     get "/v1/audit/verify" => audit::verify,

@@ -192,3 +192,102 @@ pub async fn reject(
         item: view(rejected),
     }))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionsQuery {
+    /// Subjects after this identifier.
+    after: Option<String>,
+    /// Subjects per page.
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct ObjectionView {
+    subject: SubjectId,
+    record: socred_core::RecordKey,
+    record_type: std::sync::Arc<str>,
+    /// The record counts as disputed from this day.
+    since: socred_core::Day,
+    /// The day by which a reviewer should have resolved it.
+    resolve_by: socred_core::Day,
+    /// Today is past `resolve_by`.
+    overdue: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement: Option<std::sync::Arc<str>>,
+}
+
+#[derive(Serialize)]
+pub struct ObjectionList {
+    as_of: socred_core::Day,
+    objections: Vec<ObjectionView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<SubjectId>,
+}
+
+/// Open objections, for reviewers to resolve (`POST /v1/records` with a
+/// `resolved` fact): a page of subjects in identifier order, each with its
+/// records disputed today. Each subject listed is a read of part of its
+/// file (the record and the statement): it is logged where the subject
+/// sees it.
+pub async fn objections(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Params<ObjectionsQuery>,
+) -> Result<Json<ObjectionList>, ApiError> {
+    caller.require(&[Role::Reviewer])?;
+    let query = query.get()?;
+    let limit = page_limit(query.limit);
+    let after = query
+        .after
+        .as_deref()
+        .map(crate::routes::parse_subject)
+        .transpose()?;
+    let subjects = state.store().disputed_subjects(after, limit).await?;
+    let today = state.today();
+    let mut objections = Vec::new();
+    let mut audit = Vec::new();
+    for &subject in &subjects {
+        let Some(file) = state.store().state(subject).await? else {
+            continue;
+        };
+        for record in &file.records {
+            let Some(open) = record.disputes.iter().find(|span| span.contains(today)) else {
+                continue;
+            };
+            let resolve_by = open.start.add_days(crate::routes::subjects::OBJECTION_DAYS);
+            audit.push(audit_draft(
+                &state,
+                caller.actor(),
+                "review",
+                "read_objection",
+                Some(subject),
+                format!(
+                    "open objection to record {}/{} listed for review",
+                    record.key.provider, record.key.id
+                ),
+            ));
+            objections.push(ObjectionView {
+                subject,
+                record: record.key.clone(),
+                record_type: record.type_id.clone(),
+                since: open.start,
+                resolve_by,
+                overdue: today > resolve_by,
+                statement: record.statement.clone(),
+            });
+        }
+    }
+    if !audit.is_empty() {
+        state.inner.audit.append(audit).await?;
+    }
+    let next_after = (subjects.len() == limit)
+        .then(|| subjects.last().copied())
+        .flatten();
+    Ok(Json(ObjectionList {
+        as_of: today,
+        objections,
+        next_after,
+    }))
+}

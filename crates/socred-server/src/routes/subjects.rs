@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use socred_core::file::{CreditFile, Detail};
 use socred_core::{Day, Fact, FactKind, RecordKey, SubjectId, SubjectState};
 use socred_store::{
-    empty_state, AuditEntry, Item, Outcome, Principal, ReviewNeed, Role, Submission,
+    empty_state, AuditDraft, AuditEntry, Item, Outcome, Principal, ReviewNeed, Role, Submission,
 };
 
 use crate::auth::Caller;
@@ -46,6 +46,12 @@ async fn load(state: &AppState, subject: SubjectId) -> Result<Arc<SubjectState>,
         .unwrap_or_else(|| empty_state(subject).into()))
 }
 
+/// Days a reviewer has to resolve an objection, counted from the day it was
+/// made (PRODUCT.md's default; the registry does not yet let the rulebook
+/// change it). Past it the objection is `overdue`, to the subject and to
+/// reviewers; the record's effects stay as the dispute policy left them.
+pub const OBJECTION_DAYS: i32 = 20;
+
 /// Something about the file that is still open.
 #[derive(Serialize)]
 pub struct OpenItem {
@@ -53,6 +59,10 @@ pub struct OpenItem {
     kind: &'static str,
     record: RecordKey,
     since: Day,
+    /// The day by which a reviewer should have resolved it.
+    resolve_by: Day,
+    /// Today is past `resolve_by`.
+    overdue: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     statement: Option<Arc<str>>,
 }
@@ -69,10 +79,13 @@ fn open_items(state: &SubjectState, today: Day) -> Vec<OpenItem> {
     for record in &state.records {
         for span in &record.disputes {
             if span.contains(today) {
+                let resolve_by = span.start.add_days(OBJECTION_DAYS);
                 items.push(OpenItem {
                     kind: "dispute",
                     record: record.key.clone(),
                     since: span.start,
+                    resolve_by,
+                    overdue: today > resolve_by,
                     statement: record.statement.clone(),
                 });
             }
@@ -210,6 +223,153 @@ pub async fn consent(
         by: principal.id.as_str().into(),
         kind,
     };
+    let word = if request.granted {
+        "granted"
+    } else {
+        "withdrawn"
+    };
+    let audit = audit_draft(
+        &state,
+        caller.actor(),
+        "own_file",
+        "consent",
+        Some(subject),
+        format!("consent {word} from {today}"),
+    );
+    let outcome = submit_own_fact(&state, principal, fact, audit, "consent change").await?;
+    let consent = load(&state, subject).await?.consent_on(today);
+    Ok(Json(ConsentView {
+        subject,
+        granted: request.granted,
+        outcome,
+        consent,
+    }))
+}
+
+/// Longest statement an objection may carry, in bytes (as for a `disputed`
+/// fact sent in a batch, docs/records.md).
+const STATEMENT_BYTES_MAX: usize = 4096;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionBody {
+    /// The record objected to, as the file names it.
+    record: RecordKey,
+    /// Why, in the subject's words; it travels with the record.
+    statement: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ObjectionView {
+    subject: SubjectId,
+    record: RecordKey,
+    /// `stored`, or `duplicate` when the same objection was already made today.
+    outcome: &'static str,
+    /// The record counts as disputed from this day.
+    since: Day,
+    /// The day by which a reviewer should have resolved it.
+    resolve_by: Day,
+}
+
+/// The subject objects to one of its records: the record is disputed from
+/// today (its effects follow the rulebook's dispute policy) until a
+/// reviewer resolves the objection (`POST /v1/records` with a `resolved`
+/// fact), and the statement travels with it.
+pub async fn object(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<ObjectionView>, ApiError> {
+    let (principal, subject) = own_subject(&caller, &id)?;
+    let request: ObjectionBody = parse_json(&headers, &body)?;
+    let statement = match request.statement.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) if text.len() > STATEMENT_BYTES_MAX => {
+            return Err(ApiError::bad_request(
+                "statement_too_long",
+                format!(
+                    "`statement` is {} bytes; at most {STATEMENT_BYTES_MAX}",
+                    text.len()
+                ),
+            ))
+        }
+        Some(text)
+            if text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t') =>
+        {
+            return Err(ApiError::bad_request(
+                "invalid_statement",
+                "`statement` may hold line breaks and tabs but no other control characters"
+                    .to_string(),
+            ))
+        }
+        Some(text) => Some(Arc::<str>::from(text)),
+    };
+    let today = state.today();
+    let key = request.record;
+    let file = load(&state, subject).await?;
+    let Some(record) = file.records.iter().find(|r| r.key == key) else {
+        return Err(ApiError::not_found(
+            "unknown_record",
+            format!(
+                "the file of {subject} holds no record {}/{}",
+                key.provider, key.id
+            ),
+        ));
+    };
+    if let Some(open) = record.disputes.iter().find(|span| span.contains(today)) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "already_disputed",
+            format!(
+                "record {}/{} is already disputed since {}; a reviewer resolves that objection first",
+                key.provider, key.id, open.start
+            ),
+        ));
+    }
+    let fact = Fact {
+        subject,
+        at: today,
+        by: principal.id.as_str().into(),
+        kind: FactKind::Disputed {
+            record: key.clone(),
+            statement,
+        },
+    };
+    let audit = audit_draft(
+        &state,
+        caller.actor(),
+        "own_file",
+        "object",
+        Some(subject),
+        format!(
+            "objection to record {}/{} from {today}",
+            key.provider, key.id
+        ),
+    );
+    let outcome = submit_own_fact(&state, principal, fact, audit, "objection").await?;
+    Ok(Json(ObjectionView {
+        subject,
+        record: key,
+        outcome,
+        since: today,
+        resolve_by: today.add_days(OBJECTION_DAYS),
+    }))
+}
+
+/// Stores a fact the subject reports about its own file, with its audit
+/// entry, in one store call; answers `stored` or `duplicate` (the same fact
+/// already recorded today). `what` names the change in a conflict.
+async fn submit_own_fact(
+    state: &AppState,
+    principal: &Principal,
+    fact: Fact,
+    audit: AuditDraft,
+    what: &str,
+) -> Result<&'static str, ApiError> {
     let submission = Submission {
         item: Item::Fact {
             fact,
@@ -218,47 +378,20 @@ pub async fn consent(
         submitted_by: principal.id.clone(),
         review: ReviewNeed::NotRequired,
     };
-    let word = if request.granted {
-        "granted"
-    } else {
-        "withdrawn"
-    };
-    let audit = vec![audit_draft(
-        &state,
-        caller.actor(),
-        "own_file",
-        "consent",
-        Some(subject),
-        format!("consent {word} from {today}"),
-    )];
     let _gate = state.inner.write_gate.read().await;
     let current = state.current();
     let outcomes = state
         .store()
-        .ingest(&current.engine, vec![submission], audit)
+        .ingest(&current.engine, vec![submission], vec![audit])
         .await?;
-    let outcome = match outcomes.first() {
-        Some(Outcome::Stored) => "stored",
-        Some(Outcome::Duplicate) => "duplicate",
-        Some(other) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "conflict",
-                format!("the consent change was not recorded: {other:?}"),
-            ))
-        }
-        None => {
-            return Err(ApiError::internal(
-                "consent",
-                &"the store answered no outcome",
-            ))
-        }
-    };
-    let consent = load(&state, subject).await?.consent_on(today);
-    Ok(Json(ConsentView {
-        subject,
-        granted: request.granted,
-        outcome,
-        consent,
-    }))
+    match outcomes.first() {
+        Some(Outcome::Stored) => Ok("stored"),
+        Some(Outcome::Duplicate) => Ok("duplicate"),
+        Some(other) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            format!("the {what} was not recorded: {other:?}"),
+        )),
+        None => Err(ApiError::internal(what, &"the store answered no outcome")),
+    }
 }

@@ -2,8 +2,8 @@
 //! through `chromedriver` (W3C WebDriver) against the server on a real
 //! socket over a SQLite store. The public reads the lists and a company's
 //! credit; a subject signs in, reads its file, the explanation and its
-//! access log (which shows the portal's own reads), withdraws consent and
-//! signs out; a token for another subject is refused; text a provider sent
+//! access log (which shows the portal's own reads), grants consent,
+//! objects to a record and signs out; a token for another subject is refused; text a provider sent
 //! is shown as text, never run as markup.
 //!
 //! Needs `chromium` and `chromedriver` (`scripts/ensure-browser` installs
@@ -416,6 +416,24 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
             "scored once she consents: {score}"
         );
 
+        // She objects to the judgment default; the objection is open.
+        browser.type_into("#objection-statement", "The debt was paid on 2026-05-10.");
+        browser.click("#objection-submit");
+        let open = browser.text_when("#open-items", "her objection", |t| {
+            t.contains("court.beijing-1/jd-1")
+        });
+        assert!(
+            open.contains("2026-06-21") && open.contains("within time"),
+            "{open}"
+        );
+        assert!(open.contains("The debt was paid on 2026-05-10."), "{open}");
+        let records = browser.text("#records");
+        assert!(records.contains("disputed"), "{records}");
+        assert!(
+            browser.script("return document.getElementById('objection-form') === null;")
+                == json!(true)
+        );
+
         browser.click("#sign-out");
         browser.find("#sign-in");
         let stored = browser.script("return sessionStorage.length;");
@@ -446,5 +464,6 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
     assert!(reads.contains(&"read_file"), "{reads:?}");
     assert!(reads.contains(&"read_explanation"), "{reads:?}");
     assert!(reads.contains(&"consent"), "{reads:?}");
+    assert!(reads.contains(&"object"), "{reads:?}");
     server.abort();
 }

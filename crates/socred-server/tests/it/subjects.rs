@@ -1,7 +1,7 @@
-//! A subject's own file, explanation, access log and consent.
+//! A subject's own file, explanation, access log, consent and objections.
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::*;
 
@@ -19,6 +19,12 @@ async fn a_subject_reads_its_own_file_and_no_other() {
     assert_eq!(file["records"][0]["id"], "fe-1");
     assert_eq!(file["effects"][0]["status"], "in_force");
     assert_eq!(file["open_items"], json!([]));
+    let queue = h
+        .get("/v1/review/objections", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(queue["objections"], json!([]), "{queue}");
 
     h.get(&uri, Some(BOB))
         .await
@@ -205,5 +211,154 @@ async fn consent_is_granted_and_withdrawn_by_the_subject() {
     assert_eq!(
         actions,
         ["consent", "consent", "read_file", "consent", "read_file"]
+    );
+}
+
+/// Alice's file, read by alice.
+async fn alice_file(h: &Harness) -> Value {
+    h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json()
+}
+
+#[tokio::test]
+async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    let uri = format!("/v1/subjects/{}/objections", alice());
+    let record = json!({"provider": METRO_ID, "id": "fe-1"});
+
+    let reply = h
+        .post_json(
+            &uri,
+            Some(ALICE),
+            &json!({"record": record, "statement": "I had a valid ticket;\nthe gate was broken."}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        reply,
+        json!({"subject": alice().to_string(), "record": record, "outcome": "stored",
+               "since": TODAY, "resolve_by": "2026-06-21"})
+    );
+    // A fare evasion's effects are suspended while it is disputed.
+    assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+    let file = alice_file(&h).await;
+    assert_eq!(
+        file["open_items"],
+        json!([{"kind": "dispute", "record": record, "since": TODAY, "resolve_by": "2026-06-21",
+                "overdue": false, "statement": "I had a valid ticket;\nthe gate was broken."}])
+    );
+
+    // Once is enough while it is open; refusals name what is wrong.
+    h.post_json(&uri, Some(ALICE), &json!({"record": record}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "already_disputed");
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": {"provider": METRO_ID, "id": "fe-404"}}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "unknown_record");
+    h.post_json(&uri, Some(BOB), &json!({"record": record}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+    h.post_json(&uri, Some(RAIL), &json!({"record": record}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": record, "statement": "x".repeat(4097)}),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "statement_too_long");
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": record, "statement": "bell\u{7}"}),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_statement");
+
+    // Reviewers find it in their queue of open objections; nobody else may.
+    let queue = h
+        .get("/v1/review/objections", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        queue,
+        json!({"as_of": TODAY, "objections": [{"subject": alice().to_string(), "record": record,
+            "record_type": "transport.fare_evasion", "since": TODAY, "resolve_by": "2026-06-21",
+            "overdue": false, "statement": "I had a valid ticket;\nthe gate was broken."}]})
+    );
+    h.get("/v1/review/objections", Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    h.get("/v1/review/objections", Some(ALICE))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    h.get("/v1/review/objections", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    h.get("/v1/review/objections?after=nope", Some(REVIEWER_1))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
+
+    // Past its deadline the objection shows as overdue.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-22").unwrap());
+    let file = alice_file(&h).await;
+    assert_eq!(file["open_items"][0]["overdue"], true, "{file}");
+
+    // A reviewer upholds the record: it counts again, and nothing is open.
+    let resolved = json!({"fact": "resolved", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-06-22", "by": "reviewer-1", "outcome": "upheld"});
+    h.ingest(REVIEWER_1, &[resolved.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    let file = alice_file(&h).await;
+    assert_eq!(file["open_items"], json!([]));
+    let queue = h
+        .get("/v1/review/objections", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(queue["objections"], json!([]), "{queue}");
+
+    // The objection is in the subject's access log.
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let objections: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "object")
+        .collect();
+    assert_eq!(objections.len(), 1, "{log}");
+    // So is the reviewer's look at it, with its purpose.
+    let looked: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "read_objection")
+        .collect();
+    assert_eq!(looked.len(), 1, "{log}");
+    assert_eq!(looked[0]["actor"], "reviewer-1");
+    assert_eq!(looked[0]["purpose"], "review");
+    assert_eq!(
+        objections[0]["detail"],
+        format!("objection to record {METRO_ID}/fe-1 from {TODAY}")
     );
 }

@@ -160,7 +160,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let index = client
         .query_opt(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'list_entries' \
@@ -175,6 +175,21 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
             .as_deref()
             .is_some_and(|d| d.ends_with("(source)")),
         "migration 3 indexes list rows by source: {definition:?}"
+    );
+    let objections: Option<String> = client
+        .query_opt(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'facts' \
+             AND indexname = 'facts_disputed'",
+            &[],
+        )
+        .await
+        .expect("look up the index of objections")
+        .map(|row| row.get(0));
+    assert!(
+        objections
+            .as_deref()
+            .is_some_and(|d| d.contains("(subject)") && d.contains("'disputed'")),
+        "migration 4 indexes the objections in effect: {objections:?}"
     );
     for state in &expected {
         assert_eq!(
