@@ -1406,7 +1406,10 @@ mod tests {
         let repaired = [fact(
             subject,
             day("2026-09-01"),
-            FactKind::Repaired { record: key("d") },
+            FactKind::Repaired {
+                record: key("d"),
+                statement: None,
+            },
         )];
         let before = standing(&engine, &records, &repaired, "2026-08-31");
         assert_eq!(before.grade.as_deref(), Some("D"));

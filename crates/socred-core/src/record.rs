@@ -266,9 +266,13 @@ pub enum FactKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         fields: Option<Fields>,
     },
-    /// A reviewer granted repair: publicity and list entries from this record end.
+    /// A reviewer granted repair: publicity and list entries from this record
+    /// end. A repair the subject applied for carries its application (the
+    /// correction and the credit commitment), as the reviewer saw it.
     Repaired {
         record: RecordKey,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        statement: Option<Arc<str>>,
     },
     ConsentGranted,
     ConsentWithdrawn,
@@ -292,7 +296,7 @@ impl Fact {
             | FactKind::Corrected { record, .. }
             | FactKind::Disputed { record, .. }
             | FactKind::Resolved { record, .. }
-            | FactKind::Repaired { record } => Some(record),
+            | FactKind::Repaired { record, .. } => Some(record),
             FactKind::ConsentGranted | FactKind::ConsentWithdrawn => None,
         }
     }

@@ -242,6 +242,17 @@ fn facts_take_their_defaults() {
     ));
     assert_eq!(fact.record().map(|key| &*key.id), Some("fe-8812"));
 
+    // A repair may carry the application it grants; a retraction may not.
+    let line = r#"{"fact": "repaired", "provider": "metro.shanghai", "record": "fe-8812", "subject": "310101198507141234", "at": "2026-03-05", "by": "reviewer.li", "statement": "Correction: paid"}"#;
+    let (item, _) = parse_line(&rulebook, 1, line).unwrap();
+    let (fact, _) = fact_of(&item);
+    assert!(matches!(
+        &fact.kind,
+        FactKind::Repaired { statement: Some(text), .. } if &**text == "Correction: paid"
+    ));
+    let line = r#"{"fact": "retracted", "provider": "metro.shanghai", "record": "fe-8812", "subject": "310101198507141234", "at": "2026-03-05", "statement": "x"}"#;
+    assert!(parse_line(&rulebook, 1, line).is_err());
+
     let line = r#"{"fact": "consent_withdrawn", "subject": "310101198507141234", "at": "2026-06-30T23:30:00+08:00"}"#;
     let (item, _) = parse_line(&rulebook, 1, line).unwrap();
     let (fact, _) = fact_of(&item);

@@ -275,11 +275,56 @@ function signInForm(problem) {
   ];
 }
 
+// A choice of one of `records`, named by their keys.
+function recordChoice(id, records) {
+  return el("select", { id, name: "record" },
+    records.map((record) => el("option", { value: recordKey(record) }, recordKey(record) + " — " + record.title + " (" + record.decided_at + ")")));
+}
+
+// The form to apply for repair of one of `records` (public or listed, not
+// yet repaired); a reviewer decides, so the form gives way to a notice.
+function repairForm(base, token, records) {
+  if (records.length === 0) return el("p", { class: "muted" }, "No record of yours is public or puts you on a list.");
+  const choice = recordChoice("repair-record", records);
+  const correction = el("textarea", { id: "repair-correction", name: "correction", rows: 3, maxlength: 2000, required: true, placeholder: "What you did to correct it, and the proof (a receipt, a court's certificate)" });
+  const commitment = el("textarea", { id: "repair-commitment", name: "commitment", rows: 2, maxlength: 2000, required: true, placeholder: "Your credit commitment" });
+  const submit = el("button", { type: "submit", id: "repair-submit" }, "Apply for repair");
+  const form = el("form", { id: "repair-form" },
+    el("label", {}, "Record", choice),
+    el("label", {}, "Correction and proof", correction),
+    el("label", {}, "Commitment", commitment),
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const record = records.find((r) => recordKey(r) === choice.value);
+    submit.disabled = true;
+    try {
+      const answer = await api(base + "/repair-applications", {
+        method: "POST",
+        token,
+        body: { record: { provider: record.provider, id: record.id }, correction: correction.value, commitment: commitment.value },
+      });
+      form.replaceWith(el("p", { id: "repair-notice", class: "notice" },
+        answer.outcome === "duplicate"
+          ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
+          : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is in your access log."));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      form.after(errorBox(error));
+      submit.disabled = false;
+    }
+  });
+  return el("div", {},
+    el("p", { class: "muted" }, "With the conduct corrected and a credit commitment, you may ask that a record stop being published and that the list entries it made end early (never before their minimum duration). A reviewer decides."),
+    form,
+  );
+}
+
 // The form to object to one of `records` (those not already disputed).
 function objectForm(base, token, records) {
   if (records.length === 0) return el("p", { class: "muted" }, "Every record is already disputed, or there is none.");
-  const choice = el("select", { id: "objection-record", name: "record" },
-    records.map((record) => el("option", { value: recordKey(record) }, recordKey(record) + " — " + record.title + " (" + record.decided_at + ")")));
+  const choice = recordChoice("objection-record", records);
   const statement = el("textarea", { id: "objection-statement", name: "statement", rows: 3, maxlength: 4096, placeholder: "Why the record is wrong (optional; it travels with the record)" });
   const submit = el("button", { type: "submit", id: "objection-submit" }, "Object");
   const form = el("form", { id: "objection-form" },
@@ -377,6 +422,9 @@ async function myFile() {
     ),
   );
   const objectionForm = objectForm(base, who.token, file.records.filter((record) => !record.disputed));
+  const listedBy = new Set(file.list_entries.map((entry) => recordKey(entry.record)));
+  const repairable = file.records.filter((record) => !record.repaired_at && (record.public || listedBy.has(recordKey(record))));
+  const repair = repairForm(base, who.token, repairable);
   const records = file.records.map((record) =>
     el("tr", {}, el("td", {}, recordKey(record)), el("td", {}, record.title), el("td", { class: "date" }, record.decided_at), el("td", {}, fieldsText(record.fields)), el("td", { class: "date" }, record.retained_until), el("td", {}, record.disputed ? "disputed" : ""), el("td", {}, record.legal_basis)),
   );
@@ -427,6 +475,8 @@ async function myFile() {
     table("records", ["Record", "Type", "Decided", "Fields", "Kept until", "Dispute", "Legal basis"], records, "The registry holds no record about you."),
     el("h3", {}, "Object to a record"),
     objectionForm,
+    el("h3", {}, "Apply for repair"),
+    repair,
     el("h3", {}, "Open objections"),
     table("open-items", ["Record", "Since", "Resolve by", "", "Your statement"], openItems, "No objection of yours is open."),
     el("h3", {}, "Points and list entries, with their rules"),

@@ -346,6 +346,23 @@ fn document() -> Value {
         },
     );
     add(
+        "post",
+        "/v1/subjects/{id}/repair-applications",
+        Op {
+            summary: "Apply for repair of a record",
+            description: "With the correction made (and its proof) and a credit commitment, the subject asks that the record's publicity and the list entries it made (on lists that repair ends) end early. The application waits in the review queue (`outcome`: `pending_review`) under `key`; a reviewer approves it (the repair counts from the day of the application; list entries end no earlier than their minimum duration) or rejects it. 400 `incomplete_application` when a part is empty, 404 `unknown_record`, 409 `already_repaired` or `nothing_to_repair` (the record is not public and on no list that repair ends).",
+            roles: &["subject"],
+            params: vec![subject_param()],
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["record", "correction", "commitment"], "additionalProperties": false, "properties": {
+                    "record": { "type": "object", "required": ["provider", "id"], "properties": { "provider": { "type": "string" }, "id": { "type": "string" } } },
+                    "correction": { "type": "string", "maxLength": 2000 }, "commitment": { "type": "string", "maxLength": 2000 } } }),
+            )),
+            ok_status: "200",
+            ok: json_ok("The application, waiting for a reviewer.", schema_ref("RepairApplication")),
+        },
+    );
+    add(
         "get",
         "/v1/audit",
         Op {
@@ -544,6 +561,7 @@ fn components() -> Value {
             "ObjectionPage": { "type": "object", "properties": { "as_of": { "type": "string", "format": "date" }, "next_after": string,
                 "objections": { "type": "array", "items": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } },
                     "record_type": string, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" }, "overdue": { "type": "boolean" }, "statement": string } } } } },
+            "RepairApplication": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["pending_review", "duplicate"] }, "key": { "type": "object" } } },
             "Objection": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["stored", "duplicate"] }, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" } } },
             "Consent": { "type": "object", "properties": { "subject": string, "granted": { "type": "boolean" }, "outcome": { "enum": ["stored", "duplicate"] }, "consent": { "type": "boolean" } } },
             "Principal": {

@@ -900,6 +900,7 @@ pub async fn check_review(store: &dyn Store) {
         "court.beijing-1",
         FactKind::Repaired {
             record: serious.key.clone(),
+            statement: None,
         },
     );
     assert_eq!(
@@ -1006,6 +1007,7 @@ pub async fn check_review(store: &dyn Store) {
             "reviewer.li",
             FactKind::Repaired {
                 record: serious.key.clone(),
+                statement: None,
             },
         ),
         submitted_by: "reviewer.li".into(),

@@ -243,17 +243,16 @@ impl FactRow {
                 body.occurred_at = *occurred_at;
                 body.decided_at = *decided_at;
             }
-            FactKind::Disputed { statement, .. } => body.statement = statement.clone(),
+            FactKind::Disputed { statement, .. } | FactKind::Repaired { statement, .. } => {
+                body.statement = statement.clone()
+            }
             FactKind::Resolved {
                 outcome, fields, ..
             } => {
                 body.outcome = Some(*outcome);
                 body.fields = fields.clone();
             }
-            FactKind::Retracted { .. }
-            | FactKind::Repaired { .. }
-            | FactKind::ConsentGranted
-            | FactKind::ConsentWithdrawn => {}
+            FactKind::Retracted { .. } | FactKind::ConsentGranted | FactKind::ConsentWithdrawn => {}
         }
         FactRow {
             key: FactKey::of(fact),
@@ -284,7 +283,10 @@ impl FactRow {
         };
         let kind = match self.key.kind.as_str() {
             "retracted" => FactKind::Retracted { record: record()? },
-            "repaired" => FactKind::Repaired { record: record()? },
+            "repaired" => FactKind::Repaired {
+                record: record()?,
+                statement: body.statement.clone(),
+            },
             "corrected" => FactKind::Corrected {
                 record: record()?,
                 fields: body

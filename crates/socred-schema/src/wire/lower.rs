@@ -199,8 +199,8 @@ impl<'r> Lowerer<'r> {
         }
         let base = [Key::Provider, Key::Record, Key::Subject, Key::At, Key::By];
         let extra: &[Key] = match kind {
-            "retracted" | "repaired" => &[],
-            "disputed" => &[Key::Statement],
+            "retracted" => &[],
+            "disputed" | "repaired" => &[Key::Statement],
             "corrected" => &[Key::Type, Key::Fields, Key::OccurredAt, Key::DecidedAt],
             "resolved" => &[Key::Outcome, Key::Type, Key::Fields],
             _ => {
@@ -232,7 +232,11 @@ impl<'r> Lowerer<'r> {
         let mut record_type = None;
         let kind = match kind {
             "retracted" => FactKind::Retracted { record },
-            "repaired" => FactKind::Repaired { record },
+            "repaired" => {
+                let statement = optional_str(&mut raw, Key::Statement, TEXT_BYTES_MAX)?
+                    .map(|text| Arc::from(&*text));
+                FactKind::Repaired { record, statement }
+            }
             "disputed" => {
                 let statement = optional_str(&mut raw, Key::Statement, TEXT_BYTES_MAX)?
                     .map(|text| Arc::from(&*text));

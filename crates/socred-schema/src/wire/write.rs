@@ -94,7 +94,10 @@ fn fact_line<'a>(fact: &'a Fact, record_type: Option<&'a Arc<str>>) -> FactLine<
     };
     line.fact = match &fact.kind {
         FactKind::Retracted { .. } => "retracted",
-        FactKind::Repaired { .. } => "repaired",
+        FactKind::Repaired { statement, .. } => {
+            line.statement = statement.as_deref();
+            "repaired"
+        }
         FactKind::Corrected {
             fields,
             occurred_at,

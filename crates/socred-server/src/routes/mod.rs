@@ -63,6 +63,7 @@ routes! { limits;
     get "/v1/subjects/{id}/access-log" => subjects::access_log,
     post "/v1/subjects/{id}/consent" => subjects::consent,
     post "/v1/subjects/{id}/objections" => subjects::object,
+    post "/v1/subjects/{id}/repair-applications" => subjects::apply_for_repair,
 
     get "/v1/audit" => audit::entries,
     get "/v1/audit/verify" => audit::verify,

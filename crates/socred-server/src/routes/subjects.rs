@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use socred_core::file::{CreditFile, Detail};
 use socred_core::{Day, Fact, FactKind, RecordKey, SubjectId, SubjectState};
 use socred_store::{
-    empty_state, AuditDraft, AuditEntry, Item, Outcome, Principal, ReviewNeed, Role, Submission,
+    empty_state, AuditDraft, AuditEntry, FactKey, Item, ItemKey, Outcome, Principal, ReviewNeed,
+    Role, Submission,
 };
 
 use crate::auth::Caller;
@@ -236,7 +237,15 @@ pub async fn consent(
         Some(subject),
         format!("consent {word} from {today}"),
     );
-    let outcome = submit_own_fact(&state, principal, fact, audit, "consent change").await?;
+    let outcome = submit_own_fact(
+        &state,
+        principal,
+        fact,
+        ReviewNeed::NotRequired,
+        audit,
+        "consent change",
+    )
+    .await?;
     let consent = load(&state, subject).await?.consent_on(today);
     Ok(Json(ConsentView {
         subject,
@@ -350,13 +359,180 @@ pub async fn object(
             key.provider, key.id
         ),
     );
-    let outcome = submit_own_fact(&state, principal, fact, audit, "objection").await?;
+    let outcome = submit_own_fact(
+        &state,
+        principal,
+        fact,
+        ReviewNeed::NotRequired,
+        audit,
+        "objection",
+    )
+    .await?;
     Ok(Json(ObjectionView {
         subject,
         record: key,
         outcome,
         since: today,
         resolve_by: today.add_days(OBJECTION_DAYS),
+    }))
+}
+
+/// Longest correction or commitment in a repair application, in bytes
+/// (together they travel as the fact's statement, at most 4,096 bytes).
+const APPLICATION_PART_BYTES_MAX: usize = 2000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairBody {
+    /// The record whose publicity or list entries the subject asks to end.
+    record: RecordKey,
+    /// How the conduct was corrected, with its proof (a receipt, a court's
+    /// certificate of performance).
+    correction: String,
+    /// The subject's credit commitment.
+    commitment: String,
+}
+
+#[derive(Serialize)]
+pub struct RepairView {
+    subject: SubjectId,
+    record: RecordKey,
+    /// `pending_review` (a reviewer decides), or `duplicate` when the same
+    /// application was already made today.
+    outcome: &'static str,
+    /// The application in the review queue: a reviewer approves or rejects
+    /// it by this key (`POST /v1/review/approve`, `/reject`).
+    key: ItemKey,
+}
+
+/// One part of a repair application: trimmed, present, not too long.
+fn application_part(name: &str, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(
+            "incomplete_application",
+            format!("`{name}` is empty: a repair application needs the correction made, with its proof, and a credit commitment"),
+        ));
+    }
+    if text.len() > APPLICATION_PART_BYTES_MAX {
+        return Err(ApiError::bad_request(
+            "application_too_long",
+            format!(
+                "`{name}` is {} bytes; at most {APPLICATION_PART_BYTES_MAX}",
+                text.len()
+            ),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ApiError::bad_request(
+            "invalid_application",
+            format!("`{name}` may hold line breaks and tabs but no other control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// The subject applies for repair of one of its records: with the
+/// correction made and a credit commitment, it asks that the record's
+/// publicity and the list entries it made end early. The application waits
+/// in the review queue; a reviewer other than the subject grants it
+/// (approve: the repair counts from the day of the application, and list
+/// entries end no earlier than their minimum duration) or refuses it
+/// (reject, with a reason).
+pub async fn apply_for_repair(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<RepairView>, ApiError> {
+    let (principal, subject) = own_subject(&caller, &id)?;
+    let request: RepairBody = parse_json(&headers, &body)?;
+    let correction = application_part("correction", &request.correction)?;
+    let commitment = application_part("commitment", &request.commitment)?;
+    let today = state.today();
+    let key = request.record;
+    let file = load(&state, subject).await?;
+    let Some((index, record)) = file.records.iter().enumerate().find(|(_, r)| r.key == key) else {
+        return Err(ApiError::not_found(
+            "unknown_record",
+            format!(
+                "the file of {subject} holds no record {}/{}",
+                key.provider, key.id
+            ),
+        ));
+    };
+    if let Some(day) = record.repaired_at {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "already_repaired",
+            format!("record {}/{} was repaired on {day}", key.provider, key.id),
+        ));
+    }
+    let public = record.public_until.is_some_and(|until| until > today);
+    let current = state.current();
+    let rulebook = current.rulebook();
+    let listed = file.effects.iter().any(|effect| match &effect.source {
+        socred_core::state::Source::ListEntry { list } => {
+            effect.record as usize == index
+                && effect.span.end > today
+                && rulebook
+                    .lists
+                    .iter()
+                    .any(|l| l.id == *list && l.exit_on_repair)
+        }
+        socred_core::state::Source::Rule { .. } => false,
+    });
+    if !public && !listed {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "nothing_to_repair",
+            format!(
+                "record {}/{} is not public and puts you on no list that repair ends: repair would change nothing",
+                key.provider, key.id
+            ),
+        ));
+    }
+    let fact = Fact {
+        subject,
+        at: today,
+        by: principal.id.as_str().into(),
+        kind: FactKind::Repaired {
+            record: key.clone(),
+            statement: Some(Arc::from(format!(
+                "Correction: {correction}\nCommitment: {commitment}"
+            ))),
+        },
+    };
+    let item_key = ItemKey::Fact(FactKey::of(&fact));
+    let audit = audit_draft(
+        &state,
+        caller.actor(),
+        "own_file",
+        "apply_repair",
+        Some(subject),
+        format!(
+            "repair of record {}/{} applied for on {today}",
+            key.provider, key.id
+        ),
+    );
+    let outcome = submit_own_fact(
+        &state,
+        principal,
+        fact,
+        ReviewNeed::Required,
+        audit,
+        "repair application",
+    )
+    .await?;
+    Ok(Json(RepairView {
+        subject,
+        record: key,
+        outcome,
+        key: item_key,
     }))
 }
 
@@ -367,6 +543,7 @@ async fn submit_own_fact(
     state: &AppState,
     principal: &Principal,
     fact: Fact,
+    review: ReviewNeed,
     audit: AuditDraft,
     what: &str,
 ) -> Result<&'static str, ApiError> {
@@ -376,7 +553,7 @@ async fn submit_own_fact(
             record_type: None,
         },
         submitted_by: principal.id.clone(),
-        review: ReviewNeed::NotRequired,
+        review,
     };
     let _gate = state.inner.write_gate.read().await;
     let current = state.current();
@@ -387,10 +564,15 @@ async fn submit_own_fact(
     match outcomes.first() {
         Some(Outcome::Stored) => Ok("stored"),
         Some(Outcome::Duplicate) => Ok("duplicate"),
-        Some(other) => Err(ApiError::new(
+        Some(Outcome::PendingReview) => Ok("pending_review"),
+        Some(Outcome::UnknownRecord) => Err(ApiError::not_found(
+            "unknown_record",
+            format!("the {what} names a record that is not in effect in this file"),
+        )),
+        Some(Outcome::Conflict { reason }) => Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "conflict",
-            format!("the {what} was not recorded: {other:?}"),
+            format!("the {what} was not recorded: {reason}"),
         )),
         None => Err(ApiError::internal(what, &"the store answered no outcome")),
     }

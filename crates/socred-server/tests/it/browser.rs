@@ -3,7 +3,7 @@
 //! socket over a SQLite store. The public reads the lists and a company's
 //! credit; a subject signs in, reads its file, the explanation and its
 //! access log (which shows the portal's own reads), grants consent,
-//! objects to a record and signs out; a token for another subject is refused; text a provider sent
+//! objects to a record, applies for its repair and signs out; a token for another subject is refused; text a provider sent
 //! is shown as text, never run as markup.
 //!
 //! Needs `chromium` and `chromedriver` (`scripts/ensure-browser` installs
@@ -434,6 +434,13 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
                 == json!(true)
         );
 
+        // And applies for its repair: a reviewer will decide.
+        browser.type_into("#repair-correction", "Paid in full; receipt 2026-0042.");
+        browser.type_into("#repair-commitment", "I will honour every judgment.");
+        browser.click("#repair-submit");
+        let notice = browser.text_when("#repair-notice", "the notice", |t| !t.is_empty());
+        assert!(notice.contains("waits for a reviewer"), "{notice}");
+
         browser.click("#sign-out");
         browser.find("#sign-in");
         let stored = browser.script("return sessionStorage.length;");
@@ -465,5 +472,23 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
     assert!(reads.contains(&"read_explanation"), "{reads:?}");
     assert!(reads.contains(&"consent"), "{reads:?}");
     assert!(reads.contains(&"object"), "{reads:?}");
+    assert!(reads.contains(&"apply_repair"), "{reads:?}");
+    // The application waits in the reviewers' queue, with its text.
+    let rulebook = h.state.current().rulebook().clone();
+    let pending = h.store.pending(&rulebook, None, 100).await.unwrap();
+    let applied = pending
+        .iter()
+        .find(|p| matches!(&p.key, socred_store::ItemKey::Fact(k) if k.kind == "repaired"))
+        .expect("the repair application waits for review");
+    assert_eq!(applied.submitted_by, "alice");
+    let socred_store::Item::Fact { fact, .. } = &applied.item else {
+        panic!("a repair application is a fact: {:?}", applied.item)
+    };
+    assert!(
+        matches!(&fact.kind, socred_core::FactKind::Repaired { statement: Some(text), .. }
+            if text.contains("Paid in full; receipt 2026-0042.") && text.contains("I will honour every judgment.")),
+        "{:?}",
+        fact.kind
+    );
     server.abort();
 }

@@ -362,3 +362,110 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
         format!("objection to record {METRO_ID}/fe-1 from {TODAY}")
     );
 }
+
+#[tokio::test]
+async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[judgment_default("jd-1", alice(), "2026-01-10")])
+        .await
+        .expect(StatusCode::OK);
+    approve(&h, REVIEWER_1, COURT_ID, "jd-1")
+        .await
+        .expect(StatusCode::OK);
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let judgment = json!({"provider": COURT_ID, "id": "jd-1"});
+    let public = |file: &Value| {
+        file["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "jd-1")
+            .map(|r| r["public"].clone())
+    };
+    assert_eq!(public(&alice_file(&h).await), Some(json!(true)));
+    let uri = format!("/v1/subjects/{}/repair-applications", alice());
+    let application = json!({"record": judgment, "correction": "Paid in full on 2026-05-02; court receipt 2026-0042.",
+        "commitment": "I will honour every judgment against me."});
+
+    // What is refused, and why.
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": judgment, "correction": "paid", "commitment": " "}),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "incomplete_application");
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": {"provider": COURT_ID, "id": "jd-404"}, "correction": "paid", "commitment": "yes"}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "unknown_record");
+    // A fare evasion is not public, and repair does not end the rail ban.
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": {"provider": METRO_ID, "id": "fe-1"}, "correction": "paid the fare", "commitment": "yes"}),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "nothing_to_repair");
+    h.post_json(&uri, Some(BOB), &application)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_your_file");
+
+    let reply = h
+        .post_json(&uri, Some(ALICE), &application)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["outcome"], "pending_review", "{reply}");
+    let key = reply["key"].clone();
+    assert_eq!(key["kind"], "repaired");
+    // Nothing changes until a reviewer decides.
+    assert_eq!(public(&alice_file(&h).await), Some(json!(true)));
+    assert!(h.applies(AIRLINE, alice(), "no_air_travel").await);
+    let queue = h
+        .get("/v1/review/pending", Some(REVIEWER_2))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let waiting: Vec<&Value> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["key"] == key)
+        .collect();
+    assert_eq!(waiting.len(), 1, "{queue}");
+    assert_eq!(
+        waiting[0]["item"]["statement"],
+        "Correction: Paid in full on 2026-05-02; court receipt 2026-0042.\nCommitment: I will honour every judgment against me."
+    );
+
+    // A reviewer grants it: the record stops being public from the day of
+    // the application, and a second application is refused.
+    h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(public(&alice_file(&h).await), Some(json!(false)));
+    // Its defaulter entry ends too (past its three-month minimum).
+    assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
+    h.post_json(&uri, Some(ALICE), &application)
+        .await
+        .expect_error(StatusCode::CONFLICT, "already_repaired");
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "apply_repair"),
+        "{log}"
+    );
+}
