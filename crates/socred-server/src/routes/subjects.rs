@@ -293,42 +293,15 @@ pub async fn object(
 ) -> Result<Json<ObjectionView>, ApiError> {
     let (principal, subject) = own_subject(&caller, &id)?;
     let request: ObjectionBody = parse_json(&headers, &body)?;
-    let statement = match request.statement.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) if text.len() > STATEMENT_BYTES_MAX => {
-            return Err(ApiError::bad_request(
-                "statement_too_long",
-                format!(
-                    "`statement` is {} bytes; at most {STATEMENT_BYTES_MAX}",
-                    text.len()
-                ),
-            ))
-        }
-        Some(text)
-            if text
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\t') =>
-        {
-            return Err(ApiError::bad_request(
-                "invalid_statement",
-                "`statement` may hold line breaks and tabs but no other control characters"
-                    .to_string(),
-            ))
-        }
-        Some(text) => Some(Arc::<str>::from(text)),
-    };
+    let statement = match &request.statement {
+        Some(text) => subject_text("statement", text, STATEMENT_BYTES_MAX)?,
+        None => None,
+    }
+    .map(Arc::<str>::from);
     let today = state.today();
     let key = request.record;
     let file = load(&state, subject).await?;
-    let Some(record) = file.records.iter().find(|r| r.key == key) else {
-        return Err(ApiError::not_found(
-            "unknown_record",
-            format!(
-                "the file of {subject} holds no record {}/{}",
-                key.provider, key.id
-            ),
-        ));
-    };
+    let (_, record) = record_in_file(&file, &key)?;
     if let Some(open) = record.disputes.iter().find(|span| span.contains(today)) {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -405,22 +378,29 @@ pub struct RepairView {
     key: ItemKey,
 }
 
-/// One part of a repair application: trimmed, present, not too long.
+/// One part of a repair application: present, and text as
+/// [`subject_text`] takes it.
 fn application_part(name: &str, text: &str) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ApiError::bad_request(
+    subject_text(name, text, APPLICATION_PART_BYTES_MAX)?.ok_or_else(|| {
+        ApiError::bad_request(
             "incomplete_application",
             format!("`{name}` is empty: a repair application needs the correction made, with its proof, and a credit commitment"),
-        ));
+        )
+    })
+}
+
+/// Text a subject writes (a statement, an application), trimmed: None when
+/// empty; refused when longer than `max` bytes or holding control
+/// characters other than line breaks and tabs.
+fn subject_text(name: &str, text: &str, max: usize) -> Result<Option<String>, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
     }
-    if text.len() > APPLICATION_PART_BYTES_MAX {
+    if text.len() > max {
         return Err(ApiError::bad_request(
-            "application_too_long",
-            format!(
-                "`{name}` is {} bytes; at most {APPLICATION_PART_BYTES_MAX}",
-                text.len()
-            ),
+            "text_too_long",
+            format!("`{name}` is {} bytes; at most {max}", text.len()),
         ));
     }
     if text
@@ -428,11 +408,31 @@ fn application_part(name: &str, text: &str) -> Result<String, ApiError> {
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
         return Err(ApiError::bad_request(
-            "invalid_application",
+            "invalid_text",
             format!("`{name}` may hold line breaks and tabs but no other control characters"),
         ));
     }
-    Ok(text.to_string())
+    Ok(Some(text.to_string()))
+}
+
+/// The record of `file` with `key`, and its position.
+fn record_in_file<'f>(
+    file: &'f SubjectState,
+    key: &RecordKey,
+) -> Result<(usize, &'f socred_core::state::RecordState), ApiError> {
+    file.records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.key == *key)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_record",
+                format!(
+                    "the file of {} holds no record {}/{}",
+                    file.subject, key.provider, key.id
+                ),
+            )
+        })
 }
 
 /// The subject applies for repair of one of its records: with the
@@ -456,15 +456,7 @@ pub async fn apply_for_repair(
     let today = state.today();
     let key = request.record;
     let file = load(&state, subject).await?;
-    let Some((index, record)) = file.records.iter().enumerate().find(|(_, r)| r.key == key) else {
-        return Err(ApiError::not_found(
-            "unknown_record",
-            format!(
-                "the file of {subject} holds no record {}/{}",
-                key.provider, key.id
-            ),
-        ));
-    };
+    let (index, record) = record_in_file(&file, &key)?;
     if let Some(day) = record.repaired_at {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,

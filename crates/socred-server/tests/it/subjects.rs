@@ -278,14 +278,14 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
         &json!({"record": record, "statement": "x".repeat(4097)}),
     )
     .await
-    .expect_error(StatusCode::BAD_REQUEST, "statement_too_long");
+    .expect_error(StatusCode::BAD_REQUEST, "text_too_long");
     h.post_json(
         &uri,
         Some(ALICE),
         &json!({"record": record, "statement": "bell\u{7}"}),
     )
     .await
-    .expect_error(StatusCode::BAD_REQUEST, "invalid_statement");
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_text");
 
     // Reviewers find it in their queue of open objections; nobody else may.
     let queue = h
