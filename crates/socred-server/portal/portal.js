@@ -478,7 +478,7 @@ async function myFile() {
     el("h3", {}, "Apply for repair"),
     repair,
     el("h3", {}, "Open objections"),
-    table("open-items", ["Record", "Since", "Resolve by", "", "Your statement"], openItems, "No objection of yours is open."),
+    table("open-items", ["Record", "Since", "Resolve by", "Deadline", "Your statement"], openItems, "No objection of yours is open."),
     el("h3", {}, "Points and list entries, with their rules"),
     table("effects", ["Record", "Rule or list", "Points", "Counted", "Status", "Legal basis"], effects, "No record has an effect."),
     el("h3", {}, "Who read your file, and why"),
