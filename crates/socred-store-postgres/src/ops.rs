@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use socred_core::{Engine, RecordKey, SubjectId};
 use socred_store::{
-    AuditDraft, FactKey, Item, ItemKey, Outcome, PendingItem, Principal, ReviewNeed,
+    about_subject, AuditDraft, FactKey, Item, ItemKey, Outcome, PendingItem, Principal, ReviewNeed,
     RulebookVersion, StoreError, Submission, Writer,
 };
 
@@ -153,7 +153,7 @@ impl PostgresStore {
             })
             .await?;
             let totals = Totals::of(overlay.delta, audit.len());
-            write::flush(s, &overlay, totals, audit).await?;
+            write::flush(s, &overlay, totals, &about_subject(audit, subject)).await?;
             item
         }))
     }

@@ -928,10 +928,19 @@ pub async fn check_review(store: &dyn Store) {
     assert_eq!(state(store, org).await, None);
 
     let approved = store
-        .approve(&engine, &key, "reviewer.wang", Vec::new())
+        .approve(&engine, &key, "reviewer.wang", vec![audit("approve", None)])
         .await
         .expect("approval");
     assert_eq!(approved.key, key);
+    // The decision is part of the subject's history: its access log shows it.
+    let log = store
+        .audit_for_subject(org, 0, 100)
+        .await
+        .expect("the subject's audit entries");
+    assert!(
+        log.iter().any(|e| e.entry.action == "approve"),
+        "an approval is logged about its subject: {log:?}"
+    );
     let now = state(store, org).await.expect("a state once approved");
     let standing = engine.evaluate(&now, day("2026-04-01"));
     assert_eq!(standing.lists, vec![Arc::<str>::from(DEFAULTERS)]);

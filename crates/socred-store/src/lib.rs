@@ -619,6 +619,20 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A review's audit entries, each about `subject` unless it names one: a
+/// decision on an item is part of its subject's history, so the subject
+/// sees in its access log who approved or rejected what (a repair it
+/// applied for, a record about it) and why.
+pub fn about_subject(audit: &[AuditDraft], subject: SubjectId) -> Vec<AuditDraft> {
+    audit
+        .iter()
+        .map(|draft| AuditDraft {
+            subject: draft.subject.or(Some(subject)),
+            ..draft.clone()
+        })
+        .collect()
+}
+
 /// The derived entries that reach `target`, from rows stored by source, in
 /// the order the core's `pass_on_reach` gives them.
 pub fn sort_derived(entries: &mut [DerivedEntry]) {

@@ -466,7 +466,7 @@ impl<'e> Writer<'e> {
         }
         self.refold(tx, vec![pending.item.subject()])?;
         tx.add_counts(self.delta)?;
-        tx.append_audit(audit)?;
+        tx.append_audit(&crate::about_subject(audit, pending.item.subject()))?;
         Ok(pending)
     }
 
@@ -498,7 +498,7 @@ impl<'e> Writer<'e> {
         tx.set_meta(key, &meta)?;
         self.delta.pending -= 1;
         tx.add_counts(self.delta)?;
-        tx.append_audit(audit)?;
+        tx.append_audit(&crate::about_subject(audit, pending.item.subject()))?;
         Ok(pending)
     }
 

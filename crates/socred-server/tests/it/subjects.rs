@@ -444,6 +444,26 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         "Correction: Paid in full on 2026-05-02; court receipt 2026-0042.\nCommitment: I will honour every judgment against me."
     );
 
+    // A reviewer refuses it, with a reason the subject reads in its
+    // access log; the subject applies again the next day.
+    h.post_json(
+        "/v1/review/reject",
+        Some(REVIEWER_2),
+        &json!({"key": key, "reason": "the receipt does not name the case"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(public(&alice_file(&h).await), Some(json!(true)));
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-02").unwrap());
+    let reply = h
+        .post_json(&uri, Some(ALICE), &application)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["outcome"], "pending_review", "{reply}");
+    let key = reply["key"].clone();
+
     // A reviewer grants it: the record stops being public from the day of
     // the application, and a second application is refused.
     h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
@@ -460,12 +480,27 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         .await
         .expect(StatusCode::OK)
         .json();
+    let entries = log["entries"].as_array().unwrap();
+    let by_action = |action: &str| -> Vec<&Value> {
+        entries.iter().filter(|e| e["action"] == action).collect()
+    };
+    assert_eq!(by_action("apply_repair").len(), 2, "{log}");
+    // The reviewers' decisions are in the subject's own access log.
+    let rejected = by_action("reject");
+    assert_eq!(rejected.len(), 1, "{log}");
+    assert_eq!(rejected[0]["actor"], "reviewer-2");
     assert!(
-        log["entries"]
-            .as_array()
+        rejected[0]["detail"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|e| e["action"] == "apply_repair"),
-        "{log}"
+            .ends_with("the receipt does not name the case"),
+        "{}",
+        rejected[0]
     );
+    // Both approvals: of the judgment about her, and of her repair.
+    let approved: Vec<&str> = by_action("approve")
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(approved, ["reviewer-1", "reviewer-2"], "{log}");
 }
