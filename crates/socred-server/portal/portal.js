@@ -123,7 +123,7 @@ function show(...nodes) {
 }
 
 function markNav(active) {
-  for (const id of ["nav-lists", "nav-company", "nav-me"]) {
+  for (const id of ["nav-lists", "nav-company", "nav-rulebook", "nav-me"]) {
     const link = document.getElementById(id);
     if (id === active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -139,6 +139,7 @@ function home() {
     el("ul", {},
       el("li", {}, el("a", { href: "#/lists" }, "Public lists"), ": black and red lists, only entries inside their publicity window."),
       el("li", {}, el("a", { href: "#/company" }, "Company lookup"), ": a company's grade and its public list entries, by Unified Social Credit Code."),
+      el("li", {}, el("a", { href: "#/rulebook" }, "Rulebook"), ": the rules in force, every one with its legal basis, as the registry applies them."),
       el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, and your consent."),
     ),
   );
@@ -195,6 +196,17 @@ async function listMembers(id) {
     el("p", { class: "muted" }, "Entries in their publicity window as of " + first.as_of + "."),
     entries,
     el("div", { class: "actions" }, more),
+  );
+}
+
+async function rulebook() {
+  markNav("nav-rulebook");
+  show(el("p", { class: "muted" }, "Loading the rulebook…"));
+  const answer = await api("/v1/rulebook");
+  show(
+    el("h2", {}, "Rulebook in force"),
+    el("p", {}, "Version ", el("strong", { id: "rulebook-label" }, answer.label), ". Every record type, scoring rule, list and measure below carries its legal basis; the registry applies exactly this text."),
+    el("pre", { id: "rulebook-text", class: "explanation" }, answer.text),
   );
 }
 
@@ -505,6 +517,9 @@ async function render() {
         break;
       case "me":
         await myFile();
+        break;
+      case "rulebook":
+        await rulebook();
         break;
       default:
         home();

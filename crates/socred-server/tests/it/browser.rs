@@ -351,6 +351,12 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
         let records = browser.text("#company-records");
         assert!(records.contains("penalty pen-1"), "{records}");
 
+        // The rulebook in force, as text.
+        browser.click("#nav-rulebook");
+        let label = browser.text_when("#rulebook-label", "the label", |t| !t.is_empty());
+        assert!(label.starts_with("socred-default@"), "{label}");
+        assert!(browser.text("#rulebook-text").contains("[[measure]]"));
+
         // A person's identifier is not a company: the API's refusal shows.
         browser.open(&format!("{base}#/company/{alice}"));
         let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
