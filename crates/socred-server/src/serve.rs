@@ -286,6 +286,8 @@ pub struct DemoReport {
     /// Whether the rulebook has judgment defaults that wait for review, for
     /// the example of the two-person rule.
     pub review_example: bool,
+    /// A record of `subject`'s file, for the example objection.
+    pub objection_example: Option<socred_core::RecordKey>,
 }
 
 impl DemoReport {
@@ -336,6 +338,15 @@ impl DemoReport {
                 "  curl -s -H 'Authorization: Bearer {}' {url}/v1/subjects/{subject}/access-log",
                 person.token
             );
+            if let Some(record) = &self.objection_example {
+                let _ = writeln!(
+                    out,
+                    "  curl -s -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d \\\n    \
+                     '{{\"record\": {{\"provider\": \"{}\", \"id\": \"{}\"}}, \"statement\": \"I was not there.\"}}' \
+                     {url}/v1/subjects/{subject}/objections",
+                    person.token, record.provider, record.id
+                );
+            }
         }
         if let (true, Some(provider), Some(subject)) = (
             self.review_example,
@@ -442,6 +453,15 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
             .record_type(REVIEW_EXAMPLE_TYPE)
             .is_some_and(|t| current.needs_review(t))
     };
+    let objection_example = match subject {
+        Some(subject) => state
+            .store()
+            .state(subject)
+            .await
+            .context("cannot read the demo subject's file")?
+            .and_then(|file| file.records.first().map(|r| r.key.clone())),
+        None => None,
+    };
     Ok(DemoReport {
         items_loaded,
         principals,
@@ -449,6 +469,7 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
         measure,
         today: state.today(),
         review_example,
+        objection_example,
     })
 }
 
@@ -686,16 +707,38 @@ mod tests {
             measure: Some(("no_air_travel".into(), "airline".into())),
             today,
             review_example: true,
+            objection_example: Some(socred_core::RecordKey {
+                provider: "railway.jinan".into(),
+                id: "2022-rw-00015".into(),
+            }),
         };
         let text = report.instructions("127.0.0.1:8080".parse().unwrap());
         assert!(text.contains(&format!(
             "subject={subject}&measure=no_air_travel&purpose=ticket_sale"
         )));
-        let body = text
+        // Each printed body, with the path it goes to.
+        let bodies: Vec<(&str, &str)> = text
             .split("-d \\\n    '")
-            .nth(1)
-            .and_then(|rest| rest.split('\'').next())
-            .unwrap();
+            .skip(1)
+            .filter_map(|rest| {
+                let (body, after) = rest.split_once('\'')?;
+                Some((body, after.lines().next()?.trim()))
+            })
+            .collect();
+        let objection = bodies
+            .iter()
+            .find(|(_, to)| to.ends_with(&format!("/v1/subjects/{subject}/objections")))
+            .map(|(body, _)| serde_json::from_str::<serde_json::Value>(body).unwrap())
+            .expect("an example objection");
+        assert_eq!(
+            objection["record"],
+            serde_json::json!({"provider": "railway.jinan", "id": "2022-rw-00015"})
+        );
+        let body = bodies
+            .iter()
+            .find(|(_, to)| to.ends_with("/v1/records"))
+            .map(|(body, _)| *body)
+            .expect("an example record");
         let rulebook = socred_schema::default_rulebook();
         let (item, _) = wire::parse_line(&rulebook, 1, body).unwrap();
         let wire::Item::Record(record) = item else {
