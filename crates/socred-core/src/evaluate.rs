@@ -1174,6 +1174,7 @@ mod tests {
                 grade_measure("grade_d_checks", MeasureKind::Punishment, "D"),
             ],
             calendar: Default::default(),
+            objection_deadline: crate::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
             catalog_index,
         }))
     }

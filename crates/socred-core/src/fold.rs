@@ -1194,6 +1194,7 @@ mod tests {
             lists: vec![list],
             measures: Vec::new(),
             calendar: Default::default(),
+            objection_deadline: crate::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
             catalog_index: [("t".into(), 0)].into_iter().collect(),
         }))
     }

@@ -341,11 +341,18 @@ pub struct Rulebook {
     /// working weekends. Empty unless the rulebook has a `[calendar]`.
     #[serde(skip_serializing_if = "Calendar::is_empty")]
     pub calendar: Calendar,
+    /// How long a reviewer has to resolve a subject's objection, from the
+    /// day it was made ([`Rulebook::OBJECTION_DEADLINE_DEFAULT`] unless the
+    /// rulebook's `[policy]` sets `objection_deadline`).
+    pub objection_deadline: Period,
     #[serde(skip)]
     pub catalog_index: BTreeMap<Arc<str>, RecordTypeIndex>,
 }
 
 impl Rulebook {
+    /// Twenty days: the deadline PRODUCT.md gives reviewers by default.
+    pub const OBJECTION_DEADLINE_DEFAULT: Period = Period::days(20);
+
     pub fn record_type(&self, id: &str) -> Option<RecordTypeIndex> {
         self.catalog_index.get(id).copied()
     }

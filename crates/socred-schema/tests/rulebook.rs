@@ -1023,3 +1023,45 @@ fn punishment_by_a_grade_only_records_assign_needs_no_opt_in() {
         "{refused}"
     );
 }
+
+#[test]
+fn the_objection_deadline_defaults_to_twenty_days_and_may_be_set() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    let plain = loads("plain.toml", &minimal(&record_type, ""));
+    assert_eq!(plain.objection_deadline, socred_core::Period::days(20));
+    assert_eq!(
+        default_rulebook().objection_deadline,
+        socred_core::Period::days(20)
+    );
+    let with = |deadline: &str| {
+        minimal(&record_type, "").replacen(
+            "[[record_type]]",
+            &format!("[policy]\nobjection_deadline = \"{deadline}\"\n\n[[record_type]]"),
+            1,
+        )
+    };
+    let set = loads("set.toml", &with("P1M"));
+    assert_eq!(
+        set.objection_deadline
+            .after(socred_core::Day::parse("2026-01-31").unwrap()),
+        socred_core::Day::parse("2026-02-28").unwrap()
+    );
+    let bad = with("20 days");
+    let refused = errors("bad.toml", &bad);
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    let problem = &refused.problems[0];
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("objection_deadline"))
+        .unwrap()
+        + 1;
+    assert!(
+        problem.message.contains("objection_deadline") && problem.line == line,
+        "{refused}"
+    );
+    let refused = errors("zero.toml", &with("P0D"));
+    assert!(
+        refused.problems[0].message.contains("empty period"),
+        "{refused}"
+    );
+}

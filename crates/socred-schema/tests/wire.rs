@@ -98,6 +98,7 @@ fn rulebook() -> Rulebook {
         lists: Vec::new(),
         measures: Vec::new(),
         calendar: Default::default(),
+        objection_deadline: socred_core::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
         catalog_index,
     }
 }

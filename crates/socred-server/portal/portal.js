@@ -362,7 +362,7 @@ function objectForm(base, token, records) {
     }
   });
   return el("div", {},
-    el("p", { class: "muted" }, "The record counts as disputed from today, and its effects follow the rulebook's policy for disputes, until a reviewer decides, within 20 days."),
+    el("p", { class: "muted" }, "The record counts as disputed from today, and its effects follow the rulebook's policy for disputes, until a reviewer decides, by the day shown under Open objections."),
     form,
   );
 }

@@ -234,7 +234,7 @@ fn document() -> Value {
     );
     add("get", "/v1/review/objections", Op {
         summary: "Open objections",
-        description: "Subjects' objections to their records that no reviewer has resolved yet, as of today: a page of subjects in identifier order, each with the records it disputes, since when, the day a resolution is due (20 days on) and whether it is overdue. Resolve one with a `resolved` fact through `POST /v1/records`. Each subject listed is logged as a read of its file (`read_objection`, purpose `review`).",
+        description: "Subjects' objections to their records that no reviewer has resolved yet, as of today: a page of subjects in identifier order, each with the records it disputes, since when, the day a resolution is due (the rulebook's `objection_deadline` on, 20 days by default) and whether it is overdue. Resolve one with a `resolved` fact through `POST /v1/records`. Each subject listed is logged as a read of its file (`read_objection`, purpose `review`).",
         roles: &["reviewer"], params: paging("Subject identifier to start after (`next_after` of the previous page)."),
         body: None, ok_status: "200", ok: json_ok("A page of open objections.", schema_ref("ObjectionPage")),
     });
@@ -333,7 +333,7 @@ fn document() -> Value {
         "/v1/subjects/{id}/objections",
         Op {
             summary: "Object to a record",
-            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within 20 days; the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open.",
+            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within the rulebook's `objection_deadline` (20 days by default); the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open.",
             roles: &["subject"],
             params: vec![subject_param()],
             body: Some(json_body(

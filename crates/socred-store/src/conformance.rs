@@ -297,6 +297,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         lists: vec![defaulters],
         measures: Vec::new(),
         calendar: Default::default(),
+        objection_deadline: socred_core::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
         catalog_index,
     }
 }

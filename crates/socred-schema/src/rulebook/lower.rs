@@ -113,6 +113,14 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         Some(calendar) => cx.calendar(calendar),
         None => Some(Calendar::default()),
     };
+    let objection_deadline = match sections
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.objection_deadline.as_ref())
+    {
+        Some(deadline) => cx.period(deadline, "objection_deadline", "[policy]"),
+        None => Some(Rulebook::OBJECTION_DEADLINE_DEFAULT),
+    };
     let catalog = cx.catalog(&sections.record_types);
     let models = cx.models(&sections.models, &catalog);
     let lists = cx.lists(&sections.lists, &catalog, &models);
@@ -137,6 +145,7 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         lists: lists.lowered.into_iter().collect::<Option<_>>()?,
         measures: measures.into_iter().collect::<Option<_>>()?,
         calendar: calendar?,
+        objection_deadline: objection_deadline?,
         catalog_index,
     })
 }

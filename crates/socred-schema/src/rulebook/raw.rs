@@ -134,6 +134,10 @@ pub struct Policy {
     /// `score_only_opt_in = true`.
     #[serde(default)]
     pub allow_score_only_punishment: Option<Located<bool>>,
+    /// How long a reviewer has to resolve a subject's objection, from the
+    /// day it was made: an ISO 8601 duration (`P20D` when left out).
+    #[serde(default)]
+    pub objection_deadline: Option<Located<String>>,
 }
 
 /// The kind of a credit subject.

@@ -246,6 +246,7 @@ pub async fn objections(
         .transpose()?;
     let subjects = state.store().disputed_subjects(after, limit).await?;
     let today = state.today();
+    let current = state.current();
     let mut objections = Vec::new();
     let mut audit = Vec::new();
     for &subject in &subjects {
@@ -256,7 +257,7 @@ pub async fn objections(
             let Some(open) = record.disputes.iter().find(|span| span.contains(today)) else {
                 continue;
             };
-            let resolve_by = open.start.add_days(crate::routes::subjects::OBJECTION_DAYS);
+            let resolve_by = crate::routes::subjects::resolve_by(current.rulebook(), open.start);
             audit.push(audit_draft(
                 &state,
                 caller.actor(),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{CreditFile, Detail};
-use socred_core::{Day, Fact, FactKind, RecordKey, SubjectId, SubjectState};
+use socred_core::{Day, Fact, FactKind, RecordKey, Rulebook, SubjectId, SubjectState};
 use socred_store::{
     empty_state, AuditDraft, AuditEntry, FactKey, Item, ItemKey, Outcome, Principal, ReviewNeed,
     Role, Submission,
@@ -47,11 +47,13 @@ async fn load(state: &AppState, subject: SubjectId) -> Result<Arc<SubjectState>,
         .unwrap_or_else(|| empty_state(subject).into()))
 }
 
-/// Days a reviewer has to resolve an objection, counted from the day it was
-/// made (PRODUCT.md's default; the registry does not yet let the rulebook
-/// change it). Past it the objection is `overdue`, to the subject and to
-/// reviewers; the record's effects stay as the dispute policy left them.
-pub const OBJECTION_DAYS: i32 = 20;
+/// The day by which a reviewer should resolve an objection made on
+/// `since`, by the rulebook's `objection_deadline`. Past it the objection
+/// is `overdue`, to the subject and to reviewers; the record's effects stay
+/// as the dispute policy left them.
+pub(crate) fn resolve_by(rulebook: &Rulebook, since: Day) -> Day {
+    rulebook.objection_deadline.after(since)
+}
 
 /// Something about the file that is still open.
 #[derive(Serialize)]
@@ -75,12 +77,12 @@ pub struct FileView {
     open_items: Vec<OpenItem>,
 }
 
-fn open_items(state: &SubjectState, today: Day) -> Vec<OpenItem> {
+fn open_items(rulebook: &Rulebook, state: &SubjectState, today: Day) -> Vec<OpenItem> {
     let mut items = Vec::new();
     for record in &state.records {
         for span in &record.disputes {
             if span.contains(today) {
-                let resolve_by = span.start.add_days(OBJECTION_DAYS);
+                let resolve_by = resolve_by(rulebook, span.start);
                 items.push(OpenItem {
                     kind: "dispute",
                     record: record.key.clone(),
@@ -108,7 +110,7 @@ async fn read_file(
     let today = state.today();
     let standing = current.engine.evaluate(&subject_state, today);
     let file = current.engine.credit_file(&standing, Detail::Full);
-    let open = open_items(&subject_state, today);
+    let open = open_items(current.rulebook(), &subject_state, today);
     let detail = format!("full file as of {today} (rulebook {})", current.label);
     let audit = vec![audit_draft(
         state,
@@ -346,7 +348,7 @@ pub async fn object(
         record: key,
         outcome,
         since: today,
-        resolve_by: today.add_days(OBJECTION_DAYS),
+        resolve_by: resolve_by(state.current().rulebook(), today),
     }))
 }
 
