@@ -7,6 +7,7 @@
 const PAGE = 50;
 const KEY_SUBJECT = "socred.subject";
 const KEY_TOKEN = "socred.token";
+const KEY_REVIEWER = "socred.reviewer";
 
 // ---- the API ---------------------------------------------------------------
 
@@ -123,7 +124,7 @@ function show(...nodes) {
 }
 
 function markNav(active) {
-  for (const id of ["nav-lists", "nav-company", "nav-rulebook", "nav-me"]) {
+  for (const id of ["nav-lists", "nav-company", "nav-rulebook", "nav-me", "nav-review"]) {
     const link = document.getElementById(id);
     if (id === active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -140,6 +141,7 @@ function home() {
       el("li", {}, el("a", { href: "#/lists" }, "Public lists"), ": black and red lists, only entries inside their publicity window."),
       el("li", {}, el("a", { href: "#/company" }, "Company lookup"), ": a company's grade and its public list entries, by Unified Social Credit Code."),
       el("li", {}, el("a", { href: "#/rulebook" }, "Rulebook"), ": the rules in force, every one with its legal basis, as the registry applies them."),
+      el("li", {}, el("a", { href: "#/review" }, "Review"), ": for reviewers, with their token: the records and applications that wait for a second person, and subjects' open objections."),
       el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, and your consent."),
     ),
   );
@@ -500,6 +502,153 @@ async function myFile() {
   );
 }
 
+// ---- the reviewers' desk ---------------------------------------------------
+
+function reviewSignIn(problem) {
+  const token = el("input", { id: "review-token", name: "token", type: "password", required: true, autocomplete: "current-password" });
+  return [
+    el("h2", {}, "Review"),
+    problem ? errorBox(problem) : null,
+    el("p", {}, "For reviewers: sign in with the token the registry issued you. It stays in this browser tab."),
+    el("form", {
+        id: "review-sign-in",
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const candidate = token.value.trim();
+          try {
+            const me = await api("/v1/me", { token: candidate });
+            if (me.role !== "reviewer") {
+              show(...reviewSignIn(new ApiError(403, "not_a_reviewer", "this token is for " + me.id + ", a " + me.role + ", not a reviewer")));
+              return;
+            }
+            sessionStorage.setItem(KEY_REVIEWER, candidate);
+            render();
+          } catch (error) {
+            if (error.name === "AbortError") return;
+            show(...reviewSignIn(error));
+          }
+        },
+      },
+      el("label", {}, "Token", token),
+      el("button", { type: "submit", id: "review-sign-in-submit" }, "Sign in"),
+    ),
+  ];
+}
+
+// What a pending item is, in a line: a record's type and key, or a fact's
+// kind, record and statement.
+function pendingSummary(item) {
+  const what = item.item || {};
+  if (what.fact) {
+    const record = what.record ? " about " + recordKey(what.record) : "";
+    const statement = what.statement ? " — " + what.statement : "";
+    return what.fact + record + statement;
+  }
+  return (what.type || "record") + " " + (what.provider || "") + "/" + (what.id || "");
+}
+
+async function review() {
+  markNav("nav-review");
+  const token = sessionStorage.getItem(KEY_REVIEWER);
+  if (!token) {
+    show(...reviewSignIn(null));
+    return;
+  }
+  show(el("p", { class: "muted" }, "Reading the queues…"));
+  let me;
+  let pending;
+  let objections;
+  try {
+    me = await api("/v1/me", { token });
+    pending = await api("/v1/review/pending?limit=" + PAGE, { token });
+    objections = await api("/v1/review/objections?limit=" + PAGE, { token });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    sessionStorage.removeItem(KEY_REVIEWER);
+    show(...reviewSignIn(error));
+    return;
+  }
+  const status = el("div", { id: "review-status" });
+  // Runs one decision, then shows the queues again with what it answered.
+  const decide = (button, call) => async () => {
+    button.disabled = true;
+    try {
+      const said = await call();
+      await review();
+      if (said) document.getElementById("review-status").replaceChildren(el("p", { class: "notice" }, said));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      status.replaceChildren(errorBox(error));
+      button.disabled = false;
+    }
+  };
+  const pendingRows = pending.items.map((item) => {
+    const approve = el("button", { class: "secondary", id: "approve-" + item.seq }, "Approve");
+    const reason = el("input", { id: "reason-" + item.seq, placeholder: "Why it is rejected" });
+    const reject = el("button", { class: "secondary", id: "reject-" + item.seq }, "Reject");
+    approve.addEventListener("click", decide(approve, async () => {
+      await api("/v1/review/approve", { method: "POST", token, body: { key: item.key } });
+      return "Approved: " + pendingSummary(item) + ".";
+    }));
+    reject.addEventListener("click", decide(reject, async () => {
+      await api("/v1/review/reject", { method: "POST", token, body: { key: item.key, reason: reason.value } });
+      return "Rejected: " + pendingSummary(item) + ".";
+    }));
+    return el("tr", {},
+      el("td", { class: "num" }, String(item.seq)),
+      el("td", {}, item.subject),
+      el("td", {}, pendingSummary(item)),
+      el("td", {}, item.submitted_by),
+      el("td", {}, el("div", { class: "actions" }, approve, reason, reject)),
+    );
+  });
+  const objectionRows = objections.objections.map((objection, n) => {
+    const resolve = (outcome, label) => {
+      const button = el("button", { class: "secondary", id: outcome + "-" + n }, label);
+      button.addEventListener("click", decide(button, async () => {
+        const answer = await api("/v1/records", {
+          method: "POST",
+          token,
+          body: [{
+            fact: "resolved", provider: objection.record.provider, record: objection.record.id,
+            subject: objection.subject, at: objections.as_of, by: me.id, outcome,
+          }],
+        });
+        const result = answer.results[0] || {};
+        if (result.status !== "stored" && result.status !== "pending_review") {
+          throw new ApiError(0, result.code || result.status, result.message || "the resolution was not stored: " + result.status);
+        }
+        return "Objection to " + recordKey(objection.record) + ": " + outcome + (result.status === "pending_review" ? " (waits for a second reviewer)" : "") + ".";
+      }));
+      return button;
+    };
+    return el("tr", {},
+      el("td", {}, objection.subject),
+      el("td", {}, recordKey(objection.record) + " (" + objection.record_type + ")"),
+      el("td", { class: "date" }, objection.since),
+      el("td", { class: "date" }, objection.resolve_by),
+      el("td", {}, objection.overdue ? "overdue" : "within time"),
+      el("td", {}, objection.statement || ""),
+      el("td", {}, el("div", { class: "actions" }, resolve("upheld", "Uphold"), resolve("retracted", "Retract the record"))),
+    );
+  });
+  const signOutButton = el("button", { id: "review-sign-out", class: "secondary" }, "Sign out");
+  signOutButton.addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_REVIEWER);
+    render();
+  });
+  show(
+    el("h2", {}, "Review"),
+    el("p", {}, "Signed in as ", el("strong", { id: "reviewer" }, me.name + " (" + me.id + ")"), ". Every decision is logged where its subject sees it."),
+    el("div", { class: "actions" }, signOutButton),
+    status,
+    el("h3", {}, "Waiting for a second person"),
+    table("pending", ["#", "Subject", "What", "Submitted by", ""], pendingRows, "Nothing waits for review."),
+    el("h3", {}, "Open objections, as of " + objections.as_of),
+    table("objections", ["Subject", "Record", "Since", "Resolve by", "Deadline", "Statement", ""], objectionRows, "No objection is open."),
+  );
+}
+
 // ---- routing ---------------------------------------------------------------
 
 async function render() {
@@ -520,6 +669,9 @@ async function render() {
         break;
       case "rulebook":
         await rulebook();
+        break;
+      case "review":
+        await review();
         break;
       default:
         home();

@@ -232,6 +232,12 @@ fn document() -> Value {
             ok: json_ok("A page of pending items.", schema_ref("PendingPage")),
         },
     );
+    add("get", "/v1/me", Op {
+        summary: "Who this token is",
+        description: "The caller's own registration: id, name, role, scope (and, for a provider, its record types). Any valid token.",
+        roles: &["admin", "provider", "reviewer", "agency", "subject", "auditor"], params: vec![],
+        body: None, ok_status: "200", ok: json_ok("The principal.", schema_ref("Principal")),
+    });
     add("get", "/v1/review/objections", Op {
         summary: "Open objections",
         description: "Subjects' objections to their records that no reviewer has resolved yet, as of today: a page of subjects in identifier order, each with the records it disputes, since when, the day a resolution is due (the rulebook's `objection_deadline` on, 20 days by default) and whether it is overdue. Resolve one with a `resolved` fact through `POST /v1/records`. Each subject listed is logged as a read of its file (`read_objection`, purpose `review`).",

@@ -7,6 +7,7 @@ mod audit;
 mod decisions;
 mod health;
 mod ingest;
+mod me;
 mod public;
 mod review;
 pub(crate) mod subjects;
@@ -42,6 +43,8 @@ routes! { limits;
     get "/readyz" => health::readyz,
     get "/metrics" => health::metrics,
     get "/openapi.json" => health::openapi,
+
+    get "/v1/me" => me::me,
 
     get "/v1/rulebook" => public::rulebook,
     get "/v1/public/companies/{uscc}" => public::company,

@@ -243,3 +243,36 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
     .await
     .expect_error(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn every_token_reads_whom_it_stands_for_and_nothing_more() {
+    let h = Harness::new().await;
+    for (token, id, role) in [
+        (ADMIN, "admin", "admin"),
+        (COURT, "court", "provider"),
+        (REVIEWER_1, "reviewer-1", "reviewer"),
+        (AIRLINE, "airline", "agency"),
+        (ALICE, "alice", "subject"),
+        (AUDITOR, "auditor", "auditor"),
+    ] {
+        let me = h
+            .get("/v1/me", Some(token))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(
+            (me["id"].as_str(), me["role"].as_str()),
+            (Some(id), Some(role)),
+            "{me}"
+        );
+        assert!(me.get("token_hash").is_none(), "{me}");
+    }
+    let me = h.get("/v1/me", Some(ALICE)).await.json();
+    assert_eq!(me["scope"], alice().to_string());
+    h.get("/v1/me", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    h.get("/v1/me", Some("not-a-token"))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}

@@ -3,8 +3,10 @@
 //! socket over a SQLite store. The public reads the lists and a company's
 //! credit; a subject signs in, reads its file, the explanation and its
 //! access log (which shows the portal's own reads), grants consent,
-//! objects to a record, applies for its repair and signs out; a token for another subject is refused; text a provider sent
-//! is shown as text, never run as markup.
+//! objects to a record, applies for its repair and signs out; a token for
+//! another subject is refused; text a provider sent is shown as text,
+//! never run as markup; a reviewer approves a record and upholds an
+//! objection at the review desk.
 //!
 //! Needs `chromium` and `chromedriver` (`scripts/ensure-browser` installs
 //! them); without them each test says so loudly and passes, unless
@@ -496,5 +498,85 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
         "{:?}",
         fact.kind
     );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (h, addr, server) = served_registry(dir.path()).await;
+    // Alice objects to her judgment default; a second one, about carol,
+    // waits for review.
+    h.post_json(
+        &format!("/v1/subjects/{}/objections", alice()),
+        Some(ALICE),
+        &json!({"record": {"provider": COURT_ID, "id": "jd-1"}, "statement": "Paid before the ruling."}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.ingest(COURT, &[judgment_default("jd-2", carol(), "2026-05-03")])
+        .await
+        .expect(StatusCode::OK);
+    let (alice_id, carol_id) = (alice().to_string(), carol().to_string());
+    tokio::task::spawn_blocking(move || {
+        let browser = driver.session();
+        browser.open(&format!("http://{addr}/#/review"));
+
+        // An agency's token opens no review desk.
+        browser.type_into("#review-token", AIRLINE);
+        browser.click("#review-sign-in-submit");
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("not a reviewer"), "{refused}");
+
+        browser.type_into("#review-token", REVIEWER_2);
+        browser.click("#review-sign-in-submit");
+        let pending = browser.text_when("#pending", "carol's record", |t| t.contains(&carol_id));
+        assert!(
+            pending.contains("judicial.judgment_default court.beijing-1/jd-2"),
+            "{pending}"
+        );
+        let objections = browser.text("#objections");
+        assert!(
+            objections.contains(&alice_id) && objections.contains("Paid before the ruling."),
+            "{objections}"
+        );
+
+        browser.click("#pending button[id^='approve-']");
+        let said = browser.text_when("#review-status", "the approval", |t| !t.is_empty());
+        assert!(
+            said.starts_with("Approved: judicial.judgment_default"),
+            "{said}"
+        );
+        browser.text_when("#pending", "an empty queue", |t| {
+            t.contains("Nothing waits")
+        });
+
+        browser.click("#objections button[id^='upheld-']");
+        let said = browser.text_when("#review-status", "the resolution", |t| t.contains("upheld"));
+        assert!(said.contains("court.beijing-1/jd-1"), "{said}");
+        browser.text_when("#objections", "no open objection", |t| {
+            t.contains("No objection is open")
+        });
+        drop(browser);
+        drop(driver);
+    })
+    .await
+    .unwrap();
+    // The registry agrees: carol is listed, alice's objection is resolved
+    // by the reviewer who signed in.
+    assert!(h.applies(AIRLINE, carol(), "no_air_travel").await);
+    let file = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(file["open_items"], json!([]), "{file}");
+    let log = h.store.audit(0, 1000).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|e| e.entry.actor == "reviewer-2" && e.entry.action == "approve"));
     server.abort();
 }
