@@ -339,7 +339,7 @@ fn document() -> Value {
         "/v1/subjects/{id}/objections",
         Op {
             summary: "Object to a record",
-            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within the rulebook's `objection_deadline` (20 days by default); the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open.",
+            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within the rulebook's `objection_deadline` (20 days by default); the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open, 409 `objected_today` when today's objection to it was already resolved.",
             roles: &["subject"],
             params: vec![subject_param()],
             body: Some(json_body(
@@ -568,7 +568,7 @@ fn components() -> Value {
                 "objections": { "type": "array", "items": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } },
                     "record_type": string, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" }, "overdue": { "type": "boolean" }, "statement": string } } } } },
             "RepairApplication": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["pending_review", "duplicate"] }, "key": { "type": "object" } } },
-            "Objection": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["stored", "duplicate"] }, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" } } },
+            "Objection": { "type": "object", "properties": { "subject": string, "record": { "type": "object", "properties": { "provider": string, "id": string } }, "outcome": { "enum": ["stored"] }, "since": { "type": "string", "format": "date" }, "resolve_by": { "type": "string", "format": "date" } } },
             "Consent": { "type": "object", "properties": { "subject": string, "granted": { "type": "boolean" }, "outcome": { "enum": ["stored", "duplicate"] }, "consent": { "type": "boolean" } } },
             "Principal": {
                 "type": "object", "required": ["id", "name", "role"],

@@ -274,7 +274,8 @@ pub struct ObjectionBody {
 pub struct ObjectionView {
     subject: SubjectId,
     record: RecordKey,
-    /// `stored`, or `duplicate` when the same objection was already made today.
+    /// `stored` (the same objection made again the same day is refused as
+    /// `objected_today`).
     outcome: &'static str,
     /// The record counts as disputed from this day.
     since: Day,
@@ -343,6 +344,18 @@ pub async fn object(
         "objection",
     )
     .await?;
+    // The same objection made today is not open (that was refused above):
+    // a reviewer resolved it today, and storing it again changed nothing.
+    if outcome == "duplicate" {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "objected_today",
+            format!(
+                "your objection to record {}/{} made today was already resolved; object again from tomorrow",
+                key.provider, key.id
+            ),
+        ));
+    }
     Ok(Json(ObjectionView {
         subject,
         record: key,

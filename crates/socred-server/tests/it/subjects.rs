@@ -327,6 +327,26 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
     let file = alice_file(&h).await;
     assert_eq!(file["open_items"], json!([]));
+
+    // She may object again: a new objection, resolved the same day, and a
+    // third that day is refused rather than silently stored as the second.
+    let again = h
+        .post_json(&uri, Some(ALICE), &json!({"record": record}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        (again["outcome"].as_str(), again["since"].as_str()),
+        (Some("stored"), Some("2026-06-22"))
+    );
+    let resolved_again = json!({"fact": "resolved", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-06-22", "by": "reviewer-2", "outcome": "upheld"});
+    h.ingest(REVIEWER_2, &[resolved_again.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    h.post_json(&uri, Some(ALICE), &json!({"record": record}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "objected_today");
     let queue = h
         .get("/v1/review/objections", Some(REVIEWER_1))
         .await
@@ -346,7 +366,8 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
         .iter()
         .filter(|e| e["action"] == "object")
         .collect();
-    assert_eq!(objections.len(), 1, "{log}");
+    // Each request is logged, the refused third one too (it changed nothing).
+    assert_eq!(objections.len(), 3, "{log}");
     // So is the reviewer's look at it, with its purpose.
     let looked: Vec<&Value> = log["entries"]
         .as_array()
