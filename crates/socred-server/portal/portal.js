@@ -118,9 +118,10 @@ function recordKey(key) {
   return key ? key.provider + "/" + key.id : "";
 }
 
+// Replaces the view with `nodes` (absent ones, null or false, left out).
 function show(...nodes) {
   const view = document.getElementById("view");
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined && node !== false));
 }
 
 function markNav(active) {

@@ -382,6 +382,8 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
     tokio::task::spawn_blocking(move || {
         let browser = driver.session();
         browser.open(&format!("http://{addr}/#/me"));
+        let form = browser.text_when("#view", "the sign-in form", |t| t.contains("Sign in"));
+        assert!(!form.contains("null"), "{form}");
 
         // Bob's token does not open alice's file: the form comes back
         // with the API's reason.
