@@ -142,8 +142,8 @@ function home() {
       el("li", {}, el("a", { href: "#/lists" }, "Public lists"), ": black and red lists, only entries inside their publicity window."),
       el("li", {}, el("a", { href: "#/company" }, "Company lookup"), ": a company's grade and its public list entries, by Unified Social Credit Code."),
       el("li", {}, el("a", { href: "#/rulebook" }, "Rulebook"), ": the rules in force, every one with its legal basis, as the registry applies them."),
+      el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, your consent, your objections and your applications for repair."),
       el("li", {}, el("a", { href: "#/review" }, "Review"), ": for reviewers, with their token: the records and applications that wait for a second person, and subjects' open objections."),
-      el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, and your consent."),
     ),
   );
 }
