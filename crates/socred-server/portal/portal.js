@@ -296,6 +296,23 @@ function recordChoice(id, records) {
     records.map((record) => el("option", { value: recordKey(record) }, recordKey(record) + " — " + record.title + " (" + record.decided_at + ")")));
 }
 
+// Sends `form` about the record chosen in `choice` with `send(record)`; an
+// error shows under the form, which may then be sent again.
+function submitAboutRecord(form, choice, submit, records, send) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const record = records.find((r) => recordKey(r) === choice.value);
+    submit.disabled = true;
+    try {
+      await send(record);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      form.after(errorBox(error));
+      submit.disabled = false;
+    }
+  });
+}
+
 // The form to apply for repair of one of `records` (public or listed, not
 // yet repaired); a reviewer decides, so the form gives way to a notice.
 function repairForm(base, token, records) {
@@ -310,25 +327,16 @@ function repairForm(base, token, records) {
     el("label", {}, "Commitment", commitment),
     submit,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const record = records.find((r) => recordKey(r) === choice.value);
-    submit.disabled = true;
-    try {
-      const answer = await api(base + "/repair-applications", {
-        method: "POST",
-        token,
-        body: { record: { provider: record.provider, id: record.id }, correction: correction.value, commitment: commitment.value },
-      });
-      form.replaceWith(el("p", { id: "repair-notice", class: "notice" },
-        answer.outcome === "duplicate"
-          ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
-          : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is in your access log."));
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      form.after(errorBox(error));
-      submit.disabled = false;
-    }
+  submitAboutRecord(form, choice, submit, records, async (record) => {
+    const answer = await api(base + "/repair-applications", {
+      method: "POST",
+      token,
+      body: { record: { provider: record.provider, id: record.id }, correction: correction.value, commitment: commitment.value },
+    });
+    form.replaceWith(el("p", { id: "repair-notice", class: "notice" },
+      answer.outcome === "duplicate"
+        ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
+        : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is in your access log."));
   });
   return el("div", {},
     el("p", { class: "muted" }, "With the conduct corrected and a credit commitment, you may ask that a record stop being published and that the list entries it made end early (never before their minimum duration). A reviewer decides."),
@@ -347,22 +355,13 @@ function objectForm(base, token, records) {
     el("label", {}, "Statement", statement),
     submit,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const record = records.find((r) => recordKey(r) === choice.value);
-    submit.disabled = true;
-    try {
-      await api(base + "/objections", {
-        method: "POST",
-        token,
-        body: { record: { provider: record.provider, id: record.id }, statement: statement.value },
-      });
-      await myFile();
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      form.after(errorBox(error));
-      submit.disabled = false;
-    }
+  submitAboutRecord(form, choice, submit, records, async (record) => {
+    await api(base + "/objections", {
+      method: "POST",
+      token,
+      body: { record: { provider: record.provider, id: record.id }, statement: statement.value },
+    });
+    await myFile();
   });
   return el("div", {},
     el("p", { class: "muted" }, "The record counts as disputed from today, and its effects follow the rulebook's policy for disputes, until a reviewer decides, by the day shown under Open objections."),
