@@ -314,9 +314,10 @@ function submitAboutRecord(form, choice, submit, records, send) {
 }
 
 // The form to apply for repair of one of `records` (public or listed, not
-// yet repaired); a reviewer decides, so the form gives way to a notice.
+// yet repaired, no application waiting); a reviewer decides, so the file is
+// read again with a notice, and the application shows as waiting.
 function repairForm(base, token, records) {
-  if (records.length === 0) return el("p", { class: "muted" }, "No record of yours is public or puts you on a list.");
+  if (records.length === 0) return el("p", { class: "muted" }, "No record of yours is public or puts you on a list, or a reviewer already has your application for each.");
   const choice = recordChoice("repair-record", records);
   const correction = el("textarea", { id: "repair-correction", name: "correction", rows: 3, maxlength: 2000, required: true, placeholder: "What you did to correct it, and the proof (a receipt, a court's certificate)" });
   const commitment = el("textarea", { id: "repair-commitment", name: "commitment", rows: 2, maxlength: 2000, required: true, placeholder: "Your credit commitment" });
@@ -333,10 +334,9 @@ function repairForm(base, token, records) {
       token,
       body: { record: { provider: record.provider, id: record.id }, correction: correction.value, commitment: commitment.value },
     });
-    form.replaceWith(el("p", { id: "repair-notice", class: "notice" },
-      answer.outcome === "duplicate"
-        ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
-        : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is in your access log."));
+    await myFile(answer.outcome === "duplicate"
+      ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
+      : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is under Waiting for a reviewer, and in your access log.");
   });
   return el("div", {},
     el("p", { class: "muted" }, "With the conduct corrected and a credit commitment, you may ask that a record stop being published and that the list entries it made end early (never before their minimum duration). A reviewer decides."),
@@ -369,7 +369,8 @@ function objectForm(base, token, records) {
   );
 }
 
-async function myFile() {
+// The subject's own file; `notice`, when given, says what just happened.
+async function myFile(notice) {
   markNav("nav-me");
   const who = signedIn();
   if (!who) {
@@ -437,7 +438,18 @@ async function myFile() {
   );
   const objectionForm = objectForm(base, who.token, file.records.filter((record) => !record.disputed));
   const listedBy = new Set(file.list_entries.map((entry) => recordKey(entry.record)));
-  const repairable = file.records.filter((record) => !record.repaired_at && (record.public || listedBy.has(recordKey(record))));
+  const pending = file.pending || [];
+  const repairWaiting = new Set(pending.filter((p) => p.item.fact === "repaired").map((p) => recordKey(p.item.record)));
+  const repairable = file.records.filter((record) => !record.repaired_at && !repairWaiting.has(recordKey(record)) && (record.public || listedBy.has(recordKey(record))));
+  const pendingRows = pending.map((p) =>
+    el("tr", {},
+      el("td", {}, p.item.fact === "repaired" ? "your repair application" : p.item.fact ? p.item.fact + " (later fact)" : "record of type " + p.item.type),
+      el("td", {}, recordKey(p.item.fact ? p.item.record : p.item)),
+      el("td", {}, p.submitted_by),
+      el("td", { class: "date" }, new Date(p.submitted_at_ms).toISOString().slice(0, 10)),
+      el("td", {}, p.item.statement || fieldsText(p.item.fields)),
+    ),
+  );
   const repair = repairForm(base, who.token, repairable);
   const records = file.records.map((record) =>
     el("tr", {}, el("td", {}, recordKey(record)), el("td", {}, record.title), el("td", { class: "date" }, record.decided_at), el("td", {}, fieldsText(record.fields)), el("td", { class: "date" }, record.retained_until), el("td", {}, record.disputed ? "disputed" : ""), el("td", {}, record.legal_basis)),
@@ -472,6 +484,7 @@ async function myFile() {
 
   show(
     el("h2", {}, "My file"),
+    notice ? el("p", { id: "repair-notice", class: "notice" }, notice) : null,
     el("dl", { class: "summary", id: "summary" },
       el("dt", {}, "Subject"), el("dd", { id: "subject" }, file.subject + " (" + file.kind + ")"),
       el("dt", {}, "Score"), el("dd", { id: "score" }, file.score === null ? "not scored" : String(file.score)),
@@ -491,6 +504,9 @@ async function myFile() {
     objectionForm,
     el("h3", {}, "Apply for repair"),
     repair,
+    el("h3", {}, "Waiting for a reviewer"),
+    el("p", { class: "muted" }, "Records sent about you that take effect only once a second person approves them, and your own applications. None of them counts yet."),
+    table("pending", ["What", "Record", "Sent by", "Sent on", "Details"], pendingRows, "Nothing about you waits for a reviewer."),
     el("h3", {}, "Open objections"),
     table("open-items", ["Record", "Since", "Resolve by", "Deadline", "Your statement"], openItems, "No objection of yours is open."),
     el("h3", {}, "Points and list entries, with their rules"),

@@ -542,9 +542,10 @@ fn components() -> Value {
             },
             "CreditFile": {
                 "type": "object",
-                "description": "The full credit file (subject, kind, as_of, rulebook, score, grade, lists, measures, models, profession, consent, list_entries, records, effects, warnings) and `open_items`.",
+                "description": "The full credit file (subject, kind, as_of, rulebook, score, grade, lists, measures, models, profession, consent, list_entries, records, effects, warnings), `open_items` (open objections) and `pending` (what waits for a reviewer about the subject: records not yet in effect, its own repair applications).",
                 "properties": { "subject": string, "as_of": { "type": "string", "format": "date" }, "score": { "type": ["integer", "null"] }, "grade": { "type": ["string", "null"] },
-                    "open_items": { "type": "array", "items": { "type": "object" } } }
+                    "open_items": { "type": "array", "items": { "type": "object" } },
+                    "pending": { "type": "array", "items": { "type": "object", "properties": { "seq": { "type": "integer" }, "key": { "type": "object" }, "subject": string, "item": { "type": "object" }, "submitted_by": string, "submitted_at_ms": { "type": "integer" } } } } }
             },
             "Company": {
                 "type": "object",

@@ -514,6 +514,45 @@ impl Store for PostgresStore {
         socred_store::pending_items(rulebook, records, facts, limit)
     }
 
+    /// Both tables are keyed by subject first, so each reads the subject's
+    /// few rows on its key; on Citus both go to the subject's shard.
+    async fn pending_about(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let key = subject.as_str();
+        let limit = clamp_limit(limit);
+        let limit_sql = limit as i64;
+        let params: [&(dyn ToSql + Sync); 2] = [&key, &limit_sql];
+        let (records, facts) = tokio::try_join!(
+            self.read_rows(
+                "read a subject's pending records",
+                concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE subject = $1 AND status = 1 \
+                     ORDER BY pending_seq LIMIT $2"
+                ),
+                &params,
+                record_row,
+            ),
+            self.read_rows(
+                "read a subject's pending facts",
+                concat!(
+                    "SELECT ",
+                    fact_columns!(),
+                    " FROM facts WHERE subject = $1 AND status = 1 \
+                     ORDER BY pending_seq LIMIT $2"
+                ),
+                &params,
+                fact_row,
+            ),
+        )?;
+        socred_store::pending_items(rulebook, records, facts, limit)
+    }
+
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
         let key = subject.as_str();
         // One statement, one shard: the state and the entries reaching it.

@@ -651,17 +651,37 @@ fn read_pending(
     after: i64,
     limit: i64,
 ) -> Result<(Vec<socred_store::RecordRow>, Vec<socred_store::FactRow>), StoreError> {
+    pending_rows(conn, "pending_seq > ?1", params![after, limit])
+}
+
+/// What waits for review about `subject`: records by the partial index
+/// `records_pending_by_subject`, facts by the table's key.
+fn read_pending_about(
+    conn: &Connection,
+    subject: SubjectId,
+    limit: i64,
+) -> Result<(Vec<socred_store::RecordRow>, Vec<socred_store::FactRow>), StoreError> {
+    pending_rows(conn, "subject = ?1", params![subject.as_str(), limit])
+}
+
+/// Pending records and facts that also meet `filter` (a condition on ?1),
+/// in queue order, at most ?2 of each, decoded.
+fn pending_rows(
+    conn: &Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<(Vec<socred_store::RecordRow>, Vec<socred_store::FactRow>), StoreError> {
     let records = conn
         .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 1 AND pending_seq > ?1 ORDER BY pending_seq LIMIT ?2"
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 1 AND {filter} ORDER BY pending_seq LIMIT ?2"
         ))
-        .and_then(|mut stmt| stmt.query_map(params![after, limit], raw_record)?.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|mut stmt| stmt.query_map(params, raw_record)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("read pending records"))?;
     let facts = conn
         .prepare_cached(&format!(
-            "SELECT {FACT_COLUMNS} FROM facts WHERE status = 1 AND pending_seq > ?1 ORDER BY pending_seq LIMIT ?2"
+            "SELECT {FACT_COLUMNS} FROM facts WHERE status = 1 AND {filter} ORDER BY pending_seq LIMIT ?2"
         ))
-        .and_then(|mut stmt| stmt.query_map(params![after, limit], raw_fact)?.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|mut stmt| stmt.query_map(params, raw_fact)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("read pending facts"))?;
     let records = records
         .into_iter()
@@ -807,6 +827,19 @@ impl Store for SqliteStore {
         let limit = clamp_limit(limit);
         let (records, facts) = self
             .read(move |conn| read_pending(conn, after, limit as i64))
+            .await?;
+        socred_store::pending_items(rulebook, records, facts, limit)
+    }
+
+    async fn pending_about(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let limit = clamp_limit(limit);
+        let (records, facts) = self
+            .read(move |conn| read_pending_about(conn, subject, limit as i64))
             .await?;
         socred_store::pending_items(rulebook, records, facts, limit)
     }

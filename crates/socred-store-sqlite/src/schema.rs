@@ -347,6 +347,12 @@ const V4: &str = "DROP INDEX IF EXISTS audit_by_subject;";
 const V5: &str =
     "CREATE INDEX facts_disputed ON facts (subject) WHERE kind = 'disputed' AND status = 0;";
 
+/// Version 6: records waiting for review, by subject, for the pending items
+/// a subject sees in its own file (`Store::pending_about`); the records
+/// table is in arrival order and has no other way to a subject's records.
+/// Facts need none: their table is keyed by subject first.
+const V6: &str = "CREATE INDEX records_pending_by_subject ON records (subject) WHERE status = 1;";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -354,6 +360,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Code(v3),
     Migration::Sql(V4),
     Migration::Sql(V5),
+    Migration::Sql(V6),
 ];
 
 /// The schema version this code writes.
@@ -482,6 +489,26 @@ mod tests {
             .expect("plan");
         assert!(
             plan.iter().any(|step| step.contains("facts_disputed")),
+            "{plan:?}"
+        );
+    }
+
+    /// Schema 6 finds a subject's records waiting for review through its
+    /// partial index, not by reading every record.
+    #[test]
+    fn migration_6_indexes_pending_records_by_subject() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("migrate");
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM records \
+                 WHERE status = 1 AND subject = '110101198001010037' ORDER BY pending_seq LIMIT 10",
+            )
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(3))?.collect())
+            .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("records_pending_by_subject")),
             "{plan:?}"
         );
     }

@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
                 marked_reads_follow_every_write => check_marked_reads,
                 large_batches_answer_item_by_item => check_large_batches,
                 open_objections_list_their_subjects => check_open_objections,
+                pending_items_by_subject => check_pending_about,
             );
 
             #[tokio::test]
@@ -1035,6 +1036,94 @@ pub async fn check_review(store: &dyn Store) {
     let repaired = state(store, org).await.expect("state");
     assert_eq!(repaired.records[0].repaired_at, Some(day("2026-09-01")));
     assert_consistent(store, &engine).await;
+}
+
+/// [`Store::pending_about`] gives what waits for review about one subject
+/// and nothing about another: records and facts, in queue order, until a
+/// reviewer decides them.
+pub async fn check_pending_about(store: &dyn Store) {
+    let engine = engine();
+    let org = example_organisation();
+    let other = organisation(7);
+    let review = |item: Item| Submission {
+        item,
+        submitted_by: "court.clerk".into(),
+        review: ReviewNeed::Required,
+    };
+    let in_effect = fare(&engine, "fe-1", org, "2026-02-01");
+    let first = judgment(&engine, "zhi-1", org, "2026-03-15", "(2026) Jing 01 Zhi 1");
+    let theirs = judgment(
+        &engine,
+        "zhi-9",
+        other,
+        "2026-03-15",
+        "(2026) Jing 01 Zhi 9",
+    );
+    let mut batch = records(&[&in_effect]);
+    batch.push(review(Item::Record(first.clone())));
+    batch.push(review(Item::Record(theirs.clone())));
+    assert_eq!(
+        ingest(store, &engine, batch).await,
+        vec![
+            Outcome::Stored,
+            Outcome::PendingReview,
+            Outcome::PendingReview
+        ]
+    );
+    let application = review(fact(
+        org,
+        "2026-04-01",
+        "subject.org",
+        FactKind::Repaired {
+            record: in_effect.key.clone(),
+            statement: Some(Arc::from("paid the fare; will keep the rules")),
+        },
+    ));
+    assert_eq!(
+        ingest(store, &engine, vec![application.clone()]).await,
+        vec![Outcome::PendingReview]
+    );
+    let keys = |items: Vec<crate::PendingItem>| -> Vec<ItemKey> {
+        items.into_iter().map(|item| item.key).collect()
+    };
+    let about = |subject| store.pending_about(&engine.rulebook, subject, 10);
+    assert_eq!(
+        keys(about(org).await.expect("pending about the company")),
+        vec![ItemKey::Record(first.key.clone()), application.item.key()],
+        "the company's record and its repair application, oldest first"
+    );
+    assert_eq!(
+        keys(about(other).await.expect("pending about the other")),
+        vec![ItemKey::Record(theirs.key.clone())]
+    );
+    assert!(about(example_person()).await.expect("nothing").is_empty());
+    let one = store
+        .pending_about(&engine.rulebook, org, 1)
+        .await
+        .expect("a page of one");
+    assert_eq!(keys(one), vec![ItemKey::Record(first.key.clone())]);
+    // Decided items leave it.
+    store
+        .approve(
+            &engine,
+            &ItemKey::Record(first.key.clone()),
+            "reviewer.wang",
+            Vec::new(),
+        )
+        .await
+        .expect("approval");
+    store
+        .reject(
+            &engine,
+            &application.item.key(),
+            "reviewer.wang",
+            "no proof attached",
+            Vec::new(),
+        )
+        .await
+        .expect("rejection");
+    assert!(about(org).await.expect("nothing left").is_empty());
+    assert_eq!(about(other).await.expect("still waiting").len(), 1);
 }
 
 /// What [`Store::state_marked`] hands out (from memory, perhaps) is what

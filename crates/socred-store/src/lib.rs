@@ -406,6 +406,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<PendingItem>, StoreError>;
 
+    /// Items about `subject` waiting for review, oldest first, at most
+    /// `limit`: what the subject sees pending in its own file (records a
+    /// provider sent that wait for a second person, and its own repair
+    /// applications). Types as in [`Store::pending`].
+    async fn pending_about(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError>;
+
     /// Subjects after `after`, in identifier order, at most `limit`, with
     /// an objection that may still be open: a `disputed` fact in effect and
     /// no `resolved` fact in effect about the same record dated on or after

@@ -311,6 +311,20 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn pending_about(
+        &self,
+        rulebook: &Rulebook,
+        subject: SubjectId,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StoreError> {
+        let items = self.lock()?.pending_items(rulebook)?;
+        Ok(items
+            .into_iter()
+            .filter(|item| item.item.subject() == subject)
+            .take(clamp_limit(limit))
+            .collect())
+    }
+
     async fn disputed_subjects(
         &self,
         after: Option<SubjectId>,

@@ -53,7 +53,7 @@ fn item_json(item: &Item) -> Value {
     value.unwrap_or(Value::Null)
 }
 
-fn view(pending: PendingItem) -> PendingView {
+pub(crate) fn view(pending: PendingItem) -> PendingView {
     PendingView {
         seq: pending.seq,
         subject: pending.item.subject(),

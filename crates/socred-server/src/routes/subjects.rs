@@ -22,6 +22,7 @@ use socred_store::{
 use crate::auth::Caller;
 use crate::body::{parse_json, Params, RawBody};
 use crate::error::ApiError;
+use crate::routes::review::{self, PendingView};
 use crate::routes::{audit_draft, page_limit, parse_subject};
 use crate::state::AppState;
 
@@ -75,7 +76,14 @@ pub struct FileView {
     #[serde(flatten)]
     file: CreditFile,
     open_items: Vec<OpenItem>,
+    /// What waits for a reviewer about the subject, oldest first: records
+    /// a provider sent that take effect only once approved, and the
+    /// subject's own repair applications. At most [`PENDING_SHOWN_MAX`].
+    pending: Vec<PendingView>,
 }
+
+/// Pending items a file shows at most (the oldest).
+pub const PENDING_SHOWN_MAX: usize = 100;
 
 fn open_items(rulebook: &Rulebook, state: &SubjectState, today: Day) -> Vec<OpenItem> {
     let mut items = Vec::new();
@@ -130,7 +138,18 @@ pub async fn file(
     Path(id): Path<String>,
 ) -> Result<Json<FileView>, ApiError> {
     let (file, open_items) = read_file(&state, &caller, &id, "read_file").await?;
-    Ok(Json(FileView { file, open_items }))
+    let pending = state
+        .store()
+        .pending_about(state.current().rulebook(), file.subject, PENDING_SHOWN_MAX)
+        .await?
+        .into_iter()
+        .map(review::view)
+        .collect();
+    Ok(Json(FileView {
+        file,
+        open_items,
+        pending,
+    }))
 }
 
 pub async fn explanation(

@@ -450,6 +450,21 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
         browser.click("#repair-submit");
         let notice = browser.text_when("#repair-notice", "the notice", |t| !t.is_empty());
         assert!(notice.contains("waits for a reviewer"), "{notice}");
+        // The file, read again, shows the application waiting, and offers
+        // no second one for the same record.
+        let pending = browser.text("#pending");
+        assert!(
+            pending.contains("your repair application") && pending.contains("court.beijing-1/jd-1"),
+            "{pending}"
+        );
+        assert!(
+            pending.contains("Paid in full; receipt 2026-0042."),
+            "{pending}"
+        );
+        assert_eq!(
+            browser.script("return document.getElementById('repair-form') === null;"),
+            json!(true)
+        );
 
         browser.click("#sign-out");
         browser.find("#sign-in");

@@ -390,9 +390,29 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
     h.ingest(COURT, &[judgment_default("jd-1", alice(), "2026-01-10")])
         .await
         .expect(StatusCode::OK);
+    // The judgment waits for a reviewer: Alice sees it pending in her file.
+    let pending_keys = |file: &Value| -> Vec<Value> {
+        file["pending"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no pending items: {file}"))
+            .iter()
+            .map(|item| item["key"].clone())
+            .collect()
+    };
+    let file = alice_file(&h).await;
+    assert_eq!(
+        pending_keys(&file),
+        vec![json!({"item": "record", "provider": COURT_ID, "id": "jd-1"})],
+        "{file}"
+    );
+    assert_eq!(
+        file["pending"][0]["item"]["type"],
+        "judicial.judgment_default"
+    );
     approve(&h, REVIEWER_1, COURT_ID, "jd-1")
         .await
         .expect(StatusCode::OK);
+    assert_eq!(pending_keys(&alice_file(&h).await), Vec::<Value>::new());
     h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
         .await
         .expect(StatusCode::OK);
@@ -444,9 +464,18 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         .json();
     assert_eq!(reply["outcome"], "pending_review", "{reply}");
     let key = reply["key"].clone();
-    assert_eq!(key["kind"], "repaired");
-    // Nothing changes until a reviewer decides.
-    assert_eq!(public(&alice_file(&h).await), Some(json!(true)));
+    assert_eq!(key["kind"], "repaired", "{key}");
+    // Nothing changes until a reviewer decides; her file shows it waiting,
+    // and Bob's shows nothing of hers.
+    let file = alice_file(&h).await;
+    assert_eq!(public(&file), Some(json!(true)));
+    assert_eq!(pending_keys(&file), vec![key.clone()], "{file}");
+    let bobs = h
+        .get(&format!("/v1/subjects/{}", bob()), Some(BOB))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(bobs["pending"], json!([]), "{bobs}");
     assert!(h.applies(AIRLINE, alice(), "no_air_travel").await);
     let queue = h
         .get("/v1/review/pending", Some(REVIEWER_2))
@@ -474,7 +503,13 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
     )
     .await
     .expect(StatusCode::OK);
-    assert_eq!(public(&alice_file(&h).await), Some(json!(true)));
+    let file = alice_file(&h).await;
+    assert_eq!(public(&file), Some(json!(true)));
+    assert_eq!(
+        pending_keys(&file),
+        Vec::<Value>::new(),
+        "a refused application leaves"
+    );
     h.clock
         .set_day(socred_core::Day::parse("2026-06-02").unwrap());
     let reply = h
