@@ -618,34 +618,77 @@ async function review() {
       el("td", {}, el("div", { class: "actions" }, approve, reason, reject)),
     );
   });
+  // Sends a `resolved` fact about `objection` as this reviewer; `extra`
+  // carries a correction's type and fields.
+  const sendResolution = async (objection, outcome, extra) => {
+    const answer = await api("/v1/records", {
+      method: "POST",
+      token,
+      body: [{
+        fact: "resolved", provider: objection.record.provider, record: objection.record.id,
+        subject: objection.subject, at: objections.as_of, by: me.id, outcome, ...extra,
+      }],
+    });
+    const result = answer.results[0] || {};
+    if (result.status !== "stored" && result.status !== "pending_review") {
+      throw new ApiError(0, result.code || result.status, result.message || "the resolution was not stored: " + result.status);
+    }
+    return "Objection to " + recordKey(objection.record) + ": " + outcome + (result.status === "pending_review" ? " (waits for a second reviewer)" : "") + ".";
+  };
+  // The form of a correction: one input per field of the record as it
+  // stands, numbers kept numbers; hidden until "Correct…" is pressed.
+  const correctionForm = (objection, n, send) => {
+    const inputs = Object.entries(objection.fields || {}).map(([name, value]) => {
+      const kind = typeof value === "number" ? "number" : typeof value === "boolean" ? "checkbox" : "text";
+      const input = el("input", { id: "correct-" + n + "-" + name, name, type: kind, step: kind === "number" ? "any" : null });
+      if (kind === "checkbox") input.checked = value;
+      else input.value = typeof value === "string" || kind === "number" ? String(value) : JSON.stringify(value);
+      return { name, kind, original: value, input };
+    });
+    const submit = el("button", { type: "submit", id: "corrected-" + n }, "Resolve as corrected");
+    const form = el("form", { class: "correction", id: "correction-" + n, hidden: true },
+      ...inputs.map(({ name, input }) => el("label", {}, name, input)),
+      submit,
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const fields = {};
+      for (const { name, kind, original, input } of inputs) {
+        if (kind === "checkbox") fields[name] = input.checked;
+        else if (kind === "number") fields[name] = Number(input.value);
+        else if (typeof original === "string") fields[name] = input.value;
+        else {
+          try {
+            fields[name] = JSON.parse(input.value);
+          } catch (_) {
+            status.replaceChildren(errorBox(new ApiError(0, "invalid_field", "field `" + name + "` must be JSON, as it was")));
+            return;
+          }
+        }
+      }
+      decide(submit, () => send(fields))();
+    });
+    return form;
+  };
   const objectionRows = objections.objections.map((objection, n) => {
     const resolve = (outcome, label) => {
       const button = el("button", { class: "secondary", id: outcome + "-" + n }, label);
-      button.addEventListener("click", decide(button, async () => {
-        const answer = await api("/v1/records", {
-          method: "POST",
-          token,
-          body: [{
-            fact: "resolved", provider: objection.record.provider, record: objection.record.id,
-            subject: objection.subject, at: objections.as_of, by: me.id, outcome,
-          }],
-        });
-        const result = answer.results[0] || {};
-        if (result.status !== "stored" && result.status !== "pending_review") {
-          throw new ApiError(0, result.code || result.status, result.message || "the resolution was not stored: " + result.status);
-        }
-        return "Objection to " + recordKey(objection.record) + ": " + outcome + (result.status === "pending_review" ? " (waits for a second reviewer)" : "") + ".";
-      }));
+      button.addEventListener("click", decide(button, () => sendResolution(objection, outcome, {})));
       return button;
     };
+    const correction = correctionForm(objection, n, (fields) => sendResolution(objection, "corrected", { type: objection.record_type, fields }));
+    const correct = el("button", { class: "secondary", id: "correct-" + n, type: "button" }, "Correct…");
+    correct.addEventListener("click", () => {
+      correction.hidden = !correction.hidden;
+    });
     return el("tr", {},
       el("td", {}, objection.subject),
-      el("td", {}, recordKey(objection.record) + " (" + objection.record_type + ")"),
+      el("td", {}, recordKey(objection.record) + " (" + objection.record_type + ")", el("div", { class: "muted" }, fieldsText(objection.fields))),
       el("td", { class: "date" }, objection.since),
       el("td", { class: "date" }, objection.resolve_by),
       el("td", {}, objection.overdue ? "overdue" : "within time"),
       el("td", {}, objection.statement || ""),
-      el("td", {}, el("div", { class: "actions" }, resolve("upheld", "Uphold"), resolve("retracted", "Retract the record"))),
+      el("td", {}, el("div", { class: "actions" }, resolve("upheld", "Uphold"), correct, resolve("retracted", "Retract the record")), correction),
     );
   });
   const signOutButton = el("button", { id: "review-sign-out", class: "secondary" }, "Sign out");

@@ -207,6 +207,9 @@ pub struct ObjectionView {
     subject: SubjectId,
     record: socred_core::RecordKey,
     record_type: std::sync::Arc<str>,
+    /// The record's fields as they stand: what a `corrected` resolution
+    /// sends again, with the disputed values changed.
+    fields: socred_core::record::Fields,
     /// The record counts as disputed from this day.
     since: socred_core::Day,
     /// The day by which a reviewer should have resolved it.
@@ -273,6 +276,7 @@ pub async fn objections(
                 subject,
                 record: record.key.clone(),
                 record_type: record.type_id.clone(),
+                fields: record.fields.clone(),
                 since: open.start,
                 resolve_by,
                 overdue: today > resolve_by,

@@ -231,6 +231,11 @@ impl Session<'_> {
         );
     }
 
+    fn clear(&self, css: &str) {
+        let element = self.find(css);
+        self.post(&format!("element/{element}/clear"), &json!({}));
+    }
+
     fn click(&self, css: &str) {
         let element = self.find(css);
         self.post(&format!("element/{element}/click"), &json!({}));
@@ -537,6 +542,14 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
     h.ingest(COURT, &[judgment_default("jd-2", carol(), "2026-05-03")])
         .await
         .expect(StatusCode::OK);
+    // Bob objects to his fare evasion, whose station is a piece of markup.
+    h.post_json(
+        &format!("/v1/subjects/{}/objections", bob()),
+        Some(BOB),
+        &json!({"record": {"provider": METRO_ID, "id": "fe-markup"}, "statement": "Wrong station."}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let (alice_id, carol_id) = (alice().to_string(), carol().to_string());
     tokio::task::spawn_blocking(move || {
         let browser = driver.session();
@@ -571,9 +584,29 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
             t.contains("Nothing waits")
         });
 
-        browser.click("#objections button[id^='upheld-']");
+        // Bob's record shows its fields as text, markup included.
+        let objections = browser.text("#objections");
+        assert!(objections.contains("station: <img src=x"), "{objections}");
+        let images = browser.script("return document.querySelectorAll('img').length;");
+        assert_eq!(images, json!(0), "a field's text became markup");
+
+        // Alice's comes first (identifier order): it is upheld.
+        browser.click("#upheld-0");
         let said = browser.text_when("#review-status", "the resolution", |t| t.contains("upheld"));
         assert!(said.contains("court.beijing-1/jd-1"), "{said}");
+
+        // Bob's is resolved by correcting the station.
+        browser.text_when("#objections", "bob's objection alone", |t| {
+            !t.contains(&alice_id) && t.contains("fe-markup")
+        });
+        browser.click("#correct-0");
+        browser.clear("#correct-0-station");
+        browser.type_into("#correct-0-station", "Xujiahui");
+        browser.click("#corrected-0");
+        let said = browser.text_when("#review-status", "the correction", |t| {
+            t.contains("corrected")
+        });
+        assert!(said.contains("metro.shanghai/fe-markup"), "{said}");
         browser.text_when("#objections", "no open objection", |t| {
             t.contains("No objection is open")
         });
@@ -591,6 +624,21 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(file["open_items"], json!([]), "{file}");
+    // Bob's record now carries the corrected station, and nothing is open.
+    let file = h
+        .get(&format!("/v1/subjects/{}", bob()), Some(BOB))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(file["open_items"], json!([]), "{file}");
+    let record = file["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "fe-markup")
+        .cloned()
+        .unwrap_or_else(|| panic!("no fe-markup: {file}"));
+    assert_eq!(record["fields"], json!({"station": "Xujiahui"}), "{record}");
     let log = h.store.audit(0, 1000).await.unwrap();
     assert!(log
         .iter()

@@ -296,7 +296,8 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     assert_eq!(
         queue,
         json!({"as_of": TODAY, "objections": [{"subject": alice().to_string(), "record": record,
-            "record_type": "transport.fare_evasion", "since": TODAY, "resolve_by": "2026-06-21",
+            "record_type": "transport.fare_evasion", "fields": {"station": "Xujiahui"},
+            "since": TODAY, "resolve_by": "2026-06-21",
             "overdue": false, "statement": "I had a valid ticket;\nthe gate was broken."}]})
     );
     h.get("/v1/review/objections", Some(AIRLINE))
