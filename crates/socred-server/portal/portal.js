@@ -8,14 +8,18 @@ const PAGE = 50;
 const KEY_SUBJECT = "socred.subject";
 const KEY_TOKEN = "socred.token";
 const KEY_REVIEWER = "socred.reviewer";
+const KEY_OPERATOR = "socred.operator";
+const KEY_AUDITOR = "socred.auditor";
 
 // ---- the API ---------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, detail = null) {
     super(message);
     this.status = status;
     this.code = code;
+    // The API's whole error object (a rulebook's `problems`, say).
+    this.detail = detail;
   }
 }
 
@@ -37,16 +41,17 @@ let viewRequests = new AbortController();
 // GET or POST `path`; answers the parsed JSON (or the text, for text/plain),
 // or throws ApiError with the API's own code and message (or the
 // AbortError of a request the view no longer wants).
-async function api(path, { method = "GET", token = null, body = null } = {}) {
+// `text` with `type` sends a body other than JSON (a rulebook's TOML).
+async function api(path, { method = "GET", token = null, body = null, text = null, type: sent = "application/json" } = {}) {
   const headers = {};
   if (token) headers["Authorization"] = "Bearer " + token;
-  if (body !== null) headers["Content-Type"] = "application/json";
+  if (body !== null || text !== null) headers["Content-Type"] = sent;
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === null ? null : JSON.stringify(body),
+      body: text !== null ? text : body === null ? null : JSON.stringify(body),
       credentials: "omit",
       cache: "no-store",
       signal: viewRequests.signal,
@@ -59,14 +64,16 @@ async function api(path, { method = "GET", token = null, body = null } = {}) {
   if (!response.ok) {
     let code = "http_" + response.status;
     let message = "the registry answered " + response.status;
+    let detail = null;
     if (type.startsWith("application/json")) {
       const answer = await response.json().catch(() => null);
       if (answer && answer.error) {
         code = answer.error.code;
         message = answer.error.message;
+        detail = answer.error;
       }
     }
-    throw new ApiError(response.status, code, message);
+    throw new ApiError(response.status, code, message, detail);
   }
   return type.startsWith("application/json") ? response.json() : response.text();
 }
@@ -97,6 +104,27 @@ function table(id, headings, rows, empty) {
     el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, h)))),
     el("tbody", {}, rows),
   );
+}
+
+// A button that shows the page after the last one shown: `fetchAfter(after)`
+// answers that page, whose `entries` `append` shows; hidden once a page
+// says there is no more (no `next_after`). `first` is the page on screen.
+function moreButton(id, label, first, fetchAfter, append) {
+  const button = el("button", { id, class: "secondary", hidden: !first.next_after }, label);
+  button.dataset.after = first.next_after || "";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const page = await fetchAfter(button.dataset.after);
+      append(page.entries);
+      button.dataset.after = page.next_after || "";
+      button.hidden = !page.next_after;
+    } catch (error) {
+      button.after(errorBox(error));
+    }
+    button.disabled = false;
+  });
+  return button;
 }
 
 function errorBox(error) {
@@ -144,6 +172,8 @@ function home() {
       el("li", {}, el("a", { href: "#/rulebook" }, "Rulebook"), ": the rules in force, every one with its legal basis, as the registry applies them."),
       el("li", {}, el("a", { href: "#/me" }, "My file"), ": with your identity number and the token the registry issued you, your whole credit file, the explanation of every point, who read your file and why, your consent, your objections and your applications for repair."),
       el("li", {}, el("a", { href: "#/review" }, "Review"), ": for reviewers, with their token: the records and applications that wait for a second person, and subjects' open objections."),
+      el("li", {}, el("a", { href: "#/operator" }, "Operator"), ": for the registry's operators, with their token: the dashboard, principals and their tokens, rulebook versions and uploads."),
+      el("li", {}, el("a", { href: "#/audit" }, "Audit log"), ": for auditors, with their token: every entry of the tamper-evident log, and a check of its hash chain."),
     ),
   );
 }
@@ -169,25 +199,11 @@ async function listMembers(id) {
   markNav("nav-lists");
   show(el("p", { class: "muted" }, "Loading the list…"));
   const first = await api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE);
-  const body = el("tbody", {});
-  const more = el("button", { id: "more", class: "secondary" }, "More entries");
-  const append = (page) => {
-    for (const entry of page.entries) {
-      body.append(el("tr", {}, el("td", {}, entry.subject), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until)));
-    }
-    more.hidden = !page.next_after;
-    more.dataset.after = page.next_after || "";
-  };
-  more.addEventListener("click", async () => {
-    more.disabled = true;
-    try {
-      append(await api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE + "&after=" + encodeURIComponent(more.dataset.after)));
-    } catch (error) {
-      more.after(errorBox(error));
-    }
-    more.disabled = false;
-  });
-  append(first);
+  const row = (entry) => el("tr", {}, el("td", {}, entry.subject), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until));
+  const body = el("tbody", {}, first.entries.map(row));
+  const more = moreButton("more", "More entries", first,
+    (after) => api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE + "&after=" + encodeURIComponent(after)),
+    (entries) => body.append(...entries.map(row)));
   const entries =
     first.entries.length === 0
       ? el("p", { id: "members", class: "muted" }, "Nobody is on this list as of " + first.as_of + ".")
@@ -467,20 +483,9 @@ async function myFile(notice) {
   const logRow = (entry) =>
     el("tr", {}, el("td", { class: "date" }, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail));
   const logTable = table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], log.entries.map(logRow), "Nobody has read your file yet.");
-  const moreLog = el("button", { id: "more-log", class: "secondary", hidden: !log.next_after }, "Later entries");
-  moreLog.dataset.after = log.next_after || "";
-  moreLog.addEventListener("click", async () => {
-    moreLog.disabled = true;
-    try {
-      const page = await api(base + "/access-log?limit=" + PAGE + "&after=" + encodeURIComponent(moreLog.dataset.after), { token: who.token });
-      logTable.querySelector("tbody").append(...page.entries.map(logRow));
-      moreLog.dataset.after = page.next_after || "";
-      moreLog.hidden = !page.next_after;
-    } catch (error) {
-      moreLog.after(errorBox(error));
-    }
-    moreLog.disabled = false;
-  });
+  const moreLog = moreButton("more-log", "Later entries", log,
+    (after) => api(base + "/access-log?limit=" + PAGE + "&after=" + encodeURIComponent(after), { token: who.token }),
+    (entries) => logTable.querySelector("tbody").append(...entries.map(logRow)));
 
   show(
     el("h2", {}, "My file"),
@@ -520,35 +525,97 @@ async function myFile(notice) {
 
 // ---- the reviewers' desk ---------------------------------------------------
 
-function reviewSignIn(problem) {
-  const token = el("input", { id: "review-token", name: "token", type: "password", required: true, autocomplete: "current-password" });
+// The sign-in of a desk for one role (`desk`: its role, the key its token
+// is kept under in this tab, the prefix of its element ids, its heading
+// and who it is for). The portal asks `GET /v1/me` who a token is and
+// refuses a token of another role.
+function staffSignIn(desk, problem) {
+  const token = el("input", { id: desk.prefix + "-token", name: "token", type: "password", required: true, autocomplete: "current-password" });
   return [
-    el("h2", {}, "Review"),
+    el("h2", {}, desk.heading),
     problem ? errorBox(problem) : null,
-    el("p", {}, "For reviewers: sign in with the token the registry issued you. It stays in this browser tab."),
+    el("p", {}, "For " + desk.who + ": sign in with the token the registry issued you. It stays in this browser tab."),
     el("form", {
-        id: "review-sign-in",
+        id: desk.prefix + "-sign-in",
         onsubmit: async (event) => {
           event.preventDefault();
           const candidate = token.value.trim();
           try {
             const me = await api("/v1/me", { token: candidate });
-            if (me.role !== "reviewer") {
-              show(...reviewSignIn(new ApiError(403, "not_a_reviewer", "this token is for " + me.id + ", a " + me.role + ", not a reviewer")));
+            if (me.role !== desk.role) {
+              show(...staffSignIn(desk, new ApiError(403, "wrong_role", "this token is for " + me.id + ", a " + me.role + ", not " + desk.a)));
               return;
             }
-            sessionStorage.setItem(KEY_REVIEWER, candidate);
+            sessionStorage.setItem(desk.key, candidate);
             render();
           } catch (error) {
             if (error.name === "AbortError") return;
-            show(...reviewSignIn(error));
+            show(...staffSignIn(desk, error));
           }
         },
       },
       el("label", {}, "Token", token),
-      el("button", { type: "submit", id: "review-sign-in-submit" }, "Sign in"),
+      el("button", { type: "submit", id: desk.prefix + "-sign-in-submit" }, "Sign in"),
     ),
   ];
+}
+
+const REVIEW_DESK = { role: "reviewer", a: "a reviewer", key: KEY_REVIEWER, prefix: "review", heading: "Review", who: "reviewers" };
+const OPERATOR_DESK = { role: "admin", a: "an operator (admin)", key: KEY_OPERATOR, prefix: "operator", heading: "Operator", who: "the registry's operators (role admin)" };
+const AUDIT_DESK = { role: "auditor", a: "an auditor", key: KEY_AUDITOR, prefix: "audit", heading: "Audit log", who: "auditors" };
+
+// A desk's sign-out button: forgets its token and shows its sign-in.
+function staffSignOut(desk) {
+  const button = el("button", { id: desk.prefix + "-sign-out", class: "secondary" }, "Sign out");
+  button.addEventListener("click", () => {
+    sessionStorage.removeItem(desk.key);
+    render();
+  });
+  return button;
+}
+
+// Opens a desk: its token from this tab, then `paths` read in order with
+// it. Answers { token, answers }, or null once the sign-in is shown (no
+// token yet, or one the registry refused: it is then forgotten).
+async function openDesk(desk, loading, paths) {
+  markNav("nav-" + desk.prefix);
+  const token = sessionStorage.getItem(desk.key);
+  if (!token) {
+    show(...staffSignIn(desk, null));
+    return null;
+  }
+  show(el("p", { class: "muted" }, loading));
+  try {
+    const answers = [];
+    for (const path of paths) answers.push(await api(path, { token }));
+    return { token, answers };
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    sessionStorage.removeItem(desk.key);
+    show(...staffSignIn(desk, error));
+    return null;
+  }
+}
+
+// A desk's actions: `act(button, call)` is a handler that runs `call`
+// with the button disabled, shows the desk again with `redraw`, and puts
+// what `call` answered (a sentence, or nodes) into the element `statusId`;
+// an error shows there instead, with what `more(error)` adds, and the
+// button may be pressed again.
+function deskActions(redraw, statusId, more = () => null) {
+  return (button, call) => async () => {
+    button.disabled = true;
+    try {
+      const said = await call();
+      await redraw();
+      const nodes = typeof said === "string" ? [el("p", { class: "notice" }, said)] : said || [];
+      document.getElementById(statusId).replaceChildren(...nodes);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      document.getElementById(statusId).replaceChildren(errorBox(error), more(error) || "");
+      button.disabled = false;
+    }
+  };
 }
 
 // What a pending item is, in a line: a record's type and key, or a fact's
@@ -564,40 +631,12 @@ function pendingSummary(item) {
 }
 
 async function review() {
-  markNav("nav-review");
-  const token = sessionStorage.getItem(KEY_REVIEWER);
-  if (!token) {
-    show(...reviewSignIn(null));
-    return;
-  }
-  show(el("p", { class: "muted" }, "Reading the queues…"));
-  let me;
-  let pending;
-  let objections;
-  try {
-    me = await api("/v1/me", { token });
-    pending = await api("/v1/review/pending?limit=" + PAGE, { token });
-    objections = await api("/v1/review/objections?limit=" + PAGE, { token });
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    sessionStorage.removeItem(KEY_REVIEWER);
-    show(...reviewSignIn(error));
-    return;
-  }
+  const desk = await openDesk(REVIEW_DESK, "Reading the queues…", ["/v1/me", "/v1/review/pending?limit=" + PAGE, "/v1/review/objections?limit=" + PAGE]);
+  if (!desk) return;
+  const { token, answers: [me, pending, objections] } = desk;
   const status = el("div", { id: "review-status" });
   // Runs one decision, then shows the queues again with what it answered.
-  const decide = (button, call) => async () => {
-    button.disabled = true;
-    try {
-      const said = await call();
-      await review();
-      if (said) document.getElementById("review-status").replaceChildren(el("p", { class: "notice" }, said));
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      status.replaceChildren(errorBox(error));
-      button.disabled = false;
-    }
-  };
+  const decide = deskActions(review, "review-status");
   const pendingRows = pending.items.map((item) => {
     const approve = el("button", { class: "secondary", id: "approve-" + item.seq }, "Approve");
     const reason = el("input", { id: "reason-" + item.seq, placeholder: "Why it is rejected" });
@@ -691,11 +730,7 @@ async function review() {
       el("td", {}, el("div", { class: "actions" }, resolve("upheld", "Uphold"), correct, resolve("retracted", "Retract the record")), correction),
     );
   });
-  const signOutButton = el("button", { id: "review-sign-out", class: "secondary" }, "Sign out");
-  signOutButton.addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_REVIEWER);
-    render();
-  });
+  const signOutButton = staffSignOut(REVIEW_DESK);
   show(
     el("h2", {}, "Review"),
     el("p", {}, "Signed in as ", el("strong", { id: "reviewer" }, me.name + " (" + me.id + ")"), ". Every decision is logged where its subject sees it."),
@@ -705,6 +740,178 @@ async function review() {
     table("pending", ["#", "Subject", "What", "Submitted by", ""], pendingRows, "Nothing waits for review."),
     el("h3", {}, "Open objections, as of " + objections.as_of),
     table("objections", ["Subject", "Record", "Since", "Resolve by", "Deadline", "Statement", ""], objectionRows, "No objection is open."),
+  );
+}
+
+// ---- the operator's desk ---------------------------------------------------
+
+// A term list of `pairs` ([label, value, id]).
+function summaryList(id, pairs) {
+  return el("dl", { class: "summary", id },
+    pairs.flatMap(([label, value, key]) => [el("dt", {}, label), el("dd", key ? { id: key } : {}, String(value))]));
+}
+
+// The rulebook's problems (line, column, message) under an error.
+function problemsList(error) {
+  const problems = (error.detail && error.detail.problems) || [];
+  if (problems.length === 0) return null;
+  return el("ul", { id: "rulebook-problems", class: "problems" },
+    problems.map((p) => el("li", {}, "line " + p.line + ", column " + p.column + ": " + p.message)));
+}
+
+async function operator() {
+  const desk = await openDesk(OPERATOR_DESK, "Reading the dashboard…", ["/v1/me", "/v1/admin/dashboard", "/v1/admin/principals", "/v1/admin/rulebooks"]);
+  if (!desk) return;
+  const { token, answers: [me, board, principals, rulebooks] } = desk;
+  const status = el("div", { id: "operator-status" });
+  // Runs one change, then shows the desk again with what it answered.
+  const change = deskActions(operator, "operator-status", problemsList);
+
+  const store = board.store;
+  const since = board.since_start;
+  const figures = summaryList("dashboard", [
+    ["Rulebook in force", board.rulebook, "board-rulebook"],
+    ["As of", board.as_of],
+    ["Subjects", store.subjects, "board-subjects"],
+    ["Records in effect", store.records, "board-records"],
+    ["Later facts in effect", store.facts],
+    ["Waiting for review", store.pending, "board-pending"],
+    ["Audit entries", store.audit_entries, "board-audit"],
+    ["Audit head", board.audit_head ? "#" + board.audit_head.seq + " " + board.audit_head.hash : "none"],
+    ["Principals", store.principals],
+    ["Rulebook versions", store.rulebooks],
+  ]);
+  const activity = summaryList("since-start", [
+    ["Requests answered", since.requests.success],
+    ["Requests refused (4xx)", since.requests.refused],
+    ["Requests failed (5xx)", since.requests.failed, "board-failed"],
+    ["Items sent in", Object.entries(since.ingest).map(([k, v]) => k + " " + v).join(", ")],
+    ["Decisions", "applies " + since.decisions.applies + ", does not apply " + since.decisions.does_not_apply, "board-decisions"],
+    ["Handlers that panicked", since.panics],
+  ]);
+
+  const principalRows = principals.principals.map((p) => {
+    const revoke = el("button", { class: "secondary", id: "revoke-" + p.id, hidden: p.revoked || p.id === me.id }, "Revoke");
+    revoke.addEventListener("click", change(revoke, async () => {
+      await api("/v1/admin/principals/" + encodeURIComponent(p.id), { method: "DELETE", token });
+      return "Revoked " + p.id + ": its token no longer works.";
+    }));
+    return el("tr", {},
+      el("td", {}, p.id),
+      el("td", {}, p.name),
+      el("td", {}, p.role),
+      el("td", {}, p.scope || ""),
+      el("td", {}, (p.record_types || []).join(", ")),
+      el("td", {}, p.revoked ? "revoked" : "active"),
+      el("td", {}, revoke),
+    );
+  });
+  const field = (name, attrs = {}) => el("input", { id: "principal-" + name, name, autocomplete: "off", spellcheck: "false", ...attrs });
+  const id = field("id", { required: true, placeholder: "e.g. bank" });
+  const name = field("name", { required: true, placeholder: "e.g. National bank" });
+  const role = el("select", { id: "principal-role", name: "role" },
+    ["provider", "agency", "reviewer", "subject", "auditor", "admin"].map((r) => el("option", { value: r }, r)));
+  const scope = field("scope", { placeholder: "provider id, agency id or subject identifier" });
+  const types = field("record-types", { placeholder: "record types, comma-separated (providers)" });
+  const register = el("button", { type: "submit", id: "principal-submit" }, "Register and issue a token");
+  const registerForm = el("form", { id: "principal-form" },
+    el("label", {}, "Id", id), el("label", {}, "Name", name), el("label", {}, "Role", role),
+    el("label", {}, "Scope", scope), el("label", {}, "Record types", types), register);
+  registerForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    change(register, async () => {
+      const body = { id: id.value.trim(), name: name.value.trim(), role: role.value };
+      if (scope.value.trim()) body.scope = scope.value.trim();
+      const wanted = types.value.split(",").map((t) => t.trim()).filter((t) => t);
+      if (wanted.length) body.record_types = wanted;
+      const issued = await api("/v1/admin/principals", { method: "POST", token, body });
+      return [
+        el("p", { class: "notice" }, "Registered " + issued.principal.id + " (" + issued.principal.role + "). Its token, shown only now:"),
+        el("pre", { id: "issued-token", class: "token" }, issued.token),
+        ...(issued.warnings || []).map((w) => el("p", { class: "muted" }, "Warning: " + w)),
+      ];
+    })();
+  });
+
+  const versionRows = rulebooks.versions.map((v) =>
+    el("tr", {},
+      el("td", {}, v.label + (v.label === rulebooks.current ? " (in force)" : "")),
+      el("td", { class: "date" }, new Date(v.uploaded_at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"),
+      el("td", {}, v.uploaded_by),
+    ),
+  );
+  const rulebookText = el("textarea", { id: "rulebook-text", name: "rulebook", rows: 12, spellcheck: "false", required: true, placeholder: "The whole rulebook, in TOML (see docs/rulebook.md)" });
+  const upload = el("button", { type: "submit", id: "rulebook-submit" }, "Check and install");
+  const uploadForm = el("form", { id: "rulebook-form" }, el("label", {}, "Rulebook", rulebookText), upload);
+  uploadForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    change(upload, async () => {
+      const installed = await api("/v1/admin/rulebook", { method: "PUT", token, text: rulebookText.value, type: "application/toml" });
+      return "Installed " + installed.label + "; " + installed.recomputed + " files recomputed with it.";
+    })();
+  });
+
+  show(
+    el("h2", {}, "Operator"),
+    el("p", {}, "Signed in as ", el("strong", { id: "operator" }, me.name + " (" + me.id + ")"), ". Every change is in the audit log."),
+    el("div", { class: "actions" }, staffSignOut(OPERATOR_DESK)),
+    status,
+    el("h3", {}, "The registry"),
+    figures,
+    el("h3", {}, "Since this server started"),
+    activity,
+    el("h3", {}, "Principals"),
+    el("p", { class: "muted" }, "Providers, agencies, reviewers, subjects, auditors and operators, each with the token it signs in with. A token is shown once, when it is issued; registering an id again issues a new one and the old one stops."),
+    table("principals", ["Id", "Name", "Role", "Scope", "Record types", "Status", ""], principalRows, "No principal is registered."),
+    registerForm,
+    el("h3", {}, "Rulebook versions"),
+    table("rulebooks", ["Label", "Uploaded", "By"], versionRows, "No rulebook was uploaded."),
+    el("p", { class: "muted" }, "A new rulebook is checked first: every problem comes back with its line and column. Once installed, every credit file is recomputed with it; earlier versions stay stored."),
+    uploadForm,
+  );
+}
+
+// ---- the auditors' desk ----------------------------------------------------
+
+async function audit() {
+  const desk = await openDesk(AUDIT_DESK, "Reading the audit log…", ["/v1/me", "/v1/audit?limit=" + PAGE]);
+  if (!desk) return;
+  const { token, answers: [me, page] } = desk;
+  const row = (entry) =>
+    el("tr", {},
+      el("td", { class: "num" }, String(entry.seq)),
+      el("td", { class: "date" }, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"),
+      el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action),
+      el("td", {}, entry.subject || ""), el("td", {}, entry.detail),
+      el("td", { class: "hash" }, entry.hash.slice(0, 16) + "…"),
+    );
+  const log = table("audit-entries", ["#", "When", "Who", "Role", "Purpose", "What", "Subject", "Detail", "Hash"], page.entries.map(row), "The audit log is empty.");
+  const more = moreButton("more-audit", "Later entries", page,
+    (after) => api("/v1/audit?limit=" + PAGE + "&after=" + encodeURIComponent(after), { token }),
+    (entries) => log.querySelector("tbody").append(...entries.map(row)));
+  const verdict = el("div", { id: "chain" });
+  const verify = el("button", { id: "verify-chain" }, "Verify the hash chain");
+  verify.addEventListener("click", async () => {
+    verify.disabled = true;
+    verdict.replaceChildren(el("p", { class: "muted" }, "Checking every entry…"));
+    try {
+      const report = await api("/v1/audit/verify", { token });
+      verdict.replaceChildren(report.ok
+        ? el("p", { class: "notice" }, "The chain holds: " + report.entries + " entries, each hashed over the one before.")
+        : el("p", { class: "error" }, "The chain is broken at entry " + report.broken.seq + ": " + report.broken.reason));
+    } catch (error) {
+      verdict.replaceChildren(errorBox(error));
+    }
+    verify.disabled = false;
+  });
+  show(
+    el("h2", {}, "Audit log"),
+    el("p", {}, "Signed in as ", el("strong", { id: "auditor" }, me.name + " (" + me.id + ")"), "."),
+    el("div", { class: "actions" }, verify, staffSignOut(AUDIT_DESK)),
+    verdict,
+    el("p", { class: "muted" }, "Every write and every read of a credit file, oldest first; each entry's hash covers the entry and the hash before it, so an edit or a deletion anywhere breaks the chain from there on."),
+    log,
+    el("div", { class: "actions" }, more),
   );
 }
 
@@ -731,6 +938,12 @@ async function render() {
         break;
       case "review":
         await review();
+        break;
+      case "operator":
+        await operator();
+        break;
+      case "audit":
+        await audit();
         break;
       default:
         home();

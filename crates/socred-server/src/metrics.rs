@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use serde::Serialize;
 
 use crate::state::AppState;
 
@@ -38,6 +39,35 @@ pub fn record_panic() {
 
 pub fn panics() -> u64 {
     PANICS.load(Ordering::Relaxed)
+}
+
+/// What [`Metrics::summary`] gives.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub requests: RequestClasses,
+    /// Items sent to `POST /v1/records`, by outcome.
+    pub ingest: BTreeMap<&'static str, u64>,
+    pub decisions: Decisions,
+    /// Request handlers that panicked (a bug each).
+    pub panics: u64,
+}
+
+/// HTTP requests answered, by class of status.
+#[derive(Debug, Default, Serialize)]
+pub struct RequestClasses {
+    /// 2xx and 3xx.
+    pub success: u64,
+    /// 4xx: refused as the caller's doing (bad input, no right).
+    pub refused: u64,
+    /// 5xx: the registry failed.
+    pub failed: u64,
+}
+
+/// Decisions answered, by verdict.
+#[derive(Debug, Serialize)]
+pub struct Decisions {
+    pub applies: u64,
+    pub does_not_apply: u64,
 }
 
 #[derive(Default)]
@@ -92,6 +122,36 @@ impl Metrics {
         self.decisions_applies.fetch_add(applies, Ordering::Relaxed);
         self.decisions_not_applies
             .fetch_add(not_applies, Ordering::Relaxed);
+    }
+
+    /// The counters since this process started, for the operator's
+    /// dashboard.
+    pub fn summary(&self) -> Summary {
+        let mut requests = RequestClasses::default();
+        if let Ok(routes) = self.routes.lock() {
+            for entry in routes.values() {
+                for (&(_, status), &count) in &entry.by_status {
+                    match status {
+                        200..=399 => requests.success += count,
+                        400..=499 => requests.refused += count,
+                        _ => requests.failed += count,
+                    }
+                }
+            }
+        }
+        Summary {
+            requests,
+            ingest: INGEST_STATUSES
+                .iter()
+                .zip(self.ingest.iter())
+                .map(|(status, counter)| (*status, counter.load(Ordering::Relaxed)))
+                .collect(),
+            decisions: Decisions {
+                applies: self.decisions_applies.load(Ordering::Relaxed),
+                does_not_apply: self.decisions_not_applies.load(Ordering::Relaxed),
+            },
+            panics: panics(),
+        }
     }
 
     /// Everything in the Prometheus text exposition format.

@@ -438,6 +438,22 @@ fn document() -> Value {
     );
     add(
         "get",
+        "/v1/admin/dashboard",
+        Op {
+            summary: "The operator's dashboard",
+            description: "The registry's totals (subjects, records and facts in effect, items waiting for review, audit entries, principals, rulebook versions), the rulebook in force, the audit log's head, and what this process answered since it started (requests by class of status, ingest outcomes, decisions, panics). No credit file is read.",
+            roles: &["admin"],
+            params: vec![],
+            body: None,
+            ok_status: "200",
+            ok: json_ok("The dashboard.", json!({ "type": "object", "required": ["as_of", "rulebook", "store", "since_start"],
+                "properties": { "as_of": { "type": "string", "format": "date" }, "rulebook": { "type": "string" },
+                    "store": { "type": "object" }, "audit_head": { "type": "object", "properties": { "seq": { "type": "integer" }, "hash": { "type": "string" } } },
+                    "since_start": { "type": "object" } } })),
+        },
+    );
+    add(
+        "get",
         "/v1/admin/rulebooks",
         Op {
             summary: "Rulebook versions",

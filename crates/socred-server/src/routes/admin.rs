@@ -242,6 +242,50 @@ pub async fn revoke(
     Ok(Json(json!({ "revoked": id })))
 }
 
+/// What the operator watches: the registry's size, its review queue, the
+/// audit log's head and what this process has answered since it started.
+#[derive(Serialize)]
+pub struct Dashboard {
+    as_of: socred_core::Day,
+    rulebook: String,
+    /// Totals kept by every write (no table scans): subjects, records and
+    /// facts in effect, items waiting for review, audit entries,
+    /// principals, rulebook versions.
+    store: socred_store::Counts,
+    /// The newest audit entry's number and hash: write it down to check
+    /// later that nothing before it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_head: Option<AuditHead>,
+    /// Counters since this process started.
+    since_start: crate::metrics::Summary,
+}
+
+#[derive(Serialize)]
+struct AuditHead {
+    seq: u64,
+    hash: String,
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Dashboard>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let store = state.store().counts().await?;
+    let audit_head = state
+        .store()
+        .audit_head()
+        .await?
+        .map(|(seq, hash)| AuditHead { seq, hash });
+    Ok(Json(Dashboard {
+        as_of: state.today(),
+        rulebook: state.current().label.clone(),
+        store,
+        audit_head,
+        since_start: state.inner.metrics.summary(),
+    }))
+}
+
 #[derive(Serialize)]
 pub struct RulebookVersions {
     current: String,

@@ -74,6 +74,7 @@ routes! { limits;
     get "/v1/admin/principals" => admin::principals,
     post "/v1/admin/principals" => admin::put_principal,
     delete "/v1/admin/principals/{id}" => admin::revoke,
+    get "/v1/admin/dashboard" => admin::dashboard,
     get "/v1/admin/rulebooks" => admin::rulebooks,
     put "/v1/admin/rulebook" => admin::put_rulebook,
 }

@@ -276,3 +276,85 @@ async fn every_token_reads_whom_it_stands_for_and_nothing_more() {
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
 }
+
+#[tokio::test]
+async fn the_operator_watches_the_dashboard_and_nobody_else_does() {
+    let h = Harness::new().await;
+    let before = h
+        .get("/v1/admin/dashboard", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(before["as_of"], TODAY);
+    assert_eq!(before["rulebook"], "socred-default@2026.1");
+    let records = before["store"]["records"].as_u64().unwrap();
+    let pending = before["store"]["pending"].as_u64().unwrap();
+
+    // One record in effect, one waiting for a second person, one refused.
+    let unknown = json!({"provider": METRO_ID, "id": "x-1", "subject": alice().to_string(),
+        "type": "no.such_type", "occurred_at": "2026-05-01", "decided_at": "2026-05-01", "fields": {}})
+    .to_string();
+    h.ingest(
+        METRO,
+        &[fare_evasion("fe-1", alice(), "2026-05-20"), unknown],
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.ingest(COURT, &[judgment_default("jd-1", bob(), "2026-05-02")])
+        .await
+        .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    assert!(!h.applies(RAIL, bob(), "no_rail_tickets").await);
+    h.get("/v1/admin/dashboard", Some(ALICE))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+
+    let after = h
+        .get("/v1/admin/dashboard", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        after["store"]["records"].as_u64().unwrap(),
+        records + 1,
+        "{after}"
+    );
+    assert_eq!(
+        after["store"]["pending"].as_u64().unwrap(),
+        pending + 1,
+        "{after}"
+    );
+    let since = &after["since_start"];
+    assert_eq!(since["ingest"]["stored"].as_u64().unwrap(), 1, "{after}");
+    assert_eq!(
+        since["ingest"]["pending_review"].as_u64().unwrap(),
+        1,
+        "{after}"
+    );
+    assert_eq!(since["ingest"]["rejected"].as_u64().unwrap(), 1, "{after}");
+    assert_eq!(
+        since["decisions"],
+        json!({"applies": 1, "does_not_apply": 1})
+    );
+    assert!(
+        since["requests"]["refused"].as_u64().unwrap() >= 1,
+        "{after}"
+    );
+    assert_eq!(since["requests"]["failed"], 0);
+    assert_eq!(since["panics"], 0);
+    let head = after["audit_head"]["seq"].as_u64().unwrap();
+    assert_eq!(
+        after["store"]["audit_entries"].as_u64().unwrap(),
+        head,
+        "{after}"
+    );
+
+    for token in [COURT, AIRLINE, REVIEWER_1, AUDITOR] {
+        h.get("/v1/admin/dashboard", Some(token))
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    h.get("/v1/admin/dashboard", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}

@@ -5,8 +5,11 @@
 //! access log (which shows the portal's own reads), grants consent,
 //! objects to a record, applies for its repair and signs out; a token for
 //! another subject is refused; text a provider sent is shown as text,
-//! never run as markup; a reviewer approves a record and upholds an
-//! objection at the review desk.
+//! never run as markup; a reviewer approves a record, upholds one
+//! objection and corrects another at the review desk; an operator reads
+//! the dashboard, registers a provider, revokes it and is shown a
+//! rulebook's problems by line; an auditor reads the audit log and checks
+//! its chain.
 //!
 //! Needs `chromium` and `chromedriver` (`scripts/ensure-browser` installs
 //! them); without them each test says so loudly and passes, unless
@@ -643,5 +646,113 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
     assert!(log
         .iter()
         .any(|e| e.entry.actor == "reviewer-2" && e.entry.action == "approve"));
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (h, addr, server) = served_registry(dir.path()).await;
+    let counts = h.store.counts().await.unwrap();
+    let arrears = json!({"provider": "bank.national", "id": "a-1", "subject": alice().to_string(),
+        "type": "commercial.bank_arrears", "occurred_at": "2026-05-01", "decided_at": "2026-05-02",
+        "fields": {"cycles": 2}})
+    .to_string();
+    let line = arrears.clone();
+    let token = tokio::task::spawn_blocking(move || {
+        let browser = driver.session();
+        browser.open(&format!("http://{addr}/#/operator"));
+        // A reviewer's token opens no operator's desk.
+        browser.type_into("#operator-token", REVIEWER_1);
+        browser.click("#operator-sign-in-submit");
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("not an operator"), "{refused}");
+
+        browser.type_into("#operator-token", ADMIN);
+        browser.click("#operator-sign-in-submit");
+        let records = browser.text_when("#board-records", "the dashboard", |t| !t.is_empty());
+        assert_eq!(records, counts.records.to_string());
+        assert_eq!(browser.text("#board-subjects"), counts.subjects.to_string());
+        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.1");
+        assert_eq!(browser.text("#board-failed"), "0");
+
+        // Registers a bank as a provider of bank arrears: its token is
+        // shown once.
+        browser.type_into("#principal-id", "bank");
+        browser.type_into("#principal-name", "National bank");
+        browser.script("document.getElementById('principal-role').value = 'provider';");
+        browser.type_into("#principal-scope", "bank.national");
+        browser.type_into("#principal-record-types", "commercial.bank_arrears");
+        browser.click("#principal-submit");
+        let token = browser.text_when("#issued-token", "the new token", |t| t.len() == 64);
+        let principals = browser.text("#principals");
+        assert!(principals.contains("National bank"), "{principals}");
+        assert!(
+            !principals.contains(&token),
+            "a token is shown once, never listed"
+        );
+
+        // The token works, for what the bank was registered for.
+        let bearer = format!("Bearer {token}");
+        let sent = socred_server::client::request(
+            addr,
+            "POST",
+            "/v1/records",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/x-ndjson"),
+            ],
+            line.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(sent.status, 200, "{}", sent.text());
+        assert!(sent.text().contains("\"stored\""), "{}", sent.text());
+
+        // A rulebook that does not load: its problems, by line.
+        browser.type_into("#rulebook-text", "[rulebook]\nid = \"broken\"\n");
+        browser.click("#rulebook-submit");
+        let problems = browser.text_when("#rulebook-problems", "the problems", |t| !t.is_empty());
+        assert!(problems.contains("line "), "{problems}");
+        assert!(browser.text("#operator-status").contains("does not load"));
+
+        browser.click("#revoke-bank");
+        let said = browser.text_when("#operator-status", "the revocation", |t| {
+            t.contains("Revoked")
+        });
+        assert!(said.contains("bank"), "{said}");
+        assert!(browser.text("#principals").contains("revoked"));
+
+        // The auditor's desk: the log, and the chain checked.
+        browser.open(&format!("http://{addr}/#/audit"));
+        browser.type_into("#audit-token", AUDITOR);
+        browser.click("#audit-sign-in-submit");
+        let log = browser.text_when("#audit-entries", "the log", |t| t.contains("ingest"));
+        assert!(log.contains("admin"), "{log}");
+        browser.click("#verify-chain");
+        let chain = browser.text_when("#chain", "the verdict", |t| {
+            t.contains("holds") || t.contains("broken")
+        });
+        assert!(chain.contains("The chain holds"), "{chain}");
+        drop(browser);
+        drop(driver);
+        token
+    })
+    .await
+    .unwrap();
+    // Revoked at the desk: the bank's token no longer works.
+    h.ingest(&token, &[&arrears])
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let log = h.store.audit(0, 10_000).await.unwrap();
+    for action in ["put_principal", "revoke"] {
+        assert!(
+            log.iter()
+                .any(|e| e.entry.actor == "admin" && e.entry.action == action),
+            "no {action} by the operator"
+        );
+    }
     server.abort();
 }
