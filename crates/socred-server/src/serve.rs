@@ -381,7 +381,7 @@ impl DemoReport {
         if let Some(admin) = self.token(Role::Admin) {
             let _ = writeln!(
                 out,
-                "  curl -s -H 'Authorization: Bearer {}' {url}/metrics",
+                "  curl -s -H 'Authorization: Bearer {}' {url}/v1/admin/dashboard",
                 admin.token
             );
         }
@@ -392,7 +392,8 @@ impl DemoReport {
         let _ = writeln!(
             out,
             "The web portal is at {url}/ (public lists, company lookup; under \"My file\" the \
-             subject's identifier and token above open its file)."
+             subject's identifier and token above open its file; \"Review\", \"Operator\" and \
+             \"Audit log\" open with the reviewer's, admin's and auditor's tokens)."
         );
         out
     }
