@@ -339,7 +339,7 @@ fn document() -> Value {
         "/v1/subjects/{id}/objections",
         Op {
             summary: "Object to a record",
-            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within the rulebook's `objection_deadline` (20 days by default); the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open, 409 `objected_today` when today's objection to it was already resolved.",
+            description: "The record is disputed from today (its effects follow the rulebook's dispute policy) until a reviewer resolves the objection, which is due within the rulebook's `objection_deadline` (20 days by default); the statement travels with the record. 404 `unknown_record` when the file holds no such record, 409 `already_disputed` while an objection to it is open, 409 `resolved_today` when an objection to it was resolved today (facts are dated by the day: one made that day would read as resolved by it).",
             roles: &["subject"],
             params: vec![subject_param()],
             body: Some(json_body(

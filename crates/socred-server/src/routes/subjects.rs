@@ -293,8 +293,8 @@ pub struct ObjectionBody {
 pub struct ObjectionView {
     subject: SubjectId,
     record: RecordKey,
-    /// `stored` (the same objection made again the same day is refused as
-    /// `objected_today`).
+    /// `stored` (an objection on the day another to the record was resolved
+    /// is refused as `resolved_today`).
     outcome: &'static str,
     /// The record counts as disputed from this day.
     since: Day,
@@ -334,6 +334,13 @@ pub async fn object(
             ),
         ));
     }
+    // Facts are dated by the day, and a day's objection comes before its
+    // resolution whichever arrived first: an objection made on the day
+    // another was resolved would read as resolved by it. Refused, like the
+    // objection still open, before anything is written or logged.
+    if record.disputes.iter().any(|span| span.end == today) {
+        return Err(resolved_today(&key));
+    }
     let fact = Fact {
         subject,
         at: today,
@@ -363,17 +370,10 @@ pub async fn object(
         "objection",
     )
     .await?;
-    // The same objection made today is not open (that was refused above):
-    // a reviewer resolved it today, and storing it again changed nothing.
+    // The same objection was stored and resolved today since the file was
+    // read: storing it again changed nothing.
     if outcome == "duplicate" {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "objected_today",
-            format!(
-                "your objection to record {}/{} made today was already resolved; object again from tomorrow",
-                key.provider, key.id
-            ),
-        ));
+        return Err(resolved_today(&key));
     }
     Ok(Json(ObjectionView {
         subject,
@@ -382,6 +382,17 @@ pub async fn object(
         since: today,
         resolve_by: resolve_by(state.current().rulebook(), today),
     }))
+}
+
+fn resolved_today(key: &RecordKey) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "resolved_today",
+        format!(
+            "an objection to record {}/{} was resolved today; object again from tomorrow",
+            key.provider, key.id
+        ),
+    )
 }
 
 /// Longest correction or commitment in a repair application, in bytes

@@ -329,8 +329,14 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     let file = alice_file(&h).await;
     assert_eq!(file["open_items"], json!([]));
 
-    // She may object again: a new objection, resolved the same day, and a
-    // third that day is refused rather than silently stored as the second.
+    // She may object again, but not on the day one was resolved: a day's
+    // objection would read as resolved by that day's resolution. The
+    // refusal leaves no trace; the next day it is stored and open.
+    h.post_json(&uri, Some(ALICE), &json!({"record": record}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "resolved_today");
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-23").unwrap());
     let again = h
         .post_json(&uri, Some(ALICE), &json!({"record": record}))
         .await
@@ -338,16 +344,18 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
         .json();
     assert_eq!(
         (again["outcome"].as_str(), again["since"].as_str()),
-        (Some("stored"), Some("2026-06-22"))
+        (Some("stored"), Some("2026-06-23"))
     );
+    let file = alice_file(&h).await;
+    assert_eq!(file["open_items"][0]["since"], "2026-06-23", "{file}");
     let resolved_again = json!({"fact": "resolved", "provider": METRO_ID, "record": "fe-1",
-        "subject": alice().to_string(), "at": "2026-06-22", "by": "reviewer-2", "outcome": "upheld"});
+        "subject": alice().to_string(), "at": "2026-06-23", "by": "reviewer-2", "outcome": "upheld"});
     h.ingest(REVIEWER_2, &[resolved_again.to_string()])
         .await
         .expect(StatusCode::OK);
     h.post_json(&uri, Some(ALICE), &json!({"record": record}))
         .await
-        .expect_error(StatusCode::CONFLICT, "objected_today");
+        .expect_error(StatusCode::CONFLICT, "resolved_today");
     let queue = h
         .get("/v1/review/objections", Some(REVIEWER_1))
         .await
@@ -367,8 +375,9 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
         .iter()
         .filter(|e| e["action"] == "object")
         .collect();
-    // Each request is logged, the refused third one too (it changed nothing).
-    assert_eq!(objections.len(), 3, "{log}");
+    // Each objection stored is logged (on 2026-06-01 and 2026-06-23); the
+    // refusals left no trace, like every refusal.
+    assert_eq!(objections.len(), 2, "{log}");
     // So is the reviewer's look at it, with its purpose.
     let looked: Vec<&Value> = log["entries"]
         .as_array()
