@@ -803,8 +803,11 @@ fn record_order(a: &Record, b: &Record) -> Ordering {
 fn fact_order(a: &Fact, b: &Fact) -> Ordering {
     fn rank(kind: &FactKind) -> u8 {
         match kind {
-            FactKind::ConsentWithdrawn => 0,
-            FactKind::ConsentGranted => 1,
+            // Within a day a withdrawal comes last, so it holds: a
+            // subject who granted and withdrew on the same day (in either
+            // order) is not scored that day.
+            FactKind::ConsentGranted => 0,
+            FactKind::ConsentWithdrawn => 1,
             FactKind::Corrected { .. } => 2,
             FactKind::Disputed { .. } => 3,
             FactKind::Resolved { .. } => 4,
@@ -1283,6 +1286,34 @@ mod tests {
         assert!(expected
             .iter()
             .any(|s| s.effects.iter().any(|e| e.capped_by.is_some())));
+    }
+
+    /// A grant and a withdrawal on one day, in either order of arrival:
+    /// the withdrawal holds that day, and an earlier grant until then.
+    #[test]
+    fn a_days_withdrawal_of_consent_holds_over_its_grants() {
+        let engine = engine();
+        let subject = person(2);
+        let consent = |day: i32, granted: bool| Fact {
+            subject,
+            at: Day(day),
+            by: "subject".into(),
+            kind: if granted {
+                FactKind::ConsentGranted
+            } else {
+                FactKind::ConsentWithdrawn
+            },
+        };
+        let records = [record(subject, "a", 100, "x")];
+        for facts in [
+            [consent(50, true), consent(200, true), consent(200, false)],
+            [consent(200, false), consent(200, true), consent(50, true)],
+        ] {
+            let state = engine.fold(subject, &records, &facts, Day(300));
+            assert!(state.consent_on(Day(199)), "{:?}", state.consent);
+            assert!(!state.consent_on(Day(200)), "{:?}", state.consent);
+            assert!(!state.consent_on(Day(250)), "{:?}", state.consent);
+        }
     }
 
     #[test]

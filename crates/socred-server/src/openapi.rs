@@ -324,7 +324,7 @@ fn document() -> Value {
         Op {
             summary: "Grant or withdraw consent",
             description:
-                "From today on. Records of types needing consent count only while it is granted.",
+                "From today on. Records of types needing consent count only while it is granted. A withdrawal holds over the same day's grants: a grant on a day consent was withdrawn is 409 `withdrawn_today`.",
             roles: &["subject"],
             params: vec![subject_param()],
             body: Some(json_body(

@@ -234,6 +234,21 @@ pub async fn consent(
     let (principal, subject) = own_subject(&caller, &id)?;
     let request: ConsentBody = parse_json(&headers, &body)?;
     let today = state.today();
+    // Facts are dated by the day and a day's withdrawal holds over that
+    // day's grants: a grant after one would change nothing.
+    if request.granted
+        && load(&state, subject)
+            .await?
+            .consent
+            .iter()
+            .any(|&(at, granted)| at == today && !granted)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "withdrawn_today",
+            format!("consent was withdrawn today ({today}); grant it again from tomorrow"),
+        ));
+    }
     let kind = if request.granted {
         FactKind::ConsentGranted
     } else {

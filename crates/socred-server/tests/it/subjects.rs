@@ -188,6 +188,35 @@ async fn consent_is_granted_and_withdrawn_by_the_subject() {
         .json();
     assert!(file["score"].is_null(), "{file}");
 
+    // Granted and withdrawn again the same day: the withdrawal holds.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-03").unwrap());
+    let reply = h
+        .post_json(&uri, Some(ALICE), &json!({"granted": true}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["consent"], true, "{reply}");
+    let reply = h
+        .post_json(&uri, Some(ALICE), &json!({"granted": false}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["consent"], false, "{reply}");
+    let file = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(
+        file["score"].is_null(),
+        "withdrawn today, not scored: {file}"
+    );
+    // A grant after that, the same day, would change nothing: refused.
+    h.post_json(&uri, Some(ALICE), &json!({"granted": true}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "withdrawn_today");
+
     h.post_json(&uri, Some(BOB), &json!({"granted": true}))
         .await
         .expect_error(StatusCode::FORBIDDEN, "not_your_file");
@@ -210,7 +239,16 @@ async fn consent_is_granted_and_withdrawn_by_the_subject() {
         .collect();
     assert_eq!(
         actions,
-        ["consent", "consent", "read_file", "consent", "read_file"]
+        [
+            "consent",
+            "consent",
+            "read_file",
+            "consent",
+            "read_file",
+            "consent",
+            "consent",
+            "read_file"
+        ]
     );
 }
 
