@@ -345,14 +345,12 @@ function repairForm(base, token, records) {
     submit,
   );
   submitAboutRecord(form, choice, submit, records, async (record) => {
-    const answer = await api(base + "/repair-applications", {
+    await api(base + "/repair-applications", {
       method: "POST",
       token,
       body: { record: { provider: record.provider, id: record.id }, correction: correction.value, commitment: commitment.value },
     });
-    await myFile(answer.outcome === "duplicate"
-      ? "You already applied today for the repair of " + recordKey(record) + "; it waits for a reviewer."
-      : "Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is under Waiting for a reviewer, and in your access log.");
+    await myFile("Your application for the repair of " + recordKey(record) + " waits for a reviewer, who grants or refuses it. It is under Waiting for a reviewer, and in your access log.");
   });
   return el("div", {},
     el("p", { class: "muted" }, "With the conduct corrected and a credit commitment, you may ask that a record stop being published and that the list entries it made end early (never before their minimum duration). A reviewer decides."),

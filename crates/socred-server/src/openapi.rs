@@ -356,7 +356,7 @@ fn document() -> Value {
         "/v1/subjects/{id}/repair-applications",
         Op {
             summary: "Apply for repair of a record",
-            description: "With the correction made (and its proof) and a credit commitment, the subject asks that the record's publicity and the list entries it made (on lists that repair ends) end early. The application waits in the review queue (`outcome`: `pending_review`) under `key`; a reviewer approves it (the repair counts from the day of the application; list entries end no earlier than their minimum duration) or rejects it. 400 `incomplete_application` when a part is empty, 404 `unknown_record`, 409 `already_repaired` or `nothing_to_repair` (the record is not public and on no list that repair ends).",
+            description: "With the correction made (and its proof) and a credit commitment, the subject asks that the record's publicity and the list entries it made (on lists that repair ends) end early. The application waits in the review queue (`outcome`: `pending_review`) under `key`; a reviewer approves it (the repair counts from the day of the application; list entries end no earlier than their minimum duration) or rejects it. 400 `incomplete_application` when a part is empty, 404 `unknown_record`, 409 `already_repaired`, `nothing_to_repair` (the record is not public and on no list that repair ends) or `applied_today` (another application for the record today, waiting with other words or refused: apply again from tomorrow).",
             roles: &["subject"],
             params: vec![subject_param()],
             body: Some(json_body(

@@ -430,8 +430,8 @@ pub struct RepairBody {
 pub struct RepairView {
     subject: SubjectId,
     record: RecordKey,
-    /// `pending_review` (a reviewer decides), or `duplicate` when the same
-    /// application was already made today.
+    /// `pending_review` (a reviewer decides; the same application sent
+    /// again that day is the same item, still waiting).
     outcome: &'static str,
     /// The application in the review queue: a reviewer approves or rejects
     /// it by this key (`POST /v1/review/approve`, `/reject`).
@@ -560,6 +560,26 @@ pub async fn apply_for_repair(
         },
     };
     let item_key = ItemKey::Fact(FactKey::of(&fact));
+    // Today's application already waiting: the same again is that item,
+    // other words a second one; either way nothing is written or logged.
+    let waiting = state
+        .store()
+        .pending_about(rulebook, subject, PENDING_SHOWN_MAX)
+        .await?
+        .into_iter()
+        .find(|item| item.key == item_key);
+    if let Some(item) = waiting {
+        let same = matches!(&item.item, Item::Fact { fact: held, .. } if *held == fact);
+        if !same {
+            return Err(applied_today(&key));
+        }
+        return Ok(Json(RepairView {
+            subject,
+            record: key,
+            outcome: "pending_review",
+            key: item_key,
+        }));
+    }
     let audit = audit_draft(
         &state,
         caller.actor(),
@@ -571,6 +591,8 @@ pub async fn apply_for_repair(
             key.provider, key.id
         ),
     );
+    // The day's application is the fact's key: another one that day, while
+    // it waits with other words or once it was refused, is the same key.
     let outcome = submit_own_fact(
         &state,
         principal,
@@ -579,13 +601,31 @@ pub async fn apply_for_repair(
         audit,
         "repair application",
     )
-    .await?;
+    .await
+    .map_err(|error| match error.code {
+        // Refused today: the attempt is logged, as every write attempt
+        // the store sees.
+        "conflict" => applied_today(&key),
+        _ => error,
+    })?;
     Ok(Json(RepairView {
         subject,
         record: key,
         outcome,
         key: item_key,
     }))
+}
+
+fn applied_today(key: &RecordKey) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "applied_today",
+        format!(
+            "you already applied today for the repair of record {}/{} (it waits for a reviewer, or was \
+             refused today); apply again from tomorrow",
+            key.provider, key.id
+        ),
+    )
 }
 
 /// Stores a fact the subject reports about its own file, with its audit

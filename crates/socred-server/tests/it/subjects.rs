@@ -558,6 +558,13 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         Vec::<Value>::new(),
         "a refused application leaves"
     );
+    // Not again the day it was refused: the application of the day is
+    // decided.
+    let refused = h
+        .post_json(&uri, Some(ALICE), &application)
+        .await
+        .expect_error(StatusCode::CONFLICT, "applied_today");
+    assert!(refused.text.contains("tomorrow"), "{}", refused.text);
     h.clock
         .set_day(socred_core::Day::parse("2026-06-02").unwrap());
     let reply = h
@@ -567,6 +574,23 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         .json();
     assert_eq!(reply["outcome"], "pending_review", "{reply}");
     let key = reply["key"].clone();
+    // Sent again as it was, it is the same application, still waiting;
+    // with other words, a second one that day is refused.
+    let again = h
+        .post_json(&uri, Some(ALICE), &application)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        (&again["outcome"], &again["key"]),
+        (&json!("pending_review"), &key)
+    );
+    assert_eq!(pending_keys(&alice_file(&h).await), vec![key.clone()]);
+    let mut reworded = application.clone();
+    reworded["commitment"] = json!("I promise.");
+    h.post_json(&uri, Some(ALICE), &reworded)
+        .await
+        .expect_error(StatusCode::CONFLICT, "applied_today");
 
     // A reviewer grants it: the record stops being public from the day of
     // the application, and a second application is refused.
@@ -588,7 +612,22 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
     let by_action = |action: &str| -> Vec<&Value> {
         entries.iter().filter(|e| e["action"] == action).collect()
     };
-    assert_eq!(by_action("apply_repair").len(), 2, "{log}");
+    // Both applications, and the attempt on the day of the refusal (the
+    // store saw it); not the one sent again while waiting, nor the
+    // reworded one, refused before anything was written.
+    let applied: Vec<&str> = by_action("apply_repair")
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            "repair of record court.beijing-1/jd-1 applied for on 2026-06-01",
+            "repair of record court.beijing-1/jd-1 applied for on 2026-06-01",
+            "repair of record court.beijing-1/jd-1 applied for on 2026-06-02"
+        ],
+        "{log}"
+    );
     // The reviewers' decisions are in the subject's own access log.
     let rejected = by_action("reject");
     assert_eq!(rejected.len(), 1, "{log}");
