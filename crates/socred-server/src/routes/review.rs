@@ -64,7 +64,10 @@ pub(crate) fn view(pending: PendingItem) -> PendingView {
     }
 }
 
-/// Items waiting for review, oldest first.
+/// Items waiting for review, oldest first. Each item listed is a read of
+/// what is about to enter its subject's file (a record, or the subject's
+/// own application): it is logged where the subject sees it, as the
+/// objections' queue is.
 pub async fn pending(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +81,22 @@ pub async fn pending(
         .store()
         .pending(current.rulebook(), query.after, limit)
         .await?;
+    let audit: Vec<_> = items
+        .iter()
+        .map(|pending| {
+            audit_draft(
+                &state,
+                caller.actor(),
+                "review",
+                "read_pending",
+                Some(pending.item.subject()),
+                format!("{} listed for review", pending.key),
+            )
+        })
+        .collect();
+    if !audit.is_empty() {
+        state.inner.audit.append(audit).await?;
+    }
     let next_after = (items.len() == limit)
         .then(|| items.last().map(|p| p.seq))
         .flatten();

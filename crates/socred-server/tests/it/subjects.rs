@@ -628,6 +628,22 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
         ],
         "{log}"
     );
+    // The reviewer's look at the queue is a read of what was about to
+    // enter her file.
+    let looked = by_action("read_pending");
+    assert_eq!(looked.len(), 1, "{log}");
+    assert_eq!(
+        (&looked[0]["actor"], &looked[0]["purpose"]),
+        (&json!("reviewer-2"), &json!("review"))
+    );
+    assert!(
+        looked[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("fact repaired of "),
+        "{}",
+        looked[0]
+    );
     // The reviewers' decisions are in the subject's own access log.
     let rejected = by_action("reject");
     assert_eq!(rejected.len(), 1, "{log}");
