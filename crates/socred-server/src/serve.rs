@@ -421,7 +421,7 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
             role: "system".into(),
             purpose: "demo".into(),
             action: "put_principal".into(),
-            subject: None,
+            subject: crate::routes::admin::subject_of(&principal),
             detail: format!(
                 "demo principal {} ({}) issued a token",
                 principal.id, principal.role

@@ -167,6 +167,16 @@ fn checked_principal(
     Ok((principal, warnings))
 }
 
+/// The subject a subject's principal opens the file of: issuing its token
+/// is logged where that subject sees it, since the token reads the whole
+/// file.
+pub(crate) fn subject_of(principal: &Principal) -> Option<socred_core::SubjectId> {
+    match (principal.role, principal.scope.as_deref()) {
+        (Role::Subject, Some(scope)) => parse_subject(scope).ok(),
+        _ => None,
+    }
+}
+
 /// Creates a principal, or replaces one (with a new token: the old one stops working).
 pub async fn put_principal(
     State(state): State<AppState>,
@@ -189,7 +199,7 @@ pub async fn put_principal(
         caller.actor(),
         "administration",
         "put_principal",
-        None,
+        subject_of(&principal),
         detail,
     )];
     state

@@ -2,7 +2,7 @@
 //! also feeds [`route_table`] (the OpenAPI test checks that the
 //! description and the table agree, so no route goes undocumented).
 
-mod admin;
+pub(crate) mod admin;
 mod audit;
 mod decisions;
 mod health;

@@ -358,3 +358,39 @@ async fn the_operator_watches_the_dashboard_and_nobody_else_does() {
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
 }
+
+#[tokio::test]
+async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
+    let h = Harness::new().await;
+    let body = json!({"id": "alice-kiosk", "name": "Alice at the service hall", "role": "subject",
+        "scope": alice().to_string()});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED);
+    let provider = json!({"id": "bank", "name": "National bank", "role": "provider",
+        "scope": "bank.national", "record_types": ["commercial.bank_arrears"]});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &provider)
+        .await
+        .expect(StatusCode::CREATED);
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let issued: Vec<&serde_json::Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "put_principal")
+        .collect();
+    assert_eq!(issued.len(), 1, "only the token that opens her file: {log}");
+    assert_eq!(issued[0]["actor"], "admin");
+    assert!(
+        issued[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("alice-kiosk"),
+        "{}",
+        issued[0]
+    );
+}
