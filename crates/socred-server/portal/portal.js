@@ -746,7 +746,7 @@ async function review() {
 // A term list of `pairs` ([label, value, id]).
 function summaryList(id, pairs) {
   return el("dl", { class: "summary", id },
-    pairs.flatMap(([label, value, key]) => [el("dt", {}, label), el("dd", key ? { id: key } : {}, String(value))]));
+    pairs.flatMap(([label, value, key]) => [el("dt", {}, label), el("dd", key ? { id: key } : {}, typeof value === "number" ? value.toLocaleString("en") : String(value))]));
 }
 
 // The rulebook's problems (line, column, message) under an error.
@@ -861,6 +861,7 @@ async function operator() {
     el("h3", {}, "Principals"),
     el("p", { class: "muted" }, "Providers, agencies, reviewers, subjects, auditors and operators, each with the token it signs in with. A token is shown once, when it is issued; registering an id again issues a new one and the old one stops."),
     table("principals", ["Id", "Name", "Role", "Scope", "Record types", "Status", ""], principalRows, "No principal is registered."),
+    el("h3", {}, "Register a principal"),
     registerForm,
     el("h3", {}, "Rulebook versions"),
     table("rulebooks", ["Label", "Uploaded", "By"], versionRows, "No rulebook was uploaded."),

@@ -602,7 +602,14 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
         browser.text_when("#objections", "bob's objection alone", |t| {
             !t.contains(&alice_id) && t.contains("fe-markup")
         });
+        let shown = "return getComputedStyle(document.getElementById('correction-0')).display;";
+        assert_eq!(
+            browser.script(shown),
+            json!("none"),
+            "hidden until asked for"
+        );
         browser.click("#correct-0");
+        assert_ne!(browser.script(shown), json!("none"));
         browser.clear("#correct-0-station");
         browser.type_into("#correct-0-station", "Xujiahui");
         browser.click("#corrected-0");
@@ -674,8 +681,20 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         browser.type_into("#operator-token", ADMIN);
         browser.click("#operator-sign-in-submit");
         let records = browser.text_when("#board-records", "the dashboard", |t| !t.is_empty());
-        assert_eq!(records, counts.records.to_string());
-        assert_eq!(browser.text("#board-subjects"), counts.subjects.to_string());
+        // Figures are written with thousands separators.
+        let figure = |n: u64| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        assert_eq!(records, figure(counts.records));
+        assert_eq!(browser.text("#board-subjects"), figure(counts.subjects));
         assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.1");
         assert_eq!(browser.text("#board-failed"), "0");
 
