@@ -647,12 +647,14 @@ async function review() {
       await api("/v1/review/reject", { method: "POST", token, body: { key: item.key, reason: reason.value } });
       return "Rejected: " + pendingSummary(item) + ".";
     }));
+    // The API refuses a reviewer's decision on its own submission.
+    const own = item.submitted_by === me.id;
     return el("tr", {},
       el("td", { class: "num" }, String(item.seq)),
       el("td", {}, item.subject),
       el("td", {}, pendingSummary(item)),
       el("td", {}, item.submitted_by),
-      el("td", {}, el("div", { class: "actions" }, approve, reason, reject)),
+      el("td", {}, own ? el("span", { class: "muted" }, "Your own submission: another reviewer decides.") : el("div", { class: "actions" }, approve, reason, reject)),
     );
   });
   // Sends a `resolved` fact about `objection` as this reviewer; `extra`

@@ -545,6 +545,19 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
     h.ingest(COURT, &[judgment_default("jd-2", carol(), "2026-05-03")])
         .await
         .expect(StatusCode::OK);
+    // The reviewer's own repair of alice's judgment waits for another one.
+    let repair = json!({"fact": "repaired", "provider": COURT_ID, "record": "jd-1",
+        "subject": alice().to_string(), "at": TODAY, "by": "reviewer-2"});
+    let sent = h
+        .ingest(REVIEWER_2, &[repair.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&sent),
+        ["pending_review"],
+        "{}",
+        sent.text
+    );
     // Bob objects to his fare evasion, whose station is a piece of markup.
     h.post_json(
         &format!("/v1/subjects/{}/objections", bob()),
@@ -577,14 +590,21 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
             "{objections}"
         );
 
+        // Its own submission offers no decision: another reviewer decides.
+        assert!(pending.contains("Your own submission"), "{pending}");
+        let buttons = browser.script(
+            "return document.querySelectorAll('#pending button[id^=\"approve-\"]').length;",
+        );
+        assert_eq!(buttons, json!(1), "one decision to make: carol's record");
+
         browser.click("#pending button[id^='approve-']");
         let said = browser.text_when("#review-status", "the approval", |t| !t.is_empty());
         assert!(
             said.starts_with("Approved: judicial.judgment_default"),
             "{said}"
         );
-        browser.text_when("#pending", "an empty queue", |t| {
-            t.contains("Nothing waits")
+        browser.text_when("#pending", "only its own submission", |t| {
+            !t.contains(&carol_id) && t.contains("Your own submission")
         });
 
         // Bob's record shows its fields as text, markup included.
