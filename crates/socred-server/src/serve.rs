@@ -23,7 +23,7 @@ use socred_store::{
 use tokio::sync::mpsc;
 
 use crate::clock::SystemClock;
-use crate::state::{AppState, Limits};
+use crate::state::{AppState, Current, Limits};
 use crate::token::new_token;
 
 /// How `socred serve` runs.
@@ -589,6 +589,7 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
     let generate = demo.generate.clone();
     let batch_items = demo.batch_items.max(1);
     let parse_current = current.clone();
+    let review_from = generate.end.add_days(-DEMO_REVIEW_DAYS);
     eprintln!(
         "demo: generating a city of {} subjects and {} records from {} to {}",
         generate.subjects, generate.records, generate.start, generate.end
@@ -605,7 +606,7 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
                 return;
             }
             match parser.parse(line_no, line) {
-                Ok((item, _)) => batch.push(demo_submission(item)),
+                Ok((item, _)) => batch.push(demo_submission(item, &parse_current, review_from)),
                 Err(_) => refused += 1,
             }
             if batch.len() >= batch_items {
@@ -661,9 +662,25 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
     Ok(stored)
 }
 
+/// Days before the demo's last day from which its records that need a
+/// second person still wait for one.
+const DEMO_REVIEW_DAYS: i32 = 14;
+
 /// The demo's history is loaded as the operator's import of reviewed
-/// records: nothing in it waits for review (records sent later do).
-fn demo_submission(item: wire::Item) -> Submission {
+/// records, except its last [`DEMO_REVIEW_DAYS`] days: records decided then
+/// that need a second person (serious ones entering a reviewed list) wait
+/// in the review queue, so that a newcomer's reviewer has something to
+/// decide. A later fact about one of them is refused like any fact about
+/// a record not in effect.
+fn demo_submission(item: wire::Item, current: &Current, review_from: Day) -> Submission {
+    let review = match &item {
+        wire::Item::Record(record)
+            if record.decided_at >= review_from && current.needs_review(record.type_index) =>
+        {
+            ReviewNeed::Required
+        }
+        _ => ReviewNeed::NotRequired,
+    };
     let item = match item {
         wire::Item::Record(record) => Item::Record(record),
         wire::Item::Fact { fact, record_type } => Item::Fact { fact, record_type },
@@ -671,7 +688,7 @@ fn demo_submission(item: wire::Item) -> Submission {
     Submission {
         item,
         submitted_by: "socred-demo".into(),
-        review: ReviewNeed::NotRequired,
+        review,
     }
 }
 
@@ -690,6 +707,44 @@ mod tests {
                 revoked: false,
             },
             token: format!("token-of-{id}"),
+        }
+    }
+
+    /// The demo's recent serious records wait for a reviewer; older ones,
+    /// and records that need no second person, are loaded as reviewed.
+    #[test]
+    fn the_demos_recent_serious_records_wait_for_review() {
+        let rulebook = socred_schema::default_rulebook();
+        let text = socred_schema::DEFAULT_RULEBOOK_TOML;
+        let current = Current::new(rulebook, text.into());
+        let mut parser = wire::LineParser::new(current.rulebook());
+        let review_from = Day::parse("2026-05-18").unwrap();
+        let line = |id: &str, kind: &str, decided: &str, fields: &str| {
+            format!(
+                r#"{{"provider": "court.beijing-1", "id": "{id}", "subject": "11010519491231002X", "type": "{kind}", "occurred_at": "{decided}", "decided_at": "{decided}", "fields": {fields}}}"#
+            )
+        };
+        let judgment = r#"{"amount_yuan": 52000, "case_no": "(2026) Jing 01 Zhi 1"}"#;
+        let fare = r#"{"station": "Xujiahui"}"#;
+        for (n, (kind, decided, fields, waits)) in [
+            ("judicial.judgment_default", "2026-05-20", judgment, true),
+            ("judicial.judgment_default", "2026-05-18", judgment, true),
+            ("judicial.judgment_default", "2026-05-17", judgment, false),
+            ("transport.fare_evasion", "2026-05-30", fare, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (item, _) = parser
+                .parse(n + 1, &line(&format!("r{n}"), kind, decided, fields))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            let submission = demo_submission(item, &current, review_from);
+            let expected = if waits {
+                ReviewNeed::Required
+            } else {
+                ReviewNeed::NotRequired
+            };
+            assert_eq!(submission.review, expected, "{kind} decided {decided}");
         }
     }
 
