@@ -1,5 +1,7 @@
 //! The audit log for auditors: its entries in order, and a check of its
-//! hash chain from the first entry to the stored head.
+//! hash chain from the first entry to the stored head. An auditor's reads
+//! are themselves in the log (about no subject: what they read is the log,
+//! not a file), so that whoever reads the log later sees who read it.
 
 use axum::extract::State;
 use axum::Json;
@@ -9,7 +11,7 @@ use socred_store::{AuditEntry, Role};
 use crate::auth::Caller;
 use crate::body::Params;
 use crate::error::ApiError;
-use crate::routes::page_limit;
+use crate::routes::{audit_draft, page_limit};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -38,6 +40,11 @@ pub async fn entries(
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
+    let detail = match (entries.first(), entries.last()) {
+        (Some(first), Some(last)) => format!("entries {} to {}", first.seq, last.seq),
+        _ => format!("no entry after {}", query.after.unwrap_or(0)),
+    };
+    log_read(&state, &caller, "read_audit", detail).await?;
     Ok(Json(AuditPage {
         entries,
         next_after,
@@ -71,9 +78,26 @@ pub async fn verify(
         seq: b.seq,
         reason: b.reason,
     });
+    let detail = match &broken {
+        None => format!("chain of {entries} entries holds"),
+        Some(b) => format!("chain broken at entry {}: {}", b.seq, b.reason),
+    };
+    log_read(&state, &caller, "verify_audit", detail).await?;
     Ok(Json(ChainReport {
         ok: broken.is_none(),
         entries,
         broken,
     }))
+}
+
+/// Appends an auditor's read of the log, after the read it describes.
+async fn log_read(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: String,
+) -> Result<(), ApiError> {
+    let entry = audit_draft(state, caller.actor(), "audit", action, None, detail);
+    state.inner.audit.append(vec![entry]).await?;
+    Ok(())
 }

@@ -46,7 +46,33 @@ async fn writes_and_reads_are_logged_and_the_chain_verifies() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(verdict["ok"], true, "{verdict}");
-    assert_eq!(verdict["entries"], 3);
+    // The three, and the auditor's read of them.
+    assert_eq!(verdict["entries"], 4);
+    let reads = h
+        .get("/v1/audit?after=3", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let read: Vec<(&str, &str, &str)> = reads["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("auditor", "read_audit", "entries 1 to 3"),
+            ("auditor", "verify_audit", "chain of 4 entries holds")
+        ],
+        "the auditor's reads are in the log: {reads}"
+    );
 
     let page = h
         .get("/v1/audit?after=1&limit=1", Some(AUDITOR))
