@@ -792,6 +792,22 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        let mut found = self
+            .read_rows(
+                "read a principal",
+                concat!(
+                    "SELECT ",
+                    principal_columns!(),
+                    " FROM principals WHERE id = $1"
+                ),
+                &[&id],
+                principal,
+            )
+            .await?;
+        Ok(found.pop())
+    }
+
     async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
         let audit = &audit;
         self.run(Kind::Write, move || self.try_revoke(id, audit))

@@ -1110,6 +1110,20 @@ impl Store for SqliteStore {
         raw.into_iter().map(principal_of).collect()
     }
 
+    async fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        let id = id.to_string();
+        let raw = self
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = ?1"
+                ))
+                .and_then(|mut stmt| stmt.query_row([&id], read_principal).optional())
+                .map_err(db("read a principal"))
+            })
+            .await?;
+        raw.map(principal_of).transpose()
+    }
+
     async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError> {
         let id = id.to_string();
         self.write(None, move |tx| {

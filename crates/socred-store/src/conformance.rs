@@ -1483,6 +1483,14 @@ pub async fn check_principals(store: &dyn Store) {
             .collect::<Vec<_>>(),
         vec![("auditor.1", false), ("court.beijing-1", true)]
     );
+    // By id, revoked or not.
+    for listed in &all {
+        assert_eq!(
+            store.principal(&listed.id).await.expect("by id").as_ref(),
+            Some(listed)
+        );
+    }
+    assert_eq!(store.principal("nobody").await.expect("by id"), None);
     let missing = store.revoke("nobody", Vec::new()).await;
     assert!(
         matches!(missing, Err(crate::StoreError::NotFound(_))),

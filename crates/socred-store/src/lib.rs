@@ -522,6 +522,12 @@ pub trait Store: Send + Sync + 'static {
     /// All principals, revoked ones included, by id.
     async fn principals(&self) -> Result<Vec<Principal>, StoreError>;
 
+    /// The principal `id`, revoked or not. By default from
+    /// [`Store::principals`]; a database reads it by its key.
+    async fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        Ok(self.principals().await?.into_iter().find(|p| p.id == id))
+    }
+
     /// Revokes a principal's token. `NotFound` when there is no such id.
     async fn revoke(&self, id: &str, audit: Vec<AuditDraft>) -> Result<(), StoreError>;
 

@@ -167,9 +167,9 @@ fn checked_principal(
     Ok((principal, warnings))
 }
 
-/// The subject a subject's principal opens the file of: issuing its token
-/// is logged where that subject sees it, since the token reads the whole
-/// file.
+/// The subject a subject's principal opens the file of: issuing and
+/// revoking its token are logged where that subject sees it, since the
+/// token reads the whole file.
 pub(crate) fn subject_of(principal: &Principal) -> Option<socred_core::SubjectId> {
     match (principal.role, principal.scope.as_deref()) {
         (Role::Subject, Some(scope)) => parse_subject(scope).ok(),
@@ -230,12 +230,14 @@ pub async fn revoke(
             "an operator cannot revoke its own token; another admin must",
         ));
     }
+    // A subject's token no longer opens its file: logged where it sees it.
+    let revoked = state.store().principal(&id).await?;
     let audit = vec![audit_draft(
         &state,
         caller.actor(),
         "administration",
         "revoke",
-        None,
+        revoked.as_ref().and_then(subject_of),
         format!("revoked principal {id}"),
     )];
     match state.store().revoke(&id, audit).await {

@@ -372,18 +372,12 @@ async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
     h.post_json("/v1/admin/principals", Some(ADMIN), &provider)
         .await
         .expect(StatusCode::CREATED);
-    let log = h
-        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
-        .await
-        .expect(StatusCode::OK)
-        .json();
-    let issued: Vec<&serde_json::Value> = log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "put_principal")
-        .collect();
-    assert_eq!(issued.len(), 1, "only the token that opens her file: {log}");
+    let issued = h.logged(ALICE, alice(), "put_principal").await;
+    assert_eq!(
+        issued.len(),
+        1,
+        "only the token that opens her file: {issued:?}"
+    );
     assert_eq!(issued[0]["actor"], "admin");
     assert!(
         issued[0]["detail"]
@@ -393,4 +387,23 @@ async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
         "{}",
         issued[0]
     );
+    // Revoking it is in her log too; revoking the bank's is not.
+    for id in ["alice-kiosk", "bank"] {
+        h.send(
+            Method::DELETE,
+            &format!("/v1/admin/principals/{id}"),
+            Some(ADMIN),
+            None,
+            "",
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    let revoked: Vec<String> = h
+        .logged(ALICE, alice(), "revoke")
+        .await
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(revoked, ["revoked principal alice-kiosk"]);
 }

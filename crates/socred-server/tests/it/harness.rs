@@ -241,6 +241,26 @@ impl Harness {
             .await
     }
 
+    /// The entries with `action` in `subject`'s access log, as the subject
+    /// reads it with its `token`.
+    pub async fn logged(&self, token: &str, subject: SubjectId, action: &str) -> Vec<Value> {
+        let log = self
+            .get(&format!("/v1/subjects/{subject}/access-log"), Some(token))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        log["entries"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["action"] == action)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub async fn post_json(&self, uri: &str, token: Option<&str>, body: &Value) -> Reply {
         self.send(
             Method::POST,
