@@ -874,10 +874,31 @@ async function operator() {
 
 // ---- the auditors' desk ----------------------------------------------------
 
-async function audit() {
-  const desk = await openDesk(AUDIT_DESK, "Reading the audit log…", ["/v1/me", "/v1/audit?limit=" + PAGE]);
+// The audit log, or only the entries about `subject` (its access log; the
+// auditor's read of it is then in that log too).
+async function audit(subject) {
+  const desk = await openDesk(AUDIT_DESK, "Reading the audit log…", ["/v1/me"]);
   if (!desk) return;
-  const { token, answers: [me, page] } = desk;
+  const { token, answers: [me] } = desk;
+  const about = subject ? "&subject=" + encodeURIComponent(subject) : "";
+  let page;
+  let problem = null;
+  try {
+    page = await api("/v1/audit?limit=" + PAGE + about, { token });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    problem = error;
+    page = { entries: [] };
+  }
+  const filter = el("input", { id: "audit-subject", name: "subject", value: subject || "", autocomplete: "off", spellcheck: "false", placeholder: "a subject's identifier (empty: every entry)" });
+  const filterForm = el("form", { id: "audit-filter" },
+    el("label", {}, "Entries about one subject", filter),
+    el("button", { type: "submit", id: "audit-filter-submit", class: "secondary" }, "Show"));
+  filterForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const wanted = filter.value.trim();
+    location.hash = wanted ? "#/audit/" + encodeURIComponent(wanted) : "#/audit";
+  });
   const row = (entry) =>
     el("tr", {},
       el("td", { class: "num" }, String(entry.seq)),
@@ -888,7 +909,7 @@ async function audit() {
     );
   const log = table("audit-entries", ["#", "When", "Who", "Role", "Purpose", "What", "Subject", "Detail", "Hash"], page.entries.map(row), "The audit log is empty.");
   const more = moreButton("more-audit", "Later entries", page,
-    (after) => api("/v1/audit?limit=" + PAGE + "&after=" + encodeURIComponent(after), { token }),
+    (after) => api("/v1/audit?limit=" + PAGE + about + "&after=" + encodeURIComponent(after), { token }),
     (entries) => log.querySelector("tbody").append(...entries.map(row)));
   const verdict = el("div", { id: "chain" });
   const verify = el("button", { id: "verify-chain" }, "Verify the hash chain");
@@ -906,12 +927,15 @@ async function audit() {
     verify.disabled = false;
   });
   show(
-    el("h2", {}, "Audit log"),
+    el("h2", {}, subject ? "Audit log about " + subject : "Audit log"),
     el("p", {}, "Signed in as ", el("strong", { id: "auditor" }, me.name + " (" + me.id + ")"), "."),
     el("div", { class: "actions" }, verify, staffSignOut(AUDIT_DESK)),
     verdict,
-    el("p", { class: "muted" }, "Every write and every read of a credit file, oldest first; each entry's hash covers the entry and the hash before it, so an edit or a deletion anywhere breaks the chain from there on."),
-    log,
+    filterForm,
+    el("p", { class: "muted" }, subject
+      ? "The entries about this subject, oldest first: its access log as it reads it. This read is logged there too."
+      : "Every write and every read of a credit file, oldest first; each entry's hash covers the entry and the hash before it, so an edit or a deletion anywhere breaks the chain from there on."),
+    problem ? errorBox(problem) : log,
     el("div", { class: "actions" }, more),
   );
 }
@@ -944,7 +968,7 @@ async function render() {
         await operator();
         break;
       case "audit":
-        await audit();
+        await audit(parts[1] || "");
         break;
       default:
         home();

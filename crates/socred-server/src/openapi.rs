@@ -373,9 +373,18 @@ fn document() -> Value {
         "/v1/audit",
         Op {
             summary: "The audit log",
-            description: "Entries in order, each with its hash.",
+            description: "Entries in order, each with its hash; with `subject`, only the entries about that subject (its access log). The auditor's read is logged after it: about the subject when one is given.",
             roles: &["auditor"],
-            params: seq_paging(),
+            params: {
+                let mut params = seq_paging();
+                params.push(query_param(
+                    "subject",
+                    false,
+                    "Only the entries about this subject (18-character identifier).",
+                    json!({ "type": "string" }),
+                ));
+                params
+            },
             body: None,
             ok_status: "200",
             ok: json_ok(

@@ -1,7 +1,8 @@
 //! The audit log for auditors: its entries in order, and a check of its
 //! hash chain from the first entry to the stored head. An auditor's reads
-//! are themselves in the log (about no subject: what they read is the log,
-//! not a file), so that whoever reads the log later sees who read it.
+//! are themselves in the log, so that whoever reads the log later sees who
+//! read it: about no subject when they read the whole log, about the
+//! subject when they read one subject's entries (its access log).
 
 use axum::extract::State;
 use axum::Json;
@@ -19,6 +20,9 @@ use crate::state::AppState;
 pub struct AuditQuery {
     after: Option<u64>,
     limit: Option<usize>,
+    /// Only the entries about this subject (its access log, as it reads
+    /// it): the auditor's read is then logged where the subject sees it.
+    subject: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -36,15 +40,34 @@ pub async fn entries(
     caller.require(&[Role::Auditor])?;
     let query = query.get()?;
     let limit = page_limit(query.limit);
-    let entries = state.store().audit(query.after.unwrap_or(0), limit).await?;
+    let after = query.after.unwrap_or(0);
+    let subject = query
+        .subject
+        .as_deref()
+        .map(crate::routes::parse_subject)
+        .transpose()?;
+    let entries = match subject {
+        Some(subject) => {
+            state
+                .store()
+                .audit_for_subject(subject, after, limit)
+                .await?
+        }
+        None => state.store().audit(after, limit).await?,
+    };
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
+    let about = subject.map_or(String::new(), |s| format!(" about {s}"));
     let detail = match (entries.first(), entries.last()) {
-        (Some(first), Some(last)) => format!("entries {} to {}", first.seq, last.seq),
-        _ => format!("no entry after {}", query.after.unwrap_or(0)),
+        (Some(first), Some(last)) => {
+            let n = entries.len();
+            let noun = if n == 1 { "entry" } else { "entries" };
+            format!("{n} {noun}{about}, {} to {}", first.seq, last.seq)
+        }
+        _ => format!("no entry{about} after {after}"),
     };
-    log_read(&state, &caller, "read_audit", detail).await?;
+    log_read(&state, &caller, subject, "read_audit", detail).await?;
     Ok(Json(AuditPage {
         entries,
         next_after,
@@ -82,7 +105,7 @@ pub async fn verify(
         None => format!("chain of {entries} entries holds"),
         Some(b) => format!("chain broken at entry {}: {}", b.seq, b.reason),
     };
-    log_read(&state, &caller, "verify_audit", detail).await?;
+    log_read(&state, &caller, None, "verify_audit", detail).await?;
     Ok(Json(ChainReport {
         ok: broken.is_none(),
         entries,
@@ -90,14 +113,16 @@ pub async fn verify(
     }))
 }
 
-/// Appends an auditor's read of the log, after the read it describes.
+/// Appends an auditor's read of the log, after the read it describes;
+/// about `subject` when only its entries were read.
 async fn log_read(
     state: &AppState,
     caller: &Caller,
+    subject: Option<socred_core::SubjectId>,
     action: &str,
     detail: String,
 ) -> Result<(), ApiError> {
-    let entry = audit_draft(state, caller.actor(), "audit", action, None, detail);
+    let entry = audit_draft(state, caller.actor(), "audit", action, subject, detail);
     state.inner.audit.append(vec![entry]).await?;
     Ok(())
 }

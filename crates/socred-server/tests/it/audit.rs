@@ -68,11 +68,35 @@ async fn writes_and_reads_are_logged_and_the_chain_verifies() {
     assert_eq!(
         read,
         [
-            ("auditor", "read_audit", "entries 1 to 3"),
+            ("auditor", "read_audit", "3 entries, 1 to 3"),
             ("auditor", "verify_audit", "chain of 4 entries holds")
         ],
         "the auditor's reads are in the log: {reads}"
     );
+
+    // One subject's entries: its access log, as it reads it; the
+    // auditor's read of them is then in that log too.
+    let about = h
+        .get(&format!("/v1/audit?subject={}", alice()), Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let subjects: Vec<&str> = about["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap_or("none"))
+        .collect();
+    assert_eq!(subjects, [alice().to_string()], "{about}");
+    let read = h.logged(ALICE, alice(), "read_audit").await;
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(
+        read[0]["detail"],
+        format!("1 entry about {}, 3 to 3", alice())
+    );
+    h.get("/v1/audit?subject=nobody", Some(AUDITOR))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
 
     let page = h
         .get("/v1/audit?after=1&limit=1", Some(AUDITOR))

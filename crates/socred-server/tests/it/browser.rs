@@ -689,6 +689,7 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         "fields": {"cycles": 2}})
     .to_string();
     let line = arrears.clone();
+    let alice_id = alice().to_string();
     let token = tokio::task::spawn_blocking(move || {
         let browser = driver.session();
         browser.open(&format!("http://{addr}/#/operator"));
@@ -775,6 +776,29 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
             t.contains("holds") || t.contains("broken")
         });
         assert!(chain.contains("The chain holds"), "{chain}");
+
+        // One subject's entries; a bad identifier is answered with the
+        // API's reason, and the auditor stays signed in.
+        browser.type_into("#audit-subject", &alice_id);
+        browser.click("#audit-filter-submit");
+        let about = browser.text_when("h2", "the filtered log", |t| t.contains(&alice_id));
+        assert!(about.starts_with("Audit log about"), "{about}");
+        let rows = browser.script(
+            "return [...document.querySelectorAll('#audit-entries tbody tr')].map(r => r.children[6].textContent);",
+        );
+        let subjects = rows.as_array().cloned().unwrap_or_default();
+        assert!(!subjects.is_empty(), "alice's entries");
+        assert!(subjects.iter().all(|s| *s == json!(alice_id)), "{subjects:?}");
+        browser.clear("#audit-subject");
+        browser.type_into("#audit-subject", "nobody");
+        browser.click("#audit-filter-submit");
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("nobody"), "{refused}");
+        assert_eq!(
+            browser.script("return sessionStorage.getItem('socred.auditor') !== null;"),
+            json!(true),
+            "still signed in"
+        );
         drop(browser);
         drop(driver);
         token
