@@ -694,7 +694,15 @@ async function review() {
       const fields = {};
       for (const { name, kind, original, input } of inputs) {
         if (kind === "checkbox") fields[name] = input.checked;
-        else if (kind === "number") fields[name] = Number(input.value);
+        else if (kind === "number") {
+          // An emptied box would read as 0: refused, naming the field.
+          const value = input.value.trim() === "" ? NaN : Number(input.value);
+          if (!Number.isFinite(value)) {
+            status.replaceChildren(errorBox(new ApiError(0, "invalid_field", "field `" + name + "` must be a number")));
+            return;
+          }
+          fields[name] = value;
+        }
         else if (typeof original === "string") fields[name] = input.value;
         else {
           try {

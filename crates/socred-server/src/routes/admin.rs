@@ -224,8 +224,7 @@ pub async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let admin = caller.require(&[Role::Admin])?;
     if admin.id == id {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "cannot_revoke_self",
             "an operator cannot revoke its own token; another admin must",
         ));
@@ -378,9 +377,7 @@ pub async fn put_rulebook(
         .put_rulebook(&label, text, &admin.id, audit)
         .await
         .map_err(|error| match error {
-            StoreError::Conflict(reason) => {
-                ApiError::new(StatusCode::CONFLICT, "rulebook_conflict", reason)
-            }
+            StoreError::Conflict(reason) => ApiError::conflict("rulebook_conflict", reason),
             other => other.into(),
         })?;
     let recomputed = state.store().recompute_all(&engine).await;

@@ -3,7 +3,7 @@
 //! that too, whatever the caller).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -130,9 +130,7 @@ pub struct Reviewed {
 /// A store conflict in review says why (self-approval, not waiting).
 fn review_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::Conflict(reason) => {
-            ApiError::new(StatusCode::CONFLICT, "review_refused", reason)
-        }
+        StoreError::Conflict(reason) => ApiError::conflict("review_refused", reason),
         StoreError::NotFound(what) => ApiError::not_found(
             "not_pending",
             format!("nothing waits for review under {what}"),

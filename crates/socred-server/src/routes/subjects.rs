@@ -243,8 +243,7 @@ pub async fn consent(
             .iter()
             .any(|&(at, granted)| at == today && !granted)
     {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "withdrawn_today",
             format!("consent was withdrawn today ({today}); grant it again from tomorrow"),
         ));
@@ -340,9 +339,7 @@ pub async fn object(
     let file = load(&state, subject).await?;
     let (_, record) = record_in_file(&file, &key)?;
     if let Some(open) = record.disputes.iter().find(|span| span.contains(today)) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "already_disputed",
+        return Err(ApiError::conflict("already_disputed",
             format!(
                 "record {}/{} is already disputed since {}; a reviewer resolves that objection first",
                 key.provider, key.id, open.start
@@ -400,8 +397,7 @@ pub async fn object(
 }
 
 fn resolved_today(key: &RecordKey) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
+    ApiError::conflict(
         "resolved_today",
         format!(
             "an objection to record {}/{} was resolved today; object again from tomorrow",
@@ -518,8 +514,7 @@ pub async fn apply_for_repair(
     let file = load(&state, subject).await?;
     let (index, record) = record_in_file(&file, &key)?;
     if let Some(day) = record.repaired_at {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "already_repaired",
             format!("record {}/{} was repaired on {day}", key.provider, key.id),
         ));
@@ -539,9 +534,7 @@ pub async fn apply_for_repair(
         socred_core::state::Source::Rule { .. } => false,
     });
     if !public && !listed {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "nothing_to_repair",
+        return Err(ApiError::conflict("nothing_to_repair",
             format!(
                 "record {}/{} is not public and puts you on no list that repair ends: repair would change nothing",
                 key.provider, key.id
@@ -617,9 +610,7 @@ pub async fn apply_for_repair(
 }
 
 fn applied_today(key: &RecordKey) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
-        "applied_today",
+    ApiError::conflict("applied_today",
         format!(
             "you already applied today for the repair of record {}/{} (it waits for a reviewer, or was \
              refused today); apply again from tomorrow",
@@ -661,8 +652,7 @@ async fn submit_own_fact(
             "unknown_record",
             format!("the {what} names a record that is not in effect in this file"),
         )),
-        Some(Outcome::Conflict { reason }) => Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
+        Some(Outcome::Conflict { reason }) => Err(ApiError::conflict(
             "conflict",
             format!("the {what} was not recorded: {reason}"),
         )),

@@ -402,28 +402,13 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     assert_eq!(queue["objections"], json!([]), "{queue}");
 
     // The objection is in the subject's access log.
-    let log = h
-        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
-        .await
-        .expect(StatusCode::OK)
-        .json();
-    let objections: Vec<&Value> = log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "object")
-        .collect();
+    let objections = h.logged(ALICE, alice(), "object").await;
     // Each objection stored is logged (on 2026-06-01 and 2026-06-23); the
     // refusals left no trace, like every refusal.
-    assert_eq!(objections.len(), 2, "{log}");
+    assert_eq!(objections.len(), 2, "{objections:?}");
     // So is the reviewer's look at it, with its purpose.
-    let looked: Vec<&Value> = log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "read_objection")
-        .collect();
-    assert_eq!(looked.len(), 1, "{log}");
+    let looked = h.logged(ALICE, alice(), "read_objection").await;
+    assert_eq!(looked.len(), 1, "{looked:?}");
     assert_eq!(looked[0]["actor"], "reviewer-1");
     assert_eq!(looked[0]["purpose"], "review");
     assert_eq!(
