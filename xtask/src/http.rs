@@ -10,6 +10,13 @@
 //! connections (no pipelining), so that it takes as little CPU from the
 //! server as possible. Both benchmarks are bounded: by a duration, or by a
 //! record count, and only ever talk to 127.0.0.1.
+//!
+//! `bench-http-decide --peer` measures a peer in the same run: after each
+//! run of decisions, the same connections ask `GET /healthz`, which goes
+//! through the same HTTP stack and middleware but reads no state and
+//! writes no audit entry. Its rate is what this machine's HTTP path and
+//! load generator allow at all; the decisions' rate is given as a ratio
+//! of it.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -62,6 +69,12 @@ pub struct DecideArgs {
     /// The server binary (default: build and use target/release/socred).
     #[arg(long)]
     pub server: Option<PathBuf>,
+    /// After each run, the same load against `GET /healthz` (which
+    /// answers without reading the store or writing the audit log) for as
+    /// long: the HTTP path's own ceiling on this machine, as a peer in the
+    /// same run.
+    #[arg(long)]
+    pub peer: bool,
 }
 
 /// `cargo xtask bench-http-ingest`.
@@ -128,7 +141,13 @@ pub fn bench_http_decide(args: &DecideArgs) -> anyhow::Result<()> {
         &agency_token,
         &batches.subjects,
     ));
+    let peer_requests = Arc::new(vec![format!(
+        "GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n",
+        server.addr
+    )
+    .into_bytes()]);
     let mut runs = Vec::with_capacity(args.runs);
+    let mut peers = Vec::with_capacity(args.runs);
     for run in 1..=args.runs {
         if args.warmup > 0 {
             runtime.block_on(decide_load(
@@ -146,8 +165,19 @@ pub fn bench_http_decide(args: &DecideArgs) -> anyhow::Result<()> {
             Duration::from_secs(args.seconds),
             args.seed ^ run as u64,
         ))?;
-        eprintln!("run {run}: {}", result.summary());
+        eprintln!("run {run}: {}", result.summary("decisions"));
         runs.push(result);
+        if args.peer {
+            let peer = runtime.block_on(decide_load(
+                server.addr,
+                &peer_requests,
+                args.connections,
+                Duration::from_secs(args.seconds),
+                args.seed ^ run as u64,
+            ))?;
+            eprintln!("run {run}, peer GET /healthz: {}", peer.summary("requests"));
+            peers.push(peer);
+        }
     }
     drop(server);
     let rate = median(runs.iter().map(DecideRun::rate).collect());
@@ -162,12 +192,32 @@ pub fn bench_http_decide(args: &DecideArgs) -> anyhow::Result<()> {
         args.runs, args.seconds, args.connections, batches.subjects.len(), loaded.acknowledged,
         store_label()
     );
+    if !peers.is_empty() {
+        let peer_rate = median(peers.iter().map(DecideRun::rate).collect());
+        let peer_p99 = median(peers.iter().map(|r| r.percentile_ms(0.99)).collect());
+        let ratios: Vec<f64> = runs
+            .iter()
+            .zip(&peers)
+            .map(|(run, peer)| run.rate() / peer.rate())
+            .collect();
+        println!(
+            "peer GET /healthz, after each run on the same connections: {peer_rate:.0} requests/s, p99 {peer_p99:.2} ms; \
+             decisions at {:.2}x the peer's rate (median of the runs' ratios)",
+            median(ratios)
+        );
+    }
     println!("{}", machine());
     println!(
-        "reproduce: cargo xtask bench-http-decide --seconds {} --warmup {} --connections {} --runs {}",
-        args.seconds, args.warmup, args.connections, args.runs
+        "reproduce: cargo xtask bench-http-decide --seconds {} --warmup {} --connections {} --runs {}{}",
+        args.seconds,
+        args.warmup,
+        args.connections,
+        args.runs,
+        if args.peer { " --peer" } else { "" }
     );
+    let peer_errors: u64 = peers.iter().map(|r| r.errors).sum();
     anyhow::ensure!(errors == 0, "{errors} decision requests failed");
+    anyhow::ensure!(peer_errors == 0, "{peer_errors} /healthz requests failed");
     Ok(())
 }
 
@@ -753,9 +803,10 @@ impl DecideRun {
         ns as f64 / 1e6
     }
 
-    fn summary(&self) -> String {
+    /// The run's figures, `what` per second first.
+    fn summary(&self, what: &str) -> String {
         format!(
-            "{:.0} decisions/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, {} errors",
+            "{:.0} {what}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, {} errors",
             self.rate(),
             self.percentile_ms(0.50),
             self.percentile_ms(0.99),
@@ -801,11 +852,11 @@ async fn decide_load(
                     Ok(status) => {
                         errors += 1;
                         if errors <= 3 {
-                            eprintln!("a decision answered {status}");
+                            eprintln!("a request answered {status}");
                         }
                     }
                     Err(error) => {
-                        eprintln!("a decision connection failed: {error:#}");
+                        eprintln!("a load connection failed: {error:#}");
                         errors += 1;
                         break;
                     }
