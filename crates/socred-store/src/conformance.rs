@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
                 writes_and_audit_commit_together => check_audit_with_writes,
                 marked_reads_follow_every_write => check_marked_reads,
                 large_batches_answer_item_by_item => check_large_batches,
+                subjects_spread_through_a_batch_fold_whole => check_spread_batch,
                 open_objections_list_their_subjects => check_open_objections,
                 pending_items_by_subject => check_pending_about,
             );
@@ -594,6 +595,65 @@ pub async fn check_large_batches(store: &dyn Store) {
         ids(state(store, person(3)).await.expect("a state")),
         ["new-13", "new-23", "new-3"]
     );
+    assert_consistent(store, &engine).await;
+}
+
+/// A batch about enough subjects to be folded on several threads, with
+/// each subject's items far apart: three records each, round after round,
+/// a resent copy in the last round for every fifth subject, and for every
+/// seventh a retraction of its first record at the very end. Every
+/// subject's state is its whole history's, as a fold from scratch gives it
+/// (a subject folded before its last item was stored would miss it).
+pub async fn check_spread_batch(store: &dyn Store) {
+    const SUBJECTS: u16 = 300;
+    let engine = engine();
+    let first = |n: u16| fare(&engine, &format!("r0-{n}"), person(n), "2026-03-01");
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        for n in 0..SUBJECTS {
+            let day = format!("2026-03-0{}", round + 1);
+            batch.push(submit(Item::Record(fare(
+                &engine,
+                &format!("r{round}-{n}"),
+                person(n),
+                &day,
+            ))));
+            expected.push(Outcome::Stored);
+            if round == 2 && n % 5 == 0 {
+                batch.push(submit(Item::Record(first(n))));
+                expected.push(Outcome::Duplicate);
+            }
+        }
+    }
+    for n in (0..SUBJECTS).filter(|n| n % 7 == 0) {
+        batch.push(submit(fact(
+            person(n),
+            "2026-03-05",
+            "provider.city",
+            FactKind::Retracted {
+                record: first(n).key,
+            },
+        )));
+        expected.push(Outcome::Stored);
+    }
+    assert_eq!(ingest(store, &engine, batch).await, expected);
+    let counts = store.counts().await.expect("counts");
+    let retracted = (0..SUBJECTS).filter(|n| n % 7 == 0).count() as u64;
+    assert_eq!(
+        (counts.subjects, counts.records, counts.facts),
+        (u64::from(SUBJECTS), 3 * u64::from(SUBJECTS), retracted)
+    );
+    for n in [0, 1, 5, 7, 299] {
+        let held = state(store, person(n)).await.expect("a state");
+        let mut ids: Vec<String> = held.records.iter().map(|r| r.key.id.to_string()).collect();
+        ids.sort();
+        let mut want: Vec<String> = (0..3).map(|round| format!("r{round}-{n}")).collect();
+        if n % 7 == 0 {
+            want.remove(0);
+        }
+        assert_eq!(ids, want, "person {n}");
+    }
     assert_consistent(store, &engine).await;
 }
 
