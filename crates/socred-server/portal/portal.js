@@ -136,6 +136,20 @@ function kindLabel(kind) {
   return el("span", { class: "kind-" + kind }, kind === "black" ? "black list" : kind === "red" ? "red list" : kind);
 }
 
+// Instants (audit entries, submissions, uploads) are shown in China
+// Standard Time, UTC+08:00 all year: the registry's days, and so every
+// record's dates, are days there, and an entry made at 01:00 in Beijing
+// belongs to that day, not to the day before as UTC would have it.
+const CHINA_OFFSET_MS = 8 * 3600 * 1000;
+
+function chinaTime(ms) {
+  return new Date(ms + CHINA_OFFSET_MS).toISOString().replace("T", " ").slice(0, 19) + " (UTC+8)";
+}
+
+function chinaDay(ms) {
+  return new Date(ms + CHINA_OFFSET_MS).toISOString().slice(0, 10);
+}
+
 function fieldsText(fields) {
   return Object.entries(fields || {})
     .map(([name, value]) => name + ": " + (typeof value === "string" ? value : JSON.stringify(value)))
@@ -460,7 +474,7 @@ async function myFile(notice) {
       el("td", {}, p.item.fact === "repaired" ? "your repair application" : p.item.fact ? p.item.fact + " (later fact)" : "record of type " + p.item.type),
       el("td", {}, recordKey(p.item.fact ? p.item.record : p.item)),
       el("td", {}, p.submitted_by),
-      el("td", { class: "date" }, new Date(p.submitted_at_ms).toISOString().slice(0, 10)),
+      el("td", { class: "date" }, chinaDay(p.submitted_at_ms)),
       el("td", {}, p.item.statement || fieldsText(p.item.fields)),
     ),
   );
@@ -479,7 +493,7 @@ async function myFile(notice) {
     ),
   );
   const logRow = (entry) =>
-    el("tr", {}, el("td", { class: "date" }, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail));
+    el("tr", {}, el("td", { class: "date" }, chinaTime(entry.at_ms)), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail));
   const logTable = table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], log.entries.map(logRow), "Nobody has read your file yet.");
   const moreLog = moreButton("more-log", "Later entries", log,
     (after) => api(base + "/access-log?limit=" + PAGE + "&after=" + encodeURIComponent(after), { token: who.token }),
@@ -844,7 +858,7 @@ async function operator() {
   const versionRows = rulebooks.versions.map((v) =>
     el("tr", {},
       el("td", {}, v.label + (v.label === rulebooks.current ? " (in force)" : "")),
-      el("td", { class: "date" }, new Date(v.uploaded_at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"),
+      el("td", { class: "date" }, chinaTime(v.uploaded_at_ms)),
       el("td", {}, v.uploaded_by),
     ),
   );
@@ -910,7 +924,7 @@ async function audit(subject) {
   const row = (entry) =>
     el("tr", {},
       el("td", { class: "num" }, String(entry.seq)),
-      el("td", { class: "date" }, new Date(entry.at_ms).toISOString().replace("T", " ").slice(0, 19) + " UTC"),
+      el("td", { class: "date" }, chinaTime(entry.at_ms)),
       el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action),
       el("td", {}, entry.subject || ""), el("td", {}, entry.detail),
       el("td", { class: "hash" }, entry.hash.slice(0, 16) + "…"),

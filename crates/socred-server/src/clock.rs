@@ -61,6 +61,11 @@ impl FixedClock {
     /// Moves the clock to noon of `day`.
     pub fn set_day(&self, day: Day) {
         let now_ms = i64::from(day.0) * DAY_MS - CST_OFFSET_MS + DAY_MS / 2;
+        self.set_ms(now_ms);
+    }
+
+    /// Moves the clock to an instant, in milliseconds since the Unix epoch.
+    pub fn set_ms(&self, now_ms: i64) {
         self.now_ms.store(now_ms, Ordering::Relaxed);
     }
 }

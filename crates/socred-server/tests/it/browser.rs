@@ -386,6 +386,9 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (h, addr, server) = served_registry(dir.path()).await;
+    // 01:30 in Beijing on the harness's day, still the day before in UTC:
+    // the access log shows the time in Beijing, on the registry's day.
+    h.clock.set_ms(1_780_248_600_000);
     let (alice_id, bob_id) = (alice().to_string(), bob().to_string());
     tokio::task::spawn_blocking(move || {
         let browser = driver.session();
@@ -419,6 +422,7 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
             t.contains("read_file")
         });
         assert!(log.contains("own_file"), "{log}");
+        assert!(log.contains("2026-06-01 01:30:00 (UTC+8)"), "{log}");
 
         browser.click("#explain");
         let explanation = browser.text_when("#explanation", "the explanation", |t| {
