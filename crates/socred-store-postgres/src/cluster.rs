@@ -293,6 +293,61 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Turns TLS on with `cert_pem` and `key_pem` (the server's
+    /// certificate and key): written into the data directory as
+    /// `server.crt` and `server.key`, then `ssl = on` and a reload. Returns
+    /// once a new connection sees `ssl` on.
+    pub async fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = self.dir.path().join("data");
+        for (name, text) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            // The server refuses a key that others may read.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+            if let Some(user) = self.run_as {
+                let (uid, gid) = user_ids(user).ok_or(format!("no user `{user}`"))?;
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .map_err(|e| format!("cannot give {} to {user}: {e}", path.display()))?;
+            }
+        }
+        for sql in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
+            self.admin(sql).await?;
+        }
+        for _ in 0..100 {
+            if self.admin("SHOW ssl").await?.as_deref() == Some("on") {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "the server did not turn TLS on; its log: {}",
+            self.log_file().display()
+        ))
+    }
+
+    /// Runs one statement on database `postgres` over a plain connection;
+    /// returns the first column of its first row, if any.
+    pub async fn admin(&self, sql: &str) -> Result<Option<String>, String> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("cannot connect to the throwaway cluster: {e}"))?;
+        let connection = tokio::spawn(connection);
+        let result = client
+            .simple_query(sql)
+            .await
+            .map_err(|e| format!("`{sql}` failed: {}", crate::pool::describe(&e)));
+        drop(client);
+        let _ = connection.await;
+        Ok(result?.iter().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        }))
+    }
+
     /// Creates an empty database; returns its connection string.
     pub async fn create_database(&self, name: &str) -> Result<String, String> {
         let (client, connection) =

@@ -36,12 +36,14 @@ mod ops;
 mod overlay;
 mod pool;
 mod schema;
+mod tls;
 mod write;
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,27 +131,62 @@ fn flag(value: &str) -> Option<bool> {
     }
 }
 
-/// Takes socred's own parameter out of a connection string (the driver
-/// refuses parameters it does not know), in URL or `key=value` form.
-fn split_params(url: &str) -> Result<(String, Option<bool>), StoreError> {
-    let bad = |value: &str| {
-        StoreError::Unavailable(format!(
-            "`{CITUS_PARAM}={value}` in the PostgreSQL connection string: use 1 or 0"
-        ))
-    };
+/// A connection string with the parameters socred reads itself taken
+/// out: the driver refuses parameters it does not know, and knows neither
+/// `socred_citus`, nor `sslrootcert`, nor the `sslmode` values that check
+/// the server's certificate (see [`tls`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Params {
+    /// What is left, for the driver.
+    url: String,
+    citus: Option<bool>,
+    tls: tls::Settings,
+}
+
+/// Splits a connection string, in URL or `key=value` form, into
+/// [`Params`].
+fn split_params(url: &str) -> Result<Params, StoreError> {
     let mut citus = None;
+    let mut tls = tls::Settings::default();
+    let mut take = |key: &str, value: &str| -> Result<bool, StoreError> {
+        match key {
+            CITUS_PARAM => {
+                citus = Some(flag(value).ok_or_else(|| {
+                    StoreError::Unavailable(format!(
+                        "`{CITUS_PARAM}={value}` in the PostgreSQL connection string: use 1 or 0"
+                    ))
+                })?);
+            }
+            "sslmode" => {
+                tls.mode = tls::Mode::parse(value).ok_or_else(|| {
+                    StoreError::Unavailable(format!(
+                        "`sslmode={value}` in the PostgreSQL connection string: use disable, prefer, \
+                         require, verify-ca or verify-full"
+                    ))
+                })?;
+            }
+            "sslrootcert" => tls.root_cert = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
     let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
     if is_url {
         let Some((base, query)) = url.split_once('?') else {
-            return Ok((url.to_string(), None));
+            return Ok(Params {
+                url: url.to_string(),
+                citus,
+                tls,
+            });
         };
         let mut kept = Vec::new();
         for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some((key, value)) if key == CITUS_PARAM => {
-                    citus = Some(flag(value).ok_or_else(|| bad(value))?);
-                }
-                _ => kept.push(pair),
+            let taken = match pair.split_once('=') {
+                Some((key, value)) => take(key, &percent_decoded(value))?,
+                None => false,
+            };
+            if !taken {
+                kept.push(pair);
             }
         }
         let rebuilt = if kept.is_empty() {
@@ -157,18 +194,53 @@ fn split_params(url: &str) -> Result<(String, Option<bool>), StoreError> {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        return Ok((rebuilt, citus));
+        return Ok(Params {
+            url: rebuilt,
+            citus,
+            tls,
+        });
     }
     let mut kept = Vec::new();
     for word in url.split_whitespace() {
-        match word.split_once('=') {
-            Some((key, value)) if key == CITUS_PARAM => {
-                citus = Some(flag(value).ok_or_else(|| bad(value))?);
-            }
-            _ => kept.push(word),
+        let taken = match word.split_once('=') {
+            Some((key, value)) => take(key, value)?,
+            None => false,
+        };
+        if !taken {
+            kept.push(word);
         }
     }
-    Ok((kept.join(" "), citus))
+    Ok(Params {
+        url: kept.join(" "),
+        citus,
+        tls,
+    })
+}
+
+/// A URL query value with its `%XX` escapes decoded (a file name may hold
+/// characters a URL escapes); anything that is not a valid escape stays.
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                at += 3;
+            }
+            None => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Attempts of a transaction that met a deadlock or a concurrent claim.
@@ -225,7 +297,11 @@ impl PostgresStore {
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
-        let (url, citus_param) = split_params(url)?;
+        let Params {
+            url,
+            citus: citus_param,
+            tls,
+        } = split_params(url)?;
         let mut config: Config = url.parse().map_err(|error| {
             StoreError::Unavailable(format!(
                 "the PostgreSQL connection string is not valid: {}",
@@ -240,13 +316,22 @@ impl PostgresStore {
         config
             .application_name("socred")
             .connect_timeout(options.connect_timeout)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(30))
+            .ssl_mode(tls.mode.driver());
+        let connector = tls::connector(&tls).map_err(|message| {
+            StoreError::Unavailable(format!("PostgreSQL connection string: {message}"))
+        })?;
         let distribution = match citus_param {
             Some(true) => Distribution::Citus,
             Some(false) => Distribution::Single,
             None => options.distribution,
         };
-        let pool = Pool::new(config, options.connections_max, options.checkout_timeout);
+        let pool = Pool::new(
+            config,
+            connector,
+            options.connections_max,
+            options.checkout_timeout,
+        );
         let target = pool.target.clone();
         let at = |fault: Fault| match fault {
             Fault::Store(error) => prefix(&target, error),
@@ -1099,28 +1184,100 @@ mod tests {
 
     #[test]
     fn socred_parameters_leave_the_connection_string() {
-        let (url, citus) =
-            split_params("postgres://u:p@h:5/db?sslmode=disable&socred_citus=1").expect("parse");
+        let params = |url: &str| split_params(url).expect("parse");
+        let plain = tls::Settings::default();
+        let p = params("postgres://u:p@h:5/db?application_name=x&socred_citus=1");
         assert_eq!(
-            (url.as_str(), citus),
-            ("postgres://u:p@h:5/db?sslmode=disable", Some(true))
+            (p.url.as_str(), p.citus, &p.tls),
+            (
+                "postgres://u:p@h:5/db?application_name=x",
+                Some(true),
+                &plain
+            )
         );
-        let (url, citus) = split_params("postgresql://u@h/db?socred_citus=off").expect("parse");
-        assert_eq!((url.as_str(), citus), ("postgresql://u@h/db", Some(false)));
-        let (url, citus) =
-            split_params("host=h user=u socred_citus=true dbname=db").expect("parse");
+        let p = params("postgresql://u@h/db?socred_citus=off");
         assert_eq!(
-            (url.as_str(), citus),
+            (p.url.as_str(), p.citus),
+            ("postgresql://u@h/db", Some(false))
+        );
+        let p = params("host=h user=u socred_citus=true dbname=db");
+        assert_eq!(
+            (p.url.as_str(), p.citus),
             ("host=h user=u dbname=db", Some(true))
         );
+        let p = params("postgres://u@h/db");
         assert_eq!(
-            split_params("postgres://u@h/db").expect("parse"),
-            ("postgres://u@h/db".to_string(), None)
+            (p.url.as_str(), p.citus, &p.tls),
+            ("postgres://u@h/db", None, &plain)
         );
         let bad = split_params("postgres://u@h/db?socred_citus=maybe");
         assert!(
             matches!(&bad, Err(StoreError::Unavailable(m)) if m.contains("socred_citus=maybe")),
             "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn tls_parameters_are_read_in_both_forms() {
+        let params = |url: &str| split_params(url).expect("parse");
+        let p =
+            params("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ca%20files/root.pem");
+        assert_eq!(p.url, "postgres://u@h/db");
+        assert_eq!(
+            p.tls,
+            tls::Settings {
+                mode: tls::Mode::VerifyFull,
+                root_cert: Some(PathBuf::from("/etc/ca files/root.pem")),
+            }
+        );
+        let p = params("host=h user=u sslmode=disable dbname=db");
+        assert_eq!(p.url, "host=h user=u dbname=db");
+        assert_eq!(p.tls.mode, tls::Mode::Disable);
+        assert_eq!(
+            params("postgres://u@h/db?sslmode=require").tls.mode,
+            tls::Mode::Require
+        );
+        let bad = split_params("postgres://u@h/db?sslmode=always");
+        assert!(
+            matches!(&bad, Err(StoreError::Unavailable(m)) if m.contains("sslmode=always") && m.contains("verify-full")),
+            "{bad:?}"
+        );
+        assert_eq!(percent_decoded("a%2Fb%zz%4"), "a/b%zz%4");
+    }
+
+    #[test]
+    fn verifying_modes_need_a_root_certificate_that_reads() {
+        let settings = |mode, root_cert: Option<&str>| tls::Settings {
+            mode,
+            root_cert: root_cert.map(PathBuf::from),
+        };
+        assert!(tls::connector(&settings(tls::Mode::Disable, None))
+            .expect("disable")
+            .is_none());
+        assert!(tls::connector(&settings(tls::Mode::Require, None))
+            .expect("require")
+            .is_some());
+        let missing = tls::connector(&settings(tls::Mode::VerifyFull, None)).map(|c| c.is_some());
+        assert!(
+            matches!(&missing, Err(m) if m.contains("sslmode=verify-full needs sslrootcert")),
+            "{missing:?}"
+        );
+        let dir = tempfile::tempdir().expect("a directory");
+        let not_pem = dir.path().join("root.pem");
+        std::fs::write(&not_pem, "not a certificate").expect("write");
+        let shown = not_pem.display().to_string();
+        let empty =
+            tls::connector(&settings(tls::Mode::VerifyCa, Some(&shown))).map(|c| c.is_some());
+        assert!(
+            matches!(&empty, Err(m) if m.contains(&shown) && m.contains("no certificate")),
+            "{empty:?}"
+        );
+        let absent = dir.path().join("absent.pem").display().to_string();
+        let unread =
+            tls::connector(&settings(tls::Mode::VerifyCa, Some(&absent))).map(|c| c.is_some());
+        assert!(
+            matches!(&unread, Err(m) if m.contains(&absent) && m.contains("cannot read")),
+            "{unread:?}"
         );
     }
 

@@ -15,8 +15,10 @@ use std::time::Duration;
 use socred_store::StoreError;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Socket, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why an attempt at a store operation failed, and whether running it
 /// again can help.
@@ -170,6 +172,8 @@ impl Target {
 /// The pool: at most `size` connections, idle ones kept for reuse.
 pub(crate) struct Pool {
     config: Config,
+    /// TLS as the connection string's `sslmode` asks; None: plain TCP.
+    tls: Option<MakeRustlsConnect>,
     pub target: Target,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
@@ -178,12 +182,33 @@ pub(crate) struct Pool {
     checkout_timeout: Duration,
 }
 
+/// Opens a connection over `tls` and drives it on a task of its own.
+async fn open<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!("a PostgreSQL connection ended: {}", describe(&error));
+        }
+    });
+    Ok(client)
+}
+
 impl Pool {
-    pub(crate) fn new(config: Config, size: usize, checkout_timeout: Duration) -> Pool {
+    pub(crate) fn new(
+        config: Config,
+        tls: Option<MakeRustlsConnect>,
+        size: usize,
+        checkout_timeout: Duration,
+    ) -> Pool {
         let size = size.max(1);
         Pool {
             target: Target::of(&config),
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size),
             size,
@@ -251,19 +276,14 @@ impl Pool {
 
     /// Opens a connection and makes sure its commits are durable.
     pub(crate) async fn connect(&self) -> Result<Conn, Fault> {
-        let (client, connection) =
-            self.config
-                .connect(NoTls)
-                .await
-                .map_err(|error| Fault::Connection {
-                    message: format!("cannot connect: {}", describe(&error)),
-                    replayable: false,
-                })?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!("a PostgreSQL connection ended: {}", describe(&error));
-            }
-        });
+        let client = match &self.tls {
+            Some(tls) => open(&self.config, tls.clone()).await,
+            None => open(&self.config, NoTls).await,
+        }
+        .map_err(|error| Fault::Connection {
+            message: format!("cannot connect: {}", describe(&error)),
+            replayable: false,
+        })?;
         // An acknowledged write must be durable: if the server was set up
         // with asynchronous commit, ask for synchronous commit for ours.
         let rows = client

@@ -13,4 +13,5 @@ mod harness;
 mod migrate;
 mod restart;
 mod suite;
+mod tls;
 mod verify;
