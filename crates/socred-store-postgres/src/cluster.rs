@@ -350,23 +350,10 @@ impl Cluster {
 
     /// Creates an empty database; returns its connection string.
     pub async fn create_database(&self, name: &str) -> Result<String, String> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-                .await
-                .map_err(|e| format!("cannot connect to the throwaway cluster: {e}"))?;
-        let connection = tokio::spawn(connection);
-        let created = client
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        self.admin(&format!("CREATE DATABASE \"{name}\""))
             .await
-            .map_err(|e| {
-                format!(
-                    "cannot create database {name}: {}",
-                    crate::pool::describe(&e)
-                )
-            });
-        drop(client);
-        let _ = connection.await;
-        created.map(|()| self.url(name))
+            .map_err(|e| format!("cannot create database {name}: {e}"))?;
+        Ok(self.url(name))
     }
 }
 

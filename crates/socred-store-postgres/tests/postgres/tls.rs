@@ -55,6 +55,33 @@ async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
     PostgresStore::connect_with(url, PostgresOptions::default()).await
 }
 
+/// The reason a store cannot connect with `url`: its certificate check.
+async fn refused(url: &str) -> String {
+    match connect(url).await {
+        Ok(_) => panic!("{url}: connected"),
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("invalid peer certificate"),
+                "{url}: {message}"
+            );
+            message
+        }
+    }
+}
+
+/// Connects a store with `url` to `database` and reads through it; returns
+/// how many of its connections the server sees (encrypted, in all).
+async fn connected(cluster: &Cluster, url: &str, database: &str) -> (u64, u64) {
+    let store = connect(url)
+        .await
+        .unwrap_or_else(|error| panic!("{url}: {error}"));
+    store.counts().await.expect("a read");
+    let seen = encrypted(cluster, database).await;
+    assert!(seen.1 > 0, "no connection of the store's to {database}");
+    seen
+}
+
 #[tokio::test]
 async fn the_store_connects_in_each_sslmode_and_checks_what_it_says() {
     let cluster = match Cluster::start() {
@@ -89,77 +116,41 @@ async fn the_store_connects_in_each_sslmode_and_checks_what_it_says() {
     // verify-full with the authority that signed the server's
     // certificate, by the name in it: encrypted, and the store works.
     let db = database(&cluster).await;
-    let store = connect(&url(
-        "localhost",
-        &db,
-        &format!("sslmode=verify-full&{}", root(&our_root)),
-    ))
-    .await
-    .expect("verify-full with the right root");
-    store.counts().await.expect("a read over TLS");
-    let (on, all) = encrypted(&cluster, &db).await;
-    assert!(all > 0 && on == all, "{on} of {all} connections encrypted");
-    drop(store);
+    let full = format!("sslmode=verify-full&{}", root(&our_root));
+    let (on, all) = connected(&cluster, &url("localhost", &db, &full), &db).await;
+    assert_eq!(on, all, "{on} of {all} connections encrypted");
 
-    // Another authority: refused, and the message says why.
-    let refused = connect(&url(
+    // Another authority: refused, and the message says where and why.
+    let message = refused(&url(
         "localhost",
         &db,
         &format!("sslmode=verify-full&{}", root(&other_root)),
     ))
-    .await
-    .expect_err("a certificate from another authority");
-    let message = refused.to_string();
-    assert!(message.contains("certificate"), "{message}");
+    .await;
     assert!(message.contains(&format!("localhost:{port}")), "{message}");
 
     // By address, where the certificate names `localhost`: verify-full
     // refuses, verify-ca (the chain only) connects.
-    let refused = connect(&url(
-        "127.0.0.1",
-        &db,
-        &format!("sslmode=verify-full&{}", root(&our_root)),
-    ))
-    .await
-    .expect_err("a name the certificate does not hold");
-    assert!(refused.to_string().contains("certificate"), "{refused}");
+    refused(&url("127.0.0.1", &db, &full)).await;
     let db = database(&cluster).await;
-    let store = connect(&url(
-        "127.0.0.1",
-        &db,
-        &format!("sslmode=verify-ca&{}", root(&our_root)),
-    ))
-    .await
-    .expect("verify-ca checks the chain only");
-    store.counts().await.expect("a read");
-    let (on, all) = encrypted(&cluster, &db).await;
-    assert!(all > 0 && on == all, "{on} of {all} connections encrypted");
-    drop(store);
+    let ca = format!("sslmode=verify-ca&{}", root(&our_root));
+    let (on, all) = connected(&cluster, &url("127.0.0.1", &db, &ca), &db).await;
+    assert_eq!(on, all, "{on} of {all} connections encrypted");
 
     // require without a root: encrypted, the server not authenticated;
     // require with the other authority's root checks the chain, as libpq.
     let db = database(&cluster).await;
-    let store = connect(&url("127.0.0.1", &db, "sslmode=require"))
-        .await
-        .expect("require");
-    store.counts().await.expect("a read");
-    let (on, all) = encrypted(&cluster, &db).await;
-    assert!(all > 0 && on == all, "{on} of {all} connections encrypted");
-    drop(store);
-    connect(&url(
+    let (on, all) = connected(&cluster, &url("127.0.0.1", &db, "sslmode=require"), &db).await;
+    assert_eq!(on, all, "{on} of {all} connections encrypted");
+    refused(&url(
         "127.0.0.1",
         &db,
         &format!("sslmode=require&{}", root(&other_root)),
     ))
-    .await
-    .expect_err("require with a root checks the chain");
+    .await;
 
     // disable: plain TCP, even though the server offers TLS.
     let db = database(&cluster).await;
-    let store = connect(&url("127.0.0.1", &db, "sslmode=disable"))
-        .await
-        .expect("disable");
-    store.counts().await.expect("a read");
-    let (on, all) = encrypted(&cluster, &db).await;
-    assert!(all > 0 && on == 0, "{on} of {all} connections encrypted");
+    let (on, all) = connected(&cluster, &url("127.0.0.1", &db, "sslmode=disable"), &db).await;
+    assert_eq!(on, 0, "{on} of {all} connections encrypted");
 }
