@@ -149,6 +149,12 @@ async fn the_store_connects_in_each_sslmode_and_checks_what_it_says() {
     ))
     .await;
 
+    // No sslmode (prefer, as libpq): encrypted when the server offers it.
+    let db = database(&cluster).await;
+    let plain = format!("postgres://postgres@127.0.0.1:{port}/{db}");
+    let (on, all) = connected(&cluster, &plain, &db).await;
+    assert_eq!(on, all, "{on} of {all} connections encrypted");
+
     // disable: plain TCP, even though the server offers TLS.
     let db = database(&cluster).await;
     let (on, all) = connected(&cluster, &url("127.0.0.1", &db, "sslmode=disable"), &db).await;
