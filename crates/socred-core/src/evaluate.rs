@@ -899,7 +899,7 @@ fn same_id(a: &Arc<str>, b: &Arc<str>) -> bool {
 const GAINS_ON_STACK: usize = 16;
 
 /// The first day of a calendar bucket (see [`bucket`]).
-fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {
+pub(crate) fn bucket_start(per: CalendarPeriod, bucket: i32) -> Day {
     let (year, month, day) = bucket_start_civil(per, bucket);
     Day::from_civil(year, month, day)
 }

@@ -15,6 +15,7 @@ pub use id::{SubjectId, SubjectKind};
 pub use record::{Fact, FactKind, Record, RecordId, RecordKey, Value};
 pub use rulebook::Rulebook;
 pub use time::{Day, Period};
+pub mod erase;
 pub mod evaluate;
 pub mod file;
 pub mod fold;

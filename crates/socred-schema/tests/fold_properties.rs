@@ -1,6 +1,7 @@
 //! Seeded property tests of the fold's invariants on the default rulebook:
 //! arrival order does not matter, a retraction restores the file as it was
-//! without the record, and output is byte-identical from run to run.
+//! without the record, output is byte-identical from run to run, and
+//! erasure at the end of retention changes no file from its day on.
 //! proptest prints the failing case and persists its seed.
 
 use std::sync::Arc;
@@ -97,6 +98,141 @@ fn file_of(engine: &Engine, records: &[Record], facts: &[Fact], day: Day, subjec
     };
     let standing = engine.evaluate(&state, day);
     serde_json::to_string(&engine.credit_file(&standing, Detail::Full)).unwrap()
+}
+
+/// [`file_of`] without the penalties no longer in force: those are the
+/// history of periods counted from the subject's first record, which
+/// erasing that record rightly shortens.
+fn file_in_force(
+    engine: &Engine,
+    records: &[Record],
+    facts: &[Fact],
+    day: Day,
+    subject: &str,
+) -> String {
+    let mut file: serde_json::Value =
+        serde_json::from_str(&file_of(engine, records, facts, day, subject)).unwrap();
+    if let Some(models) = file["models"].as_array_mut() {
+        for model in models {
+            if let Some(penalties) = model["penalties"].as_array_mut() {
+                penalties.retain(|p| p["in_force"] == true);
+            }
+        }
+    }
+    file.to_string()
+}
+
+/// What [`Engine::erasable`] erases from each subject's history on `today`:
+/// the records and facts left.
+fn erase(
+    engine: &Engine,
+    records: &[Record],
+    facts: &[Fact],
+    today: Day,
+) -> (Vec<Record>, Vec<Fact>, usize) {
+    let mut gone_records = std::collections::BTreeSet::new();
+    let mut gone_facts = std::collections::BTreeSet::new();
+    let mut held = 0;
+    for subject in SUBJECTS {
+        let subject = socred_core::SubjectId::parse(subject).unwrap().id;
+        let mine: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].subject == subject)
+            .collect();
+        let my_facts: Vec<usize> = (0..facts.len())
+            .filter(|&i| facts[i].subject == subject)
+            .collect();
+        let own: Vec<Record> = mine.iter().map(|&i| records[i].clone()).collect();
+        let own_facts: Vec<Fact> = my_facts.iter().map(|&i| facts[i].clone()).collect();
+        let erasable = engine.erasable(subject, &own, &own_facts, Day::MAX, today);
+        gone_records.extend(erasable.records.iter().map(|&i| mine[i]));
+        gone_facts.extend(erasable.facts.iter().map(|&i| my_facts[i]));
+        held += erasable.held_back;
+    }
+    (
+        (0..records.len())
+            .filter(|i| !gone_records.contains(i))
+            .map(|i| records[i].clone())
+            .collect(),
+        (0..facts.len())
+            .filter(|i| !gone_facts.contains(i))
+            .map(|i| facts[i].clone())
+            .collect(),
+        held,
+    )
+}
+
+fn fee_delay(n: usize, subject: &str, day: &str) -> String {
+    json!({
+        "provider": "prov.test", "id": format!("fee{n}"), "subject": subject, "type": "social.public_fee_delay",
+        "occurred_at": day, "decided_at": day, "fields": {},
+    })
+    .to_string()
+}
+
+/// A third public-fee delay within a year counts double: the first two are
+/// held back past their retention while the third is in the file, and go
+/// with it once its retention ends too.
+#[test]
+fn erasure_holds_back_what_a_record_in_the_file_still_counts() {
+    let engine = engine();
+    let person = SUBJECTS[0];
+    let lines = vec![
+        json!({"fact": "consent_granted", "subject": person, "at": "2024-01-01"}).to_string(),
+        fee_delay(1, person, "2024-01-10"),
+        fee_delay(2, person, "2024-06-10"),
+        fee_delay(3, person, "2024-12-20"),
+        fee_delay(4, person, "2027-03-01"),
+    ];
+    let (records, facts) = parse(&lines);
+    let before = |day: &str| Day::parse(day).unwrap();
+
+    let (kept, _, held) = erase(&engine, &records, &facts, before("2028-12-31"));
+    assert_eq!((kept.len(), held), (4, 0), "nothing past its retention yet");
+
+    let (kept, kept_facts, held) = erase(&engine, &records, &facts, before("2029-07-01"));
+    assert_eq!(
+        (kept.len(), held),
+        (4, 2),
+        "the first two still make the third a repeat"
+    );
+    assert_eq!(kept_facts.len(), facts.len());
+
+    let today = before("2030-01-01");
+    let (kept, kept_facts, held) = erase(&engine, &records, &facts, today);
+    let ids: Vec<&str> = kept.iter().map(|r| &*r.key.id).collect();
+    assert_eq!(
+        (ids, held),
+        (vec!["fee4"], 0),
+        "all three go once the third's retention ends"
+    );
+    assert_eq!(kept_facts.len(), 1, "consent is no record's fact: it stays");
+    for day in [today, today.add_days(400)] {
+        assert_eq!(
+            file_in_force(&engine, &records, &facts, day, person),
+            file_in_force(&engine, &kept, &kept_facts, day, person),
+        );
+    }
+}
+
+/// A retracted record and its retraction go at the end of the record's
+/// retention, as if it had never been sent.
+#[test]
+fn erasure_takes_a_retracted_record_with_its_retraction() {
+    let engine = engine();
+    let person = SUBJECTS[1];
+    let mut lines = vec![
+        fee_delay(1, person, "2024-01-10"),
+        fee_delay(2, person, "2026-01-10"),
+    ];
+    lines.push(
+        json!({"fact": "retracted", "provider": "prov.test", "record": "fee1", "subject": person, "at": "2024-02-01"})
+            .to_string(),
+    );
+    let (records, facts) = parse(&lines);
+    let (kept, kept_facts, held) =
+        erase(&engine, &records, &facts, Day::parse("2029-02-01").unwrap());
+    let ids: Vec<&str> = kept.iter().map(|r| &*r.key.id).collect();
+    assert_eq!((ids, kept_facts.len(), held), (vec!["fee2"], 0, 0));
 }
 
 fn history() -> impl Strategy<Value = Vec<String>> {
@@ -233,6 +369,37 @@ proptest! {
             };
             prop_assert_eq!(engine.fold_subject_of(subject, &records, &facts, day), expected);
         }
+    }
+
+    #[test]
+    fn erasure_at_the_end_of_retention_changes_no_file_from_that_day_on(
+        lines in history(), pick in any::<prop::sample::Index>(), after in 0..1600i32,
+    ) {
+        let engine = engine();
+        let today = Day::parse("2028-09-01").unwrap().add_days(after);
+        let (records, _) = parse(&lines);
+        prop_assume!(!records.is_empty());
+        // A retraction, so that erasure meets a record's facts too.
+        let victim = records[pick.index(records.len())].clone();
+        let mut lines = lines;
+        lines.push(json!({
+            "fact": "retracted", "provider": &*victim.key.provider, "record": &*victim.key.id,
+            "subject": victim.subject.to_string(), "at": "2026-08-01",
+        }).to_string());
+        let (records, facts) = parse(&lines);
+        let (kept, kept_facts, _) = erase(&engine, &records, &facts, today);
+        for day in [today, today.add_days(1), today.add_days(200), today.add_days(400), today.add_days(1500)] {
+            for subject in SUBJECTS {
+                prop_assert_eq!(
+                    file_in_force(&engine, &records, &facts, day, subject),
+                    file_in_force(&engine, &kept, &kept_facts, day, subject),
+                    "subject {} on {} (erased on {})", subject, day, today
+                );
+            }
+        }
+        // What is left has nothing more to erase on the same day.
+        let (again, again_facts, _) = erase(&engine, &kept, &kept_facts, today);
+        prop_assert_eq!((again.len(), again_facts.len()), (kept.len(), kept_facts.len()));
     }
 
     #[test]
