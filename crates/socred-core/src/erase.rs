@@ -8,8 +8,9 @@
 //! the same standing as before, or the erasure would change files it has
 //! no business changing. A record can still count after its retention: it
 //! made a later record's offence a repeat (escalation), used up a cap that
-//! a later record then met, named the subject's profession or a relation
-//! that no later record names, or a later record ended its list entry. So
+//! a later record then met, named the subject's profession (which no later
+//! record names), named the relation through which an entry in force
+//! reaches another subject, or a later record ended its list entry. So
 //! [`Engine::erasable`] folds the history without the candidates and keeps
 //! the erasure only when the state of every remaining record, and the
 //! subject's standing on the day and at the next period boundary of every
@@ -136,7 +137,7 @@ impl Engine {
         }
     }
 
-    /// `today`, and the first day of the period after today's for every
+    /// `today` (first), and the first day of the period after today's for every
     /// periodic expectation: a penalty for a period that the erased records
     /// counted in starts at its end.
     fn check_days(&self, today: Day) -> Vec<Day> {
@@ -166,10 +167,30 @@ impl Engine {
     ) -> bool {
         if full.profession != after.profession
             || full.consent != after.consent
-            || full.relations != after.relations
             || full.orphan_facts != after.orphan_facts
         {
             return false;
+        }
+        // A relation may go with the record that named it, unless an entry
+        // still in force (or to come) reaches someone through it.
+        if full.relations != after.relations {
+            let Some(&today) = days.first() else {
+                return false;
+            };
+            let reaching = |state: &SubjectState| {
+                let mut out: Vec<_> = self
+                    .reach(state)
+                    .into_iter()
+                    .filter(|(_, entry)| entry.span.end > today)
+                    .collect();
+                out.sort_by(|a, b| {
+                    (a.0, &a.1.list, &a.1.record).cmp(&(b.0, &b.1.list, &b.1.record))
+                });
+                out
+            };
+            if reaching(full) != reaching(after) {
+                return false;
+            }
         }
         // The new index of each remaining record.
         let mut index = Vec::with_capacity(full.records.len());

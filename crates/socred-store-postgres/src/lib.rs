@@ -51,8 +51,8 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, ItemKey, ListRow, Outcome, PendingItem, Principal,
-    RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, AuditDraft, AuditEntry, Counts, Erasure, ItemKey, ListRow, Outcome, PendingItem,
+    Principal, RulebookVersion, Store, StoreError, Submission,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
@@ -831,6 +831,20 @@ impl Store for PostgresStore {
                 None => return Ok(total),
             }
         }
+    }
+
+    async fn erase(
+        &self,
+        engine: &Arc<Engine>,
+        subjects: Vec<SubjectId>,
+        today: Day,
+        audit: AuditDraft,
+    ) -> Result<Erasure, StoreError> {
+        let (subjects, audit) = (&subjects, &audit);
+        self.run(Kind::Write, move || {
+            self.try_erase(engine, subjects, today, audit)
+        })
+        .await
     }
 
     async fn put_principal(

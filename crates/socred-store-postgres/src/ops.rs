@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use socred_core::{Engine, RecordKey, SubjectId};
+use socred_core::{Day, Engine, RecordKey, SubjectId};
 use socred_store::{
-    about_subject, AuditDraft, FactKey, Item, ItemKey, Outcome, PendingItem, Principal, ReviewNeed,
-    RulebookVersion, StoreError, Submission, Writer,
+    about_subject, AuditDraft, Erasure, FactKey, Item, ItemKey, Outcome, PendingItem, Principal,
+    ReviewNeed, RulebookVersion, StoreError, Submission, Writer,
 };
 
 use crate::codec::subject_of;
@@ -99,6 +99,31 @@ impl PostgresStore {
             let totals = Totals::of(overlay.delta, audit.len());
             write::flush(s, &overlay, totals, audit).await?;
             outcomes
+        }))
+    }
+
+    /// Erases under the subjects' locks what the end of retention allows
+    /// on `today` (see `Writer::erase`).
+    pub(crate) async fn try_erase(
+        &self,
+        engine: &Arc<Engine>,
+        subjects: &[SubjectId],
+        today: Day,
+        audit: &AuditDraft,
+    ) -> Result<Erasure, Fault> {
+        Ok(in_transaction!(self, "an erasure", |s| {
+            let locked: BTreeSet<SubjectId> = subjects.iter().copied().collect();
+            let mut overlay = Overlay::new(write::lock_subjects(s, &locked).await?);
+            write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
+            let engine = engine.clone();
+            let (list, audit) = (subjects.to_vec(), audit.clone());
+            let (overlay, (erasure, entries)) = in_memory(overlay, move |overlay| {
+                Writer::new(&engine, now_ms()).erase(overlay, list, today, &audit)
+            })
+            .await?;
+            let totals = Totals::of(overlay.delta, entries.len());
+            write::flush(s, &overlay, totals, &entries).await?;
+            erasure
         }))
     }
 

@@ -68,6 +68,9 @@ pub(crate) struct Overlay {
     pub inserted_records: Vec<RecordKey>,
     pub inserted_facts: Vec<FactKey>,
     pub reviewed: Vec<ItemKey>,
+    /// Records made tombstones, and facts deleted, by an erasure.
+    pub erased_records: Vec<RecordRow>,
+    pub deleted_facts: Vec<FactKey>,
     pub states: Vec<StateWrite>,
     pub delta: CountsDelta,
 }
@@ -285,6 +288,22 @@ impl WriteTx for Overlay {
         self.delta.records += delta.records;
         self.delta.facts += delta.facts;
         self.delta.pending += delta.pending;
+        Ok(())
+    }
+
+    fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError> {
+        if let Some(Some(row)) = self.records.get_mut(&tombstone.key) {
+            *row = tombstone.clone();
+        }
+        self.erased_records.push(tombstone.clone());
+        Ok(())
+    }
+
+    fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
+        if let Some(row) = self.facts.get_mut(key) {
+            *row = None;
+        }
+        self.deleted_facts.push(key.clone());
         Ok(())
     }
 

@@ -454,6 +454,7 @@ pub(crate) async fn flush(
     for key in &overlay.reviewed {
         set_review(s, overlay, key).await?;
     }
+    erase_items(s, overlay).await?;
     write_states(s, overlay).await?;
     bump_totals(s, totals).await?;
     append_audit(s, audit).await?;
@@ -617,7 +618,7 @@ impl<'a> MetaArrays<'a> {
 }
 
 fn status_code(status: socred_store::Status) -> i16 {
-    // Codes are 0, 1, 2: they fit.
+    // Codes are 0 to 3: they fit.
     i16::try_from(status.code()).unwrap_or(i16::MAX)
 }
 
@@ -728,6 +729,66 @@ async fn set_review(s: &mut Tx<'_, '_>, overlay: &Overlay, key: &ItemKey) -> Res
         return Err(Fault::Retry(format!(
             "{key} was decided by a concurrent review"
         )));
+    }
+    Ok(())
+}
+
+/// Makes the erased records tombstones and deletes the erased facts, each
+/// still in effect as fetched (else a concurrent write changed it: the
+/// erasure runs again).
+async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault> {
+    for row in &overlay.erased_records {
+        let changed = s
+            .execute(
+                "erase a record",
+                "UPDATE records SET type = $4, occurred_at = $5, decided_at = $6, fields = $7, \
+                 document = $8, status = $9, reviewed_by = $10, review_note = $11 \
+                 WHERE subject = $1 AND provider = $2 AND id = $3 AND status = 0",
+                &[
+                    &row.subject.as_str(),
+                    &&*row.key.provider,
+                    &&*row.key.id,
+                    &&*row.type_id,
+                    &row.occurred_at.0,
+                    &row.decided_at.0,
+                    &row.fields_json,
+                    &row.document.as_deref(),
+                    &status_code(row.meta.status),
+                    &row.meta.reviewed_by,
+                    &row.meta.review_note,
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Err(Fault::Retry(format!(
+                "record {}/{} changed while it was erased",
+                row.key.provider, row.key.id
+            )));
+        }
+    }
+    for fact in &overlay.deleted_facts {
+        let (provider, id) = fact_record(fact);
+        let changed = s
+            .execute(
+                "erase a fact",
+                "DELETE FROM facts WHERE subject = $1 AND kind = $2 AND record_provider = $3 \
+                 AND record_id = $4 AND day = $5 AND reporter = $6 AND status = 0",
+                &[
+                    &fact.subject.as_str(),
+                    &fact.kind,
+                    &provider,
+                    &id,
+                    &fact.at.0,
+                    &&*fact.by,
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Err(Fault::Retry(format!(
+                "{} changed while it was erased",
+                ItemKey::Fact(fact.clone())
+            )));
+        }
     }
     Ok(())
 }

@@ -34,8 +34,8 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    BlockingAudit, Counts, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, Role,
-    RulebookVersion, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
+    BlockingAudit, Counts, Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark,
+    Role, RulebookVersion, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -1028,6 +1028,23 @@ impl Store for SqliteStore {
                 None => return Ok(total),
             }
         }
+    }
+
+    async fn erase(
+        &self,
+        engine: &Arc<Engine>,
+        subjects: Vec<SubjectId>,
+        today: Day,
+        audit: AuditDraft,
+    ) -> Result<Erasure, StoreError> {
+        let engine = engine.clone();
+        self.write(Some(engine.clone()), move |tx| {
+            let (erasure, entries) =
+                Writer::new(&engine, now_ms()).erase(tx, subjects, today, &audit)?;
+            tx.append_audit(&entries)?;
+            Ok(erasure)
+        })
+        .await
     }
 
     async fn put_principal(

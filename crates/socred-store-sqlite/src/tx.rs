@@ -279,7 +279,7 @@ struct TxSubject {
     /// Records put in effect: row number, and what reading the row back
     /// gives, when that is known without reading it.
     added: Vec<(i64, Readback)>,
-    /// A fact was put in effect.
+    /// A fact was put in effect, or deleted.
     facts_changed: bool,
     loaded: Option<Loaded>,
 }
@@ -842,6 +842,77 @@ impl WriteTx for SqliteTx<'_, '_> {
         self.counter_add("records", delta.records)?;
         self.counter_add("facts", delta.facts)?;
         self.counter_add("pending", delta.pending)
+    }
+
+    fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError> {
+        let key = &tombstone.key;
+        let meta = &tombstone.meta;
+        let rowid: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "UPDATE records SET type = ?3, occurred_at = ?4, decided_at = ?5, fields = ?6, \
+                 document = ?7, status = ?8, reviewed_by = ?9, review_note = ?10 \
+                 WHERE provider = ?1 AND id = ?2 AND subject = ?11 RETURNING seq",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![
+                        &*key.provider,
+                        &*key.id,
+                        &*tombstone.type_id,
+                        tombstone.occurred_at.0,
+                        tombstone.decided_at.0,
+                        tombstone.fields_json,
+                        tombstone.document.as_deref(),
+                        meta.status.code(),
+                        meta.reviewed_by,
+                        meta.review_note,
+                        tombstone.subject.as_str(),
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .map_err(db("erase a record"))?;
+        let Some(rowid) = rowid else {
+            return Err(StoreError::NotFound(
+                ItemKey::Record(key.clone()).to_string(),
+            ));
+        };
+        // Its row number leaves the list the new state is written with
+        // (the erasure loaded the subject first; its fold of what is left
+        // goes to the writer's cache with the new state).
+        let changes = self.subjects.entry(tombstone.subject).or_default();
+        if let Some(loaded) = &mut changes.loaded {
+            loaded.rowids.retain(|&r| r != rowid);
+        }
+        Ok(())
+    }
+
+    fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
+        let (provider, record) = fact_record(key);
+        let deleted = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM facts WHERE subject = ?1 AND kind = ?2 AND provider = ?3 AND record = ?4 \
+                 AND at = ?5 AND by = ?6",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    key.subject.as_str(),
+                    key.kind,
+                    provider,
+                    record,
+                    key.at.0,
+                    &*key.by
+                ])
+            })
+            .map_err(db("delete a fact"))?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound(ItemKey::Fact(key.clone()).to_string()));
+        }
+        self.subjects.entry(key.subject).or_default().facts_changed = true;
+        Ok(())
     }
 
     fn append_audit(&mut self, drafts: &[AuditDraft]) -> Result<Vec<u64>, StoreError> {

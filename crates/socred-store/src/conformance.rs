@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
                 subjects_spread_through_a_batch_fold_whole => check_spread_batch,
                 open_objections_list_their_subjects => check_open_objections,
                 pending_items_by_subject => check_pending_about,
+                erasure_at_the_end_of_retention => check_erasure,
             );
 
             #[tokio::test]
@@ -1266,6 +1267,151 @@ pub async fn check_marked_reads(store: &dyn Store) {
 }
 
 /// The details of the first audit entries, in order.
+/// Erasure at the end of retention: a person's old record and a retracted
+/// one (with its retraction) go, a company's registration and listing go
+/// once both are past retention (its entry reached its representative
+/// long ago), a subject with nothing old keeps everything; each erased
+/// record leaves a tombstone that refuses a resent copy; counts, audit and
+/// states follow, and a second run finds nothing.
+pub async fn check_erasure(store: &dyn Store) {
+    let engine = engine();
+    let (p, representative, q) = (person(901), person(902), person(903));
+    let company = organisation(77);
+    let old = fare(&engine, "fare-2018", p, "2018-03-01");
+    let new = fare(&engine, "fare-2024", p, "2024-05-01");
+    let retracted = judgment(&engine, "zhi-2018", p, "2018-06-01", "(2018) case");
+    let registration = record(
+        &engine,
+        "reg-2017",
+        company,
+        REGISTRATION,
+        "2017-01-05",
+        fields(&[(
+            "legal_representative",
+            Value::Text(Arc::from(representative.as_str())),
+        )]),
+    );
+    let listing = judgment(&engine, "zhi-2019", company, "2019-02-01", "(2019) case");
+    let recent = fare(&engine, "fare-2025", q, "2025-01-01");
+    let mut batch = records(&[&old, &new, &retracted, &registration, &listing, &recent]);
+    batch.push(submit(fact(
+        p,
+        "2018-07-01",
+        "court.beijing-1",
+        FactKind::Retracted {
+            record: retracted.key.clone(),
+        },
+    )));
+    ingest(store, &engine, batch).await;
+    let before = store.counts().await.expect("counts");
+    let today = day("2026-01-01");
+    let p_before = state(store, p).await.expect("state");
+
+    let erasure = store
+        .erase(
+            &engine,
+            vec![p, company, q, representative],
+            today,
+            audit("erase", None),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("erase: {e}"));
+    assert_eq!(
+        (
+            erasure.subjects_examined,
+            erasure.subjects,
+            erasure.records,
+            erasure.facts,
+            erasure.held_back
+        ),
+        (4, 2, 4, 1, 0),
+        "{erasure:?}"
+    );
+    let ids = |records: Vec<Record>| -> Vec<String> {
+        records.iter().map(|r| r.key.id.to_string()).collect()
+    };
+    let (left, facts_left) = store.records(&engine.rulebook, p).await.expect("records");
+    assert_eq!(
+        (ids(left), facts_left.len()),
+        (vec!["fare-2024".to_string()], 0)
+    );
+    let (left, _) = store
+        .records(&engine.rulebook, company)
+        .await
+        .expect("records");
+    assert!(left.is_empty(), "the company's records are past retention");
+    let (left, _) = store.records(&engine.rulebook, q).await.expect("records");
+    assert_eq!(ids(left), vec!["fare-2025".to_string()]);
+    let p_after = state(store, p).await.expect("state");
+    for on in ["2026-01-01", "2026-06-01"] {
+        assert_eq!(
+            score(&engine, &p_after, on),
+            score(&engine, &p_before, on),
+            "{on}"
+        );
+    }
+
+    let after = store.counts().await.expect("counts");
+    assert_eq!(
+        (after.records, after.facts),
+        (before.records - 4, before.facts - 1)
+    );
+    let erased = store.audit(0, 100).await.expect("audit");
+    let mut about: Vec<SubjectId> = erased
+        .iter()
+        .filter(|e| e.entry.action == "erase")
+        .filter_map(|e| e.entry.subject)
+        .collect();
+    about.sort();
+    let mut expected = vec![p, company];
+    expected.sort();
+    assert_eq!(
+        about, expected,
+        "one audit entry per subject that lost records"
+    );
+    assert!(
+        erased.iter().any(|e| e.entry.detail.contains("fare-2018")),
+        "the entry names the erased records"
+    );
+
+    // The tombstone keeps the key taken: a resent copy is refused.
+    match &ingest(store, &engine, records(&[&old])).await[..] {
+        [Outcome::Conflict { reason }] => assert!(reason.contains("erased"), "{reason}"),
+        other => panic!("a resent erased record gave {other:?}"),
+    }
+    assert_eq!(
+        ingest(store, &engine, records(&[&new])).await,
+        vec![Outcome::Duplicate]
+    );
+    let dispute = fact(
+        p,
+        "2026-01-02",
+        "provider.city",
+        FactKind::Disputed {
+            record: old.key.clone(),
+            statement: Some(Arc::from("not me")),
+        },
+    );
+    assert_eq!(
+        ingest(store, &engine, vec![submit(dispute)]).await,
+        vec![Outcome::UnknownRecord]
+    );
+    // A later record folds with what is left, not with what a cache of
+    // the history may still hold.
+    let later = fare(&engine, "fare-2026", p, "2026-01-05");
+    ingest(store, &engine, records(&[&later])).await;
+    let folded = state(store, p).await.expect("state");
+    let kept: Vec<&str> = folded.records.iter().map(|r| &*r.key.id).collect();
+    assert_eq!(kept, vec!["fare-2024", "fare-2026"]);
+    assert_consistent(store, &engine).await;
+
+    let again = store
+        .erase(&engine, vec![p, company, q], today, audit("erase", None))
+        .await
+        .unwrap_or_else(|e| panic!("erase: {e}"));
+    assert_eq!((again.subjects, again.records, again.facts), (0, 0, 0));
+}
+
 pub async fn audit_details(store: &dyn Store) -> Vec<String> {
     store
         .audit(0, 100)

@@ -43,12 +43,13 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use rows::{
     decode_subject, pending_items, readback, FactRow, ItemMeta, Readback, RecordRow, Status,
+    ERASED_BY,
 };
 pub use verify::{verify_states, StateMismatch};
 pub use write::{
     close_entry, close_open_ends, derived_by_target, fold_into, fold_loaded, fold_subject,
-    list_rows, normalise_state, reopen_entry, CountsDelta, EncodedState, Folded, History, ListRow,
-    StateFormat, WriteTx, Writer, KNOWN_AT,
+    list_rows, normalise_state, reopen_entry, CountsDelta, EncodedState, Erasure, Folded, History,
+    ListRow, StateFormat, WriteTx, Writer, KNOWN_AT,
 };
 
 /// When a state handed out by [`Store::state_marked`] was known to match
@@ -502,6 +503,19 @@ pub trait Store: Send + Sync + 'static {
     /// Refolds every subject with `engine` (after a rulebook upload), in
     /// batches of their own transactions. Returns how many were refolded.
     async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError>;
+
+    /// Erases, in one transaction, what the end of retention allows on
+    /// `today` from each of `subjects` (see [`Writer::erase`]): records
+    /// become tombstones, the facts about them go, the subjects are
+    /// refolded. `audit` is the entry of each subject that lost records,
+    /// its subject and detail filled in.
+    async fn erase(
+        &self,
+        engine: &Arc<Engine>,
+        subjects: Vec<SubjectId>,
+        today: Day,
+        audit: AuditDraft,
+    ) -> Result<Erasure, StoreError>;
 
     /// Creates or replaces a principal (and un-revokes it) with the hash of
     /// its token ([`hash_token`]). `Conflict` when another principal holds

@@ -15,8 +15,8 @@ use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::codec::decode_state;
 use crate::rows::{FactRow, ItemMeta, RecordRow, Status};
 use crate::write::{
-    normalise_state, CountsDelta, EncodedState, Folded, History, ListRow, StateFormat, WriteTx,
-    Writer,
+    normalise_state, CountsDelta, EncodedState, Erasure, Folded, History, ListRow, StateFormat,
+    WriteTx, Writer,
 };
 use crate::{
     clamp_limit, empty_state, sort_derived, Counts, FactKey, ItemKey, Outcome, PendingItem,
@@ -181,6 +181,24 @@ impl WriteTx for Inner {
         self.audit.extend(entries);
         self.head = Some(new_head);
         Ok(seqs)
+    }
+
+    fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError> {
+        let row = self.records.get_mut(&tombstone.key).ok_or_else(|| {
+            StoreError::NotFound(ItemKey::Record(tombstone.key.clone()).to_string())
+        })?;
+        *row = tombstone.clone();
+        if let Some(keys) = self.records_by_subject.get_mut(&tombstone.subject) {
+            keys.remove(&tombstone.key);
+        }
+        Ok(())
+    }
+
+    fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
+        self.facts
+            .remove(key)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::NotFound(ItemKey::Fact(key.clone()).to_string()))
     }
 }
 
@@ -457,6 +475,21 @@ impl Store for MemoryStore {
             let count = subjects.len() as u64;
             Writer::new(engine, now_ms()).recompute(inner, subjects)?;
             Ok(count)
+        })
+    }
+
+    async fn erase(
+        &self,
+        engine: &Arc<Engine>,
+        subjects: Vec<SubjectId>,
+        today: Day,
+        audit: AuditDraft,
+    ) -> Result<Erasure, StoreError> {
+        self.write(|inner| {
+            let (erasure, entries) =
+                Writer::new(engine, now_ms()).erase(inner, subjects, today, &audit)?;
+            inner.append_audit(&entries)?;
+            Ok(erasure)
         })
     }
 

@@ -26,6 +26,9 @@ pub enum Status {
     Pending,
     /// Refused by a reviewer; kept, never in effect, its key stays taken.
     Rejected,
+    /// Erased at the end of its retention: a tombstone that keeps only the
+    /// key and the subject, so that a resent copy is recognised.
+    Erased,
 }
 
 impl Status {
@@ -34,6 +37,7 @@ impl Status {
             Status::Effective => 0,
             Status::Pending => 1,
             Status::Rejected => 2,
+            Status::Erased => 3,
         }
     }
 
@@ -42,12 +46,17 @@ impl Status {
             0 => Ok(Status::Effective),
             1 => Ok(Status::Pending),
             2 => Ok(Status::Rejected),
+            3 => Ok(Status::Erased),
             _ => Err(StoreError::Corrupt(format!(
                 "unknown item status code {code}"
             ))),
         }
     }
 }
+
+/// The `reviewed_by` of a tombstone: erasure is the registry's, not a
+/// reviewer's.
+pub const ERASED_BY: &str = "retention";
 
 /// Who sent an item and what review made of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +96,26 @@ impl RecordRow {
             fields_json: to_json(&record.fields),
             document: record.document.clone(),
             meta,
+        }
+    }
+
+    /// What erasing the record on `day` leaves: its key and subject, and
+    /// when and why it went. Its type, dates, fields and document are gone.
+    pub fn tombstone(&self, day: Day) -> RecordRow {
+        RecordRow {
+            key: self.key.clone(),
+            subject: self.subject,
+            type_id: Arc::from(""),
+            occurred_at: day,
+            decided_at: day,
+            fields_json: "{}".to_string(),
+            document: None,
+            meta: ItemMeta {
+                status: Status::Erased,
+                reviewed_by: Some(ERASED_BY.to_string()),
+                review_note: Some(format!("erased at the end of its retention on {day}")),
+                ..self.meta.clone()
+            },
         }
     }
 

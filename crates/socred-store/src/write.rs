@@ -294,6 +294,26 @@ pub trait WriteTx {
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError>;
     /// Appends audit entries after the chain head read in this transaction.
     fn append_audit(&mut self, drafts: &[AuditDraft]) -> Result<Vec<u64>, StoreError>;
+    /// Replaces the record of `subject` under `tombstone`'s key, in effect,
+    /// by the tombstone ([`RecordRow::tombstone`]): it leaves the subject's
+    /// history, and its key stays taken.
+    fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError>;
+    /// Deletes a fact in effect: it leaves its subject's history.
+    fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError>;
+}
+
+/// What an erasure did (see [`crate::Store::erase`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    /// Subjects looked at.
+    pub subjects_examined: u64,
+    /// Subjects that had records erased.
+    pub subjects: u64,
+    pub records: u64,
+    pub facts: u64,
+    /// Records past their retention kept, because a record still in the
+    /// file depends on them (see `socred_core::erase`).
+    pub held_back: u64,
 }
 
 /// Subjects folded per thread before it is worth a second thread.
@@ -365,6 +385,9 @@ impl<'e> Writer<'e> {
                 let row = RecordRow::new(record, meta);
                 match tx.insert_record(&row, record)? {
                     None => Ok(self.stored(row.meta.status, Kind::Record)),
+                    Some(held) if held.meta.status == Status::Erased => {
+                        Ok(erased(&ItemKey::Record(held.key), &held.meta))
+                    }
                     Some(held) if !held.same_content(&row) => Ok(Outcome::Conflict {
                         reason: format!(
                             "record {}/{} is already stored with other content",
@@ -530,6 +553,9 @@ impl<'e> Writer<'e> {
             Status::Rejected => Err(StoreError::Conflict(format!(
                 "{key} is not waiting for review: it was rejected"
             ))),
+            Status::Erased => Err(StoreError::Conflict(format!(
+                "{key} is not waiting for review: it was erased"
+            ))),
         }
     }
 
@@ -555,6 +581,106 @@ impl<'e> Writer<'e> {
         })?;
         self.delta.subjects += new_subjects;
         Ok(())
+    }
+
+    /// Erases from each of `subjects` what [`Engine::erasable`] allows on
+    /// `today`: each record becomes a tombstone, each fact about it is
+    /// deleted, and the subject is refolded from what is left. Returns what
+    /// was done and, for the caller to append in the same transaction, the
+    /// entry of each subject that lost records: `audit` with the subject
+    /// and the detail (counts and keys) filled in.
+    pub fn erase(
+        mut self,
+        tx: &mut impl WriteTx,
+        mut subjects: Vec<SubjectId>,
+        today: Day,
+        audit: &AuditDraft,
+    ) -> Result<(Erasure, Vec<AuditDraft>), StoreError> {
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut report = Erasure::default();
+        let mut left = Vec::new();
+        let mut drafts = Vec::new();
+        for subject in subjects {
+            report.subjects_examined += 1;
+            let (rows, records, facts) = match tx.load_subject(subject)? {
+                History::Rows { records, facts } => {
+                    let (decoded, decoded_facts) =
+                        decode_subject(&self.engine.rulebook, &records, &facts)?;
+                    (Some(records), decoded, decoded_facts)
+                }
+                History::Decoded { records, facts } => (None, records, facts),
+            };
+            let erasable = self
+                .engine
+                .erasable(subject, &records, &facts, KNOWN_AT, today);
+            report.held_back += erasable.held_back as u64;
+            if erasable.records.is_empty() && erasable.facts.is_empty() {
+                continue;
+            }
+            let mut keys = Vec::with_capacity(erasable.records.len());
+            for &index in &erasable.records {
+                let key = &records[index].key;
+                let held = rows
+                    .as_ref()
+                    .and_then(|rows| rows.iter().find(|row| &row.key == key).cloned());
+                let row = match held {
+                    Some(row) => row,
+                    None => tx.record(key)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "record {}/{} of {subject}'s history is not stored",
+                            key.provider, key.id
+                        ))
+                    })?,
+                };
+                tx.erase_record(&row.tombstone(today))?;
+                keys.push(format!("{}/{}", key.provider, key.id));
+            }
+            for &index in &erasable.facts {
+                tx.delete_fact(&FactKey::of(&facts[index]))?;
+            }
+            let (records_out, facts_out) = (erasable.records.len(), erasable.facts.len());
+            self.delta.records -= records_out as i64;
+            self.delta.facts -= facts_out as i64;
+            report.subjects += 1;
+            report.records += records_out as u64;
+            report.facts += facts_out as u64;
+            drafts.push(AuditDraft {
+                subject: Some(subject),
+                detail: format!(
+                    "erased at the end of retention on {today}: {records_out} records ({}), \
+                     {facts_out} facts about them",
+                    keys.join(", ")
+                ),
+                ..audit.clone()
+            });
+            // The history folds again without them, as loaded: a second
+            // load would not see the erasure in every backend's view.
+            let kept =
+                |n: usize, gone: &[usize]| (0..n).filter(|i| !gone.contains(i)).collect::<Vec<_>>();
+            let records_left = kept(records.len(), &erasable.records)
+                .into_iter()
+                .map(|i| records[i].clone())
+                .collect();
+            let facts_left = kept(facts.len(), &erasable.facts)
+                .into_iter()
+                .map(|i| facts[i].clone())
+                .collect();
+            left.push((
+                subject,
+                History::Decoded {
+                    records: records_left,
+                    facts: facts_left,
+                },
+            ));
+        }
+        let format = tx.state_format();
+        fold_into(self.engine, left, format, |folded| {
+            tx.write_state(folded)?;
+            Ok(())
+        })?;
+        tx.add_counts(self.delta)?;
+        Ok((report, drafts))
     }
 
     /// Refolds subjects and adds the subjects' count change, for backends
@@ -586,6 +712,17 @@ fn replay(meta: &ItemMeta, key: &ItemKey) -> Outcome {
                 meta.review_note.as_deref().unwrap_or("no reason given")
             ),
         },
+        Status::Erased => erased(key, meta),
+    }
+}
+
+/// The answer to a record sent again after its erasure, whatever it holds.
+fn erased(key: &ItemKey, meta: &ItemMeta) -> Outcome {
+    Outcome::Conflict {
+        reason: format!(
+            "{key} was {}; the registry keeps nothing of it but its key",
+            meta.review_note.as_deref().unwrap_or("erased")
+        ),
     }
 }
 
