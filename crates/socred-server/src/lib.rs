@@ -20,6 +20,7 @@ mod auth;
 mod body;
 pub mod client;
 mod clock;
+mod erasure;
 mod error;
 mod metrics;
 mod openapi;

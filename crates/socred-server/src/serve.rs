@@ -159,6 +159,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             tracing::debug!("cannot set TCP_NODELAY on a connection: {error}");
         }
     });
+    tokio::spawn(crate::erasure::daily(state.clone()));
     axum::serve(listener, crate::routes::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

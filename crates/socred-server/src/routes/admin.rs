@@ -387,3 +387,18 @@ pub async fn put_rulebook(
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
 }
+
+/// Erases now what the end of retention allows on the registry's day (the
+/// server also does it once a day): records past their retention leave a
+/// tombstone, the facts about them go, and each subject that lost records
+/// gets an audit entry. The figures say what was erased and what was held
+/// back because a record still in the file depends on it.
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<crate::erasure::ErasureRun>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(Json(
+        crate::erasure::erase_due(&state, caller.actor()).await?,
+    ))
+}

@@ -407,3 +407,96 @@ async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
         .collect();
     assert_eq!(revoked, ["revoked principal alice-kiosk"]);
 }
+
+/// The operator erases records past their retention: only the admin may;
+/// the old record leaves the subject's history (its file did not show it
+/// already), a resent copy is refused, the subject's access log says what
+/// went, and the audit chain still verifies.
+#[tokio::test]
+async fn the_admin_erases_records_past_their_retention() {
+    let h = Harness::new().await;
+    let old = fare_evasion("fe-2021", alice(), "2021-03-01");
+    let recent = fare_evasion("fe-2026", alice(), "2026-03-01");
+    let reply = h
+        .ingest(METRO, &[&old, &recent])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["stored", "stored"],
+        "{}",
+        reply.text
+    );
+    let file_before = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+
+    for token in [METRO, AUDITOR, ALICE] {
+        h.post_json("/v1/admin/erasure", Some(token), &json!({}))
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let run = h
+        .post_json("/v1/admin/erasure", Some(ADMIN), &json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(run["as_of"], TODAY);
+    assert_eq!(
+        (
+            &run["subjects"],
+            &run["records"],
+            &run["facts"],
+            &run["held_back"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(0)),
+        "{run}"
+    );
+
+    // The file as of today is what it was: the record had left it already.
+    let file_after = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    for key in ["score", "grade", "lists", "measures"] {
+        assert_eq!(file_after[key], file_before[key], "{key}");
+    }
+    let explanation = h
+        .get(
+            &format!("/v1/subjects/{}/explanation", alice()),
+            Some(ALICE),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !explanation.text.contains("fe-2021"),
+        "{}",
+        explanation.text
+    );
+
+    let reply = h.ingest(METRO, &[&old]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["conflict"], "{}", reply.text);
+    assert!(reply.text.contains("erased"), "{}", reply.text);
+
+    let erased = h.logged(ALICE, alice(), "erase").await;
+    assert_eq!(erased.len(), 1, "{erased:?}");
+    assert_eq!(erased[0]["actor"], "admin");
+    assert!(erased[0]["detail"].as_str().unwrap().contains("fe-2021"));
+    let verified = h
+        .get("/v1/audit/verify", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    // Nothing more to erase today.
+    let again = h
+        .post_json("/v1/admin/erasure", Some(ADMIN), &json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(again["records"], 0);
+}
