@@ -534,8 +534,9 @@ impl Engine {
         })
     }
 
-    /// Penalties for every full period, from the subject's first record to
-    /// `day`, in which it gained less than a model's expectation asks.
+    /// Penalties for every full period, from the subject's first record
+    /// still in the file to `day`, in which it gained less than a model's
+    /// expectation asks.
     fn penalties(&self, state: &SubjectState, index: u32, day: Day) -> Vec<ExpectationPenalty> {
         let model = &self.rulebook.models[index as usize];
         let kind = state.subject.kind();
@@ -547,7 +548,16 @@ impl Engine {
         {
             return out;
         }
-        let Some(first) = state.records.iter().map(|r| r.decided_at).min() else {
+        // Counted from the first record still in the file on `day`: a record
+        // past its retention no longer counts for anything, not even as the
+        // start of what the subject is expected to do.
+        let Some(first) = state
+            .records
+            .iter()
+            .filter(|r| r.retained_until > day)
+            .map(|r| r.decided_at)
+            .min()
+        else {
             return out;
         };
         // Points gained per calendar bucket from the first record's bucket,

@@ -214,6 +214,32 @@ fn erasure_holds_back_what_a_record_in_the_file_still_counts() {
     }
 }
 
+/// A person whose every record is past its retention loses them all: the
+/// yearly expectation counts its periods from the first record still in
+/// the file, so none is owed once none is left, and erasing them changes
+/// nothing from that day on.
+#[test]
+fn erasure_takes_every_record_once_all_are_past_retention() {
+    let engine = engine();
+    let person = SUBJECTS[2];
+    let lines = vec![
+        json!({"fact": "consent_granted", "subject": person, "at": "2018-01-01"}).to_string(),
+        fee_delay(1, person, "2019-01-10"),
+        fee_delay(2, person, "2020-06-10"),
+    ];
+    let (records, facts) = parse(&lines);
+    let today = Day::parse("2026-11-24").unwrap();
+    let (kept, kept_facts, held) = erase(&engine, &records, &facts, today);
+    assert_eq!((kept.len(), kept_facts.len(), held), (0, 1, 0));
+    for day in [today, today.add_days(40), today.add_days(400)] {
+        assert_eq!(
+            file_in_force(&engine, &records, &facts, day, person),
+            file_in_force(&engine, &kept, &kept_facts, day, person),
+            "{day}"
+        );
+    }
+}
+
 /// A retracted record and its retraction go at the end of the record's
 /// retention, as if it had never been sent.
 #[test]
