@@ -8,8 +8,8 @@
 //! the same standing as before, or the erasure would change files it has
 //! no business changing. A record can still count after its retention: it
 //! made a later record's offence a repeat (escalation), used up a cap that
-//! a later record then met, named the subject's profession (which no later
-//! record names), named the relation through which an entry in force
+//! a later record then met, named the profession that a rule applied to a
+//! later record for, named the relation through which an entry in force
 //! reaches another subject, or a later record ended its list entry. So
 //! [`Engine::erasable`] folds the history without the candidates and keeps
 //! the erasure only when the state of every remaining record, and the
@@ -165,10 +165,10 @@ impl Engine {
         gone: &HashSet<&RecordKey>,
         days: &[Day],
     ) -> bool {
-        if full.profession != after.profession
-            || full.consent != after.consent
-            || full.orphan_facts != after.orphan_facts
-        {
+        // The profession the fold knew may go with its record: the effects
+        // compared below show whether a rule still depends on it, and the
+        // standings whether a file or a measure shows it on a day checked.
+        if full.consent != after.consent || full.orphan_facts != after.orphan_facts {
             return false;
         }
         // A relation may go with the record that named it, unless an entry
@@ -228,8 +228,10 @@ impl Engine {
         if effects.next().is_some() {
             return false;
         }
-        days.iter()
-            .all(|&day| same_standing(&self.evaluate(full, day), &self.evaluate(after, day)))
+        days.iter().all(|&day| {
+            self.profession_on(full, day) == self.profession_on(after, day)
+                && same_standing(&self.evaluate(full, day), &self.evaluate(after, day))
+        })
     }
 }
 

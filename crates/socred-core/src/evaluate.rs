@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::expr::Context;
 use crate::fold::{bucket, Engine};
 use crate::id::{SubjectId, SubjectKind};
-use crate::record::RecordKey;
+use crate::record::{RecordKey, Value};
 use crate::rulebook::{
     AssignedGrade, CalendarPeriod, Condition, ListKind, Measure, MeasureKind, Schedule,
     ScoringModel, Severity,
@@ -167,6 +167,30 @@ impl Standing<'_> {
 }
 
 impl Engine {
+    /// The subject's profession on `day`: named by the latest record that
+    /// is in the file that day (decided, not past its retention). The fold
+    /// applies rules limited to professions with the latest one it knows;
+    /// what a file or a measure shows for a day rests only on records in
+    /// the file that day.
+    pub fn profession_on<'s>(&self, state: &'s SubjectState, day: Day) -> Option<&'s Arc<str>> {
+        state.records.iter().rev().find_map(|record| {
+            if !record.present_on(day) {
+                return None;
+            }
+            let index = self.rulebook.record_type(&record.type_id)?;
+            let name = self
+                .rulebook
+                .catalog
+                .get(index as usize)?
+                .profession_field
+                .as_ref()?;
+            match crate::expr::field_value(&record.fields, name) {
+                Some(Value::Text(profession)) => Some(profession),
+                _ => None,
+            }
+        })
+    }
+
     /// Reads `state` as of `day`.
     pub fn evaluate<'s>(&self, state: &'s SubjectState, day: Day) -> Standing<'s> {
         let kind = state.subject.kind();
@@ -838,7 +862,9 @@ impl Engine {
                 record_type: "",
                 provider: "",
                 subject_kind: standing.kind,
-                profession: standing.state.profession.as_deref().unwrap_or(""),
+                profession: self
+                    .profession_on(standing.state, standing.day)
+                    .map_or("", |p| &**p),
                 score: model.and_then(|m| m.score),
                 grade: model.and_then(|m| m.grade.as_deref()).unwrap_or(""),
                 lists: &standing.lists,

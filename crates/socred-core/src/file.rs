@@ -185,7 +185,7 @@ impl Engine {
             }
         }
         if detail == Detail::Full {
-            file.profession = state.profession.clone();
+            file.profession = self.profession_on(state, day).cloned();
             file.consent = Some(state.consent_on(day));
             file.list_entries = Some(self.entry_views(standing));
             file.records = Some(self.record_views(standing));

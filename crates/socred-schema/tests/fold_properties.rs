@@ -240,6 +240,47 @@ fn erasure_takes_every_record_once_all_are_past_retention() {
     }
 }
 
+/// A profession named by a record past its retention is no longer the
+/// subject's in any file from that day, and the record goes, unless a rule
+/// limited to that profession applied to a record still in the file.
+#[test]
+fn erasure_takes_a_profession_no_rule_still_rests_on() {
+    let engine = engine();
+    let person = SUBJECTS[1];
+    let profession = |id: &str, day: &str| {
+        json!({
+            "provider": "hrss.test", "id": id, "subject": person, "type": "registry.profession",
+            "occurred_at": day, "decided_at": day, "fields": {"profession": "lawyer"},
+        })
+        .to_string()
+    };
+    let lines = vec![
+        json!({"fact": "consent_granted", "subject": person, "at": "2014-01-01"}).to_string(),
+        profession("job-2014", "2014-03-01"),
+        fee_delay(1, person, "2023-05-01"),
+    ];
+    let (records, facts) = parse(&lines);
+    let today = Day::parse("2026-11-24").unwrap();
+    let file = |records: &[Record], facts: &[Fact], day: Day| -> serde_json::Value {
+        serde_json::from_str(&file_in_force(&engine, records, facts, day, person)).unwrap()
+    };
+    assert_eq!(
+        file(&records, &facts, Day::parse("2024-01-01").unwrap())["profession"],
+        "lawyer"
+    );
+    assert!(
+        file(&records, &facts, today).get("profession").is_none(),
+        "past its retention"
+    );
+    let (kept, kept_facts, held) = erase(&engine, &records, &facts, today);
+    let ids: Vec<&str> = kept.iter().map(|r| &*r.key.id).collect();
+    assert_eq!((ids, held), (vec!["fee1"], 0));
+    assert_eq!(
+        file(&records, &facts, today),
+        file(&kept, &kept_facts, today)
+    );
+}
+
 /// A retracted record and its retraction go at the end of the record's
 /// retention, as if it had never been sent.
 #[test]
