@@ -4,7 +4,8 @@
 //! A run pages through every subject with a stored state, picks those whose
 //! state holds a record whose retention has ended on or before the
 //! registry's day, and asks the store to erase them, a batch of subjects to
-//! a transaction, so that ingestion goes on between batches. What the
+//! a transaction, so that ingestion goes on between batches; then does the
+//! same for the subjects with records a reviewer rejected. What the
 //! store erases, and what it holds back, is `socred_core::erase`'s
 //! decision. Each subject that lost records gets an audit entry, which its
 //! access log shows.
@@ -73,17 +74,32 @@ pub async fn erase_due(
             let done = store
                 .erase(&engine, batch.to_vec(), today, audit.clone())
                 .await?;
-            total.subjects_examined += done.subjects_examined;
-            total.subjects += done.subjects;
-            total.records += done.records;
-            total.facts += done.facts;
-            total.held_back += done.held_back;
+            add(&mut total, done);
         }
+    }
+    // Records a reviewer rejected are in no state: their subjects come
+    // from the store's list of them.
+    let mut after: Option<SubjectId> = None;
+    loop {
+        let page = store.rejected_subjects(after, BATCH).await?;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        let done = store.erase(&engine, page, today, audit.clone()).await?;
+        add(&mut total, done);
     }
     Ok(ErasureRun {
         as_of: today,
         erasure: total,
     })
+}
+
+fn add(total: &mut Erasure, done: Erasure) {
+    total.subjects_examined += done.subjects_examined;
+    total.subjects += done.subjects;
+    total.records += done.records;
+    total.facts += done.facts;
+    total.rejected += done.rejected;
+    total.held_back += done.held_back;
 }
 
 /// Runs [`erase_due`] a minute after the start and then once a day, for
@@ -97,6 +113,7 @@ pub async fn daily(state: AppState) {
                 subjects = run.erasure.subjects,
                 records = run.erasure.records,
                 facts = run.erasure.facts,
+                rejected = run.erasure.rejected,
                 held_back = run.erasure.held_back,
                 "erased records past their retention"
             ),

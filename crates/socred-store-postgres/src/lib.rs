@@ -1114,6 +1114,27 @@ impl Store for PostgresStore {
     /// By the partial index `facts_disputed` (schema 4). On Citus each
     /// shard answers for its subjects and the coordinator merges them in
     /// order; the resolutions are looked up on the same shard.
+    async fn rejected_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = clamp_limit(limit) as i64;
+        self.read_rows(
+            "list the subjects with rejected records",
+            "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > $1 \
+             ORDER BY subject LIMIT $2",
+            &[&after.as_str(), &limit],
+            |row| {
+                Ok(subject_of(row.try_get(0).map_err(decode(
+                    "read a subject with rejected records",
+                ))?)?)
+            },
+        )
+        .await
+    }
+
     async fn disputed_subjects(
         &self,
         after: Option<SubjectId>,

@@ -68,6 +68,9 @@ pub(crate) struct Overlay {
     pub inserted_records: Vec<RecordKey>,
     pub inserted_facts: Vec<FactKey>,
     pub reviewed: Vec<ItemKey>,
+    /// The rejected records of the locked subjects, when an erasure
+    /// fetched them.
+    pub rejected: HashMap<SubjectId, Vec<RecordRow>>,
     /// Records made tombstones, and facts deleted, by an erasure.
     pub erased_records: Vec<RecordRow>,
     pub deleted_facts: Vec<FactKey>,
@@ -297,6 +300,11 @@ impl WriteTx for Overlay {
         }
         self.erased_records.push(tombstone.clone());
         Ok(())
+    }
+
+    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+        self.slot(subject)?;
+        Ok(self.rejected.get(&subject).cloned().unwrap_or_default())
     }
 
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {

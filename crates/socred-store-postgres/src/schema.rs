@@ -259,6 +259,13 @@ const V4_SQL: &str = r#"
 CREATE INDEX IF NOT EXISTS facts_disputed ON facts (subject) WHERE kind = 'disputed' AND status = 0;
 "#;
 
+/// Version 5: records a reviewer rejected, by subject, for erasure at the
+/// end of retention (`Store::rejected_subjects`), which would otherwise
+/// read every record. `IF NOT EXISTS` for the same reason as version 3.
+const V5_SQL: &str = r#"
+CREATE INDEX IF NOT EXISTS records_rejected ON records (subject) WHERE status = 2;
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -280,6 +287,11 @@ const MIGRATIONS: &[Migration] = &[
     // Propagated by Citus like version 3's index.
     Migration {
         sql: V4_SQL,
+        citus: &[],
+    },
+    // Likewise.
+    Migration {
+        sql: V5_SQL,
         citus: &[],
     },
 ];

@@ -1298,6 +1298,29 @@ impl Store for SqliteStore {
 
     /// By the partial index `facts_disputed` (schema 5), in subject order,
     /// each candidate's resolutions looked up on the primary key.
+    async fn rejected_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = limit_param(clamp_limit(limit));
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > ?1 \
+                     ORDER BY subject LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, limit], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db("list the subjects with rejected records"))?;
+            texts.iter().map(|t| subject_of(t)).collect()
+        })
+        .await
+    }
+
     async fn disputed_subjects(
         &self,
         after: Option<SubjectId>,

@@ -889,6 +889,19 @@ impl WriteTx for SqliteTx<'_, '_> {
         Ok(())
     }
 
+    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE status = 2 AND subject = ?1");
+        let raw: Vec<RawRecord> = self
+            .tx
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([subject.as_str()], raw_record)?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(db("read a subject's rejected records"))?;
+        raw.into_iter().map(RawRecord::decode).collect()
+    }
+
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
         let (provider, record) = fact_record(key);
         let deleted = self

@@ -1303,6 +1303,48 @@ pub async fn check_erasure(store: &dyn Store) {
         },
     )));
     ingest(store, &engine, batch).await;
+    // Two records a reviewer rejects: one decided long ago, one recently;
+    // and a subject that has nothing but a rejected record.
+    let rejected_old = judgment(&engine, "zhi-rej-2019", p, "2019-04-01", "(2019) rej");
+    let rejected_new = judgment(&engine, "zhi-rej-2025", p, "2025-04-01", "(2025) rej");
+    let only_rejected = person(904);
+    let rejected_alone = judgment(
+        &engine,
+        "zhi-rej-alone",
+        only_rejected,
+        "2019-05-01",
+        "(2019) alone",
+    );
+    for record in [&rejected_old, &rejected_new, &rejected_alone] {
+        let outcomes = ingest(
+            store,
+            &engine,
+            vec![Submission {
+                review: ReviewNeed::Required,
+                ..submit(Item::Record(record.clone()))
+            }],
+        )
+        .await;
+        assert_eq!(outcomes, vec![Outcome::PendingReview]);
+        store
+            .reject(
+                &engine,
+                &ItemKey::Record(record.key.clone()),
+                "reviewer.wang",
+                "not this subject",
+                Vec::new(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reject: {e}"));
+    }
+    let mut with_rejected = store
+        .rejected_subjects(None, 10)
+        .await
+        .expect("rejected subjects");
+    with_rejected.sort();
+    let mut expected_rejected = vec![p, only_rejected];
+    expected_rejected.sort();
+    assert_eq!(with_rejected, expected_rejected);
     let before = store.counts().await.expect("counts");
     let today = day("2026-01-01");
     let p_before = state(store, p).await.expect("state");
@@ -1310,7 +1352,7 @@ pub async fn check_erasure(store: &dyn Store) {
     let erasure = store
         .erase(
             &engine,
-            vec![p, company, q, representative],
+            vec![p, company, q, representative, only_rejected],
             today,
             audit("erase", None),
         )
@@ -1322,10 +1364,31 @@ pub async fn check_erasure(store: &dyn Store) {
             erasure.subjects,
             erasure.records,
             erasure.facts,
+            erasure.rejected,
             erasure.held_back
         ),
-        (4, 2, 4, 1, 0),
+        (5, 3, 4, 1, 2, 0),
         "{erasure:?}"
+    );
+    // A rejected record past retention is a tombstone; a recent one stays
+    // rejected, as a resend of each says.
+    for (record, word) in [
+        (&rejected_old, "erased"),
+        (&rejected_alone, "erased"),
+        (&rejected_new, "rejected in review"),
+    ] {
+        match &ingest(store, &engine, records(&[record])).await[..] {
+            [Outcome::Conflict { reason }] => assert!(reason.contains(word), "{reason}"),
+            other => panic!("a resent rejected record gave {other:?}"),
+        }
+    }
+    assert_eq!(
+        store
+            .rejected_subjects(None, 10)
+            .await
+            .expect("rejected subjects"),
+        vec![p],
+        "only the recent rejection is left"
     );
     let ids = |records: Vec<Record>| -> Vec<String> {
         records.iter().map(|r| r.key.id.to_string()).collect()
@@ -1363,7 +1426,7 @@ pub async fn check_erasure(store: &dyn Store) {
         .filter_map(|e| e.entry.subject)
         .collect();
     about.sort();
-    let mut expected = vec![p, company];
+    let mut expected = vec![p, company, only_rejected];
     expected.sort();
     assert_eq!(
         about, expected,

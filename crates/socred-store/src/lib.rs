@@ -517,6 +517,15 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditDraft,
     ) -> Result<Erasure, StoreError>;
 
+    /// Subjects with records a reviewer rejected, after `after` in subject
+    /// order, at most `limit` (clamped): where erasure looks for rejected
+    /// records past retention.
+    async fn rejected_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError>;
+
     /// Creates or replaces a principal (and un-revokes it) with the hash of
     /// its token ([`hash_token`]). `Conflict` when another principal holds
     /// that hash.

@@ -194,6 +194,10 @@ impl WriteTx for Inner {
         Ok(())
     }
 
+    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+        Ok(self.rejected_of(subject))
+    }
+
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
         self.facts
             .remove(key)
@@ -217,6 +221,14 @@ fn fact_range(subject: SubjectId) -> std::ops::RangeInclusive<FactKey> {
 
 impl Inner {
     /// The rows in effect about `subject`.
+    fn rejected_of(&self, subject: SubjectId) -> Vec<RecordRow> {
+        self.records
+            .values()
+            .filter(|row| row.subject == subject && row.meta.status == Status::Rejected)
+            .cloned()
+            .collect()
+    }
+
     fn rows_of(&self, subject: SubjectId) -> (Vec<RecordRow>, Vec<FactRow>) {
         let records = self
             .records_by_subject
@@ -491,6 +503,22 @@ impl Store for MemoryStore {
             inner.append_audit(&entries)?;
             Ok(erasure)
         })
+    }
+
+    async fn rejected_subjects(
+        &self,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let inner = self.lock()?;
+        let subjects: BTreeSet<SubjectId> = inner
+            .records
+            .values()
+            .filter(|row| row.meta.status == Status::Rejected)
+            .map(|row| row.subject)
+            .filter(|subject| after.is_none_or(|a| *subject > a))
+            .collect();
+        Ok(subjects.into_iter().take(clamp_limit(limit)).collect())
     }
 
     async fn put_principal(

@@ -300,6 +300,9 @@ pub trait WriteTx {
     fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError>;
     /// Deletes a fact in effect: it leaves its subject's history.
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError>;
+    /// The records about `subject` that a reviewer rejected (never in
+    /// effect, kept so that their key stays taken).
+    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError>;
 }
 
 /// What an erasure did (see [`crate::Store::erase`]).
@@ -311,6 +314,9 @@ pub struct Erasure {
     pub subjects: u64,
     pub records: u64,
     pub facts: u64,
+    /// Records a reviewer rejected, erased at the end of the retention
+    /// their type would have had (they never counted).
+    pub rejected: u64,
     /// Records past their retention kept, because a record still in the
     /// file depends on them (see `socred_core::erase`).
     pub held_back: u64,
@@ -615,7 +621,36 @@ impl<'e> Writer<'e> {
                 .engine
                 .erasable(subject, &records, &facts, KNOWN_AT, today);
             report.held_back += erasable.held_back as u64;
+            // Rejected records never counted: each goes when the retention
+            // of its type, from the day it says it was decided, has ended.
+            let mut rejected = Vec::new();
+            for row in tx.rejected_records(subject)? {
+                let ended = self
+                    .engine
+                    .rulebook
+                    .record_type(&row.type_id)
+                    .and_then(|index| self.engine.rulebook.catalog.get(index as usize))
+                    .is_some_and(|t| t.retention.after(row.decided_at) <= today);
+                if ended {
+                    tx.erase_record(&row.tombstone(today))?;
+                    rejected.push(format!("{}/{}", row.key.provider, row.key.id));
+                }
+            }
+            report.rejected += rejected.len() as u64;
             if erasable.records.is_empty() && erasable.facts.is_empty() {
+                if !rejected.is_empty() {
+                    report.subjects += 1;
+                    drafts.push(AuditDraft {
+                        subject: Some(subject),
+                        detail: format!(
+                            "erased at the end of retention on {today}: {} records rejected in \
+                             review ({})",
+                            rejected.len(),
+                            rejected.join(", ")
+                        ),
+                        ..audit.clone()
+                    });
+                }
                 continue;
             }
             let mut keys = Vec::with_capacity(erasable.records.len());
@@ -649,8 +684,17 @@ impl<'e> Writer<'e> {
                 subject: Some(subject),
                 detail: format!(
                     "erased at the end of retention on {today}: {records_out} records ({}), \
-                     {facts_out} facts about them",
-                    keys.join(", ")
+                     {facts_out} facts about them{}",
+                    keys.join(", "),
+                    if rejected.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} records rejected in review ({})",
+                            rejected.len(),
+                            rejected.join(", ")
+                        )
+                    }
                 ),
                 ..audit.clone()
             });

@@ -427,6 +427,23 @@ async fn the_admin_erases_records_past_their_retention() {
         "{}",
         reply.text
     );
+    // A judgment of 2019 that a reviewer rejected: past the five years its
+    // type is kept, it goes too.
+    let rejected = judgment_default("j-2019", bob(), "2019-03-01");
+    let reply = h.ingest(COURT, &[&rejected]).await.expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review"],
+        "{}",
+        reply.text
+    );
+    h.post_json(
+        "/v1/review/reject",
+        Some(REVIEWER_1),
+        &json!({"key": {"item": "record", "provider": COURT_ID, "id": "j-2019"}, "reason": "another person"}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let file_before = h
         .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
         .await
@@ -449,11 +466,15 @@ async fn the_admin_erases_records_past_their_retention() {
             &run["subjects"],
             &run["records"],
             &run["facts"],
+            &run["rejected"],
             &run["held_back"]
         ),
-        (&json!(1), &json!(1), &json!(0), &json!(0)),
+        (&json!(2), &json!(1), &json!(0), &json!(1), &json!(0)),
         "{run}"
     );
+    let reply = h.ingest(COURT, &[&rejected]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["conflict"], "{}", reply.text);
+    assert!(reply.text.contains("erased"), "{}", reply.text);
 
     // The file as of today is what it was: the record had left it already.
     let file_after = h
@@ -498,5 +519,8 @@ async fn the_admin_erases_records_past_their_retention() {
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(again["records"], 0);
+    assert_eq!(
+        (&again["records"], &again["rejected"]),
+        (&json!(0), &json!(0))
+    );
 }
