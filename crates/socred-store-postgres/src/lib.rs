@@ -426,6 +426,23 @@ impl PostgresStore {
         }
     }
 
+    /// A page of subjects from `sql`, which takes the subject to start
+    /// after (`$1`, text) and the page's length (`$2`).
+    async fn subject_page(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = clamp_limit(limit) as i64;
+        self.read_rows(what, sql, &[&after.as_str(), &limit], |row| {
+            Ok(subject_of(row.try_get(0).map_err(decode(what))?)?)
+        })
+        .await
+    }
+
     /// Runs one read statement on a pooled connection (again on a fresh
     /// one when the connection broke) and decodes each row it returns with
     /// `each`: every read of the store is one or two of these.
@@ -1111,38 +1128,31 @@ impl Store for PostgresStore {
         Ok(unlisted)
     }
 
-    /// By the partial index `facts_disputed` (schema 4). On Citus each
-    /// shard answers for its subjects and the coordinator merges them in
-    /// order; the resolutions are looked up on the same shard.
+    /// By the partial index `records_rejected` (schema 5).
     async fn rejected_subjects(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = clamp_limit(limit) as i64;
-        self.read_rows(
+        self.subject_page(
             "list the subjects with rejected records",
             "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > $1 \
              ORDER BY subject LIMIT $2",
-            &[&after.as_str(), &limit],
-            |row| {
-                Ok(subject_of(row.try_get(0).map_err(decode(
-                    "read a subject with rejected records",
-                ))?)?)
-            },
+            after,
+            limit,
         )
         .await
     }
 
+    /// By the partial index `facts_disputed` (schema 4). On Citus each
+    /// shard answers for its subjects and the coordinator merges them in
+    /// order; the resolutions are looked up on the same shard.
     async fn disputed_subjects(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = clamp_limit(limit) as i64;
-        self.read_rows(
+        self.subject_page(
             "list the subjects with open objections",
             "SELECT DISTINCT d.subject FROM facts d \
              WHERE d.kind = 'disputed' AND d.status = 0 AND d.subject > $1 \
@@ -1150,13 +1160,8 @@ impl Store for PostgresStore {
                  AND r.kind = 'resolved' AND r.record_provider = d.record_provider \
                  AND r.record_id = d.record_id AND r.day >= d.day AND r.status = 0) \
              ORDER BY d.subject LIMIT $2",
-            &[&after.as_str(), &limit],
-            |row| {
-                Ok(subject_of(
-                    row.try_get(0)
-                        .map_err(decode("read a subject with an objection"))?,
-                )?)
-            },
+            after,
+            limit,
         )
         .await
     }

@@ -253,6 +253,30 @@ impl SqliteStore {
     }
 
     /// Runs `work` on a reader connection on the blocking pool.
+    /// A page of subjects from `sql`, which takes the subject to start
+    /// after (`?1`, text) and the page's length (`?2`).
+    async fn subject_page(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = limit_param(clamp_limit(limit));
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, limit], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db(what))?;
+            texts.iter().map(|t| subject_of(t)).collect()
+        })
+        .await
+    }
+
     async fn read<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -1296,55 +1320,40 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// By the partial index `facts_disputed` (schema 5), in subject order,
-    /// each candidate's resolutions looked up on the primary key.
+    /// By the partial index `records_rejected_by_subject` (schema 7).
     async fn rejected_subjects(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = limit_param(clamp_limit(limit));
-        self.read(move |conn| {
-            let texts: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > ?1 \
-                     ORDER BY subject LIMIT ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![after, limit], |row| row.get(0))?
-                        .collect::<rusqlite::Result<_>>()
-                })
-                .map_err(db("list the subjects with rejected records"))?;
-            texts.iter().map(|t| subject_of(t)).collect()
-        })
+        self.subject_page(
+            "list the subjects with rejected records",
+            "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > ?1 \
+             ORDER BY subject LIMIT ?2",
+            after,
+            limit,
+        )
         .await
     }
 
+    /// By the partial index `facts_disputed` (schema 5), in subject order,
+    /// each candidate's resolutions looked up on the primary key.
     async fn disputed_subjects(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = limit_param(clamp_limit(limit));
-        self.read(move |conn| {
-            let texts: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT DISTINCT d.subject FROM facts d \
-                     WHERE d.kind = 'disputed' AND d.status = 0 AND d.subject > ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM facts r WHERE r.subject = d.subject \
-                         AND r.kind = 'resolved' AND r.provider = d.provider AND r.record = d.record \
-                         AND r.at >= d.at AND r.status = 0) \
-                     ORDER BY d.subject LIMIT ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![after, limit], |row| row.get(0))?
-                        .collect::<rusqlite::Result<_>>()
-                })
-                .map_err(db("list the subjects with open objections"))?;
-            texts.iter().map(|t| subject_of(t)).collect()
-        })
+        self.subject_page(
+            "list the subjects with open objections",
+            "SELECT DISTINCT d.subject FROM facts d \
+             WHERE d.kind = 'disputed' AND d.status = 0 AND d.subject > ?1 \
+             AND NOT EXISTS (SELECT 1 FROM facts r WHERE r.subject = d.subject \
+                 AND r.kind = 'resolved' AND r.provider = d.provider AND r.record = d.record \
+                 AND r.at >= d.at AND r.status = 0) \
+             ORDER BY d.subject LIMIT ?2",
+            after,
+            limit,
+        )
         .await
     }
 
