@@ -3,7 +3,7 @@
 //!
 //! A run pages through every subject with a stored state, picks those whose
 //! state holds a record whose retention has ended on or before the
-//! registry's day, and asks the store to erase them, a batch of subjects to
+//! registry's day, or no record at all (everything retracted), and asks the store to erase them, a batch of subjects to
 //! a transaction, so that ingestion goes on between batches; then does the
 //! same for the subjects with records a reviewer rejected. What the
 //! store erases, and what it holds back, is `socred_core::erase`'s
@@ -62,10 +62,11 @@ pub async fn erase_due(
         after = Some(last);
         let mut due = Vec::new();
         for subject in page {
-            let past = store
-                .state(subject)
-                .await?
-                .is_some_and(|s| s.records.iter().any(|r| r.retained_until <= today));
+            // A state without records holds only retracted ones (or
+            // none): their retention is looked at too.
+            let past = store.state(subject).await?.is_some_and(|s| {
+                s.records.is_empty() || s.records.iter().any(|r| r.retained_until <= today)
+            });
             if past {
                 due.push(subject);
             }

@@ -427,6 +427,22 @@ async fn the_admin_erases_records_past_their_retention() {
         "{}",
         reply.text
     );
+    // A fare evasion of 2020 that the metro retracted: it goes with its
+    // retraction, though no file ever showed it.
+    let retracted = fare_evasion("fe-2020", carol(), "2020-01-10");
+    let retraction = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-2020",
+        "subject": carol().to_string(), "at": "2020-02-01"})
+    .to_string();
+    let reply = h
+        .ingest(METRO, &[&retracted, &retraction])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["stored", "stored"],
+        "{}",
+        reply.text
+    );
     // A judgment of 2019 that a reviewer rejected: past the five years its
     // type is kept, it goes too.
     let rejected = judgment_default("j-2019", bob(), "2019-03-01");
@@ -469,7 +485,7 @@ async fn the_admin_erases_records_past_their_retention() {
             &run["rejected"],
             &run["held_back"]
         ),
-        (&json!(2), &json!(1), &json!(0), &json!(1), &json!(0)),
+        (&json!(3), &json!(2), &json!(1), &json!(1), &json!(0)),
         "{run}"
     );
     let reply = h.ingest(COURT, &[&rejected]).await.expect(StatusCode::OK);
