@@ -88,6 +88,7 @@ pub async fn erase_due(
         let done = store.erase(&engine, page, today, audit.clone()).await?;
         add(&mut total, done);
     }
+    state.inner.metrics.erasure(&total);
     Ok(ErasureRun {
         as_of: today,
         erasure: total,

@@ -48,8 +48,21 @@ pub struct Summary {
     /// Items sent to `POST /v1/records`, by outcome.
     pub ingest: BTreeMap<&'static str, u64>,
     pub decisions: Decisions,
+    /// What erasure at the end of retention did.
+    pub erasure: Erased,
     /// Request handlers that panicked (a bug each).
     pub panics: u64,
+}
+
+/// Erasure runs since the start and what they erased; `held_back` is the
+/// last run's (held-back records are counted again by every run).
+#[derive(Debug, Default, Serialize)]
+pub struct Erased {
+    pub runs: u64,
+    pub records: u64,
+    pub facts: u64,
+    pub rejected: u64,
+    pub held_back: u64,
 }
 
 /// HTTP requests answered, by class of status.
@@ -85,6 +98,7 @@ pub(crate) struct Metrics {
     ingest: [AtomicU64; INGEST_STATUSES.len()],
     decisions_applies: AtomicU64,
     decisions_not_applies: AtomicU64,
+    erased: Mutex<Erased>,
 }
 
 impl Metrics {
@@ -124,6 +138,33 @@ impl Metrics {
             .fetch_add(not_applies, Ordering::Relaxed);
     }
 
+    /// Counts one erasure run.
+    pub fn erasure(&self, run: &socred_store::Erasure) {
+        let mut erased = match self.erased.lock() {
+            Ok(erased) => erased,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        erased.runs += 1;
+        erased.records += run.records;
+        erased.facts += run.facts;
+        erased.rejected += run.rejected;
+        erased.held_back = run.held_back;
+    }
+
+    fn erased(&self) -> Erased {
+        let erased = match self.erased.lock() {
+            Ok(erased) => erased,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Erased {
+            runs: erased.runs,
+            records: erased.records,
+            facts: erased.facts,
+            rejected: erased.rejected,
+            held_back: erased.held_back,
+        }
+    }
+
     /// The counters since this process started, for the operator's
     /// dashboard.
     pub fn summary(&self) -> Summary {
@@ -150,6 +191,7 @@ impl Metrics {
                 applies: self.decisions_applies.load(Ordering::Relaxed),
                 does_not_apply: self.decisions_not_applies.load(Ordering::Relaxed),
             },
+            erasure: self.erased(),
             panics: panics(),
         }
     }
@@ -224,6 +266,22 @@ impl Metrics {
             self.decisions_applies.load(Ordering::Relaxed),
             self.decisions_not_applies.load(Ordering::Relaxed)
         );
+        let erased = self.erased();
+        out.push_str("# HELP socred_erasure_runs_total Erasure runs at the end of retention.\n");
+        out.push_str("# TYPE socred_erasure_runs_total counter\n");
+        let _ = writeln!(out, "socred_erasure_runs_total {}", erased.runs);
+        out.push_str("# HELP socred_erased_total Items erased at the end of retention, by kind.\n");
+        out.push_str("# TYPE socred_erased_total counter\n");
+        let _ = writeln!(
+            out,
+            "socred_erased_total{{kind=\"record\"}} {}\nsocred_erased_total{{kind=\"fact\"}} {}\nsocred_erased_total{{kind=\"rejected_record\"}} {}",
+            erased.records, erased.facts, erased.rejected
+        );
+        out.push_str(
+            "# HELP socred_erasure_held_back Records past retention the last run held back.\n",
+        );
+        out.push_str("# TYPE socred_erasure_held_back gauge\n");
+        let _ = writeln!(out, "socred_erasure_held_back {}", erased.held_back);
         out.push_str("# HELP socred_panics_total Request handlers that panicked (a bug each).\n");
         out.push_str("# TYPE socred_panics_total counter\n");
         let _ = writeln!(out, "socred_panics_total {}", panics());

@@ -450,7 +450,7 @@ fn document() -> Value {
         "/v1/admin/dashboard",
         Op {
             summary: "The operator's dashboard",
-            description: "The registry's totals (subjects, records and facts in effect, items waiting for review, audit entries, principals, rulebook versions), the rulebook in force, the audit log's head, and what this process answered since it started (requests by class of status, ingest outcomes, decisions, panics). No credit file is read.",
+            description: "The registry's totals (subjects, records and facts in effect, items waiting for review, audit entries, principals, rulebook versions), the rulebook in force, the audit log's head, and what this process answered since it started (requests by class of status, ingest outcomes, decisions, erasure runs and what they erased, panics). No credit file is read.",
             roles: &["admin"],
             params: vec![],
             body: None,

@@ -539,4 +539,23 @@ async fn the_admin_erases_records_past_their_retention() {
         (&again["records"], &again["rejected"]),
         (&json!(0), &json!(0))
     );
+
+    // The operator sees both runs on the dashboard and in the metrics.
+    let dashboard = h
+        .get("/v1/admin/dashboard", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        dashboard["since_start"]["erasure"],
+        json!({"runs": 2, "records": 2, "facts": 1, "rejected": 1, "held_back": 0})
+    );
+    let metrics = h.get("/metrics", Some(ADMIN)).await.expect(StatusCode::OK);
+    for line in [
+        "socred_erasure_runs_total 2",
+        "socred_erased_total{kind=\"record\"} 2",
+        "socred_erased_total{kind=\"rejected_record\"} 1",
+    ] {
+        assert!(metrics.text.contains(line), "{line} in {}", metrics.text);
+    }
 }
