@@ -809,8 +809,16 @@ async function operator() {
     ["Requests failed (5xx)", since.requests.failed, "board-failed"],
     ["Items sent in", Object.entries(since.ingest).map(([k, v]) => k + " " + v).join(", ")],
     ["Decisions", "applies " + since.decisions.applies + ", does not apply " + since.decisions.does_not_apply, "board-decisions"],
+    ["Erased at the end of retention", since.erasure.runs + " runs: " + since.erasure.records + " records, " + since.erasure.facts + " facts, " + since.erasure.rejected + " rejected records; " + since.erasure.held_back + " held back in the last run", "board-erasure"],
     ["Handlers that panicked", since.panics],
   ]);
+
+  // Erasure runs by itself once a day; the operator may run it now.
+  const erase = el("button", { class: "secondary", id: "erase-now" }, "Erase what is past retention now");
+  erase.addEventListener("click", change(erase, async () => {
+    const run = await api("/v1/admin/erasure", { method: "POST", token });
+    return "Erased as of " + run.as_of + ": " + run.records + " records and " + run.facts + " facts about them from " + run.subjects + " subjects, " + run.rejected + " rejected records; " + run.held_back + " held back, because a record still in the file depends on them.";
+  }));
 
   const principalRows = principals.principals.map((p) => {
     const revoke = el("button", { class: "secondary", id: "revoke-" + p.id, hidden: p.revoked || p.id === me.id }, "Revoke");
@@ -882,6 +890,9 @@ async function operator() {
     figures,
     el("h3", {}, "Since this server started"),
     activity,
+    el("h3", {}, "Retention"),
+    el("p", { class: "muted" }, "Records past their retention, with the facts about them, are erased once a day, unless a record still in the file depends on them. Each erasure is in the subject's access log."),
+    el("div", { class: "actions" }, erase),
     el("h3", {}, "Principals"),
     el("p", { class: "muted" }, "Providers, agencies, reviewers, subjects, auditors and operators, each with the token it signs in with. A token is shown once, when it is issued; registering an id again issues a new one and the old one stops."),
     table("principals", ["Id", "Name", "Role", "Scope", "Record types", "Status", ""], principalRows, "No principal is registered."),

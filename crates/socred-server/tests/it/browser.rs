@@ -769,6 +769,28 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         assert!(said.contains("bank"), "{said}");
         assert!(browser.text("#principals").contains("revoked"));
 
+        // A fare evasion of 2019, long past its retention, is erased when
+        // the operator asks, and the dashboard counts the run.
+        let old = fare_evasion("fe-2019", alice(), "2019-03-01");
+        let metro = format!("Bearer {METRO}");
+        let sent = socred_server::client::request(
+            addr,
+            "POST",
+            "/v1/records",
+            &[
+                ("authorization", &metro),
+                ("content-type", "application/x-ndjson"),
+            ],
+            old.as_bytes(),
+        )
+        .unwrap();
+        assert!(sent.text().contains("\"stored\""), "{}", sent.text());
+        browser.click("#erase-now");
+        let erased = browser.text_when("#operator-status", "the erasure", |t| t.contains("Erased"));
+        assert!(erased.contains(": 1 records and 0 facts"), "{erased}");
+        let board = browser.text_when("#board-erasure", "the erasure count", |t| t.starts_with("1 runs"));
+        assert!(board.contains("1 records"), "{board}");
+
         // The auditor's desk: the log, and the chain checked.
         browser.open(&format!("http://{addr}/#/audit"));
         browser.type_into("#audit-token", AUDITOR);
