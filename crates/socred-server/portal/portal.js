@@ -809,7 +809,7 @@ async function operator() {
     ["Requests failed (5xx)", since.requests.failed, "board-failed"],
     ["Items sent in", Object.entries(since.ingest).map(([k, v]) => k + " " + v).join(", ")],
     ["Decisions", "applies " + since.decisions.applies + ", does not apply " + since.decisions.does_not_apply, "board-decisions"],
-    ["Erased at the end of retention", since.erasure.runs + " runs: " + since.erasure.records + " records, " + since.erasure.facts + " facts, " + since.erasure.rejected + " rejected records; " + since.erasure.held_back + " held back in the last run", "board-erasure"],
+    ["Erased at the end of retention", since.erasure.runs + " runs: " + since.erasure.records + " records, " + since.erasure.facts + " facts, " + since.erasure.rejected + " rejected and " + since.erasure.pending + " waiting records; " + since.erasure.held_back + " held back in the last run", "board-erasure"],
     ["Handlers that panicked", since.panics],
   ]);
 
@@ -817,7 +817,7 @@ async function operator() {
   const erase = el("button", { class: "secondary", id: "erase-now" }, "Erase what is past retention now");
   erase.addEventListener("click", change(erase, async () => {
     const run = await api("/v1/admin/erasure", { method: "POST", token });
-    return "Erased as of " + run.as_of + ": " + run.records + " records and " + run.facts + " facts about them from " + run.subjects + " subjects, " + run.rejected + " rejected records; " + run.held_back + " held back, because a record still in the file depends on them.";
+    return "Erased as of " + run.as_of + ": " + run.records + " records and " + run.facts + " facts about them from " + run.subjects + " subjects, " + run.rejected + " rejected and " + run.pending + " waiting records; " + run.held_back + " held back, because a record still in the file depends on them.";
   }));
 
   const principalRows = principals.principals.map((p) => {

@@ -5,7 +5,8 @@
 //! state holds a record whose retention has ended on or before the
 //! registry's day, or no record at all (everything retracted), and asks the store to erase them, a batch of subjects to
 //! a transaction, so that ingestion goes on between batches; then does the
-//! same for the subjects with records a reviewer rejected. What the
+//! same for the subjects with records never in effect (waiting for
+//! review, or rejected in it). What the
 //! store erases, and what it holds back, is `socred_core::erase`'s
 //! decision. Each subject that lost records gets an audit entry, which its
 //! access log shows.
@@ -78,11 +79,11 @@ pub async fn erase_due(
             add(&mut total, done);
         }
     }
-    // Records a reviewer rejected are in no state: their subjects come
-    // from the store's list of them.
+    // Records never in effect are in no state: their subjects come from
+    // the store's list of them.
     let mut after: Option<SubjectId> = None;
     loop {
-        let page = store.rejected_subjects(after, BATCH).await?;
+        let page = store.subjects_not_in_effect(after, BATCH).await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
         let done = store.erase(&engine, page, today, audit.clone()).await?;
@@ -101,6 +102,7 @@ fn add(total: &mut Erasure, done: Erasure) {
     total.records += done.records;
     total.facts += done.facts;
     total.rejected += done.rejected;
+    total.pending += done.pending;
     total.held_back += done.held_back;
 }
 
@@ -116,6 +118,7 @@ pub async fn daily(state: AppState) {
                 records = run.erasure.records,
                 facts = run.erasure.facts,
                 rejected = run.erasure.rejected,
+                pending = run.erasure.pending,
                 held_back = run.erasure.held_back,
                 "erased records past their retention"
             ),

@@ -62,6 +62,7 @@ pub struct Erased {
     pub records: u64,
     pub facts: u64,
     pub rejected: u64,
+    pub pending: u64,
     pub held_back: u64,
 }
 
@@ -148,6 +149,7 @@ impl Metrics {
         erased.records += run.records;
         erased.facts += run.facts;
         erased.rejected += run.rejected;
+        erased.pending += run.pending;
         erased.held_back = run.held_back;
     }
 
@@ -161,6 +163,7 @@ impl Metrics {
             records: erased.records,
             facts: erased.facts,
             rejected: erased.rejected,
+            pending: erased.pending,
             held_back: erased.held_back,
         }
     }
@@ -274,8 +277,8 @@ impl Metrics {
         out.push_str("# TYPE socred_erased_total counter\n");
         let _ = writeln!(
             out,
-            "socred_erased_total{{kind=\"record\"}} {}\nsocred_erased_total{{kind=\"fact\"}} {}\nsocred_erased_total{{kind=\"rejected_record\"}} {}",
-            erased.records, erased.facts, erased.rejected
+            "socred_erased_total{{kind=\"record\"}} {}\nsocred_erased_total{{kind=\"fact\"}} {}\nsocred_erased_total{{kind=\"rejected_record\"}} {}\nsocred_erased_total{{kind=\"pending_record\"}} {}",
+            erased.records, erased.facts, erased.rejected, erased.pending
         );
         out.push_str(
             "# HELP socred_erasure_held_back Records past retention the last run held back.\n",

@@ -1128,16 +1128,18 @@ impl Store for PostgresStore {
         Ok(unlisted)
     }
 
-    /// By the partial index `records_rejected` (schema 5).
-    async fn rejected_subjects(
+    /// Waiting records by the primary key's subject and the partial index
+    /// `records_pending`; rejected ones by `records_rejected` (schema 5).
+    async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
         self.subject_page(
-            "list the subjects with rejected records",
-            "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > $1 \
-             ORDER BY subject LIMIT $2",
+            "list the subjects with records not in effect",
+            "SELECT subject FROM records WHERE status = 1 AND subject > $1 \
+             UNION SELECT subject FROM records WHERE status = 2 AND subject > $1 \
+             ORDER BY 1 LIMIT $2",
             after,
             limit,
         )

@@ -115,7 +115,7 @@ impl PostgresStore {
             let locked: BTreeSet<SubjectId> = subjects.iter().copied().collect();
             let mut overlay = Overlay::new(write::lock_subjects(s, &locked).await?);
             write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
-            write::fetch_rejected(s, &mut overlay).await?;
+            write::fetch_not_in_effect(s, &mut overlay).await?;
             let engine = engine.clone();
             let (list, audit) = (subjects.to_vec(), audit.clone());
             let (overlay, (erasure, entries)) = in_memory(overlay, move |overlay| {

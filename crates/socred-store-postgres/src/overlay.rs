@@ -68,9 +68,9 @@ pub(crate) struct Overlay {
     pub inserted_records: Vec<RecordKey>,
     pub inserted_facts: Vec<FactKey>,
     pub reviewed: Vec<ItemKey>,
-    /// The rejected records of the locked subjects, when an erasure
-    /// fetched them.
-    pub rejected: HashMap<SubjectId, Vec<RecordRow>>,
+    /// The records of the locked subjects not in effect (waiting for
+    /// review, or rejected), when an erasure fetched them.
+    pub not_in_effect: HashMap<SubjectId, Vec<RecordRow>>,
     /// Records made tombstones, and facts deleted, by an erasure.
     pub erased_records: Vec<RecordRow>,
     pub deleted_facts: Vec<FactKey>,
@@ -302,9 +302,13 @@ impl WriteTx for Overlay {
         Ok(())
     }
 
-    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+    fn records_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
         self.slot(subject)?;
-        Ok(self.rejected.get(&subject).cloned().unwrap_or_default())
+        Ok(self
+            .not_in_effect
+            .get(&subject)
+            .cloned()
+            .unwrap_or_default())
     }
 
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {

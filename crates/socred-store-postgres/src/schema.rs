@@ -260,7 +260,7 @@ CREATE INDEX IF NOT EXISTS facts_disputed ON facts (subject) WHERE kind = 'dispu
 "#;
 
 /// Version 5: records a reviewer rejected, by subject, for erasure at the
-/// end of retention (`Store::rejected_subjects`), which would otherwise
+/// end of retention (`Store::subjects_not_in_effect`), which would otherwise
 /// read every record. `IF NOT EXISTS` for the same reason as version 3.
 const V5_SQL: &str = r#"
 CREATE INDEX IF NOT EXISTS records_rejected ON records (subject) WHERE status = 2;

@@ -733,30 +733,34 @@ async fn set_review(s: &mut Tx<'_, '_>, overlay: &Overlay, key: &ItemKey) -> Res
     Ok(())
 }
 
-/// The rejected records of the overlay's subjects, for an erasure.
-pub(crate) async fn fetch_rejected(s: &mut Tx<'_, '_>, overlay: &mut Overlay) -> Result<(), Fault> {
+/// The records of the overlay's subjects that are not in effect (waiting
+/// for review, or rejected), for an erasure.
+pub(crate) async fn fetch_not_in_effect(
+    s: &mut Tx<'_, '_>,
+    overlay: &mut Overlay,
+) -> Result<(), Fault> {
     let subjects: Vec<&str> = overlay.subjects.keys().map(SubjectId::as_str).collect();
     let rows = s
         .query(
-            "read rejected records",
+            "read records not in effect",
             concat!(
                 "SELECT ",
                 record_columns!(),
-                " FROM records WHERE subject = ANY($1::text[]) AND status = 2"
+                " FROM records WHERE subject = ANY($1::text[]) AND status IN (1, 2)"
             ),
             &[&subjects],
         )
         .await?;
-    let mut rejected: HashMap<SubjectId, Vec<RecordRow>> = HashMap::new();
+    let mut outside: HashMap<SubjectId, Vec<RecordRow>> = HashMap::new();
     for row in &rows {
         let row = record_row(row)?;
-        rejected.entry(row.subject).or_default().push(row);
+        outside.entry(row.subject).or_default().push(row);
     }
-    overlay.rejected = rejected;
+    overlay.not_in_effect = outside;
     Ok(())
 }
 
-/// Makes the erased records tombstones (records in effect, or rejected)
+/// Makes the erased records tombstones (in effect, waiting or rejected)
 /// and deletes the erased facts, each still as fetched (else a concurrent
 /// write changed it: the erasure runs again).
 async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault> {
@@ -766,7 +770,7 @@ async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault>
                 "erase a record",
                 "UPDATE records SET type = $4, occurred_at = $5, decided_at = $6, fields = $7, \
                  document = $8, status = $9, reviewed_by = $10, review_note = $11 \
-                 WHERE subject = $1 AND provider = $2 AND id = $3 AND status IN (0, 2)",
+                 WHERE subject = $1 AND provider = $2 AND id = $3 AND status IN (0, 1, 2)",
                 &[
                     &row.subject.as_str(),
                     &&*row.key.provider,

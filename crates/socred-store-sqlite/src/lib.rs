@@ -1320,16 +1320,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// By the partial index `records_rejected_by_subject` (schema 7).
-    async fn rejected_subjects(
+    /// By the partial indexes `records_pending_by_subject` (schema 6) and
+    /// `records_rejected_by_subject` (schema 7).
+    async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
         self.subject_page(
-            "list the subjects with rejected records",
-            "SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > ?1 \
-             ORDER BY subject LIMIT ?2",
+            "list the subjects with records not in effect",
+            "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
+             UNION SELECT subject FROM records WHERE status = 2 AND subject > ?1 \
+             ORDER BY 1 LIMIT ?2",
             after,
             limit,
         )

@@ -354,7 +354,7 @@ const V5: &str =
 const V6: &str = "CREATE INDEX records_pending_by_subject ON records (subject) WHERE status = 1;";
 
 /// Version 7: records a reviewer rejected, by subject, for erasure at the
-/// end of retention (`Store::rejected_subjects`, and each subject's
+/// end of retention (`Store::subjects_not_in_effect`, and each subject's
 /// rejected records), which would otherwise read every record.
 const V7: &str = "CREATE INDEX records_rejected_by_subject ON records (subject) WHERE status = 2;";
 
@@ -480,24 +480,32 @@ mod tests {
         assert_eq!(again.expect("insert"), 0, "(provider, id) must stay unique");
     }
 
-    /// Schema 7 finds the subjects with rejected records, and a subject's
-    /// rejected records, through its partial index.
+    /// Schemas 6 and 7 find the subjects with records not in effect, and a
+    /// subject's such records, through their partial indexes: the queries
+    /// erasure runs (`Store::subjects_not_in_effect`,
+    /// `WriteTx::records_not_in_effect`) read no other record.
     #[test]
     fn migration_7_indexes_rejected_records_by_subject() {
         let mut conn = Connection::open_in_memory().expect("open");
         migrate(&mut conn).expect("migrate");
         for query in [
-            "EXPLAIN QUERY PLAN SELECT DISTINCT subject FROM records WHERE status = 2 AND subject > '' \
-             ORDER BY subject LIMIT 10",
-            "EXPLAIN QUERY PLAN SELECT id FROM records WHERE status = 2 AND subject = '110101198001010037'",
+            "EXPLAIN QUERY PLAN SELECT subject FROM records WHERE status = 1 AND subject > '' \
+             UNION SELECT subject FROM records WHERE status = 2 AND subject > '' ORDER BY 1 LIMIT 10",
+            "EXPLAIN QUERY PLAN SELECT id FROM records WHERE status = 1 AND subject = '110101198001010037' \
+             UNION ALL SELECT id FROM records WHERE status = 2 AND subject = '110101198001010037'",
         ] {
             let plan: Vec<String> = conn
                 .prepare(query)
                 .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(3))?.collect())
                 .expect("plan");
+            for index in ["records_pending_by_subject", "records_rejected_by_subject"] {
+                assert!(
+                    plan.iter().any(|step| step.contains(index)),
+                    "{query}: {index} in {plan:?}"
+                );
+            }
             assert!(
-                plan.iter()
-                    .any(|step| step.contains("records_rejected_by_subject")),
+                !plan.iter().any(|step| step.starts_with("SCAN records")),
                 "{query}: {plan:?}"
             );
         }

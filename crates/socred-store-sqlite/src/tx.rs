@@ -889,8 +889,12 @@ impl WriteTx for SqliteTx<'_, '_> {
         Ok(())
     }
 
-    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE status = 2 AND subject = ?1");
+    fn records_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+        // Each status by its own partial index (schemas 6 and 7).
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE status = 1 AND subject = ?1 \
+             UNION ALL SELECT {RECORD_COLUMNS} FROM records WHERE status = 2 AND subject = ?1"
+        );
         let raw: Vec<RawRecord> = self
             .tx
             .prepare_cached(&sql)
@@ -898,7 +902,7 @@ impl WriteTx for SqliteTx<'_, '_> {
                 stmt.query_map([subject.as_str()], raw_record)?
                     .collect::<rusqlite::Result<_>>()
             })
-            .map_err(db("read a subject's rejected records"))?;
+            .map_err(db("read a subject's records not in effect"))?;
         raw.into_iter().map(RawRecord::decode).collect()
     }
 

@@ -1337,8 +1337,21 @@ pub async fn check_erasure(store: &dyn Store) {
             .await
             .unwrap_or_else(|e| panic!("reject: {e}"));
     }
+    // And one that waits for review still, though it is long past its
+    // retention.
+    let waiting_old = judgment(&engine, "zhi-wait-2019", p, "2019-07-01", "(2019) wait");
+    let waiting = ingest(
+        store,
+        &engine,
+        vec![Submission {
+            review: ReviewNeed::Required,
+            ..submit(Item::Record(waiting_old.clone()))
+        }],
+    )
+    .await;
+    assert_eq!(waiting, vec![Outcome::PendingReview]);
     let mut with_rejected = store
-        .rejected_subjects(None, 10)
+        .subjects_not_in_effect(None, 10)
         .await
         .expect("rejected subjects");
     with_rejected.sort();
@@ -1365,9 +1378,10 @@ pub async fn check_erasure(store: &dyn Store) {
             erasure.records,
             erasure.facts,
             erasure.rejected,
+            erasure.pending,
             erasure.held_back
         ),
-        (5, 3, 4, 1, 2, 0),
+        (5, 3, 4, 1, 2, 1, 0),
         "{erasure:?}"
     );
     // A rejected record past retention is a tombstone; a recent one stays
@@ -1384,7 +1398,7 @@ pub async fn check_erasure(store: &dyn Store) {
     }
     assert_eq!(
         store
-            .rejected_subjects(None, 10)
+            .subjects_not_in_effect(None, 10)
             .await
             .expect("rejected subjects"),
         vec![p],
@@ -1416,8 +1430,21 @@ pub async fn check_erasure(store: &dyn Store) {
 
     let after = store.counts().await.expect("counts");
     assert_eq!(
-        (after.records, after.facts),
-        (before.records - 4, before.facts - 1)
+        (after.records, after.facts, after.pending),
+        (before.records - 4, before.facts - 1, before.pending - 1)
+    );
+    // The erased record no longer waits for review.
+    let approval = store
+        .approve(
+            &engine,
+            &ItemKey::Record(waiting_old.key.clone()),
+            "reviewer.wang",
+            Vec::new(),
+        )
+        .await;
+    assert!(
+        matches!(&approval, Err(crate::StoreError::Conflict(reason)) if reason.contains("erased")),
+        "{approval:?}"
     );
     let erased = store.audit(0, 100).await.expect("audit");
     let mut about: Vec<SubjectId> = erased

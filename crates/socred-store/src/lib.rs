@@ -517,10 +517,10 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditDraft,
     ) -> Result<Erasure, StoreError>;
 
-    /// Subjects with records a reviewer rejected, after `after` in subject
-    /// order, at most `limit` (clamped): where erasure looks for rejected
-    /// records past retention.
-    async fn rejected_subjects(
+    /// Subjects with records waiting for review or rejected in it, after
+    /// `after` in subject order, at most `limit` (clamped): where erasure
+    /// looks for records past retention that were never in effect.
+    async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
         limit: usize,

@@ -194,8 +194,8 @@ impl WriteTx for Inner {
         Ok(())
     }
 
-    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
-        Ok(self.rejected_of(subject))
+    fn records_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError> {
+        Ok(self.not_in_effect_of(subject))
     }
 
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
@@ -221,10 +221,13 @@ fn fact_range(subject: SubjectId) -> std::ops::RangeInclusive<FactKey> {
 
 impl Inner {
     /// The rows in effect about `subject`.
-    fn rejected_of(&self, subject: SubjectId) -> Vec<RecordRow> {
+    fn not_in_effect_of(&self, subject: SubjectId) -> Vec<RecordRow> {
         self.records
             .values()
-            .filter(|row| row.subject == subject && row.meta.status == Status::Rejected)
+            .filter(|row| {
+                row.subject == subject
+                    && matches!(row.meta.status, Status::Pending | Status::Rejected)
+            })
             .cloned()
             .collect()
     }
@@ -505,7 +508,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn rejected_subjects(
+    async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
         limit: usize,
@@ -514,7 +517,7 @@ impl Store for MemoryStore {
         let subjects: BTreeSet<SubjectId> = inner
             .records
             .values()
-            .filter(|row| row.meta.status == Status::Rejected)
+            .filter(|row| matches!(row.meta.status, Status::Pending | Status::Rejected))
             .map(|row| row.subject)
             .filter(|subject| after.is_none_or(|a| *subject > a))
             .collect();

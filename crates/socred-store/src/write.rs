@@ -300,9 +300,10 @@ pub trait WriteTx {
     fn erase_record(&mut self, tombstone: &RecordRow) -> Result<(), StoreError>;
     /// Deletes a fact in effect: it leaves its subject's history.
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError>;
-    /// The records about `subject` that a reviewer rejected (never in
-    /// effect, kept so that their key stays taken).
-    fn rejected_records(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError>;
+    /// The records about `subject` that wait for review or that a reviewer
+    /// rejected (never in effect; a rejected one is kept so that its key
+    /// stays taken).
+    fn records_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError>;
 }
 
 /// What an erasure did (see [`crate::Store::erase`]).
@@ -317,6 +318,9 @@ pub struct Erasure {
     /// Records a reviewer rejected, erased at the end of the retention
     /// their type would have had (they never counted).
     pub rejected: u64,
+    /// Records still waiting for review when their type's retention ended:
+    /// approved, they could no longer count.
+    pub pending: u64,
     /// Records past their retention kept, because a record still in the
     /// file depends on them (see `socred_core::erase`).
     pub held_back: u64,
@@ -621,32 +625,48 @@ impl<'e> Writer<'e> {
                 .engine
                 .erasable(subject, &records, &facts, KNOWN_AT, today);
             report.held_back += erasable.held_back as u64;
-            // Rejected records never counted: each goes when the retention
-            // of its type, from the day it says it was decided, has ended.
-            let mut rejected = Vec::new();
-            for row in tx.rejected_records(subject)? {
+            // Records never in effect (rejected, or still waiting for
+            // review) go when the retention of their type, from the day they
+            // say they were decided, has ended.
+            let mut outside = Vec::new();
+            for row in tx.records_not_in_effect(subject)? {
                 let ended = self
                     .engine
                     .rulebook
                     .record_type(&row.type_id)
                     .and_then(|index| self.engine.rulebook.catalog.get(index as usize))
                     .is_some_and(|t| t.retention.after(row.decided_at) <= today);
-                if ended {
-                    tx.erase_record(&row.tombstone(today))?;
-                    rejected.push(format!("{}/{}", row.key.provider, row.key.id));
+                if !ended {
+                    continue;
                 }
+                tx.erase_record(&row.tombstone(today))?;
+                if row.meta.status == Status::Pending {
+                    report.pending += 1;
+                    self.delta.pending -= 1;
+                } else {
+                    report.rejected += 1;
+                }
+                outside.push(format!(
+                    "{}/{} ({})",
+                    row.key.provider,
+                    row.key.id,
+                    if row.meta.status == Status::Pending {
+                        "waiting for review"
+                    } else {
+                        "rejected in review"
+                    }
+                ));
             }
-            report.rejected += rejected.len() as u64;
             if erasable.records.is_empty() && erasable.facts.is_empty() {
-                if !rejected.is_empty() {
+                if !outside.is_empty() {
                     report.subjects += 1;
                     drafts.push(AuditDraft {
                         subject: Some(subject),
                         detail: format!(
-                            "erased at the end of retention on {today}: {} records rejected in \
-                             review ({})",
-                            rejected.len(),
-                            rejected.join(", ")
+                            "erased at the end of retention on {today}: {} records never in \
+                             effect ({})",
+                            outside.len(),
+                            outside.join(", ")
                         ),
                         ..audit.clone()
                     });
@@ -686,13 +706,13 @@ impl<'e> Writer<'e> {
                     "erased at the end of retention on {today}: {records_out} records ({}), \
                      {facts_out} facts about them{}",
                     keys.join(", "),
-                    if rejected.is_empty() {
+                    if outside.is_empty() {
                         String::new()
                     } else {
                         format!(
-                            ", {} records rejected in review ({})",
-                            rejected.len(),
-                            rejected.join(", ")
+                            ", {} records never in effect ({})",
+                            outside.len(),
+                            outside.join(", ")
                         )
                     }
                 ),

@@ -548,7 +548,7 @@ async fn the_admin_erases_records_past_their_retention() {
         .json();
     assert_eq!(
         dashboard["since_start"]["erasure"],
-        json!({"runs": 2, "records": 2, "facts": 1, "rejected": 1, "held_back": 0})
+        json!({"runs": 2, "records": 2, "facts": 1, "rejected": 1, "pending": 0, "held_back": 0})
     );
     let metrics = h.get("/metrics", Some(ADMIN)).await.expect(StatusCode::OK);
     for line in [
