@@ -71,6 +71,7 @@ pub(crate) struct Overlay {
     /// The records of the locked subjects not in effect (waiting for
     /// review, or rejected), when an erasure fetched them.
     pub not_in_effect: HashMap<SubjectId, Vec<RecordRow>>,
+    pub facts_not_in_effect: HashMap<SubjectId, Vec<FactRow>>,
     /// Records made tombstones, and facts deleted, by an erasure.
     pub erased_records: Vec<RecordRow>,
     pub deleted_facts: Vec<FactKey>,
@@ -306,6 +307,15 @@ impl WriteTx for Overlay {
         self.slot(subject)?;
         Ok(self
             .not_in_effect
+            .get(&subject)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn facts_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
+        self.slot(subject)?;
+        Ok(self
+            .facts_not_in_effect
             .get(&subject)
             .cloned()
             .unwrap_or_default())

@@ -733,8 +733,8 @@ async fn set_review(s: &mut Tx<'_, '_>, overlay: &Overlay, key: &ItemKey) -> Res
     Ok(())
 }
 
-/// The records of the overlay's subjects that are not in effect (waiting
-/// for review, or rejected), for an erasure.
+/// The records and facts of the overlay's subjects that are not in effect
+/// (waiting for review, or rejected), for an erasure.
 pub(crate) async fn fetch_not_in_effect(
     s: &mut Tx<'_, '_>,
     overlay: &mut Overlay,
@@ -757,6 +757,23 @@ pub(crate) async fn fetch_not_in_effect(
         outside.entry(row.subject).or_default().push(row);
     }
     overlay.not_in_effect = outside;
+    let rows = s
+        .query(
+            "read facts not in effect",
+            concat!(
+                "SELECT ",
+                fact_columns!(),
+                " FROM facts WHERE subject = ANY($1::text[]) AND status IN (1, 2)"
+            ),
+            &[&subjects],
+        )
+        .await?;
+    let mut aside: HashMap<SubjectId, Vec<FactRow>> = HashMap::new();
+    for row in &rows {
+        let row = fact_row(row)?;
+        aside.entry(row.key.subject).or_default().push(row);
+    }
+    overlay.facts_not_in_effect = aside;
     Ok(())
 }
 
@@ -799,7 +816,7 @@ async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault>
             .execute(
                 "erase a fact",
                 "DELETE FROM facts WHERE subject = $1 AND kind = $2 AND record_provider = $3 \
-                 AND record_id = $4 AND day = $5 AND reporter = $6 AND status = 0",
+                 AND record_id = $4 AND day = $5 AND reporter = $6 AND status IN (0, 1, 2)",
                 &[
                     &fact.subject.as_str(),
                     &fact.kind,

@@ -906,6 +906,21 @@ impl WriteTx for SqliteTx<'_, '_> {
         raw.into_iter().map(RawRecord::decode).collect()
     }
 
+    fn facts_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
+        // The subject's facts are a range of the primary key.
+        let sql =
+            format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND status IN (1, 2)");
+        let raw: Vec<RawFact> = self
+            .tx
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([subject.as_str()], raw_fact)?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(db("read a subject's facts not in effect"))?;
+        raw.into_iter().map(RawFact::decode).collect()
+    }
+
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
         let (provider, record) = fact_record(key);
         let deleted = self

@@ -198,6 +198,16 @@ impl WriteTx for Inner {
         Ok(self.not_in_effect_of(subject))
     }
 
+    fn facts_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
+        Ok(self
+            .facts
+            .range(fact_range(subject))
+            .map(|(_, row)| row)
+            .filter(|row| matches!(row.meta.status, Status::Pending | Status::Rejected))
+            .cloned()
+            .collect())
+    }
+
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
         self.facts
             .remove(key)

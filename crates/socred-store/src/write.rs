@@ -304,6 +304,9 @@ pub trait WriteTx {
     /// rejected (never in effect; a rejected one is kept so that its key
     /// stays taken).
     fn records_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<RecordRow>, StoreError>;
+    /// The facts about `subject` that wait for review or that a reviewer
+    /// rejected.
+    fn facts_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<FactRow>, StoreError>;
 }
 
 /// What an erasure did (see [`crate::Store::erase`]).
@@ -694,18 +697,39 @@ impl<'e> Writer<'e> {
             for &index in &erasable.facts {
                 tx.delete_fact(&FactKey::of(&facts[index]))?;
             }
+            // The facts about them that never took effect (an objection or
+            // a repair application waiting for a reviewer, or refused) go
+            // with them.
+            let erased_keys: Vec<&RecordKey> =
+                erasable.records.iter().map(|&i| &records[i].key).collect();
+            let mut facts_aside = 0;
+            for row in tx.facts_not_in_effect(subject)? {
+                if row
+                    .key
+                    .record
+                    .as_ref()
+                    .is_some_and(|k| erased_keys.contains(&k))
+                {
+                    tx.delete_fact(&row.key)?;
+                    facts_aside += 1;
+                    if row.meta.status == Status::Pending {
+                        self.delta.pending -= 1;
+                    }
+                }
+            }
             let (records_out, facts_out) = (erasable.records.len(), erasable.facts.len());
             self.delta.records -= records_out as i64;
             self.delta.facts -= facts_out as i64;
             report.subjects += 1;
             report.records += records_out as u64;
-            report.facts += facts_out as u64;
+            report.facts += (facts_out + facts_aside) as u64;
             drafts.push(AuditDraft {
                 subject: Some(subject),
                 detail: format!(
                     "erased at the end of retention on {today}: {records_out} records ({}), \
-                     {facts_out} facts about them{}",
+                     {} facts about them{}",
                     keys.join(", "),
+                    facts_out + facts_aside,
                     if outside.is_empty() {
                         String::new()
                     } else {
