@@ -3,10 +3,10 @@
 //!
 //! A run pages through every subject with a stored state, picks those whose
 //! state holds a record whose retention has ended on or before the
-//! registry's day, or no record at all (everything retracted), and asks the store to erase them, a batch of subjects to
+//! registry's day, and asks the store to erase them, a batch of subjects to
 //! a transaction, so that ingestion goes on between batches; then does the
-//! same for the subjects with records never in effect (waiting for
-//! review, or rejected in it). What the
+//! same for the subjects with records no file shows (waiting for
+//! review, rejected in it, or retracted). What the
 //! store erases, and what it holds back, is `socred_core::erase`'s
 //! decision. Each subject that lost records gets an audit entry, which its
 //! access log shows.
@@ -63,11 +63,10 @@ pub async fn erase_due(
         after = Some(last);
         let mut due = Vec::new();
         for subject in page {
-            // A state without records holds only retracted ones (or
-            // none): their retention is looked at too.
-            let past = store.state(subject).await?.is_some_and(|s| {
-                s.records.is_empty() || s.records.iter().any(|r| r.retained_until <= today)
-            });
+            let past = store
+                .state(subject)
+                .await?
+                .is_some_and(|s| s.records.iter().any(|r| r.retained_until <= today));
             if past {
                 due.push(subject);
             }
@@ -79,8 +78,9 @@ pub async fn erase_due(
             add(&mut total, done);
         }
     }
-    // Records never in effect are in no state: their subjects come from
-    // the store's list of them.
+    // Records no file shows (waiting for review, rejected in it, or
+    // retracted) are in no state: their subjects come from the store's
+    // list of them.
     let mut after: Option<SubjectId> = None;
     loop {
         let page = store.subjects_not_in_effect(after, BATCH).await?;

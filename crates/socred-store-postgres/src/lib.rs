@@ -1129,7 +1129,8 @@ impl Store for PostgresStore {
     }
 
     /// Waiting records by the primary key's subject and the partial index
-    /// `records_pending`; rejected ones by `records_rejected` (schema 5).
+    /// `records_pending`; rejected ones by `records_rejected` (schema 5);
+    /// retractions by `facts_retracted` (schema 6).
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
@@ -1139,6 +1140,8 @@ impl Store for PostgresStore {
             "list the subjects with records not in effect",
             "SELECT subject FROM records WHERE status = 1 AND subject > $1 \
              UNION SELECT subject FROM records WHERE status = 2 AND subject > $1 \
+             UNION SELECT subject FROM facts WHERE kind = 'retracted' AND status = 0 \
+                 AND subject > $1 \
              ORDER BY 1 LIMIT $2",
             after,
             limit,

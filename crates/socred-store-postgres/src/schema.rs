@@ -266,6 +266,12 @@ const V5_SQL: &str = r#"
 CREATE INDEX IF NOT EXISTS records_rejected ON records (subject) WHERE status = 2;
 "#;
 
+/// Version 6: retractions in effect, by subject, for the same listing.
+/// `IF NOT EXISTS` for the same reason as version 3.
+const V6_SQL: &str = r#"
+CREATE INDEX IF NOT EXISTS facts_retracted ON facts (subject) WHERE kind = 'retracted' AND status = 0;
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -292,6 +298,11 @@ const MIGRATIONS: &[Migration] = &[
     // Likewise.
     Migration {
         sql: V5_SQL,
+        citus: &[],
+    },
+    // Likewise.
+    Migration {
+        sql: V6_SQL,
         citus: &[],
     },
 ];

@@ -1320,8 +1320,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// By the partial indexes `records_pending_by_subject` (schema 6) and
-    /// `records_rejected_by_subject` (schema 7).
+    /// By the partial indexes `records_pending_by_subject` (schema 6),
+    /// `records_rejected_by_subject` (schema 7) and `facts_retracted`
+    /// (schema 8).
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
@@ -1331,6 +1332,8 @@ impl Store for SqliteStore {
             "list the subjects with records not in effect",
             "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
              UNION SELECT subject FROM records WHERE status = 2 AND subject > ?1 \
+             UNION SELECT subject FROM facts WHERE kind = 'retracted' AND status = 0 \
+                 AND subject > ?1 \
              ORDER BY 1 LIMIT ?2",
             after,
             limit,

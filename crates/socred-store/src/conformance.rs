@@ -1371,12 +1371,33 @@ pub async fn check_erasure(store: &dyn Store) {
     )
     .await;
     assert_eq!(applied, vec![Outcome::PendingReview]);
+    // A subject with a recent record in its file and an old one retracted:
+    // nothing in its file is past retention, the retracted record is.
+    let with_retraction = person(905);
+    let live = fare(&engine, "fare-2025-905", with_retraction, "2025-02-01");
+    let withdrawn = judgment(
+        &engine,
+        "zhi-2018-905",
+        with_retraction,
+        "2018-03-01",
+        "(2018) 905",
+    );
+    let mut batch = records(&[&live, &withdrawn]);
+    batch.push(submit(fact(
+        with_retraction,
+        "2018-04-01",
+        "court.beijing-1",
+        FactKind::Retracted {
+            record: withdrawn.key.clone(),
+        },
+    )));
+    ingest(store, &engine, batch).await;
     let mut with_rejected = store
         .subjects_not_in_effect(None, 10)
         .await
         .expect("rejected subjects");
     with_rejected.sort();
-    let mut expected_rejected = vec![p, only_rejected];
+    let mut expected_rejected = vec![p, only_rejected, with_retraction];
     expected_rejected.sort();
     assert_eq!(with_rejected, expected_rejected);
     let before = store.counts().await.expect("counts");
@@ -1386,7 +1407,14 @@ pub async fn check_erasure(store: &dyn Store) {
     let erasure = store
         .erase(
             &engine,
-            vec![p, company, q, representative, only_rejected],
+            vec![
+                p,
+                company,
+                q,
+                representative,
+                only_rejected,
+                with_retraction,
+            ],
             today,
             audit("erase", None),
         )
@@ -1402,7 +1430,7 @@ pub async fn check_erasure(store: &dyn Store) {
             erasure.pending,
             erasure.held_back
         ),
-        (5, 3, 4, 2, 2, 1, 0),
+        (6, 4, 5, 3, 2, 1, 0),
         "{erasure:?}"
     );
     // A rejected record past retention is a tombstone; a recent one stays
@@ -1452,7 +1480,7 @@ pub async fn check_erasure(store: &dyn Store) {
     let after = store.counts().await.expect("counts");
     assert_eq!(
         (after.records, after.facts, after.pending),
-        (before.records - 4, before.facts - 1, before.pending - 2)
+        (before.records - 5, before.facts - 2, before.pending - 2)
     );
     // The erased record no longer waits for review.
     let approval = store
@@ -1474,7 +1502,7 @@ pub async fn check_erasure(store: &dyn Store) {
         .filter_map(|e| e.entry.subject)
         .collect();
     about.sort();
-    let mut expected = vec![p, company, only_rejected];
+    let mut expected = vec![p, company, only_rejected, with_retraction];
     expected.sort();
     assert_eq!(
         about, expected,

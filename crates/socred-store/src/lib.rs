@@ -517,9 +517,10 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditDraft,
     ) -> Result<Erasure, StoreError>;
 
-    /// Subjects with records waiting for review or rejected in it, after
-    /// `after` in subject order, at most `limit` (clamped): where erasure
-    /// looks for records past retention that were never in effect.
+    /// Subjects with records waiting for review, rejected in it, or
+    /// retracted, after `after` in subject order, at most `limit`
+    /// (clamped): where erasure looks for records past retention that no
+    /// file shows.
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,

@@ -529,6 +529,15 @@ impl Store for MemoryStore {
             .values()
             .filter(|row| matches!(row.meta.status, Status::Pending | Status::Rejected))
             .map(|row| row.subject)
+            .chain(
+                inner
+                    .facts
+                    .values()
+                    .filter(|row| {
+                        row.key.kind == "retracted" && row.meta.status == Status::Effective
+                    })
+                    .map(|row| row.key.subject),
+            )
             .filter(|subject| after.is_none_or(|a| *subject > a))
             .collect();
         Ok(subjects.into_iter().take(clamp_limit(limit)).collect())
