@@ -173,17 +173,17 @@ impl Engine {
     /// what a file or a measure shows for a day rests only on records in
     /// the file that day.
     pub fn profession_on<'s>(&self, state: &'s SubjectState, day: Day) -> Option<&'s Arc<str>> {
+        if self.profession_fields.is_empty() {
+            return None;
+        }
         state.records.iter().rev().find_map(|record| {
             if !record.present_on(day) {
                 return None;
             }
-            let index = self.rulebook.record_type(&record.type_id)?;
-            let name = self
-                .rulebook
-                .catalog
-                .get(index as usize)?
-                .profession_field
-                .as_ref()?;
+            let (_, name) = self
+                .profession_fields
+                .iter()
+                .find(|(type_id, _)| **type_id == *record.type_id)?;
             match crate::expr::field_value(&record.fields, name) {
                 Some(Value::Text(profession)) => Some(profession),
                 _ => None,

@@ -45,6 +45,9 @@ pub struct Engine {
     /// The lists that other lists exclude (`excluded_by`), each after every
     /// list that can exclude it, so that one pass settles them all.
     pub(crate) exclusion_order: Vec<u32>,
+    /// (record type id, field) of the record types that name a profession,
+    /// for [`Engine::profession_on`] (usually one, often none).
+    pub(crate) profession_fields: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl Engine {
@@ -85,6 +88,11 @@ impl Engine {
             .map(|l| l.legal_basis.as_str().into())
             .collect();
         let exclusion_order = exclusion_order(&rulebook);
+        let profession_fields = rulebook
+            .catalog
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.profession_field.clone()?)))
+            .collect();
         Engine {
             rulebook,
             rules_by_type,
@@ -94,6 +102,7 @@ impl Engine {
             measure_bases,
             list_bases,
             exclusion_order,
+            profession_fields,
         }
     }
 

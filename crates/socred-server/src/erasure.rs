@@ -11,6 +11,7 @@
 //! decision. Each subject that lost records gets an audit entry, which its
 //! access log shows.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -56,6 +57,8 @@ pub async fn erase_due(
     };
     let store = state.store();
     let mut total = Erasure::default();
+    // Each subject is looked at once in a run, so that it is counted once.
+    let mut examined: BTreeSet<SubjectId> = BTreeSet::new();
     let mut after: Option<SubjectId> = None;
     loop {
         let page = store.subjects(after, PAGE).await?;
@@ -71,6 +74,7 @@ pub async fn erase_due(
                 due.push(subject);
             }
         }
+        examined.extend(due.iter().copied());
         for batch in due.chunks(BATCH) {
             let done = store
                 .erase(&engine, batch.to_vec(), today, audit.clone())
@@ -86,8 +90,11 @@ pub async fn erase_due(
         let page = store.subjects_not_in_effect(after, BATCH).await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
-        let done = store.erase(&engine, page, today, audit.clone()).await?;
-        add(&mut total, done);
+        let fresh: Vec<SubjectId> = page.into_iter().filter(|s| !examined.contains(s)).collect();
+        if !fresh.is_empty() {
+            let done = store.erase(&engine, fresh, today, audit.clone()).await?;
+            add(&mut total, done);
+        }
     }
     state.inner.metrics.erasure(&total);
     Ok(ErasureRun {

@@ -907,18 +907,12 @@ impl WriteTx for SqliteTx<'_, '_> {
     }
 
     fn facts_not_in_effect(&mut self, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
-        // The subject's facts are a range of the primary key.
-        let sql =
-            format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND status IN (1, 2)");
-        let raw: Vec<RawFact> = self
-            .tx
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| {
-                stmt.query_map([subject.as_str()], raw_fact)?
-                    .collect::<rusqlite::Result<_>>()
-            })
-            .map_err(db("read a subject's facts not in effect"))?;
-        raw.into_iter().map(RawFact::decode).collect()
+        subject_facts(
+            &self.tx,
+            subject,
+            "status IN (1, 2)",
+            "read a subject's facts not in effect",
+        )
     }
 
     fn delete_fact(&mut self, key: &FactKey) -> Result<(), StoreError> {
@@ -1109,14 +1103,25 @@ fn load_records(
 }
 
 fn load_facts(conn: &rusqlite::Connection, subject: SubjectId) -> Result<Vec<FactRow>, StoreError> {
-    let sql = format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND status = 0");
+    subject_facts(conn, subject, "status = 0", "load a subject's facts")
+}
+
+/// A subject's facts whose status meets `status` (an SQL condition), a
+/// range of the primary key.
+fn subject_facts(
+    conn: &rusqlite::Connection,
+    subject: SubjectId,
+    status: &str,
+    what: &str,
+) -> Result<Vec<FactRow>, StoreError> {
+    let sql = format!("SELECT {FACT_COLUMNS} FROM facts WHERE subject = ?1 AND {status}");
     let raw = conn
         .prepare_cached(&sql)
         .and_then(|mut stmt| {
             stmt.query_map([subject.as_str()], raw_fact)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
-        .map_err(db("load a subject's facts"))?;
+        .map_err(db(what))?;
     raw.into_iter().map(RawFact::decode).collect()
 }
 

@@ -433,13 +433,19 @@ async fn the_admin_erases_records_past_their_retention() {
     let retraction = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-2020",
         "subject": carol().to_string(), "at": "2020-02-01"})
     .to_string();
+    // Alice has a retracted record too, within its retention: listed for
+    // it, she is still looked at once.
+    let also = fare_evasion("fe-2024", alice(), "2024-01-11");
+    let also_retracted = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-2024",
+        "subject": alice().to_string(), "at": "2024-02-01"})
+    .to_string();
     let reply = h
-        .ingest(METRO, &[&retracted, &retraction])
+        .ingest(METRO, &[&retracted, &retraction, &also, &also_retracted])
         .await
         .expect(StatusCode::OK);
     assert_eq!(
         Harness::statuses(&reply),
-        ["stored", "stored"],
+        ["stored", "stored", "stored", "stored"],
         "{}",
         reply.text
     );
@@ -479,13 +485,21 @@ async fn the_admin_erases_records_past_their_retention() {
     assert_eq!(run["as_of"], TODAY);
     assert_eq!(
         (
+            &run["subjects_examined"],
             &run["subjects"],
             &run["records"],
             &run["facts"],
             &run["rejected"],
             &run["held_back"]
         ),
-        (&json!(3), &json!(2), &json!(1), &json!(1), &json!(0)),
+        (
+            &json!(3),
+            &json!(3),
+            &json!(2),
+            &json!(1),
+            &json!(1),
+            &json!(0)
+        ),
         "{run}"
     );
     let reply = h.ingest(COURT, &[&rejected]).await.expect(StatusCode::OK);
