@@ -364,6 +364,60 @@ fn a_correction_naming_a_representative_is_followed_for_one_subject() {
     );
 }
 
+/// Representatives reached by their companies' listings but with no record
+/// of their own get a state of their own, in subject order among the
+/// subjects that have records, each subject once.
+#[test]
+fn subjects_reached_without_records_come_in_subject_order() {
+    let engine = engine();
+    let day = Day::parse("2026-09-01").unwrap();
+    let ids = |list: &[&str]| -> Vec<socred_core::SubjectId> {
+        list.iter()
+            .map(|s| socred_core::SubjectId::parse(s).unwrap().id)
+            .collect()
+    };
+    // Two companies list judgment defaults and name representatives; of
+    // the representatives only one has a record of its own.
+    let companies = ["91371082MA3C00001H", "91110000600037341L"];
+    let representatives = ["110105198001010016", "11010519491231002X"];
+    let mut lines = Vec::new();
+    for (n, (company, representative)) in companies.iter().zip(representatives).enumerate() {
+        lines.push(
+            json!({
+                "provider": "prov.test", "id": format!("reg{n}"), "subject": company,
+                "type": "registry.company_registration",
+                "occurred_at": "2024-01-01", "decided_at": "2024-01-02",
+                "fields": {"name": "Co", "legal_representative": representative},
+            })
+            .to_string(),
+        );
+        lines.push(record_line(10 + n, company, 2, 100, 3));
+    }
+    lines.push(record_line(20, "371082199007070037", 0, 50, 1));
+    lines.push(record_line(21, representatives[1], 0, 60, 1));
+    let (records, facts) = parse(&lines);
+    let states = engine.fold_all(&records, &facts, day);
+    let subjects: Vec<_> = states.iter().map(|s| s.subject).collect();
+    let mut expected = ids(&companies);
+    expected.extend(ids(&representatives));
+    expected.extend(ids(&["371082199007070037"]));
+    expected.sort();
+    assert_eq!(subjects, expected, "every subject once, in subject order");
+    for representative in ids(&representatives) {
+        let state = states.iter().find(|s| s.subject == representative).unwrap();
+        assert_eq!(
+            state.derived.len(),
+            1,
+            "{representative}: {:?}",
+            state.derived
+        );
+        assert_eq!(
+            &engine.fold_subject_of(representative, &records, &facts, day),
+            state
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
