@@ -1352,6 +1352,36 @@ mod tests {
             .any(|s| s.effects.iter().any(|e| e.capped_by.is_some())));
     }
 
+    /// Records in order, a few out of place, many out of place, reversed,
+    /// with ties on the dates: each way gives the order a full sort gives.
+    #[test]
+    fn records_come_in_content_order_however_out_of_place_they_were() {
+        let subject = person(3);
+        let records: Vec<Record> = (0..40i32)
+            .map(|i| record(subject, &format!("r{}", (i * 7) % 40), 100 + i / 3, "x"))
+            .collect();
+        let mut expected: Vec<&Record> = records.iter().collect();
+        expected.sort_by(|a, b| record_order(a, b));
+        let mut cases: Vec<Vec<&Record>> = vec![expected.clone()];
+        let mut few = expected.clone();
+        few.swap(3, 30);
+        few.swap(10, 11);
+        cases.push(few);
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        cases.push(reversed);
+        let mut scattered = expected.clone();
+        for i in 0..scattered.len() {
+            scattered.swap(i, (i * 13 + 5) % 40);
+        }
+        cases.push(scattered);
+        for mut case in cases {
+            sort_records(&mut case);
+            let keys = |v: &[&Record]| v.iter().map(|r| r.key.id.to_string()).collect::<Vec<_>>();
+            assert_eq!(keys(&case), keys(&expected));
+        }
+    }
+
     /// A grant and a withdrawal on one day, in either order of arrival:
     /// the withdrawal holds that day, and an earlier grant until then.
     #[test]
