@@ -1367,6 +1367,11 @@ mod tests {
         few.swap(3, 30);
         few.swap(10, 11);
         cases.push(few);
+        // The first one arrived last: one place out of order, the longest
+        // way back.
+        let mut straggler = expected.clone();
+        straggler.rotate_left(1);
+        cases.push(straggler);
         let mut reversed = expected.clone();
         reversed.reverse();
         cases.push(reversed);
