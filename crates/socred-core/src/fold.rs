@@ -166,15 +166,8 @@ impl Engine {
         records.dedup_by(|a, b| same_key(&a.key, &b.key));
 
         let mut state = SubjectState {
-            subject,
-            known_at,
-            profession: None,
-            consent: Vec::new(),
             records: Vec::with_capacity(records.len()),
-            effects: Vec::new(),
-            relations: Vec::new(),
-            derived: Vec::new(),
-            orphan_facts: Vec::new(),
+            ..SubjectState::empty(subject, known_at)
         };
         // Most subjects have no fact about a record: `later` stays empty and
         // every record reads as untouched.
@@ -1112,19 +1105,29 @@ impl Engine {
                     .push(entry),
             }
         }
-        if !extra.is_empty() {
-            // Both are in subject order: merge them, moving each state once
-            // (sorting the joined vector moved them all several times).
-            let folded = std::mem::take(states);
-            states.reserve_exact(folded.len() + extra.len());
-            let mut extra = extra.into_values().peekable();
-            for state in folded {
-                while let Some(first) = extra.next_if(|e| e.subject < state.subject) {
-                    states.push(first);
-                }
-                states.push(state);
+        if extra.is_empty() {
+            return;
+        }
+        // Both are in subject order: merge them in place from the back,
+        // moving each state at most once. (Sorting the joined vector moved
+        // them all several times; merging into a new vector held both.)
+        let mut extra: Vec<SubjectState> = extra.into_values().collect();
+        let folded = states.len();
+        states.reserve_exact(extra.len());
+        states.extend(
+            extra
+                .iter()
+                .map(|e| SubjectState::empty(e.subject, known_at)),
+        );
+        let (mut next, mut free) = (folded, states.len());
+        while let Some(last) = extra.pop() {
+            while next > 0 && states[next - 1].subject > last.subject {
+                free -= 1;
+                next -= 1;
+                states.swap(next, free);
             }
-            states.extend(extra);
+            free -= 1;
+            states[free] = last;
         }
     }
 }

@@ -164,6 +164,21 @@ pub struct SubjectState {
 }
 
 impl SubjectState {
+    /// The state of a subject nothing is known about.
+    pub fn empty(subject: SubjectId, known_at: Day) -> SubjectState {
+        SubjectState {
+            subject,
+            known_at,
+            profession: None,
+            consent: Vec::new(),
+            records: Vec::new(),
+            effects: Vec::new(),
+            relations: Vec::new(),
+            derived: Vec::new(),
+            orphan_facts: Vec::new(),
+        }
+    }
+
     pub fn consent_on(&self, day: Day) -> bool {
         let mut granted = false;
         for &(at, value) in &self.consent {

@@ -685,17 +685,7 @@ pub fn sort_derived(entries: &mut [DerivedEntry]) {
 /// An empty state of a subject that only other subjects' entries reach:
 /// what the core's fold gives for no records and no facts.
 pub fn empty_state(subject: SubjectId) -> SubjectState {
-    SubjectState {
-        subject,
-        known_at: KNOWN_AT,
-        profession: None,
-        consent: Vec::new(),
-        records: Vec::new(),
-        effects: Vec::new(),
-        relations: Vec::new(),
-        derived: Vec::new(),
-        orphan_facts: Vec::new(),
-    }
+    SubjectState::empty(subject, KNOWN_AT)
 }
 
 /// `limit` bounded by [`LIMIT_MAX`].
