@@ -39,6 +39,9 @@ pub struct Erasable {
     /// Records past their retention kept because a record still in the
     /// file depends on them.
     pub held_back: usize,
+    /// [`SubjectState::retention_ends`] of the subject as it stands, before
+    /// anything is erased.
+    pub retention_ends: Option<Day>,
 }
 
 impl Engine {
@@ -82,8 +85,12 @@ impl Engine {
             .iter()
             .take_while(|r| r.retained_until <= today)
             .count();
+        let retention_ends = full.retention_ends();
         if ended.is_empty() && left_out.is_empty() {
-            return Erasable::default();
+            return Erasable {
+                retention_ends,
+                ..Erasable::default()
+            };
         }
         let days = self.check_days(today);
         let attempt = |gone: &HashSet<&RecordKey>| {
@@ -128,11 +135,13 @@ impl Engine {
                     records: records_out,
                     facts: facts_out,
                     held_back: ended.len() - erased.len(),
+                    retention_ends,
                 };
             }
         }
         Erasable {
             held_back: ended.len(),
+            retention_ends,
             ..Erasable::default()
         }
     }

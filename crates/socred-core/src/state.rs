@@ -179,6 +179,14 @@ impl SubjectState {
         }
     }
 
+    /// The first day on which a record of the file is past its retention
+    /// (None: no record). A store keeps it beside the state, so that
+    /// erasure finds the subjects it has work for without reading every
+    /// state.
+    pub fn retention_ends(&self) -> Option<Day> {
+        self.records.iter().map(|r| r.retained_until).min()
+    }
+
     pub fn consent_on(&self, day: Day) -> bool {
         let mut granted = false;
         for &(at, value) in &self.consent {

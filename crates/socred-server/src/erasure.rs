@@ -1,9 +1,10 @@
 //! Erasure at the end of retention: the operator runs it at will
 //! (`POST /v1/admin/erasure`) and the server runs it once a day.
 //!
-//! A run pages through every subject with a stored state, picks those whose
-//! state holds a record whose retention has ended on or before the
-//! registry's day, and asks the store to erase them, a batch of subjects to
+//! A run pages through the subjects whose state holds a record whose
+//! retention has ended on or before the registry's day (the store keeps
+//! that day beside each state, by day: a run reads only the subjects it
+//! has work for), and asks the store to erase them, a batch of subjects to
 //! a transaction, so that ingestion goes on between batches; then does the
 //! same for the subjects with records no file shows (waiting for
 //! review, rejected in it, or retracted). What the
@@ -20,7 +21,7 @@ use socred_store::{AuditDraft, Erasure, StoreError};
 
 use crate::state::AppState;
 
-/// Subjects read per page while looking for records past retention.
+/// Subjects listed per page while looking for records past retention.
 const PAGE: usize = 1000;
 /// Subjects erased in one store transaction.
 const BATCH: usize = 200;
@@ -59,22 +60,19 @@ pub async fn erase_due(
     let mut total = Erasure::default();
     // Each subject is looked at once in a run, so that it is counted once.
     let mut examined: BTreeSet<SubjectId> = BTreeSet::new();
-    let mut after: Option<SubjectId> = None;
+    let mut after: Option<(Day, SubjectId)> = None;
     loop {
-        let page = store.subjects(after, PAGE).await?;
+        let page = store.subjects_past_retention(today, after, PAGE).await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
-        let mut due = Vec::new();
-        for subject in page {
-            let past = store
-                .state(subject)
-                .await?
-                .is_some_and(|s| s.records.iter().any(|r| r.retained_until <= today));
-            if past {
-                due.push(subject);
-            }
-        }
-        examined.extend(due.iter().copied());
+        // A subject erased on an earlier page whose file still holds a
+        // record past retention (held back) comes again, later in the
+        // order: it was examined already.
+        let due: Vec<SubjectId> = page
+            .into_iter()
+            .map(|(_, subject)| subject)
+            .filter(|subject| examined.insert(*subject))
+            .collect();
         for batch in due.chunks(BATCH) {
             let done = store
                 .erase(&engine, batch.to_vec(), today, audit.clone())

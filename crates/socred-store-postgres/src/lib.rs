@@ -1128,6 +1128,32 @@ impl Store for PostgresStore {
         Ok(unlisted)
     }
 
+    /// By the index `states_by_retention` (schema 7). Rows with no state
+    /// are a write's placeholders, never due.
+    async fn subjects_past_retention(
+        &self,
+        today: Day,
+        after: Option<(Day, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(Day, SubjectId)>, StoreError> {
+        let (after_day, after_subject) = socred_store::retention_cursor(after);
+        let limit = clamp_limit(limit) as i64;
+        let what = "list the subjects with records past retention";
+        self.read_rows(
+            what,
+            "SELECT retention_ends, subject FROM states \
+             WHERE retention_ends <= $1 AND state IS NOT NULL \
+             AND (retention_ends::int8, subject) > ($2, $3) \
+             ORDER BY retention_ends, subject LIMIT $4",
+            &[&today.0, &after_day, &after_subject.as_str(), &limit],
+            |row| {
+                let day: i32 = row.try_get(0).map_err(decode(what))?;
+                Ok((Day(day), subject_of(row.try_get(1).map_err(decode(what))?)?))
+            },
+        )
+        .await
+    }
+
     /// Waiting records by the primary key's subject and the partial index
     /// `records_pending`; rejected ones by `records_rejected` (schema 5);
     /// retractions by `facts_retracted` (schema 6).

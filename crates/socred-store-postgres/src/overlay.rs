@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use socred_core::state::DerivedEntry;
-use socred_core::{Record, RecordKey, SubjectId};
+use socred_core::{Day, Record, RecordKey, SubjectId};
 use socred_store::{
     AuditDraft, CountsDelta, EncodedState, FactKey, FactRow, Folded, History, ItemKey, ItemMeta,
     ListRow, RecordRow, StateFormat, Status, StoreError, WriteTx,
@@ -51,6 +51,7 @@ pub(crate) struct StateWrite {
     pub bytes: Vec<u8>,
     pub rows: Vec<ListRow>,
     pub derived: Vec<(SubjectId, DerivedEntry)>,
+    pub retention_ends: Option<Day>,
 }
 
 /// The transaction's view, in memory.
@@ -75,6 +76,8 @@ pub(crate) struct Overlay {
     /// Records made tombstones, and facts deleted, by an erasure.
     pub erased_records: Vec<RecordRow>,
     pub deleted_facts: Vec<FactKey>,
+    /// Days kept beside states left as they were, set by an erasure.
+    pub retention_ends: Vec<(SubjectId, Option<Day>)>,
     pub states: Vec<StateWrite>,
     pub delta: CountsDelta,
 }
@@ -283,8 +286,19 @@ impl WriteTx for Overlay {
             bytes,
             rows: folded.rows,
             derived: folded.derived,
+            retention_ends: folded.retention_ends,
         });
         Ok(new)
+    }
+
+    fn set_retention_ends(
+        &mut self,
+        subject: SubjectId,
+        day: Option<Day>,
+    ) -> Result<(), StoreError> {
+        self.slot(subject)?;
+        self.retention_ends.push((subject, day));
+        Ok(())
     }
 
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {

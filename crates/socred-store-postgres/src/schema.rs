@@ -272,6 +272,18 @@ const V6_SQL: &str = r#"
 CREATE INDEX IF NOT EXISTS facts_retracted ON facts (subject) WHERE kind = 'retracted' AND status = 0;
 "#;
 
+/// Version 7: beside each state, the first day on which a record of it is
+/// past retention (`SubjectState::retention_ends`; NULL: no record), by
+/// day, so that erasure finds the subjects it has work for
+/// (`Store::subjects_past_retention`) without reading every state. States
+/// stored before take `Day::MIN` (-1073741824): due at once, until erasure
+/// has examined them and set the day. `IF NOT EXISTS` for the same reason
+/// as version 3.
+const V7_SQL: &str = r#"
+ALTER TABLE states ADD COLUMN IF NOT EXISTS retention_ends integer DEFAULT -1073741824;
+CREATE INDEX IF NOT EXISTS states_by_retention ON states (retention_ends, subject);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -303,6 +315,12 @@ const MIGRATIONS: &[Migration] = &[
     // Likewise.
     Migration {
         sql: V6_SQL,
+        citus: &[],
+    },
+    // Citus propagates the new column to every shard, and the index like
+    // version 3's.
+    Migration {
+        sql: V7_SQL,
         citus: &[],
     },
 ];

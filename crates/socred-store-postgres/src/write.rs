@@ -834,6 +834,25 @@ async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault>
             )));
         }
     }
+    if !overlay.retention_ends.is_empty() {
+        let subjects: Vec<&str> = overlay
+            .retention_ends
+            .iter()
+            .map(|(subject, _)| subject.as_str())
+            .collect();
+        let days: Vec<Option<i32>> = overlay
+            .retention_ends
+            .iter()
+            .map(|(_, day)| day.map(|day| day.0))
+            .collect();
+        s.execute(
+            "keep the days states' retention ends",
+            "UPDATE states SET retention_ends = u.day \
+             FROM unnest($1::text[], $2::int4[]) AS u(subject, day) WHERE states.subject = u.subject",
+            &[&subjects, &days],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -895,6 +914,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
     let mut state_bytes: Vec<&[u8]> = Vec::new();
     let mut state_sources: Vec<bool> = Vec::new();
     let mut state_targets: Vec<String> = Vec::new();
+    let mut state_retention: Vec<Option<i32>> = Vec::new();
     let mut list = ListArrays::default();
     let mut derived = DerivedArrays::default();
     for write in &overlay.states {
@@ -926,14 +946,15 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
         state_bytes.push(&write.bytes);
         state_sources.push(!write.rows.is_empty() || !write.derived.is_empty());
         state_targets.push(targets.into_iter().collect::<Vec<_>>().join(" "));
+        state_retention.push(write.retention_ends.map(|day| day.0));
     }
 
     let upsert = s
         .prepare(
-            "INSERT INTO states (subject, state, sources, targets) \
-             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bool[], $4::text[]) \
+            "INSERT INTO states (subject, state, sources, targets, retention_ends) \
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bool[], $4::text[], $5::int4[]) \
              ON CONFLICT (subject) DO UPDATE SET state = EXCLUDED.state, sources = EXCLUDED.sources, \
-             targets = EXCLUDED.targets",
+             targets = EXCLUDED.targets, retention_ends = EXCLUDED.retention_ends",
         )
         .await?;
     let insert_list = s
@@ -963,6 +984,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
                         &state_bytes,
                         &state_sources,
                         &state_targets,
+                        &state_retention,
                     ],
                 )
                 .await

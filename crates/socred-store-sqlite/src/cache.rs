@@ -55,6 +55,8 @@ pub(crate) struct CachedSubject {
     pub facts: Vec<Fact>,
     /// Whether it is the source of list or derived rows.
     pub sources: bool,
+    /// The day kept beside its state (`states.retention_ends`).
+    pub retention_ends: Option<i64>,
 }
 
 /// The writer side's decoded histories (see the module docs).
@@ -400,6 +402,7 @@ mod tests {
             records,
             facts: Vec::new(),
             sources: false,
+            retention_ends: None,
         };
         (subject, entry)
     }

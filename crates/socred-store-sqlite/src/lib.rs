@@ -44,7 +44,8 @@ pub use cache::HISTORY_RECORDS_DEFAULT;
 use cache::{CoherentStates, StateCache, SubjectCache};
 pub use schema::VERSION as SCHEMA_VERSION;
 use tx::{
-    decode_stored_state, raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS, RECORD_COLUMNS,
+    day_of, decode_stored_state, raw_fact, raw_record, subject_of, SqliteTx, FACT_COLUMNS,
+    RECORD_COLUMNS,
 };
 
 /// The database file inside the data directory.
@@ -1318,6 +1319,37 @@ impl Store for SqliteStore {
             Ok(unlisted)
         })
         .await
+    }
+
+    /// By the index `states_by_retention` (schema 9).
+    async fn subjects_past_retention(
+        &self,
+        today: Day,
+        after: Option<(Day, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(Day, SubjectId)>, StoreError> {
+        let (after_day, after_subject) = socred_store::retention_cursor(after);
+        let limit = limit_param(clamp_limit(limit));
+        let rows: Vec<(i64, String)> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT retention_ends, subject FROM states \
+                     WHERE retention_ends <= ?1 AND (retention_ends, subject) > (?2, ?3) \
+                     ORDER BY retention_ends, subject LIMIT ?4",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![i64::from(today.0), after_day, after_subject, limit],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )?
+                    .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db("list the subjects with records past retention"))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(day, subject)| Ok((day_of(day)?, subject_of(&subject)?)))
+            .collect()
     }
 
     /// By the partial indexes `records_pending_by_subject` (schema 6),

@@ -364,6 +364,15 @@ const V7: &str = "CREATE INDEX records_rejected_by_subject ON records (subject) 
 const V8: &str =
     "CREATE INDEX facts_retracted ON facts (subject) WHERE kind = 'retracted' AND status = 0;";
 
+/// Version 9: beside each state, the first day on which a record of it is
+/// past retention (`SubjectState::retention_ends`; NULL: no record), by
+/// day, so that erasure finds the subjects it has work for
+/// (`Store::subjects_past_retention`) without reading every state. States
+/// stored before take `Day::MIN` (-1073741824): due at once, until erasure
+/// has examined them and set the day.
+const V9: &str = "ALTER TABLE states ADD COLUMN retention_ends INTEGER DEFAULT -1073741824;
+CREATE INDEX states_by_retention ON states (retention_ends, subject);";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -374,6 +383,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V6),
     Migration::Sql(V7),
     Migration::Sql(V8),
+    Migration::Sql(V9),
 ];
 
 /// The schema version this code writes.
@@ -524,6 +534,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Schema 9 finds the subjects with a record past retention through the
+    /// day kept beside each state, a page at a time, without reading the
+    /// states; a state stored before it is due on `Day::MIN`.
+    #[test]
+    fn migration_9_indexes_states_by_the_day_their_retention_ends() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("migrate");
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT retention_ends, subject FROM states \
+                 WHERE retention_ends <= 20000 AND (retention_ends, subject) > (0, '') \
+                 ORDER BY retention_ends, subject LIMIT 10",
+            )
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(3))?.collect())
+            .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("COVERING INDEX states_by_retention")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+        // A row written before the column existed reads as due at once.
+        conn.execute(
+            "INSERT INTO states (subject, state, sources, facts, records) \
+             VALUES ('110101198001010010', x'00', 0, 0, x'')",
+            [],
+        )
+        .expect("a state row without the day");
+        let day: i64 = conn
+            .query_row("SELECT retention_ends FROM states", [], |row| row.get(0))
+            .expect("the day");
+        assert_eq!(day, i64::from(socred_core::Day::MIN.0));
     }
 
     /// Schema 5 finds the subjects with objections in effect through its

@@ -34,7 +34,7 @@ pub(crate) fn subject_of(text: &str) -> Result<SubjectId, StoreError> {
         })
 }
 
-fn day_of(value: i64) -> Result<Day, StoreError> {
+pub(crate) fn day_of(value: i64) -> Result<Day, StoreError> {
     i32::try_from(value)
         .map(Day)
         .map_err(|_| StoreError::Corrupt(format!("stored day {value} is out of range")))
@@ -271,6 +271,8 @@ struct Loaded {
     sources: bool,
     /// Its records in effect, with those this transaction added.
     rowids: Vec<i64>,
+    /// The day kept beside its state, as stored (`states.retention_ends`).
+    retention_ends: Option<i64>,
 }
 
 /// What a transaction did to one subject.
@@ -322,7 +324,7 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
     }
 
     /// (sources, facts, record row numbers) of the subject's stored state.
-    fn stored(&self, subject: SubjectId) -> Result<Option<(bool, usize, Vec<i64>)>, StoreError> {
+    fn stored(&self, subject: SubjectId) -> Result<Option<StoredMeta>, StoreError> {
         stored_state_meta(&self.tx, subject)
     }
 
@@ -366,6 +368,7 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
             mut records,
             facts,
             sources,
+            retention_ends,
         } = cached;
         records.reserve(changes.added.len());
         rowids.reserve(changes.added.len());
@@ -391,6 +394,7 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
             existed: true,
             sources,
             rowids,
+            retention_ends,
         };
         Ok(Some((History::Decoded { records, facts }, loaded)))
     }
@@ -444,6 +448,7 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
                     existed: false,
                     sources: false,
                     rowids,
+                    retention_ends: None,
                 }),
                 ..changes
             },
@@ -684,7 +689,13 @@ impl WriteTx for SqliteTx<'_, '_> {
             return Ok(history);
         }
         let stored = self.stored(subject)?;
-        let Some((sources, stored_facts, mut rowids)) = stored else {
+        let Some(StoredMeta {
+            sources,
+            facts: stored_facts,
+            mut rowids,
+            retention_ends,
+        }) = stored
+        else {
             return self.new_subject(subject, changes);
         };
         rowids.extend(changes.added.iter().map(|(rowid, _)| *rowid));
@@ -703,6 +714,7 @@ impl WriteTx for SqliteTx<'_, '_> {
                     existed: true,
                     sources,
                     rowids,
+                    retention_ends,
                 }),
                 ..changes
             },
@@ -722,11 +734,12 @@ impl WriteTx for SqliteTx<'_, '_> {
             None => {
                 let stored = self.stored(subject)?;
                 let existed = stored.is_some();
-                let (sources, _, rowids) = stored.unwrap_or((false, 0, Vec::new()));
+                let meta = stored.unwrap_or_default();
                 Loaded {
                     existed,
-                    sources,
-                    rowids,
+                    sources: meta.sources,
+                    rowids: meta.rowids,
+                    retention_ends: meta.retention_ends,
                 }
             }
         };
@@ -756,25 +769,42 @@ impl WriteTx for SqliteTx<'_, '_> {
             EncodedState::Json(json) => json,
         };
         // The subject is known to have a row or not: one b-tree descent
-        // either way, where an upsert of an existing row takes two.
-        let sql = if loaded.existed {
-            "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5 WHERE subject = ?1"
+        // either way, where an upsert of an existing row takes two. The day
+        // beside the state is set only when it changes: setting it to the
+        // same value still rewrites its index entry.
+        let retention_ends = folded.retention_ends.map(|day| i64::from(day.0));
+        let facts = folded.facts.len() as i64;
+        let written = if !loaded.existed {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO states (subject, state, sources, facts, records, retention_ends) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut stmt| {
+                    let sources = i64::from(sources);
+                    stmt.execute(params![key, state, sources, facts, rowids, retention_ends])
+                })
+        } else if loaded.retention_ends != retention_ends {
+            self.tx
+                .prepare_cached(
+                    "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5, \
+                     retention_ends = ?6 WHERE subject = ?1",
+                )
+                .and_then(|mut stmt| {
+                    let sources = i64::from(sources);
+                    stmt.execute(params![key, state, sources, facts, rowids, retention_ends])
+                })
         } else {
-            "INSERT INTO states (subject, state, sources, facts, records) VALUES (?1, ?2, ?3, ?4, ?5)"
-        };
-        let written = self
-            .tx
-            .prepare_cached(sql)
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    key,
-                    state,
-                    i64::from(sources),
-                    folded.facts.len() as i64,
-                    rowids
-                ])
-            })
-            .map_err(db("write a state"))?;
+            self.tx
+                .prepare_cached(
+                    "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5 \
+                     WHERE subject = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![key, state, i64::from(sources), facts, rowids])
+                })
+        }
+        .map_err(db("write a state"))?;
         if written != 1 {
             return Err(StoreError::Corrupt(format!(
                 "the state row of {subject} vanished while the write held the lock"
@@ -831,10 +861,36 @@ impl WriteTx for SqliteTx<'_, '_> {
                     records: folded.records,
                     facts: folded.facts,
                     sources,
+                    retention_ends,
                 },
             ));
         }
         Ok(!loaded.existed)
+    }
+
+    fn set_retention_ends(
+        &mut self,
+        subject: SubjectId,
+        day: Option<Day>,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE states SET retention_ends = ?2 WHERE subject = ?1")
+            .and_then(|mut stmt| {
+                stmt.execute(params![subject.as_str(), day.map(|day| i64::from(day.0))])
+            })
+            .map_err(db("keep the day a state's retention ends"))?;
+        // Copies of the column read before are stale now.
+        if let Some(loaded) = self
+            .subjects
+            .get_mut(&subject)
+            .and_then(|s| s.loaded.as_mut())
+        {
+            loaded.retention_ends = day.map(|day| i64::from(day.0));
+        }
+        if let Some((cache, _)) = &mut self.cache {
+            cache.take(&subject);
+        }
+        Ok(())
     }
 
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {
@@ -1017,12 +1073,23 @@ impl WriteTx for SqliteTx<'_, '_> {
 
 /// (sources, facts, record row numbers) of a subject's stored state, on
 /// any connection.
+/// What a state's row keeps beside the state.
+#[derive(Debug, Default)]
+struct StoredMeta {
+    sources: bool,
+    facts: usize,
+    rowids: Vec<i64>,
+    retention_ends: Option<i64>,
+}
+
 fn stored_state_meta(
     conn: &rusqlite::Connection,
     subject: SubjectId,
-) -> Result<Option<(bool, usize, Vec<i64>)>, StoreError> {
+) -> Result<Option<StoredMeta>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT sources, facts, records FROM states WHERE subject = ?1")
+        .prepare_cached(
+            "SELECT sources, facts, records, retention_ends FROM states WHERE subject = ?1",
+        )
         .map_err(db("read a state's bookkeeping"))?;
     let mut rows = stmt
         .query([subject.as_str()])
@@ -1041,11 +1108,13 @@ fn stored_state_meta(
             )))
         }
     };
-    Ok(Some((
-        sources == 1,
-        usize::try_from(facts).unwrap_or(usize::MAX),
+    let retention_ends: Option<i64> = row.get(3).map_err(db("read a state's bookkeeping"))?;
+    Ok(Some(StoredMeta {
+        sources: sources == 1,
+        facts: usize::try_from(facts).unwrap_or(usize::MAX),
         rowids,
-    )))
+        retention_ends,
+    }))
 }
 
 /// The records and facts in effect about `subject`, on any connection.
@@ -1054,7 +1123,7 @@ pub(crate) fn load_subject(
     subject: SubjectId,
 ) -> Result<(Vec<RecordRow>, Vec<FactRow>), StoreError> {
     let rowids = stored_state_meta(conn, subject)?
-        .map(|(_, _, rowids)| rowids)
+        .map(|meta| meta.rowids)
         .unwrap_or_default();
     Ok((
         load_records(conn, subject, &rowids)?,

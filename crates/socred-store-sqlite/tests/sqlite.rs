@@ -272,6 +272,64 @@ async fn edits_behind_the_stores_back_are_caught() {
 /// A company whose records no longer read is reported, and the entry it
 /// passes to its legal representative, which cannot be recomputed, is not
 /// held against the representative as well.
+/// The day kept beside a state says when erasure has work for the
+/// subject: one moved later, or cleared, behind the store's back would let
+/// records outlive their retention, and `verify` says so; one not known yet
+/// (a state from before the day was kept) is not a finding.
+#[tokio::test]
+async fn a_retention_day_edited_behind_the_stores_back_is_caught() {
+    let dir = temp();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let engine = engine();
+    let batch = vec![
+        fare("r1", person(1)),
+        fare("r2", person(2)),
+        fare("r3", person(3)),
+    ];
+    store
+        .ingest(&engine, batch, vec![draft("batch")])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        verify_states(&store, &engine).await.expect("verify"),
+        Vec::new()
+    );
+    let later = edit(
+        &store,
+        &format!(
+            "UPDATE states SET retention_ends = retention_ends + 400 WHERE subject = '{}'",
+            person(1).as_str()
+        ),
+    );
+    let cleared = edit(
+        &store,
+        &format!(
+            "UPDATE states SET retention_ends = NULL WHERE subject = '{}'",
+            person(2).as_str()
+        ),
+    );
+    let unknown = edit(
+        &store,
+        &format!(
+            "UPDATE states SET retention_ends = {} WHERE subject = '{}'",
+            socred_core::Day::MIN.0,
+            person(3).as_str()
+        ),
+    );
+    assert_eq!((later, cleared, unknown), (1, 1, 1));
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    let mismatches = verify_states(&store, &engine).await.expect("verify");
+    let caught: Vec<(SubjectId, bool)> = mismatches
+        .iter()
+        .map(|m| (m.subject, m.reason.contains("no day is kept")))
+        .collect();
+    assert_eq!(
+        caught,
+        vec![(person(1), false), (person(2), true)],
+        "{mismatches:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_unreadable_subject_is_reported_without_knock_on_findings() {
     let dir = temp();

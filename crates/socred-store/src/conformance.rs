@@ -403,7 +403,7 @@ fn fact(subject: SubjectId, at: &str, by: &str, kind: FactKind) -> Item {
     }
 }
 
-fn audit(action: &str, subject: Option<SubjectId>) -> AuditDraft {
+pub fn audit(action: &str, subject: Option<SubjectId>) -> AuditDraft {
     AuditDraft {
         at_ms: 1_772_000_000_000,
         actor: "provider.city".into(),
@@ -1403,6 +1403,59 @@ pub async fn check_erasure(store: &dyn Store) {
     let before = store.counts().await.expect("counts");
     let today = day("2026-01-01");
     let p_before = state(store, p).await.expect("state");
+    // The subjects erasure has work for, by the day kept beside each
+    // state: those whose file holds a record past retention, in order of
+    // that day, the same a page at a time.
+    let everyone = [
+        p,
+        company,
+        q,
+        representative,
+        only_rejected,
+        with_retraction,
+    ];
+    let mut expected_due = Vec::new();
+    for subject in everyone {
+        if let Some(state) = state(store, subject).await {
+            if let Some(first) = state.retention_ends().filter(|&d| d <= today) {
+                expected_due.push((first, subject));
+            }
+        }
+    }
+    expected_due.sort();
+    assert!(
+        expected_due.iter().any(|(_, s)| *s == p),
+        "{expected_due:?}"
+    );
+    assert!(
+        !expected_due.iter().any(|(_, s)| *s == q),
+        "{expected_due:?}"
+    );
+    let due = store
+        .subjects_past_retention(today, None, 100)
+        .await
+        .expect("subjects past retention");
+    assert_eq!(due, expected_due);
+    let mut paged = Vec::new();
+    let mut after = None;
+    while let Some(&next) = store
+        .subjects_past_retention(today, after, 1)
+        .await
+        .expect("a page of subjects past retention")
+        .first()
+    {
+        paged.push(next);
+        after = Some(next);
+    }
+    assert_eq!(paged, expected_due, "one at a time");
+    let earlier = store
+        .subjects_past_retention(day("2019-01-01"), None, 100)
+        .await
+        .expect("subjects past retention");
+    assert!(
+        earlier.is_empty(),
+        "nothing was past retention in 2019: {earlier:?}"
+    );
 
     let erasure = store
         .erase(
@@ -1452,6 +1505,14 @@ pub async fn check_erasure(store: &dyn Store) {
             .expect("rejected subjects"),
         vec![p],
         "only the recent rejection is left"
+    );
+    assert_eq!(
+        store
+            .subjects_past_retention(today, None, 100)
+            .await
+            .expect("subjects past retention"),
+        Vec::new(),
+        "nothing past retention is left in any file"
     );
     let ids = |records: Vec<Record>| -> Vec<String> {
         records.iter().map(|r| r.key.id.to_string()).collect()

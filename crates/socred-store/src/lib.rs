@@ -517,6 +517,19 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditDraft,
     ) -> Result<Erasure, StoreError>;
 
+    /// Subjects whose file holds a record past its retention on `today`,
+    /// by the day kept beside each state ([`SubjectState::retention_ends`]):
+    /// (that day, subject), in that order after `after`, at most `limit`
+    /// (clamped). A state stored before that day was kept beside it counts
+    /// as past retention on [`Day::MIN`] until erasure has examined it.
+    /// Erasure pages through these instead of reading every state.
+    async fn subjects_past_retention(
+        &self,
+        today: Day,
+        after: Option<(Day, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(Day, SubjectId)>, StoreError>;
+
     /// Subjects with records waiting for review, rejected in it, or
     /// retracted, after `after` in subject order, at most `limit`
     /// (clamped): where erasure looks for records past retention that no
@@ -686,6 +699,15 @@ pub fn sort_derived(entries: &mut [DerivedEntry]) {
 /// what the core's fold gives for no records and no facts.
 pub fn empty_state(subject: SubjectId) -> SubjectState {
     SubjectState::empty(subject, KNOWN_AT)
+}
+
+/// The keyset after which [`Store::subjects_past_retention`] continues,
+/// as SQL parameters: (day, subject), or one before every row.
+pub fn retention_cursor(after: Option<(Day, SubjectId)>) -> (i64, String) {
+    match after {
+        Some((day, subject)) => (i64::from(day.0), subject.to_string()),
+        None => (i64::MIN, String::new()),
+    }
 }
 
 /// `limit` bounded by [`LIMIT_MAX`].

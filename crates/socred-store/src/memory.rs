@@ -32,6 +32,8 @@ struct Inner {
     /// Encoded as the store keeps them (binary, or JSON written by hand
     /// in tests), decoded on every read like a real backend's rows.
     states: BTreeMap<SubjectId, EncodedState>,
+    /// Beside each state: the day a record of it is first past retention.
+    retention_ends: BTreeMap<SubjectId, Option<Day>>,
     /// By source subject.
     list_rows: BTreeMap<SubjectId, Vec<ListRow>>,
     /// By source subject: (target, entry).
@@ -156,9 +158,21 @@ impl WriteTx for Inner {
     fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
         let subject = folded.subject;
         let new = self.states.insert(subject, folded.encoded).is_none();
+        self.retention_ends.insert(subject, folded.retention_ends);
         self.list_rows.insert(subject, folded.rows);
         self.derived.insert(subject, folded.derived);
         Ok(new)
+    }
+
+    fn set_retention_ends(
+        &mut self,
+        subject: SubjectId,
+        day: Option<Day>,
+    ) -> Result<(), StoreError> {
+        if self.states.contains_key(&subject) {
+            self.retention_ends.insert(subject, day);
+        }
+        Ok(())
     }
 
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError> {
@@ -516,6 +530,25 @@ impl Store for MemoryStore {
             inner.append_audit(&entries)?;
             Ok(erasure)
         })
+    }
+
+    async fn subjects_past_retention(
+        &self,
+        today: Day,
+        after: Option<(Day, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(Day, SubjectId)>, StoreError> {
+        let inner = self.lock()?;
+        let mut due: Vec<(Day, SubjectId)> = inner
+            .retention_ends
+            .iter()
+            .filter_map(|(subject, day)| day.map(|day| (day, *subject)))
+            .filter(|&(day, _)| day <= today)
+            .filter(|due| after.is_none_or(|a| *due > a))
+            .collect();
+        due.sort_unstable();
+        due.truncate(clamp_limit(limit));
+        Ok(due)
     }
 
     async fn subjects_not_in_effect(

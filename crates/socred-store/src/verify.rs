@@ -6,7 +6,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use socred_core::state::DerivedEntry;
-use socred_core::{Engine, SubjectId};
+use socred_core::{Day, Engine, SubjectId};
 
 use crate::write::{fold_subject, list_rows, normalise_state};
 use crate::{sort_derived, Store, StoreError, VerifyReads};
@@ -34,6 +34,9 @@ pub async fn verify_states(
     // Subjects whose records do not read: what they pass on to others
     // cannot be recomputed, so it is not held against those others.
     let mut unreadable: BTreeSet<SubjectId> = BTreeSet::new();
+    // The day each subject's retention first ends, in subject order, to
+    // compare with the day kept beside its state.
+    let mut retention: Vec<(SubjectId, Day)> = Vec::new();
     let mut after = None;
     loop {
         let page = store.subjects(after, PAGE).await?;
@@ -64,6 +67,9 @@ pub async fn verify_states(
                 }
             };
             let mut fresh = fold_subject(engine, subject, &records, &facts);
+            if let Some(day) = fresh.retention_ends() {
+                retention.push((subject, day));
+            }
             let reached = engine.reach(&fresh);
             // The rows public lists are answered from, as the write path
             // derives them.
@@ -131,8 +137,63 @@ pub async fn verify_states(
             });
         }
     }
+    // A subject found already (its state or records differ) would only be
+    // found again through the day, which follows from its state.
+    let found: BTreeSet<SubjectId> = mismatches.iter().map(|m| m.subject).collect();
+    mismatches.extend(
+        check_retention_days(store, retention)
+            .await?
+            .into_iter()
+            .filter(|m| !found.contains(&m.subject)),
+    );
     for (subject, reason) in store.unlisted_records(UNLISTED_REPORTED).await? {
         mismatches.push(StateMismatch { subject, reason });
+    }
+    Ok(mismatches)
+}
+
+/// Compares the day kept beside each state (`Store::subjects_past_retention`)
+/// with `expected` (subject order): a day later than the fold's, or none,
+/// would let erasure pass over records past retention. A day not known
+/// yet (`Day::MIN`, from before the store kept it) is not a finding:
+/// erasure examines such a subject at once.
+async fn check_retention_days(
+    store: &dyn Store,
+    expected: Vec<(SubjectId, Day)>,
+) -> Result<Vec<StateMismatch>, StoreError> {
+    let mut stored: BTreeMap<SubjectId, Day> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store.subjects_past_retention(Day::MAX, after, PAGE).await?;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        stored.extend(page.into_iter().map(|(day, subject)| (subject, day)));
+    }
+    let mut mismatches = Vec::new();
+    for (subject, day) in expected {
+        let reason = match stored.remove(&subject) {
+            Some(kept) if kept == day || kept == Day::MIN => continue,
+            Some(kept) => format!(
+                "the day kept beside its state says its first record past retention is \
+                 past it on {kept}, a fresh fold gives {day}"
+            ),
+            None => format!(
+                "no day is kept beside its state, a fresh fold gives {day} for its first record \
+                 past retention"
+            ),
+        };
+        mismatches.push(StateMismatch { subject, reason });
+    }
+    for (subject, kept) in stored {
+        if kept != Day::MIN {
+            mismatches.push(StateMismatch {
+                subject,
+                reason: format!(
+                    "the day kept beside its state says a record is past retention on {kept}, \
+                     a fresh fold finds no record"
+                ),
+            });
+        }
     }
     Ok(mismatches)
 }

@@ -291,6 +291,15 @@ pub trait WriteTx {
     /// whose source is the subject. Returns whether the subject had no
     /// state before.
     fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError>;
+    /// Sets the day kept beside a subject's state on which a record of it
+    /// is first past retention ([`Folded::retention_ends`]), where the
+    /// state itself is left as it is: erasure examined the subject, and a
+    /// state stored before the day was kept has it unknown.
+    fn set_retention_ends(
+        &mut self,
+        subject: SubjectId,
+        day: Option<Day>,
+    ) -> Result<(), StoreError>;
     fn add_counts(&mut self, delta: CountsDelta) -> Result<(), StoreError>;
     /// Appends audit entries after the chain head read in this transaction.
     fn append_audit(&mut self, drafts: &[AuditDraft]) -> Result<Vec<u64>, StoreError>;
@@ -661,6 +670,7 @@ impl<'e> Writer<'e> {
                 ));
             }
             if erasable.records.is_empty() && erasable.facts.is_empty() {
+                tx.set_retention_ends(subject, erasable.retention_ends)?;
                 if !outside.is_empty() {
                     report.subjects += 1;
                     drafts.push(AuditDraft {
@@ -827,6 +837,8 @@ pub struct Folded {
     /// The history folded, decoded for the engine's rulebook.
     pub records: Vec<Record>,
     pub facts: Vec<Fact>,
+    /// [`SubjectState::retention_ends`] of the state, kept beside it.
+    pub retention_ends: Option<Day>,
 }
 
 type Loaded = (SubjectId, History);
@@ -939,6 +951,7 @@ fn fold_one(
     let mut state = fold_subject(engine, subject, &records, &facts);
     let derived = engine.reach(&state);
     let rows = list_rows(&state, &derived);
+    let retention_ends = state.retention_ends();
     let encoded = match format {
         StateFormat::Json => {
             // Closing and then reopening the ends is what reading the JSON
@@ -962,6 +975,7 @@ fn fold_one(
         derived,
         records,
         facts,
+        retention_ends,
     })
 }
 

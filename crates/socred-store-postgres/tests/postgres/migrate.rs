@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use socred_core::record::Value;
-use socred_core::{Record, SubjectId, SubjectState};
+use socred_core::{Day, Record, SubjectId, SubjectState};
 use socred_store::conformance::{engine, person, record};
 use socred_store::{
     close_open_ends, verify_states, Item, ReviewNeed, Store, StoreError, Submission, STATE_FORMAT,
@@ -125,13 +125,14 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
     }
 
     // Put the database back as schema 1 left it: states as JSON text, open
-    // ends closed at 9999-12-31, no index of list rows by source, no entry
-    // for migrations 2 and later.
+    // ends closed at 9999-12-31, no index of list rows by source, no day
+    // beside each state, no entry for migrations 2 and later.
     let client = crate::harness::raw(&store).await;
     client
         .batch_execute(
             "ALTER TABLE states ALTER COLUMN state TYPE text USING NULL; \
              DROP INDEX list_entries_by_source; \
+             ALTER TABLE states DROP COLUMN retention_ends; \
              DELETE FROM socred_schema WHERE version >= 2",
         )
         .await
@@ -160,7 +161,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     let index = client
         .query_opt(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'list_entries' \
@@ -209,6 +210,40 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .await
         .expect("verify")
         .is_empty());
+    // Migration 7 does not know when the retention of the states stored
+    // before ends: each is due at once, for erasure to examine and set.
+    let today = socred_store::conformance::day("2026-06-01");
+    let mut unknown: Vec<(Day, SubjectId)> =
+        expected.iter().map(|s| (Day::MIN, s.subject)).collect();
+    unknown.sort();
+    assert_eq!(
+        store
+            .subjects_past_retention(today, None, 1000)
+            .await
+            .expect("subjects past retention"),
+        unknown
+    );
+    // Examined, with nothing to erase, each gets its day: none is due.
+    let examined = store
+        .erase(
+            &engine(),
+            subjects.clone(),
+            today,
+            socred_store::conformance::audit("erase", None),
+        )
+        .await
+        .expect("erase");
+    assert_eq!(
+        (examined.subjects_examined, examined.records),
+        (subjects.len() as u64, 0)
+    );
+    assert_eq!(
+        store
+            .subjects_past_retention(today, None, 1000)
+            .await
+            .expect("subjects past retention"),
+        Vec::new()
+    );
 
     // A write about one subject turns its state binary; the others stay JSON.
     let [first, second, ..] = subjects[..] else {
