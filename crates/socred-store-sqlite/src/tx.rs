@@ -323,7 +323,7 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
         (self.tx, self.staged)
     }
 
-    /// (sources, facts, record row numbers) of the subject's stored state.
+    /// What the subject's state row keeps beside the state.
     fn stored(&self, subject: SubjectId) -> Result<Option<StoredMeta>, StoreError> {
         stored_state_meta(&self.tx, subject)
     }
@@ -774,35 +774,40 @@ impl WriteTx for SqliteTx<'_, '_> {
         // same value still rewrites its index entry.
         let retention_ends = folded.retention_ends.map(|day| i64::from(day.0));
         let facts = folded.facts.len() as i64;
-        let written = if !loaded.existed {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO states (subject, state, sources, facts, records, retention_ends) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut stmt| {
-                    let sources = i64::from(sources);
-                    stmt.execute(params![key, state, sources, facts, rowids, retention_ends])
-                })
+        let sources_flag = i64::from(sources);
+        let with_day = if !loaded.existed {
+            Some(
+                "INSERT INTO states (subject, state, sources, facts, records, retention_ends) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
         } else if loaded.retention_ends != retention_ends {
-            self.tx
-                .prepare_cached(
-                    "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5, \
-                     retention_ends = ?6 WHERE subject = ?1",
-                )
-                .and_then(|mut stmt| {
-                    let sources = i64::from(sources);
-                    stmt.execute(params![key, state, sources, facts, rowids, retention_ends])
-                })
+            Some(
+                "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5, \
+                 retention_ends = ?6 WHERE subject = ?1",
+            )
         } else {
-            self.tx
+            None
+        };
+        let written = match with_day {
+            Some(sql) => self.tx.prepare_cached(sql).and_then(|mut stmt| {
+                stmt.execute(params![
+                    key,
+                    state,
+                    sources_flag,
+                    facts,
+                    rowids,
+                    retention_ends
+                ])
+            }),
+            None => self
+                .tx
                 .prepare_cached(
                     "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5 \
                      WHERE subject = ?1",
                 )
                 .and_then(|mut stmt| {
-                    stmt.execute(params![key, state, i64::from(sources), facts, rowids])
-                })
+                    stmt.execute(params![key, state, sources_flag, facts, rowids])
+                }),
         }
         .map_err(db("write a state"))?;
         if written != 1 {
