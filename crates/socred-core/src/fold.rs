@@ -1390,6 +1390,50 @@ mod tests {
         }
     }
 
+    /// The retention cutoff is exact whatever the calendar does: on every
+    /// day of four years (leap days and month ends among them), a record
+    /// decided on the cutoff is past retention for some type, and one
+    /// decided the day after is past it for none.
+    #[test]
+    fn the_retention_cutoff_is_the_last_day_some_record_is_past_retention() {
+        let engine = engine();
+        let mut rulebook = (*engine.rulebook).clone();
+        let mut types = Vec::new();
+        for retention in [
+            Period::years(5),
+            Period {
+                years: 1,
+                months: 1,
+                days: 0,
+            },
+            Period {
+                years: 0,
+                months: 1,
+                days: 3,
+            },
+        ] {
+            let mut record_type = rulebook.catalog[0].clone();
+            record_type.retention = retention;
+            types.push(record_type);
+        }
+        rulebook.catalog = types;
+        let start = Day::from_civil(2023, 1, 1);
+        for offset in 0..4 * 366 {
+            let today = start.add_days(offset);
+            let cutoff = rulebook.retention_cutoff(today).expect("a catalog");
+            let past = |day: Day| {
+                rulebook
+                    .catalog
+                    .iter()
+                    .any(|t| t.retention.after(day) <= today)
+            };
+            assert!(past(cutoff), "{today}: {cutoff}");
+            assert!(!past(cutoff.add_days(1)), "{today}: {cutoff}");
+        }
+        rulebook.catalog.clear();
+        assert_eq!(rulebook.retention_cutoff(start), None);
+    }
+
     /// A grant and a withdrawal on one day, in either order of arrival:
     /// the withdrawal holds that day, and an earlier grant until then.
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::Program;
 use crate::id::SubjectKind;
 use crate::record::FieldType;
-use crate::time::{Calendar, Period};
+use crate::time::{Calendar, Day, Period};
 
 pub type RecordTypeIndex = u32;
 pub type ListIndex = u32;
@@ -352,6 +352,36 @@ pub struct Rulebook {
 impl Rulebook {
     /// Twenty days: the deadline PRODUCT.md gives reviewers by default.
     pub const OBJECTION_DEADLINE_DEFAULT: Period = Period::days(20);
+
+    /// The last decision day whose record, of some type in the catalog, is
+    /// past its retention on `today` (None: an empty catalog). A record
+    /// decided after it is past retention on `today` whatever its type:
+    /// erasure need not look at it.
+    pub fn retention_cutoff(&self, today: Day) -> Option<Day> {
+        self.catalog
+            .iter()
+            .map(|record_type| {
+                let retention = record_type.retention;
+                // Subtracting and adding a period by the calendar clamp the
+                // day of the month, so they are not exact inverses: step to
+                // the exact day, a few days at most.
+                let mut day = retention.before(today);
+                for _ in 0..64 {
+                    if retention.after(day) <= today {
+                        break;
+                    }
+                    day = day.add_days(-1);
+                }
+                for _ in 0..64 {
+                    if retention.after(day.add_days(1)) > today {
+                        break;
+                    }
+                    day = day.add_days(1);
+                }
+                day
+            })
+            .max()
+    }
 
     pub fn record_type(&self, id: &str) -> Option<RecordTypeIndex> {
         self.catalog_index.get(id).copied()

@@ -83,9 +83,20 @@ pub async fn erase_due(
     // Records no file shows (waiting for review, rejected in it, or
     // retracted) are in no state: their subjects come from the store's
     // list of them.
+    // Records no file shows, decided early enough that some type's
+    // retention has ended for them.
+    let Some(decided_by) = engine.rulebook.retention_cutoff(today) else {
+        state.inner.metrics.erasure(&total);
+        return Ok(ErasureRun {
+            as_of: today,
+            erasure: total,
+        });
+    };
     let mut after: Option<SubjectId> = None;
     loop {
-        let page = store.subjects_not_in_effect(after, BATCH).await?;
+        let page = store
+            .subjects_not_in_effect(after, decided_by, BATCH)
+            .await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
         let fresh: Vec<SubjectId> = page.into_iter().filter(|s| !examined.contains(s)).collect();

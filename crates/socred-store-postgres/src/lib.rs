@@ -1156,21 +1156,29 @@ impl Store for PostgresStore {
 
     /// Waiting records by the primary key's subject and the partial index
     /// `records_pending`; rejected ones by `records_rejected` (schema 5);
-    /// retractions by `facts_retracted` (schema 6).
+    /// retractions by `facts_retracted` (schema 6), each retracted record's
+    /// decision day by the primary key, on the same shard under Citus.
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
+        decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        self.subject_page(
-            "list the subjects with records not in effect",
-            "SELECT subject FROM records WHERE status = 1 AND subject > $1 \
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = clamp_limit(limit) as i64;
+        let what = "list the subjects with records not in effect";
+        self.read_rows(
+            what,
+            "SELECT subject FROM records WHERE status = 1 AND subject > $1 AND decided_at <= $3 \
              UNION SELECT subject FROM records WHERE status = 2 AND subject > $1 \
-             UNION SELECT subject FROM facts WHERE kind = 'retracted' AND status = 0 \
-                 AND subject > $1 \
+                 AND decided_at <= $3 \
+             UNION SELECT f.subject FROM facts f JOIN records r ON r.subject = f.subject \
+                 AND r.provider = f.record_provider AND r.id = f.record_id \
+                 WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > $1 \
+                 AND r.decided_at <= $3 \
              ORDER BY 1 LIMIT $2",
-            after,
-            limit,
+            &[&after.as_str(), &limit, &decided_by.0],
+            |row| Ok(subject_of(row.try_get(0).map_err(decode(what))?)?),
         )
         .await
     }

@@ -1354,22 +1354,36 @@ impl Store for SqliteStore {
 
     /// By the partial indexes `records_pending_by_subject` (schema 6),
     /// `records_rejected_by_subject` (schema 7) and `facts_retracted`
-    /// (schema 8).
+    /// (schema 8); a retracted record's decision day by its key.
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
+        decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        self.subject_page(
-            "list the subjects with records not in effect",
-            "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
-             UNION SELECT subject FROM records WHERE status = 2 AND subject > ?1 \
-             UNION SELECT subject FROM facts WHERE kind = 'retracted' AND status = 0 \
-                 AND subject > ?1 \
-             ORDER BY 1 LIMIT ?2",
-            after,
-            limit,
-        )
+        let after = after.map_or(String::new(), |a| a.to_string());
+        let limit = limit_param(clamp_limit(limit));
+        let what = "list the subjects with records not in effect";
+        self.read(move |conn| {
+            let texts: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
+                         AND decided_at <= ?3 \
+                     UNION SELECT subject FROM records WHERE status = 2 AND subject > ?1 \
+                         AND decided_at <= ?3 \
+                     UNION SELECT f.subject FROM facts f \
+                         JOIN records r ON r.provider = f.provider AND r.id = f.record \
+                         WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > ?1 \
+                         AND r.decided_at <= ?3 \
+                     ORDER BY 1 LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![after, limit, decided_by.0], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(db(what))?;
+            texts.iter().map(|t| subject_of(t)).collect()
+        })
         .await
     }
 

@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(again.expect("insert"), 0, "(provider, id) must stay unique");
     }
 
-    /// Schemas 6 and 7 find the subjects with records not in effect, and a
+    /// Schemas 6 to 8 find the subjects with records not in effect, and a
     /// subject's such records, through their partial indexes: the queries
     /// erasure runs (`Store::subjects_not_in_effect`,
     /// `WriteTx::records_not_in_effect`) read no other record.
@@ -507,8 +507,13 @@ mod tests {
         migrate(&mut conn).expect("migrate");
         for query in [
             "EXPLAIN QUERY PLAN SELECT subject FROM records WHERE status = 1 AND subject > '' \
+                 AND decided_at <= 20000 \
              UNION SELECT subject FROM records WHERE status = 2 AND subject > '' \
-             UNION SELECT subject FROM facts WHERE kind = 'retracted' AND status = 0 AND subject > '' \
+                 AND decided_at <= 20000 \
+             UNION SELECT f.subject FROM facts f \
+                 JOIN records r ON r.provider = f.provider AND r.id = f.record \
+                 WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > '' \
+                 AND r.decided_at <= 20000 \
              ORDER BY 1 LIMIT 10",
             "EXPLAIN QUERY PLAN SELECT id FROM records WHERE status = 1 AND subject = '110101198001010037' \
              UNION ALL SELECT id FROM records WHERE status = 2 AND subject = '110101198001010037'",
@@ -530,6 +535,11 @@ mod tests {
             if query.contains("FROM facts") {
                 assert!(
                     plan.iter().any(|step| step.contains("facts_retracted")),
+                    "{query}: {plan:?}"
+                );
+                // The retracted record's decision day, by its key.
+                assert!(
+                    plan.iter().any(|step| step.contains("records_by_key")),
                     "{query}: {plan:?}"
                 );
             }

@@ -1393,13 +1393,33 @@ pub async fn check_erasure(store: &dyn Store) {
     )));
     ingest(store, &engine, batch).await;
     let mut with_rejected = store
-        .subjects_not_in_effect(None, 10)
+        .subjects_not_in_effect(None, Day::MAX, 10)
         .await
         .expect("rejected subjects");
     with_rejected.sort();
     let mut expected_rejected = vec![p, only_rejected, with_retraction];
     expected_rejected.sort();
     assert_eq!(with_rejected, expected_rejected);
+    // By the day the records were decided: in 2018 only the retracted
+    // ones (decided that year) were; before, none.
+    assert_eq!(
+        store
+            .subjects_not_in_effect(None, day("2018-12-31"), 10)
+            .await
+            .expect("subjects with records decided by then"),
+        {
+            let mut retracted = vec![p, with_retraction];
+            retracted.sort();
+            retracted
+        }
+    );
+    assert_eq!(
+        store
+            .subjects_not_in_effect(None, day("2017-12-31"), 10)
+            .await
+            .expect("subjects with records decided by then"),
+        Vec::new()
+    );
     let before = store.counts().await.expect("counts");
     let today = day("2026-01-01");
     let p_before = state(store, p).await.expect("state");
@@ -1500,7 +1520,7 @@ pub async fn check_erasure(store: &dyn Store) {
     }
     assert_eq!(
         store
-            .subjects_not_in_effect(None, 10)
+            .subjects_not_in_effect(None, Day::MAX, 10)
             .await
             .expect("rejected subjects"),
         vec![p],

@@ -531,12 +531,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Day, SubjectId)>, StoreError>;
 
     /// Subjects with records waiting for review, rejected in it, or
-    /// retracted, after `after` in subject order, at most `limit`
-    /// (clamped): where erasure looks for records past retention that no
-    /// file shows.
+    /// retracted, decided on or before `decided_by`, after `after` in
+    /// subject order, at most `limit` (clamped): where erasure looks for
+    /// records past retention that no file shows. Erasure passes
+    /// [`Rulebook::retention_cutoff`]: a record decided later is past
+    /// retention for no type.
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
+        decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError>;
 

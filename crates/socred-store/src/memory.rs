@@ -554,20 +554,30 @@ impl Store for MemoryStore {
     async fn subjects_not_in_effect(
         &self,
         after: Option<SubjectId>,
+        decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
         let inner = self.lock()?;
+        let decided_in_time = |key: &RecordKey| {
+            inner
+                .records
+                .get(key)
+                .is_some_and(|row| row.decided_at <= decided_by)
+        };
         let subjects: BTreeSet<SubjectId> = inner
             .records
             .values()
             .filter(|row| matches!(row.meta.status, Status::Pending | Status::Rejected))
+            .filter(|row| row.decided_at <= decided_by)
             .map(|row| row.subject)
             .chain(
                 inner
                     .facts
                     .values()
                     .filter(|row| {
-                        row.key.kind == "retracted" && row.meta.status == Status::Effective
+                        row.key.kind == "retracted"
+                            && row.meta.status == Status::Effective
+                            && row.key.record.as_ref().is_some_and(decided_in_time)
                     })
                     .map(|row| row.key.subject),
             )
