@@ -362,6 +362,56 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
     Ok(finish(loaded))
 }
 
+/// What-if: the records folded under the base rulebook (`--rulebook`, or
+/// the default) and under `against`, compared (`socred_core::whatif`), as
+/// one JSON report on stdout.
+pub fn whatif(input: Input, against: &Path) -> anyhow::Result<Code> {
+    if input.records.as_os_str() == "-" {
+        bail!(
+            "--records: what-if reads the records once for each rulebook; give a file, not \
+             standard input"
+        );
+    }
+    input.on_threads(|| {
+        let base = load(&input)?;
+        eprintln!(
+            "reading {} again, for {}",
+            input.records.display(),
+            against.display()
+        );
+        let other = load(&Input {
+            records: input.records.clone(),
+            rulebook: Some(against.to_path_buf()),
+            as_of: input.as_of.clone(),
+            threads: input.threads,
+        })?;
+        let day = base.as_of;
+        let base_states = base
+            .engine
+            .fold_all_parallel(&base.records, &base.facts, day);
+        let other_states = other
+            .engine
+            .fold_all_parallel(&other.records, &other.facts, day);
+        let report = socred_core::whatif::compare(
+            &base.engine,
+            &base_states,
+            &other.engine,
+            &other_states,
+            day,
+        );
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+        writeln!(out).context("cannot write to stdout")?;
+        let code = if base.rejected > 0 || other.rejected > 0 {
+            exit::REJECTED
+        } else {
+            exit::OK
+        };
+        free_later((base, other, base_states, other_states));
+        Ok(code)
+    })
+}
+
 pub fn explain(input: Input, subject: &str, json: bool) -> anyhow::Result<Code> {
     input.on_threads(|| explain_on_threads(&input, subject, json))
 }

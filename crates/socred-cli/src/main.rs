@@ -98,6 +98,16 @@ enum Command {
         #[arg(long, default_value = "socred-data")]
         data: PathBuf,
     },
+    /// What-if: what another rulebook would make of the same records,
+    /// against the base one, as a JSON report of counts (grades, lists,
+    /// measures, and who moves between them).
+    Whatif {
+        #[command(flatten)]
+        input: InputArgs,
+        /// The other rulebook (TOML), compared with `--rulebook`.
+        #[arg(long)]
+        against: PathBuf,
+    },
     /// A subject's credit file as text for a person to read.
     Explain {
         #[command(flatten)]
@@ -192,6 +202,7 @@ fn main() -> ExitCode {
             history_cache,
         }),
         Command::Verify { data } => commands::verify(&data),
+        Command::Whatif { input, against } => commands::whatif(input.into_input(), &against),
         Command::Explain {
             input,
             subject,

@@ -370,3 +370,109 @@ fn decide_and_explain_give_reasons() {
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// What-if: a draft that makes a contract breach cost ten times the points
+/// lowers scores and grades and nothing else rises; every count of the
+/// report adds up; the rulebook against itself changes nothing; and the
+/// records must come from a file, since they are read once per rulebook.
+#[test]
+fn whatif_compares_two_rulebooks_on_one_history() {
+    let dir = tempdir();
+    let records = dir.path().join("city.ndjson");
+    std::fs::write(&records, city()).unwrap();
+    let base = text(&socred(&["rulebook", "default"]).stdout);
+    let rule =
+        "id = \"contract_breach\"\nrecord_type = \"commercial.contract_breach\"\npoints = -20";
+    assert!(
+        base.contains(rule),
+        "the default rulebook's contract breach rule"
+    );
+    let draft = base
+        .replacen(rule, &rule.replace("-20", "-200"), 1)
+        .replacen("version = \"2026.1\"", "version = \"2026.1-draft\"", 1);
+    let base_file = dir.path().join("base.toml");
+    let draft_file = dir.path().join("draft.toml");
+    std::fs::write(&base_file, &base).unwrap();
+    std::fs::write(&draft_file, &draft).unwrap();
+    let run = |against: &std::path::Path| {
+        let out = socred(&[
+            "whatif",
+            "--records",
+            records.to_str().unwrap(),
+            "--rulebook",
+            base_file.to_str().unwrap(),
+            "--against",
+            against.to_str().unwrap(),
+            "--as-of",
+            "2026-11-01",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a JSON report")
+    };
+    let report = run(&draft_file);
+    let subjects = report["subjects"].as_u64().unwrap();
+    assert!(subjects > 1000, "{report}");
+    let sum = |value: &serde_json::Value| -> u64 {
+        value
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(&report["base"]["grades"]), subjects);
+    assert_eq!(sum(&report["other"]["grades"]), subjects);
+    for part in ["lists", "measures"] {
+        let names: std::collections::BTreeSet<&String> = report["base"][part]
+            .as_object()
+            .unwrap()
+            .keys()
+            .chain(report["other"][part].as_object().unwrap().keys())
+            .collect();
+        for name in names {
+            let count = |side: &str| report[side][part][name.as_str()].as_i64().unwrap_or(0);
+            let moved = |way: &str| report[part][name.as_str()][way].as_i64().unwrap_or(0);
+            assert_eq!(
+                count("other") - count("base"),
+                moved("entered") - moved("left"),
+                "{part} {name}: {report}"
+            );
+        }
+    }
+    let lowered = report["scores"]["lowered"].as_u64().unwrap();
+    assert!(lowered > 0, "{report}");
+    assert_eq!(report["scores"]["raised"], 0, "{report}");
+    assert!(report["scores"]["mean_change"].as_f64().unwrap() < 0.0);
+    let graded_moves: u64 = report["grade_moves"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(sum)
+        .sum();
+    assert!(graded_moves > 0 && graded_moves <= lowered, "{report}");
+    assert!(report["changed"].as_u64().unwrap() >= lowered);
+    assert_eq!(report["other"]["rulebook"], "socred-default@2026.1-draft");
+
+    let same = run(&base_file);
+    assert_eq!(same["changed"], 0, "{same}");
+    assert_eq!(same["base"]["grades"], same["other"]["grades"]);
+    assert_eq!(same["base"]["measures"], same["other"]["measures"]);
+    assert_eq!(same["grade_moves"], serde_json::json!({}));
+
+    let piped = socred_stdin(
+        &[
+            "whatif",
+            "--records",
+            "-",
+            "--against",
+            base_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(
+        text(&piped.stderr).contains("standard input"),
+        "{}",
+        text(&piped.stderr)
+    );
+}

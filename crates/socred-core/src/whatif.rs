@@ -1,0 +1,230 @@
+//! What-if: what another rulebook would make of the same population. A
+//! researcher folds one history under two rulebooks (the one in force and a
+//! draft, say) and compares, subject by subject: whose main grade moves and
+//! where, who enters or leaves each list, to whom each measure would apply
+//! or no longer apply. Only counts come out, so a report on a real
+//! population names nobody.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::fold::Engine;
+use crate::id::SubjectId;
+use crate::state::SubjectState;
+use crate::time::Day;
+
+/// What one rulebook makes of a subject on a day, reduced to what a
+/// comparison counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The main model's grade (its first model for the subject's kind);
+    /// None when not graded.
+    pub grade: Option<Arc<str>>,
+    pub score: Option<i64>,
+    /// Lists in force, sorted.
+    pub lists: Vec<Arc<str>>,
+    /// Measures that apply, in rulebook order.
+    pub measures: Vec<Arc<str>>,
+}
+
+impl Engine {
+    /// The [`Outcome`] of `state` on `day`: its standing and a decision on
+    /// every measure of the rulebook.
+    pub fn outcome(&self, state: &SubjectState, day: Day) -> Outcome {
+        let standing = self.evaluate(state, day);
+        let main = standing.models.first();
+        let measures = self
+            .rulebook
+            .measures
+            .iter()
+            .filter(|measure| self.decide(&standing, measure).applies)
+            .map(|measure| measure.id.clone())
+            .collect();
+        Outcome {
+            grade: main.and_then(|m| m.grade.clone()),
+            score: main.and_then(|m| m.score),
+            lists: standing.lists.clone(),
+            measures,
+        }
+    }
+}
+
+/// The grade of an [`Outcome`] as a report names it.
+const NOT_GRADED: &str = "not graded";
+
+/// Counts of the subjects of one rulebook's outcomes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// The rulebook, as `id@version`.
+    pub rulebook: String,
+    /// Subjects by main grade (`not graded` for those without one).
+    pub grades: BTreeMap<String, u64>,
+    /// Subjects on each list.
+    pub lists: BTreeMap<String, u64>,
+    /// Subjects to whom each measure applies.
+    pub measures: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &Outcome) {
+        let grade = outcome.grade.as_deref().unwrap_or(NOT_GRADED);
+        *self.grades.entry(grade.to_string()).or_default() += 1;
+        for list in &outcome.lists {
+            *self.lists.entry(list.to_string()).or_default() += 1;
+        }
+        for measure in &outcome.measures {
+            *self.measures.entry(measure.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Subjects who gained or lost something under the other rulebook.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Moves {
+    /// On it (or it applies) under the other rulebook only.
+    pub entered: u64,
+    /// On it (or it applies) under the base rulebook only.
+    pub left: u64,
+}
+
+/// How the other rulebook's outcomes differ from the base's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    pub as_of: Day,
+    /// Subjects compared: those with a state under either rulebook.
+    pub subjects: u64,
+    pub base: Tally,
+    pub other: Tally,
+    /// Subjects whose main grade differs, by (base grade, other grade).
+    pub grade_moves: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Subjects scored under both whose score rose, fell or stayed.
+    pub scores: ScoreMoves,
+    pub lists: BTreeMap<String, Moves>,
+    pub measures: BTreeMap<String, Moves>,
+    /// Subjects with any difference at all (grade, score, list or measure).
+    pub changed: u64,
+}
+
+/// Score changes of the subjects scored under both rulebooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ScoreMoves {
+    pub raised: u64,
+    pub lowered: u64,
+    pub unchanged: u64,
+    /// The mean of the other score minus the base score (0 when none).
+    pub mean_change: f64,
+}
+
+/// Compares what `other` makes of `other_states` with what `base` makes of
+/// `base_states` on `day`. Both are folds of one history (each sorted by
+/// subject, as `Engine::fold_all` gives them); a subject with a state
+/// under one rulebook only (its records are of a type the other's catalog
+/// lacks) counts as a subject without records under the other.
+pub fn compare(
+    base: &Engine,
+    base_states: &[SubjectState],
+    other: &Engine,
+    other_states: &[SubjectState],
+    day: Day,
+) -> Comparison {
+    let label = |engine: &Engine| format!("{}@{}", engine.rulebook.id, engine.rulebook.version);
+    let mut report = Comparison {
+        as_of: day,
+        subjects: 0,
+        base: Tally {
+            rulebook: label(base),
+            ..Tally::default()
+        },
+        other: Tally {
+            rulebook: label(other),
+            ..Tally::default()
+        },
+        grade_moves: BTreeMap::new(),
+        scores: ScoreMoves::default(),
+        lists: BTreeMap::new(),
+        measures: BTreeMap::new(),
+        changed: 0,
+    };
+    let mut score_change_sum = 0i128;
+    let (mut b, mut o) = (0, 0);
+    loop {
+        let subject = match (base_states.get(b), other_states.get(o)) {
+            (Some(x), Some(y)) => x.subject.min(y.subject),
+            (Some(x), None) => x.subject,
+            (None, Some(y)) => y.subject,
+            (None, None) => break,
+        };
+        let before = outcome_of(base, base_states, &mut b, subject, day);
+        let after = outcome_of(other, other_states, &mut o, subject, day);
+        report.subjects += 1;
+        report.base.add(&before);
+        report.other.add(&after);
+        let mut changed = before.grade != after.grade || before.score != after.score;
+        if before.grade != after.grade {
+            let name = |g: &Option<Arc<str>>| g.as_deref().unwrap_or(NOT_GRADED).to_string();
+            *report
+                .grade_moves
+                .entry(name(&before.grade))
+                .or_default()
+                .entry(name(&after.grade))
+                .or_default() += 1;
+        }
+        if let (Some(x), Some(y)) = (before.score, after.score) {
+            let moves = &mut report.scores;
+            match y.cmp(&x) {
+                std::cmp::Ordering::Greater => moves.raised += 1,
+                std::cmp::Ordering::Less => moves.lowered += 1,
+                std::cmp::Ordering::Equal => moves.unchanged += 1,
+            }
+            score_change_sum += i128::from(y) - i128::from(x);
+        }
+        changed |= count_moves(&mut report.lists, &before.lists, &after.lists);
+        changed |= count_moves(&mut report.measures, &before.measures, &after.measures);
+        report.changed += u64::from(changed);
+    }
+    let scored = report.scores.raised + report.scores.lowered + report.scores.unchanged;
+    if scored > 0 {
+        report.scores.mean_change = score_change_sum as f64 / scored as f64;
+    }
+    report
+}
+
+/// The outcome of `subject` under `engine`: from its state when
+/// `states[*next]` is it (then moving past it), else as a subject without
+/// records.
+fn outcome_of(
+    engine: &Engine,
+    states: &[SubjectState],
+    next: &mut usize,
+    subject: SubjectId,
+    day: Day,
+) -> Outcome {
+    match states.get(*next) {
+        Some(state) if state.subject == subject => {
+            *next += 1;
+            engine.outcome(state, day)
+        }
+        _ => engine.outcome(&SubjectState::empty(subject, day), day),
+    }
+}
+
+/// Counts the names in one of `before` and `after` but not the other;
+/// returns whether there was any.
+fn count_moves(
+    moves: &mut BTreeMap<String, Moves>,
+    before: &[Arc<str>],
+    after: &[Arc<str>],
+) -> bool {
+    let mut any = false;
+    for name in after.iter().filter(|n| !before.contains(n)) {
+        moves.entry(name.to_string()).or_default().entered += 1;
+        any = true;
+    }
+    for name in before.iter().filter(|n| !after.contains(n)) {
+        moves.entry(name.to_string()).or_default().left += 1;
+        any = true;
+    }
+    any
+}
