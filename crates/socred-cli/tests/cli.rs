@@ -452,6 +452,37 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     assert!(graded_moves > 0 && graded_moves <= lowered, "{report}");
     assert!(report["changed"].as_u64().unwrap() >= lowered);
     assert_eq!(report["other"]["rulebook"], "socred-default@2026.1-draft");
+    // The groups add up: kind and province cover everyone, sex and decade
+    // of birth every person.
+    let total = |way: &str, field: &str| -> u64 {
+        report["groups"][way]
+            .as_object()
+            .unwrap_or_else(|| panic!("groups by {way}: {report}"))
+            .values()
+            .map(|group| group[field].as_u64().unwrap())
+            .sum()
+    };
+    let persons = &report["groups"]["kind"]["person"];
+    for (field, everyone) in [
+        ("subjects", subjects),
+        ("changed", report["changed"].as_u64().unwrap()),
+        ("lowered", lowered),
+    ] {
+        for way in ["kind", "province"] {
+            assert_eq!(total(way, field), everyone, "{way} {field}");
+        }
+        for way in ["sex", "born"] {
+            assert_eq!(
+                total(way, field),
+                persons[field].as_u64().unwrap(),
+                "{way} {field}"
+            );
+        }
+    }
+    let punished = report["base"]["measures"]["no_air_travel"]
+        .as_u64()
+        .unwrap();
+    assert!(total("kind", "punished_base") >= punished, "{report}");
 
     let same = run(&base_file);
     assert_eq!(same["changed"], 0, "{same}");

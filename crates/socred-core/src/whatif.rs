@@ -3,7 +3,10 @@
 //! draft, say) and compares, subject by subject: whose main grade moves and
 //! where, who enters or leaves each list, to whom each measure would apply
 //! or no longer apply. Only counts come out, so a report on a real
-//! population names nobody.
+//! population names nobody. The counts are also broken down by what a
+//! subject's identifier says (kind; a person's sex, decade of birth and
+//! province of first registration; an organisation's province), so that
+//! a rulebook that falls harder on some group shows it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +14,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::fold::Engine;
-use crate::id::SubjectId;
+use crate::id::{SubjectId, SubjectKind};
+use crate::rulebook::MeasureKind;
 use crate::state::SubjectState;
 use crate::time::Day;
 
@@ -27,6 +31,8 @@ pub struct Outcome {
     pub lists: Vec<Arc<str>>,
     /// Measures that apply, in rulebook order.
     pub measures: Vec<Arc<str>>,
+    /// Whether a punishment is among them.
+    pub punished: bool,
 }
 
 impl Engine {
@@ -35,18 +41,18 @@ impl Engine {
     pub fn outcome(&self, state: &SubjectState, day: Day) -> Outcome {
         let standing = self.evaluate(state, day);
         let main = standing.models.first();
-        let measures = self
+        let applying: Vec<_> = self
             .rulebook
             .measures
             .iter()
             .filter(|measure| self.decide(&standing, measure).applies)
-            .map(|measure| measure.id.clone())
             .collect();
         Outcome {
             grade: main.and_then(|m| m.grade.clone()),
             score: main.and_then(|m| m.score),
             lists: standing.lists.clone(),
-            measures,
+            punished: applying.iter().any(|m| m.kind == MeasureKind::Punishment),
+            measures: applying.into_iter().map(|m| m.id.clone()).collect(),
         }
     }
 }
@@ -105,6 +111,59 @@ pub struct Comparison {
     pub measures: BTreeMap<String, Moves>,
     /// Subjects with any difference at all (grade, score, list or measure).
     pub changed: u64,
+    /// The same, by group: for each way of grouping (`kind`, `sex`, `born`,
+    /// `province`), each group's counts. A person's province is the first
+    /// two digits of the region where the card was first issued, an
+    /// organisation's of the region where it was registered; `sex` and
+    /// `born` group persons only.
+    pub groups: BTreeMap<&'static str, BTreeMap<String, GroupMoves>>,
+}
+
+/// What moved within one group of subjects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GroupMoves {
+    pub subjects: u64,
+    pub changed: u64,
+    /// Scored under both, with a lower (higher) score under the other.
+    pub lowered: u64,
+    pub raised: u64,
+    /// Subjects to whom some punishment applies, under each rulebook.
+    pub punished_base: u64,
+    pub punished_other: u64,
+}
+
+impl GroupMoves {
+    fn add(&mut self, before: &Outcome, after: &Outcome, changed: bool) {
+        self.subjects += 1;
+        self.changed += u64::from(changed);
+        if let (Some(x), Some(y)) = (before.score, after.score) {
+            self.lowered += u64::from(y < x);
+            self.raised += u64::from(y > x);
+        }
+        self.punished_base += u64::from(before.punished);
+        self.punished_other += u64::from(after.punished);
+    }
+}
+
+/// The groups `subject` falls in, as (way of grouping, group).
+fn groups_of(subject: SubjectId) -> Vec<(&'static str, String)> {
+    let province = subject.region_code().get(..2).unwrap_or("").to_string();
+    match subject.kind() {
+        SubjectKind::Person => {
+            let mut groups = vec![("kind", "person".to_string()), ("province", province)];
+            if let Some(male) = subject.is_male() {
+                let sex = if male { "male" } else { "female" };
+                groups.push(("sex", sex.to_string()));
+            }
+            if let Some((year, _, _)) = subject.birth_date() {
+                groups.push(("born", format!("{}s", year / 10 * 10)));
+            }
+            groups
+        }
+        SubjectKind::Organisation => {
+            vec![("kind", "organisation".to_string()), ("province", province)]
+        }
+    }
 }
 
 /// Score changes of the subjects scored under both rulebooks.
@@ -146,6 +205,7 @@ pub fn compare(
         lists: BTreeMap::new(),
         measures: BTreeMap::new(),
         changed: 0,
+        groups: BTreeMap::new(),
     };
     let mut score_change_sum = 0i128;
     let (mut b, mut o) = (0, 0);
@@ -183,6 +243,15 @@ pub fn compare(
         changed |= count_moves(&mut report.lists, &before.lists, &after.lists);
         changed |= count_moves(&mut report.measures, &before.measures, &after.measures);
         report.changed += u64::from(changed);
+        for (way, group) in groups_of(subject) {
+            report
+                .groups
+                .entry(way)
+                .or_default()
+                .entry(group)
+                .or_default()
+                .add(&before, &after, changed);
+        }
     }
     let scored = report.scores.raised + report.scores.lowered + report.scores.unchanged;
     if scored > 0 {
