@@ -427,17 +427,24 @@ impl PostgresStore {
     }
 
     /// A page of subjects from `sql`, which takes the subject to start
-    /// after (`$1`, text) and the page's length (`$2`).
+    /// after (`$1`, text), the page's length (`$2`) and, when given, a day
+    /// (`$3`).
     async fn subject_page(
         &self,
         what: &'static str,
         sql: &'static str,
         after: Option<SubjectId>,
         limit: usize,
+        day: Option<Day>,
     ) -> Result<Vec<SubjectId>, StoreError> {
         let after = after.map_or(String::new(), |a| a.to_string());
         let limit = clamp_limit(limit) as i64;
-        self.read_rows(what, sql, &[&after.as_str(), &limit], |row| {
+        let day = day.map(|day| day.0);
+        let mut bound: Vec<&(dyn ToSql + Sync)> = vec![&after, &limit];
+        if let Some(day) = &day {
+            bound.push(day);
+        }
+        self.read_rows(what, sql, &bound, |row| {
             Ok(subject_of(row.try_get(0).map_err(decode(what))?)?)
         })
         .await
@@ -1164,11 +1171,8 @@ impl Store for PostgresStore {
         decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = clamp_limit(limit) as i64;
-        let what = "list the subjects with records not in effect";
-        self.read_rows(
-            what,
+        self.subject_page(
+            "list the subjects with records not in effect",
             "SELECT subject FROM records WHERE status = 1 AND subject > $1 AND decided_at <= $3 \
              UNION SELECT subject FROM records WHERE status = 2 AND subject > $1 \
                  AND decided_at <= $3 \
@@ -1177,8 +1181,9 @@ impl Store for PostgresStore {
                  WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > $1 \
                  AND r.decided_at <= $3 \
              ORDER BY 1 LIMIT $2",
-            &[&after.as_str(), &limit, &decided_by.0],
-            |row| Ok(subject_of(row.try_get(0).map_err(decode(what))?)?),
+            after,
+            limit,
+            Some(decided_by),
         )
         .await
     }
@@ -1201,6 +1206,7 @@ impl Store for PostgresStore {
              ORDER BY d.subject LIMIT $2",
             after,
             limit,
+            None,
         )
         .await
     }

@@ -253,23 +253,28 @@ impl SqliteStore {
         blocking(move || shared.write_now(engine, work)).await
     }
 
-    /// Runs `work` on a reader connection on the blocking pool.
     /// A page of subjects from `sql`, which takes the subject to start
-    /// after (`?1`, text) and the page's length (`?2`).
+    /// after (`?1`, text), the page's length (`?2`) and, when given, a day
+    /// (`?3`).
     async fn subject_page(
         &self,
         what: &'static str,
         sql: &'static str,
         after: Option<SubjectId>,
         limit: usize,
+        day: Option<Day>,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = limit_param(clamp_limit(limit));
+        use rusqlite::types::Value as SqlValue;
+        let mut bound = vec![
+            SqlValue::Text(after.map_or(String::new(), |a| a.to_string())),
+            SqlValue::Integer(limit_param(clamp_limit(limit))),
+        ];
+        bound.extend(day.map(|day| SqlValue::Integer(i64::from(day.0))));
         self.read(move |conn| {
             let texts: Vec<String> = conn
                 .prepare_cached(sql)
                 .and_then(|mut stmt| {
-                    stmt.query_map(params![after, limit], |row| row.get(0))?
+                    stmt.query_map(rusqlite::params_from_iter(bound), |row| row.get(0))?
                         .collect::<rusqlite::Result<_>>()
                 })
                 .map_err(db(what))?;
@@ -278,6 +283,7 @@ impl SqliteStore {
         .await
     }
 
+    /// Runs `work` on a reader connection on the blocking pool.
     async fn read<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -1361,13 +1367,9 @@ impl Store for SqliteStore {
         decided_by: Day,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |a| a.to_string());
-        let limit = limit_param(clamp_limit(limit));
-        let what = "list the subjects with records not in effect";
-        self.read(move |conn| {
-            let texts: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
+        self.subject_page(
+            "list the subjects with records not in effect",
+            "SELECT subject FROM records WHERE status = 1 AND subject > ?1 \
                          AND decided_at <= ?3 \
                      UNION SELECT subject FROM records WHERE status = 2 AND subject > ?1 \
                          AND decided_at <= ?3 \
@@ -1376,14 +1378,10 @@ impl Store for SqliteStore {
                          WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > ?1 \
                          AND r.decided_at <= ?3 \
                      ORDER BY 1 LIMIT ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![after, limit, decided_by.0], |row| row.get(0))?
-                        .collect::<rusqlite::Result<_>>()
-                })
-                .map_err(db(what))?;
-            texts.iter().map(|t| subject_of(t)).collect()
-        })
+            after,
+            limit,
+            Some(decided_by),
+        )
         .await
     }
 
@@ -1404,6 +1402,7 @@ impl Store for SqliteStore {
              ORDER BY d.subject LIMIT ?2",
             after,
             limit,
+            None,
         )
         .await
     }
