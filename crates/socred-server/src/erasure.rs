@@ -82,27 +82,22 @@ pub async fn erase_due(
     }
     // Records no file shows (waiting for review, rejected in it, or
     // retracted) are in no state: their subjects come from the store's
-    // list of them.
-    // Records no file shows, decided early enough that some type's
-    // retention has ended for them.
-    let Some(decided_by) = engine.rulebook.retention_cutoff(today) else {
-        state.inner.metrics.erasure(&total);
-        return Ok(ErasureRun {
-            as_of: today,
-            erasure: total,
-        });
-    };
-    let mut after: Option<SubjectId> = None;
-    loop {
-        let page = store
-            .subjects_not_in_effect(after, decided_by, BATCH)
-            .await?;
-        let Some(&last) = page.last() else { break };
-        after = Some(last);
-        let fresh: Vec<SubjectId> = page.into_iter().filter(|s| !examined.contains(s)).collect();
-        if !fresh.is_empty() {
-            let done = store.erase(&engine, fresh, today, audit.clone()).await?;
-            add(&mut total, done);
+    // list of them, of those decided early enough that some type's
+    // retention has ended (none when the catalog is empty).
+    if let Some(decided_by) = engine.rulebook.retention_cutoff(today) {
+        let mut after: Option<SubjectId> = None;
+        loop {
+            let page = store
+                .subjects_not_in_effect(after, decided_by, BATCH)
+                .await?;
+            let Some(&last) = page.last() else { break };
+            after = Some(last);
+            let fresh: Vec<SubjectId> =
+                page.into_iter().filter(|s| !examined.contains(s)).collect();
+            if !fresh.is_empty() {
+                let done = store.erase(&engine, fresh, today, audit.clone()).await?;
+                add(&mut total, done);
+            }
         }
     }
     state.inner.metrics.erasure(&total);
