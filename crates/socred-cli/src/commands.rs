@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use socred_core::file::Detail;
 use socred_core::id::IdWarning;
-use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
+use socred_core::{Day, Engine, Fact, Period, Record, Rulebook, SubjectId};
 use socred_schema::wire::{self, Item};
 
 use crate::exit::{self, Code};
@@ -409,6 +409,31 @@ pub fn whatif(input: Input, against: &Path) -> anyhow::Result<Code> {
         };
         free_later((base, other, base_states, other_states));
         Ok(code)
+    })
+}
+
+/// `socred timeline`: the registry of `input`'s records as it read on each
+/// day from `from` to `--as-of`, `every` apart.
+pub fn timeline(input: Input, from: &str, every: &str) -> anyhow::Result<Code> {
+    let from = Day::parse(from).context("--from")?;
+    let every: Period = every
+        .parse()
+        .context("--every: an ISO 8601 period such as P3M")?;
+    input.on_threads(|| {
+        let loaded = load(&input)?;
+        let days = socred_core::timeline::steps(from, loaded.as_of, every)
+            .context("--from, --as-of and --every")?;
+        let progress = progress_bar(days.len() as u64, "steps");
+        let report = loaded
+            .engine
+            .timeline(&loaded.records, &loaded.facts, every, &days, |_| {
+                progress.inc(1)
+            });
+        progress.finish_and_clear();
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+        writeln!(out).context("cannot write to stdout")?;
+        Ok(finish(loaded))
     })
 }
 

@@ -108,6 +108,20 @@ enum Command {
         #[arg(long)]
         against: PathBuf,
     },
+    /// Timeline: the registry as it read on each day from `--from` to
+    /// `--as-of`, `--every` apart, as a JSON report of counts (grades,
+    /// lists, measures, and who entered or left each since the step
+    /// before, also by group).
+    Timeline {
+        #[command(flatten)]
+        input: InputArgs,
+        /// The first day (YYYY-MM-DD); the last is `--as-of`.
+        #[arg(long)]
+        from: String,
+        /// The time between steps, an ISO 8601 period.
+        #[arg(long, default_value = "P3M")]
+        every: String,
+    },
     /// A subject's credit file as text for a person to read.
     Explain {
         #[command(flatten)]
@@ -203,6 +217,9 @@ fn main() -> ExitCode {
         }),
         Command::Verify { data } => commands::verify(&data),
         Command::Whatif { input, against } => commands::whatif(input.into_input(), &against),
+        Command::Timeline { input, from, every } => {
+            commands::timeline(input.into_input(), &from, &every)
+        }
         Command::Explain {
             input,
             subject,

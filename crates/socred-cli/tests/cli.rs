@@ -371,6 +371,45 @@ fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// The sum of a JSON object's counts.
+fn sum(counts: &serde_json::Value) -> u64 {
+    counts
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum()
+}
+
+/// For every list and measure of either tally (`before`, `after`), the
+/// count after minus the count before is the number of subjects who entered
+/// minus those who left, as `changes` gives them.
+fn assert_moves_add_up(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+    changes: &serde_json::Value,
+    context: &str,
+) {
+    for part in ["lists", "measures"] {
+        let names: std::collections::BTreeSet<&String> = before[part]
+            .as_object()
+            .unwrap()
+            .keys()
+            .chain(after[part].as_object().unwrap().keys())
+            .collect();
+        for name in names {
+            let count =
+                |tally: &serde_json::Value| tally[part][name.as_str()].as_i64().unwrap_or(0);
+            let moved = |way: &str| changes[part][name.as_str()][way].as_i64().unwrap_or(0);
+            assert_eq!(
+                count(after) - count(before),
+                moved("entered") - moved("left"),
+                "{context}: {part} {name}: {changes}"
+            );
+        }
+    }
+}
+
 /// What-if: a draft that makes a contract breach cost ten times the points
 /// lowers scores and grades and nothing else rises; every count of the
 /// report adds up; the rulebook against itself changes nothing; and the
@@ -412,33 +451,9 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     let report = run(&draft_file);
     let subjects = report["subjects"].as_u64().unwrap();
     assert!(subjects > 1000, "{report}");
-    let sum = |value: &serde_json::Value| -> u64 {
-        value
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|n| n.as_u64().unwrap())
-            .sum()
-    };
     assert_eq!(sum(&report["base"]["grades"]), subjects);
     assert_eq!(sum(&report["other"]["grades"]), subjects);
-    for part in ["lists", "measures"] {
-        let names: std::collections::BTreeSet<&String> = report["base"][part]
-            .as_object()
-            .unwrap()
-            .keys()
-            .chain(report["other"][part].as_object().unwrap().keys())
-            .collect();
-        for name in names {
-            let count = |side: &str| report[side][part][name.as_str()].as_i64().unwrap_or(0);
-            let moved = |way: &str| report[part][name.as_str()][way].as_i64().unwrap_or(0);
-            assert_eq!(
-                count("other") - count("base"),
-                moved("entered") - moved("left"),
-                "{part} {name}: {report}"
-            );
-        }
-    }
+    assert_moves_add_up(&report["base"], &report["other"], &report, "what-if");
     let lowered = report["scores"]["lowered"].as_u64().unwrap();
     assert!(lowered > 0, "{report}");
     assert_eq!(report["scores"]["raised"], 0, "{report}");
@@ -482,7 +497,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     let punished = report["base"]["measures"]["no_air_travel"]
         .as_u64()
         .unwrap();
-    assert!(total("kind", "punished_base") >= punished, "{report}");
+    assert!(total("kind", "punished_before") >= punished, "{report}");
 
     let same = run(&base_file);
     assert_eq!(same["changed"], 0, "{same}");
@@ -506,4 +521,133 @@ fn whatif_compares_two_rulebooks_on_one_history() {
         "{}",
         text(&piped.stderr)
     );
+}
+
+/// Timeline: a city followed year by year. Each step is the registry as
+/// `socred score --as-of` reads it on that day; what entered and left a
+/// list or a measure since the step before accounts for the difference
+/// between the two steps' counts; the groups add up; and a series that
+/// cannot be made is refused with the reason.
+#[test]
+fn timeline_follows_a_city_year_by_year() {
+    let dir = tempdir();
+    let records = dir.path().join("city.ndjson");
+    std::fs::write(&records, city()).unwrap();
+    let records = records.to_str().unwrap();
+    let out = socred(&[
+        "timeline",
+        "--records",
+        records,
+        "--from",
+        "2021-01-01",
+        "--as-of",
+        "2026-11-01",
+        "--every",
+        "P1Y",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["rulebook"], "socred-default@2026.1");
+    assert_eq!(report["every"], "P1Y");
+    let steps = report["steps"].as_array().unwrap();
+    let days: Vec<&str> = steps.iter().map(|s| s["as_of"].as_str().unwrap()).collect();
+    assert_eq!(
+        days,
+        [
+            "2021-01-01",
+            "2022-01-01",
+            "2023-01-01",
+            "2024-01-01",
+            "2025-01-01",
+            "2026-01-01",
+            "2026-11-01"
+        ]
+    );
+    let count = |value: &serde_json::Value, name: &str| value[name].as_i64().unwrap_or(0);
+    assert!(steps[0].get("changes").is_none(), "{}", steps[0]);
+    let mut known = 0;
+    for (before, step) in steps.iter().zip(&steps[1..]) {
+        let subjects = step["subjects"].as_u64().unwrap();
+        assert!(subjects >= known, "subjects only accumulate: {step}");
+        known = subjects;
+        assert_eq!(sum(&step["tally"]["grades"]), subjects, "{step}");
+        let changes = &step["changes"];
+        let day = step["as_of"].as_str().unwrap();
+        assert_moves_add_up(&before["tally"], &step["tally"], changes, day);
+        for way in ["kind", "province"] {
+            let groups = changes["groups"][way].as_object().unwrap();
+            let total: u64 = groups
+                .values()
+                .map(|g| g["subjects"].as_u64().unwrap())
+                .sum();
+            assert_eq!(total, subjects, "groups by {way} on {}", step["as_of"]);
+        }
+    }
+    // The city has records from 2021 on: few subjects on its first day, all
+    // of them by the last, and people entering and leaving the lists.
+    assert!(
+        steps[0]["subjects"].as_u64().unwrap() < known / 10,
+        "{}",
+        steps[0]
+    );
+    let moves: i64 = steps[1..]
+        .iter()
+        .map(|s| count(&s["changes"]["lists"]["judgment_defaulters"], "left"))
+        .sum();
+    assert!(moves > 0, "some defaulters leave the list over five years");
+
+    // A step counts what `socred score` gives on its day.
+    let scored = socred(&["score", "--records", records, "--as-of", "2024-01-01"]);
+    assert_eq!(scored.status.code(), Some(0), "{}", text(&scored.stderr));
+    let mut lists = std::collections::BTreeMap::<String, i64>::new();
+    let mut measures = std::collections::BTreeMap::<String, i64>::new();
+    let mut graded = std::collections::BTreeMap::<String, i64>::new();
+    for line in text(&scored.stdout).lines() {
+        let file: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (part, counts) in [("lists", &mut lists), ("measures", &mut measures)] {
+            for name in file[part].as_array().unwrap() {
+                *counts
+                    .entry(name.as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        if let Some(grade) = file["grade"].as_str() {
+            *graded.entry(grade.to_string()).or_default() += 1;
+        }
+    }
+    let step = &steps[3];
+    assert_eq!(step["as_of"], "2024-01-01");
+    let tally = |part: &str| -> std::collections::BTreeMap<String, i64> {
+        step["tally"][part]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.as_str() != "not graded")
+            .map(|(name, n)| (name.clone(), n.as_i64().unwrap()))
+            .collect()
+    };
+    assert_eq!(tally("lists"), lists);
+    assert_eq!(tally("measures"), measures);
+    assert_eq!(tally("grades"), graded);
+
+    for (args, reason) in [
+        (["--from", "2027-01-01", "--every", "P1Y"], "after the last"),
+        (["--from", "2021-01-01", "--every", "P0D"], "empty"),
+        (
+            ["--from", "2021-01-01", "--every", "P1D"],
+            "more than 1000 steps",
+        ),
+        (["--from", "2021-01-01", "--every", "1 month"], "--every"),
+        (["--from", "2021-02-30", "--every", "P1M"], "--from"),
+    ] {
+        let mut all = vec!["timeline", "--records", records, "--as-of", "2026-11-01"];
+        all.extend(args);
+        let out = socred(&all);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(reason),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

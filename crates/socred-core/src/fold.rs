@@ -896,7 +896,7 @@ impl Engine {
 
     /// [`Engine::fold_all`] over the batch grouped by subject, on the
     /// calling thread or, when `parallel`, on the current rayon pool.
-    fn fold_groups(
+    pub(crate) fn fold_groups(
         &self,
         groups: &Groups,
         records: &[Record],

@@ -21,6 +21,7 @@ pub mod file;
 pub mod fold;
 mod group;
 pub mod state;
+pub mod timeline;
 pub mod whatif;
 
 pub use evaluate::{Decision, Standing};

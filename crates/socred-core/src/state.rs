@@ -179,6 +179,19 @@ impl SubjectState {
         }
     }
 
+    /// Whether nothing is known about the subject: what [`Self::empty`]
+    /// gives, whatever the day (a batch folded as known on a day before
+    /// any of a subject's records gives such a state).
+    pub fn is_empty(&self) -> bool {
+        self.profession.is_none()
+            && self.consent.is_empty()
+            && self.records.is_empty()
+            && self.effects.is_empty()
+            && self.relations.is_empty()
+            && self.derived.is_empty()
+            && self.orphan_facts.is_empty()
+    }
+
     /// The first day on which a record of the file is past its retention
     /// (None: no record). A store keeps it beside the state, so that
     /// erasure finds the subjects it has work for without reading every

@@ -285,6 +285,17 @@ impl Period {
         self.years == 0 && self.months == 0 && self.days == 0
     }
 
+    /// This period `k` times over (P1M three times is P3M), or None when a
+    /// part would not fit.
+    pub fn times(&self, k: u32) -> Option<Period> {
+        let small = |n: u16| u16::try_from(u32::from(n).checked_mul(k)?).ok();
+        Some(Period {
+            years: small(self.years)?,
+            months: small(self.months)?,
+            days: self.days.checked_mul(k)?,
+        })
+    }
+
     /// `day` plus this period, by the calendar (2024-02-29 + P1Y = 2025-02-28).
     pub fn after(&self, day: Day) -> Day {
         self.shift(day, 1)

@@ -63,7 +63,9 @@ const NOT_GRADED: &str = "not graded";
 /// Counts of the subjects of one rulebook's outcomes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
-    /// The rulebook, as `id@version`.
+    /// The rulebook, as `id@version` (left out where the report names it
+    /// once, as a timeline does).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub rulebook: String,
     /// Subjects by main grade (`not graded` for those without one).
     pub grades: BTreeMap<String, u64>,
@@ -74,7 +76,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, outcome: &Outcome) {
+    pub(crate) fn add(&mut self, outcome: &Outcome) {
         let grade = outcome.grade.as_deref().unwrap_or(NOT_GRADED);
         *self.grades.entry(grade.to_string()).or_default() += 1;
         for list in &outcome.lists {
@@ -103,9 +105,19 @@ pub struct Comparison {
     pub subjects: u64,
     pub base: Tally,
     pub other: Tally,
-    /// Subjects whose main grade differs, by (base grade, other grade).
+    #[serde(flatten)]
+    pub changes: Changes,
+}
+
+/// Who moved between two sets of outcomes of the same subjects: under two
+/// rulebooks (a what-if report, "before" being the base rulebook), or under
+/// one rulebook on two days (a step of a timeline, "before" being the step
+/// before).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Changes {
+    /// Subjects whose main grade differs, by (grade before, grade after).
     pub grade_moves: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Subjects scored under both whose score rose, fell or stayed.
+    /// Subjects scored on both sides whose score rose, fell or stayed.
     pub scores: ScoreMoves,
     pub lists: BTreeMap<String, Moves>,
     pub measures: BTreeMap<String, Moves>,
@@ -124,12 +136,12 @@ pub struct Comparison {
 pub struct GroupMoves {
     pub subjects: u64,
     pub changed: u64,
-    /// Scored under both, with a lower (higher) score under the other.
+    /// Scored on both sides, with a lower (higher) score after.
     pub lowered: u64,
     pub raised: u64,
-    /// Subjects to whom some punishment applies, under each rulebook.
-    pub punished_base: u64,
-    pub punished_other: u64,
+    /// Subjects to whom some punishment applies, before and after.
+    pub punished_before: u64,
+    pub punished_after: u64,
 }
 
 impl GroupMoves {
@@ -140,8 +152,8 @@ impl GroupMoves {
             self.lowered += u64::from(y < x);
             self.raised += u64::from(y > x);
         }
-        self.punished_base += u64::from(before.punished);
-        self.punished_other += u64::from(after.punished);
+        self.punished_before += u64::from(before.punished);
+        self.punished_after += u64::from(after.punished);
     }
 }
 
@@ -188,39 +200,121 @@ pub fn compare(
     other_states: &[SubjectState],
     day: Day,
 ) -> Comparison {
-    let label = |engine: &Engine| format!("{}@{}", engine.rulebook.id, engine.rulebook.version);
-    let mut report = Comparison {
+    let mut differ = Differ::new(label(base), label(other));
+    differ.merge(
+        &outcomes(base, base_states, day),
+        &outcomes(other, other_states, day),
+        |subject| empty_outcome(base, subject, day),
+        |subject| empty_outcome(other, subject, day),
+    );
+    let (subjects, base, other, changes) = differ.finish();
+    Comparison {
         as_of: day,
-        subjects: 0,
-        base: Tally {
-            rulebook: label(base),
-            ..Tally::default()
-        },
-        other: Tally {
-            rulebook: label(other),
-            ..Tally::default()
-        },
-        grade_moves: BTreeMap::new(),
-        scores: ScoreMoves::default(),
-        lists: BTreeMap::new(),
-        measures: BTreeMap::new(),
-        changed: 0,
-        groups: BTreeMap::new(),
-    };
-    let mut score_change_sum = 0i128;
-    let (mut b, mut o) = (0, 0);
-    loop {
-        let subject = match (base_states.get(b), other_states.get(o)) {
-            (Some(x), Some(y)) => x.subject.min(y.subject),
-            (Some(x), None) => x.subject,
-            (None, Some(y)) => y.subject,
-            (None, None) => break,
-        };
-        let before = outcome_of(base, base_states, &mut b, subject, day);
-        let after = outcome_of(other, other_states, &mut o, subject, day);
-        report.subjects += 1;
-        report.base.add(&before);
-        report.other.add(&after);
+        subjects,
+        base,
+        other,
+        changes,
+    }
+}
+
+/// The outcome of `subject` from `outcomes[*next]` when it is the
+/// subject's (then moving past it), else `missing`'s.
+fn take<'o>(
+    outcomes: &'o [(SubjectId, Outcome)],
+    next: &mut usize,
+    subject: SubjectId,
+    missing: impl Fn(SubjectId) -> Outcome,
+) -> std::borrow::Cow<'o, Outcome> {
+    match outcomes.get(*next) {
+        Some((s, outcome)) if *s == subject => {
+            *next += 1;
+            std::borrow::Cow::Borrowed(outcome)
+        }
+        _ => std::borrow::Cow::Owned(missing(subject)),
+    }
+}
+
+/// The outcome of each state on `day`, in the states' order, on the threads
+/// of the current rayon pool.
+pub(crate) fn outcomes(
+    engine: &Engine,
+    states: &[SubjectState],
+    day: Day,
+) -> Vec<(SubjectId, Outcome)> {
+    use rayon::prelude::*;
+    states
+        .par_iter()
+        .map(|state| (state.subject, engine.outcome(state, day)))
+        .collect()
+}
+
+/// A rulebook as reports name it: `id@version`.
+pub(crate) fn label(engine: &Engine) -> String {
+    format!("{}@{}", engine.rulebook.id, engine.rulebook.version)
+}
+
+/// The outcome of a subject without records.
+pub(crate) fn empty_outcome(engine: &Engine, subject: SubjectId, day: Day) -> Outcome {
+    engine.outcome(&SubjectState::empty(subject, day), day)
+}
+
+/// Counts outcomes before and after, subject by subject, into two tallies
+/// and the [`Changes`] between them.
+pub(crate) struct Differ {
+    subjects: u64,
+    before: Tally,
+    after: Tally,
+    changes: Changes,
+    score_change_sum: i128,
+}
+
+impl Differ {
+    /// `before` and `after` name the tallies' rulebooks (empty: unnamed).
+    pub(crate) fn new(before: String, after: String) -> Differ {
+        Differ {
+            subjects: 0,
+            before: Tally {
+                rulebook: before,
+                ..Tally::default()
+            },
+            after: Tally {
+                rulebook: after,
+                ..Tally::default()
+            },
+            changes: Changes::default(),
+            score_change_sum: 0,
+        }
+    }
+
+    /// Adds the outcomes of two lists sorted by subject, pairing them by
+    /// subject; a subject on one side only gets the other side's
+    /// `*_missing` outcome (that of a subject without records).
+    pub(crate) fn merge(
+        &mut self,
+        before: &[(SubjectId, Outcome)],
+        after: &[(SubjectId, Outcome)],
+        before_missing: impl Fn(SubjectId) -> Outcome,
+        after_missing: impl Fn(SubjectId) -> Outcome,
+    ) {
+        let (mut b, mut a) = (0, 0);
+        loop {
+            let subject = match (before.get(b), after.get(a)) {
+                (Some((x, _)), Some((y, _))) => *x.min(y),
+                (Some((x, _)), None) => *x,
+                (None, Some((y, _))) => *y,
+                (None, None) => break,
+            };
+            let was = take(before, &mut b, subject, &before_missing);
+            let is = take(after, &mut a, subject, &after_missing);
+            self.add(subject, &was, &is);
+        }
+    }
+
+    fn add(&mut self, subject: SubjectId, before: &Outcome, after: &Outcome) {
+        self.subjects += 1;
+        self.before.add(before);
+        self.after.add(after);
+        let report = &mut self.changes;
         let mut changed = before.grade != after.grade || before.score != after.score;
         if before.grade != after.grade {
             let name = |g: &Option<Arc<str>>| g.as_deref().unwrap_or(NOT_GRADED).to_string();
@@ -238,7 +332,7 @@ pub fn compare(
                 std::cmp::Ordering::Less => moves.lowered += 1,
                 std::cmp::Ordering::Equal => moves.unchanged += 1,
             }
-            score_change_sum += i128::from(y) - i128::from(x);
+            self.score_change_sum += i128::from(y) - i128::from(x);
         }
         changed |= count_moves(&mut report.lists, &before.lists, &after.lists);
         changed |= count_moves(&mut report.measures, &before.measures, &after.measures);
@@ -250,32 +344,18 @@ pub fn compare(
                 .or_default()
                 .entry(group)
                 .or_default()
-                .add(&before, &after, changed);
+                .add(before, after, changed);
         }
     }
-    let scored = report.scores.raised + report.scores.lowered + report.scores.unchanged;
-    if scored > 0 {
-        report.scores.mean_change = score_change_sum as f64 / scored as f64;
-    }
-    report
-}
 
-/// The outcome of `subject` under `engine`: from its state when
-/// `states[*next]` is it (then moving past it), else as a subject without
-/// records.
-fn outcome_of(
-    engine: &Engine,
-    states: &[SubjectState],
-    next: &mut usize,
-    subject: SubjectId,
-    day: Day,
-) -> Outcome {
-    match states.get(*next) {
-        Some(state) if state.subject == subject => {
-            *next += 1;
-            engine.outcome(state, day)
+    /// The subjects counted, the tallies before and after, and the changes.
+    pub(crate) fn finish(mut self) -> (u64, Tally, Tally, Changes) {
+        let scores = &mut self.changes.scores;
+        let scored = scores.raised + scores.lowered + scores.unchanged;
+        if scored > 0 {
+            scores.mean_change = self.score_change_sum as f64 / scored as f64;
         }
-        _ => engine.outcome(&SubjectState::empty(subject, day), day),
+        (self.subjects, self.before, self.after, self.changes)
     }
 }
 
