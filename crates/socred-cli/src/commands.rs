@@ -365,7 +365,7 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
 /// What-if: the records folded under the base rulebook (`--rulebook`, or
 /// the default) and under `against`, compared (`socred_core::whatif`), as
 /// one JSON report on stdout.
-pub fn whatif(input: Input, against: &Path) -> anyhow::Result<Code> {
+pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Code> {
     if input.records.as_os_str() == "-" {
         bail!(
             "--records: what-if reads the records once for each rulebook; give a file, not \
@@ -393,11 +393,10 @@ pub fn whatif(input: Input, against: &Path) -> anyhow::Result<Code> {
             .engine
             .fold_all_parallel(&other.records, &other.facts, day);
         let report = socred_core::whatif::compare(
-            &base.engine,
-            &base_states,
-            &other.engine,
-            &other_states,
+            (&base.engine, &base_states),
+            (&other.engine, &other_states),
             day,
+            group_min,
         );
         let mut out = io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
@@ -414,21 +413,19 @@ pub fn whatif(input: Input, against: &Path) -> anyhow::Result<Code> {
 
 /// `socred timeline`: the registry of `input`'s records as it read on each
 /// day from `from` to `--as-of`, `every` apart.
-pub fn timeline(input: Input, from: &str, every: &str) -> anyhow::Result<Code> {
+pub fn timeline(input: Input, from: &str, every: &str, group_min: u64) -> anyhow::Result<Code> {
     let from = Day::parse(from).context("--from")?;
     let every: Period = every
         .parse()
         .context("--every: an ISO 8601 period such as P3M")?;
     input.on_threads(|| {
         let loaded = load(&input)?;
-        let days = socred_core::timeline::steps(from, loaded.as_of, every)
+        let plan = socred_core::timeline::Plan::new(from, loaded.as_of, every, group_min)
             .context("--from, --as-of and --every")?;
-        let progress = progress_bar(days.len() as u64, "steps");
+        let progress = progress_bar(plan.days.len() as u64, "steps");
         let report = loaded
             .engine
-            .timeline(&loaded.records, &loaded.facts, every, &days, |_| {
-                progress.inc(1)
-            });
+            .timeline(&loaded.records, &loaded.facts, &plan, |_| progress.inc(1));
         progress.finish_and_clear();
         let mut out = io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;

@@ -107,6 +107,8 @@ enum Command {
         /// The other rulebook (TOML), compared with `--rulebook`.
         #[arg(long)]
         against: PathBuf,
+        #[command(flatten)]
+        groups: GroupArgs,
     },
     /// Timeline: the registry as it read on each day from `--from` to
     /// `--as-of`, `--every` apart, as a JSON report of counts (grades,
@@ -121,6 +123,8 @@ enum Command {
         /// The time between steps, an ISO 8601 period.
         #[arg(long, default_value = "P3M")]
         every: String,
+        #[command(flatten)]
+        groups: GroupArgs,
     },
     /// A subject's credit file as text for a person to read.
     Explain {
@@ -148,6 +152,15 @@ enum RulebookCommand {
     Default,
     /// Prints the JSON Schema of the rulebook format.
     Schema,
+}
+
+#[derive(clap::Args)]
+struct GroupArgs {
+    /// The fewest subjects a group of the report may count: smaller groups
+    /// (a province, a decade of birth) are pooled as `other`, and withheld
+    /// when the pool is smaller too, so that no group singles people out.
+    #[arg(long, default_value_t = 10)]
+    group_min: u64,
 }
 
 #[derive(clap::Args)]
@@ -216,10 +229,17 @@ fn main() -> ExitCode {
             history_cache,
         }),
         Command::Verify { data } => commands::verify(&data),
-        Command::Whatif { input, against } => commands::whatif(input.into_input(), &against),
-        Command::Timeline { input, from, every } => {
-            commands::timeline(input.into_input(), &from, &every)
-        }
+        Command::Whatif {
+            input,
+            against,
+            groups,
+        } => commands::whatif(input.into_input(), &against, groups.group_min),
+        Command::Timeline {
+            input,
+            from,
+            every,
+            groups,
+        } => commands::timeline(input.into_input(), &from, &every, groups.group_min),
         Command::Explain {
             input,
             subject,

@@ -371,6 +371,50 @@ fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// The groups of a report's `changes` add up: by kind and by province to
+/// `subjects`, by sex and by decade of birth to the persons, with those
+/// withheld; no group shown has fewer than `group_min` subjects, nor is a
+/// pool of at least that many withheld; and where none is withheld, the
+/// groups' changed and lowered subjects add up to the report's too.
+fn assert_groups_add_up(changes: &serde_json::Value, subjects: u64, group_min: u64, context: &str) {
+    let persons = &changes["groups"]["kind"]["person"];
+    let field = |value: &serde_json::Value, name: &str| value[name].as_u64().unwrap();
+    let everyone = serde_json::json!({
+        "subjects": subjects,
+        "changed": changes["changed"],
+        "lowered": changes["scores"]["lowered"],
+    });
+    for (way, all) in [
+        ("kind", &everyone),
+        ("province", &everyone),
+        ("sex", persons),
+        ("born", persons),
+    ] {
+        let groups = changes["groups"][way]
+            .as_object()
+            .unwrap_or_else(|| panic!("{context}: groups by {way}: {changes}"));
+        for (name, group) in groups {
+            assert!(
+                field(group, "subjects") >= group_min,
+                "{context}: {way} {name}"
+            );
+        }
+        let total = |name: &str| -> u64 { groups.values().map(|g| field(g, name)).sum() };
+        let withheld = changes["withheld"][way].as_u64().unwrap_or(0);
+        assert!(withheld < group_min, "{context}: {way} withheld {withheld}");
+        assert_eq!(
+            total("subjects") + withheld,
+            field(all, "subjects"),
+            "{context}: {way}"
+        );
+        if withheld == 0 {
+            for name in ["changed", "lowered"] {
+                assert_eq!(total(name), field(all, name), "{context}: {way} {name}");
+            }
+        }
+    }
+}
+
 /// The sum of a JSON object's counts.
 fn sum(counts: &serde_json::Value) -> u64 {
     counts
@@ -433,7 +477,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     let draft_file = dir.path().join("draft.toml");
     std::fs::write(&base_file, &base).unwrap();
     std::fs::write(&draft_file, &draft).unwrap();
-    let run = |against: &std::path::Path| {
+    let run_with = |against: &std::path::Path, group_min: &str| {
         let out = socred(&[
             "whatif",
             "--records",
@@ -444,10 +488,13 @@ fn whatif_compares_two_rulebooks_on_one_history() {
             against.to_str().unwrap(),
             "--as-of",
             "2026-11-01",
+            "--group-min",
+            group_min,
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a JSON report")
     };
+    let run = |against: &std::path::Path| run_with(against, "10");
     let report = run(&draft_file);
     let subjects = report["subjects"].as_u64().unwrap();
     assert!(subjects > 1000, "{report}");
@@ -467,33 +514,25 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     assert!(graded_moves > 0 && graded_moves <= lowered, "{report}");
     assert!(report["changed"].as_u64().unwrap() >= lowered);
     assert_eq!(report["other"]["rulebook"], "socred-default@2026.1-draft");
-    // The groups add up: kind and province cover everyone, sex and decade
-    // of birth every person.
+    assert_groups_add_up(&report, subjects, 10, "what-if");
+    // With a minimum of 100 the smaller provinces are pooled, and the
+    // decades of birth too small even pooled are withheld.
+    let pooled = run_with(&draft_file, "100");
+    assert_eq!(pooled["group_min"], 100);
+    assert!(
+        pooled["groups"]["province"].get("other").is_some(),
+        "{pooled}"
+    );
+    assert!(pooled["withheld"]["born"].as_u64() > Some(0), "{pooled}");
+    assert_groups_add_up(&pooled, subjects, 100, "what-if, 100 a group");
     let total = |way: &str, field: &str| -> u64 {
         report["groups"][way]
             .as_object()
-            .unwrap_or_else(|| panic!("groups by {way}: {report}"))
+            .unwrap()
             .values()
             .map(|group| group[field].as_u64().unwrap())
             .sum()
     };
-    let persons = &report["groups"]["kind"]["person"];
-    for (field, everyone) in [
-        ("subjects", subjects),
-        ("changed", report["changed"].as_u64().unwrap()),
-        ("lowered", lowered),
-    ] {
-        for way in ["kind", "province"] {
-            assert_eq!(total(way, field), everyone, "{way} {field}");
-        }
-        for way in ["sex", "born"] {
-            assert_eq!(
-                total(way, field),
-                persons[field].as_u64().unwrap(),
-                "{way} {field}"
-            );
-        }
-    }
     let punished = report["base"]["measures"]["no_air_travel"]
         .as_u64()
         .unwrap();
@@ -574,14 +613,7 @@ fn timeline_follows_a_city_year_by_year() {
         let changes = &step["changes"];
         let day = step["as_of"].as_str().unwrap();
         assert_moves_add_up(&before["tally"], &step["tally"], changes, day);
-        for way in ["kind", "province"] {
-            let groups = changes["groups"][way].as_object().unwrap();
-            let total: u64 = groups
-                .values()
-                .map(|g| g["subjects"].as_u64().unwrap())
-                .sum();
-            assert_eq!(total, subjects, "groups by {way} on {}", step["as_of"]);
-        }
+        assert_groups_add_up(changes, subjects, 10, day);
     }
     // The city has records from 2021 on: few subjects on its first day, all
     // of them by the last, and people entering and leaving the lists.

@@ -25,7 +25,30 @@ pub struct Timeline {
     /// The rulebook, as `id@version`.
     pub rulebook: String,
     pub every: Period,
+    /// The fewest subjects a group may count (see [`Changes`]).
+    pub group_min: u64,
     pub steps: Vec<Step>,
+}
+
+/// The days a timeline visits, and how it counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub every: Period,
+    pub days: Vec<Day>,
+    /// Groups of fewer subjects are pooled (see [`Changes`]).
+    pub group_min: u64,
+}
+
+impl Plan {
+    /// The plan of a timeline from `from` to `to`, `every` apart (see
+    /// [`steps`]).
+    pub fn new(from: Day, to: Day, every: Period, group_min: u64) -> Result<Plan, StepsError> {
+        Ok(Plan {
+            every,
+            days: steps(from, to, every)?,
+            group_min,
+        })
+    }
 }
 
 /// The registry as it read on one day.
@@ -90,22 +113,21 @@ pub fn steps(from: Day, to: Day, every: Period) -> Result<Vec<Day>, StepsError> 
 }
 
 impl Engine {
-    /// The timeline of `records` and `facts` on `days` (in order; see
-    /// [`steps`]), folding on the threads of the current rayon pool, and
+    /// The timeline of `records` and `facts` on the days of `plan` (in
+    /// order), folding on the threads of the current rayon pool, and
     /// calling `on_step` as each step is done. The batch is grouped by
     /// subject once; each step folds it as known on its day.
     pub fn timeline(
         &self,
         records: &[Record],
         facts: &[Fact],
-        every: Period,
-        days: &[Day],
+        plan: &Plan,
         mut on_step: impl FnMut(&Step),
     ) -> Timeline {
         let groups = Groups::new(records, facts);
-        let mut steps = Vec::with_capacity(days.len());
+        let mut steps = Vec::with_capacity(plan.days.len());
         let mut before: Option<(Day, Vec<_>)> = None;
-        for &day in days {
+        for &day in &plan.days {
             let mut states = self.fold_groups(&groups, records, facts, day, true);
             // The batch names subjects whose records come later: not yet
             // known on this day.
@@ -126,7 +148,7 @@ impl Engine {
                     }
                 }
                 Some((was, then)) => {
-                    let mut differ = Differ::new(String::new(), String::new());
+                    let mut differ = Differ::new(String::new(), String::new(), plan.group_min);
                     differ.merge(
                         then,
                         &now,
@@ -148,7 +170,8 @@ impl Engine {
         }
         Timeline {
             rulebook: label(self),
-            every,
+            every: plan.every,
+            group_min: plan.group_min,
             steps,
         }
     }

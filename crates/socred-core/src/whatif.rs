@@ -6,7 +6,10 @@
 //! population names nobody. The counts are also broken down by what a
 //! subject's identifier says (kind; a person's sex, decade of birth and
 //! province of first registration; an organisation's province), so that
-//! a rulebook that falls harder on some group shows it.
+//! a rulebook that falls harder on some group shows it. A group too small
+//! would single people out (the one person born in the 1920s in a
+//! province): groups of fewer than a minimum of subjects are pooled, and
+//! withheld when the pool is small too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,6 +104,8 @@ pub struct Moves {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
     pub as_of: Day,
+    /// The fewest subjects a group of `groups` may count (see [`Changes`]).
+    pub group_min: u64,
     /// Subjects compared: those with a state under either rulebook.
     pub subjects: u64,
     pub base: Tally,
@@ -127,9 +132,17 @@ pub struct Changes {
     /// `province`), each group's counts. A person's province is the first
     /// two digits of the region where the card was first issued, an
     /// organisation's of the region where it was registered; `sex` and
-    /// `born` group persons only.
+    /// `born` group persons only. Groups of fewer than the report's
+    /// `group_min` subjects are pooled as `other`.
     pub groups: BTreeMap<&'static str, BTreeMap<String, GroupMoves>>,
+    /// For each way of grouping, the subjects in groups too small even
+    /// pooled (fewer than `group_min` in all), counted nowhere in `groups`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub withheld: BTreeMap<&'static str, u64>,
 }
+
+/// The group that pools the groups too small to show on their own.
+pub const POOLED: &str = "other";
 
 /// What moved within one group of subjects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -155,6 +168,41 @@ impl GroupMoves {
         self.punished_before += u64::from(before.punished);
         self.punished_after += u64::from(after.punished);
     }
+
+    fn absorb(&mut self, other: &GroupMoves) {
+        self.subjects += other.subjects;
+        self.changed += other.changed;
+        self.lowered += other.lowered;
+        self.raised += other.raised;
+        self.punished_before += other.punished_before;
+        self.punished_after += other.punished_after;
+    }
+}
+
+/// Pools the groups of each way with fewer than `min` subjects as
+/// [`POOLED`], and withholds the pool when it too has fewer; returns the
+/// subjects withheld, by way.
+fn pool_small_groups(
+    groups: &mut BTreeMap<&'static str, BTreeMap<String, GroupMoves>>,
+    min: u64,
+) -> BTreeMap<&'static str, u64> {
+    let mut withheld = BTreeMap::new();
+    for (way, by_group) in groups.iter_mut() {
+        let mut pool = GroupMoves::default();
+        by_group.retain(|_, moves| {
+            let small = moves.subjects < min;
+            if small {
+                pool.absorb(moves);
+            }
+            !small
+        });
+        if pool.subjects >= min {
+            by_group.insert(POOLED.to_string(), pool);
+        } else if pool.subjects > 0 {
+            withheld.insert(*way, pool.subjects);
+        }
+    }
+    withheld
 }
 
 /// The groups `subject` falls in, as (way of grouping, group).
@@ -192,15 +240,15 @@ pub struct ScoreMoves {
 /// `base_states` on `day`. Both are folds of one history (each sorted by
 /// subject, as `Engine::fold_all` gives them); a subject with a state
 /// under one rulebook only (its records are of a type the other's catalog
-/// lacks) counts as a subject without records under the other.
+/// lacks) counts as a subject without records under the other. Groups of
+/// fewer than `group_min` subjects are pooled (see [`Changes`]).
 pub fn compare(
-    base: &Engine,
-    base_states: &[SubjectState],
-    other: &Engine,
-    other_states: &[SubjectState],
+    (base, base_states): (&Engine, &[SubjectState]),
+    (other, other_states): (&Engine, &[SubjectState]),
     day: Day,
+    group_min: u64,
 ) -> Comparison {
-    let mut differ = Differ::new(label(base), label(other));
+    let mut differ = Differ::new(label(base), label(other), group_min);
     differ.merge(
         &outcomes(base, base_states, day),
         &outcomes(other, other_states, day),
@@ -210,6 +258,7 @@ pub fn compare(
     let (subjects, base, other, changes) = differ.finish();
     Comparison {
         as_of: day,
+        group_min,
         subjects,
         base,
         other,
@@ -261,6 +310,7 @@ pub(crate) fn empty_outcome(engine: &Engine, subject: SubjectId, day: Day) -> Ou
 /// Counts outcomes before and after, subject by subject, into two tallies
 /// and the [`Changes`] between them.
 pub(crate) struct Differ {
+    group_min: u64,
     subjects: u64,
     before: Tally,
     after: Tally,
@@ -269,9 +319,11 @@ pub(crate) struct Differ {
 }
 
 impl Differ {
-    /// `before` and `after` name the tallies' rulebooks (empty: unnamed).
-    pub(crate) fn new(before: String, after: String) -> Differ {
+    /// `before` and `after` name the tallies' rulebooks (empty: unnamed);
+    /// groups of fewer than `group_min` subjects are pooled.
+    pub(crate) fn new(before: String, after: String, group_min: u64) -> Differ {
         Differ {
+            group_min,
             subjects: 0,
             before: Tally {
                 rulebook: before,
@@ -355,6 +407,7 @@ impl Differ {
         if scored > 0 {
             scores.mean_change = self.score_change_sum as f64 / scored as f64;
         }
+        self.changes.withheld = pool_small_groups(&mut self.changes.groups, self.group_min);
         (self.subjects, self.before, self.after, self.changes)
     }
 }
@@ -376,4 +429,45 @@ fn count_moves(
         any = true;
     }
     any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(subjects: u64, changed: u64) -> GroupMoves {
+        GroupMoves {
+            subjects,
+            changed,
+            ..GroupMoves::default()
+        }
+    }
+
+    fn by_group(sizes: &[(&str, u64)]) -> BTreeMap<&'static str, BTreeMap<String, GroupMoves>> {
+        let groups = sizes
+            .iter()
+            .map(|&(name, n)| (name.to_string(), group(n, n / 2)))
+            .collect();
+        [("province", groups)].into_iter().collect()
+    }
+
+    #[test]
+    fn small_groups_are_pooled_and_a_small_pool_withheld() {
+        // Two small provinces pool into one of 11: shown as `other`.
+        let mut groups = by_group(&[("11", 40), ("54", 5), ("63", 6)]);
+        let withheld = pool_small_groups(&mut groups, 10);
+        assert!(withheld.is_empty());
+        let shown = &groups["province"];
+        assert_eq!(shown.keys().collect::<Vec<_>>(), ["11", POOLED]);
+        assert_eq!(shown[POOLED], group(11, 2 + 3));
+        // A pool of 8 would single people out too: withheld, and said so.
+        let mut groups = by_group(&[("11", 40), ("54", 5), ("63", 3)]);
+        let withheld = pool_small_groups(&mut groups, 10);
+        assert_eq!(withheld, [("province", 8)].into_iter().collect());
+        assert_eq!(groups["province"].keys().collect::<Vec<_>>(), ["11"]);
+        // A minimum of one shows every group.
+        let mut groups = by_group(&[("11", 40), ("54", 1)]);
+        assert!(pool_small_groups(&mut groups, 1).is_empty());
+        assert_eq!(groups, by_group(&[("11", 40), ("54", 1)]));
+    }
 }
