@@ -297,7 +297,7 @@ fn bench_fold_grouped(engine: &Engine, records: &[Record], facts: &[Fact], runs:
     for run in 0..runs.max(1) {
         let started = Instant::now();
         let cpu_started = thread_cpu_seconds();
-        let mut states = Vec::with_capacity(groups.len());
+        let mut states = Vec::with_capacity(Engine::states_capacity(groups.len()));
         for (subject, records, facts) in &groups {
             let records = copied.get(records.clone()).unwrap_or(&[]);
             let facts = facts_sorted.get(facts.clone()).unwrap_or(&[]);
