@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::fold::Engine;
 use crate::group::Groups;
+use crate::id::SubjectId;
 use crate::record::{Fact, Record};
 use crate::time::{Day, Period};
-use crate::whatif::{empty_outcome, label, outcomes, Changes, Differ, Tally};
+use crate::whatif::{empty_outcome, label, outcomes, Changes, Differ, Outcome, Tally};
 
 /// Most steps a timeline may have: a step folds the whole history.
 pub const STEPS_MAX: usize = 1_000;
@@ -55,9 +56,10 @@ impl Plan {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Step {
     pub as_of: Day,
-    /// Subjects with a record or a later fact known by `as_of` (or counted
-    /// at a step before: one whose only records a retraction took away
-    /// still counts, as a subject without records).
+    /// Subjects with a record or a later fact known by `as_of`, and those
+    /// known at a step before whose only records a retraction has since
+    /// taken away (they count on, as subjects without records): a subject
+    /// the registry knew stays in it.
     pub subjects: u64,
     pub tally: Tally,
     /// What changed since the step before (the first step has none). A
@@ -132,8 +134,13 @@ impl Engine {
             // The batch names subjects whose records come later: not yet
             // known on this day.
             states.retain(|state| !state.is_empty());
-            let now = outcomes(self, &states, day);
+            let mut now = outcomes(self, &states, day);
             drop(states);
+            if let Some((_, then)) = &before {
+                // A subject the registry knew stays in it: one whose only
+                // records a retraction took away counts on, without records.
+                now = keep_known(then, now, |subject| empty_outcome(self, subject, day));
+            }
             let step = match &before {
                 None => {
                     let mut tally = Tally::default();
@@ -149,6 +156,8 @@ impl Engine {
                 }
                 Some((was, then)) => {
                     let mut differ = Differ::new(String::new(), String::new(), plan.group_min);
+                    // Every subject of `then` is in `now`: only new ones
+                    // are missing, from `then`.
                     differ.merge(
                         then,
                         &now,
@@ -175,6 +184,33 @@ impl Engine {
             steps,
         }
     }
+}
+
+/// `now` with the subjects of `then` it lacks added, each with `missing`'s
+/// outcome; both are sorted by subject, and so is the result.
+fn keep_known(
+    then: &[(SubjectId, Outcome)],
+    now: Vec<(SubjectId, Outcome)>,
+    missing: impl Fn(SubjectId) -> Outcome,
+) -> Vec<(SubjectId, Outcome)> {
+    let mut lost = then
+        .iter()
+        .map(|(subject, _)| *subject)
+        .filter(|subject| now.binary_search_by_key(subject, |(s, _)| *s).is_err())
+        .peekable();
+    if lost.peek().is_none() {
+        return now;
+    }
+    let lost: Vec<(SubjectId, Outcome)> = lost.map(|s| (s, missing(s))).collect();
+    let mut all = Vec::with_capacity(now.len() + lost.len());
+    let (mut now, mut lost) = (now.into_iter().peekable(), lost.into_iter().peekable());
+    while let (Some(a), Some(b)) = (now.peek(), lost.peek()) {
+        let next = if a.0 < b.0 { now.next() } else { lost.next() };
+        all.extend(next);
+    }
+    all.extend(now);
+    all.extend(lost);
+    all
 }
 
 #[cfg(test)]

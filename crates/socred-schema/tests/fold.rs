@@ -279,3 +279,66 @@ fn list_exits_skip_holidays_and_count_adjusted_working_weekends() {
     assert_eq!(exit_day(calendar, "2025-09-26"), "2025-09-30");
     assert_eq!(exit_day(exclusion_rulebook(""), "2025-09-26"), "2025-10-01");
 }
+
+/// A timeline keeps a subject whose only record is retracted: it counts on
+/// as a subject without records, and leaves the list it was on.
+#[test]
+fn a_timeline_keeps_a_subject_whose_only_record_is_retracted() {
+    let rulebook = socred_schema::default_rulebook();
+    let lines = [
+        r#"{"provider": "court.beijing-1", "id": "2026-zhi-00123", "subject": "110105198001010016", "type": "judicial.judgment_default", "occurred_at": "2026-03-01", "decided_at": "2026-03-15", "fields": {"amount_yuan": 52000, "case_no": "(2026) Jing 01 Zhi 123", "trigger": "ability_refused"}}"#,
+        r#"{"fact": "retracted", "provider": "court.beijing-1", "record": "2026-zhi-00123", "subject": "110105198001010016", "at": "2026-06-01"}"#,
+    ];
+    let (mut records, mut facts) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        match wire::parse_line(&rulebook, i + 1, line) {
+            Ok((Item::Record(record), _)) => records.push(record),
+            Ok((Item::Fact { fact, .. }, _)) => facts.push(fact),
+            Err(rejection) => panic!("line {}: {rejection:?}", i + 1),
+        }
+    }
+    let engine = Engine::new(Arc::new(rulebook));
+    let day = |text: &str| Day::parse(text).unwrap();
+    let every: socred_core::Period = "P2M".parse().unwrap();
+    let plan =
+        socred_core::timeline::Plan::new(day("2026-01-01"), day("2026-09-01"), every, 1).unwrap();
+    let mut seen = 0;
+    let timeline = engine.timeline(&records, &facts, &plan, |_| seen += 1);
+    let report = serde_json::to_value(&timeline).unwrap();
+    assert_eq!(seen, 5);
+    let steps = report["steps"].as_array().unwrap();
+    let at = |i: usize, path: &[&str]| -> serde_json::Value {
+        path.iter().fold(steps[i].clone(), |v, key| v[*key].clone())
+    };
+    // 2026-01-01: nothing known yet; 03-01: still nothing (decided on the
+    // 15th); 05-01: listed; 07-01: the record retracted on 06-01; 09-01:
+    // still a subject the registry knows.
+    let days: Vec<_> = (0..5).map(|i| at(i, &["as_of"])).collect();
+    assert_eq!(
+        days,
+        [
+            "2026-01-01",
+            "2026-03-01",
+            "2026-05-01",
+            "2026-07-01",
+            "2026-09-01"
+        ]
+    );
+    let subjects: Vec<_> = (0..5).map(|i| at(i, &["subjects"])).collect();
+    assert_eq!(subjects, [0, 0, 1, 1, 1]);
+    let listed = |i| at(i, &["tally", "lists", "judgment_defaulters"]);
+    assert_eq!(listed(2), 1);
+    assert_eq!(listed(3), serde_json::Value::Null);
+    let moved = |i, way| at(i, &["changes", "lists", "judgment_defaulters", way]);
+    assert_eq!(
+        (moved(2, "entered"), moved(2, "left")),
+        (1.into(), 0.into())
+    );
+    assert_eq!(
+        (moved(3, "entered"), moved(3, "left")),
+        (0.into(), 1.into())
+    );
+    assert_eq!(at(3, &["tally", "grades", "not graded"]), 1);
+    assert_eq!(at(4, &["tally", "grades", "not graded"]), 1);
+    assert_eq!(at(4, &["changes", "changed"]), 0);
+}
