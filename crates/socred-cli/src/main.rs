@@ -157,8 +157,9 @@ enum RulebookCommand {
 #[derive(clap::Args)]
 struct GroupArgs {
     /// The fewest subjects a group of the report may count: smaller groups
-    /// (a province, a decade of birth) are pooled as `other`, and withheld
-    /// when the pool is smaller too, so that no group singles people out.
+    /// (a province, a decade of birth) are pooled as `other`, with the
+    /// smallest others while the pool is small too, so that no group
+    /// singles people out.
     #[arg(long, default_value_t = 10)]
     group_min: u64,
 }

@@ -8,8 +8,8 @@
 //! province of first registration; an organisation's province), so that
 //! a rulebook that falls harder on some group shows it. A group too small
 //! would single people out (the one person born in the 1920s in a
-//! province): groups of fewer than a minimum of subjects are pooled, and
-//! withheld when the pool is small too.
+//! province): groups of fewer than a minimum of subjects are pooled, with
+//! the smallest of the others when the pool is small too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,12 +133,9 @@ pub struct Changes {
     /// two digits of the region where the card was first issued, an
     /// organisation's of the region where it was registered; `sex` and
     /// `born` group persons only. Groups of fewer than the report's
-    /// `group_min` subjects are pooled as `other`.
+    /// `group_min` subjects are pooled as `other`, with the smallest of the
+    /// rest when the pool is small too.
     pub groups: BTreeMap<&'static str, BTreeMap<String, GroupMoves>>,
-    /// For each way of grouping, the subjects in groups too small even
-    /// pooled (fewer than `group_min` in all), counted nowhere in `groups`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub withheld: BTreeMap<&'static str, u64>,
 }
 
 /// The group that pools the groups too small to show on their own.
@@ -180,14 +177,11 @@ impl GroupMoves {
 }
 
 /// Pools the groups of each way with fewer than `min` subjects as
-/// [`POOLED`], and withholds the pool when it too has fewer; returns the
-/// subjects withheld, by way.
-fn pool_small_groups(
-    groups: &mut BTreeMap<&'static str, BTreeMap<String, GroupMoves>>,
-    min: u64,
-) -> BTreeMap<&'static str, u64> {
-    let mut withheld = BTreeMap::new();
-    for (way, by_group) in groups.iter_mut() {
+/// [`POOLED`]. A pool that is small too takes in the smallest other groups
+/// until it is not (or holds every group): were it left out instead, the
+/// report's totals less the groups shown would give its counts.
+fn pool_small_groups(groups: &mut BTreeMap<&'static str, BTreeMap<String, GroupMoves>>, min: u64) {
+    for by_group in groups.values_mut() {
         let mut pool = GroupMoves::default();
         by_group.retain(|_, moves| {
             let small = moves.subjects < min;
@@ -196,13 +190,20 @@ fn pool_small_groups(
             }
             !small
         });
-        if pool.subjects >= min {
+        while pool.subjects > 0 && pool.subjects < min {
+            let smallest = by_group
+                .iter()
+                .min_by_key(|(_, moves)| moves.subjects)
+                .map(|(name, _)| name.clone());
+            let Some(moves) = smallest.and_then(|name| by_group.remove(&name)) else {
+                break;
+            };
+            pool.absorb(&moves);
+        }
+        if pool.subjects > 0 {
             by_group.insert(POOLED.to_string(), pool);
-        } else if pool.subjects > 0 {
-            withheld.insert(*way, pool.subjects);
         }
     }
-    withheld
 }
 
 /// The groups `subject` falls in, as (way of grouping, group).
@@ -407,7 +408,7 @@ impl Differ {
         if scored > 0 {
             scores.mean_change = self.score_change_sum as f64 / scored as f64;
         }
-        self.changes.withheld = pool_small_groups(&mut self.changes.groups, self.group_min);
+        pool_small_groups(&mut self.changes.groups, self.group_min);
         (self.subjects, self.before, self.after, self.changes)
     }
 }
@@ -452,22 +453,28 @@ mod tests {
     }
 
     #[test]
-    fn small_groups_are_pooled_and_a_small_pool_withheld() {
+    fn small_groups_are_pooled_with_the_smallest_others_while_the_pool_is_small() {
         // Two small provinces pool into one of 11: shown as `other`.
         let mut groups = by_group(&[("11", 40), ("54", 5), ("63", 6)]);
-        let withheld = pool_small_groups(&mut groups, 10);
-        assert!(withheld.is_empty());
+        pool_small_groups(&mut groups, 10);
         let shown = &groups["province"];
         assert_eq!(shown.keys().collect::<Vec<_>>(), ["11", POOLED]);
         assert_eq!(shown[POOLED], group(11, 2 + 3));
-        // A pool of 8 would single people out too: withheld, and said so.
-        let mut groups = by_group(&[("11", 40), ("54", 5), ("63", 3)]);
-        let withheld = pool_small_groups(&mut groups, 10);
-        assert_eq!(withheld, [("province", 8)].into_iter().collect());
-        assert_eq!(groups["province"].keys().collect::<Vec<_>>(), ["11"]);
+        // A pool of 8 would single people out too (the total less the
+        // groups shown would give it): it takes in the smallest province.
+        let mut groups = by_group(&[("11", 40), ("21", 30), ("54", 5), ("63", 3)]);
+        pool_small_groups(&mut groups, 10);
+        let shown = &groups["province"];
+        assert_eq!(shown.keys().collect::<Vec<_>>(), ["11", POOLED]);
+        assert_eq!(shown[POOLED], group(38, 15 + 2 + 1));
+        // Everyone pooled: the pool is the total, which the report gives.
+        let mut groups = by_group(&[("54", 5), ("63", 3)]);
+        pool_small_groups(&mut groups, 10);
+        assert_eq!(groups["province"].keys().collect::<Vec<_>>(), [POOLED]);
+        assert_eq!(groups["province"][POOLED].subjects, 8);
         // A minimum of one shows every group.
         let mut groups = by_group(&[("11", 40), ("54", 1)]);
-        assert!(pool_small_groups(&mut groups, 1).is_empty());
+        pool_small_groups(&mut groups, 1);
         assert_eq!(groups, by_group(&[("11", 40), ("54", 1)]));
     }
 }
