@@ -1093,8 +1093,6 @@ impl Engine {
         }
     }
 
-    /// Adds to each subject the entries that reach it from related subjects;
-    /// a related subject with no records of its own gets a state of its own.
     /// Room for the states of `subjects` subjects, with some to spare for
     /// the subjects that [`Engine::pass_on_reach`] adds (reached through a
     /// relation, without records of their own). Room not used is address
@@ -1105,6 +1103,8 @@ impl Engine {
         subjects.saturating_add(subjects / 16).saturating_add(16)
     }
 
+    /// Adds to each subject the entries that reach it from related subjects;
+    /// a related subject with no records of its own gets a state of its own.
     pub fn pass_on_reach(&self, states: &mut Vec<SubjectState>, known_at: Day) {
         if self.rulebook.lists.iter().all(|l| l.reach.is_empty()) {
             return;
@@ -1390,8 +1390,6 @@ mod tests {
             .any(|s| s.effects.iter().any(|e| e.capped_by.is_some())));
     }
 
-    /// Records in order, a few out of place, many out of place, reversed,
-    /// with ties on the dates: each way gives the order a full sort gives.
     #[test]
     fn seeking_targets_in_order_finds_where_a_search_would() {
         let mut subjects: Vec<SubjectId> = (0..310u16).map(person).collect();
@@ -1414,6 +1412,8 @@ mod tests {
         assert_eq!(seek(&[], 0, person(1)), 0);
     }
 
+    /// Records in order, a few out of place, many out of place, reversed,
+    /// with ties on the dates: each way gives the order a full sort gives.
     #[test]
     fn records_come_in_content_order_however_out_of_place_they_were() {
         let subject = person(3);

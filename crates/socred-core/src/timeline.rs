@@ -5,8 +5,8 @@
 //! each measure, and who entered or left since the step before, also by
 //! group (see [`crate::whatif`], whose counts a step shares). Each step is
 //! the registry as it read on that day, with only the records and later
-//! facts known by then, so a step's counts are those `socred score
-//! --as-of` gives for the day.
+//! facts known by then, so a step's grades, lists and measures are those
+//! `socred score --as-of` gives for the day.
 
 use serde::Serialize;
 
