@@ -564,18 +564,24 @@ fn timeline_follows_a_city_year_by_year() {
     let records = dir.path().join("city.ndjson");
     std::fs::write(&records, city()).unwrap();
     let records = records.to_str().unwrap();
-    let out = socred(&[
-        "timeline",
-        "--records",
-        records,
-        "--from",
-        "2021-01-01",
-        "--as-of",
-        "2026-11-01",
-        "--every",
-        "P1Y",
-    ]);
+    let run = |threads: &str| {
+        socred(&[
+            "timeline",
+            "--records",
+            records,
+            "--from",
+            "2021-01-01",
+            "--as-of",
+            "2026-11-01",
+            "--every",
+            "P1Y",
+            "--threads",
+            threads,
+        ])
+    };
+    let out = run("2");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(run("1").stdout, out.stdout, "the same report on one thread");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["rulebook"], "socred-default@2026.1");
     assert_eq!(report["every"], "P1Y");
