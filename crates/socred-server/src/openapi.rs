@@ -482,6 +482,23 @@ fn document() -> Value {
         ok_status: "200",
         ok: json_ok("Installed.", json!({ "type": "object", "properties": { "label": { "type": "string" }, "recomputed": { "type": "integer" } } })),
     });
+    add("post", "/v1/admin/rulebook/impact", Op {
+        summary: "What a draft rulebook would do",
+        description: "The what-if report of a draft rulebook against the one in force, on the registry's history as of today, before installing anything: subjects by grade, on each list and under each measure under both, who would move between grades, enter or leave each list and measure, whose score would rise or fall, and the same by group (kind, province, sex, decade of birth), with groups of fewer than `group_min` subjects pooled as `other` (docs/research.md). Counts only; nothing is installed or changed. Records in effect that the draft's catalog refuses count under the rulebook in force only (`refused`). The request is validated as an upload is (`invalid_rulebook` with every problem). One audit entry (`rulebook_impact`) records who asked and what it found.",
+        roles: &["admin"],
+        params: vec![query_param("group_min", false, "The fewest subjects a group of the report may count.", json!({ "type": "integer", "minimum": 1, "default": 10 }))],
+        body: Some(json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string" } } } })),
+        ok_status: "200",
+        ok: json_ok("The report.", json!({ "type": "object", "required": ["as_of", "group_min", "subjects", "base", "other", "grade_moves", "scores", "lists", "measures", "changed", "groups", "refused"],
+            "properties": { "as_of": { "type": "string", "format": "date" }, "group_min": { "type": "integer" }, "subjects": { "type": "integer" },
+                "base": { "type": "object", "description": "The rulebook in force: rulebook, grades, lists, measures." },
+                "other": { "type": "object", "description": "The draft, likewise." },
+                "grade_moves": { "type": "object" }, "scores": { "type": "object" },
+                "lists": { "type": "object", "description": "By list: entered, left." },
+                "measures": { "type": "object", "description": "By measure: entered, left." },
+                "changed": { "type": "integer" }, "groups": { "type": "object" },
+                "refused": { "type": "integer", "description": "Records in effect the draft's catalog refuses." } } })),
+    });
     add("post", "/v1/admin/erasure", Op {
         summary: "Erase records past their retention",
         description: "Erases now what the end of retention allows on the registry's day (the server also does it once a day). A record past its retention is erased, with the facts about it, unless a record still in the file depends on it (it made a later offence a repeat, used up a cap a later record met, named the profession a rule applied to a later record for, named a relation through which an entry in force reaches someone, or a later record ended its list entry); such records are held back until the records depending on them are past retention too. Records never in effect (rejected in review, or still waiting for it) go when the retention of their type, counted from the day they say they were decided, has ended. The facts about an erased record go with it, those waiting for review or refused too. An erased record leaves a tombstone of its key and subject, so that a resent copy is refused (`conflict`). Each subject that lost records gets an audit entry (action `erase`), shown in its access log.",

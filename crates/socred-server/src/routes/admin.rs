@@ -331,34 +331,7 @@ pub async fn put_rulebook(
     RawBody(body): RawBody,
 ) -> Result<Json<Uploaded>, ApiError> {
     let admin = caller.require(&[Role::Admin])?;
-    match media_type(&headers).as_deref() {
-        Some("application/toml" | "text/plain" | "text/x-toml") => {}
-        Some(other) => return Err(unsupported(other, "application/toml (the rulebook file)")),
-        None => {
-            return Err(unsupported(
-                "no Content-Type",
-                "application/toml (the rulebook file)",
-            ))
-        }
-    }
-    let text = std::str::from_utf8(&body).map_err(|error| {
-        ApiError::bad_request(
-            "invalid_rulebook",
-            format!("the rulebook is not UTF-8: {error}"),
-        )
-    })?;
-    let rulebook = socred_schema::load_rulebook("rulebook", text).map_err(|errors| {
-        let problems: Vec<_> = errors
-            .problems
-            .iter()
-            .map(|p| json!({ "line": p.line, "column": p.column, "message": p.message }))
-            .collect();
-        ApiError::bad_request(
-            "invalid_rulebook",
-            format!("the rulebook does not load: {} problems", problems.len()),
-        )
-        .with_detail("problems", serde_json::Value::Array(problems))
-    })?;
+    let (rulebook, text) = uploaded_rulebook(&headers, &body)?;
     let label = rulebook.label();
     let current = Current::new(rulebook, text.into());
     let engine = current.engine.clone();
@@ -386,6 +359,156 @@ pub async fn put_rulebook(
     state.swap_current(current);
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
+}
+
+/// A rulebook sent as the body of a request: TOML, UTF-8, and valid, or
+/// every problem with its line and column (`invalid_rulebook`).
+fn uploaded_rulebook<'b>(
+    headers: &HeaderMap,
+    body: &'b [u8],
+) -> Result<(socred_core::Rulebook, &'b str), ApiError> {
+    match media_type(headers).as_deref() {
+        Some("application/toml" | "text/plain" | "text/x-toml") => {}
+        Some(other) => return Err(unsupported(other, "application/toml (the rulebook file)")),
+        None => {
+            return Err(unsupported(
+                "no Content-Type",
+                "application/toml (the rulebook file)",
+            ))
+        }
+    }
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ApiError::bad_request(
+            "invalid_rulebook",
+            format!("the rulebook is not UTF-8: {error}"),
+        )
+    })?;
+    let rulebook = socred_schema::load_rulebook("rulebook", text).map_err(|errors| {
+        let problems: Vec<_> = errors
+            .problems
+            .iter()
+            .map(|p| json!({ "line": p.line, "column": p.column, "message": p.message }))
+            .collect();
+        ApiError::bad_request(
+            "invalid_rulebook",
+            format!("the rulebook does not load: {} problems", problems.len()),
+        )
+        .with_detail("problems", serde_json::Value::Array(problems))
+    })?;
+    Ok((rulebook, text))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactQuery {
+    /// The fewest subjects a group of the report may count (10 when absent).
+    group_min: Option<u64>,
+}
+
+/// What a rulebook would do if it were installed.
+#[derive(Serialize)]
+pub struct Impact {
+    #[serde(flatten)]
+    comparison: socred_core::whatif::Comparison,
+    /// Records in effect that the draft's catalog refuses (a type it lacks,
+    /// or fields its schema does not take): they count under the rulebook
+    /// in force only.
+    refused: u64,
+}
+
+/// Subjects whose records are read from the store at a time.
+const IMPACT_PAGE: usize = 1000;
+
+/// What a draft rulebook would make of the registry's history today,
+/// against the rulebook in force: the what-if report of
+/// `socred_core::whatif`, counts only, with small groups pooled. Nothing
+/// is installed or changed; one audit entry (`rulebook_impact`) says who
+/// asked and what it found.
+pub async fn rulebook_impact(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: crate::body::Params<ImpactQuery>,
+    RawBody(body): RawBody,
+) -> Result<Json<Impact>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let group_min = query.get()?.group_min.unwrap_or(10).max(1);
+    let (draft, _) = uploaded_rulebook(&headers, &body)?;
+    let current = state.current();
+    let day = state.today();
+    // The registry's records and facts in effect, subject by subject (a
+    // write may land between two pages: the report reads the history as
+    // it stood while it was read).
+    let (mut records, mut facts) = (Vec::new(), Vec::new());
+    let mut after = None;
+    loop {
+        let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
+        for &subject in &subjects {
+            let (mut r, mut f) = state
+                .store()
+                .records(&current.engine.rulebook, subject)
+                .await?;
+            records.append(&mut r);
+            facts.append(&mut f);
+        }
+        match subjects.last() {
+            Some(&last) if subjects.len() == IMPACT_PAGE => after = Some(last),
+            _ => break,
+        }
+    }
+    let engine = current.engine.clone();
+    let comparison = tokio::task::spawn_blocking(move || {
+        // The same records as the draft reads them: its catalog checks
+        // each again, and numbers the record types its own way.
+        let mut refused = 0u64;
+        let draft_records: Vec<socred_core::Record> = records
+            .iter()
+            .filter_map(|record| {
+                let line = socred_schema::wire::to_line(&socred_schema::wire::Item::Record(
+                    record.clone(),
+                ));
+                match socred_schema::wire::parse_line(&draft, 1, &line) {
+                    Ok((socred_schema::wire::Item::Record(record), _)) => Some(record),
+                    _ => {
+                        refused += 1;
+                        None
+                    }
+                }
+            })
+            .collect();
+        let draft = socred_core::Engine::new(std::sync::Arc::new(draft));
+        let base_states = engine.fold_all(&records, &facts, day);
+        let draft_states = draft.fold_all(&draft_records, &facts, day);
+        let comparison = socred_core::whatif::compare(
+            (&engine, &base_states),
+            (&draft, &draft_states),
+            day,
+            group_min,
+        );
+        (comparison, refused)
+    })
+    .await
+    .map_err(|error| ApiError::internal("the rulebook impact", &error))?;
+    let (comparison, refused) = comparison;
+    let audit = vec![audit_draft(
+        &state,
+        caller.actor(),
+        "administration",
+        "rulebook_impact",
+        None,
+        format!(
+            "impact of rulebook {} against {}: {} subjects, {} changed",
+            comparison.other.rulebook,
+            comparison.base.rulebook,
+            comparison.subjects,
+            comparison.changes.changed
+        ),
+    )];
+    state.inner.audit.append(audit).await?;
+    Ok(Json(Impact {
+        comparison,
+        refused,
+    }))
 }
 
 /// Erases now what the end of retention allows on the registry's day (the

@@ -77,6 +77,7 @@ routes! { limits;
     get "/v1/admin/dashboard" => admin::dashboard,
     get "/v1/admin/rulebooks" => admin::rulebooks,
     put "/v1/admin/rulebook" => admin::put_rulebook,
+    post "/v1/admin/rulebook/impact" => admin::rulebook_impact,
     post "/v1/admin/erasure" => admin::erase,
 }
 

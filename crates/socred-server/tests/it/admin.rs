@@ -151,10 +151,7 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
         .await
         .expect(StatusCode::OK);
     assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
-    let original = h.get("/v1/rulebook", None).await.json()["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let original = rulebook_text(&h).await;
 
     // Broken: every problem with its line and column.
     let broken = original.replace(
@@ -178,15 +175,7 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
     );
 
     // A new version where fare evasion bans for 7 days only: Alice's entry of 2026-05-20 is over.
-    let version = original
-        .lines()
-        .find(|l| l.starts_with("version = "))
-        .unwrap()
-        .to_string();
-    let shorter = original
-        .replacen(&version, "version = \"test.2\"", 1)
-        .replace("duration_max = \"P180D\"", "duration_max = \"P7D\"");
-    assert_ne!(shorter, original);
+    let shorter = seven_day_bans(&original, "test.2");
     let reply = h
         .send(
             Method::PUT,
@@ -572,4 +561,143 @@ async fn the_admin_erases_records_past_their_retention() {
     ] {
         assert!(metrics.text.contains(line), "{line} in {}", metrics.text);
     }
+}
+
+/// The operator asks what a draft rulebook would do before installing it:
+/// the report counts who would leave the list and lose the measure, the
+/// records the draft's catalog refuses are counted apart, nothing is
+/// installed, the question is in the audit log, and only the operator may
+/// ask.
+#[tokio::test]
+async fn the_operator_sees_a_drafts_impact_before_installing_it() {
+    let h = Harness::new().await;
+    h.ingest(
+        METRO,
+        &[
+            fare_evasion("fe-1", alice(), "2026-05-20"),
+            fare_evasion("fe-2", bob(), "2026-05-21"),
+        ],
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    // Fare evasion bans for 7 days only: both bans of May are over.
+    let shorter = seven_day_bans(&rulebook_text(&h).await, "draft.1");
+    let impact = |draft: String, query: &'static str, token: &'static str| {
+        let h = &h;
+        async move {
+            h.send(
+                Method::POST,
+                &format!("/v1/admin/rulebook/impact{query}"),
+                Some(token),
+                Some("application/toml"),
+                draft,
+            )
+            .await
+        }
+    };
+    let report = impact(shorter.clone(), "?group_min=1", ADMIN)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(report["other"]["rulebook"], "socred-default@draft.1");
+    assert_eq!(report["group_min"], 1);
+    assert_eq!(report["subjects"], 2, "{report}");
+    assert_eq!(report["base"]["lists"]["rail_ticket_ban"], 2, "{report}");
+    assert_eq!(
+        report["lists"]["rail_ticket_ban"],
+        json!({"entered": 0, "left": 2}),
+        "{report}"
+    );
+    assert_eq!(report["measures"]["no_rail_tickets"]["left"], 2, "{report}");
+    assert_eq!(report["refused"], 0);
+    assert_eq!(report["groups"]["kind"]["person"]["subjects"], 2);
+    // Nothing was installed.
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    assert_ne!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@draft.1"
+    );
+    // With the default minimum the two subjects are one pooled group.
+    let pooled = impact(shorter.clone(), "", ADMIN)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(pooled["group_min"], 10);
+    assert_eq!(
+        pooled["groups"]["kind"],
+        json!({"other": {"subjects": 2, "changed": 2, "lowered": 0, "raised": 0,
+                         "punished_before": 2, "punished_after": 0}}),
+        "{pooled}"
+    );
+    // A draft whose catalog wants a train number refuses both records.
+    let stricter = shorter.replace(
+        "fields = { train_no = { type = \"text\" }, station",
+        "fields = { train_no = { type = \"text\", required = true }, station",
+    );
+    assert_ne!(stricter, shorter);
+    let strict = impact(stricter, "?group_min=1", ADMIN)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(strict["refused"], 2, "{strict}");
+    assert_eq!(strict["lists"]["rail_ticket_ban"]["left"], 2, "{strict}");
+
+    // The question is in the audit log.
+    let audit = h.get("/v1/audit", Some(AUDITOR)).await.json();
+    let asked = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "rulebook_impact")
+        .count();
+    assert_eq!(asked, 3, "{audit}");
+
+    // Only the operator asks, with a valid rulebook, as TOML.
+    for token in [COURT, AUDITOR, ALICE, RAIL, REVIEWER_1, METRO] {
+        impact(shorter.clone(), "", token)
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let broken = shorter.replace("duration_max = \"P7D\"", "duration_max = \"seven days\"");
+    impact(broken, "", ADMIN)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_rulebook");
+    impact(shorter.clone(), "?group_min=-1", ADMIN)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    impact(shorter.clone(), "?bogus=1", ADMIN)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    h.send(
+        Method::POST,
+        "/v1/admin/rulebook/impact",
+        Some(ADMIN),
+        Some("application/json"),
+        "{}",
+    )
+    .await
+    .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+}
+
+/// The text of the rulebook in force.
+async fn rulebook_text(h: &Harness) -> String {
+    h.get("/v1/rulebook", None).await.json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `rulebook` as version `version`, with train-ticket bans of 7 days
+/// instead of 180.
+fn seven_day_bans(rulebook: &str, version: &str) -> String {
+    let line = rulebook
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap();
+    let draft = rulebook
+        .replacen(line, &format!("version = \"{version}\""), 1)
+        .replace("duration_max = \"P180D\"", "duration_max = \"P7D\"");
+    assert!(draft.contains("P7D") && draft.contains(version));
+    draft
 }
