@@ -872,7 +872,29 @@ async function operator() {
   );
   const rulebookText = el("textarea", { id: "rulebook-text", name: "rulebook", rows: 12, spellcheck: "false", required: true, placeholder: "The whole rulebook, in TOML (see docs/rulebook.md)" });
   const upload = el("button", { type: "submit", id: "rulebook-submit" }, "Check and install");
-  const uploadForm = el("form", { id: "rulebook-form" }, el("label", {}, "Rulebook", rulebookText), upload);
+  // What the rulebook would do if installed today: counts only, nothing
+  // installed, the text left in place to install next.
+  const impact = el("button", { type: "button", class: "secondary", id: "rulebook-impact" }, "See what it would do");
+  impact.addEventListener("click", async () => {
+    impact.disabled = true;
+    const said = document.getElementById("operator-status");
+    try {
+      const report = await api("/v1/admin/rulebook/impact", { method: "POST", token, text: rulebookText.value, type: "application/toml" });
+      const moves = (what, counts) => Object.entries(counts).map(([name, m]) =>
+        el("li", {}, what + " " + name + ": " + m.entered + " would enter, " + m.left + " would leave"));
+      const refused = report.refused ? "; its catalog refuses " + report.refused + " records in effect" : "";
+      said.replaceChildren(
+        el("p", { class: "notice" }, "Installed today, " + report.other.rulebook + " would change the standing of " + report.changed + " of " + report.subjects + " subjects" + refused + ". Nothing was installed."),
+        el("ul", { id: "impact-moves" }, moves("list", report.lists), moves("measure", report.measures)),
+      );
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      said.replaceChildren(errorBox(error), problemsList(error) || "");
+    } finally {
+      impact.disabled = false;
+    }
+  });
+  const uploadForm = el("form", { id: "rulebook-form" }, el("label", {}, "Rulebook", rulebookText), el("div", { class: "actions" }, impact, upload));
   uploadForm.addEventListener("submit", (event) => {
     event.preventDefault();
     change(upload, async () => {
@@ -900,7 +922,7 @@ async function operator() {
     registerForm,
     el("h3", {}, "Rulebook versions"),
     table("rulebooks", ["Label", "Uploaded", "By"], versionRows, "No rulebook was uploaded."),
-    el("p", { class: "muted" }, "A new rulebook is checked first: every problem comes back with its line and column. Once installed, every credit file is recomputed with it; earlier versions stay stored."),
+    el("p", { class: "muted" }, "A new rulebook is checked first: every problem comes back with its line and column. Before installing it, see what it would do to the registry today (counts only). Once installed, every credit file is recomputed with it; earlier versions stay stored."),
     uploadForm,
   );
 }

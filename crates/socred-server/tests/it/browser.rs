@@ -762,6 +762,36 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         assert!(problems.contains("line "), "{problems}");
         assert!(browser.text("#operator-status").contains("does not load"));
 
+        // What a draft would do before it is installed: with train-ticket
+        // bans of three days, every rider's ban of May is over.
+        let rulebook = socred_server::client::request(addr, "GET", "/v1/rulebook", &[], b"")
+            .unwrap()
+            .text();
+        let rulebook: Value = serde_json::from_str(&rulebook).unwrap();
+        let current = rulebook["text"]
+            .as_str()
+            .unwrap()
+            .replace("duration_max = \"P180D\"", "duration_max = \"P3D\"")
+            .replacen("version = \"2026.1\"", "version = \"2026.1-draft\"", 1);
+        assert!(current.contains("P3D") && current.contains("2026.1-draft"));
+        browser.script(&format!(
+            "document.getElementById('rulebook-text').value = {};",
+            serde_json::to_string(&current).unwrap()
+        ));
+        browser.click("#rulebook-impact");
+        let said = browser.text_when("#operator-status", "the impact", |t| {
+            t.contains("would change")
+        });
+        assert!(said.contains("socred-default@2026.1-draft"), "{said}");
+        assert!(said.contains("Nothing was installed"), "{said}");
+        let moves = browser.text("#impact-moves");
+        let left = format!("list rail_ticket_ban: 0 would enter, {} would leave", RIDERS + 1);
+        assert!(moves.contains(&left), "{moves}");
+        // The draft stays in the form, to install next.
+        let kept = browser.script("return document.getElementById('rulebook-text').value;");
+        assert!(kept.as_str().unwrap_or("").contains("2026.1-draft"));
+        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.1");
+
         browser.click("#revoke-bank");
         let said = browser.text_when("#operator-status", "the revocation", |t| {
             t.contains("Revoked")
