@@ -160,7 +160,7 @@ struct GroupArgs {
     /// (a province, a decade of birth) are pooled as `other`, with the
     /// smallest others while the pool is small too, so that no group
     /// singles people out.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     group_min: u64,
 }
 

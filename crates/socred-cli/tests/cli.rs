@@ -679,4 +679,20 @@ fn timeline_follows_a_city_year_by_year() {
             text(&out.stderr)
         );
     }
+    // A group minimum of 0 is a usage error, named.
+    let out = socred(&[
+        "timeline",
+        "--records",
+        records,
+        "--from",
+        "2021-01-01",
+        "--group-min",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--group-min"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -432,7 +432,16 @@ pub async fn rulebook_impact(
     RawBody(body): RawBody,
 ) -> Result<Json<Impact>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let group_min = query.get()?.group_min.unwrap_or(10).max(1);
+    let group_min = match query.get()?.group_min {
+        None => 10,
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "group_min: at least 1 (the fewest subjects a group of the report may count)",
+            ))
+        }
+        Some(n) => n,
+    };
     let (draft, _) = uploaded_rulebook(&headers, &body)?;
     let current = state.current();
     let day = state.today();

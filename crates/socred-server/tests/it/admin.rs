@@ -663,9 +663,11 @@ async fn the_operator_sees_a_drafts_impact_before_installing_it() {
     impact(broken, "", ADMIN)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_rulebook");
-    impact(shorter.clone(), "?group_min=-1", ADMIN)
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    for query in ["?group_min=-1", "?group_min=0"] {
+        impact(shorter.clone(), query, ADMIN)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    }
     impact(shorter.clone(), "?bogus=1", ADMIN)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
