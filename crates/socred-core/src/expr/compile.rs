@@ -47,8 +47,20 @@ pub(super) fn check(source: &str, scope: Scope<'_>) -> Result<Checked, Vec<ExprE
             offset: None,
         }]);
     }
-    let (ast, info) = match cel::parser::Parser::new().parse_with_source_info(source) {
+    let parser = cel::parser::Parser::new().max_recursion_depth(PARSER_DEPTH_MAX);
+    let (ast, info) = match parser.parse_with_source_info(source) {
         Ok(parsed) => parsed,
+        // Past its limit the parser reports the limit among errors of its
+        // own recovery (a missing context, a mismatched input) that name
+        // nothing the author wrote: the limit alone is the problem.
+        Err(errors) if errors.errors.iter().any(|e| is_recursion_limit(&e.msg)) => {
+            return Err(vec![ExprError {
+                message: format!(
+                    "expression nests deeper than the parser allows ({PARSER_DEPTH_MAX} levels of parentheses, brackets, calls or branches)"
+                ),
+                offset: None,
+            }]);
+        }
         Err(errors) => {
             return Err(errors
                 .errors
@@ -105,6 +117,17 @@ fn byte_offset(source: &str, (line, column): (isize, isize)) -> Option<usize> {
 
 /// Expressions nest at most this deep; evaluation recurses once per level.
 const DEPTH_MAX: usize = 100;
+
+/// The parser's own limit on nested expressions (its default), counted in
+/// its grammar's terms: each parenthesis, bracket, call argument or branch
+/// of a conditional is a level.
+const PARSER_DEPTH_MAX: u16 = 96;
+
+/// Whether a parser error is its recursion limit (`cel` words it so and
+/// gives no other sign of it).
+fn is_recursion_limit(message: &str) -> bool {
+    message.contains("Recursion limit of")
+}
 
 /// A compiled subtree and the kinds its value may have, or None when an
 /// error was reported inside it.

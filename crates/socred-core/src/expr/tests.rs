@@ -659,6 +659,30 @@ fn expressions_nest_at_most_a_hundred_levels() {
 }
 
 #[test]
+fn parentheses_past_the_parsers_limit_are_named_as_such() {
+    let schema = schema();
+    let scope = Scope::Record { fields: &schema };
+    let nested = |levels: usize| {
+        format!(
+            "{}fields.cycles > 1{}",
+            "(".repeat(levels),
+            ")".repeat(levels)
+        )
+    };
+    assert!(Program::compile(&nested(90), scope).is_ok());
+    let Err(errors) = Program::compile(&nested(100), scope) else {
+        panic!("100 parentheses compiled");
+    };
+    assert_eq!(
+        errors,
+        [ExprError {
+            message: "expression nests deeper than the parser allows (96 levels of parentheses, brackets, calls or branches)".to_string(),
+            offset: None,
+        }]
+    );
+}
+
+#[test]
 fn a_program_says_whether_it_may_give_a_bool_or_a_number() {
     let schema = schema();
     let kinds = |source: &str| match Program::compile(source, Scope::Record { fields: &schema }) {
