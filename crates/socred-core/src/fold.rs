@@ -889,6 +889,21 @@ impl Engine {
     /// entries on to related subjects (see [`Engine::reach`]). The result is
     /// sorted by subject.
     pub fn fold_all(&self, records: &[Record], facts: &[Fact], known_at: Day) -> Vec<SubjectState> {
+        let mut states = self.fold_all_unreached(records, facts, known_at);
+        self.pass_on_reach(&mut states, known_at);
+        states
+    }
+
+    /// [`Engine::fold_all`] without passing entries on to related subjects:
+    /// the fold of one part of a history, whose entries for related
+    /// subjects [`Engine::reached`] gathers and [`Engine::take_reached`]
+    /// hands over once every part is folded.
+    pub fn fold_all_unreached(
+        &self,
+        records: &[Record],
+        facts: &[Fact],
+        known_at: Day,
+    ) -> Vec<SubjectState> {
         let groups = Groups::new(records, facts);
         self.fold_groups(&groups, records, facts, known_at, false)
     }
@@ -906,11 +921,15 @@ impl Engine {
         known_at: Day,
     ) -> Vec<SubjectState> {
         let groups = Groups::new(records, facts);
-        self.fold_groups(&groups, records, facts, known_at, true)
+        let mut states = self.fold_groups(&groups, records, facts, known_at, true);
+        self.pass_on_reach(&mut states, known_at);
+        states
     }
 
-    /// [`Engine::fold_all`] over the batch grouped by subject, on the
-    /// calling thread or, when `parallel`, on the current rayon pool.
+    /// [`Engine::fold_all_unreached`] over the batch grouped by subject, on
+    /// the calling thread or, when `parallel`, on the current rayon pool.
+    /// Entries are not passed on to related subjects
+    /// ([`Engine::pass_on_reach`] does).
     pub(crate) fn fold_groups(
         &self,
         groups: &Groups,
@@ -960,7 +979,6 @@ impl Engine {
             }
             states.sort_by_key(|state| state.subject);
         }
-        self.pass_on_reach(&mut states, known_at);
         states
     }
 
@@ -1106,15 +1124,51 @@ impl Engine {
     /// Adds to each subject the entries that reach it from related subjects;
     /// a related subject with no records of its own gets a state of its own.
     pub fn pass_on_reach(&self, states: &mut Vec<SubjectState>, known_at: Day) {
+        let passed = self.reached(states);
+        self.take_reached(states, passed, known_at);
+    }
+
+    /// Whether a subject of `kind` may pass list entries on to related
+    /// subjects: some list reaches through relations, and some record type
+    /// of that kind names them. (A reader of a history in parts may then
+    /// skip the other subjects when it gathers entries, see
+    /// [`crate::whatif::PagedComparison`].)
+    pub fn may_pass_on(&self, kind: crate::id::SubjectKind) -> bool {
+        let rulebook = &*self.rulebook;
+        rulebook.lists.iter().any(|l| !l.reach.is_empty())
+            && rulebook
+                .catalog
+                .iter()
+                .any(|t| !t.relation_fields.is_empty() && t.subject_kinds.contains(kind))
+    }
+
+    /// The entries that `states` pass on to related subjects (see
+    /// [`Engine::reach`]), as (related subject, entry). A caller that folds
+    /// a history in parts ([`Engine::fold_all_unreached`]) gathers them from
+    /// every part, then gives each part those that reach its subjects
+    /// ([`Engine::take_reached`]): the result is that of
+    /// [`Engine::fold_all`] on the whole.
+    pub fn reached(&self, states: &[SubjectState]) -> Vec<(SubjectId, DerivedEntry)> {
         if self.rulebook.lists.iter().all(|l| l.reach.is_empty()) {
-            return;
+            return Vec::new();
         }
-        let mut passed: Vec<(SubjectId, DerivedEntry)> = Vec::new();
-        for state in states.iter() {
-            if !state.relations.is_empty() {
-                passed.extend(self.reach(state));
-            }
-        }
+        states
+            .iter()
+            .filter(|state| !state.relations.is_empty())
+            .flat_map(|state| self.reach(state))
+            .collect()
+    }
+
+    /// Adds each of `passed` (from [`Engine::reached`], in any order) to
+    /// the state of the subject it reaches, in `states` sorted by subject;
+    /// a subject reached without a state there gets one of its own, in
+    /// place.
+    pub fn take_reached(
+        &self,
+        states: &mut Vec<SubjectState>,
+        mut passed: Vec<(SubjectId, DerivedEntry)>,
+        known_at: Day,
+    ) {
         if passed.is_empty() {
             return;
         }
@@ -1363,17 +1417,18 @@ mod tests {
             |s: &SubjectId| crate::group::subject_hash(s) & 3,
         ] {
             let groups = Groups::with_hash(&records, &facts, hash);
-            assert_eq!(
-                engine.fold_groups(&groups, &records, &facts, known_at, false),
-                expected
-            );
+            let fold = |parallel: bool| {
+                let mut states = engine.fold_groups(&groups, &records, &facts, known_at, parallel);
+                engine.pass_on_reach(&mut states, known_at);
+                states
+            };
+            assert_eq!(fold(false), expected);
             for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .expect("a thread pool");
-                let parallel =
-                    pool.install(|| engine.fold_groups(&groups, &records, &facts, known_at, true));
+                let parallel = pool.install(|| fold(true));
                 assert_eq!(parallel, expected, "{threads} threads");
             }
         }

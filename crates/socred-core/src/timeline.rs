@@ -131,6 +131,7 @@ impl Engine {
         let mut before: Option<(Day, Vec<_>)> = None;
         for &day in &plan.days {
             let mut states = self.fold_groups(&groups, records, facts, day, true);
+            self.pass_on_reach(&mut states, day);
             // The batch names subjects whose records come later: not yet
             // known on this day.
             states.retain(|state| !state.is_empty());

@@ -18,8 +18,9 @@ use serde::Serialize;
 
 use crate::fold::Engine;
 use crate::id::{SubjectId, SubjectKind};
+use crate::record::{Fact, Record};
 use crate::rulebook::MeasureKind;
-use crate::state::SubjectState;
+use crate::state::{DerivedEntry, SubjectState};
 use crate::time::Day;
 
 /// What one rulebook makes of a subject on a day, reduced to what a
@@ -264,6 +265,109 @@ pub fn compare(
         base,
         other,
         changes,
+    }
+}
+
+/// [`compare`] of a history read in parts, in memory bounded by a part
+/// (a registry's history need not fit in memory at once). The history is
+/// read twice, in parts that each hold every record and fact of their
+/// subjects, in subject order: first [`PagedComparison::gather`] for each
+/// part, which keeps only the list entries that reach related subjects;
+/// then [`PagedComparison::count`] for each part, which folds it again,
+/// hands it the entries that reach its subjects and counts its outcomes.
+/// The report is that of [`compare`] on the whole history.
+pub struct PagedComparison {
+    base: Arc<Engine>,
+    other: Arc<Engine>,
+    day: Day,
+    group_min: u64,
+    /// Entries passed on under each rulebook, sorted by the subject they
+    /// reach once counting starts; those handed to a part leave.
+    base_passed: Vec<(SubjectId, DerivedEntry)>,
+    other_passed: Vec<(SubjectId, DerivedEntry)>,
+    counting: bool,
+    differ: Differ,
+}
+
+/// The records and facts of one part of a history, as one rulebook reads
+/// them.
+pub type Part<'a> = (&'a [Record], &'a [Fact]);
+
+impl PagedComparison {
+    pub fn new(base: Arc<Engine>, other: Arc<Engine>, day: Day, group_min: u64) -> PagedComparison {
+        let differ = Differ::new(label(&base), label(&other), group_min);
+        PagedComparison {
+            base,
+            other,
+            day,
+            group_min,
+            base_passed: Vec::new(),
+            other_passed: Vec::new(),
+            counting: false,
+            differ,
+        }
+    }
+
+    /// Whether the first reading needs the records of subjects of `kind`:
+    /// whether they may pass entries on under either rulebook. (The others
+    /// may be left out of the parts given to [`PagedComparison::gather`].)
+    pub fn gathers(&self, kind: SubjectKind) -> bool {
+        self.base.may_pass_on(kind) || self.other.may_pass_on(kind)
+    }
+
+    /// The first reading of a part: keeps the entries its subjects pass on
+    /// to related subjects under each rulebook.
+    pub fn gather(&mut self, base: Part<'_>, other: Part<'_>) {
+        let day = self.day;
+        let states = self.base.fold_all_unreached(base.0, base.1, day);
+        self.base_passed.extend(self.base.reached(&states));
+        drop(states);
+        let states = self.other.fold_all_unreached(other.0, other.1, day);
+        self.other_passed.extend(self.other.reached(&states));
+    }
+
+    /// The second reading of a part, whose subjects run up to `last`
+    /// (`None` for the last part): folds it under each rulebook, hands it
+    /// the entries that reach subjects up to `last` (a subject reached
+    /// without records of its own gets a state there) and counts it.
+    pub fn count(&mut self, base: Part<'_>, other: Part<'_>, last: Option<SubjectId>) {
+        if !self.counting {
+            self.counting = true;
+            self.base_passed.sort_by_key(|(target, _)| *target);
+            self.other_passed.sort_by_key(|(target, _)| *target);
+        }
+        let day = self.day;
+        let fold =
+            |engine: &Engine, part: Part<'_>, passed: &mut Vec<(SubjectId, DerivedEntry)>| {
+                let mut states = engine.fold_all_unreached(part.0, part.1, day);
+                let up_to = match last {
+                    Some(last) => passed.partition_point(|(target, _)| *target <= last),
+                    None => passed.len(),
+                };
+                engine.take_reached(&mut states, passed.drain(..up_to).collect(), day);
+                outcomes(engine, &states, day)
+            };
+        let before = fold(&self.base, base, &mut self.base_passed);
+        let after = fold(&self.other, other, &mut self.other_passed);
+        self.differ.merge(
+            &before,
+            &after,
+            |subject| empty_outcome(&self.base, subject, day),
+            |subject| empty_outcome(&self.other, subject, day),
+        );
+    }
+
+    /// The report, once every part is counted.
+    pub fn finish(self) -> Comparison {
+        let (subjects, base, other, changes) = self.differ.finish();
+        Comparison {
+            as_of: self.day,
+            group_min: self.group_min,
+            subjects,
+            base,
+            other,
+            changes,
+        }
     }
 }
 

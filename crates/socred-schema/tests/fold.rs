@@ -342,3 +342,103 @@ fn a_timeline_keeps_a_subject_whose_only_record_is_retracted() {
     assert_eq!(at(4, &["tally", "grades", "not graded"]), 1);
     assert_eq!(at(4, &["changes", "changed"]), 0);
 }
+
+#[test]
+fn a_comparison_read_in_parts_is_the_comparison_of_the_whole() {
+    // A company listed as a judgment defaulter restricts its legal
+    // representative (who has a record of their own) and its actual
+    // controller (who has none); a draft that reaches nobody frees both.
+    let (_, rulebook, mut records, mut facts) = load_case(&fixtures().join("company_reach.ndjson"));
+    let extra = [
+        r#"{"provider": "court.beijing-1", "id": "2025-zhi-00007", "subject": "110105198001010016", "type": "judicial.judgment_default", "occurred_at": "2025-03-01", "decided_at": "2025-03-15", "fields": {"amount_yuan": 52000, "case_no": "(2025) Jing 01 Zhi 7", "trigger": "ability_refused"}}"#,
+        r#"{"provider": "rongcheng.volunteers", "id": "v-1", "subject": "371082199007070037", "type": "positive.volunteering", "occurred_at": "2025-06-01", "decided_at": "2025-06-01", "fields": {"hours": 12}}"#,
+        r#"{"fact": "consent_granted", "subject": "371082199007070037", "at": "2025-01-01"}"#,
+    ];
+    for (i, line) in extra.iter().enumerate() {
+        match wire::parse_line(&rulebook, i + 1, line) {
+            Ok((Item::Record(record), _)) => records.push(record),
+            Ok((Item::Fact { fact, .. }, _)) => facts.push(fact),
+            Err(rejection) => panic!("line {}: {rejection:?}", i + 1),
+        }
+    }
+    let text = socred_schema::DEFAULT_RULEBOOK_TOML
+        .replace(
+            r#"reach = ["legal_representative", "actual_controller"]"#,
+            "reach = []",
+        )
+        .replace("version = \"2026.1\"", "version = \"2026.1-draft\"");
+    let draft = socred_schema::load_rulebook("draft.toml", &text).unwrap();
+    let base = Arc::new(Engine::new(Arc::new(rulebook)));
+    let other = Arc::new(Engine::new(Arc::new(draft)));
+    let day = Day::parse("2026-05-01").unwrap();
+    let whole = socred_core::whatif::compare(
+        (&base, &base.fold_all(&records, &facts, day)),
+        (&other, &other.fold_all(&records, &facts, day)),
+        day,
+        1,
+    );
+    // Both people leave the list of the company they answer for.
+    let left =
+        serde_json::to_value(&whole).unwrap()["lists"]["judgment_defaulters"]["left"].clone();
+    assert_eq!(left, 2, "{whole:#?}");
+
+    // The subjects with records or facts, in order, cut every way into
+    // consecutive parts.
+    let mut subjects: Vec<socred_core::SubjectId> = records
+        .iter()
+        .map(|r| r.subject)
+        .chain(facts.iter().map(|f| f.subject))
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 3);
+    let cuts = 1usize << (subjects.len() - 1);
+    for cut in 0..cuts {
+        let mut parts: Vec<Vec<socred_core::SubjectId>> = vec![Vec::new()];
+        for (i, &subject) in subjects.iter().enumerate() {
+            if i > 0 && cut & (1 << (i - 1)) != 0 {
+                parts.push(Vec::new());
+            }
+            parts.last_mut().unwrap().push(subject);
+        }
+        let part = |of: &[socred_core::SubjectId]| -> (Vec<Record>, Vec<Fact>) {
+            (
+                records
+                    .iter()
+                    .filter(|r| of.contains(&r.subject))
+                    .cloned()
+                    .collect(),
+                facts
+                    .iter()
+                    .filter(|f| of.contains(&f.subject))
+                    .cloned()
+                    .collect(),
+            )
+        };
+        let mut paged =
+            socred_core::whatif::PagedComparison::new(base.clone(), other.clone(), day, 1);
+        // Only organisations name related subjects in the default
+        // rulebook: the first reading may leave persons out.
+        assert!(!paged.gathers(socred_core::SubjectKind::Person));
+        assert!(paged.gathers(socred_core::SubjectKind::Organisation));
+        for of in &parts {
+            let of: Vec<_> = of
+                .iter()
+                .copied()
+                .filter(|s| paged.gathers(s.kind()))
+                .collect();
+            let (r, f) = part(&of);
+            paged.gather((&r, &f), (&r, &f));
+        }
+        for (i, of) in parts.iter().enumerate() {
+            let (r, f) = part(of);
+            let last = if i + 1 == parts.len() {
+                None
+            } else {
+                of.last().copied()
+            };
+            paged.count((&r, &f), (&r, &f), last);
+        }
+        assert_eq!(paged.finish(), whole, "parts {parts:?}");
+    }
+}

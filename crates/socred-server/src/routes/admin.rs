@@ -7,6 +7,8 @@
 //! identifier. A token is shown once, when the principal is created or
 //! replaced; the store keeps only its SHA-256.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -445,60 +447,67 @@ pub async fn rulebook_impact(
     let (draft, _) = uploaded_rulebook(&headers, &body)?;
     let current = state.current();
     let day = state.today();
-    // The registry's records and facts in effect, subject by subject (a
-    // write may land between two pages: the report reads the history as
-    // it stood while it was read).
-    let (mut records, mut facts) = (Vec::new(), Vec::new());
-    let mut after = None;
-    loop {
-        let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
-        for &subject in &subjects {
-            let (mut r, mut f) = state
-                .store()
-                .records(&current.engine.rulebook, subject)
-                .await?;
-            records.append(&mut r);
-            facts.append(&mut f);
-        }
-        match subjects.last() {
-            Some(&last) if subjects.len() == IMPACT_PAGE => after = Some(last),
-            _ => break,
+    let draft = Arc::new(socred_core::Engine::new(Arc::new(draft)));
+    // The registry's history is read twice, a page of subjects at a time,
+    // so that the report needs memory for a page and not for the history
+    // (see `PagedComparison`): first for the entries that reach related
+    // subjects, then to count. A write may land between two pages: the
+    // report reads the history as it stood while it was read.
+    let mut paged = socred_core::whatif::PagedComparison::new(
+        current.engine.clone(),
+        draft.clone(),
+        day,
+        group_min,
+    );
+    let mut refused = 0u64;
+    for counting in [false, true] {
+        let mut after = None;
+        loop {
+            let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
+            let (mut records, mut facts) = (Vec::new(), Vec::new());
+            for &subject in &subjects {
+                // The first reading needs only those who may pass entries
+                // on (organisations, with the default rulebook).
+                if !counting && !paged.gathers(subject.kind()) {
+                    continue;
+                }
+                let (mut r, mut f) = state
+                    .store()
+                    .records(&current.engine.rulebook, subject)
+                    .await?;
+                records.append(&mut r);
+                facts.append(&mut f);
+            }
+            let last_page = subjects.len() < IMPACT_PAGE;
+            let last = if last_page {
+                None
+            } else {
+                subjects.last().copied()
+            };
+            let draft = draft.clone();
+            let (page_refused, back) = tokio::task::spawn_blocking(move || {
+                let (draft_records, refused) = as_draft_reads(&draft, &records);
+                let (base, other) = ((&records[..], &facts[..]), (&draft_records[..], &facts[..]));
+                if counting {
+                    paged.count(base, other, last);
+                } else {
+                    paged.gather(base, other);
+                }
+                (refused, paged)
+            })
+            .await
+            .map_err(|error| ApiError::internal("the rulebook impact", &error))?;
+            paged = back;
+            if counting {
+                refused += page_refused;
+            }
+            match last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
         }
     }
-    let engine = current.engine.clone();
-    let comparison = tokio::task::spawn_blocking(move || {
-        // The same records as the draft reads them: its catalog checks
-        // each again, and numbers the record types its own way.
-        let mut refused = 0u64;
-        let draft_records: Vec<socred_core::Record> = records
-            .iter()
-            .filter_map(|record| {
-                let line = socred_schema::wire::to_line(&socred_schema::wire::Item::Record(
-                    record.clone(),
-                ));
-                match socred_schema::wire::parse_line(&draft, 1, &line) {
-                    Ok((socred_schema::wire::Item::Record(record), _)) => Some(record),
-                    _ => {
-                        refused += 1;
-                        None
-                    }
-                }
-            })
-            .collect();
-        let draft = socred_core::Engine::new(std::sync::Arc::new(draft));
-        let base_states = engine.fold_all(&records, &facts, day);
-        let draft_states = draft.fold_all(&draft_records, &facts, day);
-        let comparison = socred_core::whatif::compare(
-            (&engine, &base_states),
-            (&draft, &draft_states),
-            day,
-            group_min,
-        );
-        (comparison, refused)
-    })
-    .await
-    .map_err(|error| ApiError::internal("the rulebook impact", &error))?;
-    let (comparison, refused) = comparison;
+    let comparison = paged.finish();
     let audit = vec![audit_draft(
         &state,
         caller.actor(),
@@ -518,6 +527,32 @@ pub async fn rulebook_impact(
         comparison,
         refused,
     }))
+}
+
+/// `records` as the draft reads them: its catalog checks each again (each
+/// written back to the wire format and parsed under the draft), and
+/// numbers the record types its own way. Also the count of those it
+/// refuses (a type it lacks, or fields its schema does not take).
+fn as_draft_reads(
+    draft: &socred_core::Engine,
+    records: &[socred_core::Record],
+) -> (Vec<socred_core::Record>, u64) {
+    let mut refused = 0u64;
+    let read = records
+        .iter()
+        .filter_map(|record| {
+            let line =
+                socred_schema::wire::to_line(&socred_schema::wire::Item::Record(record.clone()));
+            match socred_schema::wire::parse_line(&draft.rulebook, 1, &line) {
+                Ok((socred_schema::wire::Item::Record(record), _)) => Some(record),
+                _ => {
+                    refused += 1;
+                    None
+                }
+            }
+        })
+        .collect();
+    (read, refused)
 }
 
 /// Erases now what the end of retention allows on the registry's day (the
