@@ -14,6 +14,37 @@ pub fn openapi_json() -> &'static str {
     TEXT.get_or_init(|| serde_json::to_string_pretty(&document()).unwrap_or_default())
 }
 
+/// Whether the operation `method` `path` (a route template) has query
+/// parameters in the description. The router refuses a query string on
+/// the others (`routes::refuse_unexpected_query`).
+pub(crate) fn takes_query(method: &str, path: &str) -> bool {
+    // Path template to the methods whose operation has query parameters:
+    // looked up on every API request, so without building a key.
+    static WITH_QUERY: OnceLock<std::collections::HashMap<String, Vec<String>>> = OnceLock::new();
+    WITH_QUERY
+        .get_or_init(|| {
+            let mut with_query: std::collections::HashMap<String, Vec<String>> =
+                std::collections::HashMap::new();
+            let document = document();
+            for (path, methods) in document["paths"].as_object().into_iter().flatten() {
+                for (method, operation) in methods.as_object().into_iter().flatten() {
+                    let has_query = operation["parameters"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                    if has_query {
+                        with_query
+                            .entry(path.clone())
+                            .or_default()
+                            .push(method.clone());
+                    }
+                }
+            }
+            with_query
+        })
+        .get(path)
+        .is_some_and(|methods| methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }

@@ -85,6 +85,7 @@ routes! { limits;
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     add_routes(Router::new(), limits)
+        .route_layer(axum::middleware::from_fn(refuse_unexpected_query))
         .merge(crate::portal::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -95,6 +96,41 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Refuses a query string on an API operation that takes no query
+/// parameters (`invalid_query`), as those that take some refuse one they do
+/// not know: a caller who adds `?as_of=…` to its file learns that the
+/// registry did not read it, rather than getting today's file. The
+/// machines' endpoints (`/healthz`, `/metrics`, …) keep their conventions.
+async fn refuse_unexpected_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let query = request.uri().query().unwrap_or_default();
+    if !query.is_empty() {
+        if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
+            let path = path.as_str();
+            let method = request.method().as_str();
+            if path.starts_with("/v1/") && !crate::openapi::takes_query(method, path) {
+                let first = query.split('&').next().unwrap_or_default();
+                let name: String = first
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(64)
+                    .collect();
+                return ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{method} {path}` takes no query parameters; got `{name}`"),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
