@@ -54,6 +54,10 @@ pub struct ModelStanding {
     pub grade: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_scored: Option<NotScored>,
+    /// The penalties for unmet expectations that may bear on the day: in
+    /// force on it, or ended since the earliest day a grade list publishes
+    /// from (see [`Engine::penalties_since`]). The whole history is in the
+    /// credit file ([`crate::file::Detail::Full`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub penalties: Vec<ExpectationPenalty>,
     /// Why `grade` is not the points' grade: the record that assigns it.
@@ -194,10 +198,11 @@ impl Engine {
     /// Reads `state` as of `day`.
     pub fn evaluate<'s>(&self, state: &'s SubjectState, day: Day) -> Standing<'s> {
         let kind = state.subject.kind();
+        let since = self.penalties_since(day);
         let mut models = Vec::with_capacity(self.rulebook.models.len());
         for (index, model) in self.rulebook.models.iter().enumerate() {
             if model.subject_kinds.contains(kind) {
-                models.push(self.model_standing(state, index as u32, day));
+                models.push(self.model_standing(state, index as u32, day, since));
             }
         }
         let mut entries = self.entries_in_force(state, day, &models);
@@ -246,13 +251,32 @@ impl Engine {
         left_off
     }
 
-    fn model_standing(&self, state: &SubjectState, index: u32, day: Day) -> ModelStanding {
+    /// The earliest day whose penalties a standing on `day` needs: `day`,
+    /// or the last publication day of a grade list before it (a grade list
+    /// reads the grade on its publication day, see `grade_on`).
+    pub(crate) fn penalties_since(&self, day: Day) -> Day {
+        self.rulebook
+            .lists
+            .iter()
+            .filter(|list| list.grade_model.is_some())
+            .filter_map(|list| list.schedule)
+            .map(|schedule| publication(schedule, day).0)
+            .fold(day, Day::min)
+    }
+
+    fn model_standing(
+        &self,
+        state: &SubjectState,
+        index: u32,
+        day: Day,
+        since: Day,
+    ) -> ModelStanding {
         let model = &self.rulebook.models[index as usize];
         let mut score = match self.points_on(state, index, day) {
             Ok(points) => points,
             Err(reason) => return self.unscored(state, index, day, reason),
         };
-        let penalties = self.penalties(state, index, day);
+        let penalties = self.penalties(state, index, day, since);
         for penalty in &penalties {
             if penalty.in_force {
                 score = score.saturating_add(penalty.points);
@@ -512,7 +536,7 @@ impl Engine {
                 }
             }
             _ => {
-                for penalty in self.penalties(state, index, published) {
+                for penalty in self.penalties(state, index, published, published) {
                     if penalty.in_force {
                         score = score.saturating_add(penalty.points);
                     }
@@ -561,7 +585,17 @@ impl Engine {
     /// Penalties for every full period, from the subject's first record
     /// still in the file to `day`, in which it gained less than a model's
     /// expectation asks.
-    fn penalties(&self, state: &SubjectState, index: u32, day: Day) -> Vec<ExpectationPenalty> {
+    /// The penalties of model `index` for its unmet expectations as of
+    /// `day`, in period order, leaving out those that ended on or before
+    /// `since` (`Day::MIN`: the whole history). A standing needs only the
+    /// last period or two; a subject's history holds one a year.
+    pub(crate) fn penalties(
+        &self,
+        state: &SubjectState,
+        index: u32,
+        day: Day,
+        since: Day,
+    ) -> Vec<ExpectationPenalty> {
         let model = &self.rulebook.models[index as usize];
         let kind = state.subject.kind();
         let mut out = Vec::new();
@@ -624,23 +658,27 @@ impl Engine {
                     }
                 }
             }
-            let mut period_start = bucket_start(per, first_period);
-            for (period, &gained) in (first_period..).zip(gains.iter()) {
+            // From the last period back, until one's penalty would have
+            // ended by `since` (a later period's ends later).
+            let from = out.len();
+            for (offset, &gained) in gains.iter().enumerate().rev() {
+                let period = first_period + offset as i32;
                 let end_civil = bucket_start_civil(per, period + 1);
                 let period_end = Day::from_civil(end_civil.0, end_civil.1, end_civil.2);
+                let end = expectation.validity.after_civil(period_end, end_civil);
+                if end <= since {
+                    break;
+                }
                 let scored = !model.consent_required_for.contains(kind)
                     || state.consent_on(period_end.add_days(-1));
                 if scored && gained < expectation.gain_min {
                     let span = Span {
                         start: period_end,
-                        end: expectation.validity.after_civil(period_end, end_civil),
+                        end,
                     };
-                    if out.capacity() == 0 {
-                        out.reserve_exact(periods);
-                    }
                     out.push(ExpectationPenalty {
                         expectation: expectation.id.clone(),
-                        period_start,
+                        period_start: bucket_start(per, period),
                         gained,
                         gain_min: expectation.gain_min,
                         points: expectation.points,
@@ -648,8 +686,8 @@ impl Engine {
                         span,
                     });
                 }
-                period_start = period_end;
             }
+            out[from..].reverse();
         }
         out
     }

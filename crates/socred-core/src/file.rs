@@ -185,6 +185,13 @@ impl Engine {
             }
         }
         if detail == Detail::Full {
+            // The standing holds the penalties that bear on the day; the
+            // full file tells every period that fell short.
+            for model in &mut file.models {
+                if model.not_scored.is_none() && model.score.is_some() {
+                    model.penalties = self.penalties(state, model.index, day, Day::MIN);
+                }
+            }
             file.profession = self.profession_on(state, day).cloned();
             file.consent = Some(state.consent_on(day));
             file.list_entries = Some(self.entry_views(standing));
