@@ -6,6 +6,22 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// `println!` that returns the write's error rather than panicking when the
+/// reader has gone (`socred … | head`): `main` then ends quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(io::stdout().lock(), $($arg)*)
+    };
+}
+
+/// `eprintln!` that never panics: a diagnostic that nobody can read any
+/// more (standard error closed) is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr().lock(), $($arg)*);
+    }};
+}
+
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -47,20 +63,20 @@ impl Input {
 pub fn id_check(text: &str) -> anyhow::Result<Code> {
     match SubjectId::parse(text) {
         Ok(parsed) => {
-            println!(
+            out!(
                 "{}: valid {} identifier",
                 parsed.id,
                 parsed.id.kind().as_str()
-            );
+            )?;
             if let Some(IdWarning::PilotCheckCharacter { expected, found }) = parsed.warning {
-                eprintln!(
+                note!(
                     "warning: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
                 );
             }
             Ok(exit::OK)
         }
         Err(error) => {
-            eprintln!("error: {text}: {error}");
+            note!("error: {text}: {error}");
             Ok(exit::FAILURE)
         }
     }
@@ -71,7 +87,7 @@ pub fn rulebook_check(path: &Path) -> anyhow::Result<Code> {
         .with_context(|| format!("cannot read rulebook {}", path.display()))?;
     match socred_schema::load_rulebook(&path.display().to_string(), &text) {
         Ok(rulebook) => {
-            println!(
+            out!(
                 "{}: rulebook {} is valid: {} record types, {} models, {} lists, {} measures",
                 path.display(),
                 rulebook.label(),
@@ -79,27 +95,29 @@ pub fn rulebook_check(path: &Path) -> anyhow::Result<Code> {
                 rulebook.models.len(),
                 rulebook.lists.len(),
                 rulebook.measures.len()
-            );
+            )?;
             Ok(exit::OK)
         }
         Err(errors) => {
             for problem in &errors.problems {
-                eprintln!("{problem}");
+                note!("{problem}");
             }
-            eprintln!("{} problem(s) found", errors.problems.len());
+            note!("{} problem(s) found", errors.problems.len());
             Ok(exit::FAILURE)
         }
     }
 }
 
 pub fn rulebook_default() -> anyhow::Result<Code> {
-    print!("{}", socred_schema::DEFAULT_RULEBOOK_TOML);
+    io::stdout()
+        .lock()
+        .write_all(socred_schema::DEFAULT_RULEBOOK_TOML.as_bytes())?;
     Ok(exit::OK)
 }
 
 pub fn rulebook_schema() -> anyhow::Result<Code> {
     let schema = socred_schema::rulebook_json_schema();
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+    out!("{}", serde_json::to_string_pretty(&schema)?)?;
     Ok(exit::OK)
 }
 
@@ -213,7 +231,7 @@ fn load(input: &Input) -> anyhow::Result<Loaded> {
     .with_context(|| format!("cannot read {label}"))?;
     progress.finish_and_clear();
     if rejected > 0 {
-        eprintln!("{rejected} line(s) rejected in {label}");
+        note!("{rejected} line(s) rejected in {label}");
     }
     let engine = Engine::new(Arc::new(rulebook));
     Ok(Loaded {
@@ -374,7 +392,7 @@ pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Co
     }
     input.on_threads(|| {
         let base = load(&input)?;
-        eprintln!(
+        note!(
             "reading {} again, for {}",
             input.records.display(),
             against.display()
@@ -445,9 +463,9 @@ fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Resul
     let standing = loaded.engine.evaluate(&state, loaded.as_of);
     let file = loaded.engine.credit_file(&standing, Detail::Full);
     if json {
-        println!("{}", serde_json::to_string_pretty(&file)?);
+        out!("{}", serde_json::to_string_pretty(&file)?)?;
     } else {
-        print!("{}", file.explain());
+        io::stdout().lock().write_all(file.explain().as_bytes())?;
     }
     Ok(finish(loaded))
 }
@@ -489,7 +507,7 @@ pub fn serve(config: socred_server::ServeConfig) -> anyhow::Result<Code> {
 
 pub fn verify(data: &Path) -> anyhow::Result<Code> {
     let report = socred_server::verify(data)?;
-    println!("{report}");
+    out!("{report}")?;
     Ok(if report.is_ok() {
         exit::OK
     } else {

@@ -249,8 +249,20 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code.into(),
+        // The reader of standard output went away (`socred … | head`):
+        // what it wanted it has, so this is no failure.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            exit::OK.into()
+        }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
             exit::FAILURE.into()
         }
     }

@@ -696,3 +696,69 @@ fn timeline_follows_a_city_year_by_year() {
         text(&out.stderr)
     );
 }
+
+/// `socred` with its standard output or error a pipe whose reader is
+/// gone, as in `socred … | head` once `head` has its lines.
+fn socred_into_closed(args: &[&str], close_stdout: bool) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_socred"));
+    command.args(args).stdin(Stdio::null());
+    if close_stdout {
+        command.stdout(Stdio::from(writer)).stderr(Stdio::piped());
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::from(writer));
+    }
+    command.output().expect("socred runs")
+}
+
+#[test]
+fn a_reader_that_went_away_ends_the_output_without_a_panic() {
+    let dir = tempdir();
+    let records = dir.path().join("records.ndjson");
+    std::fs::write(
+        &records,
+        concat!(
+            r#"{"provider": "court.beijing-1", "id": "a1", "subject": "11010519491231002X", "type": "judicial.judgment_default", "occurred_at": "2026-03-01", "decided_at": "2026-03-15", "fields": {"case_no": "(2026) Jing 01 Zhi 1"}}"#,
+            "\n{not json\n",
+        ),
+    )
+    .unwrap();
+    let records = records.to_str().unwrap();
+    // Standard output gone: what was asked for is no longer wanted, and
+    // that is no failure.
+    for args in [
+        &["rulebook", "schema"][..],
+        &["rulebook", "default"],
+        &["id", "check", "11010519491231002X"],
+        &[
+            "explain",
+            "--records",
+            records,
+            "--subject",
+            "11010519491231002X",
+            "--as-of",
+            "2026-04-01",
+        ],
+    ] {
+        let out = socred_into_closed(args, true);
+        let errors = text(&out.stderr);
+        assert!(!errors.contains("panicked"), "{args:?}: {errors}");
+        assert!(
+            out.status.code().is_some_and(|c| c != 101),
+            "{args:?}: {:?} {errors}",
+            out.status
+        );
+    }
+    // Standard error gone: the diagnostics are dropped, the exit code
+    // still says what happened and the output is whole.
+    let out = socred_into_closed(
+        &["score", "--records", records, "--as-of", "2026-04-01"],
+        false,
+    );
+    assert_eq!(out.status.code(), Some(3), "one line rejected");
+    let file: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(file["lists"], serde_json::json!(["judgment_defaulters"]));
+    let out = socred_into_closed(&["id", "check", "11010519491231002Y"], false);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -26,6 +26,22 @@ use crate::clock::SystemClock;
 use crate::state::{AppState, Current, Limits};
 use crate::token::new_token;
 
+/// `println!` and `eprintln!` for a server: a line that nobody reads any
+/// more (its standard output or error closed, `socred serve --demo | head`)
+/// is dropped, and the server goes on serving.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// How `socred serve` runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -132,19 +148,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the address listened on")?;
-    println!(
+    say!(
         "socred {} listening on http://{addr} (rulebook {})",
         env!("CARGO_PKG_VERSION"),
         state.current().label
     );
     if let Some(report) = demo_report {
-        print!("{}", report.instructions(addr));
+        let text = report.instructions(addr);
+        say!("{}", text.trim_end_matches('\n'));
     }
     if let Some(token) = first_admin {
-        println!(
-            "first start: operator token of principal `{FIRST_ADMIN_ID}` (shown once): {token}"
-        );
-        println!(
+        say!("first start: operator token of principal `{FIRST_ADMIN_ID}` (shown once): {token}");
+        say!(
             "  register principals with: curl -s -H 'Authorization: Bearer {token}' \\
     \
              -H 'content-type: application/json' -d '{{...}}' http://{addr}/v1/admin/principals  (see docs/api.md)"
@@ -591,9 +606,12 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
     let batch_items = demo.batch_items.max(1);
     let parse_current = current.clone();
     let review_from = generate.end.add_days(-DEMO_REVIEW_DAYS);
-    eprintln!(
+    say_err!(
         "demo: generating a city of {} subjects and {} records from {} to {}",
-        generate.subjects, generate.records, generate.start, generate.end
+        generate.subjects,
+        generate.records,
+        generate.start,
+        generate.end
     );
     let producer = tokio::task::spawn_blocking(move || {
         let mut parser = LineParser::new(parse_current.rulebook());
@@ -643,7 +661,7 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
             .iter()
             .filter(|o| matches!(o, socred_store::Outcome::Stored))
             .count() as u64;
-        eprintln!(
+        say_err!(
             "demo: {stored} items stored ({:.1} s)",
             started.elapsed().as_secs_f64()
         );
@@ -652,11 +670,11 @@ async fn load_city(state: &AppState, demo: &Demo) -> anyhow::Result<u64> {
         .await
         .context("the demo generator stopped unexpectedly")?;
     if refused > 0 {
-        eprintln!(
+        say_err!(
             "demo: {refused} generated lines did not parse against the rulebook and were left out"
         );
     }
-    eprintln!(
+    say_err!(
         "demo: city stored in {:.1} s",
         started.elapsed().as_secs_f64()
     );
