@@ -30,7 +30,7 @@ use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use socred_core::Day;
+use socred_core::{Day, Period};
 
 /// The agency scope and measure the decision benchmark asks about: airlines
 /// implement `no_air_travel` in the default rulebook.
@@ -584,12 +584,20 @@ struct Batches {
 /// the benchmark provider, keeping keys unique by prefixing the record id
 /// with the generated provider id.
 fn record_batches(records: u64, subjects: u64, seed: u64, batch: usize) -> anyhow::Result<Batches> {
+    // Records the registry may still hold: decided in the five years of
+    // retention before today, less a month (it refuses a record past its
+    // retention at the door), up to yesterday.
+    let today = today_in_china();
+    let (start, end) = (
+        Period::years(5).before(today).add_days(31),
+        today.add_days(-1),
+    );
     let config = socred_sim::GenConfig {
         seed,
         subjects,
         records,
-        start: Day::parse("2021-01-01").context("start")?,
-        end: Day::parse("2026-10-31").context("end")?,
+        start,
+        end,
     };
     let started = Instant::now();
     let mut bodies = Vec::new();
@@ -922,6 +930,16 @@ fn store_label() -> &'static str {
         Ok(_) => "the store in SOCRED_STORE",
         Err(_) => "SQLite",
     }
+}
+
+/// Today in China Standard Time (UTC+08:00), the day the server reads
+/// files and retention as of.
+fn today_in_china() -> Day {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = (seconds + 8 * 3_600) / 86_400;
+    Day(i32::try_from(days).unwrap_or(i32::MAX))
 }
 
 #[cfg(test)]

@@ -420,6 +420,21 @@ async fn admit(
                     ),
                 )));
             }
+            // A record whose retention has ended may not be held at all:
+            // storing it to erase it at the next run would be holding it.
+            if let Some(record_type) = current.rulebook().catalog.get(record.type_index as usize) {
+                let retained_until = record_type.retention.after(record.decided_at);
+                if retained_until <= state.today() {
+                    return Ok(Err(refuse(
+                        "past_retention",
+                        "decided_at",
+                        format!(
+                            "decided on {}, a `{}` record is kept for {}, until {}: the registry may not hold it any more",
+                            record.decided_at, record.type_id, record_type.retention, retained_until
+                        ),
+                    )));
+                }
+            }
             let review = if current.needs_review(record.type_index) {
                 ReviewNeed::Required
             } else {

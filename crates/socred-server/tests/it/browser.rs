@@ -694,6 +694,7 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
     .to_string();
     let line = arrears.clone();
     let alice_id = alice().to_string();
+    let clock = h.clock.clone();
     let token = tokio::task::spawn_blocking(move || {
         let browser = driver.session();
         browser.open(&format!("http://{addr}/#/operator"));
@@ -799,10 +800,12 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         assert!(said.contains("bank"), "{said}");
         assert!(browser.text("#principals").contains("revoked"));
 
-        // A fare evasion of 2019, long past its retention, is erased when
-        // the operator asks, and the dashboard counts the run.
+        // A fare evasion of 2019, sent then and long past its retention
+        // now, is erased when the operator asks, and the dashboard counts
+        // the run.
         let old = fare_evasion("fe-2019", alice(), "2019-03-01");
         let metro = format!("Bearer {METRO}");
+        clock.set_day(socred_core::Day::parse("2019-03-02").unwrap());
         let sent = socred_server::client::request(
             addr,
             "POST",
@@ -814,6 +817,7 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
             old.as_bytes(),
         )
         .unwrap();
+        clock.set_day(socred_core::Day::parse(TODAY).unwrap());
         assert!(sent.text().contains("\"stored\""), "{}", sent.text());
         browser.click("#erase-now");
         let erased = browser.text_when("#operator-status", "the erasure", |t| t.contains("Erased"));
