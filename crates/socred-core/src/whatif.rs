@@ -257,15 +257,7 @@ pub fn compare(
         |subject| empty_outcome(base, subject, day),
         |subject| empty_outcome(other, subject, day),
     );
-    let (subjects, base, other, changes) = differ.finish();
-    Comparison {
-        as_of: day,
-        group_min,
-        subjects,
-        base,
-        other,
-        changes,
-    }
+    differ.report(day)
 }
 
 /// [`compare`] of a history read in parts, in memory bounded by a part
@@ -280,7 +272,6 @@ pub struct PagedComparison {
     base: Arc<Engine>,
     other: Arc<Engine>,
     day: Day,
-    group_min: u64,
     /// Entries passed on under each rulebook, sorted by the subject they
     /// reach once counting starts; those handed to a part leave.
     base_passed: Vec<(SubjectId, DerivedEntry)>,
@@ -300,7 +291,6 @@ impl PagedComparison {
             base,
             other,
             day,
-            group_min,
             base_passed: Vec::new(),
             other_passed: Vec::new(),
             counting: false,
@@ -359,15 +349,7 @@ impl PagedComparison {
 
     /// The report, once every part is counted.
     pub fn finish(self) -> Comparison {
-        let (subjects, base, other, changes) = self.differ.finish();
-        Comparison {
-            as_of: self.day,
-            group_min: self.group_min,
-            subjects,
-            base,
-            other,
-            changes,
-        }
+        self.differ.report(self.day)
     }
 }
 
@@ -502,6 +484,20 @@ impl Differ {
                 .entry(group)
                 .or_default()
                 .add(before, after, changed);
+        }
+    }
+
+    /// The what-if report of the outcomes counted, on `day`.
+    pub(crate) fn report(self, day: Day) -> Comparison {
+        let group_min = self.group_min;
+        let (subjects, base, other, changes) = self.finish();
+        Comparison {
+            as_of: day,
+            group_min,
+            subjects,
+            base,
+            other,
+            changes,
         }
     }
 
