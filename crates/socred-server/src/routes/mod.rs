@@ -112,7 +112,11 @@ async fn refuse_unexpected_query(
     if !query.is_empty() {
         if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
             let path = path.as_str();
-            let method = request.method().as_str();
+            // A HEAD is the GET of the same route without its body.
+            let method = match request.method().as_str() {
+                "HEAD" => "GET",
+                method => method,
+            };
             if path.starts_with("/v1/") && !crate::openapi::takes_query(method, path) {
                 let first = query.split('&').next().unwrap_or_default();
                 let name: String = first

@@ -199,3 +199,24 @@ async fn every_operation_refuses_malformed_input_with_a_named_error() {
     }
     assert!(calls > 300, "{calls} calls");
 }
+
+/// A HEAD reads its route's query as the GET does: refused where the GET
+/// takes no parameters, accepted where it does.
+#[tokio::test]
+async fn a_head_request_reads_the_query_as_its_get_does() {
+    let h = Harness::new().await;
+    let reply = h
+        .send(
+            Method::HEAD,
+            "/v1/public/lists/judgment_defaulters?limit=5",
+            None,
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = h
+        .send(Method::HEAD, "/v1/public/lists?limit=5", None, None, "")
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
