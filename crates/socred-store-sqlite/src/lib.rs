@@ -909,6 +909,28 @@ impl Store for SqliteStore {
         socred_store::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 
+    /// One read for the page, on one connection.
+    async fn records_of(
+        &self,
+        rulebook: &Rulebook,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(Vec<Record>, Vec<Fact>)>, StoreError> {
+        let subjects = subjects.to_vec();
+        let rows = self
+            .read(move |conn| {
+                subjects
+                    .iter()
+                    .map(|&subject| tx::load_subject(conn, subject))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?;
+        rows.iter()
+            .map(|(record_rows, fact_rows)| {
+                socred_store::decode_subject(rulebook, record_rows, fact_rows)
+            })
+            .collect()
+    }
+
     async fn subjects(
         &self,
         after: Option<SubjectId>,

@@ -1839,6 +1839,24 @@ pub async fn check_subjects_paging(store: &dyn Store) {
     }
     assert_eq!(seen, all);
     assert_eq!(store.counts().await.expect("counts").subjects, 25);
+    // A page's records at once are each subject's, in the page's order; a
+    // subject without a state has none.
+    let mut page: Vec<SubjectId> = all.iter().rev().take(5).copied().collect();
+    page.push(person(99));
+    let at_once = store
+        .records_of(&engine.rulebook, &page)
+        .await
+        .expect("records of a page");
+    assert_eq!(at_once.len(), page.len());
+    for (subject, (records, facts)) in page.iter().zip(&at_once) {
+        let one = store
+            .records(&engine.rulebook, *subject)
+            .await
+            .expect("records");
+        assert_eq!(&one, &(records.clone(), facts.clone()), "{subject}");
+    }
+    assert_eq!(at_once[0].0.len(), 1);
+    assert!(at_once[5].0.is_empty());
     assert!(all.iter().all(|s| s.kind() == SubjectKind::Person));
 }
 

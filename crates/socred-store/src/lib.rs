@@ -461,6 +461,22 @@ pub trait Store: Send + Sync + 'static {
         subject: SubjectId,
     ) -> Result<(Vec<Record>, Vec<Fact>), StoreError>;
 
+    /// [`Store::records`] of each of `subjects`, in their order: for a
+    /// reader of the whole registry a page at a time (a draft rulebook's
+    /// impact). By default one read each; a backend may read a page at
+    /// once.
+    async fn records_of(
+        &self,
+        rulebook: &Rulebook,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(Vec<Record>, Vec<Fact>)>, StoreError> {
+        let mut out = Vec::with_capacity(subjects.len());
+        for &subject in subjects {
+            out.push(self.records(rulebook, subject).await?);
+        }
+        Ok(out)
+    }
+
     /// Subjects with a stored state, in identifier order, after `after`.
     async fn subjects(
         &self,

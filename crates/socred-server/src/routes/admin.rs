@@ -464,17 +464,19 @@ pub async fn rulebook_impact(
         let mut after = None;
         loop {
             let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
+            // The first reading needs only those who may pass entries on
+            // (organisations, with the default rulebook).
+            let read: Vec<socred_core::SubjectId> = subjects
+                .iter()
+                .copied()
+                .filter(|subject| counting || paged.gathers(subject.kind()))
+                .collect();
             let (mut records, mut facts) = (Vec::new(), Vec::new());
-            for &subject in &subjects {
-                // The first reading needs only those who may pass entries
-                // on (organisations, with the default rulebook).
-                if !counting && !paged.gathers(subject.kind()) {
-                    continue;
-                }
-                let (mut r, mut f) = state
-                    .store()
-                    .records(&current.engine.rulebook, subject)
-                    .await?;
+            for (mut r, mut f) in state
+                .store()
+                .records_of(&current.engine.rulebook, &read)
+                .await?
+            {
                 records.append(&mut r);
                 facts.append(&mut f);
             }
