@@ -697,18 +697,24 @@ fn timeline_follows_a_city_year_by_year() {
     );
 }
 
+/// Which of `socred`'s outputs goes to a pipe whose reader is gone.
+#[derive(Clone, Copy)]
+enum Closed {
+    Stdout,
+    Stderr,
+}
+
 /// `socred` with its standard output or error a pipe whose reader is
 /// gone, as in `socred … | head` once `head` has its lines.
-fn socred_into_closed(args: &[&str], close_stdout: bool) -> Output {
+fn socred_into_closed(args: &[&str], closed: Closed) -> Output {
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
     let mut command = Command::new(env!("CARGO_BIN_EXE_socred"));
     command.args(args).stdin(Stdio::null());
-    if close_stdout {
-        command.stdout(Stdio::from(writer)).stderr(Stdio::piped());
-    } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::from(writer));
-    }
+    match closed {
+        Closed::Stdout => command.stdout(Stdio::from(writer)).stderr(Stdio::piped()),
+        Closed::Stderr => command.stdout(Stdio::piped()).stderr(Stdio::from(writer)),
+    };
     command.output().expect("socred runs")
 }
 
@@ -741,7 +747,7 @@ fn a_reader_that_went_away_ends_the_output_without_a_panic() {
             "2026-04-01",
         ],
     ] {
-        let out = socred_into_closed(args, true);
+        let out = socred_into_closed(args, Closed::Stdout);
         let errors = text(&out.stderr);
         assert!(!errors.contains("panicked"), "{args:?}: {errors}");
         assert!(
@@ -754,11 +760,11 @@ fn a_reader_that_went_away_ends_the_output_without_a_panic() {
     // still says what happened and the output is whole.
     let out = socred_into_closed(
         &["score", "--records", records, "--as-of", "2026-04-01"],
-        false,
+        Closed::Stderr,
     );
     assert_eq!(out.status.code(), Some(3), "one line rejected");
     let file: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(file["lists"], serde_json::json!(["judgment_defaulters"]));
-    let out = socred_into_closed(&["id", "check", "11010519491231002Y"], false);
+    let out = socred_into_closed(&["id", "check", "11010519491231002Y"], Closed::Stderr);
     assert_eq!(out.status.code(), Some(1));
 }

@@ -453,62 +453,14 @@ pub async fn rulebook_impact(
     // (see `PagedComparison`): first for the entries that reach related
     // subjects, then to count. A write may land between two pages: the
     // report reads the history as it stood while it was read.
-    let mut paged = socred_core::whatif::PagedComparison::new(
+    let paged = socred_core::whatif::PagedComparison::new(
         current.engine.clone(),
         draft.clone(),
         day,
         group_min,
     );
-    let mut refused = 0u64;
-    for counting in [false, true] {
-        let mut after = None;
-        loop {
-            let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
-            // The first reading needs only those who may pass entries on
-            // (organisations, with the default rulebook).
-            let read: Vec<socred_core::SubjectId> = subjects
-                .iter()
-                .copied()
-                .filter(|subject| counting || paged.gathers(subject.kind()))
-                .collect();
-            let (mut records, mut facts) = (Vec::new(), Vec::new());
-            for (mut r, mut f) in state
-                .store()
-                .records_of(&current.engine.rulebook, &read)
-                .await?
-            {
-                records.append(&mut r);
-                facts.append(&mut f);
-            }
-            let last_page = subjects.len() < IMPACT_PAGE;
-            let last = if last_page {
-                None
-            } else {
-                subjects.last().copied()
-            };
-            let draft = draft.clone();
-            let (page_refused, back) = tokio::task::spawn_blocking(move || {
-                let (draft_records, refused) = as_draft_reads(&draft, &records);
-                let (base, other) = ((&records[..], &facts[..]), (&draft_records[..], &facts[..]));
-                if counting {
-                    paged.count(base, other, last);
-                } else {
-                    paged.gather(base, other);
-                }
-                (refused, paged)
-            })
-            .await
-            .map_err(|error| ApiError::internal("the rulebook impact", &error))?;
-            paged = back;
-            if counting {
-                refused += page_refused;
-            }
-            match last {
-                Some(last) => after = Some(last),
-                None => break,
-            }
-        }
-    }
+    let (paged, _) = read_registry(&state, &current, &draft, paged, Reading::Gather).await?;
+    let (paged, refused) = read_registry(&state, &current, &draft, paged, Reading::Count).await?;
     let comparison = paged.finish();
     let audit = vec![audit_draft(
         &state,
@@ -529,6 +481,71 @@ pub async fn rulebook_impact(
         comparison,
         refused,
     }))
+}
+
+/// A reading of the registry for a draft's impact.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The first: the entries that reach related subjects.
+    Gather,
+    /// The second: every subject, counted.
+    Count,
+}
+
+/// One reading of the registry into `paged`, a page of subjects at a
+/// time, each page folded on a blocking thread; with the records in effect
+/// that the draft refuses (counted when counting).
+async fn read_registry(
+    state: &AppState,
+    current: &Current,
+    draft: &Arc<socred_core::Engine>,
+    mut paged: socred_core::whatif::PagedComparison,
+    reading: Reading,
+) -> Result<(socred_core::whatif::PagedComparison, u64), ApiError> {
+    let mut refused = 0u64;
+    let mut after = None;
+    loop {
+        let subjects = state.store().subjects(after, IMPACT_PAGE).await?;
+        // The first reading needs only those who may pass entries on
+        // (organisations, with the default rulebook).
+        let read: Vec<socred_core::SubjectId> = subjects
+            .iter()
+            .copied()
+            .filter(|subject| reading == Reading::Count || paged.gathers(subject.kind()))
+            .collect();
+        let (mut records, mut facts) = (Vec::new(), Vec::new());
+        for (mut r, mut f) in state
+            .store()
+            .records_of(&current.engine.rulebook, &read)
+            .await?
+        {
+            records.append(&mut r);
+            facts.append(&mut f);
+        }
+        let last = if subjects.len() < IMPACT_PAGE {
+            None
+        } else {
+            subjects.last().copied()
+        };
+        let draft = draft.clone();
+        let (page_refused, back) = tokio::task::spawn_blocking(move || {
+            let (draft_records, refused) = as_draft_reads(&draft, &records);
+            let (base, other) = ((&records[..], &facts[..]), (&draft_records[..], &facts[..]));
+            match reading {
+                Reading::Gather => paged.gather(base, other),
+                Reading::Count => paged.count(base, other, last),
+            }
+            (refused, paged)
+        })
+        .await
+        .map_err(|error| ApiError::internal("the rulebook impact", &error))?;
+        paged = back;
+        refused += page_refused;
+        match last {
+            Some(last) => after = Some(last),
+            None => return Ok((paged, refused)),
+        }
+    }
 }
 
 /// `records` as the draft reads them: its catalog checks each again (each
