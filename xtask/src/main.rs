@@ -238,7 +238,8 @@ fn bench_fold(
 }
 
 /// A hash of everything the fold of `records` and `facts` gives: each
-/// state as JSON, its full credit file and each decision (as their debug
+/// state as JSON (its keys in sorted order, so that moving a field within
+/// a struct leaves the digest alone), its full credit file and each decision (as their debug
 /// text), in subject order. (The standing, an intermediate, is left out
 /// since 2026-11-24: it holds only the expectation penalties that bear on
 /// the day, the full file all of them.) `DefaultHasher::new` has fixed keys,
@@ -252,7 +253,7 @@ fn fold_digest(
     use std::hash::Hasher as _;
     let mut hasher = std::hash::DefaultHasher::new();
     for state in engine.fold_all(records, facts, day) {
-        hasher.write(&serde_json::to_vec(&state)?);
+        hasher.write(&serde_json::to_vec(&serde_json::to_value(&state)?)?);
         let standing = engine.evaluate(&state, day);
         let file = engine.credit_file(&standing, socred_core::Detail::Full);
         hasher.write(format!("{file:?}").as_bytes());
