@@ -427,7 +427,7 @@ impl Engine {
             end = end.min(validity.after(start));
         }
         if entry.exit_on_repair {
-            if let Some(repaired) = record.repaired_at {
+            if let Some(repaired) = record.repaired_at() {
                 end = end.min(repaired.max(start));
             }
         }

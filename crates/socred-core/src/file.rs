@@ -286,9 +286,9 @@ impl Engine {
                 retained_until: record.retained_until,
                 public: record.public_until.is_some_and(|until| day < until),
                 disputed: record.disputed_on(day),
-                statement: record.statement.clone(),
-                corrected_at: record.corrected_at,
-                repaired_at: record.repaired_at,
+                statement: record.statement().cloned(),
+                corrected_at: record.corrected_at(),
+                repaired_at: record.repaired_at(),
             });
         }
         views

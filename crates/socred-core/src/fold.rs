@@ -23,7 +23,7 @@ use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
 use crate::rulebook::{CalendarPeriod, Points, RecordType, Rulebook, ScoreRule};
 use crate::state::{
-    DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
+    Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
 };
 use crate::time::Day;
 
@@ -234,7 +234,7 @@ impl Engine {
             let civil = decided_at.to_civil();
             let public_until = record_type.publicity.map(|p| {
                 let end = p.after_civil(decided_at, civil);
-                later.repaired_at.map_or(end, |r| r.min(end))
+                later.amended.repaired_at.map_or(end, |r| r.min(end))
             });
             state.records.push(RecordState {
                 key: record.key.clone(),
@@ -245,18 +245,15 @@ impl Engine {
                 document: record.document.clone(),
                 retained_until: record_type.retention.after_civil(decided_at, civil),
                 public_until,
-                // Most records have none: an empty list without a call.
-                disputes: if later.disputes.is_empty() {
-                    Vec::new()
-                } else {
-                    later.disputes.clone()
-                },
                 suspend_when_disputed: record_type.dispute_policy
                     == crate::rulebook::DisputePolicy::Suspended,
-                statement: later.statement.clone(),
-                corrected_at: later.corrected_at,
-                repaired_at: later.repaired_at,
                 consent_required: record_type.consent_required,
+                // Most records have none: no allocation and no call.
+                amended: if later.amended.is_empty() {
+                    None
+                } else {
+                    Some(Box::new(later.amended.clone()))
+                },
             });
             kept.push(Kept {
                 pos: pos as u32,
@@ -434,7 +431,7 @@ impl Engine {
             }
         }
         if list.exit_on_repair {
-            if let Some(repaired_at) = record_state.repaired_at {
+            if let Some(repaired_at) = record_state.repaired_at() {
                 let earliest = list.duration_min.after(start);
                 let repair_day = repaired_at.max(earliest);
                 if repair_day < end {
@@ -477,7 +474,7 @@ impl Engine {
                 }
                 let record = &state.records[effect.record as usize];
                 let suspended = if record.suspend_when_disputed {
-                    record.disputes.clone()
+                    record.disputes().to_vec()
                 } else {
                     Vec::new()
                 };
@@ -638,10 +635,7 @@ struct Later {
     retracted: bool,
     fields: Option<Fields>,
     dates: Option<(Day, Day)>,
-    corrected_at: Option<Day>,
-    disputes: Vec<Span>,
-    statement: Option<Arc<str>>,
-    repaired_at: Option<Day>,
+    amended: Amendments,
 }
 
 /// A record no later fact names.
@@ -649,10 +643,12 @@ static UNTOUCHED: Later = Later {
     retracted: false,
     fields: None,
     dates: None,
-    corrected_at: None,
-    disputes: Vec::new(),
-    statement: None,
-    repaired_at: None,
+    amended: Amendments {
+        disputes: Vec::new(),
+        statement: None,
+        corrected_at: None,
+        repaired_at: None,
+    },
 };
 
 /// What `facts` (sorted) did to each of `records` (in content order), or
@@ -694,27 +690,28 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
                         decided_at.unwrap_or(record.decided_at),
                     ));
                 }
-                entry.corrected_at = Some(fact.at);
+                entry.amended.corrected_at = Some(fact.at);
             }
             FactKind::Disputed { statement, .. } => {
                 if entry
+                    .amended
                     .disputes
                     .last()
                     .is_none_or(|span| span.end != Day::MAX)
                 {
-                    entry.disputes.push(Span {
+                    entry.amended.disputes.push(Span {
                         start: fact.at,
                         end: Day::MAX,
                     });
                 }
                 if statement.is_some() {
-                    entry.statement = statement.clone();
+                    entry.amended.statement = statement.clone();
                 }
             }
             FactKind::Resolved {
                 outcome, fields, ..
             } => {
-                if let Some(span) = entry.disputes.last_mut() {
+                if let Some(span) = entry.amended.disputes.last_mut() {
                     if span.end == Day::MAX {
                         span.end = fact.at;
                     }
@@ -724,14 +721,19 @@ fn apply_facts(facts: &[&Fact], records: &[&Record], state: &mut SubjectState) -
                     Outcome::Corrected => {
                         if let Some(fields) = fields {
                             entry.fields = Some(fields.clone());
-                            entry.corrected_at = Some(fact.at);
+                            entry.amended.corrected_at = Some(fact.at);
                         }
                     }
                     Outcome::Retracted => entry.retracted = true,
                 }
             }
             FactKind::Repaired { .. } => {
-                entry.repaired_at = Some(entry.repaired_at.map_or(fact.at, |d| d.min(fact.at)));
+                entry.amended.repaired_at = Some(
+                    entry
+                        .amended
+                        .repaired_at
+                        .map_or(fact.at, |d| d.min(fact.at)),
+                );
             }
             FactKind::ConsentGranted | FactKind::ConsentWithdrawn => {}
         }

@@ -57,7 +57,7 @@ use std::sync::Arc;
 
 use socred_core::record::{Fields, Value};
 use socred_core::state::{
-    DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
+    Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
 };
 use socred_core::{Day, RecordId, RecordKey, SubjectId};
 
@@ -359,12 +359,15 @@ fn read_record(r: &mut Reader<'_>, names: &Names) -> Result<RecordState, String>
         document,
         retained_until,
         public_until,
-        disputes,
         suspend_when_disputed: has(RECORD_SUSPEND_WHEN_DISPUTED),
-        statement,
-        corrected_at,
-        repaired_at,
         consent_required: has(RECORD_CONSENT_REQUIRED),
+        amended: Amendments {
+            disputes,
+            statement,
+            corrected_at,
+            repaired_at,
+        }
+        .boxed(),
     })
 }
 
@@ -532,11 +535,11 @@ impl<'s> Writer<'s> {
         };
         flag(record.document.is_some(), RECORD_DOCUMENT);
         flag(record.public_until.is_some(), RECORD_PUBLIC_UNTIL);
-        flag(!record.disputes.is_empty(), RECORD_DISPUTES);
+        flag(!record.disputes().is_empty(), RECORD_DISPUTES);
         flag(record.suspend_when_disputed, RECORD_SUSPEND_WHEN_DISPUTED);
-        flag(record.statement.is_some(), RECORD_STATEMENT);
-        flag(record.corrected_at.is_some(), RECORD_CORRECTED_AT);
-        flag(record.repaired_at.is_some(), RECORD_REPAIRED_AT);
+        flag(record.statement().is_some(), RECORD_STATEMENT);
+        flag(record.corrected_at().is_some(), RECORD_CORRECTED_AT);
+        flag(record.repaired_at().is_some(), RECORD_REPAIRED_AT);
         flag(record.consent_required, RECORD_CONSENT_REQUIRED);
         self.byte(flags);
         self.name(&record.key.provider);
@@ -571,16 +574,16 @@ impl<'s> Writer<'s> {
         if let Some(day) = record.public_until {
             self.day(day);
         }
-        if !record.disputes.is_empty() {
-            self.spans(&record.disputes);
+        if !record.disputes().is_empty() {
+            self.spans(record.disputes());
         }
-        if let Some(statement) = &record.statement {
+        if let Some(statement) = record.statement() {
             self.text(statement);
         }
-        if let Some(day) = record.corrected_at {
+        if let Some(day) = record.corrected_at() {
             self.day(day);
         }
-        if let Some(day) = record.repaired_at {
+        if let Some(day) = record.repaired_at() {
             self.day(day);
         }
     }
@@ -829,33 +832,32 @@ mod tests {
             document: None,
             retained_until: day("2029-03-01"),
             public_until: None,
-            disputes: Vec::new(),
             suspend_when_disputed: false,
-            statement: None,
-            corrected_at: None,
-            repaired_at: None,
             consent_required: false,
+            amended: None,
         };
         let full = RecordState {
             key: key("(2026)京01执123号"),
             document: Some(Arc::from("doc/1")),
             retained_until: Day::MAX,
             public_until: Some(day("2027-01-01")),
-            disputes: vec![
-                Span {
-                    start: day("2025-01-01"),
-                    end: day("2025-02-01"),
-                },
-                Span {
-                    start: day("2025-06-01"),
-                    end: Day::MAX,
-                },
-            ],
             suspend_when_disputed: true,
-            statement: Some(Arc::from("I paid")),
-            corrected_at: Some(day("2025-03-01")),
-            repaired_at: Some(day("2026-01-01")),
             consent_required: true,
+            amended: Some(Box::new(Amendments {
+                disputes: vec![
+                    Span {
+                        start: day("2025-01-01"),
+                        end: day("2025-02-01"),
+                    },
+                    Span {
+                        start: day("2025-06-01"),
+                        end: Day::MAX,
+                    },
+                ],
+                statement: Some(Arc::from("I paid")),
+                corrected_at: Some(day("2025-03-01")),
+                repaired_at: Some(day("2026-01-01")),
+            })),
             fields: Fields::new(),
             ..plain.clone()
         };

@@ -741,11 +741,11 @@ pub async fn check_open_objections(store: &dyn Store) {
         let state = state(store, subject).await.expect("state");
         assert!(
             state.records[0]
-                .disputes
+                .disputes()
                 .iter()
                 .any(|span| span.contains(day("2026-06-01"))),
             "{subject}: {:?}",
-            state.records[0].disputes
+            state.records[0].disputes()
         );
     }
 }
@@ -1095,7 +1095,7 @@ pub async fn check_review(store: &dyn Store) {
         .await
         .expect("approval of a fact");
     let repaired = state(store, org).await.expect("state");
-    assert_eq!(repaired.records[0].repaired_at, Some(day("2026-09-01")));
+    assert_eq!(repaired.records[0].repaired_at(), Some(day("2026-09-01")));
     assert_consistent(store, &engine).await;
 }
 

@@ -71,7 +71,7 @@ pub fn list_rows(state: &SubjectState, derived: &[(SubjectId, DerivedEntry)]) ->
             end: effect.span.end.min(record.retained_until),
         };
         let holes: &[Span] = if record.suspend_when_disputed {
-            &record.disputes
+            record.disputes()
         } else {
             &[]
         };
@@ -151,8 +151,10 @@ pub fn close_open_ends(state: &mut SubjectState) {
         if let Some(day) = &mut record.public_until {
             close(day);
         }
-        for span in &mut record.disputes {
-            close(&mut span.end);
+        if let Some(amended) = &mut record.amended {
+            for span in &mut amended.disputes {
+                close(&mut span.end);
+            }
         }
     }
     for effect in &mut state.effects {
@@ -204,8 +206,10 @@ pub fn normalise_state(state: &mut SubjectState) {
         if let Some(day) = &mut record.public_until {
             open(day);
         }
-        for span in &mut record.disputes {
-            open(&mut span.end);
+        if let Some(amended) = &mut record.amended {
+            for span in &mut amended.disputes {
+                open(&mut span.end);
+            }
         }
     }
     for effect in &mut state.effects {

@@ -274,7 +274,7 @@ pub async fn objections(
             continue;
         };
         for record in &file.records {
-            let Some(open) = record.disputes.iter().find(|span| span.contains(today)) else {
+            let Some(open) = record.disputes().iter().find(|span| span.contains(today)) else {
                 continue;
             };
             let resolve_by = crate::routes::subjects::resolve_by(current.rulebook(), open.start);
@@ -297,7 +297,7 @@ pub async fn objections(
                 since: open.start,
                 resolve_by,
                 overdue: today > resolve_by,
-                statement: record.statement.clone(),
+                statement: record.statement().cloned(),
             });
         }
     }

@@ -88,7 +88,7 @@ pub const PENDING_SHOWN_MAX: usize = 100;
 fn open_items(rulebook: &Rulebook, state: &SubjectState, today: Day) -> Vec<OpenItem> {
     let mut items = Vec::new();
     for record in &state.records {
-        for span in &record.disputes {
+        for span in record.disputes() {
             if span.contains(today) {
                 let resolve_by = resolve_by(rulebook, span.start);
                 items.push(OpenItem {
@@ -97,7 +97,7 @@ fn open_items(rulebook: &Rulebook, state: &SubjectState, today: Day) -> Vec<Open
                     since: span.start,
                     resolve_by,
                     overdue: today > resolve_by,
-                    statement: record.statement.clone(),
+                    statement: record.statement().cloned(),
                 });
             }
         }
@@ -338,7 +338,7 @@ pub async fn object(
     let key = request.record;
     let file = load(&state, subject).await?;
     let (_, record) = record_in_file(&file, &key)?;
-    if let Some(open) = record.disputes.iter().find(|span| span.contains(today)) {
+    if let Some(open) = record.disputes().iter().find(|span| span.contains(today)) {
         return Err(ApiError::conflict("already_disputed",
             format!(
                 "record {}/{} is already disputed since {}; a reviewer resolves that objection first",
@@ -350,7 +350,7 @@ pub async fn object(
     // resolution whichever arrived first: an objection made on the day
     // another was resolved would read as resolved by it. Refused, like the
     // objection still open, before anything is written or logged.
-    if record.disputes.iter().any(|span| span.end == today) {
+    if record.disputes().iter().any(|span| span.end == today) {
         return Err(resolved_today(&key));
     }
     let fact = Fact {
@@ -513,7 +513,7 @@ pub async fn apply_for_repair(
     let key = request.record;
     let file = load(&state, subject).await?;
     let (index, record) = record_in_file(&file, &key)?;
-    if let Some(day) = record.repaired_at {
+    if let Some(day) = record.repaired_at() {
         return Err(ApiError::conflict(
             "already_repaired",
             format!("record {}/{} was repaired on {day}", key.provider, key.id),
