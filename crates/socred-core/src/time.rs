@@ -26,6 +26,29 @@ const CIVIL_YEAR_SHIFT: i64 = 400 * 14_700;
 /// Days from that origin to 1970-01-01.
 const CIVIL_DAY_SHIFT: i64 = 719_468 + 146_097 * 14_700;
 
+/// The first year of [`MARCH_FIRST`].
+const TABLE_YEAR_FIRST: i32 = 1900;
+/// How many years [`MARCH_FIRST`] holds (1900 to 2411).
+const TABLE_YEARS: usize = 512;
+/// 1 March of each year from [`TABLE_YEAR_FIRST`], as a [`Day`] number,
+/// computed at build time. A year counted from 1 March has the same months
+/// whatever the year, 29 February being its last day: so `day` plus whole
+/// years is `day` moved from one 1 March to another, two loads instead of
+/// the civil arithmetic (see [`Period::after_civil`]).
+const MARCH_FIRST: [i32; TABLE_YEARS] = {
+    let mut table = [0; TABLE_YEARS];
+    let mut i = 0;
+    while i < TABLE_YEARS {
+        // `Day::from_civil(year, 3, 1)`, spelled for a const context.
+        let y = (TABLE_YEAR_FIRST as i64 + i as i64 + CIVIL_YEAR_SHIFT) as u64;
+        let century = y / 100;
+        let days_of_years = 1461 * y / 4 - century + century / 4;
+        table[i] = (days_of_years as i64 - CIVIL_DAY_SHIFT) as i32;
+        i += 1;
+    }
+    table
+};
+
 impl Day {
     pub const MIN: Day = Day(i32::MIN / 2);
     pub const MAX: Day = Day(i32::MAX / 2);
@@ -324,19 +347,19 @@ impl Period {
     ///
     /// Inlined for whole years (every retention and validity of the default
     /// rulebook, two or three per record): the call cost as much as the
-    /// arithmetic.
+    /// arithmetic. Within [`MARCH_FIRST`]'s years, `day` moves from the 1
+    /// March before it to the one `years` later, by the same number of
+    /// days (29 February aside: the next year may lack it).
     #[inline]
     pub fn after_civil(&self, day: Day, civil: (i32, u32, u32)) -> Day {
         let (year, month, dom) = civil;
-        let new_year = year.saturating_add(i32::from(self.years));
-        if self.months == 0
-            && self.days == 0
-            && day != Day::MAX
-            && day != Day::MIN
-            && (-200_000..=200_000).contains(&new_year)
-            && !(month == 2 && dom == 29)
-        {
-            return Day::from_civil(new_year, month, dom);
+        if self.months == 0 && self.days == 0 && !(month == 2 && dom == 29) {
+            let from =
+                (year - i32::from(month <= 2)).wrapping_sub(TABLE_YEAR_FIRST) as u32 as usize;
+            let to = from + usize::from(self.years);
+            if let (Some(&start), Some(&end)) = (MARCH_FIRST.get(from), MARCH_FIRST.get(to)) {
+                return Day(day.0 - start + end);
+            }
         }
         self.after_civil_slow(day, civil)
     }
@@ -623,10 +646,16 @@ mod tests {
             "P1Y", "P2Y", "P5Y", "P0D", "P6M", "P180D", "P1Y1M1D", "P65535Y",
         ];
         let far = [Day::MIN, Day::MAX, Day(-80_000_000), Day(80_000_000)];
-        for text in periods {
+        // Around the first and last years of the table of 1 March (1900,
+        // 2411), and years with and without 29 February between.
+        let edges = [(1899, 1900), (2009, 2012), (2410, 2412)]
+            .map(|(from, to)| Day::from_civil(from, 1, 1).0..Day::from_civil(to, 12, 31).0);
+        for text in periods.into_iter().chain(["P400Y", "P511Y", "P512Y"]) {
             let period: Period = text.parse().unwrap();
-            // Every day of 1999-2005 (two 29 Februaries) and a few far ones.
-            for day in (10_000..13_000).map(Day).chain(far) {
+            // Every day of 1999-2005 (two 29 Februaries), of the table's
+            // edges, and a few far ones.
+            let days = (10_000..13_000).chain(edges.iter().cloned().flatten());
+            for day in days.map(Day).chain(far) {
                 let civil = day.to_civil();
                 assert_eq!(
                     period.after_civil(day, civil),
