@@ -1174,15 +1174,17 @@ impl Engine {
         if passed.is_empty() {
             return;
         }
-        passed.sort_by(|a, b| {
-            (a.0, &a.1.list, a.1.via, &a.1.record, a.1.span).cmp(&(
-                b.0,
-                &b.1.list,
-                b.1.via,
-                &b.1.record,
-                b.1.span,
-            ))
-        });
+        // In order of target, list, passer, record and span: by target
+        // first (a cheap key), then the few entries of each target by the
+        // rest, which compares texts.
+        passed.sort_by_key(|(target, _)| *target);
+        for same in passed.chunk_by_mut(|a, b| a.0 == b.0) {
+            if same.len() > 1 {
+                same.sort_by(|(_, a), (_, b)| {
+                    (&a.list, a.via, &a.record, a.span).cmp(&(&b.list, b.via, &b.record, b.span))
+                });
+            }
+        }
         let mut extra: BTreeMap<SubjectId, SubjectState> = BTreeMap::new();
         let mut next = 0;
         for (target, entry) in passed {
