@@ -227,9 +227,7 @@ impl Engine {
                         && other.source == effect.source
                         && other.span == effect.span
                         && other.points == effect.points
-                        && other.points_base == effect.points_base
-                        && other.escalation == effect.escalation
-                        && other.capped_by == effect.capped_by
+                        && other.adjusted == effect.adjusted
                         && other.end_reason == effect.end_reason => {}
                 _ => return false,
             }

@@ -332,10 +332,10 @@ impl Engine {
                 start: effect.span.start,
                 end: (effect.span.end != Day::MAX).then_some(effect.span.end),
                 points: is_rule.then_some(effect.points),
-                points_base: (is_rule && effect.points_base != effect.points)
-                    .then_some(effect.points_base),
-                escalation: effect.escalation,
-                capped_by: effect.capped_by.clone(),
+                points_base: (is_rule && effect.points_base() != effect.points)
+                    .then_some(effect.points_base()),
+                escalation: effect.escalation(),
+                capped_by: effect.capped_by().cloned(),
                 end_reason: effect.end_reason,
                 status,
                 legal_basis,

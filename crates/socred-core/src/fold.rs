@@ -23,7 +23,8 @@ use crate::id::{SubjectId, SubjectKind};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
 use crate::rulebook::{CalendarPeriod, Points, RecordType, Rulebook, ScoreRule};
 use crate::state::{
-    Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
+    Adjustment, Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span,
+    SubjectState,
 };
 use crate::time::Day;
 
@@ -362,9 +363,7 @@ impl Engine {
                     },
                     span: Span { start, end },
                     points,
-                    points_base,
-                    escalation: escalated,
-                    capped_by,
+                    adjusted: Adjustment::of(points, points_base, escalated, capped_by),
                     end_reason: None,
                 });
             }
@@ -451,9 +450,7 @@ impl Engine {
             },
             span: Span { start, end },
             points: 0,
-            points_base: 0,
-            escalation: None,
-            capped_by: None,
+            adjusted: None,
             end_reason,
         }
     }
@@ -1443,10 +1440,10 @@ mod tests {
         }
         assert!(expected
             .iter()
-            .any(|s| s.effects.iter().any(|e| e.escalation.is_some())));
+            .any(|s| s.effects.iter().any(|e| e.escalation().is_some())));
         assert!(expected
             .iter()
-            .any(|s| s.effects.iter().any(|e| e.capped_by.is_some())));
+            .any(|s| s.effects.iter().any(|e| e.capped_by().is_some())));
     }
 
     #[test]

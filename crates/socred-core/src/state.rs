@@ -156,26 +156,128 @@ pub enum EndReason {
 }
 
 /// One effect of one record: points, or a list entry.
+///
+/// What escalation and caps did to a rule's points is held behind one
+/// pointer (`adjusted`), absent for most effects: at 64 bytes instead of
+/// 88, a state's effects take a quarter less memory to write and to read
+/// back. It reads and writes as JSON as it always did (`EffectWire`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EffectWire", into = "EffectWire")]
 pub struct Effect {
     /// Index into [`SubjectState::records`].
     pub record: u32,
-    #[serde(flatten)]
     pub source: Source,
-    #[serde(flatten)]
     pub span: Span,
     /// Points, for a rule's effect (0 for list entries).
-    #[serde(default)]
     pub points: i64,
-    /// Points the rule gave before escalation and caps.
-    #[serde(default)]
-    pub points_base: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalation: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capped_by: Option<Arc<str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// How escalation and caps changed the rule's points; None when they
+    /// did not (never an adjustment that changes nothing, see
+    /// [`Adjustment::of`]).
+    pub adjusted: Option<Box<Adjustment>>,
+}
+
+/// How escalation and caps made a rule's points differ from what the rule
+/// gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adjustment {
+    /// Points the rule gave before escalation and caps.
+    pub points_base: i64,
+    /// The occurrence that escalated the points (the third in the window).
+    pub escalation: Option<u32>,
+    /// The cap that cut them.
+    pub capped_by: Option<Arc<str>>,
+}
+
+impl Adjustment {
+    /// The adjustment of an effect of `points`, as an effect holds it: None
+    /// when there is none, so that two effects alike compare equal.
+    pub fn of(
+        points: i64,
+        points_base: i64,
+        escalation: Option<u32>,
+        capped_by: Option<Arc<str>>,
+    ) -> Option<Box<Adjustment>> {
+        if points_base == points && escalation.is_none() && capped_by.is_none() {
+            None
+        } else {
+            Some(Box::new(Adjustment {
+                points_base,
+                escalation,
+                capped_by,
+            }))
+        }
+    }
+}
+
+impl Effect {
+    /// Points the rule gave before escalation and caps.
+    pub fn points_base(&self) -> i64 {
+        self.adjusted
+            .as_ref()
+            .map_or(self.points, |a| a.points_base)
+    }
+
+    pub fn escalation(&self) -> Option<u32> {
+        self.adjusted.as_ref().and_then(|a| a.escalation)
+    }
+
+    pub fn capped_by(&self) -> Option<&Arc<str>> {
+        self.adjusted.as_ref().and_then(|a| a.capped_by.as_ref())
+    }
+}
+
+/// An [`Effect`] as JSON has it, every field in the open.
+#[derive(Serialize, Deserialize)]
+struct EffectWire {
+    record: u32,
+    #[serde(flatten)]
+    source: Source,
+    #[serde(flatten)]
+    span: Span,
+    #[serde(default)]
+    points: i64,
+    #[serde(default)]
+    points_base: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    escalation: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    capped_by: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_reason: Option<EndReason>,
+}
+
+impl From<EffectWire> for Effect {
+    fn from(wire: EffectWire) -> Effect {
+        Effect {
+            record: wire.record,
+            source: wire.source,
+            span: wire.span,
+            points: wire.points,
+            end_reason: wire.end_reason,
+            adjusted: Adjustment::of(
+                wire.points,
+                wire.points_base,
+                wire.escalation,
+                wire.capped_by,
+            ),
+        }
+    }
+}
+
+impl From<Effect> for EffectWire {
+    fn from(effect: Effect) -> EffectWire {
+        EffectWire {
+            record: effect.record,
+            points_base: effect.points_base(),
+            escalation: effect.escalation(),
+            capped_by: effect.capped_by().cloned(),
+            source: effect.source,
+            span: effect.span,
+            points: effect.points,
+            end_reason: effect.end_reason,
+        }
+    }
 }
 
 /// A list entry that reaches this subject through another one (a company's
@@ -345,5 +447,47 @@ mod tests {
             ..Amendments::default()
         };
         assert!(statement.boxed().is_some());
+    }
+
+    #[test]
+    fn effects_read_and_write_their_adjustment_as_fields() {
+        let span = Span {
+            start: Day::parse_date("2024-03-01").expect("day"),
+            end: Day::MAX,
+        };
+        let source = Source::Rule {
+            model: Arc::from("rongcheng"),
+            rule: Arc::from("breach"),
+        };
+        let plain = Effect {
+            record: 0,
+            source: source.clone(),
+            span,
+            points: -20,
+            end_reason: None,
+            adjusted: Adjustment::of(-20, -20, None, None),
+        };
+        assert!(plain.adjusted.is_none(), "no adjustment held for none");
+        let json = serde_json::to_value(&plain).expect("json");
+        assert_eq!(json["points_base"], -20);
+        assert!(json.get("escalation").is_none() && json.get("capped_by").is_none());
+        assert_eq!(serde_json::from_value::<Effect>(json).expect("back"), plain);
+
+        let capped = Effect {
+            adjusted: Adjustment::of(-30, -40, Some(3), Some(Arc::from("yearly"))),
+            points: -30,
+            ..plain.clone()
+        };
+        assert_eq!(capped.points_base(), -40);
+        let json = serde_json::to_value(&capped).expect("json");
+        assert_eq!(json["points"], -30);
+        assert_eq!(json["points_base"], -40);
+        assert_eq!(json["escalation"], 3);
+        assert_eq!(json["capped_by"], "yearly");
+        assert_eq!(json["by"], "rule");
+        assert_eq!(
+            serde_json::from_value::<Effect>(json).expect("back"),
+            capped
+        );
     }
 }

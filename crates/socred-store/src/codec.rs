@@ -57,7 +57,8 @@ use std::sync::Arc;
 
 use socred_core::record::{Fields, Value};
 use socred_core::state::{
-    Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span, SubjectState,
+    Adjustment, Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span,
+    SubjectState,
 };
 use socred_core::{Day, RecordId, RecordKey, SubjectId};
 
@@ -414,10 +415,8 @@ fn read_effect(r: &mut Reader<'_>, names: &Names) -> Result<Effect, String> {
         source,
         span,
         points,
-        points_base,
-        escalation,
-        capped_by,
         end_reason,
+        adjusted: Adjustment::of(points, points_base, escalation, capped_by),
     })
 }
 
@@ -593,10 +592,10 @@ impl<'s> Writer<'s> {
         if matches!(effect.source, Source::ListEntry { .. }) {
             flags |= EFFECT_LIST_ENTRY;
         }
-        if effect.escalation.is_some() {
+        if effect.escalation().is_some() {
             flags |= EFFECT_ESCALATION;
         }
-        if effect.capped_by.is_some() {
+        if effect.capped_by().is_some() {
             flags |= EFFECT_CAPPED_BY;
         }
         if effect.end_reason.is_some() {
@@ -613,11 +612,11 @@ impl<'s> Writer<'s> {
         }
         self.span(effect.span);
         self.signed(effect.points);
-        self.signed(effect.points_base);
-        if let Some(escalation) = effect.escalation {
+        self.signed(effect.points_base());
+        if let Some(escalation) = effect.escalation() {
             put_varint(&mut self.out, u64::from(escalation));
         }
-        if let Some(capped_by) = &effect.capped_by {
+        if let Some(capped_by) = effect.capped_by() {
             self.name(capped_by);
         }
         if let Some(reason) = effect.end_reason {
@@ -872,10 +871,8 @@ mod tests {
                 end: day("2025-03-01"),
             },
             points: -50,
-            points_base: -25,
-            escalation: Some(2),
-            capped_by: Some(Arc::from("yearly")),
             end_reason: None,
+            adjusted: Adjustment::of(-50, -25, Some(2), Some(Arc::from("yearly"))),
         };
         let entry = Effect {
             record: 1,
@@ -887,10 +884,8 @@ mod tests {
                 end: Day::MAX,
             },
             points: 0,
-            points_base: 0,
-            escalation: None,
-            capped_by: None,
             end_reason: Some(EndReason::Repair),
+            adjusted: None,
         };
         SubjectState {
             subject: person,
@@ -908,7 +903,7 @@ mod tests {
                 Effect {
                     end_reason: Some(EndReason::Expiry),
                     points: i64::MIN,
-                    points_base: i64::MAX,
+                    adjusted: Adjustment::of(i64::MIN, i64::MAX, None, None),
                     ..entry
                 },
             ],
