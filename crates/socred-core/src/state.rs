@@ -183,7 +183,8 @@ pub struct Effect {
 pub struct Adjustment {
     /// Points the rule gave before escalation and caps.
     pub points_base: i64,
-    /// The occurrence that escalated the points (the third in the window).
+    /// How many occurrences the escalation window counted, this one
+    /// included, when the points escalated.
     pub escalation: Option<u32>,
     /// The cap that cut them.
     pub capped_by: Option<Arc<str>>,

@@ -354,8 +354,8 @@ impl Period {
     pub fn after_civil(&self, day: Day, civil: (i32, u32, u32)) -> Day {
         let (year, month, dom) = civil;
         if self.months == 0 && self.days == 0 && !(month == 2 && dom == 29) {
-            let from =
-                (year - i32::from(month <= 2)).wrapping_sub(TABLE_YEAR_FIRST) as u32 as usize;
+            let march_year = year.wrapping_sub(i32::from(month <= 2));
+            let from = march_year.wrapping_sub(TABLE_YEAR_FIRST) as u32 as usize;
             let to = from + usize::from(self.years);
             if let (Some(&start), Some(&end)) = (MARCH_FIRST.get(from), MARCH_FIRST.get(to)) {
                 return Day(day.0 - start + end);
