@@ -360,7 +360,7 @@ fn deep_copy(record: &Record) -> Record {
         },
         subject: record.subject,
         type_index: record.type_index,
-        type_id: record.type_id.clone(),
+        type_id: record.type_id,
         occurred_at: record.occurred_at,
         decided_at: record.decided_at,
         fields,

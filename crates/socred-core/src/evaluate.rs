@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::expr::Context;
 use crate::fold::{bucket, Engine};
 use crate::id::{SubjectId, SubjectKind};
+use crate::name::Name;
 use crate::record::{RecordKey, Value};
 use crate::rulebook::{
     AssignedGrade, CalendarPeriod, Condition, ListKind, Measure, MeasureKind, Schedule,
@@ -48,7 +49,7 @@ pub struct ExpectationPenalty {
 /// One model's reading of a subject on a day.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelStanding {
-    pub model: Arc<str>,
+    pub model: Name,
     /// None when not scored; a grade may still be assigned by a record.
     pub score: Option<i64>,
     pub grade: Option<Arc<str>>,
@@ -75,7 +76,7 @@ pub struct GradeAssignment {
     pub grade: Arc<str>,
     /// The record that assigns it.
     pub record: RecordKey,
-    pub record_type: Arc<str>,
+    pub record_type: Name,
     /// The legal basis of the model's assigned-grade entry (its own, or its
     /// record type's).
     pub legal_basis: Arc<str>,
@@ -87,7 +88,7 @@ pub struct GradeAssignment {
     pub until: Option<Day>,
     /// Record types of which a later record ends it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ends_with: Vec<Arc<str>>,
+    pub ends_with: Vec<Name>,
     /// The grade the points give, which the assignment replaces (None when
     /// not scored, or when no band takes the score).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,7 +149,7 @@ pub struct Standing<'s> {
     pub models: Vec<ModelStanding>,
     pub entries: Vec<InForce>,
     /// Ids of the lists in force, sorted and unique.
-    pub lists: Vec<Arc<str>>,
+    pub lists: Vec<Name>,
     /// Lists whose entries were dropped because an excluding list is in force.
     pub left_off: Vec<LeftOff>,
 }
@@ -207,9 +208,9 @@ impl Engine {
         }
         let mut entries = self.entries_in_force(state, day, &models);
         let left_off = self.exclude(&mut entries);
-        let mut lists: Vec<Arc<str>> = entries
+        let mut lists: Vec<Name> = entries
             .iter()
-            .map(|e| self.list_ids[e.list as usize].clone())
+            .map(|e| self.list_ids[e.list as usize])
             .collect();
         lists.sort();
         lists.dedup();
@@ -296,7 +297,7 @@ impl Engine {
             self.assign(state, model, day, &mut grade)
         };
         ModelStanding {
-            model: model.id.clone(),
+            model: model.id,
             score: Some(score),
             grade,
             not_scored: None,
@@ -324,7 +325,7 @@ impl Engine {
             None
         };
         ModelStanding {
-            model: model.id.clone(),
+            model: model.id,
             score: None,
             grade,
             not_scored: Some(reason),
@@ -350,13 +351,13 @@ impl Engine {
             .until
             .iter()
             .filter_map(|&t| self.rulebook.catalog.get(t as usize))
-            .map(|t| t.id.clone())
+            .map(|t| t.id)
             .collect();
         let points_grade = grade.replace(entry.grade.clone());
         Some(Box::new(GradeAssignment {
             grade: entry.grade.clone(),
             record: record.key.clone(),
-            record_type: record.type_id.clone(),
+            record_type: record.type_id,
             legal_basis: entry.legal_basis.clone(),
             since: winner.span.start,
             until: (winner.span.end != Day::MAX).then_some(winner.span.end),
@@ -378,7 +379,7 @@ impl Engine {
                 continue;
             };
             for (record_index, record) in state.records.iter().enumerate() {
-                if !same_id(&record.type_id, &record_type.id) || !counts_on(record, day, consent) {
+                if record.type_id != record_type.id || !counts_on(record, day, consent) {
                     continue;
                 }
                 let span = self.assignment_span(state, entry, record_index, day, consent);
@@ -447,7 +448,7 @@ impl Engine {
                 self.rulebook
                     .catalog
                     .get(t as usize)
-                    .is_some_and(|t| same_id(&t.id, &other.type_id))
+                    .is_some_and(|t| t.id == other.type_id)
             });
             if ends {
                 end = other.decided_at;
@@ -471,7 +472,7 @@ impl Engine {
             let Source::Rule { model: id, .. } = &effect.source else {
                 continue;
             };
-            if !same_id(id, &model.id) {
+            if *id != model.id {
                 continue;
             }
             let record = &state.records[effect.record as usize];
@@ -648,7 +649,7 @@ impl Engine {
                     let Source::Rule { model: m, .. } = &effect.source else {
                         continue;
                     };
-                    if effect.points <= 0 || !same_id(m, &model.id) {
+                    if effect.points <= 0 || *m != model.id {
                         continue;
                     }
                     let offset =
@@ -759,11 +760,8 @@ impl Engine {
         entries
     }
 
-    fn list_index(&self, id: &Arc<str>) -> Option<u32> {
-        self.list_ids
-            .iter()
-            .position(|l| same_id(l, id))
-            .map(|i| i as u32)
+    fn list_index(&self, id: &Name) -> Option<u32> {
+        self.list_ids.iter().position(|l| l == id).map(|i| i as u32)
     }
 
     /// Decides whether `measure` applies to the subject of `standing`.
@@ -887,7 +885,7 @@ impl Engine {
             // the score.
             let record = model.assigned.as_ref().map(|a| a.record.clone());
             grounds.push(Ground::Grade {
-                model: model.model.clone(),
+                model: model.model,
                 grade: grade.clone(),
                 score: model.score,
                 score_only: measure.kind == MeasureKind::Punishment && record.is_none(),
@@ -925,7 +923,7 @@ impl Engine {
             EntrySource::Effect(index) => {
                 let effect = &state.effects[index as usize];
                 let record = &state.records[effect.record as usize];
-                (Some(record.key.clone()), Some(record.type_id.clone()), None)
+                (Some(record.key.clone()), Some(record.type_id), None)
             }
             EntrySource::Derived(index) => {
                 let derived = &state.derived[index as usize];
@@ -933,12 +931,12 @@ impl Engine {
             }
             EntrySource::Grade { .. } => (None, None, None),
             EntrySource::AssignedGrade { record, .. } => match state.records.get(record as usize) {
-                Some(record) => (Some(record.key.clone()), Some(record.type_id.clone()), None),
+                Some(record) => (Some(record.key.clone()), Some(record.type_id), None),
                 None => (None, None, None),
             },
         };
         Ground::ListEntry {
-            list: list.id.clone(),
+            list: list.id,
             list_kind: list.kind,
             legal_basis: self.list_bases[entry.list as usize].clone(),
             since: entry.span.start,
@@ -964,10 +962,6 @@ fn counts_on(record: &RecordState, day: Day, consent: bool) -> bool {
 
 /// Ids compare by pointer first: a freshly folded state shares the
 /// rulebook's `Arc`s, so most comparisons need no string compare.
-fn same_id(a: &Arc<str>, b: &Arc<str>) -> bool {
-    Arc::ptr_eq(a, b) || a == b
-}
-
 /// Periods of expectation gains counted in an array on the stack: 16 years,
 /// 4 years of quarters or 16 months (beyond, on the heap).
 const GAINS_ON_STACK: usize = 16;
@@ -1048,7 +1042,7 @@ pub enum Reason {
 #[serde(tag = "ground", rename_all = "snake_case")]
 pub enum Ground {
     ListEntry {
-        list: Arc<str>,
+        list: Name,
         list_kind: ListKind,
         legal_basis: Arc<str>,
         since: Day,
@@ -1057,13 +1051,13 @@ pub enum Ground {
         #[serde(skip_serializing_if = "Option::is_none")]
         record: Option<RecordKey>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        record_type: Option<Arc<str>>,
+        record_type: Option<Name>,
         /// The related subject whose entry reaches this one.
         #[serde(skip_serializing_if = "Option::is_none")]
         via: Option<SubjectId>,
     },
     Grade {
-        model: Arc<str>,
+        model: Name,
         grade: Arc<str>,
         /// None when the model gives no score and a record assigned the
         /// grade.
@@ -1159,7 +1153,7 @@ mod tests {
         let catalog_index = catalog
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.id.clone(), i as u32))
+            .map(|(i, t)| (t.id, i as u32))
             .collect();
         let model = ScoringModel {
             id: "tax".into(),
@@ -1343,10 +1337,7 @@ mod tests {
         assert_eq!(assigned.since, day("2025-03-01"));
         // Open but for the record's retention; ended by an evaluation.
         assert_eq!(assigned.until, Some(day("2030-03-01")));
-        assert_eq!(
-            assigned.ends_with,
-            ["tax.evaluation".into()] as [Arc<str>; 1]
-        );
+        assert_eq!(assigned.ends_with, [Name::new("tax.evaluation")]);
         assert_eq!(assigned.points_grade, None);
         // Before the record was decided the taxpayer is not graded at all.
         let before = standing(&engine, &records, &[], "2025-02-28");
@@ -1594,9 +1585,9 @@ mod tests {
 
         // On the publication day itself, from the standing of that day.
         let first = engine.evaluate(&state, day("2025-07-01"));
-        assert_eq!(first.lists, ["graded_d".into()] as [Arc<str>; 1]);
+        assert_eq!(first.lists, [Name::new("graded_d")]);
         let july = engine.evaluate(&state, day("2025-07-03"));
-        assert_eq!(july.lists, ["graded_d".into()] as [Arc<str>; 1]);
+        assert_eq!(july.lists, [Name::new("graded_d")]);
         let entry = july.entries.first().unwrap_or_else(|| panic!("no entry"));
         assert_eq!(
             entry.source,

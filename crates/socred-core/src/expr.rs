@@ -84,7 +84,7 @@ pub struct Context<'a> {
     /// Empty when the subject has no grade.
     pub grade: &'a str,
     /// Ids of the lists the subject is on.
-    pub lists: &'a [Arc<str>],
+    pub lists: &'a [crate::name::Name],
 }
 
 /// A compile error, with the byte offset in the expression where known.

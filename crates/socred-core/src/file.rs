@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::evaluate::{EntrySource, GradeAssignment, ModelStanding, Standing};
 use crate::fold::Engine;
 use crate::id::{SubjectId, SubjectKind};
+use crate::name::Name;
 use crate::record::{Fields, RecordKey};
 use crate::rulebook::ListKind;
 use crate::state::{EndReason, Source, Span};
@@ -41,7 +42,7 @@ pub struct RecordView {
     #[serde(flatten)]
     pub key: RecordKey,
     #[serde(rename = "type")]
-    pub type_id: Arc<str>,
+    pub type_id: Name,
     pub title: String,
     pub legal_basis: String,
     pub occurred_at: Day,
@@ -63,7 +64,7 @@ pub struct RecordView {
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectView {
     pub record: RecordKey,
-    pub record_type: Arc<str>,
+    pub record_type: Name,
     #[serde(flatten)]
     pub source: Source,
     pub start: Day,
@@ -85,7 +86,7 @@ pub struct EffectView {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EntryView {
-    pub list: Arc<str>,
+    pub list: Name,
     pub list_kind: ListKind,
     pub since: Day,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,10 +104,10 @@ pub struct EntryView {
 /// A list the subject is left off because it is on a list that excludes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct LeftOffView {
-    pub list: Arc<str>,
+    pub list: Name,
     pub list_kind: ListKind,
     /// The excluding lists the subject is on.
-    pub excluded_by: Vec<Arc<str>>,
+    pub excluded_by: Vec<Name>,
 }
 
 /// One subject's credit file as of a day.
@@ -120,7 +121,7 @@ pub struct CreditFile {
     pub score: Option<i64>,
     pub grade: Option<Arc<str>>,
     /// Ids of the lists the subject is on.
-    pub lists: Vec<Arc<str>>,
+    pub lists: Vec<Name>,
     /// Lists the subject would be on but for a list that excludes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_off: Vec<LeftOffView>,
@@ -208,7 +209,7 @@ impl Engine {
                 continue;
             };
             views.push(LeftOffView {
-                list: list.id.clone(),
+                list: list.id,
                 list_kind: list.kind,
                 excluded_by: left_off
                     .by
@@ -247,7 +248,7 @@ impl Engine {
                 ),
             };
             views.push(EntryView {
-                list: list.id.clone(),
+                list: list.id,
                 list_kind: list.kind,
                 since: entry.span.start,
                 until: (entry.span.end != Day::MAX).then_some(entry.span.end),
@@ -274,7 +275,7 @@ impl Engine {
                 .map(|i| &self.rulebook.catalog[i as usize]);
             views.push(RecordView {
                 key: record.key.clone(),
-                type_id: record.type_id.clone(),
+                type_id: record.type_id,
                 title: record_type.map(|t| t.title.clone()).unwrap_or_default(),
                 legal_basis: record_type
                     .map(|t| t.legal_basis.clone())
@@ -327,7 +328,7 @@ impl Engine {
             let is_rule = matches!(effect.source, Source::Rule { .. });
             views.push(EffectView {
                 record: record.key.clone(),
-                record_type: record.type_id.clone(),
+                record_type: record.type_id,
                 source: effect.source.clone(),
                 start: effect.span.start,
                 end: (effect.span.end != Day::MAX).then_some(effect.span.end),

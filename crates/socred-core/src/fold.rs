@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::expr::{field_value, Context};
 use crate::group::{Groups, Run};
 use crate::id::{SubjectId, SubjectKind};
+use crate::name::Name;
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
 use crate::rulebook::{CalendarPeriod, Points, RecordType, Rulebook, ScoreRule};
 use crate::state::{
@@ -36,8 +37,8 @@ pub struct Engine {
     rules_by_type: Vec<Vec<RuleRef>>,
     /// For each record type: (list, entry) pairs that match it.
     entries_by_type: Vec<Vec<(u32, u32)>>,
-    /// Ids of the lists, as `Arc<str>` for cheap cloning into files.
-    pub(crate) list_ids: Vec<Arc<str>>,
+    /// Ids of the lists.
+    pub(crate) list_ids: Vec<Name>,
     /// Shared strings that every decision carries: the rulebook's label and
     /// the legal bases of measures and lists (no allocation per decision).
     pub(crate) label: Arc<str>,
@@ -48,7 +49,7 @@ pub struct Engine {
     pub(crate) exclusion_order: Vec<u32>,
     /// (record type id, field) of the record types that name a profession,
     /// for [`Engine::profession_on`] (usually one, often none).
-    pub(crate) profession_fields: Vec<(Arc<str>, Arc<str>)>,
+    pub(crate) profession_fields: Vec<(Name, Arc<str>)>,
 }
 
 impl Engine {
@@ -76,7 +77,7 @@ impl Engine {
                 entries_by_type[entry.record_type as usize].push((l as u32, e as u32));
             }
         }
-        let list_ids = rulebook.lists.iter().map(|list| list.id.clone()).collect();
+        let list_ids = rulebook.lists.iter().map(|list| list.id).collect();
         let label = rulebook.label().into();
         let measure_bases = rulebook
             .measures
@@ -92,7 +93,7 @@ impl Engine {
         let profession_fields = rulebook
             .catalog
             .iter()
-            .filter_map(|t| Some((t.id.clone(), t.profession_field.clone()?)))
+            .filter_map(|t| Some((t.id, t.profession_field.clone()?)))
             .collect();
         Engine {
             rulebook,
@@ -239,7 +240,7 @@ impl Engine {
             });
             state.records.push(RecordState {
                 key: record.key.clone(),
-                type_id: record.type_id.clone(),
+                type_id: record.type_id,
                 occurred_at,
                 decided_at,
                 fields: fields.clone(),
@@ -358,8 +359,8 @@ impl Engine {
                 effects.push(Effect {
                     record: index as u32,
                     source: Source::Rule {
-                        model: model.id.clone(),
-                        rule: rule.id.clone(),
+                        model: model.id,
+                        rule: rule.id,
                     },
                     span: Span { start, end },
                     points,
@@ -446,7 +447,7 @@ impl Engine {
         Effect {
             record: index as u32,
             source: Source::ListEntry {
-                list: self.list_ids[list_index as usize].clone(),
+                list: self.list_ids[list_index as usize],
             },
             span: Span { start, end },
             points: 0,
@@ -478,7 +479,7 @@ impl Engine {
                 out.push((
                     relation.subject,
                     DerivedEntry {
-                        list: list.clone(),
+                        list: *list,
                         via: state.subject,
                         relation: relation.name.clone(),
                         record: record.key.clone(),

@@ -7,11 +7,13 @@
 
 pub mod expr;
 pub mod id;
+pub mod name;
 pub mod record;
 pub mod rulebook;
 pub mod time;
 
 pub use id::{SubjectId, SubjectKind};
+pub use name::Name;
 pub use record::{Fact, FactKind, Record, RecordId, RecordKey, Value};
 pub use rulebook::Rulebook;
 pub use time::{Day, Period};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::id::SubjectId;
+use crate::name::Name;
 use crate::time::Day;
 
 /// A typed field value. Numbers keep their JSON shape: integers stay exact.
@@ -218,7 +219,7 @@ pub struct Record {
     #[serde(skip)]
     pub type_index: u32,
     #[serde(rename = "type")]
-    pub type_id: Arc<str>,
+    pub type_id: Name,
     pub occurred_at: Day,
     pub decided_at: Day,
     pub fields: Fields,

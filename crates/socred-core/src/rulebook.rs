@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::expr::Program;
 use crate::id::SubjectKind;
+use crate::name::Name;
 use crate::record::FieldType;
 use crate::time::{Calendar, Day, Period};
 
@@ -86,7 +87,7 @@ pub struct FieldDef {
 /// A catalog entry: a kind of record that may exist at all.
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordType {
-    pub id: Arc<str>,
+    pub id: Name,
     pub title: String,
     pub subject_kinds: KindSet,
     pub category: String,
@@ -126,7 +127,7 @@ pub struct Escalation {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoreRule {
-    pub id: Arc<str>,
+    pub id: Name,
     pub record_type: RecordTypeIndex,
     pub condition: Option<Program>,
     pub points: Points,
@@ -218,7 +219,7 @@ pub struct AssignedGrade {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoringModel {
-    pub id: Arc<str>,
+    pub id: Name,
     pub subject_kinds: KindSet,
     pub base_points: i64,
     /// Persons are scored only while they consent.
@@ -266,7 +267,7 @@ pub enum Schedule {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ListDef {
-    pub id: Arc<str>,
+    pub id: Name,
     pub title: String,
     pub kind: ListKind,
     pub legal_basis: String,
@@ -346,7 +347,7 @@ pub struct Rulebook {
     /// rulebook's `[policy]` sets `objection_deadline`).
     pub objection_deadline: Period,
     #[serde(skip)]
-    pub catalog_index: BTreeMap<Arc<str>, RecordTypeIndex>,
+    pub catalog_index: BTreeMap<Name, RecordTypeIndex>,
 }
 
 impl Rulebook {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::id::SubjectId;
+use crate::name::Name;
 use crate::record::{Fields, RecordKey};
 use crate::time::Day;
 
@@ -40,7 +41,7 @@ pub struct RecordState {
     #[serde(flatten)]
     pub key: RecordKey,
     #[serde(rename = "type")]
-    pub type_id: Arc<str>,
+    pub type_id: Name,
     pub occurred_at: Day,
     pub decided_at: Day,
     pub fields: Fields,
@@ -140,9 +141,9 @@ impl RecordState {
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Source {
     /// A scoring rule (`model`, `rule` are rulebook ids).
-    Rule { model: Arc<str>, rule: Arc<str> },
+    Rule { model: Name, rule: Name },
     /// A list's entry rule.
-    ListEntry { list: Arc<str> },
+    ListEntry { list: Name },
 }
 
 /// Why a list entry ended before its maximum duration.
@@ -285,7 +286,7 @@ impl From<Effect> for EffectWire {
 /// legal representative while the company is a listed defaulter).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DerivedEntry {
-    pub list: Arc<str>,
+    pub list: Name,
     pub via: SubjectId,
     pub relation: Arc<str>,
     pub record: RecordKey,
@@ -383,7 +384,7 @@ mod tests {
                 provider: Arc::from("court.beijing"),
                 id: "r1".into(),
             },
-            type_id: Arc::from("judgment.defaulter"),
+            type_id: Name::new("judgment.defaulter"),
             occurred_at: Day::parse_date("2024-02-29").expect("day"),
             decided_at: Day::parse_date("2024-03-01").expect("day"),
             fields: Fields::new(),
@@ -457,8 +458,8 @@ mod tests {
             end: Day::MAX,
         };
         let source = Source::Rule {
-            model: Arc::from("rongcheng"),
-            rule: Arc::from("breach"),
+            model: Name::new("rongcheng"),
+            rule: Name::new("breach"),
         };
         let plain = Effect {
             record: 0,

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::fold::Engine;
 use crate::id::{SubjectId, SubjectKind};
+use crate::name::Name;
 use crate::record::{Fact, Record};
 use crate::rulebook::MeasureKind;
 use crate::state::{DerivedEntry, SubjectState};
@@ -32,7 +33,7 @@ pub struct Outcome {
     pub grade: Option<Arc<str>>,
     pub score: Option<i64>,
     /// Lists in force, sorted.
-    pub lists: Vec<Arc<str>>,
+    pub lists: Vec<Name>,
     /// Measures that apply, in rulebook order.
     pub measures: Vec<Arc<str>>,
     /// Whether a punishment is among them.
@@ -515,18 +516,18 @@ impl Differ {
 
 /// Counts the names in one of `before` and `after` but not the other;
 /// returns whether there was any.
-fn count_moves(
+fn count_moves<T: PartialEq + AsRef<str>>(
     moves: &mut BTreeMap<String, Moves>,
-    before: &[Arc<str>],
-    after: &[Arc<str>],
+    before: &[T],
+    after: &[T],
 ) -> bool {
     let mut any = false;
     for name in after.iter().filter(|n| !before.contains(n)) {
-        moves.entry(name.to_string()).or_default().entered += 1;
+        moves.entry(name.as_ref().to_string()).or_default().entered += 1;
         any = true;
     }
     for name in before.iter().filter(|n| !after.contains(n)) {
-        moves.entry(name.to_string()).or_default().left += 1;
+        moves.entry(name.as_ref().to_string()).or_default().left += 1;
         any = true;
     }
     any

@@ -18,7 +18,7 @@ use socred_schema::wire;
 
 fn record_type(id: &str, subject_kinds: KindSet, fields: &[(&str, FieldType, bool)]) -> RecordType {
     RecordType {
-        id: Arc::from(id),
+        id: socred_core::Name::new(id),
         title: id.to_string(),
         subject_kinds,
         category: "bench".to_string(),
@@ -63,10 +63,10 @@ fn rulebook() -> Rulebook {
             ],
         ),
     ];
-    let catalog_index: BTreeMap<Arc<str>, u32> = catalog
+    let catalog_index: BTreeMap<socred_core::Name, u32> = catalog
         .iter()
         .enumerate()
-        .map(|(index, rt)| (Arc::clone(&rt.id), index as u32))
+        .map(|(index, rt)| (rt.id, index as u32))
         .collect();
     Rulebook {
         id: Arc::from("bench"),

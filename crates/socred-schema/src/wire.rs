@@ -20,7 +20,6 @@ mod write;
 
 use std::fmt;
 use std::io::{self, BufRead};
-use std::sync::Arc;
 
 use serde::Serialize;
 use socred_core::{Fact, Record, Rulebook, SubjectId};
@@ -48,7 +47,7 @@ pub enum Item {
         /// (the line's `type` key), for a correction and a dispute resolved
         /// as corrected; None for other facts. A store should refuse the
         /// fact when it differs from the type of the record it names.
-        record_type: Option<Arc<str>>,
+        record_type: Option<socred_core::Name>,
     },
 }
 

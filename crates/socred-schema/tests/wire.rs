@@ -36,7 +36,7 @@ fn field(name: &str, field_type: FieldType, required: bool) -> FieldDef {
 
 fn record_type(id: &str, subject_kinds: KindSet, fields: Vec<FieldDef>) -> RecordType {
     RecordType {
-        id: Arc::from(id),
+        id: socred_core::Name::new(id),
         title: id.to_string(),
         subject_kinds,
         category: "test".to_string(),
@@ -85,10 +85,10 @@ fn rulebook() -> Rulebook {
             Vec::new(),
         ),
     ];
-    let catalog_index: BTreeMap<Arc<str>, u32> = catalog
+    let catalog_index: BTreeMap<socred_core::Name, u32> = catalog
         .iter()
         .enumerate()
-        .map(|(index, rt)| (Arc::clone(&rt.id), index as u32))
+        .map(|(index, rt)| (rt.id, index as u32))
         .collect();
     Rulebook {
         id: Arc::from("test"),
@@ -459,7 +459,7 @@ fn strings_repeated_across_lines_are_shared() {
     let first = record_of(&parsed.items[0]);
     let second = record_of(&parsed.items[1]);
     assert!(Arc::ptr_eq(&first.key.provider, &second.key.provider));
-    assert!(Arc::ptr_eq(&first.type_id, &rulebook.catalog[0].id));
+    assert_eq!(first.type_id, rulebook.catalog[0].id);
     let (name, _) = first.fields.first_key_value().unwrap();
     assert!(Arc::ptr_eq(name, &rulebook.catalog[0].fields[0].name));
 }

@@ -53,7 +53,7 @@ fn workload(
         .rulebook
         .record_type("transport.fare_evasion")
         .ok_or("the rulebook has no fare evasion type")?;
-    let type_id = engine.rulebook.catalog[fare as usize].id.clone();
+    let type_id = engine.rulebook.catalog[fare as usize].id;
     let subjects: Vec<SubjectId> = (0..population)
         .filter_map(|n| {
             SubjectId::person(
@@ -88,7 +88,7 @@ fn workload(
                 },
                 subject: subjects[(r % subjects.len() as u64) as usize],
                 type_index: fare,
-                type_id: type_id.clone(),
+                type_id,
                 occurred_at: decided.add_days(-3),
                 decided_at: decided,
                 fields: [(Arc::from("station"), Value::Text(station.clone()))]

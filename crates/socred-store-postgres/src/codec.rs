@@ -92,7 +92,7 @@ pub(crate) fn record_row(row: &Row) -> Result<RecordRow, Fault> {
             id: id.into(),
         },
         subject: subject_of(subject)?,
-        type_id: Arc::from(type_id),
+        type_id: socred_core::Name::new(type_id),
         occurred_at: Day(row.try_get(4).map_err(&get)?),
         decided_at: Day(row.try_get(5).map_err(&get)?),
         fields_json: row.try_get(6).map_err(&get)?,

@@ -1244,7 +1244,7 @@ impl Store for PostgresStore {
                         Ok(Day(row.try_get(index).map_err(&get)?))
                     };
                     Ok(ListRow {
-                        list: Arc::from(list),
+                        list: socred_core::Name::new(&list),
                         subject: subject_of(subject)?,
                         source,
                         start: day(2)?,

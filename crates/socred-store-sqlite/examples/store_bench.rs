@@ -74,8 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .catalog
         .get(fare as usize)
         .ok_or("no fare type")?
-        .id
-        .clone();
+        .id;
     let subjects: Vec<SubjectId> = (0..population)
         .filter_map(|n| {
             SubjectId::person(
@@ -109,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     },
                     subject: pick(r),
                     type_index: fare,
-                    type_id: type_id.clone(),
+                    type_id,
                     occurred_at: decided.add_days(-3),
                     decided_at: decided,
                     fields: [(Arc::from("station"), Value::Text(station.clone()))]

@@ -390,7 +390,7 @@ mod tests {
                 },
                 subject,
                 type_index: 0,
-                type_id: Arc::from("transport.fare_evasion"),
+                type_id: socred_core::Name::new("transport.fare_evasion"),
                 occurred_at: day("2026-03-01"),
                 decided_at: day("2026-03-02"),
                 fields: Default::default(),

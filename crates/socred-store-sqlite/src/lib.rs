@@ -498,7 +498,7 @@ fn read_list_rows(conn: &Connection, source: SubjectId) -> Result<Vec<ListRow>, 
     let mut rows = Vec::with_capacity(raw.len());
     for (list, subject, [start, end, entry_start, entry_end]) in raw {
         rows.push(ListRow {
-            list: Arc::from(list),
+            list: socred_core::Name::new(&list),
             subject: subject_of(&subject)?,
             source,
             start: day(start)?,

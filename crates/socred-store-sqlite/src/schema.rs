@@ -639,7 +639,7 @@ mod tests {
         conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);")
             .expect("version 2");
         let engine = engine();
-        let fare = engine.rulebook.catalog[0].id.clone();
+        let fare = engine.rulebook.catalog[0].id;
         let (a, b) = (person(1), person(2));
         let insert = |subject: socred_core::SubjectId, id: &str, status: i64| {
             conn.execute(

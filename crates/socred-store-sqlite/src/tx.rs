@@ -101,7 +101,7 @@ impl RawRecord {
                 id: self.id.into(),
             },
             subject: subject_of(&self.subject)?,
-            type_id: Arc::from(self.type_id),
+            type_id: socred_core::Name::new(&self.type_id),
             occurred_at: day_of(self.occurred_at)?,
             decided_at: day_of(self.decided_at)?,
             fields_json: self.fields,

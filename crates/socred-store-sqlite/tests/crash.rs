@@ -46,7 +46,7 @@ fn record(
         },
         subject,
         type_index,
-        type_id: Arc::from(type_id),
+        type_id: socred_core::Name::new(type_id),
         occurred_at: day(decided).add_days(-5),
         decided_at: day(decided),
         fields: fields

@@ -32,7 +32,7 @@ fn fare(id: &str, subject: SubjectId) -> Submission {
         },
         subject,
         type_index,
-        type_id: Arc::from("transport.fare_evasion"),
+        type_id: socred_core::Name::new("transport.fare_evasion"),
         occurred_at: day("2026-03-01"),
         decided_at: day("2026-03-02"),
         fields: [(

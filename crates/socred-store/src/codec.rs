@@ -51,6 +51,7 @@
 //! does not know rather than misreading it. Every open end (`Day::MAX`) is
 //! kept as it is: unlike JSON, nothing needs closing before writing.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -60,7 +61,7 @@ use socred_core::state::{
     Adjustment, Amendments, DerivedEntry, Effect, EndReason, RecordState, Relation, Source, Span,
     SubjectState,
 };
-use socred_core::{Day, RecordId, RecordKey, SubjectId};
+use socred_core::{Day, Name, RecordId, RecordKey, SubjectId};
 
 use crate::StoreError;
 
@@ -226,7 +227,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
         let text = r.str()?;
         names.push(Arc::from(text));
     }
-    let names = Names(names);
+    let names = Names::new(names);
     let known_at = r.day()?;
     let profession = names.optional(r)?;
     let count = r.count()?;
@@ -257,7 +258,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
     let count = r.count()?;
     let mut derived = Vec::with_capacity(count);
     for _ in 0..count {
-        let list = names.get(r)?;
+        let list = names.name(r)?;
         let via = r.subject()?;
         let relation = names.get(r)?;
         let provider = names.get(r)?;
@@ -302,7 +303,7 @@ fn read_record(r: &mut Reader<'_>, names: &Names) -> Result<RecordState, String>
     let flags = r.byte()?;
     let provider = names.get(r)?;
     let id = r.record_id()?;
-    let type_id = names.get(r)?;
+    let type_id = names.name(r)?;
     let occurred_at = r.day()?;
     let decided_at = r.day()?;
     let retained_until = r.day()?;
@@ -378,13 +379,13 @@ fn read_effect(r: &mut Reader<'_>, names: &Names) -> Result<Effect, String> {
     let record = u32::try_from(r.varint()?).map_err(|_| "an effect's record index is too large")?;
     let source = if has(EFFECT_LIST_ENTRY) {
         Source::ListEntry {
-            list: names.get(r)?,
+            list: names.name(r)?,
         }
     } else {
-        let model = names.get(r)?;
+        let model = names.name(r)?;
         Source::Rule {
             model,
-            rule: names.get(r)?,
+            rule: names.name(r)?,
         }
     };
     let span = r.span()?;
@@ -660,16 +661,31 @@ pub(crate) fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     }
 }
 
-/// The names of a state being read.
-struct Names(Vec<Arc<str>>);
+/// The names of a state being read: each text as an `Arc<str>`, and as an
+/// interned [`Name`] once something asks for it as one.
+struct Names(Vec<Arc<str>>, Vec<OnceCell<Name>>);
 
 impl Names {
+    fn new(texts: Vec<Arc<str>>) -> Names {
+        let interned = texts.iter().map(|_| OnceCell::new()).collect();
+        Names(texts, interned)
+    }
+
     fn get(&self, r: &mut Reader<'_>) -> Result<Arc<str>, String> {
         let index = r.varint()?;
         usize::try_from(index)
             .ok()
             .and_then(|i| self.0.get(i))
             .cloned()
+            .ok_or_else(|| format!("name {index} is not in the table of {}", self.0.len()))
+    }
+
+    /// The next name, interned (type, provider, model, rule and list ids).
+    fn name(&self, r: &mut Reader<'_>) -> Result<Name, String> {
+        let index = r.varint()?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| Some(*self.1.get(i)?.get_or_init(|| Name::new(&self.0[i]))))
             .ok_or_else(|| format!("name {index} is not in the table of {}", self.0.len()))
     }
 
@@ -824,7 +840,7 @@ mod tests {
         };
         let plain = RecordState {
             key: key("r1"),
-            type_id: Arc::from("judgment.defaulter"),
+            type_id: socred_core::Name::new("judgment.defaulter"),
             occurred_at: day("2024-02-29"),
             decided_at: day("2024-03-01"),
             fields: fields.clone(),
@@ -863,8 +879,8 @@ mod tests {
         let rule = Effect {
             record: 0,
             source: Source::Rule {
-                model: Arc::from("rongcheng"),
-                rule: Arc::from("defaulter"),
+                model: socred_core::Name::new("rongcheng"),
+                rule: socred_core::Name::new("defaulter"),
             },
             span: Span {
                 start: day("2024-03-01"),
@@ -877,7 +893,7 @@ mod tests {
         let entry = Effect {
             record: 1,
             source: Source::ListEntry {
-                list: Arc::from("defaulters"),
+                list: socred_core::Name::new("defaulters"),
             },
             span: Span {
                 start: day("2024-03-01"),
@@ -912,7 +928,7 @@ mod tests {
                 subject: person,
             }],
             derived: vec![DerivedEntry {
-                list: Arc::from("defaulters"),
+                list: socred_core::Name::new("defaulters"),
                 via: subject("91110000600037341L"),
                 relation: Arc::from("legal_representative"),
                 record: key("z1"),

@@ -166,7 +166,7 @@ fn record_type(
 
 fn rule(id: &str, record_type: u32, points: i64) -> ScoreRule {
     ScoreRule {
-        id: Arc::from(id),
+        id: socred_core::Name::new(id),
         record_type,
         condition: None,
         points: Points::Constant(points),
@@ -228,13 +228,13 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
     );
     volunteer.consent_required = true;
     let catalog = vec![judgment, fulfilled, registration, fare, volunteer];
-    let catalog_index: BTreeMap<Arc<str>, u32> = catalog
+    let catalog_index: BTreeMap<socred_core::Name, u32> = catalog
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.id.clone(), i as u32))
+        .map(|(i, t)| (t.id, i as u32))
         .collect();
     let model = ScoringModel {
-        id: Arc::from("city"),
+        id: socred_core::Name::new("city"),
         subject_kinds: KindSet::ALL,
         base_points: 1000,
         consent_required_for: KindSet {
@@ -267,7 +267,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         note: String::new(),
     };
     let defaulters = ListDef {
-        id: Arc::from(DEFAULTERS),
+        id: socred_core::Name::new(DEFAULTERS),
         title: "Dishonest judgment defaulters".into(),
         kind: ListKind::Black,
         legal_basis: "conformance test".into(),
@@ -342,7 +342,7 @@ pub fn record(
         key: record_key(provider, id),
         subject,
         type_index,
-        type_id: Arc::from(type_id),
+        type_id: socred_core::Name::new(type_id),
         occurred_at: day(decided).add_days(-10),
         decided_at: day(decided),
         fields,
@@ -864,7 +864,7 @@ pub async fn check_facts(store: &dyn Store) {
     wrong_type.at = day("2026-02-22");
     let item = Item::Fact {
         fact: wrong_type,
-        record_type: Some(Arc::from(JUDGMENT)),
+        record_type: Some(socred_core::Name::new(JUDGMENT)),
     };
     let outcome = ingest(store, &engine, vec![submit(item)]).await;
     assert!(
@@ -1006,7 +1006,7 @@ pub async fn check_review(store: &dyn Store) {
     );
     let now = state(store, org).await.expect("a state once approved");
     let standing = engine.evaluate(&now, day("2026-04-01"));
-    assert_eq!(standing.lists, vec![Arc::<str>::from(DEFAULTERS)]);
+    assert_eq!(standing.lists, vec![socred_core::Name::new(DEFAULTERS)]);
     assert!(store
         .pending(&engine.rulebook, None, 10)
         .await
@@ -1699,7 +1699,7 @@ pub async fn check_derived_entries(store: &dyn Store) {
         "not before the judgment"
     );
     let standing = engine.evaluate(&reached, day("2026-04-01"));
-    assert_eq!(standing.lists, vec![Arc::<str>::from(DEFAULTERS)]);
+    assert_eq!(standing.lists, vec![socred_core::Name::new(DEFAULTERS)]);
 
     // Fulfilled on Friday 2026-05-01: off the list three working days later.
     let fulfilled = record(

@@ -95,7 +95,7 @@ pub enum Item {
         /// For a correction (or a dispute resolved as corrected): the record
         /// type the new fields were checked against. The store refuses the
         /// fact when it differs from the stored record's type.
-        record_type: Option<Arc<str>>,
+        record_type: Option<socred_core::Name>,
     },
 }
 

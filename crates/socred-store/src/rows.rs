@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use socred_core::record::{Fields, Outcome, Value};
-use socred_core::{Day, Fact, FactKind, Record, RecordKey, Rulebook, SubjectId};
+use socred_core::{Day, Fact, FactKind, Name, Record, RecordKey, Rulebook, SubjectId};
 
 use crate::{FactKey, Item, StoreError};
 
@@ -76,7 +76,7 @@ pub struct ItemMeta {
 pub struct RecordRow {
     pub key: RecordKey,
     pub subject: SubjectId,
-    pub type_id: Arc<str>,
+    pub type_id: Name,
     pub occurred_at: Day,
     pub decided_at: Day,
     /// Canonical JSON of the fields.
@@ -90,7 +90,7 @@ impl RecordRow {
         RecordRow {
             key: record.key.clone(),
             subject: record.subject,
-            type_id: record.type_id.clone(),
+            type_id: record.type_id,
             occurred_at: record.occurred_at,
             decided_at: record.decided_at,
             fields_json: to_json(&record.fields),
@@ -105,7 +105,7 @@ impl RecordRow {
         RecordRow {
             key: self.key.clone(),
             subject: self.subject,
-            type_id: Arc::from(""),
+            type_id: socred_core::Name::new(""),
             occurred_at: day,
             decided_at: day,
             fields_json: "{}".to_string(),
@@ -149,11 +149,7 @@ impl RecordRow {
             key: self.key.clone(),
             subject: self.subject,
             type_index,
-            // Share the catalog's string rather than one per record.
-            type_id: rulebook
-                .catalog
-                .get(type_index as usize)
-                .map_or(self.type_id.clone(), |t| t.id.clone()),
+            type_id: self.type_id,
             occurred_at: self.occurred_at,
             decided_at: self.decided_at,
             fields,
@@ -171,7 +167,7 @@ impl RecordRow {
                     key: self.key.clone(),
                     subject: self.subject,
                     type_index: u32::MAX,
-                    type_id: self.type_id.clone(),
+                    type_id: self.type_id,
                     occurred_at: self.occurred_at,
                     decided_at: self.decided_at,
                     fields,
@@ -213,10 +209,7 @@ pub fn readback(rulebook: &Rulebook, record: &Record) -> Readback {
         key: record.key.clone(),
         subject: record.subject,
         type_index,
-        type_id: rulebook
-            .catalog
-            .get(type_index as usize)
-            .map_or(record.type_id.clone(), |t| t.id.clone()),
+        type_id: record.type_id,
         occurred_at: record.occurred_at,
         decided_at: record.decided_at,
         fields: record.fields.clone(),
@@ -243,7 +236,7 @@ struct FactBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outcome: Option<Outcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    record_type: Option<Arc<str>>,
+    record_type: Option<Name>,
 }
 
 /// A stored later fact.
@@ -256,7 +249,7 @@ pub struct FactRow {
 }
 
 impl FactRow {
-    pub fn new(fact: &Fact, record_type: Option<&Arc<str>>, meta: ItemMeta) -> FactRow {
+    pub fn new(fact: &Fact, record_type: Option<&Name>, meta: ItemMeta) -> FactRow {
         let mut body = FactBody {
             record_type: record_type.cloned(),
             ..FactBody::default()
@@ -295,7 +288,7 @@ impl FactRow {
     }
 
     /// The core fact and the record type it was checked against.
-    pub fn to_fact(&self) -> Result<(Fact, Option<Arc<str>>), StoreError> {
+    pub fn to_fact(&self) -> Result<(Fact, Option<Name>), StoreError> {
         let corrupt = |what: &str| {
             StoreError::Corrupt(format!(
                 "fact {}: {what}",
@@ -509,7 +502,7 @@ mod tests {
     fn readback_is_what_the_row_reads_back_as() {
         let engine = crate::conformance::engine();
         let rulebook = &engine.rulebook;
-        let type_id = rulebook.catalog[0].id.clone();
+        let type_id = rulebook.catalog[0].id;
         let fields: Fields = [
             (Arc::from("a"), Value::Number(0.1 + 0.2)),
             (Arc::from("b"), Value::Number(1e300)),
@@ -524,7 +517,7 @@ mod tests {
             subject: crate::conformance::example_person(),
             // A stale index: the readback takes the rulebook's.
             type_index: 99,
-            type_id: Arc::from(&*type_id),
+            type_id: socred_core::Name::new(&type_id),
             occurred_at: Day(19_000),
             decided_at: Day(19_001),
             fields,
@@ -543,7 +536,7 @@ mod tests {
         assert_eq!(readback(rulebook, &record), Readback::Record(from_row));
 
         let unknown = Record {
-            type_id: Arc::from("no.such.type"),
+            type_id: socred_core::Name::new("no.such.type"),
             ..record.clone()
         };
         assert_eq!(readback(rulebook, &unknown), Readback::UnknownType);

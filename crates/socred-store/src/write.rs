@@ -12,10 +12,9 @@
 //! with the new state, to keep for the next write.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use socred_core::state::{DerivedEntry, Source, Span, SubjectState};
-use socred_core::{Day, Engine, Fact, Record, RecordKey, SubjectId};
+use socred_core::{Day, Engine, Fact, Name, Record, RecordKey, SubjectId};
 
 use crate::audit::AuditDraft;
 use crate::codec::encode_state;
@@ -45,7 +44,7 @@ pub fn fold_subject(
 /// whose entry reaches it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListRow {
-    pub list: Arc<str>,
+    pub list: Name,
     pub subject: SubjectId,
     pub source: SubjectId,
     pub start: Day,
@@ -77,7 +76,7 @@ pub fn list_rows(state: &SubjectState, derived: &[(SubjectId, DerivedEntry)]) ->
         };
         for piece in subtract(live, holes) {
             rows.push(ListRow {
-                list: list.clone(),
+                list: *list,
                 subject: state.subject,
                 source: state.subject,
                 start: piece.start,
@@ -89,7 +88,7 @@ pub fn list_rows(state: &SubjectState, derived: &[(SubjectId, DerivedEntry)]) ->
     for (target, entry) in derived {
         for piece in subtract(entry.span, &entry.suspended) {
             rows.push(ListRow {
-                list: entry.list.clone(),
+                list: entry.list,
                 subject: *target,
                 source: state.subject,
                 start: piece.start,
@@ -1003,7 +1002,7 @@ mod tests {
     use crate::conformance::{engine, person, record};
 
     fn loaded(engine: &Engine, subjects: u16) -> Vec<Loaded> {
-        let fare = engine.rulebook.catalog[0].id.clone();
+        let fare = engine.rulebook.catalog[0].id;
         (0..subjects)
             .map(|n| {
                 let subject = person(n);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::{Context, Outcome};
 use crate::id::SubjectKind;
+use crate::name::Name;
 use crate::record::{Fields, Value};
 
 /// A set of value kinds. An expression's static type is the set of kinds its
@@ -148,7 +149,7 @@ pub(super) enum V<'a> {
     /// A string of a record's fields or of the tree.
     Shared(&'a Arc<str>),
     /// The ids of the lists the subject is on.
-    Lists(&'a &'a [Arc<str>]),
+    Lists(&'a &'a [Name]),
     /// A value built during evaluation. Everything that owns memory is
     /// behind this one variant, so that dropping a value is one tag test
     /// before any call: with two owning variants the drop glue was a call at
@@ -219,7 +220,7 @@ impl<'a> V<'a> {
                 Owned::List(items) => items.get(i).cloned(),
                 Owned::Str(_) => None,
             },
-            V::Lists(ids) => ids.get(i).map(V::Shared),
+            V::Lists(ids) => ids.get(i).map(|id| V::Str(id.as_str_ref())),
             _ => None,
         }
     }
@@ -236,9 +237,11 @@ impl<'a> V<'a> {
                 Owned::Str(s) => Outcome::Text(s.as_str().into()),
                 Owned::List(items) => Outcome::List(items.iter().map(V::to_outcome).collect()),
             },
-            V::Lists(ids) => {
-                Outcome::List(ids.iter().map(|id| Outcome::Text(id.clone())).collect())
-            }
+            V::Lists(ids) => Outcome::List(
+                ids.iter()
+                    .map(|id| Outcome::Text(id.as_str().into()))
+                    .collect(),
+            ),
         }
     }
 

@@ -64,7 +64,7 @@ fn record_context(fields: &Fields) -> Context<'_> {
     }
 }
 
-fn subject_context<'a>(score: Option<i64>, lists: &'a [Arc<str>]) -> Context<'a> {
+fn subject_context<'a>(score: Option<i64>, lists: &'a [crate::Name]) -> Context<'a> {
     Context {
         fields: None,
         record_type: "",
@@ -108,7 +108,7 @@ fn eval_record(source: &str) -> String {
 }
 
 fn eval_subject(source: &str, score: Option<i64>) -> String {
-    let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into(), "tax_a".into()];
+    let lists: Vec<crate::Name> = vec!["judgment_defaulters".into(), "tax_a".into()];
     match Program::compile(source, Scope::Subject) {
         Ok(program) => show(program.eval(&subject_context(score, &lists))),
         Err(errors) => format!("compile error: {errors:?}"),
@@ -406,7 +406,7 @@ fn the_rulebook_conditions_hold_when_documented() {
         &record_fields()
     ));
 
-    let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into()];
+    let lists: Vec<crate::Name> = vec!["judgment_defaulters".into()];
     let measure = |source: &str, score: Option<i64>| -> bool {
         match Program::compile(source, Scope::Subject) {
             Ok(program) => program.test(&subject_context(score, &lists)),
@@ -883,7 +883,7 @@ proptest! {
 
     #[test]
     fn random_subject_expressions_never_panic_and_agree(source in expression("subject")) {
-        let lists: Vec<Arc<str>> = vec!["judgment_defaulters".into()];
+        let lists: Vec<crate::Name> = vec!["judgment_defaulters".into()];
         check_evaluation(&source, Scope::Subject, &subject_context(Some(1000), &lists))?;
         check_evaluation(&source, Scope::Subject, &subject_context(None, &[]))?;
     }

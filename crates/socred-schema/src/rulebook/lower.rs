@@ -135,7 +135,7 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
     let catalog_types = catalog_types?;
     let mut catalog_index = BTreeMap::new();
     for (index, record_type) in catalog_types.iter().enumerate() {
-        catalog_index.insert(record_type.id.clone(), u32::try_from(index).ok()?);
+        catalog_index.insert(record_type.id, u32::try_from(index).ok()?);
     }
     Some(Rulebook {
         id,
@@ -413,7 +413,7 @@ impl Lowering<'_, '_, '_> {
         }
         (protected_ok && relations_ok).then_some(())?;
         Some(RecordType {
-            id: id?,
+            id: id?.into(),
             title: title?,
             subject_kinds: kinds?,
             category: category?,
@@ -597,7 +597,7 @@ impl Lowering<'_, '_, '_> {
         }
         title?;
         Some(ScoringModel {
-            id: id?,
+            id: id?.into(),
             subject_kinds: kinds?,
             base_points: raw.base_points,
             consent_required_for: kind_set(&raw.consent_required_for),
@@ -851,7 +851,7 @@ impl Lowering<'_, '_, '_> {
         }
         ok.then_some(())?;
         Some(ScoreRule {
-            id: id?,
+            id: id?.into(),
             record_type: u32::try_from(type_index?).ok()?,
             condition: condition?,
             points: points?,
@@ -1274,7 +1274,7 @@ impl Lowering<'_, '_, '_> {
         let (duration_min, duration_max) = durations?;
         (exits_ok && has_entry).then_some(())?;
         Some(ListDef {
-            id: id?,
+            id: id?.into(),
             title: title?,
             kind: list_kind(raw.kind),
             legal_basis: legal_basis?,

@@ -160,7 +160,7 @@ impl<'r> Lowerer<'r> {
             key: RecordKey { provider, id },
             subject,
             type_index,
-            type_id: Arc::clone(&record_type.id),
+            type_id: record_type.id,
             occurred_at,
             decided_at,
             fields,
@@ -300,7 +300,7 @@ impl<'r> Lowerer<'r> {
         raw: &mut RawLine<'_>,
         subject: SubjectId,
         warnings: &mut Vec<String>,
-    ) -> Result<(Arc<str>, Fields)> {
+    ) -> Result<(socred_core::Name, Fields)> {
         if !raw.has(Key::Type) {
             return Err(at_key(
                 "missing_key",
@@ -323,7 +323,7 @@ impl<'r> Lowerer<'r> {
             Some(value) => value,
         };
         let fields = lower_fields(record_type, field_entries(value)?, warnings)?;
-        Ok((Arc::clone(&record_type.id), fields))
+        Ok((record_type.id, fields))
     }
 
     fn record_type(&self, raw: &mut RawLine<'_>) -> Result<(u32, &'r RecordType)> {

@@ -5,8 +5,6 @@
 //! Defaults are written out (`by`, `fields: {}`) so that a line read by a
 //! later version with other defaults still means the same thing.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use socred_core::record::{Fields, Outcome};
 use socred_core::{Day, Fact, FactKind, Record, SubjectId};
@@ -77,7 +75,7 @@ fn record_line(record: &Record) -> RecordLine<'_> {
     }
 }
 
-fn fact_line<'a>(fact: &'a Fact, record_type: Option<&'a Arc<str>>) -> FactLine<'a> {
+fn fact_line<'a>(fact: &'a Fact, record_type: Option<&'a socred_core::Name>) -> FactLine<'a> {
     let mut line = FactLine {
         fact: "",
         provider: fact.record().map(|key| &*key.provider),

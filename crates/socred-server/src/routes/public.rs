@@ -97,7 +97,7 @@ pub async fn company(
         .models
         .iter()
         .map(|m| ModelGrade {
-            model: m.model.clone(),
+            model: m.model.into(),
             grade: m.grade.clone(),
         })
         .collect();
@@ -134,7 +134,7 @@ pub async fn lists(State(state): State<AppState>, _caller: Caller) -> Json<Lists
         .iter()
         .filter(|list| list.public)
         .map(|list| ListSummary {
-            id: list.id.clone(),
+            id: list.id.into(),
             title: list.title.clone(),
             kind: list.kind,
             legal_basis: list.legal_basis.clone(),
@@ -209,7 +209,7 @@ pub async fn list_members(
         })
         .collect();
     Ok(Json(MembersView {
-        list: list.id.clone(),
+        list: list.id.into(),
         title: list.title.clone(),
         as_of: today,
         entries,

@@ -292,7 +292,7 @@ pub async fn objections(
             objections.push(ObjectionView {
                 subject,
                 record: record.key.clone(),
-                record_type: record.type_id.clone(),
+                record_type: record.type_id.into(),
                 fields: record.fields.clone(),
                 since: open.start,
                 resolve_by,
