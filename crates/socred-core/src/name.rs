@@ -60,6 +60,15 @@ impl Name {
         self.0
     }
 
+    /// Whether `text` has been interned, without interning it: for tests
+    /// that what a client sends never becomes a name.
+    pub fn is_interned(text: &str) -> bool {
+        NAMES
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(text)
+    }
+
     /// The text, as a reference to where this name holds it.
     pub fn as_str_ref(&self) -> &&'static str {
         &self.0
@@ -205,6 +214,8 @@ mod tests {
         assert_eq!(a, b);
         assert!(std::ptr::eq(a.as_str(), b.as_str()));
         assert_ne!(a, Name::new("judicial.judgment_fulfilled"));
+        assert!(Name::is_interned("judicial.judgment_fulfilled"));
+        assert!(!Name::is_interned("judicial.judgment_deferred"));
         assert_eq!(a.as_str(), "judicial.judgment_default");
     }
 

@@ -185,6 +185,45 @@ async fn a_body_that_is_not_json_at_all_is_a_400() {
 }
 
 #[tokio::test]
+async fn nothing_a_provider_sends_becomes_an_interned_name() {
+    // Interned names are never freed (socred_core::Name): a provider that
+    // sends new provider names, types, ids or field values, refused or
+    // stored, must not grow them.
+    let h = Harness::new().await;
+    let provider = "unheard.of.provider-7c1e";
+    let record_type = "transport.no_such_type-7c1e";
+    let stored = fare_evasion("fe-7c1e", alice(), "2026-05-20").replace("Xujiahui", "Station-7c1e");
+    let lines = [
+        fare_evasion("fe-1", alice(), "2026-05-20").replace(METRO_ID, provider),
+        fare_evasion("fe-2", alice(), "2026-05-20").replace("transport.fare_evasion", record_type),
+        stored,
+    ];
+    let reply = h.ingest(METRO, &lines).await.expect(StatusCode::OK);
+    assert_eq!(
+        seen(&reply.json()),
+        [
+            (1, "rejected", "provider_mismatch"),
+            (2, "rejected", "unknown_record_type"),
+            (3, "stored", ""),
+        ]
+    );
+    // The stored record is folded and read back as the subject's file.
+    let file = h
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(file.to_string().contains("Station-7c1e"), "{file}");
+    for text in [provider, record_type, METRO_ID, "fe-7c1e", "Station-7c1e"] {
+        assert!(
+            !socred_core::Name::is_interned(text),
+            "`{text}` was interned"
+        );
+    }
+    assert!(socred_core::Name::is_interned("transport.fare_evasion"));
+}
+
+#[tokio::test]
 async fn a_provider_sends_only_its_registered_types_under_its_own_name() {
     let h = Harness::new().await;
     // The metro is not registered for judgment defaults …
