@@ -960,8 +960,6 @@ fn counts_on(record: &RecordState, day: Day, consent: bool) -> bool {
     record.present_on(day) && !record.suspended_on(day) && (!record.consent_required || consent)
 }
 
-/// Ids compare by pointer first: a freshly folded state shares the
-/// rulebook's `Arc`s, so most comparisons need no string compare.
 /// Periods of expectation gains counted in an array on the stack: 16 years,
 /// 4 years of quarters or 16 months (beyond, on the heap).
 const GAINS_ON_STACK: usize = 16;

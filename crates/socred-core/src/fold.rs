@@ -37,7 +37,7 @@ pub struct Engine {
     rules_by_type: Vec<Vec<RuleRef>>,
     /// For each record type: (list, entry) pairs that match it.
     entries_by_type: Vec<Vec<(u32, u32)>>,
-    /// Ids of the lists.
+    /// Ids of the lists, side by side for the scans that look one up.
     pub(crate) list_ids: Vec<Name>,
     /// Shared strings that every decision carries: the rulebook's label and
     /// the legal bases of measures and lists (no allocation per decision).
