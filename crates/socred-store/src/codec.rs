@@ -7,7 +7,9 @@
 //! model and rule names for every record and effect; parsing it allocates a
 //! string per name. Here each distinct name is written once, in a table at
 //! the start, and referred to by number, so a state is a third of its JSON
-//! and decoding shares one `Arc<str>` per name. Why not a generic binary
+//! and decoding shares one `Arc<str>` per name (one interned
+//! [`socred_core::Name`] for the ids of record types, models, rules and
+//! lists). Why not a generic binary
 //! serde format: the state's serde derive uses `flatten` and an untagged
 //! field value, which such formats cannot read back.
 //!
