@@ -224,12 +224,11 @@ pub fn decode_state(subject: SubjectId, bytes: &[u8]) -> Result<SubjectState, St
 
 fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, String> {
     let count = r.count()?;
-    let mut names: Vec<Arc<str>> = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
     for _ in 0..count {
-        let text = r.str()?;
-        names.push(Arc::from(text));
+        names.push((Arc::from(r.str()?), OnceCell::new()));
     }
-    let names = Names::new(names);
+    let names = Names(names);
     let known_at = r.day()?;
     let profession = names.optional(r)?;
     let count = r.count()?;
@@ -665,43 +664,32 @@ pub(crate) fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
 
 /// The names of a state being read: each text as an `Arc<str>`, and as an
 /// interned [`Name`] once something asks for it as one.
-struct Names(Vec<Arc<str>>, Vec<OnceCell<Name>>);
+struct Names(Vec<(Arc<str>, OnceCell<Name>)>);
 
 impl Names {
-    fn new(texts: Vec<Arc<str>>) -> Names {
-        let interned = texts.iter().map(|_| OnceCell::new()).collect();
-        Names(texts, interned)
-    }
-
-    fn get(&self, r: &mut Reader<'_>) -> Result<Arc<str>, String> {
-        let index = r.varint()?;
+    /// The name numbered `index` in the table.
+    fn entry(&self, index: u64) -> Result<&(Arc<str>, OnceCell<Name>), String> {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.0.get(i))
-            .cloned()
             .ok_or_else(|| format!("name {index} is not in the table of {}", self.0.len()))
     }
 
-    /// The next name, interned (type, provider, model, rule and list ids).
+    fn get(&self, r: &mut Reader<'_>) -> Result<Arc<str>, String> {
+        Ok(Arc::clone(&self.entry(r.varint()?)?.0))
+    }
+
+    /// The next name, interned (the ids of record types, models, rules and
+    /// lists).
     fn name(&self, r: &mut Reader<'_>) -> Result<Name, String> {
-        let index = r.varint()?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| Some(*self.1.get(i)?.get_or_init(|| Name::new(&self.0[i]))))
-            .ok_or_else(|| format!("name {index} is not in the table of {}", self.0.len()))
+        let (text, interned) = self.entry(r.varint()?)?;
+        Ok(*interned.get_or_init(|| Name::new(text)))
     }
 
     fn optional(&self, r: &mut Reader<'_>) -> Result<Option<Arc<str>>, String> {
         match r.varint()? {
             0 => Ok(None),
-            index => usize::try_from(index - 1)
-                .ok()
-                .and_then(|i| self.0.get(i))
-                .cloned()
-                .map(Some)
-                .ok_or_else(|| {
-                    format!("name {} is not in the table of {}", index - 1, self.0.len())
-                }),
+            index => Ok(Some(Arc::clone(&self.entry(index - 1)?.0))),
         }
     }
 }
@@ -1053,6 +1041,16 @@ mod tests {
         };
         assert!(message.contains("format 3"), "{message}");
         assert!(message.contains("11010519491231002X"), "{message}");
+        // A reference past the table of names: format, no names, known_at
+        // day 0, a profession naming the first name.
+        let Err(StoreError::Corrupt(message)) = decode_state(state.subject, &[FORMAT, 0, 0, 1])
+        else {
+            panic!("a name past the table must be refused");
+        };
+        assert!(
+            message.contains("name 0 is not in the table of 0"),
+            "{message}"
+        );
     }
 
     /// A large state is stored compressed, reads back exactly, and its
