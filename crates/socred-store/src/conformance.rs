@@ -30,6 +30,9 @@ use socred_core::{
     Day, Engine, Fact, FactKind, Period, Record, RecordKey, Rulebook, SubjectId, SubjectKind,
 };
 
+mod random;
+pub use random::check_random_operations;
+
 use crate::{
     hash_token, verify_chain, verify_states, AuditDraft, ChainVerifier, Item, ItemKey, Outcome,
     Principal, ReadMark, ReviewNeed, Role, Store, Submission,
@@ -61,6 +64,7 @@ macro_rules! conformance_tests {
                 open_objections_list_their_subjects => check_open_objections,
                 pending_items_by_subject => check_pending_about,
                 erasure_at_the_end_of_retention => check_erasure,
+                random_writes_agree_with_the_memory_store => check_random_operations,
             );
 
             #[tokio::test]
@@ -306,7 +310,12 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
 }
 
 pub fn engine() -> Arc<Engine> {
-    Arc::new(Engine::new(Arc::new(rulebook(-5))))
+    engine_with(-5)
+}
+
+/// An engine of the suite's rulebook with a fare evasion at `fare_points`.
+pub fn engine_with(fare_points: i64) -> Arc<Engine> {
+    Arc::new(Engine::new(Arc::new(rulebook(fare_points))))
 }
 
 fn fields(pairs: &[(&str, Value)]) -> Fields {
@@ -369,11 +378,15 @@ fn fare(engine: &Engine, id: &str, subject: SubjectId, decided: &str) -> Record 
 }
 
 fn judgment(engine: &Engine, id: &str, subject: SubjectId, decided: &str, case_no: &str) -> Record {
-    let fields = fields(&[
-        ("case_no", text(case_no)),
-        ("amount_yuan", Value::Int(52_000)),
-    ]);
+    let fields = judgment_fields(case_no, 52_000);
     record(engine, id, subject, JUDGMENT, decided, fields)
+}
+
+fn judgment_fields(case_no: &str, amount_yuan: i64) -> Fields {
+    fields(&[
+        ("case_no", text(case_no)),
+        ("amount_yuan", Value::Int(amount_yuan)),
+    ])
 }
 
 fn submit(item: Item) -> Submission {
