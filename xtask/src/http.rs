@@ -27,6 +27,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use rand::{RngExt as _, SeedableRng as _};
+use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -835,7 +837,9 @@ async fn decide_load(
     let workers = conns.into_iter().enumerate().map(|(n, mut conn)| {
         let requests = requests.clone();
         tokio::spawn(async move {
-            let mut rng = SplitMix(seed.wrapping_mul(0x9e37_79b9).wrapping_add(n as u64 + 1));
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                seed.wrapping_mul(0x9e37_79b9).wrapping_add(n as u64 + 1),
+            );
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
             loop {
@@ -843,7 +847,7 @@ async fn decide_load(
                 if sent >= deadline {
                     break;
                 }
-                let index = (rng.next() % requests.len() as u64) as usize;
+                let index = rng.random_range(0..requests.len());
                 let Some(request) = requests.get(index) else {
                     continue;
                 };
@@ -879,19 +883,6 @@ async fn decide_load(
         errors,
         elapsed,
     })
-}
-
-/// A small, fast PRNG for picking subjects (quality is not at stake).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -16,6 +16,9 @@
 
 use std::sync::Arc;
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use socred_core::record::Outcome as Resolution;
 use socred_core::record::{Fields, Value};
 use socred_core::{Engine, Fact, FactKind, Record, SubjectId};
@@ -36,22 +39,13 @@ const ORGANISATIONS: u64 = 2;
 /// Record ids a provider reuses within a sequence, so that keys collide.
 const IDS: u64 = 48;
 
-/// A small, seeded generator (SplitMix64): the suite needs reproducible
-/// choices, not statistical quality.
-struct Dice(u64);
+/// Seeded choices: a failure replays the same way.
+struct Dice(ChaCha8Rng);
 
 impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     /// A number below `n` (which is not zero).
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.random_range(0..n)
     }
 
     /// True `percent` times in a hundred.
@@ -84,7 +78,7 @@ impl Sequence {
             .collect();
         Sequence {
             seed,
-            dice: Dice(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed),
+            dice: Dice(ChaCha8Rng::seed_from_u64(seed)),
             persons,
             organisations,
             sent: Vec::new(),
