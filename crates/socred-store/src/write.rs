@@ -24,7 +24,8 @@ use crate::{FactKey, Item, ItemKey, Outcome, PendingItem, ReviewNeed, StoreError
 /// The `known_at` of every stored state: everything stored is known. A
 /// state does not depend on the day it is read (the core filters intervals
 /// by day), so one state per subject answers for any day, and a record or
-/// fact dated in the future simply takes effect on its day.
+/// fact dated in the future would take effect on its day (the server
+/// refuses those dated after its own day).
 pub const KNOWN_AT: Day = Day::MAX;
 
 /// The fold a store keeps: the subject's records and facts in effect, all

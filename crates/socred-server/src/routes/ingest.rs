@@ -28,7 +28,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use socred_core::record::Outcome as Resolution;
-use socred_core::{FactKind, SubjectId};
+use socred_core::{Day, FactKind, SubjectId};
 use socred_schema::wire::{self, LineParser, LineResult, Rejection};
 use socred_store::{Item, Outcome, Principal, ReviewNeed, Role, Submission};
 
@@ -381,10 +381,65 @@ struct ReviewLookups {
     types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
 }
 
-/// Checks that `principal` may send `item` and decides whether it waits
-/// for review. The outer error is the store failing; the inner one refuses
-/// the item.
+/// Checks that `principal` may send `item`, that nothing in it is dated
+/// after the registry's day, and decides whether it waits for review. The
+/// outer error is the store failing; the inner one refuses the item.
 async fn admit(
+    state: &AppState,
+    current: &Current,
+    principal: &Principal,
+    scope: Option<&str>,
+    item: wire::Item,
+    lookups: &mut ReviewLookups,
+) -> Result<Result<Submission, Rejection>, ApiError> {
+    let admitted = admit_by_role(state, current, principal, scope, item, lookups).await?;
+    Ok(admitted.and_then(
+        |submission| match dated_after(&submission.item, state.today()) {
+            Some(rejection) => Err(rejection),
+            None => Ok(submission),
+        },
+    ))
+}
+
+/// Refuses an item dated after `today`: a record decided, or a fact
+/// reported, on a day that has not come. Stored, it would take effect on
+/// that day, and until then its subject could not see it in the file.
+fn dated_after(item: &Item, today: Day) -> Option<Rejection> {
+    let late = |field: &str, what: &str, day: Day| {
+        (day > today).then(|| {
+            refuse(
+                "dated_in_future",
+                field,
+                format!(
+                    "{field} {day} is after the registry's day, {today} (China Standard Time): \
+                     {what}"
+                ),
+            )
+        })
+    };
+    match item {
+        Item::Record(record) => late(
+            "decided_at",
+            "a record is sent once it has been decided",
+            record.decided_at,
+        ),
+        Item::Fact { fact, .. } => late("at", "a fact is sent once it has happened", fact.at)
+            .or_else(|| match &fact.kind {
+                FactKind::Corrected {
+                    decided_at: Some(decided_at),
+                    ..
+                } => late(
+                    "decided_at",
+                    "a correction may not date a record after today",
+                    *decided_at,
+                ),
+                _ => None,
+            }),
+    }
+}
+
+/// [`admit`]'s checks of role and scope.
+async fn admit_by_role(
     state: &AppState,
     current: &Current,
     principal: &Principal,

@@ -280,6 +280,72 @@ async fn a_provider_retracts_only_its_own_records() {
     assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
 }
 
+/// A record decided, or a fact reported, after the registry's day is
+/// refused: stored, it would wait unseen in its subject's file until that
+/// day. Today itself is fine, and the rest of the request is stored.
+#[tokio::test]
+async fn nothing_dated_after_the_registrys_day_is_stored() {
+    let h = Harness::new().await;
+    let tomorrow = "2026-06-02";
+    assert!(TODAY < tomorrow);
+    let late_record = fare_evasion("fe-late", alice(), tomorrow);
+    let reply = h
+        .ingest(METRO, &[late_record, fare_evasion("fe-1", alice(), TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(
+        seen(&json),
+        [(1, "rejected", "dated_in_future"), (2, "stored", "")]
+    );
+    let message = json["results"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(tomorrow) && message.contains(TODAY),
+        "names the day and today: {message}"
+    );
+    assert_eq!(json["results"][0]["field"], "decided_at");
+
+    let fact = |at: &str, extra: serde_json::Value| {
+        let mut fact = json!({"fact": "corrected", "provider": METRO_ID, "record": "fe-1",
+            "subject": alice().to_string(), "at": at, "type": "transport.fare_evasion",
+            "fields": {"station": "Hongqiao"}});
+        if let (Some(fact), Some(extra)) = (fact.as_object_mut(), extra.as_object()) {
+            fact.extend(extra.clone());
+        }
+        fact.to_string()
+    };
+    let reply = h
+        .ingest(
+            METRO,
+            &[
+                fact(tomorrow, json!({})),
+                fact(TODAY, json!({"decided_at": tomorrow, "occurred_at": TODAY})),
+            ],
+        )
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(
+        seen(&json),
+        [
+            (1, "rejected", "dated_in_future"),
+            (2, "rejected", "dated_in_future")
+        ]
+    );
+    assert_eq!(json["results"][0]["field"], "at");
+    assert_eq!(json["results"][1]["field"], "decided_at");
+    let counts = h.store.counts().await.unwrap();
+    assert_eq!((counts.records, counts.facts), (1, 0));
+
+    // The same day passes once the registry's day has come.
+    h.clock.set_day(socred_core::Day::parse(tomorrow).unwrap());
+    let reply = h
+        .ingest(METRO, &[fare_evasion("fe-late", alice(), tomorrow)])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+}
+
 #[tokio::test]
 async fn only_providers_and_reviewers_ingest() {
     let h = Harness::new().await;
