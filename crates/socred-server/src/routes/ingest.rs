@@ -374,11 +374,13 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
     }
 }
 
-/// Record types of subjects already looked up in this request, for the
-/// review need of reviewers' facts.
+/// What this request already looked up about subjects for reviewers'
+/// facts: record types, for their review need, and stored states, for the
+/// objections they resolve.
 #[derive(Default)]
 struct ReviewLookups {
     types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
+    states: BTreeMap<SubjectId, Option<std::sync::Arc<socred_core::SubjectState>>>,
 }
 
 /// Checks that `principal` may send `item`, that nothing in it is dated
@@ -562,6 +564,13 @@ async fn admit_by_role(
                     ),
                 )));
             }
+            if let FactKind::Resolved { record, .. } = &fact.kind {
+                if let Some(rejection) =
+                    resolves_nothing(state, fact.subject, record, fact.at, lookups).await?
+                {
+                    return Ok(Err(rejection));
+                }
+            }
             let mut review = ReviewNeed::NotRequired;
             if let (true, Some(key)) = (takes_entry_away, fact.record()) {
                 if let Some(type_index) =
@@ -595,6 +604,41 @@ async fn admit_by_role(
             ),
         ))),
     }
+}
+
+/// Refuses a resolution of an objection that is not open on its day: a
+/// reviewer decides objections, and a `resolved` fact about a record its
+/// subject did not dispute would retract or correct it on the reviewer's
+/// word alone, which only the record's provider may do. A record the file
+/// does not hold is left to the store (`unknown_record`).
+async fn resolves_nothing(
+    state: &AppState,
+    subject: SubjectId,
+    key: &socred_core::RecordKey,
+    at: Day,
+    lookups: &mut ReviewLookups,
+) -> Result<Option<Rejection>, ApiError> {
+    if let Entry::Vacant(slot) = lookups.states.entry(subject) {
+        slot.insert(state.store().state(subject).await?);
+    }
+    let record = lookups
+        .states
+        .get(&subject)
+        .and_then(Option::as_ref)
+        .and_then(|file| file.records.iter().find(|r| r.key == *key));
+    Ok(match record {
+        Some(record) if !record.disputes().iter().any(|span| span.contains(at)) => Some(refuse(
+            "no_open_objection",
+            "record",
+            format!(
+                "record {}/{} of {subject} has no objection open on {at}: a reviewer resolves \
+                 objections (GET /v1/review/objections); the provider retracts or corrects its \
+                 own records",
+                key.provider, key.id
+            ),
+        )),
+        _ => None,
+    })
 }
 
 /// The record type index of a stored record in effect, or None.

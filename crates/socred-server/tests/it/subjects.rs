@@ -417,6 +417,54 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     );
 }
 
+/// A `resolved` fact decides an objection: about a record its subject has
+/// not disputed on that day, it is refused, since it would retract or
+/// correct the record on a reviewer's word alone; once the subject
+/// objects, the same resolution is stored.
+#[tokio::test]
+async fn a_reviewer_resolves_only_open_objections() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let resolution = |at: &str| {
+        json!({"fact": "resolved", "provider": METRO_ID, "record": "fe-1",
+            "subject": alice().to_string(), "at": at, "by": "reviewer-1", "outcome": "retracted"})
+        .to_string()
+    };
+    let reply = h
+        .ingest(REVIEWER_1, &[resolution(TODAY)])
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["results"][0]["code"], "no_open_objection", "{reply}");
+    assert_eq!(reply["results"][0]["field"], "record", "{reply}");
+    assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
+    assert_eq!(h.store.counts().await.unwrap().facts, 0);
+
+    let uri = format!("/v1/subjects/{}/objections", alice());
+    h.post_json(
+        &uri,
+        Some(ALICE),
+        &json!({"record": {"provider": METRO_ID, "id": "fe-1"}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Not before the objection was made.
+    let reply = h
+        .ingest(REVIEWER_1, &[resolution("2026-05-31")])
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["results"][0]["code"], "no_open_objection", "{reply}");
+    let reply = h
+        .ingest(REVIEWER_1, &[resolution(TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+    assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+}
+
 #[tokio::test]
 async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
     let h = Harness::new().await;
