@@ -107,11 +107,17 @@ fn checked_principal(
         (Role::Subject, Some(scope)) => Some(parse_subject(&scope)?.to_string()),
         (Role::Provider | Role::Agency | Role::Subject, None) => {
             return Err(invalid(format!(
-                "a {} principal needs a `scope`: the provider id, agency id or subject identifier it acts for",
+                "{} {} principal needs a `scope`: the provider id, agency id or subject identifier it acts for",
+                article(body.role),
                 body.role
             )))
         }
-        (role, Some(_)) => return Err(invalid(format!("a {role} principal has no scope"))),
+        (role, Some(_)) => {
+            return Err(invalid(format!(
+                "{} {role} principal has no scope",
+                article(role)
+            )))
+        }
         (_, None) => None,
     };
     if body.role == Role::Provider {
@@ -138,7 +144,8 @@ fn checked_principal(
         }
     } else if !body.record_types.is_empty() {
         return Err(invalid(format!(
-            "only providers have `record_types`, not a {}",
+            "only providers have `record_types`, not {} {}",
+            article(body.role),
             body.role
         )));
     }
@@ -169,6 +176,14 @@ fn checked_principal(
     Ok((principal, warnings))
 }
 
+/// "a" or "an" before a role's name.
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin | Role::Agency | Role::Auditor => "an",
+        Role::Provider | Role::Reviewer | Role::Subject => "a",
+    }
+}
+
 /// The subject a subject's principal opens the file of: issuing and
 /// revoking its token are logged where that subject sees it, since the
 /// token reads the whole file.
@@ -186,9 +201,19 @@ pub async fn put_principal(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require(&[Role::Admin])?;
+    let admin = caller.require(&[Role::Admin])?;
     let request: PrincipalBody = parse_json(&headers, &body)?;
     let (principal, warnings) = checked_principal(&state.current(), request)?;
+    // As with revoking: the last operator must not lock everyone out.
+    if principal.id == admin.id && principal.role != Role::Admin {
+        return Err(ApiError::conflict(
+            "cannot_demote_self",
+            format!(
+                "an operator cannot give its own principal another role ({}); another admin must",
+                principal.role
+            ),
+        ));
+    }
     let token = new_token().map_err(|error| ApiError::internal("issuing a token", &error))?;
     let detail = format!(
         "principal {} ({}, scope {}) issued a token",

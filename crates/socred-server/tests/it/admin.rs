@@ -76,6 +76,29 @@ async fn the_admin_registers_a_provider_whose_token_then_works() {
     )
     .await
     .expect_error(StatusCode::CONFLICT, "cannot_revoke_self");
+    // Nor may it give its own principal another role: the registry would
+    // be left without an operator. Replacing it as an admin (a new token)
+    // is fine.
+    let demoted = json!({"id": "admin", "name": "Operator", "role": "auditor"});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &demoted)
+        .await;
+    let message = reply.json()["error"]["message"].to_string();
+    reply.expect_error(StatusCode::CONFLICT, "cannot_demote_self");
+    assert!(message.contains("auditor"), "{message}");
+    h.get("/v1/admin/principals", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK);
+    let renewed = json!({"id": "admin", "name": "Operator", "role": "admin"});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &renewed)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let renewed_token = reply["token"].as_str().unwrap();
+    h.get("/v1/admin/principals", Some(renewed_token))
+        .await
+        .expect(StatusCode::OK);
 }
 
 #[tokio::test]
