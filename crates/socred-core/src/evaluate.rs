@@ -1103,6 +1103,7 @@ mod tests {
             fields: Vec::new(),
             retention: Period::years(5),
             publicity: None,
+            publicity_min: Period::default(),
             consent_required: false,
             profession_field: None,
             relation_fields: Vec::new(),

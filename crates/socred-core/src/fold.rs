@@ -234,9 +234,13 @@ impl Engine {
                 relations.insert(name.clone(), related);
             }
             let civil = decided_at.to_civil();
+            // A repair ends publicity, but not before the minimum period.
             let public_until = record_type.publicity.map(|p| {
                 let end = p.after_civil(decided_at, civil);
-                later.amended.repaired_at.map_or(end, |r| r.min(end))
+                later.amended.repaired_at.map_or(end, |repaired| {
+                    let earliest = record_type.publicity_min.after_civil(decided_at, civil);
+                    repaired.max(earliest).min(end)
+                })
             });
             state.records.push(RecordState {
                 key: record.key.clone(),
@@ -1278,6 +1282,7 @@ mod tests {
             fields: Vec::new(),
             retention: Period::years(5),
             publicity: Some(Period::years(1)),
+            publicity_min: Period::default(),
             consent_required: false,
             profession_field: None,
             relation_fields: Vec::new(),

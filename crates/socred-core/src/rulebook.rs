@@ -98,6 +98,9 @@ pub struct RecordType {
     pub retention: Period,
     /// How long the record is public after it was decided (None: never public).
     pub publicity: Option<Period>,
+    /// How long it stays public even when a repair is granted earlier (the
+    /// minimum publicity period; zero: none).
+    pub publicity_min: Period,
     /// Records of this type count only while the subject's consent is granted.
     pub consent_required: bool,
     /// A field whose value, when present, sets the subject's profession.

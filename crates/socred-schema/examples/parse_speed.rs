@@ -34,6 +34,7 @@ fn record_type(id: &str, subject_kinds: KindSet, fields: &[(&str, FieldType, boo
             .collect(),
         retention: Period::years(5),
         publicity: None,
+        publicity_min: Period::default(),
         consent_required: false,
         profession_field: None,
         relation_fields: Vec::new(),

@@ -45,6 +45,7 @@ fn record_type(id: &str, subject_kinds: KindSet, fields: Vec<FieldDef>) -> Recor
         fields,
         retention: Period::years(5),
         publicity: None,
+        publicity_min: Period::default(),
         consent_required: false,
         profession_field: None,
         relation_fields: Vec::new(),

@@ -161,6 +161,7 @@ fn record_type(
             .collect(),
         retention: Period::years(5),
         publicity: Some(Period::years(3)),
+        publicity_min: Period::default(),
         consent_required: false,
         profession_field: None,
         relation_fields: Vec::new(),

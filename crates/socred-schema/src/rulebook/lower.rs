@@ -392,6 +392,7 @@ impl Lowering<'_, '_, '_> {
             Some(publicity) => self.period(publicity, "publicity", &what).map(Some),
             None => Some(None),
         };
+        let publicity_min = self.publicity_min(raw, publicity.flatten(), &what);
         let protected_ok = self.not_protected(raw, &what);
         let fields = self.field_defs(raw, &what);
         let profession_field = match &raw.profession_field {
@@ -422,6 +423,7 @@ impl Lowering<'_, '_, '_> {
             fields: fields?,
             retention: retention?,
             publicity: publicity?,
+            publicity_min: publicity_min?,
             consent_required: raw.consent_required,
             profession_field: profession_field?,
             relation_fields,
@@ -1396,6 +1398,43 @@ impl Lowering<'_, '_, '_> {
         }
         ok.then_some(())?;
         Some((grades?, Some(u32::try_from(model?).ok()?)))
+    }
+
+    /// `publicity_min` of a record type (default: none), which needs a
+    /// `publicity` at least as long.
+    fn publicity_min(
+        &mut self,
+        raw: &raw::RecordType,
+        publicity: Option<Period>,
+        what: &str,
+    ) -> Option<Period> {
+        let Some(min_text) = &raw.publicity_min else {
+            return Some(Period::default());
+        };
+        let min = self.period(min_text, "publicity_min", what)?;
+        match (&raw.publicity, publicity) {
+            (None, _) => {
+                self.diag.error(
+                    &min_text.span,
+                    format!("{what} has a `publicity_min` but no `publicity`: it is never public"),
+                );
+                None
+            }
+            (Some(_), Some(publicity))
+                if publicity.after(REFERENCE_DAY) < min.after(REFERENCE_DAY) =>
+            {
+                self.diag.error(
+                    &min_text.span,
+                    format!(
+                        "publicity_min {min} of {what} is longer than its publicity {publicity}"
+                    ),
+                );
+                None
+            }
+            // A publicity that did not lower is reported already.
+            (Some(_), None) => None,
+            (Some(_), Some(_)) => Some(min),
+        }
     }
 
     /// `duration_min` (default: none) and `duration_max` of a list.

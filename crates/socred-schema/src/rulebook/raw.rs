@@ -211,6 +211,11 @@ pub struct RecordType {
     /// never public.
     #[serde(default)]
     pub publicity: Option<Located<String>>,
+    /// ISO 8601 period the record stays public after it was decided even
+    /// when a repair is granted earlier (the minimum publicity period);
+    /// omitted: none. Needs `publicity`, and is not longer.
+    #[serde(default)]
+    pub publicity_min: Option<Located<String>>,
     /// Records of this type count only while the subject's consent is granted.
     #[serde(default)]
     pub consent_required: bool,
