@@ -42,6 +42,7 @@ mod write;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -821,6 +822,25 @@ impl Store for PostgresStore {
             },
         )
         .await
+    }
+
+    async fn held_record_types(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = self
+            .read_rows(
+                "count the records held by type",
+                "SELECT type, count(*)::int8 FROM records WHERE status <> 3 GROUP BY type",
+                &[],
+                |row| {
+                    let get = decode("read a count of records by type");
+                    let count: i64 = row.try_get(1).map_err(&get)?;
+                    Ok((
+                        row.try_get::<_, String>(0).map_err(&get)?,
+                        u64::try_from(count).unwrap_or(0),
+                    ))
+                },
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn rulebooks(&self) -> Result<Vec<RulebookVersion>, StoreError> {

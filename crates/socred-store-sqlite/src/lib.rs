@@ -21,6 +21,7 @@ mod cache;
 mod schema;
 mod tx;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -35,7 +36,7 @@ use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
     BlockingAudit, Counts, Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark,
-    Role, RulebookVersion, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
+    Role, RulebookVersion, Status, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -977,6 +978,23 @@ impl Store for SqliteStore {
                 principals: counter(conn, "principals")?,
                 rulebooks: counter(conn, "rulebooks")?,
             })
+        })
+        .await
+    }
+
+    async fn held_record_types(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT type, count(*) FROM records WHERE status != ?1 GROUP BY type",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([Status::Erased.code()], |row| {
+                    let count: i64 = row.get(1)?;
+                    Ok((row.get(0)?, u64::try_from(count).unwrap_or(0)))
+                })?
+                .collect()
+            })
+            .map_err(db("count the records held by type"))
         })
         .await
     }

@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
                 pending_items_by_subject => check_pending_about,
                 erasure_at_the_end_of_retention => check_erasure,
                 random_writes_agree_with_the_memory_store => check_random_operations,
+                records_held_by_type => check_held_record_types,
             );
 
             #[tokio::test]
@@ -1278,6 +1279,45 @@ pub async fn check_marked_reads(store: &dyn Store) {
         .expect("append marked groups");
     assert_eq!(appended, vec![true, true], "nothing else wrote meanwhile");
     assert_eq!(audit_details(store).await, ["first", "second"]);
+}
+
+/// The records held, by type: in effect, retracted and waiting for review
+/// they count; erased at the end of their retention they do not.
+pub async fn check_held_record_types(store: &dyn Store) {
+    let engine = engine();
+    let p = person(31);
+    assert_eq!(store.held_record_types().await, Ok(BTreeMap::new()));
+    let first = fare(&engine, "held-1", p, "2026-01-10");
+    let second = fare(&engine, "held-2", p, "2026-01-11");
+    ingest(store, &engine, records(&[&first, &second])).await;
+    let waiting = Submission {
+        item: Item::Record(judgment(&engine, "held-3", p, "2026-01-12", "held case")),
+        submitted_by: "court.clerk".into(),
+        review: ReviewNeed::Required,
+    };
+    let retraction = fact(
+        p,
+        "2026-02-01",
+        "provider.city",
+        FactKind::Retracted {
+            record: second.key.clone(),
+        },
+    );
+    let outcomes = ingest(store, &engine, vec![waiting, submit(retraction)]).await;
+    assert_eq!(outcomes, [Outcome::PendingReview, Outcome::Stored]);
+    let held = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        store.held_record_types().await,
+        Ok(held(&[(FARE_EVASION, 2), (JUDGMENT, 1)]))
+    );
+    let erased = store
+        .erase(&engine, vec![p], day("2031-06-01"), audit("erase", None))
+        .await
+        .expect("erasure");
+    assert_eq!((erased.records, erased.pending), (2, 1), "{erased:?}");
+    assert_eq!(store.held_record_types().await, Ok(BTreeMap::new()));
 }
 
 /// The details of the first audit entries, in order.

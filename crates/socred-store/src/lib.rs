@@ -28,6 +28,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use socred_core::record::RecordKey;
@@ -498,6 +500,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(SubjectId, Span)>, StoreError>;
 
     async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// How many records of each type the store holds, whatever their
+    /// status (in effect, waiting for review, rejected, retracted), but
+    /// erased ones: every one of them needs its type in the catalog, for
+    /// its subject to see it and for erasure to know its retention. A scan
+    /// of the records, for a rulebook upload.
+    async fn held_record_types(&self) -> Result<BTreeMap<String, u64>, StoreError>;
 
     /// Stores a rulebook version and makes it current; earlier versions are
     /// kept. Uploading a label again with the same text makes it current

@@ -469,6 +469,17 @@ impl Store for MemoryStore {
         Ok(self.lock()?.counts)
     }
 
+    async fn held_record_types(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let inner = self.lock()?;
+        let mut held = BTreeMap::new();
+        for row in inner.records.values() {
+            if row.meta.status != Status::Erased {
+                *held.entry(row.type_id.as_str().to_string()).or_default() += 1;
+            }
+        }
+        Ok(held)
+    }
+
     async fn put_rulebook(
         &self,
         label: &str,

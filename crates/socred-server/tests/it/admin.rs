@@ -723,6 +723,63 @@ async fn the_operator_sees_a_drafts_impact_before_installing_it() {
 }
 
 /// The text of the rulebook in force.
+/// A rulebook that leaves out a record type the registry holds records of
+/// is refused, naming the type: those records would drop out of their
+/// files unseen and past any retention. Without such records it installs.
+#[tokio::test]
+async fn a_rulebook_may_not_drop_a_record_type_still_held() {
+    let h = Harness::new().await;
+    let original = rulebook_text(&h).await;
+    let start = original
+        .find("[[record_type]]\nid = \"market.administrative_penalty\"")
+        .unwrap();
+    let end = start + original[start..].find("\n# --- tax").unwrap();
+    let without = seven_day_bans(&original, "test.4").replace(&original[start..end], "");
+    assert!(!without.contains("id = \"market.administrative_penalty\""));
+    let put = |text: String| {
+        let h = &h;
+        async move {
+            h.send(
+                Method::PUT,
+                "/v1/admin/rulebook",
+                Some(ADMIN),
+                Some("application/toml"),
+                text,
+            )
+            .await
+        }
+    };
+
+    h.ingest(COURT, &[admin_penalty("ap-1", acme(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let reply = put(without.clone())
+        .await
+        .expect_error(StatusCode::CONFLICT, "record_types_still_held");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("`market.administrative_penalty` (1 records)"),
+        "{message}"
+    );
+    assert_eq!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@2026.1",
+        "nothing installed"
+    );
+
+    // Once the record is erased at the end of its retention, it may go.
+    h.clock
+        .set_day(socred_core::Day::parse("2031-06-01").unwrap());
+    h.send(Method::POST, "/v1/admin/erasure", Some(ADMIN), None, "")
+        .await
+        .expect(StatusCode::OK);
+    put(without).await.expect(StatusCode::OK);
+    assert_eq!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@test.4"
+    );
+}
+
 async fn rulebook_text(h: &Harness) -> String {
     h.get("/v1/rulebook", None).await.json()["text"]
         .as_str()

@@ -375,6 +375,11 @@ impl Pair<'_> {
             model.counts().await,
             "{at}: the counts differ"
         );
+        assert_eq!(
+            store.held_record_types().await,
+            model.held_record_types().await,
+            "{at}: the records held by type differ"
+        );
         let ours = store.pending(&engine.rulebook, None, 10_000).await;
         let theirs = model.pending(&engine.rulebook, None, 10_000).await;
         assert_eq!(
