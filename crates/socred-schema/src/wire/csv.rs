@@ -320,8 +320,9 @@ fn row_to_raw<'a>(
             "malformed_csv",
             None,
             format!(
-                "row has {} cells, the header has {} columns",
+                "row has {} cell{}, the header has {} columns",
                 row.len(),
+                if row.len() == 1 { "" } else { "s" },
                 columns.len()
             ),
         ));
