@@ -374,9 +374,10 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
     }
 }
 
-/// What this request already looked up about subjects for reviewers'
-/// facts: record types, for their review need, and stored states, for the
-/// objections they resolve.
+/// What this request already looked up about subjects for the facts it
+/// admits: record types, for the review need of reviewers' facts, and
+/// stored states, for the objections reviewers resolve and the dates
+/// providers correct.
 #[derive(Default)]
 struct ReviewLookups {
     types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
@@ -477,20 +478,10 @@ async fn admit_by_role(
                     ),
                 )));
             }
-            // A record whose retention has ended may not be held at all:
-            // storing it to erase it at the next run would be holding it.
-            if let Some(record_type) = current.rulebook().catalog.get(record.type_index as usize) {
-                let retained_until = record_type.retention.after(record.decided_at);
-                if retained_until <= state.today() {
-                    return Ok(Err(refuse(
-                        "past_retention",
-                        "decided_at",
-                        format!(
-                            "decided on {}, a `{}` record is kept for {}, until {}: the registry may not hold it any more",
-                            record.decided_at, record.type_id, record_type.retention, retained_until
-                        ),
-                    )));
-                }
+            if let Some(rejection) =
+                past_retention(current, record.type_index, record.decided_at, state.today())
+            {
+                return Ok(Err(rejection));
             }
             let review = if current.needs_review(record.type_index) {
                 ReviewNeed::Required
@@ -535,6 +526,11 @@ async fn admit_by_role(
                     "by",
                     format!("this token reports as `{provider}`, not `{}`", fact.by),
                 )));
+            }
+            if let Some(rejection) =
+                corrected_dates_refused(state, current, &fact, record_type, lookups).await?
+            {
+                return Ok(Err(rejection));
             }
             Ok(Ok(Submission {
                 item: Item::Fact { fact, record_type },
@@ -618,14 +614,7 @@ async fn resolves_nothing(
     at: Day,
     lookups: &mut ReviewLookups,
 ) -> Result<Option<Rejection>, ApiError> {
-    if let Entry::Vacant(slot) = lookups.states.entry(subject) {
-        slot.insert(state.store().state(subject).await?);
-    }
-    let record = lookups
-        .states
-        .get(&subject)
-        .and_then(Option::as_ref)
-        .and_then(|file| file.records.iter().find(|r| r.key == *key));
+    let record = stored_record(state, subject, key, lookups).await?;
     Ok(match record {
         Some(record) if !record.disputes().iter().any(|span| span.contains(at)) => Some(refuse(
             "no_open_objection",
@@ -638,6 +627,104 @@ async fn resolves_nothing(
             ),
         )),
         _ => None,
+    })
+}
+
+/// The record `key` as `subject`'s stored file holds it (after the later
+/// facts about it), or None; each subject's state is read once a request.
+async fn stored_record(
+    state: &AppState,
+    subject: SubjectId,
+    key: &socred_core::RecordKey,
+    lookups: &mut ReviewLookups,
+) -> Result<Option<socred_core::state::RecordState>, ApiError> {
+    if let Entry::Vacant(slot) = lookups.states.entry(subject) {
+        slot.insert(state.store().state(subject).await?);
+    }
+    Ok(lookups
+        .states
+        .get(&subject)
+        .and_then(Option::as_ref)
+        .and_then(|file| file.records.iter().find(|r| r.key == *key))
+        .cloned())
+}
+
+/// Refuses a correction whose dates a record may not have: one that moves
+/// `decided_at` back past the end of the record type's retention (the
+/// registry may not hold such a record, as for a record sent so), and one
+/// that changes a single date so that the record would have been decided
+/// before its conduct occurred (checked against the other date as the
+/// file holds it). A record the file does not hold is left to the store.
+async fn corrected_dates_refused(
+    state: &AppState,
+    current: &Current,
+    fact: &socred_core::Fact,
+    record_type: Option<socred_core::Name>,
+    lookups: &mut ReviewLookups,
+) -> Result<Option<Rejection>, ApiError> {
+    let FactKind::Corrected {
+        record,
+        occurred_at,
+        decided_at,
+        ..
+    } = &fact.kind
+    else {
+        return Ok(None);
+    };
+    let catalog_type = record_type.and_then(|t| current.rulebook().record_type(&t));
+    if let (Some(decided_at), Some(index)) = (decided_at, catalog_type) {
+        if let Some(rejection) = past_retention(current, index, *decided_at, state.today()) {
+            return Ok(Some(rejection));
+        }
+    }
+    if occurred_at.is_some() == decided_at.is_some() {
+        // Both or neither: the wire format checked their order already.
+        return Ok(None);
+    }
+    let Some(stored) = stored_record(state, fact.subject, record, lookups).await? else {
+        return Ok(None);
+    };
+    let occurred = occurred_at.unwrap_or(stored.occurred_at);
+    let decided = decided_at.unwrap_or(stored.decided_at);
+    Ok((occurred > decided).then(|| {
+        let field = if occurred_at.is_some() {
+            "occurred_at"
+        } else {
+            "decided_at"
+        };
+        refuse(
+            "dates_out_of_order",
+            field,
+            format!(
+                "record {}/{} would have occurred on {occurred}, after it was decided on \
+                 {decided}: correct both dates together",
+                record.provider, record.id
+            ),
+        )
+    }))
+}
+
+/// Refuses a record of type `type_index` decided on `decided_at` whose
+/// retention has ended by `today`: the registry may not hold it at all, and
+/// storing it to erase it at the next run would be holding it.
+fn past_retention(
+    current: &Current,
+    type_index: u32,
+    decided_at: Day,
+    today: Day,
+) -> Option<Rejection> {
+    let record_type = current.rulebook().catalog.get(type_index as usize)?;
+    let retained_until = record_type.retention.after(decided_at);
+    (retained_until <= today).then(|| {
+        refuse(
+            "past_retention",
+            "decided_at",
+            format!(
+                "decided on {decided_at}, a `{}` record is kept for {}, until {retained_until}: the \
+                 registry may not hold it any more",
+                record_type.id, record_type.retention
+            ),
+        )
     })
 }
 

@@ -280,6 +280,18 @@ async fn a_provider_retracts_only_its_own_records() {
     assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
 }
 
+/// The metro's correction of Alice's record `fe-1` on day `at`, with the
+/// keys of `extra` (new dates) added.
+fn corrected_fe1(at: &str, extra: serde_json::Value) -> String {
+    let mut fact = json!({"fact": "corrected", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": at, "type": "transport.fare_evasion",
+        "fields": {"station": "Hongqiao"}});
+    if let (Some(fact), Some(extra)) = (fact.as_object_mut(), extra.as_object()) {
+        fact.extend(extra.clone());
+    }
+    fact.to_string()
+}
+
 /// A record decided, or a fact reported, after the registry's day is
 /// refused: stored, it would wait unseen in its subject's file until that
 /// day. Today itself is fine, and the rest of the request is stored.
@@ -305,15 +317,7 @@ async fn nothing_dated_after_the_registrys_day_is_stored() {
     );
     assert_eq!(json["results"][0]["field"], "decided_at");
 
-    let fact = |at: &str, extra: serde_json::Value| {
-        let mut fact = json!({"fact": "corrected", "provider": METRO_ID, "record": "fe-1",
-            "subject": alice().to_string(), "at": at, "type": "transport.fare_evasion",
-            "fields": {"station": "Hongqiao"}});
-        if let (Some(fact), Some(extra)) = (fact.as_object_mut(), extra.as_object()) {
-            fact.extend(extra.clone());
-        }
-        fact.to_string()
-    };
+    let fact = corrected_fe1;
     let reply = h
         .ingest(
             METRO,
@@ -341,6 +345,55 @@ async fn nothing_dated_after_the_registrys_day_is_stored() {
     h.clock.set_day(socred_core::Day::parse(tomorrow).unwrap());
     let reply = h
         .ingest(METRO, &[fare_evasion("fe-late", alice(), tomorrow)])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+}
+
+/// A correction may not give a record dates it may not have: decided so
+/// long ago that its retention has ended, or, changing one date alone,
+/// decided before its conduct occurred.
+#[tokio::test]
+async fn a_correction_keeps_a_records_dates_possible() {
+    let h = Harness::new().await;
+    h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let correction = |dates: serde_json::Value| corrected_fe1(TODAY, dates);
+    let reply = h
+        .ingest(
+            METRO,
+            &[
+                correction(json!({"occurred_at": "2019-12-01", "decided_at": "2020-01-01"})),
+                correction(json!({"decided_at": "2026-05-01"})),
+                correction(json!({"occurred_at": "2026-05-25"})),
+            ],
+        )
+        .await
+        .expect(StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(
+        seen(&json),
+        [
+            (1, "rejected", "past_retention"),
+            (2, "rejected", "dates_out_of_order"),
+            (3, "rejected", "dates_out_of_order"),
+        ]
+    );
+    let fields: Vec<&str> = (0..3)
+        .map(|i| json["results"][i]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["decided_at", "decided_at", "occurred_at"]);
+    let message = json["results"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains("2026-05-20") && message.contains("2026-05-01"),
+        "names both dates: {message}"
+    );
+    assert_eq!(h.store.counts().await.unwrap().facts, 0);
+
+    // A later decision day alone is possible.
+    let reply = h
+        .ingest(METRO, &[correction(json!({"decided_at": "2026-05-25"}))])
         .await
         .expect(StatusCode::OK);
     assert_eq!(Harness::statuses(&reply), ["stored"]);
