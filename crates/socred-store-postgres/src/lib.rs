@@ -828,7 +828,7 @@ impl Store for PostgresStore {
         let rows = self
             .read_rows(
                 "count the records held by type",
-                "SELECT type, count(*)::int8 FROM records WHERE status <> 3 GROUP BY type",
+                "SELECT type, count(*)::int8 FROM records WHERE status <> 3 /* erased */ GROUP BY type",
                 &[],
                 |row| {
                     let get = decode("read a count of records by type");

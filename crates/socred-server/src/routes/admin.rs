@@ -399,7 +399,10 @@ async fn refuse_dropping_held_types(state: &AppState, next: &Current) -> Result<
     let dropped: Vec<String> = held
         .iter()
         .filter(|(type_id, _)| next.rulebook().record_type(type_id).is_none())
-        .map(|(type_id, count)| format!("`{type_id}` ({count} records)"))
+        .map(|(type_id, count)| {
+            let s = if *count == 1 { "" } else { "s" };
+            format!("`{type_id}` ({count} record{s})")
+        })
         .collect();
     if dropped.is_empty() {
         return Ok(());

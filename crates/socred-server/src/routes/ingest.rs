@@ -157,7 +157,7 @@ pub async fn post_records(
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(slots.len());
     let mut submissions = Vec::with_capacity(slots.len());
     let mut positions = Vec::with_capacity(slots.len());
-    let mut lookups = ReviewLookups::default();
+    let mut lookups = Lookups::default();
     for slot in slots {
         match slot {
             Slot::Refused { index, rejection } => results.push(Some(rejected(index, rejection))),
@@ -379,7 +379,7 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
 /// stored states, for the objections reviewers resolve and the dates
 /// providers correct.
 #[derive(Default)]
-struct ReviewLookups {
+struct Lookups {
     types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
     states: BTreeMap<SubjectId, Option<std::sync::Arc<socred_core::SubjectState>>>,
 }
@@ -393,7 +393,7 @@ async fn admit(
     principal: &Principal,
     scope: Option<&str>,
     item: wire::Item,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Result<Submission, Rejection>, ApiError> {
     let admitted = admit_by_role(state, current, principal, scope, item, lookups).await?;
     Ok(admitted.and_then(
@@ -448,7 +448,7 @@ async fn admit_by_role(
     principal: &Principal,
     scope: Option<&str>,
     item: wire::Item,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Result<Submission, Rejection>, ApiError> {
     let submitted_by = principal.id.clone();
     match (principal.role, item) {
@@ -612,7 +612,7 @@ async fn resolves_nothing(
     subject: SubjectId,
     key: &socred_core::RecordKey,
     at: Day,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Option<Rejection>, ApiError> {
     let record = stored_record(state, subject, key, lookups).await?;
     Ok(match record {
@@ -636,7 +636,7 @@ async fn stored_record(
     state: &AppState,
     subject: SubjectId,
     key: &socred_core::RecordKey,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Option<socred_core::state::RecordState>, ApiError> {
     if let Entry::Vacant(slot) = lookups.states.entry(subject) {
         slot.insert(state.store().state(subject).await?);
@@ -660,7 +660,7 @@ async fn corrected_dates_refused(
     current: &Current,
     fact: &socred_core::Fact,
     record_type: Option<socred_core::Name>,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Option<Rejection>, ApiError> {
     let FactKind::Corrected {
         record,
@@ -734,7 +734,7 @@ async fn record_type_of(
     current: &Current,
     subject: SubjectId,
     key: &socred_core::RecordKey,
-    lookups: &mut ReviewLookups,
+    lookups: &mut Lookups,
 ) -> Result<Option<u32>, ApiError> {
     if let Entry::Vacant(slot) = lookups.types.entry(subject) {
         let (records, _) = state.store().records(current.rulebook(), subject).await?;

@@ -758,7 +758,7 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
         .expect_error(StatusCode::CONFLICT, "record_types_still_held");
     let message = reply.json()["error"]["message"].to_string();
     assert!(
-        message.contains("`market.administrative_penalty` (1 records)"),
+        message.contains("`market.administrative_penalty` (1 record)"),
         "{message}"
     );
     assert_eq!(
