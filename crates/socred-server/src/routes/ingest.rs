@@ -197,7 +197,7 @@ pub async fn post_records(
         format.describe(),
         refused
     );
-    let audit = vec![audit_draft(
+    let mut audit = vec![audit_draft(
         &state,
         caller.actor(),
         "ingest",
@@ -205,6 +205,9 @@ pub async fn post_records(
         None,
         detail,
     )];
+    if principal.role == Role::Reviewer {
+        audit.extend(reviewer_decisions(&state, &caller, &submissions));
+    }
     let outcomes = if submissions.is_empty() {
         Vec::new()
     } else {
@@ -402,6 +405,62 @@ async fn admit(
             None => Ok(submission),
         },
     ))
+}
+
+/// A reviewer's decisions sent as facts, each logged where its subject sees
+/// it, as approvals and rejections are: who resolved the subject's
+/// objection and how, who granted repair of its record. They commit with
+/// the batch; the answer says, item by item, whether each was stored.
+fn reviewer_decisions(
+    state: &AppState,
+    caller: &Caller,
+    submissions: &[Submission],
+) -> Vec<socred_store::AuditDraft> {
+    submissions
+        .iter()
+        .filter_map(|submission| {
+            let Item::Fact { fact, .. } = &submission.item else {
+                return None;
+            };
+            let (action, detail) = match &fact.kind {
+                FactKind::Resolved {
+                    record, outcome, ..
+                } => {
+                    let outcome = match outcome {
+                        Resolution::Upheld => "upheld",
+                        Resolution::Corrected => "corrected",
+                        Resolution::Retracted => "retracted",
+                    };
+                    let detail = format!(
+                        "resolution of the objection to record {}/{} sent: {outcome}",
+                        record.provider, record.id
+                    );
+                    ("resolve", detail)
+                }
+                FactKind::Repaired { record, .. } => {
+                    let waits = if submission.review == ReviewNeed::Required {
+                        ", waiting for a second reviewer"
+                    } else {
+                        ""
+                    };
+                    let detail = format!(
+                        "repair of record {}/{} granted from {}{waits}",
+                        record.provider, record.id, fact.at
+                    );
+                    ("repair", detail)
+                }
+                _ => return None,
+            };
+            Some(audit_draft(
+                state,
+                caller.actor(),
+                "review",
+                action,
+                Some(fact.subject),
+                detail,
+            ))
+        })
+        .collect()
 }
 
 /// Refuses an item dated after `today`: a record decided, or a fact

@@ -121,6 +121,21 @@ async fn a_reviewer_cannot_approve_its_own_repair_and_a_second_one_can() {
         .expect(StatusCode::OK);
     assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
     assert_eq!(public_defaulters(&h).await, 0);
+    // Alice reads who granted the repair, and who approved it.
+    let granted = h.logged(ALICE, alice(), "repair").await;
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0]["actor"], "reviewer-1");
+    assert_eq!(
+        granted[0]["detail"],
+        format!(
+            "repair of record {COURT_ID}/j-1 granted from {TODAY}, waiting for a second reviewer"
+        )
+    );
+    let approved = h.logged(ALICE, alice(), "approve").await;
+    assert!(
+        approved.iter().any(|e| e["actor"] == "reviewer-2"),
+        "{approved:?}"
+    );
 }
 
 #[tokio::test]

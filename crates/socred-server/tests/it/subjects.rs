@@ -463,6 +463,15 @@ async fn a_reviewer_resolves_only_open_objections() {
         .expect(StatusCode::OK);
     assert_eq!(Harness::statuses(&reply), ["stored"]);
     assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+    // She reads who decided her objection, and how; the refusals left no trace.
+    let resolved = h.logged(ALICE, alice(), "resolve").await;
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0]["actor"], "reviewer-1");
+    assert_eq!(resolved[0]["purpose"], "review");
+    assert_eq!(
+        resolved[0]["detail"],
+        format!("resolution of the objection to record {METRO_ID}/fe-1 sent: retracted")
+    );
 }
 
 #[tokio::test]
