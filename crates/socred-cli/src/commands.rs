@@ -196,7 +196,12 @@ fn finish(loaded: Loaded) -> Code {
 }
 
 fn load(input: &Input) -> anyhow::Result<Loaded> {
-    let rulebook = load_rulebook(input.rulebook.as_deref())?;
+    load_with(input, load_rulebook(input.rulebook.as_deref())?)
+}
+
+/// [`load`] under a rulebook already loaded (a command that needs two
+/// checks both before it reads any record).
+fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     let as_of = match &input.as_of {
         Some(text) => Day::parse(text).with_context(|| "--as-of")?,
         None => today(),
@@ -390,19 +395,18 @@ pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Co
              standard input"
         );
     }
+    // Both rulebooks are checked before the records are read: a mistake
+    // in the second shows at once, not after a first pass over the file.
+    let base_rulebook = load_rulebook(input.rulebook.as_deref())?;
+    let other_rulebook = load_rulebook(Some(against))?;
     input.on_threads(|| {
-        let base = load(&input)?;
+        let base = load_with(&input, base_rulebook)?;
         note!(
             "reading {} again, for {}",
             input.records.display(),
             against.display()
         );
-        let other = load(&Input {
-            records: input.records.clone(),
-            rulebook: Some(against.to_path_buf()),
-            as_of: input.as_of.clone(),
-            threads: input.threads,
-        })?;
+        let other = load_with(&input, other_rulebook)?;
         let day = base.as_of;
         let base_states = base
             .engine

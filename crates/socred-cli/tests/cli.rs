@@ -551,6 +551,25 @@ fn whatif_compares_two_rulebooks_on_one_history() {
         "{}",
         text(&piped.stderr)
     );
+
+    // A broken second rulebook is reported before any record is read
+    // (here the records file does not even exist).
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "garbage [").unwrap();
+    let missing = dir.path().join("missing.ndjson");
+    let early = socred(&[
+        "whatif",
+        "--records",
+        missing.to_str().unwrap(),
+        "--against",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(early.status.code(), Some(1));
+    let stderr = text(&early.stderr);
+    assert!(
+        stderr.contains("rulebook has problems") && !stderr.contains("cannot open"),
+        "{stderr}"
+    );
 }
 
 /// Timeline: a city followed year by year. Each step is the registry as
