@@ -149,6 +149,15 @@ impl Traffic {
     }
 }
 
+/// The principal id behind a reviewer's token, for a fact's `by`.
+fn reviewer_id(token: &str) -> &'static str {
+    if token == REVIEWER_1 {
+        "reviewer-1"
+    } else {
+        "reviewer-2"
+    }
+}
+
 /// A refusal names a stable code and says what is wrong.
 #[track_caller]
 fn check_refusal(reply: &Reply, what: &str) {
@@ -233,11 +242,7 @@ async fn step(h: &Harness, t: &mut Traffic) {
                 .json();
             let open = open["objections"].as_array().cloned().unwrap_or_default();
             if let Some(objection) = open.get(t.below(open.len().max(1))) {
-                let id = if reviewer == REVIEWER_1 {
-                    "reviewer-1"
-                } else {
-                    "reviewer-2"
-                };
+                let id = reviewer_id(reviewer);
                 let outcome = ["upheld", "retracted"][t.below(2)];
                 let fact = json!({"fact": "resolved", "provider": objection["record"]["provider"],
                     "record": objection["record"]["id"], "subject": objection["subject"],
@@ -250,11 +255,7 @@ async fn step(h: &Harness, t: &mut Traffic) {
                 // subject's or not, public or not).
                 let subject = t.subject();
                 let record = t.record_of(subject);
-                let id = if reviewer == REVIEWER_1 {
-                    "reviewer-1"
-                } else {
-                    "reviewer-2"
-                };
+                let id = reviewer_id(reviewer);
                 let fact = json!({"fact": "repaired", "provider": record["provider"],
                     "record": record["id"], "subject": subject.to_string(),
                     "at": t.today.to_string(), "by": id});

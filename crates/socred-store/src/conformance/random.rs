@@ -450,22 +450,11 @@ pub async fn check_random_operations(store: &dyn Store) {
         // The end of retention: records of 2025 are past five years in
         // 2030, those of 2026 not yet.
         let today = day("2030-01-01").add_days(sequence.dice.below(365) as i32);
+        let draft = audit(seed, STEPS, "erase").remove(0);
         let ours = store
-            .erase(
-                &engine,
-                subjects.clone(),
-                today,
-                audit(seed, STEPS, "erase").remove(0),
-            )
+            .erase(&engine, subjects.clone(), today, draft.clone())
             .await;
-        let theirs = model
-            .erase(
-                &engine,
-                subjects.clone(),
-                today,
-                audit(seed, STEPS, "erase").remove(0),
-            )
-            .await;
+        let theirs = model.erase(&engine, subjects.clone(), today, draft).await;
         assert_eq!(ours, theirs, "seed {seed}: erasure on {today}");
         pair.compare(&engine, &subjects, &format!("seed {seed}, after erasure"))
             .await;
