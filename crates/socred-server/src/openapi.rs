@@ -507,7 +507,7 @@ fn document() -> Value {
     );
     add("put", "/v1/admin/rulebook", Op {
         summary: "Upload a rulebook",
-        description: "Validated first: every problem is returned with its line and column (`invalid_rulebook`). Earlier versions stay stored; every file is recomputed with the new rulebook, which then takes over at once. Reusing a label with other text is `rulebook_conflict` (409).",
+        description: "Validated first: every problem is returned with its line and column (`invalid_rulebook`). Earlier versions stay stored; every file is recomputed with the new rulebook, which then takes over at once. Reusing a label with other text is `rulebook_conflict` (409). A catalog that leaves out a record type the registry still holds records of is `record_types_still_held` (409); one that changes a type's fields or subject kinds so that held records (in effect or waiting for review) or their corrections would be refused if sent now is `records_no_longer_valid` (409), naming each type, the counts and each problem by code and field.",
         roles: &["admin"], params: vec![],
         body: Some(json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string" } } } })),
         ok_status: "200",

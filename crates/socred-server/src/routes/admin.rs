@@ -20,7 +20,7 @@ use socred_store::{hash_token, Principal, Role, RulebookVersion, StoreError};
 use crate::auth::Caller;
 use crate::body::{media_type, parse_json, unsupported, RawBody};
 use crate::error::ApiError;
-use crate::routes::{audit_draft, parse_subject};
+use crate::routes::{audit_draft, held, parse_subject};
 use crate::state::{AppState, Current};
 use crate::token::new_token;
 
@@ -372,7 +372,8 @@ pub async fn put_rulebook(
     )];
     // Alone: no batch is folded while the files are recomputed and the engine swapped.
     let _gate = state.inner.write_gate.write().await;
-    refuse_dropping_held_types(&state, &current).await?;
+    held::refuse_dropping_held_types(&state, &current).await?;
+    held::refuse_invalidating_held_records(&state, &state.current(), &current).await?;
     state
         .store()
         .put_rulebook(&label, text, &admin.id, audit)
@@ -387,36 +388,6 @@ pub async fn put_rulebook(
     state.swap_current(current);
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
-}
-
-/// Refuses a rulebook whose catalog leaves out a record type that the
-/// registry still holds records of: they would drop out of their subjects'
-/// files unseen, and erasure could no longer tell when their retention
-/// ends. Such a type stays in the catalog (providers can be unregistered
-/// from it) until its records are erased.
-async fn refuse_dropping_held_types(state: &AppState, next: &Current) -> Result<(), ApiError> {
-    let held = state.store().held_record_types().await?;
-    let dropped: Vec<String> = held
-        .iter()
-        .filter(|(type_id, _)| next.rulebook().record_type(type_id).is_none())
-        .map(|(type_id, count)| {
-            let s = if *count == 1 { "" } else { "s" };
-            format!("`{type_id}` ({count} record{s})")
-        })
-        .collect();
-    if dropped.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::conflict(
-        "record_types_still_held",
-        format!(
-            "rulebook {} leaves out record types that the registry still holds records of: {}; \
-             keep them in its catalog, whose legal basis and retention govern those records, \
-             until the records are erased at the end of their retention",
-            next.label,
-            dropped.join(", ")
-        ),
-    ))
 }
 
 /// A rulebook sent as the body of a request: TOML, UTF-8, and valid, or

@@ -6,6 +6,7 @@ pub(crate) mod admin;
 mod audit;
 mod decisions;
 mod health;
+mod held;
 mod ingest;
 mod me;
 mod public;

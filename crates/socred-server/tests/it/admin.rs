@@ -181,15 +181,7 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
         "[[measure]]\nid = \"no_air_travel\"",
         "[[measure]]\nid = \"no_air_travel\"\nbogus = 1",
     );
-    let reply = h
-        .send(
-            Method::PUT,
-            "/v1/admin/rulebook",
-            Some(ADMIN),
-            Some("application/toml"),
-            broken,
-        )
-        .await;
+    let reply = put_rulebook(&h, broken).await;
     let reply = reply.expect_error(StatusCode::BAD_REQUEST, "invalid_rulebook");
     let problem = &reply.json()["error"]["problems"][0];
     assert!(
@@ -199,14 +191,7 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
 
     // A new version where fare evasion bans for 7 days only: Alice's entry of 2026-05-20 is over.
     let shorter = seven_day_bans(&original, "test.2");
-    let reply = h
-        .send(
-            Method::PUT,
-            "/v1/admin/rulebook",
-            Some(ADMIN),
-            Some("application/toml"),
-            shorter.clone(),
-        )
+    let reply = put_rulebook(&h, shorter.clone())
         .await
         .expect(StatusCode::OK)
         .json();
@@ -227,15 +212,9 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
 
     // The same label with other text is a conflict.
     let clash = shorter.replace("duration_max = \"P7D\"", "duration_max = \"P8D\"");
-    h.send(
-        Method::PUT,
-        "/v1/admin/rulebook",
-        Some(ADMIN),
-        Some("application/toml"),
-        clash,
-    )
-    .await
-    .expect_error(StatusCode::CONFLICT, "rulebook_conflict");
+    put_rulebook(&h, clash)
+        .await
+        .expect_error(StatusCode::CONFLICT, "rulebook_conflict");
     h.send(
         Method::PUT,
         "/v1/admin/rulebook",
@@ -722,7 +701,6 @@ async fn the_operator_sees_a_drafts_impact_before_installing_it() {
     .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
 }
 
-/// The text of the rulebook in force.
 /// A rulebook that leaves out a record type the registry holds records of
 /// is refused, naming the type: those records would drop out of their
 /// files unseen and past any retention. Without such records it installs.
@@ -736,24 +714,11 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
     let end = start + original[start..].find("\n# --- tax").unwrap();
     let without = seven_day_bans(&original, "test.4").replace(&original[start..end], "");
     assert!(!without.contains("id = \"market.administrative_penalty\""));
-    let put = |text: String| {
-        let h = &h;
-        async move {
-            h.send(
-                Method::PUT,
-                "/v1/admin/rulebook",
-                Some(ADMIN),
-                Some("application/toml"),
-                text,
-            )
-            .await
-        }
-    };
 
     h.ingest(COURT, &[admin_penalty("ap-1", acme(), "2026-05-20")])
         .await
         .expect(StatusCode::OK);
-    let reply = put(without.clone())
+    let reply = put_rulebook(&h, without.clone())
         .await
         .expect_error(StatusCode::CONFLICT, "record_types_still_held");
     let message = reply.json()["error"]["message"].to_string();
@@ -773,13 +738,136 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
     h.send(Method::POST, "/v1/admin/erasure", Some(ADMIN), None, "")
         .await
         .expect(StatusCode::OK);
-    put(without).await.expect(StatusCode::OK);
+    put_rulebook(&h, without).await.expect(StatusCode::OK);
     assert_eq!(
         h.get("/v1/rulebook", None).await.json()["label"],
         "socred-default@test.4"
     );
 }
 
+/// A rulebook that changes a record type's fields so that records the
+/// registry holds (or their corrections) would be refused if sent now is
+/// refused, naming the type, the counts and each problem by code and key,
+/// never a record's values. A change that keeps them valid installs.
+#[tokio::test]
+async fn a_rulebook_may_not_invalidate_records_still_held() {
+    let h = Harness::new().await;
+    let original = rulebook_text(&h).await;
+    let fields = "fields = { decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\" } }";
+    assert!(original.contains(fields));
+    let with_fields = |version: &str, new: &str| {
+        seven_day_bans(&original, version).replace(fields, &format!("fields = {{ {new} }}"))
+    };
+    h.ingest(COURT, &[admin_penalty("ap-1", acme(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let correction = json!({
+        "fact": "corrected", "provider": COURT_ID, "record": "ap-1", "subject": acme().to_string(),
+        "type": "market.administrative_penalty", "at": "2026-05-25",
+        "fields": {"decision_no": "penalty ap-1 (corrected)", "penalty_yuan": 15000}
+    });
+    h.ingest(COURT, &[correction.to_string()])
+        .await
+        .expect(StatusCode::OK);
+
+    // The amount becomes text: the record and its correction would be refused.
+    let reply = put_rulebook(&h, with_fields(
+        "test.5",
+        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"text\" }",
+    ))
+    .await
+    .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains(
+            "`market.administrative_penalty` (1 record and 1 correction: field_type at `fields.penalty_yuan`)"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("15000") && !message.contains("20000"),
+        "{message}"
+    );
+    // A new required field, and a field dropped.
+    let reply = put_rulebook(&h, with_fields(
+        "test.5",
+        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\" }, officer = { type = \"text\", required = true }",
+    ))
+    .await
+    .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("missing_field at `fields.officer`"),
+        "{message}"
+    );
+    put_rulebook(
+        &h,
+        with_fields(
+            "test.5",
+            "decision_no = { type = \"text\", required = true }",
+        ),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
+    assert_eq!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@2026.1",
+        "nothing installed"
+    );
+
+    // Records waiting for review are held too.
+    let reply = h
+        .ingest(COURT, &[judgment_default("j-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        reply.json()["results"][0]["status"],
+        "pending_review",
+        "{reply:?}"
+    );
+    let trigger = "trigger = { type = \"text\" }";
+    assert_eq!(original.matches(trigger).count(), 1);
+    let message = put_rulebook(
+        &h,
+        seven_day_bans(&original, "test.5")
+            .replace(trigger, "trigger = { type = \"text\", required = true }"),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "records_no_longer_valid")
+    .json()["error"]["message"]
+        .to_string();
+    assert!(
+        message
+            .contains("`judicial.judgment_default` (1 record: missing_field at `fields.trigger`)"),
+        "{message}"
+    );
+
+    // A new optional field keeps every held record valid.
+    put_rulebook(&h, with_fields(
+        "test.5",
+        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\" }, officer = { type = \"text\" }",
+    ))
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        h.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@test.5"
+    );
+}
+
+/// The operator uploads `text` as the rulebook.
+async fn put_rulebook(h: &Harness, text: String) -> Reply {
+    h.send(
+        Method::PUT,
+        "/v1/admin/rulebook",
+        Some(ADMIN),
+        Some("application/toml"),
+        text,
+    )
+    .await
+}
+
+/// The text of the rulebook in force.
 async fn rulebook_text(h: &Harness) -> String {
     h.get("/v1/rulebook", None).await.json()["text"]
         .as_str()
