@@ -509,6 +509,12 @@ pub fn serve(config: socred_server::ServeConfig) -> anyhow::Result<Code> {
     Ok(exit::OK)
 }
 
+pub fn backup(data: &Path, to: &Path) -> anyhow::Result<Code> {
+    let report = socred_server::backup(data, to)?;
+    out!("{report}")?;
+    Ok(exit::OK)
+}
+
 pub fn verify(data: &Path) -> anyhow::Result<Code> {
     let report = socred_server::verify(data)?;
     out!("{report}")?;

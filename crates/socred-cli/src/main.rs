@@ -98,6 +98,17 @@ enum Command {
         #[arg(long, default_value = "socred-data")]
         data: PathBuf,
     },
+    /// Copies the embedded store, while the server runs, into a new
+    /// directory that `serve --data` and `verify --data` open as they are;
+    /// the audit log records the backup.
+    Backup {
+        /// Data directory of the embedded store.
+        #[arg(long, default_value = "socred-data")]
+        data: PathBuf,
+        /// The new directory for the copy (it must not exist, or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// What-if: what another rulebook would make of the same records,
     /// against the base one, as a JSON report of counts (grades, lists,
     /// measures, and who moves between them).
@@ -230,6 +241,7 @@ fn main() -> ExitCode {
             history_cache,
         }),
         Command::Verify { data } => commands::verify(&data),
+        Command::Backup { data, to } => commands::backup(&data, &to),
         Command::Whatif {
             input,
             against,

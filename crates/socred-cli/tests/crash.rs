@@ -8,71 +8,17 @@
 //! The moments come from a seed printed on failure (`SOCRED_CRASH_SEED`
 //! repeats a run).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use socred_core::SubjectId;
+use common::{batch, ingest, register_provider, start, subjects, BATCH_RECORDS};
 use socred_server::client::Connection;
 
 const KILLS: usize = 5;
-const BATCH_RECORDS: usize = 200;
-const PROVIDER: &str = "metro.crash";
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// The operator token, printed on the first start only.
-    admin_token: Option<String>,
-}
-
-/// Starts `socred serve` on a free port; on the first start, also reads
-/// the operator token it prints.
-fn start(data: &Path, first: bool) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_socred"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start socred serve");
-    let stdout = child.stdout.take().expect("no stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut next = || {
-        lines
-            .next()
-            .and_then(Result::ok)
-            .expect("socred serve stopped before it was listening")
-    };
-    let listening = next();
-    let text = listening
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next());
-    let addr = text
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no address in `{listening}`"));
-    let admin_token = first.then(|| {
-        let line = next();
-        let token = line
-            .split("(shown once): ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no operator token in `{line}`"));
-        token.trim().to_string()
-    });
-    // Keep reading, so that the server never writes to a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        addr,
-        admin_token,
-    }
-}
 
 /// A small linear congruential generator: enough for kill moments.
 struct Moments(u64);
@@ -85,88 +31,6 @@ impl Moments {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % max
     }
-}
-
-fn subjects() -> Vec<SubjectId> {
-    (0..300)
-        .filter_map(|i| {
-            SubjectId::person(
-                110105,
-                1960 + (i % 40) as i16,
-                1 + (i % 12) as i8,
-                1 + (i % 28) as i8,
-                i as u16 + 1,
-            )
-        })
-        .collect()
-}
-
-fn batch(round: usize, number: usize, subjects: &[SubjectId]) -> String {
-    let mut lines = Vec::with_capacity(BATCH_RECORDS);
-    for i in 0..BATCH_RECORDS {
-        let subject = subjects[(number * 7 + i) % subjects.len()];
-        let day = format!("2026-0{}-{:02}", 1 + (i % 5), 1 + (i % 28));
-        lines.push(
-            json!({"provider": PROVIDER, "id": format!("r{round}-b{number}-{i}"), "subject": subject.to_string(),
-                "type": "transport.fare_evasion", "occurred_at": day, "decided_at": day, "fields": {"station": "Crash"}})
-            .to_string(),
-        );
-    }
-    lines.join("\n")
-}
-
-fn ingest(
-    connection: &mut Connection,
-    token: &str,
-    body: &str,
-) -> std::io::Result<serde_json::Value> {
-    let auth = format!("Bearer {token}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/x-ndjson"),
-    ];
-    let response = connection.send(
-        "POST",
-        "/v1/records?report=problems",
-        &headers,
-        body.as_bytes(),
-    )?;
-    if response.status != 200 {
-        return Err(std::io::Error::other(format!(
-            "status {}: {}",
-            response.status,
-            response.text()
-        )));
-    }
-    response.json()
-}
-
-fn register_provider(server: &Server) -> String {
-    let token = server
-        .admin_token
-        .as_deref()
-        .expect("the first start prints an operator token");
-    let body = json!({"id": "crash-provider", "name": "Crash test provider", "role": "provider", "scope": PROVIDER,
-        "record_types": ["transport.fare_evasion"]})
-    .to_string();
-    let auth = format!("Bearer {token}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let response = socred_server::client::request(
-        server.addr,
-        "POST",
-        "/v1/admin/principals",
-        &headers,
-        body.as_bytes(),
-    )
-    .expect("cannot register the provider");
-    assert_eq!(response.status, 201, "{}", response.text());
-    response.json().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

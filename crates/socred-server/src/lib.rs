@@ -17,6 +17,7 @@
 
 mod audit_log;
 mod auth;
+mod backup;
 mod body;
 pub mod client;
 mod clock;
@@ -32,6 +33,7 @@ mod token;
 mod verify;
 
 pub use auth::PRINCIPAL_CACHE_TTL;
+pub use backup::{backup, BackupReport};
 pub use clock::{china_day, Clock, FixedClock, SystemClock};
 pub use error::ApiError;
 pub use openapi::openapi_json;

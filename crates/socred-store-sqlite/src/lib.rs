@@ -232,6 +232,56 @@ impl SqliteStore {
         &self.shared.path
     }
 
+    /// Writes a consistent copy of the database to `to`, a file that must
+    /// not exist yet, while the store stays open for reads and writes (by
+    /// this process and others): SQLite's `VACUUM INTO` copies one snapshot
+    /// of the database, compacted, from a read transaction, so every write
+    /// committed before it started is in the copy and none committed after.
+    /// The copy is written beside `to` under a temporary name, synced, and
+    /// then renamed, so that `to` is never a half-written file. Returns the
+    /// copy's size in bytes. The audit index, derived data, is not copied.
+    pub async fn backup_into(&self, to: &Path) -> Result<u64, StoreError> {
+        let to = to.to_path_buf();
+        let partial = PathBuf::from(format!("{}.partial", to.display()));
+        let io = |what: &'static str, path: &Path| {
+            let path = path.display().to_string();
+            move |error: std::io::Error| {
+                StoreError::Unavailable(format!("cannot {what} {path}: {error}"))
+            }
+        };
+        if to.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} exists already: a backup is written to a new file",
+                to.display()
+            )));
+        }
+        // A copy left by a run that was interrupted is not a backup.
+        if partial.exists() {
+            std::fs::remove_file(&partial).map_err(io("remove", &partial))?;
+        }
+        let target = partial.clone();
+        self.read(move |conn| {
+            let target = target.to_str().ok_or_else(|| {
+                StoreError::Unavailable(format!("{} is not UTF-8", target.display()))
+            })?;
+            conn.execute("VACUUM INTO ?1", [target])
+                .map(|_| ())
+                .map_err(db("copy the database"))
+        })
+        .await?;
+        let file = std::fs::File::open(&partial).map_err(io("open", &partial))?;
+        file.sync_all().map_err(io("sync", &partial))?;
+        let bytes = file.metadata().map_err(io("read", &partial))?.len();
+        drop(file);
+        std::fs::rename(&partial, &to).map_err(io("rename the copy to", &to))?;
+        if let Some(dir) = to.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io("sync the directory", dir))?;
+        }
+        Ok(bytes)
+    }
+
     /// Brings the audit log by subject up to date now rather than at the
     /// indexing thread's next round; returns the entries it indexed. Answers
     /// are the same either way (what the index lacks is scanned): this is

@@ -694,3 +694,49 @@ async fn a_large_audit_group_chains_entry_by_entry() {
     assert!(of_one.iter().all(|e| e.entry.subject == Some(person(1))));
     assert_eq!(store.counts().await.expect("counts").audit_entries, 71);
 }
+
+/// A backup is the database as of one moment, whole: a store opened on it
+/// holds what was committed before it, and only that; an existing file is
+/// never overwritten, and a copy left half-written by an interrupted run
+/// is replaced.
+#[tokio::test]
+async fn a_backup_holds_what_was_committed_before_it_and_never_overwrites() {
+    let (dir, copies) = (temp(), temp());
+    let engine = engine();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    store
+        .ingest(
+            &engine,
+            vec![fare("r1", example_person())],
+            vec![draft("one")],
+        )
+        .await
+        .expect("ingest");
+    let to = copies
+        .path()
+        .join("copy")
+        .join(socred_store_sqlite::FILE_NAME);
+    std::fs::create_dir(to.parent().unwrap()).expect("a directory for the copy");
+    let partial = to.with_extension("sqlite.partial");
+    std::fs::write(&partial, b"half a copy").expect("a leftover");
+    let bytes = store.backup_into(&to).await.expect("backup");
+    assert_eq!(std::fs::metadata(&to).expect("the copy").len(), bytes);
+    assert!(!partial.exists(), "the temporary copy was renamed");
+    // Written after the backup: not in it.
+    store
+        .ingest(&engine, vec![fare("r2", person(7))], vec![draft("two")])
+        .await
+        .expect("ingest");
+    let error = store.backup_into(&to).await.expect_err("an existing file");
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+
+    let copy = SqliteStore::open(to.parent().unwrap()).expect("open the copy");
+    let counts = copy.counts().await.expect("counts");
+    assert_eq!((counts.records, counts.audit_entries), (1, 1));
+    assert!(copy.state(example_person()).await.expect("state").is_some());
+    assert!(copy.state(person(7)).await.expect("state").is_none());
+    assert!(verify_states(&copy, &engine)
+        .await
+        .expect("verify")
+        .is_empty());
+}
