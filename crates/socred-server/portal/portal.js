@@ -832,7 +832,7 @@ async function operator() {
       el("td", {}, p.role),
       el("td", {}, p.scope || ""),
       el("td", {}, (p.record_types || []).join(", ")),
-      el("td", {}, p.revoked ? "revoked" : "active"),
+      el("td", {}, p.revoked ? "revoked" : p.valid_until ? "active until " + p.valid_until : "active"),
       el("td", {}, revoke),
     );
   });
@@ -843,10 +843,12 @@ async function operator() {
     ["provider", "agency", "reviewer", "subject", "auditor", "admin"].map((r) => el("option", { value: r }, r)));
   const scope = field("scope", { placeholder: "provider id, agency id or subject identifier" });
   const types = field("record-types", { placeholder: "record types, comma-separated (providers)" });
+  const validUntil = field("valid-until", { type: "date" });
   const register = el("button", { type: "submit", id: "principal-submit" }, "Register and issue a token");
   const registerForm = el("form", { id: "principal-form" },
     el("label", {}, "Id", id), el("label", {}, "Name", name), el("label", {}, "Role", role),
-    el("label", {}, "Scope", scope), el("label", {}, "Record types", types), register);
+    el("label", {}, "Scope", scope), el("label", {}, "Record types", types),
+    el("label", {}, "Valid until (the token's last day; empty: until revoked)", validUntil), register);
   registerForm.addEventListener("submit", (event) => {
     event.preventDefault();
     change(register, async () => {
@@ -854,6 +856,7 @@ async function operator() {
       if (scope.value.trim()) body.scope = scope.value.trim();
       const wanted = types.value.split(",").map((t) => t.trim()).filter((t) => t);
       if (wanted.length) body.record_types = wanted;
+      if (validUntil.value) body.valid_until = validUntil.value;
       const issued = await api("/v1/admin/principals", { method: "POST", token, body });
       return [
         el("p", { class: "notice" }, "Registered " + issued.principal.id + " (" + issued.principal.role + "). Its token, shown only now:"),

@@ -151,7 +151,17 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         match principal {
-            Some(principal) => Ok(Caller(Some(principal))),
+            Some(principal) => match principal.valid_until {
+                Some(last) if state.today() > last => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "token_expired",
+                    format!(
+                        "the token of principal `{}` worked until {last}; ask the operator for a new one",
+                        principal.id
+                    ),
+                )),
+                _ => Ok(Caller(Some(principal))),
+            },
             None => Err(bad("the bearer token is unknown or was revoked")),
         }
     }

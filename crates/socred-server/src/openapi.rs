@@ -458,7 +458,7 @@ fn document() -> Value {
     );
     add("post", "/v1/admin/principals", Op {
         summary: "Create or replace a principal",
-        description: "Registers a provider (scope = provider id, with its record types), an agency (scope = agency id), a subject (scope = its identifier), or an admin, reviewer or auditor. Issues a new token, shown once; a replaced principal's old token stops working.",
+        description: "Registers a provider (scope = provider id, with its record types), an agency (scope = agency id), a subject (scope = its identifier), or an admin, reviewer or auditor. Issues a new token, shown once; a replaced principal's old token stops working. With `valid_until`, the token works through that day and is refused from the next with `token_expired` (401).",
         roles: &["admin"], params: vec![], body: Some(json_body(schema_ref("PrincipalRequest"))), ok_status: "201",
         ok: json_ok("The principal and its token.", schema_ref("IssuedToken")),
     });
@@ -560,6 +560,8 @@ fn document() -> Value {
 
 fn components() -> Value {
     let string = json!({ "type": "string" });
+    let last_day = json!({ "type": "string", "format": "date",
+        "description": "The token's last day, the registry's day (China Standard Time); absent: until revoked or replaced." });
     json!({
         "securitySchemes": {
             "bearer": { "type": "http", "scheme": "bearer", "description": "A token issued by the operator (64 hex characters). Roles: admin, provider, reviewer, agency, subject, auditor." }
@@ -661,12 +663,14 @@ fn components() -> Value {
             "Principal": {
                 "type": "object", "required": ["id", "name", "role"],
                 "properties": { "id": string, "name": string, "role": { "enum": ["admin", "provider", "reviewer", "agency", "subject", "auditor"] },
-                    "scope": string, "record_types": { "type": "array", "items": string }, "revoked": { "type": "boolean" } }
+                    "scope": string, "record_types": { "type": "array", "items": string }, "revoked": { "type": "boolean" },
+                    "valid_until": last_day }
             },
             "PrincipalRequest": {
                 "type": "object", "required": ["id", "name", "role"], "additionalProperties": false,
                 "properties": { "id": string, "name": string, "role": { "enum": ["admin", "provider", "reviewer", "agency", "subject", "auditor"] },
-                    "scope": string, "record_types": { "type": "array", "items": string } }
+                    "scope": string, "record_types": { "type": "array", "items": string },
+                    "valid_until": last_day }
             },
             "IssuedToken": { "type": "object", "properties": { "principal": { "$ref": "#/components/schemas/Principal" }, "token": string, "warnings": { "type": "array", "items": string } } }
         }

@@ -205,6 +205,7 @@ async fn first_operator(state: &AppState) -> anyhow::Result<Option<String>> {
         scope: None,
         record_types: Vec::new(),
         revoked: false,
+        valid_until: None,
     };
     let audit = vec![AuditDraft {
         at_ms: state.now_ms(),
@@ -500,6 +501,7 @@ fn demo_principals(state: &AppState, subject: Option<SubjectId>) -> Vec<Principa
         scope,
         record_types: Vec::new(),
         revoked: false,
+        valid_until: None,
     };
     let mut principals = vec![principal("demo-admin", "Demo operator", Role::Admin, None)];
     let mut provider = principal(
@@ -724,6 +726,7 @@ mod tests {
                 scope: scope.map(str::to_string),
                 record_types: Vec::new(),
                 revoked: false,
+                valid_until: None,
             },
             token: format!("token-of-{id}"),
         }

@@ -42,7 +42,7 @@ pub(crate) use audit_columns;
 /// Columns of a principal, in the order [`principal`] reads them.
 macro_rules! principal_columns {
     () => {
-        "id, name, role, scope, record_types, revoked"
+        "id, name, role, scope, record_types, revoked, valid_until"
     };
 }
 pub(crate) use principal_columns;
@@ -176,6 +176,7 @@ pub(crate) fn principal(row: &Row) -> Result<Principal, Fault> {
         scope: row.try_get(3).map_err(&get)?,
         record_types,
         revoked: row.try_get(5).map_err(&get)?,
+        valid_until: row.try_get::<_, Option<i32>>(6).map_err(&get)?.map(Day),
         id,
     })
 }

@@ -290,6 +290,7 @@ impl PostgresStore {
     ) -> Result<(), Fault> {
         let record_types =
             serde_json::to_string(&principal.record_types).unwrap_or_else(|_| "[]".into());
+        let valid_until: Option<i32> = principal.valid_until.map(|day| day.0);
         in_transaction!(self, "a principal change", |s| {
             let holder = s
                 .query_opt(
@@ -312,8 +313,8 @@ impl PostgresStore {
             let inserted = s
                 .execute(
                     "store a principal",
-                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked) \
-                     VALUES ($1, $2, $3, $4, $5, $6, false) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked, valid_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, false, $7) ON CONFLICT (id) DO NOTHING",
                     &[
                         &principal.id,
                         &principal.name,
@@ -321,6 +322,7 @@ impl PostgresStore {
                         &principal.scope,
                         &record_types,
                         &token_hash,
+                        &valid_until,
                     ],
                 )
                 .await?;
@@ -328,7 +330,7 @@ impl PostgresStore {
                 s.execute(
                     "store a principal",
                     "UPDATE principals SET name = $2, role = $3, scope = $4, record_types = $5, \
-                     token_hash = $6, revoked = false WHERE id = $1",
+                     token_hash = $6, revoked = false, valid_until = $7 WHERE id = $1",
                     &[
                         &principal.id,
                         &principal.name,
@@ -336,6 +338,7 @@ impl PostgresStore {
                         &principal.scope,
                         &record_types,
                         &token_hash,
+                        &valid_until,
                     ],
                 )
                 .await?;

@@ -284,6 +284,13 @@ ALTER TABLE states ADD COLUMN IF NOT EXISTS retention_ends integer DEFAULT -1073
 CREATE INDEX IF NOT EXISTS states_by_retention ON states (retention_ends, subject);
 "#;
 
+/// Version 8: the last day a principal's token authenticates (NULL: until
+/// revoked), as days since 1970-01-01. `IF NOT EXISTS` for the same reason
+/// as version 3.
+const V8_SQL: &str = r#"
+ALTER TABLE principals ADD COLUMN IF NOT EXISTS valid_until integer;
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -321,6 +328,11 @@ const MIGRATIONS: &[Migration] = &[
     // version 3's.
     Migration {
         sql: V7_SQL,
+        citus: &[],
+    },
+    // Citus changes the reference table on every node.
+    Migration {
+        sql: V8_SQL,
         citus: &[],
     },
 ];

@@ -628,29 +628,39 @@ fn read_state(
     Ok(Some(Arc::new(state)))
 }
 
-fn read_principal(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, Option<String>, String, bool)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+/// A principal's row as read, before its text columns are checked.
+struct PrincipalRow {
+    id: String,
+    name: String,
+    role: String,
+    scope: Option<String>,
+    record_types: String,
+    revoked: bool,
+    valid_until: Option<i32>,
 }
 
-fn principal_of(
-    (id, name, role, scope, record_types, revoked): (
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        bool,
-    ),
-) -> Result<Principal, StoreError> {
+fn read_principal(row: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: row.get(2)?,
+        scope: row.get(3)?,
+        record_types: row.get(4)?,
+        revoked: row.get(5)?,
+        valid_until: row.get(6)?,
+    })
+}
+
+fn principal_of(row: PrincipalRow) -> Result<Principal, StoreError> {
+    let PrincipalRow {
+        id,
+        name,
+        role,
+        scope,
+        record_types,
+        revoked,
+        valid_until,
+    } = row;
     let record_types: Vec<String> = serde_json::from_str(&record_types).map_err(|error| {
         StoreError::Corrupt(format!(
             "record types of principal `{id}` do not read back: {error}"
@@ -663,10 +673,11 @@ fn principal_of(
         scope,
         record_types,
         revoked,
+        valid_until: valid_until.map(Day),
     })
 }
 
-const PRINCIPAL_COLUMNS: &str = "id, name, role, scope, record_types, revoked";
+const PRINCIPAL_COLUMNS: &str = "id, name, role, scope, record_types, revoked, valid_until";
 
 type RawAudit = (
     i64,
@@ -1193,10 +1204,10 @@ impl Store for SqliteStore {
             let record_types = serde_json::to_string(&principal.record_types).unwrap_or_else(|_| "[]".into());
             tx.tx
                 .prepare_cached(
-                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                    "INSERT INTO principals (id, name, role, scope, record_types, token_hash, revoked, valid_until) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                      role = excluded.role, scope = excluded.scope, record_types = excluded.record_types, \
-                     token_hash = excluded.token_hash, revoked = 0",
+                     token_hash = excluded.token_hash, revoked = 0, valid_until = excluded.valid_until",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -1205,7 +1216,8 @@ impl Store for SqliteStore {
                         principal.role.as_str(),
                         principal.scope,
                         record_types,
-                        token_hash
+                        token_hash,
+                        principal.valid_until.map(|day| day.0)
                     ])
                 })
                 .map_err(db("store a principal"))?;

@@ -373,6 +373,10 @@ const V8: &str =
 const V9: &str = "ALTER TABLE states ADD COLUMN retention_ends INTEGER DEFAULT -1073741824;
 CREATE INDEX states_by_retention ON states (retention_ends, subject);";
 
+/// Version 10: the last day a principal's token authenticates (NULL: until
+/// revoked), as days since 1970-01-01.
+const V10: &str = "ALTER TABLE principals ADD COLUMN valid_until INTEGER;";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -384,6 +388,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V7),
     Migration::Sql(V8),
     Migration::Sql(V9),
+    Migration::Sql(V10),
 ];
 
 /// The schema version this code writes.

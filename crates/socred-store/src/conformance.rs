@@ -1923,14 +1923,17 @@ pub async fn check_principals(store: &dyn Store) {
         scope: Some("court.beijing-1".into()),
         record_types: vec![JUDGMENT.into(), FULFILLED.into()],
         revoked: false,
+        valid_until: None,
     };
-    let auditor = Principal {
+    // A token that works until a day keeps that day.
+    let mut auditor = Principal {
         id: "auditor.1".into(),
         name: "Audit office".into(),
         role: Role::Auditor,
         scope: None,
         record_types: Vec::new(),
         revoked: false,
+        valid_until: Some(day("2027-06-30")),
     };
     let hash = hash_token("secret-court-token");
     assert_ne!(hash, "secret-court-token");
@@ -1945,6 +1948,23 @@ pub async fn check_principals(store: &dyn Store) {
     assert_eq!(
         store.principal_by_token_hash(&hash).await.expect("lookup"),
         Some(court.clone())
+    );
+    assert_eq!(
+        store
+            .principal_by_token_hash(&hash_token("auditor-token"))
+            .await
+            .expect("lookup"),
+        Some(auditor.clone())
+    );
+    // Replaced without a last day, it has none.
+    auditor.valid_until = None;
+    store
+        .put_principal(&auditor, &hash_token("auditor-token"), Vec::new())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.principal("auditor.1").await.expect("by id"),
+        Some(auditor.clone())
     );
     assert_eq!(
         store

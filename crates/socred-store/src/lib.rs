@@ -307,6 +307,10 @@ pub struct Principal {
     /// token no longer authenticates.
     #[serde(default)]
     pub revoked: bool,
+    /// The last day (in China Standard Time, as the registry's day) on
+    /// which the token authenticates; None: until it is revoked or replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Day>,
 }
 
 /// The SHA-256 of a bearer token, as hex: the only form in which tokens are

@@ -54,6 +54,10 @@ pub struct PrincipalBody {
     scope: Option<String>,
     #[serde(default)]
     record_types: Vec<String>,
+    /// The last day the token works (`YYYY-MM-DD`, the registry's day);
+    /// absent: until it is revoked or replaced.
+    #[serde(default)]
+    valid_until: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,9 +91,27 @@ fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
 /// with any warnings.
 fn checked_principal(
     current: &Current,
+    today: socred_core::Day,
     body: PrincipalBody,
 ) -> Result<(Principal, Vec<String>), ApiError> {
     check_id("principal id", &body.id)?;
+    let valid_until = match body.valid_until.as_deref() {
+        None => None,
+        Some(text) => {
+            let day = socred_core::Day::parse_date(text).map_err(|_| {
+                invalid(format!(
+                    "`valid_until` must be a date, YYYY-MM-DD (the last day the token works), not {}",
+                    serde_json::Value::from(text)
+                ))
+            })?;
+            if day < today {
+                return Err(invalid(format!(
+                    "`valid_until` {day} is before today ({today}): the token would never work"
+                )));
+            }
+            Some(day)
+        }
+    };
     if body.name.trim().is_empty()
         || body.name.len() > NAME_BYTES_MAX
         || body.name.chars().any(char::is_control)
@@ -172,6 +194,7 @@ fn checked_principal(
         scope,
         record_types,
         revoked: false,
+        valid_until,
     };
     Ok((principal, warnings))
 }
@@ -203,7 +226,7 @@ pub async fn put_principal(
 ) -> Result<impl IntoResponse, ApiError> {
     let admin = caller.require(&[Role::Admin])?;
     let request: PrincipalBody = parse_json(&headers, &body)?;
-    let (principal, warnings) = checked_principal(&state.current(), request)?;
+    let (principal, warnings) = checked_principal(&state.current(), state.today(), request)?;
     // As with revoking: the last operator must not lock everyone out.
     if principal.id == admin.id && principal.role != Role::Admin {
         return Err(ApiError::conflict(
@@ -216,10 +239,14 @@ pub async fn put_principal(
     }
     let token = new_token().map_err(|error| ApiError::internal("issuing a token", &error))?;
     let detail = format!(
-        "principal {} ({}, scope {}) issued a token",
+        "principal {} ({}, scope {}) issued a token{}",
         principal.id,
         principal.role,
-        principal.scope.as_deref().unwrap_or("none")
+        principal.scope.as_deref().unwrap_or("none"),
+        match principal.valid_until {
+            Some(day) => format!(" valid until {day}"),
+            None => String::new(),
+        }
     );
     let audit = vec![audit_draft(
         &state,

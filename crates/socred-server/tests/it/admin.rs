@@ -10,11 +10,7 @@ async fn the_admin_registers_a_provider_whose_token_then_works() {
     let h = Harness::new().await;
     let body = json!({"id": "bank", "name": "National bank", "role": "provider", "scope": "bank.national",
         "record_types": ["commercial.bank_arrears"]});
-    let reply = h
-        .post_json("/v1/admin/principals", Some(ADMIN), &body)
-        .await
-        .expect(StatusCode::CREATED)
-        .json();
+    let reply = issue(&h, &body).await;
     let token = reply["token"].as_str().unwrap().to_string();
     assert_eq!(token.len(), 64);
     assert_eq!(reply["principal"]["scope"], "bank.national");
@@ -32,11 +28,7 @@ async fn the_admin_registers_a_provider_whose_token_then_works() {
     assert!(list.text.contains("\"bank\"") && !list.text.contains(&token));
 
     // Replacing the principal issues a new token; the old one stops at once.
-    let reply = h
-        .post_json("/v1/admin/principals", Some(ADMIN), &body)
-        .await
-        .expect(StatusCode::CREATED)
-        .json();
+    let reply = issue(&h, &body).await;
     let new_token = reply["token"].as_str().unwrap().to_string();
     assert_ne!(new_token, token);
     h.ingest(&token, &[&line])
@@ -90,11 +82,7 @@ async fn the_admin_registers_a_provider_whose_token_then_works() {
         .await
         .expect(StatusCode::OK);
     let renewed = json!({"id": "admin", "name": "Operator", "role": "admin"});
-    let reply = h
-        .post_json("/v1/admin/principals", Some(ADMIN), &renewed)
-        .await
-        .expect(StatusCode::CREATED)
-        .json();
+    let reply = issue(&h, &renewed).await;
     let renewed_token = reply["token"].as_str().unwrap();
     h.get("/v1/admin/principals", Some(renewed_token))
         .await
@@ -145,20 +133,12 @@ async fn registrations_are_checked_against_the_rulebook() {
     }
     // An agency no measure names can ask about nothing: accepted with a warning.
     let body = json!({"id": "zoo", "name": "Zoo", "role": "agency", "scope": "zoo"});
-    let reply = h
-        .post_json("/v1/admin/principals", Some(ADMIN), &body)
-        .await
-        .expect(StatusCode::CREATED)
-        .json();
+    let reply = issue(&h, &body).await;
     assert!(reply["warnings"][0].as_str().unwrap().contains("zoo"));
     // Subject scopes are normalised to upper case.
     let lower = alice().to_string().to_lowercase();
     let body = json!({"id": "alice2", "name": "Alice", "role": "subject", "scope": lower});
-    let reply = h
-        .post_json("/v1/admin/principals", Some(ADMIN), &body)
-        .await
-        .expect(StatusCode::CREATED)
-        .json();
+    let reply = issue(&h, &body).await;
     assert_eq!(reply["principal"]["scope"], alice().to_string());
     for token in [COURT, AUDITOR, ALICE] {
         h.post_json("/v1/admin/principals", Some(token), &body)
@@ -701,6 +681,87 @@ async fn the_operator_sees_a_drafts_impact_before_installing_it() {
     .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
 }
 
+/// A token issued with a last day works through that day, China time, and
+/// is refused from the next with `token_expired`, naming the principal and
+/// the day; replacing the principal issues a new one. A last day already
+/// past, or not a date, is refused at issue.
+#[tokio::test]
+async fn a_token_works_until_its_last_day() {
+    let h = Harness::new().await;
+    let today = socred_core::Day::parse(TODAY).unwrap();
+    let last = today.add_days(30);
+    let body = json!({"id": "visiting-auditor", "name": "Visiting auditor", "role": "auditor",
+        "valid_until": last.to_string()});
+    let reply = issue(&h, &body).await;
+    assert_eq!(reply["principal"]["valid_until"], last.to_string());
+    let token = reply["token"].as_str().unwrap().to_string();
+    let listed = h
+        .get("/v1/admin/principals", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let visiting = listed["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "visiting-auditor")
+        .cloned()
+        .unwrap();
+    assert_eq!(visiting["valid_until"], last.to_string());
+
+    h.clock.set_day(last);
+    h.get("/v1/audit", Some(&token))
+        .await
+        .expect(StatusCode::OK);
+    h.clock.set_day(last.add_days(1));
+    let reply = h
+        .get("/v1/audit", Some(&token))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "token_expired");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("visiting-auditor") && message.contains(&last.to_string()),
+        "{message}"
+    );
+    // Tokens without a last day go on working.
+    h.get("/v1/audit", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK);
+
+    // Replaced without a last day: a new token that keeps working.
+    let body = json!({"id": "visiting-auditor", "name": "Visiting auditor", "role": "auditor"});
+    let reply = issue(&h, &body).await;
+    assert!(reply["principal"].get("valid_until").is_none(), "{reply}");
+    let token = reply["token"].as_str().unwrap().to_string();
+    h.get("/v1/audit", Some(&token))
+        .await
+        .expect(StatusCode::OK);
+
+    // Issued already past, or with a day that is no date.
+    let today = last.add_days(1);
+    for (valid_until, says) in [
+        (today.add_days(-1).to_string(), "is before today"),
+        ("2027-02-30".to_string(), "must be a date"),
+        ("next year".to_string(), "must be a date"),
+    ] {
+        let body =
+            json!({"id": "late", "name": "Late", "role": "auditor", "valid_until": valid_until});
+        let reply = h
+            .post_json("/v1/admin/principals", Some(ADMIN), &body)
+            .await;
+        let message = reply.json()["error"]["message"].to_string();
+        reply.expect_error(StatusCode::BAD_REQUEST, "invalid_principal");
+        assert!(message.contains(says), "{message}");
+    }
+    // Issued for today only: it works today.
+    let body = json!({"id": "today", "name": "Today", "role": "auditor", "valid_until": today.to_string()});
+    let reply = issue(&h, &body).await;
+    let token = reply["token"].as_str().unwrap().to_string();
+    h.get("/v1/audit", Some(&token))
+        .await
+        .expect(StatusCode::OK);
+}
+
 /// A rulebook that leaves out a record type the registry holds records of
 /// is refused, naming the type: those records would drop out of their
 /// files unseen and past any retention. Without such records it installs.
@@ -853,6 +914,14 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
         h.get("/v1/rulebook", None).await.json()["label"],
         "socred-default@test.5"
     );
+}
+
+/// The operator registers the principal `body`: the answer, with its token.
+async fn issue(h: &Harness, body: &serde_json::Value) -> serde_json::Value {
+    h.post_json("/v1/admin/principals", Some(ADMIN), body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json()
 }
 
 /// The operator uploads `text` as the rulebook.

@@ -731,10 +731,15 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         browser.script("document.getElementById('principal-role').value = 'provider';");
         browser.type_into("#principal-scope", "bank.national");
         browser.type_into("#principal-record-types", "commercial.bank_arrears");
+        browser.script("document.getElementById('principal-valid-until').value = '2099-12-31';");
         browser.click("#principal-submit");
         let token = browser.text_when("#issued-token", "the new token", |t| t.len() == 64);
         let principals = browser.text("#principals");
         assert!(principals.contains("National bank"), "{principals}");
+        assert!(
+            principals.contains("active until 2099-12-31"),
+            "{principals}"
+        );
         assert!(
             !principals.contains(&token),
             "a token is shown once, never listed"

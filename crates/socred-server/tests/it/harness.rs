@@ -110,6 +110,7 @@ fn principal(id: &str, role: Role, scope: Option<&str>, types: &[&str]) -> Princ
         scope: scope.map(str::to_string),
         record_types: types.iter().map(|t| t.to_string()).collect(),
         revoked: false,
+        valid_until: None,
     }
 }
 
