@@ -820,6 +820,12 @@ async function operator() {
     return "Erased as of " + run.as_of + ": " + run.records + " records and " + run.facts + " facts about them from " + run.subjects + " subjects, " + run.rejected + " rejected and " + run.pending + " waiting records; " + run.held_back + " held back, because a record still in the file depends on them.";
   }));
 
+  // Days are YYYY-MM-DD, so text order is date order.
+  const principalStatus = (p, today) =>
+    p.revoked ? "revoked"
+      : !p.valid_until ? "active"
+      : p.valid_until < today ? "expired (its last day was " + p.valid_until + ")"
+      : "active until " + p.valid_until;
   const principalRows = principals.principals.map((p) => {
     const revoke = el("button", { class: "secondary", id: "revoke-" + p.id, hidden: p.revoked || p.id === me.id }, "Revoke");
     revoke.addEventListener("click", change(revoke, async () => {
@@ -832,7 +838,7 @@ async function operator() {
       el("td", {}, p.role),
       el("td", {}, p.scope || ""),
       el("td", {}, (p.record_types || []).join(", ")),
-      el("td", {}, p.revoked ? "revoked" : p.valid_until ? "active until " + p.valid_until : "active"),
+      el("td", {}, principalStatus(p, board.as_of)),
       el("td", {}, revoke),
     );
   });

@@ -798,12 +798,33 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         assert!(kept.as_str().unwrap_or("").contains("2026.1-draft"));
         assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.1");
 
+        // A visitor's token whose last day is today; on the next day the
+        // desk, read again after the revocation, shows it expired.
+        let admin = format!("Bearer {ADMIN}");
+        let visitor = json!({"id": "visitor", "name": "Visitor", "role": "auditor", "valid_until": TODAY});
+        let issued = socred_server::client::request(
+            addr,
+            "POST",
+            "/v1/admin/principals",
+            &[("authorization", &admin), ("content-type", "application/json")],
+            visitor.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(issued.status, 201, "{}", issued.text());
+        let today = socred_core::Day::parse(TODAY).unwrap();
+        clock.set_day(today.add_days(1));
         browser.click("#revoke-bank");
         let said = browser.text_when("#operator-status", "the revocation", |t| {
             t.contains("Revoked")
         });
         assert!(said.contains("bank"), "{said}");
-        assert!(browser.text("#principals").contains("revoked"));
+        let principals = browser.text("#principals");
+        assert!(principals.contains("revoked"), "{principals}");
+        assert!(
+            principals.contains(&format!("expired (its last day was {TODAY})")),
+            "{principals}"
+        );
+        clock.set_day(today);
 
         // A fare evasion of 2019, sent then and long past its retention
         // now, is erased when the operator asks, and the dashboard counts
