@@ -237,6 +237,14 @@ pub async fn put_principal(
             ),
         ));
     }
+    // Nor give its own token a last day: past it, the registry could be
+    // left with no operator able to issue tokens.
+    if let (true, Some(day)) = (principal.id == admin.id, principal.valid_until) {
+        return Err(ApiError::conflict(
+            "cannot_expire_self",
+            format!("an operator cannot give its own token a last day ({day}); another admin must"),
+        ));
+    }
     let token = new_token().map_err(|error| ApiError::internal("issuing a token", &error))?;
     let detail = format!(
         "principal {} ({}, scope {}) issued a token{}",

@@ -753,6 +753,16 @@ async fn a_token_works_until_its_last_day() {
         reply.expect_error(StatusCode::BAD_REQUEST, "invalid_principal");
         assert!(message.contains(says), "{message}");
     }
+    // The operator may not give its own token a last day: past it, no one
+    // might be left to issue tokens.
+    let own =
+        json!({"id": "admin", "name": "Operator", "role": "admin", "valid_until": "2099-01-01"});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &own)
+        .await
+        .expect_error(StatusCode::CONFLICT, "cannot_expire_self");
+    h.get("/v1/admin/principals", Some(ADMIN))
+        .await
+        .expect(StatusCode::OK);
     // Issued for today only: it works today.
     let body = json!({"id": "today", "name": "Today", "role": "auditor", "valid_until": today.to_string()});
     let reply = issue(&h, &body).await;
