@@ -93,7 +93,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<BackupReport> {
             purpose: "backup".into(),
             action: "backup".into(),
             subject: None,
-            detail: format!("backup of the registry to {}", to.display()),
+            detail: format!("backup of the registry begun, to {}", to.display()),
         };
         let audit_entry = store
             .append_audit(vec![entry])
