@@ -1125,6 +1125,7 @@ mod tests {
             kind,
             legal_basis: "measure law".into(),
             agencies: vec!["agency".into()],
+            purposes: Vec::new(),
             subject_kinds: KindSet::ALL,
             applies: vec![Condition {
                 id: "graded".into(),

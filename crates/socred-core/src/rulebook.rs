@@ -320,6 +320,10 @@ pub struct Measure {
     pub kind: MeasureKind,
     pub legal_basis: String,
     pub agencies: Vec<Arc<str>>,
+    /// The purposes an agency may ask about it for (purpose limitation);
+    /// empty: any purpose it states.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<Arc<str>>,
     pub subject_kinds: KindSet,
     /// The measure applies when any of these holds …
     pub applies: Vec<Condition>,

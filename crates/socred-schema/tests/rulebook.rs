@@ -1065,3 +1065,44 @@ fn the_objection_deadline_defaults_to_twenty_days_and_may_be_set() {
         "{refused}"
     );
 }
+
+/// A measure may name the purposes an agency asks about it for (purpose
+/// limitation); without them, any. Named, they are at least one, each an
+/// id, none twice, each problem at its position.
+#[test]
+fn measure_purposes_are_lowered_and_checked_with_positions() {
+    let anchor = "id = \"no_air_travel\"";
+    let with = |purposes: &str| {
+        let (before, after) = DEFAULT_RULEBOOK_TOML.split_once(anchor).unwrap();
+        let (measure, rest) = after.split_once("agencies = [\"airline\"]").unwrap();
+        format!("{before}{anchor}{measure}agencies = [\"airline\"]\npurposes = {purposes}{rest}")
+    };
+    assert!(default_rulebook()
+        .measures
+        .iter()
+        .all(|m| m.purposes.is_empty()));
+    let rulebook = loads("set.toml", &with("[\"ticket_sale\", \"boarding_check\"]"));
+    let measure = rulebook.measure("no_air_travel").unwrap();
+    let purposes: Vec<&str> = measure.purposes.iter().map(|p| &**p).collect();
+    assert_eq!(purposes, ["ticket_sale", "boarding_check"]);
+
+    for (purposes, says) in [
+        ("[]", "names no purpose"),
+        ("[\"ticket sale\"]", "purpose"),
+        ("[\"ticket_sale\", \"ticket_sale\"]", "ticket_sale"),
+    ] {
+        let text = with(purposes);
+        let refused = errors("bad.toml", &text);
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("purposes = "))
+            .unwrap()
+            + 1;
+        assert_eq!(refused.problems.len(), 1, "{purposes}: {refused}");
+        let problem = &refused.problems[0];
+        assert!(
+            problem.message.contains(says) && problem.line == line,
+            "{purposes}: {refused}"
+        );
+    }
+}

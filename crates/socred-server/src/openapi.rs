@@ -296,7 +296,7 @@ fn document() -> Value {
     );
     add("post", "/v1/decisions", Op {
         summary: "Decisions for many (subject, measure) pairs",
-        description: "Each answer says whether the measure applies today, with its reasons, legal basis and rulebook version. An agency may ask only about the measures naming it (`measure_not_allowed`, 403). Each answer is logged with the purpose, where the subject sees it. At most 1000 queries.",
+        description: "Each answer says whether the measure applies today, with its reasons, legal basis and rulebook version. An agency may ask only about the measures naming it (`measure_not_allowed`, 403), and only for a purpose the measure names when it names any (`purpose_not_allowed`, 403). Each answer is logged with the purpose, where the subject sees it. At most 1000 queries.",
         roles: &["agency"], params: vec![], body: Some(json_body(schema_ref("DecisionRequest"))), ok_status: "200",
         ok: json_ok("The decisions, in query order.", json!({ "type": "object", "properties": { "decisions": { "type": "array", "items": schema_ref("Decision") } } })),
     });

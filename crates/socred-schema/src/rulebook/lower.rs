@@ -1591,6 +1591,7 @@ impl Lowering<'_, '_, '_> {
         let legal_basis = self.legal_basis(&raw.legal_basis, &what);
         let kinds = self.kinds(&raw.subject_kinds, &what);
         let agencies = self.agencies(&raw.agencies, &what);
+        let purposes = self.purposes(raw.purposes.as_ref(), &what);
         let model = self.measure_model(measure, models, &what);
         let model_info = model.flatten().and_then(|index| models.info.get(index));
         self.unique_ids(
@@ -1616,6 +1617,7 @@ impl Lowering<'_, '_, '_> {
             },
             legal_basis: legal_basis?,
             agencies: agencies?,
+            purposes: purposes?,
             subject_kinds: kinds?,
             applies: applies?,
             exceptions: exceptions?,
@@ -1646,6 +1648,35 @@ impl Lowering<'_, '_, '_> {
         for agency in &agencies.value {
             match self.id(agency, "agency") {
                 Some(agency) => out.push(agency),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// The purposes an agency may ask about a measure for: none given, any;
+    /// given, at least one, each a valid id, none twice.
+    fn purposes(
+        &mut self,
+        purposes: Option<&Located<Vec<Located<String>>>>,
+        what: &str,
+    ) -> Option<Vec<Arc<str>>> {
+        let Some(purposes) = purposes else {
+            return Some(Vec::new());
+        };
+        let mut ok = true;
+        if purposes.value.is_empty() {
+            let message = format!(
+                "{what} names no purpose to ask about it for; leave `purposes` out to allow any"
+            );
+            self.diag.error(&purposes.span, message);
+            ok = false;
+        }
+        self.unique_ids(purposes.value.iter(), &format!("purpose of {what}"));
+        let mut out = Vec::new();
+        for purpose in &purposes.value {
+            match self.id(purpose, "purpose") {
+                Some(purpose) => out.push(purpose),
                 None => ok = false,
             }
         }

@@ -530,6 +530,10 @@ pub struct Measure {
     pub legal_basis: Located<String>,
     /// Ids of the agencies that implement it, e.g. `airline`.
     pub agencies: Located<Vec<Located<String>>>,
+    /// The purposes an agency may ask about it for, e.g. `ticket_sale`
+    /// (purpose limitation); absent: any purpose the agency states.
+    #[serde(default)]
+    pub purposes: Option<Located<Vec<Located<String>>>>,
     pub subject_kinds: Located<Vec<SubjectKind>>,
     /// The scoring model whose grade the conditions refer to.
     #[serde(default)]

@@ -124,6 +124,19 @@ async fn decide(
                 format!("agency `{agency}` does not implement measure `{measure_id}`, so it may not ask about it"),
             ));
         }
+        // Purpose limitation: a measure that names its purposes is asked
+        // about for those only.
+        if !measure.purposes.is_empty() && !measure.purposes.iter().any(|p| **p == *purpose) {
+            let allowed: Vec<String> = measure.purposes.iter().map(|p| format!("`{p}`")).collect();
+            return Err(ApiError::forbidden(
+                "purpose_not_allowed",
+                format!(
+                    "measure `{measure_id}` may be asked about only for {}, not for {}",
+                    allowed.join(" or "),
+                    serde_json::Value::from(purpose)
+                ),
+            ));
+        }
         checked.push((subject, measure));
     }
     // Decided from states the store may hold in memory; should it notice

@@ -88,6 +88,80 @@ async fn an_agency_asks_only_about_the_measures_it_implements() {
     assert_eq!(log.json()["entries"].as_array().unwrap().len(), 0);
 }
 
+/// A measure that names its purposes is asked about for those only: any
+/// other purpose is refused before anything is read or logged, for one
+/// query or a whole batch. Measures that name none take any purpose.
+#[tokio::test]
+async fn an_agency_asks_only_for_the_purposes_a_measure_names() {
+    let h = Harness::new().await;
+    let text = h.get("/v1/rulebook", None).await.json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
+    let (before, after) = text.split_once("id = \"no_air_travel\"").unwrap();
+    let (measure, rest) = after.split_once("agencies = [\"airline\"]").unwrap();
+    let limited = format!(
+        "{before}id = \"no_air_travel\"{measure}agencies = [\"airline\"]\npurposes = [\"ticket_sale\", \"boarding_check\"]{rest}"
+    )
+    .replacen(version, "version = \"purposes.1\"", 1);
+    h.send(
+        axum::http::Method::PUT,
+        "/v1/admin/rulebook",
+        Some(ADMIN),
+        Some("application/toml"),
+        limited,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let rulebook = h.get("/v1/rulebook", None).await.json();
+    assert_eq!(rulebook["label"], "socred-default@purposes.1");
+
+    let ask = |measure: &str, purpose: &str| {
+        format!(
+            "/v1/decisions?subject={}&measure={measure}&purpose={purpose}",
+            alice()
+        )
+    };
+    for purpose in ["ticket_sale", "boarding_check"] {
+        h.get(&ask("no_air_travel", purpose), Some(AIRLINE))
+            .await
+            .expect(StatusCode::OK);
+    }
+    let reply = h
+        .get(&ask("no_air_travel", "marketing"), Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "purpose_not_allowed");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("`ticket_sale` or `boarding_check`") && message.contains("marketing"),
+        "{message}"
+    );
+    // A measure that names no purpose takes any.
+    h.get(&ask("no_rail_tickets", "marketing"), Some(RAIL))
+        .await
+        .expect(StatusCode::OK);
+    // One query for another purpose refuses the batch, and nothing is logged.
+    let logged = || async {
+        h.get(&format!("/v1/subjects/{}/access-log", bob()), Some(BOB))
+            .await
+            .expect(StatusCode::OK)
+            .json()["entries"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = logged().await;
+    let body = json!({"purpose": "marketing", "queries": [
+        {"subject": bob().to_string(), "measure": "no_air_travel"},
+    ]});
+    h.post_json("/v1/decisions", Some(AIRLINE), &body)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "purpose_not_allowed");
+    let after = logged().await;
+    assert_eq!(before, after, "a refused question is no read of the file");
+}
+
 #[tokio::test]
 async fn bad_decision_requests_are_4xx_with_codes() {
     let h = Harness::with_limits(Limits {
