@@ -22,7 +22,8 @@ pub struct BackupReport {
     pub to: PathBuf,
     /// The copy's size.
     pub bytes: u64,
-    /// The audit entry that records the backup, the copy's last.
+    /// The audit entry that records the backup (in the copy too, followed
+    /// only by what the server appended before the copy's snapshot).
     pub audit_entry: u64,
 }
 
