@@ -62,7 +62,19 @@ pub fn unsupported(found: &str, expected: &str) -> ApiError {
 /// Parses a JSON body into `T` (whose types refuse unknown keys).
 pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     require_json(headers)?;
-    serde_json::from_slice(body).map_err(|error| json_error(&error))
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+        let mut api = json_error(error.inner());
+        // A wrong type or value names the key at fault, not only where it is.
+        let path = error.path().to_string();
+        if api.code == "invalid_body" && path != "." {
+            api.message = format!("`{path}`: {}", api.message);
+        }
+        api
+    })?;
+    // Anything after the value (a second object) is malformed too.
+    reader.end().map_err(|error| json_error(&error))?;
+    Ok(parsed)
 }
 
 /// A JSON error as an API error: syntax is `malformed_json`, an unknown key

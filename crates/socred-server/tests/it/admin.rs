@@ -131,6 +131,37 @@ async fn registrations_are_checked_against_the_rulebook() {
             .await
             .expect_error(StatusCode::BAD_REQUEST, code);
     }
+    // A key of the wrong type or value is named, as well as placed.
+    for (body, key) in [
+        (json!({"id": "p", "name": "P", "role": "emperor"}), "`role`"),
+        (
+            json!({"id": "p", "name": "P", "role": "auditor", "valid_until": 5}),
+            "`valid_until`",
+        ),
+        (
+            json!({"id": "p", "name": "P", "role": "provider", "scope": "s", "record_types": [1]}),
+            "`record_types[0]`",
+        ),
+    ] {
+        let reply = h
+            .post_json("/v1/admin/principals", Some(ADMIN), &body)
+            .await;
+        let message = reply.json()["error"]["message"].to_string();
+        reply.expect_error(StatusCode::BAD_REQUEST, "invalid_body");
+        assert!(message.starts_with(&format!("\"{key}: ")), "{message}");
+        assert!(message.contains("line 1 column"), "{message}");
+    }
+    // Two values in one body are malformed.
+    let reply = h
+        .send(
+            axum::http::Method::POST,
+            "/v1/admin/principals",
+            Some(ADMIN),
+            Some("application/json"),
+            r#"{"id": "p", "name": "P", "role": "auditor"} {"id": "q"}"#,
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
     // An agency no measure names can ask about nothing: accepted with a warning.
     let body = json!({"id": "zoo", "name": "Zoo", "role": "agency", "scope": "zoo"});
     let reply = issue(&h, &body).await;
