@@ -267,6 +267,27 @@ impl SubjectId {
         }
     }
 
+    /// The identifier as it is published where anyone may read it. An
+    /// organisation's code is printed whole: company credit is public, and
+    /// the code is how consumers look a company up. A person's number has
+    /// its month and day of birth hidden (`1101051949****002X`), as courts'
+    /// public notices of dishonest judgment defaulters print it: enough to
+    /// tell two entries apart and for people to recognise their own, not
+    /// the whole number that, with a name, opens accounts and contracts.
+    pub fn public_form(&self) -> String {
+        let text = self.as_str();
+        match self.kind {
+            SubjectKind::Organisation => text.to_owned(),
+            SubjectKind::Person => {
+                format!(
+                    "{}****{}",
+                    text.get(..10).unwrap_or(""),
+                    text.get(14..).unwrap_or("")
+                )
+            }
+        }
+    }
+
     /// Whether a person's sequence number is odd (male, by the standard);
     /// `None` for organisations.
     pub fn is_male(&self) -> Option<bool> {
@@ -522,6 +543,14 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_person_is_published_without_month_and_day_of_birth() {
+        let person = SubjectId::parse("11010519491231002x").unwrap().id;
+        assert_eq!(person.public_form(), "1101051949****002X");
+        let company = SubjectId::parse("91110000600037341L").unwrap().id;
+        assert_eq!(company.public_form(), "91110000600037341L");
+    }
 
     fn check_error(text: &str, expected: Expect) {
         match SubjectId::parse(text) {

@@ -21,6 +21,7 @@ mod backup;
 mod body;
 pub mod client;
 mod clock;
+mod cursor;
 mod erasure;
 mod error;
 mod metrics;

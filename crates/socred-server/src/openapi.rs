@@ -212,7 +212,7 @@ fn document() -> Value {
     });
     add("get", "/v1/public/companies/{uscc}", Op {
         summary: "A company's public credit information",
-        description: "Grade, entries of public lists in force, and records inside their publicity window. Organisations only: a person's identifier is refused with `not_an_organisation`.",
+        description: "Grade, entries of public lists in force, and records inside their publicity window. Organisations only: a person's identifier is refused with `not_an_organisation`. A person named in a record's fields (a legal representative) or as the subject an entry reached the company through is shown without the month and day of birth.",
         roles: &[], params: vec![path_param("uscc", "Unified Social Credit Code.")], body: None, ok_status: "200",
         ok: json_ok("The public view.", schema_ref("Company")),
     });
@@ -234,8 +234,8 @@ fn document() -> Value {
     );
     add("get", "/v1/public/lists/{id}", Op {
         summary: "Entries of a public list",
-        description: "Entries in force today, in identifier order, paginated. A list that is not public is `unknown_list` (404).",
-        roles: &[], params: [vec![path_param("id", "List id.")], paging("Subject identifier to start after (`next_after` of the previous page).")].concat(),
+        description: "Entries in force today, in identifier order, paginated. A person's identifier is shown without the month and day of birth (`1101051949****002X`), an organisation's whole. A list that is not public is `unknown_list` (404); an `after` that is not a cursor this server gave out for this list is `invalid_cursor` (400).",
+        roles: &[], params: [vec![path_param("id", "List id.")], paging("The opaque cursor to start after (`next_after` of the previous page); good for this list until the server restarts.")].concat(),
         body: None, ok_status: "200", ok: json_ok("A page of entries.", schema_ref("ListPage")),
     });
     add("post", "/v1/records", Op {
@@ -645,7 +645,7 @@ fn components() -> Value {
             "ListPage": {
                 "type": "object",
                 "properties": { "list": string, "title": string, "as_of": { "type": "string", "format": "date" },
-                    "entries": { "type": "array", "items": { "type": "object", "properties": { "subject": string, "since": { "type": "string", "format": "date" }, "until": { "type": "string", "format": "date" } } } },
+                    "entries": { "type": "array", "items": { "type": "object", "properties": { "subject": { "type": "string", "description": "The identifier's public form: a person's without the month and day of birth." }, "kind": { "enum": ["person", "organisation"] }, "since": { "type": "string", "format": "date" }, "until": { "type": "string", "format": "date" } } } },
                     "next_after": string }
             },
             "AuditEntry": {

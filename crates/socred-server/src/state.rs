@@ -12,6 +12,7 @@ use socred_store::{AuditDraft, Store};
 use crate::audit_log::AuditLog;
 use crate::auth::PrincipalCache;
 use crate::clock::Clock;
+use crate::cursor::CursorSeal;
 use crate::metrics::Metrics;
 
 /// Limits on what one request may ask for.
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     pub audit: AuditLog,
     pub limits: Limits,
+    /// Seals the public lists' page cursors (`cursor.rs`).
+    pub cursors: CursorSeal,
 }
 
 impl std::fmt::Debug for AppState {
@@ -173,6 +176,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 audit,
                 limits,
+                cursors: CursorSeal::new()?,
             }),
         })
     }
@@ -192,6 +196,10 @@ impl AppState {
             Ok(mut guard) => *guard = current,
             Err(poisoned) => *poisoned.into_inner() = current,
         }
+    }
+
+    pub(crate) fn cursors(&self) -> &CursorSeal {
+        &self.inner.cursors
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

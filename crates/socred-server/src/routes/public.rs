@@ -1,7 +1,12 @@
 //! What anyone may see without a token: the rulebook, a company's public
 //! credit information, and the public lists. Persons' files are never
 //! disclosed here; a person appears only as an entry of a list the rulebook
-//! publishes, and only while the entry is in force.
+//! publishes, and only while the entry is in force, and a person's
+//! identifier only in its public form, without the month and day of birth
+//! (`SubjectId::public_form`): on a list, in a company's records (a legal
+//! representative) and as the subject an entry reached a company through.
+//! The lists' page cursors are sealed (`crate::cursor`) so that paging
+//! cannot reveal the digits the entries hide.
 //!
 //! Public lookups are disclosures, not reads of a file: they show only what
 //! is published to everyone, so they are not written to the audit log (a
@@ -11,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{Detail, EntryView, RecordView};
+use socred_core::record::Value;
 use socred_core::rulebook::ListKind;
 use socred_core::{Day, SubjectId, SubjectKind};
 
@@ -53,7 +59,7 @@ pub struct CompanyView {
     /// The grade under every model that grades organisations.
     grades: Vec<ModelGrade>,
     /// Entries of public lists in force today.
-    list_entries: Vec<EntryView>,
+    list_entries: Vec<PublicEntry>,
     /// Records inside their publicity window.
     records: Vec<RecordView>,
 }
@@ -86,12 +92,14 @@ pub async fn company(
         .unwrap_or_default()
         .into_iter()
         .filter(|e| e.public)
+        .map(published_entry)
         .collect();
     let records = file
         .records
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.public)
+        .map(published_record)
         .collect();
     let grades = file
         .models
@@ -110,6 +118,42 @@ pub async fn company(
         list_entries,
         records,
     }))
+}
+
+/// A public record with every person's identifier among its fields (a
+/// legal representative, say) in its public form. Any text that is a valid
+/// person's number is taken for one, whatever the field's declared type.
+fn published_record(mut record: RecordView) -> RecordView {
+    let people: Vec<(std::sync::Arc<str>, String)> = record
+        .fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let Value::Text(text) = value else {
+                return None;
+            };
+            let id = SubjectId::parse(text).ok()?.id;
+            (id.kind() == SubjectKind::Person).then(|| (name.clone(), id.public_form()))
+        })
+        .collect();
+    for (name, public) in people {
+        record.fields.insert(name, Value::Text(public.into()));
+    }
+    record
+}
+
+/// A public list entry, with the subject it reached this one through (if
+/// any) in its public form.
+#[derive(Serialize)]
+pub struct PublicEntry {
+    #[serde(flatten)]
+    entry: EntryView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+}
+
+fn published_entry(mut entry: EntryView) -> PublicEntry {
+    let via = entry.via.take().map(|via| via.public_form());
+    PublicEntry { entry, via }
 }
 
 #[derive(Serialize)]
@@ -152,7 +196,10 @@ pub struct PageQuery {
 
 #[derive(Serialize)]
 pub struct MemberView {
-    subject: SubjectId,
+    /// The identifier's public form: a person's without the month and day
+    /// of birth.
+    subject: String,
+    kind: SubjectKind,
     since: Day,
     /// The day the entry ends (absent: open-ended).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,9 +212,10 @@ pub struct MembersView {
     title: String,
     as_of: Day,
     entries: Vec<MemberView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `after` for the next page; absent on the last page. Opaque,
+    /// and good for this list until the server restarts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_after: Option<SubjectId>,
+    next_after: Option<String>,
 }
 
 /// The entries of a public list in force today, in identifier order.
@@ -190,20 +238,40 @@ pub async fn list_members(
             format!("there is no public list `{id}`; see /v1/public/lists"),
         ));
     };
-    let after = query.after.as_deref().map(parse_subject).transpose()?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|cursor| {
+            state.cursors().open(&list.id, cursor).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!(
+                        "`after` is not a cursor this server gave out for list `{id}` \
+                         (cursors are the `next_after` of a page, and end when the \
+                         server restarts); start again without `after`"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     let limit = page_limit(query.limit);
     let today = state.today();
     let members = state
         .store()
         .list_members(&list.id, today, after, limit)
         .await?;
-    let next_after = (members.len() == limit)
-        .then(|| members.last().map(|(s, _)| *s))
-        .flatten();
+    let next_after = match members.last() {
+        Some((last, _)) if members.len() == limit => {
+            let cursor = state.cursors().seal(&list.id, *last);
+            Some(cursor.map_err(|error| ApiError::internal("sealing a page cursor", &error))?)
+        }
+        _ => None,
+    };
     let entries = members
         .into_iter()
         .map(|(subject, span)| MemberView {
-            subject,
+            subject: subject.public_form(),
+            kind: subject.kind(),
             since: span.start,
             until: (span.end != Day::MAX).then_some(span.end),
         })
