@@ -1243,6 +1243,7 @@ mod tests {
             ],
             calendar: Default::default(),
             objection_deadline: crate::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
+            audit_retention: None,
             catalog_index,
         }))
     }

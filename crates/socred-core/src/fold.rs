@@ -1361,6 +1361,7 @@ mod tests {
             measures: Vec::new(),
             calendar: Default::default(),
             objection_deadline: crate::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
+            audit_retention: None,
             catalog_index: [("t".into(), 0)].into_iter().collect(),
         }))
     }

@@ -353,6 +353,11 @@ pub struct Rulebook {
     /// day it was made ([`Rulebook::OBJECTION_DEADLINE_DEFAULT`] unless the
     /// rulebook's `[policy]` sets `objection_deadline`).
     pub objection_deadline: Period,
+    /// How long the registry keeps an audit entry, from the day it was
+    /// appended (None: for good). The rulebook's `[policy]` sets it as
+    /// `audit_retention`, at least [`Rulebook::AUDIT_RETENTION_MIN`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention: Option<Period>,
     #[serde(skip)]
     pub catalog_index: BTreeMap<Name, RecordTypeIndex>,
 }
@@ -360,6 +365,14 @@ pub struct Rulebook {
 impl Rulebook {
     /// Twenty days: the deadline PRODUCT.md gives reviewers by default.
     pub const OBJECTION_DEADLINE_DEFAULT: Period = Period::days(20);
+
+    /// Six months: the shortest time network logs may be kept under the
+    /// Cybersecurity Law of the PRC (2016), art. 21 (3).
+    pub const AUDIT_RETENTION_MIN: Period = Period {
+        years: 0,
+        months: 6,
+        days: 0,
+    };
 
     /// The last decision day whose record, of some type in the catalog, is
     /// past its retention on `today` (None: an empty catalog). A record

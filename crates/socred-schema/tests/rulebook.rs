@@ -1066,6 +1066,54 @@ fn the_objection_deadline_defaults_to_twenty_days_and_may_be_set() {
     );
 }
 
+/// The audit log's retention: none unless set (entries kept for good),
+/// ten years in the default rulebook, and never under six months from any
+/// day (the Cybersecurity Law's floor for network logs).
+#[test]
+fn the_audit_retention_is_optional_and_at_least_six_months() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    let plain = loads("plain.toml", &minimal(&record_type, ""));
+    assert_eq!(plain.audit_retention, None);
+    assert_eq!(
+        default_rulebook().audit_retention,
+        Some(socred_core::Period::years(10))
+    );
+    let with = |retention: &str| {
+        minimal(&record_type, "").replacen(
+            "[[record_type]]",
+            &format!("[policy]\naudit_retention = \"{retention}\"\n\n[[record_type]]"),
+            1,
+        )
+    };
+    for fine in ["P6M", "P184D", "P1Y"] {
+        let rulebook = loads("fine.toml", &with(fine));
+        assert!(rulebook.audit_retention.is_some(), "{fine}");
+    }
+    // 180 and 181 days fall short of six months from some days of the year.
+    for short in ["P5M", "P180D", "P181D", "P5M30D"] {
+        let text = with(short);
+        let refused = errors("short.toml", &text);
+        assert_eq!(refused.problems.len(), 1, "{short}: {refused}");
+        let problem = &refused.problems[0];
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("audit_retention"))
+            .unwrap()
+            + 1;
+        assert!(
+            problem.message.contains("shorter than six months")
+                && problem.message.contains("Cybersecurity Law")
+                && problem.line == line,
+            "{short}: {refused}"
+        );
+    }
+    let refused = errors("bad.toml", &with("ten years"));
+    assert!(
+        refused.problems[0].message.contains("audit_retention"),
+        "{refused}"
+    );
+}
+
 /// A measure may name the purposes an agency asks about it for (purpose
 /// limitation); without them, any. Named, they are at least one, each an
 /// id, none twice, each problem at its position.

@@ -100,6 +100,7 @@ fn rulebook() -> Rulebook {
         measures: Vec::new(),
         calendar: Default::default(),
         objection_deadline: socred_core::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
+        audit_retention: None,
         catalog_index,
     }
 }

@@ -29,6 +29,11 @@ pub fn china_day(at_ms: i64) -> Day {
     Day(i32::try_from(days).unwrap_or(if days < 0 { i32::MIN / 2 } else { i32::MAX / 2 }))
 }
 
+/// The first millisecond of `day` in China Standard Time.
+pub fn china_day_start_ms(day: Day) -> i64 {
+    i64::from(day.0) * DAY_MS - CST_OFFSET_MS
+}
+
 /// The operating system's clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -52,16 +57,14 @@ pub struct FixedClock {
 impl FixedClock {
     /// Noon of `day` in China Standard Time.
     pub fn at_day(day: Day) -> FixedClock {
-        let now_ms = i64::from(day.0) * DAY_MS - CST_OFFSET_MS + DAY_MS / 2;
         FixedClock {
-            now_ms: AtomicI64::new(now_ms),
+            now_ms: AtomicI64::new(china_day_start_ms(day) + DAY_MS / 2),
         }
     }
 
     /// Moves the clock to noon of `day`.
     pub fn set_day(&self, day: Day) {
-        let now_ms = i64::from(day.0) * DAY_MS - CST_OFFSET_MS + DAY_MS / 2;
-        self.set_ms(now_ms);
+        self.set_ms(china_day_start_ms(day) + DAY_MS / 2);
     }
 
     /// Moves the clock to an instant, in milliseconds since the Unix epoch.

@@ -11,13 +11,19 @@
 //! store erases, and what it holds back, is `socred_core::erase`'s
 //! decision. Each subject that lost records gets an audit entry, which its
 //! access log shows.
+//!
+//! A run then removes the audit entries older than the rulebook's
+//! `audit_retention` (none when it sets none): the oldest first, a batch
+//! to a transaction, after an entry that records the removal, names the
+//! last entry removed and its hash, and so vouches for the log's new
+//! start (`socred verify` takes it on no other word).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
 use socred_core::{Day, SubjectId};
-use socred_store::{AuditDraft, Erasure, StoreError};
+use socred_store::{prune_detail, AuditDraft, Erasure, StoreError, PRUNE_ACTION};
 
 use crate::state::AppState;
 
@@ -25,6 +31,9 @@ use crate::state::AppState;
 const PAGE: usize = 1000;
 /// Subjects erased in one store transaction.
 const BATCH: usize = 200;
+/// Audit entries removed in one store transaction: short enough that the
+/// appends of answers waiting behind it wait little.
+const AUDIT_BATCH: usize = 10_000;
 /// The first daily run starts this long after the server, then one a day.
 const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 const EVERY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -35,6 +44,8 @@ pub struct ErasureRun {
     pub as_of: Day,
     #[serde(flatten)]
     pub erasure: Erasure,
+    /// Audit entries removed at the end of the log's retention.
+    pub audit_entries_removed: u64,
 }
 
 /// Erases what the end of retention allows today, on behalf of `actor` in
@@ -101,10 +112,55 @@ pub async fn erase_due(
         }
     }
     state.inner.metrics.erasure(&total);
+    let audit_entries_removed = prune_audit(state, &engine, (actor, role), today).await?;
     Ok(ErasureRun {
         as_of: today,
         erasure: total,
+        audit_entries_removed,
     })
+}
+
+/// Removes the audit entries appended before the first day that the
+/// rulebook's `audit_retention` keeps as of `today`; returns how many.
+async fn prune_audit(
+    state: &AppState,
+    engine: &socred_core::Engine,
+    (actor, role): (&str, &str),
+    today: Day,
+) -> Result<u64, StoreError> {
+    let Some(retention) = engine.rulebook.audit_retention else {
+        return Ok(0);
+    };
+    let kept_from = retention.before(today);
+    let store = state.store();
+    let before_ms = crate::clock::china_day_start_ms(kept_from);
+    let Some(through) = store.audit_before(before_ms).await? else {
+        return Ok(0);
+    };
+    let last = store.audit(through.saturating_sub(1), 1).await?;
+    let Some(last) = last.first().filter(|entry| entry.seq == through) else {
+        return Err(StoreError::Corrupt(format!(
+            "audit entry {through} is not in the log it was found in"
+        )));
+    };
+    let entry = AuditDraft {
+        at_ms: state.now_ms(),
+        actor: actor.to_string(),
+        role: role.to_string(),
+        purpose: "retention".into(),
+        action: PRUNE_ACTION.into(),
+        subject: None,
+        detail: prune_detail(through, &last.hash, &kept_from.to_string()),
+    };
+    store.append_audit(vec![entry]).await?;
+    let mut removed = 0;
+    loop {
+        let batch = store.prune_audit(through, AUDIT_BATCH).await?;
+        if batch == 0 {
+            return Ok(removed);
+        }
+        removed += batch;
+    }
 }
 
 fn add(total: &mut Erasure, done: Erasure) {
@@ -131,7 +187,8 @@ pub async fn daily(state: AppState) {
                 rejected = run.erasure.rejected,
                 pending = run.erasure.pending,
                 held_back = run.erasure.held_back,
-                "erased records past their retention"
+                audit_entries = run.audit_entries_removed,
+                "erased records and audit entries past their retention"
             ),
             Err(error) => {
                 tracing::error!(%error, "erasure at the end of retention failed; next try in a day")

@@ -532,17 +532,18 @@ fn document() -> Value {
     });
     add("post", "/v1/admin/erasure", Op {
         summary: "Erase records past their retention",
-        description: "Erases now what the end of retention allows on the registry's day (the server also does it once a day). A record past its retention is erased, with the facts about it, unless a record still in the file depends on it (it made a later offence a repeat, used up a cap a later record met, named the profession a rule applied to a later record for, named a relation through which an entry in force reaches someone, or a later record ended its list entry); such records are held back until the records depending on them are past retention too. Records never in effect (rejected in review, or still waiting for it) go when the retention of their type, counted from the day they say they were decided, has ended. The facts about an erased record go with it, those waiting for review or refused too. An erased record leaves a tombstone of its key and subject, so that a resent copy is refused (`conflict`). Each subject that lost records gets an audit entry (action `erase`), shown in its access log.",
+        description: "Erases now what the end of retention allows on the registry's day (the server also does it once a day). A record past its retention is erased, with the facts about it, unless a record still in the file depends on it (it made a later offence a repeat, used up a cap a later record met, named the profession a rule applied to a later record for, named a relation through which an entry in force reaches someone, or a later record ended its list entry); such records are held back until the records depending on them are past retention too. Records never in effect (rejected in review, or still waiting for it) go when the retention of their type, counted from the day they say they were decided, has ended. The facts about an erased record go with it, those waiting for review or refused too. An erased record leaves a tombstone of its key and subject, so that a resent copy is refused (`conflict`). Each subject that lost records gets an audit entry (action `erase`), shown in its access log. Then, when the rulebook sets `audit_retention`, the audit entries appended before the first day it keeps are removed, oldest first, after an entry (action `prune_audit`) that names the last one removed and its hash, from which the log's new start chains.",
         roles: &["admin"], params: vec![], body: None,
         ok_status: "200",
-        ok: json_ok("What was erased.", json!({ "type": "object", "required": ["as_of", "subjects_examined", "subjects", "records", "facts", "rejected", "pending", "held_back"],
+        ok: json_ok("What was erased.", json!({ "type": "object", "required": ["as_of", "subjects_examined", "subjects", "records", "facts", "rejected", "pending", "held_back", "audit_entries_removed"],
             "properties": { "as_of": { "type": "string", "format": "date" },
                 "subjects_examined": { "type": "integer", "description": "Subjects with a record past its retention." },
                 "subjects": { "type": "integer", "description": "Subjects that lost records." },
                 "records": { "type": "integer" }, "facts": { "type": "integer" },
                 "rejected": { "type": "integer", "description": "Records a reviewer rejected, erased once the retention of their type has ended." },
                 "pending": { "type": "integer", "description": "Records still waiting for review when the retention of their type ended: they leave the review queue." },
-                "held_back": { "type": "integer", "description": "Records past their retention kept because a record still in the file depends on them." } } })),
+                "held_back": { "type": "integer", "description": "Records past their retention kept because a record still in the file depends on them." },
+                "audit_entries_removed": { "type": "integer", "description": "Audit entries removed at the end of the rulebook's `audit_retention`." } } })),
     });
 
     json!({

@@ -10,16 +10,7 @@ pub fn new_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes)
         .map_err(|error| anyhow::anyhow!("cannot read the system's random source: {error}"))?;
-    let mut token = String::with_capacity(TOKEN_BYTES * 2);
-    for byte in bytes {
-        token.push(hex_digit(byte >> 4));
-        token.push(hex_digit(byte & 0x0f));
-    }
-    Ok(token)
-}
-
-fn hex_digit(nibble: u8) -> char {
-    char::from(b"0123456789abcdef"[usize::from(nibble & 0x0f)])
+    Ok(hex::encode(bytes))
 }
 
 /// Whether `text` looks like a token at all (so that garbage in the

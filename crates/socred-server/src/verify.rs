@@ -1,6 +1,6 @@
 //! `socred verify`: checks a registry's data behind the server's back. The
-//! audit log's hash chain must hold from the first entry to the stored
-//! head, and every subject's stored state must equal a fresh fold of its
+//! audit log's hash chain must hold from its first entry (or the anchor
+//! its retention left) to the stored head, and every subject's stored state must equal a fresh fold of its
 //! records with the current rulebook. Every difference is reported.
 
 use std::fmt;
@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use socred_core::Engine;
-use socred_store::{verify_states, ChainBreak, ChainVerifier, StateMismatch, Store, StoreError};
+use socred_store::{
+    pruned_through, verify_states, ChainBreak, ChainVerifier, StateMismatch, Store, StoreError,
+    PRUNE_ACTION,
+};
 
 /// Audit entries read per page.
 const PAGE: usize = 5000;
@@ -63,25 +66,51 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// Walks the audit log from entry 1 and compares its end with the stored
-/// head. Returns the entries checked and the first break.
+/// Walks the audit log from its start (entry 1, or the entry after the
+/// anchor that the end of its retention left) and compares its end with
+/// the stored head. An anchor must be vouched for by an entry the log
+/// holds that records the removal (`PRUNE_ACTION`) up to it or beyond:
+/// entries deleted from the start behind the log's back are caught so.
+/// Returns the entries checked and the first break.
 pub(crate) async fn check_chain(
     store: &dyn Store,
 ) -> Result<(u64, Result<(), ChainBreak>), StoreError> {
-    let mut verifier = ChainVerifier::new();
-    let mut after = 0;
+    let anchor = store.audit_anchor().await?;
+    let (mut verifier, start) = match &anchor {
+        Some((seq, hash)) => (ChainVerifier::resume(*seq, hash), *seq),
+        None => (ChainVerifier::new(), 0),
+    };
+    let mut vouched = anchor.is_none();
+    let mut after = start;
     loop {
         let page = store.audit(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for entry in &page {
             if let Err(broken) = verifier.push(entry) {
-                return Ok((verifier.last_seq(), Err(broken)));
+                return Ok((verifier.last_seq() - start, Err(broken)));
             }
+            vouched = vouched
+                || (entry.entry.action == PRUNE_ACTION
+                    && pruned_through(&entry.entry.detail).is_some_and(|through| through >= start));
         }
     }
+    let checked = verifier.last_seq() - start;
+    if !vouched {
+        return Ok((
+            checked,
+            Err(ChainBreak {
+                seq: start + 1,
+                reason: format!(
+                    "the log starts after entry {start}, but no entry it holds records \
+                     removing the entries up to {start} at the end of the log's retention: \
+                     entries were deleted from its start"
+                ),
+            }),
+        ));
+    }
     let head = store.audit_head().await?;
-    Ok((verifier.last_seq(), verifier.finish(head.as_ref())))
+    Ok((checked, verifier.finish(head.as_ref())))
 }
 
 /// Verifies any store: the chain, then every subject's state.

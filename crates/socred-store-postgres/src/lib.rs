@@ -283,6 +283,31 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// The audit chain's head or anchor row, read by `sql`: its seq and
+    /// hash; None without one, or at entry 0 (the empty chain's head).
+    async fn chain_end(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let end = self
+            .read_opt(what, sql, &[], |row| {
+                let get = decode("read the audit chain's ends");
+                let seq: i64 = row.try_get(0).map_err(&get)?;
+                let hash: String = row.try_get(1).map_err(&get)?;
+                Ok((seq, hash))
+            })
+            .await?;
+        match end {
+            None => Ok(None),
+            Some((seq, hash)) => match u64::try_from(seq) {
+                Ok(0) => Ok(None),
+                Ok(seq) => Ok(Some((seq, hash))),
+                Err(_) => Err(StoreError::Corrupt(format!("{what}: entry {seq}"))),
+            },
+        }
+    }
+
     /// Connects to `url` (`postgres://user:password@host:port/database` or
     /// `host=… user=… dbname=…`) with [`PostgresOptions::from_env`] and
     /// brings the schema up to date. A wrong connection string, a refused
@@ -1015,31 +1040,51 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let head = self
+    async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.chain_end(
+            "read the audit chain's anchor",
+            "SELECT seq, hash FROM audit_anchor WHERE one = 1",
+        )
+        .await
+    }
+
+    async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        // In `seq` order from the start: reads the stretch that is older,
+        // and one entry more.
+        let end = self
             .read_opt(
-                "read the audit chain head",
-                "SELECT seq, hash FROM audit_head WHERE one = 1",
-                &[],
+                "read the audit log",
+                "SELECT CASE \
+                   WHEN newer.seq IS NULL THEN (SELECT MAX(seq) FROM audit) \
+                   WHEN newer.seq > (SELECT MIN(seq) FROM audit) THEN newer.seq - 1 \
+                 END \
+                 FROM (SELECT (SELECT seq FROM audit WHERE at_ms >= $1 ORDER BY seq LIMIT 1) AS seq) newer",
+                &[&before_ms],
                 |row| {
-                    let get = decode("read the audit chain head");
-                    let seq: i64 = row.try_get(0).map_err(&get)?;
-                    let hash: String = row.try_get(1).map_err(&get)?;
-                    Ok((seq, hash))
+                    row.try_get::<_, Option<i64>>(0)
+                        .map_err(decode("read the audit log"))
                 },
             )
-            .await?;
-        // Entry 0 is the empty chain.
-        match head {
-            None => Ok(None),
-            Some((seq, hash)) => match u64::try_from(seq) {
-                Ok(0) => Ok(None),
-                Ok(seq) => Ok(Some((seq, hash))),
-                Err(_) => Err(StoreError::Corrupt(format!(
-                    "audit chain head at entry {seq}"
-                ))),
-            },
+            .await?
+            .flatten();
+        Ok(end.and_then(|seq| u64::try_from(seq).ok()))
+    }
+
+    async fn prune_audit(&self, through: u64, limit: usize) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
         }
+        let (through, limit) = (to_i64(through), limit_param(limit));
+        self.run(Kind::Write, move || self.try_prune_audit(through, limit))
+            .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.chain_end(
+            "read the audit chain head",
+            "SELECT seq, hash FROM audit_head WHERE one = 1",
+        )
+        .await
     }
 
     /// Records in effect whose subject has no state, then list rows whose

@@ -376,6 +376,62 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Removes the oldest entries, at most `limit`, none after `through`,
+    /// with their rows in the subject index, and moves the anchor.
+    pub(crate) async fn try_prune_audit(&self, through: i64, limit: i64) -> Result<u64, Fault> {
+        Ok(in_transaction!(self, "an audit removal", |s| {
+            // The head's lock keeps appends out while the start moves.
+            s.query_opt(
+                "lock the audit chain head",
+                "SELECT seq FROM audit_head WHERE one = 1 FOR UPDATE",
+                &[],
+            )
+            .await?;
+            let last = s
+                .query_opt(
+                    "read the audit log",
+                    "SELECT seq, hash FROM (SELECT seq, hash FROM audit WHERE seq <= $1 \
+                     ORDER BY seq LIMIT $2) oldest ORDER BY seq DESC LIMIT 1",
+                    &[&through, &limit],
+                )
+                .await?;
+            match last {
+                None => 0,
+                Some(row) => {
+                    let get = decode("read the audit log");
+                    let seq: i64 = row.try_get(0).map_err(&get)?;
+                    let hash: String = row.try_get(1).map_err(&get)?;
+                    let removed = s
+                        .execute(
+                            "remove audit entries",
+                            "DELETE FROM audit WHERE seq <= $1",
+                            &[&seq],
+                        )
+                        .await?;
+                    s.execute(
+                        "remove audit entries",
+                        "DELETE FROM audit_subjects WHERE seq <= $1",
+                        &[&seq],
+                    )
+                    .await?;
+                    s.execute(
+                        "move the audit chain's anchor",
+                        "INSERT INTO audit_anchor (one, seq, hash) VALUES (1, $1, $2) \
+                         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                        &[&seq, &hash],
+                    )
+                    .await?;
+                    let totals = Totals {
+                        audit_entries: -i64::try_from(removed).unwrap_or(0),
+                        ..Totals::default()
+                    };
+                    write::bump_totals(s, totals).await?;
+                    removed
+                }
+            }
+        }))
+    }
+
     pub(crate) async fn try_append_audit(&self, entries: &[AuditDraft]) -> Result<Vec<u64>, Fault> {
         Ok(in_transaction!(self, "an audit append", |s| {
             let totals = Totals {

@@ -291,6 +291,17 @@ const V8_SQL: &str = r#"
 ALTER TABLE principals ADD COLUMN IF NOT EXISTS valid_until integer;
 "#;
 
+/// Version 9: the anchor of the audit chain, the last entry removed at the
+/// end of the log's retention (`Store::prune_audit`); no row while nothing
+/// was removed. On the coordinator, with the chain and its head.
+const V9_SQL: &str = r#"
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    one  smallint NOT NULL PRIMARY KEY CHECK (one = 1),
+    seq  bigint NOT NULL,
+    hash text NOT NULL
+);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -333,6 +344,11 @@ const MIGRATIONS: &[Migration] = &[
     // Citus changes the reference table on every node.
     Migration {
         sql: V8_SQL,
+        citus: &[],
+    },
+    // A local table, like the chain's head.
+    Migration {
+        sql: V9_SQL,
         citus: &[],
     },
 ];

@@ -1,7 +1,9 @@
 //! Measures the SQLite store on its own, without HTTP: durable ingestion in
 //! batches, single-subject state reads (one at a time, first right after
 //! the ingest and then the same subjects again; and from several tasks),
-//! and audit appends in groups as the server's group commit makes them. The workload is the one of `socred-store-postgres`'s `compare`
+//! audit appends in groups as the server's group commit makes them, and
+//! the removal of those entries at the end of the log's retention, 10,000
+//! to a transaction as the erasure run removes them. The workload is the one of `socred-store-postgres`'s `compare`
 //! example (fare evasion records spread over a population by a fixed
 //! xorshift), so the figures line up with it.
 //!
@@ -47,6 +49,7 @@ struct Measure {
     read_again_latency_us: f64,
     reads_per_s: f64,
     audit_entries_per_s: f64,
+    audit_removed_per_s: f64,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -177,12 +180,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let audit = start.elapsed();
 
+        let start = Instant::now();
+        let mut removed = 0;
+        loop {
+            let batch = store.prune_audit(u64::MAX, 10_000).await?;
+            if batch == 0 {
+                break;
+            }
+            removed += batch;
+        }
+        let removal = start.elapsed();
+
         let m = Measure {
             ingest_records_per_s: total as f64 / ingest.as_secs_f64(),
             read_latency_us: sequential.as_secs_f64() * 1e6 / reads.max(1) as f64,
             read_again_latency_us: again.as_secs_f64() * 1e6 / reads.max(1) as f64,
             reads_per_s: reads as f64 / concurrent.as_secs_f64(),
             audit_entries_per_s: (audit_appends * audit_group) as f64 / audit.as_secs_f64(),
+            audit_removed_per_s: removed as f64 / removal.as_secs_f64(),
         };
         println!("run {run}: {m:?}");
         if run == 0 {
@@ -204,12 +219,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let med = |f: fn(&Measure) -> f64| median(measures.iter().map(f).collect());
     println!(
         "medians: ingest {:.0} records/s, state read {:.2} µs (again {:.2} µs), {:.0} reads/s with \
-         {READERS} tasks, audit {:.0} entries/s in appends of {audit_group}",
+         {READERS} tasks, audit {:.0} entries/s in appends of {audit_group}, {:.0} removed/s",
         med(|m| m.ingest_records_per_s),
         med(|m| m.read_latency_us),
         med(|m| m.read_again_latency_us),
         med(|m| m.reads_per_s),
         med(|m| m.audit_entries_per_s),
+        med(|m| m.audit_removed_per_s),
     );
     Ok(())
 }

@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS indexed (
     one  INTEGER PRIMARY KEY CHECK (one = 1),
     upto INTEGER NOT NULL,
     hash TEXT NOT NULL
+);
+-- The database's anchor when the index last dropped the entries removed
+-- at the end of the log's retention (those up to it).
+CREATE TABLE IF NOT EXISTS pruned (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    through INTEGER NOT NULL
 );";
 
 /// The index file, for reads (one connection: reads are rare, a person
@@ -337,7 +343,23 @@ pub(crate) fn round(
             last = Some((seq, hash));
         }
     }
-    if last.is_none() && !clear {
+    // Entries the database removed at the end of retention leave the
+    // index too (readers skip them meanwhile: they are not in the log).
+    let anchor: Option<i64> = source
+        .query_row("SELECT seq FROM audit_anchor WHERE one = 1", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db("read the audit chain's anchor"))?;
+    let pruned: i64 = index
+        .query_row("SELECT through FROM pruned WHERE one = 1", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db("read the audit index"))?
+        .unwrap_or(0);
+    let forget = anchor.filter(|&anchor| anchor > pruned);
+    if last.is_none() && !clear && forget.is_none() {
         return Ok(0);
     }
     // In key order, each page of the index is written once.
@@ -348,6 +370,19 @@ pub(crate) fn round(
     if clear {
         tx.execute_batch("DELETE FROM audit_by_subject; DELETE FROM indexed;")
             .map_err(db("clear the audit index"))?;
+    }
+    if let Some(anchor) = forget {
+        tx.execute(
+            "DELETE FROM audit_by_subject WHERE bucket <= ?1 AND seq <= ?2",
+            params![anchor / bucket, anchor],
+        )
+        .map_err(db("drop removed entries from the audit index"))?;
+        tx.execute(
+            "INSERT INTO pruned (one, through) VALUES (1, ?1) \
+             ON CONFLICT (one) DO UPDATE SET through = excluded.through",
+            [anchor],
+        )
+        .map_err(db("drop removed entries from the audit index"))?;
     }
     {
         let mut insert = tx
@@ -379,6 +414,39 @@ mod tests {
     use crate::SqliteStore;
     use socred_store::conformance::person;
     use socred_store::{AuditDraft, Store};
+
+    /// Entries removed at the end of the log's retention leave the index
+    /// at its next round, and only they.
+    #[tokio::test]
+    async fn removed_entries_leave_the_index() {
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(data.path()).expect("open");
+        let drafts: Vec<AuditDraft> = (0..30u16)
+            .map(|n| AuditDraft {
+                at_ms: i64::from(n),
+                actor: "agency.rail".into(),
+                role: "agency".into(),
+                purpose: "ticket_sale".into(),
+                action: "decide".into(),
+                subject: Some(person(n % 2)),
+                detail: format!("decision {n}"),
+            })
+            .collect();
+        store.append_audit(drafts).await.expect("append");
+        let elsewhere = tempfile::tempdir().expect("a temporary directory");
+        let index = AuditIndex::start_with(elsewhere.path(), store.path(), 7).expect("an index");
+        index.index_now(store.path()).expect("index everything");
+        let seqs = |index: &AuditIndex| {
+            let (seqs, _) = index.entries_of(person(0), 0, 100).expect("read");
+            seqs
+        };
+        assert_eq!(seqs(&index).len(), 15);
+        assert_eq!(store.prune_audit(16, 1000).await.expect("prune"), 16);
+        index.index_now(store.path()).expect("a round");
+        assert_eq!(seqs(&index), (17..=29).step_by(2).collect::<Vec<i64>>());
+        let (all, _) = index.entries_of(person(1), 0, 100).expect("read");
+        assert_eq!(all, (18..=30).step_by(2).collect::<Vec<i64>>());
+    }
 
     /// An access log read through an index of buckets of seven entries
     /// gives what a scan of the log gives, page by page, from any point.

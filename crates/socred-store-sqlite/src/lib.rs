@@ -832,17 +832,39 @@ fn read_list_members(
         .collect()
 }
 
-/// Entries in the audit log: the chain head's number (the `audit_entries`
+/// Entries in the audit log: the chain head's number less the anchor's,
+/// the last entry removed at the end of retention (the `audit_entries`
 /// counter row is no longer moved).
 fn audit_entries(conn: &Connection) -> Result<u64, StoreError> {
-    let seq: Option<i64> = conn
-        .query_row("SELECT seq FROM audit_head WHERE one = 1", [], |row| {
-            row.get(0)
+    let seq = |table: &str| -> Result<i64, StoreError> {
+        let seq: Option<i64> = conn
+            .query_row(
+                &format!("SELECT seq FROM {table} WHERE one = 1"),
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db("read the audit chain's ends"))?;
+        Ok(seq.unwrap_or(0))
+    };
+    let (head, anchor) = (seq("audit_head")?, seq("audit_anchor")?);
+    u64::try_from(head - anchor).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "audit chain head at entry {head}, before its anchor at {anchor}"
+        ))
+    })
+}
+
+/// The audit chain's head or anchor row: (seq, hash).
+fn chain_end(conn: &Connection, table: &str) -> Result<Option<(u64, String)>, StoreError> {
+    let end: Option<(i64, String)> = conn
+        .prepare_cached(&format!("SELECT seq, hash FROM {table} WHERE one = 1"))
+        .and_then(|mut stmt| {
+            stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
         })
-        .optional()
-        .map_err(db("read the audit chain head"))?;
-    u64::try_from(seq.unwrap_or(0))
-        .map_err(|_| StoreError::Corrupt(format!("audit chain head at entry {seq:?}")))
+        .map_err(db("read the audit chain's ends"))?;
+    Ok(end.map(|(seq, hash)| (u64::try_from(seq).unwrap_or(0), hash)))
 }
 
 fn counter(conn: &Connection, name: &str) -> Result<u64, StoreError> {
@@ -1570,15 +1592,82 @@ impl Store for SqliteStore {
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        self.read(|conn| {
-            let head: Option<(i64, String)> = conn
-                .prepare_cached("SELECT seq, hash FROM audit_head WHERE one = 1")
-                .and_then(|mut stmt| {
-                    stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
+        self.read(|conn| chain_end(conn, "audit_head")).await
+    }
+
+    async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(|conn| chain_end(conn, "audit_anchor")).await
+    }
+
+    async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        self.read(move |conn| {
+            // In `seq` order from the start: reads the stretch that is
+            // older, and one entry more.
+            let first_newer: Option<i64> = conn
+                .query_row(
+                    "SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY seq LIMIT 1",
+                    [before_ms],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db("read the audit log"))?;
+            let (first, last): (Option<i64>, Option<i64>) = conn
+                .query_row("SELECT MIN(seq), MAX(seq) FROM audit", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
                 })
-                .map_err(db("read the audit chain head"))?;
-            Ok(head.map(|(seq, hash)| (u64::try_from(seq).unwrap_or(0), hash)))
+                .map_err(db("read the audit log"))?;
+            let end = match (first_newer, first, last) {
+                (Some(newer), Some(first), _) if newer > first => Some(newer - 1),
+                (None, _, last) => last,
+                _ => None,
+            };
+            Ok(end.map(|seq| u64::try_from(seq).unwrap_or(0)))
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, through: u64, limit: usize) -> Result<u64, StoreError> {
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.write(None, move |tx| {
+            let last: Option<(i64, String)> = tx
+                .tx
+                .query_row(
+                    "SELECT seq, hash FROM audit WHERE seq <= ?1 ORDER BY seq LIMIT 1 OFFSET ?2 - 1",
+                    params![through, limit],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(db("read the audit log"))?;
+            let last = match last {
+                Some(last) => Some(last),
+                // Fewer than `limit` are left up to `through`: all of them.
+                None => tx
+                    .tx
+                    .query_row(
+                        "SELECT seq, hash FROM audit WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
+                        [through],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db("read the audit log"))?,
+            };
+            let Some((seq, hash)) = last else { return Ok(0) };
+            let removed = tx
+                .tx
+                .execute("DELETE FROM audit WHERE seq <= ?1", [seq])
+                .map_err(db("remove audit entries"))?;
+            tx.tx
+                .execute(
+                    "INSERT INTO audit_anchor (one, seq, hash) VALUES (1, ?1, ?2) \
+                     ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    params![seq, hash],
+                )
+                .map_err(db("move the audit chain's anchor"))?;
+            Ok(removed as u64)
         })
         .await
     }

@@ -377,6 +377,15 @@ CREATE INDEX states_by_retention ON states (retention_ends, subject);";
 /// revoked), as days since 1970-01-01.
 const V10: &str = "ALTER TABLE principals ADD COLUMN valid_until INTEGER;";
 
+/// Version 11: the anchor of the audit chain, the last entry removed at
+/// the end of the log's retention (`Store::prune_audit`); no row while
+/// nothing was removed.
+const V11: &str = "CREATE TABLE audit_anchor (
+    one  INTEGER PRIMARY KEY CHECK (one = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -389,6 +398,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V8),
     Migration::Sql(V9),
     Migration::Sql(V10),
+    Migration::Sql(V11),
 ];
 
 /// The schema version this code writes.

@@ -188,6 +188,26 @@ impl ChainVerifier {
     }
 }
 
+/// The action of the entry that records a removal at the end of the
+/// log's retention; its detail is [`prune_detail`]'s.
+pub const PRUNE_ACTION: &str = "prune_audit";
+
+/// What a removal's entry says: the last entry removed, its hash (from
+/// which the first entry held chains) and the retention's cutoff.
+pub fn prune_detail(through: u64, hash: &str, cutoff: &str) -> String {
+    format!(
+        "removed the audit entries up to entry {through}, appended before {cutoff} \
+         (the end of the log's retention); entry {through} had hash {hash}"
+    )
+}
+
+/// The last entry a removal's entry says it removed.
+pub fn pruned_through(detail: &str) -> Option<u64> {
+    let rest = detail.strip_prefix("removed the audit entries up to entry ")?;
+    let digits = rest.split(',').next()?;
+    digits.parse().ok()
+}
+
 /// Checks a whole chain from entry 1.
 pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainBreak> {
     let mut verifier = ChainVerifier::new();
@@ -249,6 +269,17 @@ mod tests {
             crate::hash_token("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_removals_entry_names_the_last_entry_removed() {
+        let detail = prune_detail(41_235, "ab12", "2016-11-24");
+        assert_eq!(pruned_through(&detail), Some(41_235));
+        assert_eq!(
+            pruned_through("removed the audit entries up to entry x, …"),
+            None
+        );
+        assert_eq!(pruned_through("installed the default rulebook"), None);
     }
 
     fn draft(detail: &str) -> AuditDraft {

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
                 erasure_at_the_end_of_retention => check_erasure,
                 random_writes_agree_with_the_memory_store => check_random_operations,
                 records_held_by_type => check_held_record_types,
+                audit_entries_go_at_the_end_of_retention => check_audit_retention,
             );
 
             #[tokio::test]
@@ -307,6 +308,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         measures: Vec::new(),
         calendar: Default::default(),
         objection_deadline: socred_core::rulebook::Rulebook::OBJECTION_DEADLINE_DEFAULT,
+        audit_retention: None,
         catalog_index,
     }
 }
@@ -2273,4 +2275,62 @@ pub async fn read_concurrently<S: Store + Clone>(
         })??;
     }
     Ok(start.elapsed())
+}
+
+/// The oldest audit entries are removed a batch at a time, the anchor
+/// moves to the last one removed, and what is left chains from it.
+pub async fn check_audit_retention(store: &dyn Store) {
+    let o = example_organisation();
+    let drafts: Vec<AuditDraft> = (0..10)
+        .map(|i| AuditDraft {
+            at_ms: 1_000 * i,
+            ..audit(&format!("read_file {i}"), Some(o))
+        })
+        .collect();
+    assert_eq!(store.audit_before(0).await.expect("before"), None, "empty");
+    store.append_audit(drafts).await.expect("append");
+    assert_eq!(store.audit_anchor().await.expect("anchor"), None);
+    assert_eq!(store.audit_before(0).await.expect("before"), None);
+    // Entries 1 to 6 were appended at 0 to 5,000 ms.
+    assert_eq!(store.audit_before(5_500).await.expect("before"), Some(6));
+    assert_eq!(store.audit_before(5_000).await.expect("before"), Some(5));
+    assert_eq!(store.audit_before(100_000).await.expect("before"), Some(10));
+    let all = store.audit(0, 100).await.expect("audit");
+
+    assert_eq!(store.prune_audit(6, 4).await.expect("prune"), 4);
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert_eq!(anchor, Some((4, all[3].hash.clone())));
+    let held = store.audit(0, 100).await.expect("audit");
+    assert_eq!(held.first().map(|e| e.seq), Some(5));
+    assert_eq!(store.prune_audit(6, 100).await.expect("prune"), 2);
+    assert_eq!(store.prune_audit(6, 100).await.expect("prune"), 0);
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert_eq!(anchor, Some((6, all[5].hash.clone())));
+    assert_eq!(store.audit_before(5_500).await.expect("before"), None);
+    assert_eq!(store.audit_before(7_500).await.expect("before"), Some(8));
+    assert_eq!(store.counts().await.expect("counts").audit_entries, 4);
+
+    // What is held chains from the anchor to the head, and goes on.
+    store
+        .append_audit(vec![audit("read_file 10", Some(o))])
+        .await
+        .expect("append after a removal");
+    let (seq, hash) = anchor.expect("anchor");
+    let mut verifier = ChainVerifier::resume(seq, &hash);
+    for entry in store.audit(0, 100).await.expect("audit") {
+        verifier
+            .push(&entry)
+            .expect("the rest chains from the anchor");
+    }
+    let head = store.audit_head().await.expect("head");
+    assert_eq!(head.as_ref().map(|h| h.0), Some(11));
+    assert_eq!(verifier.finish(head.as_ref()), Ok(()));
+    let about = store
+        .audit_for_subject(o, 0, 100)
+        .await
+        .expect("by subject");
+    assert_eq!(
+        about.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![7, 8, 9, 10, 11]
+    );
 }

@@ -37,8 +37,8 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 
 pub use audit::{
-    audit_hash, chain_drafts, chain_hashes, verify_chain, AuditDraft, AuditEntry, ChainBreak,
-    ChainVerifier, GENESIS_HASH,
+    audit_hash, chain_drafts, chain_hashes, prune_detail, pruned_through, verify_chain, AuditDraft,
+    AuditEntry, ChainBreak, ChainVerifier, GENESIS_HASH, PRUNE_ACTION,
 };
 pub use codec::{decode_state, encode_state, FORMAT as STATE_FORMAT};
 pub use error::StoreError;
@@ -643,6 +643,24 @@ pub trait Store: Send + Sync + 'static {
     /// The chain head: the last entry's `seq` and hash (None when empty).
     /// Checking it against the last entry detects a truncated log.
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// Where the audit log starts: the `seq` and hash of the last entry
+    /// removed at the end of the log's retention ([`Store::prune_audit`]),
+    /// from which the first entry held chains; None while nothing was
+    /// removed (the log starts at entry 1, from the genesis hash).
+    async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// The end of the oldest stretch of the log appended before `before_ms`:
+    /// the entry after which the first entry held with `at_ms >= before_ms`
+    /// comes (the last entry when every entry is older). None when the
+    /// first entry held is not older, or the log holds none.
+    async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError>;
+
+    /// Removes the oldest entries the log holds, at most `limit` and none
+    /// after entry `through`, in one transaction that moves the anchor to
+    /// the last one removed. Returns how many were removed (0: none is left
+    /// up to `through`).
+    async fn prune_audit(&self, through: u64, limit: usize) -> Result<u64, StoreError>;
 
     /// Records in effect that no subject's stored history reaches (a row
     /// added behind the store's back), and list rows whose source has no

@@ -43,7 +43,18 @@ struct Inner {
     rulebooks: Vec<(RulebookVersion, String)>,
     audit: Vec<AuditEntry>,
     head: Option<(u64, String)>,
+    /// The last entry removed at the end of the log's retention.
+    anchor: Option<(u64, String)>,
     counts: Counts,
+}
+
+impl Inner {
+    /// Removes the `n` oldest audit entries, moving the anchor to the last.
+    fn remove_oldest_audit(&mut self, n: usize) {
+        if let Some(last) = self.audit.drain(..n).next_back() {
+            self.anchor = Some((last.seq, last.hash));
+        }
+    }
 }
 
 /// The in-memory store. Cheap to create: one per test.
@@ -73,6 +84,16 @@ impl MemoryStore {
         let result = write(&mut copy)?;
         *guard = copy;
         Ok(result)
+    }
+
+    /// Removes the log's entries up to `through` behind its back, moving
+    /// the anchor as a real removal would but appending nothing that says
+    /// so, so that tests can check that `verify` catches it.
+    pub fn remove_audit_entries_for_tests(&self, through: u64) {
+        if let Ok(mut inner) = self.lock() {
+            let removed = inner.audit.iter().take_while(|e| e.seq <= through).count();
+            inner.remove_oldest_audit(removed);
+        }
     }
 
     /// Changes an audit entry's detail behind the log's back, so that tests
@@ -692,6 +713,34 @@ impl Store for MemoryStore {
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self.lock()?.head.clone())
+    }
+
+    async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self.lock()?.anchor.clone())
+    }
+
+    async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        let inner = self.lock()?;
+        let older = inner
+            .audit
+            .iter()
+            .take_while(|e| e.entry.at_ms < before_ms)
+            .last();
+        Ok(older.map(|e| e.seq))
+    }
+
+    async fn prune_audit(&self, through: u64, limit: usize) -> Result<u64, StoreError> {
+        self.write(|inner| {
+            let removed = inner
+                .audit
+                .iter()
+                .take(limit)
+                .take_while(|e| e.seq <= through)
+                .count();
+            inner.remove_oldest_audit(removed);
+            inner.counts.audit_entries -= removed as u64;
+            Ok(removed as u64)
+        })
     }
 
     async fn derived_targets(&self) -> Result<Option<Vec<SubjectId>>, StoreError> {

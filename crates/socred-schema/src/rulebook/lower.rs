@@ -121,6 +121,14 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         Some(deadline) => cx.period(deadline, "objection_deadline", "[policy]"),
         None => Some(Rulebook::OBJECTION_DEADLINE_DEFAULT),
     };
+    let audit_retention = match sections
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.audit_retention.as_ref())
+    {
+        Some(retention) => cx.audit_retention(retention).map(Some),
+        None => Some(None),
+    };
     let catalog = cx.catalog(&sections.record_types);
     let models = cx.models(&sections.models, &catalog);
     let lists = cx.lists(&sections.lists, &catalog, &models);
@@ -146,6 +154,7 @@ pub(crate) fn lower(sections: &Sections, diag: &mut Diagnostics<'_>) -> Option<R
         measures: measures.into_iter().collect::<Option<_>>()?,
         calendar: calendar?,
         objection_deadline: objection_deadline?,
+        audit_retention: audit_retention?,
         catalog_index,
     })
 }
@@ -240,6 +249,27 @@ impl Lowering<'_, '_, '_> {
                 None
             }
         }
+    }
+
+    /// `[policy] audit_retention`: a period no shorter than six months from
+    /// any day of the year (a leap year's days are all tried).
+    fn audit_retention(&mut self, retention: &Located<String>) -> Option<Period> {
+        let period = self.period(retention, "audit_retention", "[policy]")?;
+        let minimum = Rulebook::AUDIT_RETENTION_MIN;
+        let start = Day::from_civil(2024, 1, 1);
+        let short = (0..366)
+            .map(|offset| start.add_days(offset))
+            .any(|day| period.after(day) < minimum.after(day));
+        if short {
+            self.diag.error(
+                &retention.span,
+                "`audit_retention` of [policy] is shorter than six months: the \
+                 Cybersecurity Law of the PRC (art. 21) has network logs kept for \
+                 at least six months",
+            );
+            return None;
+        }
+        Some(period)
     }
 
     fn kinds(&mut self, kinds: &Located<Vec<raw::SubjectKind>>, what: &str) -> Option<KindSet> {

@@ -138,6 +138,11 @@ pub struct Policy {
     /// day it was made: an ISO 8601 duration (`P20D` when left out).
     #[serde(default)]
     pub objection_deadline: Option<Located<String>>,
+    /// How long an audit entry is kept, from the day it was appended: an
+    /// ISO 8601 duration of at least six months (the Cybersecurity Law's
+    /// minimum for network logs). Left out, entries are kept for good.
+    #[serde(default)]
+    pub audit_retention: Option<Located<String>>,
 }
 
 /// The kind of a credit subject.

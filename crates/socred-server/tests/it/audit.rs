@@ -11,10 +11,7 @@ async fn writes_and_reads_are_logged_and_the_chain_verifies() {
     h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
         .await
         .expect(StatusCode::OK);
-    let decision = format!(
-        "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
-        alice()
-    );
+    let decision = ticket_sale(alice(), "no_rail_tickets");
     h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
 
     let page = h
@@ -122,10 +119,7 @@ async fn writes_and_reads_are_logged_and_the_chain_verifies() {
 #[tokio::test]
 async fn an_edited_entry_breaks_the_chain() {
     let h = Harness::new().await;
-    let decision = format!(
-        "/v1/decisions?subject={}&measure=no_air_travel&purpose=ticket_sale",
-        alice()
-    );
+    let decision = ticket_sale(alice(), "no_air_travel");
     h.get(&decision, Some(AIRLINE)).await.expect(StatusCode::OK);
     h.get(&decision, Some(AIRLINE)).await.expect(StatusCode::OK);
     let memory = h.memory.as_ref().unwrap();
@@ -140,4 +134,96 @@ async fn an_edited_entry_breaks_the_chain() {
     let report = socred_server::verify_store(h.store.as_ref()).await.unwrap();
     assert!(!report.is_ok());
     assert_eq!(report.chain_break.map(|b| b.seq), Some(2));
+}
+
+/// Past the rulebook's `audit_retention` (ten years in the default
+/// rulebook) the erasure run removes the oldest entries: after an entry
+/// that records the removal, so that the chain still verifies from its new
+/// start; the subject's access log no longer shows them; and entries
+/// deleted from the start without such an entry are caught.
+#[tokio::test]
+async fn entries_leave_the_log_at_the_end_of_its_retention() {
+    let h = Harness::new().await;
+    let decision = ticket_sale(alice(), "no_rail_tickets");
+    h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
+    h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK);
+    // The rulebook's installation, the decision and the file's read.
+    let old = 3;
+    assert_eq!(h.logged(ALICE, alice(), "decide").await.len(), 1);
+
+    // Ten years and a day later, by the registry's day.
+    h.clock
+        .set_day(socred_core::Day::parse("2036-06-02").unwrap());
+    h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
+    for token in [METRO, AUDITOR, ALICE] {
+        h.post_json("/v1/admin/erasure", Some(token), &serde_json::json!({}))
+            .await
+            .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let run = h
+        .post_json("/v1/admin/erasure", Some(ADMIN), &serde_json::json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(run["audit_entries_removed"], old, "{run}");
+
+    let page = h
+        .get("/v1/audit", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["seq"], old + 1, "{page}");
+    let removal = entries
+        .iter()
+        .find(|e| e["action"] == "prune_audit")
+        .expect("the removal's entry");
+    assert_eq!(removal["actor"], "admin");
+    let detail = removal["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "removed the audit entries up to entry {old}, appended before 2026-06-02"
+        )),
+        "{detail}"
+    );
+    let verdict = h
+        .get("/v1/audit/verify", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(verdict["ok"], true, "{verdict}");
+
+    // The subject sees the decision of today only.
+    let decided = h.logged(ALICE, alice(), "decide").await;
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert!(decided[0]["seq"].as_u64().unwrap() > old);
+    assert!(h.logged(ALICE, alice(), "read_file").await.is_empty());
+
+    // Nothing more is due today.
+    let again = h
+        .post_json("/v1/admin/erasure", Some(ADMIN), &serde_json::json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(again["audit_entries_removed"], 0, "{again}");
+
+    // Entries deleted from the start behind the log's back: the removal's
+    // entry vouches for entries up to 3 only.
+    h.memory
+        .as_ref()
+        .unwrap()
+        .remove_audit_entries_for_tests(old + 1);
+    let verdict = h
+        .get("/v1/audit/verify", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(verdict["ok"], false, "{verdict}");
+    let reason = verdict["broken"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("entries were deleted from its start"),
+        "{reason}"
+    );
 }

@@ -64,10 +64,7 @@ async fn a_batch_answers_in_query_order_with_reasons() {
 #[tokio::test]
 async fn an_agency_asks_only_about_the_measures_it_implements() {
     let h = Harness::new().await;
-    let uri = format!(
-        "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
-        alice()
-    );
+    let uri = ticket_sale(alice(), "no_rail_tickets");
     let reply = h
         .get(&uri, Some(AIRLINE))
         .await

@@ -306,6 +306,11 @@ impl Harness {
     }
 }
 
+/// The decision an airline or railway asks for at a ticket sale.
+pub fn ticket_sale(subject: SubjectId, measure: &str) -> String {
+    format!("/v1/decisions?subject={subject}&measure={measure}&purpose=ticket_sale")
+}
+
 /// A judgment default by the Beijing court: serious, puts the subject on
 /// the judgment defaulters list (which needs review).
 pub fn judgment_default(id: &str, subject: SubjectId, decided: &str) -> String {

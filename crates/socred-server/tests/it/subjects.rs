@@ -84,24 +84,15 @@ async fn the_explanation_is_text_for_a_person() {
 #[tokio::test]
 async fn the_access_log_shows_who_read_the_file_and_why() {
     let h = Harness::new().await;
-    let decision = format!(
-        "/v1/decisions?subject={}&measure=no_air_travel&purpose=ticket_sale",
-        alice()
-    );
+    let decision = ticket_sale(alice(), "no_air_travel");
     h.get(&decision, Some(AIRLINE)).await.expect(StatusCode::OK);
     h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
         .await
         .expect(StatusCode::OK);
     // Bob's file is read too; it must not show in Alice's log.
-    h.get(
-        &format!(
-            "/v1/decisions?subject={}&measure=no_air_travel&purpose=ticket_sale",
-            bob()
-        ),
-        Some(AIRLINE),
-    )
-    .await
-    .expect(StatusCode::OK);
+    h.get(&ticket_sale(bob(), "no_air_travel"), Some(AIRLINE))
+        .await
+        .expect(StatusCode::OK);
 
     let log = h
         .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))

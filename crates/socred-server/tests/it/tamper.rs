@@ -23,10 +23,7 @@ fn populate(dir: &Path) {
             fare_evasion("fe-2", bob(), "2026-05-21"),
         ];
         h.ingest(METRO, &lines).await.expect(StatusCode::OK);
-        let decision = format!(
-            "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
-            alice()
-        );
+        let decision = ticket_sale(alice(), "no_rail_tickets");
         h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
         h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
             .await
@@ -113,10 +110,7 @@ fn a_decision_sees_what_another_process_wrote() {
     runtime.block_on(async {
         let first: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let h = Harness::over(first, Limits::default()).await;
-        let decision = format!(
-            "/v1/decisions?subject={}&measure=no_rail_tickets&purpose=ticket_sale",
-            alice()
-        );
+        let decision = ticket_sale(alice(), "no_rail_tickets");
         for _ in 0..2 {
             let reply = h.get(&decision, Some(RAIL)).await.expect(StatusCode::OK);
             assert_eq!(reply.json()["applies"], false, "{:?}", reply.json());
@@ -140,4 +134,60 @@ fn a_decision_sees_what_another_process_wrote() {
         });
         assert_eq!(count, 3, "{decided}");
     });
+}
+
+/// Ten years and a day on, the erasure run removes the log's oldest
+/// entries (the default rulebook keeps them ten years): `verify` passes
+/// from the new start. A start moved by hand, with no entry that records
+/// the removal, is caught.
+#[test]
+fn entries_removed_at_the_end_of_retention_verify_and_a_forged_start_is_caught() {
+    let dir = registry();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let h = Harness::over(store, Limits::default()).await;
+        h.clock
+            .set_day(socred_core::Day::parse("2036-06-02").unwrap());
+        let run = h
+            .post_json("/v1/admin/erasure", Some(ADMIN), &serde_json::json!({}))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(run["audit_entries_removed"], 4, "{run}");
+        let log = h
+            .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        let seqs: Vec<u64> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.iter().all(|&seq| seq > 4), "{log}");
+    });
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+
+    // The removal's entry (5) deleted too, the anchor moved onto it.
+    let connection = rusqlite::Connection::open(dir.path().join("socred.sqlite")).unwrap();
+    connection
+        .execute_batch(
+            "UPDATE audit_anchor SET seq = 5, hash = (SELECT hash FROM audit WHERE seq = 5);
+             DELETE FROM audit WHERE seq <= 5;",
+        )
+        .unwrap();
+    drop(connection);
+    let report = verify(dir.path()).unwrap();
+    let broken = report.chain_break.expect("a forged start verifies");
+    assert_eq!(broken.seq, 6);
+    assert!(
+        broken
+            .reason
+            .contains("entries were deleted from its start"),
+        "{}",
+        broken.reason
+    );
 }
