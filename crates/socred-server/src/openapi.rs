@@ -277,7 +277,7 @@ fn document() -> Value {
     });
     add("post", "/v1/review/approve", Op {
         summary: "Approve a pending item",
-        description: "The item takes effect and its subject's file is recomputed. The submitter may not approve its own item (`review_refused`, 409).",
+        description: "The item takes effect and its subject's file is recomputed. The submitter may not approve its own item, nor may a record past its type's retention on the registry's day take effect (`review_refused`, 409: reject it).",
         roles: &["reviewer"], params: vec![], body: Some(json_body(schema_ref("ReviewRequest"))), ok_status: "200",
         ok: json_ok("The item approved.", schema_ref("Reviewed")),
     });

@@ -587,11 +587,13 @@ impl Store for PostgresStore {
         engine: &Arc<Engine>,
         key: &ItemKey,
         reviewer: &str,
+        today: Day,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
-        let audit = &audit;
+        let decision = ops::Decision::Approve(today);
+        let (audit, decision) = (&audit, &decision);
         self.run(Kind::Write, move || {
-            self.try_review(engine, key, reviewer, &ops::Decision::Approve, audit)
+            self.try_review(engine, key, reviewer, decision, audit)
         })
         .await
     }

@@ -65,7 +65,8 @@ fn keys_of<'a>(items: impl Iterator<Item = &'a Item>) -> (BTreeSet<RecordKey>, B
 /// How a review ends.
 #[derive(Clone, Debug)]
 pub(crate) enum Decision {
-    Approve,
+    /// Approve, on the registry's day (for the retention check).
+    Approve(Day),
     Reject(String),
 }
 
@@ -171,7 +172,9 @@ impl PostgresStore {
             let (overlay, item) = in_memory(overlay, move |overlay| {
                 let writer = Writer::new(&engine, now_ms());
                 match &decision {
-                    Decision::Approve => writer.approve(overlay, &key, &reviewer, &[]),
+                    Decision::Approve(today) => {
+                        writer.approve(overlay, &key, &reviewer, *today, &[])
+                    }
                     Decision::Reject(reason) => {
                         writer.reject(overlay, &key, &reviewer, reason, &[])
                     }

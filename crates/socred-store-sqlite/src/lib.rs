@@ -907,11 +907,12 @@ impl Store for SqliteStore {
         engine: &Arc<Engine>,
         key: &ItemKey,
         reviewer: &str,
+        today: Day,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
         let (engine, key, reviewer) = (engine.clone(), key.clone(), reviewer.to_string());
         self.write(Some(engine.clone()), move |tx| {
-            Writer::new(&engine, now_ms()).approve(tx, &key, &reviewer, &audit)
+            Writer::new(&engine, now_ms()).approve(tx, &key, &reviewer, today, &audit)
         })
         .await
     }

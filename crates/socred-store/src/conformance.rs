@@ -381,6 +381,12 @@ fn fare(engine: &Engine, id: &str, subject: SubjectId, decided: &str) -> Record 
     )
 }
 
+/// The registry's day of the reviews in these checks: records decided in
+/// 2026 are well within their five years' retention.
+fn review_day() -> Day {
+    day("2026-12-01")
+}
+
 fn judgment(engine: &Engine, id: &str, subject: SubjectId, decided: &str, case_no: &str) -> Record {
     let fields = judgment_fields(case_no, 52_000);
     record(engine, id, subject, JUDGMENT, decided, fields)
@@ -999,7 +1005,7 @@ pub async fn check_review(store: &dyn Store) {
     assert_eq!(pending[0].submitted_by, "court.clerk");
 
     let own = store
-        .approve(&engine, &key, "court.clerk", Vec::new())
+        .approve(&engine, &key, "court.clerk", review_day(), Vec::new())
         .await;
     assert!(
         matches!(own, Err(crate::StoreError::Conflict(_))),
@@ -1008,7 +1014,13 @@ pub async fn check_review(store: &dyn Store) {
     assert_eq!(state(store, org).await, None);
 
     let approved = store
-        .approve(&engine, &key, "reviewer.wang", vec![audit("approve", None)])
+        .approve(
+            &engine,
+            &key,
+            "reviewer.wang",
+            review_day(),
+            vec![audit("approve", None)],
+        )
         .await
         .expect("approval");
     assert_eq!(approved.key, key);
@@ -1030,7 +1042,7 @@ pub async fn check_review(store: &dyn Store) {
         .expect("pending")
         .is_empty());
     let again = store
-        .approve(&engine, &key, "reviewer.li", Vec::new())
+        .approve(&engine, &key, "reviewer.li", review_day(), Vec::new())
         .await;
     assert!(
         matches!(again, Err(crate::StoreError::Conflict(_))),
@@ -1081,7 +1093,7 @@ pub async fn check_review(store: &dyn Store) {
     );
     let missing = ItemKey::Record(record_key("court.beijing-1", "never-sent"));
     let result = store
-        .approve(&engine, &missing, "reviewer.wang", Vec::new())
+        .approve(&engine, &missing, "reviewer.wang", review_day(), Vec::new())
         .await;
     assert!(
         matches!(result, Err(crate::StoreError::NotFound(_))),
@@ -1108,7 +1120,13 @@ pub async fn check_review(store: &dyn Store) {
     );
     let repair_key = repair.item.key();
     store
-        .approve(&engine, &repair_key, "reviewer.wang", Vec::new())
+        .approve(
+            &engine,
+            &repair_key,
+            "reviewer.wang",
+            review_day(),
+            Vec::new(),
+        )
         .await
         .expect("approval of a fact");
     let repaired = state(store, org).await.expect("state");
@@ -1186,6 +1204,7 @@ pub async fn check_pending_about(store: &dyn Store) {
             &engine,
             &ItemKey::Record(first.key.clone()),
             "reviewer.wang",
+            review_day(),
             Vec::new(),
         )
         .await
@@ -1533,6 +1552,25 @@ pub async fn check_erasure(store: &dyn Store) {
         "nothing was past retention in 2019: {earlier:?}"
     );
 
+    // A record past retention waiting for review may not take effect: its
+    // approval is refused, and it stays waiting until erasure takes it.
+    let late = store
+        .approve(
+            &engine,
+            &ItemKey::Record(waiting_old.key.clone()),
+            "reviewer.wang",
+            today,
+            vec![audit("approve", None)],
+        )
+        .await;
+    assert!(
+        matches!(&late, Err(crate::StoreError::Conflict(reason))
+            if reason.contains("until 2024-07-01") && reason.contains("reject it")),
+        "{late:?}"
+    );
+    assert_eq!(state(store, p).await.as_ref(), Some(&p_before));
+    assert_eq!(store.counts().await.expect("counts"), before);
+
     let erasure = store
         .erase(
             &engine,
@@ -1625,6 +1663,7 @@ pub async fn check_erasure(store: &dyn Store) {
             &engine,
             &ItemKey::Record(waiting_old.key.clone()),
             "reviewer.wang",
+            today,
             Vec::new(),
         )
         .await;
@@ -2225,6 +2264,7 @@ pub async fn check_audit_with_writes(store: &dyn Store) {
             &engine,
             &key,
             "court.clerk",
+            review_day(),
             vec![audit("approve", Some(p))],
         )
         .await;
@@ -2234,6 +2274,7 @@ pub async fn check_audit_with_writes(store: &dyn Store) {
             &engine,
             &key,
             "reviewer.wang",
+            review_day(),
             vec![audit("approve", Some(p))],
         )
         .await

@@ -50,8 +50,8 @@ pub use rows::{
 pub use verify::{verify_states, StateMismatch};
 pub use write::{
     close_entry, close_open_ends, derived_by_target, fold_into, fold_loaded, fold_subject,
-    list_rows, normalise_state, reopen_entry, CountsDelta, EncodedState, Erasure, Folded, History,
-    ListRow, StateFormat, WriteTx, Writer, KNOWN_AT,
+    list_rows, normalise_state, past_retention, reopen_entry, CountsDelta, EncodedState, Erasure,
+    Folded, History, ListRow, StateFormat, WriteTx, Writer, KNOWN_AT,
 };
 
 /// When a state handed out by [`Store::state_marked`] was known to match
@@ -382,13 +382,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Puts a pending item in effect and recomputes its subject, in one
     /// transaction. `NotFound` when nothing waits under `key`; `Conflict`
-    /// when the reviewer is the submitter (two-person rule). Returns the
-    /// item approved.
+    /// when the reviewer is the submitter (two-person rule), and when the
+    /// record (or a correction's new `decided_at`) is past its type's
+    /// retention on `today`: the registry may not put in effect what it
+    /// may no longer hold (the reviewer rejects it, or erasure takes it).
+    /// Returns the item approved.
     async fn approve(
         &self,
         engine: &Arc<Engine>,
         key: &ItemKey,
         reviewer: &str,
+        today: Day,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError>;
 

@@ -356,9 +356,12 @@ impl Store for MemoryStore {
         engine: &Arc<Engine>,
         key: &ItemKey,
         reviewer: &str,
+        today: Day,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
-        self.write(|inner| Writer::new(engine, now_ms()).approve(inner, key, reviewer, &audit))
+        self.write(|inner| {
+            Writer::new(engine, now_ms()).approve(inner, key, reviewer, today, &audit)
+        })
     }
 
     async fn reject(

@@ -13,8 +13,9 @@
 
 use std::collections::BTreeMap;
 
+use socred_core::rulebook::RecordType;
 use socred_core::state::{DerivedEntry, Source, Span, SubjectState};
-use socred_core::{Day, Engine, Fact, Name, Record, RecordKey, SubjectId};
+use socred_core::{Day, Engine, Fact, FactKind, Name, Record, RecordKey, SubjectId};
 
 use crate::audit::AuditDraft;
 use crate::codec::encode_state;
@@ -27,6 +28,20 @@ use crate::{FactKey, Item, ItemKey, Outcome, PendingItem, ReviewNeed, StoreError
 /// fact dated in the future would take effect on its day (the server
 /// refuses those dated after its own day).
 pub const KNOWN_AT: Day = Day::MAX;
+
+/// Why a record of `record_type` decided on `decided_at` may not be held on
+/// `today`, if its retention has ended by then: neither taken in, nor put
+/// in effect by a review.
+pub fn past_retention(record_type: &RecordType, decided_at: Day, today: Day) -> Option<String> {
+    let retained_until = record_type.retention.after(decided_at);
+    (retained_until <= today).then(|| {
+        format!(
+            "decided on {decided_at}, a `{}` record is kept for {}, until {retained_until}: the \
+             registry may not hold it any more",
+            record_type.id, record_type.retention
+        )
+    })
+}
 
 /// The fold a store keeps: the subject's records and facts in effect, all
 /// known. Every backend and `socred verify` use this one function.
@@ -477,12 +492,18 @@ impl<'e> Writer<'e> {
         tx: &mut impl WriteTx,
         key: &ItemKey,
         reviewer: &str,
+        today: Day,
         audit: &[AuditDraft],
     ) -> Result<PendingItem, StoreError> {
         let (item, mut meta) = self.pending_item(tx, key)?;
         if meta.submitted_by == reviewer {
             return Err(StoreError::Conflict(format!(
                 "{key} was submitted by `{reviewer}`: a second person must approve it"
+            )));
+        }
+        if let Some(reason) = self.past_retention(&item, today) {
+            return Err(StoreError::Conflict(format!(
+                "{key} cannot take effect: {reason}; reject it"
             )));
         }
         if let Item::Fact { fact, .. } = &item {
@@ -549,6 +570,31 @@ impl<'e> Writer<'e> {
         tx.add_counts(self.delta)?;
         tx.append_audit(&crate::about_subject(audit, pending.item.subject()))?;
         Ok(pending)
+    }
+
+    /// Why `item` may not take effect on `today`, if it may not: a record,
+    /// or a correction's new decision day, past the end of its type's
+    /// retention (the registry may not hold such a record at all).
+    fn past_retention(&self, item: &Item, today: Day) -> Option<String> {
+        let rulebook = &self.engine.rulebook;
+        let (record_type, decided_at) = match item {
+            Item::Record(record) => (
+                rulebook.catalog.get(record.type_index as usize)?,
+                record.decided_at,
+            ),
+            Item::Fact { fact, record_type } => {
+                let FactKind::Corrected {
+                    decided_at: Some(decided_at),
+                    ..
+                } = &fact.kind
+                else {
+                    return None;
+                };
+                let index = rulebook.record_type(record_type.as_ref()?)?;
+                (rulebook.catalog.get(index as usize)?, *decided_at)
+            }
+        };
+        past_retention(record_type, decided_at, today)
     }
 
     fn pending_item(

@@ -773,18 +773,8 @@ fn past_retention(
     today: Day,
 ) -> Option<Rejection> {
     let record_type = current.rulebook().catalog.get(type_index as usize)?;
-    let retained_until = record_type.retention.after(decided_at);
-    (retained_until <= today).then(|| {
-        refuse(
-            "past_retention",
-            "decided_at",
-            format!(
-                "decided on {decided_at}, a `{}` record is kept for {}, until {retained_until}: the \
-                 registry may not hold it any more",
-                record_type.id, record_type.retention
-            ),
-        )
-    })
+    socred_store::past_retention(record_type, decided_at, today)
+        .map(|reason| refuse("past_retention", "decided_at", reason))
 }
 
 /// The record type index of a stored record in effect, or None.

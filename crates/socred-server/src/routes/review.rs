@@ -159,7 +159,13 @@ pub async fn approve(
     let current = state.current();
     let approved = state
         .store()
-        .approve(&current.engine, &request.key, &principal.id, audit)
+        .approve(
+            &current.engine,
+            &request.key,
+            &principal.id,
+            state.today(),
+            audit,
+        )
         .await
         .map_err(review_error)?;
     Ok(Json(Reviewed {

@@ -179,3 +179,39 @@ async fn a_rejected_record_never_takes_effect_and_its_key_stays_taken() {
         "{result}"
     );
 }
+
+/// A record whose retention ends while it waits may not take effect: the
+/// approval is refused with the day it was kept until, nothing applies,
+/// and the reviewer can still reject it.
+#[tokio::test]
+async fn a_record_past_retention_while_it_waits_cannot_be_approved() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[judgment_default("j-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    // Five years and a day later, by the registry's day.
+    h.clock
+        .set_day(socred_core::Day::parse("2031-05-21").unwrap());
+    let reply = approve(&h, REVIEWER_1, COURT_ID, "j-1")
+        .await
+        .expect_error(StatusCode::CONFLICT, "review_refused");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("kept for P5Y, until 2031-05-20") && message.contains("reject it"),
+        "{message}"
+    );
+    assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
+    let key = json!({"item": "record", "provider": COURT_ID, "id": "j-1"});
+    let reply = h
+        .post_json(
+            "/v1/review/reject",
+            Some(REVIEWER_1),
+            &json!({"key": key, "reason": "past retention"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["status"], "rejected");
+}

@@ -499,11 +499,17 @@ async fn review_one(
     };
     let drafts = audit(sequence.seed, step, "review");
     if sequence.dice.chance(70) {
+        // Records are decided in 2025 and 2026 and kept five years: some
+        // approvals come after the end of retention, and are refused.
+        let today = day("2029-06-01").add_days(sequence.dice.below(1000) as i32);
         let ours = pair
             .store
-            .approve(engine, &key, &reviewer, drafts.clone())
+            .approve(engine, &key, &reviewer, today, drafts.clone())
             .await;
-        let theirs = pair.model.approve(engine, &key, &reviewer, drafts).await;
+        let theirs = pair
+            .model
+            .approve(engine, &key, &reviewer, today, drafts)
+            .await;
         assert_eq!(
             ours.map(|i| (i.key, i.item, i.submitted_by)),
             theirs.map(|i| (i.key, i.item, i.submitted_by)),
