@@ -1,7 +1,8 @@
 //! `socred verify`: checks a registry's data behind the server's back. The
 //! audit log's hash chain must hold from its first entry (or the anchor
-//! its retention left) to the stored head, and every subject's stored state must equal a fresh fold of its
-//! records with the current rulebook. Every difference is reported.
+//! its retention left) to the stored head, and every subject's stored
+//! state must equal a fresh fold of its records with the current rulebook.
+//! Every difference is reported.
 
 use std::fmt;
 use std::path::Path;
