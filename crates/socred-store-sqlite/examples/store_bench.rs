@@ -3,9 +3,10 @@
 //! the ingest and then the same subjects again; and from several tasks),
 //! audit appends in groups as the server's group commit makes them, and
 //! the removal of those entries at the end of the log's retention, 10,000
-//! to a transaction as the erasure run removes them. The workload is the one of `socred-store-postgres`'s `compare`
-//! example (fare evasion records spread over a population by a fixed
-//! xorshift), so the figures line up with it.
+//! to a transaction as the erasure run removes them. The workload is the
+//! one of `socred-store-postgres`'s `compare` example (fare evasion
+//! records spread over a population by a fixed xorshift), so the figures
+//! line up with it.
 //!
 //! `cargo run --release -p socred-store-sqlite --example store_bench -- [records] [batch] [subjects] [reads] [runs] [audit appends] [entries per append]`
 //!
