@@ -1,7 +1,8 @@
 //! `socred backup` while `socred serve` ingests: the copy is one consistent
 //! snapshot (`socred verify` passes on it), it holds every batch that was
 //! acknowledged before the backup began, a server started on it answers
-//! the tokens of the original, and both audit logs record the backup.
+//! the tokens of the original, and both audit logs record the backup. And
+//! `socred verify`, which checks backups, never makes a store of its own.
 
 mod common;
 
@@ -180,4 +181,20 @@ fn a_backup_taken_while_the_server_ingests_verifies_and_serves() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// `socred verify` checks a data directory as it finds it: one without a
+/// store is refused, and left without one.
+#[test]
+fn verify_refuses_a_directory_without_a_store_and_leaves_it_empty() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = socred(&["verify", "--data"], &[empty.path()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("is not a socred data directory (it has no socred.sqlite)"),
+        "{}",
+        text(&output.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(empty.path()).unwrap().collect();
+    assert!(left.is_empty(), "verify wrote {left:?}");
 }

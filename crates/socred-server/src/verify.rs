@@ -147,9 +147,18 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
 
 /// `socred verify`: opens the registry in `data_dir` and verifies it.
 pub fn verify(data_dir: &Path) -> anyhow::Result<VerifyReport> {
+    // Never a store made afresh: opening one where there is none would
+    // create it.
+    let file = socred_store_sqlite::FILE_NAME;
     if !data_dir.is_dir() {
         anyhow::bail!(
             "{} is not a socred data directory (it does not exist)",
+            data_dir.display()
+        );
+    }
+    if !data_dir.join(file).is_file() {
+        anyhow::bail!(
+            "{} is not a socred data directory (it has no {file})",
             data_dir.display()
         );
     }
