@@ -515,8 +515,8 @@ pub fn backup(data: &Path, to: &Path) -> anyhow::Result<Code> {
     Ok(exit::OK)
 }
 
-pub fn verify(data: &Path) -> anyhow::Result<Code> {
-    let report = socred_server::verify(data)?;
+pub fn verify(data: &Path, store: Option<&str>) -> anyhow::Result<Code> {
+    let report = socred_server::verify(data, store)?;
     out!("{report}")?;
     Ok(if report.is_ok() {
         exit::OK

@@ -97,6 +97,11 @@ enum Command {
         /// Data directory of the embedded store.
         #[arg(long, default_value = "socred-data")]
         data: PathBuf,
+        /// Another store than the one in `--data`, as `serve` takes it:
+        /// `sqlite:DIR` or `postgres://user@host:port/db` (or the
+        /// `SOCRED_STORE` environment variable).
+        #[arg(long, env = "SOCRED_STORE")]
+        store: Option<String>,
     },
     /// Copies the embedded store, while the server runs, into a new
     /// directory that `serve --data` and `verify --data` open as they are;
@@ -240,7 +245,7 @@ fn main() -> ExitCode {
             store,
             history_cache,
         }),
-        Command::Verify { data } => commands::verify(&data),
+        Command::Verify { data, store } => commands::verify(&data, store.as_deref()),
         Command::Backup { data, to } => commands::backup(&data, &to),
         Command::Whatif {
             input,

@@ -88,32 +88,55 @@ pub(crate) async fn open_store(
     Ok(Arc::new(store))
 }
 
+/// Where a store is: the data directory of the embedded store, or what a
+/// `--store` URL names instead.
+pub(crate) enum StoreLocation<'a> {
+    Dir(&'a Path),
+    Memory,
+    Postgres(&'a str),
+}
+
+impl<'a> StoreLocation<'a> {
+    /// `url` when given (`sqlite:DIR`, `memory:`, `postgres://…`), else
+    /// `data_dir`.
+    pub(crate) fn new(data_dir: &'a Path, url: Option<&'a str>) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            return Ok(StoreLocation::Dir(data_dir));
+        };
+        if let Some(dir) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(StoreLocation::Dir(Path::new(dir)));
+        }
+        if url == "memory:" {
+            return Ok(StoreLocation::Memory);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(url));
+        }
+        anyhow::bail!(
+            "unsupported store `{url}`: use sqlite:DIR, memory: or postgres://user@host:port/db"
+        )
+    }
+}
+
+/// Connects to the PostgreSQL store at `url`.
+pub(crate) async fn connect_postgres(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store = socred_store_postgres::PostgresStore::connect(url)
+        .await
+        .context("cannot open the PostgreSQL store")?;
+    Ok(Arc::new(store))
+}
+
 async fn open_configured_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     let options = socred_store_sqlite::SqliteOptions {
         history_records: config.history_cache,
     };
-    match config.store.as_deref() {
-        None => open_store(&config.data_dir, options).await,
-        Some(url) => {
-            if let Some(dir) = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-            {
-                return open_store(Path::new(dir), options).await;
-            }
-            if url == "memory:" {
-                return Ok(Arc::new(MemoryStore::new()));
-            }
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                let store = socred_store_postgres::PostgresStore::connect(url)
-                    .await
-                    .context("cannot open the PostgreSQL store")?;
-                return Ok(Arc::new(store));
-            }
-            anyhow::bail!(
-                "unsupported store `{url}`: use sqlite:DIR, memory: or postgres://user@host:port/db"
-            )
-        }
+    match StoreLocation::new(&config.data_dir, config.store.as_deref())? {
+        StoreLocation::Dir(dir) => open_store(dir, options).await,
+        StoreLocation::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreLocation::Postgres(url) => connect_postgres(url).await,
     }
 }
 

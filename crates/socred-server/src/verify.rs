@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use socred_core::Engine;
+
+use crate::serve::StoreLocation;
 use socred_store::{
     pruned_through, verify_states, ChainBreak, ChainVerifier, StateMismatch, Store, StoreError,
     PRUNE_ACTION,
@@ -145,29 +147,39 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
     })
 }
 
-/// `socred verify`: opens the registry in `data_dir` and verifies it.
-pub fn verify(data_dir: &Path) -> anyhow::Result<VerifyReport> {
-    // Never a store made afresh: opening one where there is none would
-    // create it.
-    let file = socred_store_sqlite::FILE_NAME;
-    if !data_dir.is_dir() {
-        anyhow::bail!(
-            "{} is not a socred data directory (it does not exist)",
-            data_dir.display()
-        );
-    }
-    if !data_dir.join(file).is_file() {
-        anyhow::bail!(
-            "{} is not a socred data directory (it has no {file})",
-            data_dir.display()
-        );
+/// `socred verify`: opens the registry in `data_dir`, or at the `--store`
+/// URL `store` (as `socred serve` takes it), and verifies it.
+pub fn verify(data_dir: &Path, store: Option<&str>) -> anyhow::Result<VerifyReport> {
+    let location = StoreLocation::new(data_dir, store)?;
+    if let StoreLocation::Dir(dir) = location {
+        // Never a store made afresh: opening one where there is none
+        // would create it.
+        let file = socred_store_sqlite::FILE_NAME;
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{} is not a socred data directory (it does not exist)",
+                dir.display()
+            );
+        }
+        if !dir.join(file).is_file() {
+            anyhow::bail!(
+                "{} is not a socred data directory (it has no {file})",
+                dir.display()
+            );
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = crate::serve::open_store(data_dir, Default::default()).await?;
+        let store = match location {
+            StoreLocation::Dir(dir) => crate::serve::open_store(dir, Default::default()).await?,
+            StoreLocation::Postgres(url) => crate::serve::connect_postgres(url).await?,
+            StoreLocation::Memory => {
+                anyhow::bail!("a `memory:` store is empty when opened: there is nothing to verify")
+            }
+        };
         verify_store(store.as_ref()).await
     })
 }

@@ -331,8 +331,13 @@ impl Cluster {
     /// Runs one statement on database `postgres` over a plain connection;
     /// returns the first column of its first row, if any.
     pub async fn admin(&self, sql: &str) -> Result<Option<String>, String> {
+        self.admin_in("postgres", sql).await
+    }
+
+    /// Runs one statement on `database`, as [`Cluster::admin`] does.
+    pub async fn admin_in(&self, database: &str, sql: &str) -> Result<Option<String>, String> {
         let (client, connection) =
-            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            tokio_postgres::connect(&self.url(database), tokio_postgres::NoTls)
                 .await
                 .map_err(|e| format!("cannot connect to the throwaway cluster: {e}"))?;
         let connection = tokio::spawn(connection);

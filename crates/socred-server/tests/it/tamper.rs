@@ -40,7 +40,7 @@ fn edit(dir: &Path, sql: &str) {
 fn registry() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path());
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(
         report.is_ok(),
         "an untouched registry fails verification:\n{report}"
@@ -56,7 +56,7 @@ fn an_edited_audit_entry_is_caught() {
         dir.path(),
         "UPDATE audit SET detail = 'nothing to see' WHERE seq = 3",
     );
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert_eq!(
         report.chain_break.as_ref().map(|b| b.seq),
         Some(3),
@@ -69,7 +69,7 @@ fn an_edited_audit_entry_is_caught() {
 fn a_deleted_audit_entry_is_caught() {
     let dir = registry();
     edit(dir.path(), "DELETE FROM audit WHERE seq = 2");
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     let broken = report.chain_break.expect("a gap in the log verifies");
     assert_eq!(broken.seq, 2);
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
@@ -77,7 +77,7 @@ fn a_deleted_audit_entry_is_caught() {
     // The last entry: no gap, but the head no longer matches.
     let dir = registry();
     edit(dir.path(), "DELETE FROM audit WHERE seq = 4");
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(
         report.chain_break.is_some(),
         "a truncated log verifies: {report}"
@@ -89,7 +89,7 @@ fn an_altered_record_is_caught() {
     let dir = registry();
     let sql = "UPDATE records SET decided_at = decided_at - 400 WHERE provider = 'metro.shanghai' AND id = 'fe-2'";
     edit(dir.path(), sql);
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(report.chain_break.is_none(), "{report}");
     let subjects: Vec<String> = report
         .mismatches
@@ -168,7 +168,7 @@ fn entries_removed_at_the_end_of_retention_verify_and_a_forged_start_is_caught()
             .collect();
         assert!(seqs.iter().all(|&seq| seq > 4), "{log}");
     });
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(report.is_ok(), "{report}");
 
     // The removal's entry (5) deleted too, the anchor moved onto it.
@@ -180,7 +180,7 @@ fn entries_removed_at_the_end_of_retention_verify_and_a_forged_start_is_caught()
         )
         .unwrap();
     drop(connection);
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     let broken = report.chain_break.expect("a forged start verifies");
     assert_eq!(broken.seq, 6);
     assert!(
