@@ -4,6 +4,7 @@
 //! `duplicate`), the audit chain stays one valid chain, and every subject's
 //! state equals a fresh fold of its records, as `socred verify --store`
 //! says on the database; an entry edited behind their backs it catches.
+//! A public list paged at one server pages on at the other.
 //!
 //! Needs the PostgreSQL server binaries; without them the test says so
 //! loudly and passes, unless `SOCRED_REQUIRE_POSTGRES=1` (as in CI).
@@ -140,7 +141,7 @@ fn two_servers_share_one_database() {
         .to_string();
 
     // Batches 4..8 go to both servers at once.
-    let (addr_a, addr_b, token_b) = (a.1, b.1, token.clone());
+    let (addr_a, addr_b, token_b, token_a) = (a.1, b.1, token.clone(), token.clone());
     let first = std::thread::spawn(move || ingest(addr_a, token, 0..8));
     let second = std::thread::spawn(move || ingest(addr_b, token_b, 4..BATCHES));
     let (stored_a, duplicate_a) = first.join().unwrap();
@@ -156,6 +157,66 @@ fn two_servers_share_one_database() {
         duplicate_a + duplicate_b,
         overlap,
         "the other server said duplicate"
+    );
+    // A public list paged at one server pages on at the other: the cursor
+    // key is the database's, not a process's. Two fare evasions of
+    // yesterday (by the machine's clock, which is never ahead of the
+    // registry's Chinese day) put two persons on the rail ban list today.
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let yesterday = socred_core::Day((seconds / 86_400) as i32 - 1).to_string();
+    let recent: Vec<String> = (0..2)
+        .map(|i| {
+            let subject = socred_core::SubjectId::person(110105, 1980, 1, 1 + i, 7).unwrap();
+            json!({"provider": "metro.two", "id": format!("recent-{i}"), "subject": subject.to_string(),
+                "type": "transport.fare_evasion", "occurred_at": yesterday, "decided_at": yesterday,
+                "fields": {"station": "Two"}})
+            .to_string()
+        })
+        .collect();
+    let auth = format!("Bearer {}", token_a);
+    let response = request(
+        a.1,
+        "POST",
+        "/v1/records",
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ],
+        recent.join("\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json().unwrap()["counts"]["stored"], 2);
+    let first_page = request(
+        a.1,
+        "GET",
+        "/v1/public/lists/rail_ticket_ban?limit=1",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(first_page.status, 200, "{}", first_page.text());
+    let first_page = first_page.json().unwrap();
+    let after = first_page["next_after"]
+        .as_str()
+        .expect("more than one entry")
+        .to_string();
+    let next = request(
+        b.1,
+        "GET",
+        &format!("/v1/public/lists/rail_ticket_ban?limit=1&after={after}"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(next.status, 200, "{}", next.text());
+    let next = next.json().unwrap();
+    assert_ne!(
+        next["entries"][0]["subject"],
+        first_page["entries"][0]["subject"]
     );
     drop((a, b));
 

@@ -7,16 +7,28 @@
 //! taken back from anyone, it would let a caller find them by bisection
 //! (start after a guess, see whether the entry comes first). So the cursor
 //! is the identifier encrypted and authenticated under a key that only
-//! this process holds (ChaCha20-Poly1305, from `ring`, which the PostgreSQL
+//! the registry holds (ChaCha20-Poly1305, from `ring`, which the PostgreSQL
 //! client's TLS already builds), bound to the list it pages, and the
-//! server takes back no other: a cursor it did not issue, one for another
-//! list, or one from before a restart is refused, and the caller starts
-//! from the first page again.
+//! server takes back no other: a cursor the registry did not issue, or one
+//! for another list, is refused, and the caller starts from the first page
+//! again. The key is kept in the store (`Store::secret`, under
+//! [`CURSOR_KEY`]), made by the first server to start on it: every server
+//! of one database takes the others' cursors, and a restart keeps them
+//! valid. Whoever reads the store's tables could open cursors, but reads
+//! the identifiers there anyway.
 
+use anyhow::Context as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use socred_core::SubjectId;
+use socred_store::Store;
 
-/// The key that seals and opens cursors; one per process.
+/// The name of the cursor key among the store's secrets.
+pub const CURSOR_KEY: &str = "public_list_cursor_key";
+
+/// Bytes of the key.
+const KEY_BYTES: usize = 32;
+
+/// The key that seals and opens cursors.
 pub struct CursorSeal {
     key: LessSafeKey,
 }
@@ -33,10 +45,28 @@ pub struct ForeignCursor;
 
 impl CursorSeal {
     /// A fresh key from the operating system's random source.
-    pub fn new() -> anyhow::Result<CursorSeal> {
-        let mut bytes = [0u8; 32];
-        random(&mut bytes)?;
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes)
+    #[cfg(test)]
+    fn new() -> anyhow::Result<CursorSeal> {
+        Self::with_key(&fresh_key()?)
+    }
+
+    /// The key that `store` keeps, or a fresh one that it keeps from now on.
+    pub async fn kept_by(store: &dyn Store) -> anyhow::Result<CursorSeal> {
+        let key = store
+            .secret(CURSOR_KEY, &fresh_key()?)
+            .await
+            .context("cannot read the public lists' cursor key")?;
+        Self::with_key(&key)
+    }
+
+    fn with_key(bytes: &[u8]) -> anyhow::Result<CursorSeal> {
+        if bytes.len() != KEY_BYTES {
+            anyhow::bail!(
+                "the public lists' cursor key has {} bytes, not {KEY_BYTES}",
+                bytes.len()
+            );
+        }
+        let key = UnboundKey::new(&CHACHA20_POLY1305, bytes)
             .map_err(|_| anyhow::anyhow!("cannot make a cursor key"))?;
         Ok(CursorSeal {
             key: LessSafeKey::new(key),
@@ -79,6 +109,12 @@ impl CursorSeal {
             .map(|parsed| parsed.id)
             .map_err(|_| ForeignCursor)
     }
+}
+
+fn fresh_key() -> anyhow::Result<[u8; KEY_BYTES]> {
+    let mut bytes = [0u8; KEY_BYTES];
+    random(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn random(bytes: &mut [u8]) -> anyhow::Result<()> {

@@ -234,8 +234,8 @@ fn document() -> Value {
     );
     add("get", "/v1/public/lists/{id}", Op {
         summary: "Entries of a public list",
-        description: "Entries in force today, in identifier order, paginated. A person's identifier is shown without the month and day of birth (`1101051949****002X`), an organisation's whole. A list that is not public is `unknown_list` (404); an `after` that is not a cursor this server gave out for this list is `invalid_cursor` (400).",
-        roles: &[], params: [vec![path_param("id", "List id.")], paging("The opaque cursor to start after (`next_after` of the previous page); good for this list until the server restarts.")].concat(),
+        description: "Entries in force today, in identifier order, paginated. A person's identifier is shown without the month and day of birth (`1101051949****002X`), an organisation's whole. A list that is not public is `unknown_list` (404); an `after` that is not a cursor the registry gave out for this list is `invalid_cursor` (400).",
+        roles: &[], params: [vec![path_param("id", "List id.")], paging("The opaque cursor to start after (`next_after` of the previous page); good for this list at any server of the registry, restarted or not.")].concat(),
         body: None, ok_status: "200", ok: json_ok("A page of entries.", schema_ref("ListPage")),
     });
     add("post", "/v1/records", Op {

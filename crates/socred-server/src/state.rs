@@ -165,6 +165,7 @@ impl AppState {
             anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}")
         })?;
         let current = Arc::new(Current::new(rulebook, text.into()));
+        let cursors = CursorSeal::kept_by(store.as_ref()).await?;
         let audit = AuditLog::new(store.clone());
         Ok(AppState {
             inner: Arc::new(Shared {
@@ -176,7 +177,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 audit,
                 limits,
-                cursors: CursorSeal::new()?,
+                cursors,
             }),
         })
     }

@@ -1042,6 +1042,11 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.run(Kind::Write, move || self.try_secret(name, fresh))
+            .await
+    }
+
     async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
         self.chain_end(
             "read the audit chain's anchor",

@@ -285,6 +285,27 @@ impl PostgresStore {
         }))
     }
 
+    pub(crate) async fn try_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, Fault> {
+        in_transaction!(self, "keeping a secret", |s| {
+            s.execute(
+                "keep a secret",
+                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh],
+            )
+            .await?;
+            let row = s
+                .query_opt(
+                    "read a secret",
+                    "SELECT value FROM secrets WHERE name = $1",
+                    &[&name],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("the secret `{name}` went away")))?;
+            let value: Vec<u8> = row.try_get(0).map_err(decode("read a secret"))?;
+            Ok(value)
+        })
+    }
+
     pub(crate) async fn try_put_principal(
         &self,
         principal: &Principal,

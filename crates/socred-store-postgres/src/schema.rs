@@ -302,6 +302,16 @@ CREATE TABLE IF NOT EXISTS audit_anchor (
 );
 "#;
 
+/// Version 10: secrets the servers of a store share (`Store::secret`). A
+/// reference table on Citus, as principals are, so that every coordinator
+/// reads the same.
+const V10_SQL: &str = r#"
+CREATE TABLE IF NOT EXISTS secrets (
+    name  text NOT NULL PRIMARY KEY,
+    value bytea NOT NULL
+);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -350,6 +360,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V9_SQL,
         citus: &[],
+    },
+    Migration {
+        sql: V10_SQL,
+        citus: &["SELECT create_reference_table('secrets')"],
     },
 ];
 

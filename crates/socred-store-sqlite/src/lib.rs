@@ -1600,6 +1600,24 @@ impl Store for SqliteStore {
         self.read(|conn| chain_end(conn, "audit_anchor")).await
     }
 
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, fresh) = (name.to_string(), fresh.to_vec());
+        self.write(None, move |tx| {
+            tx.tx
+                .execute(
+                    "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                    params![name, fresh],
+                )
+                .map_err(db("keep a secret"))?;
+            tx.tx
+                .query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |row| {
+                    row.get(0)
+                })
+                .map_err(db("read a secret"))
+        })
+        .await
+    }
+
     async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
         self.read(move |conn| {
             // In `seq` order from the start: reads the stretch that is

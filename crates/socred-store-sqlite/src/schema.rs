@@ -386,6 +386,12 @@ const V11: &str = "CREATE TABLE audit_anchor (
     hash TEXT NOT NULL
 );";
 
+/// Version 12: secrets the servers of a store share (`Store::secret`).
+const V12: &str = "CREATE TABLE secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -399,6 +405,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V9),
     Migration::Sql(V10),
     Migration::Sql(V11),
+    Migration::Sql(V12),
 ];
 
 /// The schema version this code writes.

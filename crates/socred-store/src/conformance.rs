@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
                 random_writes_agree_with_the_memory_store => check_random_operations,
                 records_held_by_type => check_held_record_types,
                 audit_entries_go_at_the_end_of_retention => check_audit_retention,
+                a_secret_is_kept_once => check_secrets,
             );
 
             #[tokio::test]
@@ -1953,6 +1954,21 @@ pub async fn check_subjects_paging(store: &dyn Store) {
     assert_eq!(at_once[0].0.len(), 1);
     assert!(at_once[5].0.is_empty());
     assert!(all.iter().all(|s| s.kind() == SubjectKind::Person));
+}
+
+/// The first secret kept under a name stays: a later caller's fresh one
+/// is not kept, and gets the first back.
+pub async fn check_secrets(store: &dyn Store) {
+    let first = store.secret("cursor", &[1; 32]).await.expect("a secret");
+    assert_eq!(first, vec![1; 32]);
+    let again = store.secret("cursor", &[2; 32]).await.expect("a secret");
+    assert_eq!(again, vec![1; 32], "the first secret stays");
+    let other = store.secret("other", &[3, 4]).await.expect("a secret");
+    assert_eq!(other, vec![3, 4], "each name keeps its own");
+    assert_eq!(
+        store.secret("cursor", &[]).await.expect("a secret"),
+        vec![1; 32]
+    );
 }
 
 /// Principals are found by the hash of their token, never by the token.

@@ -595,6 +595,12 @@ pub trait Store: Send + Sync + 'static {
     /// All principals, revoked ones included, by id.
     async fn principals(&self) -> Result<Vec<Principal>, StoreError>;
 
+    /// The secret kept under `name`, after keeping `fresh` there if none
+    /// was: whichever server of a store asks first sets it, and every
+    /// server of that store, now or after a restart, gets the same (the
+    /// key that seals public lists' page cursors).
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+
     /// The principal `id`, revoked or not. By default from
     /// [`Store::principals`]; a database reads it by its key.
     async fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {

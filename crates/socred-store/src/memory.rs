@@ -45,6 +45,7 @@ struct Inner {
     head: Option<(u64, String)>,
     /// The last entry removed at the end of the log's retention.
     anchor: Option<(u64, String)>,
+    secrets: BTreeMap<String, Vec<u8>>,
     counts: Counts,
 }
 
@@ -716,6 +717,16 @@ impl Store for MemoryStore {
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self.lock()?.head.clone())
+    }
+
+    async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.write(|inner| {
+            Ok(inner
+                .secrets
+                .entry(name.to_string())
+                .or_insert_with(|| fresh.to_vec())
+                .clone())
+        })
     }
 
     async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {

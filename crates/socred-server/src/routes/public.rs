@@ -213,7 +213,7 @@ pub struct MembersView {
     as_of: Day,
     entries: Vec<MemberView>,
     /// Pass as `after` for the next page; absent on the last page. Opaque,
-    /// and good for this list until the server restarts.
+    /// and good for this list at any server of the registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_after: Option<String>,
 }
@@ -246,9 +246,9 @@ pub async fn list_members(
                 ApiError::bad_request(
                     "invalid_cursor",
                     format!(
-                        "`after` is not a cursor this server gave out for list `{id}` \
-                         (cursors are the `next_after` of a page, and end when the \
-                         server restarts); start again without `after`"
+                        "`after` is not a cursor the registry gave out for list `{id}` \
+                         (cursors are the `next_after` of a page); start again without \
+                         `after`"
                     ),
                 )
             })

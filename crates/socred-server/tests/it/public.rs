@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use serde_json::json;
+use socred_server::Limits;
 
 use crate::harness::*;
 
@@ -115,6 +116,23 @@ async fn only_public_lists_are_listed_and_paged() {
     h.get("/v1/public/lists/rail_ticket_ban?limit=-1", None)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+
+    // The key is the registry's: another server on the same store (or this
+    // one restarted) takes the cursor, and a server of another registry
+    // does not.
+    let next = format!("/v1/public/lists/rail_ticket_ban?limit=2&after={after}");
+    let same_store = Harness::over(h.store.clone(), Limits::default()).await;
+    let page = same_store
+        .get(&next, None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page["entries"].as_array().unwrap(), rest);
+    Harness::new()
+        .await
+        .get(&next, None)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_cursor");
 }
 
 fn shows_an_identifier(text: &str, people: &[socred_core::SubjectId]) -> bool {

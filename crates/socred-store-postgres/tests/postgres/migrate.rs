@@ -161,7 +161,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 9);
+    assert_eq!(SCHEMA_VERSION, 10);
     let index = client
         .query_opt(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'list_entries' \
