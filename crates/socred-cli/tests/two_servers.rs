@@ -4,7 +4,9 @@
 //! `duplicate`), the audit chain stays one valid chain, and every subject's
 //! state equals a fresh fold of its records, as `socred verify --store`
 //! says on the database; an entry edited behind their backs it catches.
-//! A public list paged at one server pages on at the other.
+//! A public list paged at one server pages on at the other, and a rulebook
+//! installed at one is taken by the other, which writes nothing under the
+//! rulebook before meanwhile.
 //!
 //! Needs the PostgreSQL server binaries; without them the test says so
 //! loudly and passes, unless `SOCRED_REQUIRE_POSTGRES=1` (as in CI).
@@ -71,6 +73,23 @@ fn batch(number: usize) -> String {
         .join("\n")
 }
 
+/// Sends `body` of `content_type` to `addr` with `method` and bearer `token`.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &[u8],
+) -> socred_server::client::Response {
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type),
+    ];
+    request(addr, method, path, &headers, body).unwrap()
+}
+
 /// Sends batches `range` to `addr`; returns (stored, duplicate) counts.
 fn ingest(addr: SocketAddr, token: String, range: std::ops::Range<usize>) -> (u64, u64) {
     let mut connection = Connection::open(addr).unwrap();
@@ -121,19 +140,15 @@ fn two_servers_share_one_database() {
     let body = json!({"id": "two-provider", "name": "Two servers", "role": "provider", "scope": "metro.two",
         "record_types": ["transport.fare_evasion"]})
     .to_string();
-    let auth = format!("Bearer {}", a.2.as_deref().unwrap());
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let response = request(
+    let admin = a.2.clone().unwrap();
+    let response = send(
         a.1,
         "POST",
         "/v1/admin/principals",
-        &headers,
+        &admin,
+        "application/json",
         body.as_bytes(),
-    )
-    .unwrap();
+    );
     assert_eq!(response.status, 201, "{}", response.text());
     let token = response.json().unwrap()["token"]
         .as_str()
@@ -141,8 +156,8 @@ fn two_servers_share_one_database() {
         .to_string();
 
     // Batches 4..8 go to both servers at once.
-    let (addr_a, addr_b, token_b, token_a) = (a.1, b.1, token.clone(), token.clone());
-    let first = std::thread::spawn(move || ingest(addr_a, token, 0..8));
+    let (addr_a, addr_b, token_a, token_b) = (a.1, b.1, token.clone(), token.clone());
+    let first = std::thread::spawn(move || ingest(addr_a, token_a, 0..8));
     let second = std::thread::spawn(move || ingest(addr_b, token_b, 4..BATCHES));
     let (stored_a, duplicate_a) = first.join().unwrap();
     let (stored_b, duplicate_b) = second.join().unwrap();
@@ -176,18 +191,14 @@ fn two_servers_share_one_database() {
             .to_string()
         })
         .collect();
-    let auth = format!("Bearer {}", token_a);
-    let response = request(
+    let response = send(
         a.1,
         "POST",
         "/v1/records",
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ],
+        &token,
+        "application/x-ndjson",
         recent.join("\n").as_bytes(),
-    )
-    .unwrap();
+    );
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.json().unwrap()["counts"]["stored"], 2);
     let first_page = request(
@@ -217,6 +228,66 @@ fn two_servers_share_one_database() {
     assert_ne!(
         next["entries"][0]["subject"],
         first_page["entries"][0]["subject"]
+    );
+    // A rulebook installed at one server: the other refuses writes under
+    // the rulebook before (`rulebook_changed`) until it follows, within
+    // seconds, and then answers with the new one.
+    let text = request(a.1, "GET", "/v1/rulebook", &[], b"")
+        .unwrap()
+        .json()
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = text
+        .lines()
+        .find(|line| line.starts_with("version = "))
+        .unwrap();
+    let newer = text.replacen(version, "version = \"2026.1-two\"", 1);
+    let response = send(
+        a.1,
+        "PUT",
+        "/v1/admin/rulebook",
+        &admin,
+        "application/toml",
+        newer.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut refused = 0;
+    loop {
+        let response = send(
+            b.1,
+            "POST",
+            "/v1/records",
+            &token,
+            "application/x-ndjson",
+            batch(BATCHES).as_bytes(),
+        );
+        if response.status == 200 {
+            break;
+        }
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(
+            response.text().contains("rulebook_changed"),
+            "{}",
+            response.text()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second server never followed"
+        );
+        refused += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let label = request(b.1, "GET", "/v1/rulebook", &[], b"")
+        .unwrap()
+        .json()
+        .unwrap()["label"]
+        .clone();
+    assert_eq!(
+        label, "socred-default@2026.1-two",
+        "after {refused} refusals"
     );
     drop((a, b));
 

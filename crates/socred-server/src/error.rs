@@ -109,6 +109,15 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Corrupt(what) => ApiError::internal("store data is corrupt", &what),
+            StoreError::RulebookChanged(what) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rulebook_changed",
+                format!(
+                    "the rulebook in force changed while this request was handled ({what}); \
+                     nothing was written: send it again in a few seconds, once this server \
+                     has taken the new rulebook"
+                ),
+            ),
         }
     }
 }

@@ -146,6 +146,25 @@ pub async fn open_state(config: &ServeConfig) -> anyhow::Result<AppState> {
     AppState::open(store, Arc::new(SystemClock), Limits::default()).await
 }
 
+/// How often a server looks whether another server of its database
+/// installed a rulebook.
+const RULEBOOK_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes every rulebook another server of the same store installs, within
+/// [`RULEBOOK_POLL`], for as long as the server runs. Meanwhile the store
+/// refuses this server's writes that fold with the rulebook before
+/// (`rulebook_changed`), so no file is written under it.
+async fn follow_rulebook(state: AppState) {
+    loop {
+        tokio::time::sleep(RULEBOOK_POLL).await;
+        match state.follow_rulebook().await {
+            Ok(Some(label)) => tracing::info!(%label, "took the rulebook another server installed"),
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "cannot follow the rulebook in force"),
+        }
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
@@ -198,6 +217,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
     tokio::spawn(crate::erasure::daily(state.clone()));
+    tokio::spawn(follow_rulebook(state.clone()));
     axum::serve(listener, crate::routes::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -182,6 +182,35 @@ impl AppState {
         })
     }
 
+    /// Takes the rulebook that the store names as in force when it is not
+    /// the one this server holds: another server of the same database
+    /// installed it. Returns its label when one was taken.
+    pub async fn follow_rulebook(&self) -> anyhow::Result<Option<String>> {
+        let in_force = |versions: Vec<socred_store::RulebookVersion>| {
+            versions.into_iter().last().map(|version| version.label)
+        };
+        let Some(label) = in_force(self.store().rulebooks().await?) else {
+            return Ok(None);
+        };
+        if label == self.current().label {
+            return Ok(None);
+        }
+        // Not while this server's own upload recomputes the files (it takes
+        // the new rulebook itself after), nor under a write in flight.
+        let _gate = self.inner.write_gate.write().await;
+        let Some((label, text)) = self.store().current_rulebook().await? else {
+            return Ok(None);
+        };
+        if label == self.current().label {
+            return Ok(None);
+        }
+        let rulebook = socred_schema::load_rulebook(&label, &text).map_err(|errors| {
+            anyhow::anyhow!("the rulebook in force, {label}, does not load:\n{errors}")
+        })?;
+        self.swap_current(Current::new(rulebook, text.into()));
+        Ok(Some(label))
+    }
+
     /// The rulebook in force now. Hold on to the `Arc` for the whole
     /// request: a concurrent upload swaps in a new one without disturbing it.
     pub fn current(&self) -> Arc<Current> {

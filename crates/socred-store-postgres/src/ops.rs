@@ -82,6 +82,7 @@ impl PostgresStore {
         Ok(in_transaction!(self, "a write", |s| {
             let subjects: BTreeSet<SubjectId> = batch.iter().map(|s| s.item.subject()).collect();
             let mut overlay = Overlay::new(write::lock_subjects(s, &subjects).await?);
+            write::check_rulebook(s, engine).await?;
             let (record_keys, fact_keys) = keys_of(batch.iter().map(|s| &s.item));
             write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
             let reviews = batch
@@ -115,6 +116,7 @@ impl PostgresStore {
         Ok(in_transaction!(self, "an erasure", |s| {
             let locked: BTreeSet<SubjectId> = subjects.iter().copied().collect();
             let mut overlay = Overlay::new(write::lock_subjects(s, &locked).await?);
+            write::check_rulebook(s, engine).await?;
             write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
             write::fetch_not_in_effect(s, &mut overlay).await?;
             let engine = engine.clone();
@@ -156,6 +158,7 @@ impl PostgresStore {
             };
             let mut overlay =
                 Overlay::new(write::lock_subjects(s, &BTreeSet::from([subject])).await?);
+            write::check_rulebook(s, engine).await?;
             write::fetch(s, &mut overlay, &record_keys, &fact_keys).await?;
             // Approving a fact checks the record it names: fetch that one too.
             if let ItemKey::Fact(fact) = key {
@@ -214,6 +217,7 @@ impl PostgresStore {
             let count = subjects.len() as u64;
             if !subjects.is_empty() {
                 let mut overlay = Overlay::new(write::lock_subjects(s, &subjects).await?);
+                write::check_rulebook(s, engine).await?;
                 write::fetch(s, &mut overlay, &BTreeSet::new(), &BTreeSet::new()).await?;
                 let engine = engine.clone();
                 let list: Vec<SubjectId> = subjects.into_iter().collect();

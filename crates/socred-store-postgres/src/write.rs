@@ -122,6 +122,30 @@ pub(crate) async fn claims(
     Ok(held)
 }
 
+/// Refuses the write when the database names another rulebook than
+/// `engine`'s as in force (`socred_store::check_rulebook`). Called after the
+/// subjects' locks: an upload committed before it is seen here, and the
+/// recomputation after one committed later waits for these locks, so it
+/// refolds what this write stores.
+pub(crate) async fn check_rulebook(
+    s: &mut Tx<'_, '_>,
+    engine: &socred_core::Engine,
+) -> Result<(), Fault> {
+    let row = s
+        .query_opt(
+            "read the rulebook in force",
+            "SELECT label FROM rulebooks ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    let in_force: Option<String> = row
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(decode("read the rulebook in force"))?;
+    socred_store::check_rulebook(in_force.as_deref(), engine)?;
+    Ok(())
+}
+
 /// Fetches into `overlay` the records under `record_keys`, the facts under
 /// `fact_keys` and the rows in effect of every locked subject not loaded
 /// yet.

@@ -367,6 +367,15 @@ impl Shared {
         if cache.check(data_version) {
             self.coherent.foreign_write();
         }
+        if let Some(engine) = &engine {
+            // Under the write lock, which this transaction holds from its
+            // start: no upload can come between this and the commit.
+            let in_force: Option<String> = tx
+                .prepare_cached("SELECT label FROM rulebooks ORDER BY seq DESC LIMIT 1")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
+                .map_err(db("read the rulebook in force"))?;
+            socred_store::check_rulebook(in_force.as_deref(), engine)?;
+        }
         let rulebook = engine.map(|engine| engine.rulebook.clone());
         if let Some(rulebook) = &rulebook {
             cache.use_rulebook(rulebook);

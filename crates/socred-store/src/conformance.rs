@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 records_held_by_type => check_held_record_types,
                 audit_entries_go_at_the_end_of_retention => check_audit_retention,
                 a_secret_is_kept_once => check_secrets,
+                writes_fold_with_the_rulebook_in_force => check_rulebook_in_force,
             );
 
             #[tokio::test]
@@ -1954,6 +1955,91 @@ pub async fn check_subjects_paging(store: &dyn Store) {
     assert_eq!(at_once[0].0.len(), 1);
     assert!(at_once[5].0.is_empty());
     assert!(all.iter().all(|s| s.kind() == SubjectKind::Person));
+}
+
+/// A write that folds with a rulebook other than the one the store names
+/// as in force (another server installed a newer one) is refused whole,
+/// and leaves the store as it was; one with the rulebook in force, or on a
+/// store that names none (as the other checks write), is taken.
+pub async fn check_rulebook_in_force(store: &dyn Store) {
+    let engine = engine();
+    let first = fare(&engine, "f-1", person(1), "2026-01-01");
+    assert_eq!(
+        ingest(store, &engine, records(&[&first])).await,
+        vec![Outcome::Stored]
+    );
+    store
+        .put_rulebook(
+            &engine.rulebook.label(),
+            "the engine's",
+            "admin",
+            Vec::new(),
+        )
+        .await
+        .expect("upload");
+    let pending = judgment(&engine, "zhi-1", person(2), "2026-03-16", "case 1");
+    let waits = Submission {
+        review: ReviewNeed::Required,
+        ..submit(Item::Record(pending.clone()))
+    };
+    assert_eq!(
+        ingest(store, &engine, vec![waits]).await,
+        vec![Outcome::PendingReview]
+    );
+
+    store
+        .put_rulebook("city@9", "newer", "admin", Vec::new())
+        .await
+        .expect("upload");
+    let before = store.counts().await.expect("counts");
+    let changed = |result: Result<(), crate::StoreError>, what: &str| match result {
+        Err(crate::StoreError::RulebookChanged(reason)) => assert!(
+            reason.contains("city@9") && reason.contains(&engine.rulebook.label()),
+            "{what}: {reason}"
+        ),
+        other => panic!("{what} under a rulebook no longer in force: {other:?}"),
+    };
+    let third = fare(&engine, "f-3", person(3), "2026-01-03");
+    changed(
+        store
+            .ingest(&engine, records(&[&third]), vec![audit("ingest", None)])
+            .await
+            .map(drop),
+        "an ingest",
+    );
+    changed(
+        store
+            .approve(
+                &engine,
+                &ItemKey::Record(pending.key.clone()),
+                "reviewer.wang",
+                review_day(),
+                Vec::new(),
+            )
+            .await
+            .map(drop),
+        "an approval",
+    );
+    changed(
+        store
+            .erase(
+                &engine,
+                vec![person(1)],
+                day("2040-01-01"),
+                audit("erase", None),
+            )
+            .await
+            .map(drop),
+        "an erasure",
+    );
+    changed(
+        store.recompute_all(&engine).await.map(drop),
+        "a recomputation",
+    );
+    assert_eq!(store.counts().await.expect("counts"), before);
+    assert_eq!(state(store, person(3)).await, None);
+    assert_eq!(state(store, person(2)).await, None, "still waiting");
+    assert!(state(store, person(1)).await.is_some(), "not erased");
 }
 
 /// The first secret kept under a name stays: a later caller's fresh one

@@ -1,5 +1,5 @@
 //! The one error type of the storage layer. Driver errors (SQLite,
-//! PostgreSQL, I/O) are wrapped into these four kinds so that the server can
+//! PostgreSQL, I/O) are wrapped into these kinds so that the server can
 //! tell a client's mistake from an outage from damaged data without knowing
 //! which backend runs.
 
@@ -19,4 +19,28 @@ pub enum StoreError {
     /// newer than this program.
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    /// The write was folded with a rulebook that is no longer the one the
+    /// store names as in force (another server installed a newer one).
+    /// Nothing was written: load the rulebook in force and write again.
+    #[error("rulebook changed: {0}")]
+    RulebookChanged(String),
+}
+
+/// Refuses a write folded with `engine` when the store names another
+/// rulebook, `in_force`, as the one in force; a store that names none
+/// takes any. Every store checks it in the transaction of each write that
+/// folds, after locking the subjects it folds: so a server that has not
+/// yet learnt of another server's upload never writes a file under the
+/// rulebook before it.
+pub fn check_rulebook(
+    in_force: Option<&str>,
+    engine: &socred_core::Engine,
+) -> Result<(), StoreError> {
+    let folded_with = engine.rulebook.label();
+    match in_force {
+        Some(label) if label != folded_with => Err(StoreError::RulebookChanged(format!(
+            "the rulebook in force is {label}, not {folded_with} that this write was folded with"
+        ))),
+        _ => Ok(()),
+    }
 }

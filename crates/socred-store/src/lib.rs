@@ -41,7 +41,7 @@ pub use audit::{
     AuditEntry, ChainBreak, ChainVerifier, GENESIS_HASH, PRUNE_ACTION,
 };
 pub use codec::{decode_state, encode_state, FORMAT as STATE_FORMAT};
-pub use error::StoreError;
+pub use error::{check_rulebook, StoreError};
 pub use memory::MemoryStore;
 pub use rows::{
     decode_subject, pending_items, readback, FactRow, ItemMeta, Readback, RecordRow, Status,

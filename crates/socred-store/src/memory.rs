@@ -23,6 +23,17 @@ use crate::{
     Principal, RulebookVersion, Store, StoreError, Submission,
 };
 
+/// The writer of a write that folds with `engine`, unless the store names
+/// another rulebook as in force (`check_rulebook`).
+fn writer<'e>(inner: &Inner, engine: &'e Engine) -> Result<Writer<'e>, StoreError> {
+    let in_force = inner
+        .rulebooks
+        .last()
+        .map(|(version, _)| version.label.as_str());
+    crate::check_rulebook(in_force, engine)?;
+    Ok(Writer::new(engine, now_ms()))
+}
+
 #[derive(Clone, Debug, Default)]
 struct Inner {
     records: BTreeMap<RecordKey, RecordRow>,
@@ -349,7 +360,7 @@ impl Store for MemoryStore {
         batch: Vec<Submission>,
         audit: Vec<AuditDraft>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        self.write(|inner| Writer::new(engine, now_ms()).ingest(inner, batch, &audit))
+        self.write(|inner| writer(inner, engine)?.ingest(inner, batch, &audit))
     }
 
     async fn approve(
@@ -360,9 +371,7 @@ impl Store for MemoryStore {
         today: Day,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
-        self.write(|inner| {
-            Writer::new(engine, now_ms()).approve(inner, key, reviewer, today, &audit)
-        })
+        self.write(|inner| writer(inner, engine)?.approve(inner, key, reviewer, today, &audit))
     }
 
     async fn reject(
@@ -373,9 +382,7 @@ impl Store for MemoryStore {
         reason: &str,
         audit: Vec<AuditDraft>,
     ) -> Result<PendingItem, StoreError> {
-        self.write(|inner| {
-            Writer::new(engine, now_ms()).reject(inner, key, reviewer, reason, &audit)
-        })
+        self.write(|inner| writer(inner, engine)?.reject(inner, key, reviewer, reason, &audit))
     }
 
     async fn pending(
@@ -548,7 +555,7 @@ impl Store for MemoryStore {
         self.write(|inner| {
             let subjects: Vec<SubjectId> = inner.states.keys().copied().collect();
             let count = subjects.len() as u64;
-            Writer::new(engine, now_ms()).recompute(inner, subjects)?;
+            writer(inner, engine)?.recompute(inner, subjects)?;
             Ok(count)
         })
     }
@@ -562,7 +569,7 @@ impl Store for MemoryStore {
     ) -> Result<Erasure, StoreError> {
         self.write(|inner| {
             let (erasure, entries) =
-                Writer::new(engine, now_ms()).erase(inner, subjects, today, &audit)?;
+                writer(inner, engine)?.erase(inner, subjects, today, &audit)?;
             inner.append_audit(&entries)?;
             Ok(erasure)
         })

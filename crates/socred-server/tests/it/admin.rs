@@ -966,6 +966,51 @@ async fn issue(h: &Harness, body: &serde_json::Value) -> serde_json::Value {
 }
 
 /// The operator uploads `text` as the rulebook.
+/// Two servers on one store: a rulebook installed at one is refused to
+/// the other's writes under the rulebook before (`rulebook_changed`,
+/// nothing written) until that server follows the rulebook in force, as
+/// its poll does within seconds; then its writes and answers are the new
+/// rulebook's.
+#[tokio::test]
+async fn a_server_follows_the_rulebook_another_installed() {
+    let h = Harness::new().await;
+    let other = Harness::over(h.store.clone(), socred_server::Limits::default()).await;
+    assert_eq!(other.state.follow_rulebook().await.unwrap(), None);
+    let shorter = seven_day_bans(&rulebook_text(&h).await, "test.2");
+    put_rulebook(&h, shorter).await.expect(StatusCode::OK);
+
+    let line = fare_evasion("fe-1", alice(), "2026-05-20");
+    let reply = other
+        .ingest(METRO, std::slice::from_ref(&line))
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "rulebook_changed");
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("socred-default@test.2"),
+        "{}",
+        reply.text
+    );
+    assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
+    assert_eq!(h.store.counts().await.unwrap().records, 0);
+
+    assert_eq!(
+        other.state.follow_rulebook().await.unwrap().as_deref(),
+        Some("socred-default@test.2")
+    );
+    assert_eq!(other.state.follow_rulebook().await.unwrap(), None);
+    assert_eq!(
+        other.get("/v1/rulebook", None).await.json()["label"],
+        "socred-default@test.2"
+    );
+    other.ingest(METRO, &[line]).await.expect(StatusCode::OK);
+    // Seven days' ban, over by today at either server.
+    assert!(!other.applies(RAIL, alice(), "no_rail_tickets").await);
+    let report = socred_server::verify_store(h.store.as_ref()).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+}
+
 async fn put_rulebook(h: &Harness, text: String) -> Reply {
     h.send(
         Method::PUT,
