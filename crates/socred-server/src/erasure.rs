@@ -173,12 +173,32 @@ fn add(total: &mut Erasure, done: Erasure) {
     total.held_back += done.held_back;
 }
 
-/// Runs [`erase_due`] a minute after the start and then once a day, for
+/// [`erase_due`]; and when another server of the store installed a
+/// rulebook that this one has not taken yet (the store refuses a run under
+/// the rulebook before), takes it and runs again, rather than failing the
+/// operator's call or waiting a day.
+pub async fn erase_due_in_force(
+    state: &AppState,
+    actor: (&str, &str),
+) -> Result<ErasureRun, StoreError> {
+    match erase_due(state, actor).await {
+        Err(StoreError::RulebookChanged(reason)) => {
+            if let Err(error) = state.follow_rulebook().await {
+                tracing::error!(%error, "cannot follow the rulebook in force");
+                return Err(StoreError::RulebookChanged(reason));
+            }
+            erase_due(state, actor).await
+        }
+        other => other,
+    }
+}
+
+/// Runs [`erase_due_in_force`] a minute after the start and then once a day, for
 /// as long as the server runs; each run's figures go to the log.
 pub async fn daily(state: AppState) {
     tokio::time::sleep(FIRST_RUN_AFTER).await;
     loop {
-        match erase_due(&state, ("socred", "system")).await {
+        match erase_due_in_force(&state, ("socred", "system")).await {
             Ok(run) => tracing::info!(
                 as_of = %run.as_of,
                 subjects = run.erasure.subjects,

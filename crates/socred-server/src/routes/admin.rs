@@ -647,6 +647,6 @@ pub async fn erase(
 ) -> Result<Json<crate::erasure::ErasureRun>, ApiError> {
     caller.require(&[Role::Admin])?;
     Ok(Json(
-        crate::erasure::erase_due(&state, caller.actor()).await?,
+        crate::erasure::erase_due_in_force(&state, caller.actor()).await?,
     ))
 }

@@ -1007,6 +1007,23 @@ async fn a_server_follows_the_rulebook_another_installed() {
     other.ingest(METRO, &[line]).await.expect(StatusCode::OK);
     // Seven days' ban, over by today at either server.
     assert!(!other.applies(RAIL, alice(), "no_rail_tickets").await);
+
+    // An erasure run at a server behind, with a record past retention,
+    // takes the rulebook in force first and then erases.
+    let third = Harness::over(h.store.clone(), socred_server::Limits::default()).await;
+    put_rulebook(&h, seven_day_bans(&rulebook_text(&h).await, "test.3"))
+        .await
+        .expect(StatusCode::OK);
+    third
+        .clock
+        .set_day(socred_core::Day::parse("2032-01-01").unwrap());
+    let run = third
+        .post_json("/v1/admin/erasure", Some(ADMIN), &json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(run["records"], 1, "{run}");
+    assert_eq!(third.state.current().label, "socred-default@test.3");
     let report = socred_server::verify_store(h.store.as_ref()).await.unwrap();
     assert!(report.is_ok(), "{report}");
 }
