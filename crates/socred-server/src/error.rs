@@ -87,9 +87,24 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// Marks a response refused because the store names another rulebook as
+/// in force than this server's: the layer that sees it
+/// (`routes::follow_on_change`) takes that rulebook before the answer
+/// leaves, so that the request sent again is taken.
+#[derive(Clone, Copy, Debug)]
+pub struct RulebookChanged;
+
+/// The code of that refusal.
+pub const RULEBOOK_CHANGED: &str = "rulebook_changed";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let changed = self.code == RULEBOOK_CHANGED;
+        let mut response = (self.status, Json(self.body())).into_response();
+        if changed {
+            response.extensions_mut().insert(RulebookChanged);
+        }
+        response
     }
 }
 
@@ -111,11 +126,11 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(what) => ApiError::internal("store data is corrupt", &what),
             StoreError::RulebookChanged(what) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "rulebook_changed",
+                RULEBOOK_CHANGED,
                 format!(
-                    "the rulebook in force changed while this request was handled ({what}); \
-                     nothing was written: send it again in a few seconds, once this server \
-                     has taken the new rulebook"
+                    "another server installed a rulebook while this request was handled \
+                     ({what}); nothing was written: send it again, this server has taken \
+                     the rulebook in force now"
                 ),
             ),
         }

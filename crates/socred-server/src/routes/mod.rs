@@ -13,7 +13,7 @@ mod public;
 mod review;
 pub(crate) mod subjects;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -90,6 +90,10 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::portal::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            follow_on_change,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::metrics::track,
         ))
         .fallback(not_found)
@@ -97,6 +101,30 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Takes the rulebook in force, before the answer leaves, when the store
+/// refused a write because another server installed it
+/// (`error::RulebookChanged`): the caller's request sent again is then
+/// folded with it, without waiting for the periodic look.
+async fn follow_on_change(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<crate::error::RulebookChanged>()
+        .is_some()
+    {
+        match state.follow_rulebook().await {
+            Ok(Some(label)) => tracing::info!(%label, "took the rulebook another server installed"),
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "cannot follow the rulebook in force"),
+        }
+    }
+    response
 }
 
 /// Refuses a query string on an API operation that takes no query

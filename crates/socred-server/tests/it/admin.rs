@@ -968,18 +968,25 @@ async fn issue(h: &Harness, body: &serde_json::Value) -> serde_json::Value {
 /// The operator uploads `text` as the rulebook.
 /// Two servers on one store: a rulebook installed at one is refused to
 /// the other's writes under the rulebook before (`rulebook_changed`,
-/// nothing written) until that server follows the rulebook in force, as
-/// its poll does within seconds; then its writes and answers are the new
-/// rulebook's.
+/// nothing written), and that refusal makes the other server take the
+/// rulebook in force before it answers (as its periodic look would within
+/// seconds); the same request sent again is then taken, and its answers
+/// are the new rulebook's.
 #[tokio::test]
 async fn a_server_follows_the_rulebook_another_installed() {
     let h = Harness::new().await;
     let other = Harness::over(h.store.clone(), socred_server::Limits::default()).await;
     assert_eq!(other.state.follow_rulebook().await.unwrap(), None);
+    // The periodic look, called by hand: it takes an upload at the other.
+    let look = Harness::over(h.store.clone(), socred_server::Limits::default()).await;
     let shorter = seven_day_bans(&rulebook_text(&h).await, "test.2");
     put_rulebook(&h, shorter).await.expect(StatusCode::OK);
 
     let line = fare_evasion("fe-1", alice(), "2026-05-20");
+    assert_eq!(
+        look.state.follow_rulebook().await.unwrap().as_deref(),
+        Some("socred-default@test.2")
+    );
     let reply = other
         .ingest(METRO, std::slice::from_ref(&line))
         .await
@@ -995,10 +1002,7 @@ async fn a_server_follows_the_rulebook_another_installed() {
     assert!(!h.applies(RAIL, alice(), "no_rail_tickets").await);
     assert_eq!(h.store.counts().await.unwrap().records, 0);
 
-    assert_eq!(
-        other.state.follow_rulebook().await.unwrap().as_deref(),
-        Some("socred-default@test.2")
-    );
+    assert_eq!(other.state.current().label, "socred-default@test.2");
     assert_eq!(other.state.follow_rulebook().await.unwrap(), None);
     assert_eq!(
         other.get("/v1/rulebook", None).await.json()["label"],
