@@ -24,22 +24,31 @@ use crate::state::{AppState, Limits};
 /// Declares the routes once: builds the router and the table of
 /// (method, path) pairs from the same list.
 macro_rules! routes {
-    ($limits:ident; $( $method:ident $path:literal => $handler:path $([$layer:expr])? ),* $(,)?) => {
+    ($limits:ident, $state:ident; $( $method:ident $path:literal => $handler:path $([$($layer:expr),+])? ),* $(,)?) => {
         /// Every (method, path) the router serves, paths in axum's
         /// `{param}` syntax (which is also OpenAPI's).
         pub fn route_table() -> &'static [(&'static str, &'static str)] {
             &[ $( (stringify!($method), $path) ),* ]
         }
 
-        fn add_routes(router: Router<AppState>, $limits: Limits) -> Router<AppState> {
+        fn add_routes(router: Router<AppState>, $limits: Limits, $state: &AppState) -> Router<AppState> {
             let mut router = router;
-            $( router = router.route($path, axum::routing::$method($handler) $(.layer($layer))?); )*
+            $( router = router.route($path, axum::routing::$method($handler) $($(.layer($layer))+)?); )*
             router
         }
     };
 }
 
-routes! { limits;
+/// The layer of [`follow_on_change`] over `state`.
+macro_rules! follow {
+    ($state:ident) => {
+        axum::middleware::from_fn_with_state($state.clone(), follow_on_change)
+    };
+}
+
+// Writes that fold carry `follow!(state)` (see `follow_on_change`); the
+// rest, decisions above all, do without the layer.
+routes! { limits, state;
     get "/healthz" => health::healthz,
     get "/readyz" => health::readyz,
     get "/metrics" => health::metrics,
@@ -52,11 +61,11 @@ routes! { limits;
     get "/v1/public/lists" => public::lists,
     get "/v1/public/lists/{id}" => public::list_members,
 
-    post "/v1/records" => ingest::post_records [DefaultBodyLimit::max(limits.ingest_body_bytes_max)],
+    post "/v1/records" => ingest::post_records [DefaultBodyLimit::max(limits.ingest_body_bytes_max), follow!(state)],
 
     get "/v1/review/pending" => review::pending,
-    post "/v1/review/approve" => review::approve,
-    post "/v1/review/reject" => review::reject,
+    post "/v1/review/approve" => review::approve [follow!(state)],
+    post "/v1/review/reject" => review::reject [follow!(state)],
     get "/v1/review/objections" => review::objections,
 
     post "/v1/decisions" => decisions::post_decisions,
@@ -65,9 +74,9 @@ routes! { limits;
     get "/v1/subjects/{id}" => subjects::file,
     get "/v1/subjects/{id}/explanation" => subjects::explanation,
     get "/v1/subjects/{id}/access-log" => subjects::access_log,
-    post "/v1/subjects/{id}/consent" => subjects::consent,
-    post "/v1/subjects/{id}/objections" => subjects::object,
-    post "/v1/subjects/{id}/repair-applications" => subjects::apply_for_repair,
+    post "/v1/subjects/{id}/consent" => subjects::consent [follow!(state)],
+    post "/v1/subjects/{id}/objections" => subjects::object [follow!(state)],
+    post "/v1/subjects/{id}/repair-applications" => subjects::apply_for_repair [follow!(state)],
 
     get "/v1/audit" => audit::entries,
     get "/v1/audit/verify" => audit::verify,
@@ -79,19 +88,15 @@ routes! { limits;
     get "/v1/admin/rulebooks" => admin::rulebooks,
     put "/v1/admin/rulebook" => admin::put_rulebook,
     post "/v1/admin/rulebook/impact" => admin::rulebook_impact,
-    post "/v1/admin/erasure" => admin::erase,
+    post "/v1/admin/erasure" => admin::erase [follow!(state)],
 }
 
 /// The registry's HTTP API over `state`.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
-    add_routes(Router::new(), limits)
+    add_routes(Router::new(), limits, &state)
         .route_layer(axum::middleware::from_fn(refuse_unexpected_query))
         .merge(crate::portal::routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            follow_on_change,
-        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
