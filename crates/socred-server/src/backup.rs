@@ -49,12 +49,7 @@ impl fmt::Display for BackupReport {
 /// not exist, or be empty). The server may keep running: the copy is one
 /// snapshot, with every write acknowledged before it began.
 pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<BackupReport> {
-    if !data_dir.join(FILE_NAME).is_file() {
-        anyhow::bail!(
-            "{} is not a socred data directory (it has no {FILE_NAME})",
-            data_dir.display()
-        );
-    }
+    crate::serve::require_data_dir(data_dir)?;
     let empty = match std::fs::read_dir(to) {
         Ok(mut entries) => entries.next().is_none(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,

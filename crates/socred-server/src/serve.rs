@@ -121,6 +121,25 @@ impl<'a> StoreLocation<'a> {
     }
 }
 
+/// Refuses a directory that holds no embedded store, saying which: for the
+/// commands that read an existing registry and must not make one.
+pub(crate) fn require_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let file = socred_store_sqlite::FILE_NAME;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a socred data directory (it does not exist)",
+            dir.display()
+        );
+    }
+    if !dir.join(file).is_file() {
+        anyhow::bail!(
+            "{} is not a socred data directory (it has no {file})",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Connects to the PostgreSQL store at `url`.
 pub(crate) async fn connect_postgres(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let store = socred_store_postgres::PostgresStore::connect(url)

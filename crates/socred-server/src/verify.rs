@@ -154,19 +154,7 @@ pub fn verify(data_dir: &Path, store: Option<&str>) -> anyhow::Result<VerifyRepo
     if let StoreLocation::Dir(dir) = location {
         // Never a store made afresh: opening one where there is none
         // would create it.
-        let file = socred_store_sqlite::FILE_NAME;
-        if !dir.is_dir() {
-            anyhow::bail!(
-                "{} is not a socred data directory (it does not exist)",
-                dir.display()
-            );
-        }
-        if !dir.join(file).is_file() {
-            anyhow::bail!(
-                "{} is not a socred data directory (it has no {file})",
-                dir.display()
-            );
-        }
+        crate::serve::require_data_dir(dir)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -845,19 +845,9 @@ fn read_list_members(
 /// the last entry removed at the end of retention (the `audit_entries`
 /// counter row is no longer moved).
 fn audit_entries(conn: &Connection) -> Result<u64, StoreError> {
-    let seq = |table: &str| -> Result<i64, StoreError> {
-        let seq: Option<i64> = conn
-            .query_row(
-                &format!("SELECT seq FROM {table} WHERE one = 1"),
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db("read the audit chain's ends"))?;
-        Ok(seq.unwrap_or(0))
-    };
+    let seq = |table| Ok::<_, StoreError>(chain_end(conn, table)?.map_or(0, |(seq, _)| seq));
     let (head, anchor) = (seq("audit_head")?, seq("audit_anchor")?);
-    u64::try_from(head - anchor).map_err(|_| {
+    head.checked_sub(anchor).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "audit chain head at entry {head}, before its anchor at {anchor}"
         ))

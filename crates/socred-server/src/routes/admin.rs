@@ -419,8 +419,12 @@ pub async fn put_rulebook(
         })?;
     let recomputed = state.store().recompute_all(&engine).await;
     // The store already names the new rulebook as current: serve it even if
-    // the recomputation failed half-way (uploading it again finishes it).
-    state.swap_current(current);
+    // the recomputation failed half-way (uploading it again finishes it);
+    // unless another server's upload came after it and is in force now,
+    // which the route's layer takes instead.
+    if !matches!(recomputed, Err(StoreError::RulebookChanged(_))) {
+        state.swap_current(current);
+    }
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
 }

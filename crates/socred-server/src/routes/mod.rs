@@ -86,7 +86,7 @@ routes! { limits, state;
     delete "/v1/admin/principals/{id}" => admin::revoke,
     get "/v1/admin/dashboard" => admin::dashboard,
     get "/v1/admin/rulebooks" => admin::rulebooks,
-    put "/v1/admin/rulebook" => admin::put_rulebook,
+    put "/v1/admin/rulebook" => admin::put_rulebook [follow!(state)],
     post "/v1/admin/rulebook/impact" => admin::rulebook_impact,
     post "/v1/admin/erasure" => admin::erase [follow!(state)],
 }
