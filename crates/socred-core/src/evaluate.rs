@@ -980,6 +980,14 @@ fn bucket_start_civil(per: CalendarPeriod, bucket: i32) -> (i32, u32, u32) {
     (year, month as u32, 1)
 }
 
+impl Schedule {
+    /// The last publication day on or before `day`, and the next one: the
+    /// day of the edition in force on `day`, and of the one after it.
+    pub fn publication(self, day: Day) -> (Day, Day) {
+        publication(self, day)
+    }
+}
+
 /// The last publication day on or before `day`, and the next one.
 ///
 /// Not inlined: inlined into `evaluate`, it was hoisted out of the lists'

@@ -299,6 +299,16 @@ pub struct ListDef {
     pub excluded_by: Vec<ListIndex>,
 }
 
+impl ListDef {
+    /// The schedule of a list whose entries come from grades: such a list
+    /// is decided on its publication days, and published as an edition
+    /// for each of them. None for a list entered by records.
+    pub fn edition_schedule(&self) -> Option<Schedule> {
+        self.schedule
+            .filter(|_| self.grade_model.is_some() && !self.grade_entries.is_empty())
+    }
+}
+
 /// A trigger or an exception of a measure. All given parts must hold.
 #[derive(Clone, Debug, Serialize)]
 pub struct Condition {

@@ -52,8 +52,8 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, Erasure, ItemKey, ListRow, Outcome, PendingItem,
-    Principal, RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, AuditDraft, AuditEntry, Counts, Edition, Erasure, ItemKey, ListRow, Outcome,
+    PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
@@ -788,6 +788,59 @@ impl Store for PostgresStore {
                 Ok((subject, span))
             },
         )
+        .await
+    }
+
+    async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError> {
+        self.read_opt(
+            "read a list's edition",
+            "SELECT day, rulebook, members FROM editions WHERE list = $1 AND day >= 0",
+            &[&list],
+            |row| {
+                let get = decode("read a list's edition");
+                Ok(Edition {
+                    day: Day(row.try_get(0).map_err(&get)?),
+                    rulebook: row.try_get(1).map_err(&get)?,
+                    members: u64::try_from(row.try_get::<_, i64>(2).map_err(&get)?).unwrap_or(0),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn edition_members(
+        &self,
+        list: &str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
+        self.read_rows(
+            "read a list's edition",
+            "SELECT subject FROM edition_members WHERE list = $1 AND subject > $2 \
+             ORDER BY subject LIMIT $3",
+            &[&list, &after.as_str(), &limit_param(limit)],
+            |row| {
+                Ok(subject_of(
+                    row.try_get(0).map_err(decode("read a list's edition"))?,
+                )?)
+            },
+        )
+        .await
+    }
+
+    async fn publish_edition(
+        &self,
+        list: &str,
+        edition: (Day, &str),
+        members: Vec<SubjectId>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<bool, StoreError> {
+        let members: Vec<&str> = members.iter().map(|s| s.as_str()).collect();
+        let (members, audit) = (&members, &audit);
+        self.run(Kind::Write, move || {
+            self.try_publish_edition(list, edition, members, audit)
+        })
         .await
     }
 

@@ -289,6 +289,67 @@ impl PostgresStore {
         }))
     }
 
+    pub(crate) async fn try_publish_edition(
+        &self,
+        list: &str,
+        (day, rulebook): (Day, &str),
+        members: &[&str],
+        audit: &[AuditDraft],
+    ) -> Result<bool, Fault> {
+        Ok(in_transaction!(self, "a publication", |s| {
+            // The row's lock orders two servers publishing the same list.
+            s.execute(
+                "lock a list's edition",
+                "INSERT INTO editions (list, day, rulebook, members) VALUES ($1, -1, '', 0) \
+                 ON CONFLICT (list) DO NOTHING",
+                &[&list],
+            )
+            .await?;
+            let row = s
+                .query_opt(
+                    "read a list's edition",
+                    "SELECT day, rulebook FROM editions WHERE list = $1 FOR UPDATE",
+                    &[&list],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("the edition of `{list}` went away")))?;
+            let get = decode("read a list's edition");
+            let (was_day, was_rulebook): (i32, String) =
+                (row.try_get(0).map_err(&get)?, row.try_get(1).map_err(&get)?);
+            if was_day == day.0 && was_rulebook == rulebook {
+                false
+            } else {
+                s.execute(
+                    "publish a list's edition",
+                    "DELETE FROM edition_members WHERE list = $1",
+                    &[&list],
+                )
+                .await?;
+                let count = s
+                    .execute(
+                        "publish a list's edition",
+                        "INSERT INTO edition_members (subject, list) \
+                         SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
+                        &[&members, &list],
+                    )
+                    .await?;
+                s.execute(
+                    "publish a list's edition",
+                    "UPDATE editions SET day = $2, rulebook = $3, members = $4 WHERE list = $1",
+                    &[&list, &day.0, &rulebook, &(count as i64)],
+                )
+                .await?;
+                let totals = Totals {
+                    audit_entries: audit.len() as i64,
+                    ..Totals::default()
+                };
+                write::bump_totals(s, totals).await?;
+                write::append_audit(s, audit).await?;
+                true
+            }
+        }))
+    }
+
     pub(crate) async fn try_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, Fault> {
         in_transaction!(self, "keeping a secret", |s| {
             s.execute(

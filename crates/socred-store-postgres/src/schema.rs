@@ -312,6 +312,25 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 "#;
 
+/// Version 11: the last edition of each list published on a schedule
+/// (`Store::publish_edition`). The editions are few, a reference table on
+/// Citus; their subjects are distributed on the subject, as every table of
+/// subjects is, and read by list through an index.
+const V11_SQL: &str = r#"
+CREATE TABLE IF NOT EXISTS editions (
+    list     text COLLATE "C" NOT NULL PRIMARY KEY,
+    day      integer NOT NULL,
+    rulebook text NOT NULL,
+    members  bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS edition_members (
+    subject text COLLATE "C" NOT NULL,
+    list    text COLLATE "C" NOT NULL,
+    PRIMARY KEY (subject, list)
+);
+CREATE INDEX IF NOT EXISTS edition_members_by_list ON edition_members (list, subject);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -364,6 +383,13 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V10_SQL,
         citus: &["SELECT create_reference_table('secrets')"],
+    },
+    Migration {
+        sql: V11_SQL,
+        citus: &[
+            "SELECT create_reference_table('editions')",
+            "SELECT create_distributed_table('edition_members', 'subject', colocate_with => 'records')",
+        ],
     },
 ];
 

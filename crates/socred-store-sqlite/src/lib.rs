@@ -35,8 +35,9 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    BlockingAudit, Counts, Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark,
-    Role, RulebookVersion, Status, Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
+    BlockingAudit, Counts, Edition, Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal,
+    ReadMark, Role, RulebookVersion, Status, Store, StoreError, Submission, VerifyReads, WriteTx,
+    Writer,
 };
 
 use audit_index::AuditIndex;
@@ -1048,6 +1049,105 @@ impl Store for SqliteStore {
         let limit = clamp_limit(limit);
         self.read(move |conn| read_list_members(conn, &list, day, after, limit))
             .await
+    }
+
+    async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError> {
+        let list = list.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT day, rulebook, members FROM editions WHERE list = ?1",
+                [&list],
+                |row| {
+                    Ok(Edition {
+                        day: Day(row.get(0)?),
+                        rulebook: row.get(1)?,
+                        members: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                },
+            )
+            .optional()
+            .map_err(db("read a list's edition"))
+        })
+        .await
+    }
+
+    async fn edition_members(
+        &self,
+        list: &str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let list = list.to_string();
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
+        let limit = i64::try_from(clamp_limit(limit)).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let subjects: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT subject FROM edition_members WHERE list = ?1 AND subject > ?2 \
+                     ORDER BY subject LIMIT ?3",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![list, after, limit], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(db("read a list's edition"))?;
+            subjects.iter().map(|s| subject_of(s)).collect()
+        })
+        .await
+    }
+
+    async fn publish_edition(
+        &self,
+        list: &str,
+        (day, rulebook): (Day, &str),
+        members: Vec<SubjectId>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<bool, StoreError> {
+        let (list, rulebook) = (list.to_string(), rulebook.to_string());
+        self.write(None, move |tx| {
+            let same: Option<i64> = tx
+                .tx
+                .query_row(
+                    "SELECT 1 FROM editions WHERE list = ?1 AND day = ?2 AND rulebook = ?3",
+                    params![list, day.0, rulebook],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db("read a list's edition"))?;
+            if same.is_some() {
+                return Ok(false);
+            }
+            let publish = db("publish a list's edition");
+            tx.tx
+                .execute("DELETE FROM edition_members WHERE list = ?1", [&list])
+                .map_err(&publish)?;
+            let mut count: i64 = 0;
+            {
+                let mut insert = tx
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO edition_members (list, subject) VALUES (?1, ?2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .map_err(&publish)?;
+                for subject in &members {
+                    count += insert
+                        .execute(params![list, subject.as_str()])
+                        .map_err(&publish)? as i64;
+                }
+            }
+            tx.tx
+                .execute(
+                    "INSERT INTO editions (list, day, rulebook, members) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (list) DO UPDATE SET day = excluded.day, \
+                     rulebook = excluded.rulebook, members = excluded.members",
+                    params![list, day.0, rulebook, count],
+                )
+                .map_err(&publish)?;
+            tx.append_audit(&audit)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {

@@ -392,6 +392,20 @@ const V12: &str = "CREATE TABLE secrets (
     value BLOB NOT NULL
 );";
 
+/// Version 13: the last edition of each list published on a schedule
+/// (`Store::publish_edition`), its subjects by list in identifier order.
+const V13: &str = "CREATE TABLE editions (
+    list     TEXT PRIMARY KEY,
+    day      INTEGER NOT NULL,
+    rulebook TEXT NOT NULL,
+    members  INTEGER NOT NULL
+);
+CREATE TABLE edition_members (
+    list    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (list, subject)
+) WITHOUT ROWID;";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -406,6 +420,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V10),
     Migration::Sql(V11),
     Migration::Sql(V12),
+    Migration::Sql(V13),
 ];
 
 /// The schema version this code writes.

@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 records_held_by_type => check_held_record_types,
                 audit_entries_go_at_the_end_of_retention => check_audit_retention,
                 a_secret_is_kept_once => check_secrets,
+                an_edition_replaces_the_one_before => check_editions,
                 writes_fold_with_the_rulebook_in_force => check_rulebook_in_force,
             );
 
@@ -2054,6 +2055,119 @@ pub async fn check_secrets(store: &dyn Store) {
     assert_eq!(
         store.secret("cursor", &[]).await.expect("a secret"),
         vec![1; 32]
+    );
+}
+
+/// The edition of a scheduled list: published whole, read in identifier
+/// order a page at a time, replaced by the next, and published once for a
+/// day under a rulebook however many servers try; each publication is in
+/// the audit log.
+pub async fn check_editions(store: &dyn Store) {
+    const RED: &str = "exemplary_residents";
+    assert_eq!(store.edition(RED).await.expect("an edition"), None);
+    assert_eq!(
+        store.edition_members(RED, None, 10).await.expect("members"),
+        Vec::new()
+    );
+    let monday = day("2026-06-01");
+    let before = store
+        .audit_head()
+        .await
+        .expect("head")
+        .map_or(0, |(seq, _)| seq);
+    let published = store
+        .publish_edition(
+            RED,
+            (monday, "rb@1"),
+            vec![person(3), person(1), person(2), person(1)],
+            vec![audit("publish_list", None)],
+        )
+        .await
+        .expect("publish");
+    assert!(published);
+    assert_eq!(
+        store.edition(RED).await.expect("an edition"),
+        Some(crate::Edition {
+            day: monday,
+            rulebook: "rb@1".into(),
+            members: 3
+        }),
+        "a subject named twice counts once"
+    );
+    let head = store
+        .audit_head()
+        .await
+        .expect("head")
+        .map_or(0, |(seq, _)| seq);
+    assert_eq!(head, before + 1, "the publication is in the audit log");
+    let page = store.edition_members(RED, None, 2).await.expect("members");
+    assert_eq!(page, vec![person(1), person(2)], "identifier order");
+    let rest = store
+        .edition_members(RED, Some(person(2)), 2)
+        .await
+        .expect("members");
+    assert_eq!(rest, vec![person(3)]);
+    assert_eq!(
+        store
+            .edition_members("other", None, 10)
+            .await
+            .expect("members"),
+        Vec::new(),
+        "another list has no edition"
+    );
+
+    // The same day under the same rulebook again: another server's attempt.
+    let again = store
+        .publish_edition(
+            RED,
+            (monday, "rb@1"),
+            vec![person(4)],
+            vec![audit("publish_list", None)],
+        )
+        .await
+        .expect("publish");
+    assert!(!again, "an edition is published once");
+    assert_eq!(
+        store.edition_members(RED, None, 10).await.expect("members"),
+        vec![person(1), person(2), person(3)]
+    );
+    assert_eq!(
+        store
+            .audit_head()
+            .await
+            .expect("head")
+            .map_or(0, |(seq, _)| seq),
+        head,
+        "nothing logged for an edition not published"
+    );
+
+    // The next week's edition, and a new rulebook's for the same day, each
+    // replace the one before.
+    let next = day("2026-06-08");
+    assert!(store
+        .publish_edition(RED, (next, "rb@1"), vec![person(4), person(2)], Vec::new())
+        .await
+        .expect("publish"));
+    assert_eq!(
+        store.edition_members(RED, None, 10).await.expect("members"),
+        vec![person(2), person(4)]
+    );
+    assert!(store
+        .publish_edition(RED, (next, "rb@2"), Vec::new(), Vec::new())
+        .await
+        .expect("publish"));
+    assert_eq!(
+        store.edition(RED).await.expect("an edition"),
+        Some(crate::Edition {
+            day: next,
+            rulebook: "rb@2".into(),
+            members: 0
+        })
+    );
+    assert_eq!(
+        store.edition_members(RED, None, 10).await.expect("members"),
+        Vec::new(),
+        "an empty edition names nobody"
     );
 }
 

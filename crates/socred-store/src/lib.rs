@@ -348,6 +348,17 @@ pub struct Counts {
     pub rulebooks: u64,
 }
 
+/// The edition of a list published on a schedule (a list entered by
+/// grade, such as a weekly red list): which publication day it is for,
+/// under which rulebook it was drawn, and how many subjects it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edition {
+    pub day: Day,
+    /// The label of the rulebook whose grades decided it.
+    pub rulebook: String,
+    pub members: u64,
+}
+
 /// Appending audit entries on the calling thread (see
 /// [`Store::blocking_audit`]): for a thread of its own that does nothing
 /// else, never for an asynchronous runtime's worker.
@@ -506,6 +517,33 @@ pub trait Store: Send + Sync + 'static {
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<(SubjectId, Span)>, StoreError>;
+
+    /// The last edition published of `list` (see [`Store::publish_edition`]),
+    /// if any.
+    async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError>;
+
+    /// The subjects of `list`'s last edition, in identifier order, after
+    /// `after`.
+    async fn edition_members(
+        &self,
+        list: &str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError>;
+
+    /// Makes the edition of `list` for `day`, drawn under the rulebook
+    /// `rulebook` and naming `members` (in any order; a subject named twice
+    /// counts once), the list's edition in place of the one before, and
+    /// appends `audit`, in one transaction. When the list's edition is
+    /// already that of `day` under `rulebook` (another server of the store
+    /// published it first), changes nothing and returns false.
+    async fn publish_edition(
+        &self,
+        list: &str,
+        (day, rulebook): (Day, &str),
+        members: Vec<SubjectId>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<bool, StoreError>;
 
     async fn counts(&self) -> Result<Counts, StoreError>;
 

@@ -19,8 +19,8 @@ use crate::write::{
     WriteTx, Writer,
 };
 use crate::{
-    clamp_limit, empty_state, sort_derived, Counts, FactKey, ItemKey, Outcome, PendingItem,
-    Principal, RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, empty_state, sort_derived, Counts, Edition, FactKey, ItemKey, Outcome,
+    PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
 };
 
 /// The writer of a write that folds with `engine`, unless the store names
@@ -57,6 +57,8 @@ struct Inner {
     /// The last entry removed at the end of the log's retention.
     anchor: Option<(u64, String)>,
     secrets: BTreeMap<String, Vec<u8>>,
+    /// By list: the last edition published and its subjects.
+    editions: BTreeMap<String, (Edition, BTreeSet<SubjectId>)>,
     counts: Counts,
 }
 
@@ -495,6 +497,62 @@ impl Store for MemoryStore {
             }
         }
         Ok(best.into_iter().take(clamp_limit(limit)).collect())
+    }
+
+    async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError> {
+        Ok(self
+            .lock()?
+            .editions
+            .get(list)
+            .map(|(edition, _)| edition.clone()))
+    }
+
+    async fn edition_members(
+        &self,
+        list: &str,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let inner = self.lock()?;
+        let Some((_, members)) = inner.editions.get(list) else {
+            return Ok(Vec::new());
+        };
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(members
+            .range((from, std::ops::Bound::Unbounded))
+            .take(clamp_limit(limit))
+            .copied()
+            .collect())
+    }
+
+    async fn publish_edition(
+        &self,
+        list: &str,
+        (day, rulebook): (Day, &str),
+        members: Vec<SubjectId>,
+        audit: Vec<AuditDraft>,
+    ) -> Result<bool, StoreError> {
+        self.write(|inner| {
+            if inner
+                .editions
+                .get(list)
+                .is_some_and(|(edition, _)| edition.day == day && edition.rulebook == rulebook)
+            {
+                return Ok(false);
+            }
+            let members: BTreeSet<SubjectId> = members.into_iter().collect();
+            let edition = Edition {
+                day,
+                rulebook: rulebook.to_string(),
+                members: members.len() as u64,
+            };
+            inner.editions.insert(list.to_string(), (edition, members));
+            inner.append_audit(&audit)?;
+            Ok(true)
+        })
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
