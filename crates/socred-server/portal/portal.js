@@ -218,15 +218,19 @@ async function listMembers(id) {
   const more = moreButton("more", "More entries", first,
     (after) => api("/v1/public/lists/" + encodeURIComponent(id) + "?limit=" + PAGE + "&after=" + encodeURIComponent(after)),
     (entries) => body.append(...entries.map(row)));
+  // A list entered by grade pages through its edition's subjects and may
+  // answer a page with none that it names today, and more to come.
   const entries =
-    first.entries.length === 0
+    first.entries.length === 0 && !first.next_after
       ? el("p", { id: "members", class: "muted" }, "Nobody is on this list as of " + first.as_of + ".")
       : el("table", { id: "members" },
           el("thead", {}, el("tr", {}, el("th", {}, "Subject"), el("th", {}, "Since"), el("th", {}, "Until"))),
           body);
   show(
     el("h2", {}, first.title),
-    el("p", { class: "muted" }, "Entries in their publicity window as of " + first.as_of + "."),
+    el("p", { class: "muted" }, first.published
+      ? "A list entered by grade, published in editions: the subjects of the edition of " + first.published + " that it names as of " + first.as_of + "."
+      : "Entries in their publicity window as of " + first.as_of + "."),
     entries,
     el("div", { class: "actions" }, more),
   );

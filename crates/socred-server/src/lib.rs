@@ -27,6 +27,7 @@ mod error;
 mod metrics;
 mod openapi;
 pub mod portal;
+mod publication;
 mod routes;
 mod serve;
 mod state;
@@ -38,6 +39,7 @@ pub use backup::{backup, BackupReport};
 pub use clock::{china_day, Clock, FixedClock, SystemClock};
 pub use error::ApiError;
 pub use openapi::openapi_json;
+pub use publication::{publish_due, Publication};
 pub use routes::{app, route_table};
 pub use serve::{
     demo, demo_config, open_state, serve, serve_blocking, Demo, DemoPrincipal, DemoReport,

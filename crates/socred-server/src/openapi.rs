@@ -234,7 +234,7 @@ fn document() -> Value {
     );
     add("get", "/v1/public/lists/{id}", Op {
         summary: "Entries of a public list",
-        description: "Entries in force today, in identifier order, paginated. A person's identifier is shown without the month and day of birth (`1101051949****002X`), an organisation's whole. A list that is not public is `unknown_list` (404); an `after` that is not a cursor the registry gave out for this list is `invalid_cursor` (400).",
+        description: "Entries in force today, in identifier order, paginated. A list entered by grade (a weekly red list) pages through the subjects of its last edition and shows those it names today, so a page may hold fewer entries than `limit` and still have a `next_after`. A person's identifier is shown without the month and day of birth (`1101051949****002X`), an organisation's whole. A list that is not public is `unknown_list` (404); an `after` that is not a cursor the registry gave out for this list is `invalid_cursor` (400).",
         roles: &[], params: [vec![path_param("id", "List id.")], paging("The opaque cursor to start after (`next_after` of the previous page); good for this list at any server of the registry, restarted or not.")].concat(),
         body: None, ok_status: "200", ok: json_ok("A page of entries.", schema_ref("ListPage")),
     });
@@ -642,10 +642,13 @@ fn components() -> Value {
                 "properties": { "subject": string, "as_of": { "type": "string", "format": "date" }, "rulebook": string, "grade": { "type": ["string", "null"] },
                     "grades": { "type": "array", "items": { "type": "object" } }, "list_entries": { "type": "array", "items": { "type": "object" } }, "records": { "type": "array", "items": { "type": "object" } } }
             },
-            "ListSummary": { "type": "object", "properties": { "id": string, "title": string, "kind": { "enum": ["black", "red"] }, "legal_basis": string } },
+            "ListSummary": { "type": "object", "properties": { "id": string, "title": string, "kind": { "enum": ["black", "red"] }, "legal_basis": string,
+                "schedule": { "enum": ["weekly", "monthly"], "description": "For a list entered by grade: when its editions come out." },
+                "published": { "type": "string", "format": "date", "description": "For a list entered by grade: the publication day of its last edition (absent until the first)." } } },
             "ListPage": {
                 "type": "object",
                 "properties": { "list": string, "title": string, "as_of": { "type": "string", "format": "date" },
+                    "published": { "type": "string", "format": "date", "description": "For a list entered by grade: the publication day of the edition the page reads (absent before the first)." },
                     "entries": { "type": "array", "items": { "type": "object", "properties": { "subject": { "type": "string", "description": "The identifier's public form: a person's without the month and day of birth." }, "kind": { "enum": ["person", "organisation"] }, "since": { "type": "string", "format": "date" }, "until": { "type": "string", "format": "date" } } } },
                     "next_after": string }
             },

@@ -236,6 +236,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
     tokio::spawn(crate::erasure::daily(state.clone()));
+    tokio::spawn(crate::publication::keep_published(state.clone()));
     tokio::spawn(follow_rulebook(state.clone()));
     axum::serve(listener, crate::routes::app(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -17,14 +17,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{Detail, EntryView, RecordView};
 use socred_core::record::Value;
-use socred_core::rulebook::ListKind;
+use socred_core::rulebook::{ListKind, Schedule};
+use socred_core::state::Span;
 use socred_core::{Day, SubjectId, SubjectKind};
 
 use crate::auth::Caller;
 use crate::body::Params;
 use crate::error::ApiError;
 use crate::routes::{page_limit, parse_subject};
-use crate::state::AppState;
+use crate::state::{AppState, Current};
 
 #[derive(Serialize)]
 pub struct RulebookView {
@@ -162,6 +163,13 @@ pub struct ListSummary {
     title: String,
     kind: ListKind,
     legal_basis: String,
+    /// For a list entered by grade: when its editions come out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule>,
+    /// For such a list: the publication day of its last edition (absent
+    /// until the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<Day>,
 }
 
 #[derive(Serialize)]
@@ -170,21 +178,28 @@ pub struct ListsView {
 }
 
 /// The lists the rulebook publishes.
-pub async fn lists(State(state): State<AppState>, _caller: Caller) -> Json<ListsView> {
+pub async fn lists(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<ListsView>, ApiError> {
     let current = state.current();
-    let lists = current
-        .rulebook()
-        .lists
-        .iter()
-        .filter(|list| list.public)
-        .map(|list| ListSummary {
+    let mut lists = Vec::new();
+    for list in current.rulebook().lists.iter().filter(|list| list.public) {
+        let schedule = list.edition_schedule();
+        let published = match schedule {
+            Some(_) => state.store().edition(&list.id).await?.map(|e| e.day),
+            None => None,
+        };
+        lists.push(ListSummary {
             id: list.id.into(),
             title: list.title.clone(),
             kind: list.kind,
             legal_basis: list.legal_basis.clone(),
-        })
-        .collect();
-    Json(ListsView { lists })
+            schedule,
+            published,
+        });
+    }
+    Ok(Json(ListsView { lists }))
 }
 
 #[derive(Deserialize)]
@@ -211,6 +226,10 @@ pub struct MembersView {
     list: std::sync::Arc<str>,
     title: String,
     as_of: Day,
+    /// For a list entered by grade: the publication day of the edition
+    /// whose subjects the page reads (absent before the first edition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<Day>,
     entries: Vec<MemberView>,
     /// Pass as `after` for the next page; absent on the last page. Opaque,
     /// and good for this list at any server of the registry.
@@ -256,16 +275,35 @@ pub async fn list_members(
         .transpose()?;
     let limit = page_limit(query.limit);
     let today = state.today();
-    let members = state
-        .store()
-        .list_members(&list.id, today, after, limit)
-        .await?;
-    let next_after = match members.last() {
-        Some((last, _)) if members.len() == limit => {
-            let cursor = state.cursors().seal(&list.id, *last);
+    let (published, members, last) = if list.edition_schedule().is_some() {
+        let store = state.store();
+        let published = store.edition(&list.id).await?.map(|e| e.day);
+        let candidates = store.edition_members(&list.id, after, limit).await?;
+        let mut members = Vec::new();
+        for &subject in &candidates {
+            if let Some(span) = named_today(&state, &current, subject, &list.id, today).await? {
+                members.push((subject, span));
+            }
+        }
+        let last = (candidates.len() == limit).then(|| candidates.last().copied());
+        (published, members, last.flatten())
+    } else {
+        let members = state
+            .store()
+            .list_members(&list.id, today, after, limit)
+            .await?;
+        let last = members
+            .last()
+            .filter(|_| members.len() == limit)
+            .map(|(last, _)| *last);
+        (None, members, last)
+    };
+    let next_after = match last {
+        Some(last) => {
+            let cursor = state.cursors().seal(&list.id, last);
             Some(cursor.map_err(|error| ApiError::internal("sealing a page cursor", &error))?)
         }
-        _ => None,
+        None => None,
     };
     let entries = members
         .into_iter()
@@ -280,7 +318,34 @@ pub async fn list_members(
         list: list.id.into(),
         title: list.title.clone(),
         as_of: today,
+        published,
         entries,
         next_after,
     }))
+}
+
+/// The span of `subject`'s entry on `list` in force `today`, by its file
+/// read as of today, if the list names it (`crate::publication`: an
+/// edition holds the subjects that a scheduled list may name until the
+/// next).
+async fn named_today(
+    state: &AppState,
+    current: &Current,
+    subject: SubjectId,
+    list: &socred_core::Name,
+    today: Day,
+) -> Result<Option<Span>, ApiError> {
+    let Some(file) = state.store().state(subject).await? else {
+        return Ok(None);
+    };
+    let engine = &current.engine;
+    let Some(index) = engine.rulebook.lists.iter().position(|l| l.id == *list) else {
+        return Ok(None);
+    };
+    let standing = engine.evaluate(&file, today);
+    Ok(standing
+        .entries
+        .iter()
+        .find(|entry| entry.list == index as u32)
+        .map(|entry| entry.span))
 }

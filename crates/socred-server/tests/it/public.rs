@@ -242,3 +242,167 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
     assert_eq!(fields["legal_representative"], alice().public_form());
     assert_eq!(fields["name"], "Acme Trading Co.");
 }
+
+const HONOURS: &str = "token-honours-000000000000000";
+
+fn honour(id: &str, subject: socred_core::SubjectId, level: &str) -> String {
+    json!({"provider": "civil.affairs", "id": id, "subject": subject.to_string(),
+           "type": "positive.honour", "occurred_at": "2026-05-04", "decided_at": "2026-05-04",
+           "fields": {"level": level}})
+    .to_string()
+}
+
+/// The public form of the identifiers on a page of a list.
+fn page_subjects(page: &serde_json::Value) -> Vec<String> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The weekly red list of exemplary residents is entered by grade: nobody
+/// is on it until an edition is published, then its page names the
+/// subjects graded AAA on the publication day, each as its file reads
+/// today (a subject black-listed since drops off at once), and the next
+/// week's edition keeps that subject for the day its entry ends.
+#[tokio::test]
+async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
+    let h = Harness::new().await;
+    let honours = socred_store::Principal {
+        id: "civil-affairs".into(),
+        name: "Civil affairs bureau".into(),
+        role: socred_store::Role::Provider,
+        scope: Some("civil.affairs".into()),
+        record_types: vec!["positive.honour".into()],
+        revoked: false,
+        valid_until: None,
+    };
+    h.store
+        .put_principal(&honours, &socred_store::hash_token(HONOURS), Vec::new())
+        .await
+        .unwrap();
+    // Alice and Bob consent to scoring and earn 50 points (1050, AAA);
+    // Carol earns as much without consent, and is not scored.
+    for (token, subject) in [(ALICE, alice()), (BOB, bob())] {
+        h.post_json(
+            &format!("/v1/subjects/{subject}/consent"),
+            Some(token),
+            &json!({"granted": true}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    let lines: Vec<String> = [alice(), bob(), carol()]
+        .into_iter()
+        .enumerate()
+        .flat_map(|(n, subject)| {
+            [
+                honour(&format!("h-{n}-1"), subject, "national"),
+                honour(&format!("h-{n}-2"), subject, "provincial"),
+            ]
+        })
+        .collect();
+    h.ingest(HONOURS, &lines).await.expect(StatusCode::OK);
+    let uri = "/v1/public/lists/exemplary_residents";
+
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), Vec::<String>::new(), "{page}");
+    assert!(page.get("published").is_none(), "no edition yet: {page}");
+
+    // TODAY (2026-06-01) is a Monday: the week's publication day.
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(editions.len(), 1, "{editions:?}");
+    assert_eq!(
+        (
+            editions[0].named,
+            editions[0].left_off,
+            editions[0].published
+        ),
+        (2, 0, true)
+    );
+    assert_eq!(editions[0].day.to_string(), TODAY);
+    assert_eq!(
+        socred_server::publish_due(&h.state).await.unwrap(),
+        Vec::new(),
+        "an edition is published once a publication day"
+    );
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    let mut named = vec![alice().public_form(), bob().public_form()];
+    named.sort();
+    assert_eq!(page_subjects(&page), named, "{page}");
+    assert_eq!(page["published"], TODAY);
+    assert_eq!(page["entries"][0]["since"], TODAY);
+    assert_eq!(page["entries"][0]["until"], "2026-06-08");
+    let lists = h
+        .get("/v1/public/lists", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let listed = |id: &str| {
+        lists["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let red = listed("exemplary_residents");
+    assert_eq!(
+        (&red["schedule"], &red["published"]),
+        (&json!("weekly"), &json!(TODAY))
+    );
+    let rail = listed("rail_ticket_ban");
+    assert!(rail.get("schedule").is_none(), "{rail}");
+
+    // A page at a time, with the sealed cursor.
+    let first = h
+        .get(&format!("{uri}?limit=1"), None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page_subjects(&first), named[..1]);
+    let after = first["next_after"].as_str().unwrap();
+    let second = h
+        .get(&format!("{uri}?limit=1&after={after}"), None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page_subjects(&second), named[1..]);
+
+    // Each subject named sees it in its access log.
+    let logged = h.logged(ALICE, alice(), "publish_list").await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("exemplary_residents"));
+
+    // Bob evades a fare: on the rail ticket ban, a black list that
+    // excludes the red one, he is off the page at once.
+    h.ingest(METRO, &[fare_evasion("fe-bob", bob(), TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), vec![alice().public_form()], "{page}");
+
+    // The next Monday's edition names Alice and keeps Bob, left off while
+    // the ban is in force.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-08").unwrap());
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(
+        (
+            editions[0].day.to_string().as_str(),
+            editions[0].named,
+            editions[0].left_off
+        ),
+        ("2026-06-08", 1, 1),
+        "{editions:?}"
+    );
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), vec![alice().public_form()], "{page}");
+    assert_eq!(page["published"], "2026-06-08");
+}

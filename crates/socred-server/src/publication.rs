@@ -1,0 +1,198 @@
+//! Lists published on a schedule: a list entered by grade (the weekly red
+//! list of exemplary residents) is decided on its publication days, from
+//! each subject's grade on that day, so the store cannot keep its entries
+//! up to date as records arrive, as it does for lists entered by records.
+//! The registry publishes an *edition* of each such public list instead:
+//! on each publication day it reads every subject's file as of that day
+//! and keeps, in the store, the subjects the list names or leaves off only
+//! because an excluding list holds them (`excluded_by`). The public page
+//! then shows those of them that the list names *today*, each file read
+//! as of today: a subject black-listed after the publication day drops
+//! off at once, and is on again from the day that entry ends, as its
+//! credit file and every decision say.
+//!
+//! The server looks every minute whether an edition is due: none yet, a
+//! publication day has passed since the last, or the rulebook in force is
+//! not the one it was drawn under. Every server of a store looks; the
+//! store publishes an edition once (`Store::publish_edition`). Each
+//! subject named on the publication day gets an audit entry, which its
+//! access log shows, and the edition one more that counts them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use socred_core::{Day, Name, SubjectId};
+use socred_store::{AuditDraft, StoreError};
+
+use crate::state::AppState;
+
+/// Subjects read per page while drawing an edition.
+const PAGE: usize = 1000;
+/// How often a server looks whether an edition is due.
+const EVERY: Duration = Duration::from_secs(60);
+
+/// One edition published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Publication {
+    pub list: Name,
+    /// The publication day it is for.
+    pub day: Day,
+    /// The rulebook it was drawn under.
+    pub rulebook: String,
+    /// Subjects the list names on the publication day.
+    pub named: u64,
+    /// Subjects kept in the edition though the list leaves them off on
+    /// the publication day (an excluding list holds them), for the days
+    /// after that entry ends.
+    pub left_off: u64,
+    /// False when another server of the store had published it first.
+    pub published: bool,
+}
+
+/// A list due for publication: its index in the rulebook, its id and the
+/// publication day whose edition it needs.
+struct Due {
+    index: u32,
+    id: Name,
+    day: Day,
+    named: Vec<SubjectId>,
+    left_off: Vec<SubjectId>,
+}
+
+/// Publishes the editions that are due as of the registry's day; returns
+/// them (none when every public scheduled list has its edition).
+pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreError> {
+    let current = state.current();
+    let engine = &current.engine;
+    let today = state.today();
+    let store = state.store();
+    let mut due = Vec::new();
+    for (index, list) in engine.rulebook.lists.iter().enumerate() {
+        let Some(schedule) = list.edition_schedule().filter(|_| list.public) else {
+            continue;
+        };
+        let day = schedule.publication(today).0;
+        let edition = store.edition(&list.id).await?;
+        if edition.is_some_and(|e| e.day == day && e.rulebook == current.label) {
+            continue;
+        }
+        due.push(Due {
+            index: index as u32,
+            id: list.id,
+            day,
+            named: Vec::new(),
+            left_off: Vec::new(),
+        });
+    }
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut after = None;
+    loop {
+        let page = store.subjects(after, PAGE).await?;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        for subject in page {
+            let Some(file) = store.state(subject).await? else {
+                continue;
+            };
+            // One reading a publication day (the lists due share theirs).
+            let mut readings = Vec::new();
+            for list in &mut due {
+                let at = match readings.iter().position(|(day, _)| *day == list.day) {
+                    Some(at) => at,
+                    None => {
+                        readings.push((list.day, engine.evaluate(&file, list.day)));
+                        readings.len() - 1
+                    }
+                };
+                let standing = &readings[at].1;
+                if standing.entries.iter().any(|e| e.list == list.index) {
+                    list.named.push(subject);
+                } else if standing.left_off.iter().any(|l| l.list == list.index) {
+                    list.left_off.push(subject);
+                }
+            }
+        }
+    }
+    let mut published = Vec::with_capacity(due.len());
+    for list in due {
+        let at_ms = state.now_ms();
+        let entry = |subject: Option<SubjectId>, detail: String| AuditDraft {
+            at_ms,
+            actor: "socred".into(),
+            role: "system".into(),
+            purpose: "publication".into(),
+            action: "publish_list".into(),
+            subject,
+            detail,
+        };
+        let mut audit: Vec<AuditDraft> = list
+            .named
+            .iter()
+            .map(|&subject| {
+                entry(
+                    Some(subject),
+                    format!(
+                        "named in the edition of public list `{}` for {} (rulebook {})",
+                        list.id, list.day, current.label
+                    ),
+                )
+            })
+            .collect();
+        audit.push(entry(
+            None,
+            format!(
+                "edition of public list `{}` for {} (rulebook {}): {} subjects named, {} left off",
+                list.id,
+                list.day,
+                current.label,
+                list.named.len(),
+                list.left_off.len()
+            ),
+        ));
+        let (named, left_off) = (list.named.len() as u64, list.left_off.len() as u64);
+        let mut members = list.named;
+        members.extend(list.left_off);
+        let done = store
+            .publish_edition(&list.id, (list.day, &current.label), members, audit)
+            .await?;
+        published.push(Publication {
+            list: list.id,
+            day: list.day,
+            rulebook: current.label.clone(),
+            named,
+            left_off,
+            published: done,
+        });
+    }
+    Ok(published)
+}
+
+/// Runs [`publish_due`] at the start and then every minute, for as long as
+/// the server runs; each edition goes to the log.
+pub async fn keep_published(state: AppState) {
+    loop {
+        let started = std::time::Instant::now();
+        match publish_due(&state).await {
+            Ok(editions) => {
+                let seconds = started.elapsed().as_secs_f64();
+                for edition in editions.iter().filter(|e| e.published) {
+                    tracing::info!(
+                        list = %edition.list,
+                        day = %edition.day,
+                        rulebook = %edition.rulebook,
+                        named = edition.named,
+                        left_off = edition.left_off,
+                        seconds,
+                        "published an edition of a scheduled list"
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "publishing a scheduled list failed; next try in a minute")
+            }
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
