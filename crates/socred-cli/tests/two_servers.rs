@@ -6,7 +6,8 @@
 //! says on the database; an entry edited behind their backs it catches.
 //! A public list paged at one server pages on at the other, and a rulebook
 //! installed at one is taken by the other, which writes nothing under the
-//! rulebook before meanwhile.
+//! rulebook before meanwhile. The weekly red list's first edition, which
+//! both look for at their start, is published once.
 //!
 //! Needs the PostgreSQL server binaries; without them the test says so
 //! loudly and passes, unless `SOCRED_REQUIRE_POSTGRES=1` (as in CI).
@@ -229,6 +230,45 @@ fn two_servers_share_one_database() {
         next["entries"][0]["subject"],
         first_page["entries"][0]["subject"]
     );
+    // Both servers looked at their start whether the weekly red list was
+    // due its first edition: the database has one, published once.
+    let body = json!({"id": "two-auditor", "name": "Auditor", "role": "auditor"}).to_string();
+    let response = send(
+        a.1,
+        "POST",
+        "/v1/admin/principals",
+        &admin,
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    let auditor = response.json().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut editions = Vec::new();
+    let mut after = 0;
+    loop {
+        let uri = format!("/v1/audit?after={after}&limit=1000");
+        let page = send(b.1, "GET", &uri, &auditor, "application/json", b"");
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.json().unwrap();
+        editions.extend(
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == "publish_list" && e["subject"].is_null())
+                .map(|e| e["detail"].as_str().unwrap().to_string()),
+        );
+        match page["next_after"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(editions.len(), 1, "{editions:?}");
+    assert!(editions[0].contains("exemplary_residents"), "{editions:?}");
+
     // A rulebook installed at one server: the other refuses writes under
     // the rulebook before (`rulebook_changed`) until it follows, within
     // seconds, and then answers with the new one.
