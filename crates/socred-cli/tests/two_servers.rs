@@ -91,6 +91,25 @@ fn send(
     request(addr, method, path, &headers, body).unwrap()
 }
 
+/// Registers the principal `body` at `addr` as the operator `admin`;
+/// returns its token.
+fn issue(addr: SocketAddr, admin: &str, body: serde_json::Value) -> String {
+    let body = body.to_string();
+    let response = send(
+        addr,
+        "POST",
+        "/v1/admin/principals",
+        admin,
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    response.json().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Sends batches `range` to `addr`; returns (stored, duplicate) counts.
 fn ingest(addr: SocketAddr, token: String, range: std::ops::Range<usize>) -> (u64, u64) {
     let mut connection = Connection::open(addr).unwrap();
@@ -138,23 +157,13 @@ fn two_servers_share_one_database() {
         b.2.is_none(),
         "the second server finds the principals of the first"
     );
-    let body = json!({"id": "two-provider", "name": "Two servers", "role": "provider", "scope": "metro.two",
-        "record_types": ["transport.fare_evasion"]})
-    .to_string();
     let admin = a.2.clone().unwrap();
-    let response = send(
+    let token = issue(
         a.1,
-        "POST",
-        "/v1/admin/principals",
         &admin,
-        "application/json",
-        body.as_bytes(),
+        json!({"id": "two-provider", "name": "Two servers", "role": "provider", "scope": "metro.two",
+            "record_types": ["transport.fare_evasion"]}),
     );
-    assert_eq!(response.status, 201, "{}", response.text());
-    let token = response.json().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
 
     // Batches 4..8 go to both servers at once.
     let (addr_a, addr_b, token_a, token_b) = (a.1, b.1, token.clone(), token.clone());
@@ -232,20 +241,11 @@ fn two_servers_share_one_database() {
     );
     // Both servers looked at their start whether the weekly red list was
     // due its first edition: the database has one, published once.
-    let body = json!({"id": "two-auditor", "name": "Auditor", "role": "auditor"}).to_string();
-    let response = send(
+    let auditor = issue(
         a.1,
-        "POST",
-        "/v1/admin/principals",
         &admin,
-        "application/json",
-        body.as_bytes(),
+        json!({"id": "two-auditor", "name": "Auditor", "role": "auditor"}),
     );
-    assert_eq!(response.status, 201, "{}", response.text());
-    let auditor = response.json().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let mut editions = Vec::new();
     let mut after = 0;
     loop {
