@@ -228,7 +228,7 @@ async function listMembers(id) {
           body);
   show(
     el("h2", {}, first.title),
-    el("p", { class: "muted" }, first.published
+    el("p", { id: "list-note", class: "muted" }, first.published
       ? "A list entered by grade, published in editions: the subjects of the edition of " + first.published + " that it names as of " + first.as_of + "."
       : "Entries in their publicity window as of " + first.as_of + "."),
     entries,

@@ -322,10 +322,15 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (_h, addr, server) = served_registry(dir.path()).await;
+    let (h, addr, server) = served_registry(dir.path()).await;
+    // Dora is graded AAA, and named in the weekly red list's edition.
+    let dora = SubjectId::person(320102, 1975, 8, 9, 21).unwrap();
+    make_exemplary(&h, &[dora]).await;
+    socred_server::publish_due(&h.state).await.unwrap();
     let (alice, acme, bob_id) = (alice().to_string(), acme().to_string(), bob().to_string());
     // Lists show persons without their month and day of birth.
     let (alice_public, bob_public) = (crate::harness::alice().public_form(), bob().public_form());
+    let dora_public = dora.public_form();
     tokio::task::spawn_blocking(move || {
         let browser = driver.session();
         let base = format!("http://{addr}/");
@@ -356,6 +361,16 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
             browser.script("return document.getElementById('more').hidden;"),
             json!(true)
         );
+
+        // The red list names Dora in the edition of its publication day.
+        browser.open(&format!("{base}#/lists/exemplary_residents"));
+        let members = browser.text_when("#members", "dora", |t| t.contains(&dora_public));
+        assert!(
+            members.contains("2026-06-08"),
+            "until the next edition: {members}"
+        );
+        let note = browser.text("#list-note");
+        assert!(note.contains("edition of 2026-06-01"), "{note}");
 
         browser.click("#nav-company");
         browser.type_into("#uscc", &acme);

@@ -356,3 +356,61 @@ pub fn grade_d(id: &str, subject: SubjectId, decided: &str) -> String {
     })
     .to_string()
 }
+
+/// The token of the civil affairs bureau, a provider of honours (put by
+/// [`make_exemplary`]).
+pub const HONOURS: &str = "token-honours-000000000000000";
+
+/// A national, provincial… honour conferred on `subject` on 2026-05-04.
+pub fn honour(id: &str, subject: SubjectId, level: &str) -> String {
+    json!({"provider": "civil.affairs", "id": id, "subject": subject.to_string(),
+           "type": "positive.honour", "occurred_at": "2026-05-04", "decided_at": "2026-05-04",
+           "fields": {"level": level}})
+    .to_string()
+}
+
+/// Registers the civil affairs bureau ([`HONOURS`]); then makes each of
+/// `subjects` grade AAA under the default rulebook: it consents to scoring
+/// (with a subject token of its own) and is conferred a national and a
+/// provincial honour (1000 + 30 + 20 points).
+pub async fn make_exemplary(h: &Harness, subjects: &[SubjectId]) {
+    let honours = principal(
+        "civil-affairs",
+        Role::Provider,
+        Some("civil.affairs"),
+        &["positive.honour"],
+    );
+    h.store
+        .put_principal(&honours, &hash_token(HONOURS), Vec::new())
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    for subject in subjects {
+        let scope = subject.to_string();
+        let token = format!("token-subject-{subject}");
+        let own = principal(
+            &format!("subject-{subject}"),
+            Role::Subject,
+            Some(&scope),
+            &[],
+        );
+        h.store
+            .put_principal(&own, &hash_token(&token), Vec::new())
+            .await
+            .unwrap();
+        h.post_json(
+            &format!("/v1/subjects/{subject}/consent"),
+            Some(&token),
+            &json!({"granted": true}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        lines.push(honour(&format!("honour-{subject}-1"), *subject, "national"));
+        lines.push(honour(
+            &format!("honour-{subject}-2"),
+            *subject,
+            "provincial",
+        ));
+    }
+    h.ingest(HONOURS, &lines).await.expect(StatusCode::OK);
+}

@@ -243,15 +243,6 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
     assert_eq!(fields["name"], "Acme Trading Co.");
 }
 
-const HONOURS: &str = "token-honours-000000000000000";
-
-fn honour(id: &str, subject: socred_core::SubjectId, level: &str) -> String {
-    json!({"provider": "civil.affairs", "id": id, "subject": subject.to_string(),
-           "type": "positive.honour", "occurred_at": "2026-05-04", "decided_at": "2026-05-04",
-           "fields": {"level": level}})
-    .to_string()
-}
-
 /// The public form of the identifiers on a page of a list.
 fn page_subjects(page: &serde_json::Value) -> Vec<String> {
     page["entries"]
@@ -270,41 +261,16 @@ fn page_subjects(page: &serde_json::Value) -> Vec<String> {
 #[tokio::test]
 async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let h = Harness::new().await;
-    let honours = socred_store::Principal {
-        id: "civil-affairs".into(),
-        name: "Civil affairs bureau".into(),
-        role: socred_store::Role::Provider,
-        scope: Some("civil.affairs".into()),
-        record_types: vec!["positive.honour".into()],
-        revoked: false,
-        valid_until: None,
-    };
-    h.store
-        .put_principal(&honours, &socred_store::hash_token(HONOURS), Vec::new())
-        .await
-        .unwrap();
     // Alice and Bob consent to scoring and earn 50 points (1050, AAA);
     // Carol earns as much without consent, and is not scored.
-    for (token, subject) in [(ALICE, alice()), (BOB, bob())] {
-        h.post_json(
-            &format!("/v1/subjects/{subject}/consent"),
-            Some(token),
-            &json!({"granted": true}),
-        )
+    make_exemplary(&h, &[alice(), bob()]).await;
+    let carol_honours = [
+        honour("h-carol-1", carol(), "national"),
+        honour("h-carol-2", carol(), "provincial"),
+    ];
+    h.ingest(HONOURS, &carol_honours)
         .await
         .expect(StatusCode::OK);
-    }
-    let lines: Vec<String> = [alice(), bob(), carol()]
-        .into_iter()
-        .enumerate()
-        .flat_map(|(n, subject)| {
-            [
-                honour(&format!("h-{n}-1"), subject, "national"),
-                honour(&format!("h-{n}-2"), subject, "provincial"),
-            ]
-        })
-        .collect();
-    h.ingest(HONOURS, &lines).await.expect(StatusCode::OK);
     let uri = "/v1/public/lists/exemplary_residents";
 
     let page = h.get(uri, None).await.expect(StatusCode::OK).json();
