@@ -16,7 +16,10 @@
 //! not the one it was drawn under. Every server of a store looks; the
 //! store publishes an edition once (`Store::publish_edition`). Each
 //! subject named on the publication day gets an audit entry, which its
-//! access log shows, and the edition one more that counts them.
+//! access log shows, and the edition one more that counts them. An edition
+//! of a list that the rulebook in force no longer publishes (an upload
+//! dropped it, or made it private) is replaced by an empty one, so that
+//! the store keeps no subject for it.
 
 use std::time::Duration;
 
@@ -24,17 +27,17 @@ use serde::Serialize;
 use socred_core::{Day, Name, SubjectId};
 use socred_store::{AuditDraft, StoreError};
 
-use crate::state::AppState;
+use crate::state::{AppState, Current};
 
 /// Subjects read per page while drawing an edition.
 const PAGE: usize = 1000;
 /// How often a server looks whether an edition is due.
 const EVERY: Duration = Duration::from_secs(60);
 
-/// One edition published.
+/// One edition published, or withdrawn.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Publication {
-    pub list: Name,
+    pub list: String,
     /// The publication day it is for.
     pub day: Day,
     /// The rulebook it was drawn under.
@@ -47,6 +50,10 @@ pub struct Publication {
     pub left_off: u64,
     /// False when another server of the store had published it first.
     pub published: bool,
+    /// An empty edition in place of one that the rulebook in force no
+    /// longer publishes (the list is gone, or no longer public), so that
+    /// the store holds no subject for it.
+    pub withdrawn: bool,
 }
 
 /// A list due for publication: its index in the rulebook, its id and the
@@ -84,8 +91,9 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             left_off: Vec::new(),
         });
     }
+    let mut published = withdraw_unpublished(state, &current).await?;
     if due.is_empty() {
-        return Ok(Vec::new());
+        return Ok(published);
     }
     let mut after = None;
     loop {
@@ -115,7 +123,6 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             }
         }
     }
-    let mut published = Vec::with_capacity(due.len());
     for list in due {
         let at_ms = state.now_ms();
         let entry = |subject: Option<SubjectId>, detail: String| AuditDraft {
@@ -158,15 +165,70 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             .publish_edition(&list.id, (list.day, &current.label), members, audit)
             .await?;
         published.push(Publication {
-            list: list.id,
+            list: list.id.to_string(),
             day: list.day,
             rulebook: current.label.clone(),
             named,
             left_off,
             published: done,
+            withdrawn: false,
         });
     }
     Ok(published)
+}
+
+/// Replaces with an empty one each stored edition that still names
+/// subjects though the rulebook in force does not publish its list (an
+/// upload dropped the list, or made it private): the subjects it named
+/// are no longer kept for it.
+async fn withdraw_unpublished(
+    state: &AppState,
+    current: &Current,
+) -> Result<Vec<Publication>, StoreError> {
+    let store = state.store();
+    let mut withdrawn = Vec::new();
+    for (list, edition) in store.editions().await? {
+        let published = current
+            .engine
+            .rulebook
+            .lists
+            .iter()
+            .any(|l| *l.id == *list && l.public && l.edition_schedule().is_some());
+        if published || edition.members == 0 {
+            continue;
+        }
+        let audit = AuditDraft {
+            at_ms: state.now_ms(),
+            actor: "socred".into(),
+            role: "system".into(),
+            purpose: "publication".into(),
+            action: "withdraw_list".into(),
+            subject: None,
+            detail: format!(
+                "edition of list `{list}` for {} withdrawn: the rulebook {} does not publish \
+                 the list; {} subjects no longer kept for it",
+                edition.day, current.label, edition.members
+            ),
+        };
+        let done = store
+            .publish_edition(
+                &list,
+                (edition.day, &current.label),
+                Vec::new(),
+                vec![audit],
+            )
+            .await?;
+        withdrawn.push(Publication {
+            list,
+            day: edition.day,
+            rulebook: current.label.clone(),
+            named: 0,
+            left_off: 0,
+            published: done,
+            withdrawn: true,
+        });
+    }
+    Ok(withdrawn)
 }
 
 /// Runs [`publish_due`] at the start and then every minute, for as long as
@@ -178,6 +240,15 @@ pub async fn keep_published(state: AppState) {
             Ok(editions) => {
                 let seconds = started.elapsed().as_secs_f64();
                 for edition in editions.iter().filter(|e| e.published) {
+                    if edition.withdrawn {
+                        tracing::info!(
+                            list = %edition.list,
+                            day = %edition.day,
+                            rulebook = %edition.rulebook,
+                            "withdrew the edition of a list the rulebook no longer publishes"
+                        );
+                        continue;
+                    }
                     tracing::info!(
                         list = %edition.list,
                         day = %edition.day,

@@ -550,6 +550,16 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// An edition from `day, rulebook, members` at column `at` of `row`.
+fn edition_of(row: &Row, at: usize) -> Result<Edition, Fault> {
+    let get = decode("read a list's edition");
+    Ok(Edition {
+        day: Day(row.try_get(at).map_err(&get)?),
+        rulebook: row.try_get(at + 1).map_err(&get)?,
+        members: u64::try_from(row.try_get::<_, i64>(at + 2).map_err(&get)?).unwrap_or(0),
+    })
+}
+
 fn limit_param(limit: usize) -> i64 {
     clamp_limit(limit) as i64
 }
@@ -796,13 +806,19 @@ impl Store for PostgresStore {
             "read a list's edition",
             "SELECT day, rulebook, members FROM editions WHERE list = $1 AND day >= 0",
             &[&list],
+            |row| edition_of(row, 0),
+        )
+        .await
+    }
+
+    async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
+        self.read_rows(
+            "read the lists' editions",
+            "SELECT list, day, rulebook, members FROM editions WHERE day >= 0 ORDER BY list",
+            &[],
             |row| {
-                let get = decode("read a list's edition");
-                Ok(Edition {
-                    day: Day(row.try_get(0).map_err(&get)?),
-                    rulebook: row.try_get(1).map_err(&get)?,
-                    members: u64::try_from(row.try_get::<_, i64>(2).map_err(&get)?).unwrap_or(0),
-                })
+                let list = row.try_get(0).map_err(decode("read the lists' editions"))?;
+                Ok((list, edition_of(row, 1)?))
             },
         )
         .await

@@ -842,6 +842,15 @@ fn read_list_members(
         .collect()
 }
 
+/// An edition from `day, rulebook, members` at column `at` of `row`.
+fn edition_of(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Edition> {
+    Ok(Edition {
+        day: Day(row.get(at)?),
+        rulebook: row.get(at + 1)?,
+        members: u64::try_from(row.get::<_, i64>(at + 2)?).unwrap_or(0),
+    })
+}
+
 /// Entries in the audit log: the chain head's number less the anchor's,
 /// the last entry removed at the end of retention (the `audit_entries`
 /// counter row is no longer moved).
@@ -1057,16 +1066,22 @@ impl Store for SqliteStore {
             conn.query_row(
                 "SELECT day, rulebook, members FROM editions WHERE list = ?1",
                 [&list],
-                |row| {
-                    Ok(Edition {
-                        day: Day(row.get(0)?),
-                        rulebook: row.get(1)?,
-                        members: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-                    })
-                },
+                |row| edition_of(row, 0),
             )
             .optional()
             .map_err(db("read a list's edition"))
+        })
+        .await
+    }
+
+    async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT list, day, rulebook, members FROM editions ORDER BY list")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| Ok((row.get(0)?, edition_of(row, 1)?)))?
+                        .collect()
+                })
+                .map_err(db("read the lists' editions"))
         })
         .await
     }

@@ -2100,6 +2100,18 @@ pub async fn check_editions(store: &dyn Store) {
         .expect("head")
         .map_or(0, |(seq, _)| seq);
     assert_eq!(head, before + 1, "the publication is in the audit log");
+    assert!(store
+        .publish_edition("other", (monday, "rb@1"), vec![person(9)], Vec::new())
+        .await
+        .expect("publish"));
+    let all = store.editions().await.expect("editions");
+    assert_eq!(
+        all.iter()
+            .map(|(list, edition)| (list.as_str(), edition.members))
+            .collect::<Vec<_>>(),
+        vec![("exemplary_residents", 3), ("other", 1)],
+        "every list's edition, by list"
+    );
     let page = store.edition_members(RED, None, 2).await.expect("members");
     assert_eq!(page, vec![person(1), person(2)], "identifier order");
     let rest = store
@@ -2112,8 +2124,8 @@ pub async fn check_editions(store: &dyn Store) {
             .edition_members("other", None, 10)
             .await
             .expect("members"),
-        Vec::new(),
-        "another list has no edition"
+        vec![person(9)],
+        "each list has its own"
     );
 
     // The same day under the same rulebook again: another server's attempt.

@@ -522,6 +522,9 @@ pub trait Store: Send + Sync + 'static {
     /// if any.
     async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError>;
 
+    /// The last edition of every list that has one, by list id.
+    async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError>;
+
     /// The subjects of `list`'s last edition, in identifier order, after
     /// `after`.
     async fn edition_members(

@@ -507,6 +507,15 @@ impl Store for MemoryStore {
             .map(|(edition, _)| edition.clone()))
     }
 
+    async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
+        Ok(self
+            .lock()?
+            .editions
+            .iter()
+            .map(|(list, (edition, _))| (list.clone(), edition.clone()))
+            .collect())
+    }
+
     async fn edition_members(
         &self,
         list: &str,

@@ -1032,25 +1032,6 @@ async fn a_server_follows_the_rulebook_another_installed() {
     assert!(report.is_ok(), "{report}");
 }
 
-async fn put_rulebook(h: &Harness, text: String) -> Reply {
-    h.send(
-        Method::PUT,
-        "/v1/admin/rulebook",
-        Some(ADMIN),
-        Some("application/toml"),
-        text,
-    )
-    .await
-}
-
-/// The text of the rulebook in force.
-async fn rulebook_text(h: &Harness) -> String {
-    h.get("/v1/rulebook", None).await.json()["text"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// `rulebook` as version `version`, with train-ticket bans of 7 days
 /// instead of 180.
 fn seven_day_bans(rulebook: &str, version: &str) -> String {

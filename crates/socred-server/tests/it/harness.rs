@@ -414,3 +414,23 @@ pub async fn make_exemplary(h: &Harness, subjects: &[SubjectId]) {
     }
     h.ingest(HONOURS, &lines).await.expect(StatusCode::OK);
 }
+
+/// Installs the rulebook `text` as the operator.
+pub async fn put_rulebook(h: &Harness, text: String) -> Reply {
+    h.send(
+        Method::PUT,
+        "/v1/admin/rulebook",
+        Some(ADMIN),
+        Some("application/toml"),
+        text,
+    )
+    .await
+}
+
+/// The text of the rulebook in force.
+pub async fn rulebook_text(h: &Harness) -> String {
+    h.get("/v1/rulebook", None).await.json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

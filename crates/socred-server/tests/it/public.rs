@@ -371,4 +371,40 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let page = h.get(uri, None).await.expect(StatusCode::OK).json();
     assert_eq!(page_subjects(&page), vec![alice().public_form()], "{page}");
     assert_eq!(page["published"], "2026-06-08");
+
+    // A rulebook that keeps the list private: its edition is withdrawn,
+    // and the store keeps no subject for it.
+    let text = rulebook_text(&h).await;
+    let (head, tail) = text.split_at(text.find("id = \"exemplary_residents\"").unwrap());
+    let private = format!(
+        "{head}{}",
+        tail.replacen("public = true", "public = false", 1)
+    );
+    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
+    let private = private.replacen(version, "version = \"test.private\"", 1);
+    put_rulebook(&h, private).await.expect(StatusCode::OK);
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(
+        editions
+            .iter()
+            .map(|e| (e.list.as_str(), e.withdrawn, e.published))
+            .collect::<Vec<_>>(),
+        vec![("exemplary_residents", true, true)],
+        "{editions:?}"
+    );
+    assert_eq!(
+        h.store
+            .edition_members("exemplary_residents", None, 10)
+            .await
+            .unwrap(),
+        Vec::new()
+    );
+    h.get(uri, None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_list");
+    assert_eq!(
+        socred_server::publish_due(&h.state).await.unwrap(),
+        Vec::new(),
+        "withdrawn once"
+    );
 }
