@@ -73,6 +73,11 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     let engine = &current.engine;
     let today = state.today();
     let store = state.store();
+    // A server that has not yet taken a rulebook another installed (it
+    // does within seconds) leaves the editions to the servers that have.
+    if !in_force(state, &current.label).await? {
+        return Ok(Vec::new());
+    }
     let mut due = Vec::new();
     for (index, list) in engine.rulebook.lists.iter().enumerate() {
         let Some(schedule) = list.edition_schedule().filter(|_| list.public) else {
@@ -158,6 +163,11 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
                 list.left_off.len()
             ),
         ));
+        // Drawing an edition of a large registry takes a while: another
+        // server may have installed a rulebook meanwhile.
+        if !in_force(state, &current.label).await? {
+            break;
+        }
         let (named, left_off) = (list.named.len() as u64, list.left_off.len() as u64);
         let mut members = list.named;
         members.extend(list.left_off);
@@ -175,6 +185,14 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         });
     }
     Ok(published)
+}
+
+/// Whether the store still names `label` as the rulebook in force.
+async fn in_force(state: &AppState, label: &str) -> Result<bool, StoreError> {
+    Ok(state
+        .label_in_force()
+        .await?
+        .is_none_or(|in_force| in_force == label))
 }
 
 /// Replaces with an empty one each stored edition that still names

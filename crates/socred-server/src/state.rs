@@ -186,10 +186,7 @@ impl AppState {
     /// the one this server holds: another server of the same database
     /// installed it. Returns its label when one was taken.
     pub async fn follow_rulebook(&self) -> anyhow::Result<Option<String>> {
-        let in_force = |versions: Vec<socred_store::RulebookVersion>| {
-            versions.into_iter().last().map(|version| version.label)
-        };
-        let Some(label) = in_force(self.store().rulebooks().await?) else {
+        let Some(label) = self.label_in_force().await? else {
             return Ok(None);
         };
         if label == self.current().label {
@@ -209,6 +206,14 @@ impl AppState {
         })?;
         self.swap_current(Current::new(rulebook, text.into()));
         Ok(Some(label))
+    }
+
+    /// The label of the rulebook that the store names as in force (the last
+    /// installed), which another server may have installed; None before
+    /// the first.
+    pub(crate) async fn label_in_force(&self) -> Result<Option<String>, socred_store::StoreError> {
+        let versions = self.store().rulebooks().await?;
+        Ok(versions.into_iter().last().map(|version| version.label))
     }
 
     /// The rulebook in force now. Hold on to the `Arc` for the whole

@@ -408,3 +408,30 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
         "withdrawn once"
     );
 }
+
+/// A server that has not yet taken the rulebook another installed leaves
+/// the editions to the servers that have: it would publish under the
+/// rulebook before, and the others would publish again.
+#[tokio::test]
+async fn a_server_behind_the_rulebook_publishes_no_edition() {
+    let h = Harness::new().await;
+    let behind = Harness::over(h.store.clone(), Limits::default()).await;
+    let text = rulebook_text(&h).await;
+    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
+    let newer = text.replacen(version, "version = \"test.newer\"", 1);
+    put_rulebook(&h, newer).await.expect(StatusCode::OK);
+    assert_eq!(
+        socred_server::publish_due(&behind.state).await.unwrap(),
+        Vec::new()
+    );
+    assert_eq!(h.store.edition("exemplary_residents").await.unwrap(), None);
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(editions.len(), 1, "{editions:?}");
+    assert_eq!(editions[0].rulebook, "socred-default@test.newer");
+    // Once it follows, it finds the edition published.
+    behind.state.follow_rulebook().await.unwrap();
+    assert_eq!(
+        socred_server::publish_due(&behind.state).await.unwrap(),
+        Vec::new()
+    );
+}
