@@ -461,7 +461,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     );
     let draft = base
         .replacen(rule, &rule.replace("-20", "-200"), 1)
-        .replacen("version = \"2026.1\"", "version = \"2026.1-draft\"", 1);
+        .replacen("version = \"2026.2\"", "version = \"2026.2-draft\"", 1);
     let base_file = dir.path().join("base.toml");
     let draft_file = dir.path().join("draft.toml");
     std::fs::write(&base_file, &base).unwrap();
@@ -502,7 +502,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
         .sum();
     assert!(graded_moves > 0 && graded_moves <= lowered, "{report}");
     assert!(report["changed"].as_u64().unwrap() >= lowered);
-    assert_eq!(report["other"]["rulebook"], "socred-default@2026.1-draft");
+    assert_eq!(report["other"]["rulebook"], "socred-default@2026.2-draft");
     assert_groups_add_up(&report, subjects, 10, "what-if");
     // With a minimum of 100 the smaller provinces are pooled; the one
     // decade of birth under 100 is pooled with the smallest other decade.
@@ -602,7 +602,7 @@ fn timeline_follows_a_city_year_by_year() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(run("1").stdout, out.stdout, "the same report on one thread");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    assert_eq!(report["rulebook"], "socred-default@2026.1");
+    assert_eq!(report["rulebook"], "socred-default@2026.2");
     assert_eq!(report["every"], "P1Y");
     let steps = report["steps"].as_array().unwrap();
     let days: Vec<&str> = steps.iter().map(|s| s["as_of"].as_str().unwrap()).collect();

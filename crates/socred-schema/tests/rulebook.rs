@@ -30,7 +30,7 @@ fn loads(label: &str, text: &str) -> socred_core::Rulebook {
 #[test]
 fn default_rulebook_loads_with_the_record_types_providers_emit() {
     let rulebook = loads("rulebooks/default.toml", DEFAULT_RULEBOOK_TOML);
-    assert_eq!(rulebook.label(), "socred-default@2026.1");
+    assert_eq!(rulebook.label(), "socred-default@2026.2");
     let ids: BTreeSet<&str> = rulebook.catalog.iter().map(|t| t.id.as_ref()).collect();
     let expected: BTreeSet<&str> = [
         "registry.profession",
@@ -278,7 +278,7 @@ fn default_rulebook_models_lists_and_measures_are_lowered() {
     let green = rulebook
         .measure("green_channel")
         .map(|m| (m.applies.len(), m.exceptions.len(), m.model));
-    assert_eq!(green, Some((2, 1, Some(0))));
+    assert_eq!(green, Some((3, 1, Some(0))));
 }
 
 #[test]

@@ -288,7 +288,7 @@ async fn the_operator_watches_the_dashboard_and_nobody_else_does() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(before["as_of"], TODAY);
-    assert_eq!(before["rulebook"], "socred-default@2026.1");
+    assert_eq!(before["rulebook"], "socred-default@2026.2");
     let records = before["store"]["records"].as_u64().unwrap();
     let pending = before["store"]["pending"].as_u64().unwrap();
 
@@ -830,7 +830,7 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
     );
     assert_eq!(
         h.get("/v1/rulebook", None).await.json()["label"],
-        "socred-default@2026.1",
+        "socred-default@2026.2",
         "nothing installed"
     );
 
@@ -913,7 +913,7 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
     .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
     assert_eq!(
         h.get("/v1/rulebook", None).await.json()["label"],
-        "socred-default@2026.1",
+        "socred-default@2026.2",
         "nothing installed"
     );
 

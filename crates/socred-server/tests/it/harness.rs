@@ -102,7 +102,7 @@ impl Reply {
     }
 }
 
-fn principal(id: &str, role: Role, scope: Option<&str>, types: &[&str]) -> Principal {
+pub fn principal(id: &str, role: Role, scope: Option<&str>, types: &[&str]) -> Principal {
     Principal {
         id: id.into(),
         name: format!("test {id}"),

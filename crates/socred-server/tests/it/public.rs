@@ -277,8 +277,15 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     assert_eq!(page_subjects(&page), Vec::<String>::new(), "{page}");
     assert!(page.get("published").is_none(), "no edition yet: {page}");
 
-    // TODAY (2026-06-01) is a Monday: the week's publication day.
-    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    // TODAY (2026-06-01) is a Monday: the week's publication day
+    // (and of the month, for the monthly list of A-grade taxpayers).
+    let red_only = |editions: Vec<socred_server::Publication>| {
+        editions
+            .into_iter()
+            .filter(|e| e.list == "exemplary_residents")
+            .collect::<Vec<_>>()
+    };
+    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
     assert_eq!(editions.len(), 1, "{editions:?}");
     assert_eq!(
         (
@@ -358,7 +365,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     // the ban is in force.
     h.clock
         .set_day(socred_core::Day::parse("2026-06-08").unwrap());
-    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
     assert_eq!(
         (
             editions[0].day.to_string().as_str(),
@@ -383,7 +390,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
     let private = private.replacen(version, "version = \"test.private\"", 1);
     put_rulebook(&h, private).await.expect(StatusCode::OK);
-    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
     assert_eq!(
         editions
             .iter()
@@ -426,12 +433,66 @@ async fn a_server_behind_the_rulebook_publishes_no_edition() {
     );
     assert_eq!(h.store.edition("exemplary_residents").await.unwrap(), None);
     let editions = socred_server::publish_due(&h.state).await.unwrap();
-    assert_eq!(editions.len(), 1, "{editions:?}");
-    assert_eq!(editions[0].rulebook, "socred-default@test.newer");
+    assert_eq!(editions.len(), 2, "both red lists: {editions:?}");
+    assert!(
+        editions
+            .iter()
+            .all(|e| e.rulebook == "socred-default@test.newer"),
+        "{editions:?}"
+    );
     // Once it follows, it finds the edition published.
     behind.state.follow_rulebook().await.unwrap();
     assert_eq!(
         socred_server::publish_due(&behind.state).await.unwrap(),
         Vec::new()
     );
+}
+
+/// The monthly red list of A-grade taxpayers names a company graded A by
+/// its annual evaluation on the first of the month, with its whole code
+/// (company credit is public), until a grade D is assigned to it.
+#[tokio::test]
+async fn a_grade_taxpayers_are_published_monthly() {
+    const TAX: &str = "token-tax-bureau-00000000000";
+    const CENTRE: &str = "token-service-centre-0000000";
+    let h = Harness::new().await;
+    use socred_store::Role::{Agency, Provider};
+    let tax = ["tax.credit_evaluation"];
+    let principals = [
+        (
+            principal("tax-bureau", Provider, Some("tax.beijing"), &tax),
+            TAX,
+        ),
+        (
+            principal("centre", Agency, Some("admin_service_centre"), &[]),
+            CENTRE,
+        ),
+    ];
+    for (principal, token) in principals {
+        let hash = socred_store::hash_token(token);
+        h.store
+            .put_principal(&principal, &hash, Vec::new())
+            .await
+            .unwrap();
+    }
+    let evaluation =
+        json!({"provider": "tax.beijing", "id": "te-2025", "subject": acme().to_string(),
+        "type": "tax.credit_evaluation", "occurred_at": "2026-04-01", "decided_at": "2026-04-15",
+        "fields": {"year": 2025, "points": 92}})
+        .to_string();
+    h.ingest(TAX, &[evaluation]).await.expect(StatusCode::OK);
+    // TODAY (2026-06-01) is the first of the month.
+    socred_server::publish_due(&h.state).await.unwrap();
+    let uri = "/v1/public/lists/a_grade_taxpayers";
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), vec![acme().to_string()], "{page}");
+    assert_eq!(page["entries"][0]["until"], "2026-07-01");
+    assert!(h.applies(CENTRE, acme(), "green_channel").await);
+
+    h.ingest(COURT, &[grade_d("td-1", acme(), TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), Vec::<String>::new(), "{page}");
+    assert!(!h.applies(CENTRE, acme(), "green_channel").await);
 }
