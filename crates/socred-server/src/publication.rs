@@ -109,7 +109,7 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             let Some(file) = store.state(subject).await? else {
                 continue;
             };
-            // One reading a publication day (the lists due share theirs).
+            // One reading a publication day, shared by the lists due that day.
             let mut readings = Vec::new();
             for list in &mut due {
                 let at = match readings.iter().position(|(day, _)| *day == list.day) {

@@ -285,8 +285,8 @@ pub async fn list_members(
                 members.push((subject, span));
             }
         }
-        let last = (candidates.len() == limit).then(|| candidates.last().copied());
-        (published, members, last.flatten())
+        let last = candidates.last().filter(|_| candidates.len() == limit);
+        (published, members, last.copied())
     } else {
         let members = state
             .store()
