@@ -488,6 +488,13 @@ async fn a_grade_taxpayers_are_published_monthly() {
     assert_eq!(page_subjects(&page), vec![acme().to_string()], "{page}");
     assert_eq!(page["entries"][0]["until"], "2026-07-01");
     assert!(h.applies(CENTRE, acme(), "green_channel").await);
+    // The company's public credit shows the same entry.
+    let company = format!("/v1/public/companies/{}", acme());
+    let view = h.get(&company, None).await.expect(StatusCode::OK).json();
+    assert_eq!(
+        view["list_entries"][0]["list"], "a_grade_taxpayers",
+        "{view}"
+    );
 
     h.ingest(COURT, &[grade_d("td-1", acme(), TODAY)])
         .await
