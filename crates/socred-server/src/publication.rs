@@ -3,24 +3,28 @@
 //! each subject's grade on that day, so the store cannot keep its entries
 //! up to date as records arrive, as it does for lists entered by records.
 //! The registry publishes an *edition* of each such public list instead:
-//! on each publication day it reads every subject's file as of that day
-//! and keeps, in the store, the subjects the list names or leaves off only
-//! because an excluding list holds them (`excluded_by`). The public page
+//! it reads every subject's file as of the last publication day and keeps,
+//! in the store, the subjects the list names or leaves off only because an
+//! excluding list holds them (`excluded_by`). It draws the edition again
+//! each day until the next publication day, so that a late record that
+//! raises a grade on the publication day shows by the next day. The public page
 //! then shows those of them that the list names *today*, each file read
 //! as of today: a subject black-listed after the publication day drops
 //! off at once, and is on again from the day that entry ends, as its
 //! credit file and every decision say.
 //!
 //! The server looks every minute whether an edition is due: none yet, a
-//! publication day has passed since the last, or the rulebook in force is
-//! not the one it was drawn under. Every server of a store looks; the
-//! store publishes an edition once (`Store::publish_edition`). Each
-//! subject named on the publication day gets an audit entry, which its
-//! access log shows, and the edition one more that counts them. An edition
-//! of a list that the rulebook in force no longer publishes (an upload
-//! dropped it, or made it private) is replaced by an empty one, so that
-//! the store keeps no subject for it.
+//! publication day has passed since the last, it was drawn before today,
+//! or the rulebook in force is not the one it was drawn under. Every
+//! server of a store looks; the store publishes an edition once a day
+//! (`Store::publish_edition`). Each subject named gets an audit entry,
+//! which its access log shows, when it enters the publication day's
+//! edition (not again at each day's drawing), and each drawing one more
+//! that counts them. An edition of a list that the rulebook in force no
+//! longer publishes (an upload dropped it, or made it private) is replaced
+//! by an empty one, so that the store keeps no subject for it.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -62,6 +66,9 @@ struct Due {
     index: u32,
     id: Name,
     day: Day,
+    /// Whether the stored edition is of the same publication day (drawn
+    /// on an earlier day, or under another rulebook).
+    redrawn: bool,
     named: Vec<SubjectId>,
     left_off: Vec<SubjectId>,
 }
@@ -85,13 +92,17 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         };
         let day = schedule.publication(today).0;
         let edition = store.edition(&list.id).await?;
-        if edition.is_some_and(|e| e.day == day && e.rulebook == current.label) {
+        if edition
+            .as_ref()
+            .is_some_and(|e| e.day == day && e.rulebook == current.label && e.drawn == today)
+        {
             continue;
         }
         due.push(Due {
             index: index as u32,
             id: list.id,
             day,
+            redrawn: edition.is_some_and(|e| e.day == day),
             named: Vec::new(),
             left_off: Vec::new(),
         });
@@ -139,9 +150,15 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             subject,
             detail,
         };
+        // Those the publication day's edition named already were told.
+        let before = match list.redrawn {
+            true => edition_members(state, &list.id).await?,
+            false => HashSet::new(),
+        };
         let mut audit: Vec<AuditDraft> = list
             .named
             .iter()
+            .filter(|subject| !before.contains(*subject))
             .map(|&subject| {
                 entry(
                     Some(subject),
@@ -172,7 +189,7 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         let mut members = list.named;
         members.extend(list.left_off);
         let done = store
-            .publish_edition(&list.id, (list.day, &current.label), members, audit)
+            .publish_edition(&list.id, (list.day, &current.label, today), members, audit)
             .await?;
         published.push(Publication {
             list: list.id.to_string(),
@@ -185,6 +202,20 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         });
     }
     Ok(published)
+}
+
+/// Every subject of `list`'s stored edition.
+async fn edition_members(state: &AppState, list: &str) -> Result<HashSet<SubjectId>, StoreError> {
+    let mut members = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = state.store().edition_members(list, after, PAGE).await?;
+        let Some(&last) = page.last() else {
+            return Ok(members);
+        };
+        after = Some(last);
+        members.extend(page);
+    }
 }
 
 /// Whether the store still names `label` as the rulebook in force.
@@ -231,7 +262,7 @@ async fn withdraw_unpublished(
         let done = store
             .publish_edition(
                 &list,
-                (edition.day, &current.label),
+                (edition.day, &current.label, state.today()),
                 Vec::new(),
                 vec![audit],
             )

@@ -550,13 +550,14 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// An edition from `day, rulebook, members` at column `at` of `row`.
+/// An edition from `day, rulebook, drawn, members` at column `at` of `row`.
 fn edition_of(row: &Row, at: usize) -> Result<Edition, Fault> {
     let get = decode("read a list's edition");
     Ok(Edition {
         day: Day(row.try_get(at).map_err(&get)?),
         rulebook: row.try_get(at + 1).map_err(&get)?,
-        members: u64::try_from(row.try_get::<_, i64>(at + 2).map_err(&get)?).unwrap_or(0),
+        drawn: Day(row.try_get(at + 2).map_err(&get)?),
+        members: u64::try_from(row.try_get::<_, i64>(at + 3).map_err(&get)?).unwrap_or(0),
     })
 }
 
@@ -804,7 +805,7 @@ impl Store for PostgresStore {
     async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError> {
         self.read_opt(
             "read a list's edition",
-            "SELECT day, rulebook, members FROM editions WHERE list = $1 AND day >= 0",
+            "SELECT day, rulebook, drawn, members FROM editions WHERE list = $1 AND day >= 0",
             &[&list],
             |row| edition_of(row, 0),
         )
@@ -814,7 +815,7 @@ impl Store for PostgresStore {
     async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
         self.read_rows(
             "read the lists' editions",
-            "SELECT list, day, rulebook, members FROM editions WHERE day >= 0 ORDER BY list",
+            "SELECT list, day, rulebook, drawn, members FROM editions WHERE day >= 0 ORDER BY list",
             &[],
             |row| {
                 let list = row.try_get(0).map_err(decode("read the lists' editions"))?;
@@ -848,7 +849,7 @@ impl Store for PostgresStore {
     async fn publish_edition(
         &self,
         list: &str,
-        edition: (Day, &str),
+        edition: (Day, &str, Day),
         members: Vec<SubjectId>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {

@@ -292,7 +292,7 @@ impl PostgresStore {
     pub(crate) async fn try_publish_edition(
         &self,
         list: &str,
-        (day, rulebook): (Day, &str),
+        (day, rulebook, drawn): (Day, &str, Day),
         members: &[&str],
         audit: &[AuditDraft],
     ) -> Result<bool, Fault> {
@@ -300,23 +300,24 @@ impl PostgresStore {
             // The row's lock orders two servers publishing the same list.
             s.execute(
                 "lock a list's edition",
-                "INSERT INTO editions (list, day, rulebook, members) VALUES ($1, -1, '', 0) \
-                 ON CONFLICT (list) DO NOTHING",
+                "INSERT INTO editions (list, day, rulebook, drawn, members) \
+                 VALUES ($1, -1, '', -1, 0) ON CONFLICT (list) DO NOTHING",
                 &[&list],
             )
             .await?;
             let row = s
                 .query_opt(
                     "read a list's edition",
-                    "SELECT day, rulebook FROM editions WHERE list = $1 FOR UPDATE",
+                    "SELECT day, rulebook, drawn FROM editions WHERE list = $1 FOR UPDATE",
                     &[&list],
                 )
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("the edition of `{list}` went away")))?;
             let get = decode("read a list's edition");
-            let (was_day, was_rulebook): (i32, String) =
-                (row.try_get(0).map_err(&get)?, row.try_get(1).map_err(&get)?);
-            if was_day == day.0 && was_rulebook == rulebook {
+            let was_day: i32 = row.try_get(0).map_err(&get)?;
+            let was_rulebook: String = row.try_get(1).map_err(&get)?;
+            let was_drawn: i32 = row.try_get(2).map_err(&get)?;
+            if was_day == day.0 && was_rulebook == rulebook && was_drawn == drawn.0 {
                 false
             } else {
                 s.execute(
@@ -335,8 +336,9 @@ impl PostgresStore {
                     .await?;
                 s.execute(
                     "publish a list's edition",
-                    "UPDATE editions SET day = $2, rulebook = $3, members = $4 WHERE list = $1",
-                    &[&list, &day.0, &rulebook, &(count as i64)],
+                    "UPDATE editions SET day = $2, rulebook = $3, drawn = $4, members = $5 \
+                     WHERE list = $1",
+                    &[&list, &day.0, &rulebook, &drawn.0, &(count as i64)],
                 )
                 .await?;
                 let totals = Totals {

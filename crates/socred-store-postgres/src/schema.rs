@@ -321,6 +321,7 @@ CREATE TABLE IF NOT EXISTS editions (
     list     text COLLATE "C" NOT NULL PRIMARY KEY,
     day      integer NOT NULL,
     rulebook text NOT NULL,
+    drawn    integer NOT NULL,
     members  bigint NOT NULL
 );
 CREATE TABLE IF NOT EXISTS edition_members (

@@ -842,12 +842,13 @@ fn read_list_members(
         .collect()
 }
 
-/// An edition from `day, rulebook, members` at column `at` of `row`.
+/// An edition from `day, rulebook, drawn, members` at column `at` of `row`.
 fn edition_of(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Edition> {
     Ok(Edition {
         day: Day(row.get(at)?),
         rulebook: row.get(at + 1)?,
-        members: u64::try_from(row.get::<_, i64>(at + 2)?).unwrap_or(0),
+        drawn: Day(row.get(at + 2)?),
+        members: u64::try_from(row.get::<_, i64>(at + 3)?).unwrap_or(0),
     })
 }
 
@@ -1064,7 +1065,7 @@ impl Store for SqliteStore {
         let list = list.to_string();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT day, rulebook, members FROM editions WHERE list = ?1",
+                "SELECT day, rulebook, drawn, members FROM editions WHERE list = ?1",
                 [&list],
                 |row| edition_of(row, 0),
             )
@@ -1076,12 +1077,14 @@ impl Store for SqliteStore {
 
     async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT list, day, rulebook, members FROM editions ORDER BY list")
-                .and_then(|mut stmt| {
-                    stmt.query_map([], |row| Ok((row.get(0)?, edition_of(row, 1)?)))?
-                        .collect()
-                })
-                .map_err(db("read the lists' editions"))
+            conn.prepare_cached(
+                "SELECT list, day, rulebook, drawn, members FROM editions ORDER BY list",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| Ok((row.get(0)?, edition_of(row, 1)?)))?
+                    .collect()
+            })
+            .map_err(db("read the lists' editions"))
         })
         .await
     }
@@ -1114,7 +1117,7 @@ impl Store for SqliteStore {
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook): (Day, &str),
+        (day, rulebook, drawn): (Day, &str, Day),
         members: Vec<SubjectId>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
@@ -1123,8 +1126,9 @@ impl Store for SqliteStore {
             let same: Option<i64> = tx
                 .tx
                 .query_row(
-                    "SELECT 1 FROM editions WHERE list = ?1 AND day = ?2 AND rulebook = ?3",
-                    params![list, day.0, rulebook],
+                    "SELECT 1 FROM editions WHERE list = ?1 AND day = ?2 AND rulebook = ?3 \
+                     AND drawn = ?4",
+                    params![list, day.0, rulebook, drawn.0],
                     |row| row.get(0),
                 )
                 .optional()
@@ -1153,10 +1157,12 @@ impl Store for SqliteStore {
             }
             tx.tx
                 .execute(
-                    "INSERT INTO editions (list, day, rulebook, members) VALUES (?1, ?2, ?3, ?4) \
+                    "INSERT INTO editions (list, day, rulebook, drawn, members) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (list) DO UPDATE SET day = excluded.day, \
-                     rulebook = excluded.rulebook, members = excluded.members",
-                    params![list, day.0, rulebook, count],
+                     rulebook = excluded.rulebook, drawn = excluded.drawn, \
+                     members = excluded.members",
+                    params![list, day.0, rulebook, drawn.0, count],
                 )
                 .map_err(&publish)?;
             tx.append_audit(&audit)?;

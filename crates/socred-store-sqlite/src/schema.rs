@@ -398,6 +398,7 @@ const V13: &str = "CREATE TABLE editions (
     list     TEXT PRIMARY KEY,
     day      INTEGER NOT NULL,
     rulebook TEXT NOT NULL,
+    drawn    INTEGER NOT NULL,
     members  INTEGER NOT NULL
 );
 CREATE TABLE edition_members (

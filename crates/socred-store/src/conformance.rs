@@ -2078,7 +2078,7 @@ pub async fn check_editions(store: &dyn Store) {
     let published = store
         .publish_edition(
             RED,
-            (monday, "rb@1"),
+            (monday, "rb@1", monday),
             vec![person(3), person(1), person(2), person(1)],
             vec![audit("publish_list", None)],
         )
@@ -2090,6 +2090,7 @@ pub async fn check_editions(store: &dyn Store) {
         Some(crate::Edition {
             day: monday,
             rulebook: "rb@1".into(),
+            drawn: monday,
             members: 3
         }),
         "a subject named twice counts once"
@@ -2101,7 +2102,12 @@ pub async fn check_editions(store: &dyn Store) {
         .map_or(0, |(seq, _)| seq);
     assert_eq!(head, before + 1, "the publication is in the audit log");
     assert!(store
-        .publish_edition("other", (monday, "rb@1"), vec![person(9)], Vec::new())
+        .publish_edition(
+            "other",
+            (monday, "rb@1", monday),
+            vec![person(9)],
+            Vec::new()
+        )
         .await
         .expect("publish"));
     let all = store.editions().await.expect("editions");
@@ -2132,7 +2138,7 @@ pub async fn check_editions(store: &dyn Store) {
     let again = store
         .publish_edition(
             RED,
-            (monday, "rb@1"),
+            (monday, "rb@1", monday),
             vec![person(4)],
             vec![audit("publish_list", None)],
         )
@@ -2153,11 +2159,41 @@ pub async fn check_editions(store: &dyn Store) {
         "nothing logged for an edition not published"
     );
 
+    // Drawn again the next day, with what is known then: it replaces the
+    // day before's.
+    let tuesday = day("2026-06-02");
+    assert!(store
+        .publish_edition(
+            RED,
+            (monday, "rb@1", tuesday),
+            vec![person(1), person(2), person(3), person(5)],
+            Vec::new()
+        )
+        .await
+        .expect("publish"));
+    assert_eq!(
+        store.edition_members(RED, None, 10).await.expect("members"),
+        vec![person(1), person(2), person(3), person(5)]
+    );
+    assert_eq!(
+        store
+            .edition(RED)
+            .await
+            .expect("an edition")
+            .map(|e| e.drawn),
+        Some(tuesday)
+    );
+
     // The next week's edition, and a new rulebook's for the same day, each
     // replace the one before.
     let next = day("2026-06-08");
     assert!(store
-        .publish_edition(RED, (next, "rb@1"), vec![person(4), person(2)], Vec::new())
+        .publish_edition(
+            RED,
+            (next, "rb@1", next),
+            vec![person(4), person(2)],
+            Vec::new()
+        )
         .await
         .expect("publish"));
     assert_eq!(
@@ -2165,7 +2201,7 @@ pub async fn check_editions(store: &dyn Store) {
         vec![person(2), person(4)]
     );
     assert!(store
-        .publish_edition(RED, (next, "rb@2"), Vec::new(), Vec::new())
+        .publish_edition(RED, (next, "rb@2", next), Vec::new(), Vec::new())
         .await
         .expect("publish"));
     assert_eq!(
@@ -2173,6 +2209,7 @@ pub async fn check_editions(store: &dyn Store) {
         Some(crate::Edition {
             day: next,
             rulebook: "rb@2".into(),
+            drawn: next,
             members: 0
         })
     );

@@ -350,12 +350,17 @@ pub struct Counts {
 
 /// The edition of a list published on a schedule (a list entered by
 /// grade, such as a weekly red list): which publication day it is for,
-/// under which rulebook it was drawn, and how many subjects it names.
+/// under which rulebook and on which day it was drawn, and how many
+/// subjects it names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edition {
     pub day: Day,
     /// The label of the rulebook whose grades decided it.
     pub rulebook: String,
+    /// The registry's day it was drawn on, with the records known then
+    /// (an edition is drawn again each day until the next publication
+    /// day, so that late records show).
+    pub drawn: Day,
     pub members: u64,
 }
 
@@ -535,15 +540,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SubjectId>, StoreError>;
 
     /// Makes the edition of `list` for `day`, drawn under the rulebook
-    /// `rulebook` and naming `members` (in any order; a subject named twice
-    /// counts once), the list's edition in place of the one before, and
-    /// appends `audit`, in one transaction. When the list's edition is
-    /// already that of `day` under `rulebook` (another server of the store
-    /// published it first), changes nothing and returns false.
+    /// `rulebook` on the day `drawn` and naming `members` (in any order; a
+    /// subject named twice counts once), the list's edition in place of
+    /// the one before, and appends `audit`, in one transaction. When the
+    /// list's edition is already that of `day` under `rulebook` drawn on
+    /// `drawn` (another server of the store published it first), changes
+    /// nothing and returns false.
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook): (Day, &str),
+        (day, rulebook, drawn): (Day, &str, Day),
         members: Vec<SubjectId>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError>;

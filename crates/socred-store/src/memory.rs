@@ -540,22 +540,21 @@ impl Store for MemoryStore {
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook): (Day, &str),
+        (day, rulebook, drawn): (Day, &str, Day),
         members: Vec<SubjectId>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
         self.write(|inner| {
-            if inner
-                .editions
-                .get(list)
-                .is_some_and(|(edition, _)| edition.day == day && edition.rulebook == rulebook)
-            {
+            if inner.editions.get(list).is_some_and(|(edition, _)| {
+                edition.day == day && edition.rulebook == rulebook && edition.drawn == drawn
+            }) {
                 return Ok(false);
             }
             let members: BTreeSet<SubjectId> = members.into_iter().collect();
             let edition = Edition {
                 day,
                 rulebook: rulebook.to_string(),
+                drawn,
                 members: members.len() as u64,
             };
             inner.editions.insert(list.to_string(), (edition, members));

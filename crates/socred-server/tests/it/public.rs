@@ -503,3 +503,55 @@ async fn a_grade_taxpayers_are_published_monthly() {
     assert_eq!(page_subjects(&page), Vec::<String>::new(), "{page}");
     assert!(!h.applies(CENTRE, acme(), "green_channel").await);
 }
+
+/// An edition is drawn again each day until the next publication day: a
+/// record that arrives late and raises a grade on the publication day
+/// puts its subject on the page by the next day's drawing, as the file
+/// and every decision say at once. Subjects already named are not logged
+/// again.
+#[tokio::test]
+async fn a_late_record_shows_in_the_next_days_drawing() {
+    let h = Harness::new().await;
+    make_exemplary(&h, &[alice()]).await;
+    // Bob consents and has a national honour: 1030 points, AA.
+    h.post_json(
+        &format!("/v1/subjects/{}/consent", bob()),
+        Some(BOB),
+        &json!({"granted": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.ingest(HONOURS, &[honour("late-1", bob(), "national")])
+        .await
+        .expect(StatusCode::OK);
+    socred_server::publish_due(&h.state).await.unwrap();
+    let uri = "/v1/public/lists/exemplary_residents";
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), vec![alice().public_form()], "{page}");
+
+    // On Tuesday a provincial honour conferred before Monday arrives.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-02").unwrap());
+    h.ingest(HONOURS, &[honour("late-2", bob(), "provincial")])
+        .await
+        .expect(StatusCode::OK);
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    let red: Vec<_> = editions
+        .iter()
+        .filter(|e| e.list == "exemplary_residents")
+        .map(|e| (e.day.to_string(), e.named, e.published))
+        .collect();
+    assert_eq!(red, vec![(TODAY.to_string(), 2, true)], "{editions:?}");
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    let mut named = vec![alice().public_form(), bob().public_form()];
+    named.sort();
+    assert_eq!(page_subjects(&page), named, "{page}");
+    assert_eq!(page["published"], TODAY);
+    assert_eq!(h.logged(ALICE, alice(), "publish_list").await.len(), 1);
+    assert_eq!(h.logged(BOB, bob(), "publish_list").await.len(), 1);
+    assert_eq!(
+        socred_server::publish_due(&h.state).await.unwrap(),
+        Vec::new(),
+        "drawn once a day"
+    );
+}
