@@ -73,8 +73,9 @@ struct Due {
     left_off: Vec<SubjectId>,
 }
 
-/// Publishes the editions that are due as of the registry's day; returns
-/// them (none when every public scheduled list has its edition).
+/// Publishes the editions that are due as of the registry's day, and
+/// withdraws those of lists no longer published; returns them (none when
+/// every public scheduled list has today's drawing).
 pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreError> {
     let current = state.current();
     let engine = &current.engine;
