@@ -59,6 +59,31 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));
     }
+    // The editions of lists published on a schedule: an alert on the day
+    // of the last drawing notices a publication that stopped. List ids are
+    // rulebook ids (lower-case letters, digits, `_`, `.`, `-`): nothing in
+    // them needs escaping in a label.
+    let editions = state.store().editions().await?;
+    text.push_str(
+        "# HELP socred_edition_subjects Subjects kept in the last edition of a list published on a schedule.\n\
+         # TYPE socred_edition_subjects gauge\n",
+    );
+    for (list, edition) in &editions {
+        text.push_str(&format!(
+            "socred_edition_subjects{{list=\"{list}\"}} {}\n",
+            edition.members
+        ));
+    }
+    text.push_str(
+        "# HELP socred_edition_drawn_timestamp_seconds Start (UTC) of the day the last edition of a list was drawn.\n\
+         # TYPE socred_edition_drawn_timestamp_seconds gauge\n",
+    );
+    for (list, edition) in &editions {
+        text.push_str(&format!(
+            "socred_edition_drawn_timestamp_seconds{{list=\"{list}\"}} {}\n",
+            i64::from(edition.drawn.0) * 86_400
+        ));
+    }
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

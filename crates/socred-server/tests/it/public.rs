@@ -307,6 +307,15 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     assert_eq!(page_subjects(&page), named, "{page}");
     assert_eq!(page["published"], TODAY);
     assert_eq!(page["entries"][0]["since"], TODAY);
+    // The operator watches the editions in the metrics.
+    let metrics = h.get("/metrics", Some(ADMIN)).await.expect(StatusCode::OK);
+    let drawn = socred_core::Day::parse(TODAY).unwrap().0 as i64 * 86_400;
+    for line in [
+        "socred_edition_subjects{list=\"exemplary_residents\"} 2".to_string(),
+        format!("socred_edition_drawn_timestamp_seconds{{list=\"exemplary_residents\"}} {drawn}"),
+    ] {
+        assert!(metrics.text.contains(&line), "{line} in {}", metrics.text);
+    }
     assert_eq!(page["entries"][0]["until"], "2026-06-08");
     let lists = h
         .get("/v1/public/lists", None)
