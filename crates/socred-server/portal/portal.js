@@ -196,10 +196,15 @@ async function lists() {
   markNav("nav-lists");
   show(el("p", { class: "muted" }, "Loading the public lists…"));
   const answer = await api("/v1/public/lists");
+  // A list entered by grade comes out in editions: say how often, and
+  // which one is out.
+  const edition = (list) =>
+    !list.schedule ? ""
+      : ", " + list.schedule + (list.published ? " (edition of " + list.published + ")" : " (no edition yet)");
   const rows = answer.lists.map((list) =>
     el("tr", {},
       el("td", {}, el("a", { href: "#/lists/" + encodeURIComponent(list.id) }, list.title)),
-      el("td", {}, kindLabel(list.kind)),
+      el("td", {}, kindLabel(list.kind), edition(list)),
       el("td", {}, list.legal_basis),
     ),
   );

@@ -341,6 +341,10 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
             t.contains("List of dishonest judgment defaulters")
         });
         assert!(!lists.contains("tax_grade_d"), "{lists}");
+        assert!(
+            lists.contains("red list, weekly (edition of 2026-06-01)"),
+            "{lists}"
+        );
 
         browser.click("#lists a[href='#/lists/judgment_defaulters']");
         let members = browser.text_when("#members", "alice", |t| t.contains(&alice_public));
