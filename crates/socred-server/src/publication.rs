@@ -19,7 +19,8 @@
 //! server of a store looks; the store publishes an edition once a day
 //! (`Store::publish_edition`). Each subject named gets an audit entry,
 //! which its access log shows, when it enters the publication day's
-//! edition (not again at each day's drawing), and each drawing one more
+//! edition (not again at each day's drawing; a subject kept only as left
+//! off is told when a later drawing names it), and each drawing one more
 //! that counts them. An edition of a list that the rulebook in force no
 //! longer publishes (an upload dropped it, or made it private) is replaced
 //! by an empty one, so that the store keeps no subject for it.
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use socred_core::{Day, Name, SubjectId};
-use socred_store::{AuditDraft, StoreError};
+use socred_store::{AuditDraft, EditionMember, StoreError};
 
 use crate::state::{AppState, Current};
 
@@ -66,9 +67,6 @@ struct Due {
     index: u32,
     id: Name,
     day: Day,
-    /// Whether the stored edition is of the same publication day (drawn
-    /// on an earlier day, or under another rulebook).
-    redrawn: bool,
     named: Vec<SubjectId>,
     left_off: Vec<SubjectId>,
 }
@@ -103,7 +101,6 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             index: index as u32,
             id: list.id,
             day,
-            redrawn: edition.is_some_and(|e| e.day == day),
             named: Vec::new(),
             left_off: Vec::new(),
         });
@@ -117,8 +114,9 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         let page = store.subjects(after, PAGE).await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
-        for subject in page {
-            let Some(file) = store.state(subject).await? else {
+        let files = store.states_of(&page).await?;
+        for (subject, file) in page.into_iter().zip(files) {
+            let Some(file) = file else {
                 continue;
             };
             // One reading a publication day, shared by the lists due that day.
@@ -152,10 +150,7 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             detail,
         };
         // Those the publication day's edition named already were told.
-        let before = match list.redrawn {
-            true => edition_members(state, &list.id).await?,
-            false => HashSet::new(),
-        };
+        let before = named_before(state, &list.id, list.day).await?;
         let mut audit: Vec<AuditDraft> = list
             .named
             .iter()
@@ -187,8 +182,10 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             break;
         }
         let (named, left_off) = (list.named.len() as u64, list.left_off.len() as u64);
-        let mut members = list.named;
-        members.extend(list.left_off);
+        let member = |named| move |subject| EditionMember { subject, named };
+        let members = (list.named.into_iter().map(member(true)))
+            .chain(list.left_off.into_iter().map(member(false)))
+            .collect();
         let done = store
             .publish_edition(&list.id, (list.day, &current.label, today), members, audit)
             .await?;
@@ -205,17 +202,29 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     Ok(published)
 }
 
-/// Every subject of `list`'s stored edition.
-async fn edition_members(state: &AppState, list: &str) -> Result<HashSet<SubjectId>, StoreError> {
-    let mut members = HashSet::new();
+/// The subjects that `list`'s stored edition names, if it is of the
+/// publication day `day` (drawn on an earlier day, or under another
+/// rulebook); none otherwise. A subject it kept only as left off was not
+/// told, and is when a later drawing names it.
+async fn named_before(
+    state: &AppState,
+    list: &str,
+    day: Day,
+) -> Result<HashSet<SubjectId>, StoreError> {
+    let mut named = HashSet::new();
     let mut after = None;
     loop {
-        let page = state.store().edition_members(list, after, PAGE).await?;
-        let Some(&last) = page.last() else {
-            return Ok(members);
+        let Some(page) = state.store().edition_members(list, after, PAGE).await? else {
+            return Ok(named);
         };
-        after = Some(last);
-        members.extend(page);
+        let Some(last) = page.members.last() else {
+            return Ok(named);
+        };
+        if page.edition.day != day {
+            return Ok(HashSet::new());
+        }
+        after = Some(last.subject);
+        named.extend(page.members.iter().filter(|m| m.named).map(|m| m.subject));
     }
 }
 

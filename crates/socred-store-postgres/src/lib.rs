@@ -52,8 +52,9 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, Edition, Erasure, ItemKey, ListRow, Outcome,
-    PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, AuditDraft, AuditEntry, Counts, Edition, EditionMember, EditionPage, Erasure,
+    ItemKey, ListRow, Outcome, PendingItem, Principal, RulebookVersion, Store, StoreError,
+    Submission,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
@@ -525,6 +526,19 @@ impl PostgresStore {
     }
 }
 
+/// A subject's state and the entries reaching it: one statement, one
+/// shard.
+const STATE_SQL: &str = "SELECT (SELECT state FROM states WHERE subject = $1), \
+                         ARRAY(SELECT entry FROM derived WHERE target = $1)";
+
+/// The state of `subject` from a row of [`STATE_SQL`].
+fn state_row(subject: SubjectId, row: &Row) -> Result<Option<Arc<SubjectState>>, Fault> {
+    let get = decode("read a state");
+    let stored: Option<&[u8]> = row.try_get(0).map_err(&get)?;
+    let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
+    Ok(codec::state(subject, stored, &entries)?.map(Arc::new))
+}
+
 /// Puts where the store connects in front of an unavailability message.
 fn prefix(target: &Target, error: StoreError) -> StoreError {
     match error {
@@ -703,21 +717,38 @@ impl Store for PostgresStore {
 
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError> {
         let key = subject.as_str();
-        // One statement, one shard: the state and the entries reaching it.
-        self.read_opt(
-            "read a state",
-            "SELECT (SELECT state FROM states WHERE subject = $1), \
-             ARRAY(SELECT entry FROM derived WHERE target = $1)",
-            &[&key],
-            |row| {
-                let get = decode("read a state");
-                let stored: Option<&[u8]> = row.try_get(0).map_err(&get)?;
-                let entries: Vec<&str> = row.try_get(1).map_err(&get)?;
-                Ok(codec::state(subject, stored, &entries)?.map(Arc::new))
-            },
-        )
+        self.read_opt("read a state", STATE_SQL, &[&key], |row| {
+            state_row(subject, row)
+        })
         .await?
         .ok_or_else(|| StoreError::Corrupt("a state read returned no row".into()))
+    }
+
+    /// Each subject's read of [`Store::state`] (one shard each), all
+    /// pipelined on one connection: one round trip for the lot.
+    async fn states_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<Option<Arc<SubjectState>>>, StoreError> {
+        let keys: Vec<&str> = subjects.iter().map(|s| s.as_str()).collect();
+        let params: Vec<[&(dyn ToSql + Sync); 1]> = keys.iter().map(|key| [key as _]).collect();
+        let (pool, params) = (&self.shared.pool, &params);
+        self.run(Kind::Read, move || async move {
+            let mut lease = pool.get().await?;
+            let (client, cache) = lease.parts()?;
+            let statement = Session::new(&*client, cache).prepare(STATE_SQL).await?;
+            let reads = params
+                .iter()
+                .map(|params| client.query_one(&statement, params));
+            let rows = futures_util::future::try_join_all(reads)
+                .await
+                .map_err(pg("read a state"))?;
+            rows.iter()
+                .zip(subjects)
+                .map(|(row, &subject)| state_row(subject, row))
+                .collect()
+        })
+        .await
     }
 
     async fn records(
@@ -830,31 +861,56 @@ impl Store for PostgresStore {
         list: &str,
         after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError> {
+    ) -> Result<Option<EditionPage>, StoreError> {
         let after = after.map_or(String::new(), |s| s.as_str().to_string());
-        self.read_rows(
-            "read a list's edition",
-            "SELECT subject FROM edition_members WHERE list = $1 AND subject > $2 \
-             ORDER BY subject LIMIT $3",
-            &[&list, &after.as_str(), &limit_param(limit)],
-            |row| {
-                Ok(subject_of(
-                    row.try_get(0).map_err(decode("read a list's edition"))?,
-                )?)
-            },
-        )
-        .await
+        // The edition again after its page, until it stands still: a
+        // drawing published between the two reads would otherwise mix two
+        // editions (one statement would not hold them together on Citus,
+        // where the page's shards answer apart). Each drawing's edition
+        // differs from the one before (`publish_edition`).
+        let mut edition = self.edition(list).await?;
+        loop {
+            let Some(was) = edition else {
+                return Ok(None);
+            };
+            let members = self
+                .read_rows(
+                    "read a list's edition",
+                    "SELECT subject, named FROM edition_members WHERE list = $1 AND subject > $2 \
+                     ORDER BY subject LIMIT $3",
+                    &[&list, &after.as_str(), &limit_param(limit)],
+                    |row| {
+                        let get = decode("read a list's edition");
+                        Ok(EditionMember {
+                            subject: subject_of(row.try_get(0).map_err(&get)?)?,
+                            named: row.try_get(1).map_err(&get)?,
+                        })
+                    },
+                )
+                .await?;
+            edition = self.edition(list).await?;
+            if edition.as_ref() == Some(&was) {
+                return Ok(Some(EditionPage {
+                    edition: was,
+                    members,
+                }));
+            }
+        }
     }
 
     async fn publish_edition(
         &self,
         list: &str,
         edition: (Day, &str, Day),
-        members: Vec<SubjectId>,
+        members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
-        let members: Vec<&str> = members.iter().map(|s| s.as_str()).collect();
-        let (members, audit) = (&members, &audit);
+        let members = socred_store::edition_members_once(members);
+        let (subjects, named): (Vec<&str>, Vec<bool>) = members
+            .iter()
+            .map(|m| (m.subject.as_str(), m.named))
+            .unzip();
+        let (members, audit) = ((&subjects, &named), &audit);
         self.run(Kind::Write, move || {
             self.try_publish_edition(list, edition, members, audit)
         })

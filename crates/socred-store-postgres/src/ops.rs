@@ -293,7 +293,7 @@ impl PostgresStore {
         &self,
         list: &str,
         (day, rulebook, drawn): (Day, &str, Day),
-        members: &[&str],
+        (subjects, named): (&Vec<&str>, &Vec<bool>),
         audit: &[AuditDraft],
     ) -> Result<bool, Fault> {
         Ok(in_transaction!(self, "a publication", |s| {
@@ -329,9 +329,9 @@ impl PostgresStore {
                 let count = s
                     .execute(
                         "publish a list's edition",
-                        "INSERT INTO edition_members (subject, list) \
-                         SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
-                        &[&members, &list],
+                        "INSERT INTO edition_members (subject, named, list) \
+                         SELECT *, $3 FROM unnest($1::text[], $2::boolean[])",
+                        &[subjects, named, &list],
                     )
                     .await?;
                 s.execute(

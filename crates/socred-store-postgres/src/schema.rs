@@ -332,6 +332,13 @@ CREATE TABLE IF NOT EXISTS edition_members (
 CREATE INDEX IF NOT EXISTS edition_members_by_list ON edition_members (list, subject);
 "#;
 
+/// Version 12: whether the list named each subject of an edition on its
+/// publication day, or a list that excludes it left it off. Subjects of
+/// an edition published before count as named: they were told.
+const V12_SQL: &str = r#"
+ALTER TABLE edition_members ADD COLUMN IF NOT EXISTS named boolean NOT NULL DEFAULT true;
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -391,6 +398,11 @@ const MIGRATIONS: &[Migration] = &[
             "SELECT create_reference_table('editions')",
             "SELECT create_distributed_table('edition_members', 'subject', colocate_with => 'records')",
         ],
+    },
+    // Citus adds the column on every shard.
+    Migration {
+        sql: V12_SQL,
+        citus: &[],
     },
 ];
 

@@ -35,9 +35,9 @@ use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
     clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    BlockingAudit, Counts, Edition, Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal,
-    ReadMark, Role, RulebookVersion, Status, Store, StoreError, Submission, VerifyReads, WriteTx,
-    Writer,
+    BlockingAudit, Counts, Edition, EditionMember, EditionPage, Erasure, ItemKey, ListRow, Outcome,
+    PendingItem, Principal, ReadMark, Role, RulebookVersion, Status, Store, StoreError, Submission,
+    VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -975,6 +975,24 @@ impl Store for SqliteStore {
         shared.with_reader(|conn| read_state(conn, &shared.states, subject))
     }
 
+    /// One read for them all, on one connection.
+    async fn states_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<Option<Arc<SubjectState>>>, StoreError> {
+        let subjects = subjects.to_vec();
+        let shared = self.shared.clone();
+        blocking(move || {
+            shared.with_reader(|conn| {
+                subjects
+                    .iter()
+                    .map(|&subject| read_state(conn, &shared.states, subject))
+                    .collect()
+            })
+        })
+        .await
+    }
+
     async fn state_marked(
         &self,
         subject: SubjectId,
@@ -1094,22 +1112,47 @@ impl Store for SqliteStore {
         list: &str,
         after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError> {
+    ) -> Result<Option<EditionPage>, StoreError> {
         let list = list.to_string();
         let after = after.map_or(String::new(), |s| s.as_str().to_string());
         let limit = i64::try_from(clamp_limit(limit)).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let subjects: Vec<String> = conn
+            // The edition and its page in one read transaction: a drawing
+            // published between two statements would mix two editions.
+            let conn = conn
+                .unchecked_transaction()
+                .map_err(db("begin a read transaction"))?;
+            let edition = conn
                 .prepare_cached(
-                    "SELECT subject FROM edition_members WHERE list = ?1 AND subject > ?2 \
+                    "SELECT day, rulebook, drawn, members FROM editions WHERE list = ?1",
+                )
+                .and_then(|mut stmt| stmt.query_row([&list], |row| edition_of(row, 0)).optional())
+                .map_err(db("read a list's edition"))?;
+            let Some(edition) = edition else {
+                return Ok(None);
+            };
+            let rows: Vec<(String, bool)> = conn
+                .prepare_cached(
+                    "SELECT subject, named FROM edition_members WHERE list = ?1 AND subject > ?2 \
                      ORDER BY subject LIMIT ?3",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_map(params![list, after, limit], |row| row.get(0))?
-                        .collect()
+                    stmt.query_map(params![list, after, limit], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
                 })
                 .map_err(db("read a list's edition"))?;
-            subjects.iter().map(|s| subject_of(s)).collect()
+            let members = rows
+                .iter()
+                .map(|(subject, named)| {
+                    Ok(EditionMember {
+                        subject: subject_of(subject)?,
+                        named: *named,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Some(EditionPage { edition, members }))
         })
         .await
     }
@@ -1118,10 +1161,11 @@ impl Store for SqliteStore {
         &self,
         list: &str,
         (day, rulebook, drawn): (Day, &str, Day),
-        members: Vec<SubjectId>,
+        members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
         let (list, rulebook) = (list.to_string(), rulebook.to_string());
+        let members = socred_store::edition_members_once(members);
         self.write(None, move |tx| {
             let same: Option<i64> = tx
                 .tx
@@ -1140,21 +1184,20 @@ impl Store for SqliteStore {
             tx.tx
                 .execute("DELETE FROM edition_members WHERE list = ?1", [&list])
                 .map_err(&publish)?;
-            let mut count: i64 = 0;
             {
                 let mut insert = tx
                     .tx
                     .prepare_cached(
-                        "INSERT INTO edition_members (list, subject) VALUES (?1, ?2) \
-                         ON CONFLICT DO NOTHING",
+                        "INSERT INTO edition_members (list, subject, named) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(&publish)?;
-                for subject in &members {
-                    count += insert
-                        .execute(params![list, subject.as_str()])
-                        .map_err(&publish)? as i64;
+                for member in &members {
+                    insert
+                        .execute(params![list, member.subject.as_str(), member.named])
+                        .map_err(&publish)?;
                 }
             }
+            let count = members.len() as i64;
             tx.tx
                 .execute(
                     "INSERT INTO editions (list, day, rulebook, drawn, members) \

@@ -407,6 +407,11 @@ CREATE TABLE edition_members (
     PRIMARY KEY (list, subject)
 ) WITHOUT ROWID;";
 
+/// Version 14: whether the list named each subject of an edition on its
+/// publication day, or a list that excludes it left it off. Subjects of
+/// an edition published before count as named: they were told.
+const V14: &str = "ALTER TABLE edition_members ADD COLUMN named INTEGER NOT NULL DEFAULT 1;";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -422,6 +427,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V11),
     Migration::Sql(V12),
     Migration::Sql(V13),
+    Migration::Sql(V14),
 ];
 
 /// The schema version this code writes.
@@ -430,6 +436,11 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Brings the database to [`VERSION`], each migration in its own
 /// transaction, or refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, VERSION)
+}
+
+/// [`migrate`] up to `target` only (for the tests of one migration).
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .map_err(db("create schema_version"))?;
     let found = current(conn)?;
@@ -442,6 +453,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (index, migration) in MIGRATIONS
         .iter()
         .enumerate()
+        .take(usize::try_from(target).unwrap_or(0))
         .skip(usize::try_from(found).unwrap_or(0))
     {
         let version = index as i64 + 1;
@@ -533,6 +545,41 @@ mod tests {
             [],
         );
         assert_eq!(again.expect("insert"), 0, "(provider, id) must stay unique");
+    }
+
+    /// The subjects of an edition published before schema 14 count as
+    /// named (they were told); a new edition keeps what it is given.
+    #[test]
+    fn migration_14_counts_earlier_editions_named() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_to(&mut conn, 13).expect("schema 13");
+        conn.execute_batch(
+            "INSERT INTO editions VALUES ('red', 20000, 'rb@1', 20000, 1);
+             INSERT INTO edition_members VALUES ('red', '110101198001010010');",
+        )
+        .expect("an edition of schema 13");
+        migrate(&mut conn).expect("migrate");
+        assert_eq!(current(&conn).expect("version"), VERSION);
+        conn.execute(
+            "INSERT INTO edition_members (list, subject, named) \
+             VALUES ('red', '110101198001010029', 0)",
+            [],
+        )
+        .expect("a subject left off");
+        let named: Vec<(String, bool)> = conn
+            .prepare("SELECT subject, named FROM edition_members ORDER BY subject")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .expect("read the edition");
+        assert_eq!(
+            named,
+            vec![
+                ("110101198001010010".into(), true),
+                ("110101198001010029".into(), false)
+            ]
+        );
     }
 
     /// Schemas 6 to 8 find the subjects with records not in effect, and a

@@ -1798,6 +1798,25 @@ pub async fn check_derived_entries(store: &dyn Store) {
     );
     let standing = engine.evaluate(&reached, day("2026-04-01"));
     assert_eq!(standing.lists, vec![socred_core::Name::new(DEFAULTERS)]);
+    // Read together, in the order asked, the reached one's entries too.
+    let together = store
+        .states_of(&[rep, person(999), org, rep])
+        .await
+        .expect("states");
+    let together: Vec<_> = together
+        .into_iter()
+        .map(|s| s.map(|s| (*s).clone()))
+        .collect();
+    let org_state = state(store, org).await.expect("the company's state");
+    assert_eq!(
+        together,
+        vec![
+            Some(reached.clone()),
+            None,
+            Some(org_state),
+            Some(reached.clone())
+        ]
+    );
 
     // Fulfilled on Friday 2026-05-01: off the list three working days later.
     let fulfilled = record(
@@ -2059,16 +2078,30 @@ pub async fn check_secrets(store: &dyn Store) {
 }
 
 /// The edition of a scheduled list: published whole, read in identifier
-/// order a page at a time, replaced by the next, and published once for a
-/// day under a rulebook however many servers try; each publication is in
-/// the audit log.
+/// order a page at a time with the edition each page is of, replaced by
+/// the next, and published once for a day under a rulebook however many
+/// servers try; each publication is in the audit log.
 pub async fn check_editions(store: &dyn Store) {
+    use crate::EditionMember;
     const RED: &str = "exemplary_residents";
+    let named = |n| EditionMember {
+        subject: person(n),
+        named: true,
+    };
+    let left_off = |n| EditionMember {
+        subject: person(n),
+        named: false,
+    };
+    // The subjects of a page and the publication day it is of.
+    let page = |list: &'static str, after: Option<u16>, limit: usize| async move {
+        store
+            .edition_members(list, after.map(person), limit)
+            .await
+            .expect("members")
+            .map(|page| (page.edition.day, page.members))
+    };
     assert_eq!(store.edition(RED).await.expect("an edition"), None);
-    assert_eq!(
-        store.edition_members(RED, None, 10).await.expect("members"),
-        Vec::new()
-    );
+    assert_eq!(page(RED, None, 10).await, None);
     let monday = day("2026-06-01");
     let before = store
         .audit_head()
@@ -2079,7 +2112,7 @@ pub async fn check_editions(store: &dyn Store) {
         .publish_edition(
             RED,
             (monday, "rb@1", monday),
-            vec![person(3), person(1), person(2), person(1)],
+            vec![named(3), left_off(1), named(2), named(1), left_off(2)],
             vec![audit("publish_list", None)],
         )
         .await
@@ -2093,7 +2126,7 @@ pub async fn check_editions(store: &dyn Store) {
             drawn: monday,
             members: 3
         }),
-        "a subject named twice counts once"
+        "a subject given twice counts once"
     );
     let head = store
         .audit_head()
@@ -2105,7 +2138,7 @@ pub async fn check_editions(store: &dyn Store) {
         .publish_edition(
             "other",
             (monday, "rb@1", monday),
-            vec![person(9)],
+            vec![left_off(9)],
             Vec::new()
         )
         .await
@@ -2118,19 +2151,16 @@ pub async fn check_editions(store: &dyn Store) {
         vec![("exemplary_residents", 3), ("other", 1)],
         "every list's edition, by list"
     );
-    let page = store.edition_members(RED, None, 2).await.expect("members");
-    assert_eq!(page, vec![person(1), person(2)], "identifier order");
-    let rest = store
-        .edition_members(RED, Some(person(2)), 2)
-        .await
-        .expect("members");
-    assert_eq!(rest, vec![person(3)]);
     assert_eq!(
-        store
-            .edition_members("other", None, 10)
-            .await
-            .expect("members"),
-        vec![person(9)],
+        page(RED, None, 2).await,
+        Some((monday, vec![named(1), named(2)])),
+        "identifier order; named if any mention says so"
+    );
+    assert_eq!(page(RED, Some(2), 2).await, Some((monday, vec![named(3)])));
+    assert_eq!(page(RED, Some(3), 2).await, Some((monday, Vec::new())));
+    assert_eq!(
+        page("other", None, 10).await,
+        Some((monday, vec![left_off(9)])),
         "each list has its own"
     );
 
@@ -2139,15 +2169,15 @@ pub async fn check_editions(store: &dyn Store) {
         .publish_edition(
             RED,
             (monday, "rb@1", monday),
-            vec![person(4)],
+            vec![named(4)],
             vec![audit("publish_list", None)],
         )
         .await
         .expect("publish");
     assert!(!again, "an edition is published once");
     assert_eq!(
-        store.edition_members(RED, None, 10).await.expect("members"),
-        vec![person(1), person(2), person(3)]
+        page(RED, None, 10).await,
+        Some((monday, vec![named(1), named(2), named(3)]))
     );
     assert_eq!(
         store
@@ -2166,14 +2196,14 @@ pub async fn check_editions(store: &dyn Store) {
         .publish_edition(
             RED,
             (monday, "rb@1", tuesday),
-            vec![person(1), person(2), person(3), person(5)],
+            vec![named(1), left_off(2), named(3), named(5)],
             Vec::new()
         )
         .await
         .expect("publish"));
     assert_eq!(
-        store.edition_members(RED, None, 10).await.expect("members"),
-        vec![person(1), person(2), person(3), person(5)]
+        page(RED, None, 10).await,
+        Some((monday, vec![named(1), left_off(2), named(3), named(5)]))
     );
     assert_eq!(
         store
@@ -2191,14 +2221,14 @@ pub async fn check_editions(store: &dyn Store) {
         .publish_edition(
             RED,
             (next, "rb@1", next),
-            vec![person(4), person(2)],
+            vec![named(4), named(2)],
             Vec::new()
         )
         .await
         .expect("publish"));
     assert_eq!(
-        store.edition_members(RED, None, 10).await.expect("members"),
-        vec![person(2), person(4)]
+        page(RED, None, 10).await,
+        Some((next, vec![named(2), named(4)]))
     );
     assert!(store
         .publish_edition(RED, (next, "rb@2", next), Vec::new(), Vec::new())
@@ -2214,9 +2244,9 @@ pub async fn check_editions(store: &dyn Store) {
         })
     );
     assert_eq!(
-        store.edition_members(RED, None, 10).await.expect("members"),
-        Vec::new(),
-        "an empty edition names nobody"
+        page(RED, None, 10).await,
+        Some((next, Vec::new())),
+        "an empty edition holds nobody"
     );
 }
 

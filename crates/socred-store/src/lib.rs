@@ -361,7 +361,36 @@ pub struct Edition {
     /// (an edition is drawn again each day until the next publication
     /// day, so that late records show).
     pub drawn: Day,
+    /// The subjects it holds, named or left off.
     pub members: u64,
+}
+
+/// A subject of an edition. `named`: the list named it on the
+/// publication day. Otherwise a list that excludes it left it off that
+/// day; it is kept so that, should what left it off be retracted, the
+/// public page shows it before the next drawing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EditionMember {
+    pub subject: SubjectId,
+    pub named: bool,
+}
+
+/// A page of an edition's subjects with the edition it is of
+/// ([`Store::edition_members`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EditionPage {
+    pub edition: Edition,
+    /// In identifier order.
+    pub members: Vec<EditionMember>,
+}
+
+/// `members` in identifier order, each once: named if any of its
+/// mentions says so. What every store keeps of a drawing.
+pub fn edition_members_once(mut members: Vec<EditionMember>) -> Vec<EditionMember> {
+    // Named first within a subject, so that the first of each is kept.
+    members.sort_unstable_by_key(|m| (m.subject, !m.named));
+    members.dedup_by_key(|m| m.subject);
+    members
 }
 
 /// Appending audit entries on the calling thread (see
@@ -463,6 +492,20 @@ pub trait Store: Send + Sync + 'static {
     /// may hand out the state it keeps decoded without copying it.
     async fn state(&self, subject: SubjectId) -> Result<Option<Arc<SubjectState>>, StoreError>;
 
+    /// [`Store::state`] of each of `subjects`, in their order: for a
+    /// reader of many files at once (drawing a list's edition, a page of
+    /// one). By default one read each; a backend may read them together.
+    async fn states_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<Option<Arc<SubjectState>>>, StoreError> {
+        let mut out = Vec::with_capacity(subjects.len());
+        for &subject in subjects {
+            out.push(self.state(subject).await?);
+        }
+        Ok(out)
+    }
+
     /// [`Store::state`] for an answer whose audit entries then go through
     /// [`Store::append_audit_marked`] with the returned mark. A backend may
     /// answer from memory that it keeps in step with its own writes without
@@ -531,26 +574,29 @@ pub trait Store: Send + Sync + 'static {
     async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError>;
 
     /// The subjects of `list`'s last edition, in identifier order, after
-    /// `after`.
+    /// `after`, at most `limit` (clamped), read together with that
+    /// edition: a page never mixes the subjects of one edition with the
+    /// day of another published meanwhile. None when the list has no
+    /// edition.
     async fn edition_members(
         &self,
         list: &str,
         after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError>;
+    ) -> Result<Option<EditionPage>, StoreError>;
 
     /// Makes the edition of `list` for `day`, drawn under the rulebook
-    /// `rulebook` on the day `drawn` and naming `members` (in any order; a
-    /// subject named twice counts once), the list's edition in place of
-    /// the one before, and appends `audit`, in one transaction. When the
-    /// list's edition is already that of `day` under `rulebook` drawn on
-    /// `drawn` (another server of the store published it first), changes
-    /// nothing and returns false.
+    /// `rulebook` on the day `drawn` and holding `members` (in any order;
+    /// a subject given twice is kept once, named if either says so), the
+    /// list's edition in place of the one before, and appends `audit`, in
+    /// one transaction. When the list's edition is already that of `day`
+    /// under `rulebook` drawn on `drawn` (another server of the store
+    /// published it first), changes nothing and returns false.
     async fn publish_edition(
         &self,
         list: &str,
         (day, rulebook, drawn): (Day, &str, Day),
-        members: Vec<SubjectId>,
+        members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError>;
 

@@ -19,8 +19,8 @@ use crate::write::{
     WriteTx, Writer,
 };
 use crate::{
-    clamp_limit, empty_state, sort_derived, Counts, Edition, FactKey, ItemKey, Outcome,
-    PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, empty_state, sort_derived, Counts, Edition, EditionMember, EditionPage, FactKey,
+    ItemKey, Outcome, PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
 };
 
 /// The writer of a write that folds with `engine`, unless the store names
@@ -58,7 +58,7 @@ struct Inner {
     anchor: Option<(u64, String)>,
     secrets: BTreeMap<String, Vec<u8>>,
     /// By list: the last edition published and its subjects.
-    editions: BTreeMap<String, (Edition, BTreeSet<SubjectId>)>,
+    editions: BTreeMap<String, (Edition, BTreeMap<SubjectId, bool>)>,
     counts: Counts,
 }
 
@@ -521,27 +521,31 @@ impl Store for MemoryStore {
         list: &str,
         after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError> {
+    ) -> Result<Option<EditionPage>, StoreError> {
         let inner = self.lock()?;
-        let Some((_, members)) = inner.editions.get(list) else {
-            return Ok(Vec::new());
+        let Some((edition, members)) = inner.editions.get(list) else {
+            return Ok(None);
         };
         let from = match after {
             Some(after) => std::ops::Bound::Excluded(after),
             None => std::ops::Bound::Unbounded,
         };
-        Ok(members
+        let members = members
             .range((from, std::ops::Bound::Unbounded))
             .take(clamp_limit(limit))
-            .copied()
-            .collect())
+            .map(|(&subject, &named)| EditionMember { subject, named })
+            .collect();
+        Ok(Some(EditionPage {
+            edition: edition.clone(),
+            members,
+        }))
     }
 
     async fn publish_edition(
         &self,
         list: &str,
         (day, rulebook, drawn): (Day, &str, Day),
-        members: Vec<SubjectId>,
+        members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
         self.write(|inner| {
@@ -550,7 +554,10 @@ impl Store for MemoryStore {
             }) {
                 return Ok(false);
             }
-            let members: BTreeSet<SubjectId> = members.into_iter().collect();
+            let members: BTreeMap<SubjectId, bool> = crate::edition_members_once(members)
+                .into_iter()
+                .map(|m| (m.subject, m.named))
+                .collect();
             let edition = Edition {
                 day,
                 rulebook: rulebook.to_string(),

@@ -276,16 +276,17 @@ pub async fn list_members(
     let limit = page_limit(query.limit);
     let today = state.today();
     let (published, members, last) = if list.edition_schedule().is_some() {
-        let store = state.store();
-        let published = store.edition(&list.id).await?.map(|e| e.day);
-        let candidates = store.edition_members(&list.id, after, limit).await?;
-        let mut members = Vec::new();
-        for &subject in &candidates {
-            if let Some(span) = named_today(&state, &current, subject, &list.id, today).await? {
-                members.push((subject, span));
-            }
-        }
-        let last = candidates.last().filter(|_| candidates.len() == limit);
+        let page = state
+            .store()
+            .edition_members(&list.id, after, limit)
+            .await?;
+        let (published, candidates) = match page {
+            Some(page) => (Some(page.edition.day), page.members),
+            None => (None, Vec::new()),
+        };
+        let subjects: Vec<SubjectId> = candidates.iter().map(|m| m.subject).collect();
+        let members = named_today(&state, &current, &subjects, &list.id, today).await?;
+        let last = subjects.last().filter(|_| subjects.len() == limit);
         (published, members, last.copied())
     } else {
         let members = state
@@ -324,28 +325,30 @@ pub async fn list_members(
     }))
 }
 
-/// The span of `subject`'s entry on `list` in force `today`, by its file
-/// read as of today, if the list names it (`crate::publication`: an
-/// edition holds the subjects that a scheduled list may name until the
-/// next).
+/// Those of `subjects` whose file, read as of today, has an entry on
+/// `list` in force `today`, each with the span of that entry
+/// (`crate::publication`: an edition holds the subjects that a scheduled
+/// list may name until the next).
 async fn named_today(
     state: &AppState,
     current: &Current,
-    subject: SubjectId,
+    subjects: &[SubjectId],
     list: &socred_core::Name,
     today: Day,
-) -> Result<Option<Span>, ApiError> {
-    let Some(file) = state.store().state(subject).await? else {
-        return Ok(None);
-    };
+) -> Result<Vec<(SubjectId, Span)>, ApiError> {
     let engine = &current.engine;
     let Some(index) = engine.rulebook.lists.iter().position(|l| l.id == *list) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let standing = engine.evaluate(&file, today);
-    Ok(standing
-        .entries
+    let files = state.store().states_of(subjects).await?;
+    Ok(subjects
         .iter()
-        .find(|entry| entry.list == index as u32)
-        .map(|entry| entry.span))
+        .zip(files)
+        .filter_map(|(&subject, file)| {
+            let file = file?;
+            let standing = engine.evaluate(&file, today);
+            let entry = standing.entries.iter().find(|e| e.list == index as u32)?;
+            Some((subject, entry.span))
+        })
+        .collect())
 }

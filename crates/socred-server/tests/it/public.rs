@@ -412,8 +412,9 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
         h.store
             .edition_members("exemplary_residents", None, 10)
             .await
-            .unwrap(),
-        Vec::new()
+            .unwrap()
+            .map(|page| page.members),
+        Some(Vec::new())
     );
     h.get(uri, None)
         .await
@@ -563,4 +564,47 @@ async fn a_late_record_shows_in_the_next_days_drawing() {
         Vec::new(),
         "drawn once a day"
     );
+}
+
+#[tokio::test]
+async fn a_subject_left_off_is_told_when_a_later_drawing_names_it() {
+    let h = Harness::new().await;
+    make_exemplary(&h, &[alice(), bob()]).await;
+    // Bob evades a fare on the publication day: the rail ticket ban,
+    // which excludes the red list, leaves him off the edition.
+    h.ingest(METRO, &[fare_evasion("fe-bob", bob(), TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    let red = |editions: Vec<socred_server::Publication>| {
+        editions
+            .into_iter()
+            .filter(|e| e.list == "exemplary_residents")
+            .map(|e| (e.day.to_string(), e.named, e.left_off))
+            .collect::<Vec<_>>()
+    };
+    let editions = red(socred_server::publish_due(&h.state).await.unwrap());
+    assert_eq!(editions, vec![(TODAY.to_string(), 1, 1)]);
+    assert_eq!(h.logged(BOB, bob(), "publish_list").await.len(), 0);
+    let uri = "/v1/public/lists/exemplary_residents";
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    assert_eq!(page_subjects(&page), vec![alice().public_form()], "{page}");
+
+    // The metro retracts the fare evasion: as if it never was, Bob is on
+    // the page at once, and the next day's drawing names him and tells him.
+    let retraction = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-bob",
+                            "subject": bob().to_string(), "at": TODAY});
+    h.ingest(METRO, &[retraction.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    let page = h.get(uri, None).await.expect(StatusCode::OK).json();
+    let mut both = vec![alice().public_form(), bob().public_form()];
+    both.sort();
+    assert_eq!(page_subjects(&page), both, "{page}");
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-02").unwrap());
+    let editions = red(socred_server::publish_due(&h.state).await.unwrap());
+    assert_eq!(editions, vec![(TODAY.to_string(), 2, 0)]);
+    let told = h.logged(BOB, bob(), "publish_list").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(h.logged(ALICE, alice(), "publish_list").await.len(), 1);
 }

@@ -161,7 +161,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
     // Schema 11: the editions of scheduled lists, none yet.
     assert_eq!(
         store.editions().await.expect("read the editions"),
