@@ -975,24 +975,6 @@ impl Store for SqliteStore {
         shared.with_reader(|conn| read_state(conn, &shared.states, subject))
     }
 
-    /// One read for them all, on one connection.
-    async fn states_of(
-        &self,
-        subjects: &[SubjectId],
-    ) -> Result<Vec<Option<Arc<SubjectState>>>, StoreError> {
-        let subjects = subjects.to_vec();
-        let shared = self.shared.clone();
-        blocking(move || {
-            shared.with_reader(|conn| {
-                subjects
-                    .iter()
-                    .map(|&subject| read_state(conn, &shared.states, subject))
-                    .collect()
-            })
-        })
-        .await
-    }
-
     async fn state_marked(
         &self,
         subject: SubjectId,
