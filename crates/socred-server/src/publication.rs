@@ -16,7 +16,10 @@
 //! The server looks every minute whether an edition is due: none yet, a
 //! publication day has passed since the last, it was drawn before today,
 //! or the rulebook in force is not the one it was drawn under. Every
-//! server of a store looks; the store publishes an edition once a day
+//! server of a store looks; one draws, under a lease the store keeps
+//! (`Store::lease`, renewed each minute of a drawing, given up at its end;
+//! a server that stops mid-drawing holds the others off five minutes),
+//! and the store publishes each drawing once whatever happens
 //! (`Store::publish_edition`). Each subject named gets an audit entry,
 //! which its access log shows, when it enters the publication day's
 //! edition (not again at each day's drawing; a subject kept only as left
@@ -36,6 +39,14 @@ use crate::state::{AppState, Current};
 
 /// Subjects read per page while drawing an edition.
 const PAGE: usize = 1000;
+/// The lease under which one server of a store draws the editions due
+/// (`Store::lease`); the others leave them to it.
+const LEASE: &str = "publication";
+/// How long the lease holds without being renewed: a server that stopped
+/// mid-drawing holds the others off this long.
+const LEASE_FOR_MS: i64 = 5 * 60 * 1000;
+/// How often a drawing renews its lease.
+const RENEW_EVERY_MS: i64 = 60 * 1000;
 /// How often a server looks whether an edition is due.
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -109,8 +120,22 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     if due.is_empty() {
         return Ok(published);
     }
+    // One server of the store draws; the others look again in a minute.
+    if !hold_lease(state, LEASE_FOR_MS).await? {
+        return Ok(published);
+    }
+    let mut renewed_ms = state.now_ms();
     let mut after = None;
     loop {
+        if state.now_ms() - renewed_ms >= RENEW_EVERY_MS {
+            if !hold_lease(state, LEASE_FOR_MS).await? {
+                tracing::warn!(
+                    "another server took over the drawing of the editions due; this one stops"
+                );
+                return Ok(published);
+            }
+            renewed_ms = state.now_ms();
+        }
         let page = store.subjects(after, PAGE).await?;
         let Some(&last) = page.last() else { break };
         after = Some(last);
@@ -199,7 +224,19 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             withdrawn: false,
         });
     }
+    // Done: the lease is given up at once.
+    hold_lease(state, 0).await?;
     Ok(published)
+}
+
+/// Takes or renews the drawing's lease for `for_ms` from now (0: gives it
+/// up); whether this server holds it.
+async fn hold_lease(state: &AppState, for_ms: i64) -> Result<bool, StoreError> {
+    let now = state.now_ms();
+    state
+        .store()
+        .lease(LEASE, state.instance(), now, now + for_ms)
+        .await
 }
 
 /// The subjects that `list`'s stored edition names, if it is of the

@@ -113,6 +113,9 @@ pub(crate) struct Shared {
     pub limits: Limits,
     /// Seals the public lists' page cursors (`cursor.rs`).
     pub cursors: CursorSeal,
+    /// This process among the servers of its store: the holder of the
+    /// leases it takes (`Store::lease`).
+    pub instance: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -167,6 +170,7 @@ impl AppState {
         let current = Arc::new(Current::new(rulebook, text.into()));
         let cursors = CursorSeal::kept_by(store.as_ref()).await?;
         let audit = AuditLog::new(store.clone());
+        let instance = instance_id().context("cannot draw this server's instance id")?;
         Ok(AppState {
             inner: Arc::new(Shared {
                 store,
@@ -178,8 +182,15 @@ impl AppState {
                 audit,
                 limits,
                 cursors,
+                instance,
             }),
         })
+    }
+
+    /// This process among the servers of its store (random, drawn at
+    /// start): the holder of the leases it takes.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// Takes the rulebook that the store names as in force when it is not
@@ -262,4 +273,11 @@ impl AppState {
     pub fn panics(&self) -> u64 {
         crate::metrics::panics()
     }
+}
+
+/// A random id for this process, 16 hexadecimal digits.
+fn instance_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }

@@ -1173,6 +1173,19 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.run(Kind::Write, move || {
+            self.try_lease(name, holder, now_ms, until_ms)
+        })
+        .await
+    }
+
     async fn audit_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
         self.chain_end(
             "read the audit chain's anchor",

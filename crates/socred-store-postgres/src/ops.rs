@@ -373,6 +373,30 @@ impl PostgresStore {
         })
     }
 
+    pub(crate) async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, Fault> {
+        in_transaction!(self, "taking a lease", |s| {
+            // The row's lock orders two servers after the same lease; the
+            // condition is checked again on the row as the first left it.
+            let taken = s
+                .execute(
+                    "take a lease",
+                    "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $4) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     until_ms = excluded.until_ms \
+                     WHERE leases.holder = excluded.holder OR leases.until_ms <= $3",
+                    &[&name, &holder, &now_ms, &until_ms],
+                )
+                .await?;
+            Ok(taken == 1)
+        })
+    }
+
     pub(crate) async fn try_put_principal(
         &self,
         principal: &Principal,

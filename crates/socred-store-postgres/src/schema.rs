@@ -339,6 +339,17 @@ const V12_SQL: &str = r#"
 ALTER TABLE edition_members ADD COLUMN IF NOT EXISTS named boolean NOT NULL DEFAULT true;
 "#;
 
+/// Version 13: leases on work that one server of a store does for all
+/// (`Store::lease`). A reference table on Citus, as secrets are, so that
+/// every coordinator reads the same.
+const V13_SQL: &str = r#"
+CREATE TABLE IF NOT EXISTS leases (
+    name     text NOT NULL PRIMARY KEY,
+    holder   text NOT NULL,
+    until_ms bigint NOT NULL
+);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -403,6 +414,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V12_SQL,
         citus: &[],
+    },
+    Migration {
+        sql: V13_SQL,
+        citus: &["SELECT create_reference_table('leases')"],
     },
 ];
 

@@ -1763,6 +1763,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(None, move |tx| {
+            let taken = tx
+                .tx
+                .execute(
+                    "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?4) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     until_ms = excluded.until_ms \
+                     WHERE leases.holder = excluded.holder OR leases.until_ms <= ?3",
+                    params![name, holder, now_ms, until_ms],
+                )
+                .map_err(db("take a lease"))?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
     async fn audit_before(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
         self.read(move |conn| {
             // In `seq` order from the start: reads the stretch that is

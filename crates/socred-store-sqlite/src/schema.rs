@@ -412,6 +412,14 @@ CREATE TABLE edition_members (
 /// an edition published before count as named: they were told.
 const V14: &str = "ALTER TABLE edition_members ADD COLUMN named INTEGER NOT NULL DEFAULT 1;";
 
+/// Version 15: leases on work that one server of a store does for all
+/// (`Store::lease`).
+const V15: &str = "CREATE TABLE leases (
+    name     TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -428,6 +436,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V12),
     Migration::Sql(V13),
     Migration::Sql(V14),
+    Migration::Sql(V15),
 ];
 
 /// The schema version this code writes.

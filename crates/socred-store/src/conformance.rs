@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 records_held_by_type => check_held_record_types,
                 audit_entries_go_at_the_end_of_retention => check_audit_retention,
                 a_secret_is_kept_once => check_secrets,
+                a_lease_is_held_by_one_until_it_runs_out => check_leases,
                 an_edition_replaces_the_one_before => check_editions,
                 writes_fold_with_the_rulebook_in_force => check_rulebook_in_force,
             );
@@ -2075,6 +2076,33 @@ pub async fn check_secrets(store: &dyn Store) {
         store.secret("cursor", &[]).await.expect("a secret"),
         vec![1; 32]
     );
+}
+
+/// A lease is held by one holder until its time runs out: renewed by
+/// it, refused to others meanwhile, taken over after; names apart.
+pub async fn check_leases(store: &dyn Store) {
+    const DRAW: &str = "publication";
+    let lease = |holder: &'static str, now: i64, until: i64| async move {
+        store
+            .lease(DRAW, holder, now, until)
+            .await
+            .expect("a lease")
+    };
+    assert!(lease("a", 1_000, 2_000).await, "nobody held it");
+    assert!(!lease("b", 1_500, 2_500).await, "a holds it until 2,000");
+    assert!(lease("a", 1_900, 3_000).await, "its holder renews it");
+    assert!(!lease("b", 2_500, 3_500).await, "renewed until 3,000");
+    assert!(
+        store
+            .lease("other", "b", 2_500, 3_500)
+            .await
+            .expect("a lease"),
+        "each name has its own"
+    );
+    assert!(lease("b", 3_000, 4_000).await, "a's time ran out");
+    assert!(!lease("a", 3_100, 5_000).await, "b holds it now");
+    assert!(lease("b", 3_200, 3_200).await, "b gives it up");
+    assert!(lease("a", 3_200, 5_000).await, "given up, it is free");
 }
 
 /// The edition of a scheduled list: published whole, read in identifier

@@ -694,6 +694,21 @@ pub trait Store: Send + Sync + 'static {
     /// key that seals public lists' page cursors).
     async fn secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
 
+    /// Takes the lease `name` for `holder` until `until_ms`, or renews it,
+    /// when nobody holds it, its holder's time ran out by `now_ms`, or
+    /// `holder` holds it already; true when `holder` holds it now. For
+    /// work that every server of a store would otherwise do, and one is
+    /// enough for (drawing a list's edition): the others leave it while
+    /// the lease runs, and take it over once a holder that stopped lets it
+    /// run out.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError>;
+
     /// The principal `id`, revoked or not. By default from
     /// [`Store::principals`]; a database reads it by its key.
     async fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {

@@ -57,6 +57,8 @@ struct Inner {
     /// The last entry removed at the end of the log's retention.
     anchor: Option<(u64, String)>,
     secrets: BTreeMap<String, Vec<u8>>,
+    /// By name: the holder and when its time runs out.
+    leases: BTreeMap<String, (String, i64)>,
     /// By list: the last edition published and its subjects.
     editions: BTreeMap<String, (Edition, BTreeMap<SubjectId, bool>)>,
     counts: Counts,
@@ -806,6 +808,27 @@ impl Store for MemoryStore {
                 .entry(name.to_string())
                 .or_insert_with(|| fresh.to_vec())
                 .clone())
+        })
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(|inner| {
+            let free = inner
+                .leases
+                .get(name)
+                .is_none_or(|(held_by, until)| held_by == holder || *until <= now_ms);
+            if free {
+                inner
+                    .leases
+                    .insert(name.to_string(), (holder.to_string(), until_ms));
+            }
+            Ok(free)
         })
     }
 

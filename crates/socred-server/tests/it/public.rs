@@ -608,3 +608,38 @@ async fn a_subject_left_off_is_told_when_a_later_drawing_names_it() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(h.logged(ALICE, alice(), "publish_list").await.len(), 1);
 }
+
+#[tokio::test]
+async fn one_server_draws_while_its_lease_runs() {
+    let h = Harness::new().await;
+    make_exemplary(&h, &[alice()]).await;
+    // Another server of the store is drawing, its lease five minutes long.
+    let now = h.state.now_ms();
+    assert!(h
+        .store
+        .lease("publication", "another-server", now, now + 300_000)
+        .await
+        .unwrap());
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(editions, Vec::new(), "left to the other server");
+    assert_eq!(h.store.edition("exemplary_residents").await.unwrap(), None);
+
+    // It stopped: once its lease has run out, this server draws, and
+    // gives the lease up when done.
+    h.clock.set_ms(now + 300_000);
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert!(
+        editions
+            .iter()
+            .any(|e| e.list == "exemplary_residents" && e.published && e.named == 1),
+        "{editions:?}"
+    );
+    let later = h.state.now_ms();
+    assert!(
+        h.store
+            .lease("publication", "another-server", later, later + 300_000)
+            .await
+            .unwrap(),
+        "given up at the end of the drawing"
+    );
+}

@@ -161,12 +161,34 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 12);
-    // Schema 11: the editions of scheduled lists, none yet.
+    assert_eq!(SCHEMA_VERSION, 13);
+    // Schema 11: the editions of scheduled lists, none yet; schema 12
+    // marks their subjects named or left off; schema 13: leases.
     assert_eq!(
         store.editions().await.expect("read the editions"),
         Vec::new()
     );
+    let member = socred_store::EditionMember {
+        subject: socred_store::conformance::person(1),
+        named: false,
+    };
+    let red = (socred_core::Day(20_000), "rb@1", socred_core::Day(20_000));
+    assert!(store
+        .publish_edition("red", red, vec![member], Vec::new())
+        .await
+        .expect("publish an edition"));
+    assert_eq!(
+        store
+            .edition_members("red", None, 10)
+            .await
+            .expect("read the edition")
+            .map(|page| page.members),
+        Some(vec![member])
+    );
+    assert!(store
+        .lease("publication", "a", 0, 1)
+        .await
+        .expect("take a lease"));
     let index = client
         .query_opt(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'list_entries' \
