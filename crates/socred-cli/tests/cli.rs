@@ -180,6 +180,36 @@ fn city() -> String {
     text(&population.stdout)
 }
 
+/// A generated city has a few exemplary residents: its civic-minded few
+/// volunteer, donate and are honoured enough to reach grade AAA, so the
+/// weekly red list names some, but far from everyone.
+#[test]
+fn a_generated_city_names_a_few_exemplary_residents() {
+    let scored = socred_stdin(
+        &["score", "--records", "-", "--as-of", "2026-11-01"],
+        &city(),
+    );
+    assert_eq!(scored.status.code(), Some(0), "{}", text(&scored.stderr));
+    let (mut persons, mut exemplary) = (0, 0);
+    for line in text(&scored.stdout).lines() {
+        let file: serde_json::Value = serde_json::from_str(line).unwrap();
+        let subject = socred_core::SubjectId::parse(file["subject"].as_str().unwrap()).unwrap();
+        if subject.id.kind() == socred_core::SubjectKind::Person {
+            persons += 1;
+        }
+        let lists = file["lists"].as_array().unwrap();
+        if lists.iter().any(|l| l == "exemplary_residents") {
+            assert_eq!(file["grade"], "AAA", "{file}");
+            exemplary += 1;
+        }
+    }
+    let share = f64::from(exemplary) / f64::from(persons);
+    assert!(
+        (0.001..0.02).contains(&share),
+        "{exemplary} exemplary residents of {persons} persons"
+    );
+}
+
 /// Several megabytes of records, with bad lines spread through them, give
 /// the same files, messages and exit code on one thread as on three.
 #[test]

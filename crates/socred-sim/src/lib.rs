@@ -17,7 +17,9 @@
 //! - every day, an even share of conduct records: mostly positive conduct and
 //!   minor commercial and social matters; judgment defaults about 2-3 % of all
 //!   records, transport about 2 %, serious ones rare, and most negative
-//!   records going to a few "troubled" subjects;
+//!   records going to a few "troubled" subjects, and a large share of
+//!   persons' positive conduct to a civic-minded few (one person in a
+//!   hundred), whom a red list of exemplary residents names;
 //! - follow-ups: most judgment defaults are fulfilled weeks or months later,
 //!   a few records are disputed (and resolved), retracted or repaired, a few
 //!   consents are withdrawn;

@@ -59,6 +59,11 @@ pub const ORG_CLASSES: [([u8; 2], u32); 8] = [
 /// Share of persons and organisations that are "troubled", in thousandths.
 const TROUBLED_PERSONS_PER_MILLE: u32 = 40;
 const TROUBLED_ORGS_PER_MILLE: u32 = 60;
+/// Share of persons who are "civic-minded", in thousandths (none of them
+/// troubled): they get a large share of all positive conduct (see the
+/// record stream), and are the few whom a red list of exemplary
+/// residents names.
+const CIVIC_PERSONS_PER_MILLE: u64 = 10;
 /// Share of persons with a registered profession, in thousandths.
 const PROFESSION_PER_MILLE: u32 = 850;
 
@@ -94,6 +99,8 @@ pub struct Population {
     pub orgs: Vec<u32>,
     pub troubled_persons: Vec<u32>,
     pub troubled_orgs: Vec<u32>,
+    /// Civic-minded persons.
+    pub civic_persons: Vec<u32>,
     /// Persons whose profession is in a key group.
     pub key_group_persons: Vec<u32>,
 }
@@ -120,6 +127,7 @@ impl Population {
             orgs: Vec::new(),
             troubled_persons: Vec::new(),
             troubled_orgs: Vec::new(),
+            civic_persons: Vec::new(),
             key_group_persons: Vec::new(),
         };
         let mut taken = HashSet::with_capacity(count);
@@ -133,6 +141,9 @@ impl Population {
                 population.add_person(&mut rng, &mut taken, &births, index32);
             }
         }
+        population.civic_persons = (population.persons.iter().copied())
+            .filter(|&index| !population.is_troubled(index) && civic(seed, index))
+            .collect();
         population
     }
 
@@ -230,6 +241,19 @@ impl Population {
     pub fn ids(&self) -> Vec<SubjectId> {
         self.subjects.iter().map(|s| s.id).collect()
     }
+}
+
+/// Whether the person at `index` is civic-minded: from a hash of the seed
+/// and the index, which takes nothing from the population's generator, so
+/// that the identifiers and other attributes stay what they were before
+/// civic-minded persons existed.
+fn civic(seed: u64, index: u32) -> bool {
+    // SplitMix64's finaliser: every bit of the input moves the output.
+    let mut z = seed ^ (u64::from(index) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    z % 1000 < CIVIC_PERSONS_PER_MILLE
 }
 
 /// The days persons may be born on, with their calendar parts precomputed.
@@ -349,6 +373,12 @@ mod tests {
         }
         let troubled = population.troubled_persons.len() as f64 / population.persons.len() as f64;
         assert!((0.02..0.07).contains(&troubled), "{troubled}");
+        let civic = population.civic_persons.len() as f64 / population.persons.len() as f64;
+        assert!((0.005..0.02).contains(&civic), "{civic}");
+        assert!(population
+            .civic_persons
+            .iter()
+            .all(|&index| !population.is_troubled(index) && !is_org_index(u64::from(index))));
         assert!(!population.key_group_persons.is_empty());
     }
 

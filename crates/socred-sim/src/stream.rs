@@ -54,6 +54,9 @@ const UPHELD_PER_MILLE: u32 = 800;
 /// How strongly negative records go to troubled subjects, in thousandths.
 const TROUBLED_NEGATIVE_PER_MILLE: u32 = 600;
 const TROUBLED_SERIOUS_PER_MILLE: u32 = 800;
+/// How strongly positive conduct of persons goes to the civic-minded few,
+/// in thousandths.
+const CIVIC_POSITIVE_PER_MILLE: u32 = 150;
 
 /// A record emitted earlier, as follow-ups refer to it. Its provider record
 /// id is re-rendered from these parts.
@@ -398,12 +401,15 @@ impl<'a> Generator<'a> {
             Kinds::Both => self.rng.random_range(0..1000) < entry.org_per_mille,
         };
         let org = org && !self.pop.orgs.is_empty();
-        let troubled_per_mille = match entry.ty.tone() {
-            Tone::Serious => TROUBLED_SERIOUS_PER_MILLE,
-            Tone::Negative => TROUBLED_NEGATIVE_PER_MILLE,
-            Tone::Positive | Tone::Neutral => 0,
+        let (troubled_per_mille, civic_per_mille) = match entry.ty.tone() {
+            Tone::Serious => (TROUBLED_SERIOUS_PER_MILLE, 0),
+            Tone::Negative => (TROUBLED_NEGATIVE_PER_MILLE, 0),
+            Tone::Positive => (0, CIVIC_POSITIVE_PER_MILLE),
+            Tone::Neutral => (0, 0),
         };
-        let troubled = self.rng.random_range(0..1000) < troubled_per_mille;
+        let draw = self.rng.random_range(0..1000);
+        let troubled = draw < troubled_per_mille;
+        let civic = draw < civic_per_mille;
         let pool = match (entry.ty, org, troubled) {
             (Type::ProfessionalMisconduct, _, _) if !self.pop.key_group_persons.is_empty() => {
                 &self.pop.key_group_persons
@@ -411,6 +417,7 @@ impl<'a> Generator<'a> {
             (_, true, true) if !self.pop.troubled_orgs.is_empty() => &self.pop.troubled_orgs,
             (_, true, _) => &self.pop.orgs,
             (_, false, true) if !self.pop.troubled_persons.is_empty() => &self.pop.troubled_persons,
+            (_, false, _) if civic && !self.pop.civic_persons.is_empty() => &self.pop.civic_persons,
             (_, false, _) => &self.pop.persons,
         };
         let pick = self.rng.random_range(0..pool.len().max(1));

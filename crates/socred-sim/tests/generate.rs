@@ -301,6 +301,7 @@ fn the_mix_is_realistic() {
         summary.late_records
     );
     assert_negative_records_are_concentrated(&values);
+    assert_positive_conduct_favours_a_civic_few(&values, summary.persons);
     assert_order_roughly_follows_time(&values, summary.late_records);
 }
 
@@ -328,6 +329,33 @@ fn assert_negative_records_are_concentrated(values: &[Value]) {
     assert!(
         share > 0.5,
         "the top 5% of subjects hold {share} of negative records"
+    );
+}
+
+/// A civic-minded one person in a hundred accounts for a large share of
+/// persons' positive conduct (the few a red list of exemplary residents
+/// names), though most persons have some.
+fn assert_positive_conduct_favours_a_civic_few(values: &[Value], persons: u64) {
+    let mut per_person: HashMap<&str, u64> = HashMap::new();
+    for value in values.iter().filter(|v| v.get("fact").is_none()) {
+        let subject = subject(value, "subject");
+        if text(value, "type").starts_with("positive.") && subject.kind() == SubjectKind::Person {
+            *per_person.entry(text(value, "subject")).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<u64> = per_person.values().copied().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let total: u64 = counts.iter().sum();
+    let top: u64 = counts.iter().take(persons as usize / 100).sum();
+    let share = top as f64 / total as f64;
+    assert!(
+        (0.12..0.4).contains(&share),
+        "the top 1% of persons hold {share} of persons' positive conduct"
+    );
+    assert!(
+        per_person.len() as u64 > persons / 2,
+        "{} of {persons} persons have positive conduct",
+        per_person.len()
     );
 }
 
