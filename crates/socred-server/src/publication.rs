@@ -95,33 +95,18 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     if !in_force(state, &current.label).await? {
         return Ok(Vec::new());
     }
-    let mut due = Vec::new();
-    for (index, list) in engine.rulebook.lists.iter().enumerate() {
-        let Some(schedule) = list.edition_schedule().filter(|_| list.public) else {
-            continue;
-        };
-        let day = schedule.publication(today).0;
-        let edition = store.edition(&list.id).await?;
-        if edition
-            .as_ref()
-            .is_some_and(|e| e.day == day && e.rulebook == current.label && e.drawn == today)
-        {
-            continue;
-        }
-        due.push(Due {
-            index: index as u32,
-            id: list.id,
-            day,
-            named: Vec::new(),
-            left_off: Vec::new(),
-        });
-    }
     let mut published = withdraw_unpublished(state, &current).await?;
-    if due.is_empty() {
+    if due_lists(state, &current).await?.is_empty() {
         return Ok(published);
     }
     // One server of the store draws; the others look again in a minute.
     if !hold_lease(state, LEASE_FOR_MS).await? {
+        return Ok(published);
+    }
+    // Again under the lease: another server may have published meanwhile.
+    let mut due = due_lists(state, &current).await?;
+    if due.is_empty() {
+        hold_lease(state, 0).await?;
         return Ok(published);
     }
     let mut renewed_ms = state.now_ms();
@@ -227,6 +212,35 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     // Done: the lease is given up at once.
     hold_lease(state, 0).await?;
     Ok(published)
+}
+
+/// The public scheduled lists whose stored edition is not the one due
+/// today: of the last publication day, under the rulebook `current`,
+/// drawn today.
+async fn due_lists(state: &AppState, current: &Current) -> Result<Vec<Due>, StoreError> {
+    let today = state.today();
+    let mut due = Vec::new();
+    for (index, list) in current.engine.rulebook.lists.iter().enumerate() {
+        let Some(schedule) = list.edition_schedule().filter(|_| list.public) else {
+            continue;
+        };
+        let day = schedule.publication(today).0;
+        let edition = state.store().edition(&list.id).await?;
+        if edition
+            .as_ref()
+            .is_some_and(|e| e.day == day && e.rulebook == current.label && e.drawn == today)
+        {
+            continue;
+        }
+        due.push(Due {
+            index: index as u32,
+            id: list.id,
+            day,
+            named: Vec::new(),
+            left_off: Vec::new(),
+        });
+    }
+    Ok(due)
 }
 
 /// Takes or renews the drawing's lease for `for_ms` from now (0: gives it
