@@ -53,8 +53,8 @@ use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
     clamp_limit, AuditDraft, AuditEntry, Counts, Edition, EditionMember, EditionPage, Erasure,
-    ItemKey, ListRow, Outcome, PendingItem, Principal, RulebookVersion, Store, StoreError,
-    Submission,
+    ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, RulebookVersion, Store,
+    StoreError, Submission,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
@@ -722,6 +722,15 @@ impl Store for PostgresStore {
         })
         .await?
         .ok_or_else(|| StoreError::Corrupt("a state read returned no row".into()))
+    }
+
+    /// Fresh reads, as [`Store::state_marked`] gives here, pipelined as
+    /// [`Store::states_of`] reads them.
+    async fn states_marked(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<(Vec<Option<Arc<SubjectState>>>, ReadMark), StoreError> {
+        Ok((self.states_of(subjects).await?, ReadMark::FRESH))
     }
 
     /// Each subject's read of [`Store::state`] (one shard each), all

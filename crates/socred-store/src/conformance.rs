@@ -1814,10 +1814,20 @@ pub async fn check_derived_entries(store: &dyn Store) {
         vec![
             Some(reached.clone()),
             None,
-            Some(org_state),
+            Some(org_state.clone()),
             Some(reached.clone())
         ]
     );
+    // And for an answer that its audit entries then vouch for.
+    let (marked, _) = store
+        .states_marked(&[org, person(999), rep])
+        .await
+        .expect("states");
+    let marked: Vec<_> = marked
+        .into_iter()
+        .map(|s| s.map(|s| (*s).clone()))
+        .collect();
+    assert_eq!(marked, vec![Some(org_state), None, Some(reached.clone())]);
 
     // Fulfilled on Friday 2026-05-01: off the list three working days later.
     let fulfilled = record(

@@ -521,6 +521,24 @@ pub trait Store: Send + Sync + 'static {
         Ok((self.state(subject).await?, ReadMark::FRESH))
     }
 
+    /// [`Store::state_marked`] of each of `subjects`, in their order, with
+    /// the mark of the answer that rests on them all (their oldest): a
+    /// batch of decisions. By default one read each; a backend may read
+    /// them together.
+    async fn states_marked(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<(Vec<Option<Arc<SubjectState>>>, ReadMark), StoreError> {
+        let mut states = Vec::with_capacity(subjects.len());
+        let mut marks = Vec::with_capacity(subjects.len());
+        for &subject in subjects {
+            let (state, mark) = self.state_marked(subject).await?;
+            states.push(state);
+            marks.push(mark);
+        }
+        Ok((states, ReadMark::oldest(marks)))
+    }
+
     /// The records and later facts in effect about a subject (not pending,
     /// not rejected), for explanations and verification. Records of types
     /// the rulebook no longer has are left out: the fold cannot read them.

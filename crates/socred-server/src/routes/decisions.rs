@@ -170,19 +170,28 @@ async fn decide_once(
     current: &Current,
     checked: &[(SubjectId, &Measure)],
 ) -> Result<Decided, ApiError> {
+    // Each subject once, read together.
     let mut index: HashMap<SubjectId, usize> = HashMap::new();
-    let mut states = Vec::new();
-    let mut marks = Vec::new();
-    for (subject, _) in checked {
-        if index.contains_key(subject) {
-            continue;
-        }
-        let (subject_state, mark) = state.store().state_marked(*subject).await?;
-        let subject_state = subject_state.unwrap_or_else(|| empty_state(*subject).into());
-        index.insert(*subject, states.len());
-        states.push(subject_state);
-        marks.push(mark);
+    let mut subjects = Vec::new();
+    for &(subject, _) in checked {
+        index.entry(subject).or_insert_with(|| {
+            subjects.push(subject);
+            subjects.len() - 1
+        });
     }
+    let (read, mark) = match subjects.as_slice() {
+        // One subject (a single decision, the hot path): no vectors.
+        &[subject] => {
+            let (read, mark) = state.store().state_marked(subject).await?;
+            (vec![read], mark)
+        }
+        _ => state.store().states_marked(&subjects).await?,
+    };
+    let states: Vec<_> = subjects
+        .iter()
+        .zip(read)
+        .map(|(&subject, read)| read.unwrap_or_else(|| empty_state(subject).into()))
+        .collect();
     let today = state.today();
     let standings: Vec<_> = states
         .iter()
@@ -220,12 +229,7 @@ async fn decide_once(
         ));
         decisions.push(decision);
     }
-    Ok((
-        decisions,
-        audit,
-        (applies, not_applies),
-        ReadMark::oldest(marks),
-    ))
+    Ok((decisions, audit, (applies, not_applies), mark))
 }
 
 fn check_purpose(purpose: &str) -> Result<(), ApiError> {
