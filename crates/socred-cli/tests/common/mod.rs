@@ -22,6 +22,15 @@ pub struct Server {
     pub admin_token: Option<String>,
 }
 
+/// A server left running when its test ends, passes or panics would
+/// outlive it: it is killed (again, if the test killed it already).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `socred serve` on a free port; on the first start, also reads
 /// the operator token it prints.
 pub fn start(data: &Path, first: bool) -> Server {
