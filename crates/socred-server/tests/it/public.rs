@@ -258,6 +258,15 @@ fn page_subjects(page: &serde_json::Value) -> Vec<String> {
 /// subjects graded AAA on the publication day, each as its file reads
 /// today (a subject black-listed since drops off at once), and the next
 /// week's edition keeps that subject for the day its entry ends.
+/// Publishes what is due; the weekly red list's publications.
+async fn publish_red(h: &Harness) -> Vec<socred_server::Publication> {
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    let red = editions
+        .into_iter()
+        .filter(|e| e.list == "exemplary_residents");
+    red.collect()
+}
+
 #[tokio::test]
 async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let h = Harness::new().await;
@@ -279,13 +288,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
 
     // TODAY (2026-06-01) is a Monday: the week's publication day
     // (and of the month, for the monthly list of A-grade taxpayers).
-    let red_only = |editions: Vec<socred_server::Publication>| {
-        editions
-            .into_iter()
-            .filter(|e| e.list == "exemplary_residents")
-            .collect::<Vec<_>>()
-    };
-    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
+    let editions = publish_red(&h).await;
     assert_eq!(editions.len(), 1, "{editions:?}");
     assert_eq!(
         (
@@ -374,7 +377,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     // the ban is in force.
     h.clock
         .set_day(socred_core::Day::parse("2026-06-08").unwrap());
-    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
+    let editions = publish_red(&h).await;
     assert_eq!(
         (
             editions[0].day.to_string().as_str(),
@@ -399,7 +402,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
     let private = private.replacen(version, "version = \"test.private\"", 1);
     put_rulebook(&h, private).await.expect(StatusCode::OK);
-    let editions = red_only(socred_server::publish_due(&h.state).await.unwrap());
+    let editions = publish_red(&h).await;
     assert_eq!(
         editions
             .iter()
@@ -545,10 +548,9 @@ async fn a_late_record_shows_in_the_next_days_drawing() {
     h.ingest(HONOURS, &[honour("late-2", bob(), "provincial")])
         .await
         .expect(StatusCode::OK);
-    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    let editions = publish_red(&h).await;
     let red: Vec<_> = editions
         .iter()
-        .filter(|e| e.list == "exemplary_residents")
         .map(|e| (e.day.to_string(), e.named, e.published))
         .collect();
     assert_eq!(red, vec![(TODAY.to_string(), 2, true)], "{editions:?}");
@@ -576,14 +578,12 @@ async fn a_subject_left_off_is_told_when_a_later_drawing_names_it() {
         .await
         .expect(StatusCode::OK);
     let red = |editions: Vec<socred_server::Publication>| {
-        editions
-            .into_iter()
-            .filter(|e| e.list == "exemplary_residents")
-            .map(|e| (e.day.to_string(), e.named, e.left_off))
-            .collect::<Vec<_>>()
+        let counts = editions
+            .iter()
+            .map(|e| (e.day.to_string(), e.named, e.left_off));
+        counts.collect::<Vec<_>>()
     };
-    let editions = red(socred_server::publish_due(&h.state).await.unwrap());
-    assert_eq!(editions, vec![(TODAY.to_string(), 1, 1)]);
+    assert_eq!(red(publish_red(&h).await), vec![(TODAY.to_string(), 1, 1)]);
     assert_eq!(h.logged(BOB, bob(), "publish_list").await.len(), 0);
     let uri = "/v1/public/lists/exemplary_residents";
     let page = h.get(uri, None).await.expect(StatusCode::OK).json();
@@ -602,8 +602,7 @@ async fn a_subject_left_off_is_told_when_a_later_drawing_names_it() {
     assert_eq!(page_subjects(&page), both, "{page}");
     h.clock
         .set_day(socred_core::Day::parse("2026-06-02").unwrap());
-    let editions = red(socred_server::publish_due(&h.state).await.unwrap());
-    assert_eq!(editions, vec![(TODAY.to_string(), 2, 0)]);
+    assert_eq!(red(publish_red(&h).await), vec![(TODAY.to_string(), 2, 0)]);
     let told = h.logged(BOB, bob(), "publish_list").await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(h.logged(ALICE, alice(), "publish_list").await.len(), 1);
