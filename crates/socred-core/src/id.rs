@@ -84,7 +84,10 @@ impl fmt::Display for IdWarning {
 pub enum IdError {
     #[error("identifier has {found} characters, expected 18")]
     Length { found: usize },
-    #[error("character `{found}` at position {position} is not allowed here ({expected})")]
+    #[error(
+        "character `{found}` at position {position} is not allowed here ({expected}){}",
+        full_width_hint(*found)
+    )]
     Character {
         position: usize,
         found: char,
@@ -94,6 +97,20 @@ pub enum IdError {
     BirthDate { text: String },
     #[error("check character at position 18 is `{found}`, expected `{expected}`")]
     CheckCharacter { expected: char, found: char },
+}
+
+/// What a full-width character (U+FF01 to U+FF5E, as Chinese input
+/// methods type them) stands for, said after the error: it looks right to
+/// whoever reads the identifier. It is not taken in its place: the provider
+/// that sent it has a bug to fix.
+fn full_width_hint(found: char) -> String {
+    let code = u32::from(found);
+    if !(0xFF01..=0xFF5E).contains(&code) {
+        return String::new();
+    }
+    char::from_u32(code - 0xFF01 + 0x21).map_or_else(String::new, |ascii| {
+        format!("; `{found}` is the full-width form of `{ascii}`")
+    })
 }
 
 /// A parsed identifier with any warning it carries.
@@ -646,7 +663,15 @@ mod tests {
             "110105194912310０2X",
             expect![[r#"
                 Character { position: 16, found: '０', expected: "a digit" }
-                character `０` at position 16 is not allowed here (a digit)"#]],
+                character `０` at position 16 is not allowed here (a digit); `０` is the full-width form of `0`"#]],
+        );
+        // A whole number typed full-width reads as neither kind: the first
+        // character is named, with what it stands for.
+        check_error(
+            "１１０１０５１９４９１２３１００２Ｘ",
+            expect![[r#"
+                Character { position: 1, found: '１', expected: "a USCC character (0-9 and A-Z without I, O, S, V, Z)" }
+                character `１` at position 1 is not allowed here (a USCC character (0-9 and A-Z without I, O, S, V, Z)); `１` is the full-width form of `1`"#]],
         );
         check_error(
             "11010519491231002Y",
