@@ -7,11 +7,17 @@
 //! in the store, the subjects the list names or leaves off only because an
 //! excluding list holds them (`excluded_by`). It draws the edition again
 //! each day until the next publication day, so that a late record that
-//! raises a grade on the publication day shows by the next day. The public page
-//! then shows those of them that the list names *today*, each file read
-//! as of today: a subject black-listed after the publication day drops
-//! off at once, and is on again from the day that entry ends, as its
-//! credit file and every decision say.
+//! raises a grade on the publication day shows by the next day. The
+//! public page then shows those of them that the list names *today*, each
+//! file read as of today: a subject black-listed after the publication
+//! day drops off at once, and is on again from the day that entry ends,
+//! as its credit file and every decision say.
+//!
+//! A drawing again reads only the edition's subjects and those a write
+//! changed since the drawing before began (`Store::subjects_changed`,
+//! less a margin, `Limits::redraw_margin_ms`): a subject's standing on a
+//! past day moves only when its file does. The first drawing of a
+//! publication day, or under another rulebook, reads every subject.
 //!
 //! The server looks every minute whether an edition is due: none yet, a
 //! publication day has passed since the last, it was drawn before today,
@@ -33,7 +39,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use socred_core::{Day, Name, SubjectId};
-use socred_store::{AuditDraft, EditionMember, StoreError};
+use socred_store::{AuditDraft, Drawing, EditionMember, StoreError};
 
 use crate::state::{AppState, Current};
 
@@ -64,6 +70,10 @@ pub struct Publication {
     /// the publication day (an excluding list holds them), for the days
     /// after that entry ends.
     pub left_off: u64,
+    /// Subjects whose files the drawing read: every subject, or, drawing
+    /// again an edition of the same publication day under the same
+    /// rulebook, those of that edition and those changed since.
+    pub read: u64,
     /// False when another server of the store had published it first.
     pub published: bool,
     /// An empty edition in place of one that the rulebook in force no
@@ -78,8 +88,94 @@ struct Due {
     index: u32,
     id: Name,
     day: Day,
+    /// The mark of the stored edition when it is of `day` under the
+    /// rulebook in force (`Edition::mark_ms`): drawn again, the edition
+    /// needs only its own subjects and those changed since.
+    since_ms: Option<i64>,
     named: Vec<SubjectId>,
     left_off: Vec<SubjectId>,
+}
+
+/// The subjects a drawing reads, a page at a time, each once: every
+/// subject; or, when every list due has an edition of its publication
+/// day under the rulebook in force with a mark, the subjects of those
+/// editions and then those changed since the earliest mark. A subject's
+/// standing on a past day changes only when a write changes its file, so
+/// the others would come out as the edition has them.
+struct Pages {
+    /// The lists whose edition's subjects are still to read, and the
+    /// changes since this instant; None: read every subject.
+    incremental: Option<(Vec<Name>, i64)>,
+    /// Where the current source stands: the subject after which the
+    /// next page of the edition (or of every subject) starts, or the
+    /// stamp and subject after which the next page of changes starts.
+    after: Option<SubjectId>,
+    changed_after: Option<(i64, SubjectId)>,
+    seen: HashSet<SubjectId>,
+    /// Subjects handed out.
+    read: u64,
+}
+
+impl Pages {
+    fn new(due: &[Due]) -> Pages {
+        let since = due
+            .iter()
+            .map(|list| list.since_ms)
+            .collect::<Option<Vec<_>>>();
+        let incremental = since.and_then(|since| {
+            let earliest = since.into_iter().min()?;
+            Some((due.iter().map(|list| list.id).collect(), earliest))
+        });
+        Pages {
+            incremental,
+            after: None,
+            changed_after: None,
+            seen: HashSet::new(),
+            read: 0,
+        }
+    }
+
+    /// The next page, None once every source is read.
+    async fn next(&mut self, state: &AppState) -> Result<Option<Vec<SubjectId>>, StoreError> {
+        let store = state.store();
+        let Some((lists, since_ms)) = &mut self.incremental else {
+            let page = store.subjects(self.after, PAGE).await?;
+            self.after = page.last().copied();
+            self.read += page.len() as u64;
+            return Ok(self.after.map(|_| page));
+        };
+        loop {
+            let found: Vec<SubjectId> = if let Some(&list) = lists.first() {
+                let members = store.edition_members(&list, self.after, PAGE).await?;
+                let page: Vec<SubjectId> = members
+                    .map(|page| page.members.iter().map(|m| m.subject).collect())
+                    .unwrap_or_default();
+                self.after = page.last().copied();
+                if self.after.is_none() {
+                    lists.remove(0);
+                    continue;
+                }
+                page
+            } else {
+                let page = store
+                    .subjects_changed(*since_ms, self.changed_after, PAGE)
+                    .await?;
+                let Some(&last) = page.last() else {
+                    return Ok(None);
+                };
+                self.changed_after = Some(last);
+                page.into_iter().map(|(_, subject)| subject).collect()
+            };
+            let fresh: Vec<SubjectId> = found
+                .into_iter()
+                .filter(|subject| self.seen.insert(*subject))
+                .collect();
+            if !fresh.is_empty() {
+                self.read += fresh.len() as u64;
+                return Ok(Some(fresh));
+            }
+        }
+    }
 }
 
 /// Publishes the editions that are due as of the registry's day, and
@@ -109,8 +205,11 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         hold_lease(state, 0).await?;
         return Ok(published);
     }
+    // Writes stamped from here on may not be seen by this drawing: the
+    // next one reads them (see `Limits::redraw_margin_ms`).
+    let mark_ms = socred_store::now_ms().saturating_sub(state.limits().redraw_margin_ms);
+    let mut pages = Pages::new(&due);
     let mut renewed_ms = state.now_ms();
-    let mut after = None;
     loop {
         if state.now_ms() - renewed_ms >= RENEW_EVERY_MS {
             if !hold_lease(state, LEASE_FOR_MS).await? {
@@ -121,9 +220,9 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             }
             renewed_ms = state.now_ms();
         }
-        let page = store.subjects(after, PAGE).await?;
-        let Some(&last) = page.last() else { break };
-        after = Some(last);
+        let Some(page) = pages.next(state).await? else {
+            break;
+        };
         let files = store.states_of(&page).await?;
         for (subject, file) in page.into_iter().zip(files) {
             let Some(file) = file else {
@@ -148,6 +247,7 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             }
         }
     }
+    let read = pages.read;
     for list in due {
         let at_ms = state.now_ms();
         let entry = |subject: Option<SubjectId>, detail: String| AuditDraft {
@@ -196,8 +296,14 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
         let members = (list.named.into_iter().map(member(true)))
             .chain(list.left_off.into_iter().map(member(false)))
             .collect();
+        let drawing = Drawing {
+            day: list.day,
+            rulebook: &current.label,
+            drawn: today,
+            mark_ms,
+        };
         let done = store
-            .publish_edition(&list.id, (list.day, &current.label, today), members, audit)
+            .publish_edition(&list.id, drawing, members, audit)
             .await?;
         published.push(Publication {
             list: list.id.to_string(),
@@ -205,6 +311,7 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
             rulebook: current.label.clone(),
             named,
             left_off,
+            read,
             published: done,
             withdrawn: false,
         });
@@ -232,10 +339,14 @@ async fn due_lists(state: &AppState, current: &Current) -> Result<Vec<Due>, Stor
         {
             continue;
         }
+        let since_ms = edition
+            .filter(|e| e.day == day && e.rulebook == current.label)
+            .and_then(|e| e.mark_ms);
         due.push(Due {
             index: index as u32,
             id: list.id,
             day,
+            since_ms,
             named: Vec::new(),
             left_off: Vec::new(),
         });
@@ -320,13 +431,14 @@ async fn withdraw_unpublished(
                 edition.day, current.label, edition.members
             ),
         };
+        let drawing = Drawing {
+            day: edition.day,
+            rulebook: &current.label,
+            drawn: state.today(),
+            mark_ms: edition.mark_ms.unwrap_or(0),
+        };
         let done = store
-            .publish_edition(
-                &list,
-                (edition.day, &current.label, state.today()),
-                Vec::new(),
-                vec![audit],
-            )
+            .publish_edition(&list, drawing, Vec::new(), vec![audit])
             .await?;
         withdrawn.push(Publication {
             list,
@@ -334,6 +446,7 @@ async fn withdraw_unpublished(
             rulebook: current.label.clone(),
             named: 0,
             left_off: 0,
+            read: 0,
             published: done,
             withdrawn: true,
         });
@@ -365,6 +478,7 @@ pub async fn keep_published(state: AppState) {
                         rulebook = %edition.rulebook,
                         named = edition.named,
                         left_off = edition.left_off,
+                        read = edition.read,
                         seconds,
                         "published an edition of a scheduled list"
                     );

@@ -25,6 +25,12 @@ pub struct Limits {
     pub body_bytes_max: usize,
     /// Most (subject, measure) queries in one decision request.
     pub queries_max: usize,
+    /// How long before a drawing of a scheduled list's edition began the
+    /// next drawing of the same publication day reads the changes from
+    /// (`Store::subjects_changed`): a write stamped earlier but committed
+    /// after the drawing read its subjects (a write open that long, or a
+    /// server whose clock is that far behind) would otherwise go unseen.
+    pub redraw_margin_ms: i64,
 }
 
 impl Default for Limits {
@@ -33,6 +39,7 @@ impl Default for Limits {
             ingest_body_bytes_max: 64 << 20,
             body_bytes_max: 4 << 20,
             queries_max: 1000,
+            redraw_margin_ms: 10 * 60 * 1000,
         }
     }
 }

@@ -52,8 +52,8 @@ use async_trait::async_trait;
 use socred_core::state::Span;
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
-    clamp_limit, AuditDraft, AuditEntry, Counts, Edition, EditionMember, EditionPage, Erasure,
-    ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, RulebookVersion, Store,
+    clamp_limit, AuditDraft, AuditEntry, Counts, Drawing, Edition, EditionMember, EditionPage,
+    Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, RulebookVersion, Store,
     StoreError, Submission,
 };
 use tokio_postgres::types::ToSql;
@@ -558,13 +558,8 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt) * 5) + Duration::from_nanos(u64::from(jitter))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// An edition from `day, rulebook, drawn, members` at column `at` of `row`.
+/// An edition from `day, rulebook, drawn, members, mark_ms` at column `at`
+/// of `row`.
 fn edition_of(row: &Row, at: usize) -> Result<Edition, Fault> {
     let get = decode("read a list's edition");
     Ok(Edition {
@@ -572,6 +567,7 @@ fn edition_of(row: &Row, at: usize) -> Result<Edition, Fault> {
         rulebook: row.try_get(at + 1).map_err(&get)?,
         drawn: Day(row.try_get(at + 2).map_err(&get)?),
         members: u64::try_from(row.try_get::<_, i64>(at + 3).map_err(&get)?).unwrap_or(0),
+        mark_ms: row.try_get(at + 4).map_err(&get)?,
     })
 }
 
@@ -813,6 +809,38 @@ impl Store for PostgresStore {
         .await
     }
 
+    /// By the index `states_by_change` (schema 14). Rows with no state are
+    /// a write's placeholders, left out as by `subjects`.
+    async fn subjects_changed(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
+        // No pair comes before (i64::MIN, ""): every subject is after it.
+        let (after_ms, after_subject) = after.map_or((i64::MIN, String::new()), |(at, s)| {
+            (at, s.as_str().to_string())
+        });
+        let what = "list the subjects changed";
+        self.read_rows(
+            what,
+            "SELECT changed_ms, subject FROM states \
+             WHERE changed_ms >= $1 AND (changed_ms, subject) > ($2, $3) AND state IS NOT NULL \
+             ORDER BY changed_ms, subject LIMIT $4",
+            &[
+                &since_ms,
+                &after_ms,
+                &after_subject.as_str(),
+                &limit_param(limit),
+            ],
+            |row| {
+                let at: i64 = row.try_get(0).map_err(decode(what))?;
+                Ok((at, subject_of(row.try_get(1).map_err(decode(what))?)?))
+            },
+        )
+        .await
+    }
+
     async fn list_members(
         &self,
         list: &str,
@@ -845,7 +873,7 @@ impl Store for PostgresStore {
     async fn edition(&self, list: &str) -> Result<Option<Edition>, StoreError> {
         self.read_opt(
             "read a list's edition",
-            "SELECT day, rulebook, drawn, members FROM editions WHERE list = $1 AND day >= 0",
+            "SELECT day, rulebook, drawn, members, mark_ms FROM editions WHERE list = $1 AND day >= 0",
             &[&list],
             |row| edition_of(row, 0),
         )
@@ -855,7 +883,8 @@ impl Store for PostgresStore {
     async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
         self.read_rows(
             "read the lists' editions",
-            "SELECT list, day, rulebook, drawn, members FROM editions WHERE day >= 0 ORDER BY list",
+            "SELECT list, day, rulebook, drawn, members, mark_ms FROM editions WHERE day >= 0 \
+             ORDER BY list",
             &[],
             |row| {
                 let list = row.try_get(0).map_err(decode("read the lists' editions"))?;
@@ -910,7 +939,7 @@ impl Store for PostgresStore {
     async fn publish_edition(
         &self,
         list: &str,
-        edition: (Day, &str, Day),
+        drawing: Drawing<'_>,
         members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
@@ -921,7 +950,7 @@ impl Store for PostgresStore {
             .unzip();
         let (members, audit) = ((&subjects, &named), &audit);
         self.run(Kind::Write, move || {
-            self.try_publish_edition(list, edition, members, audit)
+            self.try_publish_edition(list, drawing, members, audit)
         })
         .await
     }
@@ -963,7 +992,7 @@ impl Store for PostgresStore {
     ) -> Result<RulebookVersion, StoreError> {
         let version = RulebookVersion {
             label: label.to_string(),
-            uploaded_at_ms: now_ms(),
+            uploaded_at_ms: socred_store::now_ms(),
             uploaded_by: uploaded_by.to_string(),
         };
         let (version, audit) = (&version, &audit);

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use socred_core::{Day, Engine, RecordKey, SubjectId};
 use socred_store::{
-    about_subject, AuditDraft, Erasure, FactKey, Item, ItemKey, Outcome, PendingItem, Principal,
-    ReviewNeed, RulebookVersion, StoreError, Submission, Writer,
+    about_subject, now_ms, AuditDraft, Drawing, Erasure, FactKey, Item, ItemKey, Outcome,
+    PendingItem, Principal, ReviewNeed, RulebookVersion, StoreError, Submission, Writer,
 };
 
 use crate::codec::subject_of;
 use crate::overlay::Overlay;
 use crate::pool::{decode, pg, Fault, Session};
 use crate::write::{self, Totals, Tx};
-use crate::{in_memory, now_ms, PostgresStore, RECOMPUTE_BATCH};
+use crate::{in_memory, PostgresStore, RECOMPUTE_BATCH};
 
 /// Runs `$body` with `$s`, a session in a new transaction on a pooled
 /// connection, and commits; `?` in the body returns at once, which rolls
@@ -292,10 +292,16 @@ impl PostgresStore {
     pub(crate) async fn try_publish_edition(
         &self,
         list: &str,
-        (day, rulebook, drawn): (Day, &str, Day),
+        drawing: Drawing<'_>,
         (subjects, named): (&Vec<&str>, &Vec<bool>),
         audit: &[AuditDraft],
     ) -> Result<bool, Fault> {
+        let (day, rulebook, drawn, mark_ms) = (
+            drawing.day,
+            drawing.rulebook,
+            drawing.drawn,
+            drawing.mark_ms,
+        );
         Ok(in_transaction!(self, "a publication", |s| {
             // The row's lock orders two servers publishing the same list.
             s.execute(
@@ -336,9 +342,16 @@ impl PostgresStore {
                     .await?;
                 s.execute(
                     "publish a list's edition",
-                    "UPDATE editions SET day = $2, rulebook = $3, drawn = $4, members = $5 \
-                     WHERE list = $1",
-                    &[&list, &day.0, &rulebook, &drawn.0, &(count as i64)],
+                    "UPDATE editions SET day = $2, rulebook = $3, drawn = $4, members = $5, \
+                     mark_ms = $6 WHERE list = $1",
+                    &[
+                        &list,
+                        &day.0,
+                        &rulebook,
+                        &drawn.0,
+                        &(count as i64),
+                        &mark_ms,
+                    ],
                 )
                 .await?;
                 let totals = Totals {

@@ -52,6 +52,9 @@ pub(crate) struct StateWrite {
     pub rows: Vec<ListRow>,
     pub derived: Vec<(SubjectId, DerivedEntry)>,
     pub retention_ends: Option<Day>,
+    /// When the write began (`Folded::changed_ms`): stamped on its state
+    /// and on those of the subjects its rows reach or reached.
+    pub changed_ms: i64,
 }
 
 /// The transaction's view, in memory.
@@ -287,6 +290,7 @@ impl WriteTx for Overlay {
             rows: folded.rows,
             derived: folded.derived,
             retention_ends: folded.retention_ends,
+            changed_ms: folded.changed_ms,
         });
         Ok(new)
     }

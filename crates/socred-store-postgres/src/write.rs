@@ -11,6 +11,11 @@
 //! Lock order, the same in every transaction so that two of them never
 //! wait for each other in a cycle: subject rows (sorted) → numbering →
 //! record key claims (sorted) → totals stripe → audit chain head.
+//! The one exception: a write stamps the state rows of the subjects its
+//! entries reach or reached (`write_states`), which it has not locked, after
+//! its claims. Two writes that each reach a subject the other holds wait
+//! for each other; PostgreSQL (on Citus, its distributed deadlock
+//! detection) cancels one, which runs again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -882,6 +887,10 @@ async fn erase_items(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault>
 
 /// Replaces the states written, with every list and derived row they are
 /// the source of, and drops the placeholders of subjects left without one.
+/// Each state written, and each stored state of a subject its rows reached
+/// before or reach now (the entries of others that reach it change), is
+/// stamped with the instant the write began (`Store::subjects_changed`),
+/// never moved back.
 async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault> {
     let placeholders = overlay.unwritten_placeholders();
     let placeholder_keys: Vec<&str> = placeholders.iter().map(SubjectId::as_str).collect();
@@ -895,6 +904,8 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
     // shards of the targets it reached.
     let mut old_sources: Vec<&str> = Vec::new();
     let mut old_subjects: BTreeSet<&str> = BTreeSet::new();
+    // The other subjects the rewritten sources' rows reached, and reach.
+    let mut reached: BTreeSet<&str> = BTreeSet::new();
     for write in &overlay.states {
         let Some(slot) = overlay.subjects.get(&write.subject) else {
             continue;
@@ -903,6 +914,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
             old_sources.push(write.subject.as_str());
             old_subjects.insert(write.subject.as_str());
             old_subjects.extend(slot.before.targets.iter().map(SubjectId::as_str));
+            reached.extend(slot.before.targets.iter().map(SubjectId::as_str));
         }
     }
     let old_subjects: Vec<&str> = old_subjects.into_iter().collect();
@@ -939,6 +951,7 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
     let mut state_sources: Vec<bool> = Vec::new();
     let mut state_targets: Vec<String> = Vec::new();
     let mut state_retention: Vec<Option<i32>> = Vec::new();
+    let mut state_changed: Vec<i64> = Vec::new();
     let mut list = ListArrays::default();
     let mut derived = DerivedArrays::default();
     for write in &overlay.states {
@@ -969,16 +982,36 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
         state_subjects.push(key);
         state_bytes.push(&write.bytes);
         state_sources.push(!write.rows.is_empty() || !write.derived.is_empty());
+        reached.extend(targets.iter().copied());
         state_targets.push(targets.into_iter().collect::<Vec<_>>().join(" "));
         state_retention.push(write.retention_ends.map(|day| day.0));
+        state_changed.push(write.changed_ms);
     }
+    // Those written here take their stamp from their own row. The writes
+    // of one transaction share their stamp (one writer): the latest is it.
+    for subject in &state_subjects {
+        reached.remove(subject);
+    }
+    let reached: Vec<&str> = reached.into_iter().collect();
+    let stamp = state_changed.iter().copied().max().unwrap_or(0);
 
     let upsert = s
         .prepare(
-            "INSERT INTO states (subject, state, sources, targets, retention_ends) \
-             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bool[], $4::text[], $5::int4[]) \
+            "INSERT INTO states (subject, state, sources, targets, retention_ends, changed_ms) \
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bool[], $4::text[], $5::int4[], \
+             $6::int8[]) \
              ON CONFLICT (subject) DO UPDATE SET state = EXCLUDED.state, sources = EXCLUDED.sources, \
-             targets = EXCLUDED.targets, retention_ends = EXCLUDED.retention_ends",
+             targets = EXCLUDED.targets, retention_ends = EXCLUDED.retention_ends, \
+             changed_ms = GREATEST(states.changed_ms, EXCLUDED.changed_ms)",
+        )
+        .await?;
+    // Only rows with a state (a subject without one has nothing to read
+    // again), and only those stamped earlier: the others get no new row
+    // version, nor a wait when a concurrent write holds them.
+    let stamp_reached = s
+        .prepare(
+            "UPDATE states SET changed_ms = $2 \
+             WHERE subject = ANY($1::text[]) AND state IS NOT NULL AND changed_ms < $2",
         )
         .await?;
     let insert_list = s
@@ -1009,10 +1042,20 @@ async fn write_states(s: &mut Tx<'_, '_>, overlay: &Overlay) -> Result<(), Fault
                         &state_sources,
                         &state_targets,
                         &state_retention,
+                        &state_changed,
                     ],
                 )
                 .await
                 .map_err(pg("write states"))
+        },
+        async {
+            if reached.is_empty() {
+                return Ok(0);
+            }
+            client
+                .execute(&stamp_reached, &[&reached, &stamp])
+                .await
+                .map_err(pg("stamp the subjects entries reach"))
         },
         async {
             if list.subjects.is_empty() {

@@ -34,10 +34,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use socred_core::state::{DerivedEntry, Span, SubjectState};
 use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId};
 use socred_store::{
-    clamp_limit, decode_state, empty_state, reopen_entry, sort_derived, AuditDraft, AuditEntry,
-    BlockingAudit, Counts, Edition, EditionMember, EditionPage, Erasure, ItemKey, ListRow, Outcome,
-    PendingItem, Principal, ReadMark, Role, RulebookVersion, Status, Store, StoreError, Submission,
-    VerifyReads, WriteTx, Writer,
+    clamp_limit, decode_state, empty_state, now_ms, reopen_entry, sort_derived, AuditDraft,
+    AuditEntry, BlockingAudit, Counts, Drawing, Edition, EditionMember, EditionPage, Erasure,
+    ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, Role, RulebookVersion, Status,
+    Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -522,12 +522,6 @@ async fn blocking<R: Send + 'static>(
         .map_err(|error| StoreError::Unavailable(format!("a store task failed: {error}")))?
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn limit_param(limit: usize) -> i64 {
     clamp_limit(limit) as i64
 }
@@ -842,13 +836,15 @@ fn read_list_members(
         .collect()
 }
 
-/// An edition from `day, rulebook, drawn, members` at column `at` of `row`.
+/// An edition from `day, rulebook, drawn, members, mark_ms` at column `at`
+/// of `row`.
 fn edition_of(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Edition> {
     Ok(Edition {
         day: Day(row.get(at)?),
         rulebook: row.get(at + 1)?,
         drawn: Day(row.get(at + 2)?),
         members: u64::try_from(row.get::<_, i64>(at + 3)?).unwrap_or(0),
+        mark_ms: row.get(at + 4)?,
     })
 }
 
@@ -1026,6 +1022,37 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn subjects_changed(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
+        // Keyset paging on the index by stamp and subject.
+        let (after_ms, after) = after.map_or((i64::MIN, String::new()), |(at, subject)| {
+            (at, subject.as_str().to_string())
+        });
+        let limit = limit_param(limit);
+        self.read(move |conn| {
+            let rows: Vec<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT changed_ms, subject FROM states WHERE changed_ms >= ?1 \
+                     AND (changed_ms, subject) > (?2, ?3) ORDER BY changed_ms, subject LIMIT ?4",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![since_ms, after_ms, after, limit], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
+                })
+                .map_err(db("list subjects changed"))?;
+            rows.into_iter()
+                .map(|(at, subject)| Ok((at, subject_of(&subject)?)))
+                .collect()
+        })
+        .await
+    }
+
     async fn subjects(
         &self,
         after: Option<SubjectId>,
@@ -1065,7 +1092,7 @@ impl Store for SqliteStore {
         let list = list.to_string();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT day, rulebook, drawn, members FROM editions WHERE list = ?1",
+                "SELECT day, rulebook, drawn, members, mark_ms FROM editions WHERE list = ?1",
                 [&list],
                 |row| edition_of(row, 0),
             )
@@ -1078,7 +1105,7 @@ impl Store for SqliteStore {
     async fn editions(&self) -> Result<Vec<(String, Edition)>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT list, day, rulebook, drawn, members FROM editions ORDER BY list",
+                "SELECT list, day, rulebook, drawn, members, mark_ms FROM editions ORDER BY list",
             )
             .and_then(|mut stmt| {
                 stmt.query_map([], |row| Ok((row.get(0)?, edition_of(row, 1)?)))?
@@ -1106,7 +1133,7 @@ impl Store for SqliteStore {
                 .map_err(db("begin a read transaction"))?;
             let edition = conn
                 .prepare_cached(
-                    "SELECT day, rulebook, drawn, members FROM editions WHERE list = ?1",
+                    "SELECT day, rulebook, drawn, members, mark_ms FROM editions WHERE list = ?1",
                 )
                 .and_then(|mut stmt| stmt.query_row([&list], |row| edition_of(row, 0)).optional())
                 .map_err(db("read a list's edition"))?;
@@ -1142,10 +1169,16 @@ impl Store for SqliteStore {
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook, drawn): (Day, &str, Day),
+        drawing: Drawing<'_>,
         members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
+        let (day, rulebook, drawn, mark_ms) = (
+            drawing.day,
+            drawing.rulebook,
+            drawing.drawn,
+            drawing.mark_ms,
+        );
         let (list, rulebook) = (list.to_string(), rulebook.to_string());
         let members = socred_store::edition_members_once(members);
         self.write(None, move |tx| {
@@ -1182,12 +1215,12 @@ impl Store for SqliteStore {
             let count = members.len() as i64;
             tx.tx
                 .execute(
-                    "INSERT INTO editions (list, day, rulebook, drawn, members) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                    "INSERT INTO editions (list, day, rulebook, drawn, members, mark_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                      ON CONFLICT (list) DO UPDATE SET day = excluded.day, \
                      rulebook = excluded.rulebook, drawn = excluded.drawn, \
-                     members = excluded.members",
-                    params![list, day.0, rulebook, drawn.0, count],
+                     members = excluded.members, mark_ms = excluded.mark_ms",
+                    params![list, day.0, rulebook, drawn.0, count, mark_ms],
                 )
                 .map_err(&publish)?;
             tx.append_audit(&audit)?;

@@ -323,6 +323,26 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
         (self.tx, self.staged)
     }
 
+    /// Stamps the state of `target`, which an entry of `source` reaches or
+    /// stopped reaching, as changed by this write (`Store::subjects_changed`).
+    fn stamp_reached(
+        &self,
+        source: SubjectId,
+        target: SubjectId,
+        changed_ms: i64,
+    ) -> Result<(), StoreError> {
+        if target == source {
+            return Ok(());
+        }
+        self.tx
+            .prepare_cached(
+                "UPDATE states SET changed_ms = ?2 WHERE subject = ?1 AND changed_ms < ?2",
+            )
+            .and_then(|mut stmt| stmt.execute(params![target.as_str(), changed_ms]))
+            .map_err(db("stamp a subject reached"))?;
+        Ok(())
+    }
+
     /// What the subject's state row keeps beside the state.
     fn stored(&self, subject: SubjectId) -> Result<Option<StoredMeta>, StoreError> {
         stored_state_meta(&self.tx, subject)
@@ -759,7 +779,9 @@ impl WriteTx for SqliteTx<'_, '_> {
                 })
                 .map_err(db("clear a subject's derived entries"))?;
             for target in reached {
-                self.staged.changed.push(subject_of(&target)?);
+                let target = subject_of(&target)?;
+                self.staged.changed.push(target);
+                self.stamp_reached(subject, target, folded.changed_ms)?;
             }
         }
         let sources = !folded.rows.is_empty() || !folded.derived.is_empty();
@@ -775,15 +797,16 @@ impl WriteTx for SqliteTx<'_, '_> {
         let retention_ends = folded.retention_ends.map(|day| i64::from(day.0));
         let facts = folded.facts.len() as i64;
         let sources_flag = i64::from(sources);
+        let changed = folded.changed_ms;
         let with_day = if !loaded.existed {
             Some(
-                "INSERT INTO states (subject, state, sources, facts, records, retention_ends) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO states (subject, state, sources, facts, records, changed_ms, \
+                 retention_ends) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
         } else if loaded.retention_ends != retention_ends {
             Some(
                 "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5, \
-                 retention_ends = ?6 WHERE subject = ?1",
+                 changed_ms = ?6, retention_ends = ?7 WHERE subject = ?1",
             )
         } else {
             None
@@ -796,17 +819,18 @@ impl WriteTx for SqliteTx<'_, '_> {
                     sources_flag,
                     facts,
                     rowids,
+                    changed,
                     retention_ends
                 ])
             }),
             None => self
                 .tx
                 .prepare_cached(
-                    "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5 \
-                     WHERE subject = ?1",
+                    "UPDATE states SET state = ?2, sources = ?3, facts = ?4, records = ?5, \
+                     changed_ms = ?6 WHERE subject = ?1",
                 )
                 .and_then(|mut stmt| {
-                    stmt.execute(params![key, state, sources_flag, facts, rowids])
+                    stmt.execute(params![key, state, sources_flag, facts, rowids, changed])
                 }),
         }
         .map_err(db("write a state"))?;
@@ -846,6 +870,11 @@ impl WriteTx for SqliteTx<'_, '_> {
             self.staged
                 .changed
                 .extend(folded.derived.iter().map(|(target, _)| *target));
+            let mut targets: Vec<SubjectId> = folded.derived.iter().map(|(t, _)| *t).collect();
+            targets.dedup();
+            for target in targets {
+                self.stamp_reached(subject, target, changed)?;
+            }
             for (n, (target, entry)) in folded.derived.iter().enumerate() {
                 let mut entry = entry.clone();
                 close_entry(&mut entry);

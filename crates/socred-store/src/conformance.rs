@@ -18,7 +18,7 @@
 //! representative and ends when the judgment is fulfilled; a fare evasion
 //! record worth points; a volunteer record that counts only with consent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use socred_core::record::{FieldType, Fields, Value};
@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
                 a_secret_is_kept_once => check_secrets,
                 a_lease_is_held_by_one_until_it_runs_out => check_leases,
                 an_edition_replaces_the_one_before => check_editions,
+                writes_stamp_the_subjects_they_change => check_subjects_changed,
                 writes_fold_with_the_rulebook_in_force => check_rulebook_in_force,
             );
 
@@ -1878,6 +1879,89 @@ pub async fn check_derived_entries(store: &dyn Store) {
     assert_consistent(store, &engine).await;
 }
 
+/// Each write stamps the states it writes, and those its entries reach or
+/// stop reaching, with the instant it began; `subjects_changed` pages
+/// them by stamp and identifier.
+pub async fn check_subjects_changed(store: &dyn Store) {
+    let engine = engine();
+    let changed = |since: i64| async move {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .subjects_changed(since, after, 2)
+                .await
+                .expect("changed subjects");
+            let Some(&last) = page.last() else { break };
+            assert!(page.len() <= 2, "a page holds at most the limit");
+            after = Some(last);
+            all.extend(page);
+        }
+        all
+    };
+    let start = crate::now_ms();
+    let (org, rep, entry) = company_reaching_its_representative(store).await;
+    let first = changed(start).await;
+    assert!(
+        first.windows(2).all(|w| w[0] < w[1]),
+        "by stamp, then identifier: {first:?}"
+    );
+    assert!(first.iter().all(|&(at, _)| at >= start), "{first:?}");
+    let subjects: BTreeSet<SubjectId> = first.iter().map(|&(_, s)| s).collect();
+    assert!(subjects.contains(&org), "{first:?}");
+    assert!(
+        !subjects.contains(&rep),
+        "the representative has no state of its own: {first:?}"
+    );
+
+    // Later writes: one to a subject of its own, one that stops the
+    // company's entry from reaching a representative with records.
+    let own = person(1);
+    ingest(
+        store,
+        &engine,
+        records(&[&fare(&engine, "f-own", own, "2026-02-01")]),
+    )
+    .await;
+    ingest(
+        store,
+        &engine,
+        records(&[&fare(&engine, "f-rep", rep, "2026-02-01")]),
+    )
+    .await;
+    let later = changed(start).await;
+    let stamp = |subject| later.iter().find(|(_, s)| *s == subject).map(|&(at, _)| at);
+    let (own_at, rep_at) = (stamp(own).expect("own"), stamp(rep).expect("rep"));
+    assert!(own_at >= stamp(org).expect("org"));
+    // Stamps are in milliseconds: the retraction's comes after.
+    while crate::now_ms() <= own_at.max(rep_at) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let before_retraction = crate::now_ms();
+    let retraction = fact(
+        org,
+        "2026-06-01",
+        "court.beijing-1",
+        FactKind::Retracted { record: entry },
+    );
+    ingest(store, &engine, vec![submit(retraction)]).await;
+    let after_retraction: BTreeSet<SubjectId> = changed(before_retraction)
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert!(after_retraction.contains(&org));
+    assert!(
+        after_retraction.contains(&rep),
+        "the entry no longer reaching the representative changes it too (stamped {rep_at} before)"
+    );
+    assert!(
+        !after_retraction.contains(&own),
+        "a subject not written since is not (stamped {own_at})"
+    );
+    assert_eq!(changed(i64::MAX).await, Vec::new());
+}
+
 /// `list_members` filters by day and pages by subject.
 pub async fn check_list_members(store: &dyn Store) {
     let engine = engine();
@@ -2119,6 +2203,19 @@ pub async fn check_leases(store: &dyn Store) {
 /// order a page at a time with the edition each page is of, replaced by
 /// the next, and published once for a day under a rulebook however many
 /// servers try; each publication is in the audit log.
+/// The mark of the conformance suite's drawings ([`crate::Edition::mark_ms`]).
+const MARK_MS: i64 = 1_780_000_000_000;
+
+/// A drawing of the publication day `day` under `rulebook`, drawn on `drawn`.
+fn drawing(day: Day, rulebook: &str, drawn: Day) -> crate::Drawing<'_> {
+    crate::Drawing {
+        day,
+        rulebook,
+        drawn,
+        mark_ms: MARK_MS,
+    }
+}
+
 pub async fn check_editions(store: &dyn Store) {
     use crate::EditionMember;
     const RED: &str = "exemplary_residents";
@@ -2149,7 +2246,7 @@ pub async fn check_editions(store: &dyn Store) {
     let published = store
         .publish_edition(
             RED,
-            (monday, "rb@1", monday),
+            drawing(monday, "rb@1", monday),
             vec![named(3), left_off(1), named(2), named(1), left_off(2)],
             vec![audit("publish_list", None)],
         )
@@ -2162,7 +2259,8 @@ pub async fn check_editions(store: &dyn Store) {
             day: monday,
             rulebook: "rb@1".into(),
             drawn: monday,
-            members: 3
+            members: 3,
+            mark_ms: Some(MARK_MS),
         }),
         "a subject given twice counts once"
     );
@@ -2175,7 +2273,7 @@ pub async fn check_editions(store: &dyn Store) {
     assert!(store
         .publish_edition(
             "other",
-            (monday, "rb@1", monday),
+            drawing(monday, "rb@1", monday),
             vec![left_off(9)],
             Vec::new()
         )
@@ -2206,7 +2304,7 @@ pub async fn check_editions(store: &dyn Store) {
     let again = store
         .publish_edition(
             RED,
-            (monday, "rb@1", monday),
+            drawing(monday, "rb@1", monday),
             vec![named(4)],
             vec![audit("publish_list", None)],
         )
@@ -2233,7 +2331,7 @@ pub async fn check_editions(store: &dyn Store) {
     assert!(store
         .publish_edition(
             RED,
-            (monday, "rb@1", tuesday),
+            drawing(monday, "rb@1", tuesday),
             vec![named(1), left_off(2), named(3), named(5)],
             Vec::new()
         )
@@ -2258,7 +2356,7 @@ pub async fn check_editions(store: &dyn Store) {
     assert!(store
         .publish_edition(
             RED,
-            (next, "rb@1", next),
+            drawing(next, "rb@1", next),
             vec![named(4), named(2)],
             Vec::new()
         )
@@ -2269,7 +2367,7 @@ pub async fn check_editions(store: &dyn Store) {
         Some((next, vec![named(2), named(4)]))
     );
     assert!(store
-        .publish_edition(RED, (next, "rb@2", next), Vec::new(), Vec::new())
+        .publish_edition(RED, drawing(next, "rb@2", next), Vec::new(), Vec::new())
         .await
         .expect("publish"));
     assert_eq!(
@@ -2278,7 +2376,8 @@ pub async fn check_editions(store: &dyn Store) {
             day: next,
             rulebook: "rb@2".into(),
             drawn: next,
-            members: 0
+            members: 0,
+            mark_ms: Some(MARK_MS),
         })
     );
     assert_eq!(

@@ -363,6 +363,26 @@ pub struct Edition {
     pub drawn: Day,
     /// The subjects it holds, named or left off.
     pub members: u64,
+    /// Writes this drawing may not have seen are those stamped at or after
+    /// this instant ([`Store::subjects_changed`]): the next drawing of the
+    /// same publication day under the same rulebook reads only the
+    /// edition's subjects and those. None for an edition drawn before the
+    /// store kept these stamps: the next drawing reads every subject.
+    #[serde(default)]
+    pub mark_ms: Option<i64>,
+}
+
+/// What a drawing of an edition is ([`Store::publish_edition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drawing<'a> {
+    /// The publication day the edition is for.
+    pub day: Day,
+    /// The label of the rulebook it was drawn under.
+    pub rulebook: &'a str,
+    /// The registry's day it was drawn on.
+    pub drawn: Day,
+    /// [`Edition::mark_ms`].
+    pub mark_ms: i64,
 }
 
 /// A subject of an edition. `named`: the list named it on the
@@ -382,6 +402,15 @@ pub struct EditionPage {
     pub edition: Edition,
     /// In identifier order.
     pub members: Vec<EditionMember>,
+}
+
+/// The stores' clock: milliseconds since the Unix epoch. Writes stamp
+/// what they change with it ([`Store::subjects_changed`]) and record when
+/// items were submitted.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `members` in identifier order, each once: named if any of its
@@ -571,6 +600,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError>;
 
+    /// Subjects with a stored state that a write changed at or after
+    /// `since_ms` (each write stamps the states it writes, and those of
+    /// the subjects whose entries from others it changes, with the instant
+    /// it began, by [`now_ms`]), ordered by that stamp and then
+    /// identifier, after the pair `after`, each with its stamp. A subject
+    /// written again while a reader pages moves to the end and may come
+    /// twice.
+    async fn subjects_changed(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, SubjectId)>, StoreError>;
+
     /// Subjects on `list` on `day` (entries from their own records and
     /// entries that reach them), in identifier order, after `after`, each
     /// with the span of its entry (the latest ending one if several).
@@ -603,17 +646,18 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Option<EditionPage>, StoreError>;
 
-    /// Makes the edition of `list` for `day`, drawn under the rulebook
-    /// `rulebook` on the day `drawn` and holding `members` (in any order;
-    /// a subject given twice is kept once, named if either says so), the
-    /// list's edition in place of the one before, and appends `audit`, in
-    /// one transaction. When the list's edition is already that of `day`
-    /// under `rulebook` drawn on `drawn` (another server of the store
-    /// published it first), changes nothing and returns false.
+    /// Makes the edition of `list` for the publication day of `drawing`,
+    /// drawn under its rulebook on its day `drawn` and holding `members`
+    /// (in any order; a subject given twice is kept once, named if either
+    /// says so), the list's edition in place of the one before, and
+    /// appends `audit`, in one transaction. When the list's edition is
+    /// already of that day, under that rulebook, drawn on `drawn` (another
+    /// server of the store published it first), changes nothing and
+    /// returns false.
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook, drawn): (Day, &str, Day),
+        drawing: Drawing<'_>,
         members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError>;

@@ -19,8 +19,9 @@ use crate::write::{
     WriteTx, Writer,
 };
 use crate::{
-    clamp_limit, empty_state, sort_derived, Counts, Edition, EditionMember, EditionPage, FactKey,
-    ItemKey, Outcome, PendingItem, Principal, RulebookVersion, Store, StoreError, Submission,
+    clamp_limit, empty_state, now_ms, sort_derived, Counts, Drawing, Edition, EditionMember,
+    EditionPage, FactKey, ItemKey, Outcome, PendingItem, Principal, RulebookVersion, Store,
+    StoreError, Submission,
 };
 
 /// The writer of a write that folds with `engine`, unless the store names
@@ -43,6 +44,9 @@ struct Inner {
     /// Encoded as the store keeps them (binary, or JSON written by hand
     /// in tests), decoded on every read like a real backend's rows.
     states: BTreeMap<SubjectId, EncodedState>,
+    /// Beside each state: when a write last changed it
+    /// ([`Store::subjects_changed`]).
+    changed_ms: BTreeMap<SubjectId, i64>,
     /// Beside each state: the day a record of it is first past retention.
     retention_ends: BTreeMap<SubjectId, Option<Day>>,
     /// By source subject.
@@ -129,12 +133,6 @@ impl MemoryStore {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl WriteTx for Inner {
     fn insert_record(
         &mut self,
@@ -195,9 +193,20 @@ impl WriteTx for Inner {
     fn write_state(&mut self, folded: Folded) -> Result<bool, StoreError> {
         let subject = folded.subject;
         let new = self.states.insert(subject, folded.encoded).is_none();
+        self.changed_ms.insert(subject, folded.changed_ms);
         self.retention_ends.insert(subject, folded.retention_ends);
         self.list_rows.insert(subject, folded.rows);
-        self.derived.insert(subject, folded.derived);
+        // The subjects its entries reach, before and after, change too.
+        let before = self.derived.insert(subject, folded.derived);
+        let reached = (before.iter().flatten())
+            .chain(self.derived.get(&subject).into_iter().flatten())
+            .map(|(target, _)| *target)
+            .collect::<BTreeSet<_>>();
+        for target in reached {
+            if self.states.contains_key(&target) {
+                self.changed_ms.insert(target, folded.changed_ms);
+            }
+        }
         Ok(new)
     }
 
@@ -477,6 +486,25 @@ impl Store for MemoryStore {
         Ok(subjects.take(clamp_limit(limit)).copied().collect())
     }
 
+    async fn subjects_changed(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, SubjectId)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
+        let inner = self.lock()?;
+        let mut changed: Vec<(i64, SubjectId)> = inner
+            .changed_ms
+            .iter()
+            .filter(|(subject, _)| inner.states.contains_key(subject))
+            .map(|(&subject, &at)| (at, subject))
+            .filter(|&(at, subject)| at >= since_ms && after.is_none_or(|a| (at, subject) > a))
+            .collect();
+        changed.sort_unstable();
+        changed.truncate(clamp_limit(limit));
+        Ok(changed)
+    }
+
     async fn list_members(
         &self,
         list: &str,
@@ -546,10 +574,16 @@ impl Store for MemoryStore {
     async fn publish_edition(
         &self,
         list: &str,
-        (day, rulebook, drawn): (Day, &str, Day),
+        drawing: Drawing<'_>,
         members: Vec<EditionMember>,
         audit: Vec<AuditDraft>,
     ) -> Result<bool, StoreError> {
+        let (day, rulebook, drawn, mark_ms) = (
+            drawing.day,
+            drawing.rulebook,
+            drawing.drawn,
+            drawing.mark_ms,
+        );
         self.write(|inner| {
             if inner.editions.get(list).is_some_and(|(edition, _)| {
                 edition.day == day && edition.rulebook == rulebook && edition.drawn == drawn
@@ -565,6 +599,7 @@ impl Store for MemoryStore {
                 rulebook: rulebook.to_string(),
                 drawn,
                 members: members.len() as u64,
+                mark_ms: Some(mark_ms),
             };
             inner.editions.insert(list.to_string(), (edition, members));
             inner.append_audit(&audit)?;

@@ -645,7 +645,8 @@ impl<'e> Writer<'e> {
         }
         let format = tx.state_format();
         let mut new_subjects = 0;
-        fold_into(self.engine, loaded, format, |folded| {
+        fold_into(self.engine, loaded, format, |mut folded| {
+            folded.changed_ms = self.now_ms;
             if tx.write_state(folded)? {
                 new_subjects += 1;
             }
@@ -823,7 +824,8 @@ impl<'e> Writer<'e> {
             ));
         }
         let format = tx.state_format();
-        fold_into(self.engine, left, format, |folded| {
+        fold_into(self.engine, left, format, |mut folded| {
+            folded.changed_ms = self.now_ms;
             tx.write_state(folded)?;
             Ok(())
         })?;
@@ -889,6 +891,8 @@ pub struct Folded {
     pub facts: Vec<Fact>,
     /// [`SubjectState::retention_ends`] of the state, kept beside it.
     pub retention_ends: Option<Day>,
+    /// When the write that folded it began ([`crate::Store::subjects_changed`]).
+    pub changed_ms: i64,
 }
 
 type Loaded = (SubjectId, History);
@@ -1026,6 +1030,7 @@ fn fold_one(
         records,
         facts,
         retention_ends,
+        changed_ms: 0,
     })
 }
 

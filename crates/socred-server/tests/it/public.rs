@@ -608,6 +608,87 @@ async fn a_subject_left_off_is_told_when_a_later_drawing_names_it() {
     assert_eq!(h.logged(ALICE, alice(), "publish_list").await.len(), 1);
 }
 
+/// Waits until the stores' clock has moved past the last write, so that
+/// what comes next is stamped later.
+async fn next_millisecond() {
+    let now = socred_store::now_ms();
+    while socred_store::now_ms() <= now {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Drawn again for the same publication day, an edition reads only its
+/// own subjects and those a write changed since the drawing before, and
+/// comes out as a drawing of every subject would.
+#[tokio::test]
+async fn a_drawing_again_reads_the_edition_and_what_changed() {
+    let limits = Limits {
+        redraw_margin_ms: 0,
+        ..Limits::default()
+    };
+    let h = Harness::with_limits(limits).await;
+    make_exemplary(&h, &[alice(), bob()]).await;
+    // Others with files of their own, whom neither edition names.
+    let other = |n: u16| socred_core::SubjectId::person(110105, 1990, 1, 1, 11 + 2 * n).unwrap();
+    let others: Vec<String> = (0..5)
+        .map(|n| fare_evasion(&format!("fe-{n}"), other(n), "2026-03-02"))
+        .collect();
+    h.ingest(METRO, &others).await.expect(StatusCode::OK);
+    next_millisecond().await;
+    let first = publish_red(&h).await;
+    let counts = |editions: &[socred_server::Publication]| {
+        let counts = editions.iter().map(|e| (e.named, e.left_off, e.read));
+        counts.collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(&first),
+        vec![(2, 0, 7)],
+        "every subject, the first time"
+    );
+
+    // After it: Bob evades a fare on the publication day, Carol, who had
+    // no file, consents and is honoured before it, and the metro retracts
+    // one of the others' fare evasions.
+    next_millisecond().await;
+    h.ingest(METRO, &[fare_evasion("fe-bob", bob(), TODAY)])
+        .await
+        .expect(StatusCode::OK);
+    make_exemplary(&h, &[carol()]).await;
+    let retraction = json!({"fact": "retracted", "provider": METRO_ID, "record": "fe-0",
+                            "subject": other(0).to_string(), "at": TODAY});
+    h.ingest(METRO, &[retraction.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    next_millisecond().await;
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-02").unwrap());
+    let again = publish_red(&h).await;
+    assert_eq!(
+        counts(&again),
+        vec![(2, 1, 4)],
+        "the edition's Alice and Bob, and the changed Bob, Carol and other: \
+         Alice and Carol named, Bob left off"
+    );
+    let page = h
+        .get("/v1/public/lists/exemplary_residents", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let mut named = vec![alice().public_form(), carol().public_form()];
+    named.sort();
+    assert_eq!(page_subjects(&page), named, "{page}");
+
+    // Nothing changed since: the next day reads the edition's three.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-03").unwrap());
+    assert_eq!(counts(&publish_red(&h).await), vec![(2, 1, 3)]);
+
+    // The next publication day's edition reads every subject again.
+    h.clock
+        .set_day(socred_core::Day::parse("2026-06-08").unwrap());
+    assert_eq!(counts(&publish_red(&h).await), vec![(2, 1, 8)]);
+}
+
 #[tokio::test]
 async fn one_server_draws_while_its_lease_runs() {
     let h = Harness::new().await;

@@ -126,13 +126,19 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
 
     // Put the database back as schema 1 left it: states as JSON text, open
     // ends closed at 9999-12-31, no index of list rows by source, no day
-    // beside each state, no entry for migrations 2 and later.
+    // or stamp beside each state, no entry for migrations 2 and later. The
+    // editions table stays, without its mark (schema 14), holding one
+    // edition drawn before it.
     let client = crate::harness::raw(&store).await;
     client
         .batch_execute(
             "ALTER TABLE states ALTER COLUMN state TYPE text USING NULL; \
              DROP INDEX list_entries_by_source; \
              ALTER TABLE states DROP COLUMN retention_ends; \
+             ALTER TABLE states DROP COLUMN changed_ms; \
+             ALTER TABLE editions DROP COLUMN mark_ms; \
+             INSERT INTO editions (list, day, rulebook, drawn, members) \
+             VALUES ('old', 19999, 'rb@0', 19999, 0); \
              DELETE FROM socred_schema WHERE version >= 2",
         )
         .await
@@ -161,22 +167,61 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 13);
-    // Schema 11: the editions of scheduled lists, none yet; schema 12
-    // marks their subjects named or left off; schema 13: leases.
+    assert_eq!(SCHEMA_VERSION, 14);
+    // Schema 11: the editions of scheduled lists; schema 12 marks their
+    // subjects named or left off; schema 13: leases; schema 14: the mark
+    // of each drawing, unknown for one drawn before.
+    let old = socred_store::Edition {
+        day: Day(19_999),
+        rulebook: "rb@0".into(),
+        drawn: Day(19_999),
+        members: 0,
+        mark_ms: None,
+    };
     assert_eq!(
         store.editions().await.expect("read the editions"),
-        Vec::new()
+        vec![("old".to_string(), old)]
     );
     let member = socred_store::EditionMember {
         subject: socred_store::conformance::person(1),
         named: false,
     };
-    let red = (socred_core::Day(20_000), "rb@1", socred_core::Day(20_000));
+    let red = socred_store::Drawing {
+        day: Day(20_000),
+        rulebook: "rb@1",
+        drawn: Day(20_000),
+        mark_ms: 1_780_000_000_000,
+    };
     assert!(store
         .publish_edition("red", red, vec![member], Vec::new())
         .await
         .expect("publish an edition"));
+    assert_eq!(
+        store
+            .edition("red")
+            .await
+            .expect("read the edition")
+            .and_then(|edition| edition.mark_ms),
+        Some(1_780_000_000_000)
+    );
+    // Schema 14 does not know when the states stored before were written:
+    // each is stamped 0, changed since any mark.
+    let mut unstamped: Vec<(i64, SubjectId)> = subjects.iter().map(|s| (0, *s)).collect();
+    unstamped.sort();
+    assert_eq!(
+        store
+            .subjects_changed(0, None, 1000)
+            .await
+            .expect("subjects changed"),
+        unstamped
+    );
+    assert_eq!(
+        store
+            .subjects_changed(1, None, 1000)
+            .await
+            .expect("subjects changed"),
+        Vec::new()
+    );
     assert_eq!(
         store
             .edition_members("red", None, 10)
