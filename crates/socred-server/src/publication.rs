@@ -103,15 +103,15 @@ struct Due {
 /// standing on a past day changes only when a write changes its file, so
 /// the others would come out as the edition has them.
 struct Pages {
-    /// The lists whose edition's subjects are still to read, and the
-    /// changes since this instant; None: read every subject.
-    incremental: Option<(Vec<Name>, i64)>,
-    /// Where the current source stands: the subject after which the
-    /// next page of the edition (or of every subject) starts, or the
-    /// stamp and subject after which the next page of changes starts.
+    /// The lists whose edition's subjects are still to read.
+    lists: Vec<Name>,
+    /// The edition's subjects read: the changed ones after them skip these.
+    members: HashSet<SubjectId>,
+    /// Changes from this instant on are read after the editions;
+    /// `i64::MIN` reads every subject.
+    since_ms: i64,
+    /// The subject after which the current source's next page starts.
     after: Option<SubjectId>,
-    changed_after: Option<(i64, SubjectId)>,
-    seen: HashSet<SubjectId>,
     /// Subjects handed out.
     read: u64,
 }
@@ -122,15 +122,15 @@ impl Pages {
             .iter()
             .map(|list| list.since_ms)
             .collect::<Option<Vec<_>>>();
-        let incremental = since.and_then(|since| {
-            let earliest = since.into_iter().min()?;
-            Some((due.iter().map(|list| list.id).collect(), earliest))
-        });
+        let since_ms = since.and_then(|since| since.into_iter().min());
         Pages {
-            incremental,
+            lists: match since_ms {
+                Some(_) => due.iter().map(|list| list.id).collect(),
+                None => Vec::new(),
+            },
+            members: HashSet::new(),
+            since_ms: since_ms.unwrap_or(i64::MIN),
             after: None,
-            changed_after: None,
-            seen: HashSet::new(),
             read: 0,
         }
     }
@@ -138,38 +138,28 @@ impl Pages {
     /// The next page, None once every source is read.
     async fn next(&mut self, state: &AppState) -> Result<Option<Vec<SubjectId>>, StoreError> {
         let store = state.store();
-        let Some((lists, since_ms)) = &mut self.incremental else {
-            let page = store.subjects(self.after, PAGE).await?;
-            self.after = page.last().copied();
-            self.read += page.len() as u64;
-            return Ok(self.after.map(|_| page));
-        };
         loop {
-            let found: Vec<SubjectId> = if let Some(&list) = lists.first() {
-                let members = store.edition_members(&list, self.after, PAGE).await?;
-                let page: Vec<SubjectId> = members
-                    .map(|page| page.members.iter().map(|m| m.subject).collect())
-                    .unwrap_or_default();
-                self.after = page.last().copied();
+            let fresh: Vec<SubjectId> = if let Some(&list) = self.lists.first() {
+                let page = store.edition_members(&list, self.after, PAGE).await?;
+                let page = page.map(|page| page.members).unwrap_or_default();
+                self.after = page.last().map(|m| m.subject);
                 if self.after.is_none() {
-                    lists.remove(0);
+                    self.lists.remove(0);
                     continue;
                 }
-                page
+                let subjects = page.into_iter().map(|m| m.subject);
+                subjects.filter(|&s| self.members.insert(s)).collect()
             } else {
                 let page = store
-                    .subjects_changed(*since_ms, self.changed_after, PAGE)
+                    .subjects_changed(self.since_ms, self.after, PAGE)
                     .await?;
                 let Some(&last) = page.last() else {
                     return Ok(None);
                 };
-                self.changed_after = Some(last);
-                page.into_iter().map(|(_, subject)| subject).collect()
+                self.after = Some(last);
+                let subjects = page.into_iter();
+                subjects.filter(|s| !self.members.contains(s)).collect()
             };
-            let fresh: Vec<SubjectId> = found
-                .into_iter()
-                .filter(|subject| self.seen.insert(*subject))
-                .collect();
             if !fresh.is_empty() {
                 self.read += fresh.len() as u64;
                 return Ok(Some(fresh));

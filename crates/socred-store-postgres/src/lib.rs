@@ -794,49 +794,28 @@ impl Store for PostgresStore {
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |s| s.as_str().to_string());
-        self.read_rows(
-            "list subjects",
-            "SELECT subject FROM states WHERE subject > $1 AND state IS NOT NULL \
-             ORDER BY subject LIMIT $2",
-            &[&after.as_str(), &limit_param(limit)],
-            |row| {
-                Ok(subject_of(
-                    row.try_get(0).map_err(decode("read a subject"))?,
-                )?)
-            },
-        )
-        .await
+        // Every state is stamped at or after the first instant.
+        self.subjects_changed(i64::MIN, after, limit).await
     }
 
-    /// By the index `states_by_change` (schema 14). Rows with no state are
-    /// a write's placeholders, left out as by `subjects`.
+    /// Through the states by key (schema 14 keeps the stamp beside each,
+    /// without an index). Rows with no state are a write's placeholders,
+    /// left out as by `subjects`.
     async fn subjects_changed(
         &self,
         since_ms: i64,
-        after: Option<(i64, SubjectId)>,
+        after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
-        // No pair comes before (i64::MIN, ""): every subject is after it.
-        let (after_ms, after_subject) = after.map_or((i64::MIN, String::new()), |(at, s)| {
-            (at, s.as_str().to_string())
-        });
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
         let what = "list the subjects changed";
         self.read_rows(
             what,
-            "SELECT changed_ms, subject FROM states \
-             WHERE changed_ms >= $1 AND (changed_ms, subject) > ($2, $3) AND state IS NOT NULL \
-             ORDER BY changed_ms, subject LIMIT $4",
-            &[
-                &since_ms,
-                &after_ms,
-                &after_subject.as_str(),
-                &limit_param(limit),
-            ],
-            |row| {
-                let at: i64 = row.try_get(0).map_err(decode(what))?;
-                Ok((at, subject_of(row.try_get(1).map_err(decode(what))?)?))
-            },
+            "SELECT subject FROM states \
+             WHERE subject > $1 AND changed_ms >= $2 AND state IS NOT NULL \
+             ORDER BY subject LIMIT $3",
+            &[&after.as_str(), &since_ms, &limit_param(limit)],
+            |row| Ok(subject_of(row.try_get(0).map_err(decode(what))?)?),
         )
         .await
     }

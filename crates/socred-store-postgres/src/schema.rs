@@ -352,14 +352,14 @@ CREATE TABLE IF NOT EXISTS leases (
 
 /// Version 14: beside each state, when a write last changed it (the
 /// instant the write began, in ms since the epoch: its own state, or the
-/// entries of others that reach it), by that instant and subject, for
-/// `Store::subjects_changed`; and beside each edition the mark of its
+/// entries of others that reach it), for `Store::subjects_changed`, with
+/// no index: one would take an entry of its own at every state written,
+/// where a drawing reads the stamps in one pass by subject; and beside each edition the mark of its
 /// drawing (`Edition::mark_ms`). States stored before take 0 and editions
 /// NULL: the next drawing reads every subject. `IF NOT EXISTS` for the
 /// same reason as version 3.
 const V14_SQL: &str = r#"
 ALTER TABLE states ADD COLUMN IF NOT EXISTS changed_ms bigint NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS states_by_change ON states (changed_ms, subject);
 ALTER TABLE editions ADD COLUMN IF NOT EXISTS mark_ms bigint;
 "#;
 

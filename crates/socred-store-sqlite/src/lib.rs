@@ -1025,30 +1025,23 @@ impl Store for SqliteStore {
     async fn subjects_changed(
         &self,
         since_ms: i64,
-        after: Option<(i64, SubjectId)>,
+        after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
-        // Keyset paging on the index by stamp and subject.
-        let (after_ms, after) = after.map_or((i64::MIN, String::new()), |(at, subject)| {
-            (at, subject.as_str().to_string())
-        });
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let after = after.map_or(String::new(), |s| s.as_str().to_string());
         let limit = limit_param(limit);
         self.read(move |conn| {
-            let rows: Vec<(i64, String)> = conn
+            let texts: Vec<String> = conn
                 .prepare_cached(
-                    "SELECT changed_ms, subject FROM states WHERE changed_ms >= ?1 \
-                     AND (changed_ms, subject) > (?2, ?3) ORDER BY changed_ms, subject LIMIT ?4",
+                    "SELECT subject FROM states WHERE subject > ?1 AND changed_ms >= ?2 \
+                     ORDER BY subject LIMIT ?3",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_map(params![since_ms, after_ms, after, limit], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?
-                    .collect()
+                    stmt.query_map(params![after, since_ms, limit], |row| row.get(0))?
+                        .collect()
                 })
                 .map_err(db("list subjects changed"))?;
-            rows.into_iter()
-                .map(|(at, subject)| Ok((at, subject_of(&subject)?)))
-                .collect()
+            texts.iter().map(|t| subject_of(t)).collect()
         })
         .await
     }
@@ -1058,21 +1051,8 @@ impl Store for SqliteStore {
         after: Option<SubjectId>,
         limit: usize,
     ) -> Result<Vec<SubjectId>, StoreError> {
-        let after = after.map_or(String::new(), |s| s.as_str().to_string());
-        let limit = limit_param(limit);
-        self.read(move |conn| {
-            let texts: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT subject FROM states WHERE subject > ?1 ORDER BY subject LIMIT ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![after, limit], |row| row.get(0))?
-                        .collect()
-                })
-                .map_err(db("list subjects"))?;
-            texts.iter().map(|t| subject_of(t)).collect()
-        })
-        .await
+        // Every state is stamped at or after the first instant.
+        self.subjects_changed(i64::MIN, after, limit).await
     }
 
     async fn list_members(

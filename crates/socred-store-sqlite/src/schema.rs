@@ -425,9 +425,10 @@ const V15: &str = "CREATE TABLE leases (
 /// drawing of an edition drawn before reads only what changed since; and
 /// each edition's mark, from which the next drawing reads. States written
 /// before are stamped 0 and editions have no mark: the next drawing reads
-/// every subject.
+/// every subject. No index: it would move an entry at every state written
+/// (ingest was a tenth slower with one), where the drawing's one pass
+/// through the states in key order reads the stamp beside each.
 const V16: &str = "ALTER TABLE states ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX states_by_change ON states (changed_ms, subject);
 ALTER TABLE editions ADD COLUMN mark_ms INTEGER;";
 
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
@@ -604,10 +605,10 @@ mod tests {
 
     /// Schema 16 stamps states written before with 0 and leaves editions
     /// published before without a mark, so that the next drawing reads
-    /// every subject; the changed subjects are read through their index,
-    /// without reading the states.
+    /// every subject; the changed subjects are read in key order, without
+    /// a sort.
     #[test]
-    fn migration_16_marks_nothing_changed_and_indexes_changes() {
+    fn migration_16_marks_nothing_changed() {
         let mut conn = Connection::open_in_memory().expect("open");
         migrate_to(&mut conn, 15).expect("schema 15");
         conn.execute_batch(
@@ -627,15 +628,11 @@ mod tests {
         assert_eq!((changed, mark), (0, None));
         let plan: Vec<String> = conn
             .prepare(
-                "EXPLAIN QUERY PLAN SELECT changed_ms, subject FROM states WHERE changed_ms >= 5 \
-                 AND (changed_ms, subject) > (7, '') ORDER BY changed_ms, subject LIMIT 10",
+                "EXPLAIN QUERY PLAN SELECT subject FROM states WHERE subject > '' \
+                 AND changed_ms >= 5 ORDER BY subject LIMIT 10",
             )
             .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(3))?.collect())
             .expect("plan");
-        assert!(
-            plan.iter().any(|step| step.contains("states_by_change")),
-            "{plan:?}"
-        );
         assert!(
             !plan.iter().any(|step| step.contains("TEMP B-TREE")),
             "no sort: {plan:?}"

@@ -601,18 +601,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SubjectId>, StoreError>;
 
     /// Subjects with a stored state that a write changed at or after
-    /// `since_ms` (each write stamps the states it writes, and those of
-    /// the subjects whose entries from others it changes, with the instant
-    /// it began, by [`now_ms`]), ordered by that stamp and then
-    /// identifier, after the pair `after`, each with its stamp. A subject
-    /// written again while a reader pages moves to the end and may come
-    /// twice.
+    /// `since_ms`, in identifier order, after `after`: each write stamps
+    /// the states it writes, and those of the subjects whose entries from
+    /// others it adds or removes, with the instant it began, by
+    /// [`now_ms`]. The stamp has no index: writes pay nothing for it, and
+    /// a reader's pages go through the states once, in key order,
+    /// without decoding them.
     async fn subjects_changed(
         &self,
         since_ms: i64,
-        after: Option<(i64, SubjectId)>,
+        after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<(i64, SubjectId)>, StoreError>;
+    ) -> Result<Vec<SubjectId>, StoreError>;
 
     /// Subjects on `list` on `day` (entries from their own records and
     /// entries that reach them), in identifier order, after `after`, each

@@ -489,20 +489,14 @@ impl Store for MemoryStore {
     async fn subjects_changed(
         &self,
         since_ms: i64,
-        after: Option<(i64, SubjectId)>,
+        after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<(i64, SubjectId)>, StoreError> {
+    ) -> Result<Vec<SubjectId>, StoreError> {
         let inner = self.lock()?;
-        let mut changed: Vec<(i64, SubjectId)> = inner
-            .changed_ms
-            .iter()
-            .filter(|(subject, _)| inner.states.contains_key(subject))
-            .map(|(&subject, &at)| (at, subject))
-            .filter(|&(at, subject)| at >= since_ms && after.is_none_or(|a| (at, subject) > a))
-            .collect();
-        changed.sort_unstable();
-        changed.truncate(clamp_limit(limit));
-        Ok(changed)
+        let changed = (inner.changed_ms.iter())
+            .filter(|&(subject, &at)| at >= since_ms && after.is_none_or(|a| *subject > a))
+            .filter(|(subject, _)| inner.states.contains_key(subject));
+        Ok(changed.map(|(s, _)| *s).take(clamp_limit(limit)).collect())
     }
 
     async fn list_members(

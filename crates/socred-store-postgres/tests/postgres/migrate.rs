@@ -206,7 +206,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
     );
     // Schema 14 does not know when the states stored before were written:
     // each is stamped 0, changed since any mark.
-    let mut unstamped: Vec<(i64, SubjectId)> = subjects.iter().map(|s| (0, *s)).collect();
+    let mut unstamped: Vec<SubjectId> = subjects.to_vec();
     unstamped.sort();
     assert_eq!(
         store
