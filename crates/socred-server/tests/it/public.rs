@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use serde_json::json;
+use socred_core::SubjectId;
 use socred_server::Limits;
 
 use crate::harness::*;
@@ -687,6 +688,130 @@ async fn a_drawing_again_reads_the_edition_and_what_changed() {
     h.clock
         .set_day(socred_core::Day::parse("2026-06-08").unwrap());
     assert_eq!(counts(&publish_red(&h).await), vec![(2, 1, 8)]);
+}
+
+/// The edition of the weekly red list as a drawing of every subject
+/// would make it on the publication day `day`: (named, left off).
+async fn red_list_of_everyone(h: &Harness, day: &str) -> (Vec<SubjectId>, Vec<SubjectId>) {
+    let current = h.state.current();
+    let engine = &current.engine;
+    let day = socred_core::Day::parse(day).unwrap();
+    let list = (engine.rulebook.lists.iter())
+        .position(|l| *l.id == *"exemplary_residents")
+        .unwrap() as u32;
+    let subjects = h.store.subjects(None, 1000).await.unwrap();
+    let files = h.store.states_of(&subjects).await.unwrap();
+    let (mut named, mut left_off) = (Vec::new(), Vec::new());
+    for (subject, file) in subjects.into_iter().zip(files) {
+        let file = file.unwrap();
+        let standing = engine.evaluate(&file, day);
+        if standing.entries.iter().any(|e| e.list == list) {
+            named.push(subject);
+        } else if standing.left_off.iter().any(|l| l.list == list) {
+            left_off.push(subject);
+        }
+    }
+    (named, left_off)
+}
+
+/// The stored edition of the weekly red list: (named, left off).
+async fn red_list_edition(h: &Harness) -> (Vec<SubjectId>, Vec<SubjectId>) {
+    let page = h.store.edition_members("exemplary_residents", None, 1000);
+    let members = page.await.unwrap().unwrap().members;
+    let (named, left_off): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.named);
+    let subjects = |members: Vec<socred_store::EditionMember>| {
+        members.into_iter().map(|m| m.subject).collect::<Vec<_>>()
+    };
+    (subjects(named), subjects(left_off))
+}
+
+/// Fare evasions decided around the publication day, honours before it,
+/// and retractions of either, at random, each round followed by the next
+/// day's drawing again: every edition is the one a drawing of every
+/// subject would make.
+#[tokio::test]
+async fn drawings_again_agree_with_drawings_of_everyone() {
+    use rand::{RngExt, SeedableRng};
+    let monday = socred_core::Day::parse(TODAY).unwrap();
+    for seed in 0..4 {
+        let limits = Limits {
+            redraw_margin_ms: 0,
+            ..Limits::default()
+        };
+        let h = Harness::with_limits(limits).await;
+        let subjects: Vec<SubjectId> = (0..8)
+            .map(|n| SubjectId::person(110105, 1990, 1, 1, 11 + 2 * n).unwrap())
+            .collect();
+        // All consent, and are honoured twice (AAA); half lose an honour
+        // (AA), so that the first edition names only the others.
+        make_exemplary(&h, &subjects).await;
+        let retract = |provider: &str, id: &str, subject: SubjectId| {
+            json!({"fact": "retracted", "provider": provider, "record": id,
+                   "subject": subject.to_string(), "at": TODAY})
+            .to_string()
+        };
+        let mut honours: Vec<(String, SubjectId)> = Vec::new();
+        for (n, subject) in subjects.iter().enumerate() {
+            let id = format!("honour-{subject}-2");
+            if n % 2 == 0 {
+                let line = retract("civil.affairs", &id, *subject);
+                h.ingest(HONOURS, &[line]).await.expect(StatusCode::OK);
+            } else {
+                honours.push((id, *subject));
+            }
+        }
+        next_millisecond().await;
+        assert_eq!(publish_red(&h).await.len(), 1);
+        assert_eq!(red_list_edition(&h).await.0.len(), 4, "seed {seed}");
+
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut evasions: Vec<(String, SubjectId)> = Vec::new();
+        let mut reads = Vec::new();
+        for step in 1..=6 {
+            for n in 0..rng.random_range(1..4) {
+                let subject = subjects[rng.random_range(0..subjects.len())];
+                let id = format!("{step}-{n}");
+                match rng.random_range(0..4) {
+                    0 if !evasions.is_empty() => {
+                        let (id, subject) = evasions.remove(rng.random_range(0..evasions.len()));
+                        let line = retract(METRO_ID, &id, subject);
+                        h.ingest(METRO, &[line]).await.expect(StatusCode::OK);
+                    }
+                    1 if !honours.is_empty() => {
+                        let (id, subject) = honours.remove(rng.random_range(0..honours.len()));
+                        let line = retract("civil.affairs", &id, subject);
+                        h.ingest(HONOURS, &[line]).await.expect(StatusCode::OK);
+                    }
+                    2 => {
+                        let id = format!("honour-{id}");
+                        let line = honour(&id, subject, "provincial");
+                        h.ingest(HONOURS, &[line]).await.expect(StatusCode::OK);
+                        honours.push((id, subject));
+                    }
+                    _ => {
+                        // From half a year before the publication day (the
+                        // ban then ends before it) to a few days after.
+                        let decided = monday.add_days(rng.random_range(-200..4)).to_string();
+                        let id = format!("fe-{id}");
+                        let line = fare_evasion(&id, subject, &decided);
+                        h.ingest(METRO, &[line]).await.expect(StatusCode::OK);
+                        evasions.push((id, subject));
+                    }
+                }
+            }
+            next_millisecond().await;
+            h.clock.set_day(monday.add_days(step));
+            let drawn = publish_red(&h).await;
+            assert_eq!(drawn.len(), 1, "seed {seed}, step {step}");
+            reads.push(drawn[0].read);
+            assert_eq!(
+                red_list_edition(&h).await,
+                red_list_of_everyone(&h, TODAY).await,
+                "seed {seed}, step {step}"
+            );
+        }
+        assert!(reads.iter().any(|&read| read < 8), "seed {seed}: {reads:?}");
+    }
 }
 
 #[tokio::test]
