@@ -789,15 +789,6 @@ impl Store for PostgresStore {
         socred_store::decode_subject(rulebook, &record_rows, &fact_rows)
     }
 
-    async fn subjects(
-        &self,
-        after: Option<SubjectId>,
-        limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError> {
-        // Every state is stamped at or after the first instant.
-        self.subjects_changed(i64::MIN, after, limit).await
-    }
-
     /// Through the states by key (schema 14 keeps the stamp beside each,
     /// without an index). Rows with no state are a write's placeholders,
     /// left out as by `subjects`.

@@ -1046,15 +1046,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn subjects(
-        &self,
-        after: Option<SubjectId>,
-        limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError> {
-        // Every state is stamped at or after the first instant.
-        self.subjects_changed(i64::MIN, after, limit).await
-    }
-
     async fn list_members(
         &self,
         list: &str,

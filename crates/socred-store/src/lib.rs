@@ -594,11 +594,14 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Subjects with a stored state, in identifier order, after `after`.
+    /// By default those changed since the first instant: every one.
     async fn subjects(
         &self,
         after: Option<SubjectId>,
         limit: usize,
-    ) -> Result<Vec<SubjectId>, StoreError>;
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        self.subjects_changed(i64::MIN, after, limit).await
+    }
 
     /// Subjects with a stored state that a write changed at or after
     /// `since_ms`, in identifier order, after `after`: each write stamps
