@@ -117,10 +117,18 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
     ) -> Result<Params<T>, Self::Rejection> {
         let parsed = match Query::<T>::try_from_uri(&parts.uri) {
             Ok(Query(value)) => Ok(value),
-            Err(rejection) => Err(ApiError::bad_request(
-                "invalid_query",
-                rejection.body_text(),
-            )),
+            Err(rejection) => {
+                // axum's text begins with a sentence of its own; what
+                // follows it names the parameter and what is wrong.
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("the query string is not understood: {detail}"),
+                ))
+            }
         };
         Ok(Params(parsed))
     }

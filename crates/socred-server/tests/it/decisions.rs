@@ -219,13 +219,24 @@ async fn bad_decision_requests_are_4xx_with_codes() {
         )
         .await;
     reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
-    h.get("/v1/decisions?subject=x", Some(AIRLINE))
+    let reply = h
+        .get("/v1/decisions?subject=x", Some(AIRLINE))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "the query string is not understood: missing field `measure`"
+    );
     let uri = format!("/v1/decisions?subject={a}&measure=no_air_travel&purpose=t&extra=1");
-    h.get(&uri, Some(AIRLINE))
+    let reply = h
+        .get(&uri, Some(AIRLINE))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("the query string is not understood: extra: unknown field `extra`"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
