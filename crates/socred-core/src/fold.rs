@@ -9,9 +9,9 @@
 //! sorting its records (see `group`), and each subject is folded with
 //! buffers reused from the subject before (escalation windows, cap use,
 //! effects), so that a subject allocates only what its state keeps. In a
-//! batch of millions each record, its id and its fields are cache misses:
-//! the records of the next subject are read ahead in a tight loop (`touch`)
-//! so that those misses overlap.
+//! batch of millions each record, its fields and its document are cache
+//! misses: the records of subjects a few ahead are asked for with prefetch
+//! hints (`crate::prefetch`), so that those misses overlap the fold.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +21,7 @@ use crate::expr::{field_value, Context};
 use crate::group::{Groups, Run};
 use crate::id::{SubjectId, SubjectKind};
 use crate::name::Name;
+use crate::prefetch::{prefetch, prefetch_value};
 use crate::record::{Fact, FactKind, Fields, Outcome, Record, RecordKey, Value};
 use crate::rulebook::{CalendarPeriod, Points, RecordType, Rulebook, ScoreRule};
 use crate::state::{
@@ -512,32 +513,33 @@ fn seek(states: &[SubjectState], from: usize, target: SubjectId) -> usize {
     low + states[low..high].partition_point(|s| s.subject < target)
 }
 
-/// Reads the memory that folding the records at `indices` reads first:
-/// each record, its id, its document and its fields' first node (all
-/// separate allocations). In a large batch each of them is a cache miss;
-/// touched in a tight loop the misses overlap, where the fold would take
-/// them one by one (every `Arc` clone is an atomic operation that waits for
-/// its cache line). Returns a value only so that the reads cannot be
-/// optimised away.
-fn touch(records: &[Record], indices: &[u32]) -> u64 {
-    let mut sum = 0u64;
-    for record in indices.iter().filter_map(|&i| records.get(i as usize)) {
-        let id = record.key.id.as_bytes().first().copied().unwrap_or(0);
-        let document = record
-            .document
-            .as_ref()
-            .and_then(|d| d.as_bytes().first().copied())
-            .unwrap_or(0);
-        let first_field = match record.fields.first_key_value() {
-            Some((_, Value::Int(n))) => *n as u64,
-            Some(_) => 1,
-            None => 0,
-        };
-        sum = sum
-            .wrapping_add(u64::from(id) + u64::from(document))
-            .wrapping_add(first_field);
+/// How many subjects ahead of the fold their records are asked for, and
+/// how many ahead the allocations those records point to (their fields
+/// and document, found by reading the record, whose line should have
+/// arrived by then). Distances from 2 to 32 subjects measured alike
+/// (BENCHMARKS.md); these leave the lines time to arrive without asking
+/// for more than the processor can have in flight.
+const RECORDS_AHEAD: usize = 8;
+const POINTEES_AHEAD: usize = 3;
+
+/// Asks for the records at `indices` (each record's own lines; in a large
+/// batch each is a cache miss).
+fn prefetch_records(records: &[Record], indices: &[u32]) {
+    for &i in indices {
+        prefetch_value(records.as_ptr().wrapping_add(i as usize));
     }
-    sum
+}
+
+/// Asks for the allocations the records at `indices` point to that the
+/// fold reads first: the fields and the document (every `Arc` clone is an
+/// atomic operation that waits for its cache line).
+fn prefetch_pointees(records: &[Record], indices: &[u32]) {
+    for record in indices.iter().filter_map(|&i| records.get(i as usize)) {
+        prefetch(record.fields.as_ptr());
+        if let Some(document) = &record.document {
+            prefetch(Arc::as_ptr(document));
+        }
+    }
 }
 
 /// A scoring rule that matches a record type, with the caps of its model
@@ -1002,8 +1004,11 @@ impl Engine {
         let mut group_facts: Vec<&Fact> = Vec::new();
         let mut others: Others<'a> = BTreeMap::new();
         for (r, run) in runs.iter().enumerate() {
-            if let Some(ahead) = runs.get(r + 1) {
-                std::hint::black_box(touch(records, groups.records(ahead)));
+            if let Some(far) = runs.get(r + RECORDS_AHEAD) {
+                prefetch_records(records, groups.records(far));
+            }
+            if let Some(near) = runs.get(r + POINTEES_AHEAD) {
+                prefetch_pointees(records, groups.records(near));
             }
             group.clear();
             group_facts.clear();

@@ -22,6 +22,7 @@ pub mod evaluate;
 pub mod file;
 pub mod fold;
 mod group;
+mod prefetch;
 pub mod state;
 pub mod timeline;
 pub mod whatif;
