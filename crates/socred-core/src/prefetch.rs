@@ -31,15 +31,25 @@ pub(crate) fn prefetch<T: ?Sized>(pointer: *const T) {
     let _ = pointer;
 }
 
-/// Asks for every cache line of `value` itself (not what it points to).
+/// The size of a cache line on the processors socred runs on.
+const LINE: usize = 64;
+
+/// Asks for every cache line of `value` itself (not what it points to):
+/// a value of 120 bytes may lie across three lines.
 #[inline(always)]
 pub(crate) fn prefetch_value<T>(value: *const T) {
-    let bytes = value.cast::<u8>();
-    let mut offset = 0;
-    while offset < std::mem::size_of::<T>() {
-        prefetch(bytes.wrapping_add(offset));
-        offset += 64;
+    let address = value.addr();
+    let first = value.cast::<u8>().wrapping_sub(address % LINE);
+    for line in 0..lines_spanned(address, std::mem::size_of::<T>()) {
+        prefetch(first.wrapping_add(line * LINE));
     }
+}
+
+/// How many cache lines `size` bytes from `address` touch (one at least;
+/// an address at the top of memory counts up to its end).
+fn lines_spanned(address: usize, size: usize) -> usize {
+    let last = address.saturating_add(size.max(1) - 1);
+    last / LINE - address / LINE + 1
 }
 
 #[cfg(test)]
@@ -56,5 +66,17 @@ mod tests {
             buffer.as_ptr()
         };
         prefetch_value(freed);
+        prefetch_value(std::ptr::without_provenance::<[u8; 120]>(usize::MAX - 60));
+    }
+
+    #[test]
+    fn a_value_is_asked_for_line_by_line() {
+        assert_eq!(lines_spanned(0, 120), 2);
+        assert_eq!(lines_spanned(8, 120), 2);
+        assert_eq!(lines_spanned(9, 120), 3);
+        assert_eq!(lines_spanned(63, 1), 1);
+        assert_eq!(lines_spanned(63, 2), 2);
+        assert_eq!(lines_spanned(64, 0), 1);
+        assert_eq!(lines_spanned(usize::MAX - 60, 120), 1);
     }
 }
