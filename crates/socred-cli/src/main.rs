@@ -64,6 +64,7 @@ enum Command {
     Decide {
         #[command(flatten)]
         input: InputArgs,
+        /// The subject: an identity card number or a unified social credit code.
         #[arg(long)]
         subject: String,
         /// A measure id; repeat for several. Without it, every measure for the subject's kind.
@@ -146,6 +147,7 @@ enum Command {
     Explain {
         #[command(flatten)]
         input: InputArgs,
+        /// The subject: an identity card number or a unified social credit code.
         #[arg(long)]
         subject: String,
         /// Write the full file as JSON instead of text.
@@ -157,13 +159,19 @@ enum Command {
 #[derive(Subcommand)]
 enum IdCommand {
     /// Validates an identifier: exit 0 when valid (warnings are printed), 1 when not.
-    Check { id: String },
+    Check {
+        /// An 18-character identity card number or unified social credit code.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum RulebookCommand {
     /// Reports every problem of a rulebook file with its line and column.
-    Check { file: PathBuf },
+    Check {
+        /// The rulebook file (TOML).
+        file: PathBuf,
+    },
     /// Prints the built-in default rulebook.
     Default,
     /// Prints the JSON Schema of the rulebook format.
