@@ -1,10 +1,15 @@
 //! What anyone may see: the rulebook, public lists inside their window, a
 //! company's public information, and never a person's file.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
 use axum::http::StatusCode;
 use serde_json::json;
 use socred_core::SubjectId;
-use socred_server::Limits;
+use socred_server::{AppState, Limits};
+use socred_store::Store;
 
 use crate::harness::*;
 
@@ -254,11 +259,6 @@ fn page_subjects(page: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// The weekly red list of exemplary residents is entered by grade: nobody
-/// is on it until an edition is published, then its page names the
-/// subjects graded AAA on the publication day, each as its file reads
-/// today (a subject black-listed since drops off at once), and the next
-/// week's edition keeps that subject for the day its entry ends.
 /// Publishes what is due; the weekly red list's publications.
 async fn publish_red(h: &Harness) -> Vec<socred_server::Publication> {
     let editions = socred_server::publish_due(&h.state).await.unwrap();
@@ -268,6 +268,11 @@ async fn publish_red(h: &Harness) -> Vec<socred_server::Publication> {
     red.collect()
 }
 
+/// The weekly red list of exemplary residents is entered by grade: nobody
+/// is on it until an edition is published, then its page names the
+/// subjects graded AAA on the publication day, each as its file reads
+/// today (a subject black-listed since drops off at once), and the next
+/// week's edition keeps that subject for the day its entry ends.
 #[tokio::test]
 async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     let h = Harness::new().await;
@@ -814,6 +819,100 @@ async fn drawings_again_agree_with_drawings_of_everyone() {
     }
 }
 
+/// Publishes what is due, and checks that the weekly red list's edition
+/// is among it, naming one subject.
+async fn publishes_the_red_list_naming_one(h: &Harness) {
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert!(
+        editions
+            .iter()
+            .any(|e| e.list == "exemplary_residents" && e.published && e.named == 1),
+        "{editions:?}"
+    );
+}
+
+/// The clock of a server from which another takes the drawing's lease
+/// mid-drawing. Until this server holds the lease, it reads as set. From
+/// the first reading after, each reading moves it on by more than a lease
+/// lasts, and at each the other server (`server-b`) takes the lease, or
+/// renews it: as if this server had stalled between two pages, long
+/// enough for its lease to run out and the other to step in.
+struct StalledClock {
+    now_ms: AtomicI64,
+    store: Arc<dyn Store>,
+    stalled: AtomicBool,
+}
+
+/// More than the drawing's lease lasts (five minutes).
+const STALL_MS: i64 = 301_000;
+
+impl socred_server::Clock for StalledClock {
+    fn now_ms(&self) -> i64 {
+        let now = self.now_ms.load(Ordering::SeqCst);
+        if !self.stalled.load(Ordering::SeqCst) {
+            // Whether another holds the lease: a probe takes a free one
+            // only for this instant, so that it stays free.
+            if lease_at_once(&*self.store, "probe", now, now) {
+                return now;
+            }
+            self.stalled.store(true, Ordering::SeqCst);
+        }
+        let now = self.now_ms.fetch_add(STALL_MS, Ordering::SeqCst) + STALL_MS;
+        lease_at_once(&*self.store, "server-b", now, now + 300_000);
+        now
+    }
+}
+
+/// `Store::lease` on the in-memory store, which answers without waiting
+/// (a clock cannot wait).
+fn lease_at_once(store: &dyn Store, holder: &str, now_ms: i64, until_ms: i64) -> bool {
+    let mut lease = store.lease("publication", holder, now_ms, until_ms);
+    let mut context = Context::from_waker(Waker::noop());
+    match lease.as_mut().poll(&mut context) {
+        Poll::Ready(taken) => taken.unwrap(),
+        Poll::Pending => panic!("the in-memory store answers a lease at once"),
+    }
+}
+
+#[tokio::test]
+async fn a_drawing_stops_when_another_server_takes_its_lease_midway() {
+    let h = Harness::new().await;
+    make_exemplary(&h, &[alice()]).await;
+    let now = h.state.now_ms();
+    let clock = Arc::new(StalledClock {
+        now_ms: AtomicI64::new(now),
+        store: h.store.clone(),
+        stalled: AtomicBool::new(false),
+    });
+    // This server (another instance on the same store) takes the lease,
+    // starts drawing, and finds at its next renewal that the other server
+    // holds the lease: it stops, and publishes nothing.
+    let stalled = AppState::open(h.store.clone(), clock.clone(), Limits::default())
+        .await
+        .unwrap();
+    let editions = socred_server::publish_due(&stalled).await.unwrap();
+    assert!(clock.stalled.load(Ordering::SeqCst), "it held the lease");
+    assert_eq!(editions, Vec::new(), "left to the server that took over");
+    assert_eq!(h.store.edition("exemplary_residents").await.unwrap(), None);
+    let took_over_until = clock.now_ms.load(Ordering::SeqCst) + 300_000;
+    assert!(
+        !h.store
+            .lease(
+                "publication",
+                "a-third-server",
+                took_over_until - 1,
+                took_over_until
+            )
+            .await
+            .unwrap(),
+        "the other server holds the lease"
+    );
+    // The other server stops too: once its lease has run out, any
+    // server draws the edition, once.
+    h.clock.set_ms(took_over_until);
+    publishes_the_red_list_naming_one(&h).await;
+}
+
 #[tokio::test]
 async fn one_server_draws_while_its_lease_runs() {
     let h = Harness::new().await;
@@ -832,13 +931,7 @@ async fn one_server_draws_while_its_lease_runs() {
     // It stopped: once its lease has run out, this server draws, and
     // gives the lease up when done.
     h.clock.set_ms(now + 300_000);
-    let editions = socred_server::publish_due(&h.state).await.unwrap();
-    assert!(
-        editions
-            .iter()
-            .any(|e| e.list == "exemplary_residents" && e.published && e.named == 1),
-        "{editions:?}"
-    );
+    publishes_the_red_list_naming_one(&h).await;
     let later = h.state.now_ms();
     assert!(
         h.store
