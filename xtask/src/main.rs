@@ -53,6 +53,12 @@ enum Command {
         /// that a change to the fold leaves its output byte for byte alike.
         #[arg(long)]
         digest: bool,
+        /// Fold the records in the order they were generated, each line
+        /// parsed as it comes, instead of as `socred` reads a file (the
+        /// whole text parsed subject by subject): the figure for a caller
+        /// that hands the fold a batch in no useful order.
+        #[arg(long)]
+        arrival_order: bool,
     },
     /// Decides every measure for generated subjects, in process.
     BenchDecide {
@@ -81,11 +87,15 @@ fn main() -> anyhow::Result<()> {
             grouped,
             grouped_only,
             digest,
+            arrival_order,
         } => bench_fold(
-            records,
-            subjects,
+            Population {
+                records,
+                subjects,
+                seed,
+                arrival_order,
+            },
             runs,
-            seed,
             (grouped, grouped_only),
             digest,
         ),
@@ -105,40 +115,78 @@ fn as_of() -> Day {
     Day::parse("2026-11-01").unwrap_or(Day(20_758))
 }
 
-/// Generates and parses a population (not timed), with one parser for the
-/// whole stream as `socred` reads a file: provider names are shared
-/// between records, as they are in the CLI and the server.
-fn population(records: u64, subjects: u64, seed: u64) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
-    let rulebook = socred_schema::default_rulebook();
-    let config = socred_sim::GenConfig {
-        seed,
-        subjects,
-        records,
-        start: Day::parse("2021-01-01").context("start")?,
-        end: Day::parse("2026-10-31").context("end")?,
-    };
-    let mut out_records = Vec::with_capacity(records as usize);
-    let mut out_facts = Vec::new();
-    let mut rejected = 0u64;
-    let mut line_no = 0usize;
-    let started = Instant::now();
-    let mut parser = wire::LineParser::new(&rulebook);
-    socred_sim::generate(&config, &mut |line: &str| {
-        line_no += 1;
-        match parser.parse(line_no, line) {
-            Ok((Item::Record(record), _)) => out_records.push(record),
-            Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
-            Err(_) => rejected += 1,
+/// What to generate, and how to read it.
+struct Population {
+    records: u64,
+    subjects: u64,
+    seed: u64,
+    /// Parse each line as it is generated, in arrival order, instead of as
+    /// `socred` reads a file.
+    arrival_order: bool,
+}
+
+impl Population {
+    /// Generates and parses the population (not timed). As `socred` reads
+    /// a file: the whole text, then parsed subject by subject on every core
+    /// (`wire::NdjsonText`). In arrival order: one parser for the whole
+    /// stream, each line parsed as it comes. Either way provider names are
+    /// shared between records, as they are in the CLI and the server.
+    fn generate(&self) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
+        let rulebook = socred_schema::default_rulebook();
+        let config = socred_sim::GenConfig {
+            seed: self.seed,
+            subjects: self.subjects,
+            records: self.records,
+            start: Day::parse("2021-01-01").context("start")?,
+            end: Day::parse("2026-10-31").context("end")?,
+        };
+        let mut out_records = Vec::with_capacity(self.records as usize);
+        let mut out_facts = Vec::new();
+        let mut rejected = 0u64;
+        let started = Instant::now();
+        if self.arrival_order {
+            let mut line_no = 0usize;
+            let mut parser = wire::LineParser::new(&rulebook);
+            socred_sim::generate(&config, &mut |line: &str| {
+                line_no += 1;
+                match parser.parse(line_no, line) {
+                    Ok((Item::Record(record), _)) => out_records.push(record),
+                    Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
+                    Err(_) => rejected += 1,
+                }
+            });
+        } else {
+            let mut text = Vec::new();
+            socred_sim::generate(&config, &mut |line: &str| {
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+            });
+            let read = wire::NdjsonText::read(text.as_slice())?;
+            drop(text);
+            read.parse_by_subject(
+                &rulebook,
+                |item| match item {
+                    Item::Record(record) => out_records.push(record),
+                    Item::Fact { fact, .. } => out_facts.push(fact),
+                },
+                |_| rejected += 1,
+                |_| {},
+            );
         }
-    });
-    anyhow::ensure!(rejected == 0, "{rejected} generated lines were rejected");
-    eprintln!(
-        "generated and parsed {} records and {} facts in {:.1}s",
-        out_records.len(),
-        out_facts.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok((out_records, out_facts))
+        anyhow::ensure!(rejected == 0, "{rejected} generated lines were rejected");
+        eprintln!(
+            "generated and parsed {} records and {} facts in {:.1}s ({})",
+            out_records.len(),
+            out_facts.len(),
+            started.elapsed().as_secs_f64(),
+            if self.arrival_order {
+                "in arrival order"
+            } else {
+                "subject by subject, as socred reads a file"
+            }
+        );
+        Ok((out_records, out_facts))
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -177,14 +225,12 @@ fn peak_memory_mib() -> Option<f64> {
 /// same work when the records come subject by subject, each subject's
 /// records together in memory, as a store hands them over.
 fn bench_fold(
-    records: u64,
-    subjects: u64,
+    population: Population,
     runs: usize,
-    seed: u64,
     (grouped, grouped_only): (bool, bool),
     digest: bool,
 ) -> anyhow::Result<()> {
-    let (records_v, facts) = population(records, subjects, seed)?;
+    let (records_v, facts) = population.generate()?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
     if digest {
@@ -369,7 +415,13 @@ fn deep_copy(record: &Record) -> Record {
 }
 
 fn bench_decide(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {
-    let (records_v, facts) = population(records, subjects, seed)?;
+    let population = Population {
+        records,
+        subjects,
+        seed,
+        arrival_order: false,
+    };
+    let (records_v, facts) = population.generate()?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
     let states = engine.fold_all(&records_v, &facts, day);

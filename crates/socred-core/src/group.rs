@@ -12,6 +12,11 @@
 //! several hashes bring each hash's items together, in input order; and
 //! only the runs, one per hash, are sorted by subject.
 //!
+//! A batch that already comes in subject order (records in order, facts
+//! in order, as `socred_schema::wire::NdjsonText` parses a file) is
+//! grouped in one pass instead: each run of equal subjects is a group, and
+//! nothing is hashed or sorted.
+//!
 //! Two subjects with the same hash share a run. The run is named after the
 //! subject of its first item; the fold sets the items of any other subject
 //! aside and groups them exactly afterwards (see `Engine::fold_all`). Hash
@@ -47,7 +52,54 @@ impl Groups {
     /// Groups `records` and `facts` by subject. Indices are `u32`: a batch
     /// of four billion records would not fit in memory anyway.
     pub fn new(records: &[Record], facts: &[Fact]) -> Groups {
-        Groups::with_hash(records, facts, subject_hash)
+        Groups::in_order(records, facts)
+            .unwrap_or_else(|| Groups::with_hash(records, facts, subject_hash))
+    }
+
+    /// The groups of a batch whose records, and whose facts, each come in
+    /// subject order: the runs read off in one pass over both, one run a
+    /// subject. None when either is out of order.
+    fn in_order(records: &[Record], facts: &[Fact]) -> Option<Groups> {
+        let records_len = u32::try_from(records.len()).ok()?;
+        let facts_len = u32::try_from(facts.len()).ok()?;
+        let in_order = |a: &SubjectId, b: &SubjectId| a.sort_key() <= b.sort_key();
+        if !records
+            .windows(2)
+            .all(|w| in_order(&w[0].subject, &w[1].subject))
+            || !facts
+                .windows(2)
+                .all(|w| in_order(&w[0].subject, &w[1].subject))
+        {
+            return None;
+        }
+        let mut runs = Vec::new();
+        let (mut r, mut f) = (0, 0);
+        loop {
+            let subject = match (records.get(r), facts.get(f)) {
+                (Some(a), Some(b)) if in_order(&b.subject, &a.subject) => b.subject,
+                (Some(a), _) => a.subject,
+                (None, Some(b)) => b.subject,
+                (None, None) => break,
+            };
+            let (r0, f0) = (r, f);
+            while records.get(r).is_some_and(|x| x.subject == subject) {
+                r += 1;
+            }
+            while facts.get(f).is_some_and(|x| x.subject == subject) {
+                f += 1;
+            }
+            // Below `u32::MAX`: the lengths fit.
+            runs.push(Run {
+                subject,
+                records: (r0 as u32, r as u32),
+                facts: (f0 as u32, f as u32),
+            });
+        }
+        Some(Groups {
+            runs,
+            record_items: (0..records_len).collect(),
+            fact_items: (0..facts_len).collect(),
+        })
     }
 
     /// [`Groups::new`] with another hash (tests use a poor one to make
@@ -315,6 +367,41 @@ mod tests {
         assert_eq!(
             grouped(&groups, &records, &facts),
             expected.into_values().collect::<Vec<_>>()
+        );
+    }
+
+    /// A batch in subject order is grouped in one pass, into the runs the
+    /// hashing path gives it; out of order in records or facts alone, it
+    /// takes the hashing path.
+    #[test]
+    fn a_batch_in_subject_order_gives_the_runs_of_the_hashing_path() {
+        let (mut records, mut facts) = batch(20_000);
+        records.sort_by_key(|r| r.subject);
+        facts.sort_by_key(|f| f.subject);
+        let hashed = Groups::with_hash(&records, &facts, subject_hash);
+        let ordered = Groups::in_order(&records, &facts).expect("a batch in order");
+        assert_eq!(
+            grouped(&ordered, &records, &facts),
+            grouped(&hashed, &records, &facts)
+        );
+        assert_eq!(ordered.runs().len(), hashed.runs().len());
+        // Subjects with facts and no records (and the reverse) get runs.
+        assert!(facts
+            .iter()
+            .any(|f| !records.iter().any(|r| r.subject == f.subject)));
+
+        let last = facts.len() - 1;
+        facts.swap(0, last);
+        assert!(Groups::in_order(&records, &facts).is_none());
+        let (records, facts) = batch(20_000);
+        assert!(Groups::in_order(&records, &facts).is_none());
+        assert_eq!(
+            grouped(&Groups::new(&records, &facts), &records, &facts),
+            grouped(
+                &Groups::with_hash(&records, &facts, subject_hash),
+                &records,
+                &facts
+            )
         );
     }
 
