@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use socred_core::record::Fields;
-use socred_core::{Day, Engine, Fact, Record, RecordKey, SubjectId, Value};
+use socred_core::{Day, Engine, Fact, Record, RecordKey, Value};
 use socred_schema::wire::{self, Item};
 
 #[derive(Parser)]
@@ -53,12 +53,6 @@ enum Command {
         /// that a change to the fold leaves its output byte for byte alike.
         #[arg(long)]
         digest: bool,
-        /// Fold the records in the order they were generated, each line
-        /// parsed as it comes, instead of as `socred` reads a file (the
-        /// whole text parsed subject by subject): the figure for a caller
-        /// that hands the fold a batch in no useful order.
-        #[arg(long)]
-        arrival_order: bool,
     },
     /// Decides every measure for generated subjects, in process.
     BenchDecide {
@@ -87,15 +81,11 @@ fn main() -> anyhow::Result<()> {
             grouped,
             grouped_only,
             digest,
-            arrival_order,
         } => bench_fold(
-            Population {
-                records,
-                subjects,
-                seed,
-                arrival_order,
-            },
+            records,
+            subjects,
             runs,
+            seed,
             (grouped, grouped_only),
             digest,
         ),
@@ -115,78 +105,40 @@ fn as_of() -> Day {
     Day::parse("2026-11-01").unwrap_or(Day(20_758))
 }
 
-/// What to generate, and how to read it.
-struct Population {
-    records: u64,
-    subjects: u64,
-    seed: u64,
-    /// Parse each line as it is generated, in arrival order, instead of as
-    /// `socred` reads a file.
-    arrival_order: bool,
-}
-
-impl Population {
-    /// Generates and parses the population (not timed). As `socred` reads
-    /// a file: the whole text, then parsed subject by subject on every core
-    /// (`wire::NdjsonText`). In arrival order: one parser for the whole
-    /// stream, each line parsed as it comes. Either way provider names are
-    /// shared between records, as they are in the CLI and the server.
-    fn generate(&self) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
-        let rulebook = socred_schema::default_rulebook();
-        let config = socred_sim::GenConfig {
-            seed: self.seed,
-            subjects: self.subjects,
-            records: self.records,
-            start: Day::parse("2021-01-01").context("start")?,
-            end: Day::parse("2026-10-31").context("end")?,
-        };
-        let mut out_records = Vec::with_capacity(self.records as usize);
-        let mut out_facts = Vec::new();
-        let mut rejected = 0u64;
-        let started = Instant::now();
-        if self.arrival_order {
-            let mut line_no = 0usize;
-            let mut parser = wire::LineParser::new(&rulebook);
-            socred_sim::generate(&config, &mut |line: &str| {
-                line_no += 1;
-                match parser.parse(line_no, line) {
-                    Ok((Item::Record(record), _)) => out_records.push(record),
-                    Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
-                    Err(_) => rejected += 1,
-                }
-            });
-        } else {
-            let mut text = Vec::new();
-            socred_sim::generate(&config, &mut |line: &str| {
-                text.extend_from_slice(line.as_bytes());
-                text.push(b'\n');
-            });
-            let read = wire::NdjsonText::read(text.as_slice())?;
-            drop(text);
-            read.parse_by_subject(
-                &rulebook,
-                |item| match item {
-                    Item::Record(record) => out_records.push(record),
-                    Item::Fact { fact, .. } => out_facts.push(fact),
-                },
-                |_| rejected += 1,
-                |_| {},
-            );
+/// Generates and parses a population (not timed), with one parser for the
+/// whole stream as `socred` reads a file: provider names are shared
+/// between records, as they are in the CLI and the server.
+fn population(records: u64, subjects: u64, seed: u64) -> anyhow::Result<(Vec<Record>, Vec<Fact>)> {
+    let rulebook = socred_schema::default_rulebook();
+    let config = socred_sim::GenConfig {
+        seed,
+        subjects,
+        records,
+        start: Day::parse("2021-01-01").context("start")?,
+        end: Day::parse("2026-10-31").context("end")?,
+    };
+    let mut out_records = Vec::with_capacity(records as usize);
+    let mut out_facts = Vec::new();
+    let mut rejected = 0u64;
+    let mut line_no = 0usize;
+    let started = Instant::now();
+    let mut parser = wire::LineParser::new(&rulebook);
+    socred_sim::generate(&config, &mut |line: &str| {
+        line_no += 1;
+        match parser.parse(line_no, line) {
+            Ok((Item::Record(record), _)) => out_records.push(record),
+            Ok((Item::Fact { fact, .. }, _)) => out_facts.push(fact),
+            Err(_) => rejected += 1,
         }
-        anyhow::ensure!(rejected == 0, "{rejected} generated lines were rejected");
-        eprintln!(
-            "generated and parsed {} records and {} facts in {:.1}s ({})",
-            out_records.len(),
-            out_facts.len(),
-            started.elapsed().as_secs_f64(),
-            if self.arrival_order {
-                "in arrival order"
-            } else {
-                "subject by subject, as socred reads a file"
-            }
-        );
-        Ok((out_records, out_facts))
-    }
+    });
+    anyhow::ensure!(rejected == 0, "{rejected} generated lines were rejected");
+    eprintln!(
+        "generated and parsed {} records and {} facts in {:.1}s",
+        out_records.len(),
+        out_facts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok((out_records, out_facts))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -225,12 +177,14 @@ fn peak_memory_mib() -> Option<f64> {
 /// same work when the records come subject by subject, each subject's
 /// records together in memory, as a store hands them over.
 fn bench_fold(
-    population: Population,
+    records: u64,
+    subjects: u64,
     runs: usize,
+    seed: u64,
     (grouped, grouped_only): (bool, bool),
     digest: bool,
 ) -> anyhow::Result<()> {
-    let (records_v, facts) = population.generate()?;
+    let (records_v, facts) = population(records, subjects, seed)?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
     if digest {
@@ -312,46 +266,22 @@ fn fold_digest(
 
 /// The second figure of [`bench_fold`]: the records copied subject by
 /// subject (fresh allocations, so that each subject's records, ids and
-/// fields lie together, as when a store decodes them), then, timed,
-/// `Engine::fold` of each subject, `Engine::pass_on_reach` and
-/// `Engine::evaluate` of every state: the same work as `fold_all` without
-/// the grouping.
+/// fields lie together, as when a store decodes a page of subjects), then,
+/// timed, `Engine::fold_all_unreached` (which groups such a batch in one
+/// pass), `Engine::pass_on_reach` and `Engine::evaluate` of every state:
+/// `fold_all` and the evaluation, split in three.
 fn bench_fold_grouped(engine: &Engine, records: &[Record], facts: &[Fact], runs: usize, day: Day) {
     let mut order: Vec<&Record> = records.iter().collect();
     order.sort_by_key(|r| r.subject);
     let copied: Vec<Record> = order.into_iter().map(deep_copy).collect();
     let mut facts_sorted: Vec<Fact> = facts.to_vec();
     facts_sorted.sort_by_key(|f| f.subject);
-    // Each subject's records and facts, as ranges of the sorted copies.
-    let mut groups: Vec<(SubjectId, std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
-    let (mut r, mut f) = (0, 0);
-    while r < copied.len() || f < facts_sorted.len() {
-        let subject = match (copied.get(r), facts_sorted.get(f)) {
-            (Some(a), Some(b)) => a.subject.min(b.subject),
-            (Some(a), None) => a.subject,
-            (None, Some(b)) => b.subject,
-            (None, None) => break,
-        };
-        let (r0, f0) = (r, f);
-        while copied.get(r).is_some_and(|x| x.subject == subject) {
-            r += 1;
-        }
-        while facts_sorted.get(f).is_some_and(|x| x.subject == subject) {
-            f += 1;
-        }
-        groups.push((subject, r0..r, f0..f));
-    }
     let mut rates = Vec::new();
     let mut cpu_rates = Vec::new();
     for run in 0..runs.max(1) {
         let started = Instant::now();
         let cpu_started = thread_cpu_seconds();
-        let mut states = Vec::with_capacity(Engine::states_capacity(groups.len()));
-        for (subject, records, facts) in &groups {
-            let records = copied.get(records.clone()).unwrap_or(&[]);
-            let facts = facts_sorted.get(facts.clone()).unwrap_or(&[]);
-            states.push(engine.fold(*subject, records, facts, day));
-        }
+        let mut states = engine.fold_all_unreached(&copied, &facts_sorted, day);
         let folded = started.elapsed().as_secs_f64();
         engine.pass_on_reach(&mut states, day);
         let reached = started.elapsed().as_secs_f64();
@@ -415,13 +345,7 @@ fn deep_copy(record: &Record) -> Record {
 }
 
 fn bench_decide(records: u64, subjects: u64, runs: usize, seed: u64) -> anyhow::Result<()> {
-    let population = Population {
-        records,
-        subjects,
-        seed,
-        arrival_order: false,
-    };
-    let (records_v, facts) = population.generate()?;
+    let (records_v, facts) = population(records, subjects, seed)?;
     let engine = Engine::new(Arc::new(socred_schema::default_rulebook()));
     let day = as_of();
     let states = engine.fold_all(&records_v, &facts, day);

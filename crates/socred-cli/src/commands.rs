@@ -2,7 +2,7 @@
 //! standard streams (the caller does I/O, the libraries compute).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub struct Input {
 
 impl Input {
     /// Runs `work` on a pool of the threads asked for, on which parsing
-    /// (`wire::NdjsonText`), the fold (`Engine::fold_all_parallel`) and
+    /// (`wire::read_ndjson`), the fold (`Engine::fold_all_parallel`) and
     /// writing credit files spread their work.
     fn on_threads<R: Send>(
         &self,
@@ -217,41 +217,23 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     let progress = progress_bar(size.unwrap_or(0), "bytes");
     let reader = BufReader::with_capacity(1 << 20, progress.wrap_read(reader));
     let label = input.records.display().to_string();
-    // The whole text first, then parsed subject by subject: each subject's
-    // records then lie together in memory, where the fold reads them
-    // (`wire::NdjsonText`).
-    let text = wire::NdjsonText::read(reader).with_context(|| format!("cannot read {label}"))?;
-    progress.finish_and_clear();
-    let progress = progress_bar(text.lines() as u64, "lines");
     let mut records = Vec::new();
     let mut facts = Vec::new();
     let mut rejected = 0u64;
-    text.parse_by_subject(
+    let mut stderr = io::stderr().lock();
+    read_items(
         &rulebook,
-        |item| {
-            match item {
-                Item::Record(record) => records.push(record),
-                Item::Fact { fact, .. } => facts.push(fact),
-            }
-            // The bar moves every few thousand items, not on each.
-            let items = (records.len() + facts.len()) as u64;
-            if items.is_multiple_of(4096) {
-                progress.set_position(items);
-            }
+        reader,
+        |item| match item {
+            Item::Record(record) => records.push(record),
+            Item::Fact { fact, .. } => facts.push(fact),
         },
         |rejection| {
             rejected += 1;
-            let _ = writeln!(io::stderr(), "{label}: {rejection}");
+            let _ = writeln!(stderr, "{label}: {rejection}");
         },
-        |warning| {
-            let _ = writeln!(
-                io::stderr(),
-                "warning: line {}: {}",
-                warning.line,
-                warning.message
-            );
-        },
-    );
+    )
+    .with_context(|| format!("cannot read {label}"))?;
     progress.finish_and_clear();
     if rejected > 0 {
         note!("{rejected} line(s) rejected in {label}");
@@ -264,6 +246,23 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
         rejected,
         as_of,
     })
+}
+
+fn read_items(
+    rulebook: &Rulebook,
+    reader: impl BufRead,
+    on_item: impl FnMut(Item),
+    on_rejection: impl FnMut(wire::Rejection),
+) -> io::Result<()> {
+    let mut stderr = io::stderr();
+    wire::read_ndjson(rulebook, reader, on_item, on_rejection, |warning| {
+        let _ = writeln!(
+            stderr,
+            "warning: line {}: {}",
+            warning.line, warning.message
+        );
+    })?;
+    Ok(())
 }
 
 fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {

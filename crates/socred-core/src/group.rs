@@ -12,10 +12,10 @@
 //! several hashes bring each hash's items together, in input order; and
 //! only the runs, one per hash, are sorted by subject.
 //!
-//! A batch that already comes in subject order (records in order, facts
-//! in order, as `socred_schema::wire::NdjsonText` parses a file) is
-//! grouped in one pass instead: each run of equal subjects is a group, and
-//! nothing is hashed or sorted.
+//! A batch that already lies subject by subject (each subject's records
+//! together, and its facts, as a store reads a page of subjects or a file
+//! exported subject by subject) is grouped in one pass instead: each run
+//! of equal subjects is a group, and only the runs are sorted.
 //!
 //! Two subjects with the same hash share a run. The run is named after the
 //! subject of its first item; the fold sets the items of any other subject
@@ -52,47 +52,41 @@ impl Groups {
     /// Groups `records` and `facts` by subject. Indices are `u32`: a batch
     /// of four billion records would not fit in memory anyway.
     pub fn new(records: &[Record], facts: &[Fact]) -> Groups {
-        Groups::in_order(records, facts)
+        Groups::contiguous(records, facts)
             .unwrap_or_else(|| Groups::with_hash(records, facts, subject_hash))
     }
 
-    /// The groups of a batch whose records, and whose facts, each come in
-    /// subject order: the runs read off in one pass over both, one run a
-    /// subject. None when either is out of order.
-    fn in_order(records: &[Record], facts: &[Fact]) -> Option<Groups> {
+    /// The groups of a batch whose records, and whose facts, already lie
+    /// subject by subject (each subject's together, the subjects in any
+    /// order): the runs read off in one pass, then sorted. None when a
+    /// subject's records or facts lie in two places, or when runs are so
+    /// short that the batch is plainly in no such order.
+    fn contiguous(records: &[Record], facts: &[Fact]) -> Option<Groups> {
         let records_len = u32::try_from(records.len()).ok()?;
         let facts_len = u32::try_from(facts.len()).ok()?;
-        let in_order = |a: &SubjectId, b: &SubjectId| a.sort_key() <= b.sort_key();
-        if !records
-            .windows(2)
-            .all(|w| in_order(&w[0].subject, &w[1].subject))
-            || !facts
-                .windows(2)
-                .all(|w| in_order(&w[0].subject, &w[1].subject))
-        {
-            return None;
-        }
-        let mut runs = Vec::new();
-        let (mut r, mut f) = (0, 0);
+        // Facts are few and most subjects have one at most: only the
+        // records tell a batch in arrival order.
+        let record_runs = runs_in_place(records.iter().map(|r| r.subject), true)?;
+        let fact_runs = runs_in_place(facts.iter().map(|f| f.subject), false)?;
+        let mut runs = Vec::with_capacity(record_runs.len().max(fact_runs.len()));
+        let (mut r, mut f) = (record_runs.iter().peekable(), fact_runs.iter().peekable());
         loop {
-            let subject = match (records.get(r), facts.get(f)) {
-                (Some(a), Some(b)) if in_order(&b.subject, &a.subject) => b.subject,
-                (Some(a), _) => a.subject,
-                (None, Some(b)) => b.subject,
+            let (records, facts) = match (r.peek(), f.peek()) {
+                (Some(a), Some(b)) if a.0 == b.0 => (r.next(), f.next()),
+                (Some(a), Some(b)) if a.0.sort_key() < b.0.sort_key() => (r.next(), None),
+                (Some(_), None) => (r.next(), None),
+                (_, Some(_)) => (None, f.next()),
                 (None, None) => break,
             };
-            let (r0, f0) = (r, f);
-            while records.get(r).is_some_and(|x| x.subject == subject) {
-                r += 1;
-            }
-            while facts.get(f).is_some_and(|x| x.subject == subject) {
-                f += 1;
-            }
-            // Below `u32::MAX`: the lengths fit.
+            let Some(&(subject, ..)) = records.or(facts) else {
+                break;
+            };
+            let span =
+                |run: Option<&(SubjectId, u32, u32)>| run.map_or((0, 0), |&(_, s, e)| (s, e));
             runs.push(Run {
                 subject,
-                records: (r0 as u32, r as u32),
-                facts: (f0 as u32, f as u32),
+                records: span(records),
+                facts: span(facts),
             });
         }
         Some(Groups {
@@ -208,6 +202,37 @@ impl Groups {
             .unwrap_or(&[])
     }
 }
+
+/// The runs of equal subjects in `subjects`, as (subject, start, end),
+/// sorted by subject: None when a subject has two runs, or, when `long`,
+/// as soon as the runs so far are shorter than two items on average (a
+/// batch in arrival order, given up on after its first few thousand items).
+fn runs_in_place(
+    subjects: impl Iterator<Item = SubjectId>,
+    long: bool,
+) -> Option<Vec<(SubjectId, u32, u32)>> {
+    let mut runs: Vec<(SubjectId, u32, u32)> = Vec::new();
+    for (subject, index) in subjects.zip(0u32..) {
+        match runs.last_mut() {
+            Some(run) if run.0 == subject => run.2 = index + 1,
+            _ => {
+                if long && index >= SHORT_RUNS_AFTER && runs.len() * 2 > index as usize {
+                    return None;
+                }
+                runs.push((subject, index, index + 1));
+            }
+        }
+    }
+    runs.sort_unstable_by_key(|run| run.0.sort_key());
+    if runs.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(runs)
+}
+
+/// Items of a batch looked at before runs shorter than two items on average
+/// tell that it is not subject by subject.
+const SHORT_RUNS_AFTER: u32 = 4096;
 
 /// Most bits of the hash a batch is sorted by in a single counting-sort
 /// pass: up to 64 K counters, which stay in cache with what they point to.
@@ -370,39 +395,53 @@ mod tests {
         );
     }
 
-    /// A batch in subject order is grouped in one pass, into the runs the
-    /// hashing path gives it; out of order in records or facts alone, it
-    /// takes the hashing path.
+    /// A batch that lies subject by subject, in any order of subjects, is
+    /// grouped in one pass into the runs the hashing path gives it; one in
+    /// which a subject's records or facts lie in two places, or in arrival
+    /// order, takes the hashing path.
     #[test]
-    fn a_batch_in_subject_order_gives_the_runs_of_the_hashing_path() {
+    fn a_batch_subject_by_subject_gives_the_runs_of_the_hashing_path() {
         let (mut records, mut facts) = batch(20_000);
-        records.sort_by_key(|r| r.subject);
+        // Subject by subject, the subjects in an order of their own.
+        let scramble = |s: &SubjectId| subject_hash(s).rotate_left(17);
+        records.sort_by_key(|r| scramble(&r.subject));
         facts.sort_by_key(|f| f.subject);
         let hashed = Groups::with_hash(&records, &facts, subject_hash);
-        let ordered = Groups::in_order(&records, &facts).expect("a batch in order");
+        let contiguous = Groups::contiguous(&records, &facts).expect("a batch by subject");
         assert_eq!(
-            grouped(&ordered, &records, &facts),
+            grouped(&contiguous, &records, &facts),
             grouped(&hashed, &records, &facts)
         );
-        assert_eq!(ordered.runs().len(), hashed.runs().len());
-        // Subjects with facts and no records (and the reverse) get runs.
+        assert_eq!(contiguous.runs().len(), hashed.runs().len());
+        // Subjects with facts and no records get runs.
         assert!(facts
             .iter()
             .any(|f| !records.iter().any(|r| r.subject == f.subject)));
 
-        let last = facts.len() - 1;
-        facts.swap(0, last);
-        assert!(Groups::in_order(&records, &facts).is_none());
-        let (records, facts) = batch(20_000);
-        assert!(Groups::in_order(&records, &facts).is_none());
+        // One subject's first record moved to the end: its records lie in
+        // two places (it has about sixteen).
+        let mut split = records.clone();
+        let first = split.remove(0);
+        split.push(first);
+        assert!(Groups::contiguous(&split, &facts).is_none());
         assert_eq!(
-            grouped(&Groups::new(&records, &facts), &records, &facts),
+            grouped(&Groups::new(&split, &facts), &split, &facts),
             grouped(
-                &Groups::with_hash(&records, &facts, subject_hash),
-                &records,
+                &Groups::with_hash(&split, &facts, subject_hash),
+                &split,
                 &facts
             )
         );
+
+        // Likewise one subject's first fact.
+        let mut split = facts.clone();
+        let first = split.remove(0);
+        assert!(split.iter().any(|f| f.subject == first.subject));
+        split.push(first);
+        assert!(Groups::contiguous(&records, &split).is_none());
+
+        let (records, facts) = batch(20_000);
+        assert!(Groups::contiguous(&records, &facts).is_none());
     }
 
     #[test]

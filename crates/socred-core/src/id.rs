@@ -171,18 +171,11 @@ impl SubjectId {
     /// bytes as a big-endian number, then the last two. Sorting millions of
     /// subjects by integers is several times faster than by 18-byte strings.
     pub fn sort_key(&self) -> (u128, u16) {
-        SubjectId::sort_key_of(&self.bytes)
-    }
-
-    /// [`SubjectId::sort_key`] of an identifier's 18 bytes, whether or not
-    /// they are valid (a reader that orders lines by subject before it
-    /// parses them).
-    pub fn sort_key_of(bytes: &[u8; 18]) -> (u128, u16) {
         let mut head = [0u8; 16];
-        head.copy_from_slice(&bytes[..16]);
+        head.copy_from_slice(&self.bytes[..16]);
         (
             u128::from_be_bytes(head),
-            u16::from_be_bytes([bytes[16], bytes[17]]),
+            u16::from_be_bytes([self.bytes[16], self.bytes[17]]),
         )
     }
 }

@@ -13,7 +13,6 @@
 //! strings that repeat across millions of lines (record type ids come from
 //! the catalog, provider names from a per-reader interner).
 
-mod by_subject;
 mod csv;
 mod lower;
 mod raw;
@@ -25,7 +24,6 @@ use std::io::{self, BufRead};
 use serde::Serialize;
 use socred_core::{Fact, Record, Rulebook, SubjectId};
 
-pub use self::by_subject::NdjsonText;
 pub use self::csv::{parse_csv, read_csv, read_csv_rows};
 pub use self::write::to_line;
 use lower::{Lowerer, Problem};
@@ -316,27 +314,17 @@ impl Block {
     fn parse(&self, parser: &mut LineParser<'_>) -> Vec<Option<LineResult>> {
         self.lines
             .iter()
-            .map(|line| self.parse_line(parser, line))
+            .map(|line| match *line {
+                BlockLine::TooLong { number } => Some(Err(too_long(number))),
+                BlockLine::Text { number, start, end } => {
+                    let bytes = self.text.get(start..end).unwrap_or_default();
+                    match std::str::from_utf8(bytes) {
+                        Ok(text) => parser.ndjson_line(number, text),
+                        Err(error) => Some(Err(not_utf8(number, &error))),
+                    }
+                }
+            })
             .collect()
-    }
-
-    /// One line's outcome (None when blank).
-    fn parse_line(&self, parser: &mut LineParser<'_>, line: &BlockLine) -> Option<LineResult> {
-        match *line {
-            BlockLine::TooLong { number } => Some(Err(too_long(number))),
-            BlockLine::Text { number, .. } => match std::str::from_utf8(self.bytes(line)) {
-                Ok(text) => parser.ndjson_line(number, text),
-                Err(error) => Some(Err(not_utf8(number, &error))),
-            },
-        }
-    }
-
-    /// A line's text (nothing for a line too long).
-    fn bytes(&self, line: &BlockLine) -> &[u8] {
-        match *line {
-            BlockLine::TooLong { .. } => &[],
-            BlockLine::Text { start, end, .. } => self.text.get(start..end).unwrap_or_default(),
-        }
     }
 }
 
@@ -405,9 +393,23 @@ fn read_ndjson_in_blocks(
     let mut block = Block::default();
     let mut line = 0;
     loop {
-        let more = read_line(&mut reader, &mut block, line + 1)?;
-        if more {
+        let start = block.text.len();
+        let limit = LINE_BYTES_MAX as u64 + 1;
+        let read = io::Read::take(&mut reader, limit).read_until(b'\n', &mut block.text)?;
+        if read > 0 {
             line += 1;
+            if block.text.last() != Some(&b'\n') && read > LINE_BYTES_MAX {
+                reader.skip_until(b'\n')?;
+                block.text.truncate(start);
+                block.lines.push(BlockLine::TooLong { number: line });
+            } else {
+                let end = block.text.len() - usize::from(block.text.last() == Some(&b'\n'));
+                block.lines.push(BlockLine::Text {
+                    number: line,
+                    start,
+                    end,
+                });
+            }
             if block.text.len() >= block_bytes {
                 blocks.push(std::mem::replace(
                     &mut block,
@@ -417,7 +419,7 @@ fn read_ndjson_in_blocks(
         } else if !block.lines.is_empty() {
             blocks.push(std::mem::take(&mut block));
         }
-        if blocks.len() == wave || (!more && !blocks.is_empty()) {
+        if blocks.len() == wave || (read == 0 && !blocks.is_empty()) {
             let parsed: Vec<Vec<Option<LineResult>>> = if threads == 1 {
                 blocks
                     .iter()
@@ -438,63 +440,25 @@ fn read_ndjson_in_blocks(
                 spare.push(parsed_block);
             }
             for result in parsed.into_iter().flatten().flatten() {
-                answer(
-                    &mut counts,
-                    result,
-                    &mut on_item,
-                    &mut on_rejection,
-                    &mut on_warning,
-                );
+                counts.lines += 1;
+                match result {
+                    Ok((item, warning)) => {
+                        counts.items += 1;
+                        on_item(item);
+                        if let Some(warning) = warning {
+                            counts.warnings += 1;
+                            on_warning(warning);
+                        }
+                    }
+                    Err(rejection) => {
+                        counts.rejections += 1;
+                        on_rejection(rejection);
+                    }
+                }
             }
         }
-        if !more {
+        if read == 0 {
             return Ok(counts);
-        }
-    }
-}
-
-/// Reads the next line of `reader` onto the end of `block`, as line
-/// `number`: false at the end of the text. A line longer than
-/// [`LINE_BYTES_MAX`] is skipped and kept as [`BlockLine::TooLong`].
-fn read_line(reader: &mut impl BufRead, block: &mut Block, number: usize) -> io::Result<bool> {
-    let start = block.text.len();
-    let limit = LINE_BYTES_MAX as u64 + 1;
-    let read = io::Read::take(&mut *reader, limit).read_until(b'\n', &mut block.text)?;
-    if read == 0 {
-        return Ok(false);
-    }
-    if block.text.last() != Some(&b'\n') && read > LINE_BYTES_MAX {
-        reader.skip_until(b'\n')?;
-        block.text.truncate(start);
-        block.lines.push(BlockLine::TooLong { number });
-    } else {
-        let end = block.text.len() - usize::from(block.text.last() == Some(&b'\n'));
-        block.lines.push(BlockLine::Text { number, start, end });
-    }
-    Ok(true)
-}
-
-/// Counts one line's outcome and hands it to the callbacks.
-fn answer(
-    counts: &mut Counts,
-    result: LineResult,
-    on_item: &mut impl FnMut(Item),
-    on_rejection: &mut impl FnMut(Rejection),
-    on_warning: &mut impl FnMut(Warning),
-) {
-    counts.lines += 1;
-    match result {
-        Ok((item, warning)) => {
-            counts.items += 1;
-            on_item(item);
-            if let Some(warning) = warning {
-                counts.warnings += 1;
-                on_warning(warning);
-            }
-        }
-        Err(rejection) => {
-            counts.rejections += 1;
-            on_rejection(rejection);
         }
     }
 }
