@@ -6,7 +6,8 @@
 //! it had arrived in order.
 //!
 //! Speed: a batch ([`Engine::fold_all`]) is grouped by subject without
-//! sorting its records (see `group`), and each subject is folded with
+//! sorting its records (see `group`; a batch that already lies subject by
+//! subject in one pass), and each subject is folded with
 //! buffers reused from the subject before (escalation windows, cap use,
 //! effects), so that a subject allocates only what its state keeps. In a
 //! batch of millions each record, its fields and its document are cache

@@ -422,6 +422,7 @@ mod tests {
         // two places (it has about sixteen).
         let mut split = records.clone();
         let first = split.remove(0);
+        assert!(split.iter().any(|r| r.subject == first.subject));
         split.push(first);
         assert!(Groups::contiguous(&split, &facts).is_none());
         assert_eq!(
