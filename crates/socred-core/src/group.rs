@@ -70,6 +70,7 @@ impl Groups {
         let fact_runs = runs_in_place(facts.iter().map(|f| f.subject), false)?;
         let mut runs = Vec::with_capacity(record_runs.len().max(fact_runs.len()));
         let (mut r, mut f) = (record_runs.iter().peekable(), fact_runs.iter().peekable());
+        let span = |run: Option<&(SubjectId, u32, u32)>| run.map_or((0, 0), |&(_, s, e)| (s, e));
         loop {
             let (records, facts) = match (r.peek(), f.peek()) {
                 (Some(a), Some(b)) if a.0 == b.0 => (r.next(), f.next()),
@@ -81,8 +82,6 @@ impl Groups {
             let Some(&(subject, ..)) = records.or(facts) else {
                 break;
             };
-            let span =
-                |run: Option<&(SubjectId, u32, u32)>| run.map_or((0, 0), |&(_, s, e)| (s, e));
             runs.push(Run {
                 subject,
                 records: span(records),

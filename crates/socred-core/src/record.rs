@@ -118,12 +118,12 @@ impl Fields {
         FieldsIter(self.0.iter())
     }
 
-    /// The field first in name order.
     /// Where the fields lie in memory, for a prefetch hint.
     pub(crate) fn as_ptr(&self) -> *const (Arc<str>, Value) {
         Arc::as_ptr(&self.0).cast()
     }
 
+    /// The field first in name order.
     pub fn first_key_value(&self) -> Option<(&Arc<str>, &Value)> {
         self.0.first().map(|(key, value)| (key, value))
     }
