@@ -43,6 +43,14 @@ pub struct Input {
 }
 
 impl Input {
+    /// The day `--as-of` names, or today when it is not given.
+    fn as_of(&self) -> anyhow::Result<Day> {
+        match &self.as_of {
+            Some(text) => Day::parse(text).with_context(|| "--as-of"),
+            None => Ok(today()),
+        }
+    }
+
     /// Runs `work` on a pool of the threads asked for, on which parsing
     /// (`wire::read_ndjson`), the fold (`Engine::fold_all_parallel`) and
     /// writing credit files spread their work.
@@ -127,9 +135,6 @@ pub fn gen(seed: u64, subjects: u64, records: u64, start: &str, end: &str) -> an
     if end < start {
         bail!("--end {end} is before --start {start}");
     }
-    if subjects == 0 {
-        bail!("--subjects must be at least 1");
-    }
     let config = socred_sim::GenConfig {
         seed,
         subjects,
@@ -202,10 +207,7 @@ fn load(input: &Input) -> anyhow::Result<Loaded> {
 /// [`load`] under a rulebook already loaded (a command that needs two
 /// checks both before it reads any record).
 fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
-    let as_of = match &input.as_of {
-        Some(text) => Day::parse(text).with_context(|| "--as-of")?,
-        None => today(),
-    };
+    let as_of = input.as_of()?;
     let (reader, size): (Box<dyn Read>, Option<u64>) = if input.records.as_os_str() == "-" {
         (Box::new(io::stdin().lock()), None)
     } else {
@@ -355,9 +357,9 @@ pub fn decide(input: Input, subject: &str, measures: &[String]) -> anyhow::Resul
 
 fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyhow::Result<Code> {
     let subject = parse_subject(subject)?;
-    let loaded = load(input)?;
-    let engine = &loaded.engine;
-    let rulebook = &engine.rulebook;
+    // The measures are checked before the records are read: a misspelt
+    // one shows at once, not after a pass over the file.
+    let rulebook = load_rulebook(input.rulebook.as_deref())?;
     for id in measures {
         if rulebook.measure(id).is_none() {
             let known: Vec<&str> = rulebook.measures.iter().map(|m| &*m.id).collect();
@@ -368,6 +370,9 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
             );
         }
     }
+    let loaded = load_with(input, rulebook)?;
+    let engine = &loaded.engine;
+    let rulebook = &engine.rulebook;
     let state = subject_state(&loaded, subject);
     let standing = engine.evaluate(&state, loaded.as_of);
     let mut out = io::stdout().lock();
@@ -440,10 +445,11 @@ pub fn timeline(input: Input, from: &str, every: &str, group_min: u64) -> anyhow
     let every: Period = every
         .parse()
         .context("--every: an ISO 8601 period such as P3M")?;
+    // The steps are checked before the records are read.
+    let plan = socred_core::timeline::Plan::new(from, input.as_of()?, every, group_min)
+        .context("--from, --as-of and --every")?;
     input.on_threads(|| {
         let loaded = load(&input)?;
-        let plan = socred_core::timeline::Plan::new(from, loaded.as_of, every, group_min)
-            .context("--from, --as-of and --every")?;
         let progress = progress_bar(plan.days.len() as u64, "steps");
         let report = loaded
             .engine

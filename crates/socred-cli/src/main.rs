@@ -41,7 +41,10 @@ enum Command {
     Gen {
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(long, default_value_t = 1000)]
+        /// Persons and organisations together, from 1 to 2^32; the
+        /// population is drawn in memory first, about 70 bytes a subject.
+        #[arg(long, default_value_t = 1000,
+              value_parser = clap::value_parser!(u64).range(1..=socred_sim::SUBJECTS_MAX))]
         subjects: u64,
         #[arg(long, default_value_t = 10_000)]
         records: u64,

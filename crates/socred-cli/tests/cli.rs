@@ -165,6 +165,23 @@ fn gen_is_seeded_and_score_folds_it() {
     assert_eq!(scored.stdout, again.stdout, "byte-identical across runs");
 }
 
+/// A population the generator cannot number is refused at once with the
+/// bound, not cut short in silence (or drawn until memory runs out).
+#[test]
+fn gen_refuses_a_population_it_cannot_number() {
+    for (subjects, said) in [("0", "0"), ("4294967297", "4294967297")] {
+        let refused = socred(&["gen", "--subjects", subjects, "--records", "1"]);
+        assert_eq!(refused.status.code(), Some(2), "{subjects}");
+        let message = text(&refused.stderr);
+        assert!(
+            message.contains("--subjects") && message.contains(said),
+            "{message}"
+        );
+        assert!(message.contains("1..=4294967296"), "{message}");
+        assert!(refused.stdout.is_empty());
+    }
+}
+
 /// A generated city of 2,000 subjects and 20,000 records (about 5 MB).
 fn city() -> String {
     let population = socred(&[
@@ -365,17 +382,23 @@ fn decide_and_explain_give_reasons() {
         .unwrap()
         .starts_with("socred-default@"));
 
+    // A misspelt measure is named before the records are read: here the
+    // file does not even exist.
     let unknown = socred(&[
         "decide",
         "--records",
-        path,
+        "/nonexistent/records.ndjson",
         "--subject",
         "11010519491231002X",
         "--measure",
         "no_such",
     ]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(text(&unknown.stderr).contains("no measure `no_such`"));
+    assert!(
+        text(&unknown.stderr).contains("no measure `no_such`"),
+        "{}",
+        text(&unknown.stderr)
+    );
 
     let explained = socred(&[
         "explain",
@@ -718,15 +741,19 @@ fn timeline_follows_a_city_year_by_year() {
         (["--from", "2021-01-01", "--every", "1 month"], "--every"),
         (["--from", "2021-02-30", "--every", "P1M"], "--from"),
     ] {
-        let mut all = vec!["timeline", "--records", records, "--as-of", "2026-11-01"];
-        all.extend(args);
-        let out = socred(&all);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(
-            text(&out.stderr).contains(reason),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        // Named before the records are read: the same with a file that
+        // does not exist.
+        for records in [records, "/nonexistent/records.ndjson"] {
+            let mut all = vec!["timeline", "--records", records, "--as-of", "2026-11-01"];
+            all.extend(args);
+            let out = socred(&all);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            assert!(
+                text(&out.stderr).contains(reason),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+        }
     }
     // A group minimum of 0 is a usage error, named.
     let out = socred(&[

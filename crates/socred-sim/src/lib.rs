@@ -37,12 +37,16 @@ use std::collections::BTreeMap;
 
 use socred_core::{Day, SubjectId};
 
+/// The most subjects a population can have: each is numbered by a `u32`.
+pub const SUBJECTS_MAX: u64 = 1 << 32;
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenConfig {
     pub seed: u64,
-    /// Persons and organisations together (at most 2³², and in practice
-    /// what fits in memory at about 30 bytes each).
+    /// Persons and organisations together: at most [`SUBJECTS_MAX`], and
+    /// in practice what fits in memory at about 70 bytes each (ten million
+    /// take 0.7 GB).
     pub subjects: u64,
     /// Record lines; later facts come in addition.
     pub records: u64,
