@@ -3,7 +3,7 @@
 //! stable code instead of the framework's plain-text rejection.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -97,6 +97,39 @@ pub fn json_error(error: &serde_json::Error) -> ApiError {
 
 /// A query string parsed into `T` (whose types refuse unknown keys). The
 /// extraction itself never fails: the handler takes the result with
+/// The one segment of a route's path that names something (`{id}`,
+/// `{uscc}`), percent-decoded. One that does not decode to UTF-8 is
+/// refused with `invalid_path` (400) instead of the framework's plain
+/// text, and, as with [`Params`], only when the handler asks for it with
+/// [`Segment::text`] after checking the caller: an anonymous caller of a
+/// guarded route learns first that it needs a token.
+#[derive(Debug)]
+pub struct Segment(Result<String, String>);
+
+impl Segment {
+    pub fn text(&self) -> Result<&str, ApiError> {
+        self.0.as_deref().map_err(|problem| {
+            ApiError::bad_request(
+                "invalid_path",
+                format!("the path is not understood: {problem}"),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segment, Self::Rejection> {
+        Ok(Segment(
+            match Path::<String>::from_request_parts(parts, state).await {
+                Ok(Path(text)) => Ok(text),
+                Err(rejection) => Err(rejection.body_text()),
+            },
+        ))
+    }
+}
+
 /// [`Params::get`] after checking the caller, so that an anonymous caller
 /// learns that it needs a token before it learns what the query lacks.
 #[derive(Debug)]

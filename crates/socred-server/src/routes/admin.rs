@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,7 +18,7 @@ use serde_json::json;
 use socred_store::{hash_token, Principal, Role, RulebookVersion, StoreError};
 
 use crate::auth::Caller;
-use crate::body::{media_type, parse_json, unsupported, RawBody};
+use crate::body::{media_type, parse_json, unsupported, RawBody, Segment};
 use crate::error::ApiError;
 use crate::routes::{audit_draft, held, parse_subject};
 use crate::state::{AppState, Current};
@@ -282,9 +282,10 @@ pub async fn put_principal(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let admin = caller.require(&[Role::Admin])?;
+    let id = id.text()?;
     if admin.id == id {
         return Err(ApiError::conflict(
             "cannot_revoke_self",
@@ -292,7 +293,7 @@ pub async fn revoke(
         ));
     }
     // A subject's token no longer opens its file: logged where it sees it.
-    let revoked = state.store().principal(&id).await?;
+    let revoked = state.store().principal(id).await?;
     let audit = vec![audit_draft(
         &state,
         caller.actor(),
@@ -301,7 +302,7 @@ pub async fn revoke(
         revoked.as_ref().and_then(subject_of),
         format!("revoked principal {id}"),
     )];
-    match state.store().revoke(&id, audit).await {
+    match state.store().revoke(id, audit).await {
         Ok(()) => {}
         Err(StoreError::NotFound(_)) => {
             return Err(ApiError::not_found(

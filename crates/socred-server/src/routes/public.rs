@@ -12,7 +12,7 @@
 //! is published to everyone, so they are not written to the audit log (a
 //! company's log would otherwise fill with every consumer's lookup).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{Detail, EntryView, RecordView};
@@ -22,7 +22,7 @@ use socred_core::state::Span;
 use socred_core::{Day, SubjectId, SubjectKind};
 
 use crate::auth::Caller;
-use crate::body::Params;
+use crate::body::{Params, Segment};
 use crate::error::ApiError;
 use crate::routes::{page_limit, parse_subject};
 use crate::state::{AppState, Current};
@@ -69,9 +69,9 @@ pub struct CompanyView {
 pub async fn company(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(uscc): Path<String>,
+    uscc: Segment,
 ) -> Result<Json<CompanyView>, ApiError> {
-    let subject = parse_subject(&uscc)?;
+    let subject = parse_subject(uscc.text()?)?;
     if subject.kind() != SubjectKind::Organisation {
         return Err(ApiError::bad_request(
             "not_an_organisation",
@@ -241,9 +241,10 @@ pub struct MembersView {
 pub async fn list_members(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
     query: Params<PageQuery>,
 ) -> Result<Json<MembersView>, ApiError> {
+    let id = id.text()?;
     let query = query.get()?;
     let current = state.current();
     let Some(list) = current

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -20,16 +20,19 @@ use socred_store::{
 };
 
 use crate::auth::Caller;
-use crate::body::{parse_json, Params, RawBody};
+use crate::body::{parse_json, Params, RawBody, Segment};
 use crate::error::ApiError;
 use crate::routes::review::{self, PendingView};
 use crate::routes::{audit_draft, page_limit, parse_subject};
 use crate::state::AppState;
 
 /// The subject named in the path, when the caller is that subject.
-fn own_subject<'c>(caller: &'c Caller, id: &str) -> Result<(&'c Principal, SubjectId), ApiError> {
+fn own_subject<'c>(
+    caller: &'c Caller,
+    id: &Segment,
+) -> Result<(&'c Principal, SubjectId), ApiError> {
     let principal = caller.require(&[Role::Subject])?;
-    let subject = parse_subject(id)?;
+    let subject = parse_subject(id.text()?)?;
     let scope = Caller::scope(principal)?;
     if scope != subject.as_str() {
         return Err(ApiError::forbidden(
@@ -109,7 +112,7 @@ fn open_items(rulebook: &Rulebook, state: &SubjectState, today: Day) -> Vec<Open
 async fn read_file(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: &Segment,
     action: &str,
 ) -> Result<(CreditFile, Vec<OpenItem>), ApiError> {
     let (_, subject) = own_subject(caller, id)?;
@@ -135,7 +138,7 @@ async fn read_file(
 pub async fn file(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
 ) -> Result<Json<FileView>, ApiError> {
     let (file, open_items) = read_file(&state, &caller, &id, "read_file").await?;
     let pending = state
@@ -155,7 +158,7 @@ pub async fn file(
 pub async fn explanation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
 ) -> Result<Response, ApiError> {
     let (file, _) = read_file(&state, &caller, &id, "read_explanation").await?;
     Ok((
@@ -186,7 +189,7 @@ pub struct AccessLog {
 pub async fn access_log(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
     query: Params<LogQuery>,
 ) -> Result<Json<AccessLog>, ApiError> {
     let (_, subject) = own_subject(&caller, &id)?;
@@ -227,7 +230,7 @@ pub struct ConsentView {
 pub async fn consent(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<ConsentView>, ApiError> {
@@ -323,7 +326,7 @@ pub struct ObjectionView {
 pub async fn object(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<ObjectionView>, ApiError> {
@@ -501,7 +504,7 @@ fn record_in_file<'f>(
 pub async fn apply_for_repair(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Segment,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<RepairView>, ApiError> {

@@ -196,6 +196,12 @@ async fn a_company_shows_its_grade_public_records_and_public_entries_only() {
     h.get("/v1/public/companies/91110105MA01BC2D0X", None)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_subject");
+    // A name that does not decode to text gets a code like every refusal.
+    for uri in ["/v1/public/companies/%FF%FE", "/v1/public/lists/%C3"] {
+        h.get(uri, None)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_path");
+    }
 }
 
 #[tokio::test]

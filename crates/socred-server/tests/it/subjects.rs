@@ -38,6 +38,13 @@ async fn a_subject_reads_its_own_file_and_no_other() {
     h.get(&uri, None)
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    // A path that does not decode: the token is asked for first.
+    h.get("/v1/subjects/%FF", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    h.get("/v1/subjects/%FF", Some(ALICE))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_path");
     for token in [ADMIN, METRO, REVIEWER_1, AIRLINE, AUDITOR] {
         h.get(&uri, Some(token))
             .await
