@@ -9,6 +9,10 @@
 //! rulebook before meanwhile. The red lists' first editions, which both
 //! look for at their start, are published once.
 //!
+//! And text that PostgreSQL cannot hold (a NUL) is refused item by item,
+//! at the door, with the rest of its batch stored: never a failed batch
+//! answered "retry later".
+//!
 //! Needs the PostgreSQL server binaries; without them the test says so
 //! loudly and passes, unless `SOCRED_REQUIRE_POSTGRES=1` (as in CI).
 
@@ -131,26 +135,54 @@ fn ingest(addr: SocketAddr, token: String, range: std::ops::Range<usize>) -> (u6
     (stored, duplicate)
 }
 
-#[test]
-fn two_servers_share_one_database() {
-    let cluster = match Cluster::start() {
-        Ok(cluster) => cluster,
+/// A cluster of its own for a test, or None (said loudly) when the
+/// machine has no PostgreSQL and CI does not require it.
+fn cluster() -> Option<Cluster> {
+    match Cluster::start() {
+        Ok(cluster) => Some(cluster),
         Err(why) => {
             assert!(
                 std::env::var_os("SOCRED_REQUIRE_POSTGRES").is_none(),
                 "PostgreSQL required: {why}"
             );
             eprintln!("\n########## SKIPPED: no PostgreSQL server binaries ({why}) ##########\n");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// A database `name` on a cluster of the test's own, with a runtime for
+/// the test's own statements and the database's URL.
+fn database(name: &str) -> Option<(Cluster, tokio::runtime::Runtime, String)> {
+    let cluster = cluster()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let url = runtime
-        .block_on(cluster.create_database("two_servers"))
-        .unwrap();
+    let url = runtime.block_on(cluster.create_database(name)).unwrap();
+    Some((cluster, runtime, url))
+}
+
+/// `socred verify --store url`: its exit code, and its report followed
+/// by anything it said on standard error.
+fn verify(url: &str) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_socred"))
+        .args(["verify", "--store", url])
+        .output()
+        .expect("cannot run socred verify");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), report)
+}
+
+#[test]
+fn two_servers_share_one_database() {
+    let Some((cluster, runtime, url)) = database("two_servers") else {
+        return;
+    };
     let a = start(&url, true);
     let b = start(&url, false);
     assert!(
@@ -335,16 +367,8 @@ fn two_servers_share_one_database() {
     drop((a, b));
 
     // The operator's check, on the database itself.
-    let output = Command::new(env!("CARGO_BIN_EXE_socred"))
-        .args(["verify", "--store", &url])
-        .output()
-        .expect("cannot run socred verify");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (code, report) = verify(&url);
+    assert_eq!(code, Some(0), "{report}");
     assert!(
         report.contains("hash chain intact") && report.contains("ok: the registry is consistent"),
         "one valid audit chain, states equal to their folds: {report}"
@@ -364,14 +388,130 @@ fn two_servers_share_one_database() {
             "UPDATE audit SET detail = 'nothing happened here' WHERE seq = 2",
         ))
         .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_socred"))
-        .args(["verify", "--store", &url])
-        .output()
-        .expect("cannot run socred verify");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{report}");
+    let (code, report) = verify(&url);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains("entry 2") && report.contains("FAILED"),
+        "{report}"
+    );
+}
+
+#[test]
+fn text_postgresql_cannot_hold_is_refused_item_by_item() {
+    let Some((_cluster, _runtime, url)) = database("control_characters") else {
+        return;
+    };
+    let server = start(&url, true);
+    let (addr, admin) = (server.1, server.2.clone().unwrap());
+    let provider = issue(
+        addr,
+        &admin,
+        json!({"id": "nul-provider", "name": "Provider", "role": "provider", "scope": "metro.two",
+            "record_types": ["transport.fare_evasion"]}),
+    );
+    let reviewer = issue(
+        addr,
+        &admin,
+        json!({"id": "nul-reviewer", "name": "Reviewer", "role": "reviewer"}),
+    );
+    let line = |id: &str, document: &str, station: &str| {
+        json!({"provider": "metro.two", "id": id, "subject": "11010519491231002X",
+            "type": "transport.fare_evasion", "occurred_at": "2026-03-01", "decided_at": "2026-03-02",
+            "document": document, "fields": {"station": station}})
+        .to_string()
+    };
+    let body = [
+        line("ok-1", "ticket inspection", "People's Square"),
+        line("nul-\u{0}", "ticket inspection", "Two"),
+        line("nul-doc", "inspection\u{0}", "Two"),
+        line("nul-field", "ticket inspection", "Two\u{0}"),
+        line("ok-2", "page 1\npage 2", "Two"),
+    ]
+    .join("\n");
+    let response = send(
+        addr,
+        "POST",
+        "/v1/records",
+        &provider,
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let reply = response.json().unwrap();
+    assert_eq!(reply["counts"]["stored"], 2, "{reply}");
+    assert_eq!(reply["counts"]["rejected"], 3, "{reply}");
+    let refused: Vec<(u64, &str, &str)> = reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "rejected")
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["code"].as_str().unwrap(),
+                r["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (2, "control_character", "id"),
+            (3, "control_character", "document"),
+            (4, "control_character", "fields.station"),
+        ]
+    );
+
+    // Review and revocation take keys and reasons from the caller too.
+    let review = |path: &str, body: serde_json::Value| {
+        send(
+            addr,
+            "POST",
+            path,
+            &reviewer,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    };
+    let key = json!({"item": "record", "provider": "metro.two", "id": "nul-\u{0}"});
+    let approve = review("/v1/review/approve", json!({"key": key}));
+    assert_eq!(approve.status, 404, "{}", approve.text());
+    assert_eq!(approve.json().unwrap()["error"]["code"], "not_pending");
+    let reject = review("/v1/review/reject", json!({"key": key, "reason": "no"}));
+    assert_eq!(reject.status, 404, "{}", reject.text());
+    let held = json!({"item": "record", "provider": "metro.two", "id": "ok-1"});
+    let reason = review(
+        "/v1/review/reject",
+        json!({"key": held, "reason": "wrong\u{0}"}),
+    );
+    assert_eq!(reason.status, 400, "{}", reason.text());
+    assert_eq!(reason.json().unwrap()["error"]["code"], "invalid_reason");
+    let revoke = send(
+        addr,
+        "DELETE",
+        "/v1/admin/principals/nul-provider%00",
+        &admin,
+        "application/json",
+        b"",
+    );
+    assert_eq!(revoke.status, 404, "{}", revoke.text());
+    assert_eq!(revoke.json().unwrap()["error"]["code"], "unknown_principal");
+
+    // The store serves on, and the good records' subject is consistent.
+    let again = send(
+        addr,
+        "POST",
+        "/v1/records",
+        &provider,
+        "application/x-ndjson",
+        line("ok-3", "ticket inspection", "Two").as_bytes(),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json().unwrap()["counts"]["stored"], 1);
+    let (code, report) = verify(&url);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.contains("subjects: 1 checked") && report.contains("ok: the registry is consistent"),
         "{report}"
     );
 }

@@ -37,6 +37,27 @@ pub const KEY_BYTES_MAX: usize = 128;
 /// Longest `document`, `statement` or text field, in bytes.
 pub const TEXT_BYTES_MAX: usize = 4096;
 
+/// Which control characters a text may hold (see [`control_character`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controls {
+    /// None: names and identifiers.
+    None,
+    /// Line breaks and tabs: prose (a document reference, a statement, a
+    /// text field).
+    Breaks,
+}
+
+/// The first control character in `text` that `allowed` does not let
+/// through. Such characters are refused wherever a text comes in: they
+/// are never meant (a NUL in a record id is a provider's bug), they
+/// would print invisibly in a file or a log, and PostgreSQL's text
+/// cannot hold a NUL at all.
+pub fn control_character(text: &str, allowed: Controls) -> Option<char> {
+    text.chars().find(|&c| {
+        c.is_control() && !(allowed == Controls::Breaks && matches!(c, '\n' | '\r' | '\t'))
+    })
+}
+
 /// One parsed line: a record, or a later fact about a record or a subject.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {

@@ -359,6 +359,57 @@ fn the_remaining_codes() {
     .assert_eq(&render(&parsed));
 }
 
+/// Control characters are refused in every key and text field: none in
+/// ids and names, line breaks and tabs only in prose. A NUL would
+/// otherwise reach a PostgreSQL store, whose text cannot hold one.
+#[test]
+fn control_characters_are_refused_where_they_are_never_meant() {
+    let rulebook = rulebook();
+    let ok = record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "c"}"#);
+    let lines = [
+        ok.replace(r#""id": "r-1""#, r#""id": "r-\u00001""#),
+        ok.replace(r#""provider": "court.beijing-1""#, r#""provider": "court\tbeijing""#),
+        ok.replace(r#""fields""#, r#""document": "decision\u0000", "fields""#),
+        ok.replace(r#""fields""#, r#""document": "page 1\r\npage\t2", "fields""#),
+        record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "c\u001b[31m"}"#),
+        record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "line 1\nline 2"}"#),
+        record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "c\u0085"}"#),
+        r#"{"fact": "retracted", "provider": "court.beijing-1", "record": "r-1\u0000", "subject": "11010519491231002X", "at": "2026-04-01"}"#.to_string(),
+        r#"{"fact": "disputed", "provider": "court.beijing-1", "record": "r-1", "subject": "11010519491231002X", "at": "2026-04-01", "statement": "I paid.\u0007"}"#.to_string(),
+        r#"{"fact": "disputed", "provider": "court.beijing-1", "record": "r-1", "subject": "11010519491231002X", "at": "2026-04-01", "by": "sub\u007fject", "statement": "I paid.\nReceipt 42."}"#.to_string(),
+    ];
+    let parsed = parse_ndjson(&rulebook, &lines.join("\n"));
+    expect![[r#"
+        2 items
+        line 1: id: key `id` holds the control character U+0000 [control_character]
+        line 2: provider: key `provider` holds the control character U+0009 [control_character]
+        line 3: document: key `document` holds the control character U+0000 (only line breaks and tabs are allowed) [control_character]
+        line 5: fields.case_no: field `case_no` holds the control character U+001B (only line breaks and tabs are allowed) [control_character]
+        line 7: fields.case_no: field `case_no` holds the control character U+0085 (only line breaks and tabs are allowed) [control_character]
+        line 8: record: key `record` holds the control character U+0000 [control_character]
+        line 9: statement: key `statement` holds the control character U+0007 (only line breaks and tabs are allowed) [control_character]
+        line 10: by: key `by` holds the control character U+007F [control_character]
+    "#]]
+    .assert_eq(&render(&parsed));
+    assert_eq!(
+        record_of(&parsed.items[0]).document.as_deref(),
+        Some("page 1\r\npage\t2"),
+        "line breaks and tabs are kept"
+    );
+
+    // A CSV cell is checked the same way.
+    let csv = "provider,id,subject,type,occurred_at,decided_at,fields.amount_yuan,fields.case_no\n\
+               court.beijing-1,r-\u{1}1,11010519491231002X,judicial.judgment_default,2026-03-01,2026-03-15,1,c\n\
+               court.beijing-1,r-2,11010519491231002X,judicial.judgment_default,2026-03-01,2026-03-15,1,c\u{0}\n\
+               court.beijing-1,r-3,11010519491231002X,judicial.judgment_default,2026-03-01,2026-03-15,1,c\n";
+    expect![[r#"
+        1 items
+        line 2: id: key `id` holds the control character U+0001 [control_character]
+        line 3: fields.case_no: field `case_no` holds the control character U+0000 (only line breaks and tabs are allowed) [control_character]
+    "#]]
+    .assert_eq(&render(&parse_csv(&rulebook, csv)));
+}
+
 #[test]
 fn one_too_long_line_does_not_stop_the_file() {
     let rulebook = rulebook();

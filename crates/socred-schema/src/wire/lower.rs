@@ -16,7 +16,7 @@ use socred_core::time::{Day, TimeError};
 use socred_core::{Fact, FactKind, Record, RecordId, RecordKey, Rulebook};
 
 use super::raw::{FieldInput, FieldsValue, Key, RawLine, Scalar};
-use super::{Item, KEY_BYTES_MAX, TEXT_BYTES_MAX};
+use super::{control_character, Controls, Item, KEY_BYTES_MAX, TEXT_BYTES_MAX};
 
 /// What is wrong with a line, before the line number is attached.
 #[derive(Debug)]
@@ -404,7 +404,31 @@ fn optional_str<'a>(
             ),
         ));
     }
+    let allowed = match key {
+        Key::Document | Key::Statement => Controls::Breaks,
+        _ => Controls::None,
+    };
+    if let Some(c) = control_character(&text, allowed) {
+        return Err(at_key(
+            "control_character",
+            key,
+            format!(
+                "key `{}` holds {}",
+                key.name(),
+                describe_control(c, allowed)
+            ),
+        ));
+    }
     Ok(Some(text))
+}
+
+/// What a refused control character is, for a message.
+fn describe_control(c: char, allowed: Controls) -> String {
+    let unless = match allowed {
+        Controls::None => "",
+        Controls::Breaks => " (only line breaks and tabs are allowed)",
+    };
+    format!("the control character U+{:04X}{unless}", u32::from(c))
 }
 
 fn required_str<'a>(raw: &mut RawLine<'a>, key: Key, bytes_max: usize) -> Result<Cow<'a, str>> {
@@ -693,6 +717,17 @@ fn typed_text(def: &FieldDef, text: &str, warnings: &mut Vec<String>) -> Result<
                         "field `{}` is {} bytes long, the limit is {TEXT_BYTES_MAX}",
                         def.name,
                         text.len()
+                    ),
+                ));
+            }
+            if let Some(c) = control_character(text, Controls::Breaks) {
+                return Err(problem(
+                    "control_character",
+                    field_path(&def.name),
+                    format!(
+                        "field `{}` holds {}",
+                        def.name,
+                        describe_control(c, Controls::Breaks)
                     ),
                 ));
             }

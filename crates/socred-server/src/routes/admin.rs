@@ -286,6 +286,12 @@ pub async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let admin = caller.require(&[Role::Admin])?;
     let id = id.text()?;
+    let unknown =
+        || ApiError::not_found("unknown_principal", format!("there is no principal `{id}`"));
+    // An id no principal could have names none; it goes no further.
+    if check_id("principal id", id).is_err() {
+        return Err(unknown());
+    }
     if admin.id == id {
         return Err(ApiError::conflict(
             "cannot_revoke_self",
@@ -304,12 +310,7 @@ pub async fn revoke(
     )];
     match state.store().revoke(id, audit).await {
         Ok(()) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::not_found(
-                "unknown_principal",
-                format!("there is no principal `{id}`"),
-            ))
-        }
+        Err(StoreError::NotFound(_)) => return Err(unknown()),
         Err(other) => return Err(other.into()),
     }
     state.inner.principals.clear();

@@ -7,7 +7,8 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use socred_core::SubjectId;
+use socred_core::{RecordKey, SubjectId};
+use socred_schema::wire::{control_character, Controls};
 use socred_store::{Item, ItemKey, PendingItem, Role, StoreError};
 
 use crate::auth::Caller;
@@ -127,6 +128,25 @@ pub struct Reviewed {
     item: PendingView,
 }
 
+/// Whether `key` could name an item at all: the wire refuses control
+/// characters in ids and names, so a key holding one names nothing (and
+/// is never sent on to a store, some of which cannot even hold it).
+fn could_be_stored(key: &ItemKey) -> bool {
+    let clean = |text: &str| control_character(text, Controls::None).is_none();
+    let record_clean = |key: &RecordKey| clean(&key.provider) && clean(&key.id);
+    match key {
+        ItemKey::Record(key) => record_clean(key),
+        ItemKey::Fact(key) => {
+            clean(&key.kind) && clean(&key.by) && key.record.as_ref().is_none_or(record_clean)
+        }
+    }
+}
+
+/// The answer for a key that names nothing waiting.
+fn not_pending(key: &ItemKey) -> ApiError {
+    review_error(StoreError::NotFound(key.to_string()))
+}
+
 /// A store conflict in review says why (self-approval, not waiting).
 fn review_error(error: StoreError) -> ApiError {
     match error {
@@ -147,6 +167,9 @@ pub async fn approve(
 ) -> Result<Json<Reviewed>, ApiError> {
     let principal = caller.require(&[Role::Reviewer])?;
     let request: ApproveBody = parse_json(&headers, &body)?;
+    if !could_be_stored(&request.key) {
+        return Err(not_pending(&request.key));
+    }
     let audit = vec![audit_draft(
         &state,
         caller.actor(),
@@ -182,11 +205,20 @@ pub async fn reject(
 ) -> Result<Json<Reviewed>, ApiError> {
     let principal = caller.require(&[Role::Reviewer])?;
     let request: RejectBody = parse_json(&headers, &body)?;
-    if request.reason.trim().is_empty() || request.reason.len() > REASON_BYTES_MAX {
+    if request.reason.trim().is_empty()
+        || request.reason.len() > REASON_BYTES_MAX
+        || control_character(&request.reason, Controls::Breaks).is_some()
+    {
         return Err(ApiError::bad_request(
             "invalid_reason",
-            format!("`reason` must say why the item is rejected, 1 to {REASON_BYTES_MAX} bytes"),
+            format!(
+                "`reason` must say why the item is rejected, 1 to {REASON_BYTES_MAX} bytes \
+                 with no control characters but line breaks and tabs"
+            ),
         ));
+    }
+    if !could_be_stored(&request.key) {
+        return Err(not_pending(&request.key));
     }
     let detail = format!("rejected {}: {}", request.key, request.reason);
     let audit = vec![audit_draft(

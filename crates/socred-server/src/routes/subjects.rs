@@ -14,6 +14,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use socred_core::file::{CreditFile, Detail};
 use socred_core::{Day, Fact, FactKind, RecordKey, Rulebook, SubjectId, SubjectState};
+use socred_schema::wire::{control_character, Controls};
 use socred_store::{
     empty_state, AuditDraft, AuditEntry, FactKey, Item, ItemKey, Outcome, Principal, ReviewNeed,
     Role, Submission,
@@ -462,10 +463,7 @@ fn subject_text(name: &str, text: &str, max: usize) -> Result<Option<String>, Ap
             format!("`{name}` is {} bytes; at most {max}", text.len()),
         ));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if control_character(text, Controls::Breaks).is_some() {
         return Err(ApiError::bad_request(
             "invalid_text",
             format!("`{name}` may hold line breaks and tabs but no other control characters"),
