@@ -53,6 +53,10 @@ pub enum Controls {
 /// would print invisibly in a file or a log, and PostgreSQL's text
 /// cannot hold a NUL at all.
 pub fn control_character(text: &str, allowed: Controls) -> Option<char> {
+    // Nearly every text is printable ASCII: one pass over the bytes.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
     text.chars().find(|&c| {
         c.is_control() && !(allowed == Controls::Breaks && matches!(c, '\n' | '\r' | '\t'))
     })
