@@ -184,7 +184,7 @@ fn a_backup_taken_while_the_server_ingests_verifies_and_serves() {
 }
 
 /// `socred verify` checks a data directory as it finds it: one without a
-/// store is refused, and left without one.
+/// store is refused, and left without one; a file in its place is named.
 #[test]
 fn verify_refuses_a_directory_without_a_store_and_leaves_it_empty() {
     let empty = tempfile::tempdir().unwrap();
@@ -197,4 +197,24 @@ fn verify_refuses_a_directory_without_a_store_and_leaves_it_empty() {
     );
     let left: Vec<_> = std::fs::read_dir(empty.path()).unwrap().collect();
     assert!(left.is_empty(), "verify wrote {left:?}");
+
+    // A file where the directory should be is named as what it is, by
+    // verify and by serve alike.
+    let file = empty.path().join("socred-data");
+    std::fs::write(&file, "not a store").unwrap();
+    let output = socred(&["verify", "--data"], &[&file]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("is not a socred data directory (it is not a directory)"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = socred(&["serve", "--listen", "127.0.0.1:0", "--data"], &[&file]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("is not a directory: --data names"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a store");
 }

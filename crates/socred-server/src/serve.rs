@@ -76,6 +76,12 @@ pub(crate) async fn open_store(
     dir: &Path,
     options: socred_store_sqlite::SqliteOptions,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a directory: --data names the directory of the embedded store",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let dir = dir.to_path_buf();
@@ -125,9 +131,15 @@ impl<'a> StoreLocation<'a> {
 /// commands that read an existing registry and must not make one.
 pub(crate) fn require_data_dir(dir: &Path) -> anyhow::Result<()> {
     let file = socred_store_sqlite::FILE_NAME;
-    if !dir.is_dir() {
+    if !dir.exists() {
         anyhow::bail!(
             "{} is not a socred data directory (it does not exist)",
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a socred data directory (it is not a directory)",
             dir.display()
         );
     }
