@@ -95,8 +95,6 @@ pub fn json_error(error: &serde_json::Error) -> ApiError {
     }
 }
 
-/// A query string parsed into `T` (whose types refuse unknown keys). The
-/// extraction itself never fails: the handler takes the result with
 /// The one segment of a route's path that names something (`{id}`,
 /// `{uscc}`), percent-decoded. One that does not decode to UTF-8 is
 /// refused with `invalid_path` (400) instead of the framework's plain
@@ -107,6 +105,7 @@ pub fn json_error(error: &serde_json::Error) -> ApiError {
 pub struct Segment(Result<String, String>);
 
 impl Segment {
+    /// The segment's text, or `invalid_path`.
     pub fn text(&self) -> Result<&str, ApiError> {
         self.0.as_deref().map_err(|problem| {
             ApiError::bad_request(
@@ -130,6 +129,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
+/// A query string parsed into `T` (whose types refuse unknown keys). The
+/// extraction itself never fails: the handler takes the result with
 /// [`Params::get`] after checking the caller, so that an anonymous caller
 /// learns that it needs a token before it learns what the query lacks.
 #[derive(Debug)]
