@@ -212,7 +212,7 @@ fn document() -> Value {
     });
     add("get", "/v1/public/companies/{uscc}", Op {
         summary: "A company's public credit information",
-        description: "Grade, entries of public lists in force, and records inside their publicity window. Organisations only: a person's identifier is refused with `not_an_organisation`. A person named in a record's fields (a legal representative) or as the subject an entry reached the company through is shown without the month and day of birth.",
+        description: "Grade, entries of public lists in force, and records inside their publicity window. Organisations only: a person's identifier is refused with `not_an_organisation`. A person's identifier anywhere in a record's texts (a legal representative, a number quoted in a document or in the record's id) or as the subject an entry reached the company through is shown without the month and day of birth.",
         roles: &[], params: vec![path_param("uscc", "Unified Social Credit Code.")], body: None, ok_status: "200",
         ok: json_ok("The public view.", schema_ref("Company")),
     });

@@ -121,25 +121,75 @@ pub async fn company(
     }))
 }
 
-/// A public record with every person's identifier among its fields (a
-/// legal representative, say) in its public form. Any text that is a valid
-/// person's number is taken for one, whatever the field's declared type.
+/// A public record with every person's identifier in its texts (a legal
+/// representative among its fields, a number quoted in its document, its
+/// statement or even its id) in its public form. Any run of 18 characters
+/// that is a valid person's number is taken for one, whatever the field's
+/// declared type and whatever stands around it.
 fn published_record(mut record: RecordView) -> RecordView {
-    let people: Vec<(std::sync::Arc<str>, String)> = record
+    let masked: Vec<(std::sync::Arc<str>, String)> = record
         .fields
         .iter()
         .filter_map(|(name, value)| {
             let Value::Text(text) = value else {
                 return None;
             };
-            let id = SubjectId::parse(text).ok()?.id;
-            (id.kind() == SubjectKind::Person).then(|| (name.clone(), id.public_form()))
+            mask_persons(text).map(|masked| (name.clone(), masked))
         })
         .collect();
-    for (name, public) in people {
-        record.fields.insert(name, Value::Text(public.into()));
+    for (name, text) in masked {
+        record.fields.insert(name, Value::Text(text.into()));
+    }
+    for text in [&mut record.document, &mut record.statement]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(masked) = mask_persons(text) {
+            *text = masked.into();
+        }
+    }
+    if let Some(masked) = mask_persons(&record.key.id) {
+        record.key.id = masked.into();
     }
     record
+}
+
+/// `text` with every person's identifier in it in its public form, or
+/// None when it holds none. An identifier is 17 digits and a check
+/// character (a digit or `X`) that validate, standing alone: not inside a
+/// longer run of letters and digits.
+fn mask_persons(text: &str) -> Option<String> {
+    const LEN: usize = 18;
+    let bytes = text.as_bytes();
+    let alone = |at: usize| bytes.get(at).is_none_or(|b| !b.is_ascii_alphanumeric());
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while at + LEN <= bytes.len() {
+        let candidate = &bytes[at..at + LEN];
+        let shaped = candidate[..LEN - 1].iter().all(u8::is_ascii_digit)
+            && matches!(candidate[LEN - 1], b'0'..=b'9' | b'X' | b'x')
+            && (at == 0 || alone(at - 1))
+            && alone(at + LEN);
+        let person = shaped
+            .then(|| text.get(at..at + LEN))
+            .flatten()
+            .and_then(|id| SubjectId::parse(id).ok())
+            .filter(|parsed| parsed.id.kind() == SubjectKind::Person);
+        match person {
+            Some(parsed) => {
+                let out = out.get_or_insert_with(String::new);
+                out.push_str(&text[copied..at]);
+                out.push_str(&parsed.id.public_form());
+                at += LEN;
+                copied = at;
+            }
+            None => at += 1,
+        }
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// A public list entry, with the subject it reached this one through (if
@@ -352,4 +402,33 @@ async fn named_today(
             Some((subject, entry.span))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_persons;
+
+    #[test]
+    fn persons_numbers_are_masked_wherever_they_stand_alone() {
+        let cases = [
+            ("11010519491231002X", Some("1101051949****002X")),
+            ("11010519491231002x", Some("1101051949****002X")),
+            ("11010519491231002X ", Some("1101051949****002X ")),
+            (
+                "fine for 11010519491231002X, 310101198507141234.",
+                Some("fine for 1101051949****002X, 3101011985****1234."),
+            ),
+            ("案件11010519491231002X号", Some("案件1101051949****002X号")),
+            // Not a valid number, part of a longer run, or an organisation.
+            ("110105194912310021", None),
+            ("911101054912310020X", None),
+            ("A11010519491231002X", None),
+            ("91110000600037341L", None),
+            ("penalty 42", None),
+            ("", None),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(mask_persons(text).as_deref(), masked, "{text}");
+        }
+    }
 }

@@ -253,6 +253,46 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
     let fields = &view["records"][0]["fields"];
     assert_eq!(fields["legal_representative"], alice().public_form());
     assert_eq!(fields["name"], "Acme Trading Co.");
+
+    // A number quoted anywhere in a public record's text, or its id, is
+    // published the same way: not only a field that holds one alone.
+    let quoted = json!({"provider": COURT_ID, "id": format!("{}-1", bob()), "subject": acme().to_string(),
+        "type": "market.administrative_penalty", "occurred_at": "2026-03-01", "decided_at": "2026-03-01",
+        "document": format!("decision against the manager {} and {}", alice(), bob()),
+        "fields": {"decision_no": format!("{} ", alice()), "penalty_yuan": 20000}})
+    .to_string();
+    let reply = h.ingest(COURT, &[&quoted]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"], "{}", reply.text);
+    let view = h
+        .get(&format!("/v1/public/companies/{}", acme()), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !shows_an_identifier(&view.text, &[alice(), bob()]),
+        "a person's whole number is public: {}",
+        view.text
+    );
+    let view = view.json();
+    let penalty = view["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "market.administrative_penalty")
+        .unwrap();
+    assert_eq!(
+        penalty["document"],
+        format!(
+            "decision against the manager {} and {}",
+            alice().public_form(),
+            bob().public_form()
+        )
+    );
+    assert_eq!(penalty["id"], format!("{}-1", bob().public_form()));
+    assert_eq!(
+        penalty["fields"]["decision_no"],
+        format!("{} ", alice().public_form())
+    );
+    assert_eq!(penalty["fields"]["penalty_yuan"], 20000.0);
 }
 
 /// The public form of the identifiers on a page of a list.
