@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use socred_core::rulebook::Severity;
-use socred_core::{Engine, Rulebook};
+use socred_core::{Engine, Rulebook, SubjectId};
 use socred_store::{AuditDraft, Store};
 
 use crate::audit_log::AuditLog;
@@ -100,6 +100,27 @@ fn review_by_type(rulebook: &Rulebook) -> Vec<bool> {
     review
 }
 
+/// Locks by subject, striped: subjects that share a stripe wait for each
+/// other, which for a person's own changes (a few a year) costs nothing.
+pub(crate) struct SubjectLocks([tokio::sync::Mutex<()>; SubjectLocks::STRIPES]);
+
+impl SubjectLocks {
+    const STRIPES: usize = 64;
+
+    pub async fn lock(&self, subject: SubjectId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(subject);
+        self.0[(hash % Self::STRIPES as u64) as usize].lock().await
+    }
+}
+
+impl Default for SubjectLocks {
+    fn default() -> SubjectLocks {
+        SubjectLocks(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
 /// The server's shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -113,6 +134,10 @@ pub(crate) struct Shared {
     /// holds it alone while it recomputes every file and swaps the engine,
     /// so that no state is ever written with a rulebook that is not current.
     pub write_gate: tokio::sync::RwLock<()>,
+    /// A subject's own changes to its file (consent, objections, repair
+    /// applications) check what the file holds and then write: one at a
+    /// time per subject, so that two at once both see what the other did.
+    pub own_file: SubjectLocks,
     pub clock: Arc<dyn Clock>,
     pub principals: PrincipalCache,
     pub metrics: Metrics,
@@ -183,6 +208,7 @@ impl AppState {
                 store,
                 current: RwLock::new(current),
                 write_gate: tokio::sync::RwLock::new(()),
+                own_file: SubjectLocks::default(),
                 clock,
                 principals: PrincipalCache::default(),
                 metrics: Metrics::default(),

@@ -236,6 +236,7 @@ pub async fn consent(
     RawBody(body): RawBody,
 ) -> Result<Json<ConsentView>, ApiError> {
     let (principal, subject) = own_subject(&caller, &id)?;
+    let _one_at_a_time = state.inner.own_file.lock(subject).await;
     let request: ConsentBody = parse_json(&headers, &body)?;
     let today = state.today();
     // Facts are dated by the day and a day's withdrawal holds over that
@@ -332,6 +333,7 @@ pub async fn object(
     RawBody(body): RawBody,
 ) -> Result<Json<ObjectionView>, ApiError> {
     let (principal, subject) = own_subject(&caller, &id)?;
+    let _one_at_a_time = state.inner.own_file.lock(subject).await;
     let request: ObjectionBody = parse_json(&headers, &body)?;
     let statement = match &request.statement {
         Some(text) => subject_text("statement", text, STATEMENT_BYTES_MAX)?,
@@ -507,6 +509,7 @@ pub async fn apply_for_repair(
     RawBody(body): RawBody,
 ) -> Result<Json<RepairView>, ApiError> {
     let (principal, subject) = own_subject(&caller, &id)?;
+    let _one_at_a_time = state.inner.own_file.lock(subject).await;
     let request: RepairBody = parse_json(&headers, &body)?;
     let correction = application_part("correction", &request.correction)?;
     let commitment = application_part("commitment", &request.commitment)?;

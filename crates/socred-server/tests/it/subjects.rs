@@ -250,6 +250,59 @@ async fn consent_is_granted_and_withdrawn_by_the_subject() {
     );
 }
 
+/// Grants and withdrawals sent at once: whichever way they interleave, no
+/// grant is stored after a withdrawal of the same day (it would change
+/// nothing and is refused), and each answer's `consent` is the file's. On
+/// the embedded store, whose calls run on other threads and let requests
+/// interleave between a check and its write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_changes_sent_at_once_are_taken_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = socred_store_sqlite::SqliteStore::open(dir.path()).unwrap();
+    let h = Harness::over(std::sync::Arc::new(store), socred_server::Limits::default()).await;
+    let uri = format!("/v1/subjects/{}/consent", alice());
+    let requests = (0..12).map(|i| {
+        let body = json!({"granted": i % 2 == 0});
+        let (h, uri) = (&h, &uri);
+        async move { h.post_json(uri, Some(ALICE), &body).await }
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    for reply in &replies {
+        if reply.status == StatusCode::CONFLICT {
+            assert_eq!(reply.code(), "withdrawn_today");
+            continue;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        // A grant taken found no withdrawal of the day, and one taken
+        // holds over the day's grants.
+        let answer = reply.json();
+        assert_eq!(answer["consent"], answer["granted"], "{answer}");
+    }
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let details: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "consent")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    let first_withdrawal = details
+        .iter()
+        .position(|d| d.starts_with("consent withdrawn"))
+        .expect("a withdrawal was stored");
+    assert!(
+        details[first_withdrawal..]
+            .iter()
+            .all(|d| !d.starts_with("consent granted")),
+        "a grant stored after the day's withdrawal: {details:?}"
+    );
+    assert_eq!(alice_file(&h).await["consent"], false);
+}
+
 /// Alice's file, read by alice.
 async fn alice_file(h: &Harness) -> Value {
     h.get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
