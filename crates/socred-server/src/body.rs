@@ -27,12 +27,29 @@ impl FromRequest<AppState> for RawBody {
                 "body_too_large",
                 "the request body is larger than this endpoint accepts (see docs/api.md for the limits)",
             )),
+            Err(rejection) if timed_out(&rejection) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body stopped arriving (see docs/api.md for how long the server waits)",
+            )),
             Err(rejection) => Err(ApiError::bad_request(
                 "invalid_body",
                 format!("the request body could not be read: {}", rejection.body_text()),
             )),
         }
     }
+}
+
+/// Whether reading a body failed because it stalled (`listen.rs`).
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The media type of the body, lower case, without parameters.

@@ -24,6 +24,7 @@ mod clock;
 mod cursor;
 mod erasure;
 mod error;
+pub mod listen;
 mod metrics;
 mod openapi;
 pub mod portal;

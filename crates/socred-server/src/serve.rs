@@ -240,20 +240,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    // Answers are small and written whole: send them at once rather than
-    // let Nagle's algorithm hold them for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a connection: {error}");
-        }
-    });
     tokio::spawn(crate::erasure::daily(state.clone()));
     tokio::spawn(crate::publication::keep_published(state.clone()));
     tokio::spawn(follow_rulebook(state.clone()));
-    axum::serve(listener, crate::routes::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped with an error")?;
+    crate::listen::serve(
+        listener,
+        crate::routes::app(state),
+        crate::listen::Timeouts::default(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("socred stopped");
     Ok(())
 }

@@ -21,6 +21,8 @@
 //! them.
 
 use std::net::{SocketAddr, TcpListener};
+
+use socred_server::listen::Timeouts;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -311,7 +313,8 @@ async fn served_registry(
     let addr = listener.local_addr().unwrap();
     let app = h.app.clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let forever = std::future::pending();
+        socred_server::listen::serve(listener, app, Timeouts::default(), forever).await;
     });
     (h, addr, server)
 }

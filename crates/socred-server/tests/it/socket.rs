@@ -1,17 +1,29 @@
 //! The server over a real TCP socket, with a real (minimal) HTTP client:
-//! ingest, then decide, on one keep-alive connection.
+//! ingest, then decide, on one keep-alive connection; and clients that
+//! stall in the middle of a request are not waited for past the limits.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use socred_server::client::Connection;
+use socred_server::listen::{serve, Timeouts};
 
 use crate::harness::*;
+
+/// Serves `h` on a socket of its own with `timeouts`, until the test ends.
+async fn on_a_socket(h: &Harness, timeouts: Timeouts) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    tokio::spawn(serve(listener, app, timeouts, std::future::pending()));
+    addr
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_decide_over_a_socket() {
     let h = Harness::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = h.app.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = on_a_socket(&h, Timeouts::default()).await;
     let subject = alice();
     let replies = tokio::task::spawn_blocking(move || {
         let mut connection = Connection::open(addr).unwrap();
@@ -47,5 +59,79 @@ async fn ingest_and_decide_over_a_socket() {
     assert_eq!(decision.json().unwrap()["applies"], true);
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json().unwrap()["error"]["code"], "no_such_endpoint");
-    server.abort();
+}
+
+/// Reads what the server sends on `stream` until it closes it; the text,
+/// and how long that took from `since`.
+fn until_closed(mut stream: TcpStream, since: Instant) -> (String, Duration) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        since.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stall_are_not_waited_for() {
+    let h = Harness::new().await;
+    let limit = Duration::from_millis(600);
+    let addr = on_a_socket(
+        &h,
+        Timeouts {
+            head: limit,
+            body_idle: limit,
+        },
+    )
+    .await;
+    let (head, body, idle) = tokio::task::spawn_blocking(move || {
+        // Half a request head, then nothing: the connection is closed.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let start = Instant::now();
+        stream
+            .write_all(b"GET /v1/rulebook HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let head = until_closed(stream, start);
+        // A whole head and part of the body it announces: 408.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let start = Instant::now();
+        let auth = format!("Authorization: Bearer {RAIL}\r\n");
+        let request = format!(
+            "POST /v1/decisions HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"purpose\""
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let body = until_closed(stream, start);
+        // A connection opened and never used is closed too.
+        let stream = TcpStream::connect(addr).unwrap();
+        let idle = until_closed(stream, Instant::now());
+        (head, body, idle)
+    })
+    .await
+    .unwrap();
+    for (what, (text, took)) in [("head", &head), ("body", &body), ("idle", &idle)] {
+        assert!(
+            *took >= limit && *took < limit * 10,
+            "{what}: closed after {took:?} ({text})"
+        );
+    }
+    assert!(
+        head.0.is_empty() || head.0.starts_with("HTTP/1.1 408"),
+        "{}",
+        head.0
+    );
+    assert!(body.0.starts_with("HTTP/1.1 408"), "{}", body.0);
+    assert!(body.0.contains("\"request_timeout\""), "{}", body.0);
+
+    // A request that arrives whole is answered as ever.
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut connection = Connection::open(addr).unwrap();
+        connection.send("GET", "/healthz", &[], b"").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
 }
