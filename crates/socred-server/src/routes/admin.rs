@@ -256,7 +256,7 @@ pub async fn put_principal(
             None => String::new(),
         }
     );
-    let audit = vec![audit_draft(
+    let mut audit = vec![audit_draft(
         &state,
         caller.actor(),
         "administration",
@@ -264,6 +264,30 @@ pub async fn put_principal(
         subject_of(&principal),
         detail,
     )];
+    // A principal replaced takes its old token with it: when that token
+    // opened another subject's file, that subject sees it revoked, as it
+    // would see a revocation.
+    let replaced = state.store().principal(&principal.id).await?;
+    if let Some(old) = replaced.as_ref().and_then(subject_of) {
+        if subject_of(&principal) != Some(old) {
+            audit.push(audit_draft(
+                &state,
+                caller.actor(),
+                "administration",
+                "revoke",
+                Some(old),
+                format!(
+                    "revoked principal {}: replaced by one for {}",
+                    principal.id,
+                    principal
+                        .scope
+                        .as_deref()
+                        .filter(|_| principal.role == Role::Subject)
+                        .map_or_else(|| format!("the role {}", principal.role), str::to_string)
+                ),
+            ));
+        }
+    }
     state
         .store()
         .put_principal(&principal, &hash_token(&token), audit)

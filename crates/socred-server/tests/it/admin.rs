@@ -408,6 +408,49 @@ async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
         .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(revoked, ["revoked principal alice-kiosk"]);
+
+    // A principal replaced by one for another subject, or another role,
+    // takes its token with it: the subject it opened sees that too.
+    let for_alice = json!({"id": "kiosk", "name": "Service hall", "role": "subject",
+        "scope": alice().to_string()});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &for_alice)
+        .await
+        .expect(StatusCode::CREATED);
+    let moved = json!({"id": "kiosk", "name": "Service hall", "role": "subject",
+        "scope": bob().to_string()});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &moved)
+        .await
+        .expect(StatusCode::CREATED);
+    let auditor = json!({"id": "kiosk", "name": "Service hall", "role": "auditor"});
+    h.post_json("/v1/admin/principals", Some(ADMIN), &auditor)
+        .await
+        .expect(StatusCode::CREATED);
+    let details = |entries: Vec<serde_json::Value>| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        details(h.logged(ALICE, alice(), "revoke").await),
+        [
+            "revoked principal alice-kiosk".to_string(),
+            format!("revoked principal kiosk: replaced by one for {}", bob())
+        ]
+    );
+    assert_eq!(
+        details(h.logged(BOB, bob(), "revoke").await),
+        ["revoked principal kiosk: replaced by one for the role auditor"]
+    );
+    // Issued again for the same subject: a new token, logged as issued.
+    h.post_json("/v1/admin/principals", Some(ADMIN), &moved)
+        .await
+        .expect(StatusCode::CREATED);
+    h.post_json("/v1/admin/principals", Some(ADMIN), &moved)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(h.logged(BOB, bob(), "revoke").await.len(), 1);
+    assert_eq!(h.logged(BOB, bob(), "put_principal").await.len(), 3);
 }
 
 /// The operator erases records past their retention: only the admin may;
