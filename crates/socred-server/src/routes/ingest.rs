@@ -444,7 +444,7 @@ fn reviewer_decisions(
                         ""
                     };
                     let detail = format!(
-                        "repair of record {}/{} granted from {}{waits}",
+                        "repair of record {}/{} from {} sent{waits}",
                         record.provider, record.id, fact.at
                     );
                     ("repair", detail)
