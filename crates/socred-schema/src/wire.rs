@@ -209,6 +209,15 @@ impl<'r> LineParser<'r> {
         }
     }
 
+    /// [`LineParser::ndjson_line`] on the line's bytes: a line that is not
+    /// UTF-8 is rejected alone.
+    pub fn ndjson_bytes(&mut self, line: usize, bytes: &[u8]) -> Option<LineResult> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.ndjson_line(line, text),
+            Err(error) => Some(Err(not_utf8(line, &error))),
+        }
+    }
+
     /// One physical NDJSON line, without its newline (a leading byte-order
     /// mark on line 1 and a trailing `\r` are dropped): None when blank.
     pub fn ndjson_line(&mut self, line: usize, text: &str) -> Option<LineResult> {
@@ -342,11 +351,7 @@ impl Block {
             .map(|line| match *line {
                 BlockLine::TooLong { number } => Some(Err(too_long(number))),
                 BlockLine::Text { number, start, end } => {
-                    let bytes = self.text.get(start..end).unwrap_or_default();
-                    match std::str::from_utf8(bytes) {
-                        Ok(text) => parser.ndjson_line(number, text),
-                        Err(error) => Some(Err(not_utf8(number, &error))),
-                    }
+                    parser.ndjson_bytes(number, self.text.get(start..end).unwrap_or_default())
                 }
             })
             .collect()

@@ -817,3 +817,36 @@ fn csv_rows_of_a_windows_file_keep_their_line_numbers() {
     assert_eq!(rows[1].0, 4);
     assert_eq!(rows[1].1.as_ref().unwrap_err().line, 4);
 }
+
+/// A row is numbered by the physical line it starts on, whatever blank
+/// lines come before it (the header's included); a row with a byte that is
+/// not UTF-8 is rejected alone.
+#[test]
+fn csv_rows_after_blank_lines_keep_their_line_numbers() {
+    let rulebook = rulebook();
+    let mut text = b"\nprovider,id,subject,type,occurred_at,decided_at,fields.station\n\
+                 \n\
+                 metro.shanghai,r-1,1101051949123100,transport.fare_evasion,2026-03-01,2026-03-01,A\n\
+                 \n\
+                 \n\
+                 metro.shanghai,r-2,11010519491231002X,transport.fare_evasion,2026-03-01,2026-03-01,\"B\n\
+                 \n\
+                 exit\"\n\
+                 metro.shanghai,r-3,11010519491231002X,transport.fare_evasion,2026-03-01,2026-03-01,C"
+        .to_vec();
+    text.extend_from_slice(b"\xff\n\nmetro.shanghai,r-4,11010519491231002X,transport.fare_evasion,2026-03-01,2026-03-01,D\n");
+    let mut rows = Vec::new();
+    read_csv_rows(&rulebook, text.as_slice(), |line, row| {
+        rows.push((line, row.map(|_| ()).map_err(|r| (r.line, r.code))));
+    })
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (4, Err((4, "invalid_subject"))),
+            (7, Ok(())),
+            (10, Err((10, "malformed_csv"))),
+            (12, Ok(())),
+        ]
+    );
+}

@@ -84,7 +84,14 @@ pub fn read_csv_rows(
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(CrlfToLf::new(reader));
+        .from_reader(LineCounter::new(CrlfToLf::new(reader)));
+    // The physical line a row starts on: the reader's own count passes
+    // over blank lines.
+    let line_of = |csv: &mut csv::Reader<_>, row: &csv::ByteRecord| {
+        let start = row.position().map_or(0, csv::Position::byte);
+        let line = LineCounter::line_at(csv.get_mut(), start);
+        usize::try_from(line).unwrap_or(usize::MAX)
+    };
     let mut counts = Counts::default();
     let mut row = csv::ByteRecord::new();
     if !csv.read_byte_record(&mut row).map_err(into_io)? {
@@ -94,13 +101,14 @@ pub fn read_csv_rows(
         Ok(columns) => columns,
         Err((code, message)) => {
             counts.rejections += 1;
+            let line = line_of(&mut csv, &row);
             let rejection = Rejection {
-                line: 1,
+                line,
                 field: None,
                 code,
                 message,
             };
-            on_row(1, Err(rejection));
+            on_row(line, Err(rejection));
             return Ok(counts);
         }
     };
@@ -108,8 +116,7 @@ pub fn read_csv_rows(
     let mut messages = Vec::new();
     while csv.read_byte_record(&mut row).map_err(into_io)? {
         counts.lines += 1;
-        let line = row.position().map_or(0, |position| position.line());
-        let line = usize::try_from(line).unwrap_or(usize::MAX);
+        let line = line_of(&mut csv, &row);
         messages.clear();
         let lowered = row_to_raw(&columns, &row).and_then(|raw| {
             lowerer
@@ -141,6 +148,64 @@ pub fn read_csv_rows(
         }
     }
     Ok(counts)
+}
+
+/// Passes bytes through and keeps the offsets of the line feeds among
+/// them that no row has started after yet, so that where a row starts
+/// gives its physical line. The CSV reader reads a buffer ahead,
+/// so only that buffer's line feeds are held.
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes passed through so far.
+    passed: u64,
+    /// Offsets of line feeds not yet counted.
+    ahead: std::collections::VecDeque<u64>,
+    /// Line feeds before the start of the last row asked about.
+    behind: u64,
+}
+
+impl<R> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            passed: 0,
+            ahead: std::collections::VecDeque::new(),
+            behind: 0,
+        }
+    }
+
+    /// The line (from 1) of the row the reader says starts at `offset`:
+    /// the reader gives the end of the row before, so the blank lines it
+    /// passed over (line feeds one after the other from there) count too.
+    /// Offsets asked about never go back.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&feed| feed < offset) {
+            self.ahead.pop_front();
+            self.behind += 1;
+        }
+        let blank = self
+            .ahead
+            .iter()
+            .zip(offset..)
+            .take_while(|&(&feed, at)| feed == at)
+            .count() as u64;
+        self.behind + blank + 1
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        let passed = self.passed;
+        let feeds = buf.get(..read).unwrap_or_default().iter().enumerate();
+        self.ahead.extend(
+            feeds
+                .filter(|&(_, &byte)| byte == b'\n')
+                .map(|(at, _)| passed + at as u64),
+        );
+        self.passed += read as u64;
+        Ok(read)
+    }
 }
 
 /// Turns every CRLF into LF before the CSV reader sees it. The reader

@@ -306,34 +306,37 @@ fn stored(index: usize, outcome: Outcome) -> ItemResult {
 }
 
 /// Parses the whole body; a JSON body that is not JSON at all is a 400.
+/// The items of a body. A line of NDJSON or a row of CSV that is not
+/// UTF-8 is rejected alone, as a file's is; a JSON body is one document
+/// and must be UTF-8 whole.
 fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|error| {
-        ApiError::bad_request(
-            "malformed_json",
-            format!(
-                "the body is not valid UTF-8 (byte {} is not)",
-                error.valid_up_to() + 1
-            ),
-        )
-    })?;
     let mut parser = LineParser::new(current.rulebook());
     let mut slots = Vec::new();
     match format {
         Format::Ndjson => {
-            for (number, line) in text.split('\n').enumerate() {
+            for (number, line) in body.split(|&byte| byte == b'\n').enumerate() {
                 let index = number + 1;
-                if let Some(result) = parser.ndjson_line(index, line) {
+                if let Some(result) = parser.ndjson_bytes(index, line) {
                     slots.push(slot(index, result));
                 }
             }
         }
         Format::Csv => {
             // Reading from a byte slice cannot fail with an I/O error.
-            let _ = wire::read_csv_rows(current.rulebook(), text.as_bytes(), |line, result| {
+            let _ = wire::read_csv_rows(current.rulebook(), body, |line, result| {
                 slots.push(slot(line, result))
             });
         }
         Format::Json => {
+            let text = std::str::from_utf8(body).map_err(|error| {
+                ApiError::bad_request(
+                    "malformed_json",
+                    format!(
+                        "the body is not valid UTF-8 (byte {} is not)",
+                        error.valid_up_to() + 1
+                    ),
+                )
+            })?;
             let trimmed = text.trim_ascii_start();
             if trimmed.starts_with('{') {
                 slots.push(slot(0, parser.parse(1, text)));

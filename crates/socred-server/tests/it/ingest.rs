@@ -177,11 +177,72 @@ async fn a_body_that_is_not_json_at_all_is_a_400() {
             Method::POST,
             "/v1/records",
             Some(METRO),
-            Some("application/x-ndjson"),
-            vec![0xff, 0xfe],
+            Some("application/json"),
+            vec![b'[', 0xff, b']'],
         )
         .await;
     reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+}
+
+/// A line of NDJSON or a row of CSV that is not UTF-8 is rejected alone,
+/// as in a file, and the good ones beside it are stored.
+#[tokio::test]
+async fn bytes_that_are_not_utf8_reject_their_line_alone() {
+    let h = Harness::new().await;
+    let mut body = fare_evasion("fe-1", alice(), "2026-05-20").into_bytes();
+    body.extend_from_slice(b"\n{\"provider\": \"\xff\xfe\"}\n");
+    body.extend_from_slice(fare_evasion("fe-2", bob(), "2026-05-20").as_bytes());
+    let json = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/x-ndjson"),
+            body,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        seen(&json),
+        [
+            (1, "stored", ""),
+            (2, "rejected", "malformed_json"),
+            (3, "stored", "")
+        ]
+    );
+
+    let mut body = format!(
+        "provider,id,subject,type,occurred_at,decided_at,fields.station\n\
+         \n\
+         {METRO_ID},fe-3,{alice},transport.fare_evasion,2026-05-21,2026-05-21,A",
+        alice = alice()
+    )
+    .into_bytes();
+    body.extend_from_slice(b"\xff\n\n\n");
+    body.extend_from_slice(
+        format!(
+            "{METRO_ID},fe-4,{},transport.fare_evasion,2026-05-21,2026-05-21,B\n",
+            bob()
+        )
+        .as_bytes(),
+    );
+    let json = h
+        .send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("text/csv"),
+            body,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    // Physical lines: the blank ones count.
+    assert_eq!(
+        seen(&json),
+        [(3, "rejected", "malformed_csv"), (6, "stored", "")]
+    );
 }
 
 #[tokio::test]

@@ -127,9 +127,7 @@ async fn a_reviewer_cannot_approve_its_own_repair_and_a_second_one_can() {
     assert_eq!(granted[0]["actor"], "reviewer-1");
     assert_eq!(
         granted[0]["detail"],
-        format!(
-            "repair of record {COURT_ID}/j-1 from {TODAY} sent, waiting for a second reviewer"
-        )
+        format!("repair of record {COURT_ID}/j-1 from {TODAY} sent, waiting for a second reviewer")
     );
     let approved = h.logged(ALICE, alice(), "approve").await;
     assert!(
