@@ -8,7 +8,12 @@ use socred_server::Limits;
 use crate::harness::*;
 
 /// Posts `body` to `uri` as the metro provider; the answer must be 200.
-async fn post_records(h: &Harness, uri: &str, media_type: &str, body: String) -> serde_json::Value {
+async fn post_records(
+    h: &Harness,
+    uri: &str,
+    media_type: &str,
+    body: impl Into<axum::body::Body>,
+) -> serde_json::Value {
     h.send(Method::POST, uri, Some(METRO), Some(media_type), body)
         .await
         .expect(StatusCode::OK)
@@ -192,17 +197,7 @@ async fn bytes_that_are_not_utf8_reject_their_line_alone() {
     let mut body = fare_evasion("fe-1", alice(), "2026-05-20").into_bytes();
     body.extend_from_slice(b"\n{\"provider\": \"\xff\xfe\"}\n");
     body.extend_from_slice(fare_evasion("fe-2", bob(), "2026-05-20").as_bytes());
-    let json = h
-        .send(
-            Method::POST,
-            "/v1/records",
-            Some(METRO),
-            Some("application/x-ndjson"),
-            body,
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json();
+    let json = post_records(&h, "/v1/records", "application/x-ndjson", body).await;
     assert_eq!(
         seen(&json),
         [
@@ -227,17 +222,7 @@ async fn bytes_that_are_not_utf8_reject_their_line_alone() {
         )
         .as_bytes(),
     );
-    let json = h
-        .send(
-            Method::POST,
-            "/v1/records",
-            Some(METRO),
-            Some("text/csv"),
-            body,
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json();
+    let json = post_records(&h, "/v1/records", "text/csv", body).await;
     // Physical lines: the blank ones count.
     assert_eq!(
         seen(&json),
