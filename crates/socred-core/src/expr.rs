@@ -129,6 +129,7 @@ struct Compiled {
     kinds: Kinds,
     /// The fields the expression reads, named by evaluation errors.
     field_names: Vec<Arc<str>>,
+    reads_profession: bool,
 }
 
 impl Program {
@@ -142,12 +143,20 @@ impl Program {
                 root: lower(&checked.node, Specialise::Yes),
                 kinds: checked.kinds,
                 field_names: checked.field_names,
+                reads_profession: checked.reads_profession,
             }),
         })
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the expression reads `subject.profession`: the only thing
+    /// a condition about a record reads that the record alone does not
+    /// tell (the profession comes from the subject's other records).
+    pub fn reads_profession(&self) -> bool {
+        self.tree.reads_profession
     }
 
     /// Whether the expression may give a bool: a condition that cannot is

@@ -540,7 +540,7 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
         current
             .rulebook()
             .record_type(REVIEW_EXAMPLE_TYPE)
-            .is_some_and(|t| current.needs_review(t))
+            .is_some_and(|t| current.may_need_review(t))
     };
     let objection_example = match subject {
         Some(subject) => state
@@ -767,7 +767,7 @@ const DEMO_REVIEW_DAYS: i32 = 14;
 fn demo_submission(item: wire::Item, current: &Current, review_from: Day) -> Submission {
     let review = match &item {
         wire::Item::Record(record)
-            if record.decided_at >= review_from && current.needs_review(record.type_index) =>
+            if record.decided_at >= review_from && current.needs_review(record) =>
         {
             ReviewNeed::Required
         }
@@ -895,6 +895,6 @@ mod tests {
         };
         assert_eq!(&*record.key.provider, "demo.registry");
         let current = crate::state::Current::new(rulebook, "".into());
-        assert!(current.needs_review(record.type_index));
+        assert!(current.needs_review(&record));
     }
 }

@@ -5,8 +5,9 @@
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
+use socred_core::expr::Context;
 use socred_core::rulebook::Severity;
-use socred_core::{Engine, Rulebook, SubjectId};
+use socred_core::{Engine, Record, Rulebook, SubjectId};
 use socred_store::{AuditDraft, Store};
 
 use crate::audit_log::AuditLog;
@@ -74,12 +75,46 @@ impl Current {
         &self.engine.rulebook
     }
 
-    /// Whether a record of the type at `type_index` needs review.
-    pub fn needs_review(&self, type_index: u32) -> bool {
+    /// Whether a record of the type at `type_index` may need review: some
+    /// of them do (see [`Current::needs_review`]).
+    pub fn may_need_review(&self, type_index: u32) -> bool {
         self.review_by_type
             .get(type_index as usize)
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Whether `record` waits for a second person: a record of a serious
+    /// type that meets its type's entry on a list with `review = true`
+    /// (the entry's condition holds for it, its subject is of a kind the
+    /// list takes). A condition that reads the subject's profession, which
+    /// the record alone does not tell, is taken to hold.
+    pub fn needs_review(&self, record: &Record) -> bool {
+        if !self.may_need_review(record.type_index) {
+            return false;
+        }
+        let kind = record.subject.kind();
+        let context = Context {
+            fields: Some(&record.fields),
+            record_type: &record.type_id,
+            provider: &record.key.provider,
+            subject_kind: kind,
+            profession: "",
+            score: None,
+            grade: "",
+            lists: &[],
+        };
+        self.rulebook()
+            .lists
+            .iter()
+            .filter(|list| list.review_required && list.subject_kinds.contains(kind))
+            .flat_map(|list| &list.record_entries)
+            .filter(|entry| entry.record_type == record.type_index)
+            .any(|entry| {
+                entry.condition.as_ref().is_none_or(|condition| {
+                    condition.reads_profession() || condition.test(&context)
+                })
+            })
     }
 }
 

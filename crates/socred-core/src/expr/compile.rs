@@ -33,6 +33,8 @@ pub(super) struct Checked {
     pub kinds: Kinds,
     /// The fields read, in the order `Node::Field` indexes them.
     pub field_names: Vec<Arc<str>>,
+    /// Whether `subject.profession` is read.
+    pub reads_profession: bool,
 }
 
 /// Parses and checks `source`, reporting every problem found, each with its
@@ -79,6 +81,7 @@ pub(super) fn check(source: &str, scope: Scope<'_>) -> Result<Checked, Vec<ExprE
             node,
             kinds,
             field_names: compiler.field_names,
+            reads_profession: compiler.reads_profession,
         }),
         _ => {
             let mut errors = compiler.errors;
@@ -142,6 +145,7 @@ struct Compiler<'s> {
     too_deep: bool,
     /// The fields read, in the order `Node::Field` indexes them.
     field_names: Vec<Arc<str>>,
+    reads_profession: bool,
     errors: Vec<ExprError>,
 }
 
@@ -154,6 +158,7 @@ impl<'s> Compiler<'s> {
             depth: 0,
             too_deep: false,
             field_names: Vec::new(),
+            reads_profession: false,
             errors: Vec::new(),
         }
     }
@@ -329,7 +334,10 @@ impl<'s> Compiler<'s> {
                 )
             }
             (_, "subject", "kind") => Accessor::SubjectKind,
-            (_, "subject", "profession") => Accessor::Profession,
+            (_, "subject", "profession") => {
+                self.reads_profession = true;
+                Accessor::Profession
+            }
             (_, "subject", _) => {
                 return self.error(
                     self.field_offset(id, select),

@@ -1013,3 +1013,25 @@ fn a_record_with_many_fields_is_read_by_name_too() {
     many.remove("cycles");
     assert_eq!(points_for("fields.cycles * 2", &many), None);
 }
+
+#[test]
+fn a_program_says_whether_it_reads_the_profession() {
+    let schema = schema();
+    let reads = |source: &str| {
+        Program::compile(source, Scope::Record { fields: &schema })
+            .unwrap()
+            .reads_profession()
+    };
+    assert!(reads("subject.profession == \"lawyer\""));
+    assert!(reads(
+        "fields.amount_yuan > 1 && subject.profession in [\"teacher\"]"
+    ));
+    assert!(!reads("fields.amount_yuan > 1"));
+    assert!(!reads("subject.kind == \"person\" && record.type == \"x\""));
+    assert!(!reads("\"subject.profession\" == \"lawyer\""));
+    assert!(
+        Program::compile("subject.profession == \"\"", Scope::Subject)
+            .unwrap()
+            .reads_profession()
+    );
+}

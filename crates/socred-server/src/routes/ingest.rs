@@ -381,12 +381,12 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
 }
 
 /// What this request already looked up about subjects for the facts it
-/// admits: record types, for the review need of reviewers' facts, and
-/// stored states, for the objections reviewers resolve and the dates
-/// providers correct.
+/// admits: whether each record in effect was reviewed, for the review
+/// need of reviewers' facts, and stored states, for the objections
+/// reviewers resolve and the dates providers correct.
 #[derive(Default)]
 struct Lookups {
-    types: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, u32>>,
+    reviewed: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, bool>>,
     states: BTreeMap<SubjectId, Option<std::sync::Arc<socred_core::SubjectState>>>,
 }
 
@@ -545,7 +545,7 @@ async fn admit_by_role(
             {
                 return Ok(Err(rejection));
             }
-            let review = if current.needs_review(record.type_index) {
+            let review = if current.needs_review(&record) {
                 ReviewNeed::Required
             } else {
                 ReviewNeed::NotRequired
@@ -631,12 +631,8 @@ async fn admit_by_role(
             }
             let mut review = ReviewNeed::NotRequired;
             if let (true, Some(key)) = (takes_entry_away, fact.record()) {
-                if let Some(type_index) =
-                    record_type_of(state, current, fact.subject, key, lookups).await?
-                {
-                    if current.needs_review(type_index) {
-                        review = ReviewNeed::Required;
-                    }
+                if reviewed(state, current, fact.subject, key, lookups).await? {
+                    review = ReviewNeed::Required;
                 }
             }
             Ok(Ok(Submission {
@@ -780,20 +776,30 @@ fn past_retention(
         .map(|reason| refuse("past_retention", "decided_at", reason))
 }
 
-/// The record type index of a stored record in effect, or None.
-async fn record_type_of(
+/// Whether a stored record in effect needed review (a fact that takes its
+/// entry away needs it too); false for a record not in effect.
+async fn reviewed(
     state: &AppState,
     current: &Current,
     subject: SubjectId,
     key: &socred_core::RecordKey,
     lookups: &mut Lookups,
-) -> Result<Option<u32>, ApiError> {
-    if let Entry::Vacant(slot) = lookups.types.entry(subject) {
+) -> Result<bool, ApiError> {
+    if let Entry::Vacant(slot) = lookups.reviewed.entry(subject) {
         let (records, _) = state.store().records(current.rulebook(), subject).await?;
-        slot.insert(records.into_iter().map(|r| (r.key, r.type_index)).collect());
+        slot.insert(
+            records
+                .into_iter()
+                .map(|r| {
+                    let reviewed = current.needs_review(&r);
+                    (r.key, reviewed)
+                })
+                .collect(),
+        );
     }
     Ok(lookups
-        .types
+        .reviewed
         .get(&subject)
-        .and_then(|types| types.get(key).copied()))
+        .and_then(|reviewed| reviewed.get(key).copied())
+        .unwrap_or(false))
 }

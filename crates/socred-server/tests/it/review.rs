@@ -213,3 +213,66 @@ async fn a_record_past_retention_while_it_waits_cannot_be_approved() {
         .expect(StatusCode::OK);
     assert_eq!(reply.json()["status"], "rejected");
 }
+
+/// Only a record that meets its entry on a reviewed list waits: a food
+/// safety violation enters the serious untrustworthy list when it is
+/// serious (`when = "fields.serious"`), so one that is not takes effect at
+/// once, and a reviewer's repair of it needs no second reviewer.
+#[tokio::test]
+async fn a_record_that_meets_no_reviewed_entry_does_not_wait() {
+    let h = Harness::new().await;
+    let body = json!({"id": "samr", "name": "Market regulator", "role": "provider",
+        "scope": "samr.beijing", "record_types": ["market.food_safety_violation"]});
+    let reply = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &body)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let samr = reply["token"].as_str().unwrap().to_string();
+    let violation = |id: &str, serious: Option<bool>| {
+        let mut fields = json!({"decision_no": format!("decision {id}")});
+        if let Some(serious) = serious {
+            fields["serious"] = json!(serious);
+        }
+        json!({"provider": "samr.beijing", "id": id, "subject": acme().to_string(),
+            "type": "market.food_safety_violation", "occurred_at": "2026-05-01",
+            "decided_at": "2026-05-02", "fields": fields})
+        .to_string()
+    };
+    let lines = [
+        violation("fs-1", Some(true)),
+        violation("fs-2", Some(false)),
+        violation("fs-3", None),
+    ];
+    let reply = h.ingest(&samr, &lines).await.expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review", "stored", "stored"],
+        "{}",
+        reply.text
+    );
+    let repair = |id: &str| {
+        json!({"fact": "repaired", "provider": "samr.beijing", "record": id,
+            "subject": acme().to_string(), "at": TODAY, "by": "reviewer-1"})
+        .to_string()
+    };
+    let reply = h
+        .ingest(REVIEWER_1, &[repair("fs-2")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"], "{}", reply.text);
+    // The serious one, once approved, is reviewed again when repaired.
+    approve(&h, REVIEWER_2, "samr.beijing", "fs-1")
+        .await
+        .expect(StatusCode::OK);
+    let reply = h
+        .ingest(REVIEWER_1, &[repair("fs-1")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review"],
+        "{}",
+        reply.text
+    );
+}
