@@ -167,11 +167,64 @@ impl Day {
                 .map_err(|_| TimeError::BadDate(text.to_string()))?;
             return Ok(Day::from_date(date));
         }
+        if !rfc3339_shape(text.as_bytes()) {
+            return Err(TimeError::BadDate(text.to_string()));
+        }
         let ts: jiff::Timestamp = text
             .parse()
             .map_err(|_| TimeError::BadDate(text.to_string()))?;
         let days = (ts.as_second() + CST_OFFSET_S).div_euclid(86_400);
         Ok(Day(days as i32))
+    }
+}
+
+/// Whether `text` has the shape of an RFC 3339 date-time (section 5.6):
+/// `YYYY-MM-DDTHH:MM:SS`, an optional fraction, and `Z` or an offset of
+/// `+HH:MM` or `-HH:MM` with the hour below 24 and the minute below 60.
+/// jiff reads more (offsets without minutes or up to 25 hours, a space
+/// for the `T`), which a record's dates must not be: what a provider
+/// sends one way must mean the same to every reader.
+fn rfc3339_shape(text: &[u8]) -> bool {
+    let digits = |bytes: &[u8]| !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit);
+    let Some((date_time, rest)) = text.split_at_checked(19) else {
+        return false;
+    };
+    let shaped = digits(&date_time[..4])
+        && date_time[4] == b'-'
+        && digits(&date_time[5..7])
+        && date_time[7] == b'-'
+        && digits(&date_time[8..10])
+        && matches!(date_time[10], b'T' | b't')
+        && digits(&date_time[11..13])
+        && date_time[13] == b':'
+        && digits(&date_time[14..16])
+        && date_time[16] == b':'
+        && digits(&date_time[17..19]);
+    if !shaped {
+        return false;
+    }
+    let offset = match rest.strip_prefix(b".") {
+        Some(fraction) => {
+            let end = fraction
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(fraction.len());
+            if end == 0 {
+                return false;
+            }
+            &fraction[end..]
+        }
+        None => rest,
+    };
+    match offset {
+        b"Z" | b"z" => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
+            };
+            matches!((two(*h1, *h2), two(*m1, *m2)), (Some(hour), Some(minute)) if hour < 24 && minute < 60)
+        }
+        _ => false,
     }
 }
 
@@ -548,6 +601,28 @@ mod tests {
         );
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("yesterday").is_err());
+        for good in [
+            "2026-03-01T10:00:00.123456+08:00",
+            "2026-03-01t02:00:00z",
+            "2026-03-01T10:00:00-23:59",
+        ] {
+            assert!(Day::parse(good).is_ok(), "{good}");
+        }
+        // What jiff reads but RFC 3339 does not have.
+        for bad in [
+            "2026-03-01T10:00:00+25:00",
+            "2026-03-01T10:00:00+08",
+            "2026-03-01T10:00:00+0800",
+            "2026-03-01 10:00:00+08:00",
+            "2026-03-01T10:00+08:00",
+            "2026-03-01T10:00:00.+08:00",
+            "2026-03-01T10:00:00+08:60",
+            "2026-03-01T10:00:00",
+            "2026-03-01T25:00:00Z",
+            "+002026-03-01T10:00:00Z",
+        ] {
+            assert!(Day::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -328,6 +328,7 @@ fn the_remaining_codes() {
         r#"{"fact": "consent_granted", "subject": "310101198507141234", "at": "2026-03-20", "\u0070rovider": "x"}"#.to_string(),
         r#"{"provider": "court.beijing-1"} {"id": "r-2"}"#.to_string(),
         "\"just a string\"".to_string(),
+        record_json(PERSON, r#"{"amount_yuan": null, "case_no": "c", "amount_yuan": 2}"#),
     ];
     let parsed = parse_ndjson(&rulebook, &lines.join("\n"));
     expect![[r#"
@@ -355,6 +356,7 @@ fn the_remaining_codes() {
         line 21: provider: key `provider` is not used on a `consent_granted` fact [unexpected_key]
         line 22: not valid JSON: trailing characters (column 33) [malformed_json]
         line 23: expected a JSON object, found string [not_an_object]
+        line 24: fields.amount_yuan: field `amount_yuan` is given twice [duplicate_key]
     "#]]
     .assert_eq(&render(&parsed));
 }

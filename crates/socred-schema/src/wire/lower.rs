@@ -569,16 +569,16 @@ pub(crate) fn lower_fields(
     warnings: &mut Vec<String>,
 ) -> Result<Fields> {
     let mut fields: Vec<(Arc<str>, Value)> = Vec::with_capacity(entries.len());
-    for (name, input) in entries {
+    for (at, (name, input)) in entries.iter().enumerate() {
         let Some(def) = record_type.fields.iter().find(|def| *def.name == *name) else {
             let declared: Vec<&str> = record_type.fields.iter().map(|def| &*def.name).collect();
             return Err(problem(
                 "unknown_field",
-                field_path(&name),
+                field_path(name),
                 format!(
                     "record type `{}` has no field {} (its fields: {})",
                     record_type.id,
-                    super::raw::quote_short(&name),
+                    super::raw::quote_short(name),
                     if declared.is_empty() {
                         "none".to_string()
                     } else {
@@ -587,19 +587,17 @@ pub(crate) fn lower_fields(
                 ),
             ));
         };
-        let Some(value) = field_value(def, &input, warnings)? else {
-            continue;
-        };
-        if fields
-            .iter()
-            .any(|(given, _)| Arc::ptr_eq(given, &def.name))
-        {
+        // Given twice, even when one of the two is null.
+        if entries[..at].iter().any(|(given, _)| given == name) {
             return Err(problem(
                 "duplicate_key",
-                field_path(&name),
+                field_path(name),
                 format!("field `{name}` is given twice"),
             ));
         }
+        let Some(value) = field_value(def, input, warnings)? else {
+            continue;
+        };
         fields.push((Arc::clone(&def.name), value));
     }
     for def in &record_type.fields {
