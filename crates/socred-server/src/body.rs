@@ -2,12 +2,17 @@
 //! refused, query strings. Every failure becomes an [`ApiError`] with a
 //! stable code instead of the framework's plain-text rejection.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use socred_core::{Day, RecordId, RecordKey, SubjectId};
+use socred_store::{FactKey, ItemKey};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -183,4 +188,65 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
         };
         Ok(Params(parsed))
     }
+}
+
+/// A record key in a request body, `{"provider", "id"}`, with no other
+/// key: bodies refuse unknown keys, and `RecordKey` itself cannot (it is
+/// also read flattened inside larger objects, beside their other keys).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictRecordKey {
+    provider: Arc<str>,
+    id: RecordId,
+}
+
+impl From<StrictRecordKey> for RecordKey {
+    fn from(key: StrictRecordKey) -> RecordKey {
+        RecordKey {
+            provider: key.provider,
+            id: key.id,
+        }
+    }
+}
+
+/// For `#[serde(deserialize_with)]`: a record key with no other key.
+pub fn strict_record_key<'de, D: Deserializer<'de>>(from: D) -> Result<RecordKey, D::Error> {
+    StrictRecordKey::deserialize(from).map(RecordKey::from)
+}
+
+/// For `#[serde(deserialize_with)]`: an item's key (docs/api.md, review)
+/// with no other key, at any depth.
+pub fn strict_item_key<'de, D: Deserializer<'de>>(from: D) -> Result<ItemKey, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(tag = "item", rename_all = "snake_case", deny_unknown_fields)]
+    enum Strict {
+        Record {
+            provider: Arc<str>,
+            id: RecordId,
+        },
+        Fact {
+            subject: SubjectId,
+            kind: String,
+            #[serde(default)]
+            record: Option<StrictRecordKey>,
+            at: Day,
+            by: Arc<str>,
+        },
+    }
+    Ok(match Strict::deserialize(from)? {
+        Strict::Record { provider, id } => ItemKey::Record(RecordKey { provider, id }),
+        Strict::Fact {
+            subject,
+            kind,
+            record,
+            at,
+            by,
+        } => ItemKey::Fact(FactKey {
+            subject,
+            kind,
+            record: record.map(RecordKey::from),
+            at,
+            by,
+        }),
+    })
 }

@@ -12,7 +12,7 @@ use socred_schema::wire::{control_character, Controls};
 use socred_store::{Item, ItemKey, PendingItem, Role, StoreError};
 
 use crate::auth::Caller;
-use crate::body::{parse_json, Params, RawBody};
+use crate::body::{parse_json, strict_item_key, Params, RawBody};
 use crate::error::ApiError;
 use crate::routes::{audit_draft, page_limit};
 use crate::state::AppState;
@@ -110,12 +110,14 @@ pub async fn pending(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
+    #[serde(deserialize_with = "strict_item_key")]
     key: ItemKey,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
+    #[serde(deserialize_with = "strict_item_key")]
     key: ItemKey,
     reason: String,
 }

@@ -21,7 +21,7 @@ use socred_store::{
 };
 
 use crate::auth::Caller;
-use crate::body::{parse_json, Params, RawBody, Segment};
+use crate::body::{parse_json, strict_record_key, Params, RawBody, Segment};
 use crate::error::ApiError;
 use crate::routes::review::{self, PendingView};
 use crate::routes::{audit_draft, page_limit, parse_subject};
@@ -303,6 +303,7 @@ const STATEMENT_BYTES_MAX: usize = 4096;
 #[serde(deny_unknown_fields)]
 pub struct ObjectionBody {
     /// The record objected to, as the file names it.
+    #[serde(deserialize_with = "strict_record_key")]
     record: RecordKey,
     /// Why, in the subject's words; it travels with the record.
     statement: Option<String>,
@@ -420,6 +421,7 @@ const APPLICATION_PART_BYTES_MAX: usize = 2000;
 #[serde(deny_unknown_fields)]
 pub struct RepairBody {
     /// The record whose publicity or list entries the subject asks to end.
+    #[serde(deserialize_with = "strict_record_key")]
     record: RecordKey,
     /// How the conduct was corrected, with its proof (a receipt, a court's
     /// certificate of performance).

@@ -108,6 +108,17 @@ async fn a_reviewer_cannot_approve_its_own_repair_and_a_second_one_can() {
         .json();
     let key = pending["items"][0]["key"].clone();
     assert_eq!(key["item"], "fact");
+    // A key with a key of its own that no key has, at any depth, is
+    // refused as every body's unknown key is.
+    let mut extra = key.clone();
+    extra["extra"] = json!(1);
+    let mut nested = key.clone();
+    nested["record"]["extra"] = json!(1);
+    for key in [extra, nested] {
+        h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "unknown_field");
+    }
     let reply = h
         .post_json("/v1/review/approve", Some(REVIEWER_1), &json!({"key": key}))
         .await;

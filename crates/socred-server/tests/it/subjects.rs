@@ -320,6 +320,10 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
     let uri = format!("/v1/subjects/{}/objections", alice());
     let record = json!({"provider": METRO_ID, "id": "fe-1"});
+    let odd = json!({"record": {"provider": METRO_ID, "id": "fe-1", "x": 1}});
+    h.post_json(&uri, Some(ALICE), &odd)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "unknown_field");
 
     let reply = h
         .post_json(
