@@ -128,9 +128,11 @@ impl FromRequestParts<AppState> for Caller {
         let text = header
             .to_str()
             .map_err(|_| bad("the Authorization header is not ASCII"))?;
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
         let token = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| bad("the Authorization header must be `Bearer <token>`"))?
             .trim();
         if !plausible_token(token) {

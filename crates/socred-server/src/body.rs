@@ -84,6 +84,18 @@ pub fn unsupported(found: &str, expected: &str) -> ApiError {
 /// Parses a JSON body into `T` (whose types refuse unknown keys).
 pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     require_json(headers)?;
+    // Every body is an object; serde would take an array for one, its
+    // values in the order of the fields, which no caller means.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => {
+                    ApiError::bad_request("invalid_body", "the body must be a JSON object ({...})")
+                }
+                Err(error) => json_error(&error),
+            },
+        );
+    }
     let mut reader = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let mut api = json_error(error.inner());

@@ -339,7 +339,17 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
             })?;
             let trimmed = text.trim_ascii_start();
             if trimmed.starts_with('{') {
-                slots.push(slot(0, parser.parse(1, text)));
+                // One object: a body that is not JSON at all is refused
+                // whole, as an array that is not would be.
+                match parser.parse(1, text) {
+                    Err(rejection) if rejection.code == "malformed_json" => {
+                        return Err(ApiError::bad_request(
+                            "malformed_json",
+                            format!("the body is {}", rejection.message),
+                        ));
+                    }
+                    result => slots.push(slot(0, result)),
+                }
             } else {
                 let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|error| {
                     let mut api = json_error(&error);

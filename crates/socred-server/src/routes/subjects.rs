@@ -424,9 +424,12 @@ pub struct RepairBody {
     #[serde(deserialize_with = "strict_record_key")]
     record: RecordKey,
     /// How the conduct was corrected, with its proof (a receipt, a court's
-    /// certificate of performance).
+    /// certificate of performance). Left out, as empty: the application is
+    /// `incomplete_application`.
+    #[serde(default)]
     correction: String,
     /// The subject's credit commitment.
+    #[serde(default)]
     commitment: String,
 }
 

@@ -260,4 +260,24 @@ async fn only_agencies_decide() {
     h.get(&uri, Some("x"))
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    // The scheme's name in any case; another scheme is refused.
+    for (scheme, status) in [
+        ("BEARER", StatusCode::OK),
+        ("bearer", StatusCode::OK),
+        ("Basic", StatusCode::UNAUTHORIZED),
+    ] {
+        let request = axum::http::Request::get(&uri)
+            .header("authorization", format!("{scheme} {AIRLINE}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(h.app.clone(), request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{scheme}");
+    }
+    // A body that is an array is not taken for the object it should be.
+    let queries = json!(["ticket_sale", [[alice().to_string(), "no_air_travel"]]]);
+    h.post_json("/v1/decisions", Some(AIRLINE), &queries)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_body");
 }

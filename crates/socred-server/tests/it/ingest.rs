@@ -187,6 +187,18 @@ async fn a_body_that_is_not_json_at_all_is_a_400() {
         )
         .await;
     reply.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    // One object that is not JSON, or two, are refused whole as well.
+    for body in ["{bad", "{} {}"] {
+        h.send(
+            Method::POST,
+            "/v1/records",
+            Some(METRO),
+            Some("application/json"),
+            body,
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    }
 }
 
 /// A line of NDJSON or a row of CSV that is not UTF-8 is rejected alone,

@@ -586,6 +586,13 @@ async fn a_subject_applies_for_repair_and_a_reviewer_grants_it() {
     h.post_json(
         &uri,
         Some(ALICE),
+        &json!({"record": judgment, "correction": "paid"}),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "incomplete_application");
+    h.post_json(
+        &uri,
+        Some(ALICE),
         &json!({"record": {"provider": COURT_ID, "id": "jd-404"}, "correction": "paid", "commitment": "yes"}),
     )
     .await
