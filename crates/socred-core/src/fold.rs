@@ -865,7 +865,20 @@ fn sort_records(records: &mut [&Record]) {
 }
 
 fn record_order(a: &Record, b: &Record) -> Ordering {
-    (a.occurred_at, a.decided_at, &a.key).cmp(&(b.occurred_at, b.decided_at, &b.key))
+    (a.occurred_at, a.decided_at, &a.key)
+        .cmp(&(b.occurred_at, b.decided_at, &b.key))
+        .then_with(|| same_key_order(a, b))
+}
+
+/// Two records under one key on the same days (a store refuses the second
+/// as a conflict; a file may hold both): ordered by the rest of their
+/// content, so that the one kept does not depend on which came first.
+#[cold]
+fn same_key_order(a: &Record, b: &Record) -> Ordering {
+    a.type_id
+        .cmp(&b.type_id)
+        .then_with(|| format!("{:?}", a.fields).cmp(&format!("{:?}", b.fields)))
+        .then_with(|| a.document.cmp(&b.document))
 }
 
 /// Content order of facts: by day, then kind, then the record, then content.

@@ -418,6 +418,31 @@ fn subjects_reached_without_records_come_in_subject_order() {
     }
 }
 
+/// Two records under one key on the same days (a store refuses the second
+/// as a conflict; a file may hold both): which one counts does not depend
+/// on which came first.
+#[test]
+fn of_two_records_under_one_key_the_same_one_counts_in_any_order() {
+    let engine = engine();
+    let day = Day::parse("2026-09-01").unwrap();
+    let subject = "310101198507141234";
+    let line = |record_type: &str, fields: serde_json::Value| {
+        json!({"provider": "c.x", "id": "k1", "subject": subject, "type": record_type,
+            "occurred_at": "2026-03-01", "decided_at": "2026-03-02", "fields": fields})
+        .to_string()
+    };
+    let consent =
+        json!({"fact": "consent_granted", "subject": subject, "at": "2026-01-01"}).to_string();
+    let breach = line("commercial.contract_breach", json!({"amount_yuan": 100}));
+    let damage = line("social.public_equipment_damage", json!({}));
+    let one_way = [consent.clone(), breach.clone(), damage.clone()];
+    let other_way = [consent, damage, breach];
+    let (records, facts) = parse(&one_way);
+    let expected = files(&engine, &records, &facts, day);
+    let (records, facts) = parse(&other_way);
+    assert_eq!(expected, files(&engine, &records, &facts, day));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
