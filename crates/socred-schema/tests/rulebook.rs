@@ -1154,3 +1154,27 @@ fn measure_purposes_are_lowered_and_checked_with_positions() {
         );
     }
 }
+
+/// An exit's working days are counted one by one by the fold: more than a
+/// year of them is refused, where the exit is written.
+#[test]
+fn an_exit_waits_at_most_a_year_of_working_days() {
+    let from = "working_days = 3 }";
+    assert!(DEFAULT_RULEBOOK_TOML.contains(from));
+    let text = DEFAULT_RULEBOOK_TOML.replacen(from, "working_days = 4294967295 }", 1);
+    let refused = errors("exit.toml", &text);
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    let problem = &refused.problems[0];
+    let line = text
+        .lines()
+        .position(|l| l.contains("working_days = 4294967295"))
+        .unwrap()
+        + 1;
+    assert_eq!(problem.line, line, "{problem}");
+    assert_eq!(
+        problem.message,
+        "`working_days` must be a whole number from 0 to 366"
+    );
+    let text = DEFAULT_RULEBOOK_TOML.replacen(from, "working_days = 366 }", 1);
+    loads("exit.toml", &text);
+}

@@ -512,8 +512,9 @@ pub struct Exit {
     #[serde(default)]
     pub match_field: Option<Located<String>>,
     /// The exit takes effect this many working days after the exit record
-    /// was decided.
+    /// was decided: at most 366, since the fold counts them one by one.
     #[serde(default)]
+    #[schemars(range(max = 366))]
     pub working_days: u32,
 }
 
