@@ -1178,3 +1178,51 @@ fn an_exit_waits_at_most_a_year_of_working_days() {
     let text = DEFAULT_RULEBOOK_TOML.replacen(from, "working_days = 366 }", 1);
     loads("exit.toml", &text);
 }
+
+/// A `when` that can be neither true nor false never holds, and `points`
+/// that are no number are never given: both are refused where they are
+/// written, not left to do nothing at run time.
+#[test]
+fn conditions_and_points_that_can_never_give_their_kind_are_refused() {
+    let record_type = record_type_lines(
+        "court.other",
+        "Other",
+        "judicial",
+        " amount_yuan = { type = \"number\" }, case_no = { type = \"text\" } ",
+    );
+    for (when, points, complaint) in [
+        (
+            "fields.amount_yuan",
+            "-5",
+            "`when` of rule `r` of model `score` can never give true or false",
+        ),
+        ("\\\"yes\\\"", "-5", "can never give true or false"),
+        (
+            "fields.amount_yuan > 1",
+            "\\\"abc\\\"",
+            "`points` of rule `r` of model `score` can never give a number",
+        ),
+        ("true", "fields.case_no", "can never give a number"),
+        ("true", "fields.amount_yuan > 1", "can never give a number"),
+    ] {
+        let rule = format!(
+            "\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"{when}\"\npoints = \"{points}\"\nvalidity = \"P1Y\"\n"
+        );
+        let text =
+            minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
+        let refused = errors("gives.toml", &text);
+        assert_eq!(refused.problems.len(), 1, "{when} / {points}: {refused}");
+        let problem = &refused.problems[0];
+        assert!(problem.message.contains(complaint), "{problem}");
+        let line = if complaint.contains("true or false") {
+            35
+        } else {
+            36
+        };
+        assert_eq!(problem.line, line, "{problem}");
+    }
+    // What can give its kind, if only sometimes, is taken.
+    let rule = "\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"has(fields.amount_yuan) ? fields.amount_yuan > 1 : null\"\npoints = \"true ? -5 : 'none'\"\nvalidity = \"P1Y\"\n";
+    let text = minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
+    loads("gives.toml", &text);
+}

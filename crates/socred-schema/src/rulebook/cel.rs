@@ -17,12 +17,25 @@ use super::raw::Located;
 use super::shape::suggestion;
 use super::source::Diagnostics;
 
+/// What an expression is for: what it must be able to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gives {
+    /// A condition (`when`): true or false.
+    Bool,
+    /// Points: an int or a double.
+    Number,
+}
+
 /// Compiles one expression; None (with problems recorded) when it is not
-/// valid. `what` names the expression in messages, e.g. "`when` of rule `r1`".
+/// valid, or can never give what it is for (a condition that can be
+/// neither true nor false never holds; points that are no number are never
+/// given: both would be silent at run time). `what` names the expression
+/// in messages, e.g. "`when` of rule `r1`".
 pub(crate) fn compile(
     diag: &mut Diagnostics<'_>,
     source: &Located<String>,
     scope: Scope<'_>,
+    gives: Gives,
     what: &str,
 ) -> Option<Program> {
     let start = content_start(diag.text(), &source.span);
@@ -60,7 +73,23 @@ pub(crate) fn compile(
         return None;
     }
     match Program::compile(&source.value, scope) {
-        Ok(program) => Some(program),
+        Ok(program) => {
+            let (can, wanted) = match gives {
+                Gives::Bool => (
+                    program.may_give_bool(),
+                    "true or false, as a condition must",
+                ),
+                Gives::Number => (program.may_give_number(), "a number, as points must"),
+            };
+            if can {
+                return Some(program);
+            }
+            diag.error_at(
+                start.unwrap_or(source.span.start),
+                format!("{what} can never give {wanted}"),
+            );
+            None
+        }
         Err(errors) => {
             for error in errors {
                 let position = match (start, error.offset) {

@@ -348,9 +348,10 @@ impl Lowering<'_, '_, '_> {
         &mut self,
         source: &Located<String>,
         fields: &ScopeFields,
+        gives: cel::Gives,
         what: &str,
     ) -> Option<socred_core::expr::Program> {
-        cel::compile(self.diag, source, Scope::Record { fields }, what)
+        cel::compile(self.diag, source, Scope::Record { fields }, gives, what)
     }
 
     // ----- header ----------------------------------------------------------
@@ -825,7 +826,12 @@ impl Lowering<'_, '_, '_> {
 
         let condition = match &rule.when {
             Some(when) if info.is_some() => self
-                .cel_record(when, &fields, &format!("`when` of {what}"))
+                .cel_record(
+                    when,
+                    &fields,
+                    cel::Gives::Bool,
+                    &format!("`when` of {what}"),
+                )
                 .map(Some),
             Some(_) => None,
             None => Some(None),
@@ -837,8 +843,13 @@ impl Lowering<'_, '_, '_> {
                     value: source.clone(),
                     span: rule.points.span.clone(),
                 };
-                self.cel_record(&located, &fields, &format!("`points` of {what}"))
-                    .map(Points::Expression)
+                self.cel_record(
+                    &located,
+                    &fields,
+                    cel::Gives::Number,
+                    &format!("`points` of {what}"),
+                )
+                .map(Points::Expression)
             }
             raw::Points::Expression(_) => None,
         };
@@ -1368,7 +1379,7 @@ impl Lowering<'_, '_, '_> {
             let mut condition = None;
             if let (Some(when), Some(info)) = (&entry.value.when, info) {
                 let label = format!("`when` of the `{}` {entry_what}", record_type.value);
-                condition = self.cel_record(when, &info.fields, &label);
+                condition = self.cel_record(when, &info.fields, cel::Gives::Bool, &label);
                 ok &= condition.is_some();
             }
             match u32::try_from(index) {
@@ -1808,6 +1819,7 @@ impl Lowering<'_, '_, '_> {
                     self.diag,
                     when,
                     Scope::Subject,
+                    cel::Gives::Bool,
                     &format!("`when` of {what}"),
                 );
                 ok &= program.is_some();
