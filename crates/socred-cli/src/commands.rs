@@ -307,7 +307,9 @@ fn free_later<T: Send + 'static>(value: T) {
         .spawn(move || drop(value));
 }
 
-/// Writes the credit file of each state to stdout, in order.
+/// Writes the credit file of each state to stdout, in order; a subject
+/// nothing is known about by the as-of day (its records all decided
+/// later) has none, as it has no step of a timeline.
 fn write_files(
     loaded: &Loaded,
     states: &[socred_core::state::SubjectState],
@@ -325,7 +327,7 @@ fn write_files(
             .par_chunks(FILES_PER_TASK)
             .map(|states| {
                 let mut bytes = Vec::new();
-                for state in states {
+                for state in states.iter().filter(|state| !state.is_empty()) {
                     let standing = engine.evaluate(state, loaded.as_of);
                     let file = engine.credit_file(&standing, detail);
                     serde_json::to_writer(&mut bytes, &file)?;

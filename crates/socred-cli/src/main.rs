@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, default_value = "2026-10-31")]
         end: String,
     },
-    /// Folds records into credit files, one JSON line per subject on stdout.
+    /// Folds records into credit files, one JSON line per subject known by the as-of day, on stdout.
     Score {
         #[command(flatten)]
         input: InputArgs,

@@ -163,6 +163,20 @@ fn gen_is_seeded_and_score_folds_it() {
         &lines,
     );
     assert_eq!(scored.stdout, again.stdout, "byte-identical across runs");
+
+    // As of a day before some subjects' first record, those have no file:
+    // nothing was known about them (as a timeline's step counts them).
+    let early = socred_stdin(
+        &["score", "--records", "-", "--as-of", "2021-01-15"],
+        &lines,
+    );
+    assert_eq!(early.status.code(), Some(0), "{}", text(&early.stderr));
+    let known = text(&early.stdout).lines().count();
+    assert!(
+        known > 0 && known < files.len(),
+        "{known} of {}",
+        files.len()
+    );
 }
 
 /// A population the generator cannot number is refused at once with the
