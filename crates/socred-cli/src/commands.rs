@@ -76,11 +76,7 @@ pub fn id_check(text: &str) -> anyhow::Result<Code> {
                 parsed.id,
                 parsed.id.kind().as_str()
             )?;
-            if let Some(IdWarning::PilotCheckCharacter { expected, found }) = parsed.warning {
-                note!(
-                    "warning: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
-                );
-            }
+            warn_pilot(text, parsed.warning);
             Ok(exit::OK)
         }
         Err(error) => {
@@ -226,6 +222,7 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     read_items(
         &rulebook,
         reader,
+        &label,
         |item| match item {
             Item::Record(record) => records.push(record),
             Item::Fact { fact, .. } => facts.push(fact),
@@ -250,9 +247,11 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     })
 }
 
+/// Reads the items of `reader`, a file named `label` in messages.
 fn read_items(
     rulebook: &Rulebook,
     reader: impl BufRead,
+    label: &str,
     on_item: impl FnMut(Item),
     on_rejection: impl FnMut(wire::Rejection),
 ) -> io::Result<()> {
@@ -260,7 +259,7 @@ fn read_items(
     wire::read_ndjson(rulebook, reader, on_item, on_rejection, |warning| {
         let _ = writeln!(
             stderr,
-            "warning: line {}: {}",
+            "{label}: warning: line {}: {}",
             warning.line, warning.message
         );
     })?;
@@ -493,7 +492,17 @@ fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectSta
 
 fn parse_subject(text: &str) -> anyhow::Result<SubjectId> {
     let parsed = SubjectId::parse(text).with_context(|| format!("--subject {text}"))?;
+    warn_pilot(text, parsed.warning);
     Ok(parsed.id)
+}
+
+/// An early pilot code is accepted, never silently.
+fn warn_pilot(text: &str, warning: Option<IdWarning>) {
+    if let Some(IdWarning::PilotCheckCharacter { expected, found }) = warning {
+        note!(
+            "warning: {text}: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
+        );
+    }
 }
 
 /// Today in China Standard Time, as the server reads it: the only place

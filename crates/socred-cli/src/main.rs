@@ -200,12 +200,21 @@ struct InputArgs {
     #[arg(long)]
     rulebook: Option<PathBuf>,
     /// The day to read the files as of (YYYY-MM-DD); today in China Standard Time when absent.
-    #[arg(long)]
+    #[arg(long, value_parser = day_argument)]
     as_of: Option<String>,
-    /// Threads that parse the records and fold them; every core when absent.
-    /// The output is the same, byte for byte, whatever the number.
-    #[arg(long)]
-    threads: Option<std::num::NonZeroUsize>,
+    /// Threads that parse the records and fold them, 1 to 256; every core
+    /// when absent. The output is the same, byte for byte, whatever the
+    /// number.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
+}
+
+/// A day argument checked as the command line is read, so that a bad one
+/// is a usage error (exit 2) like any other.
+fn day_argument(text: &str) -> Result<String, String> {
+    socred_core::Day::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|error| error.to_string())
 }
 
 impl InputArgs {
@@ -214,7 +223,9 @@ impl InputArgs {
             records: self.records,
             rulebook: self.rulebook,
             as_of: self.as_of,
-            threads: self.threads,
+            threads: self
+                .threads
+                .and_then(|n| std::num::NonZeroUsize::new(usize::from(n))),
         }
     }
 }

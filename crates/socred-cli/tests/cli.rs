@@ -373,6 +373,20 @@ fn decide_and_explain_give_reasons() {
     let path = dir.path().join("records.ndjson");
     std::fs::write(&path, input).unwrap();
     let path = path.to_str().unwrap();
+    // A pilot code asked about is accepted, with its warning.
+    let pilot = socred(&[
+        "decide",
+        "--records",
+        path,
+        "--subject",
+        "91350100M0001TGQXM",
+    ]);
+    assert_eq!(pilot.status.code(), Some(0), "{}", text(&pilot.stderr));
+    assert!(
+        text(&pilot.stderr).contains("warning: 91350100M0001TGQXM: check character"),
+        "{}",
+        text(&pilot.stderr)
+    );
     let decided = socred(&[
         "decide",
         "--records",
