@@ -125,8 +125,43 @@ pub fn json_error(error: &serde_json::Error) -> ApiError {
         Category::Data if text.starts_with("unknown field") => {
             ApiError::bad_request("unknown_field", text)
         }
-        Category::Data => ApiError::bad_request("invalid_body", text),
+        Category::Data => ApiError::bad_request("invalid_body", without_type_names(&text)),
     }
+}
+
+/// serde's message with the program's own type names taken out: "expected
+/// struct QueryBody" says "expected an object" to a client, which knows
+/// the body's keys from docs/api.md, not the server's types.
+fn without_type_names(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("expected ") {
+        let after = &rest[at + "expected ".len()..];
+        let shape = [
+            "struct ",
+            "internally tagged enum ",
+            "enum ",
+            "tuple struct ",
+        ]
+        .iter()
+        .find(|shape| after.starts_with(**shape));
+        out.push_str(&rest[..at + "expected ".len()]);
+        rest = after;
+        if let Some(shape) = shape {
+            let name = &after[shape.len()..];
+            let end = name
+                .find(|c: char| !c.is_alphanumeric() && c != '_')
+                .unwrap_or(name.len());
+            out.push_str(if *shape == "enum " {
+                "one of the values docs/api.md gives"
+            } else {
+                "an object"
+            });
+            rest = &name[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The one segment of a route's path that names something (`{id}`,
@@ -261,4 +296,31 @@ pub fn strict_item_key<'de, D: Deserializer<'de>>(from: D) -> Result<ItemKey, D:
             by,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_type_names;
+
+    #[test]
+    fn type_names_do_not_reach_clients() {
+        for (serde, client) in [
+            (
+                "invalid type: integer `5`, expected struct QueryBody at line 1 column 30",
+                "invalid type: integer `5`, expected an object at line 1 column 30",
+            ),
+            (
+                "invalid type: string \"x\", expected internally tagged enum Strict at line 1 column 11",
+                "invalid type: string \"x\", expected an object at line 1 column 11",
+            ),
+            (
+                "invalid type: integer `5`, expected a string at line 1 column 53",
+                "invalid type: integer `5`, expected a string at line 1 column 53",
+            ),
+            ("expected struct A, expected struct B", "expected an object, expected an object"),
+            ("expected enum Role", "expected one of the values docs/api.md gives"),
+        ] {
+            assert_eq!(without_type_names(serde), client);
+        }
+    }
 }
