@@ -198,6 +198,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
+/// Whether every name and value of a query string is UTF-8 once decoded.
+fn decodes_to_text(query: &str) -> bool {
+    query
+        .split('&')
+        .flat_map(|pair| pair.split('='))
+        .all(|part| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .is_ok()
+        })
+}
+
 /// A query string parsed into `T` (whose types refuse unknown keys). The
 /// extraction itself never fails: the handler takes the result with
 /// [`Params::get`] after checking the caller, so that an anonymous caller
@@ -218,7 +230,14 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<Params<T>, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
         let parsed = match Query::<T>::try_from_uri(&parts.uri) {
+            // Decoding would put U+FFFD in place of what is not UTF-8 (a
+            // purpose shown to the subject, a cursor): refused instead.
+            Ok(_) if !decodes_to_text(query) => Err(ApiError::bad_request(
+                "invalid_query",
+                "the query string is not understood: a value is not UTF-8 once its %XX escapes are decoded",
+            )),
             Ok(Query(value)) => Ok(value),
             Err(rejection) => {
                 // axum's text begins with a sentence of its own; what

@@ -275,6 +275,20 @@ async fn only_agencies_decide() {
             .unwrap();
         assert_eq!(response.status(), status, "{scheme}");
     }
+    // A purpose that is not text once decoded is refused, not shown to the
+    // subject as replacement characters.
+    let bad = format!(
+        "/v1/decisions?subject={}&measure=no_air_travel&purpose=%FF%FE",
+        alice()
+    );
+    h.get(&bad, Some(AIRLINE))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    let chinese = format!(
+        "/v1/decisions?subject={}&measure=no_air_travel&purpose=%E5%94%AE%E7%A5%A8",
+        alice()
+    );
+    h.get(&chinese, Some(AIRLINE)).await.expect(StatusCode::OK);
     // A body that is an array is not taken for the object it should be.
     let queries = json!(["ticket_sale", [[alice().to_string(), "no_air_travel"]]]);
     h.post_json("/v1/decisions", Some(AIRLINE), &queries)
