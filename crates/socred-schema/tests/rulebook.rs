@@ -1226,3 +1226,33 @@ fn conditions_and_points_that_can_never_give_their_kind_are_refused() {
     let text = minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
     loads("gives.toml", &text);
 }
+
+/// A grade's name is shown and compared: one with a space or a line break
+/// in it is refused where it is written.
+#[test]
+fn grade_names_are_plain() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    for name in ["A A", "A\\n", "A\\u200b", "ABCDEFGHIJKLMNOPQ"] {
+        let text = minimal(&record_type, "").replacen(
+            "{ grade = \"A\", min = 1000 }",
+            &format!("{{ grade = \"{name}\", min = 1000 }}"),
+            1,
+        );
+        let refused = errors("grades.toml", &text);
+        assert_eq!(refused.problems.len(), 1, "{name}: {refused}");
+        let problem = &refused.problems[0];
+        assert!(
+            problem.message.contains("must be letters, digits"),
+            "{problem}"
+        );
+        assert_eq!(problem.line, 30, "{problem}");
+    }
+    for name in ["A+", "AAA", "优秀"] {
+        let text = minimal(&record_type, "").replacen(
+            "{ grade = \"A\", min = 1000 }",
+            &format!("{{ grade = \"{name}\", min = 1000 }}"),
+            1,
+        );
+        loads("grades.toml", &text);
+    }
+}

@@ -92,6 +92,17 @@ struct Lists {
 /// The record types of a list's entries (catalog index, as written).
 type EntryTypes<'r> = Vec<(usize, &'r Located<String>)>;
 
+/// Whether a grade's name is letters (of any script), digits, `+` and `-`,
+/// at most 16 characters: a name with a space, a line break or another
+/// invisible character would show as another grade, or break a line of a
+/// report.
+fn grade_name_is_plain(name: &str) -> bool {
+    name.chars().count() <= 16
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '+' || c == '-')
+}
+
 /// A day to compare periods on: any day does, these are whole-period rules.
 const REFERENCE_DAY: Day = Day(10_957); // 2000-01-01
 
@@ -770,6 +781,15 @@ impl Lowering<'_, '_, '_> {
             if name.value.trim().is_empty() {
                 self.diag
                     .error(&name.span, format!("{what} has a grade with an empty name"));
+                ok = false;
+            } else if !grade_name_is_plain(&name.value) {
+                self.diag.error(
+                    &name.span,
+                    format!(
+                        "grade `{}` of {what} must be letters, digits, `+` and `-` (at most 16 characters), as it is shown and compared",
+                        name.value.escape_debug()
+                    ),
+                );
                 ok = false;
             }
             let points_min = match &grade.value.min {
