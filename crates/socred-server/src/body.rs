@@ -68,16 +68,21 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match media_type(headers).as_deref() {
         Some("application/json") => Ok(()),
-        Some(other) => Err(unsupported(other, "application/json")),
-        None => Err(unsupported("no Content-Type", "application/json")),
+        other => Err(unsupported(other, "application/json")),
     }
 }
 
-pub fn unsupported(found: &str, expected: &str) -> ApiError {
+/// `415 unsupported_media_type`: the body's media type (None: the request
+/// named none) is not `expected`.
+pub fn unsupported(found: Option<&str>, expected: &str) -> ApiError {
+    let found = match found {
+        Some(found) => format!("the body is `{found}`"),
+        None => "the request has no Content-Type".to_string(),
+    };
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-        format!("the body is `{found}`; this endpoint takes {expected}"),
+        format!("{found}; this endpoint takes {expected}"),
     )
 }
 

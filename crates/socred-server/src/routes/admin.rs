@@ -463,13 +463,7 @@ fn uploaded_rulebook<'b>(
 ) -> Result<(socred_core::Rulebook, &'b str), ApiError> {
     match media_type(headers).as_deref() {
         Some("application/toml" | "text/plain" | "text/x-toml") => {}
-        Some(other) => return Err(unsupported(other, "application/toml (the rulebook file)")),
-        None => {
-            return Err(unsupported(
-                "no Content-Type",
-                "application/toml (the rulebook file)",
-            ))
-        }
+        other => return Err(unsupported(other, "application/toml (the rulebook file)")),
     }
     let text = std::str::from_utf8(body).map_err(|error| {
         ApiError::bad_request(

@@ -138,8 +138,7 @@ pub async fn post_records(
         Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => Format::Ndjson,
         Some("application/json") => Format::Json,
         Some("text/csv") => Format::Csv,
-        Some(other) => return Err(unsupported(other, INGEST_MEDIA_TYPES)),
-        None => return Err(unsupported("no Content-Type", INGEST_MEDIA_TYPES)),
+        other => return Err(unsupported(other, INGEST_MEDIA_TYPES)),
     };
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),
