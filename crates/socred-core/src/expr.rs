@@ -135,9 +135,15 @@ struct Compiled {
 impl Program {
     /// Parses and compiles `source` for `scope`, reporting every problem
     /// found, each with its byte offset in `source` where known.
+    ///
+    /// An expression that reads nothing of its record or subject is a
+    /// constant: one that fails whenever it is evaluated (`1 / 0`,
+    /// `int("abc")`) is refused here, since at run time a failure counts
+    /// as false or as no points, and the rule would do nothing in silence.
     pub fn compile(source: &str, scope: Scope<'_>) -> Result<Program, Vec<ExprError>> {
         let checked = compile::check(source, scope)?;
-        Ok(Program {
+        let constant = !checked.node.reads_context();
+        let program = Program {
             source: source.into(),
             tree: Arc::new(Compiled {
                 root: lower(&checked.node, Specialise::Yes),
@@ -145,7 +151,26 @@ impl Program {
                 field_names: checked.field_names,
                 reads_profession: checked.reads_profession,
             }),
-        })
+        };
+        if constant {
+            let nothing = Context {
+                fields: None,
+                record_type: "",
+                provider: "",
+                subject_kind: crate::id::SubjectKind::Person,
+                profession: "",
+                score: None,
+                grade: "",
+                lists: &[],
+            };
+            if let Err(message) = program.eval(&nothing) {
+                return Err(vec![ExprError {
+                    message: format!("the expression reads nothing and always fails: {message}"),
+                    offset: None,
+                }]);
+            }
+        }
+        Ok(program)
     }
 
     pub fn source(&self) -> &str {

@@ -51,6 +51,27 @@ impl Node {
         matches!(self, Node::Field(..) | Node::Ctx(_))
     }
 
+    /// Whether this node reads anything from the context: without, it is
+    /// a constant, whatever its shape.
+    pub fn reads_context(&self) -> bool {
+        match self {
+            Node::Const(_) => false,
+            Node::Field(..) | Node::Has(_) | Node::Ctx(_) | Node::InLists(_) => true,
+            Node::List(items) => items.iter().any(Node::reads_context),
+            Node::Unary(_, operand) => operand.reads_context(),
+            Node::Binary(_, operands) | Node::And(operands) | Node::Or(operands) => {
+                operands.iter().any(Node::reads_context)
+            }
+            Node::Cond(operands) => operands.iter().any(Node::reads_context),
+            Node::In(item, list) => item.reads_context() || list.iter().any(Node::reads_context),
+            Node::Switch(switch) => {
+                switch.scrutinee.reads_context()
+                    || switch.default.reads_context()
+                    || switch.arms.iter().any(|(_, arm)| arm.reads_context())
+            }
+        }
+    }
+
     /// Whether two nodes read the same path of the context.
     pub fn same_path(&self, other: &Node) -> bool {
         match (self, other) {
