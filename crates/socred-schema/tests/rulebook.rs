@@ -1260,3 +1260,25 @@ fn grade_names_are_plain() {
         loads("grades.toml", &text);
     }
 }
+
+/// A value the shape check refuses is reported once: what is left without
+/// it (no subject kind, no `min`) is not reported again.
+#[test]
+fn a_refused_value_is_not_reported_again_as_missing() {
+    let record_type = record_type_lines("court.other", "Other", "judicial", "");
+    let text = minimal(&record_type, "").replacen(
+        "subject_kinds = [\"person\", \"organisation\"]\nseverity = \"minor\"",
+        "subject_kinds = [\"persons\"]\nseverity = \"minor\"",
+        1,
+    );
+    let refused = errors("kinds.toml", &text);
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    assert!(refused.problems[0].message.contains("persons"), "{refused}");
+    let text = minimal(&record_type, "").replacen("min = 1000", "min = 1030.5", 1);
+    let refused = errors("min.toml", &text);
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    assert!(
+        !refused.problems[0].message.contains("leave out"),
+        "{refused}"
+    );
+}

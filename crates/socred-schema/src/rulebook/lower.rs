@@ -286,8 +286,11 @@ impl Lowering<'_, '_, '_> {
     fn kinds(&mut self, kinds: &Located<Vec<raw::SubjectKind>>, what: &str) -> Option<KindSet> {
         let set = kind_set(&kinds.value);
         if set.is_empty() {
-            self.diag
-                .error(&kinds.span, format!("{what} has an empty `subject_kinds`"));
+            // A kind the shape check refused is left out: not empty then.
+            if !self.diag.reported_within(&kinds.span) {
+                self.diag
+                    .error(&kinds.span, format!("{what} has an empty `subject_kinds`"));
+            }
             return None;
         }
         Some(set)
@@ -805,6 +808,11 @@ impl Lowering<'_, '_, '_> {
                         ok = false;
                     }
                     min.value
+                }
+                None if self.diag.reported_within(&grade.span) => {
+                    // Its `min` was refused and left out: not missing.
+                    ok = false;
+                    i64::MIN
                 }
                 None => {
                     if let Some(first) = open_band {

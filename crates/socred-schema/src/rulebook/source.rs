@@ -15,6 +15,8 @@ pub(crate) struct Diagnostics<'t> {
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
     problems: Vec<Problem>,
+    /// Byte offset of each problem, in the order recorded.
+    offsets: Vec<usize>,
 }
 
 impl<'t> Diagnostics<'t> {
@@ -30,6 +32,7 @@ impl<'t> Diagnostics<'t> {
             text,
             line_starts,
             problems: Vec::new(),
+            offsets: Vec::new(),
         }
     }
 
@@ -42,8 +45,15 @@ impl<'t> Diagnostics<'t> {
         self.error_at(span.start, message);
     }
 
+    /// Whether a problem was recorded inside `span` already: a value the
+    /// shape check refused and left out is not reported again as missing.
+    pub(crate) fn reported_within(&self, span: &Range<usize>) -> bool {
+        self.offsets.iter().any(|offset| span.contains(offset))
+    }
+
     /// Records a problem at byte `offset` of the text.
     pub(crate) fn error_at(&mut self, offset: usize, message: impl Into<String>) {
+        self.offsets.push(offset);
         let (line, column) = self.line_column(offset);
         self.problems.push(Problem {
             file: self.file.to_string(),
