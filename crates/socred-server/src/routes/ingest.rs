@@ -391,11 +391,13 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
 
 /// What this request already looked up about subjects for the facts it
 /// admits: whether each record in effect was reviewed, for the review
-/// need of reviewers' facts, and stored states, for the objections
-/// reviewers resolve and the dates providers correct.
+/// need of reviewers' facts; stored states, for the objections reviewers
+/// resolve and the dates providers correct; and facts in effect, for a
+/// resolution sent again.
 #[derive(Default)]
 struct Lookups {
     reviewed: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, bool>>,
+    facts: BTreeMap<SubjectId, Vec<socred_core::Fact>>,
     states: BTreeMap<SubjectId, Option<std::sync::Arc<socred_core::SubjectState>>>,
 }
 
@@ -633,7 +635,7 @@ async fn admit_by_role(
             }
             if let FactKind::Resolved { record, .. } = &fact.kind {
                 if let Some(rejection) =
-                    resolves_nothing(state, fact.subject, record, fact.at, lookups).await?
+                    resolves_nothing(state, current, &fact, record, lookups).await?
                 {
                     return Ok(Err(rejection));
                 }
@@ -676,14 +678,24 @@ async fn admit_by_role(
 /// does not hold is left to the store (`unknown_record`).
 async fn resolves_nothing(
     state: &AppState,
-    subject: SubjectId,
+    current: &Current,
+    fact: &socred_core::Fact,
     key: &socred_core::RecordKey,
-    at: Day,
     lookups: &mut Lookups,
 ) -> Result<Option<Rejection>, ApiError> {
+    let (subject, at) = (fact.subject, fact.at);
     let record = stored_record(state, subject, key, lookups).await?;
+    let open = |record: &socred_core::state::RecordState| {
+        record.disputes().iter().any(|span| span.contains(at))
+    };
+    if record.as_ref().is_some_and(|record| !open(record))
+        && already_in_effect(state, current, fact, lookups).await?
+    {
+        // The same resolution sent again: the store answers `duplicate`.
+        return Ok(None);
+    }
     Ok(match record {
-        Some(record) if !record.disputes().iter().any(|span| span.contains(at)) => Some(refuse(
+        Some(record) if !open(&record) => Some(refuse(
             "no_open_objection",
             "record",
             format!(
@@ -695,6 +707,27 @@ async fn resolves_nothing(
         )),
         _ => None,
     })
+}
+
+/// Whether `fact` itself is among its subject's facts in effect; each
+/// subject's facts are read once a request.
+async fn already_in_effect(
+    state: &AppState,
+    current: &Current,
+    fact: &socred_core::Fact,
+    lookups: &mut Lookups,
+) -> Result<bool, ApiError> {
+    if let Entry::Vacant(slot) = lookups.facts.entry(fact.subject) {
+        let (_, facts) = state
+            .store()
+            .records(current.rulebook(), fact.subject)
+            .await?;
+        slot.insert(facts);
+    }
+    Ok(lookups
+        .facts
+        .get(&fact.subject)
+        .is_some_and(|facts| facts.contains(fact)))
 }
 
 /// The record `key` as `subject`'s stored file holds it (after the later

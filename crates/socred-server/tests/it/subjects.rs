@@ -421,6 +421,20 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     assert!(h.applies(RAIL, alice(), "no_rail_tickets").await);
     let file = alice_file(&h).await;
     assert_eq!(file["open_items"], json!([]));
+    // Sent again, it changes nothing and says so, as any item does; another
+    // reviewer's resolution of the resolved objection is refused.
+    let reply = h
+        .ingest(REVIEWER_1, &[resolved.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["duplicate"], "{}", reply.text);
+    let other = json!({"fact": "resolved", "provider": METRO_ID, "record": "fe-1",
+        "subject": alice().to_string(), "at": "2026-06-22", "by": "reviewer-2", "outcome": "upheld"});
+    let reply = h
+        .ingest(REVIEWER_2, &[other.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["results"][0]["code"], "no_open_objection");
 
     // She may object again, but not on the day one was resolved: a day's
     // objection would read as resolved by that day's resolution. The
