@@ -170,7 +170,22 @@ impl Day {
         if !rfc3339_shape(text.as_bytes()) {
             return Err(TimeError::BadDate(text.to_string()));
         }
-        let ts: jiff::Timestamp = text
+        // RFC 3339 allows any number of fraction digits; jiff reads nine
+        // (nanoseconds), which is all a day needs.
+        let trimmed;
+        let readable = match text.get(19..).and_then(|rest| rest.strip_prefix('.')) {
+            Some(fraction) => {
+                let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+                if digits > 9 {
+                    trimmed = format!("{}.{}{}", &text[..19], &fraction[..9], &fraction[digits..]);
+                    trimmed.as_str()
+                } else {
+                    text
+                }
+            }
+            None => text,
+        };
+        let ts: jiff::Timestamp = readable
             .parse()
             .map_err(|_| TimeError::BadDate(text.to_string()))?;
         let days = (ts.as_second() + CST_OFFSET_S).div_euclid(86_400);
@@ -601,6 +616,12 @@ mod tests {
         );
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("yesterday").is_err());
+        assert_eq!(
+            Day::parse("2026-03-01T15:59:59.9999999999999Z")
+                .unwrap()
+                .to_string(),
+            "2026-03-01"
+        );
         for good in [
             "2026-03-01T10:00:00.123456+08:00",
             "2026-03-01t02:00:00z",
