@@ -276,14 +276,15 @@ pub async fn put_principal(
                 "administration",
                 "revoke",
                 Some(old),
+                // Not which subject: this entry is in the old subject's
+                // log, and another person's number is none of its business.
                 format!(
                     "revoked principal {}: replaced by one for {}",
                     principal.id,
-                    principal
-                        .scope
-                        .as_deref()
-                        .filter(|_| principal.role == Role::Subject)
-                        .map_or_else(|| format!("the role {}", principal.role), str::to_string)
+                    match principal.role {
+                        Role::Subject => "another subject".to_string(),
+                        role => format!("the role {role}"),
+                    }
                 ),
             ));
         }

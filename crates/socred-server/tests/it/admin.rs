@@ -435,9 +435,15 @@ async fn a_token_issued_for_a_subject_is_in_that_subjects_access_log() {
         details(h.logged(ALICE, alice(), "revoke").await),
         [
             "revoked principal alice-kiosk".to_string(),
-            format!("revoked principal kiosk: replaced by one for {}", bob())
+            "revoked principal kiosk: replaced by one for another subject".to_string()
         ]
     );
+    // Alice's log never names the person the principal now acts for.
+    let log = h
+        .get(&format!("/v1/subjects/{}/access-log", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK);
+    assert!(!log.text.contains(bob().as_str()), "{}", log.text);
     assert_eq!(
         details(h.logged(BOB, bob(), "revoke").await),
         ["revoked principal kiosk: replaced by one for the role auditor"]
