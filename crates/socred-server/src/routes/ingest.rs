@@ -396,8 +396,7 @@ fn refuse(code: &'static str, field: &str, message: String) -> Rejection {
 /// resolution sent again.
 #[derive(Default)]
 struct Lookups {
-    reviewed: BTreeMap<SubjectId, BTreeMap<socred_core::RecordKey, bool>>,
-    facts: BTreeMap<SubjectId, Vec<socred_core::Fact>>,
+    histories: BTreeMap<SubjectId, History>,
     states: BTreeMap<SubjectId, Option<std::sync::Arc<socred_core::SubjectState>>>,
 }
 
@@ -709,25 +708,47 @@ async fn resolves_nothing(
     })
 }
 
-/// Whether `fact` itself is among its subject's facts in effect; each
-/// subject's facts are read once a request.
+/// What a reviewer's fact needs to know of its subject's records and
+/// facts in effect.
+struct History {
+    /// Each record's key, and whether it needed review (a fact that takes
+    /// its entry away needs it too).
+    reviewed: BTreeMap<socred_core::RecordKey, bool>,
+    facts: Vec<socred_core::Fact>,
+}
+
+/// The history of `subject` in effect, read once a request.
+async fn history<'l>(
+    state: &AppState,
+    current: &Current,
+    subject: SubjectId,
+    lookups: &'l mut Lookups,
+) -> Result<&'l History, ApiError> {
+    Ok(match lookups.histories.entry(subject) {
+        Entry::Occupied(read) => read.into_mut(),
+        Entry::Vacant(slot) => {
+            let (records, facts) = state.store().records(current.rulebook(), subject).await?;
+            let reviewed = records
+                .into_iter()
+                .map(|r| {
+                    let reviewed = current.needs_review(&r);
+                    (r.key, reviewed)
+                })
+                .collect();
+            slot.insert(History { reviewed, facts })
+        }
+    })
+}
+
+/// Whether `fact` itself is among its subject's facts in effect.
 async fn already_in_effect(
     state: &AppState,
     current: &Current,
     fact: &socred_core::Fact,
     lookups: &mut Lookups,
 ) -> Result<bool, ApiError> {
-    if let Entry::Vacant(slot) = lookups.facts.entry(fact.subject) {
-        let (_, facts) = state
-            .store()
-            .records(current.rulebook(), fact.subject)
-            .await?;
-        slot.insert(facts);
-    }
-    Ok(lookups
-        .facts
-        .get(&fact.subject)
-        .is_some_and(|facts| facts.contains(fact)))
+    let history = history(state, current, fact.subject, lookups).await?;
+    Ok(history.facts.contains(fact))
 }
 
 /// The record `key` as `subject`'s stored file holds it (after the later
@@ -827,21 +848,6 @@ async fn reviewed(
     key: &socred_core::RecordKey,
     lookups: &mut Lookups,
 ) -> Result<bool, ApiError> {
-    if let Entry::Vacant(slot) = lookups.reviewed.entry(subject) {
-        let (records, _) = state.store().records(current.rulebook(), subject).await?;
-        slot.insert(
-            records
-                .into_iter()
-                .map(|r| {
-                    let reviewed = current.needs_review(&r);
-                    (r.key, reviewed)
-                })
-                .collect(),
-        );
-    }
-    Ok(lookups
-        .reviewed
-        .get(&subject)
-        .and_then(|reviewed| reviewed.get(key).copied())
-        .unwrap_or(false))
+    let history = history(state, current, subject, lookups).await?;
+    Ok(history.reviewed.get(key).copied().unwrap_or(false))
 }
