@@ -217,6 +217,9 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     let label = input.records.display().to_string();
     let mut records = Vec::new();
     let mut facts = Vec::new();
+    // The type each correction's fields were checked against, by its
+    // place among the facts: few files have any.
+    let mut declared: Vec<(usize, socred_core::Name)> = Vec::new();
     let mut rejected = 0u64;
     let mut stderr = io::stderr().lock();
     read_items(
@@ -225,7 +228,12 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
         &label,
         |item| match item {
             Item::Record(record) => records.push(record),
-            Item::Fact { fact, .. } => facts.push(fact),
+            Item::Fact { fact, record_type } => {
+                if let Some(record_type) = record_type {
+                    declared.push((facts.len(), record_type));
+                }
+                facts.push(fact);
+            }
         },
         |rejection| {
             rejected += 1;
@@ -234,6 +242,10 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
     )
     .with_context(|| format!("cannot read {label}"))?;
     progress.finish_and_clear();
+    for refused in corrections_of_another_type(&records, &mut facts, &declared) {
+        rejected += 1;
+        let _ = writeln!(stderr, "{label}: {refused}");
+    }
     if rejected > 0 {
         note!("{rejected} line(s) rejected in {label}");
     }
@@ -245,6 +257,61 @@ fn load_with(input: &Input, rulebook: Rulebook) -> anyhow::Result<Loaded> {
         rejected,
         as_of,
     })
+}
+
+/// Takes out of `facts` each correction whose fields were checked against
+/// another type than the record it names has (`declared`: the fact's place
+/// and the type it gave), as a store refuses it: fields of one type must
+/// not replace another's. Returns what each was, for the report.
+fn corrections_of_another_type(
+    records: &[Record],
+    facts: &mut Vec<Fact>,
+    declared: &[(usize, socred_core::Name)],
+) -> Vec<String> {
+    use std::collections::HashMap;
+    if declared.is_empty() {
+        return Vec::new();
+    }
+    let mut named: HashMap<(SubjectId, &socred_core::RecordKey), Vec<(usize, &socred_core::Name)>> =
+        HashMap::new();
+    for (at, given) in declared {
+        if let Some(key) = facts
+            .get(*at)
+            .and_then(|fact| Some((fact.subject, fact.record()?)))
+        {
+            named.entry(key).or_default().push((*at, given));
+        }
+    }
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    for record in records {
+        let Some(corrections) = named.get(&(record.subject, &record.key)) else {
+            continue;
+        };
+        for &(at, given) in corrections
+            .iter()
+            .filter(|(_, given)| **given != record.type_id)
+        {
+            refused.push((
+                at,
+                format!(
+                    "a correction of record {}/{} of {} gives fields of type `{given}`, but the \
+                     record is of type `{}`: not applied (a store refuses it as a conflict)",
+                    record.key.provider, record.key.id, record.subject, record.type_id
+                ),
+            ));
+        }
+    }
+    refused.sort_by_key(|(at, _)| *at);
+    refused.dedup_by_key(|(at, _)| *at);
+    let mut at = 0;
+    facts.retain(|_| {
+        let keep = refused
+            .binary_search_by_key(&at, |(place, _)| *place)
+            .is_err();
+        at += 1;
+        keep
+    });
+    refused.into_iter().map(|(_, message)| message).collect()
 }
 
 /// Reads the items of `reader`, a file named `label` in messages.

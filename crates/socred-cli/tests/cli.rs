@@ -872,3 +872,50 @@ fn a_reader_that_went_away_ends_the_output_without_a_panic() {
     let out = socred_into_closed(&["id", "check", "11010519491231002Y"], Closed::Stderr);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A correction whose fields were checked against another type than its
+/// record's is reported and not applied (a store refuses it), and the
+/// exit code says a line was refused; one of the record's own type is
+/// applied.
+#[test]
+fn a_correction_of_another_type_is_not_applied() {
+    let subject = "310101198507141234";
+    let lines = [
+        format!(r#"{{"fact": "consent_granted", "subject": "{subject}", "at": "2026-01-01"}}"#),
+        format!(
+            r#"{{"provider": "bank.x", "id": "k1", "subject": "{subject}", "type": "commercial.bank_arrears", "occurred_at": "2026-03-01", "decided_at": "2026-03-02", "fields": {{"amount_yuan": 100.0, "cycles": 2}}}}"#
+        ),
+        format!(
+            r#"{{"fact": "corrected", "provider": "bank.x", "record": "k1", "subject": "{subject}", "at": "2026-04-01", "type": "commercial.contract_breach", "fields": {{"amount_yuan": 1}}}}"#
+        ),
+    ];
+    let score = |lines: &[String]| {
+        socred_stdin(
+            &["score", "--records", "-", "--as-of", "2026-05-01"],
+            &lines.join("\n"),
+        )
+    };
+    let before = score(&lines[..2]);
+    let refused = score(&lines);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("gives fields of type `commercial.contract_breach`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        refused.stdout, before.stdout,
+        "the correction changed nothing"
+    );
+
+    let mut own = lines.to_vec();
+    own[2] = format!(
+        r#"{{"fact": "corrected", "provider": "bank.x", "record": "k1", "subject": "{subject}", "at": "2026-04-01", "type": "commercial.bank_arrears", "fields": {{"amount_yuan": 100.0, "cycles": 5}}}}"#
+    );
+    let applied = score(&own);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+    assert_ne!(
+        applied.stdout, before.stdout,
+        "five cycles cost more than two"
+    );
+}
