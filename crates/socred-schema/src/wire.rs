@@ -424,11 +424,15 @@ fn read_ndjson_in_blocks(
     let mut line = 0;
     loop {
         let start = block.text.len();
-        let limit = LINE_BYTES_MAX as u64 + 1;
+        // Room for the longest line, its CR (a CRLF file) and one byte
+        // more: a line that has not ended by then is too long, and the
+        // rest of it is skipped unread. One that ends is measured without
+        // its line end (`LineParser::ndjson_line`).
+        let limit = LINE_BYTES_MAX as u64 + 2;
         let read = io::Read::take(&mut reader, limit).read_until(b'\n', &mut block.text)?;
         if read > 0 {
             line += 1;
-            if block.text.last() != Some(&b'\n') && read > LINE_BYTES_MAX {
+            if block.text.last() != Some(&b'\n') && read > LINE_BYTES_MAX + 1 {
                 reader.skip_until(b'\n')?;
                 block.text.truncate(start);
                 block.lines.push(BlockLine::TooLong { number: line });

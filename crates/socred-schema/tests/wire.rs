@@ -442,6 +442,42 @@ fn one_too_long_line_does_not_stop_the_file() {
     assert_documented(&rejections[0]);
     expect![[r#"line 2: line is longer than 1048576 bytes [line_too_long]"#]]
         .assert_eq(&rejections[0].to_string());
+
+    // A line of exactly the limit is taken with either line end, and one
+    // byte more is too long with either: a file read and a text parsed
+    // agree.
+    let prefix = r#"{"provider": ""#;
+    let at_limit = |extra: usize| {
+        let padding = LINE_BYTES_MAX - good.len() + extra;
+        let line = good.replacen(prefix, &format!("{prefix}{}", "p".repeat(padding)), 1);
+        assert_eq!(line.len(), LINE_BYTES_MAX + extra);
+        line
+    };
+    for (extra, taken) in [(0, 1), (1, 0)] {
+        for end in ["\n", "\r\n"] {
+            let text = format!("{}{end}", at_limit(extra));
+            let mut items = 0;
+            let mut refused = Vec::new();
+            read_ndjson(
+                &rulebook,
+                text.as_bytes(),
+                |_| items += 1,
+                |r| refused.push(r.code),
+                |_| {},
+            )
+            .unwrap();
+            let parsed = parse_ndjson(&rulebook, &text);
+            assert_eq!(items, parsed.items.len(), "{extra} {end:?}");
+            // The provider is too long when taken (128 bytes at most): what
+            // matters here is whether the line itself was read.
+            let code = if taken == 1 {
+                "too_long"
+            } else {
+                "line_too_long"
+            };
+            assert_eq!(refused, [code], "{extra} {end:?}");
+        }
+    }
 }
 
 #[test]
