@@ -193,7 +193,8 @@ fn mask_persons(text: &str) -> Option<String> {
 }
 
 /// A public list entry, with the subject it reached this one through (if
-/// any) in its public form.
+/// any) in its public form, and any person's number in the id of the
+/// record behind it masked.
 #[derive(Serialize)]
 pub struct PublicEntry {
     #[serde(flatten)]
@@ -204,6 +205,12 @@ pub struct PublicEntry {
 
 fn published_entry(mut entry: EntryView) -> PublicEntry {
     let via = entry.via.take().map(|via| via.public_form());
+    // The record behind the entry is named by its key, as in `records`.
+    if let Some(record) = &mut entry.record {
+        if let Some(masked) = mask_persons(&record.id) {
+            record.id = masked.into();
+        }
+    }
     PublicEntry { entry, via }
 }
 

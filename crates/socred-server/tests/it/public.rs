@@ -293,6 +293,38 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
         format!("{} ", alice().public_form())
     );
     assert_eq!(penalty["fields"]["penalty_yuan"], 20000.0);
+
+    // The same number in the id of a record that puts the company on a
+    // public list: the entry names the record by that id, masked too.
+    let id = format!("zhi-{}", bob());
+    let reply = h
+        .ingest(COURT, &[judgment_default(&id, acme(), "2026-05-01")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review"],
+        "{}",
+        reply.text
+    );
+    approve(&h, REVIEWER_1, COURT_ID, &id)
+        .await
+        .expect(StatusCode::OK);
+    let view = h
+        .get(&format!("/v1/public/companies/{}", acme()), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !shows_an_identifier(&view.text, &[alice(), bob()]),
+        "a person's whole number is public: {}",
+        view.text
+    );
+    let entries = view.json()["list_entries"].clone();
+    assert_eq!(
+        entries[0]["record"]["id"],
+        format!("zhi-{}", bob().public_form()),
+        "{entries}"
+    );
 }
 
 /// The public form of the identifiers on a page of a list.
