@@ -24,8 +24,9 @@
 //! Before matching, a text is normalised so that a spelling trick does not
 //! get a word through: compatibility forms are folded (full-width
 //! `ｒｅｌｉｇｉｏｎ` is `religion`), accents dropped (`religión`), and
-//! invisible characters removed (a soft hyphen or a zero-width space
-//! inside `re­ligion`). A word in the plural matches its singular
+//! every character outside ASCII that is neither a letter nor a digit
+//! removed (a soft hyphen, a zero-width space or a bidi control inside
+//! `re­ligion`). A word in the plural matches its singular
 //! (`churches`, `voices`, `party members`).
 
 /// One protected group and the words that reveal it.
@@ -340,20 +341,23 @@ pub(crate) fn protected_word(text: &str) -> Option<Hit> {
 }
 
 /// `text` with compatibility forms folded (NFKD: full-width letters,
-/// ligatures), accents and other combining marks dropped, and characters
-/// that show nothing (soft hyphen, zero-width spaces and joiners, the
-/// byte-order mark) removed.
+/// ligatures), accents and other combining marks dropped, and every other
+/// character outside ASCII that is neither a letter nor a digit removed:
+/// invisible ones (a soft hyphen, zero-width spaces and joiners, bidi
+/// controls, the byte-order mark) and any other mark set inside a word to
+/// split it. The Hangul fillers, which count as letters but show nothing,
+/// go too; so do control characters. ASCII punctuation and spaces stay:
+/// they are what separates words.
 fn normalise(text: &str) -> String {
     use unicode_normalization::char::is_combining_mark;
     use unicode_normalization::UnicodeNormalization;
-    let invisible = |c: char| {
-        matches!(
-            c,
-            '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
-        )
+    let shows_nothing = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}')
+            || (!c.is_ascii() && !c.is_alphanumeric() && !c.is_whitespace())
     };
     text.nfkd()
-        .filter(|&c| !is_combining_mark(c) && !invisible(c))
+        .filter(|&c| !is_combining_mark(c) && !shows_nothing(c))
         .collect()
 }
 
@@ -459,6 +463,12 @@ mod tests {
             "ｒｅｌｉｇｉｏｎ",
             "re\u{ad}ligion",
             "reli\u{200b}gion",
+            "reli\u{2066}gion",
+            "reli\u{202c}gion",
+            "reli\u{61c}gion",
+            "reli\u{3164}gion",
+            "reli\u{1}gion",
+            "宗\u{2066}教",
             "christian",
             "muslim_customers",
             "buddhist",
@@ -503,6 +513,7 @@ mod tests {
         // A category is folded the same way before it is compared.
         assert!(protected_category("Ｈｅａｌｔｈ").is_some());
         assert!(protected_category("relig\u{ad}ion").is_some());
+        assert!(protected_category("reli\u{2066}gion").is_some());
     }
 
     #[test]
