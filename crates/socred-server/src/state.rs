@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use socred_core::expr::Context;
+use socred_core::record::Fields;
 use socred_core::rulebook::Severity;
 use socred_core::{Engine, Record, Rulebook, SubjectId};
 use socred_store::{AuditDraft, Store};
@@ -90,12 +91,18 @@ impl Current {
     /// list takes). A condition that reads the subject's profession, which
     /// the record alone does not tell, is taken to hold.
     pub fn needs_review(&self, record: &Record) -> bool {
+        self.meets_reviewed_entry(record, &record.fields)
+    }
+
+    /// [`Current::needs_review`] of `record` with `fields` in place of its
+    /// own (a correction's).
+    pub fn meets_reviewed_entry(&self, record: &Record, fields: &Fields) -> bool {
         if !self.may_need_review(record.type_index) {
             return false;
         }
         let kind = record.subject.kind();
         let context = Context {
-            fields: Some(&record.fields),
+            fields: Some(fields),
             record_type: &record.type_id,
             provider: &record.key.provider,
             subject_kind: kind,

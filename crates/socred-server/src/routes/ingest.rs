@@ -604,10 +604,25 @@ async fn admit_by_role(
             {
                 return Ok(Err(rejection));
             }
+            // A correction of a record that entered a reviewed list, or
+            // that would make it enter one, puts an entry there or takes it
+            // away: a second person decides, as for the record itself.
+            let mut review = ReviewNeed::NotRequired;
+            if let FactKind::Corrected { record, fields, .. } = &fact.kind {
+                let history = history(state, current, fact.subject, lookups).await?;
+                if history.reviewed(current, record)
+                    || history
+                        .records
+                        .get(record)
+                        .is_some_and(|stored| current.meets_reviewed_entry(stored, fields))
+                {
+                    review = ReviewNeed::Required;
+                }
+            }
             Ok(Ok(Submission {
                 item: Item::Fact { fact, record_type },
                 submitted_by,
-                review: ReviewNeed::NotRequired,
+                review,
             }))
         }
         (Role::Reviewer, wire::Item::Fact { fact, record_type }) => {
@@ -708,13 +723,36 @@ async fn resolves_nothing(
     })
 }
 
-/// What a reviewer's fact needs to know of its subject's records and
-/// facts in effect.
+/// What a provider's or reviewer's fact needs to know of its subject's
+/// records and facts in effect.
 struct History {
-    /// Each record's key, and whether it needed review (a fact that takes
-    /// its entry away needs it too).
-    reviewed: BTreeMap<socred_core::RecordKey, bool>,
+    records: BTreeMap<socred_core::RecordKey, socred_core::Record>,
     facts: Vec<socred_core::Fact>,
+}
+
+impl History {
+    /// Whether the record `key` needed review, as sent or as a correction
+    /// of it made it (a fact that takes its entry away needs it too); false
+    /// for a record not in effect.
+    fn reviewed(&self, current: &Current, key: &socred_core::RecordKey) -> bool {
+        let Some(record) = self.records.get(key) else {
+            return false;
+        };
+        current.needs_review(record)
+            || self.facts.iter().any(|fact| match &fact.kind {
+                FactKind::Corrected {
+                    record: corrected,
+                    fields,
+                    ..
+                }
+                | FactKind::Resolved {
+                    record: corrected,
+                    fields: Some(fields),
+                    ..
+                } => corrected == key && current.meets_reviewed_entry(record, fields),
+                _ => false,
+            })
+    }
 }
 
 /// The history of `subject` in effect, read once a request.
@@ -728,14 +766,11 @@ async fn history<'l>(
         Entry::Occupied(read) => read.into_mut(),
         Entry::Vacant(slot) => {
             let (records, facts) = state.store().records(current.rulebook(), subject).await?;
-            let reviewed = records
+            let records = records
                 .into_iter()
-                .map(|r| {
-                    let reviewed = current.needs_review(&r);
-                    (r.key, reviewed)
-                })
+                .map(|record| (record.key.clone(), record))
                 .collect();
-            slot.insert(History { reviewed, facts })
+            slot.insert(History { records, facts })
         }
     })
 }
@@ -849,5 +884,5 @@ async fn reviewed(
     lookups: &mut Lookups,
 ) -> Result<bool, ApiError> {
     let history = history(state, current, subject, lookups).await?;
-    Ok(history.reviewed.get(key).copied().unwrap_or(false))
+    Ok(history.reviewed(current, key))
 }

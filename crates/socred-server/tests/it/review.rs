@@ -286,4 +286,45 @@ async fn a_record_that_meets_no_reviewed_entry_does_not_wait() {
         "{}",
         reply.text
     );
+
+    // A correction that makes a record meet the reviewed entry is reviewed
+    // as the record would have been; so is a repair of it afterwards. No
+    // one person puts a company on the list or takes it off.
+    let correction = json!({"fact": "corrected", "provider": "samr.beijing", "record": "fs-3",
+        "subject": acme().to_string(), "at": TODAY, "by": "samr.beijing",
+        "type": "market.food_safety_violation",
+        "fields": {"decision_no": "decision fs-3", "serious": true}})
+    .to_string();
+    let reply = h.ingest(&samr, &[correction]).await.expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review"],
+        "{}",
+        reply.text
+    );
+    let pending = h
+        .get("/v1/review/pending", Some(REVIEWER_2))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let key = pending["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["key"]["kind"] == "corrected")
+        .map(|item| item["key"].clone())
+        .expect("the correction waits");
+    h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
+        .await
+        .expect(StatusCode::OK);
+    let reply = h
+        .ingest(REVIEWER_1, &[repair("fs-3")])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        Harness::statuses(&reply),
+        ["pending_review"],
+        "{}",
+        reply.text
+    );
 }
