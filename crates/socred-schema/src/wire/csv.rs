@@ -86,22 +86,21 @@ pub fn read_csv_rows(
         .flexible(true)
         .from_reader(LineCounter::new(CrlfToLf::new(reader)));
     // The physical line a row starts on: the reader's own count passes
-    // over blank lines.
+    // over blank lines irregularly.
     let line_of = |csv: &mut csv::Reader<_>, row: &csv::ByteRecord| {
-        let start = row.position().map_or(0, csv::Position::byte);
-        let line = LineCounter::line_at(csv.get_mut(), start);
-        usize::try_from(line).unwrap_or(usize::MAX)
+        let fallback = row.position().map_or(1, csv::Position::line);
+        usize::try_from(LineCounter::next_row(csv.get_mut(), fallback)).unwrap_or(usize::MAX)
     };
     let mut counts = Counts::default();
     let mut row = csv::ByteRecord::new();
     if !csv.read_byte_record(&mut row).map_err(into_io)? {
         return Ok(counts);
     }
+    let line = line_of(&mut csv, &row);
     let columns = match header(rulebook, &row) {
         Ok(columns) => columns,
         Err((code, message)) => {
             counts.rejections += 1;
-            let line = line_of(&mut csv, &row);
             let rejection = Rejection {
                 line,
                 field: None,
@@ -150,60 +149,95 @@ pub fn read_csv_rows(
     Ok(counts)
 }
 
-/// Passes bytes through and keeps the offsets of the line feeds among
-/// them that no row has started after yet, so that where a row starts
-/// gives its physical line. The CSV reader reads a buffer ahead,
-/// so only that buffer's line feeds are held.
+/// Passes bytes through and notes the physical line each row starts on,
+/// in order: the CSV reader's own count of lines passes over blank ones
+/// irregularly. A row starts where a line that is not blank starts outside
+/// a quoted cell; a line feed inside a quoted cell belongs to its row. So
+/// quotes are followed as the reader reads them (RFC 4180: a cell is
+/// quoted when it starts with `"`, and `""` inside stands for one quote).
+///
+/// Each start is dropped once its row is read: the starts held are those
+/// of the rows the reader has read ahead, however many blank lines or line
+/// feeds in quoted cells a text holds.
 struct LineCounter<R> {
     inner: R,
-    /// Bytes passed through so far.
-    passed: u64,
-    /// Offsets of line feeds not yet counted.
-    ahead: std::collections::VecDeque<u64>,
-    /// Line feeds before the start of the last row asked about.
-    behind: u64,
+    /// Line feeds passed so far.
+    feeds: u64,
+    /// The lines rows start on, not yet taken by [`LineCounter::next_row`].
+    starts: std::collections::VecDeque<u64>,
+    /// Where the bytes stand: at the start of a line, of a cell, inside a
+    /// quoted cell, or just after a quote inside one.
+    at_line_start: bool,
+    at_cell_start: bool,
+    in_quotes: bool,
+    quote_pending: bool,
 }
 
 impl<R> LineCounter<R> {
     fn new(inner: R) -> Self {
         LineCounter {
             inner,
-            passed: 0,
-            ahead: std::collections::VecDeque::new(),
-            behind: 0,
+            feeds: 0,
+            starts: std::collections::VecDeque::new(),
+            at_line_start: true,
+            at_cell_start: true,
+            in_quotes: false,
+            quote_pending: false,
         }
     }
 
-    /// The line (from 1) of the row the reader says starts at `offset`:
-    /// the reader gives the end of the row before, so the blank lines it
-    /// passed over (line feeds one after the other from there) count too.
-    /// Offsets asked about never go back.
-    fn line_at(&mut self, offset: u64) -> u64 {
-        while self.ahead.front().is_some_and(|&feed| feed < offset) {
-            self.ahead.pop_front();
-            self.behind += 1;
+    /// The line (from 1) of the next row the reader gives; called once for
+    /// each row it reads, the header too. `fallback` (the reader's own
+    /// count) should the two ever disagree on what a row is.
+    fn next_row(&mut self, fallback: u64) -> u64 {
+        self.starts.pop_front().unwrap_or(fallback)
+    }
+
+    fn step(&mut self, byte: u8) {
+        if byte == b'\n' {
+            self.feeds += 1;
         }
-        let blank = self
-            .ahead
-            .iter()
-            .zip(offset..)
-            .take_while(|&(&feed, at)| feed == at)
-            .count() as u64;
-        self.behind + blank + 1
+        if self.in_quotes {
+            if !self.quote_pending {
+                self.quote_pending = byte == b'"';
+                return;
+            }
+            self.quote_pending = false;
+            if byte == b'"' {
+                return;
+            }
+            self.in_quotes = false;
+        } else if self.at_line_start && byte != b'\n' {
+            self.starts.push_back(self.feeds + 1);
+        }
+        match byte {
+            b'\n' => {
+                self.at_line_start = true;
+                self.at_cell_start = true;
+            }
+            b',' => {
+                self.at_line_start = false;
+                self.at_cell_start = true;
+            }
+            b'"' if self.at_cell_start => {
+                self.at_line_start = false;
+                self.at_cell_start = false;
+                self.in_quotes = true;
+            }
+            _ => {
+                self.at_line_start = false;
+                self.at_cell_start = false;
+            }
+        }
     }
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        let passed = self.passed;
-        let feeds = buf.get(..read).unwrap_or_default().iter().enumerate();
-        self.ahead.extend(
-            feeds
-                .filter(|&(_, &byte)| byte == b'\n')
-                .map(|(at, _)| passed + at as u64),
-        );
-        self.passed += read as u64;
+        for &byte in buf.get(..read).unwrap_or_default() {
+            self.step(byte);
+        }
         Ok(read)
     }
 }
@@ -462,5 +496,43 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use std::io::Read;
+
+    use super::LineCounter;
+
+    /// Reads all of `text` through a counter; what it holds after.
+    fn counted(text: &[u8]) -> LineCounter<&[u8]> {
+        let mut counter = LineCounter::new(text);
+        let mut sink = Vec::new();
+        counter.read_to_end(&mut sink).unwrap();
+        counter
+    }
+
+    #[test]
+    fn rows_start_where_lines_start_outside_quotes() {
+        let mut counter = counted(b"\nh,i\n\n\"a\n\n\"\"b\",c\n\"\"\n\n\nd\n");
+        // The header on 2, a row on 4 whose quoted cell runs to 6, the
+        // row `""` (one empty quoted cell) on 7, `d` on 10.
+        let lines: Vec<u64> = (0..4).map(|_| counter.next_row(0)).collect();
+        assert_eq!(lines, [2, 4, 7, 10]);
+        assert_eq!(counter.next_row(99), 99, "no more rows: the fallback");
+    }
+
+    #[test]
+    fn blank_lines_and_quoted_line_feeds_hold_nothing() {
+        let mut text = b"h\n".to_vec();
+        text.extend(std::iter::repeat_n(b'\n', 100_000));
+        text.extend_from_slice(b"\"");
+        text.extend(std::iter::repeat_n(b"a\n".as_slice(), 100_000).flatten());
+        text.extend_from_slice(b"\"\n");
+        let mut counter = counted(&text);
+        assert_eq!(counter.starts.len(), 2, "one start a row, nothing else");
+        assert_eq!(counter.next_row(0), 1);
+        assert_eq!(counter.next_row(0), 100_002);
     }
 }
