@@ -242,8 +242,8 @@ fn check_purpose(purpose: &str) -> Result<(), ApiError> {
     Err(ApiError::bad_request(
         "invalid_purpose",
         format!(
-            "`purpose` must say why the agency asks (shown to the subject): 1 to {PURPOSE_BYTES_MAX} bytes without \
-             control characters"
+            "`purpose` must say why the agency asks (shown to the subject): 1 to {PURPOSE_BYTES_MAX} bytes, not \
+             only spaces, without control characters"
         ),
     ))
 }
