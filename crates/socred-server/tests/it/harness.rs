@@ -274,6 +274,13 @@ impl Harness {
     }
 
     /// Sends NDJSON lines to `/v1/records`.
+    /// The status of each item of `lines` ingested as `token` (the answer
+    /// must be 200).
+    pub async fn ingested<S: AsRef<str>>(&self, token: &str, lines: &[S]) -> Vec<String> {
+        let reply = self.ingest(token, lines).await.expect(StatusCode::OK);
+        Harness::statuses(&reply)
+    }
+
     pub async fn ingest<S: AsRef<str>>(&self, token: &str, lines: &[S]) -> Reply {
         let lines: Vec<&str> = lines.iter().map(AsRef::as_ref).collect();
         let body = lines.join("\n");

@@ -141,6 +141,20 @@ async fn only_public_lists_are_listed_and_paged() {
         .expect_error(StatusCode::BAD_REQUEST, "invalid_cursor");
 }
 
+/// Acme's public view, which must show neither alice's number nor bob's.
+async fn masked_company_view(h: &Harness) -> serde_json::Value {
+    let view = h
+        .get(&format!("/v1/public/companies/{}", acme()), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !shows_an_identifier(&view.text, &[alice(), bob()]),
+        "a person's whole number is public: {}",
+        view.text
+    );
+    view.json()
+}
+
 fn shows_an_identifier(text: &str, people: &[socred_core::SubjectId]) -> bool {
     people.iter().any(|p| text.contains(p.as_str()))
 }
@@ -261,18 +275,8 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
         "document": format!("decision against the manager {} and {}", alice(), bob()),
         "fields": {"decision_no": format!("{} ", alice()), "penalty_yuan": 20000}})
     .to_string();
-    let reply = h.ingest(COURT, &[&quoted]).await.expect(StatusCode::OK);
-    assert_eq!(Harness::statuses(&reply), ["stored"], "{}", reply.text);
-    let view = h
-        .get(&format!("/v1/public/companies/{}", acme()), None)
-        .await
-        .expect(StatusCode::OK);
-    assert!(
-        !shows_an_identifier(&view.text, &[alice(), bob()]),
-        "a person's whole number is public: {}",
-        view.text
-    );
-    let view = view.json();
+    assert_eq!(h.ingested(COURT, &[&quoted]).await, ["stored"]);
+    let view = masked_company_view(&h).await;
     let penalty = view["records"]
         .as_array()
         .unwrap()
@@ -297,29 +301,12 @@ async fn a_companys_legal_representative_is_published_without_birth_day() {
     // The same number in the id of a record that puts the company on a
     // public list: the entry names the record by that id, masked too.
     let id = format!("zhi-{}", bob());
-    let reply = h
-        .ingest(COURT, &[judgment_default(&id, acme(), "2026-05-01")])
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(
-        Harness::statuses(&reply),
-        ["pending_review"],
-        "{}",
-        reply.text
-    );
+    let default = judgment_default(&id, acme(), "2026-05-01");
+    assert_eq!(h.ingested(COURT, &[default]).await, ["pending_review"]);
     approve(&h, REVIEWER_1, COURT_ID, &id)
         .await
         .expect(StatusCode::OK);
-    let view = h
-        .get(&format!("/v1/public/companies/{}", acme()), None)
-        .await
-        .expect(StatusCode::OK);
-    assert!(
-        !shows_an_identifier(&view.text, &[alice(), bob()]),
-        "a person's whole number is public: {}",
-        view.text
-    );
-    let entries = view.json()["list_entries"].clone();
+    let entries = masked_company_view(&h).await["list_entries"].clone();
     assert_eq!(
         entries[0]["record"]["id"],
         format!("zhi-{}", bob().public_form()),

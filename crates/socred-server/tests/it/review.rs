@@ -267,24 +267,14 @@ async fn a_record_that_meets_no_reviewed_entry_does_not_wait() {
             "subject": acme().to_string(), "at": TODAY, "by": "reviewer-1"})
         .to_string()
     };
-    let reply = h
-        .ingest(REVIEWER_1, &[repair("fs-2")])
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(Harness::statuses(&reply), ["stored"], "{}", reply.text);
+    assert_eq!(h.ingested(REVIEWER_1, &[repair("fs-2")]).await, ["stored"]);
     // The serious one, once approved, is reviewed again when repaired.
     approve(&h, REVIEWER_2, "samr.beijing", "fs-1")
         .await
         .expect(StatusCode::OK);
-    let reply = h
-        .ingest(REVIEWER_1, &[repair("fs-1")])
-        .await
-        .expect(StatusCode::OK);
     assert_eq!(
-        Harness::statuses(&reply),
-        ["pending_review"],
-        "{}",
-        reply.text
+        h.ingested(REVIEWER_1, &[repair("fs-1")]).await,
+        ["pending_review"]
     );
 
     // A correction that makes a record meet the reviewed entry is reviewed
@@ -295,13 +285,7 @@ async fn a_record_that_meets_no_reviewed_entry_does_not_wait() {
         "type": "market.food_safety_violation",
         "fields": {"decision_no": "decision fs-3", "serious": true}})
     .to_string();
-    let reply = h.ingest(&samr, &[correction]).await.expect(StatusCode::OK);
-    assert_eq!(
-        Harness::statuses(&reply),
-        ["pending_review"],
-        "{}",
-        reply.text
-    );
+    assert_eq!(h.ingested(&samr, &[correction]).await, ["pending_review"]);
     let pending = h
         .get("/v1/review/pending", Some(REVIEWER_2))
         .await
@@ -317,14 +301,8 @@ async fn a_record_that_meets_no_reviewed_entry_does_not_wait() {
     h.post_json("/v1/review/approve", Some(REVIEWER_2), &json!({"key": key}))
         .await
         .expect(StatusCode::OK);
-    let reply = h
-        .ingest(REVIEWER_1, &[repair("fs-3")])
-        .await
-        .expect(StatusCode::OK);
     assert_eq!(
-        Harness::statuses(&reply),
-        ["pending_review"],
-        "{}",
-        reply.text
+        h.ingested(REVIEWER_1, &[repair("fs-3")]).await,
+        ["pending_review"]
     );
 }
