@@ -607,8 +607,17 @@ async fn admit_by_role(
             // A correction of a record that entered a reviewed list, or
             // that would make it enter one, puts an entry there or takes it
             // away: a second person decides, as for the record itself.
+            // A correction names its record's type (the store refuses it
+            // otherwise): one of a type no reviewed list takes reads
+            // nothing more.
+            let may_need_review = record_type
+                .as_ref()
+                .and_then(|name| current.rulebook().record_type(name))
+                .is_some_and(|index| current.may_need_review(index));
             let mut review = ReviewNeed::NotRequired;
-            if let FactKind::Corrected { record, fields, .. } = &fact.kind {
+            if let (true, FactKind::Corrected { record, fields, .. }) =
+                (may_need_review, &fact.kind)
+            {
                 let history = history(state, current, fact.subject, lookups).await?;
                 if history.reviewed(current, record)
                     || history
