@@ -12,9 +12,16 @@
 //!   between two pieces; one that does is refused with `408
 //!   request_timeout` (`body.rs`). A large body sent steadily takes as
 //!   long as it needs.
+//! - An answer the client does not read (its socket takes nothing more for
+//!   [`Timeouts::write_idle`]) ends the connection. Otherwise a client
+//!   that sends requests and never reads what comes back holds its
+//!   connection, and the answers waiting in it, forever.
 //!
 //! Stopping ([`serve`]'s `shutdown`) stops accepting, lets each request
-//! under way finish and then closes its connection.
+//! under way finish and then closes its connection; requests still under
+//! way after [`Timeouts::drain`] are dropped unanswered. Nothing is lost
+//! by that: an item is acknowledged only once it is committed, and an
+//! unanswered one is sent again by its provider.
 
 use std::future::Future;
 use std::io;
@@ -28,6 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt as _;
 use tower_http::timeout::TimeoutBody;
 
@@ -39,21 +47,30 @@ pub struct Timeouts {
     pub head: Duration,
     /// For the next piece of a request's body.
     pub body_idle: Duration,
+    /// For the client's socket to take the next piece of an answer.
+    pub write_idle: Duration,
+    /// For the requests under way once the server is told to stop.
+    pub drain: Duration,
 }
 
 impl Default for Timeouts {
-    /// 30 seconds each: far longer than any client on a working network
-    /// needs, short enough that stalled connections do not pile up.
+    /// 30 seconds for each wait on a client: far longer than any client on
+    /// a working network needs, short enough that stalled connections do
+    /// not pile up. A minute to drain: a batch of records that takes
+    /// longer to commit than that is far larger than any provider sends.
     fn default() -> Timeouts {
         Timeouts {
             head: Duration::from_secs(30),
             body_idle: Duration::from_secs(30),
+            write_idle: Duration::from_secs(30),
+            drain: Duration::from_secs(60),
         }
     }
 }
 
 /// Serves `app` on every connection `listener` accepts until `shutdown`
-/// completes, then waits for the requests under way.
+/// completes, then waits for the requests under way, for at most
+/// [`Timeouts::drain`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -83,14 +100,18 @@ pub async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a connection: {error}");
         }
+        let mut tcp = TimeoutStream::new(tcp);
+        tcp.set_write_timeout(Some(timeouts.write_idle));
         let app = app.clone();
         let body_idle = timeouts.body_idle;
         let service = tower::service_fn(move |request: Request<Incoming>| {
             let request = request.map(|body| Body::new(TimeoutBody::new(body_idle, body)));
             app.clone().oneshot(request)
         });
-        let connection =
-            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        let connection = http.serve_connection(
+            TokioIo::new(Box::pin(tcp)),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -99,7 +120,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(timeouts.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "stopping with requests still under way after {:?}; they are not answered",
+            timeouts.drain
+        );
+    }
 }
 
 /// After a failed accept: errors that concern one connection (it was reset

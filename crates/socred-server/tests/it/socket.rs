@@ -1,6 +1,7 @@
 //! The server over a real TCP socket, with a real (minimal) HTTP client:
 //! ingest, then decide, on one keep-alive connection; and clients that
-//! stall in the middle of a request are not waited for past the limits.
+//! stall in the middle of a request, or never read the answers, are not
+//! waited for past the limits, not even when the server stops.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -84,6 +85,7 @@ async fn clients_that_stall_are_not_waited_for() {
         Timeouts {
             head: limit,
             body_idle: limit,
+            ..Timeouts::default()
         },
     )
     .await;
@@ -134,4 +136,113 @@ async fn clients_that_stall_are_not_waited_for() {
     .await
     .unwrap();
     assert_eq!(answer.status, 200);
+}
+
+/// Serves `h` with `timeouts` until `stop` is sent; the task ends when
+/// the server has stopped.
+async fn stoppable(
+    h: &Harness,
+    timeouts: Timeouts,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, h.app.clone(), timeouts, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
+/// Sends `REQUESTS` requests for the OpenAPI description in one go and
+/// reads nothing: far more answer than the sockets between hold.
+const REQUESTS: usize = 2_000;
+
+fn send_and_never_read(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(&b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(REQUESTS))
+        .unwrap();
+    stream
+}
+
+/// Stops the server while a client that sent its requests and reads
+/// nothing holds its connection open; how long the server took to stop.
+async fn stop_while_one_holds(
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+) -> Duration {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let client = tokio::task::spawn_blocking(move || {
+        let stream = send_and_never_read(addr);
+        let _ = wait.recv_timeout(Duration::from_secs(20));
+        drop(stream);
+    });
+    // Time for the answers to stall.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .unwrap();
+    let took = asked.elapsed();
+    done.send(()).unwrap();
+    client.await.unwrap();
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_are_not_waited_for() {
+    let h = Harness::new().await;
+    let limit = Duration::from_millis(600);
+    let (addr, stop, server) = stoppable(
+        &h,
+        Timeouts {
+            write_idle: limit,
+            ..Timeouts::default()
+        },
+    )
+    .await;
+    // The answers stall once the sockets are full; the connection is
+    // closed `limit` later, with most answers never written.
+    let answers = tokio::task::spawn_blocking(move || {
+        let stream = send_and_never_read(addr);
+        std::thread::sleep(limit * 4);
+        let (text, _) = until_closed(stream, Instant::now());
+        text.matches("HTTP/1.1 200").count()
+    })
+    .await
+    .unwrap();
+    assert!(
+        answers > 0 && answers < REQUESTS,
+        "{answers} of {REQUESTS} answers came before the connection closed"
+    );
+
+    // Another such client does not keep the server from stopping.
+    let took = stop_while_one_holds(addr, stop, server).await;
+    assert!(took < limit * 5, "stopped after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_waits_at_most_the_drain_limit() {
+    let h = Harness::new().await;
+    let drain = Duration::from_millis(600);
+    // Writes may stall for as long as they like here: only the drain
+    // limit ends the wait for the client below.
+    let (addr, stop, server) = stoppable(
+        &h,
+        Timeouts {
+            write_idle: Duration::from_secs(3600),
+            drain,
+            ..Timeouts::default()
+        },
+    )
+    .await;
+    let took = stop_while_one_holds(addr, stop, server).await;
+    assert!(took >= drain && took < drain * 5, "stopped after {took:?}");
 }
