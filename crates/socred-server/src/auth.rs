@@ -69,11 +69,7 @@ impl Caller {
     /// The principal, when its role is one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<&Principal, ApiError> {
         let Some(principal) = &self.0 else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "this endpoint needs a token: send `Authorization: Bearer <token>`",
-            ));
+            return Err(unauthenticated());
         };
         if roles.contains(&principal.role) {
             return Ok(principal);
@@ -114,6 +110,15 @@ impl Caller {
             None => ("anonymous", "public"),
         }
     }
+}
+
+/// The answer to a request without a token where one is needed.
+pub(crate) fn unauthenticated() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "this endpoint needs a token: send `Authorization: Bearer <token>`",
+    )
 }
 
 impl FromRequestParts<AppState> for Caller {

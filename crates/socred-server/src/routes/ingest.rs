@@ -22,7 +22,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,7 @@ pub async fn post_records(
     caller: Caller,
     query: Params<IngestQuery>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    request: Request,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let principal = caller.require(&[Role::Provider, Role::Reviewer])?.clone();
     let query = query.get()?;
@@ -140,6 +140,9 @@ pub async fn post_records(
         Some("text/csv") => Format::Csv,
         other => return Err(unsupported(other, INGEST_MEDIA_TYPES)),
     };
+    // Read only now: a caller refused above does not make the server
+    // take in up to 64 MiB first.
+    let RawBody(body) = RawBody::from_request(request, &state).await?;
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),
         _ => None,

@@ -96,6 +96,7 @@ pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     add_routes(Router::new(), limits, &state)
         .route_layer(axum::middleware::from_fn(refuse_unexpected_query))
+        .route_layer(axum::middleware::from_fn(refuse_anonymous_writes))
         .merge(crate::portal::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -167,6 +168,24 @@ async fn refuse_unexpected_query(
                 .into_response();
             }
         }
+    }
+    next.run(request).await
+}
+
+/// Refuses a write without a token before its body is read: every
+/// operation that takes a body needs a principal, and reading up to the
+/// body limit (64 MiB for records) for a caller who will be refused
+/// anyway would let anyone make the server hold that much memory per
+/// connection. A caller with a token is refused by its handler, as ever.
+async fn refuse_anonymous_writes(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header::AUTHORIZATION, Method};
+    use axum::response::IntoResponse;
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !reads && !request.headers().contains_key(AUTHORIZATION) {
+        return crate::auth::unauthenticated().into_response();
     }
     next.run(request).await
 }

@@ -246,3 +246,80 @@ async fn stopping_waits_at_most_the_drain_limit() {
     let took = stop_while_one_holds(addr, stop, server).await;
     assert!(took >= drain && took < drain * 5, "stopped after {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_will_be_refused_are_refused_before_their_body() {
+    let h = Harness::new().await;
+    let addr = on_a_socket(&h, Timeouts::default()).await;
+    // Each announces 50 MB of records and sends none: the answer must not
+    // wait for them (it would wait 30 seconds, then say 408).
+    let cases = [
+        (
+            "POST /v1/records",
+            "",
+            "application/x-ndjson",
+            "401",
+            "unauthenticated",
+        ),
+        (
+            "POST /v1/decisions",
+            "",
+            "application/json",
+            "401",
+            "unauthenticated",
+        ),
+        (
+            "PUT /v1/admin/rulebook",
+            "",
+            "text/plain",
+            "401",
+            "unauthenticated",
+        ),
+        (
+            "POST /v1/records",
+            ALICE,
+            "application/x-ndjson",
+            "403",
+            "forbidden",
+        ),
+        (
+            "POST /v1/records",
+            COURT,
+            "application/pdf",
+            "415",
+            "unsupported_media_type",
+        ),
+    ];
+    for (line, token, media, status, code) in cases {
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {token}\r\n")
+        };
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(
+                    format!(
+                        "{line} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {media}\r\n\
+                         Content-Length: 50000000\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut answer = vec![0; 4096];
+            let read = stream.read(&mut answer).unwrap_or(0);
+            String::from_utf8_lossy(&answer[..read]).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{line} with {media}: {answer}"
+        );
+        assert!(answer.contains(&format!("\"{code}\"")), "{line}: {answer}");
+    }
+}
