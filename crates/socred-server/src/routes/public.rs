@@ -155,41 +155,143 @@ fn published_record(mut record: RecordView) -> RecordView {
 }
 
 /// `text` with every person's identifier in it in its public form, or
-/// None when it holds none. An identifier is 17 digits and a check
-/// character (a digit or `X`) that validate, standing alone: not inside a
-/// longer run of letters and digits.
+/// None when it holds none.
+///
+/// A provider writes a number as it comes: glued to a word
+/// (`ID110105…`), in full-width digits, in groups (`110105-19491231-002X`),
+/// or as a first-generation number of 15 digits (region, `YYMMDD`,
+/// sequence, no check character). So every run of digits (either width,
+/// with single spaces or hyphens between them) is searched: any 18 of them
+/// in a row that are a valid person's number are masked, and then any 15
+/// in a row, outside those and outside an organisation's code, that are a
+/// first-generation number (a region starting 1-8 and a real date in the
+/// 1900s). A 15-digit run can also be something else (an old business
+/// registration number shares the shape); masking such a run in part is
+/// the price of never publishing a person's number.
 fn mask_persons(text: &str) -> Option<String> {
-    const LEN: usize = 18;
-    let bytes = text.as_bytes();
-    let alone = |at: usize| bytes.get(at).is_none_or(|b| !b.is_ascii_alphanumeric());
-    let mut out: Option<String> = None;
+    let mut spans: Vec<(usize, usize, String)> = Vec::new();
+    let mut run: Vec<(u8, usize, usize)> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if let Some(digit) = id_char(c) {
+            run.push((digit, at, at + c.len_utf8()));
+            // A separator continues the run only between two digits.
+            if let Some(&(_, next)) = chars.peek() {
+                if id_separator(next) {
+                    let mut ahead = chars.clone();
+                    ahead.next();
+                    if ahead.peek().is_some_and(|&(_, c)| id_char(c).is_some()) {
+                        chars.next();
+                    }
+                }
+            }
+            continue;
+        }
+        mask_run(&run, &mut spans);
+        run.clear();
+    }
+    mask_run(&run, &mut spans);
+    if spans.is_empty() {
+        return None;
+    }
+    spans.sort_by_key(|&(start, _, _)| start);
+    let mut out = String::with_capacity(text.len());
     let mut copied = 0;
+    for (start, end, public) in spans {
+        // Spans never overlap (`mask_run` takes each digit once); one
+        // that did would be passed over rather than cut the text.
+        if let Some(between) = text.get(copied..start) {
+            out.push_str(between);
+            out.push_str(&public);
+            copied = end;
+        }
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// The ASCII character a character of a written identifier stands for:
+/// digits and the check character `X` in either width.
+fn id_char(c: char) -> Option<u8> {
+    match c {
+        '0'..='9' => u8::try_from(c).ok(),
+        '\u{FF10}'..='\u{FF19}' => u8::try_from(u32::from(c) - 0xFF10 + u32::from(b'0')).ok(),
+        'X' | 'x' | '\u{FF38}' | '\u{FF58}' => Some(b'X'),
+        _ => None,
+    }
+}
+
+/// A character that may stand between the digit groups of a written
+/// identifier: a space or a hyphen, in either width.
+fn id_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '-' | '\u{00A0}' | '\u{2010}'..='\u{2015}' | '\u{3000}' | '\u{FF0D}'
+    )
+}
+
+/// Adds to `spans` (byte range in the text, public form) the persons'
+/// numbers in one run of identifier characters.
+fn mask_run(run: &[(u8, usize, usize)], spans: &mut Vec<(usize, usize, String)>) {
+    const LEN: usize = 18;
+    const OLD_LEN: usize = 15;
+    let digits: Vec<u8> = run.iter().map(|&(digit, _, _)| digit).collect();
+    let span = |from: usize, len: usize| (run[from].1, run[from + len - 1].2);
+    // Runs of 18 first, left to right; an organisation's code is kept
+    // whole and out of reach of the search for 15.
+    let mut taken = vec![false; digits.len()];
     let mut at = 0;
-    while at + LEN <= bytes.len() {
-        let candidate = &bytes[at..at + LEN];
-        let shaped = candidate[..LEN - 1].iter().all(u8::is_ascii_digit)
-            && matches!(candidate[LEN - 1], b'0'..=b'9' | b'X' | b'x')
-            && (at == 0 || alone(at - 1))
-            && alone(at + LEN);
-        let person = shaped
-            .then(|| text.get(at..at + LEN))
+    while at + LEN <= digits.len() {
+        let window = &digits[at..at + LEN];
+        let parsed = window[..LEN - 1]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| std::str::from_utf8(window).ok())
             .flatten()
-            .and_then(|id| SubjectId::parse(id).ok())
-            .filter(|parsed| parsed.id.kind() == SubjectKind::Person);
-        match person {
+            .and_then(|id| SubjectId::parse(id).ok());
+        match parsed {
             Some(parsed) => {
-                let out = out.get_or_insert_with(String::new);
-                out.push_str(&text[copied..at]);
-                out.push_str(&parsed.id.public_form());
+                if parsed.id.kind() == SubjectKind::Person {
+                    let (start, end) = span(at, LEN);
+                    spans.push((start, end, parsed.id.public_form()));
+                }
+                taken[at..at + LEN].fill(true);
                 at += LEN;
-                copied = at;
             }
             None => at += 1,
         }
     }
-    let mut out = out?;
-    out.push_str(&text[copied..]);
-    Some(out)
+    let mut at = 0;
+    while at + OLD_LEN <= digits.len() {
+        let window = &digits[at..at + OLD_LEN];
+        let free = !taken[at..at + OLD_LEN].contains(&true);
+        match free.then(|| first_generation(window)).flatten() {
+            Some(public) => {
+                let (start, end) = span(at, OLD_LEN);
+                spans.push((start, end, public));
+                at += OLD_LEN;
+            }
+            None => at += 1,
+        }
+    }
+}
+
+/// The public form of a first-generation number (15 digits: region,
+/// `YYMMDD` in the 1900s, sequence), its month and day hidden as a
+/// second-generation number's are; None when the digits are not one. The
+/// number is valid when the 18-digit number it became (the year's `19`
+/// added, and a check character) is.
+fn first_generation(digits: &[u8]) -> Option<String> {
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let digits = std::str::from_utf8(digits).ok()?;
+    let (region, rest) = digits.split_at(6);
+    let valid = "0123456789X".chars().any(|check| {
+        SubjectId::parse(&format!("{region}19{rest}{check}"))
+            .is_ok_and(|parsed| parsed.id.kind() == SubjectKind::Person)
+    });
+    valid.then(|| format!("{}****{}", &digits[..8], &digits[12..]))
 }
 
 /// A public list entry, with the subject it reached this one through (if
@@ -416,7 +518,7 @@ mod tests {
     use super::mask_persons;
 
     #[test]
-    fn persons_numbers_are_masked_wherever_they_stand_alone() {
+    fn persons_numbers_are_masked_however_they_are_written() {
         let cases = [
             ("11010519491231002X", Some("1101051949****002X")),
             ("11010519491231002x", Some("1101051949****002X")),
@@ -426,11 +528,28 @@ mod tests {
                 Some("fine for 1101051949****002X, 3101011985****1234."),
             ),
             ("案件11010519491231002X号", Some("案件1101051949****002X号")),
-            // Not a valid number, part of a longer run, or an organisation.
+            // Glued to words, in full width, in groups.
+            ("A11010519491231002X", Some("A1101051949****002X")),
+            ("ID11010519491231002Xabc", Some("ID1101051949****002Xabc")),
+            (
+                "１１０１０５１９４９１２３１００２Ｘ",
+                Some("1101051949****002X"),
+            ),
+            ("110105-19491231-002X", Some("1101051949****002X")),
+            ("110105 1949 1231 002X.", Some("1101051949****002X.")),
+            ("2026-11010519491231002X", Some("2026-1101051949****002X")),
+            // Inside a longer run of digits.
+            ("11010519491231002X2026", Some("1101051949****002X2026")),
+            // First generation: 15 digits, no check character.
+            ("old card 110105491231002", Some("old card 11010549****002")),
+            // Not a valid number, or an organisation's code.
             ("110105194912310021", None),
-            ("911101054912310020X", None),
-            ("A11010519491231002X", None),
+            ("110105 19491231 0021", None),
+            ("110105--19491231002X", None),
             ("91110000600037341L", None),
+            // An organisation's code of digits alone, with a first-
+            // generation number's shape inside (110105 850101 043).
+            ("code 911101058501010438.", None),
             ("penalty 42", None),
             ("", None),
         ];
