@@ -12,7 +12,7 @@ use socred_store::{AuditEntry, Role};
 use crate::auth::Caller;
 use crate::body::Params;
 use crate::error::ApiError;
-use crate::routes::{audit_draft, page_limit};
+use crate::routes::{audit_draft, cut_page, page_limit};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -50,14 +50,13 @@ pub async fn entries(
         Some(subject) => {
             state
                 .store()
-                .audit_for_subject(subject, after, limit)
+                .audit_for_subject(subject, after, limit + 1)
                 .await?
         }
-        None => state.store().audit(after, limit).await?,
+        None => state.store().audit(after, limit + 1).await?,
     };
-    let next_after = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
+    let (entries, more) = cut_page(entries, limit);
+    let next_after = entries.last().map(|e| e.seq).filter(|_| more);
     let about = subject.map_or(String::new(), |s| format!(" about {s}"));
     let detail = match (entries.first(), entries.last()) {
         (Some(first), Some(last)) => {

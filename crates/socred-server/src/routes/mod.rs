@@ -248,3 +248,12 @@ pub(crate) const PAGE_MAX: usize = 1000;
 pub(crate) fn page_limit(limit: Option<usize>) -> usize {
     limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX)
 }
+
+/// A page cut from `rows`, read with one more than `limit` asked for, and
+/// whether more follow: a full last page then gives no `next_after` that
+/// leads to an empty one.
+pub(crate) fn cut_page<T>(mut rows: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, more)
+}

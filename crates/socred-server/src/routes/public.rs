@@ -24,7 +24,7 @@ use socred_core::{Day, SubjectId, SubjectKind};
 use crate::auth::Caller;
 use crate::body::{Params, Segment};
 use crate::error::ApiError;
-use crate::routes::{page_limit, parse_subject};
+use crate::routes::{cut_page, page_limit, parse_subject};
 use crate::state::{AppState, Current};
 
 #[derive(Serialize)]
@@ -435,28 +435,29 @@ pub async fn list_members(
         .transpose()?;
     let limit = page_limit(query.limit);
     let today = state.today();
+    // One more than the page asks for tells whether a next page holds
+    // anything: a full last page then gives no cursor to an empty one.
     let (published, members, last) = if list.edition_schedule().is_some() {
         let page = state
             .store()
-            .edition_members(&list.id, after, limit)
+            .edition_members(&list.id, after, limit + 1)
             .await?;
         let (published, candidates) = match page {
             Some(page) => (Some(page.edition.day), page.members),
             None => (None, Vec::new()),
         };
+        let (candidates, more) = cut_page(candidates, limit);
         let subjects: Vec<SubjectId> = candidates.iter().map(|m| m.subject).collect();
         let members = named_today(&state, &current, &subjects, &list.id, today).await?;
-        let last = subjects.last().filter(|_| subjects.len() == limit);
+        let last = subjects.last().filter(|_| more);
         (published, members, last.copied())
     } else {
         let members = state
             .store()
-            .list_members(&list.id, today, after, limit)
+            .list_members(&list.id, today, after, limit + 1)
             .await?;
-        let last = members
-            .last()
-            .filter(|_| members.len() == limit)
-            .map(|(last, _)| *last);
+        let (members, more) = cut_page(members, limit);
+        let last = members.last().filter(|_| more).map(|(last, _)| *last);
         (None, members, last)
     };
     let next_after = match last {

@@ -14,7 +14,7 @@ use socred_store::{Item, ItemKey, PendingItem, Role, StoreError};
 use crate::auth::Caller;
 use crate::body::{parse_json, strict_item_key, Params, RawBody};
 use crate::error::ApiError;
-use crate::routes::{audit_draft, page_limit};
+use crate::routes::{audit_draft, cut_page, page_limit};
 use crate::state::AppState;
 
 /// Longest rejection reason, in bytes.
@@ -80,8 +80,9 @@ pub async fn pending(
     let current = state.current();
     let items = state
         .store()
-        .pending(current.rulebook(), query.after, limit)
+        .pending(current.rulebook(), query.after, limit + 1)
         .await?;
+    let (items, more) = cut_page(items, limit);
     let audit: Vec<_> = items
         .iter()
         .map(|pending| {
@@ -98,9 +99,7 @@ pub async fn pending(
     if !audit.is_empty() {
         state.inner.audit.append(audit).await?;
     }
-    let next_after = (items.len() == limit)
-        .then(|| items.last().map(|p| p.seq))
-        .flatten();
+    let next_after = items.last().map(|p| p.seq).filter(|_| more);
     Ok(Json(PendingList {
         items: items.into_iter().map(view).collect(),
         next_after,
@@ -304,7 +303,8 @@ pub async fn objections(
         .as_deref()
         .map(crate::routes::parse_subject)
         .transpose()?;
-    let subjects = state.store().disputed_subjects(after, limit).await?;
+    let subjects = state.store().disputed_subjects(after, limit + 1).await?;
+    let (subjects, more) = cut_page(subjects, limit);
     let today = state.today();
     let current = state.current();
     let mut objections = Vec::new();
@@ -344,9 +344,7 @@ pub async fn objections(
     if !audit.is_empty() {
         state.inner.audit.append(audit).await?;
     }
-    let next_after = (subjects.len() == limit)
-        .then(|| subjects.last().copied())
-        .flatten();
+    let next_after = subjects.last().copied().filter(|_| more);
     Ok(Json(ObjectionList {
         as_of: today,
         objections,

@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::body::{parse_json, strict_record_key, Params, RawBody, Segment};
 use crate::error::ApiError;
 use crate::routes::review::{self, PendingView};
-use crate::routes::{audit_draft, page_limit, parse_subject};
+use crate::routes::{audit_draft, cut_page, page_limit, parse_subject};
 use crate::state::AppState;
 
 /// The subject named in the path, when the caller is that subject.
@@ -198,11 +198,10 @@ pub async fn access_log(
     let limit = page_limit(query.limit);
     let entries = state
         .store()
-        .audit_for_subject(subject, query.after.unwrap_or(0), limit)
+        .audit_for_subject(subject, query.after.unwrap_or(0), limit + 1)
         .await?;
-    let next_after = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
+    let (entries, more) = cut_page(entries, limit);
+    let next_after = entries.last().map(|e| e.seq).filter(|_| more);
     Ok(Json(AccessLog {
         subject,
         entries,

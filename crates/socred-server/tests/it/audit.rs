@@ -102,6 +102,26 @@ async fn writes_and_reads_are_logged_and_the_chain_verifies() {
         .json();
     assert_eq!(page["entries"][0]["seq"], 2);
     assert_eq!(page["next_after"], 2);
+    // A full page that ends with the last entry is the last page. Each
+    // read of the log is logged after it is read.
+    let whole = h
+        .get("/v1/audit?limit=1000", Some(AUDITOR))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let last = whole["entries"].as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let page = h
+        .get(
+            &format!("/v1/audit?after={}&limit=2", last - 1),
+            Some(AUDITOR),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2, "{page}");
+    assert!(page.get("next_after").is_none(), "{page}");
 
     for token in [ADMIN, METRO, RAIL, ALICE, REVIEWER_1] {
         h.get("/v1/audit", Some(token))

@@ -85,6 +85,14 @@ async fn only_public_lists_are_listed_and_paged() {
     let rest = page["entries"].as_array().unwrap();
     assert_eq!(rest.len(), 1);
     assert!(page.get("next_after").is_none());
+    // A page that holds the last entry, and is full, is the last page.
+    let whole = h
+        .get("/v1/public/lists/rail_ticket_ban?limit=3", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(whole["entries"].as_array().unwrap().len(), 3);
+    assert!(whole.get("next_after").is_none(), "{whole}");
     // Persons appear without their month and day of birth, in identifier order.
     let all: Vec<String> = entries
         .iter()
@@ -427,6 +435,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(page_subjects(&second), named[1..]);
+    assert!(second.get("next_after").is_none(), "{second}");
 
     // Each subject named sees it in its access log.
     let logged = h.logged(ALICE, alice(), "publish_list").await;

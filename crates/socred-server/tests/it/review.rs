@@ -45,6 +45,14 @@ async fn a_serious_record_takes_effect_only_when_a_reviewer_approves_it() {
     );
     assert_eq!(items[0]["submitted_by"], "court");
     assert_eq!(items[0]["item"]["type"], "judicial.judgment_default");
+    // A full page that holds the last item is the last page.
+    let page = h
+        .get("/v1/review/pending?limit=1", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page.get("next_after").is_none(), "{page}");
     h.get("/v1/review/pending", Some(COURT))
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");

@@ -136,9 +136,11 @@ async fn the_access_log_shows_who_read_the_file_and_why() {
     let page = h.get(&uri, Some(ALICE)).await.expect(StatusCode::OK).json();
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);
     let after = page["next_after"].as_u64().unwrap();
-    let uri = format!("/v1/subjects/{}/access-log?after={after}", alice());
+    let uri = format!("/v1/subjects/{}/access-log?after={after}&limit=1", alice());
     let page = h.get(&uri, Some(ALICE)).await.expect(StatusCode::OK).json();
     assert_eq!(page["entries"][0]["action"], "read_file");
+    // That full page holds the last entry: it is the last page.
+    assert!(page.get("next_after").is_none(), "{page}");
 }
 
 #[tokio::test]
@@ -393,6 +395,14 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
             "since": TODAY, "resolve_by": "2026-06-21",
             "overdue": false, "statement": "I had a valid ticket;\nthe gate was broken."}]})
     );
+    // A full page of the one subject is the last page.
+    let page = h
+        .get("/v1/review/objections?limit=1", Some(REVIEWER_1))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(page["objections"].as_array().unwrap().len(), 1);
+    assert!(page.get("next_after").is_none(), "{page}");
     h.get("/v1/review/objections", Some(AIRLINE))
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
@@ -475,9 +485,10 @@ async fn a_subject_objects_to_a_record_and_a_reviewer_resolves_it() {
     // Each objection stored is logged (on 2026-06-01 and 2026-06-23); the
     // refusals left no trace, like every refusal.
     assert_eq!(objections.len(), 2, "{objections:?}");
-    // So is the reviewer's look at it, with its purpose.
+    // So is each of the reviewer's two looks at it (the queue, then its
+    // page of one), with its purpose.
     let looked = h.logged(ALICE, alice(), "read_objection").await;
-    assert_eq!(looked.len(), 1, "{looked:?}");
+    assert_eq!(looked.len(), 2, "{looked:?}");
     assert_eq!(looked[0]["actor"], "reviewer-1");
     assert_eq!(looked[0]["purpose"], "review");
     assert_eq!(
