@@ -105,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        .layer(axum::middleware::from_fn(answer_headers))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -188,6 +189,32 @@ async fn refuse_anonymous_writes(
         return crate::auth::unauthenticated().into_response();
     }
     next.run(request).await
+}
+
+/// Headers on every answer that sets none of its own: `nosniff`, so that
+/// a browser never runs an answer (a text explanation, an error echoing
+/// input) as something other than its type; and, on an answer to a caller
+/// with a token, `Cache-Control: no-store`, so that a credit file or an
+/// access log is kept by no browser or proxy cache. The portal's files
+/// set their own.
+async fn answer_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+    use axum::http::HeaderValue;
+    let private = request.headers().contains_key(AUTHORIZATION);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if private {
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

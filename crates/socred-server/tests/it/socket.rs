@@ -323,3 +323,49 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
         assert!(answer.contains(&format!("\"{code}\"")), "{line}: {answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_a_caller_with_a_token_are_not_cached() {
+    let h = Harness::new().await;
+    let addr = on_a_socket(&h, Timeouts::default()).await;
+    let subject = alice();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut connection = Connection::open(addr).unwrap();
+        let auth = [("Authorization", format!("Bearer {ALICE}"))];
+        let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        [
+            format!("/v1/subjects/{subject}"),
+            format!("/v1/subjects/{subject}/explanation"),
+            format!("/v1/subjects/{subject}/access-log"),
+            "/v1/rulebook".to_string(),
+        ]
+        .map(|uri| {
+            (
+                uri.clone(),
+                connection.send("GET", &uri, &auth, b"").unwrap(),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    for (uri, answer) in &answers {
+        assert_eq!(answer.status, 200, "{uri}: {}", answer.text());
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{uri}");
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{uri}"
+        );
+    }
+    // Anonymous public answers may be cached; they are not sniffed either.
+    let public = tokio::task::spawn_blocking(move || {
+        let mut connection = Connection::open(addr).unwrap();
+        connection
+            .send("GET", "/v1/public/lists", &[], b"")
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(public.header("cache-control"), None);
+    assert_eq!(public.header("x-content-type-options"), Some("nosniff"));
+}
