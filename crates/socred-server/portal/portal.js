@@ -107,16 +107,17 @@ function table(id, headings, rows, empty) {
 }
 
 // A button that shows the page after the last one shown: `fetchAfter(after)`
-// answers that page, whose `entries` `append` shows; hidden once a page
-// says there is no more (no `next_after`). `first` is the page on screen.
-function moreButton(id, label, first, fetchAfter, append) {
+// answers that page, whose rows (under `rows`: `entries` unless said)
+// `append` shows; hidden once a page says there is no more (no
+// `next_after`). `first` is the page on screen.
+function moreButton(id, label, first, fetchAfter, append, rows = "entries") {
   const button = el("button", { id, class: "secondary", hidden: !first.next_after }, label);
   button.dataset.after = first.next_after || "";
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
       const page = await fetchAfter(button.dataset.after);
-      append(page.entries);
+      append(page[rows]);
       button.dataset.after = page.next_after || "";
       button.hidden = !page.next_after;
     } catch (error) {
@@ -167,7 +168,7 @@ function show(...nodes) {
 }
 
 function markNav(active) {
-  for (const id of ["nav-lists", "nav-company", "nav-rulebook", "nav-me", "nav-review"]) {
+  for (const id of ["nav-lists", "nav-company", "nav-rulebook", "nav-me", "nav-review", "nav-operator", "nav-audit"]) {
     const link = document.getElementById(id);
     if (id === active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -258,7 +259,10 @@ function companyForm(value) {
       id: "company-form",
       onsubmit: (event) => {
         event.preventDefault();
-        location.hash = "#/company/" + encodeURIComponent(input.value.trim());
+        const hash = "#/company/" + encodeURIComponent(input.value.trim());
+        // The same code again is looked up again (the hash does not change).
+        if (location.hash === hash) render();
+        else location.hash = hash;
       },
     },
     el("label", {}, "Unified Social Credit Code", input),
@@ -286,8 +290,14 @@ async function company(code) {
   const entries = answer.list_entries.map((entry) =>
     el("tr", {}, el("td", {}, entry.list), el("td", {}, kindLabel(entry.list_kind)), el("td", { class: "date" }, entry.since), el("td", { class: "date" }, entry.until), el("td", {}, entry.legal_basis)),
   );
+  // A record under objection says so, with the company's statement,
+  // which travels with the record.
+  const notes = (record) => [
+    record.document ? el("div", {}, record.document) : null,
+    record.disputed ? el("div", { class: "disputed" }, el("strong", {}, "Disputed by the company"), record.statement ? ": " + record.statement : "") : null,
+  ];
   const records = (answer.records || []).map((record) =>
-    el("tr", {}, el("td", { class: "date" }, record.decided_at), el("td", {}, record.title), el("td", {}, fieldsText(record.fields)), el("td", {}, record.legal_basis)),
+    el("tr", {}, el("td", { class: "date" }, record.decided_at), el("td", {}, record.title), el("td", {}, fieldsText(record.fields)), el("td", {}, ...notes(record)), el("td", {}, record.legal_basis)),
   );
   show(
     el("h2", {}, "Company lookup"),
@@ -302,13 +312,14 @@ async function company(code) {
     el("h3", {}, "Public list entries"),
     table("company-lists", ["List", "Kind", "Since", "Until", "Legal basis"], entries, "On no public list."),
     el("h3", {}, "Public records"),
-    table("company-records", ["Decided", "Record", "Fields", "Legal basis"], records, "No public record."),
+    table("company-records", ["Decided", "Record", "Fields", "Document and objection", "Legal basis"], records, "No public record."),
   );
 }
 
 function signInForm(problem) {
-  const identity = el("input", { id: "identity", name: "identity", required: true, autocomplete: "username", spellcheck: "false", placeholder: "18 characters" });
-  const token = el("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "current-password" });
+  // Tokens are kept for the tab only: no browser is asked to save them.
+  const identity = el("input", { id: "identity", name: "identity", required: true, autocomplete: "off", spellcheck: "false", placeholder: "18 characters" });
+  const token = el("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "off" });
   return [
     el("h2", {}, "My file"),
     problem ? errorBox(problem) : null,
@@ -551,7 +562,7 @@ async function myFile(notice) {
 // and who it is for). The portal asks `GET /v1/me` who a token is and
 // refuses a token of another role.
 function staffSignIn(desk, problem) {
-  const token = el("input", { id: desk.prefix + "-token", name: "token", type: "password", required: true, autocomplete: "current-password" });
+  const token = el("input", { id: desk.prefix + "-token", name: "token", type: "password", required: true, autocomplete: "off" });
   return [
     el("h2", {}, desk.heading),
     problem ? errorBox(problem) : null,
@@ -597,7 +608,9 @@ function staffSignOut(desk) {
 
 // Opens a desk: its token from this tab, then `paths` read in order with
 // it. Answers { token, answers }, or null once the sign-in is shown (no
-// token yet, or one the registry refused: it is then forgotten).
+// token yet, or one the registry refused: it is then forgotten) or an
+// error is (any other failure, a registry out of service for a moment:
+// the token is kept, and the desk opens again when the view is shown).
 async function openDesk(desk, loading, paths) {
   markNav("nav-" + desk.prefix);
   const token = sessionStorage.getItem(desk.key);
@@ -612,8 +625,14 @@ async function openDesk(desk, loading, paths) {
     return { token, answers };
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    sessionStorage.removeItem(desk.key);
-    show(...staffSignIn(desk, error));
+    if (error.status === 401 || error.status === 403) {
+      sessionStorage.removeItem(desk.key);
+      show(...staffSignIn(desk, error));
+      return null;
+    }
+    const again = el("button", { id: desk.prefix + "-again", class: "secondary" }, "Try again");
+    again.addEventListener("click", () => render());
+    show(el("h2", {}, desk.heading), errorBox(error), el("div", { class: "actions" }, again, staffSignOut(desk)));
     return null;
   }
 }
@@ -658,7 +677,7 @@ async function review() {
   const status = el("div", { id: "review-status" });
   // Runs one decision, then shows the queues again with what it answered.
   const decide = deskActions(review, "review-status");
-  const pendingRows = pending.items.map((item) => {
+  const pendingRow = (item) => {
     const approve = el("button", { class: "secondary", id: "approve-" + item.seq }, "Approve");
     const reason = el("input", { id: "reason-" + item.seq, placeholder: "Why it is rejected" });
     const reject = el("button", { class: "secondary", id: "reject-" + item.seq }, "Reject");
@@ -679,7 +698,7 @@ async function review() {
       el("td", {}, item.submitted_by),
       el("td", {}, own ? el("span", { class: "muted" }, "Your own submission: another reviewer decides.") : el("div", { class: "actions" }, approve, reason, reject)),
     );
-  });
+  };
   // Sends a `resolved` fact about `objection` as this reviewer; `extra`
   // carries a correction's type and fields.
   const sendResolution = async (objection, outcome, extra) => {
@@ -740,7 +759,10 @@ async function review() {
     });
     return form;
   };
-  const objectionRows = objections.objections.map((objection, n) => {
+  // Rows are numbered across pages, for their elements' ids.
+  let objectionsShown = 0;
+  const objectionRow = (objection) => {
+    const n = objectionsShown++;
     const resolve = (outcome, label) => {
       const button = el("button", { class: "secondary", id: outcome + "-" + n }, label);
       button.addEventListener("click", decide(button, () => sendResolution(objection, outcome, {})));
@@ -760,7 +782,12 @@ async function review() {
       el("td", {}, objection.statement || ""),
       el("td", {}, el("div", { class: "actions" }, resolve("upheld", "Uphold"), correct, resolve("retracted", "Retract the record")), correction),
     );
-  });
+  };
+  // Each queue a page at a time: "More" reads the next with this token.
+  const nextPage = (path) => (after) => api(path + "?limit=" + PAGE + "&after=" + encodeURIComponent(after), { token });
+  const appendTo = (id, row) => (rows) => document.querySelector("#" + id + " tbody").append(...rows.map(row));
+  const morePending = moreButton("pending-more", "More waiting items", pending, nextPage("/v1/review/pending"), appendTo("pending", pendingRow), "items");
+  const moreObjections = moreButton("objections-more", "More objections", objections, nextPage("/v1/review/objections"), appendTo("objections", objectionRow), "objections");
   const signOutButton = staffSignOut(REVIEW_DESK);
   show(
     el("h2", {}, "Review"),
@@ -768,9 +795,11 @@ async function review() {
     el("div", { class: "actions" }, signOutButton),
     status,
     el("h3", {}, "Waiting for a second person"),
-    table("pending", ["#", "Subject", "What", "Submitted by", ""], pendingRows, "Nothing waits for review."),
+    table("pending", ["#", "Subject", "What", "Submitted by", ""], pending.items.map(pendingRow), "Nothing waits for review."),
+    el("div", { class: "actions" }, morePending),
     el("h3", {}, "Open objections, as of " + objections.as_of),
-    table("objections", ["Subject", "Record", "Since", "Resolve by", "Deadline", "Statement", ""], objectionRows, "No objection is open."),
+    table("objections", ["Subject", "Record", "Since", "Resolve by", "Deadline", "Statement", ""], objections.objections.map(objectionRow), "No objection is open."),
+    el("div", { class: "actions" }, moreObjections),
   );
 }
 
@@ -1018,8 +1047,9 @@ async function audit(subject) {
 async function render() {
   viewRequests.abort();
   viewRequests = new AbortController();
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
+    // A malformed escape in the address is reported like any other error.
+    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     switch (parts[0]) {
       case "lists":
         if (parts[1]) await listMembers(parts[1]);
@@ -1048,6 +1078,11 @@ async function render() {
     }
   } catch (error) {
     if (error.name === "AbortError") return; // another view took over
+    if (error instanceof URIError) {
+      markNav(null);
+      show(errorBox(new ApiError(0, "invalid_address", "the address after # holds a malformed %-escape: " + location.hash)));
+      return;
+    }
     show(errorBox(error instanceof ApiError ? error : new ApiError(0, "portal", String(error))));
   }
 }

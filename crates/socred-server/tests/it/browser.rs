@@ -330,6 +330,22 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
     let dora = SubjectId::person(320102, 1975, 8, 9, 21).unwrap();
     make_exemplary(&h, &[dora]).await;
     socred_server::publish_due(&h.state).await.unwrap();
+    // Acme objects to its penalty: the public page shows the statement.
+    let principal = json!({"id": "acme", "name": "Acme", "role": "subject",
+        "scope": acme().to_string()});
+    let issued = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &principal)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    h.post_json(
+        &format!("/v1/subjects/{}/objections", acme()),
+        issued["token"].as_str(),
+        &json!({"record": {"provider": COURT_ID, "id": "pen-1"},
+            "statement": "The fine was paid on the day."}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let (alice, acme, bob_id) = (alice().to_string(), acme().to_string(), bob().to_string());
     // Lists show persons without their month and day of birth.
     let (alice_public, bob_public) = (crate::harness::alice().public_form(), bob().public_form());
@@ -386,6 +402,21 @@ async fn the_public_reads_lists_and_a_company_in_a_browser() {
         assert!(company.contains("Grade"), "{company}");
         let records = browser.text("#company-records");
         assert!(records.contains("penalty pen-1"), "{records}");
+        assert!(
+            records.contains("Disputed by the company: The fine was paid on the day."),
+            "{records}"
+        );
+        // The same code looked up again is read again.
+        let reads = "return performance.getEntriesByType('resource')\
+            .filter(e => e.name.includes('/v1/public/companies/')).length;";
+        let before = browser.script(reads);
+        browser.click("#company-form button");
+        browser.until("a second read", reads, json!(before.as_u64().unwrap() + 1));
+
+        // A malformed escape in the address is reported, not thrown.
+        browser.open(&format!("{base}#/company/%E0%A4%A"));
+        let refused = browser.text_when(".error", "the refusal", |t| !t.is_empty());
+        assert!(refused.contains("invalid_address"), "{refused}");
 
         // The rulebook in force, as text.
         browser.click("#nav-rulebook");
@@ -670,6 +701,39 @@ async fn a_reviewer_decides_at_the_review_desk_in_a_browser() {
         browser.text_when("#objections", "no open objection", |t| {
             t.contains("No objection is open")
         });
+
+        // More waiting than one page: the desk shows them a page at a time.
+        let more: Vec<String> = (1..=55)
+            .map(|n| {
+                let debtor = SubjectId::person(310104, 1980, 1, 2, n).unwrap();
+                judgment_default(&format!("jd-more-{n}"), debtor, "2026-05-10")
+            })
+            .collect();
+        let sent = Connection::open(addr)
+            .and_then(|mut c| {
+                c.send(
+                    "POST",
+                    "/v1/records",
+                    &[
+                        ("content-type", "application/x-ndjson"),
+                        ("authorization", &format!("Bearer {COURT}")),
+                    ],
+                    more.join("\n").as_bytes(),
+                )
+            })
+            .unwrap();
+        assert_eq!(sent.status, 200, "{}", sent.text());
+        browser.open(&format!("http://{addr}/#/"));
+        browser.open(&format!("http://{addr}/#/review"));
+        let rows = "return document.querySelectorAll('#pending tbody tr').length;";
+        browser.until("the first page of the queue", rows, json!(50));
+        browser.click("#pending-more");
+        // The 55 and the reviewer's own repair.
+        browser.until("the whole queue", rows, json!(56));
+        assert_eq!(
+            browser.script("return document.getElementById('pending-more').hidden;"),
+            json!(true)
+        );
         drop(browser);
         drop(driver);
     })
