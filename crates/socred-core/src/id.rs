@@ -159,6 +159,7 @@ const NON_ASCII: u8 = 0;
 const EXPECTED_DIGIT: &str = "a digit";
 const EXPECTED_PERSON_CHECK: &str = "a digit or X";
 const EXPECTED_USCC: &str = "a USCC character (0-9 and A-Z without I, O, S, V, Z)";
+const EXPECTED_AUTHORITY: &str = "a registration authority code of GB 32100: 1-9, A, N or Y";
 
 /// Birth years a person number may carry. The lower bound is the standard's
 /// (nobody alive was born earlier); the upper one keeps a mistyped century
@@ -383,6 +384,11 @@ fn parse_person_shaped(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, 
 fn parse_uscc(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, IdError> {
     if let Some(index) = bytes.iter().position(|&b| uscc_value(b).is_none()) {
         return Err(character_error(chars, index, EXPECTED_USCC));
+    }
+    // No authority issues codes under another character (`0`, say): such a
+    // code is refused even when its check character is right.
+    if !AUTHORITY_CODES.contains(&bytes[0]) {
+        return Err(character_error(chars, 0, EXPECTED_AUTHORITY));
     }
     let expected = uscc_check(&bytes).unwrap_or(b'?');
     if expected == bytes[17] {
@@ -685,6 +691,14 @@ mod tests {
             expect![[r#"
                 Character { position: 12, found: 'O', expected: "a USCC character (0-9 and A-Z without I, O, S, V, Z)" }
                 character `O` at position 12 is not allowed here (a USCC character (0-9 and A-Z without I, O, S, V, Z))"#]],
+        );
+        // A code no registration authority issues, whatever its check
+        // character says.
+        check_error(
+            "000000000000000000",
+            expect![[r#"
+                Character { position: 1, found: '0', expected: "a registration authority code of GB 32100: 1-9, A, N or Y" }
+                character `0` at position 1 is not allowed here (a registration authority code of GB 32100: 1-9, A, N or Y)"#]],
         );
         check_error(
             "91110000600037341i",
