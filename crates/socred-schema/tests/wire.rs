@@ -345,7 +345,7 @@ fn the_remaining_codes() {
         line 10: id: key `id` is 129 bytes long, the limit is 128 [too_long]
         line 11: document: key `document` is 5000 bytes long, the limit is 4096 [too_long]
         line 12: subject: subject "91350100M000100Y4" is not a valid identifier: identifier has 17 characters, expected 18 [invalid_subject]
-        line 13: subject: subject "X1010519491231002X" is not a valid identifier: check character at position 18 is `X`, expected `E` [invalid_subject]
+        line 13: subject: subject "X1010519491231002X" is not a valid identifier: character `X` at position 1 is not allowed here (a registration authority code of GB 32100: 1-9, A, N or Y) [invalid_subject]
         line 14: at: key `at` is missing [missing_key]
         line 15: at: key `at`: `yesterday` is not a date (YYYY-MM-DD) nor an RFC 3339 time [invalid_date]
         line 16: subject: record type `transport.fare_evasion` is about persons only, and `91350100M000100Y43` is an organisation [wrong_subject_kind]
