@@ -200,6 +200,39 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Finishes the recomputation of every file that the last rulebook upload
+/// left undone (the server stopped during it, or the store is a copy made
+/// then), before anything is served: until then some files are folded
+/// with the rulebook before, which no longer is in force.
+async fn finish_recompute(store: &dyn Store, current: &Current) -> anyhow::Result<()> {
+    let Some(unfinished) = store
+        .unfinished_recompute()
+        .await
+        .context("cannot read whether a recomputation is unfinished")?
+    else {
+        return Ok(());
+    };
+    let refolded = store
+        .recompute_all(&current.engine)
+        .await
+        .context("cannot finish recomputing the files with the rulebook in force")?;
+    // None on a first start: the default rulebook was installed on an
+    // empty store.
+    if refolded > 0 {
+        let from = match unfinished.after.as_str() {
+            "" => "the first subject".to_string(),
+            after => format!("the subject after {after}"),
+        };
+        tracing::warn!(
+            rulebook = %unfinished.rulebook,
+            refolded,
+            "the last rulebook upload had stopped before every file was recomputed with it; \
+             recomputed them now, from {from}"
+        );
+    }
+    Ok(())
+}
+
 impl AppState {
     /// The state over `store`, with the store's current rulebook in force.
     /// A store without one gets the default rulebook first (a first start).
@@ -242,6 +275,7 @@ impl AppState {
             anyhow::anyhow!("the stored rulebook {label} does not load:\n{errors}")
         })?;
         let current = Arc::new(Current::new(rulebook, text.into()));
+        finish_recompute(store.as_ref(), &current).await?;
         let cursors = CursorSeal::kept_by(store.as_ref()).await?;
         let audit = AuditLog::new(store.clone());
         let instance = instance_id().context("cannot draw this server's instance id")?;

@@ -14,7 +14,7 @@ use socred_core::Engine;
 use crate::serve::StoreLocation;
 use socred_store::{
     pruned_through, verify_states, ChainBreak, ChainVerifier, StateMismatch, Store, StoreError,
-    PRUNE_ACTION,
+    UnfinishedRecompute, PRUNE_ACTION,
 };
 
 /// Audit entries read per page.
@@ -31,11 +31,16 @@ pub struct VerifyReport {
     /// Subjects checked.
     pub subjects: u64,
     pub mismatches: Vec<StateMismatch>,
+    /// The recomputation of every file that the last rulebook upload left
+    /// undone (the server stopped during it, or the store was copied
+    /// then): the files after it differ from a fresh fold until a start
+    /// of the server finishes it.
+    pub unfinished: Option<UnfinishedRecompute>,
 }
 
 impl VerifyReport {
     pub fn is_ok(&self) -> bool {
-        self.chain_break.is_none() && self.mismatches.is_empty()
+        self.chain_break.is_none() && self.mismatches.is_empty() && self.unfinished.is_none()
     }
 }
 
@@ -48,6 +53,19 @@ impl fmt::Display for VerifyReport {
                 self.audit_entries
             )?,
             Some(broken) => writeln!(f, "audit log: {broken}")?,
+        }
+        if let Some(unfinished) = &self.unfinished {
+            let done = match unfinished.after.as_str() {
+                "" => "no file".to_string(),
+                after => format!("the files up to subject {after}"),
+            };
+            writeln!(
+                f,
+                "rulebook upload unfinished: {done} recomputed with {}, the rest still \
+                 folded with the rulebook before; `socred serve` on this store finishes it \
+                 at start, before it serves",
+                unfinished.rulebook
+            )?;
         }
         writeln!(
             f,
@@ -63,7 +81,9 @@ impl fmt::Display for VerifyReport {
             write!(
                 f,
                 "FAILED: {} problem(s)",
-                self.mismatches.len() + usize::from(self.chain_break.is_some())
+                self.mismatches.len()
+                    + usize::from(self.chain_break.is_some())
+                    + usize::from(self.unfinished.is_some())
             )
         }
     }
@@ -130,6 +150,10 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
     let (audit_entries, chain) = check_chain(store)
         .await
         .context("cannot read the audit log")?;
+    let unfinished = store
+        .unfinished_recompute()
+        .await
+        .context("cannot read whether a recomputation is unfinished")?;
     let mismatches = verify_states(store, &engine)
         .await
         .context("cannot read the stored states")?;
@@ -144,6 +168,7 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
         chain_break: chain.err(),
         subjects,
         mismatches,
+        unfinished,
     })
 }
 

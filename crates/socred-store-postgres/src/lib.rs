@@ -54,7 +54,7 @@ use socred_core::{Day, Engine, Fact, Record, Rulebook, SubjectId, SubjectState};
 use socred_store::{
     clamp_limit, AuditDraft, AuditEntry, Counts, Drawing, Edition, EditionMember, EditionPage,
     Erasure, ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, RulebookVersion, Store,
-    StoreError, Submission,
+    StoreError, Submission, UnfinishedRecompute,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
@@ -1022,7 +1022,10 @@ impl Store for PostgresStore {
     }
 
     async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
-        let mut after = String::new();
+        let mut after = match self.unfinished_recompute().await? {
+            Some(unfinished) if unfinished.rulebook == engine.rulebook.label() => unfinished.after,
+            _ => String::new(),
+        };
         let mut total = 0u64;
         loop {
             // Each page is its own transaction, so ingestion goes on between them.
@@ -1036,6 +1039,22 @@ impl Store for PostgresStore {
                 None => return Ok(total),
             }
         }
+    }
+
+    async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError> {
+        self.read_opt(
+            "read the recomputation left to do",
+            "SELECT rulebook, last_subject FROM recompute",
+            &[],
+            |row| {
+                let get = decode("read the recomputation left to do");
+                Ok(UnfinishedRecompute {
+                    rulebook: row.try_get(0).map_err(&get)?,
+                    after: row.try_get(1).map_err(&get)?,
+                })
+            },
+        )
+        .await
     }
 
     async fn erase(

@@ -227,6 +227,25 @@ impl PostgresStore {
                 .await?;
                 write::flush(s, &overlay, Totals::of(overlay.delta, 0), &[]).await?;
             }
+            let label = engine.rulebook.label();
+            match &last {
+                Some(last) => {
+                    s.execute(
+                        "record the recomputation's progress",
+                        "UPDATE recompute SET last_subject = $2 WHERE rulebook = $1",
+                        &[&label, last],
+                    )
+                    .await?
+                }
+                None => {
+                    s.execute(
+                        "record the recomputation's end",
+                        "DELETE FROM recompute WHERE rulebook = $1",
+                        &[&label],
+                    )
+                    .await?
+                }
+            };
             (last, count)
         }))
     }
@@ -283,6 +302,13 @@ impl PostgresStore {
                 audit_entries: audit.len() as i64,
                 ..Totals::default()
             };
+            s.execute(
+                "record the recomputation to do",
+                "INSERT INTO recompute (one, rulebook, last_subject) VALUES (1, $1, '') \
+                 ON CONFLICT (one) DO UPDATE SET rulebook = excluded.rulebook, last_subject = ''",
+                &[&version.label],
+            )
+            .await?;
             write::bump_totals(s, totals).await?;
             write::append_audit(s, audit).await?;
             version.clone()

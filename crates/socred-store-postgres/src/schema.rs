@@ -363,6 +363,17 @@ ALTER TABLE states ADD COLUMN IF NOT EXISTS changed_ms bigint NOT NULL DEFAULT 0
 ALTER TABLE editions ADD COLUMN IF NOT EXISTS mark_ms bigint;
 "#;
 
+/// Version 15: the recomputation of every file that the last rulebook
+/// upload left to do (`Store::unfinished_recompute`): the rulebook and
+/// the last subject refolded with it; no row once it is done.
+const V15_SQL: &str = r#"
+CREATE TABLE IF NOT EXISTS recompute (
+    one      int PRIMARY KEY CHECK (one = 1),
+    rulebook text NOT NULL,
+    last_subject text NOT NULL
+);
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -438,6 +449,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V14_SQL,
         citus: &[],
+    },
+    Migration {
+        sql: V15_SQL,
+        citus: &["SELECT create_reference_table('recompute')"],
     },
 ];
 

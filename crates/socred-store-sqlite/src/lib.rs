@@ -37,7 +37,7 @@ use socred_store::{
     clamp_limit, decode_state, empty_state, now_ms, reopen_entry, sort_derived, AuditDraft,
     AuditEntry, BlockingAudit, Counts, Drawing, Edition, EditionMember, EditionPage, Erasure,
     ItemKey, ListRow, Outcome, PendingItem, Principal, ReadMark, Role, RulebookVersion, Status,
-    Store, StoreError, Submission, VerifyReads, WriteTx, Writer,
+    Store, StoreError, Submission, UnfinishedRecompute, VerifyReads, WriteTx, Writer,
 };
 
 use audit_index::AuditIndex;
@@ -1265,6 +1265,10 @@ impl Store for SqliteStore {
                     stmt.execute(params![version.label, text, version.uploaded_at_ms, version.uploaded_by])
                 })
                 .map_err(db("store a rulebook"))?;
+            tx.tx
+                .prepare_cached("INSERT OR REPLACE INTO recompute (one, rulebook, last_subject) VALUES (1, ?1, '')")
+                .and_then(|mut stmt| stmt.execute(params![version.label]))
+                .map_err(db("record the recomputation to do"))?;
             tx.add("rulebooks", 1)?;
             tx.append_audit(&audit)?;
             Ok(version)
@@ -1305,12 +1309,18 @@ impl Store for SqliteStore {
     }
 
     async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError> {
-        let mut after = String::new();
+        let label = engine.rulebook.label();
+        let mut after = match self.unfinished_recompute().await? {
+            Some(unfinished) if unfinished.rulebook == label => unfinished.after,
+            _ => String::new(),
+        };
         let mut total = 0u64;
         loop {
             let engine = engine.clone();
             let from = after.clone();
-            // Each batch is its own transaction, so ingestion goes on between them.
+            let label = label.clone();
+            // Each batch is its own transaction, so ingestion goes on between
+            // them; each records how far the recomputation got.
             let last = self
                 .write(Some(engine.clone()), move |tx| {
                     let texts: Vec<String> = tx
@@ -1323,6 +1333,17 @@ impl Store for SqliteStore {
                     let subjects = texts.iter().map(|t| subject_of(t)).collect::<Result<Vec<_>, _>>()?;
                     let count = subjects.len() as u64;
                     Writer::new(&engine, now_ms()).recompute(tx, subjects)?;
+                    let progress = match texts.last() {
+                        Some(last) => tx
+                            .tx
+                            .prepare_cached("UPDATE recompute SET last_subject = ?2 WHERE rulebook = ?1")
+                            .and_then(|mut stmt| stmt.execute(params![label, last])),
+                        None => tx
+                            .tx
+                            .prepare_cached("DELETE FROM recompute WHERE rulebook = ?1")
+                            .and_then(|mut stmt| stmt.execute(params![label])),
+                    };
+                    progress.map_err(db("record the recomputation's progress"))?;
                     Ok((texts.last().cloned(), count))
                 })
                 .await?;
@@ -1332,6 +1353,23 @@ impl Store for SqliteStore {
                 None => return Ok(total),
             }
         }
+    }
+
+    async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT rulebook, last_subject FROM recompute")
+                .and_then(|mut stmt| {
+                    stmt.query_row([], |row| {
+                        Ok(UnfinishedRecompute {
+                            rulebook: row.get(0)?,
+                            after: row.get(1)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(db("read the recomputation left to do"))
+        })
+        .await
     }
 
     async fn erase(

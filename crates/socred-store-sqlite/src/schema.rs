@@ -431,6 +431,17 @@ const V15: &str = "CREATE TABLE leases (
 const V16: &str = "ALTER TABLE states ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE editions ADD COLUMN mark_ms INTEGER;";
 
+/// Version 17: the recomputation of every file that the last rulebook
+/// upload left to do (`Store::unfinished_recompute`): the rulebook and
+/// the last subject refolded with it. No row once it is done. A store of
+/// an earlier version has none: its uploads finished or, stopped half-way,
+/// went unnoticed, as before.
+const V17: &str = "CREATE TABLE recompute (
+    one      INTEGER PRIMARY KEY CHECK (one = 1),
+    rulebook TEXT NOT NULL,
+    last_subject TEXT NOT NULL
+);";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -449,6 +460,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V14),
     Migration::Sql(V15),
     Migration::Sql(V16),
+    Migration::Sql(V17),
 ];
 
 /// The schema version this code writes.

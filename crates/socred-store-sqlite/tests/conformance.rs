@@ -33,6 +33,21 @@ fn tamper(store: &SqliteStore, seq: u64) {
 
 socred_store::conformance_tests!(make: make_store(), tamper: tamper);
 
+/// An upload's recomputation stopped half-way (the progress a crash left,
+/// set behind the store's back) goes on after its last subject.
+#[tokio::test]
+async fn a_recomputation_stopped_half_way_goes_on_after_its_last_subject() {
+    let (store, _dir) = make_store().await;
+    socred_store::conformance::check_resumed_recompute(&store, |store, last| {
+        let conn = rusqlite::Connection::open(store.path()).expect("open the database file");
+        let changed = conn
+            .execute("UPDATE recompute SET last_subject = ?1", [last])
+            .expect("edit the recompute table");
+        assert_eq!(changed, 1, "no recomputation recorded");
+    })
+    .await;
+}
+
 /// The same suite with no decoded history kept by the writer: every write
 /// reads the histories it refolds back from the file.
 mod without_history_cache {

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
                 principals_by_token_hash => check_principals,
                 rulebook_versions_are_kept => check_rulebooks,
                 recompute_all_refolds_with_the_new_rulebook => check_recompute_all,
+                an_upload_records_the_recomputation_left_to_do => check_unfinished_recompute,
                 writes_and_audit_commit_together => check_audit_with_writes,
                 marked_reads_follow_every_write => check_marked_reads,
                 large_batches_answer_item_by_item => check_large_batches,
@@ -2586,6 +2587,68 @@ pub async fn check_recompute_all(store: &dyn Store) {
             .len(),
         1
     );
+}
+
+/// Thirty fare evaders' records, then the upload of a rulebook that takes
+/// more points for fare evasion (stored, no file recomputed yet): its
+/// engine and label.
+async fn thirty_then_a_stricter_upload(store: &dyn Store) -> (Arc<Engine>, String) {
+    let engine = engine();
+    let batch: Vec<Record> = (0..30)
+        .map(|i| fare(&engine, &format!("f{i}"), person(i), "2026-01-01"))
+        .collect();
+    ingest(store, &engine, records(&batch.iter().collect::<Vec<_>>())).await;
+    let stricter = Arc::new(Engine::new(Arc::new(rulebook(-20))));
+    let label = stricter.rulebook.label();
+    store
+        .put_rulebook(&label, "stricter", "admin", Vec::new())
+        .await
+        .expect("upload");
+    (stricter, label)
+}
+
+/// A rulebook upload records, with the rulebook, that every file is to be
+/// recomputed with it; `recompute_all` with its engine finishes that.
+pub async fn check_unfinished_recompute(store: &dyn Store) {
+    assert_eq!(store.unfinished_recompute().await.expect("read"), None);
+    let (stricter, label) = thirty_then_a_stricter_upload(store).await;
+    assert_eq!(
+        store.unfinished_recompute().await.expect("read"),
+        Some(crate::UnfinishedRecompute {
+            rulebook: label.clone(),
+            after: String::new()
+        })
+    );
+    // The upload alone refolds nothing: the store says what is left.
+    let stale = verify_states(store, &stricter).await.expect("verify");
+    assert_eq!(stale.len(), 30);
+    assert_eq!(store.recompute_all(&stricter).await.expect("recompute"), 30);
+    assert_eq!(store.unfinished_recompute().await.expect("read"), None);
+    assert_consistent(store, &stricter).await;
+}
+
+/// A recomputation that stopped half-way (`progress` sets the last subject
+/// refolded behind the store's back, as a crash leaves it) goes on after
+/// that subject, and finishes.
+pub async fn check_resumed_recompute<S: Store>(store: &S, progress: impl Fn(&S, &str)) {
+    let (stricter, label) = thirty_then_a_stricter_upload(store).await;
+    let mut subjects: Vec<SubjectId> = (0..30).map(person).collect();
+    subjects.sort();
+    let tenth = subjects[9].to_string();
+    progress(store, &tenth);
+    assert_eq!(
+        store.unfinished_recompute().await.expect("read"),
+        Some(crate::UnfinishedRecompute {
+            rulebook: label,
+            after: tenth
+        })
+    );
+    assert_eq!(store.recompute_all(&stricter).await.expect("recompute"), 20);
+    assert_eq!(store.unfinished_recompute().await.expect("read"), None);
+    // The first ten were taken as done, and were not refolded again.
+    let stale = verify_states(store, &stricter).await.expect("verify");
+    let stale: Vec<SubjectId> = stale.iter().map(|m| m.subject).collect();
+    assert_eq!(stale, subjects[..10]);
 }
 
 /// The audit log chains, verifies page by page, and catches an entry

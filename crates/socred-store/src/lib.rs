@@ -322,6 +322,20 @@ pub fn hash_token(token: &str) -> String {
     audit::sha256_hex(hasher)
 }
 
+/// A recomputation of every file that a rulebook upload started and that
+/// has not finished: the server stopped during it, or the store was
+/// copied then. Each file up to `after` is folded with `rulebook`, the
+/// rest with the one before. The next start finishes it
+/// ([`Store::recompute_all`] goes on after `after`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfinishedRecompute {
+    /// The label of the rulebook installed.
+    pub rulebook: String,
+    /// The last subject refolded with it, in identifier order; empty when
+    /// none was.
+    pub after: String,
+}
+
 /// One stored rulebook version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulebookVersion {
@@ -676,7 +690,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a rulebook version and makes it current; earlier versions are
     /// kept. Uploading a label again with the same text makes it current
-    /// again; with other text it is a `Conflict` (bump the version).
+    /// again; with other text it is a `Conflict` (bump the version). In
+    /// the same transaction it records that every file is to be
+    /// recomputed with it ([`Store::unfinished_recompute`]), until
+    /// [`Store::recompute_all`] with its engine has finished.
     async fn put_rulebook(
         &self,
         label: &str,
@@ -693,7 +710,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Refolds every subject with `engine` (after a rulebook upload), in
     /// batches of their own transactions. Returns how many were refolded.
+    /// When the recomputation an upload of `engine`'s rulebook recorded is
+    /// unfinished, it goes on after the last subject refolded; each batch
+    /// records how far it got in its own transaction, and the last one
+    /// that the recomputation is finished.
     async fn recompute_all(&self, engine: &Arc<Engine>) -> Result<u64, StoreError>;
+
+    /// The recomputation of every file that the last rulebook upload
+    /// recorded and that has not finished, if any.
+    async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError>;
 
     /// Erases, in one transaction, what the end of retention allows on
     /// `today` from each of `subjects` (see [`Writer::erase`]): records

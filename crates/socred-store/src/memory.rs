@@ -21,7 +21,7 @@ use crate::write::{
 use crate::{
     clamp_limit, empty_state, now_ms, sort_derived, Counts, Drawing, Edition, EditionMember,
     EditionPage, FactKey, ItemKey, Outcome, PendingItem, Principal, RulebookVersion, Store,
-    StoreError, Submission,
+    StoreError, Submission, UnfinishedRecompute,
 };
 
 /// The writer of a write that folds with `engine`, unless the store names
@@ -56,6 +56,8 @@ struct Inner {
     /// id -> (principal, token hash).
     principals: BTreeMap<String, (Principal, String)>,
     rulebooks: Vec<(RulebookVersion, String)>,
+    /// What the last upload left to recompute.
+    unfinished: Option<UnfinishedRecompute>,
     audit: Vec<AuditEntry>,
     head: Option<(u64, String)>,
     /// The last entry removed at the end of the log's retention.
@@ -632,6 +634,7 @@ impl Store for MemoryStore {
             let version =
                 RulebookVersion { label: label.to_string(), uploaded_at_ms: now_ms(), uploaded_by: uploaded_by.to_string() };
             inner.rulebooks.push((version.clone(), text.to_string()));
+            inner.unfinished = Some(UnfinishedRecompute { rulebook: label.to_string(), after: String::new() });
             inner.counts.rulebooks += 1;
             inner.append_audit(&audit)?;
             Ok(version)
@@ -660,8 +663,20 @@ impl Store for MemoryStore {
             let subjects: Vec<SubjectId> = inner.states.keys().copied().collect();
             let count = subjects.len() as u64;
             writer(inner, engine)?.recompute(inner, subjects)?;
+            // One transaction: it finishes whatever an upload left.
+            if inner
+                .unfinished
+                .as_ref()
+                .is_some_and(|u| u.rulebook == engine.rulebook.label())
+            {
+                inner.unfinished = None;
+            }
             Ok(count)
         })
+    }
+
+    async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError> {
+        Ok(self.lock()?.unfinished.clone())
     }
 
     async fn erase(

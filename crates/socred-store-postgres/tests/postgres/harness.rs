@@ -64,7 +64,10 @@ pub async fn fresh_store() -> Option<(PostgresStore, String)> {
 
 /// Runs one statement with a bigint parameter on `database` of the shared
 /// cluster, from a plain thread (callers may be inside a runtime).
-pub fn execute(database: &str, sql: &'static str, param: i64) -> u64 {
+pub fn execute<P>(database: &str, sql: &'static str, param: P) -> u64
+where
+    P: tokio_postgres::types::ToSql + Sync + Send + 'static,
+{
     let Some(cluster) = cluster() else {
         panic!("no cluster to run `{sql}` on");
     };

@@ -167,10 +167,18 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 14);
+    assert_eq!(SCHEMA_VERSION, 15);
     // Schema 11: the editions of scheduled lists; schema 12 marks their
     // subjects named or left off; schema 13: leases; schema 14: the mark
-    // of each drawing, unknown for one drawn before.
+    // of each drawing, unknown for one drawn before; schema 15: the
+    // recomputation an upload left, none here.
+    assert_eq!(
+        store
+            .unfinished_recompute()
+            .await
+            .expect("read the recompute"),
+        None
+    );
     let old = socred_store::Edition {
         day: Day(19_999),
         rulebook: "rb@0".into(),

@@ -23,3 +23,21 @@ socred_store::conformance_tests!(
     },
     tamper: tamper,
 );
+
+/// An upload's recomputation stopped half-way (the progress a crash left,
+/// set behind the store's back) goes on after its last subject.
+#[tokio::test]
+async fn a_recomputation_stopped_half_way_goes_on_after_its_last_subject() {
+    let Some((store, _cluster)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    socred_store::conformance::check_resumed_recompute(&store, |store, last| {
+        let changed = crate::harness::execute(
+            &store.target().database,
+            "UPDATE recompute SET last_subject = $1",
+            last.to_string(),
+        );
+        assert_eq!(changed, 1, "no recomputation recorded");
+    })
+    .await;
+}
