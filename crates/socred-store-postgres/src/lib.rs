@@ -1401,7 +1401,8 @@ impl Store for PostgresStore {
 
     /// Waiting records by the primary key's subject and the partial index
     /// `records_pending`; rejected ones by `records_rejected` (schema 5);
-    /// retractions by `facts_retracted` (schema 6), each retracted record's
+    /// retractions by `facts_retracted` (schema 6) and resolutions that
+    /// retract by `facts_resolved` (schema 16), each retracted record's
     /// decision day by the primary key, on the same shard under Citus.
     async fn subjects_not_in_effect(
         &self,
@@ -1417,6 +1418,11 @@ impl Store for PostgresStore {
              UNION SELECT f.subject FROM facts f JOIN records r ON r.subject = f.subject \
                  AND r.provider = f.record_provider AND r.id = f.record_id \
                  WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > $1 \
+                 AND r.decided_at <= $3 \
+             UNION SELECT f.subject FROM facts f JOIN records r ON r.subject = f.subject \
+                 AND r.provider = f.record_provider AND r.id = f.record_id \
+                 WHERE f.kind = 'resolved' AND f.status = 0 AND f.subject > $1 \
+                 AND f.body::jsonb ->> 'outcome' = 'retracted' \
                  AND r.decided_at <= $3 \
              ORDER BY 1 LIMIT $2",
             after,

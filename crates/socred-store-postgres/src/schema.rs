@@ -374,6 +374,13 @@ CREATE TABLE IF NOT EXISTS recompute (
 );
 "#;
 
+/// Version 16: resolutions in effect, by subject, so that erasure finds
+/// the subjects whose records a reviewer's resolution retracted without
+/// reading every fact (`Store::subjects_not_in_effect`).
+const V16_SQL: &str = r#"
+CREATE INDEX IF NOT EXISTS facts_resolved ON facts (subject) WHERE kind = 'resolved' AND status = 0;
+"#;
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -453,6 +460,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V15_SQL,
         citus: &["SELECT create_reference_table('recompute')"],
+    },
+    // Citus creates the index on every shard of `facts`.
+    Migration {
+        sql: V16_SQL,
+        citus: &[],
     },
 ];
 

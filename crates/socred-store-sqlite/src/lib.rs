@@ -1689,6 +1689,11 @@ impl Store for SqliteStore {
                          JOIN records r ON r.provider = f.provider AND r.id = f.record \
                          WHERE f.kind = 'retracted' AND f.status = 0 AND f.subject > ?1 \
                          AND r.decided_at <= ?3 \
+                     UNION SELECT f.subject FROM facts f \
+                         JOIN records r ON r.provider = f.provider AND r.id = f.record \
+                         WHERE f.kind = 'resolved' AND f.status = 0 AND f.subject > ?1 \
+                         AND json_extract(f.body, '$.outcome') = 'retracted' \
+                         AND r.decided_at <= ?3 \
                      ORDER BY 1 LIMIT ?2",
             after,
             limit,

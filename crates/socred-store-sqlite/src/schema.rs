@@ -442,6 +442,13 @@ const V17: &str = "CREATE TABLE recompute (
     last_subject TEXT NOT NULL
 );";
 
+/// Version 18: resolutions in effect, by subject, so that erasure finds
+/// the subjects whose records a reviewer's resolution retracted (an
+/// objection upheld against the record) without reading every fact, as it
+/// finds the providers' retractions by `facts_retracted`.
+const V18: &str =
+    "CREATE INDEX facts_resolved ON facts (subject) WHERE kind = 'resolved' AND status = 0;";
+
 /// Every migration, in order: migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
@@ -461,6 +468,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V15),
     Migration::Sql(V16),
     Migration::Sql(V17),
+    Migration::Sql(V18),
 ];
 
 /// The schema version this code writes.

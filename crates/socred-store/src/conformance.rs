@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
                 rulebook_versions_are_kept => check_rulebooks,
                 recompute_all_refolds_with_the_new_rulebook => check_recompute_all,
                 an_upload_records_the_recomputation_left_to_do => check_unfinished_recompute,
+                records_retracted_by_a_resolution_reach_erasure => check_resolved_retractions,
                 writes_and_audit_commit_together => check_audit_with_writes,
                 marked_reads_follow_every_write => check_marked_reads,
                 large_batches_answer_item_by_item => check_large_batches,
@@ -2586,6 +2587,71 @@ pub async fn check_recompute_all(store: &dyn Store) {
             .derived
             .len(),
         1
+    );
+}
+
+/// A record that a reviewer's resolution of an objection retracted is not
+/// in effect, as one its provider retracted: erasure finds its subject
+/// among those with records not in effect. One whose objection was
+/// upheld stays in effect, and its subject is not listed for it.
+pub async fn check_resolved_retractions(store: &dyn Store) {
+    use socred_core::record::Outcome as Resolution;
+    let engine = engine();
+    let (retracted, upheld) = (person(907), person(908));
+    let old = |subject: SubjectId| {
+        fare(
+            &engine,
+            &format!("fare-2018-{subject}"),
+            subject,
+            "2018-03-01",
+        )
+    };
+    let (gone, kept) = (old(retracted), old(upheld));
+    ingest(store, &engine, records(&[&gone, &kept])).await;
+    let objection = |record: &Record| {
+        submit(fact(
+            record.subject,
+            "2018-04-01",
+            record.subject.as_str(),
+            FactKind::Disputed {
+                record: record.key.clone(),
+                statement: None,
+            },
+        ))
+    };
+    let ruling = |record: &Record, outcome: Resolution| {
+        submit(fact(
+            record.subject,
+            "2018-04-10",
+            "reviewer.li",
+            FactKind::Resolved {
+                record: record.key.clone(),
+                outcome,
+                fields: None,
+            },
+        ))
+    };
+    let facts = vec![
+        objection(&gone),
+        objection(&kept),
+        ruling(&gone, Resolution::Retracted),
+        ruling(&kept, Resolution::Upheld),
+    ];
+    ingest(store, &engine, facts).await;
+    assert_eq!(
+        store
+            .subjects_not_in_effect(None, Day::MAX, 10)
+            .await
+            .expect("subjects with records not in effect"),
+        vec![retracted]
+    );
+    // Not before the record was decided.
+    assert_eq!(
+        store
+            .subjects_not_in_effect(None, day("2017-12-31"), 10)
+            .await
+            .expect("subjects with records decided by then"),
+        Vec::new()
     );
 }
 

@@ -747,7 +747,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Day, SubjectId)>, StoreError>;
 
     /// Subjects with records waiting for review, rejected in it, or
-    /// retracted, decided on or before `decided_by`, after `after` in
+    /// retracted (by their provider, or by a reviewer's resolution of an
+    /// objection), decided on or before `decided_by`, after `after` in
     /// subject order, at most `limit` (clamped): where erasure looks for
     /// records past retention that no file shows. Erasure passes
     /// [`Rulebook::retention_cutoff`]: a record decided later is past

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use socred_core::record::Outcome as Resolution;
 use socred_core::state::{DerivedEntry, Span, SubjectState};
-use socred_core::{Day, Engine, Fact, Record, RecordKey, Rulebook, SubjectId};
+use socred_core::{Day, Engine, Fact, FactKind, Record, RecordKey, Rulebook, SubjectId};
 
 use crate::audit::{chain_drafts, AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::codec::decode_state;
@@ -737,7 +738,22 @@ impl Store for MemoryStore {
                     .facts
                     .values()
                     .filter(|row| {
-                        row.key.kind == "retracted"
+                        let retracts = row.key.kind == "retracted"
+                            || (row.key.kind == "resolved"
+                                && matches!(
+                                    row.to_fact(),
+                                    Ok((
+                                        Fact {
+                                            kind: FactKind::Resolved {
+                                                outcome: Resolution::Retracted,
+                                                ..
+                                            },
+                                            ..
+                                        },
+                                        _
+                                    ))
+                                ));
+                        retracts
                             && row.meta.status == Status::Effective
                             && row.key.record.as_ref().is_some_and(decided_in_time)
                     })

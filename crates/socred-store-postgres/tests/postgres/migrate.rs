@@ -167,7 +167,7 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
         .expect("read the schema version")
         .get(0);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 15);
+    assert_eq!(SCHEMA_VERSION, 16);
     // Schema 11: the editions of scheduled lists; schema 12 marks their
     // subjects named or left off; schema 13: leases; schema 14: the mark
     // of each drawing, unknown for one drawn before; schema 15: the
