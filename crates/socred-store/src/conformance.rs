@@ -1484,24 +1484,12 @@ pub async fn check_erasure(store: &dyn Store) {
     assert_eq!(with_rejected, expected_rejected);
     // By the day the records were decided: in 2018 only the retracted
     // ones (decided that year) were; before, none.
-    assert_eq!(
-        store
-            .subjects_not_in_effect(None, day("2018-12-31"), 10)
-            .await
-            .expect("subjects with records decided by then"),
-        {
-            let mut retracted = vec![p, with_retraction];
-            retracted.sort();
-            retracted
-        }
-    );
-    assert_eq!(
-        store
-            .subjects_not_in_effect(None, day("2017-12-31"), 10)
-            .await
-            .expect("subjects with records decided by then"),
-        Vec::new()
-    );
+    assert_eq!(not_in_effect_by(store, "2018-12-31").await, {
+        let mut retracted = vec![p, with_retraction];
+        retracted.sort();
+        retracted
+    });
+    assert_eq!(not_in_effect_by(store, "2017-12-31").await, Vec::new());
     let before = store.counts().await.expect("counts");
     let today = day("2026-01-01");
     let p_before = state(store, p).await.expect("state");
@@ -2590,6 +2578,14 @@ pub async fn check_recompute_all(store: &dyn Store) {
     );
 }
 
+/// The subjects with records not in effect decided by `decided_by`.
+async fn not_in_effect_by(store: &dyn Store, decided_by: &str) -> Vec<SubjectId> {
+    store
+        .subjects_not_in_effect(None, day(decided_by), 10)
+        .await
+        .expect("subjects with records decided by then")
+}
+
 /// A record that a reviewer's resolution of an objection retracted is not
 /// in effect, as one its provider retracted: erasure finds its subject
 /// among those with records not in effect. One whose objection was
@@ -2646,13 +2642,7 @@ pub async fn check_resolved_retractions(store: &dyn Store) {
         vec![retracted]
     );
     // Not before the record was decided.
-    assert_eq!(
-        store
-            .subjects_not_in_effect(None, day("2017-12-31"), 10)
-            .await
-            .expect("subjects with records decided by then"),
-        Vec::new()
-    );
+    assert_eq!(not_in_effect_by(store, "2017-12-31").await, Vec::new());
 }
 
 /// Thirty fare evaders' records, then the upload of a rulebook that takes
