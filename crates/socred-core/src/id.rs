@@ -95,6 +95,8 @@ pub enum IdError {
     },
     #[error("birth date {text} in positions 7-14 does not exist")]
     BirthDate { text: String },
+    #[error("birth year {year} in positions 7-10 is outside 1900-2099, the years a number may carry")]
+    BirthYear { year: u16 },
     #[error("check character at position 18 is `{found}`, expected `{expected}`")]
     CheckCharacter { expected: char, found: char },
 }
@@ -365,6 +367,12 @@ fn parse_person_shaped(chars: &[char; LEN], bytes: [u8; LEN]) -> Result<Parsed, 
         return Ok(organisation_parsed(bytes, None));
     }
     if date.is_none() {
+        let year = read_digits(&bytes[6..10]).and_then(|year| u16::try_from(year).ok());
+        if let Some(year) = year.filter(|year| {
+            !(BIRTH_YEAR_MIN..=BIRTH_YEAR_MAX).contains(&i16::try_from(*year).unwrap_or(i16::MAX))
+        }) {
+            return Err(IdError::BirthYear { year });
+        }
         let text = chars[6..14].iter().collect();
         return Err(IdError::BirthDate { text });
     }
@@ -719,8 +727,8 @@ mod tests {
         check_error(
             "110105189912310021",
             expect![[r#"
-                BirthDate { text: "18991231" }
-                birth date 18991231 in positions 7-14 does not exist"#]],
+                BirthYear { year: 1899 }
+                birth year 1899 in positions 7-10 is outside 1900-2099, the years a number may carry"#]],
         );
         // 1900 was not a leap year; 2000 was.
         assert!(SubjectId::parse("110105190002290021").is_err());

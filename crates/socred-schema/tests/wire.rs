@@ -329,10 +329,15 @@ fn the_remaining_codes() {
         r#"{"provider": "court.beijing-1"} {"id": "r-2"}"#.to_string(),
         "\"just a string\"".to_string(),
         record_json(PERSON, r#"{"amount_yuan": null, "case_no": "c", "amount_yuan": 2}"#),
+        record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "c"}"#)
+            .replace(r#""occurred_at": "2026-03-01""#, r#""occurred_at": "1949-12-30""#),
+        r#"{"fact": "corrected", "provider": "court.beijing-1", "record": "r-1", "subject": "11010519491231002X", "at": "2026-04-02", "type": "judicial.judgment_default", "occurred_at": "1949-01-01", "fields": {"amount_yuan": 1, "case_no": "c"}}"#.to_string(),
+        record_json(PERSON, r#"{"amount_yuan": 1, "case_no": "c"}"#)
+            .replace(r#""occurred_at": "2026-03-01""#, r#""occurred_at": "1949-12-31""#),
     ];
     let parsed = parse_ndjson(&rulebook, &lines.join("\n"));
     expect![[r#"
-        0 items
+        1 items
         line 1: fields.amount_yuan: field `amount_yuan` is given twice [duplicate_key]
         line 2: fields.paid: field `paid` expects bool, found string "yes" [field_type]
         line 3: fields.amount_yuan: field `amount_yuan` expects int, found number 1e300 [field_type]
@@ -357,6 +362,8 @@ fn the_remaining_codes() {
         line 22: not valid JSON: trailing characters (column 33) [malformed_json]
         line 23: expected a JSON object, found string [not_an_object]
         line 24: fields.amount_yuan: field `amount_yuan` is given twice [duplicate_key]
+        line 25: occurred_at: occurred_at 1949-12-30 is before the subject was born (1949-12-31, positions 7-14 of its identifier) [before_birth]
+        line 26: occurred_at: occurred_at 1949-01-01 is before the subject was born (1949-12-31, positions 7-14 of its identifier) [before_birth]
     "#]]
     .assert_eq(&render(&parsed));
 }

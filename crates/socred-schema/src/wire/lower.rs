@@ -150,6 +150,7 @@ impl<'r> Lowerer<'r> {
             optional_str(&mut raw, Key::Document, TEXT_BYTES_MAX)?.map(|text| Arc::from(&*text));
         check_kind(record_type, subject)?;
         check_order(occurred_at, decided_at)?;
+        check_born(subject, occurred_at)?;
         let fields = match raw.fields.take() {
             None | Some(FieldsValue::Other(Scalar::Null)) => {
                 lower_fields(record_type, Vec::new(), warnings)?
@@ -247,6 +248,9 @@ impl<'r> Lowerer<'r> {
                 let decided_at = optional_day(&mut raw, Key::DecidedAt)?;
                 if let (Some(occurred_at), Some(decided_at)) = (occurred_at, decided_at) {
                     check_order(occurred_at, decided_at)?;
+                }
+                if let Some(occurred_at) = occurred_at {
+                    check_born(subject, occurred_at)?;
                 }
                 let (type_id, fields) = self.typed_fields(&mut raw, subject, warnings)?;
                 record_type = Some(type_id);
@@ -526,6 +530,26 @@ fn check_order(occurred_at: Day, decided_at: Day) -> Result<()> {
         Key::OccurredAt,
         format!("occurred_at {occurred_at} is after decided_at {decided_at}"),
     ))
+}
+
+/// A person's conduct cannot come before the person: the birth date in
+/// the identifier (positions 7-14) bounds the day a record says it
+/// occurred on.
+fn check_born(subject: SubjectId, occurred_at: Day) -> Result<()> {
+    let born = subject
+        .birth_date()
+        .and_then(|(year, month, day)| Day::from_ymd(year, month, day));
+    match born {
+        Some(born) if occurred_at < born => Err(at_key(
+            "before_birth",
+            Key::OccurredAt,
+            format!(
+                "occurred_at {occurred_at} is before the subject was born ({born}, positions 7-14 \
+                 of its identifier)"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn outcome(raw: &mut RawLine<'_>) -> Result<Outcome> {
