@@ -129,7 +129,7 @@ pub fn gen(seed: u64, subjects: u64, records: u64, start: &str, end: &str) -> an
     let start = Day::parse(start).with_context(|| "--start")?;
     let end = Day::parse(end).with_context(|| "--end")?;
     if end < start {
-        bail!("--end {end} is before --start {start}");
+        return Err(exit::Usage(format!("--end {end} is before --start {start}")).into());
     }
     let config = socred_sim::GenConfig {
         seed,
@@ -515,7 +515,7 @@ pub fn timeline(input: Input, from: &str, every: &str, group_min: u64) -> anyhow
         .context("--every: an ISO 8601 period such as P3M")?;
     // The steps are checked before the records are read.
     let plan = socred_core::timeline::Plan::new(from, input.as_of()?, every, group_min)
-        .context("--from, --as-of and --every")?;
+        .map_err(|error| exit::Usage(format!("--from, --as-of and --every: {error}")))?;
     input.on_threads(|| {
         let loaded = load(&input)?;
         let progress = progress_bar(plan.days.len() as u64, "steps");
@@ -552,6 +552,16 @@ fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Resul
 /// folded from its own records and those of the subjects that name it, not
 /// from every subject in the file (`Engine::fold_subject_of`).
 fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
+    // The file of a subject the records never name reads like that of one
+    // who has not consented: say which it is.
+    let named = loaded.records.iter().any(|r| r.subject == subject)
+        || loaded.facts.iter().any(|f| f.subject == subject);
+    if !named {
+        note!(
+            "note: the records name nothing about {subject}: the file below is that of a subject \
+             the registry knows nothing about"
+        );
+    }
     loaded
         .engine
         .fold_subject_of(subject, &loaded.records, &loaded.facts, loaded.as_of)

@@ -18,3 +18,16 @@ pub const FAILURE: Code = Code(1);
 pub const USAGE: Code = Code(2);
 /// The command ran, but some input lines were rejected (counted on stderr).
 pub const REJECTED: Code = Code(3);
+
+/// Arguments that each read, but contradict each other (`--end` before
+/// `--start`): a usage error, exit [`USAGE`].
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}

@@ -48,11 +48,12 @@ enum Command {
         subjects: u64,
         #[arg(long, default_value_t = 10_000)]
         records: u64,
-        /// First day of the records.
-        #[arg(long, default_value = "2021-01-01")]
+        /// First day of the records, from 1986-01-01 (persons are 18 to 85
+        /// years old that day, and born in 1900 or later) to 2117-12-31.
+        #[arg(long, default_value = "2021-01-01", value_parser = gen_start_argument)]
         start: String,
         /// Last day of the records.
-        #[arg(long, default_value = "2026-10-31")]
+        #[arg(long, default_value = "2026-10-31", value_parser = day_argument)]
         end: String,
     },
     /// Folds records into credit files, one JSON line per subject known by the as-of day, on stdout.
@@ -68,7 +69,7 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         /// The subject: an identity card number or a unified social credit code.
-        #[arg(long)]
+        #[arg(long, value_parser = subject_argument)]
         subject: String,
         /// A measure id; repeat for several. Without it, every measure for the subject's kind.
         #[arg(long)]
@@ -138,10 +139,10 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         /// The first day (YYYY-MM-DD); the last is `--as-of`.
-        #[arg(long)]
+        #[arg(long, value_parser = day_argument)]
         from: String,
         /// The time between steps, an ISO 8601 period.
-        #[arg(long, default_value = "P3M")]
+        #[arg(long, default_value = "P3M", value_parser = period_argument)]
         every: String,
         #[command(flatten)]
         groups: GroupArgs,
@@ -151,7 +152,7 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         /// The subject: an identity card number or a unified social credit code.
-        #[arg(long)]
+        #[arg(long, value_parser = subject_argument)]
         subject: String,
         /// Write the full file as JSON instead of text.
         #[arg(long)]
@@ -213,6 +214,35 @@ struct InputArgs {
 /// is a usage error (exit 2) like any other.
 fn day_argument(text: &str) -> Result<String, String> {
     socred_core::Day::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|error| error.to_string())
+}
+
+/// The first day of `socred gen`'s records: persons are 18 to 85 years
+/// old on it, and a person number carries a birth year from 1900 to 2099.
+fn gen_start_argument(text: &str) -> Result<String, String> {
+    let day = socred_core::Day::parse(text).map_err(|error| error.to_string())?;
+    let (first, last) = socred_sim::START_RANGE;
+    if day < first || day > last {
+        return Err(format!(
+            "{day} is outside {first} to {last}: persons are 18 to 85 years old on the first \
+             day, and born from 1900 to 2099"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// An ISO 8601 period (`P3M`), checked as the command line is read.
+fn period_argument(text: &str) -> Result<String, String> {
+    text.parse::<socred_core::Period>()
+        .map(|_| text.to_string())
+        .map_err(|error| format!("{error} (an ISO 8601 period such as P3M)"))
+}
+
+/// A subject's identifier, checked as the command line is read (an early
+/// pilot code is taken, and warned about when it is used).
+fn subject_argument(text: &str) -> Result<String, String> {
+    socred_core::SubjectId::parse(text)
         .map(|_| text.to_string())
         .map_err(|error| error.to_string())
 }
@@ -302,7 +332,13 @@ fn main() -> ExitCode {
         Err(error) => {
             use std::io::Write as _;
             let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
-            exit::FAILURE.into()
+            // Arguments that contradict each other are a usage error, as
+            // one the parser refuses.
+            if error.downcast_ref::<exit::Usage>().is_some() {
+                exit::USAGE.into()
+            } else {
+                exit::FAILURE.into()
+            }
         }
     }
 }

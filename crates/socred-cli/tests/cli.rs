@@ -196,6 +196,67 @@ fn gen_refuses_a_population_it_cannot_number() {
     }
 }
 
+/// Days `gen` cannot draw a population for, and days in the wrong order,
+/// are usage errors that say why; so is a subject that is no identifier.
+#[test]
+fn arguments_that_cannot_hold_are_usage_errors() {
+    for (args, said) in [
+        (
+            vec!["gen", "--start", "1900-01-01"],
+            "outside 1986-01-01 to 2117-12-31",
+        ),
+        (
+            vec!["gen", "--start", "2200-01-01"],
+            "outside 1986-01-01 to 2117-12-31",
+        ),
+        (
+            vec!["gen", "--start", "2026-01-01", "--end", "2025-01-01"],
+            "before --start",
+        ),
+        (vec!["gen", "--end", "2025-02-30"], "--end"),
+        (
+            vec![
+                "explain",
+                "--records",
+                "-",
+                "--subject",
+                "110105194912310021",
+            ],
+            "--subject",
+        ),
+        (
+            vec!["decide", "--records", "-", "--subject", "nobody"],
+            "--subject",
+        ),
+    ] {
+        let out = socred(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(said),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // A valid subject the records never name is explained, and said to be
+    // unknown rather than only "not consented".
+    let out = socred(&[
+        "explain",
+        "--records",
+        "-",
+        "--subject",
+        "11010519491231002X",
+        "--as-of",
+        "2026-01-01",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("knows nothing about"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// A generated city of 2,000 subjects and 20,000 records (about 5 MB).
 fn city() -> String {
     let population = socred(&[
@@ -775,7 +836,8 @@ fn timeline_follows_a_city_year_by_year() {
             let mut all = vec!["timeline", "--records", records, "--as-of", "2026-11-01"];
             all.extend(args);
             let out = socred(&all);
-            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            // Usage errors, as the parser's own are.
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
             assert!(
                 text(&out.stderr).contains(reason),
                 "{args:?}: {}",

@@ -40,6 +40,11 @@ use socred_core::{Day, SubjectId};
 /// The most subjects a population can have: each is numbered by a `u32`.
 pub const SUBJECTS_MAX: u64 = 1 << 32;
 
+/// The days a population may be drawn as of (the first day of the
+/// records): persons are 18 to 85 years old that day, and a person number
+/// carries a birth year from 1900 to 2099. 1986-01-01 and 2117-12-31.
+pub const START_RANGE: (Day, Day) = (Day(5844), Day(54_055));
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenConfig {
@@ -118,4 +123,20 @@ pub fn providers() -> Vec<ProviderSpec> {
 /// Every record type id the generator may emit.
 pub fn record_types() -> Vec<&'static str> {
     catalog::ALL_TYPES.iter().map(|ty| ty.id()).collect()
+}
+
+#[cfg(test)]
+mod start_range_tests {
+    use super::*;
+
+    #[test]
+    fn the_start_range_is_the_days_it_says() {
+        assert_eq!(
+            START_RANGE,
+            (
+                Day::from_ymd(1986, 1, 1).unwrap(),
+                Day::from_ymd(2117, 12, 31).unwrap()
+            )
+        );
+    }
 }

@@ -265,12 +265,13 @@ struct BirthRange {
 }
 
 impl BirthRange {
-    /// Ages 18 to 85 on `as_of`. The reference day is clamped so that the
-    /// whole range lies in 1900-2099, the birth years a person number may
-    /// carry: the range never collapses, whatever day is asked for.
+    /// Ages 18 to 85 on `as_of`. The reference day is clamped to
+    /// [`crate::START_RANGE`] so that the whole range lies in 1900-2099,
+    /// the birth years a person number may carry: the range never
+    /// collapses, whatever day is asked for (`socred gen` refuses a first
+    /// day outside it, where the ages would not hold).
     fn new(as_of: Day) -> BirthRange {
-        let earliest = Day::from_ymd(1986, 1, 1).unwrap_or(Day(5844));
-        let latest = Day::from_ymd(2117, 12, 31).unwrap_or(Day(54_421));
+        let (earliest, latest) = crate::START_RANGE;
         let as_of = as_of.clamp(earliest, latest);
         let first = Period::years(86).before(as_of).add_days(1);
         let last = Period::years(18).before(as_of);
