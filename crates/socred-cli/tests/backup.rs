@@ -217,4 +217,20 @@ fn verify_refuses_a_directory_without_a_store_and_leaves_it_empty() {
         text(&output.stderr)
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a store");
+
+    // A directory a stopped backup left holds its copy under a temporary
+    // name: serve does not make a new registry beside it.
+    let stopped = tempfile::tempdir().unwrap();
+    std::fs::write(stopped.path().join("socred.sqlite.partial"), "half a copy").unwrap();
+    let output = socred(
+        &["serve", "--listen", "127.0.0.1:0", "--data"],
+        &[stopped.path()],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("a backup that was stopped before it finished"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!stopped.path().join("socred.sqlite").exists());
 }

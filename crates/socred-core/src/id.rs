@@ -95,7 +95,9 @@ pub enum IdError {
     },
     #[error("birth date {text} in positions 7-14 does not exist")]
     BirthDate { text: String },
-    #[error("birth year {year} in positions 7-10 is outside 1900-2099, the years a number may carry")]
+    #[error(
+        "birth year {year} in positions 7-10 is outside 1900-2099, the years a number may carry"
+    )]
     BirthYear { year: u16 },
     #[error("check character at position 18 is `{found}`, expected `{expected}`")]
     CheckCharacter { expected: char, found: char },

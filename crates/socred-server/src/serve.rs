@@ -82,6 +82,17 @@ pub(crate) async fn open_store(
             dir.display()
         );
     }
+    // A backup that was stopped leaves its copy under a temporary name:
+    // such a directory is no registry, and must not become an empty one.
+    let file = socred_store_sqlite::FILE_NAME;
+    if !dir.join(file).exists() && dir.join(format!("{file}.partial")).exists() {
+        anyhow::bail!(
+            "{} holds only {file}.partial, the copy of a backup that was stopped before it \
+             finished: it is no registry. Take the backup again (into a new directory), or \
+             give --data the registry's own directory",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let dir = dir.to_path_buf();
@@ -497,6 +508,14 @@ pub async fn demo(state: &AppState, demo: &Demo) -> anyhow::Result<DemoReport> {
     let items_loaded = if counts.records == 0 {
         load_city(state, demo).await?
     } else {
+        // Loading the city again would mix it with what the store holds;
+        // say so, since a fill that was stopped looks like this too.
+        tracing::warn!(
+            "--demo fills only an empty store, and this one holds {} records: the city was not \
+             loaded again (if an earlier --demo was stopped while it loaded the city, remove the \
+             data directory and start again)",
+            counts.records
+        );
         0
     };
     let subject = interesting_person(state).await?;
