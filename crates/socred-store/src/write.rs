@@ -36,8 +36,8 @@ pub fn past_retention(record_type: &RecordType, decided_at: Day, today: Day) -> 
     let retained_until = record_type.retention.after(decided_at);
     (retained_until <= today).then(|| {
         format!(
-            "decided on {decided_at}, a `{}` record is kept for {}, until {retained_until}: the \
-             registry may not hold it any more",
+            "decided on {decided_at}, a `{}` record is kept for {}, until the day before \
+             {retained_until}: the registry may not hold it any more",
             record_type.id, record_type.retention
         )
     })
