@@ -35,9 +35,11 @@ pub const KNOWN_AT: Day = Day::MAX;
 pub fn past_retention(record_type: &RecordType, decided_at: Day, today: Day) -> Option<String> {
     let retained_until = record_type.retention.after(decided_at);
     (retained_until <= today).then(|| {
+        // Held through the day before: on `retained_until` it is past.
+        let last = Day(retained_until.0 - 1);
         format!(
-            "decided on {decided_at}, a `{}` record is kept for {}, until the day before \
-             {retained_until}: the registry may not hold it any more",
+            "decided on {decided_at}, a `{}` record is kept for {}, through {last}: the \
+             registry may not hold it any more",
             record_type.id, record_type.retention
         )
     })

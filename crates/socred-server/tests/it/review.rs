@@ -217,7 +217,7 @@ async fn a_record_past_retention_while_it_waits_cannot_be_approved() {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("kept for P5Y, until 2031-05-20") && message.contains("reject it"),
+        message.contains("kept for P5Y, through 2031-05-19") && message.contains("reject it"),
         "{message}"
     );
     assert!(!h.applies(AIRLINE, alice(), "no_air_travel").await);
