@@ -36,11 +36,17 @@ pub struct VerifyReport {
     /// then): the files after it differ from a fresh fold until a start
     /// of the server finishes it.
     pub unfinished: Option<UnfinishedRecompute>,
+    /// Where the index of the log by subject, from which each subject's
+    /// access log is read, disagrees with the log.
+    pub audit_by_subject: Vec<String>,
 }
 
 impl VerifyReport {
     pub fn is_ok(&self) -> bool {
-        self.chain_break.is_none() && self.mismatches.is_empty() && self.unfinished.is_none()
+        self.chain_break.is_none()
+            && self.mismatches.is_empty()
+            && self.unfinished.is_none()
+            && self.audit_by_subject.is_empty()
     }
 }
 
@@ -53,6 +59,9 @@ impl fmt::Display for VerifyReport {
                 self.audit_entries
             )?,
             Some(broken) => writeln!(f, "audit log: {broken}")?,
+        }
+        for problem in &self.audit_by_subject {
+            writeln!(f, "access logs: {problem}")?;
         }
         if let Some(unfinished) = &self.unfinished {
             let done = match unfinished.after.as_str() {
@@ -84,6 +93,7 @@ impl fmt::Display for VerifyReport {
                 self.mismatches.len()
                     + usize::from(self.chain_break.is_some())
                     + usize::from(self.unfinished.is_some())
+                    + self.audit_by_subject.len()
             )
         }
     }
@@ -150,6 +160,10 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
     let (audit_entries, chain) = check_chain(store)
         .await
         .context("cannot read the audit log")?;
+    let audit_by_subject = store
+        .check_audit_by_subject()
+        .await
+        .context("cannot compare the audit log by subject with the log")?;
     let unfinished = store
         .unfinished_recompute()
         .await
@@ -169,6 +183,7 @@ pub async fn verify_store(store: &dyn Store) -> anyhow::Result<VerifyReport> {
         subjects,
         mismatches,
         unfinished,
+        audit_by_subject,
     })
 }
 

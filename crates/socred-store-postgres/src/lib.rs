@@ -1041,6 +1041,55 @@ impl Store for PostgresStore {
         }
     }
 
+    /// A subject's access log is read through `audit_subjects`, which
+    /// every append writes in its transaction (on the subject's shard under
+    /// Citus): each entry about a subject must be in it, and each of its
+    /// rows must name an entry about that subject.
+    async fn check_audit_by_subject(&self) -> Result<Vec<String>, StoreError> {
+        let first = |row: &Row| {
+            let get = decode("compare the audit log with audit_subjects");
+            let count: i64 = row.try_get(2).map_err(&get)?;
+            Ok((
+                u64::try_from(count).unwrap_or(0),
+                Some((
+                    row.try_get::<_, i64>(0).map_err(&get)?,
+                    row.try_get(1).map_err(&get)?,
+                )),
+            ))
+        };
+        let missing = self
+            .read_opt(
+                "compare the audit log with audit_subjects",
+                "SELECT a.seq, a.subject, count(*) OVER () FROM audit a \
+                 WHERE a.subject IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM audit_subjects s WHERE s.subject = a.subject AND s.seq = a.seq) \
+                 ORDER BY a.seq LIMIT 1",
+                &[],
+                first,
+            )
+            .await?
+            .unwrap_or((0, None));
+        let wrong = self
+            .read_opt(
+                "compare audit_subjects with the audit log",
+                "SELECT s.seq, s.subject, count(*) OVER () FROM audit_subjects s \
+                 WHERE NOT EXISTS \
+                 (SELECT 1 FROM audit a WHERE a.seq = s.seq AND a.subject = s.subject) \
+                 ORDER BY s.seq LIMIT 1",
+                &[],
+                first,
+            )
+            .await?
+            .unwrap_or((0, None));
+        Ok(socred_store::audit_by_subject_problems(
+            "the table audit_subjects",
+            missing,
+            wrong,
+            "Rebuild it: `INSERT INTO audit_subjects SELECT subject, seq FROM audit WHERE subject \
+             IS NOT NULL ON CONFLICT DO NOTHING`, and delete the rows the log does not bear out",
+        ))
+    }
+
     async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError> {
         self.read_opt(
             "read the recomputation left to do",

@@ -208,6 +208,114 @@ impl AuditIndex {
         }
     }
 
+    /// What the index says that the audit log does not, for `socred
+    /// verify`: entries about a subject missing from it (that subject's
+    /// access log would not show them) and rows naming an entry that is
+    /// not about that subject. Each problem is a sentence; none when the
+    /// index agrees with the log up to the last entry it covers. An index
+    /// that no longer matches the database at all (its last entry's hash)
+    /// is rebuilt at the next start, and is not judged here.
+    pub fn check(&self, database: &Path) -> Result<Vec<String>, StoreError> {
+        if !self.path.exists() {
+            return Ok(Vec::new());
+        }
+        let source = open_source(database)?;
+        let mut index = open_index(&self.path, self.bucket)?;
+        let tx = index.transaction().map_err(db("read the audit index"))?;
+        let mark: Option<(i64, String)> = tx
+            .query_row("SELECT upto, hash FROM indexed WHERE one = 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .map_err(db("read the audit index"))?;
+        let Some((upto, hash)) = mark else {
+            return Ok(Vec::new());
+        };
+        let found: Option<String> = source
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [upto], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(db("read the audit log"))?;
+        if found.as_deref() != Some(hash.as_str()) {
+            return Ok(Vec::new());
+        }
+        let through: i64 = tx
+            .query_row("SELECT through FROM pruned WHERE one = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(db("read the audit index"))?
+            .unwrap_or(0);
+        // Every entry about a subject, up to `upto`, is in the index.
+        let (mut missing, mut first_missing) = (0u64, None);
+        {
+            let mut entries = source
+                .prepare(
+                    "SELECT seq, subject FROM audit WHERE seq > ?1 AND seq <= ?2 \
+                     AND subject IS NOT NULL ORDER BY seq",
+                )
+                .map_err(db("read the audit log"))?;
+            let mut indexed = tx
+                .prepare_cached(
+                    "SELECT 1 FROM audit_by_subject WHERE bucket = ?1 AND subject = ?2 AND seq = ?3",
+                )
+                .map_err(db("read the audit index"))?;
+            let mut rows = entries
+                .query(params![through, upto])
+                .map_err(db("read the audit log"))?;
+            while let Some(row) = rows.next().map_err(db("read the audit log"))? {
+                let seq: i64 = row.get(0).map_err(db("read the audit log"))?;
+                let subject: String = row.get(1).map_err(db("read the audit log"))?;
+                let present = indexed
+                    .exists(params![seq / self.bucket, subject, seq])
+                    .map_err(db("read the audit index"))?;
+                if !present {
+                    missing += 1;
+                    first_missing.get_or_insert((seq, subject));
+                }
+            }
+        }
+        // Every row of the index names an entry about its subject.
+        let (mut wrong, mut first_wrong) = (0u64, None);
+        {
+            let mut rows_of_index = tx
+                .prepare("SELECT bucket, subject, seq FROM audit_by_subject")
+                .map_err(db("read the audit index"))?;
+            let mut about = source
+                .prepare_cached("SELECT subject FROM audit WHERE seq = ?1")
+                .map_err(db("read the audit log"))?;
+            let mut rows = rows_of_index
+                .query([])
+                .map_err(db("read the audit index"))?;
+            while let Some(row) = rows.next().map_err(db("read the audit index"))? {
+                let bucket: i64 = row.get(0).map_err(db("read the audit index"))?;
+                let subject: String = row.get(1).map_err(db("read the audit index"))?;
+                let seq: i64 = row.get(2).map_err(db("read the audit index"))?;
+                let logged: Option<Option<String>> = about
+                    .query_row([seq], |row| row.get(0))
+                    .optional()
+                    .map_err(db("read the audit log"))?;
+                let agrees = bucket == seq / self.bucket
+                    && seq <= upto
+                    && logged.as_ref().and_then(Option::as_deref) == Some(subject.as_str());
+                // Entries removed at the end of retention may linger until
+                // the indexer's next round drops them.
+                if !agrees && logged.is_some() {
+                    wrong += 1;
+                    first_wrong.get_or_insert((seq, subject));
+                }
+            }
+        }
+        Ok(socred_store::audit_by_subject_problems(
+            &format!("the audit index {}", self.path.display()),
+            (missing, first_missing),
+            (wrong, first_wrong),
+            "Stop the server, delete the index file, and it is rebuilt from the log at the next \
+             start",
+        ))
+    }
+
     /// The seqs of `subject`'s entries after `after`, at most `limit`, and
     /// the last entry the index covers: entries after it are not in it.
     pub fn entries_of(

@@ -283,6 +283,12 @@ impl SqliteStore {
         Ok(bytes)
     }
 
+    /// What the audit index by subject says that the audit log does not
+    /// (see `AuditIndex::check`), one sentence a problem.
+    pub fn check_audit_index(&self) -> Result<Vec<String>, StoreError> {
+        self.shared.audit_index.check(&self.shared.path)
+    }
+
     /// Brings the audit log by subject up to date now rather than at the
     /// indexing thread's next round; returns the entries it indexed. Answers
     /// are the same either way (what the index lacks is scanned): this is
@@ -1353,6 +1359,15 @@ impl Store for SqliteStore {
                 None => return Ok(total),
             }
         }
+    }
+
+    async fn check_audit_by_subject(&self) -> Result<Vec<String>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.audit_index.check(&shared.path))
+            .await
+            .map_err(|error| {
+                StoreError::Unavailable(format!("checking the audit index stopped: {error}"))
+            })?
     }
 
     async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError> {

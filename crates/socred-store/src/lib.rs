@@ -47,7 +47,7 @@ pub use rows::{
     decode_subject, pending_items, readback, FactRow, ItemMeta, Readback, RecordRow, Status,
     ERASED_BY,
 };
-pub use verify::{verify_states, StateMismatch};
+pub use verify::{audit_by_subject_problems, verify_states, StateMismatch};
 pub use write::{
     close_entry, close_open_ends, derived_by_target, fold_into, fold_loaded, fold_subject,
     list_rows, normalise_state, past_retention, reopen_entry, CountsDelta, EncodedState, Erasure,
@@ -719,6 +719,12 @@ pub trait Store: Send + Sync + 'static {
     /// The recomputation of every file that the last rulebook upload
     /// recorded and that has not finished, if any.
     async fn unfinished_recompute(&self) -> Result<Option<UnfinishedRecompute>, StoreError>;
+
+    /// For `socred verify`: where what the store keeps beside the audit
+    /// log for its reads (an index of the log by subject, from which each
+    /// subject's access log is read) disagrees with the log, one sentence
+    /// a problem.
+    async fn check_audit_by_subject(&self) -> Result<Vec<String>, StoreError>;
 
     /// Erases, in one transaction, what the end of retention allows on
     /// `today` from each of `subjects` (see [`Writer::erase`]): records

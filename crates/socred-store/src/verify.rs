@@ -218,3 +218,31 @@ fn describe(stored: &socred_core::SubjectState, fresh: &socred_core::SubjectStat
     }
     "stored state differs from a fresh fold of its records".into()
 }
+
+/// What an index of the audit log by subject (from which each subject's
+/// access log is read) does not agree with the log about, as
+/// `Store::check_audit_by_subject` reports it: `missing` entries about a
+/// subject that `index` lacks, and `wrong` rows of it that the log does not
+/// bear out, each as (how many, the first's seq and subject); `remedy`
+/// says how to rebuild it.
+pub fn audit_by_subject_problems(
+    index: &str,
+    missing: (u64, Option<(i64, String)>),
+    wrong: (u64, Option<(i64, String)>),
+    remedy: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let (count, Some((seq, subject))) = missing {
+        problems.push(format!(
+            "{index} lacks {count} entries of the audit log about subjects (the first: entry \
+             {seq}, about {subject}): their access logs do not show them. {remedy}"
+        ));
+    }
+    if let (count, Some((seq, subject))) = wrong {
+        problems.push(format!(
+            "{index} has {count} rows that the audit log does not bear out (the first: entry \
+             {seq} filed under {subject}). {remedy}"
+        ));
+    }
+    problems
+}

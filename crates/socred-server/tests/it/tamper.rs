@@ -250,3 +250,41 @@ fn an_upload_stopped_half_way_is_reported_and_finished_at_the_next_start() {
     let report = verify(dir.path(), None).unwrap();
     assert!(report.is_ok(), "{report}");
 }
+
+/// A subject's access log is read through the audit index beside the
+/// database: its rows deleted for one subject (the log emptied behind the
+/// server's back) are caught by `verify`.
+#[test]
+fn an_access_log_emptied_in_the_audit_index_is_caught() {
+    let dir = registry();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.index_audit_now().unwrap();
+    }
+    let index = rusqlite::Connection::open(dir.path().join("socred-audit-index.sqlite")).unwrap();
+    let deleted = index
+        .execute(
+            "DELETE FROM audit_by_subject WHERE subject = ?1",
+            [alice().to_string()],
+        )
+        .unwrap();
+    assert!(deleted >= 2, "alice's entries: {deleted}");
+    drop(index);
+    let report = verify(dir.path(), None).unwrap();
+    assert!(!report.is_ok(), "{report}");
+    let said = report.to_string();
+    assert!(
+        said.contains(&format!(
+            "lacks {deleted} entries of the audit log about subjects"
+        )) && said.contains(&format!("about {}", alice())),
+        "{said}"
+    );
+    // Deleted while the server is stopped, the index is rebuilt at start.
+    std::fs::remove_file(dir.path().join("socred-audit-index.sqlite")).unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.index_audit_now().unwrap();
+    }
+    let report = verify(dir.path(), None).unwrap();
+    assert!(report.is_ok(), "{report}");
+}

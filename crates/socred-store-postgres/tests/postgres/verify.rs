@@ -140,3 +140,60 @@ async fn rows_edited_behind_the_stores_back_are_caught() {
         "{reason}"
     );
 }
+
+/// A subject's access log is read through `audit_subjects`: rows deleted
+/// from it (the log emptied for one subject) or planted in it, behind the
+/// store's back, are caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_log_edited_behind_the_stores_back_is_caught() {
+    let Some((store, _)) = crate::harness::fresh_store().await else {
+        return;
+    };
+    let (watched, other) = (person(1), person(2));
+    let seqs = store
+        .append_audit(vec![
+            socred_store::conformance::audit("read_file", Some(watched)),
+            socred_store::conformance::audit("decide", Some(watched)),
+            socred_store::conformance::audit("put_principal", None),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(
+        store.check_audit_by_subject().await.expect("check"),
+        Vec::<String>::new()
+    );
+    let client = crate::harness::raw(&store).await;
+    let deleted = edit(
+        &client,
+        "DELETE FROM audit_subjects WHERE subject = $1",
+        watched,
+    )
+    .await;
+    assert_eq!(deleted, 2);
+    let problems = store.check_audit_by_subject().await.expect("check");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains(&format!(
+            "lacks 2 entries of the audit log about subjects (the first: entry {}, about {watched})",
+            seqs[0]
+        )),
+        "{problems:?}"
+    );
+    let planted = client
+        .execute(
+            "INSERT INTO audit_subjects (subject, seq) VALUES ($1, $2)",
+            &[&other.as_str(), &i64::try_from(seqs[2]).unwrap()],
+        )
+        .await
+        .expect("plant a row");
+    assert_eq!(planted, 1);
+    let problems = store.check_audit_by_subject().await.expect("check");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[1].contains(&format!(
+            "has 1 rows that the audit log does not bear out (the first: entry {} filed under {other})",
+            seqs[2]
+        )),
+        "{problems:?}"
+    );
+}
