@@ -1057,30 +1057,27 @@ impl Store for PostgresStore {
                 )),
             ))
         };
-        let missing = self
-            .read_opt(
-                "compare the audit log with audit_subjects",
-                "SELECT a.seq, a.subject, count(*) OVER () FROM audit a \
-                 WHERE a.subject IS NOT NULL AND NOT EXISTS \
-                 (SELECT 1 FROM audit_subjects s WHERE s.subject = a.subject AND s.seq = a.seq) \
-                 ORDER BY a.seq LIMIT 1",
-                &[],
-                first,
-            )
-            .await?
-            .unwrap_or((0, None));
-        let wrong = self
-            .read_opt(
-                "compare audit_subjects with the audit log",
-                "SELECT s.seq, s.subject, count(*) OVER () FROM audit_subjects s \
-                 WHERE NOT EXISTS \
-                 (SELECT 1 FROM audit a WHERE a.seq = s.seq AND a.subject = s.subject) \
-                 ORDER BY s.seq LIMIT 1",
-                &[],
-                first,
-            )
-            .await?
-            .unwrap_or((0, None));
+        // Entries about a subject without their row, then rows without
+        // their entry: the first of each, and how many.
+        let queries = [
+            "SELECT a.seq, a.subject, count(*) OVER () FROM audit a \
+             WHERE a.subject IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM audit_subjects s WHERE s.subject = a.subject AND s.seq = a.seq) \
+             ORDER BY a.seq LIMIT 1",
+            "SELECT s.seq, s.subject, count(*) OVER () FROM audit_subjects s \
+             WHERE NOT EXISTS \
+             (SELECT 1 FROM audit a WHERE a.seq = s.seq AND a.subject = s.subject) \
+             ORDER BY s.seq LIMIT 1",
+        ];
+        let mut found = Vec::new();
+        for sql in queries {
+            let first = self
+                .read_opt("compare the audit log with audit_subjects", sql, &[], first)
+                .await?;
+            found.push(first.unwrap_or((0, None)));
+        }
+        let wrong = found.pop().unwrap_or((0, None));
+        let missing = found.pop().unwrap_or((0, None));
         Ok(socred_store::audit_by_subject_problems(
             "the table audit_subjects",
             missing,
