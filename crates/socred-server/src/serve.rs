@@ -197,6 +197,7 @@ const RULEBOOK_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// refuses this server's writes that fold with the rulebook before
 /// (`rulebook_changed`), so no file is written under it.
 async fn follow_rulebook(state: AppState) {
+    let mut seen = None;
     loop {
         tokio::time::sleep(RULEBOOK_POLL).await;
         match state.follow_rulebook().await {
@@ -204,8 +205,19 @@ async fn follow_rulebook(state: AppState) {
             Ok(None) => {}
             Err(error) => tracing::error!(%error, "cannot follow the rulebook in force"),
         }
+        if let Err(error) = state
+            .finish_stalled_recompute(&mut seen, RECOMPUTE_STALLED)
+            .await
+        {
+            tracing::error!("{error:#}");
+        }
     }
 }
+
+/// How long the recomputation that a rulebook upload left may make no
+/// progress before a server takes it over: a batch takes well under a
+/// second, so this long without one means its server is gone.
+const RECOMPUTE_STALLED: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {

@@ -302,6 +302,68 @@ impl AppState {
         &self.inner.instance
     }
 
+    /// Finishes the recomputation of every file that another server's
+    /// rulebook upload left when it has made no progress for `stalled`:
+    /// that server stopped (or was killed) during it, and would finish it
+    /// only at its next start. `seen` is what the last look found, and
+    /// since when; a look that finds the same again `stalled` later takes
+    /// the recomputation over. Returns how many files it recomputed. A
+    /// server that took over beside a live one only refolds files again:
+    /// both fold with the rulebook in force.
+    pub async fn finish_stalled_recompute(
+        &self,
+        seen: &mut Option<(socred_store::UnfinishedRecompute, std::time::Instant)>,
+        stalled: std::time::Duration,
+    ) -> anyhow::Result<u64> {
+        let found = self
+            .store()
+            .unfinished_recompute()
+            .await
+            .context("cannot read whether a recomputation is unfinished")?;
+        let Some(found) = found else {
+            *seen = None;
+            return Ok(0);
+        };
+        // Until this server has taken the rulebook, it cannot fold with it.
+        if found.rulebook != self.current().label {
+            *seen = None;
+            return Ok(0);
+        }
+        let since = match seen.take() {
+            Some((before, since)) if before == found => since,
+            _ => std::time::Instant::now(),
+        };
+        if since.elapsed() < stalled {
+            *seen = Some((found, since));
+            return Ok(0);
+        }
+        // Alone, as an upload recomputes; and only if nothing moved while
+        // this server waited for its turn (its own upload, finishing).
+        let _gate = self.inner.write_gate.write().await;
+        let now = self
+            .store()
+            .unfinished_recompute()
+            .await
+            .context("cannot read whether a recomputation is unfinished")?;
+        if now.as_ref() != Some(&found) {
+            return Ok(0);
+        }
+        let engine = self.current().engine.clone();
+        let refolded = self
+            .store()
+            .recompute_all(&engine)
+            .await
+            .context("cannot finish the recomputation another server left")?;
+        tracing::warn!(
+            rulebook = %found.rulebook,
+            after = %found.after,
+            refolded,
+            "the recomputation of every file after a rulebook upload had made no progress; \
+             this server finished it"
+        );
+        Ok(refolded)
+    }
+
     /// Takes the rulebook that the store names as in force when it is not
     /// the one this server holds: another server of the same database
     /// installed it. Returns its label when one was taken.

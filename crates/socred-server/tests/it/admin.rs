@@ -1094,3 +1094,65 @@ fn seven_day_bans(rulebook: &str, version: &str) -> String {
     assert!(draft.contains("P7D") && draft.contains(version));
     draft
 }
+
+/// A server stopped during its upload's recomputation leaves it noted in
+/// the store; another server of the store, once it has taken the
+/// rulebook, finishes it when it has made no progress for a while.
+#[tokio::test]
+async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
+    let store: std::sync::Arc<dyn socred_store::Store> =
+        std::sync::Arc::new(socred_store::MemoryStore::new());
+    let a = Harness::over(store.clone(), socred_server::Limits::default()).await;
+    a.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let b = Harness::over(store.clone(), socred_server::Limits::default()).await;
+    let label = "socred-default@2026.2-p30";
+    let text = rulebook_text(&a)
+        .await
+        .replace("duration_max = \"P180D\"", "duration_max = \"P30D\"")
+        .replacen("version = \"2026.2\"", "version = \"2026.2-p30\"", 1);
+    // What A's upload commits before it recomputes; then A is gone.
+    store
+        .put_rulebook(label, &text, "admin", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.state.follow_rulebook().await.unwrap().as_deref(),
+        Some(label)
+    );
+    let mut seen = None;
+    let hour = std::time::Duration::from_secs(3600);
+    // The first look only notes it; one that finds no progress since
+    // takes it over.
+    assert_eq!(
+        b.state
+            .finish_stalled_recompute(&mut seen, hour)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.unfinished_recompute().await.unwrap().is_some());
+    let refolded = b
+        .state
+        .finish_stalled_recompute(&mut seen, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(refolded, 1);
+    assert_eq!(store.unfinished_recompute().await.unwrap(), None);
+    let file = b
+        .get(&format!("/v1/subjects/{}", alice()), Some(ALICE))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let ban = file["list_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["list"] == "rail_ticket_ban")
+        .cloned()
+        .unwrap_or_else(|| panic!("no ban: {file}"));
+    assert!(ban["until"].as_str().unwrap() <= "2026-06-19", "{ban}");
+    let report = socred_server::verify_store(store.as_ref()).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+}
