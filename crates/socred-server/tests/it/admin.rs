@@ -1107,11 +1107,7 @@ async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
         .await
         .expect(StatusCode::OK);
     let b = Harness::over(store.clone(), socred_server::Limits::default()).await;
-    let label = "socred-default@2026.2-p30";
-    let text = rulebook_text(&a)
-        .await
-        .replace("duration_max = \"P180D\"", "duration_max = \"P30D\"")
-        .replacen("version = \"2026.2\"", "version = \"2026.2-p30\"", 1);
+    let (label, text) = thirty_day_bans(&a).await;
     // What A's upload commits before it recomputes; then A is gone.
     store
         .put_rulebook(label, &text, "admin", Vec::new())
@@ -1145,14 +1141,7 @@ async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
         .await
         .expect(StatusCode::OK)
         .json();
-    let ban = file["list_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["list"] == "rail_ticket_ban")
-        .cloned()
-        .unwrap_or_else(|| panic!("no ban: {file}"));
-    assert!(ban["until"].as_str().unwrap() <= "2026-06-19", "{ban}");
+    assert!(rail_ban_until(&file).as_str() <= "2026-06-19", "{file}");
     let report = socred_server::verify_store(store.as_ref()).await.unwrap();
     assert!(report.is_ok(), "{report}");
 }

@@ -441,3 +441,26 @@ pub async fn rulebook_text(h: &Harness) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The rulebook in force with rail ticket bans of 30 days at most (180 in
+/// the default), as a new version: its label and text.
+pub async fn thirty_day_bans(h: &Harness) -> (&'static str, String) {
+    let text = rulebook_text(h)
+        .await
+        .replace("duration_max = \"P180D\"", "duration_max = \"P30D\"")
+        .replacen("version = \"2026.2\"", "version = \"2026.2-p30\"", 1);
+    assert!(text.contains("P30D") && text.contains("2026.2-p30"));
+    ("socred-default@2026.2-p30", text)
+}
+
+/// The last day of the rail ticket ban in `file` (a subject's file).
+pub fn rail_ban_until(file: &Value) -> String {
+    let ban = file["list_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["list"] == "rail_ticket_ban")
+        .cloned()
+        .unwrap_or_else(|| panic!("no ban: {file}"));
+    ban["until"].as_str().unwrap().to_string()
+}

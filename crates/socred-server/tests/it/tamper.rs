@@ -199,20 +199,16 @@ fn entries_removed_at_the_end_of_retention_verify_and_a_forged_start_is_caught()
 fn an_upload_stopped_half_way_is_reported_and_finished_at_the_next_start() {
     let dir = registry();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let label = "socred-default@2026.2-p30";
-    runtime.block_on(async {
+    let label = runtime.block_on(async {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let h = Harness::over(store.clone(), Limits::default()).await;
-        let text = rulebook_text(&h)
-            .await
-            .replace("duration_max = \"P180D\"", "duration_max = \"P30D\"")
-            .replacen("version = \"2026.2\"", "version = \"2026.2-p30\"", 1);
-        assert!(text.contains("P30D") && text.contains("2026.2-p30"));
+        let (label, text) = thirty_day_bans(&h).await;
         // What an upload commits before it recomputes the files.
         store
             .put_rulebook(label, &text, "admin", Vec::new())
             .await
             .unwrap();
+        label
     });
     let report = verify(dir.path(), None).unwrap();
     assert!(!report.is_ok(), "{report}");
@@ -235,16 +231,9 @@ fn an_upload_stopped_half_way_is_reported_and_finished_at_the_next_start() {
             .expect(StatusCode::OK)
             .json();
         assert_eq!(file["rulebook"], label, "{file}");
-        let ban = file["list_entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["list"] == "rail_ticket_ban")
-            .cloned()
-            .unwrap_or_else(|| panic!("no ban: {file}"));
         assert!(
-            ban["until"].as_str().unwrap() <= "2026-06-19",
-            "a ban of the rulebook before: {ban}"
+            rail_ban_until(&file).as_str() <= "2026-06-19",
+            "a ban of the rulebook before: {file}"
         );
     });
     let report = verify(dir.path(), None).unwrap();
