@@ -207,9 +207,7 @@ pub async fn post_records(
         None,
         detail,
     )];
-    if principal.role == Role::Reviewer {
-        audit.extend(reviewer_decisions(&state, &caller, &submissions));
-    }
+    audit.extend(facts_for_their_subjects(&state, &caller, &submissions));
     let outcomes = if submissions.is_empty() {
         Vec::new()
     } else {
@@ -423,15 +421,25 @@ async fn admit(
     ))
 }
 
-/// A reviewer's decisions sent as facts, each logged where its subject sees
-/// it, as approvals and rejections are: who resolved the subject's
-/// objection and how, who granted repair of its record. They commit with
-/// the batch; the answer says, item by item, whether each was stored.
-fn reviewer_decisions(
+/// Facts that change what a subject's file holds, each logged where its
+/// subject sees it, as approvals and rejections are: a reviewer's
+/// decisions (who resolved the subject's objection and how, who granted
+/// repair of its record) and a provider's retractions and corrections. They
+/// commit with the batch; the answer says, item by item, whether each was
+/// stored. New records need no entry of their own: the file shows each
+/// with its provider.
+fn facts_for_their_subjects(
     state: &AppState,
     caller: &Caller,
     submissions: &[Submission],
 ) -> Vec<socred_store::AuditDraft> {
+    let waits = |submission: &Submission, whom: &str| {
+        if submission.review == ReviewNeed::Required {
+            format!(", waiting for {whom}")
+        } else {
+            String::new()
+        }
+    };
     submissions
         .iter()
         .filter_map(|submission| {
@@ -454,23 +462,41 @@ fn reviewer_decisions(
                     ("resolve", detail)
                 }
                 FactKind::Repaired { record, .. } => {
-                    let waits = if submission.review == ReviewNeed::Required {
-                        ", waiting for a second reviewer"
-                    } else {
-                        ""
-                    };
                     let detail = format!(
-                        "repair of record {}/{} from {} sent{waits}",
-                        record.provider, record.id, fact.at
+                        "repair of record {}/{} from {} sent{}",
+                        record.provider,
+                        record.id,
+                        fact.at,
+                        waits(submission, "a second reviewer")
                     );
                     ("repair", detail)
                 }
+                FactKind::Retracted { record } => {
+                    let detail = format!(
+                        "retraction of record {}/{} sent by its provider",
+                        record.provider, record.id
+                    );
+                    ("retract", detail)
+                }
+                FactKind::Corrected { record, .. } => {
+                    let detail = format!(
+                        "correction of record {}/{} sent by its provider{}",
+                        record.provider,
+                        record.id,
+                        waits(submission, "a reviewer")
+                    );
+                    ("correct", detail)
+                }
                 _ => return None,
+            };
+            let purpose = match &fact.kind {
+                FactKind::Retracted { .. } | FactKind::Corrected { .. } => "ingest",
+                _ => "review",
             };
             Some(audit_draft(
                 state,
                 caller.actor(),
-                "review",
+                purpose,
                 action,
                 Some(fact.subject),
                 detail,
@@ -600,6 +626,33 @@ async fn admit_by_role(
                     "by_mismatch",
                     "by",
                     format!("this token reports as `{provider}`, not `{}`", fact.by),
+                )));
+            }
+            // Only records of a type it is registered for, as it may send
+            // only those: the record as the file holds it, and the type a
+            // correction gives it. A record the file does not hold is left
+            // to the store (`unknown_record`).
+            let registered = |type_id: &str| principal.record_types.iter().any(|t| **t == *type_id);
+            let held_type = match fact.record() {
+                Some(key) => history(state, current, fact.subject, lookups)
+                    .await?
+                    .records
+                    .get(key)
+                    .map(|record| record.type_id.clone()),
+                None => None,
+            };
+            let refused_type = held_type
+                .iter()
+                .chain(record_type.iter())
+                .find(|type_id| !registered(type_id));
+            if let Some(type_id) = refused_type {
+                return Ok(Err(refuse(
+                    "record_type_not_allowed",
+                    "record",
+                    format!(
+                        "provider `{provider}` is not registered for record type `{type_id}`, so \
+                         this token may not retract or correct such a record"
+                    ),
                 )));
             }
             if let Some(rejection) =

@@ -562,3 +562,65 @@ async fn ingest_is_counted_in_the_metrics() {
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
 }
+
+/// A provider retracts or corrects only records of the types it is
+/// registered for, as it sends only those: a token of the same court
+/// registered for fulfilment notices alone may not lift a judgment
+/// default. A retraction stored is logged where the subject sees it.
+#[tokio::test]
+async fn a_provider_retracts_and_corrects_only_types_it_is_registered_for() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[admin_penalty("pen-1", acme(), "2026-04-10")])
+        .await
+        .expect(StatusCode::OK);
+    let narrow = json!({"id": "court-clerk", "name": "Clerk", "role": "provider",
+        "scope": COURT_ID, "record_types": ["judicial.judgment_fulfilled"]});
+    let issued = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &narrow)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let clerk = issued["token"].as_str().unwrap().to_string();
+    let retraction = json!({"fact": "retracted", "provider": COURT_ID, "record": "pen-1",
+        "subject": acme().to_string(), "at": TODAY, "by": COURT_ID})
+    .to_string();
+    let correction = json!({"fact": "corrected", "provider": COURT_ID, "record": "pen-1",
+        "subject": acme().to_string(), "at": TODAY, "by": COURT_ID,
+        "type": "market.administrative_penalty",
+        "fields": {"decision_no": "penalty pen-1", "penalty_yuan": 1}})
+    .to_string();
+    let reply = h
+        .ingest(&clerk, &[retraction.clone(), correction])
+        .await
+        .expect(StatusCode::OK);
+    let results = reply.json()["results"].clone();
+    for result in results.as_array().unwrap() {
+        assert_eq!(result["code"], "record_type_not_allowed", "{results}");
+        assert!(
+            result["message"]
+                .as_str()
+                .unwrap()
+                .contains("market.administrative_penalty"),
+            "{results}"
+        );
+    }
+    // The court's own token, registered for penalties, retracts it; the
+    // company finds the retraction in its access log.
+    let reply = h.ingest(COURT, &[retraction]).await.expect(StatusCode::OK);
+    assert_eq!(Harness::statuses(&reply), ["stored"]);
+    let company = json!({"id": "acme", "name": "Acme", "role": "subject",
+        "scope": acme().to_string()});
+    let issued = h
+        .post_json("/v1/admin/principals", Some(ADMIN), &company)
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let logged = h
+        .logged(issued["token"].as_str().unwrap(), acme(), "retract")
+        .await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(
+        logged[0]["detail"],
+        format!("retraction of record {COURT_ID}/pen-1 sent by its provider")
+    );
+}
