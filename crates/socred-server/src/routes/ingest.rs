@@ -638,7 +638,7 @@ async fn admit_by_role(
                     .await?
                     .records
                     .get(key)
-                    .map(|record| record.type_id.clone()),
+                    .map(|record| record.type_id),
                 None => None,
             };
             let refused_type = held_type
