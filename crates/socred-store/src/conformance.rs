@@ -1560,7 +1560,7 @@ pub async fn check_erasure(store: &dyn Store) {
         .await;
     assert!(
         matches!(&late, Err(crate::StoreError::Conflict(reason))
-            if reason.contains("until 2024-07-01") && reason.contains("reject it")),
+            if reason.contains("through 2024-06-30") && reason.contains("reject it")),
         "{late:?}"
     );
     assert_eq!(state(store, p).await.as_ref(), Some(&p_before));
