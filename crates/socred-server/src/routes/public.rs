@@ -158,10 +158,11 @@ fn published_record(mut record: RecordView) -> RecordView {
 /// None when it holds none.
 ///
 /// A provider writes a number as it comes: glued to a word
-/// (`ID110105…`), in full-width digits, in groups (`110105-19491231-002X`),
-/// or as a first-generation number of 15 digits (region, `YYMMDD`,
-/// sequence, no check character). So every run of digits (either width,
-/// with single spaces or hyphens between them) is searched: any 18 of them
+/// (`ID110105…`), in full-width digits, in groups (`110105-19491231-002X`,
+/// `(110105)19491231(002X)`), or as a first-generation number of 15 digits
+/// (region, `YYMMDD`, sequence, no check character). So every run of
+/// digits (either width, with up to [`SEPARATORS_MAX`] characters that are
+/// neither letters nor digits between two of them) is searched: any 18 of them
 /// in a row that are a valid person's number are masked, and then any 15
 /// in a row, outside those and outside an organisation's code, that are a
 /// first-generation number (a region starting 1-8 and a real date in the
@@ -175,15 +176,18 @@ fn mask_persons(text: &str) -> Option<String> {
     while let Some((at, c)) = chars.next() {
         if let Some(digit) = id_char(c) {
             run.push((digit, at, at + c.len_utf8()));
-            // A separator continues the run only between two digits.
-            if let Some(&(_, next)) = chars.peek() {
-                if id_separator(next) {
-                    let mut ahead = chars.clone();
-                    ahead.next();
-                    if ahead.peek().is_some_and(|&(_, c)| id_char(c).is_some()) {
-                        chars.next();
-                    }
-                }
+            // Separators continue the run only between two digits.
+            let mut ahead = chars.clone();
+            let mut between = 0;
+            while ahead
+                .peek()
+                .is_some_and(|&(_, c)| id_separator(c) && between < SEPARATORS_MAX)
+            {
+                ahead.next();
+                between += 1;
+            }
+            if between > 0 && ahead.peek().is_some_and(|&(_, c)| id_char(c).is_some()) {
+                chars = ahead;
             }
             continue;
         }
@@ -222,13 +226,16 @@ fn id_char(c: char) -> Option<u8> {
 }
 
 /// A character that may stand between the digit groups of a written
-/// identifier: a space or a hyphen, in either width.
+/// identifier: anything that is neither a letter nor a digit (spaces of
+/// any width, line breaks and tabs, hyphens, dots, slashes, underscores,
+/// brackets, an invisible zero-width space). A letter ends the run.
 fn id_separator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '-' | '\u{00A0}' | '\u{2010}'..='\u{2015}' | '\u{3000}' | '\u{FF0D}'
-    )
+    !c.is_alphanumeric()
 }
+
+/// Separators in a row that still join two digit groups (`110105  1949`,
+/// `(110105)1949`, a CRLF).
+const SEPARATORS_MAX: usize = 3;
 
 /// Adds to `spans` (byte range in the text, public form) the persons'
 /// numbers in one run of identifier characters.
@@ -538,6 +545,14 @@ mod tests {
             ),
             ("110105-19491231-002X", Some("1101051949****002X")),
             ("110105 1949 1231 002X.", Some("1101051949****002X.")),
+            ("110105.19491231.002X", Some("1101051949****002X")),
+            ("110105/19491231/002X", Some("1101051949****002X")),
+            ("110105_19491231_002X", Some("1101051949****002X")),
+            ("110105\r\n19491231\t002X", Some("1101051949****002X")),
+            ("110105  19491231  002X", Some("1101051949****002X")),
+            ("(110105)19491231(002X)", Some("(1101051949****002X)")),
+            ("1101051949\u{200b}1231002X", Some("1101051949****002X")),
+            ("110105.491231.002", Some("11010549****002")),
             ("2026-11010519491231002X", Some("2026-1101051949****002X")),
             // Inside a longer run of digits.
             ("11010519491231002X2026", Some("1101051949****002X2026")),
@@ -546,7 +561,7 @@ mod tests {
             // Not a valid number, or an organisation's code.
             ("110105194912310021", None),
             ("110105 19491231 0021", None),
-            ("110105--19491231002X", None),
+            ("110105 -- 19491231002X", None),
             ("91110000600037341L", None),
             // An organisation's code of digits alone, with a first-
             // generation number's shape inside (110105 850101 043).
