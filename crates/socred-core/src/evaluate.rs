@@ -1023,6 +1023,27 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
 }
 
+impl Decision {
+    /// The decision as an agency learns it: a grade among its grounds
+    /// without the score behind it. The score is part of the file, which
+    /// only its subject reads; the grade is what the measure's condition
+    /// names.
+    pub fn for_agency(mut self) -> Decision {
+        for reason in &mut self.reasons {
+            let grounds = match reason {
+                Reason::Applies { grounds, .. } | Reason::Exception { grounds, .. } => grounds,
+                _ => continue,
+            };
+            for ground in grounds {
+                if let Ground::Grade { score, .. } = ground {
+                    *score = None;
+                }
+            }
+        }
+        self
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Reason {

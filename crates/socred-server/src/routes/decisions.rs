@@ -207,7 +207,7 @@ async fn decide_once(
                 &format!("no standing loaded for {subject}"),
             ));
         };
-        let decision = current.engine.decide(standing, measure);
+        let decision = current.engine.decide(standing, measure).for_agency();
         let verdict = if decision.applies {
             applies += 1;
             "applies"

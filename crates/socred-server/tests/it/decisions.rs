@@ -3,7 +3,9 @@
 
 use axum::http::StatusCode;
 use serde_json::json;
+use socred_core::SubjectId;
 use socred_server::Limits;
+use socred_store::{hash_token, Role};
 
 use crate::harness::*;
 
@@ -294,4 +296,51 @@ async fn only_agencies_decide() {
     h.post_json("/v1/decisions", Some(AIRLINE), &queries)
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_body");
+}
+
+/// A reward that rests on a grade names the grade among its grounds, never
+/// the score behind it: the score is part of the file, which only its
+/// subject reads.
+#[tokio::test]
+async fn an_agency_learns_a_grade_but_not_the_score() {
+    let h = Harness::new().await;
+    let dora = SubjectId::person(320102, 1975, 8, 9, 21).unwrap();
+    make_exemplary(&h, &[dora]).await;
+    let security = principal(
+        "airport-security",
+        Role::Agency,
+        Some("airport_security"),
+        &[],
+    );
+    h.store
+        .put_principal(
+            &security,
+            &hash_token("token-airport-security-0000"),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let decision = h
+        .get(
+            &format!("/v1/decisions?subject={dora}&measure=express_security_lane&purpose=boarding"),
+            Some("token-airport-security-0000"),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(decision["applies"], true, "{decision}");
+    let ground = &decision["reasons"][0]["grounds"][0];
+    assert_eq!(ground["ground"], "grade", "{decision}");
+    assert_eq!(ground["grade"], "AAA", "{decision}");
+    assert!(ground.get("score").is_none(), "{decision}");
+    // Dora's own file has the score.
+    let file = h
+        .get(
+            &format!("/v1/subjects/{dora}"),
+            Some(&format!("token-subject-{dora}")),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(file["score"].as_i64().is_some(), "{file}");
 }
