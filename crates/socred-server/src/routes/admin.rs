@@ -487,6 +487,10 @@ fn uploaded_rulebook<'b>(
     Ok((rulebook, text))
 }
 
+/// The fewest subjects a group of an impact report over HTTP may count,
+/// and the default.
+const GROUP_MIN: u64 = 10;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImpactQuery {
@@ -513,6 +517,8 @@ const IMPACT_PAGE: usize = 1000;
 /// `socred_core::whatif`, counts only, with small groups pooled. Nothing
 /// is installed or changed; one audit entry (`rulebook_impact`) says who
 /// asked and what it found.
+///
+/// Groups count [`GROUP_MIN`] subjects at least.
 pub async fn rulebook_impact(
     State(state): State<AppState>,
     caller: Caller,
@@ -521,12 +527,17 @@ pub async fn rulebook_impact(
     RawBody(body): RawBody,
 ) -> Result<Json<Impact>, ApiError> {
     caller.require(&[Role::Admin])?;
+    // The operator reads counts, never a file: a group small enough to
+    // be one person would be that person's file, a draft at a time.
     let group_min = match query.get()?.group_min {
-        None => 10,
-        Some(0) => {
+        None => GROUP_MIN,
+        Some(n) if n < GROUP_MIN => {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                "group_min: at least 1 (the fewest subjects a group of the report may count)",
+                format!(
+                    "group_min: at least {GROUP_MIN} (the fewest subjects a group of the report \
+                     may count; smaller groups would single people out)"
+                ),
             ))
         }
         Some(n) => n,
