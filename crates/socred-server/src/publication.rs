@@ -181,6 +181,12 @@ pub async fn publish_due(state: &AppState) -> Result<Vec<Publication>, StoreErro
     if !in_force(state, &current.label).await? {
         return Ok(Vec::new());
     }
+    // Nor while the files are still being recomputed with the rulebook in
+    // force (an upload under way, or one a stopped server left): an
+    // edition drawn then would read files folded with the one before.
+    if store.unfinished_recompute().await?.is_some() {
+        return Ok(Vec::new());
+    }
     let mut published = withdraw_unpublished(state, &current).await?;
     if due_lists(state, &current).await?.is_empty() {
         return Ok(published);

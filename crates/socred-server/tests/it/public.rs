@@ -509,6 +509,33 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
     );
 }
 
+/// No edition is drawn while the files are being recomputed with the
+/// rulebook in force: it would read files folded with the one before.
+#[tokio::test]
+async fn no_edition_is_drawn_while_the_files_are_recomputed() {
+    let h = Harness::new().await;
+    let text = rulebook_text(&h).await;
+    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
+    let newer = text.replacen(version, "version = \"test.newer\"", 1);
+    // What an upload commits before it recomputes the files.
+    h.store
+        .put_rulebook("socred-default@test.newer", &newer, "admin", Vec::new())
+        .await
+        .unwrap();
+    h.state.follow_rulebook().await.unwrap();
+    assert_eq!(
+        socred_server::publish_due(&h.state).await.unwrap(),
+        Vec::new()
+    );
+    assert_eq!(h.store.edition("exemplary_residents").await.unwrap(), None);
+    h.store
+        .recompute_all(&h.state.current().engine)
+        .await
+        .unwrap();
+    let editions = socred_server::publish_due(&h.state).await.unwrap();
+    assert_eq!(editions.len(), 2, "both red lists: {editions:?}");
+}
+
 /// A server that has not yet taken the rulebook another installed leaves
 /// the editions to the servers that have: it would publish under the
 /// rulebook before, and the others would publish again.
