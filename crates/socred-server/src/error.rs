@@ -96,10 +96,13 @@ pub struct RulebookChanged;
 
 /// The code of that refusal.
 pub const RULEBOOK_CHANGED: &str = "rulebook_changed";
+/// The code of an upload that another server's upload overtook before its
+/// files were recomputed: this server takes the one in force too.
+pub const RULEBOOK_SUPERSEDED: &str = "rulebook_superseded";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let changed = self.code == RULEBOOK_CHANGED;
+        let changed = self.code == RULEBOOK_CHANGED || self.code == RULEBOOK_SUPERSEDED;
         let mut response = (self.status, Json(self.body())).into_response();
         if changed {
             response.extensions_mut().insert(RulebookChanged);

@@ -446,12 +446,33 @@ pub async fn put_rulebook(
         })?;
     let recomputed = state.store().recompute_all(&engine).await;
     // The store already names the new rulebook as current: serve it even if
-    // the recomputation failed half-way (uploading it again finishes it);
-    // unless another server's upload came after it and is in force now,
-    // which the route's layer takes instead.
-    if !matches!(recomputed, Err(StoreError::RulebookChanged(_))) {
-        state.swap_current(current);
+    // the recomputation failed half-way (a start, or another server, finishes
+    // it); unless another server's upload came after it and is in force
+    // now, which the route's layer takes instead.
+    if let Err(StoreError::RulebookChanged(why)) = &recomputed {
+        let audit = vec![audit_draft(
+            &state,
+            caller.actor(),
+            "administration",
+            "put_rulebook_superseded",
+            None,
+            format!(
+                "rulebook {label} was stored, but another upload was installed after it before \
+                 its files were recomputed ({why}); it is not in force"
+            ),
+        )];
+        state.inner.audit.append(audit).await?;
+        return Err(ApiError::conflict(
+            crate::error::RULEBOOK_SUPERSEDED,
+            format!(
+                "rulebook {label} was stored as a version (GET /v1/admin/rulebooks lists it), \
+                 but another upload was installed after it, at another server, before its files \
+                 were recomputed ({why}): that one is in force, not {label}. Upload {label} \
+                 again to put it in force over the other"
+            ),
+        ));
     }
+    state.swap_current(current);
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
 }
