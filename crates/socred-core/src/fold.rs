@@ -171,6 +171,7 @@ impl Engine {
 
         let mut state = SubjectState {
             records: Vec::with_capacity(records.len()),
+            rulebook: Some(self.label.clone()),
             ..SubjectState::empty(subject, known_at)
         };
         // Most subjects have no fact about a record: `later` stays empty and

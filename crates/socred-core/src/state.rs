@@ -323,6 +323,14 @@ pub struct SubjectState {
     /// Facts that named a record this subject does not have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphan_facts: Vec<RecordKey>,
+    /// The label of the rulebook this state was folded with (`id@version`);
+    /// None for a state nobody folded ([`Self::empty`]) or one stored
+    /// before states carried it. A reader evaluates a state with the
+    /// rulebook that folded it, so that what it answers and the rulebook it
+    /// names agree while an upload's recomputation is under way. Not part
+    /// of the state's JSON, which describes the file, not its making.
+    #[serde(skip)]
+    pub rulebook: Option<Arc<str>>,
 }
 
 impl SubjectState {
@@ -338,6 +346,7 @@ impl SubjectState {
             relations: Vec::new(),
             derived: Vec::new(),
             orphan_facts: Vec::new(),
+            rulebook: None,
         }
     }
 

@@ -172,6 +172,11 @@ pub struct AppState {
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     current: RwLock<Arc<Current>>,
+    /// Rulebooks other than the one in force that stored states may have
+    /// been folded with while an upload's recomputation is under way: the
+    /// one before (not yet refolded) and one being installed (refolded
+    /// already). The most recent few, newest last.
+    others: RwLock<Vec<Arc<Current>>>,
     /// Writes that fold (ingest, review) hold it shared; a rulebook upload
     /// holds it alone while it recomputes every file and swaps the engine,
     /// so that no state is ever written with a rulebook that is not current.
@@ -283,6 +288,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 store,
                 current: RwLock::new(current),
+                others: RwLock::new(Vec::new()),
                 write_gate: tokio::sync::RwLock::new(()),
                 own_file: SubjectLocks::default(),
                 clock,
@@ -407,12 +413,79 @@ impl AppState {
         }
     }
 
-    pub(crate) fn swap_current(&self, current: Current) {
-        let current = Arc::new(current);
-        match self.inner.current.write() {
-            Ok(mut guard) => *guard = current,
-            Err(poisoned) => *poisoned.into_inner() = current,
+    pub(crate) fn swap_current(&self, current: impl Into<Arc<Current>>) {
+        let current = current.into();
+        let before = match self.inner.current.write() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, current),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), current),
+        };
+        // Files not yet refolded are still folded with it.
+        self.remember(before);
+    }
+
+    /// Keeps `rulebook` to read the files folded with it: one an upload is
+    /// installing (before it is in force), or the one before.
+    pub(crate) fn remember(&self, rulebook: Arc<Current>) {
+        /// Uploads in a row whose files may still be mixed.
+        const KEPT: usize = 4;
+        let mut others = match self.inner.others.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        others.retain(|kept| kept.label != rulebook.label);
+        others.push(rulebook);
+        let extra = others.len().saturating_sub(KEPT);
+        others.drain(..extra);
+    }
+
+    /// The rulebook, among those this server holds, that folded `file`:
+    /// the one in force, or one of the others while an upload's
+    /// recomputation has not reached or has just reached the file. A file
+    /// stored before files named their rulebook is read with the one in
+    /// force. None when this server holds none of that label.
+    pub(crate) fn folded_with(&self, file: &socred_core::SubjectState) -> Option<Arc<Current>> {
+        let current = self.current();
+        let Some(label) = file.rulebook.as_deref() else {
+            return Some(current);
+        };
+        if label == current.label {
+            return Some(current);
         }
+        let others = match self.inner.others.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        others.iter().find(|kept| kept.label == label).cloned()
+    }
+
+    /// [`Self::folded_with`], taking the rulebook in force first when the
+    /// file names one this server does not hold (another server installed
+    /// it since this one last looked). What a reader answers is then read
+    /// with the rulebook that folded the file, and names it: never one
+    /// rulebook's answer under another's name.
+    pub(crate) async fn current_for(
+        &self,
+        file: &socred_core::SubjectState,
+    ) -> Result<Arc<Current>, crate::error::ApiError> {
+        if let Some(found) = self.folded_with(file) {
+            return Ok(found);
+        }
+        self.follow_rulebook()
+            .await
+            .map_err(|error| crate::error::ApiError::internal("following the rulebook", &error))?;
+        self.folded_with(file).ok_or_else(|| {
+            crate::error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "rulebook_changing",
+                format!(
+                    "the file of {} was folded with rulebook {}, which this server does not \
+                     hold: the files are being recomputed after a rulebook upload; ask again in a \
+                     moment",
+                    file.subject,
+                    file.rulebook.as_deref().unwrap_or("?")
+                ),
+            )
+        })
     }
 
     pub(crate) fn cursors(&self) -> &CursorSeal {

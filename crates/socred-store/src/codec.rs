@@ -34,7 +34,12 @@
 //! derived: count, each list, via (text), relation, record provider, record
 //!   id (text), start, end, suspended (count, spans)
 //! orphan facts: count, each provider (name) and id (text)
+//! rulebook: the label of the rulebook that folded the state (optional name)
 //! ```
+//!
+//! Formats 1 and 2 (plain and compressed) end after the orphan facts: a
+//! state stored by an earlier socred reads with no rulebook. Formats 3 and
+//! 4, written now, add the rulebook.
 //!
 //! A "name" is an index into the table (an optional name is the index plus
 //! one, 0 for none); a "text" is written in place (record ids, documents and
@@ -68,10 +73,13 @@ use socred_core::{Day, Name, RecordId, RecordKey, SubjectId};
 use crate::StoreError;
 
 /// The first byte of every state in this form. A new layout takes the next
-/// free number and keeps a reader for this one.
-pub const FORMAT: u8 = 1;
+/// free number and keeps a reader for the ones before.
+pub const FORMAT: u8 = 3;
 /// The first byte of a state in this form whose body is compressed.
-pub const FORMAT_COMPRESSED: u8 = 2;
+pub const FORMAT_COMPRESSED: u8 = 4;
+/// The layouts before the rulebook was kept, plain and compressed.
+const FORMAT_1: u8 = 1;
+const FORMAT_1_COMPRESSED: u8 = 2;
 /// Encoded states this long or longer are compressed, when it pays.
 pub const COMPRESS_FROM: usize = 512;
 /// The largest uncompressed state a reader accepts: a corrupt length must
@@ -144,6 +152,7 @@ fn encode_plain(state: &SubjectState) -> Vec<u8> {
         body.name(&key.provider);
         body.text(&key.id);
     }
+    body.optional_name(state.rulebook.as_deref());
 
     let names_len: usize = body.names.iter().map(|n| n.len() + 2).sum();
     let mut out = Vec::with_capacity(1 + 5 + names_len + body.out.len());
@@ -186,10 +195,11 @@ pub fn decode_state(subject: SubjectId, bytes: &[u8]) -> Result<SubjectState, St
     };
     let mut reader = Reader { bytes, at: 0 };
     let format = reader.byte().map_err(corrupt)?;
+    let labelled = matches!(format, FORMAT | FORMAT_COMPRESSED);
     match format {
-        FORMAT => read_state(subject, &mut reader)
+        FORMAT | FORMAT_1 => read_state(subject, &mut reader, labelled)
             .map_err(|what| corrupt(format!("{what} at byte {}", reader.at))),
-        FORMAT_COMPRESSED => {
+        FORMAT_COMPRESSED | FORMAT_1_COMPRESSED => {
             let len = reader.varint().map_err(corrupt)?;
             let len = usize::try_from(len)
                 .ok()
@@ -208,7 +218,7 @@ pub fn decode_state(subject: SubjectId, bytes: &[u8]) -> Result<SubjectState, St
                 bytes: &plain,
                 at: 0,
             };
-            read_state(subject, &mut reader).map_err(|what| {
+            read_state(subject, &mut reader, labelled).map_err(|what| {
                 corrupt(format!(
                     "{what} at byte {} of the decompressed state",
                     reader.at
@@ -216,13 +226,18 @@ pub fn decode_state(subject: SubjectId, bytes: &[u8]) -> Result<SubjectState, St
             })
         }
         other => Err(corrupt(format!(
-            "it is in binary format {other}, which this socred does not know (it writes formats \
-             {FORMAT} and {FORMAT_COMPRESSED})"
+            "it is in binary format {other}, which this socred does not know (it reads formats \
+             {FORMAT_1} to {FORMAT_COMPRESSED})"
         ))),
     }
 }
 
-fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, String> {
+/// Reads a state's body; `labelled` when its layout ends with the rulebook.
+fn read_state(
+    subject: SubjectId,
+    r: &mut Reader<'_>,
+    labelled: bool,
+) -> Result<SubjectState, String> {
     let count = r.count()?;
     let mut names = Vec::with_capacity(count);
     for _ in 0..count {
@@ -284,6 +299,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
             id: r.record_id()?,
         });
     }
+    let rulebook = if labelled { names.optional(r)? } else { None };
     if r.at != r.bytes.len() {
         return Err(format!("{} bytes left over", r.bytes.len() - r.at));
     }
@@ -297,6 +313,7 @@ fn read_state(subject: SubjectId, r: &mut Reader<'_>) -> Result<SubjectState, St
         relations,
         derived,
         orphan_facts,
+        rulebook,
     })
 }
 
@@ -932,6 +949,7 @@ mod tests {
                 }],
             }],
             orphan_facts: vec![key("gone")],
+            rulebook: Some(Arc::from("city@2026.1")),
         }
     }
 
@@ -962,7 +980,43 @@ mod tests {
         let from_binary =
             decode_state(from_json.subject, &encode_state(&from_json)).expect("decode");
         assert_eq!(from_binary, from_json);
-        assert_eq!(from_binary, full_state());
+        // The JSON describes the file, not the rulebook that folded it.
+        assert_eq!(
+            from_binary,
+            SubjectState {
+                rulebook: None,
+                ..full_state()
+            }
+        );
+    }
+
+    /// A state stored before states kept their rulebook (format 1, and 2
+    /// compressed) reads with none.
+    #[test]
+    fn a_state_of_the_format_before_reads_without_a_rulebook() {
+        let state = SubjectState {
+            rulebook: None,
+            ..full_state()
+        };
+        let now = encode_plain(&state);
+        // Format 1 is format 3 without the rulebook (an absent name, 0) at
+        // its end.
+        assert_eq!(now.last(), Some(&0));
+        let mut before = vec![FORMAT_1];
+        before.extend_from_slice(&now[1..now.len() - 1]);
+        assert_eq!(decode_state(state.subject, &before).expect("decode"), state);
+        let body = &before[1..];
+        let mut compressed = vec![FORMAT_1_COMPRESSED];
+        put_varint(&mut compressed, body.len() as u64);
+        compressed.extend_from_slice(&lz4_flex::block::compress(body));
+        assert_eq!(
+            decode_state(state.subject, &compressed).expect("decode"),
+            state
+        );
+        // Read as format 3, the same bytes lack the rulebook at their end.
+        let mut wrong = before.clone();
+        wrong[0] = FORMAT;
+        assert!(decode_state(state.subject, &wrong).is_err());
     }
 
     /// Names that repeat are written once: the form is smaller than the
@@ -1039,7 +1093,7 @@ mod tests {
         let Err(StoreError::Corrupt(message)) = decode_state(state.subject, &future) else {
             panic!("a newer format must be refused");
         };
-        assert!(message.contains("format 3"), "{message}");
+        assert!(message.contains("format 5"), "{message}");
         assert!(message.contains("11010519491231002X"), "{message}");
         // A reference past the table of names: format, no names, known_at
         // day 0, a profession naming the first name.

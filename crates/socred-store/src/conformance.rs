@@ -2559,8 +2559,14 @@ pub async fn check_recompute_all(store: &dyn Store) {
     let stale = verify_states(store, &stricter).await.expect("verify");
     assert_eq!(
         stale.len(),
-        30,
-        "every fare evader's state is stale under the new rulebook"
+        31,
+        "every state is stale under the new rulebook, the fare evaders' and the company's"
+    );
+    assert!(
+        stale
+            .iter()
+            .all(|m| m.reason.contains("was folded with rulebook")),
+        "{stale:?}"
     );
     let refolded = store.recompute_all(&stricter).await.expect("recompute");
     // Thirty fare evaders and the company; the representative has no state of its own.

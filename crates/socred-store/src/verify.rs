@@ -93,6 +93,11 @@ pub async fn verify_states(
                 Some(stored) => {
                     let mut stored = std::sync::Arc::unwrap_or_clone(stored);
                     stored_derived.insert(subject, std::mem::take(&mut stored.derived));
+                    // A state stored before states kept their rulebook is
+                    // judged by its content alone.
+                    if stored.rulebook.is_none() {
+                        fresh.rulebook = None;
+                    }
                     if stored != fresh {
                         problems.insert(0, describe(&stored, &fresh));
                     }
@@ -202,6 +207,19 @@ async fn check_retention_days(
 const UNLISTED_REPORTED: usize = 1000;
 
 fn describe(stored: &socred_core::SubjectState, fresh: &socred_core::SubjectState) -> String {
+    if stored.rulebook != fresh.rulebook {
+        let named = |label: &Option<std::sync::Arc<str>>| {
+            label
+                .as_deref()
+                .map_or("no rulebook".to_string(), |l| format!("rulebook {l}"))
+        };
+        return format!(
+            "stored state was folded with {}, not with the {} in force (a recomputation of \
+             the files that has not reached it)",
+            named(&stored.rulebook),
+            named(&fresh.rulebook)
+        );
+    }
     if stored.records.len() != fresh.records.len() {
         return format!(
             "stored state has {} records, its records give {}",

@@ -422,7 +422,7 @@ pub async fn put_rulebook(
     let admin = caller.require(&[Role::Admin])?;
     let (rulebook, text) = uploaded_rulebook(&headers, &body)?;
     let label = rulebook.label();
-    let current = Current::new(rulebook, text.into());
+    let current = Arc::new(Current::new(rulebook, text.into()));
     let engine = current.engine.clone();
     let audit = vec![audit_draft(
         &state,
@@ -444,6 +444,8 @@ pub async fn put_rulebook(
             StoreError::Conflict(reason) => ApiError::conflict("rulebook_conflict", reason),
             other => other.into(),
         })?;
+    // Files refolded with it are read with it until it is in force.
+    state.remember(current.clone());
     let recomputed = state.store().recompute_all(&engine).await;
     // The store already names the new rulebook as current: serve it even if
     // the recomputation failed half-way (a start, or another server, finishes

@@ -192,22 +192,48 @@ async fn decide_once(
         .zip(read)
         .map(|(&subject, read)| read.unwrap_or_else(|| empty_state(subject).into()))
         .collect();
+    // Each file is read with the rulebook that folded it, which the
+    // decision then names: while an upload's recomputation is under way,
+    // some files are folded with the rulebook before and some with the new
+    // one, and an answer must never be one rulebook's under the other's
+    // name. Nearly always every file is folded with the one in force.
+    let mut rulebooks = Vec::with_capacity(states.len());
+    for file in &states {
+        let folded_with = match state.folded_with(file) {
+            Some(found) => found,
+            None => state.current_for(file).await?,
+        };
+        rulebooks.push(folded_with);
+    }
     let today = state.today();
     let standings: Vec<_> = states
         .iter()
-        .map(|s| current.engine.evaluate(s, today))
+        .zip(&rulebooks)
+        .map(|(s, rulebook)| rulebook.engine.evaluate(s, today))
         .collect();
     let mut decisions = Vec::with_capacity(checked.len());
     let mut audit = Vec::with_capacity(checked.len());
     let (mut applies, mut not_applies) = (0, 0);
     for &(subject, measure) in checked {
-        let Some(standing) = index.get(&subject).and_then(|&i| standings.get(i)) else {
+        let Some((standing, rulebook)) = index
+            .get(&subject)
+            .and_then(|&i| Some((standings.get(i)?, rulebooks.get(i)?)))
+        else {
             return Err(ApiError::internal(
                 "decide",
                 &format!("no standing loaded for {subject}"),
             ));
         };
-        let decision = current.engine.decide(standing, measure).for_agency();
+        let decision = if std::ptr::eq(&**rulebook, current) {
+            rulebook.engine.decide(standing, measure)
+        } else {
+            // The measure as the rulebook that folded the file has it.
+            let Some(measure) = rulebook.rulebook().measure(&measure.id) else {
+                return Err(changing(subject, &measure.id, &rulebook.label));
+            };
+            rulebook.engine.decide(standing, measure)
+        }
+        .for_agency();
         let verdict = if decision.applies {
             applies += 1;
             "applies"
@@ -230,6 +256,20 @@ async fn decide_once(
         decisions.push(decision);
     }
     Ok((decisions, audit, (applies, not_applies), mark))
+}
+
+/// A decision that cannot be made while the files are recomputed: the
+/// rulebook that folded the subject's file has no such measure.
+fn changing(subject: SubjectId, measure: &str, rulebook: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "rulebook_changing",
+        format!(
+            "the file of {subject} is still folded with rulebook {rulebook}, which has no \
+             measure `{measure}`: the files are being recomputed after a rulebook upload; ask \
+             again in a moment"
+        ),
+    )
 }
 
 fn check_purpose(purpose: &str) -> Result<(), ApiError> {

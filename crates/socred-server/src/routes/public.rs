@@ -84,7 +84,8 @@ pub async fn company(
             format!("the registry holds nothing about `{subject}`"),
         ));
     };
-    let current = state.current();
+    // Read with the rulebook that folded it, which the page then names.
+    let current = state.current_for(&subject_state).await?;
     let today = state.today();
     let standing = current.engine.evaluate(&subject_state, today);
     let file = current.engine.credit_file(&standing, Detail::Full);

@@ -118,7 +118,8 @@ async fn read_file(
 ) -> Result<(CreditFile, Vec<OpenItem>), ApiError> {
     let (_, subject) = own_subject(caller, id)?;
     let subject_state = load(state, subject).await?;
-    let current = state.current();
+    // Read with the rulebook that folded it, which the file then names.
+    let current = state.current_for(&subject_state).await?;
     let today = state.today();
     let standing = current.engine.evaluate(&subject_state, today);
     let file = current.engine.credit_file(&standing, Detail::Full);

@@ -1100,11 +1100,9 @@ fn seven_day_bans(rulebook: &str, version: &str) -> String {
     draft
 }
 
-/// A server stopped during its upload's recomputation leaves it noted in
-/// the store; another server of the store, once it has taken the
-/// rulebook, finishes it when it has made no progress for a while.
-#[tokio::test]
-async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
+/// Two servers of one store, after Alice's fare evasion of 2026-05-20 (a
+/// ban of 180 days under the default rulebook): the store, A and B.
+async fn two_servers_with_a_ban() -> (std::sync::Arc<dyn socred_store::Store>, Harness, Harness) {
     let store: std::sync::Arc<dyn socred_store::Store> =
         std::sync::Arc::new(socred_store::MemoryStore::new());
     let a = Harness::over(store.clone(), socred_server::Limits::default()).await;
@@ -1112,6 +1110,15 @@ async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
         .await
         .expect(StatusCode::OK);
     let b = Harness::over(store.clone(), socred_server::Limits::default()).await;
+    (store, a, b)
+}
+
+/// A server stopped during its upload's recomputation leaves it noted in
+/// the store; another server of the store, once it has taken the
+/// rulebook, finishes it when it has made no progress for a while.
+#[tokio::test]
+async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
+    let (store, a, b) = two_servers_with_a_ban().await;
     let (label, text) = thirty_day_bans(&a).await;
     // What A's upload commits before it recomputes; then A is gone.
     store
@@ -1149,4 +1156,43 @@ async fn a_recomputation_left_by_a_stopped_server_is_finished_by_another() {
     assert!(rail_ban_until(&file).as_str() <= "2026-06-19", "{file}");
     let report = socred_server::verify_store(store.as_ref()).await.unwrap();
     assert!(report.is_ok(), "{report}");
+}
+
+/// The rulebook a rail decision about Alice names, and the end of the
+/// ban it rests on.
+async fn decide(h: &Harness) -> (serde_json::Value, serde_json::Value) {
+    let uri = ticket_sale(alice(), "no_rail_tickets");
+    let decision = h.get(&uri, Some(RAIL)).await.expect(StatusCode::OK).json();
+    let until = decision["reasons"][0]["grounds"][0]["until"].clone();
+    (decision["rulebook"].clone(), until)
+}
+
+/// While the files are recomputed after an upload, each file is read with
+/// the rulebook that folded it, and a decision names that rulebook: a
+/// file not yet refolded is answered under the rulebook before, one
+/// refolded under the new one, never one's answer under the other's name.
+#[tokio::test]
+async fn a_decision_names_the_rulebook_that_folded_the_file() {
+    let (store, a, b) = two_servers_with_a_ban().await;
+    let before = b.get("/v1/rulebook", None).await.json()["label"].clone();
+    let (label, text) = thirty_day_bans(&a).await;
+    // Stored, not yet recomputed, and taken by B: Alice's file is still
+    // folded with the rulebook before, and is answered under it.
+    store
+        .put_rulebook(label, &text, "admin", Vec::new())
+        .await
+        .unwrap();
+    b.state.follow_rulebook().await.unwrap();
+    assert_eq!(b.get("/v1/rulebook", None).await.json()["label"], label);
+    assert_eq!(decide(&b).await, (before.clone(), json!("2026-11-16")));
+    // Recomputed: answered under the new one, with its 30-day ban.
+    store
+        .recompute_all(&b.state.current().engine)
+        .await
+        .unwrap();
+    assert_eq!(decide(&b).await, (json!(label), json!("2026-06-19")));
+    // A, which has not looked yet, takes the rulebook that folded the file
+    // rather than answer it under the one before.
+    assert_eq!(decide(&a).await, (json!(label), json!("2026-06-19")));
+    assert_eq!(a.get("/v1/rulebook", None).await.json()["label"], label);
 }

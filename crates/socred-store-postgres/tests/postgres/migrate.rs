@@ -284,7 +284,12 @@ async fn a_schema_1_database_is_migrated_and_its_json_states_still_read() {
             .await
             .expect("read")
             .expect("a state");
-        assert_eq!(read, *state, "{} reads back as before", state.subject);
+        // The JSON does not say which rulebook folded the state.
+        let state = socred_core::SubjectState {
+            rulebook: None,
+            ..(**state).clone()
+        };
+        assert_eq!(*read, state, "{} reads back as before", state.subject);
     }
     assert!(verify_states(&store, &engine())
         .await
