@@ -505,16 +505,22 @@ async fn named_today(
     list: &socred_core::Name,
     today: Day,
 ) -> Result<Vec<(SubjectId, Span)>, ApiError> {
-    let engine = &current.engine;
-    let Some(index) = engine.rulebook.lists.iter().position(|l| l.id == *list) else {
+    if !current.engine.rulebook.lists.iter().any(|l| l.id == *list) {
         return Ok(Vec::new());
-    };
+    }
     let files = state.store().states_of(subjects).await?;
     Ok(subjects
         .iter()
         .zip(files)
         .filter_map(|(&subject, file)| {
             let file = file?;
+            // Read with the rulebook that folded it (an upload's
+            // recomputation may not have reached it yet); one folded with
+            // a rulebook this server has not taken yet is left off for
+            // the seconds until it has.
+            let folded_with = state.folded_with(&file)?;
+            let engine = &folded_with.engine;
+            let index = engine.rulebook.lists.iter().position(|l| l.id == *list)?;
             let standing = engine.evaluate(&file, today);
             let entry = standing.entries.iter().find(|e| e.list == index as u32)?;
             Some((subject, entry.span))
