@@ -340,6 +340,18 @@ function signInForm(problem) {
   ];
 }
 
+// The API limits texts in bytes of UTF-8, not in characters (a Chinese
+// character is three): the form says so as the text is typed, and refuses
+// to send one too long.
+function bytesAtMost(input, limit) {
+  const check = () => {
+    const bytes = new TextEncoder().encode(input.value).length;
+    input.setCustomValidity(bytes > limit ? "At most " + limit + " bytes (this is " + bytes + "; a Chinese character takes three)." : "");
+  };
+  input.addEventListener("input", check);
+  return input;
+}
+
 // A choice of one of `records`, named by their keys.
 function recordChoice(id, records) {
   return el("select", { id, name: "record" },
@@ -369,8 +381,8 @@ function submitAboutRecord(form, choice, submit, records, send) {
 function repairForm(base, token, records) {
   if (records.length === 0) return el("p", { class: "muted" }, "No record of yours is public or puts you on a list, or a reviewer already has your application for each.");
   const choice = recordChoice("repair-record", records);
-  const correction = el("textarea", { id: "repair-correction", name: "correction", rows: 3, maxlength: 2000, required: true, placeholder: "What you did to correct it, and the proof (a receipt, a court's certificate)" });
-  const commitment = el("textarea", { id: "repair-commitment", name: "commitment", rows: 2, maxlength: 2000, required: true, placeholder: "Your credit commitment" });
+  const correction = bytesAtMost(el("textarea", { id: "repair-correction", name: "correction", rows: 3, required: true, placeholder: "What you did to correct it, and the proof (a receipt, a court's certificate)" }), 2000);
+  const commitment = bytesAtMost(el("textarea", { id: "repair-commitment", name: "commitment", rows: 2, required: true, placeholder: "Your credit commitment" }), 2000);
   const submit = el("button", { type: "submit", id: "repair-submit" }, "Apply for repair");
   const form = el("form", { id: "repair-form" },
     el("label", {}, "Record", choice),
@@ -396,7 +408,7 @@ function repairForm(base, token, records) {
 function objectForm(base, token, records) {
   if (records.length === 0) return el("p", { class: "muted" }, "Every record is already disputed, or there is none.");
   const choice = recordChoice("objection-record", records);
-  const statement = el("textarea", { id: "objection-statement", name: "statement", rows: 3, maxlength: 4096, placeholder: "Why the record is wrong (optional; it travels with the record)" });
+  const statement = bytesAtMost(el("textarea", { id: "objection-statement", name: "statement", rows: 3, placeholder: "Why the record is wrong (optional; it travels with the record)" }), 4096);
   const submit = el("button", { type: "submit", id: "objection-submit" }, "Object");
   const form = el("form", { id: "objection-form" },
     el("label", {}, "Record", choice),

@@ -495,6 +495,23 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
             "scored once she consents: {score}"
         );
 
+        // A statement of 1,400 Chinese characters is 4,200 bytes, over the
+        // API's 4,096: the form says so and sends nothing.
+        browser.type_into("#objection-statement", &"债".repeat(1400));
+        let said = browser
+            .script("return document.getElementById('objection-statement').validationMessage;");
+        assert!(
+            said.as_str().is_some_and(|s| s.contains("4096 bytes")),
+            "{said}"
+        );
+        browser.click("#objection-submit");
+        assert!(
+            browser
+                .text("#open-items")
+                .contains("No objection of yours is open"),
+            "an objection was sent"
+        );
+        browser.clear("#objection-statement");
         // She objects to the judgment default; the objection is open.
         browser.type_into("#objection-statement", "The debt was paid on 2026-05-10.");
         browser.click("#objection-submit");
