@@ -19,6 +19,9 @@ use socred_store::{
 
 /// Audit entries read per page.
 const PAGE: usize = 5000;
+/// Times the check reads the head again when the log grew past it while
+/// it read (a server still answering).
+const HEAD_ROUNDS: usize = 3;
 
 /// What `verify` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,14 @@ impl fmt::Display for VerifyReport {
 pub(crate) async fn check_chain(
     store: &dyn Store,
 ) -> Result<(u64, Result<(), ChainBreak>), StoreError> {
+    // The head first, then the log up to it. Entries past it may have been
+    // appended, with their head, while the check read (a server still
+    // answering): the head is read again and the walk goes on to it, a few
+    // times. Entries past a head that did not move are what they would be
+    // without a server: entries added behind its back.
+    let mut head = store.audit_head().await?;
+    let mut end = head.as_ref().map_or(0, |(seq, _)| *seq);
+    let mut rounds = 0;
     let anchor = store.audit_anchor().await?;
     let (mut verifier, start) = match &anchor {
         Some((seq, hash)) => (ChainVerifier::resume(*seq, hash), *seq),
@@ -116,10 +127,39 @@ pub(crate) async fn check_chain(
     let mut vouched = anchor.is_none();
     let mut after = start;
     loop {
+        if after >= end {
+            let grew = !store.audit(end, 1).await?.is_empty();
+            let moved = store.audit_head().await?;
+            let moved_on = moved.as_ref().map_or(0, |(seq, _)| *seq);
+            if !grew || rounds == HEAD_ROUNDS {
+                break;
+            }
+            rounds += 1;
+            if moved_on > end {
+                (head, end) = (moved, moved_on);
+                continue;
+            }
+            // Entries after a head that stays: read them, and `finish`
+            // says the log runs past its head.
+            end = u64::MAX;
+        }
         let page = store.audit(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for entry in &page {
+        if page.is_empty() {
+            break;
+        }
+        // Up to the head read: what lies past it is read in a round of its
+        // own, or not at all.
+        let before = after;
+        after = page
+            .iter()
+            .map(|entry| entry.seq)
+            .take_while(|&seq| seq <= end)
+            .last()
+            .unwrap_or(end);
+        if after == before {
+            after = end;
+        }
+        for entry in page.iter().filter(|entry| entry.seq <= end) {
             if let Err(broken) = verifier.push(entry) {
                 return Ok((verifier.last_seq() - start, Err(broken)));
             }
@@ -142,7 +182,6 @@ pub(crate) async fn check_chain(
             }),
         ));
     }
-    let head = store.audit_head().await?;
     Ok((checked, verifier.finish(head.as_ref())))
 }
 

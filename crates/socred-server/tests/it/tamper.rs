@@ -82,6 +82,20 @@ fn a_deleted_audit_entry_is_caught() {
         report.chain_break.is_some(),
         "a truncated log verifies: {report}"
     );
+
+    // An entry added after the last, its head left where it was: the log
+    // runs past its head.
+    let dir = registry();
+    edit(
+        dir.path(),
+        "INSERT INTO audit SELECT seq + 1, at_ms, actor, role, purpose, action, subject, \
+         'nothing happened', hash FROM audit WHERE seq = 4",
+    );
+    let report = verify(dir.path(), None).unwrap();
+    assert!(
+        report.chain_break.is_some(),
+        "an entry after the head verifies: {report}"
+    );
 }
 
 #[test]
