@@ -201,8 +201,7 @@ async fn follow_rulebook(state: AppState) {
     loop {
         tokio::time::sleep(RULEBOOK_POLL).await;
         match state.follow_rulebook().await {
-            Ok(Some(label)) => tracing::info!(%label, "took the rulebook another server installed"),
-            Ok(None) => {}
+            Ok(_) => {}
             Err(error) => tracing::error!(%error, "cannot follow the rulebook in force"),
         }
         if let Err(error) = state

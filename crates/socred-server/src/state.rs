@@ -172,6 +172,8 @@ pub struct AppState {
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     current: RwLock<Arc<Current>>,
+    /// The rulebook this server's upload is installing (`AppState::install`).
+    installing: RwLock<Option<Arc<Current>>>,
     /// Rulebooks other than the one in force that stored states may have
     /// been folded with while an upload's recomputation is under way: the
     /// one before (not yet refolded) and one being installed (refolded
@@ -202,6 +204,22 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("rulebook", &self.current().label)
             .finish_non_exhaustive()
+    }
+}
+
+/// While it lives, the rulebook an upload is installing is known as such
+/// ([`AppState::installing`]).
+pub struct Installing<'s> {
+    state: &'s AppState,
+}
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        let mut slot = match self.state.inner.installing.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = None;
     }
 }
 
@@ -289,6 +307,7 @@ impl AppState {
                 store,
                 current: RwLock::new(current),
                 others: RwLock::new(Vec::new()),
+                installing: RwLock::new(None),
                 write_gate: tokio::sync::RwLock::new(()),
                 own_file: SubjectLocks::default(),
                 clock,
@@ -393,6 +412,9 @@ impl AppState {
             anyhow::anyhow!("the rulebook in force, {label}, does not load:\n{errors}")
         })?;
         self.swap_current(Current::new(rulebook, text.into()));
+        // Logged here, whoever asked: the periodic look, a write the store
+        // refused, or a reader that met a file folded with it.
+        tracing::info!(%label, "took the rulebook another server installed");
         Ok(Some(label))
     }
 
@@ -421,6 +443,28 @@ impl AppState {
         };
         // Files not yet refolded are still folded with it.
         self.remember(before);
+    }
+
+    /// The rulebook this server's upload is installing: stored, its files
+    /// being recomputed, not yet in force here.
+    pub(crate) fn installing(&self) -> Option<Arc<Current>> {
+        match self.inner.installing.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Marks `rulebook` as the one this server installs until the guard
+    /// is dropped (the upload ends, in force or not), and keeps it to read
+    /// the files folded with it.
+    pub fn install(&self, rulebook: Arc<Current>) -> Installing<'_> {
+        self.remember(rulebook.clone());
+        let mut slot = match self.inner.installing.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(rulebook);
+        Installing { state: self }
     }
 
     /// Keeps `rulebook` to read the files folded with it: one an upload is

@@ -444,8 +444,9 @@ pub async fn put_rulebook(
             StoreError::Conflict(reason) => ApiError::conflict("rulebook_conflict", reason),
             other => other.into(),
         })?;
-    // Files refolded with it are read with it until it is in force.
-    state.remember(current.clone());
+    // Files refolded with it are read with it until it is in force, and
+    // decisions may ask about the measures it adds.
+    let _installing = state.install(current.clone());
     let recomputed = state.store().recompute_all(&engine).await;
     // The store already names the new rulebook as current: serve it even if
     // the recomputation failed half-way (a start, or another server, finishes

@@ -126,8 +126,7 @@ async fn follow_on_change(
         .is_some()
     {
         match state.follow_rulebook().await {
-            Ok(Some(label)) => tracing::info!(%label, "took the rulebook another server installed"),
-            Ok(None) => {}
+            Ok(_) => {}
             Err(error) => tracing::error!(%error, "cannot follow the rulebook in force"),
         }
     }
