@@ -362,9 +362,12 @@ impl AppState {
             *seen = Some((found, since));
             return Ok(0);
         }
-        // Alone, as an upload recomputes; and only if nothing moved while
-        // this server waited for its turn (its own upload, finishing).
-        let _gate = self.inner.write_gate.write().await;
+        // Not during this server's own upload (which holds the gate alone),
+        // and only if nothing moved while it waited for that to end.
+        // Shared, unlike an upload: this server's writes fold with the
+        // rulebook in force, the one the recomputation folds with, so they
+        // go on meanwhile rather than wait for every file.
+        let _gate = self.inner.write_gate.read().await;
         let now = self
             .store()
             .unfinished_recompute()
