@@ -47,6 +47,6 @@ pub use serve::{
     ServeConfig, FIRST_ADMIN_ID,
 };
 pub use socred_store_sqlite::HISTORY_RECORDS_DEFAULT;
-pub use state::{AppState, Current, Installing, Limits};
+pub use state::{AppState, Limits};
 pub use token::new_token;
 pub use verify::{verify, verify_store, VerifyReport};

@@ -172,12 +172,9 @@ pub struct AppState {
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     current: RwLock<Arc<Current>>,
-    /// The rulebook this server's upload is installing (`AppState::install`).
-    installing: RwLock<Option<Arc<Current>>>,
-    /// Rulebooks other than the one in force that stored states may have
-    /// been folded with while an upload's recomputation is under way: the
-    /// one before (not yet refolded) and one being installed (refolded
-    /// already). The most recent few, newest last.
+    /// Rulebooks before the one in force that stored states may still be
+    /// folded with while an upload's recomputation is under way. The most
+    /// recent few, newest last.
     others: RwLock<Vec<Arc<Current>>>,
     /// Writes that fold (ingest, review) hold it shared; a rulebook upload
     /// holds it alone while it recomputes every file and swaps the engine,
@@ -204,22 +201,6 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("rulebook", &self.current().label)
             .finish_non_exhaustive()
-    }
-}
-
-/// While it lives, the rulebook an upload is installing is known as such
-/// ([`AppState::installing`]).
-pub struct Installing<'s> {
-    state: &'s AppState,
-}
-
-impl Drop for Installing<'_> {
-    fn drop(&mut self) {
-        let mut slot = match self.state.inner.installing.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = None;
     }
 }
 
@@ -307,7 +288,6 @@ impl AppState {
                 store,
                 current: RwLock::new(current),
                 others: RwLock::new(Vec::new()),
-                installing: RwLock::new(None),
                 write_gate: tokio::sync::RwLock::new(()),
                 own_file: SubjectLocks::default(),
                 clock,
@@ -448,30 +428,8 @@ impl AppState {
         self.remember(before);
     }
 
-    /// The rulebook this server's upload is installing: stored, its files
-    /// being recomputed, not yet in force here.
-    pub(crate) fn installing(&self) -> Option<Arc<Current>> {
-        match self.inner.installing.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Marks `rulebook` as the one this server installs until the guard
-    /// is dropped (the upload ends, in force or not), and keeps it to read
-    /// the files folded with it.
-    pub fn install(&self, rulebook: Arc<Current>) -> Installing<'_> {
-        self.remember(rulebook.clone());
-        let mut slot = match self.inner.installing.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Some(rulebook);
-        Installing { state: self }
-    }
-
-    /// Keeps `rulebook` to read the files folded with it: one an upload is
-    /// installing (before it is in force), or the one before.
+    /// Keeps `rulebook`, the one before the one in force, to read the files
+    /// still folded with it.
     pub(crate) fn remember(&self, rulebook: Arc<Current>) {
         /// Uploads in a row whose files may still be mixed.
         const KEPT: usize = 4;
@@ -486,8 +444,8 @@ impl AppState {
     }
 
     /// The rulebook, among those this server holds, that folded `file`:
-    /// the one in force, or one of the others while an upload's
-    /// recomputation has not reached or has just reached the file. A file
+    /// the one in force, or one before it while an upload's recomputation
+    /// has not reached the file. A file
     /// stored before files named their rulebook is read with the one in
     /// force. None when this server holds none of that label.
     pub(crate) fn folded_with(&self, file: &socred_core::SubjectState) -> Option<Arc<Current>> {

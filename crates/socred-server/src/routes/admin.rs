@@ -432,8 +432,9 @@ pub async fn put_rulebook(
         None,
         format!("installed rulebook {label}"),
     )];
-    // Alone: no batch is folded while the files are recomputed and the engine swapped.
-    let _gate = state.inner.write_gate.write().await;
+    // Alone while what the registry holds is checked against it, it is
+    // stored and it is put in force here: no batch is folded meanwhile.
+    let gate = state.inner.write_gate.write().await;
     held::refuse_dropping_held_types(&state, &current).await?;
     held::refuse_invalidating_held_records(&state, &state.current(), &current).await?;
     state
@@ -444,14 +445,16 @@ pub async fn put_rulebook(
             StoreError::Conflict(reason) => ApiError::conflict("rulebook_conflict", reason),
             other => other.into(),
         })?;
-    // Files refolded with it are read with it until it is in force, and
-    // decisions may ask about the measures it adds.
-    let _installing = state.install(current.clone());
+    // In force here at once, as it is in the store: this server's writes
+    // fold with it from now on and go on while the files are recomputed;
+    // each file is read with the rulebook that folded it (the one before is
+    // kept) until the recomputation reaches it. Should the recomputation
+    // stop half-way, a start, or another server, finishes it.
+    state.swap_current(current);
+    drop(gate);
     let recomputed = state.store().recompute_all(&engine).await;
-    // The store already names the new rulebook as current: serve it even if
-    // the recomputation failed half-way (a start, or another server, finishes
-    // it); unless another server's upload came after it and is in force
-    // now, which the route's layer takes instead.
+    // Unless another server's upload came after it and is in force now,
+    // which the route's layer takes instead.
     if let Err(StoreError::RulebookChanged(why)) = &recomputed {
         let audit = vec![audit_draft(
             &state,
@@ -469,13 +472,12 @@ pub async fn put_rulebook(
             crate::error::RULEBOOK_SUPERSEDED,
             format!(
                 "rulebook {label} was stored as a version (GET /v1/admin/rulebooks lists it), \
-                 but another upload was installed after it, at another server, before its files \
-                 were recomputed ({why}): that one is in force, not {label}. Upload {label} \
+                 but another upload (at this server or another) was installed after it before \
+                 its files were recomputed ({why}): that one is in force, not {label}. Upload {label} \
                  again to put it in force over the other"
             ),
         ));
     }
-    state.swap_current(current);
     let recomputed = recomputed?;
     Ok(Json(Uploaded { label, recomputed }))
 }

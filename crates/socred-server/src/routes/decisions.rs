@@ -109,19 +109,10 @@ async fn decide(
     let agency = Caller::scope(principal)?;
     let current = state.current();
     let rulebook = current.rulebook();
-    // While this server installs a rulebook, files already refolded with it
-    // are read with it, and it may name measures the one in force lacks.
-    let installing = state.installing();
     let mut checked = Vec::with_capacity(queries.len());
     for (subject, measure_id) in queries {
         let subject = parse_subject(subject)?;
-        let found = rulebook.measure(measure_id).map(|m| (m, true)).or_else(|| {
-            installing
-                .as_ref()
-                .and_then(|new| new.rulebook().measure(measure_id))
-                .map(|m| (m, false))
-        });
-        let Some((measure, in_force)) = found else {
+        let Some(measure) = rulebook.measure(measure_id) else {
             return Err(ApiError::bad_request(
                 "unknown_measure",
                 format!("rulebook {} has no measure `{measure_id}`", current.label),
@@ -146,7 +137,7 @@ async fn decide(
                 ),
             ));
         }
-        checked.push((subject, measure, in_force));
+        checked.push((subject, measure));
     }
     // Decided from states the store may hold in memory; should it notice
     // meanwhile that another process wrote (its audit append refuses the
@@ -177,12 +168,12 @@ async fn decide_once(
     caller: &Caller,
     purpose: &str,
     current: &Current,
-    checked: &[(SubjectId, &Measure, bool)],
+    checked: &[(SubjectId, &Measure)],
 ) -> Result<Decided, ApiError> {
     // Each subject once, read together.
     let mut index: HashMap<SubjectId, usize> = HashMap::new();
     let mut subjects = Vec::new();
-    for &(subject, _, _) in checked {
+    for &(subject, _) in checked {
         index.entry(subject).or_insert_with(|| {
             subjects.push(subject);
             subjects.len() - 1
@@ -223,7 +214,7 @@ async fn decide_once(
     let mut decisions = Vec::with_capacity(checked.len());
     let mut audit = Vec::with_capacity(checked.len());
     let (mut applies, mut not_applies) = (0, 0);
-    for &(subject, measure, in_force) in checked {
+    for &(subject, measure) in checked {
         let Some((standing, rulebook)) = index
             .get(&subject)
             .and_then(|&i| Some((standings.get(i)?, rulebooks.get(i)?)))
@@ -233,7 +224,7 @@ async fn decide_once(
                 &format!("no standing loaded for {subject}"),
             ));
         };
-        let decision = if in_force && std::ptr::eq(&**rulebook, current) {
+        let decision = if std::ptr::eq(&**rulebook, current) {
             rulebook.engine.decide(standing, measure)
         } else {
             // The measure as the rulebook that folded the file has it.
