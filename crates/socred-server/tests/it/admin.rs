@@ -1089,15 +1089,7 @@ async fn a_server_follows_the_rulebook_another_installed() {
 /// `rulebook` as version `version`, with train-ticket bans of 7 days
 /// instead of 180.
 fn seven_day_bans(rulebook: &str, version: &str) -> String {
-    let line = rulebook
-        .lines()
-        .find(|l| l.starts_with("version = "))
-        .unwrap();
-    let draft = rulebook
-        .replacen(line, &format!("version = \"{version}\""), 1)
-        .replace("duration_max = \"P180D\"", "duration_max = \"P7D\"");
-    assert!(draft.contains("P7D") && draft.contains(version));
-    draft
+    with_bans_of(rulebook, 7, version)
 }
 
 /// Two servers of one store, after Alice's fare evasion of 2026-05-20 (a

@@ -355,11 +355,8 @@ async fn a_measure_an_upload_adds_is_decided_while_the_files_are_recomputed() {
     h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
         .await
         .expect(StatusCode::OK);
-    let text =
-        rulebook_text(&h)
-            .await
-            .replacen("version = \"2026.2\"", "version = \"2026.2-x\"", 1)
-            + "\n[[measure]]\nid = \"no_rail_tickets_x\"\ntitle = \"No train tickets, again\"\n\
+    let text = with_version(&rulebook_text(&h).await, "2026.2-x")
+        + "\n[[measure]]\nid = \"no_rail_tickets_x\"\ntitle = \"No train tickets, again\"\n\
          kind = \"punishment\"\nlegal_basis = \"the same as no_rail_tickets\"\n\
          agencies = [\"rail\"]\nsubject_kinds = [\"person\"]\n[[measure.applies]]\n\
          id = \"rail_ban\"\nlists = [\"rail_ticket_ban\"]\n";

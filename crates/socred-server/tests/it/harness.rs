@@ -442,14 +442,30 @@ pub async fn rulebook_text(h: &Harness) -> String {
         .to_string()
 }
 
-/// The rulebook in force with rail ticket bans of 30 days at most (180 in
-/// the default), as a new version: its label and text.
+/// `rulebook` as `version`.
+pub fn with_version(rulebook: &str, version: &str) -> String {
+    let line = rulebook
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap();
+    rulebook.replacen(line, &format!("version = \"{version}\""), 1)
+}
+
+/// `rulebook` as `version`, with rail ticket bans of `days` at most (180
+/// in the default).
+pub fn with_bans_of(rulebook: &str, days: u32, version: &str) -> String {
+    let draft = with_version(rulebook, version).replace(
+        "duration_max = \"P180D\"",
+        &format!("duration_max = \"P{days}D\""),
+    );
+    assert!(draft.contains(&format!("\"P{days}D\"")) && draft.contains(version));
+    draft
+}
+
+/// The rulebook in force with rail ticket bans of 30 days at most, as a
+/// new version: its label and text.
 pub async fn thirty_day_bans(h: &Harness) -> (&'static str, String) {
-    let text = rulebook_text(h)
-        .await
-        .replace("duration_max = \"P180D\"", "duration_max = \"P30D\"")
-        .replacen("version = \"2026.2\"", "version = \"2026.2-p30\"", 1);
-    assert!(text.contains("P30D") && text.contains("2026.2-p30"));
+    let text = with_bans_of(&rulebook_text(h).await, 30, "2026.2-p30");
     ("socred-default@2026.2-p30", text)
 }
 

@@ -514,9 +514,7 @@ async fn a_weekly_red_list_is_published_in_editions_and_read_as_of_today() {
 #[tokio::test]
 async fn no_edition_is_drawn_while_the_files_are_recomputed() {
     let h = Harness::new().await;
-    let text = rulebook_text(&h).await;
-    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
-    let newer = text.replacen(version, "version = \"test.newer\"", 1);
+    let newer = with_version(&rulebook_text(&h).await, "test.newer");
     // What an upload commits before it recomputes the files.
     h.store
         .put_rulebook("socred-default@test.newer", &newer, "admin", Vec::new())
@@ -543,9 +541,7 @@ async fn no_edition_is_drawn_while_the_files_are_recomputed() {
 async fn a_server_behind_the_rulebook_publishes_no_edition() {
     let h = Harness::new().await;
     let behind = Harness::over(h.store.clone(), Limits::default()).await;
-    let text = rulebook_text(&h).await;
-    let version = text.lines().find(|l| l.starts_with("version = ")).unwrap();
-    let newer = text.replacen(version, "version = \"test.newer\"", 1);
+    let newer = with_version(&rulebook_text(&h).await, "test.newer");
     put_rulebook(&h, newer).await.expect(StatusCode::OK);
     assert_eq!(
         socred_server::publish_due(&behind.state).await.unwrap(),
