@@ -84,10 +84,13 @@ pub(crate) async fn open_store(
     }
     // A backup that was stopped leaves its copy under a temporary name:
     // such a directory is no registry, and must not become an empty one.
-    let file = socred_store_sqlite::FILE_NAME;
-    if !dir.join(file).exists() && dir.join(format!("{file}.partial")).exists() {
+    let (file, partial) = (
+        socred_store_sqlite::FILE_NAME,
+        socred_store_sqlite::PARTIAL_SUFFIX,
+    );
+    if !dir.join(file).exists() && dir.join(format!("{file}{partial}")).exists() {
         anyhow::bail!(
-            "{} holds only {file}.partial, the copy of a backup that was stopped before it \
+            "{} holds only {file}{partial}, the copy of a backup that was stopped before it \
              finished: it is no registry. Take the backup again (into a new directory), or \
              give --data the registry's own directory",
             dir.display()

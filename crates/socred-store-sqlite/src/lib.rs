@@ -52,6 +52,10 @@ use tx::{
 
 /// The database file inside the data directory.
 pub const FILE_NAME: &str = "socred.sqlite";
+/// What a backup's copy is called beside its file until it is complete
+/// (`SqliteStore::backup_into`): a directory holding only such a file
+/// holds a backup that was stopped, not a registry.
+pub const PARTIAL_SUFFIX: &str = ".partial";
 /// The page size of a database this store creates. A state row is about
 /// 850 bytes on average and up to several KiB; a table clustered by
 /// subject (`WITHOUT ROWID`) keeps at most about a quarter of a page in
@@ -243,7 +247,7 @@ impl SqliteStore {
     /// copy's size in bytes. The audit index, derived data, is not copied.
     pub async fn backup_into(&self, to: &Path) -> Result<u64, StoreError> {
         let to = to.to_path_buf();
-        let partial = PathBuf::from(format!("{}.partial", to.display()));
+        let partial = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", to.display()));
         let io = |what: &'static str, path: &Path| {
             let path = path.display().to_string();
             move |error: std::io::Error| {
