@@ -449,12 +449,22 @@ impl AppState {
     /// stored before files named their rulebook is read with the one in
     /// force. None when this server holds none of that label.
     pub(crate) fn folded_with(&self, file: &socred_core::SubjectState) -> Option<Arc<Current>> {
-        let current = self.current();
+        self.folded_with_in(&self.current(), file)
+    }
+
+    /// [`Self::folded_with`] for a reader that holds `current`, the
+    /// rulebook in force as it read it (a decision's hot path reads it
+    /// once for all its files).
+    pub(crate) fn folded_with_in(
+        &self,
+        current: &Arc<Current>,
+        file: &socred_core::SubjectState,
+    ) -> Option<Arc<Current>> {
         let Some(label) = file.rulebook.as_deref() else {
-            return Some(current);
+            return Some(current.clone());
         };
         if label == current.label {
-            return Some(current);
+            return Some(current.clone());
         }
         let others = match self.inner.others.read() {
             Ok(guard) => guard,

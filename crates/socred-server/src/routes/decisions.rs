@@ -6,6 +6,7 @@
 //! answer goes out only once that entry is durable.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -167,7 +168,7 @@ async fn decide_once(
     state: &AppState,
     caller: &Caller,
     purpose: &str,
-    current: &Current,
+    current: &Arc<Current>,
     checked: &[(SubjectId, &Measure)],
 ) -> Result<Decided, ApiError> {
     // Each subject once, read together.
@@ -199,7 +200,7 @@ async fn decide_once(
     // name. Nearly always every file is folded with the one in force.
     let mut rulebooks = Vec::with_capacity(states.len());
     for file in &states {
-        let folded_with = match state.folded_with(file) {
+        let folded_with = match state.folded_with_in(current, file) {
             Some(found) => found,
             None => state.current_for(file).await?,
         };
@@ -224,7 +225,7 @@ async fn decide_once(
                 &format!("no standing loaded for {subject}"),
             ));
         };
-        let decision = if std::ptr::eq(&**rulebook, current) {
+        let decision = if Arc::ptr_eq(rulebook, current) {
             rulebook.engine.decide(standing, measure)
         } else {
             // The measure as the rulebook that folded the file has it.
