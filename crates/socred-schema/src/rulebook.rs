@@ -2,11 +2,12 @@
 //! every problem of the text with its file, line and column.
 //!
 //! Loading goes in four steps, each reporting all it finds before the next
-//! runs: TOML syntax (the parser recovers and goes on), shape (unknown keys,
-//! missing keys, wrong types, checked against the JSON Schema derived from
-//! `raw.rs`), deserialization of what fits, and the semantic checks that
-//! also lower the file into the core model (references, periods, CEL,
-//! protected categories, legal bases, the score-only punishment rule).
+//! runs: TOML syntax (the parser recovers and goes on), with the duplicate
+//! ids and the protected categories checked on the text as parsed; shape
+//! (unknown keys, missing keys, wrong types, checked against the JSON Schema
+//! derived from `raw.rs`); deserialization of what fits; and the semantic
+//! checks that also lower the file into the core model (references,
+//! periods, CEL, legal bases, the score-only punishment rule).
 //! The format is documented in `docs/rulebook.md`.
 
 mod cel;
@@ -89,6 +90,7 @@ pub fn load_rulebook(path_label: &str, text: &str) -> Result<Rulebook, RulebookE
     let span = table.span();
     let mut document = Spanned::new(span, DeValue::Table(table.into_inner()));
     let declared = declared_ids(&document, &mut diag);
+    protected::refuse_protected(&document, &mut diag);
     shape::ShapeCheck::new(schema(), &mut diag).check_document(&mut document);
     let sections = sections(document, declared, &mut diag);
     let rulebook = lower::lower(&sections, &mut diag);

@@ -430,6 +430,37 @@ fn protected_categories_are_refused_one_by_one() {
     }
 }
 
+#[test]
+fn a_protected_name_is_reported_with_the_problem_that_cuts_its_definition() {
+    // A field whose type is not one socred knows is cut by the shape check,
+    // and a record type without its category cannot be lowered: their names
+    // are checked all the same, so one run reports both problems of each.
+    let broken_field = record_type_lines(
+        "registry.person",
+        "Person",
+        "registration",
+        " religion = { type = \"string\" } ",
+    );
+    let no_category = "id = \"social.petition_count\"\ntitle = \"Petitions\"";
+    for (record_type, first, protected_at) in [
+        (broken_field.as_str(), "`type` must be one of", (10, 12)),
+        (no_category, "lacks the required key `category`", (7, 6)),
+    ] {
+        let report = errors("p.toml", &minimal(record_type, ""));
+        assert!(
+            report.problems.iter().any(|p| p.message.contains(first)),
+            "{report}"
+        );
+        let refused: Vec<_> = report
+            .problems
+            .iter()
+            .filter(|p| p.message.contains("is refused"))
+            .map(|p| (p.line, p.column))
+            .collect();
+        assert_eq!(refused, vec![protected_at], "{report}");
+    }
+}
+
 /// The `id`, `title`, `category` and `fields` lines of a record type.
 fn record_type_lines(id: &str, title: &str, category: &str, fields: &str) -> String {
     format!("id = \"{id}\"\ntitle = \"{title}\"\ncategory = \"{category}\"\nfields = {{{fields}}}")

@@ -20,7 +20,6 @@ use socred_core::rulebook::{
 use socred_core::time::{Calendar, Day, Period};
 
 use super::cel::{self, ScopeFields};
-use super::protected;
 use super::raw::{self, Located};
 use super::shape::suggestion;
 use super::source::Diagnostics;
@@ -438,7 +437,6 @@ impl Lowering<'_, '_, '_> {
             None => Some(None),
         };
         let publicity_min = self.publicity_min(raw, publicity.flatten(), &what);
-        let protected_ok = self.not_protected(raw, &what);
         let fields = self.field_defs(raw, &what);
         let profession_field = match &raw.profession_field {
             Some(name) => {
@@ -457,7 +455,7 @@ impl Lowering<'_, '_, '_> {
                 None => relations_ok = false,
             }
         }
-        (protected_ok && relations_ok).then_some(())?;
+        relations_ok.then_some(())?;
         Some(RecordType {
             id: id?.into(),
             title: title?,
@@ -531,37 +529,6 @@ impl Lowering<'_, '_, '_> {
                 None
             }
         }
-    }
-
-    /// Refuses a record type in a protected category; one problem per record
-    /// type, at the first place that reveals it.
-    fn not_protected(&mut self, raw: &raw::RecordType, what: &str) -> bool {
-        let mut places: Vec<(&Located<String>, &str)> = vec![
-            (&raw.category, "category"),
-            (&raw.id, "id"),
-            (&raw.title, "title"),
-        ];
-        places.extend(raw.fields.keys().map(|name| (name, "field name")));
-        let category_hit = protected::protected_category(&raw.category.value)
-            .map(|hit| (hit, &raw.category, "category"));
-        let word_hit = || {
-            places.iter().find_map(|(text, place)| {
-                protected::protected_word(&text.value).map(|hit| (hit, *text, *place))
-            })
-        };
-        let Some((hit, located, place)) = category_hit.or_else(word_hit) else {
-            return true;
-        };
-        self.diag.error(
-            &located.span,
-            format!(
-                "{what} is refused: `{}` in its {place} names {}, a protected category that socred \
-                 never collects (Credit Investigation Regulation art. 14, PIPL art. 28); see \
-                 \"Protected categories\" in docs/rulebook.md",
-                hit.found, hit.group
-            ),
-        );
-        false
     }
 
     // ----- models ----------------------------------------------------------

@@ -29,6 +29,74 @@
 //! `re­ligion`). A word in the plural matches its singular
 //! (`churches`, `voices`, `party members`).
 
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::source::Diagnostics;
+
+/// Refuses every record type of the document in a protected category: one
+/// problem per record type, at the first place that reveals it.
+///
+/// Runs on the text as parsed, before the shape check cuts what does not
+/// fit, so that a field whose definition is broken (`type = "string"`) or a
+/// record type that lacks a required key still has its names checked: the
+/// protected category is reported with the other problem, not after it is
+/// fixed.
+pub(crate) fn refuse_protected(document: &Spanned<DeValue<'_>>, diag: &mut Diagnostics<'_>) {
+    let items = document
+        .get_ref()
+        .get("record_type")
+        .and_then(|value| value.get_ref().as_array());
+    for item in items.into_iter().flat_map(|items| items.iter()) {
+        let Some(table) = item.get_ref().as_table() else {
+            continue;
+        };
+        let text = |key: &str| {
+            table
+                .get(key)
+                .and_then(|value| Some((value.get_ref().as_str()?, value.span())))
+        };
+        let what = match text("id") {
+            Some((id, _)) => format!("record type `{id}`"),
+            None => "a record type without an id".to_string(),
+        };
+        let mut places: Vec<(&str, std::ops::Range<usize>, &str)> = Vec::new();
+        for key in ["category", "id", "title"] {
+            if let Some((value, span)) = text(key) {
+                places.push((value, span, key));
+            }
+        }
+        if let Some(fields) = table
+            .get("fields")
+            .and_then(|fields| fields.get_ref().as_table())
+        {
+            for name in fields.keys() {
+                places.push((name.get_ref().as_ref(), name.span(), "field name"));
+            }
+        }
+        let category_hit = text("category").and_then(|(category, span)| {
+            protected_category(category).map(|hit| (hit, span, "category"))
+        });
+        let word_hit = || {
+            places.iter().find_map(|(value, span, place)| {
+                protected_word(value).map(|hit| (hit, span.clone(), *place))
+            })
+        };
+        let Some((hit, span, place)) = category_hit.or_else(word_hit) else {
+            continue;
+        };
+        diag.error(
+            &span,
+            format!(
+                "{what} is refused: `{}` in its {place} names {}, a protected category that socred \
+                 never collects (Credit Investigation Regulation art. 14, PIPL art. 28); see \
+                 \"Protected categories\" in docs/rulebook.md",
+                hit.found, hit.group
+            ),
+        );
+    }
+}
+
 /// One protected group and the words that reveal it.
 struct Group {
     /// How messages name the group.
