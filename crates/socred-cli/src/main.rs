@@ -331,7 +331,14 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
+            // Line by line: a message may span lines on purpose, but
+            // nothing in it may colour the terminal or reorder its text.
+            let text = format!("{error:#}");
+            let lines: Vec<_> = text
+                .lines()
+                .map(socred_core::printable::printable)
+                .collect();
+            let _ = writeln!(std::io::stderr().lock(), "error: {}", lines.join("\n"));
             // Arguments that contradict each other are a usage error, as
             // one the parser refuses.
             if error.downcast_ref::<exit::Usage>().is_some() {

@@ -85,7 +85,8 @@ pub enum IdError {
     #[error("identifier has {found} characters, expected 18")]
     Length { found: usize },
     #[error(
-        "character `{found}` at position {position} is not allowed here ({expected}){}",
+        "character `{}` at position {position} is not allowed here ({expected}){}",
+        crate::printable::printable(found.encode_utf8(&mut [0; 4])),
         full_width_hint(*found)
     )]
     Character {

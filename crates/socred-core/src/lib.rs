@@ -8,6 +8,7 @@
 pub mod expr;
 pub mod id;
 pub mod name;
+pub mod printable;
 pub mod record;
 pub mod rulebook;
 pub mod time;

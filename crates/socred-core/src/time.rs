@@ -344,6 +344,12 @@ pub enum TimeError {
     BadDate(String),
     #[error("`{0}` is not an ISO 8601 period such as P5Y, P6M, P2W or P180D")]
     BadPeriod(String),
+    #[error("`{text}` is too long a period: at most {max} {unit}")]
+    PeriodTooLarge {
+        text: String,
+        unit: &'static str,
+        max: u32,
+    },
 }
 
 /// An ISO 8601 calendar period: years, months and days (weeks are 7 days).
@@ -499,22 +505,57 @@ impl FromStr for Period {
         if rest.is_empty() || rest.contains('T') {
             return Err(bad());
         }
+        let too_large = |unit: &'static str, max: u32| TimeError::PeriodTooLarge {
+            text: text.to_string(),
+            unit,
+            max,
+        };
         let mut period = Period::default();
         let mut number = String::new();
+        // Each part at most once, in the order Y, M, W, D.
+        let mut last_part = 0;
         for ch in rest.chars() {
             if ch.is_ascii_digit() {
                 number.push(ch);
                 continue;
             }
-            let n: u32 = number.parse().map_err(|_| bad())?;
-            number.clear();
-            match ch {
-                'Y' => period.years = u16::try_from(n).map_err(|_| bad())?,
-                'M' => period.months = u16::try_from(n).map_err(|_| bad())?,
-                'W' => period.days += n.checked_mul(7).ok_or_else(bad)?,
-                'D' => period.days += n,
+            let part = match ch {
+                'Y' => 1,
+                'M' => 2,
+                'W' => 3,
+                'D' => 4,
                 _ => return Err(bad()),
+            };
+            if number.is_empty() || part <= last_part {
+                return Err(bad());
             }
+            last_part = part;
+            let small = |unit| {
+                number
+                    .parse::<u16>()
+                    .map_err(|_| too_large(unit, u32::from(u16::MAX)))
+            };
+            let days_max = u32::MAX - period.days;
+            match ch {
+                'Y' => period.years = small("years")?,
+                'M' => period.months = small("months")?,
+                'W' => {
+                    period.days += number
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|weeks| weeks.checked_mul(7))
+                        .filter(|&days| days <= days_max)
+                        .ok_or_else(|| too_large("weeks", days_max / 7))?;
+                }
+                _ => {
+                    period.days += number
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&days| days <= days_max)
+                        .ok_or_else(|| too_large("days", days_max))?;
+                }
+            }
+            number.clear();
         }
         if !number.is_empty() {
             return Err(bad());
@@ -789,6 +830,36 @@ mod tests {
         assert!("PT5H".parse::<Period>().is_err());
         assert!("5Y".parse::<Period>().is_err());
         assert!("P".parse::<Period>().is_err());
+        // Each part once, in order, and a number before each.
+        for text in ["P1D1D", "P1D1Y", "P6M1Y", "PY", "P1Y2", "P-1D", "P1.5Y"] {
+            assert!(
+                matches!(text.parse::<Period>(), Err(TimeError::BadPeriod(_))),
+                "{text}"
+            );
+        }
+        // A number too large for its part says so, with the limit, never
+        // wraps round.
+        assert_eq!(
+            "P65536Y".parse::<Period>().unwrap_err().to_string(),
+            "`P65536Y` is too long a period: at most 65535 years"
+        );
+        assert_eq!("P65535Y".parse::<Period>().unwrap(), Period::years(65535));
+        assert!(matches!(
+            "P99999M".parse::<Period>(),
+            Err(TimeError::PeriodTooLarge { unit: "months", .. })
+        ));
+        assert_eq!(
+            "P4294967295D".parse::<Period>().unwrap(),
+            Period::days(u32::MAX)
+        );
+        assert_eq!(
+            "P1W4294967295D".parse::<Period>().unwrap_err().to_string(),
+            "`P1W4294967295D` is too long a period: at most 4294967288 days"
+        );
+        assert!(matches!(
+            "P613566757W".parse::<Period>(),
+            Err(TimeError::PeriodTooLarge { unit: "weeks", .. })
+        ));
         let leap = Day::parse("2024-02-29").unwrap();
         assert_eq!(Period::years(1).after(leap).to_string(), "2025-02-28");
         assert_eq!(

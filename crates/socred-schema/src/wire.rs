@@ -101,11 +101,12 @@ pub struct Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use socred_core::printable::printable;
         write!(f, "line {}: ", self.line)?;
         if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
+            write!(f, "{}: ", printable(field))?;
         }
-        write!(f, "{} [{}]", self.message, self.code)
+        write!(f, "{} [{}]", printable(&self.message), self.code)
     }
 }
 
