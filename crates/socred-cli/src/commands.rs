@@ -27,6 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use socred_core::file::Detail;
 use socred_core::id::IdWarning;
+use socred_core::printable::printable;
 use socred_core::{Day, Engine, Fact, Period, Record, Rulebook, SubjectId};
 use socred_schema::wire::{self, Item};
 
@@ -80,7 +81,7 @@ pub fn id_check(text: &str) -> anyhow::Result<Code> {
             Ok(exit::OK)
         }
         Err(error) => {
-            note!("error: {text}: {error}");
+            note!("error: {}: {error}", printable(text));
             Ok(exit::FAILURE)
         }
     }
@@ -432,7 +433,8 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
         if rulebook.measure(id).is_none() {
             let known: Vec<&str> = rulebook.measures.iter().map(|m| &*m.id).collect();
             bail!(
-                "no measure `{id}` in rulebook {}; known: {}",
+                "no measure `{}` in rulebook {}; known: {}",
+                printable(id),
                 rulebook.label(),
                 known.join(", ")
             );
@@ -553,10 +555,21 @@ fn explain_on_threads(input: &Input, subject: &str, json: bool) -> anyhow::Resul
 /// from every subject in the file (`Engine::fold_subject_of`).
 fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectState {
     // The file of a subject the records never name reads like that of one
-    // who has not consented: say which it is.
-    let named = loaded.records.iter().any(|r| r.subject == subject)
-        || loaded.facts.iter().any(|f| f.subject == subject);
-    if !named {
+    // who has not consented: say which it is. A subject named only in
+    // another's record (a company's legal representative) is known.
+    let named = || {
+        loaded.records.iter().any(|r| r.subject == subject)
+            || loaded.facts.iter().any(|f| f.subject == subject)
+    };
+    let related = || {
+        let text = subject.to_string();
+        loaded.records.iter().any(|r| {
+            r.fields.iter().any(
+                |(_, value)| matches!(value, socred_core::record::Value::Text(t) if **t == *text),
+            )
+        })
+    };
+    if !named() && !related() {
         note!(
             "note: the records name nothing about {subject}: the file below is that of a subject \
              the registry knows nothing about"
@@ -568,7 +581,8 @@ fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectSta
 }
 
 fn parse_subject(text: &str) -> anyhow::Result<SubjectId> {
-    let parsed = SubjectId::parse(text).with_context(|| format!("--subject {text}"))?;
+    let parsed =
+        SubjectId::parse(text).with_context(|| format!("--subject {}", printable(text)))?;
     warn_pilot(text, parsed.warning);
     Ok(parsed.id)
 }

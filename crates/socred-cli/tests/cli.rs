@@ -80,6 +80,13 @@ fn id_check_exit_codes_and_messages() {
         "{}",
         text(&bad_date.stderr)
     );
+    // A control character in what was typed is shown escaped, not sent to
+    // the terminal: the identifier does not pass for a valid one.
+    let out = socred(&["id", "check", "1101051949123100\u{1}2X"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(said.contains(r"1101051949123100\u{1}2X"), "{said}");
+    assert!(!said.contains('\u{1}'), "{said}");
 }
 
 #[test]
@@ -255,6 +262,41 @@ fn arguments_that_cannot_hold_are_usage_errors() {
         "{}",
         text(&out.stderr)
     );
+    // One named only as a listed company's legal representative is known:
+    // the company's entry reaches it, and no note says otherwise.
+    let company = "91110000600037341L";
+    let records = format!(
+        "{}\n{}\n",
+        format_args!(
+            r#"{{"provider":"amr","id":"reg-1","subject":"{company}","type":"registry.company_registration","occurred_at":"2025-01-01","decided_at":"2025-01-01","fields":{{"name":"A Co.","legal_representative":"11010519491231002X"}}}}"#
+        ),
+        format_args!(
+            r#"{{"provider":"court","id":"zhi-1","subject":"{company}","type":"judicial.judgment_default","occurred_at":"2025-06-01","decided_at":"2025-06-02","fields":{{"case_no":"(2025) Jing 01 Zhi 1"}}}}"#
+        ),
+    );
+    let out = socred_stdin(
+        &[
+            "explain",
+            "--records",
+            "-",
+            "--subject",
+            "11010519491231002X",
+            "--as-of",
+            "2025-07-01",
+        ],
+        &records,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("knows nothing"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("judgment_defaulters"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// A generated city of 2,000 subjects and 20,000 records (about 5 MB).
@@ -404,6 +446,9 @@ fn bad_lines_are_reported_with_their_number_and_the_rest_is_scored() {
         "\n",
         r#"{"provider": "bank.boc", "id": "a4", "subject": "11010519491231002X", "type": "commercial.bank_arrears", "occurred_at": "2026-03-01", "decided_at": "2026-03-15", "fields": {"cycles": "three"}}"#,
         "\n",
+        // A key that would colour the terminal and forge a report line.
+        r#"{"provider": "bank.boc", "id": "a5", "subject": "11010519491231002X", "type": "commercial.bank_arrears", "occurred_at": "2026-03-01", "decided_at": "2026-03-15", "fields": {"\u001b[31mevil\n line 99: fake": 1}}"#,
+        "\n",
     );
     let out = socred_stdin(&["score", "--records", "-", "--as-of", "2026-04-01"], input);
     assert_eq!(
@@ -412,10 +457,19 @@ fn bad_lines_are_reported_with_their_number_and_the_rest_is_scored() {
         "exit code says something was rejected"
     );
     let errors = text(&out.stderr);
-    for line in ["line 2", "line 3", "line 4", "line 5"] {
+    for line in ["line 2", "line 3", "line 4", "line 5", "line 6"] {
         assert!(errors.contains(line), "{line} reported: {errors}");
     }
-    assert!(errors.contains("4 line(s) rejected"), "{errors}");
+    assert!(errors.contains("5 line(s) rejected"), "{errors}");
+    assert!(!errors.contains('\u{1b}'), "{errors}");
+    assert!(
+        !errors.lines().any(|l| l.starts_with(" line 99")),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(r"fields.\u{1b}[31mevil\n line 99: fake"),
+        "{errors}"
+    );
     let file: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(
         file["lists"],
@@ -448,19 +502,22 @@ fn decide_and_explain_give_reasons() {
         "{}",
         text(&pilot.stderr)
     );
-    let decided = socred(&[
-        "decide",
-        "--records",
-        path,
-        "--as-of",
-        "2026-04-01",
-        "--subject",
-        "11010519491231002X",
-        "--measure",
-        "no_air_travel",
-    ]);
-    assert_eq!(decided.status.code(), Some(0), "{}", text(&decided.stderr));
-    let decision: serde_json::Value = serde_json::from_str(text(&decided.stdout).trim()).unwrap();
+    let decide = |measure: &str| {
+        let decided = socred(&[
+            "decide",
+            "--records",
+            path,
+            "--as-of",
+            "2026-04-01",
+            "--subject",
+            "11010519491231002X",
+            "--measure",
+            measure,
+        ]);
+        assert_eq!(decided.status.code(), Some(0), "{}", text(&decided.stderr));
+        serde_json::from_str::<serde_json::Value>(text(&decided.stdout).trim()).unwrap()
+    };
+    let decision = decide("no_air_travel");
     assert_eq!(decision["applies"], true);
     assert_eq!(
         decision["reasons"][0]["grounds"][0]["list"],
@@ -470,6 +527,17 @@ fn decide_and_explain_give_reasons() {
         .as_str()
         .unwrap()
         .starts_with("socred-default@"));
+    // A reward by grade that does not apply says why there is no grade:
+    // the person has not consented to scoring.
+    let decision = decide("deposit_free_rental");
+    assert_eq!(decision["applies"], false);
+    assert_eq!(
+        decision["reasons"],
+        serde_json::json!([
+            {"reason": "no_condition_holds"},
+            {"reason": "not_scored", "model": "rongcheng", "why": "no_consent"}
+        ])
+    );
 
     // A misspelt measure is named before the records are read: here the
     // file does not even exist.
@@ -603,7 +671,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
     );
     let draft = base
         .replacen(rule, &rule.replace("-20", "-200"), 1)
-        .replacen("version = \"2026.2\"", "version = \"2026.2-draft\"", 1);
+        .replacen("version = \"2026.3\"", "version = \"2026.3-draft\"", 1);
     let base_file = dir.path().join("base.toml");
     let draft_file = dir.path().join("draft.toml");
     std::fs::write(&base_file, &base).unwrap();
@@ -644,7 +712,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
         .sum();
     assert!(graded_moves > 0 && graded_moves <= lowered, "{report}");
     assert!(report["changed"].as_u64().unwrap() >= lowered);
-    assert_eq!(report["other"]["rulebook"], "socred-default@2026.2-draft");
+    assert_eq!(report["other"]["rulebook"], "socred-default@2026.3-draft");
     assert_groups_add_up(&report, subjects, 10, "what-if");
     // With a minimum of 100 the smaller provinces are pooled; the one
     // decade of birth under 100 is pooled with the smallest other decade.
@@ -744,7 +812,7 @@ fn timeline_follows_a_city_year_by_year() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(run("1").stdout, out.stdout, "the same report on one thread");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    assert_eq!(report["rulebook"], "socred-default@2026.2");
+    assert_eq!(report["rulebook"], "socred-default@2026.3");
     assert_eq!(report["every"], "P1Y");
     let steps = report["steps"].as_array().unwrap();
     let days: Vec<&str> = steps.iter().map(|s| s["as_of"].as_str().unwrap()).collect();

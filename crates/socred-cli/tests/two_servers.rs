@@ -320,7 +320,7 @@ fn two_servers_share_one_database() {
         .lines()
         .find(|line| line.starts_with("version = "))
         .unwrap();
-    let newer = text.replacen(version, "version = \"2026.2-two\"", 1);
+    let newer = text.replacen(version, "version = \"2026.3-two\"", 1);
     let response = send(
         a.1,
         "PUT",
@@ -361,7 +361,7 @@ fn two_servers_share_one_database() {
         .unwrap()["label"]
         .clone();
     assert_eq!(
-        label, "socred-default@2026.2-two",
+        label, "socred-default@2026.3-two",
         "refused first: {refused}"
     );
     drop((a, b));

@@ -44,6 +44,8 @@ pub struct ExpectationPenalty {
     #[serde(flatten)]
     pub span: Span,
     pub in_force: bool,
+    /// The expectation's legal basis, as every point's.
+    pub legal_basis: Arc<str>,
 }
 
 /// One model's reading of a subject on a day.
@@ -685,6 +687,7 @@ impl Engine {
                         points: expectation.points,
                         in_force: span.contains(day),
                         span,
+                        legal_basis: expectation.legal_basis.clone(),
                     });
                 }
             }
@@ -764,6 +767,23 @@ impl Engine {
         self.list_ids.iter().position(|l| l == id).map(|i| i as u32)
     }
 
+    /// The reasons when none of `measure`'s conditions holds: that alone,
+    /// or with why the model its grades come from gives the subject no
+    /// score (no consent, no records it counts), so that a reward refused
+    /// for want of a grade says so.
+    fn none_holds(&self, standing: &Standing<'_>, measure: &Measure) -> Vec<Reason> {
+        let not_scored = measure
+            .model
+            .and_then(|index| self.rulebook.models.get(index as usize))
+            .and_then(|model| standing.models.iter().find(|m| m.model == model.id))
+            .filter(|model| model.grade.is_none())
+            .and_then(|model| Some((model.model, model.not_scored?)));
+        match not_scored {
+            None => vec![Reason::NoConditionHolds],
+            Some((model, why)) => vec![Reason::NoConditionHolds, Reason::NotScored { model, why }],
+        }
+    }
+
     /// Decides whether `measure` applies to the subject of `standing`.
     pub fn decide(&self, standing: &Standing<'_>, measure: &Measure) -> Decision {
         let (applies, reasons) = self.reasons(standing, measure);
@@ -804,7 +824,7 @@ impl Engine {
             }
         }
         if reasons.is_empty() {
-            return (false, vec![Reason::NoConditionHolds]);
+            return (false, self.none_holds(standing, measure));
         }
         let mut applies = true;
         let mut held: Option<Vec<Arc<str>>> = None;
@@ -1025,10 +1045,13 @@ pub struct Decision {
 
 impl Decision {
     /// The decision as an agency learns it: a grade among its grounds
-    /// without the score behind it. The score is part of the file, which
+    /// without the score behind it, and no word of a model that does not
+    /// score the subject. The score is part of the file, which
     /// only its subject reads; the grade is what the measure's condition
     /// names.
     pub fn for_agency(mut self) -> Decision {
+        self.reasons
+            .retain(|reason| !matches!(reason, Reason::NotScored { .. }));
         for reason in &mut self.reasons {
             let grounds = match reason {
                 Reason::Applies { grounds, .. } | Reason::Exception { grounds, .. } => grounds,
@@ -1056,6 +1079,11 @@ pub enum Reason {
     },
     /// None of the measure's conditions holds.
     NoConditionHolds,
+    /// The model whose grades the measure's conditions name gives the
+    /// subject none: it has not consented, or has no record the model
+    /// counts. Follows `NoConditionHolds`; an agency is not told it
+    /// (whether a person consents is theirs to tell).
+    NotScored { model: Name, why: NotScored },
     /// An exception holds and overrides the conditions that held.
     Exception {
         exception: Arc<str>,

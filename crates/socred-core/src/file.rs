@@ -438,7 +438,7 @@ impl CreditFile {
             for penalty in &model.penalties {
                 let _ = writeln!(
                     out,
-                    "  {:+5}  expectation {} not met in the period from {} (gained {}, at least {} expected), {} from {} to {}",
+                    "  {:+5}  expectation {} not met in the period from {} (gained {}, at least {} expected), {} from {} to {}\n         legal basis: {}",
                     penalty.points,
                     penalty.expectation,
                     penalty.period_start,
@@ -446,7 +446,8 @@ impl CreditFile {
                     penalty.gain_min,
                     if penalty.in_force { "counts" } else { "counted" },
                     penalty.span.start,
-                    penalty.span.end
+                    penalty.span.end,
+                    penalty.legal_basis
                 );
             }
         }

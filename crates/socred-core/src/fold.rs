@@ -217,7 +217,9 @@ impl Engine {
         effects.clear();
         // First pass: the record states, the profession and the relations,
         // so that every rule sees the subject's attributes.
-        let mut relations: BTreeMap<Arc<str>, SubjectId> = BTreeMap::new();
+        // Every (relation, subject) a record in the file names, current or
+        // former: `Engine::reach` dates each from the records.
+        let mut relations: BTreeSet<(Arc<str>, SubjectId)> = BTreeSet::new();
         for (pos, record) in folding.records.iter().enumerate() {
             let later = folding.later(pos);
             if later.retracted || later.dates.is_some_and(|(_, d)| d > state.known_at) {
@@ -234,7 +236,7 @@ impl Engine {
                 }
             }
             for (name, related) in relations_named(record_type, fields) {
-                relations.insert(name.clone(), related);
+                relations.insert((name.clone(), related));
             }
             let civil = decided_at.to_civil();
             // A repair ends publicity, but not before the minimum period.
@@ -464,8 +466,16 @@ impl Engine {
     }
     /// The entries that `state` (an organisation) passes on to related
     /// subjects through lists that reach them, as (related subject, entry).
+    /// An entry reaches a subject only while the relation holds
+    /// ([`Engine::relation_spans`]): a legal representative named after
+    /// the listing is reached from the day the record naming it was
+    /// decided, a former one until the day the next one was.
     pub fn reach(&self, state: &SubjectState) -> Vec<(SubjectId, DerivedEntry)> {
         let mut out = Vec::new();
+        if state.relations.is_empty() {
+            return out;
+        }
+        let relations = self.relation_spans(state);
         for effect in &state.effects {
             let Source::ListEntry { list } = &effect.source else {
                 continue;
@@ -473,8 +483,15 @@ impl Engine {
             let Some(def) = self.rulebook.lists.iter().find(|l| &l.id == list) else {
                 continue;
             };
-            for relation in &state.relations {
-                if !def.reach.contains(&relation.name) || relation.subject == state.subject {
+            for (name, subject, held) in &relations {
+                if !def.reach.contains(name) || *subject == state.subject {
+                    continue;
+                }
+                let span = Span {
+                    start: effect.span.start.max(held.start),
+                    end: effect.span.end.min(held.end),
+                };
+                if span.start >= span.end {
                     continue;
                 }
                 let record = &state.records[effect.record as usize];
@@ -484,17 +501,79 @@ impl Engine {
                     Vec::new()
                 };
                 out.push((
-                    relation.subject,
+                    *subject,
                     DerivedEntry {
                         list: *list,
                         via: state.subject,
-                        relation: relation.name.clone(),
+                        relation: name.clone(),
                         record: record.key.clone(),
-                        span: effect.span,
+                        span,
                         suspended,
                     },
                 ));
             }
+        }
+        out
+    }
+
+    /// When each relation of `state` held, from its records in the order
+    /// they were decided: a record of a type with relation fields states
+    /// the relations in full (a registration), so one that names another
+    /// subject in a relation field, or leaves the field out, ends the
+    /// relation it held on the day it was decided, and a subject it names
+    /// is related from that day. Records decided the same day are taken in
+    /// the file's order.
+    pub fn relation_spans(&self, state: &SubjectState) -> Vec<(Arc<str>, SubjectId, Span)> {
+        let mut naming: Vec<(&RecordState, &RecordType)> = state
+            .records
+            .iter()
+            .filter_map(|record| {
+                let index = self.rulebook.record_type(&record.type_id)?;
+                let record_type = self.rulebook.catalog.get(index as usize)?;
+                (!record_type.relation_fields.is_empty()).then_some((record, record_type))
+            })
+            .collect();
+        naming.sort_by_key(|(record, _)| record.decided_at);
+        let mut open: BTreeMap<Arc<str>, (SubjectId, Day)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (record, record_type) in naming {
+            let day = record.decided_at;
+            for name in &record_type.relation_fields {
+                let named = match field_value(&record.fields, name) {
+                    Some(Value::Text(text)) => SubjectId::parse(text).ok().map(|parsed| parsed.id),
+                    _ => None,
+                };
+                match (open.get(name), named) {
+                    (Some(&(held, _)), Some(named)) if held == named => continue,
+                    (Some(&(held, from)), _) => {
+                        if from < day {
+                            out.push((
+                                name.clone(),
+                                held,
+                                Span {
+                                    start: from,
+                                    end: day,
+                                },
+                            ));
+                        }
+                        open.remove(name);
+                    }
+                    (None, _) => {}
+                }
+                if let Some(named) = named {
+                    open.insert(name.clone(), (named, day));
+                }
+            }
+        }
+        for (name, (subject, from)) in open {
+            out.push((
+                name,
+                subject,
+                Span {
+                    start: from,
+                    end: Day::MAX,
+                },
+            ));
         }
         out
     }

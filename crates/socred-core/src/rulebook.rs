@@ -82,6 +82,29 @@ pub struct FieldDef {
     #[serde(rename = "type")]
     pub field_type: FieldType,
     pub required: bool,
+    /// Int and number fields: the least value a record may give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Int and number fields: the greatest value a record may give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Text fields: the only values a record may give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Arc<str>>>,
+}
+
+impl FieldDef {
+    /// A field of `field_type`, without bounds or a list of values.
+    pub fn new(name: &str, field_type: FieldType, required: bool) -> FieldDef {
+        FieldDef {
+            name: Arc::from(name),
+            field_type,
+            required,
+            min: None,
+            max: None,
+            values: None,
+        }
+    }
 }
 
 /// A catalog entry: a kind of record that may exist at all.
@@ -175,7 +198,7 @@ pub struct Expectation {
     pub gain_min: i64,
     pub points: i64,
     pub validity: Period,
-    pub legal_basis: String,
+    pub legal_basis: Arc<str>,
     pub subject_kinds: KindSet,
 }
 

@@ -26,11 +26,7 @@ fn record_type(id: &str, subject_kinds: KindSet, fields: &[(&str, FieldType, boo
         legal_basis: "bench".to_string(),
         fields: fields
             .iter()
-            .map(|&(name, field_type, required)| FieldDef {
-                name: Arc::from(name),
-                field_type,
-                required,
-            })
+            .map(|&(name, field_type, required)| FieldDef::new(name, field_type, required))
             .collect(),
         retention: Period::years(5),
         publicity: None,

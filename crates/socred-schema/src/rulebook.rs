@@ -54,7 +54,10 @@ impl fmt::Display for Problem {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
+            self.file,
+            self.line,
+            self.column,
+            socred_core::printable::printable(&self.message)
         )
     }
 }

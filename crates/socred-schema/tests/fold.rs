@@ -366,7 +366,7 @@ fn a_comparison_read_in_parts_is_the_comparison_of_the_whole() {
             r#"reach = ["legal_representative", "actual_controller"]"#,
             "reach = []",
         )
-        .replace("version = \"2026.2\"", "version = \"2026.2-draft\"");
+        .replace("version = \"2026.3\"", "version = \"2026.3-draft\"");
     let draft = socred_schema::load_rulebook("draft.toml", &text).unwrap();
     let base = Arc::new(Engine::new(Arc::new(rulebook)));
     let other = Arc::new(Engine::new(Arc::new(draft)));

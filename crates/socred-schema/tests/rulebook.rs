@@ -30,7 +30,7 @@ fn loads(label: &str, text: &str) -> socred_core::Rulebook {
 #[test]
 fn default_rulebook_loads_with_the_record_types_providers_emit() {
     let rulebook = loads("rulebooks/default.toml", DEFAULT_RULEBOOK_TOML);
-    assert_eq!(rulebook.label(), "socred-default@2026.2");
+    assert_eq!(rulebook.label(), "socred-default@2026.3");
     let ids: BTreeSet<&str> = rulebook.catalog.iter().map(|t| t.id.as_ref()).collect();
     let expected: BTreeSet<&str> = [
         "registry.profession",
@@ -459,6 +459,57 @@ fn a_protected_name_is_reported_with_the_problem_that_cuts_its_definition() {
             .collect();
         assert_eq!(refused, vec![protected_at], "{report}");
     }
+}
+
+#[test]
+fn bounds_and_values_fit_their_fields_type() {
+    let cases = [
+        (
+            " name = { type = \"text\", min = 0 } ",
+            "bounds apply to `int` and `number` fields only",
+        ),
+        (
+            " n = { type = \"int\", values = [\"a\"] } ",
+            "applies to `text` fields only",
+        ),
+        (
+            " n = { type = \"int\", min = 5, max = 1 } ",
+            "`min` (5) is above `max` (1)",
+        ),
+        (
+            " level = { type = \"text\", values = [] } ",
+            "the list of values is empty",
+        ),
+        (
+            " level = { type = \"text\", values = [\"a\", \" \"] } ",
+            "a blank value",
+        ),
+        (
+            " level = { type = \"text\", values = [\"a\", \"a\"] } ",
+            "holds \"a\" twice",
+        ),
+        (" n = { type = \"number\", max = nan } ", "must be finite"),
+    ];
+    for (fields, message) in cases {
+        let record_type = record_type_lines("civic.conduct", "Conduct", "civic", fields);
+        let report = errors("b.toml", &minimal(&record_type, ""));
+        assert_eq!(report.problems.len(), 1, "{fields}: {report}");
+        let problem = &report.problems[0];
+        assert!(problem.message.contains(message), "{fields}: {problem}");
+        assert_eq!(problem.line, 10, "{fields}: {problem}");
+    }
+    let fine = record_type_lines(
+        "civic.conduct",
+        "Conduct",
+        "civic",
+        " n = { type = \"int\", min = 1, max = 1 }, x = { type = \"number\", min = -0.5 }, level = { type = \"text\", values = [\"a\", \"b\"] } ",
+    );
+    let rulebook = loads("fine.toml", &minimal(&fine, ""));
+    let fields = &rulebook.catalog[0].fields;
+    let n = fields.iter().find(|f| &*f.name == "n").expect("n");
+    assert_eq!((n.min, n.max), (Some(1.0), Some(1.0)));
+    let level = fields.iter().find(|f| &*f.name == "level").expect("level");
+    assert_eq!(level.values.as_ref().map(Vec::len), Some(2));
 }
 
 /// The `id`, `title`, `category` and `fields` lines of a record type.

@@ -27,11 +27,7 @@ const ORGANISATION: &str = "91350100M000100Y43";
 const PILOT: &str = "91350100M0001TGQXM";
 
 fn field(name: &str, field_type: FieldType, required: bool) -> FieldDef {
-    FieldDef {
-        name: Arc::from(name),
-        field_type,
-        required,
-    }
+    FieldDef::new(name, field_type, required)
 }
 
 fn record_type(id: &str, subject_kinds: KindSet, fields: Vec<FieldDef>) -> RecordType {
@@ -298,6 +294,74 @@ fn bad_lines_are_reported_and_good_lines_still_parsed() {
 }
 
 /// One line per code that the fixture does not show.
+#[test]
+fn values_outside_a_fields_bounds_or_list_are_refused_by_name() {
+    // The default rulebook bounds the fields that rules read as they are:
+    // arrears of -3 cycles would give +30 points, a lower-case honour level
+    // no points at all.
+    let rulebook = socred_schema::default_rulebook();
+    let line = |type_id: &str, fields: &str| {
+        format!(
+            r#"{{"provider": "p", "id": "r", "subject": "{PERSON}", "type": "{type_id}", "occurred_at": "2026-03-01", "decided_at": "2026-03-02", "fields": {fields}}}"#
+        )
+    };
+    let refused = [
+        (line("commercial.bank_arrears", r#"{"cycles": -3}"#), "out_of_range", "field `cycles` must be at least 1, found -3"),
+        (line("commercial.bank_arrears", r#"{"cycles": 0, "amount_yuan": 10}"#), "out_of_range", "at least 1, found 0"),
+        (line("positive.charitable_donation", r#"{"amount_yuan": -5000}"#), "out_of_range", "field `amount_yuan` must be at least 0, found -5000"),
+        (line("positive.volunteering", r#"{"hours": -0.5}"#), "out_of_range", "at least 0, found -0.5"),
+        (line("positive.honour", r#"{"level": "National"}"#), "not_one_of", "field `level` must be one of national, provincial, municipal, county, township, village, found \"National\""),
+        (line("judicial.judgment_default", r#"{"case_no": "c", "trigger": "bad_attitude"}"#), "not_one_of", "found \"bad_attitude\""),
+    ];
+    for (text, code, message) in &refused {
+        let rejection = parse_line(&rulebook, 4, text).expect_err(text);
+        assert_documented(&rejection);
+        assert_eq!(rejection.code, *code, "{text}");
+        assert!(
+            rejection
+                .field
+                .as_deref()
+                .is_some_and(|f| f.starts_with("fields.")),
+            "{rejection}"
+        );
+        assert!(rejection.to_string().contains(message), "{rejection}");
+    }
+    // Tax evaluation points are out of 100, both ends included.
+    let tax = |points: i64| {
+        line(
+            "tax.credit_evaluation",
+            &format!(r#"{{"year": 2025, "points": {points}}}"#),
+        )
+        .replace(PERSON, "91110000600037341L")
+    };
+    assert_eq!(
+        parse_line(&rulebook, 1, &tax(101)).expect_err("101").code,
+        "out_of_range"
+    );
+    assert_eq!(
+        parse_line(&rulebook, 1, &tax(-1)).expect_err("-1").code,
+        "out_of_range"
+    );
+    for points in [0, 100] {
+        assert!(parse_line(&rulebook, 1, &tax(points)).is_ok(), "{points}");
+    }
+    let settlement = line(
+        "judicial.judgment_default",
+        r#"{"case_no": "c", "trigger": "settlement_refused"}"#,
+    );
+    assert!(parse_line(&rulebook, 1, &settlement).is_ok());
+    // A correction is bounded as a record is.
+    let correction = format!(
+        r#"{{"fact": "corrected", "provider": "p", "record": "r", "subject": "{PERSON}", "at": "2026-04-02", "type": "commercial.bank_arrears", "fields": {{"cycles": -1}}}}"#
+    );
+    assert_eq!(
+        parse_line(&rulebook, 1, &correction)
+            .expect_err("correction")
+            .code,
+        "out_of_range"
+    );
+}
+
 #[test]
 fn the_remaining_codes() {
     let rulebook = rulebook();

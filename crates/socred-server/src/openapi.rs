@@ -627,7 +627,7 @@ fn components() -> Value {
                 "properties": {
                     "subject": string, "measure": string, "kind": { "enum": ["reward", "punishment"] }, "applies": { "type": "boolean" },
                     "as_of": { "type": "string", "format": "date" }, "rulebook": string, "legal_basis": string,
-                    "reasons": { "type": "array", "items": { "type": "object", "required": ["reason"], "properties": { "reason": { "enum": ["not_for_subject_kind", "applies", "no_condition_holds", "exception"] } } } }
+                    "reasons": { "type": "array", "items": { "type": "object", "required": ["reason"], "properties": { "reason": { "enum": ["not_for_subject_kind", "applies", "no_condition_holds", "not_scored", "exception"] } } } }
                 }
             },
             "CreditFile": {

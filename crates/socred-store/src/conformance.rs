@@ -162,11 +162,7 @@ fn record_type(
         legal_basis: "conformance test".into(),
         fields: fields
             .iter()
-            .map(|(name, field_type)| FieldDef {
-                name: Arc::from(*name),
-                field_type: *field_type,
-                required: false,
-            })
+            .map(|(name, field_type)| FieldDef::new(name, *field_type, false))
             .collect(),
         retention: Period::years(5),
         publicity: Some(Period::years(3)),
@@ -1232,7 +1228,7 @@ pub async fn check_pending_about(store: &dyn Store) {
 
 /// What [`Store::state_marked`] hands out (from memory, perhaps) is what
 /// [`Store::state`] reads after every write: a subject's own records, and
-/// the entries that reach it from a company, which leave the old legal
+/// the entries that reach it from a company, which end for the old legal
 /// representative and reach the new one when a new registration names
 /// another. Groups resting on this store's own marks are appended.
 pub async fn check_marked_reads(store: &dyn Store) {
@@ -1279,9 +1275,13 @@ pub async fn check_marked_reads(store: &dyn Store) {
     ingest(store, &engine, records(&[&handover])).await;
     let (now_reached, _) = same(next_rep).await;
     assert_eq!(now_reached.expect("reached").derived.len(), 1);
+    // The old representative stays reached for the time it was one, and
+    // no longer: its entry ends on the day the new registration was.
+    let (former, _) = same(rep).await;
+    let former = former.expect("the old representative, for its time");
+    assert_eq!(former.derived.len(), 1);
     assert_eq!(
-        same(rep).await.0,
-        None,
+        former.derived[0].span.end, handover.decided_at,
         "the company no longer reaches its old representative"
     );
     let (org_state, org_mark) = same(org).await;

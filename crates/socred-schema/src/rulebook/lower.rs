@@ -493,13 +493,96 @@ impl Lowering<'_, '_, '_> {
                 );
                 ok = false;
             }
+            let Some((min, max, values)) = self.field_constraints(name, field, what) else {
+                ok = false;
+                continue;
+            };
             fields.push(FieldDef {
                 name: Arc::from(name.value.as_str()),
                 field_type: field_type(field.field_type),
                 required: field.required,
+                min,
+                max,
+                values,
             });
         }
         ok.then_some(fields)
+    }
+
+    /// A field's bounds (`min`, `max`: int and number fields) and allowed
+    /// values (`values`: text fields); None after a problem.
+    #[allow(clippy::type_complexity)]
+    fn field_constraints(
+        &mut self,
+        name: &Located<String>,
+        field: &raw::Field,
+        what: &str,
+    ) -> Option<(Option<f64>, Option<f64>, Option<Vec<Arc<str>>>)> {
+        let numeric = matches!(
+            field.field_type,
+            raw::FieldType::Int | raw::FieldType::Number
+        );
+        let mut ok = true;
+        for (key, bound) in [("min", &field.min), ("max", &field.max)] {
+            let Some(bound) = bound else { continue };
+            if !numeric {
+                let message = format!(
+                    "`{key}` of field `{}` of {what}: bounds apply to `int` and `number` fields only",
+                    name.value
+                );
+                self.diag.error(&bound.span, message);
+                ok = false;
+            } else if !bound.value.is_finite() {
+                let message = format!("`{key}` of field `{}` of {what} must be finite", name.value);
+                self.diag.error(&bound.span, message);
+                ok = false;
+            }
+        }
+        if let (Some(min), Some(max)) = (&field.min, &field.max) {
+            if min.value > max.value {
+                let message = format!(
+                    "field `{}` of {what}: `min` ({}) is above `max` ({})",
+                    name.value, min.value, max.value
+                );
+                self.diag.error(&min.span, message);
+                ok = false;
+            }
+        }
+        if let Some(values) = &field.values {
+            let mut problem = None;
+            if field.field_type != raw::FieldType::Text {
+                problem = Some("a list of values applies to `text` fields only".to_string());
+            } else if values.value.is_empty() {
+                problem = Some("the list of values is empty: no record could give one".to_string());
+            } else if let Some(blank) = values.value.iter().find(|value| value.trim().is_empty()) {
+                problem = Some(format!("the list of values holds a blank value {blank:?}"));
+            } else if let Some(twice) = values
+                .value
+                .iter()
+                .enumerate()
+                .find(|(at, value)| values.value[..*at].contains(value))
+            {
+                problem = Some(format!("the list of values holds {:?} twice", twice.1));
+            }
+            if let Some(problem) = problem {
+                let message = format!("`values` of field `{}` of {what}: {problem}", name.value);
+                self.diag.error(&values.span, message);
+                ok = false;
+            }
+        }
+        ok.then(|| {
+            (
+                field.min.as_ref().map(|bound| bound.value),
+                field.max.as_ref().map(|bound| bound.value),
+                field.values.as_ref().map(|values| {
+                    values
+                        .value
+                        .iter()
+                        .map(|value| Arc::from(value.as_str()))
+                        .collect()
+                }),
+            )
+        })
     }
 
     /// A field of the record type named by `key`, which must have the
@@ -1058,7 +1141,7 @@ impl Lowering<'_, '_, '_> {
             gain_min: expectation.gain_min.value,
             points: expectation.points,
             validity: validity?,
-            legal_basis: legal_basis?,
+            legal_basis: Arc::from(legal_basis?),
             subject_kinds: kinds?,
         })
     }

@@ -248,6 +248,20 @@ pub struct Field {
     /// Records without this field are refused.
     #[serde(default)]
     pub required: bool,
+    /// For `int` and `number` fields: the least value a record may give
+    /// (inclusive). A record below it is refused (`out_of_range`): an
+    /// arrears record of `-3` cycles would otherwise raise a score.
+    #[serde(default)]
+    pub min: Option<Located<f64>>,
+    /// For `int` and `number` fields: the greatest value a record may give
+    /// (inclusive).
+    #[serde(default)]
+    pub max: Option<Located<f64>>,
+    /// For `text` fields: the only values a record may give, spelled
+    /// exactly (`not_one_of` otherwise), e.g. the six triggers of the
+    /// defaulters' list or the levels of an honour.
+    #[serde(default)]
+    pub values: Option<Located<Vec<String>>>,
 }
 
 /// A scoring model.

@@ -622,6 +622,7 @@ pub(crate) fn lower_fields(
         let Some(value) = field_value(def, input, warnings)? else {
             continue;
         };
+        within_constraints(def, &value)?;
         fields.push((Arc::clone(&def.name), value));
     }
     for def in &record_type.fields {
@@ -641,6 +642,54 @@ pub(crate) fn lower_fields(
         }
     }
     Ok(fields.into_iter().collect())
+}
+
+/// Refuses a value outside its field's bounds (`out_of_range`) or list of
+/// values (`not_one_of`).
+fn within_constraints(def: &FieldDef, value: &Value) -> Result<()> {
+    let number = match value {
+        Value::Int(value) => Some(*value as f64),
+        Value::Number(value) => Some(*value),
+        Value::Bool(_) | Value::Text(_) => None,
+    };
+    if let Some(number) = number {
+        let shown = |bound: f64| match value {
+            Value::Int(_) if bound.fract() == 0.0 => format!("{}", bound as i64),
+            _ => format!("{bound}"),
+        };
+        let found = match value {
+            Value::Int(value) => value.to_string(),
+            _ => number.to_string(),
+        };
+        let out = match (def.min, def.max) {
+            (Some(min), _) if number < min => Some(format!("at least {}", shown(min))),
+            (_, Some(max)) if number > max => Some(format!("at most {}", shown(max))),
+            _ => None,
+        };
+        if let Some(limit) = out {
+            return Err(problem(
+                "out_of_range",
+                field_path(&def.name),
+                format!("field `{}` must be {limit}, found {found}", def.name),
+            ));
+        }
+    }
+    if let (Some(values), Value::Text(text)) = (&def.values, value) {
+        if !values.iter().any(|allowed| **allowed == **text) {
+            let allowed: Vec<&str> = values.iter().map(|value| &**value).collect();
+            return Err(problem(
+                "not_one_of",
+                field_path(&def.name),
+                format!(
+                    "field `{}` must be one of {}, found {}",
+                    def.name,
+                    allowed.join(", "),
+                    super::raw::quote_short(text)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn type_name(field_type: FieldType) -> &'static str {

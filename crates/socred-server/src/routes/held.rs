@@ -113,8 +113,9 @@ pub(super) async fn refuse_invalidating_held_records(
         "records_no_longer_valid",
         format!(
             "rulebook {} changes record types so that records the registry holds would no longer \
-             be valid: {}; keep each field a held record uses, with its type, and make new \
-             fields optional, until those records are erased at the end of their retention",
+             be valid: {}; keep each field a held record uses, with its type and the values its \
+             bounds allow, and make new fields optional, until those records are erased at the \
+             end of their retention",
             next.label,
             named.join(", ")
         ),

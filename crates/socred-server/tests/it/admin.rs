@@ -288,7 +288,7 @@ async fn the_operator_watches_the_dashboard_and_nobody_else_does() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(before["as_of"], TODAY);
-    assert_eq!(before["rulebook"], "socred-default@2026.2");
+    assert_eq!(before["rulebook"], "socred-default@2026.3");
     let records = before["store"]["records"].as_u64().unwrap();
     let pending = before["store"]["pending"].as_u64().unwrap();
 
@@ -884,7 +884,7 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
     );
     assert_eq!(
         h.get("/v1/rulebook", None).await.json()["label"],
-        "socred-default@2026.2",
+        "socred-default@2026.3",
         "nothing installed"
     );
 
@@ -909,7 +909,7 @@ async fn a_rulebook_may_not_drop_a_record_type_still_held() {
 async fn a_rulebook_may_not_invalidate_records_still_held() {
     let h = Harness::new().await;
     let original = rulebook_text(&h).await;
-    let fields = "fields = { decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\" } }";
+    let fields = "fields = { decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\", min = 0 } }";
     assert!(original.contains(fields));
     let with_fields = |version: &str, new: &str| {
         seven_day_bans(&original, version).replace(fields, &format!("fields = {{ {new} }}"))
@@ -944,6 +944,19 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
         !message.contains("15000") && !message.contains("20000"),
         "{message}"
     );
+    // A bound that the corrected amount (15,000 yuan) falls below.
+    let message = put_rulebook(&h, with_fields(
+        "test.5",
+        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\", min = 16000 }",
+    ))
+    .await
+    .expect_error(StatusCode::CONFLICT, "records_no_longer_valid")
+    .json()["error"]["message"]
+        .to_string();
+    assert!(
+        message.contains("(1 correction: out_of_range at `fields.penalty_yuan`)"),
+        "{message}"
+    );
     // A new required field, and a field dropped.
     let reply = put_rulebook(&h, with_fields(
         "test.5",
@@ -967,7 +980,7 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
     .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
     assert_eq!(
         h.get("/v1/rulebook", None).await.json()["label"],
-        "socred-default@2026.2",
+        "socred-default@2026.3",
         "nothing installed"
     );
 
@@ -981,7 +994,10 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
         "pending_review",
         "{reply:?}"
     );
-    let trigger = "trigger = { type = \"text\" }";
+    let trigger = original
+        .lines()
+        .find(|line| line.starts_with("trigger = "))
+        .expect("the trigger field");
     assert_eq!(original.matches(trigger).count(), 1);
     let message = put_rulebook(
         &h,
@@ -1001,7 +1017,7 @@ async fn a_rulebook_may_not_invalidate_records_still_held() {
     // A new optional field keeps every held record valid.
     put_rulebook(&h, with_fields(
         "test.5",
-        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\" }, officer = { type = \"text\" }",
+        "decision_no = { type = \"text\", required = true }, penalty_yuan = { type = \"number\", min = 0 }, officer = { type = \"text\" }",
     ))
     .await
     .expect(StatusCode::OK);

@@ -828,7 +828,7 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         };
         assert_eq!(records, figure(counts.records));
         assert_eq!(browser.text("#board-subjects"), figure(counts.subjects));
-        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.2");
+        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.3");
         assert_eq!(browser.text("#board-failed"), "0");
 
         // Registers a bank as a provider of bank arrears: its token is
@@ -885,8 +885,8 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
             .as_str()
             .unwrap()
             .replace("duration_max = \"P180D\"", "duration_max = \"P3D\"")
-            .replacen("version = \"2026.2\"", "version = \"2026.2-draft\"", 1);
-        assert!(current.contains("P3D") && current.contains("2026.2-draft"));
+            .replacen("version = \"2026.3\"", "version = \"2026.3-draft\"", 1);
+        assert!(current.contains("P3D") && current.contains("2026.3-draft"));
         browser.script(&format!(
             "document.getElementById('rulebook-text').value = {};",
             serde_json::to_string(&current).unwrap()
@@ -895,15 +895,15 @@ async fn an_operator_and_an_auditor_work_at_their_desks_in_a_browser() {
         let said = browser.text_when("#operator-status", "the impact", |t| {
             t.contains("would change")
         });
-        assert!(said.contains("socred-default@2026.2-draft"), "{said}");
+        assert!(said.contains("socred-default@2026.3-draft"), "{said}");
         assert!(said.contains("Nothing was installed"), "{said}");
         let moves = browser.text("#impact-moves");
         let left = format!("list rail_ticket_ban: 0 would enter, {} would leave", RIDERS + 1);
         assert!(moves.contains(&left), "{moves}");
         // The draft stays in the form, to install next.
         let kept = browser.script("return document.getElementById('rulebook-text').value;");
-        assert!(kept.as_str().unwrap_or("").contains("2026.2-draft"));
-        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.2");
+        assert!(kept.as_str().unwrap_or("").contains("2026.3-draft"));
+        assert_eq!(browser.text("#board-rulebook"), "socred-default@2026.3");
 
         // A visitor's token whose last day is today; on the next day the
         // desk, read again after the revocation, shows it expired.

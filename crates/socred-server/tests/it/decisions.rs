@@ -343,6 +343,26 @@ async fn an_agency_learns_a_grade_but_not_the_score() {
         .expect(StatusCode::OK)
         .json();
     assert!(file["score"].as_i64().is_some(), "{file}");
+    // Of a person who has not consented to scoring, the agency learns only
+    // that no condition holds: whether a person consents is theirs to tell.
+    let erin = SubjectId::person(320102, 1980, 2, 3, 31).unwrap();
+    h.ingest(METRO, &[fare_evasion("fe-e", erin, "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let decision = h
+        .get(
+            &format!("/v1/decisions?subject={erin}&measure=express_security_lane&purpose=boarding"),
+            Some("token-airport-security-0000"),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(decision["applies"], false, "{decision}");
+    assert_eq!(
+        decision["reasons"],
+        json!([{"reason": "no_condition_holds"}]),
+        "{decision}"
+    );
 }
 
 /// While the files are recomputed after an upload that adds a measure, a
@@ -355,12 +375,12 @@ async fn a_measure_an_upload_adds_is_decided_while_the_files_are_recomputed() {
     h.ingest(METRO, &[fare_evasion("fe-1", alice(), "2026-05-20")])
         .await
         .expect(StatusCode::OK);
-    let text = with_version(&rulebook_text(&h).await, "2026.2-x")
+    let text = with_version(&rulebook_text(&h).await, "2026.3-x")
         + "\n[[measure]]\nid = \"no_rail_tickets_x\"\ntitle = \"No train tickets, again\"\n\
          kind = \"punishment\"\nlegal_basis = \"the same as no_rail_tickets\"\n\
          agencies = [\"rail\"]\nsubject_kinds = [\"person\"]\n[[measure.applies]]\n\
          id = \"rail_ban\"\nlists = [\"rail_ticket_ban\"]\n";
-    let label = "socred-default@2026.2-x";
+    let label = "socred-default@2026.3-x";
     // Stored and in force, no file recomputed yet.
     h.store
         .put_rulebook(label, &text, "admin", Vec::new())

@@ -465,8 +465,8 @@ pub fn with_bans_of(rulebook: &str, days: u32, version: &str) -> String {
 /// The rulebook in force with rail ticket bans of 30 days at most, as a
 /// new version: its label and text.
 pub async fn thirty_day_bans(h: &Harness) -> (&'static str, String) {
-    let text = with_bans_of(&rulebook_text(h).await, 30, "2026.2-p30");
-    ("socred-default@2026.2-p30", text)
+    let text = with_bans_of(&rulebook_text(h).await, 30, "2026.3-p30");
+    ("socred-default@2026.3-p30", text)
 }
 
 /// The last day of the rail ticket ban in `file` (a subject's file).
