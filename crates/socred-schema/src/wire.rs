@@ -299,6 +299,8 @@ fn collect(parsed: &mut Parsed, result: LineResult) {
 pub fn parse_json_array(rulebook: &Rulebook, text: &str) -> Parsed {
     let mut parser = LineParser::new(rulebook);
     let mut parsed = Parsed::default();
+    // A byte-order mark, as an NDJSON file may start with one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match serde_json::from_str::<Body<'_>>(text) {
         Ok(Body::Many(elements)) => {
             for (index, element) in elements.into_iter().enumerate() {

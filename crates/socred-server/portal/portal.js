@@ -161,6 +161,13 @@ function recordKey(key) {
   return key ? key.provider + "/" + key.id : "";
 }
 
+// The record a pending item is or names, as provider/id: items come as
+// their provider sent them (a fact names its record by `provider` and
+// `record`).
+function itemRecordKey(item) {
+  return item.fact ? item.provider + "/" + item.record : recordKey(item);
+}
+
 // Replaces the view with `nodes` (absent ones, null or false, left out).
 function show(...nodes) {
   const view = document.getElementById("view");
@@ -499,12 +506,12 @@ async function myFile(notice) {
   const objectionForm = objectForm(base, who.token, file.records.filter((record) => !record.disputed));
   const listedBy = new Set(file.list_entries.map((entry) => recordKey(entry.record)));
   const pending = file.pending || [];
-  const repairWaiting = new Set(pending.filter((p) => p.item.fact === "repaired").map((p) => recordKey(p.item.record)));
+  const repairWaiting = new Set(pending.filter((p) => p.item.fact === "repaired").map((p) => itemRecordKey(p.item)));
   const repairable = file.records.filter((record) => !record.repaired_at && !repairWaiting.has(recordKey(record)) && (record.public || listedBy.has(recordKey(record))));
   const pendingRows = pending.map((p) =>
     el("tr", {},
       el("td", {}, p.item.fact === "repaired" ? "your repair application" : p.item.fact ? p.item.fact + " (later fact)" : "record of type " + p.item.type),
-      el("td", {}, recordKey(p.item.fact ? p.item.record : p.item)),
+      el("td", {}, itemRecordKey(p.item)),
       el("td", {}, p.submitted_by),
       el("td", { class: "date" }, chinaDay(p.submitted_at_ms)),
       el("td", {}, p.item.statement || fieldsText(p.item.fields)),
@@ -675,7 +682,7 @@ function deskActions(redraw, statusId, more = () => null) {
 function pendingSummary(item) {
   const what = item.item || {};
   if (what.fact) {
-    const record = what.record ? " about " + recordKey(what.record) : "";
+    const record = what.record ? " about " + itemRecordKey(what) : "";
     const statement = what.statement ? " — " + what.statement : "";
     return what.fact + record + statement;
   }

@@ -27,11 +27,9 @@ impl FromRequest<AppState> for RawBody {
     async fn from_request(request: Request, state: &AppState) -> Result<RawBody, ApiError> {
         match Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(RawBody(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this endpoint accepts (see docs/api.md for the limits)",
-            )),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large())
+            }
             Err(rejection) if timed_out(&rejection) => Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -39,7 +37,10 @@ impl FromRequest<AppState> for RawBody {
             )),
             Err(rejection) => Err(ApiError::bad_request(
                 "invalid_body",
-                format!("the request body could not be read: {}", rejection.body_text()),
+                format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ),
             )),
         }
     }
@@ -57,11 +58,34 @@ fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The media type of the body, lower case, without parameters.
+/// The media type of the body, lower case, without parameters. A header
+/// that is not text is shown as far as it reads (`\u{fffd}` for the rest),
+/// never taken for a missing one.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let value = String::from_utf8_lossy(headers.get(CONTENT_TYPE)?.as_bytes()).into_owned();
     let essence = value.split(';').next().unwrap_or_default().trim();
-    Some(essence.to_ascii_lowercase())
+    Some(socred_core::printable::printable(&essence.to_ascii_lowercase()).into_owned())
+}
+
+/// Refuses, before reading it, a body whose declared length is over
+/// `max`: the client learns at once rather than after sending it all.
+pub fn refuse_declared_over(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => Err(too_large()),
+        _ => Ok(()),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than this endpoint accepts (see docs/api.md for the limits)",
+    )
 }
 
 /// Refuses a body that is not declared `application/json`.

@@ -124,16 +124,28 @@ impl Op<'_> {
         let mut responses = Map::new();
         responses.insert(self.ok_status.to_string(), self.ok.clone());
         for status in [
-            "400", "401", "403", "404", "409", "413", "415", "500", "503",
+            "400", "401", "403", "404", "408", "409", "413", "415", "500", "503",
         ] {
             responses.insert(
                 status.into(),
                 json!({ "$ref": "#/components/responses/Error" }),
             );
         }
+        responses.insert(
+            "414".into(),
+            json!({ "description": "The request line is longer than the HTTP layer reads (about 64 KiB); the answer has no body." }),
+        );
         op.insert("responses".into(), Value::Object(responses));
         Value::Object(op)
     }
+}
+
+/// A rulebook file: TOML, taken under any of its usual media types.
+fn toml_body() -> Value {
+    let text = json!({ "schema": { "type": "string" } });
+    json!({ "required": true, "content": {
+        "application/toml": text, "text/plain": text, "text/x-toml": text
+    } })
 }
 
 fn json_body(schema: Value) -> Value {
@@ -509,7 +521,7 @@ fn document() -> Value {
         summary: "Upload a rulebook",
         description: "Validated first: every problem is returned with its line and column (`invalid_rulebook`). Earlier versions stay stored; every file is recomputed with the new rulebook, which then takes over at once. Reusing a label with other text is `rulebook_conflict` (409). A catalog that leaves out a record type the registry still holds records of is `record_types_still_held` (409); one that changes a type's fields or subject kinds so that held records (in effect or waiting for review) or their corrections would be refused if sent now is `records_no_longer_valid` (409), naming each type, the counts and each problem by code and field.",
         roles: &["admin"], params: vec![],
-        body: Some(json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string" } } } })),
+        body: Some(toml_body()),
         ok_status: "200",
         ok: json_ok("Installed.", json!({ "type": "object", "properties": { "label": { "type": "string" }, "recomputed": { "type": "integer" } } })),
     });
@@ -517,8 +529,8 @@ fn document() -> Value {
         summary: "What a draft rulebook would do",
         description: "The what-if report of a draft rulebook against the one in force, on the registry's history as of today, before installing anything: subjects by grade, on each list and under each measure under both, who would move between grades, enter or leave each list and measure, whose score would rise or fall, and the same by group (kind, province, sex, decade of birth), with groups of fewer than `group_min` subjects pooled as `other` (docs/research.md). Counts only; nothing is installed or changed. Records in effect that the draft's catalog refuses count under the rulebook in force only (`refused`). The request is validated as an upload is (`invalid_rulebook` with every problem). One audit entry (`rulebook_impact`) records who asked and what it found.",
         roles: &["admin"],
-        params: vec![query_param("group_min", false, "The fewest subjects a group of the report may count.", json!({ "type": "integer", "minimum": 1, "default": 10 }))],
-        body: Some(json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string" } } } })),
+        params: vec![query_param("group_min", false, "The fewest subjects a group of the report may count.", json!({ "type": "integer", "minimum": 10, "default": 10 }))],
+        body: Some(toml_body()),
         ok_status: "200",
         ok: json_ok("The report.", json!({ "type": "object", "required": ["as_of", "group_min", "subjects", "base", "other", "grade_moves", "scores", "lists", "measures", "changed", "groups", "refused"],
             "properties": { "as_of": { "type": "string", "format": "date" }, "group_min": { "type": "integer" }, "subjects": { "type": "integer" },
@@ -582,7 +594,7 @@ fn components() -> Value {
             "Rulebook": { "type": "object", "required": ["label", "text"], "properties": { "label": string, "text": string } },
             "Item": {
                 "type": "object",
-                "description": "A record or a later fact in the wire format of docs/records.md (`provider`, `id`, `subject`, `type`, `occurred_at`, `decided_at`, `fields`, `document`; or `fact`, `provider`, `record`, `subject`, `at`, `by`, ...)."
+                "description": "A record or a later fact in the wire format of docs/records.md (`provider`, `id`, `subject`, `type`, `occurred_at`, `decided_at`, `fields`, `document`; or `fact`, `provider`, `record`, `subject`, `at`, and the fact's own keys, such as a correction's `type` and `fields`). Items waiting for review are shown the same way, as their provider sent them."
             },
             "ItemResult": {
                 "type": "object", "required": ["index", "status"],

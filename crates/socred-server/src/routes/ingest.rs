@@ -33,7 +33,7 @@ use socred_schema::wire::{self, LineParser, LineResult, Rejection};
 use socred_store::{Item, Outcome, Principal, ReviewNeed, Role, Submission};
 
 use crate::auth::Caller;
-use crate::body::{json_error, media_type, unsupported, Params, RawBody};
+use crate::body::{json_error, media_type, refuse_declared_over, unsupported, Params, RawBody};
 use crate::error::ApiError;
 use crate::metrics::INGEST_STATUSES;
 use crate::routes::audit_draft;
@@ -141,7 +141,8 @@ pub async fn post_records(
         other => return Err(unsupported(other, INGEST_MEDIA_TYPES)),
     };
     // Read only now: a caller refused above does not make the server
-    // take in up to 64 MiB first.
+    // take in up to 64 MiB first, nor one that says it sends more.
+    refuse_declared_over(&headers, state.limits().ingest_body_bytes_max)?;
     let RawBody(body) = RawBody::from_request(request, &state).await?;
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),

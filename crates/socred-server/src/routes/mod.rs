@@ -187,7 +187,29 @@ async fn refuse_anonymous_writes(
     if !reads && !request.headers().contains_key(AUTHORIZATION) {
         return crate::auth::unauthenticated().into_response();
     }
+    if let Some(refused) = encoded_body(request.headers()) {
+        return refused.into_response();
+    }
     next.run(request).await
+}
+
+/// `415` for a body sent compressed (`Content-Encoding: gzip`): bodies are
+/// read as they are, and a compressed one would otherwise be judged line
+/// by line as text that is not UTF-8.
+fn encoded_body(headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let encoding = headers.get(axum::http::header::CONTENT_ENCODING)?;
+    let encoding = String::from_utf8_lossy(encoding.as_bytes());
+    if encoding.trim().eq_ignore_ascii_case("identity") {
+        return None;
+    }
+    Some(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "the body is sent with Content-Encoding `{}`; send it as it is (no Content-Encoding)",
+            socred_core::printable::printable(&encoding)
+        ),
+    ))
 }
 
 /// Headers on every answer that sets none of its own: `nosniff`, so that
@@ -212,6 +234,16 @@ async fn answer_headers(
         headers
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
+    }
+    // A body refused unread (too large, stalled) leaves the connection with
+    // bytes that are no request: the server closes it, and says so, so that
+    // a client does not send its next request on it.
+    let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
     }
     response
 }

@@ -315,6 +315,9 @@ pub struct PublicEntry {
 
 fn published_entry(mut entry: EntryView) -> PublicEntry {
     let via = entry.via.take().map(|via| via.public_form());
+    // The grade is public, the score that earned it is not: a score is part
+    // of the file, which only its subject reads.
+    entry.grade_score = None;
     // The record behind the entry is named by its key, as in `records`.
     if let Some(record) = &mut entry.record {
         if let Some(masked) = mask_persons(&record.id) {

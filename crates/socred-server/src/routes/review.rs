@@ -46,12 +46,11 @@ pub struct PendingList {
     next_after: Option<u64>,
 }
 
+/// An item as its provider sent it: a line of the wire format
+/// (docs/records.md), a correction with its `type`.
 fn item_json(item: &Item) -> Value {
-    let value = match item {
-        Item::Record(record) => serde_json::to_value(record),
-        Item::Fact { fact, .. } => serde_json::to_value(fact),
-    };
-    value.unwrap_or(Value::Null)
+    let line = socred_schema::wire::to_line(&crate::routes::held::wire_item(item));
+    serde_json::from_str(&line).unwrap_or(Value::Null)
 }
 
 pub(crate) fn view(pending: PendingItem) -> PendingView {

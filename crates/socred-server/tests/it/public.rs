@@ -611,6 +611,13 @@ async fn a_grade_taxpayers_are_published_monthly() {
         view["list_entries"][0]["list"], "a_grade_taxpayers",
         "{view}"
     );
+    // The grade is public, never the score behind it (92 points).
+    for shown in [view.to_string(), page.to_string()] {
+        assert!(
+            !shown.contains("score") && !shown.contains(":92"),
+            "{shown}"
+        );
+    }
 
     h.ingest(COURT, &[grade_d("td-1", acme(), TODAY)])
         .await

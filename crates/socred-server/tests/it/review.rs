@@ -116,6 +116,9 @@ async fn a_reviewer_cannot_approve_its_own_repair_and_a_second_one_can() {
         .json();
     let key = pending["items"][0]["key"].clone();
     assert_eq!(key["item"], "fact");
+    // The item as its provider sent it, a line of the wire format.
+    let sent: serde_json::Value = serde_json::from_str(&repair).unwrap();
+    assert_eq!(pending["items"][0]["item"], sent, "{pending}");
     // A key with a key of its own that no key has, at any depth, is
     // refused as every body's unknown key is.
     let mut extra = key.clone();

@@ -251,13 +251,15 @@ async fn stopping_waits_at_most_the_drain_limit() {
 async fn writes_that_will_be_refused_are_refused_before_their_body() {
     let h = Harness::new().await;
     let addr = on_a_socket(&h, Timeouts::default()).await;
-    // Each announces 50 MB of records and sends none: the answer must not
-    // wait for them (it would wait 30 seconds, then say 408).
+    // Each announces 50 MB of records (or more) and sends none: the answer
+    // must not wait for them (it would wait 30 seconds, then say 408).
+    let over = (h.state.limits().ingest_body_bytes_max + 1).to_string();
     let cases = [
         (
             "POST /v1/records",
             "",
             "application/x-ndjson",
+            "",
             "401",
             "unauthenticated",
         ),
@@ -265,6 +267,7 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "POST /v1/decisions",
             "",
             "application/json",
+            "",
             "401",
             "unauthenticated",
         ),
@@ -272,6 +275,7 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "PUT /v1/admin/rulebook",
             "",
             "text/plain",
+            "",
             "401",
             "unauthenticated",
         ),
@@ -279,6 +283,7 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "POST /v1/records",
             ALICE,
             "application/x-ndjson",
+            "",
             "403",
             "forbidden",
         ),
@@ -286,23 +291,47 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "POST /v1/records",
             COURT,
             "application/pdf",
+            "",
             "415",
             "unsupported_media_type",
         ),
+        // Compressed: read as it is, it would be rejected line by line.
+        (
+            "POST /v1/records",
+            COURT,
+            "application/x-ndjson",
+            "Content-Encoding: gzip\r\n",
+            "415",
+            "unsupported_media_type",
+        ),
+        // Over the limit by its own account: told at once, and the
+        // connection is closed, as the answer says.
+        (
+            "POST /v1/records",
+            COURT,
+            "application/x-ndjson",
+            "over",
+            "413",
+            "body_too_large",
+        ),
     ];
-    for (line, token, media, status, code) in cases {
+    for (line, token, media, extra, status, code) in cases {
         let auth = if token.is_empty() {
             String::new()
         } else {
             format!("Authorization: Bearer {token}\r\n")
+        };
+        let (extra, length) = match extra {
+            "over" => (String::new(), over.clone()),
+            extra => (extra.to_string(), "50000000".to_string()),
         };
         let answer = tokio::task::spawn_blocking(move || {
             let mut stream = TcpStream::connect(addr).unwrap();
             stream
                 .write_all(
                     format!(
-                        "{line} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {media}\r\n\
-                         Content-Length: 50000000\r\n\r\n"
+                        "{line} HTTP/1.1\r\nHost: x\r\n{auth}{extra}Content-Type: {media}\r\n\
+                         Content-Length: {length}\r\n\r\n"
                     )
                     .as_bytes(),
                 )
@@ -321,6 +350,12 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "{line} with {media}: {answer}"
         );
         assert!(answer.contains(&format!("\"{code}\"")), "{line}: {answer}");
+        if status == "413" {
+            assert!(
+                answer.to_ascii_lowercase().contains("connection: close"),
+                "{answer}"
+            );
+        }
     }
 }
 
