@@ -88,9 +88,9 @@ pub fn id_check(text: &str) -> anyhow::Result<Code> {
 }
 
 pub fn rulebook_check(path: &Path) -> anyhow::Result<Code> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read rulebook {}", path.display()))?;
-    match socred_schema::load_rulebook(&path.display().to_string(), &text) {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read rulebook {}", path.display()))?;
+    match socred_schema::load_rulebook_bytes(&path.display().to_string(), &bytes) {
         Ok(rulebook) => {
             out!(
                 "{}: rulebook {} is valid: {} record types, {} models, {} lists, {} measures",
@@ -338,9 +338,9 @@ fn load_rulebook(path: Option<&Path>) -> anyhow::Result<Rulebook> {
     let Some(path) = path else {
         return Ok(socred_schema::default_rulebook());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read rulebook {}", path.display()))?;
-    socred_schema::load_rulebook(&path.display().to_string(), &text)
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read rulebook {}", path.display()))?;
+    socred_schema::load_rulebook_bytes(&path.display().to_string(), &bytes)
         .map_err(|errors| anyhow::anyhow!("rulebook has problems:\n{errors}"))
 }
 
@@ -465,10 +465,12 @@ fn decide_on_threads(input: &Input, subject: &str, measures: &[String]) -> anyho
 /// one JSON report on stdout.
 pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Code> {
     if input.records.as_os_str() == "-" {
-        bail!(
+        return Err(exit::Usage(
             "--records: what-if reads the records once for each rulebook; give a file, not \
              standard input"
-        );
+                .to_string(),
+        )
+        .into());
     }
     // Both rulebooks are checked before the records are read: a mistake
     // in the second shows at once, not after a first pass over the file.
@@ -496,7 +498,10 @@ pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Co
             group_min,
         );
         let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+        // Into bytes first: an error writing them is then an I/O error, which
+        // a reader gone away (`| head`) is not a failure of.
+        let text = serde_json::to_vec_pretty(&report).context("cannot write the report")?;
+        out.write_all(&text).context("cannot write the report")?;
         writeln!(out).context("cannot write to stdout")?;
         let code = if base.rejected > 0 || other.rejected > 0 {
             exit::REJECTED
@@ -526,7 +531,10 @@ pub fn timeline(input: Input, from: &str, every: &str, group_min: u64) -> anyhow
             .timeline(&loaded.records, &loaded.facts, &plan, |_| progress.inc(1));
         progress.finish_and_clear();
         let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write the report")?;
+        // Into bytes first: an error writing them is then an I/O error, which
+        // a reader gone away (`| head`) is not a failure of.
+        let text = serde_json::to_vec_pretty(&report).context("cannot write the report")?;
+        out.write_all(&text).context("cannot write the report")?;
         writeln!(out).context("cannot write to stdout")?;
         Ok(finish(loaded))
     })

@@ -88,7 +88,7 @@ enum Command {
         demo: bool,
         /// Another store than the one in `--data`: `sqlite:DIR`, `memory:`, or
         /// `postgres://user@host:port/db` (or the `SOCRED_STORE` environment variable).
-        #[arg(long, env = "SOCRED_STORE")]
+        #[arg(long, env = "SOCRED_STORE", value_parser = store_argument)]
         store: Option<String>,
         /// Records the embedded store keeps decoded for refolding subjects
         /// on ingest (a few hundred bytes each); past it, a subject's history
@@ -105,7 +105,7 @@ enum Command {
         /// Another store than the one in `--data`, as `serve` takes it:
         /// `sqlite:DIR` or `postgres://user@host:port/db` (or the
         /// `SOCRED_STORE` environment variable).
-        #[arg(long, env = "SOCRED_STORE")]
+        #[arg(long, env = "SOCRED_STORE", value_parser = store_argument)]
         store: Option<String>,
     },
     /// Copies the embedded store, while the server runs, into a new
@@ -212,6 +212,23 @@ struct InputArgs {
 
 /// A day argument checked as the command line is read, so that a bad one
 /// is a usage error (exit 2) like any other.
+/// A store's address, as `serve` and `verify` take it: a usage error
+/// (exit 2) when it names no kind of store.
+fn store_argument(text: &str) -> Result<String, String> {
+    const KINDS: [&str; 5] = [
+        "sqlite://",
+        "sqlite:",
+        "memory:",
+        "postgres://",
+        "postgresql://",
+    ];
+    if KINDS.iter().any(|kind| text.starts_with(kind)) {
+        Ok(text.to_string())
+    } else {
+        Err("use sqlite:DIR, memory: or postgres://user@host:port/db".to_string())
+    }
+}
+
 fn day_argument(text: &str) -> Result<String, String> {
     socred_core::Day::parse(text)
         .map(|_| text.to_string())

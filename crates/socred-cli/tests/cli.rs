@@ -235,6 +235,11 @@ fn arguments_that_cannot_hold_are_usage_errors() {
             vec!["decide", "--records", "-", "--subject", "nobody"],
             "--subject",
         ),
+        (vec!["verify", "--store", "bogus://x"], "--store"),
+        (
+            vec!["whatif", "--records", "-", "--against", "a.toml"],
+            "give a file, not standard input",
+        ),
     ] {
         let out = socred(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

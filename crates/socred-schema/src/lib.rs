@@ -10,6 +10,6 @@ pub mod rulebook;
 pub mod wire;
 
 pub use rulebook::{
-    default_rulebook, load_rulebook, rulebook_json_schema, Problem, RulebookErrors,
-    DEFAULT_RULEBOOK_TOML,
+    default_rulebook, load_rulebook, load_rulebook_bytes, rulebook_json_schema, Problem,
+    RulebookErrors, DEFAULT_RULEBOOK_TOML,
 };

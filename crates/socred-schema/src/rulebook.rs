@@ -82,6 +82,31 @@ impl fmt::Display for RulebookErrors {
 
 impl std::error::Error for RulebookErrors {}
 
+/// [`load_rulebook`] of a file's bytes: bytes that are not UTF-8 are a
+/// problem at the line and column where the first bad byte stands.
+pub fn load_rulebook_bytes(path_label: &str, bytes: &[u8]) -> Result<Rulebook, RulebookErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load_rulebook(path_label, text),
+        Err(error) => {
+            let good = bytes.get(..error.valid_up_to()).unwrap_or_default();
+            let good = std::str::from_utf8(good).unwrap_or_default();
+            let line_start = good.rfind('\n').map_or(0, |at| at + 1);
+            let bad = bytes.get(error.valid_up_to()).copied().unwrap_or_default();
+            Err(RulebookErrors {
+                problems: vec![Problem {
+                    file: path_label.to_string(),
+                    line: good.matches('\n').count() + 1,
+                    column: good[line_start..].chars().count() + 1,
+                    message: format!(
+                        "the rulebook is not UTF-8 text: byte 0x{bad:02x} here is not part of \
+                         a UTF-8 character (save the file as UTF-8)"
+                    ),
+                }],
+            })
+        }
+    }
+}
+
 /// Checks and lowers a rulebook. `path_label` is how problems name the file.
 pub fn load_rulebook(path_label: &str, text: &str) -> Result<Rulebook, RulebookErrors> {
     let mut diag = Diagnostics::new(path_label, text);

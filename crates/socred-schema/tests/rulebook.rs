@@ -512,6 +512,28 @@ fn bounds_and_values_fit_their_fields_type() {
     assert_eq!(level.values.as_ref().map(Vec::len), Some(2));
 }
 
+#[test]
+fn bytes_that_are_not_utf8_are_a_problem_where_they_stand() {
+    let text = minimal(
+        &record_type_lines("civic.conduct", "Conduct", "civic", ""),
+        "",
+    );
+    let mut bytes = text.into_bytes();
+    // Line 8 is the title: `title = "Conduct"`; spoil its `C` (column 10).
+    let line_start = bytes
+        .split(|&b| b == b'\n')
+        .take(7)
+        .map(|line| line.len() + 1)
+        .sum::<usize>();
+    assert_eq!(&bytes[line_start..line_start + 9], b"title = \"");
+    bytes[line_start + 9] = 0xff;
+    let refused = socred_schema::load_rulebook_bytes("latin1.toml", &bytes).expect_err("not UTF-8");
+    assert_eq!(refused.problems.len(), 1, "{refused}");
+    let problem = &refused.problems[0];
+    assert_eq!((problem.line, problem.column), (8, 10), "{problem}");
+    assert!(problem.message.contains("byte 0xff"), "{problem}");
+}
+
 /// The `id`, `title`, `category` and `fields` lines of a record type.
 fn record_type_lines(id: &str, title: &str, category: &str, fields: &str) -> String {
     format!("id = \"{id}\"\ntitle = \"{title}\"\ncategory = \"{category}\"\nfields = {{{fields}}}")
@@ -1292,6 +1314,17 @@ fn conditions_and_points_that_can_never_give_their_kind_are_refused() {
             "reads nothing and always fails: division by zero",
         ),
         ("int(\\\"x\\\") > 1", "-5", "reads nothing and always fails"),
+        // Reading the record, but failing on every record all the same.
+        (
+            "true",
+            "fields.amount_yuan / 0",
+            "`points` of rule `r` of model `score` fails on every record tried",
+        ),
+        (
+            "int(fields.amount_yuan) / 0 > 1",
+            "-5",
+            "`when` of rule `r` of model `score` fails on every record tried",
+        ),
     ] {
         let rule = format!(
             "\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"{when}\"\npoints = \"{points}\"\nvalidity = \"P1Y\"\n"
@@ -1303,14 +1336,25 @@ fn conditions_and_points_that_can_never_give_their_kind_are_refused() {
         let problem = &refused.problems[0];
         assert!(problem.message.contains(complaint), "{problem}");
         // Line 35 holds the `when`, line 36 the points.
-        let on_when = complaint.contains("true or false") || when.starts_with("int");
+        let on_when = complaint.contains("true or false")
+            || when.starts_with("int")
+            || complaint.contains("`when`");
         let line = if on_when { 35 } else { 36 };
         assert_eq!(problem.line, line, "{problem}");
     }
     // What can give its kind, if only sometimes, is taken.
-    let rule = "\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"has(fields.amount_yuan) ? fields.amount_yuan > 1 : null\"\npoints = \"true ? -5 : 'none'\"\nvalidity = \"P1Y\"\n";
-    let text = minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
-    loads("gives.toml", &text);
+    for (when, points) in [
+        (
+            "has(fields.amount_yuan) ? fields.amount_yuan > 1 : null",
+            "true ? -5 : 'none'",
+        ),
+        ("true", "-1000 / int(fields.amount_yuan)"),
+    ] {
+        let rule = format!("\n[[model.rule]]\nid = \"r\"\nrecord_type = \"court.other\"\nwhen = \"{when}\"\npoints = \"{points}\"\nvalidity = \"P1Y\"\n");
+        let text =
+            minimal(&record_type, "").replacen("\n[[list]]", &format!("{rule}\n[[list]]"), 1);
+        loads("gives.toml", &text);
+    }
 }
 
 /// A grade's name is shown and compared: one with a space or a line break

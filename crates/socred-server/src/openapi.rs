@@ -68,8 +68,8 @@ fn paging(after_description: &str) -> Vec<Value> {
         query_param(
             "limit",
             false,
-            "Rows per page: default 100, at most 1000.",
-            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            "Rows per page: default 100; 0 is read as 1, and more than 1000 as 1000.",
+            json!({ "type": "integer", "minimum": 0 }),
         ),
     ]
 }
@@ -85,8 +85,8 @@ fn seq_paging() -> Vec<Value> {
         query_param(
             "limit",
             false,
-            "Rows per page: default 100, at most 1000.",
-            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            "Rows per page: default 100; 0 is read as 1, and more than 1000 as 1000.",
+            json!({ "type": "integer", "minimum": 0 }),
         ),
     ]
 }
@@ -388,7 +388,7 @@ fn document() -> Value {
             body: Some(json_body(
                 json!({ "type": "object", "required": ["record"], "additionalProperties": false, "properties": {
                     "record": { "type": "object", "required": ["provider", "id"], "properties": { "provider": { "type": "string" }, "id": { "type": "string" } } },
-                    "statement": { "type": "string", "maxLength": 4096 } } }),
+                    "statement": { "type": "string", "description": "At most 4096 bytes of UTF-8 (not characters: `text_too_long` past that)." } } }),
             )),
             ok_status: "200",
             ok: json_ok("The objection as recorded.", schema_ref("Objection")),
@@ -405,7 +405,7 @@ fn document() -> Value {
             body: Some(json_body(
                 json!({ "type": "object", "required": ["record", "correction", "commitment"], "additionalProperties": false, "properties": {
                     "record": { "type": "object", "required": ["provider", "id"], "properties": { "provider": { "type": "string" }, "id": { "type": "string" } } },
-                    "correction": { "type": "string", "maxLength": 2000 }, "commitment": { "type": "string", "maxLength": 2000 } } }),
+                    "correction": { "type": "string", "description": "At most 2000 bytes of UTF-8." }, "commitment": { "type": "string", "description": "At most 2000 bytes of UTF-8." } } }),
             )),
             ok_status: "200",
             ok: json_ok("The application, waiting for a reviewer.", schema_ref("RepairApplication")),

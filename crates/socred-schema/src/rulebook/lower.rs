@@ -10,8 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use socred_core::expr::Scope;
-use socred_core::record::FieldType;
+use socred_core::expr::{Outcome, Scope};
+use socred_core::id::SubjectKind;
+use socred_core::record::{FieldType, Fields, Value};
 use socred_core::rulebook::{
     AssignedGrade, CalendarPeriod, Cap, Condition, DisputePolicy, Escalation, Expectation,
     FieldDef, GradeBand, KindSet, ListDef, ListKind, Measure, MeasureKind, Points, RecordEntry,
@@ -365,6 +366,91 @@ impl Lowering<'_, '_, '_> {
         what: &str,
     ) -> Option<socred_core::expr::Program> {
         cel::compile(self.diag, source, Scope::Record { fields }, gives, what)
+    }
+
+    /// Reports an expression about a record that fails (or gives no value
+    /// of its kind) on every record of the type among a few sample values
+    /// of its fields (within their bounds and values): at run time a
+    /// failure counts as false or as no points, and the rule would do
+    /// nothing in silence. `fields.cycles / 0` is caught here;
+    /// `100 / fields.cycles`, which fails on one value only, is not.
+    fn fails_on_samples(
+        &mut self,
+        program: &socred_core::expr::Program,
+        record_type: &RecordType,
+        gives: cel::Gives,
+        span: &std::ops::Range<usize>,
+        what: &str,
+    ) {
+        const TRIED_MAX: usize = 64;
+        let samples: Vec<(Arc<str>, Vec<Option<Value>>)> = record_type
+            .fields
+            .iter()
+            .map(|def| (def.name.clone(), field_samples(def)))
+            .collect();
+        let kind = if record_type.subject_kinds.contains(SubjectKind::Person) {
+            SubjectKind::Person
+        } else {
+            SubjectKind::Organisation
+        };
+        let combinations = samples
+            .iter()
+            .try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()))
+            .unwrap_or(usize::MAX)
+            .min(TRIED_MAX);
+        let mut failure = None;
+        for mut index in 0..combinations {
+            let fields: Fields = samples
+                .iter()
+                .filter_map(|(name, values)| {
+                    let value = values[index % values.len()].clone();
+                    index /= values.len();
+                    Some((name.clone(), value?))
+                })
+                .collect();
+            let context = socred_core::expr::Context {
+                fields: Some(&fields),
+                record_type: &record_type.id,
+                provider: "",
+                subject_kind: kind,
+                profession: "",
+                score: None,
+                grade: "",
+                lists: &[],
+            };
+            let shown = || {
+                let given: Vec<String> = fields
+                    .iter()
+                    .map(|(name, value)| format!("{name} = {}", sample_text(value)))
+                    .collect();
+                if given.is_empty() {
+                    "no field given".to_string()
+                } else {
+                    given.join(", ")
+                }
+            };
+            match (program.eval(&context), gives) {
+                (Ok(Outcome::Bool(_)), cel::Gives::Bool)
+                | (Ok(Outcome::Int(_)), cel::Gives::Number) => return,
+                (Ok(Outcome::Double(x)), cel::Gives::Number) if x.is_finite() => return,
+                (Ok(other), _) => {
+                    failure.get_or_insert_with(|| format!("with {} it gives {other:?}", shown()));
+                }
+                (Err(message), _) => {
+                    failure.get_or_insert_with(|| format!("with {}: {message}", shown()));
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            self.diag.error(
+                span,
+                format!(
+                    "{what} fails on every record tried ({combinations} sets of field values, \
+                     within their bounds), e.g. {failure}; at run time a failure counts as no \
+                     points or as false, so the rule would do nothing in silence"
+                ),
+            );
+        }
     }
 
     // ----- header ----------------------------------------------------------
@@ -914,6 +1000,18 @@ impl Lowering<'_, '_, '_> {
             Some(_) => None,
             None => Some(None),
         };
+        let record_type = type_index.and_then(|index| catalog.types.get(index)?.as_ref());
+        if let (Some(Some(program)), Some(when), Some(record_type)) =
+            (&condition, &rule.when, record_type)
+        {
+            self.fails_on_samples(
+                program,
+                record_type,
+                cel::Gives::Bool,
+                &when.span,
+                &format!("`when` of {what}"),
+            );
+        }
         let points = match &rule.points.value {
             raw::Points::Constant(points) => Some(Points::Constant(*points)),
             raw::Points::Expression(source) if info.is_some() => {
@@ -921,13 +1019,22 @@ impl Lowering<'_, '_, '_> {
                     value: source.clone(),
                     span: rule.points.span.clone(),
                 };
-                self.cel_record(
+                let program = self.cel_record(
                     &located,
                     &fields,
                     cel::Gives::Number,
                     &format!("`points` of {what}"),
-                )
-                .map(Points::Expression)
+                );
+                if let (Some(program), Some(record_type)) = (&program, record_type) {
+                    self.fails_on_samples(
+                        program,
+                        record_type,
+                        cel::Gives::Number,
+                        &located.span,
+                        &format!("`points` of {what}"),
+                    );
+                }
+                program.map(Points::Expression)
             }
             raw::Points::Expression(_) => None,
         };
@@ -2079,6 +2186,60 @@ fn describe_kinds(kinds: KindSet) -> &'static str {
         (true, false) => "persons",
         (false, true) => "organisations",
         (false, false) => "no subjects",
+    }
+}
+
+/// A few values of a field for [`Lowering::fails_on_samples`], inside its
+/// bounds and values; `None` (left out) too when it is optional.
+fn field_samples(def: &FieldDef) -> Vec<Option<Value>> {
+    let within = |x: f64| def.min.is_none_or(|min| x >= min) && def.max.is_none_or(|max| x <= max);
+    let numbers = || {
+        let mut numbers: Vec<f64> = [1.0, 0.0, 2.5, 1000.0, -1.0]
+            .into_iter()
+            .chain(def.min)
+            .chain(def.max)
+            .filter(|&x| within(x))
+            .collect();
+        numbers.dedup();
+        numbers
+    };
+    let mut values: Vec<Option<Value>> = match def.field_type {
+        FieldType::Int => {
+            let mut ints: Vec<i64> = numbers()
+                .into_iter()
+                .map(|x| x.ceil() as i64)
+                .filter(|&n| within(n as f64))
+                .collect();
+            ints.dedup();
+            ints.into_iter().map(|n| Some(Value::Int(n))).collect()
+        }
+        FieldType::Number => numbers()
+            .into_iter()
+            .map(|x| Some(Value::Number(x)))
+            .collect(),
+        FieldType::Bool => vec![Some(Value::Bool(true)), Some(Value::Bool(false))],
+        FieldType::Text => match &def.values {
+            Some(values) => values
+                .iter()
+                .map(|v| Some(Value::Text(v.clone())))
+                .collect(),
+            None => vec![Some(Value::Text("a".into())), Some(Value::Text("".into()))],
+        },
+        FieldType::Date => vec![Some(Value::Text("2026-01-01".into()))],
+        FieldType::Subject => vec![Some(Value::Text("11010519491231002X".into()))],
+    };
+    if values.is_empty() || !def.required {
+        values.push(None);
+    }
+    values
+}
+
+fn sample_text(value: &Value) -> String {
+    match value {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(n) => n.to_string(),
+        Value::Number(x) => x.to_string(),
+        Value::Text(text) => format!("{text:?}"),
     }
 }
 

@@ -492,13 +492,7 @@ fn uploaded_rulebook<'b>(
         Some("application/toml" | "text/plain" | "text/x-toml") => {}
         other => return Err(unsupported(other, "application/toml (the rulebook file)")),
     }
-    let text = std::str::from_utf8(body).map_err(|error| {
-        ApiError::bad_request(
-            "invalid_rulebook",
-            format!("the rulebook is not UTF-8: {error}"),
-        )
-    })?;
-    let rulebook = socred_schema::load_rulebook("rulebook", text).map_err(|errors| {
+    let rulebook = socred_schema::load_rulebook_bytes("rulebook", body).map_err(|errors| {
         let problems: Vec<_> = errors
             .problems
             .iter()
@@ -510,6 +504,8 @@ fn uploaded_rulebook<'b>(
         )
         .with_detail("problems", serde_json::Value::Array(problems))
     })?;
+    // It loaded, so it is UTF-8.
+    let text = std::str::from_utf8(body).unwrap_or_default();
     Ok((rulebook, text))
 }
 

@@ -199,6 +199,23 @@ async fn a_rulebook_upload_is_validated_kept_and_recomputes_every_file() {
         problem["line"].as_u64().unwrap() > 1 && problem["column"].as_u64().unwrap() >= 1,
         "{problem}"
     );
+    // Not UTF-8 (saved as Latin-1, say): a problem where the byte stands.
+    let mut latin1 = original.clone().into_bytes();
+    latin1.extend_from_slice(b"\n# caf\xe9\n");
+    let reply = h
+        .send(
+            Method::PUT,
+            "/v1/admin/rulebook",
+            Some(ADMIN),
+            Some("application/toml"),
+            latin1,
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_rulebook");
+    let problem = &reply.json()["error"]["problems"][0];
+    let last_line = original.lines().count() as u64 + 2;
+    assert_eq!(problem["line"], last_line, "{problem}");
+    assert_eq!(problem["column"], 6, "{problem}");
 
     // A new version where fare evasion bans for 7 days only: Alice's entry of 2026-05-20 is over.
     let shorter = seven_day_bans(&original, "test.2");
