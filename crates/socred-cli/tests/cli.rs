@@ -760,7 +760,7 @@ fn whatif_compares_two_rulebooks_on_one_history() {
         ],
         "",
     );
-    assert_eq!(piped.status.code(), Some(1));
+    assert_eq!(piped.status.code(), Some(2), "a usage error");
     assert!(
         text(&piped.stderr).contains("standard input"),
         "{}",

@@ -947,7 +947,7 @@ impl Engine {
             }
             EntrySource::Derived(index) => {
                 let derived = &state.derived[index as usize];
-                (Some(derived.record.clone()), None, Some(derived.via))
+                (Some(derived.record.clone()), None, Some(derived))
             }
             EntrySource::Grade { .. } => (None, None, None),
             EntrySource::AssignedGrade { record, .. } => match state.records.get(record as usize) {
@@ -963,7 +963,9 @@ impl Engine {
             until,
             record,
             record_type,
-            via,
+            via: via.map(|derived| derived.via),
+            relation: via.map(|derived| derived.relation.clone()),
+            reach_legal_basis: via.and(list.reach_legal_basis.clone()),
         }
     }
 }
@@ -1110,6 +1112,12 @@ pub enum Ground {
         /// The related subject whose entry reaches this one.
         #[serde(skip_serializing_if = "Option::is_none")]
         via: Option<SubjectId>,
+        /// How it is related to `via` (`legal_representative`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        relation: Option<Arc<str>>,
+        /// The law under which the entry reaches it, when the list names one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reach_legal_basis: Option<Arc<str>>,
     },
     Grade {
         model: Name,
@@ -1285,6 +1293,7 @@ mod tests {
             public: false,
             schedule: Some(Schedule::Monthly),
             reach: Vec::new(),
+            reach_legal_basis: None,
             review_required: false,
             excluded_by: Vec::new(),
         };

@@ -97,6 +97,12 @@ pub struct EntryView {
     pub record: Option<RecordKey>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<SubjectId>,
+    /// How the subject is related to `via` (`legal_representative`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<Arc<str>>,
+    /// The law under which an entry of `via` reaches the subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach_legal_basis: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grade_score: Option<i64>,
 }
@@ -237,7 +243,7 @@ impl Engine {
                 }
                 EntrySource::Derived(i) => {
                     let derived = &state.derived[i as usize];
-                    (Some(derived.record.clone()), Some(derived.via), None)
+                    (Some(derived.record.clone()), Some(derived), None)
                 }
                 EntrySource::Grade { score, .. } => (None, None, Some(score)),
                 // A grade assigned by a record names that record.
@@ -255,7 +261,9 @@ impl Engine {
                 public: list.public,
                 legal_basis: list.legal_basis.clone(),
                 record,
-                via,
+                via: via.map(|derived| derived.via),
+                relation: via.map(|derived| derived.relation.clone()),
+                reach_legal_basis: via.and(list.reach_legal_basis.clone()),
                 grade_score,
             });
         }
@@ -473,11 +481,17 @@ impl CreditFile {
             }
             if let Some(via) = entry.via {
                 let _ = write!(line, ", through related subject {via}");
+                if let Some(relation) = &entry.relation {
+                    let _ = write!(line, " (as its {relation})");
+                }
             }
             if let Some(score) = entry.grade_score {
                 let _ = write!(line, ", by score {score} on the publication day");
             }
             let _ = writeln!(out, "{line}\n         legal basis: {}", entry.legal_basis);
+            if let Some(basis) = &entry.reach_legal_basis {
+                let _ = writeln!(out, "         reaching it: {basis}");
+            }
         }
         for left_off in &self.left_off {
             let _ = writeln!(

@@ -1448,6 +1448,7 @@ mod tests {
             public: true,
             schedule: None,
             reach: Vec::new(),
+            reach_legal_basis: None,
             review_required: false,
             excluded_by: Vec::new(),
         };

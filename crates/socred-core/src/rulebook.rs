@@ -312,6 +312,10 @@ pub struct ListDef {
     /// Relations (names of catalog relation fields) whose subjects are
     /// restricted too while an organisation is on this list.
     pub reach: Vec<Arc<str>>,
+    /// The law under which `reach` restricts the related subjects, shown
+    /// with each entry that reaches one (None: the list's own basis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach_legal_basis: Option<Arc<str>>,
     /// Entries need a second person's approval before they take effect.
     pub review_required: bool,
     /// Lists that exclude this one: a subject with an entry in force on any

@@ -299,6 +299,7 @@ pub fn rulebook(fare_points: i64) -> Rulebook {
         public: true,
         schedule: None,
         reach: vec![Arc::from("legal_representative")],
+        reach_legal_basis: None,
         review_required: true,
         excluded_by: Vec::new(),
     };

@@ -1498,6 +1498,12 @@ impl Lowering<'_, '_, '_> {
             }
         }
         let reach = self.reach(raw, kinds, catalog, &what);
+        let reach_legal_basis = match &raw.reach_legal_basis {
+            Some(basis) => self
+                .legal_basis(basis, &format!("the reach of {what}"))
+                .map(|basis| Some(Arc::from(basis))),
+            None => Some(None),
+        };
         let (grade_entries, grade_model) = grade_entry?;
         let (duration_min, duration_max) = durations?;
         (exits_ok && has_entry).then_some(())?;
@@ -1520,6 +1526,7 @@ impl Lowering<'_, '_, '_> {
                 raw::Schedule::Monthly => Schedule::Monthly,
             }),
             reach: reach?,
+            reach_legal_basis: reach_legal_basis?,
             review_required: raw.review,
             // Resolved once every list's id is known (see `exclusions`).
             excluded_by: Vec::new(),

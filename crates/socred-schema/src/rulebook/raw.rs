@@ -492,6 +492,11 @@ pub struct List {
     /// restricted too while an organisation is on the list.
     #[serde(default)]
     pub reach: Vec<Located<String>>,
+    /// The law under which `reach` restricts the related subjects (for the
+    /// defaulters' list, Fa Shi [2015] No. 17, art. 3), shown with every
+    /// entry that reaches one. Without `reach` it has nothing to say.
+    #[serde(default)]
+    pub reach_legal_basis: Option<Located<String>>,
     /// Ids of lists that exclude this one: a subject with an entry in force
     /// on any of them on a day is not on this list that day (e.g. a red
     /// list excluded by the black lists). Not the list itself, and no cycles.
