@@ -475,7 +475,9 @@ impl Engine {
         if state.relations.is_empty() {
             return out;
         }
-        let relations = self.relation_spans(state);
+        // Dated only once an entry is found to pass on: most organisations
+        // with relations are on no list that reaches.
+        let mut relations = None;
         for effect in &state.effects {
             let Source::ListEntry { list } = &effect.source else {
                 continue;
@@ -483,7 +485,11 @@ impl Engine {
             let Some(def) = self.rulebook.lists.iter().find(|l| &l.id == list) else {
                 continue;
             };
-            for (name, subject, held) in &relations {
+            if def.reach.is_empty() {
+                continue;
+            }
+            let relations = relations.get_or_insert_with(|| self.relation_spans(state));
+            for (name, subject, held) in relations.iter() {
                 if !def.reach.contains(name) || *subject == state.subject {
                     continue;
                 }

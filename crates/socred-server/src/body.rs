@@ -39,11 +39,38 @@ impl FromRequest<AppState> for RawBody {
                 "invalid_body",
                 format!(
                     "the request body could not be read: {}",
-                    rejection.body_text()
+                    unread_body(&rejection)
                 ),
             )),
         }
     }
+}
+
+/// What went wrong reading a body, in the client's terms where the HTTP
+/// layer says which: a body cut short, or chunks that do not parse (with
+/// the HTTP layer's own words for what is wrong in them).
+fn unread_body(rejection: &axum::extract::rejection::BytesRejection) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    return "it ended before it was whole: the connection closed before the \
+                            length its Content-Length declared, or before its last chunk"
+                        .to_string()
+                }
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                    return format!(
+                        "its chunked transfer encoding is malformed: {}",
+                        socred_core::printable::printable(&io.to_string())
+                    )
+                }
+                _ => {}
+            }
+        }
+        cause = error.source();
+    }
+    rejection.body_text()
 }
 
 /// Whether reading a body failed because it stalled (`listen.rs`).

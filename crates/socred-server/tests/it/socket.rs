@@ -404,3 +404,49 @@ async fn answers_to_a_caller_with_a_token_are_not_cached() {
     assert_eq!(public.header("cache-control"), None);
     assert_eq!(public.header("x-content-type-options"), Some("nosniff"));
 }
+
+/// A body that cannot be read says why: chunks that do not parse, or a
+/// body cut short by the client closing its side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_body_says_why() {
+    let h = Harness::new().await;
+    let addr = on_a_socket(&h, Timeouts::default()).await;
+    let head = format!(
+        "POST /v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {COURT}\r\n\
+         Content-Type: application/x-ndjson\r\n"
+    );
+    let cases = [
+        (
+            format!("{head}Transfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"),
+            false,
+            "chunked transfer encoding is malformed",
+        ),
+        (
+            format!("{head}Content-Length: 100\r\n\r\n{{\"provider\":"),
+            true,
+            "ended before it was whole",
+        ),
+    ];
+    // A client that closes its side of the connection still reads the
+    // answer on the other.
+    for (request, half_close, says) in cases {
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            if half_close {
+                stream.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("\"invalid_body\""), "{answer}");
+        assert!(answer.contains(says), "{answer}");
+    }
+}
