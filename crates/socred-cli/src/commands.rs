@@ -497,12 +497,7 @@ pub fn whatif(input: Input, against: &Path, group_min: u64) -> anyhow::Result<Co
             day,
             group_min,
         );
-        let mut out = io::stdout().lock();
-        // Into bytes first: an error writing them is then an I/O error, which
-        // a reader gone away (`| head`) is not a failure of.
-        let text = serde_json::to_vec_pretty(&report).context("cannot write the report")?;
-        out.write_all(&text).context("cannot write the report")?;
-        writeln!(out).context("cannot write to stdout")?;
+        print_report(&report)?;
         let code = if base.rejected > 0 || other.rejected > 0 {
             exit::REJECTED
         } else {
@@ -530,12 +525,7 @@ pub fn timeline(input: Input, from: &str, every: &str, group_min: u64) -> anyhow
             .engine
             .timeline(&loaded.records, &loaded.facts, &plan, |_| progress.inc(1));
         progress.finish_and_clear();
-        let mut out = io::stdout().lock();
-        // Into bytes first: an error writing them is then an I/O error, which
-        // a reader gone away (`| head`) is not a failure of.
-        let text = serde_json::to_vec_pretty(&report).context("cannot write the report")?;
-        out.write_all(&text).context("cannot write the report")?;
-        writeln!(out).context("cannot write to stdout")?;
+        print_report(&report)?;
         Ok(finish(loaded))
     })
 }
@@ -602,6 +592,18 @@ fn warn_pilot(text: &str, warning: Option<IdWarning>) {
             "warning: {text}: check character is `{found}`, expected `{expected}`; accepted as an early pilot code"
         );
     }
+}
+
+/// A report as pretty JSON on stdout. Into bytes first: an error writing
+/// them is then an I/O error, which a reader gone away (`| head`) is not a
+/// failure of.
+fn print_report(report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(report).context("cannot write the report")?;
+    text.push(b'\n');
+    io::stdout()
+        .lock()
+        .write_all(&text)
+        .context("cannot write the report")
 }
 
 /// Today in China Standard Time, as the server reads it: the only place

@@ -46,17 +46,6 @@ pub(super) async fn refuse_dropping_held_types(
     ))
 }
 
-/// A stored item as the wire format has it.
-pub(crate) fn wire_item(item: &Item) -> wire::Item {
-    match item {
-        Item::Record(record) => wire::Item::Record(record.clone()),
-        Item::Fact { fact, record_type } => wire::Item::Fact {
-            fact: fact.clone(),
-            record_type: *record_type,
-        },
-    }
-}
-
 /// Refuses a rulebook under which records the registry holds would no
 /// longer be valid: a record type whose fields or subject kinds changed so
 /// that a record in effect, a correction of one, or a record or correction

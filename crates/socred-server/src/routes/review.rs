@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socred_core::{RecordKey, SubjectId};
-use socred_schema::wire::{control_character, Controls};
+use socred_schema::wire::{self, control_character, Controls};
 use socred_store::{Item, ItemKey, PendingItem, Role, StoreError};
 
 use crate::auth::Caller;
@@ -49,8 +49,14 @@ pub struct PendingList {
 /// An item as its provider sent it: a line of the wire format
 /// (docs/records.md), a correction with its `type`.
 fn item_json(item: &Item) -> Value {
-    let line = socred_schema::wire::to_line(&crate::routes::held::wire_item(item));
-    serde_json::from_str(&line).unwrap_or(Value::Null)
+    let wire = match item {
+        Item::Record(record) => wire::Item::Record(record.clone()),
+        Item::Fact { fact, record_type } => wire::Item::Fact {
+            fact: fact.clone(),
+            record_type: *record_type,
+        },
+    };
+    serde_json::from_str(&wire::to_line(&wire)).unwrap_or(Value::Null)
 }
 
 pub(crate) fn view(pending: PendingItem) -> PendingView {
