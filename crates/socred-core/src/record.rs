@@ -296,6 +296,20 @@ pub struct Fact {
 }
 
 impl Fact {
+    /// The record this fact takes out of the file, as if it never existed:
+    /// a retraction, or a dispute resolved by retracting it.
+    pub fn retracts(&self) -> Option<&RecordKey> {
+        match &self.kind {
+            FactKind::Retracted { record }
+            | FactKind::Resolved {
+                record,
+                outcome: Outcome::Retracted,
+                ..
+            } => Some(record),
+            _ => None,
+        }
+    }
+
     pub fn record(&self) -> Option<&RecordKey> {
         match &self.kind {
             FactKind::Retracted { record }

@@ -489,6 +489,7 @@ fn bounds_and_values_fit_their_fields_type() {
             "holds \"a\" twice",
         ),
         (" n = { type = \"number\", max = nan } ", "must be finite"),
+        (" n = { type = \"int\", min = 1e300 } ", "beyond ±2^53"),
     ];
     for (fields, message) in cases {
         let record_type = record_type_lines("civic.conduct", "Conduct", "civic", fields);

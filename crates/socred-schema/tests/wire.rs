@@ -310,6 +310,7 @@ fn values_outside_a_fields_bounds_or_list_are_refused_by_name() {
         (line("commercial.bank_arrears", r#"{"cycles": 0, "amount_yuan": 10}"#), "out_of_range", "at least 1, found 0"),
         (line("positive.charitable_donation", r#"{"amount_yuan": -5000}"#), "out_of_range", "field `amount_yuan` must be at least 0, found -5000"),
         (line("positive.volunteering", r#"{"hours": -0.5}"#), "out_of_range", "at least 0, found -0.5"),
+        (line("positive.volunteering", r#"{"hours": -1e-300}"#), "out_of_range", "at least 0, found -1e-300"),
         (line("positive.honour", r#"{"level": "National"}"#), "not_one_of", "field `level` must be one of national, provincial, municipal, county, township, village, found \"National\""),
         (line("judicial.judgment_default", r#"{"case_no": "c", "trigger": "bad_attitude"}"#), "not_one_of", "found \"bad_attitude\""),
     ];

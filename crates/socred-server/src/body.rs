@@ -25,6 +25,16 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<RawBody, ApiError> {
+        RawBody::read(request, state, state.limits().body_bytes_max).await
+    }
+}
+
+impl RawBody {
+    /// Reads the body of a route whose limit is `max` (the route's layer
+    /// enforces it as the body arrives): a body that declares more is
+    /// refused before anything of it is read.
+    pub async fn read(request: Request, state: &AppState, max: usize) -> Result<RawBody, ApiError> {
+        refuse_declared_over(request.headers(), max)?;
         match Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(RawBody(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -96,7 +106,7 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// Refuses, before reading it, a body whose declared length is over
 /// `max`: the client learns at once rather than after sending it all.
-pub fn refuse_declared_over(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
+fn refuse_declared_over(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())

@@ -622,6 +622,16 @@ impl Lowering<'_, '_, '_> {
                 let message = format!("`{key}` of field `{}` of {what} must be finite", name.value);
                 self.diag.error(&bound.span, message);
                 ok = false;
+            } else if field.field_type == raw::FieldType::Int && bound.value.abs() > INT_BOUND_MAX {
+                // Beyond it a double is no longer exact, and the comparison
+                // with a record's int would be off.
+                let message = format!(
+                    "`{key}` of int field `{}` of {what} is beyond ±2^53 ({INT_BOUND_MAX}), \
+                     the largest bound compared exactly",
+                    name.value
+                );
+                self.diag.error(&bound.span, message);
+                ok = false;
             }
         }
         if let (Some(min), Some(max)) = (&field.min, &field.max) {
@@ -2195,6 +2205,10 @@ fn describe_kinds(kinds: KindSet) -> &'static str {
         (false, false) => "no subjects",
     }
 }
+
+/// The largest bound an int field may give: 2^53, up to which a double
+/// holds every integer exactly.
+const INT_BOUND_MAX: f64 = 9_007_199_254_740_992.0;
 
 /// A few values of a field for [`Lowering::fails_on_samples`], inside its
 /// bounds and values; `None` (left out) too when it is optional.

@@ -647,32 +647,37 @@ pub(crate) fn lower_fields(
 /// Refuses a value outside its field's bounds (`out_of_range`) or list of
 /// values (`not_one_of`).
 fn within_constraints(def: &FieldDef, value: &Value) -> Result<()> {
-    let number = match value {
-        Value::Int(value) => Some(*value as f64),
-        Value::Number(value) => Some(*value),
+    // An int is compared with its bounds as an integer (the rulebook keeps
+    // them within 2^53, where a double is exact): a least whole value at
+    // or above `min`, a greatest at or below `max`.
+    let out = match *value {
+        Value::Int(n) => match (def.min, def.max) {
+            (Some(min), _) if n < min.ceil() as i64 => Some(("at least", min.ceil())),
+            (_, Some(max)) if n > max.floor() as i64 => Some(("at most", max.floor())),
+            _ => None,
+        },
+        Value::Number(x) => match (def.min, def.max) {
+            (Some(min), _) if x < min => Some(("at least", min)),
+            (_, Some(max)) if x > max => Some(("at most", max)),
+            _ => None,
+        },
         Value::Bool(_) | Value::Text(_) => None,
     };
-    if let Some(number) = number {
-        let shown = |bound: f64| match value {
-            Value::Int(_) if bound.fract() == 0.0 => format!("{}", bound as i64),
-            _ => format!("{bound}"),
-        };
+    if let Some((side, bound)) = out {
         let found = match value {
-            Value::Int(value) => value.to_string(),
-            _ => number.to_string(),
+            Value::Int(n) => n.to_string(),
+            Value::Number(x) => number_text(*x),
+            _ => String::new(),
         };
-        let out = match (def.min, def.max) {
-            (Some(min), _) if number < min => Some(format!("at least {}", shown(min))),
-            (_, Some(max)) if number > max => Some(format!("at most {}", shown(max))),
-            _ => None,
-        };
-        if let Some(limit) = out {
-            return Err(problem(
-                "out_of_range",
-                field_path(&def.name),
-                format!("field `{}` must be {limit}, found {found}", def.name),
-            ));
-        }
+        return Err(problem(
+            "out_of_range",
+            field_path(&def.name),
+            format!(
+                "field `{}` must be {side} {}, found {found}",
+                def.name,
+                number_text(bound)
+            ),
+        ));
     }
     if let (Some(values), Value::Text(text)) = (&def.values, value) {
         if !values.iter().any(|allowed| **allowed == **text) {
@@ -690,6 +695,16 @@ fn within_constraints(def: &FieldDef, value: &Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A number as a message shows it: whole numbers without a fraction, very
+/// large or very small ones in exponent form (not 300 digits).
+fn number_text(x: f64) -> String {
+    if x == 0.0 || (1e-6..1e15).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 fn type_name(field_type: FieldType) -> &'static str {

@@ -649,7 +649,7 @@ async fn read_registry(
         };
         let draft = draft.clone();
         let (page_refused, back) = tokio::task::spawn_blocking(move || {
-            let (draft_records, refused) = as_draft_reads(&draft, &records);
+            let (draft_records, refused) = as_draft_reads(&draft, &records, &facts);
             let (base, other) = ((&records[..], &facts[..]), (&draft_records[..], &facts[..]));
             match reading {
                 Reading::Gather => paged.gather(base, other),
@@ -671,14 +671,23 @@ async fn read_registry(
 /// `records` as the draft reads them: its catalog checks each again (each
 /// written back to the wire format and parsed under the draft), and
 /// numbers the record types its own way. Also the count of those it
-/// refuses (a type it lacks, or fields its schema does not take).
+/// refuses (a type it lacks, or fields its schema does not take). Records
+/// that `facts` retract are left out, and not counted.
 fn as_draft_reads(
     draft: &socred_core::Engine,
     records: &[socred_core::Record],
+    facts: &[socred_core::Fact],
 ) -> (Vec<socred_core::Record>, u64) {
+    // A retracted record is in no file under either rulebook: it is not
+    // read again, nor counted as refused.
+    let retracted: std::collections::HashSet<&socred_core::RecordKey> = facts
+        .iter()
+        .filter_map(socred_core::Fact::retracts)
+        .collect();
     let mut refused = 0u64;
     let read = records
         .iter()
+        .filter(|record| !retracted.contains(&record.key))
         .filter_map(|record| {
             let line =
                 socred_schema::wire::to_line(&socred_schema::wire::Item::Record(record.clone()));

@@ -199,16 +199,19 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    /// A subject's records in effect and the corrections of them.
+    /// A subject's records in effect and the corrections of them: a
+    /// retracted record is as if it never existed, and binds no rulebook.
     fn history(&mut self, records: &[Record], facts: &[Fact]) {
-        for record in records {
+        let retracted: Vec<&RecordKey> = facts.iter().filter_map(Fact::retracts).collect();
+        let in_effect = |record: &&Record| !retracted.contains(&&record.key);
+        for record in records.iter().filter(in_effect) {
             self.record(record);
         }
         for fact in facts {
             let Some(key) = correction_of(fact) else {
                 continue;
             };
-            if let Some(record) = records.iter().find(|record| record.key == *key) {
+            if let Some(record) = records.iter().filter(in_effect).find(|r| r.key == *key) {
                 self.fact(fact, &record.type_id);
             }
         }

@@ -22,7 +22,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ use socred_schema::wire::{self, LineParser, LineResult, Rejection};
 use socred_store::{Item, Outcome, Principal, ReviewNeed, Role, Submission};
 
 use crate::auth::Caller;
-use crate::body::{json_error, media_type, refuse_declared_over, unsupported, Params, RawBody};
+use crate::body::{json_error, media_type, unsupported, Params, RawBody};
 use crate::error::ApiError;
 use crate::metrics::INGEST_STATUSES;
 use crate::routes::audit_draft;
@@ -142,8 +142,8 @@ pub async fn post_records(
     };
     // Read only now: a caller refused above does not make the server
     // take in up to 64 MiB first, nor one that says it sends more.
-    refuse_declared_over(&headers, state.limits().ingest_body_bytes_max)?;
-    let RawBody(body) = RawBody::from_request(request, &state).await?;
+    let RawBody(body) =
+        RawBody::read(request, &state, state.limits().ingest_body_bytes_max).await?;
     let scope = match principal.role {
         Role::Provider => Some(Caller::scope(&principal)?.to_string()),
         _ => None,
@@ -338,6 +338,8 @@ fn parse_body(current: &Current, body: &[u8], format: Format) -> Result<Vec<Slot
                     ),
                 )
             })?;
+            // A byte-order mark, as an NDJSON or CSV body may start with.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             let trimmed = text.trim_ascii_start();
             if trimmed.starts_with('{') {
                 // One object: a body that is not JSON at all is refused

@@ -1221,3 +1221,43 @@ async fn a_decision_names_the_rulebook_that_folded_the_file() {
     assert_eq!(decide(&a).await, (json!(label), json!("2026-06-19")));
     assert_eq!(a.get("/v1/rulebook", None).await.json()["label"], label);
 }
+
+/// A retracted record is as if it never existed: it binds no rulebook, and
+/// a draft's impact does not count it as refused.
+#[tokio::test]
+async fn a_retracted_record_binds_no_rulebook() {
+    let h = Harness::new().await;
+    h.ingest(COURT, &[admin_penalty("ap-9", acme(), "2026-05-20")])
+        .await
+        .expect(StatusCode::OK);
+    let original = rulebook_text(&h).await;
+    let unbounded = "penalty_yuan = { type = \"number\", min = 0 }";
+    assert!(original.contains(unbounded));
+    // The penalty was 20,000 yuan: a draft that allows at most 100 refuses it.
+    let bounded = with_version(&original, "test.9").replace(
+        unbounded,
+        "penalty_yuan = { type = \"number\", min = 0, max = 100 }",
+    );
+    let refused = |text: String| {
+        let send = h.send(
+            Method::POST,
+            "/v1/admin/rulebook/impact",
+            Some(ADMIN),
+            Some("application/toml"),
+            text,
+        );
+        async move { send.await.expect(StatusCode::OK).json()["refused"].clone() }
+    };
+    assert_eq!(refused(bounded.clone()).await, 1);
+    put_rulebook(&h, bounded.clone())
+        .await
+        .expect_error(StatusCode::CONFLICT, "records_no_longer_valid");
+
+    let retraction = json!({"fact": "retracted", "provider": COURT_ID, "record": "ap-9",
+        "subject": acme().to_string(), "at": "2026-05-25"});
+    h.ingest(COURT, &[retraction.to_string()])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(refused(bounded.clone()).await, 0);
+    put_rulebook(&h, bounded).await.expect(StatusCode::OK);
+}

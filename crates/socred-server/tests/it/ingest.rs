@@ -104,6 +104,11 @@ async fn every_item_gets_a_result_and_bad_ones_are_reported_with_their_index() {
         ]
     );
 
+    // A byte-order mark before the array is read past, as before a line.
+    let body = format!("\u{feff}[{good}]");
+    let json = post_records(&h, "/v1/records", "application/json", body).await;
+    assert_eq!(seen(&json), [(0, "duplicate", "")]);
+
     // `report=problems` leaves out what went in.
     let body = format!("[{good},{unknown_key}]");
     let json = post_records(&h, "/v1/records?report=problems", "application/json", body).await;

@@ -314,6 +314,15 @@ async fn writes_that_will_be_refused_are_refused_before_their_body() {
             "413",
             "body_too_large",
         ),
+        // The same on a route of the smaller limit (4 MiB; 50 MB is over).
+        (
+            "POST /v1/decisions",
+            RAIL,
+            "application/json",
+            "",
+            "413",
+            "body_too_large",
+        ),
     ];
     for (line, token, media, extra, status, code) in cases {
         let auth = if token.is_empty() {
