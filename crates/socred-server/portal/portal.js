@@ -531,6 +531,21 @@ async function myFile(notice) {
       el("td", {}, effect.legal_basis),
     ),
   );
+  // Points taken for an expectation not met (gain at least so many points
+  // a year, or else …): every period that fell short, with its basis.
+  const penalties = (file.models || []).flatMap((model) =>
+    (model.penalties || []).map((penalty) =>
+      el("tr", {},
+        el("td", {}, model.model + " / " + penalty.expectation),
+        el("td", { class: "date" }, penalty.period_start),
+        el("td", { class: "num" }, String(penalty.gained) + " of " + String(penalty.gain_min)),
+        el("td", { class: "num" }, String(penalty.points)),
+        el("td", { class: "date" }, penalty.start + " – " + penalty.end),
+        el("td", {}, penalty.in_force ? "counts" : "counted"),
+        el("td", {}, penalty.legal_basis),
+      ),
+    ),
+  );
   const logRow = (entry) =>
     el("tr", {}, el("td", { class: "date" }, chinaTime(entry.at_ms)), el("td", {}, entry.actor), el("td", {}, entry.role), el("td", {}, entry.purpose), el("td", {}, entry.action), el("td", {}, entry.detail));
   const logTable = table("access-log", ["When", "Who", "Role", "Purpose", "What", "Detail"], log.entries.map(logRow), "Nobody has read your file yet.");
@@ -567,6 +582,8 @@ async function myFile(notice) {
     table("open-items", ["Record", "Since", "Resolve by", "Deadline", "Your statement"], openItems, "No objection of yours is open."),
     el("h3", {}, "Points and list entries, with their rules"),
     table("effects", ["Record", "Rule or list", "Points", "Counted", "Status", "Legal basis"], effects, "No record has an effect."),
+    el("h3", {}, "Expectations not met"),
+    table("penalties", ["Model / expectation", "Period from", "Points gained of those expected", "Points", "Counted", "Status", "Legal basis"], penalties, "No expectation has gone unmet."),
     el("h3", {}, "Who read your file, and why"),
     el("p", { class: "muted" }, "Every read and change of your file, oldest first; this page's own reads are among them."),
     logTable,

@@ -301,6 +301,17 @@ async fn served_registry(
     })
     .to_string();
     h.ingest(METRO, &[markup]).await.expect(StatusCode::OK);
+    // Bob has consented to scoring since New Year's Day 2024, has a record
+    // in his file since 2023 (a fare evaded, which gives no points), and
+    // has gained nothing since: the yearly expectation of the default
+    // rulebook takes points for 2024 and for 2025.
+    h.ingest(METRO, &[fare_evasion("fe-2023", bob(), "2023-06-01")])
+        .await
+        .expect(StatusCode::OK);
+    let today = socred_server::Clock::now_ms(&*h.clock);
+    h.clock.set_ms(1_704_067_200_000);
+    consents(&h, bob(), BOB).await;
+    h.clock.set_ms(today);
     // More riders on the rail ban than one page of the list shows.
     let riders: Vec<String> = (1..=RIDERS)
         .map(|n| {
@@ -565,6 +576,13 @@ async fn a_subject_reads_its_own_file_in_a_browser() {
         assert!(records.contains("<img src=x"), "{records}");
         let images = browser.script("return document.querySelectorAll('img').length;");
         assert_eq!(images, json!(0), "a field's text became markup");
+        // The points his unmet expectations took, each with its basis.
+        let penalties = browser.text("#penalties");
+        assert!(penalties.contains("rongcheng / yearly_gain"), "{penalties}");
+        assert!(penalties.contains("2024-01-01"), "{penalties}");
+        assert!(penalties.contains("2025-01-01"), "{penalties}");
+        assert!(penalties.contains("-5"), "{penalties}");
+        assert!(penalties.contains("Illustrative only"), "{penalties}");
         let title = browser.script("return document.title;");
         assert_eq!(title, json!("socred — credit registry"));
         drop(browser);

@@ -376,6 +376,18 @@ pub fn honour(id: &str, subject: SubjectId, level: &str) -> String {
     .to_string()
 }
 
+/// `subject` grants its consent to scoring, with its own `token`, on the
+/// registry's day.
+pub async fn consents(h: &Harness, subject: SubjectId, token: &str) {
+    h.post_json(
+        &format!("/v1/subjects/{subject}/consent"),
+        Some(token),
+        &json!({"granted": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 /// Registers the civil affairs bureau ([`HONOURS`]); then makes each of
 /// `subjects` grade AAA under the default rulebook: it consents to scoring
 /// (with a subject token of its own) and is conferred a national and a
@@ -405,13 +417,7 @@ pub async fn make_exemplary(h: &Harness, subjects: &[SubjectId]) {
             .put_principal(&own, &hash_token(&token), Vec::new())
             .await
             .unwrap();
-        h.post_json(
-            &format!("/v1/subjects/{subject}/consent"),
-            Some(&token),
-            &json!({"granted": true}),
-        )
-        .await
-        .expect(StatusCode::OK);
+        consents(h, *subject, &token).await;
         lines.push(honour(&format!("honour-{subject}-1"), *subject, "national"));
         lines.push(honour(
             &format!("honour-{subject}-2"),

@@ -637,13 +637,7 @@ async fn a_late_record_shows_in_the_next_days_drawing() {
     let h = Harness::new().await;
     make_exemplary(&h, &[alice()]).await;
     // Bob consents and has a national honour: 1030 points, AA.
-    h.post_json(
-        &format!("/v1/subjects/{}/consent", bob()),
-        Some(BOB),
-        &json!({"granted": true}),
-    )
-    .await
-    .expect(StatusCode::OK);
+    consents(&h, bob(), BOB).await;
     h.ingest(HONOURS, &[honour("late-1", bob(), "national")])
         .await
         .expect(StatusCode::OK);
