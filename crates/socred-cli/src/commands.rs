@@ -555,19 +555,10 @@ fn subject_state(loaded: &Loaded, subject: SubjectId) -> socred_core::SubjectSta
     // The file of a subject the records never name reads like that of one
     // who has not consented: say which it is. A subject named only in
     // another's record (a company's legal representative) is known.
-    let named = || {
-        loaded.records.iter().any(|r| r.subject == subject)
-            || loaded.facts.iter().any(|f| f.subject == subject)
-    };
-    let related = || {
-        let text = subject.to_string();
-        loaded.records.iter().any(|r| {
-            r.fields.iter().any(
-                |(_, value)| matches!(value, socred_core::record::Value::Text(t) if **t == *text),
-            )
-        })
-    };
-    if !named() && !related() {
+    if !loaded
+        .engine
+        .is_named(subject, &loaded.records, &loaded.facts)
+    {
         note!(
             "note: the records name nothing about {subject}: the file below is that of a subject \
              the registry knows nothing about"

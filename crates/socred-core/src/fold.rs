@@ -545,10 +545,7 @@ impl Engine {
         for (record, record_type) in naming {
             let day = record.decided_at;
             for name in &record_type.relation_fields {
-                let named = match field_value(&record.fields, name) {
-                    Some(Value::Text(text)) => SubjectId::parse(text).ok().map(|parsed| parsed.id),
-                    _ => None,
-                };
+                let named = related_in(&record.fields, name);
                 match (open.get(name), named) {
                     (Some(&(held, _)), Some(named)) if held == named => continue,
                     (Some(&(held, from)), _) => {
@@ -647,10 +644,15 @@ fn relations_named<'f>(
     record_type
         .relation_fields
         .iter()
-        .filter_map(move |name| match field_value(fields, name) {
-            Some(Value::Text(text)) => SubjectId::parse(text).ok().map(|parsed| (name, parsed.id)),
-            _ => None,
-        })
+        .filter_map(move |name| Some((name, related_in(fields, name)?)))
+}
+
+/// The subject the relation field `name` of `fields` names, if any.
+fn related_in(fields: &Fields, name: &str) -> Option<SubjectId> {
+    match field_value(fields, name) {
+        Some(Value::Text(text)) => SubjectId::parse(text).ok().map(|parsed| parsed.id),
+        _ => None,
+    }
 }
 
 /// Items of subjects that share their hash with the subject of the run
@@ -1156,6 +1158,52 @@ impl Engine {
         facts: &[Fact],
         known_at: Day,
     ) -> SubjectState {
+        let mut wanted = self.naming(subject, records, facts);
+        wanted.insert(subject);
+        let records: Vec<&Record> = records
+            .iter()
+            .filter(|r| wanted.contains(&r.subject))
+            .collect();
+        let facts: Vec<&Fact> = facts
+            .iter()
+            .filter(|f| wanted.contains(&f.subject))
+            .collect();
+        let mut states: Vec<SubjectState> = Vec::with_capacity(wanted.len());
+        let mut scratch = Scratch::default();
+        for &one in &wanted {
+            let mut group: Vec<&Record> = records
+                .iter()
+                .copied()
+                .filter(|r| r.subject == one)
+                .collect();
+            let mut group_facts: Vec<&Fact> =
+                facts.iter().copied().filter(|f| f.subject == one).collect();
+            states.push(self.fold_group(one, &mut group, &mut group_facts, known_at, &mut scratch));
+        }
+        self.pass_on_reach(&mut states, known_at);
+        match states.binary_search_by_key(&subject, |s| s.subject) {
+            Ok(pos) => states.swap_remove(pos),
+            Err(_) => self.fold(subject, &[], &[], known_at),
+        }
+    }
+
+    /// Whether `records` and `facts` say anything about `subject`: its own,
+    /// or another's that names it in a relation field (a company's legal
+    /// representative).
+    pub fn is_named(&self, subject: SubjectId, records: &[Record], facts: &[Fact]) -> bool {
+        records.iter().any(|r| r.subject == subject)
+            || facts.iter().any(|f| f.subject == subject)
+            || !self.naming(subject, records, facts).is_empty()
+    }
+
+    /// The subjects whose records (or corrections of them) name `subject`
+    /// in a relation field.
+    fn naming(
+        &self,
+        subject: SubjectId,
+        records: &[Record],
+        facts: &[Fact],
+    ) -> BTreeSet<SubjectId> {
         let catalog = &self.rulebook.catalog;
         let names_it = |type_index: u32, fields: &Fields| {
             catalog.get(type_index as usize).is_some_and(|record_type| {
@@ -1192,32 +1240,7 @@ impl Engine {
                 }
             }
         }
-        wanted.insert(subject);
-        let records: Vec<&Record> = records
-            .iter()
-            .filter(|r| wanted.contains(&r.subject))
-            .collect();
-        let facts: Vec<&Fact> = facts
-            .iter()
-            .filter(|f| wanted.contains(&f.subject))
-            .collect();
-        let mut states: Vec<SubjectState> = Vec::with_capacity(wanted.len());
-        let mut scratch = Scratch::default();
-        for &one in &wanted {
-            let mut group: Vec<&Record> = records
-                .iter()
-                .copied()
-                .filter(|r| r.subject == one)
-                .collect();
-            let mut group_facts: Vec<&Fact> =
-                facts.iter().copied().filter(|f| f.subject == one).collect();
-            states.push(self.fold_group(one, &mut group, &mut group_facts, known_at, &mut scratch));
-        }
-        self.pass_on_reach(&mut states, known_at);
-        match states.binary_search_by_key(&subject, |s| s.subject) {
-            Ok(pos) => states.swap_remove(pos),
-            Err(_) => self.fold(subject, &[], &[], known_at),
-        }
+        wanted
     }
 
     /// Room for the states of `subjects` subjects, with some to spare for

@@ -320,14 +320,20 @@ async fn an_agency_learns_a_grade_but_not_the_score() {
         )
         .await
         .unwrap();
-    let decision = h
-        .get(
-            &format!("/v1/decisions?subject={dora}&measure=express_security_lane&purpose=boarding"),
-            Some("token-airport-security-0000"),
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json();
+    // The express security lane, as airport security asks about it.
+    let lane = |subject: SubjectId| {
+        let h = &h;
+        async move {
+            let uri = format!(
+                "/v1/decisions?subject={subject}&measure=express_security_lane&purpose=boarding"
+            );
+            h.get(&uri, Some("token-airport-security-0000"))
+                .await
+                .expect(StatusCode::OK)
+                .json()
+        }
+    };
+    let decision = lane(dora).await;
     assert_eq!(decision["applies"], true, "{decision}");
     let ground = &decision["reasons"][0]["grounds"][0];
     assert_eq!(ground["ground"], "grade", "{decision}");
@@ -349,14 +355,7 @@ async fn an_agency_learns_a_grade_but_not_the_score() {
     h.ingest(METRO, &[fare_evasion("fe-e", erin, "2026-05-20")])
         .await
         .expect(StatusCode::OK);
-    let decision = h
-        .get(
-            &format!("/v1/decisions?subject={erin}&measure=express_security_lane&purpose=boarding"),
-            Some("token-airport-security-0000"),
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json();
+    let decision = lane(erin).await;
     assert_eq!(decision["applies"], false, "{decision}");
     assert_eq!(
         decision["reasons"],
